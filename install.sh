@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what lvcrypt needs on a Debian 12 machine (run as root): the Debian
+# packages it uses or tests against, a virtualenv in .venv, and the project
+# in it (editable, with the test extras when asked: `bash install.sh test`).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+packages=(python3-venv lvm2 cryptsetup-bin keyutils fuse3 e2fsprogs util-linux)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+target="."
+[ "${1:-}" = "test" ] && target=".[test]"
+.venv/bin/pip install -q --disable-pip-version-check -e "$target"

@@ -1,0 +1,5 @@
+import sys
+
+from lvcrypt.cli import main
+
+sys.exit(main())

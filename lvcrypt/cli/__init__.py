@@ -1,0 +1,82 @@
+"""Command-line entry point: argument parsing, dispatch and the exit-status policy.
+
+Commands live in one module per family; only the module of the command being
+run is imported, because interpreter start-up and imports dominate the run
+time of report commands such as `lvs` (see benchmarks/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+from typing import NoReturn
+
+from lvcrypt.errors import LvcryptError, UsageError
+
+# command name -> module that registers it (each module has `register(subparsers, name)`).
+COMMANDS: dict[str, str] = {
+    "metadata": "lvcrypt.cli.metadata",
+}
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports mistakes as `UsageError` (exit 3) instead of exiting with 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def common_options() -> ArgumentParser:
+    """Options every command accepts, as lvm2 accepts them on every command."""
+    common = ArgumentParser(add_help=False)
+    common.add_argument("-d", "--debug", "-v", "--verbose", dest="debug", action="store_true",
+                        help="show tracebacks and debugging output")
+    return common
+
+
+def build_parser(command: str | None) -> ArgumentParser:
+    parser = ArgumentParser(prog="lvcrypt", description="LVM-style volume manager with encrypted logical volumes")
+    parser.add_argument("-d", "--debug", "-v", "--verbose", dest="debug", action="store_true",
+                        help="show tracebacks and debugging output")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    sub.required = True
+    names = [command] if command in COMMANDS else list(COMMANDS)
+    for name in names:
+        importlib.import_module(COMMANDS[name]).register(sub, name)
+    return parser
+
+
+def _command_name(argv: list[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = any(a in ("-d", "--debug", "-v", "--verbose") for a in argv)
+    try:
+        args = build_parser(_command_name(argv)).parse_args(argv)
+        return int(args.func(args) or 0)
+    except LvcryptError as error:
+        if debug:
+            traceback.print_exc()
+        print(f"lvcrypt: {error}", file=sys.stderr)
+        return error.exit_status
+    except KeyboardInterrupt:
+        print("lvcrypt: interrupted", file=sys.stderr)
+        return 5
+    except BrokenPipeError:
+        return 5
+    except OSError as error:
+        if debug:
+            traceback.print_exc()
+        print(f"lvcrypt: {error.strerror or error}"
+              + (f": {error.filename}" if error.filename else ""), file=sys.stderr)
+        return 5
+    except Exception as error:  # noqa: BLE001 - the one place that turns bugs into a one-line report
+        if debug:
+            traceback.print_exc()
+        print(f"lvcrypt: internal error: {type(error).__name__}: {error} (run with --debug for details)",
+              file=sys.stderr)
+        return 5

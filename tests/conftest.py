@@ -1,0 +1,80 @@
+"""Shared fixtures: image files, loop devices and the lvm2 oracle.
+
+Everything a test attaches is detached again, also when the test fails: CI and
+later sessions share the machine's loop devices.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LVM_ENV = {**os.environ, "LVM_SUPPRESS_FD_WARNINGS": "1", "LC_ALL": "C"}
+
+
+def run_lvcrypt(*args: str, input: bytes | None = None, env: dict[str, str] | None = None,
+                check: bool = False) -> subprocess.CompletedProcess[bytes]:
+    """`lvcrypt ARGS` as a user runs it: a separate process, real exit status."""
+    result = subprocess.run([sys.executable, "-m", "lvcrypt", *args], input=input,
+                            capture_output=True, env=env, cwd=ROOT)
+    if check and result.returncode != 0:
+        raise AssertionError(f"lvcrypt {' '.join(args)} failed ({result.returncode}): "
+                             f"{result.stderr.decode(errors='replace')}")
+    return result
+
+
+def lvm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run an lvm2 command quietly; `check` raises with lvm2's own message."""
+    result = subprocess.run(list(args), capture_output=True, text=True, env=LVM_ENV)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}): {result.stderr}")
+    return result
+
+
+def _can_losetup() -> str | None:
+    if os.geteuid() != 0:
+        return "loop devices need root"
+    if shutil.which("losetup") is None:
+        return "losetup is not installed"
+    if not os.path.exists("/dev/loop-control"):
+        return "no /dev/loop-control on this machine"
+    return None
+
+
+@pytest.fixture
+def loop_devices(tmp_path: Path) -> Iterator[Callable[..., list[str]]]:
+    """A factory: `loop_devices(n, size_mib)` -> paths of n fresh loop devices backed by image files."""
+    reason = _can_losetup()
+    if reason:
+        pytest.skip(reason)
+    attached: list[str] = []
+
+    def make(count: int, size_mib: int = 64) -> list[str]:
+        devices = []
+        for _ in range(count):
+            image = tmp_path / f"pv{len(attached)}.img"
+            with open(image, "wb") as f:
+                f.truncate(size_mib << 20)
+            device = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True,
+                                    text=True, check=True).stdout.strip()
+            attached.append(device)
+            devices.append(device)
+        return devices
+
+    yield make
+    for device in attached:
+        subprocess.run(["losetup", "-d", device], capture_output=True)
+
+
+@pytest.fixture
+def lvm2() -> None:
+    """Skip where the lvm2 oracle is missing (README's install puts it there)."""
+    if shutil.which("lvm") is None:
+        pytest.skip("lvm2 is not installed (bash install.sh installs it)")

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine: installs, then runs pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash install.sh test
+exec .venv/bin/python -m pytest -n 2 -q "$@"
