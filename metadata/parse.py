@@ -9,9 +9,11 @@ directory by lark (`cache=True`), keeping `lvs` start-up short.
 from __future__ import annotations
 
 import re
+from typing import Any, Iterator
 from importlib import resources
 from lark import Lark, Token, Transformer
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.lexer import Lexer
 
 from lvcrypt.errors import MetadataError
 from lvcrypt.metadata.tree import Scalar, Section
@@ -22,6 +24,9 @@ INT_MAX = (1 << 64) - 1
 
 _BLANK = re.compile(r'(?:\s|#[^\n]*+)*+')
 _ESCAPE = re.compile(r'\\(.)')
+_PAIR = re.compile(r'(?:\s|#[^\n]*+)*+([A-Za-z0-9_.+\-]+)[ \t]*=[ \t]*'
+                   r'("(?:[^"\\\n]|\\.)*+"|-?[0-9]+(?:\.[0-9]+)?|\[(?:[^\]"#]|"(?:[^"\\\n]|\\.)*+"|#[^\n]*+)*+\])')
+_KEY_START = re.compile(r'(?:\s|#[^\n]*+)*+([A-Za-z0-9_.+\-]+)[ \t]*=[ \t]*([^\n]*)')
 
 
 def _skip(text: str) -> int:
@@ -59,36 +64,37 @@ def _array(text: str, line: int) -> list[Scalar]:
     return values
 
 
-def _pair(token: Token) -> tuple[str, object, int]:
-    """(key, value, line) of a PAIR token; the grammar guarantees its shape."""
+def _pairs(token: Token) -> Iterator[tuple[str, object, int]]:
+    """(key, value, line) of each pair in a PAIRS token; the grammar guarantees their shape."""
     text = token.value
-    begin = _skip(text)
-    equals = text.index("=", begin)
-    key = text[begin:equals].rstrip()
-    raw = text[equals + 1:].strip()
-    line = token.end_line - text.count("\n", begin)
-    first = raw[0]
-    value: object
-    if first == '"':
-        value = _string(raw[1:-1])
-    elif first == "[":
-        value = _array(raw, line)
-    elif "." in raw:
-        value = float(raw)
-    else:
-        value = _int(raw, line)
-    return key, value, line
+    line = token.line
+    last = 0
+    for match in _PAIR.finditer(text):
+        key, raw = match.groups()
+        line += text.count("\n", last, match.start(1))
+        last = match.start(1)
+        first = raw[0]
+        value: object
+        if first == '"':
+            value = _string(raw[1:-1])
+        elif first == "[":
+            value = _array(raw, line)
+        elif "." in raw:
+            value = float(raw)
+        else:
+            value = _int(raw, line)
+        yield key, value, line
 
 
 def _collect(items: list[object], line: int) -> Section:
     section = Section(line=line)
     lines = section.key_lines
     for item in items:
-        key, value, key_line = _pair(item) if isinstance(item, Token) else item  # type: ignore[misc]
-        if key in section:
-            raise MetadataError(f"duplicate key '{key}' (first at line {lines[key]})", line=key_line)
-        section[key] = value
-        lines[key] = key_line
+        for key, value, key_line in _pairs(item) if isinstance(item, Token) else (item,):  # type: ignore[attr-defined]
+            if key in section:
+                raise MetadataError(f"duplicate key '{key}' (first at line {lines[key]})", line=key_line)
+            section[key] = value
+            lines[key] = key_line
     return section
 
 
@@ -103,6 +109,55 @@ class _Build(Transformer):  # type: ignore[type-arg]
         return _collect(children, 1)
 
 
+class _Lexer(Lexer):
+    """One compiled regex over the grammar's own terminals, matched token after token.
+
+    lark's general lexer does per-token bookkeeping (a line counter object,
+    token callbacks, terminal filtering) that costs about as much as
+    parsing; here a token is one `match` and one `str.count` for the line.
+    The terminals, their patterns and their order still come from the grammar.
+    """
+
+    __future_interface__ = 0
+
+    def __init__(self, conf: Any):
+        terminals = sorted(conf.terminals, key=lambda terminal: -terminal.priority)
+        self.pattern = re.compile("|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in terminals))
+        self.ignore = frozenset(conf.ignore)
+
+    def lex(self, text: str) -> Iterator[Token]:
+        match = self.pattern.match
+        count = text.count
+        ignore = self.ignore
+        position = 0
+        line = 1
+        end = len(text)
+        while position < end:
+            found = match(text, position)
+            if found is None:
+                raise _lex_error(text, position, line)
+            stop = found.end()
+            kind = found.lastgroup
+            start_line = line
+            line += count("\n", position, stop)
+            if kind not in ignore:
+                yield Token(kind, found.group(), position, start_line, None, line, None, stop)  # type: ignore[arg-type]
+            position = stop
+
+
+def _lex_error(text: str, position: int, line: int) -> MetadataError:
+    """Say what is wrong where no terminal matches: a bad value after `key =`, or a stray character."""
+    line += text.count("\n", position, position + _skip(text[position:position + 4096]))
+    key = _KEY_START.match(text, position)
+    if key:
+        return MetadataError(f"malformed value for '{key.group(1)}': {key.group(2)[:40]!r}", line=line)
+    start = position + _skip(text[position:position + 4096])
+    shown = text[start:start + 1]
+    if shown == '"':
+        return MetadataError("unterminated string (strings end on the line they start)", line=line)
+    return MetadataError(f"unexpected character {shown!r}", line=line)
+
+
 _parser: Lark | None = None
 
 
@@ -110,8 +165,7 @@ def _lark() -> Lark:
     global _parser
     if _parser is None:
         grammar = resources.files("lvcrypt.metadata").joinpath("grammar.lark").read_text()
-        _parser = Lark(grammar, parser="lalr", lexer="basic", transformer=_Build(),
-                       maybe_placeholders=True, cache=False)
+        _parser = Lark(grammar, parser="lalr", lexer=_Lexer, transformer=_Build())
     return _parser
 
 
@@ -127,9 +181,6 @@ def _check_depth(tree: Section) -> None:
 
 
 def _describe(error: UnexpectedInput, text: str) -> MetadataError:
-    if isinstance(error, UnexpectedCharacters):
-        char = text[error.pos_in_stream] if error.pos_in_stream < len(text) else ""
-        return MetadataError(f"unexpected character {char!r} at column {error.column}", line=error.line)
     if isinstance(error, UnexpectedEOF):
         return MetadataError("unexpected end of text (unbalanced braces or brackets?)",
                              line=text.count("\n") + 1)
@@ -138,12 +189,7 @@ def _describe(error: UnexpectedInput, text: str) -> MetadataError:
         if token.type == "$END":
             return MetadataError("unexpected end of text (unbalanced braces or brackets?)",
                                  line=text.count("\n") + 1)
-        shown = token.value[_skip(token.value):].strip()
-        if token.type == "BAD_VALUE":
-            key, _, value = shown.partition("=")
-            return MetadataError(f"malformed value for '{key.strip()}': {value.strip()[:40]!r}",
-                                 line=token.end_line)
-        shown = shown[:40]
+        shown = token.value[_skip(token.value):].strip()[:40]
         return MetadataError(f"unexpected {shown!r}", line=token.end_line)
     return MetadataError(str(error).splitlines()[0], line=getattr(error, "line", None))
 

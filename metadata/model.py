@@ -1,0 +1,202 @@
+"""Typed model of one volume group, as lvm2's metadata describes it.
+
+Each object keeps the `Section` it was read from (`raw`): keys, sections and
+segment types lvcrypt does not know survive a read-modify-write untouched and
+in place (see convert.py).  Sizes are in 512-byte sectors and extents, as in
+the text format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from lvcrypt.metadata.tree import Section
+
+SECTOR = 512
+
+
+@dataclass(frozen=True)
+class Area:
+    """`"pv0", 12` in an areas/stripes array: a PV key and the first extent on it."""
+
+    pv: str
+    extent: int
+
+
+@dataclass
+class Segment:
+    """A run of logical extents [start_extent, start_extent + extent_count)."""
+
+    start_extent: int
+    extent_count: int
+    type: str
+    raw: Section = field(default_factory=Section, repr=False, compare=False)
+
+    # The array key that lists this type's areas, if any (stripes for striped).
+    areas_key: ClassVar[str | None] = None
+
+    def pv_areas(self) -> list[tuple[Area, int]]:
+        """(area, extent count on that PV) for every PV range this segment occupies."""
+        return []
+
+
+@dataclass
+class StripedSegment(Segment):
+    """lvm2's "striped" type; linear is a striped segment with one stripe."""
+
+    stripe_count: int = 1
+    stripe_size: int | None = None
+    stripes: list[Area] = field(default_factory=list)
+
+    areas_key: ClassVar[str | None] = "stripes"
+
+    def pv_areas(self) -> list[tuple[Area, int]]:
+        per_stripe = self.extent_count // max(self.stripe_count, 1)
+        return [(area, per_stripe) for area in self.stripes]
+
+
+@dataclass
+class CryptSegment(Segment):
+    """A linear area whose data is encrypted with the key of `crypto_store`.
+
+    `iv_offset` (512-byte sectors) is added to the LV-relative sector number to
+    form the IV; `sector_size` is dm-crypt's encryption unit in bytes;
+    `data_offset` (512-byte sectors) skips the start of the first area, for
+    imported LUKS volumes whose payload does not start on an extent boundary.
+    """
+
+    crypto_store: str = ""
+    areas: list[Area] = field(default_factory=list)
+    iv_offset: int | None = None
+    sector_size: int | None = None
+    data_offset: int | None = None
+
+    areas_key: ClassVar[str | None] = "areas"
+
+    def pv_areas(self) -> list[tuple[Area, int]]:
+        return [(area, self.extent_count) for area in self.areas]
+
+
+@dataclass
+class KeystoreSegment(Segment):
+    """How the key of crypt segments is obtained; `areas` hold the handler's data (a LUKS header)."""
+
+    handler: str = ""
+    cipher: str | None = None
+    key_size: int | None = None
+    key_hash: str | None = None
+    areas: list[Area] = field(default_factory=list)
+
+    areas_key: ClassVar[str | None] = "areas"
+
+    def pv_areas(self) -> list[tuple[Area, int]]:
+        return [(area, self.extent_count) for area in self.areas]
+
+
+@dataclass
+class UnknownSegment(Segment):
+    """A segment type lvcrypt does not manage (thin, raid, cache...): kept verbatim in `raw`."""
+
+    def pv_areas(self) -> list[tuple[Area, int]]:
+        """PV ranges named in any of lvm2's area arrays, so allocation never reuses them."""
+        found: list[tuple[Area, int]] = []
+        for key in ("stripes", "areas", "mirrors", "raids"):
+            values = self.raw.get(key)
+            if not isinstance(values, list):
+                continue
+            pairs = [(values[i], values[i + 1]) for i in range(0, len(values) - 1, 2)]
+            per_area = self.extent_count // max(len(pairs), 1) if key == "stripes" else self.extent_count
+            found.extend((Area(pv, extent), per_area) for pv, extent in pairs
+                         if isinstance(pv, str) and isinstance(extent, int))
+        return found
+
+
+@dataclass
+class PhysicalVolume:
+    key: str
+    id: str
+    device: str | None = None
+    status: list[str] = field(default_factory=lambda: ["ALLOCATABLE"])
+    flags: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    dev_size: int = 0
+    pe_start: int = 2048
+    pe_count: int = 0
+    raw: Section = field(default_factory=Section, repr=False, compare=False)
+
+    @property
+    def allocatable(self) -> bool:
+        return "ALLOCATABLE" in self.status
+
+
+@dataclass
+class LogicalVolume:
+    name: str
+    id: str
+    status: list[str] = field(default_factory=lambda: ["READ", "WRITE", "VISIBLE"])
+    flags: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    creation_time: int | None = None
+    creation_host: str | None = None
+    segments: list[Segment] = field(default_factory=list)
+    raw: Section = field(default_factory=Section, repr=False, compare=False)
+
+    @property
+    def visible(self) -> bool:
+        return "VISIBLE" in self.status
+
+    @property
+    def extent_count(self) -> int:
+        return sum(segment.extent_count for segment in self.segments)
+
+    @property
+    def is_keystore(self) -> bool:
+        return any(isinstance(segment, KeystoreSegment) for segment in self.segments)
+
+    @property
+    def is_crypt(self) -> bool:
+        return any(isinstance(segment, CryptSegment) for segment in self.segments)
+
+    def keystores(self) -> list[str]:
+        """Names of the keystores this LV's crypt segments use, in order, without repeats."""
+        names: list[str] = []
+        for segment in self.segments:
+            if isinstance(segment, CryptSegment) and segment.crypto_store not in names:
+                names.append(segment.crypto_store)
+        return names
+
+
+@dataclass
+class VolumeGroup:
+    name: str
+    id: str
+    seqno: int = 1
+    format: str = "lvm2"
+    status: list[str] = field(default_factory=lambda: ["RESIZEABLE", "READ", "WRITE"])
+    flags: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    extent_size: int = 8192
+    max_lv: int = 0
+    max_pv: int = 0
+    metadata_copies: int = 0
+    pvs: dict[str, PhysicalVolume] = field(default_factory=dict)
+    lvs: dict[str, LogicalVolume] = field(default_factory=dict)
+    raw: Section = field(default_factory=Section, repr=False, compare=False)
+    # Top-level keys of the metadata text (contents, version, description, creation_host, ...).
+    header: Section = field(default_factory=Section, repr=False, compare=False)
+
+    @property
+    def extent_bytes(self) -> int:
+        return self.extent_size * SECTOR
+
+    def pv_by_id(self, pv_id: str) -> PhysicalVolume | None:
+        return next((pv for pv in self.pvs.values() if pv.id == pv_id), None)
+
+    def users_of_keystore(self, keystore: str) -> list[LogicalVolume]:
+        return [lv for lv in self.lvs.values() if keystore in lv.keystores()]
+
+    def free_extents(self) -> int:
+        used = sum(count for lv in self.lvs.values() for segment in lv.segments
+                   for _, count in segment.pv_areas())
+        return sum(pv.pe_count for pv in self.pvs.values()) - used

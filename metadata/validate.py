@@ -1,0 +1,202 @@
+"""Semantic checks of a volume group: what lvm2 checks on load, plus the crypt rules.
+
+`validate` raises the first problem as a `MetadataError` with the line of the
+key that is wrong.  `check_lvm2_readable` is the extra rule for metadata that
+lvcrypt writes itself: nothing lvm2 would reject (SPEC: no LV whose segments
+are all zero-length).
+"""
+
+from __future__ import annotations
+
+import re
+
+from lvcrypt.errors import MetadataError
+from lvcrypt.metadata.model import (
+    CryptSegment,
+    KeystoreSegment,
+    LogicalVolume,
+    StripedSegment,
+    VolumeGroup,
+)
+from lvcrypt.metadata.tree import Section
+
+NAME_MAX = 127
+_NAME = re.compile(r"[A-Za-z0-9+_.][A-Za-z0-9+_.\-]*\Z")
+# lvm2's id characters (lib/uuid/uuid.c) in its 6-4-4-4-4-4-6 layout.
+_UUID = re.compile(r"[0-9A-Za-z!#]{6}(?:-[0-9A-Za-z!#]{4}){5}-[0-9A-Za-z!#]{6}\Z")
+KEYSTORE_NAME = re.compile(r"cryptostore([0-9]+)\Z")
+SECTOR_SIZES = (512, 1024, 2048, 4096)
+# Suffixes and prefixes lvm2 reserves for its own hidden sub-LVs (lvm2's apply_lvname_restrictions).
+RESERVED_LV_PREFIXES = ("snapshot", "pvmove")
+RESERVED_LV_PARTS = ("_cdata", "_cmeta", "_corig", "_cpool", "_cvol", "_imeta", "_iorig", "_mimage", "_mlog",
+                     "_pmspare", "_rimage", "_rmeta", "_tdata", "_tmeta", "_vdata", "_vorigin", "_wcorig")
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` is not a valid VG or LV name for lvm2, or None."""
+    if not name:
+        return "name is empty"
+    if len(name) > NAME_MAX:
+        return f"name is longer than {NAME_MAX} characters"
+    if name in (".", ".."):
+        return f"'{name}' is not a valid name"
+    if not _NAME.match(name):
+        return f"'{name}' has characters outside A-Z a-z 0-9 + _ . - or starts with '-'"
+    return None
+
+
+def new_lv_name_problem(name: str) -> str | None:
+    """Why an LV may not be created under `name` (adds lvm2's and lvcrypt's reserved names)."""
+    problem = name_problem(name)
+    if problem:
+        return problem
+    if name.startswith(RESERVED_LV_PREFIXES) or any(part in name for part in RESERVED_LV_PARTS):
+        return f"'{name}' is reserved for lvm2's internal volumes"
+    if KEYSTORE_NAME.match(name):
+        return f"'{name}' is reserved for keystores"
+    return None
+
+
+def uuid_valid(text: str) -> bool:
+    return bool(_UUID.match(text))
+
+
+class _Checker:
+    def __init__(self, vg: VolumeGroup, source: str | None):
+        self.vg = vg
+        self.source = source
+
+    def fail(self, section: Section, key: str | None, problem: str) -> MetadataError:
+        line = section.line_of(key) if key else section.line
+        return MetadataError(problem, self.source, line)
+
+    def run(self) -> None:
+        vg = self.vg
+        problem = name_problem(vg.name)
+        if problem:
+            raise self.fail(vg.raw, None, f"volume group: {problem}")
+        if not uuid_valid(vg.id):
+            raise self.fail(vg.raw, "id", f"volume group {vg.name}: invalid uuid '{vg.id}'")
+        if vg.extent_size < 8 or vg.extent_size % 8:
+            raise self.fail(vg.raw, "extent_size",
+                            f"volume group {vg.name}: extent_size {vg.extent_size} is not a multiple of 8 sectors")
+        self.check_pvs()
+        ids: dict[str, str] = {}
+        for lv in vg.lvs.values():
+            self.check_lv(lv)
+            if lv.id in ids:
+                raise self.fail(lv.raw, "id", f"logical volume {lv.name}: uuid already used by {ids[lv.id]}")
+            ids[lv.id] = lv.name
+        self.check_extents()
+
+    def check_pvs(self) -> None:
+        seen: dict[str, str] = {}
+        for pv in self.vg.pvs.values():
+            what = f"physical volume {pv.key}"
+            if not uuid_valid(pv.id):
+                raise self.fail(pv.raw, "id", f"{what}: invalid uuid '{pv.id}'")
+            if pv.id in seen:
+                raise self.fail(pv.raw, "id", f"{what}: uuid already used by {seen[pv.id]}")
+            seen[pv.id] = pv.key
+            end = pv.pe_start + pv.pe_count * self.vg.extent_size
+            if pv.dev_size and end > pv.dev_size:
+                raise self.fail(pv.raw, "pe_count",
+                                f"{what}: {pv.pe_count} extents from sector {pv.pe_start} end at sector {end}, "
+                                f"beyond dev_size {pv.dev_size}")
+
+    def check_lv(self, lv: LogicalVolume) -> None:
+        what = f"logical volume {lv.name}"
+        problem = name_problem(lv.name)
+        if problem:
+            raise self.fail(lv.raw, None, f"{what}: {problem}")
+        if not uuid_valid(lv.id):
+            raise self.fail(lv.raw, "id", f"{what}: invalid uuid '{lv.id}'")
+        expected_start = 0
+        for number, segment in enumerate(lv.segments, 1):
+            where = f"{what}: segment{number}"
+            if segment.start_extent != expected_start:
+                raise self.fail(segment.raw, "start_extent",
+                                f"{where}: start_extent is {segment.start_extent}, expected {expected_start}")
+            if segment.extent_count == 0 and not isinstance(segment, KeystoreSegment):
+                raise self.fail(segment.raw, "extent_count", f"{where}: extent_count must be > 0")
+            expected_start += segment.extent_count
+            if isinstance(segment, StripedSegment) and segment.extent_count % segment.stripe_count:
+                raise self.fail(segment.raw, "extent_count",
+                                f"{where}: {segment.extent_count} extents do not divide into "
+                                f"{segment.stripe_count} stripes")
+            if isinstance(segment, CryptSegment):
+                self.check_crypt(lv, segment, where)
+            if isinstance(segment, KeystoreSegment) and len(segment.areas) > 1:
+                raise self.fail(segment.raw, "areas", f"{where}: a crypt-keystore segment has at most one area")
+        self.check_keystore_rules(lv, what)
+
+    def check_crypt(self, lv: LogicalVolume, segment: CryptSegment, where: str) -> None:
+        store = self.vg.lvs.get(segment.crypto_store)
+        if store is None:
+            raise self.fail(segment.raw, "crypto_store",
+                            f"{where}: keystore '{segment.crypto_store}' does not exist")
+        if not store.is_keystore:
+            raise self.fail(segment.raw, "crypto_store",
+                            f"{where}: '{segment.crypto_store}' is not a keystore (no crypt-keystore segment)")
+        if len(segment.areas) != 1:
+            raise self.fail(segment.raw, "areas", f"{where}: a crypt segment has exactly one area")
+        if segment.sector_size is not None and segment.sector_size not in SECTOR_SIZES:
+            raise self.fail(segment.raw, "sector_size",
+                            f"{where}: sector_size must be one of {', '.join(map(str, SECTOR_SIZES))}")
+        if segment.data_offset is not None and segment.data_offset >= segment.extent_count * self.vg.extent_size:
+            raise self.fail(segment.raw, "data_offset", f"{where}: data_offset lies beyond the segment")
+
+    def check_keystore_rules(self, lv: LogicalVolume, what: str) -> None:
+        reserved = KEYSTORE_NAME.match(lv.name) is not None
+        kinds = {isinstance(segment, KeystoreSegment) for segment in lv.segments}
+        if lv.is_keystore:
+            if kinds != {True}:
+                raise self.fail(lv.raw, None, f"{what}: a keystore may only have crypt-keystore segments")
+            if not reserved:
+                raise self.fail(lv.raw, None, f"{what}: keystores must be named cryptostoreN")
+            if lv.visible:
+                raise self.fail(lv.raw, "status", f"{what}: keystores must be hidden (no VISIBLE status)")
+        elif reserved:
+            raise self.fail(lv.raw, None, f"{what}: the name cryptostoreN is reserved for keystores")
+
+    def check_extents(self) -> None:
+        """Every PV range inside its PV, and no PV extent used twice."""
+        owners: dict[str, list[tuple[int, int, str]]] = {}
+        for lv in self.vg.lvs.values():
+            for number, segment in enumerate(lv.segments, 1):
+                where = f"logical volume {lv.name}: segment{number}"
+                for area, count in segment.pv_areas():
+                    pv = self.vg.pvs.get(area.pv)
+                    if pv is None:
+                        raise self.fail(segment.raw, segment.areas_key,
+                                        f"{where}: physical volume '{area.pv}' does not exist")
+                    if area.extent + count > pv.pe_count:
+                        raise self.fail(segment.raw, segment.areas_key,
+                                        f"{where}: extents {area.extent}-{area.extent + count - 1} lie beyond "
+                                        f"the {pv.pe_count} extents of {area.pv}")
+                    if count:
+                        owners.setdefault(area.pv, []).append((area.extent, area.extent + count, where))
+        for pv, ranges in owners.items():
+            ranges.sort()
+            for (start, end, first), (next_start, _, second) in zip(ranges, ranges[1:]):
+                if next_start < end:
+                    lv_name = second.split(":")[0]
+                    raise MetadataError(f"{second}: extents of {pv} from {next_start} overlap {first}",
+                                        self.source, self._line_of(lv_name))
+
+    def _line_of(self, lv_label: str) -> int | None:
+        name = lv_label.removeprefix("logical volume ")
+        lv = self.vg.lvs.get(name)
+        return lv.raw.line if lv else None
+
+
+def validate(vg: VolumeGroup, source: str | None = None) -> None:
+    _Checker(vg, source).run()
+
+
+def check_lvm2_readable(vg: VolumeGroup) -> None:
+    """Refuse metadata that lvm2 would reject as a whole (an LV with no extents at all)."""
+    for lv in vg.lvs.values():
+        if lv.extent_count == 0:
+            raise MetadataError(f"logical volume {lv.name} has no extents: lvm2 would reject the whole VG "
+                                "(give keystores at least one extent)", line=lv.raw.line)
