@@ -1,0 +1,276 @@
+"""The key-handler interface: what a keystore is and what a handler does with it.
+
+A keystore (a hidden `cryptostoreN` LV in metadata, or an image file on the
+command line) is described by its attributes (`handler`, `cipher`,
+`key_size`, `key_hash`, plus attributes a handler or a newer lvcrypt added,
+kept verbatim) and by an area: a byte range the handler may read and write
+(its LUKS header and keyslots, or a key check value).  The core never looks
+inside an area; it asks the handler to format, unlock, manage keyslots, dump
+and validate, and asks for the `DataMapping` it needs to build the dm-crypt
+table of the LV.  Handlers are found by name through entry points (see
+`registry`), so a keystore whose handler is not installed keeps its
+attributes and area and only unlocking fails.
+
+Passphrases, key-file contents and volume keys cross this interface only as
+`Secret`s.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol, runtime_checkable
+
+from lvcrypt.errors import DeviceError, FormatError, HandlerError
+from lvcrypt.handlers.kdf import PbkdfRequest
+from lvcrypt.handlers.secret import Secret
+
+SECTOR = 512  # offsets in DataMapping count 512-byte sectors, like dm-crypt tables
+
+AttrValue = str | int
+
+
+@dataclass
+class KeystoreAttrs:
+    """The attributes of a crypt-keystore segment; `extra` keeps unknown ones verbatim."""
+
+    handler: str
+    cipher: str = ""
+    key_size: int = 0  # bits, as cryptsetup's --key-size
+    key_hash: str | None = None
+    extra: dict[str, AttrValue] = field(default_factory=dict)
+
+    @property
+    def key_bytes(self) -> int:
+        return self.key_size // 8
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, AttrValue]) -> "KeystoreAttrs":
+        """Build from metadata key/values; keys other than the four known ones go to `extra`."""
+        known = {"handler", "cipher", "key_size", "key_hash"}
+        if not isinstance(values.get("handler"), str):
+            raise FormatError("keystore has no handler attribute")
+        key_size = values.get("key_size", 0)
+        if not isinstance(key_size, int):
+            raise FormatError("keystore key_size must be an integer")
+        key_hash = values.get("key_hash")
+        return cls(handler=str(values["handler"]), cipher=str(values.get("cipher", "")),
+                   key_size=key_size, key_hash=None if key_hash is None else str(key_hash),
+                   extra={k: v for k, v in values.items() if k not in known})
+
+    def to_mapping(self) -> dict[str, AttrValue]:
+        values: dict[str, AttrValue] = {"handler": self.handler, "cipher": self.cipher,
+                                        "key_size": self.key_size}
+        if self.key_hash is not None:
+            values["key_hash"] = self.key_hash
+        values.update(self.extra)
+        return values
+
+
+@runtime_checkable
+class Area(Protocol):
+    """A byte range a handler owns. Offsets are relative to the start of the range."""
+
+    @property
+    def size(self) -> int: ...
+
+    def read(self, offset: int, length: int) -> bytes: ...
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None: ...
+
+
+def _check_range(area_size: int, offset: int, length: int) -> None:
+    if offset < 0 or length < 0 or offset + length > area_size:
+        raise FormatError(f"access at {offset}+{length} is outside the keystore area of {area_size} bytes")
+
+
+class FileArea:
+    """A range of an image file or block device: `size` bytes from byte `start`.
+
+    `size=None` means "to the end of the file" (an image file holding only a
+    LUKS header or a whole LUKS volume).  Each write is flushed with fsync
+    because keyslot changes must be on disk before the command reports success.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], start: int = 0, size: int | None = None,
+                 writable: bool = True):
+        self.path = os.fspath(path)
+        self.start = start
+        self.writable = writable
+        try:
+            self._fd = os.open(self.path, (os.O_RDWR if writable else os.O_RDONLY) | os.O_CLOEXEC)
+        except OSError as error:
+            raise DeviceError(f"{self.path}: {error.strerror}") from None
+        end = os.lseek(self._fd, 0, os.SEEK_END)
+        available = max(0, end - start)
+        self._size = available if size is None else size
+        if self._size > available:
+            self.close()
+            raise DeviceError(f"{self.path}: shorter than the keystore area ({available} < {self._size} bytes)")
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def read(self, offset: int, length: int) -> bytes:
+        _check_range(self._size, offset, length)
+        data = os.pread(self._fd, length, self.start + offset)
+        if len(data) != length:
+            raise DeviceError(f"{self.path}: short read at byte {self.start + offset}")
+        return data
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        if not self.writable:
+            raise DeviceError(f"{self.path}: opened read-only")
+        _check_range(self._size, offset, len(data))
+        view = memoryview(data)
+        while view:
+            done = os.pwrite(self._fd, view, self.start + offset)
+            view, offset = view[done:], offset + done
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> "FileArea":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"FileArea({self.path!r}, start={self.start}, size={self._size})"
+
+
+class MemoryArea:
+    """An area in memory: build a header completely before writing it anywhere,
+    and let tests corrupt headers without touching files."""
+
+    def __init__(self, data: bytes | bytearray | int):
+        self.data = bytearray(data)
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def read(self, offset: int, length: int) -> bytes:
+        _check_range(len(self.data), offset, length)
+        return bytes(self.data[offset:offset + length])
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        _check_range(len(self.data), offset, len(data))
+        self.data[offset:offset + len(data)] = data
+
+
+@dataclass
+class FormatOptions:
+    """Everything `keystore format` may choose besides the attributes.
+
+    `volume_key` lets a caller re-wrap an existing key (import, tests);
+    otherwise the handler makes a random one.  `area_size` is what the caller
+    can give; handlers with a variable header (LUKS2) use `header_size` to choose.
+    """
+
+    pbkdf: PbkdfRequest = field(default_factory=PbkdfRequest)
+    sector_size: int = SECTOR
+    keyslot: int | None = None
+    volume_key: Secret | None = None
+    uuid: str | None = None
+    label: str | None = None
+    header_size: int | None = None  # bytes of header + keyslots (LUKS2 metadata/keyslots size)
+    data_offset: int | None = None  # 512-byte sectors from the area start; None = handler default
+    iv_offset: int = 0  # 512-byte sectors added to every IV
+    extra: dict[str, AttrValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class KeyslotInfo:
+    """One keyslot as `keyslot list` shows it; `details` are handler-specific facts."""
+
+    slot: int
+    kind: str  # "pbkdf2", "argon2id", "key", ...
+    active: bool = True
+    details: dict[str, AttrValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataMapping:
+    """What the activator needs for the dm-crypt table of an LV using this keystore.
+
+    Offsets count 512-byte sectors: `data_offset` is where encrypted data
+    starts relative to the LV's first area (non-zero only for imported LUKS
+    volumes whose header sits in front of the data), `iv_offset` is added to
+    the IV sector number (dm-crypt's iv_offset).
+    """
+
+    cipher: str
+    key_size: int  # bits
+    sector_size: int = SECTOR
+    data_offset: int = 0
+    iv_offset: int = 0
+
+
+class KeyHandler(ABC):
+    """A way to get a volume key for a keystore. Instances are stateless."""
+
+    name: ClassVar[str]
+    has_header: ClassVar[bool]  # keeps data in its area (LUKS) or only checks keys there (plain, hashed)
+    max_keyslots: ClassVar[int] = 1
+
+    @abstractmethod
+    def area_size(self, attrs: KeystoreAttrs, options: FormatOptions) -> int:
+        """Bytes of area `format` needs, so the store can allocate extents first."""
+
+    @abstractmethod
+    def format(self, area: Area, attrs: KeystoreAttrs, passphrase: Secret,
+               options: FormatOptions) -> Secret:
+        """Initialise the area; returns the volume key. May fill in `attrs` (defaults, extra)."""
+
+    @abstractmethod
+    def unlock_keyslot(self, area: Area, attrs: KeystoreAttrs, passphrase: Secret,
+                       keyslot: int | None = None) -> tuple[int, Secret]:
+        """(keyslot that opened, volume key); raises WrongPassphrase when none does."""
+
+    def unlock(self, area: Area, attrs: KeystoreAttrs, passphrase: Secret,
+               keyslot: int | None = None) -> Secret:
+        """The volume key for a passphrase or key-file contents."""
+        return self.unlock_keyslot(area, attrs, passphrase, keyslot)[1]
+
+    @abstractmethod
+    def verify_volume_key(self, area: Area, attrs: KeystoreAttrs, volume_key: Secret) -> None:
+        """Raise WrongPassphrase unless `volume_key` is this keystore's key (--volume-key-file)."""
+
+    def add_keyslot(self, area: Area, attrs: KeystoreAttrs, volume_key: Secret, passphrase: Secret,
+                    pbkdf: PbkdfRequest, keyslot: int | None = None) -> int:
+        """Store the volume key under a new passphrase; returns the slot used."""
+        raise HandlerError(f"{self.name} keystores have no keyslots")
+
+    def remove_keyslot(self, area: Area, attrs: KeystoreAttrs, keyslot: int) -> None:
+        raise HandlerError(f"{self.name} keystores have no keyslots")
+
+    def change_keyslot(self, area: Area, attrs: KeystoreAttrs, old: Secret, new: Secret,
+                       pbkdf: PbkdfRequest, keyslot: int | None = None) -> int:
+        """Replace the passphrase of the slot `old` opens; returns the slot now holding `new`."""
+        raise HandlerError(f"{self.name} keystores have no keyslots")
+
+    def list_keyslots(self, area: Area, attrs: KeystoreAttrs) -> list[KeyslotInfo]:
+        return []
+
+    @abstractmethod
+    def dump(self, area: Area, attrs: KeystoreAttrs) -> str:
+        """Human-readable description, like `cryptsetup luksDump` (no key material)."""
+
+    @abstractmethod
+    def validate(self, area: Area, attrs: KeystoreAttrs) -> None:
+        """Raise FormatError/HandlerError (one line) unless the area is a sound keystore."""
+
+    @abstractmethod
+    def data_mapping(self, area: Area, attrs: KeystoreAttrs) -> DataMapping:
+        """The dm-crypt parameters of the data this keystore protects."""
+
+    def read_attrs(self, area: Area) -> KeystoreAttrs:
+        """Attributes recorded in the area itself (an image file has no metadata around it)."""
+        raise HandlerError(f"{self.name} keeps no attributes in its area; give them explicitly")

@@ -1,0 +1,118 @@
+"""Secret buffers for volume keys and passphrases.
+
+Python's `bytes` are immutable and may be copied or left behind by the
+allocator, so key material lives in a `bytearray` owned by a `Secret`: the
+pages are mlocked where the kernel allows it (so they are not swapped out),
+the bytes are overwritten with zeros when the secret is closed, leaves a
+`with` block or is garbage collected, and the repr shows only the length.
+Libraries that can only return `bytes` (hashlib) still leave short-lived
+copies that we cannot wipe; callers keep those to the smallest scope.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import hmac
+from types import TracebackType
+
+_libc: ctypes.CDLL | None
+try:
+    _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+except OSError:  # no libc to call: secrets are still wiped, just not locked
+    _libc = None
+
+
+def _lock(address: int, length: int) -> bool:
+    if _libc is None or length == 0:
+        return False
+    return _libc.mlock(ctypes.c_void_p(address), ctypes.c_size_t(length)) == 0
+
+
+def _unlock(address: int, length: int) -> None:
+    if _libc is not None and length:
+        _libc.munlock(ctypes.c_void_p(address), ctypes.c_size_t(length))
+
+
+class Secret:
+    """A fixed-size secret byte buffer that wipes itself.
+
+    The buffer never changes size (resizing would leave the old copy behind),
+    so code that builds a secret allocates it first and fills it in place.
+    """
+
+    __slots__ = ("_buf", "_view", "locked", "__weakref__")
+
+    def __init__(self, source: int | bytes | bytearray | memoryview = 0):
+        size = source if isinstance(source, int) else len(source)
+        self._buf: bytearray | None = bytearray(size)
+        self._view = (ctypes.c_char * size).from_buffer(self._buf) if size else None
+        self.locked = self._view is not None and _lock(ctypes.addressof(self._view), size)
+        if not isinstance(source, int):
+            self._buf[:] = source
+
+    @classmethod
+    def adopt(cls, buffer: bytearray) -> "Secret":
+        """Take over a bytearray the caller filled, wiping the caller's copy."""
+        secret = cls(buffer)
+        wipe(buffer)
+        return secret
+
+    @property
+    def buffer(self) -> bytearray:
+        """The bytes themselves; valid only until `close`."""
+        if self._buf is None:
+            raise ValueError("secret already wiped")
+        return self._buf
+
+    def __len__(self) -> int:
+        return 0 if self._buf is None else len(self._buf)
+
+    def __bytes__(self) -> bytes:
+        raise TypeError("a Secret is not converted to bytes; use .buffer")
+
+    def __repr__(self) -> str:
+        state = "wiped" if self._buf is None else f"{len(self._buf)} bytes"
+        return f"<Secret {state}>"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self.buffer, other.buffer)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable and secret: never a dict key
+
+    def slice(self, start: int, end: int) -> "Secret":
+        """A new secret holding a part of this one (key files with offset/size)."""
+        return Secret(memoryview(self.buffer)[start:end])
+
+    def close(self) -> None:
+        """Overwrite the bytes with zeros and release the locked pages."""
+        if self._buf is None:
+            return
+        size = len(self._buf)
+        if self._view is not None:
+            ctypes.memset(ctypes.addressof(self._view), 0, size)
+            if self.locked:
+                _unlock(ctypes.addressof(self._view), size)
+            self._view = None
+        self._buf = None
+        self.locked = False
+
+    def __enter__(self) -> "Secret":
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def wipe(buffer: bytearray | memoryview) -> None:
+    """Zero a temporary mutable buffer in place (intermediate key material)."""
+    view = memoryview(buffer).cast("B")
+    view[:] = bytes(len(view))
