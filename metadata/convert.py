@@ -182,26 +182,26 @@ def _only_sections(section: Section, what: str, source: str | None) -> list[tupl
 
 
 def _merge(raw: Section, fields: dict[str, Value | None], canonical: list[str]) -> Section:
-    """`raw` with `fields` written over it: None removes a key, new keys go to their canonical place."""
+    """`raw` with `fields` written over it: None removes a key, a new key goes right after
+    the nearest key that precedes it in lvm2's order (`canonical`), unknown keys stay put."""
+    present = [key for key in canonical if key in raw]
+    after: dict[str | None, list[str]] = {}
+    for key in canonical:
+        if fields.get(key) is not None and key not in raw:
+            position = canonical.index(key)
+            anchor = next((k for k in reversed(present) if canonical.index(k) < position), None)
+            after.setdefault(anchor, []).append(key)
     out = Section(line=raw.line)
-    pending = [key for key in canonical if key in fields and fields[key] is not None and key not in raw]
-
-    def flush_before(key: str | None) -> None:
-        # Emit new keys whose canonical position comes before `key` (or all, at the end).
-        limit = canonical.index(key) if key in canonical else len(canonical)
-        while pending and canonical.index(pending[0]) < limit:
-            new = pending.pop(0)
-            out[new] = fields[new]  # type: ignore[assignment]
-
+    for key in after.get(None, []):
+        out[key] = fields[key]  # type: ignore[assignment]
     for key, value in raw.items():
-        if key in canonical:
-            flush_before(key)
         if key in fields:
             if fields[key] is not None:
                 out[key] = fields[key]  # type: ignore[assignment]
         else:
             out[key] = value.copy() if isinstance(value, Section) else value
-    flush_before(None)
+        for new in after.get(key, []):
+            out[new] = fields[new]  # type: ignore[assignment]
     return out
 
 

@@ -1,0 +1,169 @@
+"""`lvcrypt metadata check|format|json|show FILE`: metadata text files for people and scripts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from lvcrypt.cli import common_options
+from lvcrypt.errors import MetadataError
+from lvcrypt.metadata.convert import tree_to_vg
+from lvcrypt.metadata.model import CryptSegment, KeystoreSegment, StripedSegment, VolumeGroup
+from lvcrypt.metadata.parse import parse_bytes
+from lvcrypt.metadata.tree import Section, to_plain
+from lvcrypt.metadata.validate import validate
+from lvcrypt.metadata.write import write_text
+from lvcrypt.units import format_size
+
+# Larger than any metadata area lvm2 creates (its maximum is far below this);
+# refusing earlier keeps a mistaken `lvcrypt metadata check /dev/sda` cheap.
+MAX_TEXT = 256 << 20
+
+
+def read_tree(path: str) -> Section:
+    with open(path, "rb") as f:
+        data = f.read(MAX_TEXT + 1)
+    if len(data) > MAX_TEXT:
+        raise MetadataError(f"larger than {MAX_TEXT >> 20} MiB: not a metadata text", path)
+    return parse_bytes(data, path)
+
+
+def read_vg(path: str) -> tuple[Section, VolumeGroup]:
+    """Parse, convert and validate one VG metadata file (the work of `check`)."""
+    tree = read_tree(path)
+    vg = tree_to_vg(tree, path)
+    validate(vg, path)
+    return tree, vg
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Replace `path` so that readers see the old or the new file, never a mix."""
+    target = Path(path)
+    mode = target.stat().st_mode & 0o7777 if target.exists() else 0o600
+    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(temp, mode)
+        os.replace(temp, target)
+    except BaseException:
+        os.unlink(temp)
+        raise
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    for path in args.files:
+        _, vg = read_vg(path)
+        if not args.quiet:
+            print(f"{path}: volume group {vg.name} (seqno {vg.seqno}, {len(vg.pvs)} PVs, {len(vg.lvs)} LVs) is valid")
+    return 0
+
+
+def cmd_format(args: argparse.Namespace) -> int:
+    tree, _ = read_vg(args.file)
+    text = write_text(tree)
+    if args.in_place:
+        write_atomically(args.file, text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_json(args: argparse.Namespace) -> int:
+    tree = read_tree(args.file)
+    if not args.no_validate:
+        validate(tree_to_vg(tree, args.file), args.file)
+    json.dump(to_plain(tree), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _segment_kind(vg: VolumeGroup, name: str) -> str:
+    kinds = []
+    for segment in vg.lvs[name].segments:
+        if isinstance(segment, StripedSegment):
+            kinds.append("linear" if segment.stripe_count == 1 else "striped")
+        else:
+            kinds.append(segment.type)
+    return ",".join(dict.fromkeys(kinds))
+
+
+def _devices(vg: VolumeGroup, name: str) -> str:
+    parts = []
+    for segment in vg.lvs[name].segments:
+        for area, count in segment.pv_areas():
+            pv = vg.pvs.get(area.pv)
+            device = (pv.device if pv and pv.device else area.pv)
+            parts.append(f"{device}({area.extent})")
+    return ",".join(parts)
+
+
+def _crypt_info(vg: VolumeGroup, name: str) -> str:
+    lv = vg.lvs[name]
+    if lv.is_keystore:
+        segment = next(s for s in lv.segments if isinstance(s, KeystoreSegment))
+        users = ", ".join(user.name for user in vg.users_of_keystore(name)) or "no users"
+        return f"keystore {segment.handler} {segment.cipher or ''} for {users}".replace("  ", " ")
+    if lv.is_crypt:
+        return "encrypted with " + ", ".join(lv.keystores())
+    return ""
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    _, vg = read_vg(args.file)
+    size = vg.extent_bytes
+    total = sum(pv.pe_count for pv in vg.pvs.values())
+    print(tabulate([[vg.name, vg.id, vg.seqno, format_size(size), len(vg.pvs), len(vg.lvs),
+                     format_size(total * size), format_size(vg.free_extents() * size)]],
+                   headers=["VG", "UUID", "Seqno", "Extent", "#PV", "#LV", "VSize", "VFree"]))
+    print()
+    used: dict[str, int] = {}
+    for lv in vg.lvs.values():
+        for segment in lv.segments:
+            for area, count in segment.pv_areas():
+                used[area.pv] = used.get(area.pv, 0) + count
+    print(tabulate([[pv.key, pv.device or "", pv.id, format_size(pv.pe_count * size),
+                     format_size((pv.pe_count - used.get(pv.key, 0)) * size), pv.pe_start]
+                    for pv in vg.pvs.values()],
+                   headers=["PV", "Device hint", "UUID", "PSize", "PFree", "PE start"]))
+    print()
+    rows = [[lv.name if lv.visible else f"[{lv.name}]", format_size(lv.extent_count * size), len(lv.segments),
+             _segment_kind(vg, lv.name), _devices(vg, lv.name), _crypt_info(vg, lv.name)]
+            for lv in vg.lvs.values()]
+    print(tabulate(rows, headers=["LV", "LSize", "#Seg", "Type", "Devices", "Encryption"]))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser(name, help="check, format, convert and show metadata text files",
+                            description=__doc__)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
+    actions.required = True
+    common = [common_options()]
+
+    check = actions.add_parser("check", parents=common, help="validate metadata files (exit 5 on the first error)")
+    check.add_argument("files", nargs="+", metavar="FILE")
+    check.add_argument("-q", "--quiet", action="store_true", help="print nothing when valid")
+    check.set_defaults(func=cmd_check)
+
+    fmt = actions.add_parser("format", parents=common, help="print the canonical text (lvm2's backup layout)")
+    fmt.add_argument("file", metavar="FILE")
+    fmt.add_argument("-i", "--in-place", action="store_true", help="rewrite FILE atomically instead of printing")
+    fmt.set_defaults(func=cmd_format)
+
+    to_json = actions.add_parser("json", parents=common, help="print the metadata tree as JSON")
+    to_json.add_argument("file", metavar="FILE")
+    to_json.add_argument("--no-validate", action="store_true", help="convert text that parses but does not validate")
+    to_json.set_defaults(func=cmd_json)
+
+    show = actions.add_parser("show", parents=common, help="summarise the VG, its PVs and LVs as tables")
+    show.add_argument("file", metavar="FILE")
+    show.set_defaults(func=cmd_show)
