@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from lvcrypt.errors import HandlerError
 from lvcrypt.handlers.secret import Secret
 
-_BLOCK_CIPHERS = {"aes": algorithms.AES, "camellia": algorithms.Camellia, "sm4": algorithms.SM4}
+_BLOCK_CIPHERS = {"aes": algorithms.AES, "sm4": algorithms.SM4}
 _MODES = ("xts", "cbc", "ecb")
 _IV_GENERATORS = ("plain", "plain64", "plain64be", "essiv", "null")
 
