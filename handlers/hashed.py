@@ -1,0 +1,66 @@
+"""The `hashed` handler: a passphrase hashed into the key, as cryptsetup's plain mode with --hash.
+
+cryptsetup (lib/crypt_plain.c) fills the key with hash digests: round r
+hashes r bytes of "A" followed by the passphrase (the hashalot rule for keys
+longer than one digest), and the digests are concatenated and cut to the key
+size.  `--hash name:N` hashes only N bytes of key and pads the rest with
+zeros; `--hash plain` copies the passphrase itself.  This equals what
+`cryptsetup open --type plain --hash H` maps for a typed passphrase or
+`--key-file -`; for a key file given by name cryptsetup ignores --hash (use
+the plain handler for that).  The key check block is the plain handler's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from lvcrypt.errors import HandlerError
+from lvcrypt.handlers.base import KeystoreAttrs
+from lvcrypt.handlers.plain import PlainHandler
+from lvcrypt.handlers.secret import Secret, wipe
+
+
+def parse_hash_spec(spec: str, key_bytes: int) -> tuple[str, int]:
+    """(hash name, bytes to hash) from cryptsetup's `hash[:length]`."""
+    name, _, length = spec.partition(":")
+    if not length:
+        return name, key_bytes
+    if not length.isdigit() or int(length) > key_bytes:
+        raise HandlerError(f"hash length in {spec!r} must be a number no larger than the key ({key_bytes} bytes)")
+    return name, int(length)
+
+
+def plain_hash(spec: str, passphrase: Secret, key_bytes: int) -> Secret:
+    """cryptsetup's crypt_plain_hash: the key plain mode derives from a passphrase."""
+    name, hashed_bytes = parse_hash_spec(spec, key_bytes)
+    key = Secret(key_bytes)
+    if name == "plain":
+        if len(passphrase) < hashed_bytes:
+            key.close()
+            raise HandlerError(f"passphrase is shorter than the {hashed_bytes}-byte key")
+        key.buffer[:hashed_bytes] = memoryview(passphrase.buffer)[:hashed_bytes]
+        return key
+    try:
+        hashlib.new(name.replace("-", "_"))
+    except ValueError:
+        key.close()
+        raise HandlerError(f"hash {name} is not supported") from None
+    filled = 0
+    round_ = 0
+    while filled < hashed_bytes:
+        digest = bytearray(hashlib.new(name.replace("-", "_"), b"A" * round_ + passphrase.buffer).digest())
+        take = min(len(digest), hashed_bytes - filled)
+        key.buffer[filled:filled + take] = digest[:take]
+        wipe(digest)
+        filled += take
+        round_ += 1
+    return key
+
+
+class HashedHandler(PlainHandler):
+    name = "hashed"
+
+    def derive_key(self, attrs: KeystoreAttrs, passphrase: Secret) -> Secret:
+        if not attrs.key_hash:
+            raise HandlerError("hashed keystore needs a key_hash (e.g. sha256)")
+        return plain_hash(attrs.key_hash, passphrase, attrs.key_bytes)
