@@ -1,0 +1,113 @@
+"""XTS tweak expansion in GF(2^128), vectorised with numpy.
+
+XTS encrypts block j of a sector with the tweak ``T0 * alpha^j`` where
+``T0 = E_K2(IV)``.  Doing that multiplication one block at a time in Python is
+what makes a naive data path slow, so every tweak of a batch is computed here
+with a few whole-array operations.  Elements are 128-bit little-endian integers
+(IEEE P1619 byte order) held as ``(lo, hi)`` uint64 pairs; multiplying by
+``x^r`` is a 128-bit left shift plus a reduction of the bits shifted out by
+``x^128 = x^7 + x^2 + x + 1`` (0x87).
+
+The expansion works in three levels so that the big, per-block level needs
+only seven array operations: ``j = 64a + 16b + r`` with ``r < 16``; the last
+level reduces the (at most 16) shifted-out bits with a 65536-entry table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+U64 = np.dtype("<u8")
+_POLY = 0x87
+
+# clmul(v, 0x87) for every 16-bit v: the reduction of up to 16 shifted-out bits.
+_V = np.arange(1 << 16, dtype=U64)
+REDUCE16 = (_V ^ (_V << np.uint64(1)) ^ (_V << np.uint64(2)) ^ (_V << np.uint64(7))).view(np.int64)
+del _V
+
+
+def mul_xpow(lo: np.ndarray, hi: np.ndarray, shift: int) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi) * x^shift for a constant shift; used on one element per group, not per block.
+
+    numpy defines shifts by 64 or more as giving 0, which keeps the word
+    boundary free of special cases.
+    """
+    while shift >= 64:
+        lo, hi = hi ^ (hi << np.uint64(1)) ^ (hi << np.uint64(2)) ^ (hi << np.uint64(7)), (
+            lo ^ (hi >> np.uint64(63)) ^ (hi >> np.uint64(62)) ^ (hi >> np.uint64(57)))
+        shift -= 64
+    if shift == 0:
+        return lo, hi
+    up, down = np.uint64(shift), np.uint64(64 - shift)
+    over = hi >> down  # the bits that leave the 128-bit word
+    out_hi = (hi << up) | (lo >> down)
+    if shift <= 16:
+        return (lo << up) ^ REDUCE16[over.view(np.int64)].view(U64), out_hi
+    out_lo = (lo << up) ^ over ^ (over << np.uint64(1)) ^ (over << np.uint64(2)) ^ (over << np.uint64(7))
+    return out_lo, out_hi ^ (over >> np.uint64(62)) ^ (over >> np.uint64(57))
+
+
+class TweakExpander:
+    """All tweaks ``T0 * x^j`` (j < blocks_per_sector) of up to `max_sectors` sectors at once.
+
+    The per-block level runs on full-size contiguous arrays against
+    precomputed per-block shift tables: numpy broadcasting over a short inner
+    axis costs several times a contiguous pass.  Work arrays are preallocated,
+    so a batch allocates nothing large; one instance per cipher object (not
+    thread-safe).
+    """
+
+    def __init__(self, blocks_per_sector: int, max_sectors: int):
+        if blocks_per_sector < 16 or blocks_per_sector & (blocks_per_sector - 1):
+            raise ValueError("sector size must be a power of two of at least 256 bytes")
+        self.blocks = blocks_per_sector
+        self.groups = blocks_per_sector // 16  # 16 consecutive blocks share U = T0 * x^(16q)
+        self.max_sectors = max_sectors
+        shape = (max_sectors, self.groups, 16)
+        r = np.arange(16, dtype=U64)
+        self._up = np.ascontiguousarray(np.broadcast_to(r, shape))
+        self._down = np.ascontiguousarray(np.broadcast_to(np.uint64(64) - r, shape))
+        self.tweaks = np.empty((max_sectors, blocks_per_sector, 2), dtype=U64)
+        self._lo = np.empty(shape, dtype=U64)
+        self._hi = np.empty(shape, dtype=U64)
+        self._a = np.empty(shape, dtype=U64)
+        self._b = np.empty(shape, dtype=U64)
+        self._starts_lo = np.empty((max_sectors, self.groups), dtype=U64)
+        self._starts_hi = np.empty((max_sectors, self.groups), dtype=U64)
+
+    def expand(self, t0: np.ndarray) -> np.ndarray:
+        """Tweaks for the sectors whose first tweaks are `t0` (shape (n, 2)): shape (n, blocks, 2).
+
+        The result is a view of an internal buffer, valid until the next call.
+        """
+        n = t0.shape[0]
+        u_lo, u_hi = self._group_starts(t0[:, 0], t0[:, 1])
+        out = self.tweaks[:n].reshape(n, self.groups, 16, 2)
+        lo, hi, a, b = self._lo[:n], self._hi[:n], self._a[:n], self._b[:n]
+        up, down = self._up[:n], self._down[:n]
+        np.copyto(lo, u_lo[..., None])
+        np.copyto(hi, u_hi[..., None])
+        # hi word: hi << r | the top r bits of lo
+        np.right_shift(lo, down, out=a)
+        np.left_shift(hi, up, out=b)
+        np.bitwise_or(a, b, out=out[..., 1])
+        # lo word: lo << r ^ clmul(top r bits of hi, 0x87)
+        np.right_shift(hi, down, out=a)
+        np.take(REDUCE16, a.view(np.int64), out=b.view(np.int64), mode="clip")
+        np.left_shift(lo, up, out=a)
+        np.bitwise_xor(a, b, out=out[..., 0])
+        return self.tweaks[:n]
+
+    def _group_starts(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """T0 * x^(16q) for every group q of the sector, shape (n, groups), by doubling the known columns."""
+        n = lo.shape[0]
+        starts_lo = self._starts_lo[:n]
+        starts_hi = self._starts_hi[:n]
+        starts_lo[:, 0] = lo
+        starts_hi[:, 0] = hi
+        known = 1
+        while known < self.groups:
+            starts_lo[:, known : 2 * known], starts_hi[:, known : 2 * known] = mul_xpow(
+                starts_lo[:, :known], starts_hi[:, :known], 16 * known)
+            known *= 2
+        return starts_lo, starts_hi
