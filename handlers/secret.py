@@ -15,6 +15,9 @@ import ctypes
 import ctypes.util
 import hmac
 from types import TracebackType
+from typing import BinaryIO
+
+from lvcrypt.errors import HandlerError
 
 _libc: ctypes.CDLL | None
 try:
@@ -116,3 +119,41 @@ def wipe(buffer: bytearray | memoryview) -> None:
     """Zero a temporary mutable buffer in place (intermediate key material)."""
     view = memoryview(buffer).cast("B")
     view[:] = bytes(len(view))
+
+
+def read_key_file(source: BinaryIO, offset: int = 0, size: int | None = None,
+                  limit: int = 8 << 20) -> Secret:
+    """Key-file contents (after `offset`, at most `size` bytes) straight into a Secret.
+
+    `readinto` fills the locked buffer directly, so the key file's bytes never
+    exist as an immutable copy.  `limit` mirrors cryptsetup's 8 MiB default
+    key-file size cap.
+    """
+    wanted = limit if size is None else size
+    if offset:
+        _skip(source, offset)
+    buffer = bytearray(wanted)
+    try:
+        filled = 0
+        view = memoryview(buffer)
+        while filled < wanted:
+            count = source.readinto(view[filled:])
+            if not count:
+                break
+            filled += count
+        if size is None and filled == wanted and source.read(1):
+            raise HandlerError(f"key file is larger than {limit} bytes (use --keyfile-size)")
+        return Secret(view[:filled])
+    finally:
+        wipe(buffer)
+
+
+def _skip(source: BinaryIO, offset: int) -> None:
+    if source.seekable():
+        source.seek(offset, 1)
+        return
+    while offset:
+        chunk = source.read(min(offset, 65536))
+        if not chunk:
+            break
+        offset -= len(chunk)

@@ -18,6 +18,8 @@ from lvcrypt.errors import LvcryptError, UsageError
 # command name -> module that registers it (each module has `register(subparsers, name)`).
 COMMANDS: dict[str, str] = {
     "metadata": "lvcrypt.cli.metadata",
+    "keystore": "lvcrypt.cli.keystore",
+    "keyslot": "lvcrypt.cli.keystore",
 }
 
 

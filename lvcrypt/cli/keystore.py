@@ -1,0 +1,290 @@
+"""`lvcrypt keystore format|dump|unlock-test` and `lvcrypt keyslot add|remove|change|list`.
+
+TARGET is an image file or block device holding a keystore (a LUKS header,
+or lvcrypt's key check block for plain/hashed).  The VG/KEYSTORE form names a
+keystore LV once the on-disk store exists; `resolve_target` is the one place
+that will learn it.  Passphrases come from --key-file (`-` = stdin) or a
+terminal prompt, never from argv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+from lvcrypt.cli import common_options
+from lvcrypt.errors import FormatError, HandlerError, LvcryptError, UsageError
+from lvcrypt.handlers import registry
+from lvcrypt.handlers.base import FileArea, FormatOptions, KeyHandler, KeystoreAttrs
+from lvcrypt.handlers.kdf import DEFAULT_ITER_TIME_MS, DEFAULT_MEMORY_KIB, PBKDF_KINDS, PbkdfRequest
+from lvcrypt.handlers.secret import Secret, read_key_file
+
+HANDLER_TYPES = ("luks2", "luks1", "plain", "hashed")
+# cryptsetup's defaults: LUKS aes-xts-plain64/512, plain aes-cbc-essiv:sha256/256 with ripemd160.
+DEFAULT_CIPHER = {"luks1": "aes-xts-plain64", "luks2": "aes-xts-plain64",
+                  "plain": "aes-cbc-essiv:sha256", "hashed": "aes-cbc-essiv:sha256"}
+DEFAULT_KEY_BITS = {"luks1": 512, "luks2": 512, "plain": 256, "hashed": 256}
+
+
+@dataclass
+class Keystore:
+    """An opened target: the area, its attributes and the handler that reads it."""
+
+    area: FileArea
+    attrs: KeystoreAttrs
+    handler: KeyHandler
+
+
+@contextmanager
+def open_target(target: str, writable: bool) -> Iterator[Keystore]:
+    """Open TARGET and identify its handler from what the area records."""
+    area = _area(target, writable)
+    try:
+        try:
+            handler = registry.get(registry.detect(area))
+            attrs = handler.read_attrs(area)
+        except FormatError as error:
+            raise FormatError(f"{target}: {error}") from None
+        yield Keystore(area, attrs, handler)
+    finally:
+        area.close()
+
+
+def _area(target: str, writable: bool) -> FileArea:
+    if not os.path.exists(target) and target.count("/") == 1 and not target.startswith(("/", ".")):
+        raise UsageError(f"{target}: VG/KEYSTORE targets need the on-disk store; give an image file")
+    return FileArea(target, writable=writable)
+
+
+def read_passphrase(args: argparse.Namespace, key_file: str | None, prompt: str,
+                    verify: bool = False) -> Secret:
+    """A passphrase from a key file (honouring --keyfile-offset/--keyfile-size) or the terminal."""
+    offset = getattr(args, "keyfile_offset", 0) or 0
+    size = getattr(args, "keyfile_size", None)
+    if key_file == "-":
+        return read_key_file(sys.stdin.buffer, offset, size)
+    if key_file is not None:
+        try:
+            with open(key_file, "rb") as f:
+                return read_key_file(f, offset, size)
+        except OSError as error:
+            raise HandlerError(f"cannot read key file {key_file}: {error.strerror}") from None
+    if not sys.stdin.isatty():
+        raise UsageError("no passphrase: give --key-file FILE (or '-' for stdin) or run on a terminal")
+    secret = _prompt(prompt)
+    if verify:
+        with _prompt("Verify passphrase: ") as again:
+            if again != secret:
+                secret.close()
+                raise HandlerError("passphrases do not match")
+    return secret
+
+
+def _prompt(prompt: str) -> Secret:
+    text = getpass.getpass(prompt)
+    encoded = bytearray(text.encode())
+    return Secret.adopt(encoded)
+
+
+def confirm(args: argparse.Namespace, question: str) -> None:
+    """cryptsetup's "type YES" confirmation; --batch-mode answers it."""
+    if args.batch_mode:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"{question} Confirmation needed: run on a terminal or add --batch-mode")
+    if input(f"{question} (Type 'yes' in capital letters): ") != "YES":
+        raise LvcryptError("operation aborted")
+
+
+def pbkdf_request(args: argparse.Namespace, handler_name: str) -> PbkdfRequest:
+    kind = args.pbkdf or ("pbkdf2" if handler_name == "luks1" else "argon2id")
+    return PbkdfRequest(kind=kind, hash=args.hash or "sha256", iter_time_ms=args.iter_time,
+                        memory_kib=args.pbkdf_memory, parallel=args.pbkdf_parallel,
+                        force_iterations=args.pbkdf_force_iterations)
+
+
+def cmd_format(args: argparse.Namespace) -> int:
+    handler = registry.get(args.type)
+    cipher = args.cipher or DEFAULT_CIPHER.get(args.type, "aes-xts-plain64")
+    key_hash = args.hash or ("ripemd160" if args.type == "hashed" else None)
+    attrs = KeystoreAttrs(args.type, cipher, args.key_size or DEFAULT_KEY_BITS.get(args.type, 512),
+                          key_hash if args.type in ("hashed", "luks1") else None)
+    options = FormatOptions(pbkdf=pbkdf_request(args, args.type), sector_size=args.sector_size,
+                            keyslot=args.key_slot, uuid=args.uuid, label=args.label)
+    area = _area(args.target, writable=True)
+    try:
+        if area.size < handler.area_size(attrs, options):
+            raise HandlerError(f"{args.target}: {area.size} bytes is too small for a {args.type} keystore "
+                               f"({handler.area_size(attrs, options)} bytes needed)")
+        confirm(args, f"This will overwrite data on {args.target} irrevocably. Are you sure?")
+        with read_passphrase(args, args.key_file, "Enter passphrase: ", verify=True) as passphrase:
+            handler.format(area, attrs, passphrase, options).close()
+    finally:
+        area.close()
+    return 0
+
+
+def cmd_dump(args: argparse.Namespace) -> int:
+    with open_target(args.target, writable=False) as store:
+        text = store.handler.dump(store.area, store.attrs)
+        if not args.dump_volume_key:
+            sys.stdout.write(text)
+            return 0
+        confirm(args, "The volume key opens the data without a passphrase. Dump it?")
+        with read_passphrase(args, args.key_file, "Enter passphrase: ") as passphrase:
+            with store.handler.unlock(store.area, store.attrs, passphrase, args.key_slot) as key:
+                sys.stdout.write(text)
+                sys.stdout.write(f"Volume key ({len(key) * 8} bits): {key.buffer.hex()}\n")
+    return 0
+
+
+def cmd_unlock_test(args: argparse.Namespace) -> int:
+    with open_target(args.target, writable=False) as store:
+        with read_passphrase(args, args.key_file, "Enter passphrase: ") as passphrase:
+            slot, key = store.handler.unlock_keyslot(store.area, store.attrs, passphrase, args.key_slot)
+            key.close()
+    print(f"Key slot {slot} unlocked.")
+    return 0
+
+
+def cmd_keyslot_add(args: argparse.Namespace) -> int:
+    with open_target(args.target, writable=True) as store:
+        with read_passphrase(args, args.key_file, "Enter any existing passphrase: ") as old:
+            key = store.handler.unlock(store.area, store.attrs, old)
+        with key, read_passphrase(args, args.new_key_file, "Enter new passphrase for key slot: ",
+                                  verify=True) as new:
+            slot = store.handler.add_keyslot(store.area, store.attrs, key, new,
+                                             pbkdf_request(args, store.handler.name), args.key_slot)
+    print(f"Key slot {slot} created.")
+    return 0
+
+
+def cmd_keyslot_remove(args: argparse.Namespace) -> int:
+    with open_target(args.target, writable=True) as store:
+        active = [s.slot for s in store.handler.list_keyslots(store.area, store.attrs) if s.active]
+        if active == [args.slot]:
+            confirm(args, f"Keyslot {args.slot} is the last one: removing it makes the data inaccessible.")
+        store.handler.remove_keyslot(store.area, store.attrs, args.slot)
+    print(f"Key slot {args.slot} removed.")
+    return 0
+
+
+def cmd_keyslot_change(args: argparse.Namespace) -> int:
+    if args.key_file == "-" and args.new_key_file == "-":
+        raise UsageError("only one of --key-file and --new-key-file can be stdin")
+    with open_target(args.target, writable=True) as store:
+        with read_passphrase(args, args.key_file, "Enter passphrase to be changed: ") as old, \
+                read_passphrase(args, args.new_key_file, "Enter new passphrase: ", verify=True) as new:
+            slot = store.handler.change_keyslot(store.area, store.attrs, old, new,
+                                                pbkdf_request(args, store.handler.name), args.key_slot)
+    print(f"Key slot {slot} now holds the new passphrase.")
+    return 0
+
+
+def cmd_keyslot_list(args: argparse.Namespace) -> int:
+    with open_target(args.target, writable=False) as store:
+        for info in store.handler.list_keyslots(store.area, store.attrs):
+            if info.active:
+                details = " ".join(f"{k}={v}" for k, v in info.details.items())
+                print(f"{info.slot}\t{info.kind}\t{details}")
+    return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def _key_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--key-file", metavar="FILE", help="read the passphrase from FILE ('-' = stdin)")
+    parser.add_argument("--keyfile-offset", type=_positive, default=0, metavar="BYTES")
+    parser.add_argument("--keyfile-size", type=_positive, metavar="BYTES")
+    parser.add_argument("-S", "--key-slot", type=_positive, metavar="N")
+    parser.add_argument("-q", "--batch-mode", action="store_true", help="do not ask for confirmation")
+
+
+def _pbkdf_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pbkdf", choices=PBKDF_KINDS)
+    parser.add_argument("--hash", metavar="HASH", help="PBKDF2 hash (LUKS) or key hash (hashed)")
+    parser.add_argument("-i", "--iter-time", type=_positive, default=DEFAULT_ITER_TIME_MS, metavar="MS")
+    parser.add_argument("--pbkdf-memory", type=_positive, default=DEFAULT_MEMORY_KIB, metavar="KIB")
+    parser.add_argument("--pbkdf-parallel", type=_positive, default=4, metavar="THREADS")
+    parser.add_argument("--pbkdf-force-iterations", type=_positive, metavar="N")
+
+
+def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
+    if name == "keystore":
+        _register_keystore(sub, name)
+    else:
+        _register_keyslot(sub, name)
+
+
+def _register_keystore(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser(name, help="format, dump and test keystores", description=__doc__)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
+    actions.required = True
+    common = [common_options()]
+
+    fmt = actions.add_parser("format", parents=common, help="create a keystore (like luksFormat)")
+    fmt.add_argument("target", metavar="TARGET")
+    fmt.add_argument("--type", choices=HANDLER_TYPES, default="luks2")
+    fmt.add_argument("-c", "--cipher", metavar="SPEC")
+    fmt.add_argument("-s", "--key-size", type=_positive, metavar="BITS")
+    fmt.add_argument("--sector-size", type=_positive, default=512, metavar="BYTES")
+    fmt.add_argument("--uuid")
+    fmt.add_argument("--label")
+    _key_options(fmt)
+    _pbkdf_options(fmt)
+    fmt.set_defaults(func=cmd_format)
+
+    dump = actions.add_parser("dump", parents=common, help="describe a keystore (like luksDump)")
+    dump.add_argument("target", metavar="TARGET")
+    dump.add_argument("--dump-volume-key", action="store_true", help="also print the volume key (asks first)")
+    _key_options(dump)
+    dump.set_defaults(func=cmd_dump)
+
+    test = actions.add_parser("unlock-test", parents=common, help="check a passphrase (like --test-passphrase)")
+    test.add_argument("target", metavar="TARGET")
+    _key_options(test)
+    test.set_defaults(func=cmd_unlock_test)
+
+
+def _register_keyslot(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser(name, help="add, remove, change and list keyslots", description=__doc__)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
+    actions.required = True
+    common = [common_options()]
+
+    add = actions.add_parser("add", parents=common, help="add a passphrase (like luksAddKey)")
+    add.add_argument("target", metavar="TARGET")
+    add.add_argument("--new-key-file", metavar="FILE", help="the new passphrase's file ('-' = stdin)")
+    _key_options(add)
+    _pbkdf_options(add)
+    add.set_defaults(func=cmd_keyslot_add)
+
+    remove = actions.add_parser("remove", parents=common, help="destroy a keyslot (like luksKillSlot)")
+    remove.add_argument("target", metavar="TARGET")
+    remove.add_argument("slot", type=_positive, metavar="SLOT")
+    remove.add_argument("-q", "--batch-mode", action="store_true", help="do not ask for confirmation")
+    remove.set_defaults(func=cmd_keyslot_remove)
+
+    change = actions.add_parser("change", parents=common, help="replace a passphrase (like luksChangeKey)")
+    change.add_argument("target", metavar="TARGET")
+    change.add_argument("--new-key-file", metavar="FILE", help="the new passphrase's file ('-' = stdin)")
+    _key_options(change)
+    _pbkdf_options(change)
+    change.set_defaults(func=cmd_keyslot_change)
+
+    listing = actions.add_parser("list", parents=common, help="list active keyslots")
+    listing.add_argument("target", metavar="TARGET")
+    listing.set_defaults(func=cmd_keyslot_list)
