@@ -36,7 +36,7 @@ PV_KEYS = ["id", "device", "status", "flags", "tags", "dev_size", "pe_start", "p
 LV_KEYS = ["id", "status", "flags", "tags", "creation_time", "creation_host", "segment_count"]
 SEGMENT_KEYS = ["start_extent", "extent_count", "type"]
 STRIPED_KEYS = SEGMENT_KEYS + ["stripe_count", "stripe_size", "stripes"]
-CRYPT_KEYS = SEGMENT_KEYS + ["crypto_store", "iv_offset", "sector_size", "data_offset", "areas"]
+CRYPT_KEYS = SEGMENT_KEYS + ["crypto_store", "iv_offset", "sector_size", "data_offset", "stripe_size", "areas"]
 KEYSTORE_KEYS = SEGMENT_KEYS + ["handler", "cipher", "key_size", "key_hash", "areas"]
 HEADER_KEYS = ["contents", "version", "description", "creation_host", "creation_time"]
 
@@ -112,7 +112,7 @@ def _segment(key: str, section: Section, lv: str, source: str | None) -> Segment
     if kind == "crypt":
         return CryptSegment(start, count, kind, section, f.str("crypto_store"), f.areas("areas"),
                             f.int("iv_offset", None), f.int("sector_size", None, minimum=512),
-                            f.int("data_offset", None))
+                            f.int("data_offset", None), f.int("stripe_size", None, minimum=1))
     if kind == "crypt-keystore":
         return KeystoreSegment(start, count, kind, section, f.str("handler"), f.str("cipher", None),
                                f.int("key_size", None, minimum=1), f.str("key_hash", None),
@@ -219,7 +219,8 @@ def _segment_tree(segment: Segment) -> Section:
     if isinstance(segment, CryptSegment):
         return _merge(segment.raw, {**common, "crypto_store": segment.crypto_store,
                                     "iv_offset": segment.iv_offset, "sector_size": segment.sector_size,
-                                    "data_offset": segment.data_offset, "areas": _flat(segment.areas)}, CRYPT_KEYS)
+                                    "data_offset": segment.data_offset, "stripe_size": segment.stripe_size,
+                                    "areas": _flat(segment.areas)}, CRYPT_KEYS)
     if isinstance(segment, KeystoreSegment):
         return _merge(segment.raw, {**common, "handler": segment.handler, "cipher": segment.cipher,
                                     "key_size": segment.key_size, "key_hash": segment.key_hash,

@@ -64,6 +64,8 @@ class CryptSegment(Segment):
     form the IV; `sector_size` is dm-crypt's encryption unit in bytes;
     `data_offset` (512-byte sectors) skips the start of the first area, for
     imported LUKS volumes whose payload does not start on an extent boundary.
+    A striped encrypted LV has several areas and a `stripe_size` (sectors):
+    one crypt mapping over a striped layer, so IVs still follow the LV.
     """
 
     crypto_store: str = ""
@@ -71,11 +73,13 @@ class CryptSegment(Segment):
     iv_offset: int | None = None
     sector_size: int | None = None
     data_offset: int | None = None
+    stripe_size: int | None = None
 
     areas_key: ClassVar[str | None] = "areas"
 
     def pv_areas(self) -> list[tuple[Area, int]]:
-        return [(area, self.extent_count) for area in self.areas]
+        per_area = self.extent_count // max(len(self.areas), 1)
+        return [(area, per_area) for area in self.areas]
 
 
 @dataclass

@@ -138,8 +138,16 @@ class _Checker:
         if not store.is_keystore:
             raise self.fail(segment.raw, "crypto_store",
                             f"{where}: '{segment.crypto_store}' is not a keystore (no crypt-keystore segment)")
-        if len(segment.areas) != 1:
-            raise self.fail(segment.raw, "areas", f"{where}: a crypt segment has exactly one area")
+        if not segment.areas:
+            raise self.fail(segment.raw, "areas", f"{where}: a crypt segment needs an area")
+        if len(segment.areas) > 1:
+            if segment.stripe_size is None:
+                raise self.fail(segment.raw, "areas", f"{where}: a crypt segment with several areas needs stripe_size")
+            if segment.extent_count % len(segment.areas):
+                raise self.fail(segment.raw, "extent_count", f"{where}: {segment.extent_count} extents do not "
+                                f"divide into {len(segment.areas)} stripes")
+        elif segment.stripe_size is not None:
+            raise self.fail(segment.raw, "stripe_size", f"{where}: stripe_size needs several areas")
         if segment.sector_size is not None and segment.sector_size not in SECTOR_SIZES:
             raise self.fail(segment.raw, "sector_size",
                             f"{where}: sector_size must be one of {', '.join(map(str, SECTOR_SIZES))}")

@@ -1,0 +1,254 @@
+"""The userspace backend: a table stack interpreted in Python over PV files or block devices.
+
+`MappedDevice` reads and writes at any byte offset and length, like the dm
+device the kernel would build from the same tables: linear and striped
+targets translate offsets, crypt targets decrypt and encrypt whole
+encryption sectors (partial sectors by read-modify-write).  Work is cut into
+bounded chunks so memory stays constant whatever the LV size.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping, Protocol
+
+from lvcrypt.activate.tables import (
+    SECTOR,
+    CryptTarget,
+    DeviceRef,
+    LayerDevice,
+    LinearTarget,
+    PvDevice,
+    StripedTarget,
+    Table,
+    Target,
+)
+from lvcrypt.crypto.sector import SectorCipher, open_sector_cipher
+from lvcrypt.errors import DeviceError, LvcryptError
+
+CHUNK = 1 << 20  # bytes handled per step of a crypt target: bounds memory and batches the cipher
+
+
+class BlockIO(Protocol):
+    def readinto(self, offset: int, buffer: memoryview) -> None: ...
+
+    def write(self, offset: int, data: memoryview) -> None: ...
+
+
+class FileIO:
+    """A PV: an image file or block device, by path, with positional I/O."""
+
+    def __init__(self, path: str, writable: bool):
+        self.path = path
+        try:
+            self.fd = os.open(path, (os.O_RDWR if writable else os.O_RDONLY) | os.O_CLOEXEC)
+        except OSError as error:
+            raise DeviceError(f"{path}: {error.strerror}") from None
+        self.size = os.lseek(self.fd, 0, os.SEEK_END)
+
+    def readinto(self, offset: int, buffer: memoryview) -> None:
+        if offset + len(buffer) > self.size:
+            raise DeviceError(f"{self.path}: read beyond the end of the device (byte {offset + len(buffer)})")
+        done = 0
+        while done < len(buffer):
+            got = os.preadv(self.fd, [buffer[done:]], offset + done)
+            if got <= 0:
+                raise DeviceError(f"{self.path}: short read at byte {offset + done}")
+            done += got
+
+    def write(self, offset: int, data: memoryview) -> None:
+        if offset + len(data) > self.size:
+            raise DeviceError(f"{self.path}: write beyond the end of the device (byte {offset + len(data)})")
+        done = 0
+        while done < len(data):
+            done += os.pwrite(self.fd, data[done:], offset + done)
+
+    def sync(self) -> None:
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class MappedDevice:
+    """One table of a stack, readable and writable at byte granularity."""
+
+    def __init__(self, table: Table, lower: Mapping[DeviceRef, BlockIO],
+                 volume_keys: Mapping[str, bytes | bytearray]):
+        self.table = table
+        self.size = table.size * SECTOR
+        self._lower = lower
+        self._ciphers: dict[int, SectorCipher] = {}
+        for index, target in enumerate(table.targets):
+            if isinstance(target, CryptTarget):
+                key = volume_keys.get(target.key.keystore)
+                if key is None:
+                    raise LvcryptError(f"the volume key of {target.key.keystore} is not unlocked")
+                if len(key) != target.key.key_bytes:
+                    raise LvcryptError(f"the volume key of {target.key.keystore} has {len(key) * 8} bits, "
+                                       f"the table needs {target.key.key_bytes * 8}")
+                self._ciphers[index] = open_sector_cipher(target.cipher, key, target.sector_size)
+        self._buffer = bytearray(CHUNK)
+
+    def _pieces(self, offset: int, length: int) -> list[tuple[int, Target, int, int]]:
+        """(target index, target, offset inside the target, byte count) covering [offset, offset+length)."""
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise LvcryptError(f"{self.table.name}: range {offset}+{length} is outside the {self.size}-byte device")
+        pieces = []
+        for index, target in enumerate(self.table.targets):
+            begin, end = target.start * SECTOR, (target.start + target.length) * SECTOR
+            if end <= offset or begin >= offset + length:
+                continue
+            lo, hi = max(offset, begin), min(offset + length, end)
+            pieces.append((index, target, lo - begin, hi - lo))
+        return pieces
+
+    def readinto(self, offset: int, buffer: memoryview) -> None:
+        done = 0
+        for index, target, inner, count in self._pieces(offset, len(buffer)):
+            out = buffer[done:done + count]
+            if isinstance(target, CryptTarget):
+                self._crypt_read(index, target, inner, out)
+            else:
+                for io, where, (lo, hi) in self._translate(target, inner, count):
+                    io.readinto(where, out[lo:hi])
+            done += count
+
+    def _translate(self, target: Target, inner: int, count: int) -> list[tuple[BlockIO, int, tuple[int, int]]]:
+        """Where bytes [inner, inner+count) of a linear or striped target live: (io, offset, (lo, hi))."""
+        if isinstance(target, LinearTarget):
+            return [(self._lower[target.device], target.offset * SECTOR + inner, (0, count))]
+        assert isinstance(target, StripedTarget)
+        chunk = target.chunk * SECTOR
+        stripes = len(target.stripes)
+        parts = []
+        position = inner
+        while position < inner + count:
+            number, within = divmod(position, chunk)
+            row, stripe = divmod(number, stripes)
+            take = min(chunk - within, inner + count - position)
+            device, start = target.stripes[stripe]
+            parts.append((self._lower[device], start * SECTOR + row * chunk + within,
+                          (position - inner, position - inner + take)))
+            position += take
+        return parts
+
+    def _crypt_read(self, index: int, target: CryptTarget, inner: int, out: memoryview) -> None:
+        cipher = self._ciphers[index]
+        unit = target.sector_size
+        lower = self._lower[target.device]
+        base = target.offset * SECTOR
+        position = inner
+        end = inner + len(out)
+        buffer = memoryview(self._buffer)
+        while position < end:
+            first = position - position % unit
+            stop = min(first + CHUNK, -(-end // unit) * unit)
+            work = buffer[:stop - first]
+            lower.readinto(base + first, work)
+            cipher.decrypt_into(work, work, first // SECTOR + target.iv_offset)
+            take = min(stop, end) - position
+            out[position - inner:position - inner + take] = work[position - first:position - first + take]
+            position += take
+
+    def write(self, offset: int, data: memoryview) -> None:
+        done = 0
+        for index, target, inner, count in self._pieces(offset, len(data)):
+            piece = data[done:done + count]
+            if isinstance(target, CryptTarget):
+                self._crypt_write(index, target, inner, piece)
+            else:
+                for io, where, (lo, hi) in self._translate(target, inner, count):
+                    io.write(where, piece[lo:hi])
+            done += count
+
+    def _crypt_write(self, index: int, target: CryptTarget, inner: int, data: memoryview) -> None:
+        cipher = self._ciphers[index]
+        unit = target.sector_size
+        lower = self._lower[target.device]
+        base = target.offset * SECTOR
+        position = inner
+        end = inner + len(data)
+        buffer = memoryview(self._buffer)
+        while position < end:
+            first = position - position % unit
+            stop = min(first + CHUNK, -(-end // unit) * unit)
+            work = buffer[:stop - first]
+            take = min(stop, end) - position
+            head, tail = position - first, stop - (position + take)
+            if head or tail:
+                # Partial encryption sectors: decrypt what is there and patch it.
+                lower.readinto(base + first, work)
+                cipher.decrypt_into(work, work, first // SECTOR + target.iv_offset)
+            work[head:head + take] = data[position - inner:position - inner + take]
+            cipher.encrypt_into(work, work, first // SECTOR + target.iv_offset)
+            lower.write(base + first, work)
+            position += take
+
+    def wipe(self) -> None:
+        """Clear the plaintext staging buffer."""
+        self._buffer[:] = bytes(len(self._buffer))
+
+
+class Stack:
+    """A whole table stack over opened PVs: the LV's top device plus its layers."""
+
+    def __init__(self, table: Table, volume_keys: Mapping[str, bytes | bytearray], writable: bool = False):
+        self.files: dict[str, FileIO] = {}
+        self.devices: list[MappedDevice] = []
+        lower: dict[DeviceRef, BlockIO] = {}
+        try:
+            for layer in table.walk():
+                for target in layer.targets:
+                    for ref in _devices_of(target):
+                        if isinstance(ref, PvDevice) and ref not in lower:
+                            io = self.files.get(ref.path) or FileIO(ref.path, writable)
+                            self.files[ref.path] = io
+                            lower[ref] = io
+                device = MappedDevice(layer, lower, volume_keys)
+                self.devices.append(device)
+                lower[LayerDevice(layer.name)] = device
+        except BaseException:
+            self.close()
+            raise
+        self.top = self.devices[-1]
+
+    @property
+    def size(self) -> int:
+        return self.top.size
+
+    def read(self, offset: int, length: int) -> bytes:
+        buffer = bytearray(length)
+        self.top.readinto(offset, memoryview(buffer))
+        return bytes(buffer)
+
+    def readinto(self, offset: int, buffer: memoryview) -> None:
+        self.top.readinto(offset, buffer)
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        self.top.write(offset, memoryview(data).cast("B"))
+
+    def sync(self) -> None:
+        for io in self.files.values():
+            io.sync()
+
+    def close(self) -> None:
+        for device in self.devices:
+            device.wipe()
+        for io in self.files.values():
+            io.close()
+        self.files.clear()
+
+    def __enter__(self) -> "Stack":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _devices_of(target: Target) -> list[DeviceRef]:
+    if isinstance(target, (LinearTarget, CryptTarget)):
+        return [target.device]
+    return [device for device, _ in target.stripes]
