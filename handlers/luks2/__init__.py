@@ -1,0 +1,326 @@
+"""The `luks2` key handler: LUKS2 headers byte-compatible with cryptsetup 2.6.
+
+A keystore area holds what `cryptsetup luksFormat --type luks2` writes: two
+metadata copies (binary header + JSON), then the keyslots area, and possibly
+the data after it (an image file or an imported volume).  Modules:
+`header` (binary header and checksum), `json_area` (the JSON object as
+dataclasses, validation), `disk` (choosing and writing the copies),
+`keyslots`, `digests`, `tokens` and `dump`.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid as uuid_module
+from dataclasses import dataclass
+from typing import ClassVar
+
+from lvcrypt.errors import FormatError, HandlerError, WrongPassphrase
+from lvcrypt.handlers.base import SECTOR, Area, DataMapping, FormatOptions, KeyHandler, KeyslotInfo, KeystoreAttrs
+from lvcrypt.handlers.ciphers import CipherSpec
+from lvcrypt.handlers.kdf import PbkdfRequest, check_hash, check_kind
+from lvcrypt.handlers.secret import Secret
+
+from lvcrypt.handlers.luks2 import digests, disk, json_area, keyslots, tokens
+from lvcrypt.handlers.luks2.dump import dump as dump_text
+from lvcrypt.handlers.luks2.header import BINARY_SIZE, DEFAULT_METADATA_SIZE, METADATA_SIZES, BinaryHeader, new_salt
+from lvcrypt.handlers.luks2.json_area import (KEYSLOTS_ALIGN, MAX_KEYSLOTS, MAX_KEYSLOTS_SIZE, Config, Digest,
+                                              Metadata, Segment)
+from lvcrypt.handlers.luks2.tokens import KeyringToken
+
+__all__ = ["Luks2Handler", "KeyringToken", "Layout"]
+
+DEFAULT_CIPHER = "aes-xts-plain64"
+DEFAULT_KEY_SIZE = 512
+DEFAULT_DATA_OFFSET = 16 * 1024 * 1024  # cryptsetup's default LUKS2 data offset
+_WIPE_CHUNK = 1024 * 1024
+_SECTOR_SIZES = (512, 1024, 2048, 4096)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Sizes of a new header in bytes: each metadata copy, the keyslots area, and where data starts."""
+
+    metadata_size: int
+    keyslots_size: int
+    data_offset: int
+
+    @property
+    def keyslots_end(self) -> int:
+        return 2 * self.metadata_size + self.keyslots_size
+
+    @classmethod
+    def choose(cls, options: FormatOptions) -> "Layout":
+        """cryptsetup's rules: keyslots fill the space up to the data offset (16 MiB by default), at most 128 MiB."""
+        metadata_size = int(options.extra.get("metadata_size", DEFAULT_METADATA_SIZE))
+        if metadata_size not in METADATA_SIZES:
+            raise HandlerError(f"LUKS2 metadata size must be one of {', '.join(map(str, METADATA_SIZES))}")
+        data_offset = DEFAULT_DATA_OFFSET if options.data_offset is None else options.data_offset * SECTOR
+        if "keyslots_size" in options.extra:
+            keyslots_size = int(options.extra["keyslots_size"])
+        elif options.header_size is not None:
+            keyslots_size = options.header_size - 2 * metadata_size
+        else:
+            keyslots_size = min((data_offset or DEFAULT_DATA_OFFSET) - 2 * metadata_size, MAX_KEYSLOTS_SIZE)
+            keyslots_size -= keyslots_size % KEYSLOTS_ALIGN
+        if keyslots_size <= 0 or keyslots_size % KEYSLOTS_ALIGN or keyslots_size > MAX_KEYSLOTS_SIZE:
+            raise HandlerError(f"LUKS2 keyslots area size {keyslots_size} must be a positive multiple of 4096 "
+                               f"up to {MAX_KEYSLOTS_SIZE}")
+        layout = cls(metadata_size, keyslots_size, data_offset)
+        if options.data_offset is None and data_offset < layout.keyslots_end:
+            mib = 1024 * 1024
+            layout = cls(metadata_size, keyslots_size, -(-layout.keyslots_end // mib) * mib)
+        if layout.data_offset and layout.data_offset < layout.keyslots_end:
+            raise HandlerError(f"data offset {layout.data_offset} lies inside the LUKS2 keyslots area "
+                               f"(ends at {layout.keyslots_end})")
+        return layout
+
+
+def _wipe(area: Area, end: int) -> None:
+    zeros = bytes(_WIPE_CHUNK)
+    for offset in range(0, end, _WIPE_CHUNK):
+        area.write(offset, zeros[:min(_WIPE_CHUNK, end - offset)])
+
+
+class Luks2Handler(KeyHandler):
+    """LUKS2 keystores: 32 keyslots, PBKDF2/Argon2, tokens, two header copies."""
+
+    name: ClassVar[str] = "luks2"
+    has_header: ClassVar[bool] = True
+    max_keyslots: ClassVar[int] = MAX_KEYSLOTS
+
+    # --- reading -------------------------------------------------------------------
+
+    def load(self, area: Area) -> disk.Loaded:
+        """The parsed header (from the secondary copy if the primary is damaged)."""
+        return disk.load(area)
+
+    def _segment_digest(self, metadata: Metadata) -> tuple[Segment, Digest]:
+        number, segment = metadata.data_segment()
+        for digest in metadata.digests.values():
+            if number in digest.segments:
+                return segment, digest
+        raise FormatError(f"LUKS2 segment {number} has no digest")
+
+    def _check_requirements(self, metadata: Metadata) -> None:
+        if metadata.config.requirements:
+            raise HandlerError(f"LUKS2 header requires {', '.join(metadata.config.requirements)}, "
+                               "which this version of lvcrypt does not support")
+
+    def read_attrs(self, area: Area) -> KeystoreAttrs:
+        metadata = self.load(area).metadata
+        segment, _ = self._segment_digest(metadata)
+        return KeystoreAttrs("luks2", segment.encryption or "", self._key_bits(metadata, 0))
+
+    def _key_bits(self, metadata: Metadata, fallback: int) -> int:
+        _, digest = self._segment_digest(metadata)
+        for slot in digest.keyslots:
+            return metadata.keyslots[slot].key_size * 8
+        if not fallback:
+            raise FormatError("LUKS2 header has no keyslot for its data segment: key size unknown")
+        return fallback
+
+    def validate(self, area: Area, attrs: KeystoreAttrs) -> None:
+        metadata = self.load(area).metadata
+        segment, _ = self._segment_digest(metadata)
+        if attrs.cipher and segment.encryption != attrs.cipher:
+            raise FormatError(f"keystore says cipher {attrs.cipher} but its LUKS2 header says {segment.encryption}")
+        if attrs.key_size and metadata.keyslots and self._key_bits(metadata, attrs.key_size) != attrs.key_size:
+            raise FormatError(f"keystore says key size {attrs.key_size} but its LUKS2 header disagrees")
+
+    def data_mapping(self, area: Area, attrs: KeystoreAttrs) -> DataMapping:
+        metadata = self.load(area).metadata
+        segment, _ = self._segment_digest(metadata)
+        return DataMapping(cipher=segment.encryption or "", key_size=self._key_bits(metadata, attrs.key_size),
+                           sector_size=segment.sector_size or SECTOR, data_offset=segment.offset // SECTOR,
+                           iv_offset=segment.iv_tweak or 0)
+
+    def dump(self, area: Area, attrs: KeystoreAttrs) -> str:
+        return dump_text(self.load(area))
+
+    def list_keyslots(self, area: Area, attrs: KeystoreAttrs) -> list[KeyslotInfo]:
+        metadata = self.load(area).metadata
+        infos = []
+        for number, slot in sorted(metadata.keyslots.items()):
+            details: dict[str, str | int] = {"key_size": slot.key_size * 8, "area_offset": slot.area.offset,
+                                             "area_size": slot.area.size}
+            if slot.area.encryption:
+                details["cipher"] = slot.area.encryption
+            if slot.kdf is not None:
+                details.update({k: v for k, v in (("hash", slot.kdf.hash), ("iterations", slot.kdf.iterations),
+                                                  ("time", slot.kdf.time), ("memory", slot.kdf.memory),
+                                                  ("cpus", slot.kdf.cpus)) if v is not None})
+            details["priority"] = {0: "ignore", 2: "prefer"}.get(slot.priority or 1, "normal")
+            owner = metadata.digest_of_keyslot(number)
+            if owner is not None:
+                details["digest"] = owner[0]
+            kind = slot.kdf.type if slot.kdf is not None else slot.type
+            infos.append(KeyslotInfo(number, kind, True, details))
+        return infos
+
+    def keyring_tokens(self, area: Area) -> list[KeyringToken]:
+        """`luks2-keyring` tokens: the kernel-keyring descriptions the core may fetch a passphrase from."""
+        return tokens.keyring_tokens(self.load(area).metadata)
+
+    # --- unlocking -----------------------------------------------------------------
+
+    def unlock_keyslot(self, area: Area, attrs: KeystoreAttrs, passphrase: Secret,
+                       keyslot: int | None = None) -> tuple[int, Secret]:
+        metadata = self.load(area).metadata
+        self._check_requirements(metadata)
+        _, digest = self._segment_digest(metadata)
+        skipped = 0
+        for number in keyslots.try_order(metadata, keyslot):
+            slot = metadata.keyslots[number]
+            if number not in digest.keyslots or slot.type != "luks2":
+                skipped += keyslot is not None
+                continue
+            try:
+                candidate = keyslots.open_keyslot(area, slot, passphrase)
+            except HandlerError:
+                if keyslot is not None:
+                    raise
+                skipped += 1
+                continue
+            if digests.matches(digest, candidate):
+                return number, candidate
+            candidate.close()
+        note = f" ({skipped} keyslot(s) could not be tried)" if skipped else ""
+        where = f"keyslot {keyslot}" if keyslot is not None else "any keyslot"
+        raise WrongPassphrase(f"no key available with this passphrase in {where}{note}")
+
+    def verify_volume_key(self, area: Area, attrs: KeystoreAttrs, volume_key: Secret) -> None:
+        _, digest = self._segment_digest(self.load(area).metadata)
+        if not digests.matches(digest, volume_key):
+            raise WrongPassphrase("the volume key does not match this LUKS2 header")
+
+    # --- formatting ----------------------------------------------------------------
+
+    def area_size(self, attrs: KeystoreAttrs, options: FormatOptions) -> int:
+        return Layout.choose(options).keyslots_end
+
+    def format(self, area: Area, attrs: KeystoreAttrs, passphrase: Secret, options: FormatOptions) -> Secret:
+        """A new header as `cryptsetup luksFormat --type luks2` makes it; returns the volume key."""
+        cipher = attrs.cipher or DEFAULT_CIPHER
+        key_bits = attrs.key_size or DEFAULT_KEY_SIZE
+        spec = CipherSpec.parse(cipher)
+        if key_bits % 8:
+            raise HandlerError(f"key size {key_bits} is not a whole number of bytes")
+        spec.check_key_size(key_bits // 8)
+        if options.sector_size not in _SECTOR_SIZES:
+            raise HandlerError(f"sector size {options.sector_size} must be one of 512, 1024, 2048, 4096")
+        check_kind(options.pbkdf.kind)
+        check_hash(options.pbkdf.hash)
+        layout = Layout.choose(options)
+        if layout.data_offset % options.sector_size:
+            raise HandlerError(f"data offset must be a multiple of the {options.sector_size}-byte sector size")
+        if area.size < layout.keyslots_end:
+            raise HandlerError(f"keystore area of {area.size} bytes is smaller than the {layout.keyslots_end} "
+                               "bytes of LUKS2 header and keyslots")
+        slot_number = keyslots.free_slot(Metadata(Config(0, 0)), options.keyslot, MAX_KEYSLOTS)
+        header = BinaryHeader(hdr_size=layout.metadata_size, seqid=0, label=options.label or "",
+                              checksum_alg="sha256", salt=new_salt(), uuid=options.uuid or str(uuid_module.uuid4()),
+                              subsystem=str(options.extra.get("subsystem", "")), hdr_offset=0)
+        header.pack(bytes(header.json_size))  # label/uuid/subsystem lengths checked before anything is written
+        metadata = Metadata(Config(layout.metadata_size - BINARY_SIZE, layout.keyslots_size))
+        metadata.segments[0] = Segment("crypt", layout.data_offset, None, options.iv_offset, str(spec),
+                                       options.sector_size)
+        if options.volume_key is not None:
+            if len(options.volume_key) * 8 != key_bits:
+                raise HandlerError(f"the given volume key has {len(options.volume_key) * 8} bits, not {key_bits}")
+            volume_key = Secret(options.volume_key.buffer)
+        else:
+            volume_key = Secret(os.urandom(key_bits // 8))
+        try:
+            metadata.digests[0] = digests.create(volume_key, options.pbkdf.hash, options.pbkdf, [slot_number], [0])
+            _wipe(area, layout.keyslots_end)
+            metadata.keyslots[slot_number] = keyslots.store_keyslot(
+                area, metadata, volume_key, passphrase, options.pbkdf, str(spec), 2 * layout.metadata_size)
+            disk.commit(area, disk.Loaded(header, metadata, new_salt(), new_salt()), metadata)
+        except BaseException:
+            volume_key.close()
+            raise
+        attrs.cipher, attrs.key_size = str(spec), key_bits
+        return volume_key
+
+    # --- keyslot management --------------------------------------------------------
+
+    def _writable(self, area: Area) -> disk.Loaded:
+        loaded = self.load(area)
+        disk.require_intact(loaded)
+        self._check_requirements(loaded.metadata)
+        return loaded
+
+    def add_keyslot(self, area: Area, attrs: KeystoreAttrs, volume_key: Secret, passphrase: Secret,
+                    pbkdf: PbkdfRequest, keyslot: int | None = None) -> int:
+        loaded = self._writable(area)
+        metadata = loaded.metadata
+        segment, digest = self._segment_digest(metadata)
+        if not digests.matches(digest, volume_key):
+            raise WrongPassphrase("the volume key does not match this LUKS2 header")
+        number = keyslots.free_slot(metadata, keyslot, MAX_KEYSLOTS)
+        offset = keyslots.find_gap(metadata, keyslots.area_length(len(volume_key)))
+        metadata.keyslots[number] = keyslots.store_keyslot(area, metadata, volume_key, passphrase, pbkdf,
+                                                           segment.encryption or DEFAULT_CIPHER, offset)
+        digest.keyslots = sorted(digest.keyslots + [number])
+        disk.commit(area, loaded, metadata)
+        return number
+
+    def remove_keyslot(self, area: Area, attrs: KeystoreAttrs, keyslot: int) -> None:
+        loaded = self._writable(area)
+        metadata = loaded.metadata
+        if keyslot not in metadata.keyslots:
+            raise HandlerError(f"keyslot {keyslot} is not in use")
+        removed = metadata.keyslots.pop(keyslot)
+        for digest in metadata.digests.values():
+            if keyslot in digest.keyslots:
+                digest.keyslots.remove(keyslot)
+        tokens.unassign_keyslot(metadata, keyslot)
+        json_area.validate(metadata)
+        keyslots.wipe_area(area, removed)
+        disk.commit(area, loaded, metadata)
+
+    def change_keyslot(self, area: Area, attrs: KeystoreAttrs, old: Secret, new: Secret,
+                       pbkdf: PbkdfRequest, keyslot: int | None = None) -> int:
+        """New passphrase for the slot `old` opens, written to a fresh area first so a crash loses nothing."""
+        loaded = self._writable(area)
+        metadata = loaded.metadata
+        number, volume_key = self.unlock_keyslot(area, attrs, old, keyslot)
+        with volume_key:
+            previous = metadata.keyslots[number]
+            length = keyslots.area_length(len(volume_key))
+            try:
+                offset = keyslots.find_gap(metadata, length)
+            except HandlerError:
+                offset = previous.area.offset  # no free space: overwrite in place, as cryptsetup does
+            segment, _ = self._segment_digest(metadata)
+            replacement = keyslots.store_keyslot(area, metadata, volume_key, new, pbkdf,
+                                                 segment.encryption or DEFAULT_CIPHER, offset, previous.priority)
+        metadata.keyslots[number] = replacement
+        disk.commit(area, loaded, metadata)
+        if offset != previous.area.offset:
+            keyslots.wipe_area(area, previous)
+        return number
+
+    # --- tokens and repair ---------------------------------------------------------
+
+    def add_keyring_token(self, area: Area, key_description: str, keyslots_: list[int],
+                          token: int | None = None) -> int:
+        """Add a `luks2-keyring` token naming a kernel-keyring passphrase for these keyslots."""
+        loaded = self._writable(area)
+        number = tokens.add_keyring_token(loaded.metadata, key_description, keyslots_, token)
+        disk.commit(area, loaded, loaded.metadata)
+        return number
+
+    def remove_token(self, area: Area, token: int) -> None:
+        loaded = self._writable(area)
+        tokens.remove_token(loaded.metadata, token)
+        disk.commit(area, loaded, loaded.metadata)
+
+    def repair(self, area: Area) -> bool:
+        """Rewrite both copies from the valid one when a copy is damaged or stale; False if nothing to do."""
+        loaded = self.load(area)
+        if not loaded.needs_repair:
+            return False
+        disk.commit(area, loaded, loaded.metadata)
+        return True
