@@ -1,0 +1,111 @@
+"""The shared pieces of the handler room: Secret, AF splitter, KDFs, cipher specs, registry."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import os
+
+import pytest
+from argon2.low_level import Type, hash_secret_raw
+
+from lvcrypt.errors import FormatError, HandlerError
+from lvcrypt.handlers import af, registry
+from lvcrypt.handlers.base import KeystoreAttrs, MemoryArea
+from lvcrypt.handlers.ciphers import CipherSpec, SectorCipher
+from lvcrypt.handlers.kdf import Pbkdf, PbkdfRequest, derive
+from lvcrypt.handlers.secret import Secret
+
+
+def test_secret_repr_hides_bytes_and_close_wipes() -> None:
+    secret = Secret(b"\xde\xad\xbe\xef" * 8)
+    buffer = secret.buffer
+    assert "de" not in repr(secret) and "32 bytes" in repr(secret) and str(secret) == repr(secret)
+    with pytest.raises(TypeError):
+        bytes(secret)
+    secret.close()
+    assert buffer == bytearray(32)
+    assert repr(secret) == "<Secret wiped>"
+    with pytest.raises(ValueError):
+        secret.buffer
+
+
+def test_secret_is_wiped_when_dropped_and_locked_as_root() -> None:
+    secret = Secret(b"k" * 64)
+    if os.geteuid() == 0:
+        assert secret.locked
+    buffer = secret.buffer
+    del secret
+    gc.collect()
+    assert buffer == bytearray(64)
+
+
+def test_af_merge_inverts_split_and_needs_every_stripe() -> None:
+    with Secret(os.urandom(32)) as key, af.split(key, af.LUKS_STRIPES, "sha256") as split:
+        assert len(split) == 32 * 4000
+        with af.merge(split, 32, af.LUKS_STRIPES, "sha256") as merged:
+            assert merged == key
+        damaged = bytearray(split.buffer)
+        damaged[17 * 32 + 5] ^= 0x01
+        with af.merge(damaged, 32, af.LUKS_STRIPES, "sha256") as merged:
+            assert merged != key
+
+
+@pytest.mark.parametrize("hash_name", ["sha1", "sha256", "sha512", "ripemd160", "sha3-256"])
+def test_pbkdf2_matches_openssl_through_hashlib(hash_name: str) -> None:
+    with Secret(b"passphrase") as pw, derive(Pbkdf("pbkdf2", hash_name, 1000), pw, b"salt" * 8, 64) as key:
+        assert bytes(key.buffer) == hashlib.pbkdf2_hmac(hash_name.replace("-", "_"), b"passphrase",
+                                                        b"salt" * 8, 1000, 64)
+
+
+@pytest.mark.parametrize("kind,argon_type", [("argon2i", Type.I), ("argon2id", Type.ID)])
+def test_argon2_matches_argon2_cffi_high_level_path(kind: str, argon_type: Type) -> None:
+    with Secret(b"passphrase") as pw, derive(Pbkdf(kind, None, 4, 32768, 2), pw, b"s" * 32, 32) as key:
+        assert bytes(key.buffer) == hash_secret_raw(b"passphrase", b"s" * 32, 4, 32768, 2, 32, argon_type)
+
+
+def test_cost_resolution_respects_cryptsetup_minimums() -> None:
+    assert PbkdfRequest("pbkdf2", "sha256", force_iterations=1234).resolve(32) == Pbkdf("pbkdf2", "sha256", 1234)
+    assert PbkdfRequest("pbkdf2", "sha256", iter_time_ms=1).resolve(32).iterations >= 1000
+    argon = PbkdfRequest("argon2id", iter_time_ms=1, memory_kib=65536, parallel=64).resolve(32)
+    assert argon.iterations >= 4 and argon.parallel <= 4 and argon.memory_kib >= 32
+    with pytest.raises(HandlerError, match="unknown PBKDF"):
+        PbkdfRequest("scrypt").resolve(32)
+    with pytest.raises(HandlerError, match="not supported"):
+        PbkdfRequest("pbkdf2", "md4x").resolve(32)
+
+
+def test_cipher_specs_parse_and_refuse_what_cryptography_lacks() -> None:
+    assert str(CipherSpec.parse("aes-cbc-essiv:sha256")) == "aes-cbc-essiv:sha256"
+    for spec, message in [("twofish-xts-plain64", "no twofish"), ("serpent-cbc-essiv:sha256", "no serpent"),
+                          ("aes-gcm-random", "mode gcm"), ("aes-xts", "cipher-mode-iv"),
+                          ("aes-cbc-essiv", "IV generator")]:
+        with pytest.raises(HandlerError, match=message):
+            CipherSpec.parse(spec)
+    with Secret(os.urandom(64)) as key, pytest.raises(HandlerError, match="not valid"):
+        SectorCipher("aes-cbc-essiv:sha256", key)
+    with Secret(os.urandom(64)) as key:
+        cipher = SectorCipher("aes-xts-plain64", key)
+        data = os.urandom(4096)
+        assert cipher.decrypt(cipher.encrypt(data, 7), 7) == data
+        assert cipher.encrypt(data, 7) != cipher.encrypt(data, 8)
+
+
+def test_registry_loads_builtins_and_names_a_missing_handler() -> None:
+    assert {"plain", "hashed", "luks1", "luks2"} <= set(registry.available())
+    assert registry.get("luks1").name == "luks1" and registry.get("hashed").has_header is False
+    attrs = KeystoreAttrs.from_mapping({"handler": "tpm2", "cipher": "aes-xts-plain64", "key_size": 512,
+                                        "key_hash": "sha256", "tpm2_pcrs": "7", "slot_count": 3})
+    assert attrs.extra == {"tpm2_pcrs": "7", "slot_count": 3}
+    assert KeystoreAttrs.from_mapping(attrs.to_mapping()) == attrs
+    with pytest.raises(HandlerError, match="'tpm2' is not installed"):
+        registry.get(attrs.handler)
+
+
+def test_detect_reads_luks_magic_and_check_blocks() -> None:
+    assert registry.detect(MemoryArea(b"LUKS\xba\xbe\x00\x01" + bytes(600))) == "luks1"
+    assert registry.detect(MemoryArea(b"LUKS\xba\xbe\x00\x02" + bytes(600))) == "luks2"
+    with pytest.raises(FormatError, match="unsupported LUKS version 3"):
+        registry.detect(MemoryArea(b"LUKS\xba\xbe\x00\x03" + bytes(600)))
+    with pytest.raises(FormatError, match="not a LUKS header"):
+        registry.detect(MemoryArea(bytes(4096)))
