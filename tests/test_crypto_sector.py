@@ -91,11 +91,14 @@ def test_plain_wraps_at_32_bits_and_plain64_does_not():
     assert plain.encrypt(data, 5) == plain64.encrypt(data, 5)
 
 
-def test_large_buffer_spans_many_batches():
-    key = os.urandom(64)
-    data = os.urandom(3 << 20)
-    cipher = open_sector_cipher("aes-xts-plain64", key, 4096)
-    assert bytes(cipher.encrypt(data, 8 * 1000)) == reference("aes-xts-plain64", key, data, 4096, 8 * 1000)
+@pytest.mark.parametrize("spec", ["aes-xts-plain64", "aes-cbc-essiv:sha256"])
+def test_large_buffer_spans_many_batches_and_iv_batches(spec):
+    key = os.urandom(64 if "xts" in spec else 32)
+    data = os.urandom(9 << 20)
+    cipher = open_sector_cipher(spec, key, 512)
+    expected = reference(spec, key, data, 512, 1000)
+    assert bytes(cipher.encrypt(data, 1000)) == expected
+    assert bytes(cipher.decrypt(expected, 1000)) == data
 
 
 def test_read_only_source_and_memoryview_destination():

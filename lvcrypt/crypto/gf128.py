@@ -48,21 +48,22 @@ def mul_xpow(lo: np.ndarray, hi: np.ndarray, shift: int) -> tuple[np.ndarray, np
 
 
 class TweakExpander:
-    """All tweaks ``T0 * x^j`` (j < blocks_per_sector) of up to `max_sectors` sectors at once.
+    """All tweaks ``T0 * x^j`` (j < blocks_per_sector) of many sectors, in two steps.
 
-    The per-block level runs on full-size contiguous arrays against
-    precomputed per-block shift tables: numpy broadcasting over a short inner
-    axis costs several times a contiguous pass.  Work arrays are preallocated,
-    so a batch allocates nothing large; one instance per cipher object (not
-    thread-safe).
+    `group_starts` computes ``T0 * x^(16q)`` for each group q of 16 blocks; it
+    works on one element per group, so callers run it once for many batches
+    to spread its per-call cost.  `expand` then derives every block's tweak
+    on full-size contiguous arrays against precomputed per-block shift tables
+    (numpy broadcasting over a short inner axis costs several times a
+    contiguous pass).  Work arrays are preallocated for `max_sectors`; one
+    instance per cipher object (not thread-safe).
     """
 
     def __init__(self, blocks_per_sector: int, max_sectors: int):
         if blocks_per_sector < 16 or blocks_per_sector & (blocks_per_sector - 1):
             raise ValueError("sector size must be a power of two of at least 256 bytes")
         self.blocks = blocks_per_sector
-        self.groups = blocks_per_sector // 16  # 16 consecutive blocks share U = T0 * x^(16q)
-        self.max_sectors = max_sectors
+        self.groups = blocks_per_sector // 16
         shape = (max_sectors, self.groups, 16)
         r = np.arange(16, dtype=U64)
         self._up = np.ascontiguousarray(np.broadcast_to(r, shape))
@@ -72,21 +73,35 @@ class TweakExpander:
         self._hi = np.empty(shape, dtype=U64)
         self._a = np.empty(shape, dtype=U64)
         self._b = np.empty(shape, dtype=U64)
-        self._starts_lo = np.empty((max_sectors, self.groups), dtype=U64)
-        self._starts_hi = np.empty((max_sectors, self.groups), dtype=U64)
 
-    def expand(self, t0: np.ndarray) -> np.ndarray:
-        """Tweaks for the sectors whose first tweaks are `t0` (shape (n, 2)): shape (n, blocks, 2).
+    def group_starts(self, t0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(lo, hi) of T0 * x^(16q), shape (n, groups), for first tweaks `t0` of shape (n, 2).
+
+        Doubles the known columns each round: x^16, x^32, x^64, x^128.
+        """
+        n = t0.shape[0]
+        starts_lo = np.empty((n, self.groups), dtype=U64)
+        starts_hi = np.empty((n, self.groups), dtype=U64)
+        starts_lo[:, 0] = t0[:, 0]
+        starts_hi[:, 0] = t0[:, 1]
+        known = 1
+        while known < self.groups:
+            starts_lo[:, known : 2 * known], starts_hi[:, known : 2 * known] = mul_xpow(
+                starts_lo[:, :known], starts_hi[:, :known], 16 * known)
+            known *= 2
+        return starts_lo, starts_hi
+
+    def expand(self, starts_lo: np.ndarray, starts_hi: np.ndarray) -> np.ndarray:
+        """Every tweak of the sectors with these group starts: shape (n, blocks, 2).
 
         The result is a view of an internal buffer, valid until the next call.
         """
-        n = t0.shape[0]
-        u_lo, u_hi = self._group_starts(t0[:, 0], t0[:, 1])
+        n = starts_lo.shape[0]
         out = self.tweaks[:n].reshape(n, self.groups, 16, 2)
         lo, hi, a, b = self._lo[:n], self._hi[:n], self._a[:n], self._b[:n]
         up, down = self._up[:n], self._down[:n]
-        np.copyto(lo, u_lo[..., None])
-        np.copyto(hi, u_hi[..., None])
+        np.copyto(lo, starts_lo[..., None])
+        np.copyto(hi, starts_hi[..., None])
         # hi word: hi << r | the top r bits of lo
         np.right_shift(lo, down, out=a)
         np.left_shift(hi, up, out=b)
@@ -97,17 +112,3 @@ class TweakExpander:
         np.left_shift(lo, up, out=a)
         np.bitwise_xor(a, b, out=out[..., 0])
         return self.tweaks[:n]
-
-    def _group_starts(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """T0 * x^(16q) for every group q of the sector, shape (n, groups), by doubling the known columns."""
-        n = lo.shape[0]
-        starts_lo = self._starts_lo[:n]
-        starts_hi = self._starts_hi[:n]
-        starts_lo[:, 0] = lo
-        starts_hi[:, 0] = hi
-        known = 1
-        while known < self.groups:
-            starts_lo[:, known : 2 * known], starts_hi[:, known : 2 * known] = mul_xpow(
-                starts_lo[:, :known], starts_hi[:, :known], 16 * known)
-            known *= 2
-        return starts_lo, starts_hi

@@ -21,6 +21,7 @@ thread-safe; use one per thread.
 from __future__ import annotations
 
 import hashlib
+from typing import Callable
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
@@ -32,6 +33,7 @@ from lvcrypt.errors import HandlerError
 SECTOR_SIZES = (512, 1024, 2048, 4096)
 BLOCK = 16
 DEFAULT_BATCH_BYTES = 256 << 10  # keeps a batch's work arrays in L2
+IV_BATCH_BYTES = 4 << 20
 
 
 def _ecb(key: bytes | bytearray | memoryview, decrypt: bool = False) -> CipherContext:
@@ -53,10 +55,13 @@ class SectorCipher:
         self.blocks_per_sector = sector_size // BLOCK
         self._shift = (sector_size // 512).bit_length() - 1
         self.batch_sectors = max(1, batch_bytes // sector_size)
+        # IVs and group starts are computed for many batches at once: per-call
+        # numpy overhead on these small arrays would otherwise dominate.
+        self.iv_batch_sectors = self.batch_sectors * max(1, IV_BATCH_BYTES // (self.batch_sectors * sector_size))
         self._iv_step = 1 if iv_large_sectors else sector_size // 512
-        self._iv_steps = np.arange(self.batch_sectors, dtype=U64) * np.uint64(self._iv_step)
-        self._ivs = np.zeros((self.batch_sectors, 2), dtype=U64)
-        self._ivs_out = bytearray(self.batch_sectors * BLOCK + BLOCK)
+        self._iv_steps = np.arange(self.iv_batch_sectors, dtype=U64) * np.uint64(self._iv_step)
+        self._ivs = np.zeros((self.iv_batch_sectors, 2), dtype=U64)
+        self._ivs_out = bytearray(self.iv_batch_sectors * BLOCK + BLOCK)
         self._essiv = self._essiv_cipher(key) if spec.iv_mode == "essiv" else None
 
     def __repr__(self) -> str:
@@ -90,7 +95,7 @@ class SectorCipher:
         """Decrypt `src` into `dst` (same length; may be the same buffer)."""
         self._run(src, dst, sector, self._decrypt_batch)
 
-    def _run(self, src, dst, sector: int, batch) -> None:
+    def _run(self, src, dst, sector: int, batch: Callable[..., None]) -> None:
         length = memoryview(src).nbytes
         if length % self.sector_size:
             raise ValueError(f"{length} bytes is not a whole number of {self.sector_size}-byte sectors")
@@ -98,19 +103,18 @@ class SectorCipher:
             raise ValueError("source and destination differ in length")
         if sector < 0 or sector % (self.sector_size // 512):
             raise ValueError(f"sector {sector} is not aligned to the {self.sector_size}-byte sector size")
-        src64 = np.frombuffer(src, dtype=U64)
-        dst64 = np.frombuffer(dst, dtype=U64)
-        words = self.sector_size // 8
+        shape = (-1, self.blocks_per_sector, 2)
+        src64 = np.frombuffer(src, dtype=U64).reshape(shape)
+        dst64 = np.frombuffer(dst, dtype=U64).reshape(shape)
         first_iv = sector >> self._shift if self.iv_large_sectors else sector
-        done = 0
-        total = length // self.sector_size
-        while done < total:
-            n = min(self.batch_sectors, total - done)
-            ivs = self._iv_blocks(first_iv + done * self._iv_step, n)
-            lo, hi = done * words, (done + n) * words
-            batch(src64[lo:hi].reshape(n, self.blocks_per_sector, 2),
-                  dst64[lo:hi].reshape(n, self.blocks_per_sector, 2), ivs)
-            done += n
+        total = src64.shape[0]
+        for start in range(0, total, self.iv_batch_sectors):
+            count = min(self.iv_batch_sectors, total - start)
+            state = self._prepare(self._iv_blocks(first_iv + start * self._iv_step, count))
+            for first in range(0, count, self.batch_sectors):
+                last = min(first + self.batch_sectors, count)
+                batch(src64[start + first:start + last], dst64[start + first:start + last],
+                      *(part[first:last] for part in state))
 
     def _iv_blocks(self, first_iv: int, n: int) -> np.ndarray:
         """The dm-crypt IVs of n consecutive sectors as (n, 2) little-endian words."""
@@ -124,10 +128,14 @@ class SectorCipher:
         self._essiv.update_into(ivs.data.cast("B"), out)
         return np.frombuffer(out[: n * BLOCK], dtype=U64).reshape(n, 2)
 
-    def _encrypt_batch(self, src: np.ndarray, dst: np.ndarray, ivs: np.ndarray) -> None:
+    def _prepare(self, ivs: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Per-sector state for a run of batches (indexed by sector along the first axis)."""
         raise NotImplementedError
 
-    def _decrypt_batch(self, src: np.ndarray, dst: np.ndarray, ivs: np.ndarray) -> None:
+    def _encrypt_batch(self, src: np.ndarray, dst: np.ndarray, *state: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _decrypt_batch(self, src: np.ndarray, dst: np.ndarray, *state: np.ndarray) -> None:
         raise NotImplementedError
 
 
@@ -145,18 +153,20 @@ class XtsSectorCipher(SectorCipher):
         self._data_dec = _ecb(view[:half], decrypt=True)
         self._tweak_enc = _ecb(view[half:])
         self._tweaks = TweakExpander(self.blocks_per_sector, self.batch_sectors)
-        self._t0 = bytearray(self.batch_sectors * BLOCK + BLOCK)
+        self._t0 = bytearray(self.iv_batch_sectors * BLOCK + BLOCK)
         self._work = bytearray(self.batch_sectors * sector_size + BLOCK)
         self._work64 = np.frombuffer(self._work, dtype=U64)
 
-    def _batch_tweaks(self, ivs: np.ndarray) -> np.ndarray:
+    def _prepare(self, ivs: np.ndarray) -> tuple[np.ndarray, ...]:
+        """T0 = E_K2(IV) of every sector, expanded to the start of each 16-block group."""
         n = ivs.shape[0]
         t0 = memoryview(self._t0)
         self._tweak_enc.update_into(np.ascontiguousarray(ivs).data.cast("B"), t0)
-        return self._tweaks.expand(np.frombuffer(t0[: n * BLOCK], dtype=U64).reshape(n, 2))
+        return self._tweaks.group_starts(np.frombuffer(t0[: n * BLOCK], dtype=U64).reshape(n, 2))
 
-    def _crypt(self, src: np.ndarray, dst: np.ndarray, ivs: np.ndarray, context: CipherContext) -> None:
-        tweaks = self._batch_tweaks(ivs)
+    def _crypt(self, src: np.ndarray, dst: np.ndarray, starts_lo: np.ndarray, starts_hi: np.ndarray,
+               context: CipherContext) -> None:
+        tweaks = self._tweaks.expand(starts_lo, starts_hi)
         nbytes = src.nbytes
         work = self._work64[: nbytes // 8].reshape(src.shape)
         np.bitwise_xor(src, tweaks, out=work)
@@ -164,11 +174,11 @@ class XtsSectorCipher(SectorCipher):
         context.update_into(view[:nbytes], view)
         np.bitwise_xor(work, tweaks, out=dst)
 
-    def _encrypt_batch(self, src: np.ndarray, dst: np.ndarray, ivs: np.ndarray) -> None:
-        self._crypt(src, dst, ivs, self._data_enc)
+    def _encrypt_batch(self, src: np.ndarray, dst: np.ndarray, *state: np.ndarray) -> None:
+        self._crypt(src, dst, *state, self._data_enc)
 
-    def _decrypt_batch(self, src: np.ndarray, dst: np.ndarray, ivs: np.ndarray) -> None:
-        self._crypt(src, dst, ivs, self._data_dec)
+    def _decrypt_batch(self, src: np.ndarray, dst: np.ndarray, *state: np.ndarray) -> None:
+        self._crypt(src, dst, *state, self._data_dec)
 
 
 class CbcSectorCipher(SectorCipher):
@@ -192,7 +202,11 @@ class CbcSectorCipher(SectorCipher):
         self._work = bytearray(n * sector_size + BLOCK)
         self._work64 = np.frombuffer(self._work, dtype=U64)
 
-    def _encrypt_batch(self, src: np.ndarray, dst: np.ndarray, ivs: np.ndarray) -> None:
+    def _prepare(self, ivs: np.ndarray) -> tuple[np.ndarray, ...]:
+        return (ivs,)
+
+    def _encrypt_batch(self, src: np.ndarray, dst: np.ndarray, *state: np.ndarray) -> None:
+        (ivs,) = state
         n = src.shape[0]
         column = self._column[:n]
         out_view = memoryview(self._column_out)
@@ -204,7 +218,8 @@ class CbcSectorCipher(SectorCipher):
             dst[:, j] = chained
             previous = dst[:, j]
 
-    def _decrypt_batch(self, src: np.ndarray, dst: np.ndarray, ivs: np.ndarray) -> None:
+    def _decrypt_batch(self, src: np.ndarray, dst: np.ndarray, *state: np.ndarray) -> None:
+        (ivs,) = state
         nbytes = src.nbytes
         view = memoryview(self._work)
         self._dec.update_into(np.ascontiguousarray(src).data.cast("B"), view)
