@@ -1,0 +1,1 @@
+"""Kernel test tier: tests that run in a QEMU guest with a real device-mapper (see README.md)."""
