@@ -1,0 +1,163 @@
+"""Extent allocation: which PV extents a new or growing LV gets.
+
+Works on the model only.  Free space is what no segment of any LV occupies,
+including segment types lvcrypt does not manage (their areas are kept out of
+reach).  Policies are lvm2's `contiguous` (each stripe in one run, continuing
+the LV's last segment when extending) and `normal` (first fit in PV order,
+continuing the last segment when possible, any number of runs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lvcrypt.errors import LvcryptError
+from lvcrypt.metadata.model import Area, VolumeGroup
+
+POLICIES = ("normal", "contiguous")
+
+
+class AllocationError(LvcryptError):
+    """Not enough free extents for the request."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """Free extents [start, start + count) on one PV."""
+
+    pv: str
+    start: int
+    count: int
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One new segment's worth of space: `length` extents on each of its areas (one per stripe)."""
+
+    length: int
+    areas: tuple[Area, ...]
+
+
+def free_runs(vg: VolumeGroup, pv_keys: list[str] | None = None) -> dict[str, list[Run]]:
+    """Free runs per allocatable PV, in extent order."""
+    used: dict[str, list[tuple[int, int]]] = {key: [] for key in vg.pvs}
+    for lv in vg.lvs.values():
+        for segment in lv.segments:
+            for area, count in segment.pv_areas():
+                if area.pv in used and count:
+                    used[area.pv].append((area.extent, area.extent + count))
+    runs: dict[str, list[Run]] = {}
+    for key, pv in vg.pvs.items():
+        if not pv.allocatable or (pv_keys is not None and key not in pv_keys):
+            continue
+        position = 0
+        found = []
+        for start, end in sorted(used[key]):
+            if start > position:
+                found.append(Run(key, position, start - position))
+            position = max(position, end)
+        if pv.pe_count > position:
+            found.append(Run(key, position, pv.pe_count - position))
+        runs[key] = found
+    return runs
+
+
+def free_extents(vg: VolumeGroup, pv_keys: list[str] | None = None) -> int:
+    return sum(run.count for runs in free_runs(vg, pv_keys).values() for run in runs)
+
+
+def _take(runs: dict[str, list[Run]], pv: str, start: int, count: int) -> None:
+    """Mark [start, start+count) on `pv` as used in the working free map."""
+    kept = []
+    for run in runs[pv]:
+        if run.start <= start < run.start + run.count:
+            if start > run.start:
+                kept.append(Run(pv, run.start, start - run.start))
+            end = run.start + run.count
+            if start + count < end:
+                kept.append(Run(pv, start + count, end - start - count))
+        else:
+            kept.append(run)
+    runs[pv] = kept
+
+
+def _run_at(runs: dict[str, list[Run]], pv: str, extent: int) -> Run | None:
+    return next((run for run in runs.get(pv, []) if run.start == extent), None)
+
+
+def allocate(vg: VolumeGroup, extents: int, stripes: int = 1, policy: str = "normal",
+             pv_keys: list[str] | None = None, after: tuple[Area, ...] | None = None) -> list[Piece]:
+    """Pieces adding up to `extents` (a multiple of `stripes`), each with one area per stripe.
+
+    `after` is the end of the LV's last segment (the extent following each of its
+    stripes): space that continues it is used first, so extending merges runs.
+    """
+    if policy not in POLICIES:
+        raise LvcryptError(f"unknown allocation policy '{policy}' (use {' or '.join(POLICIES)})")
+    if extents <= 0 or extents % stripes:
+        raise LvcryptError(f"cannot allocate {extents} extents in {stripes} stripes")
+    runs = free_runs(vg, pv_keys)
+    per_stripe = extents // stripes
+    total_free = sum(run.count for key in runs for run in runs[key])
+    if total_free < extents:
+        raise AllocationError(f"insufficient free space: {extents} extents needed, only {total_free} available")
+    pieces: list[Piece] = []
+    if after is not None and len(after) == stripes:
+        continued = [_run_at(runs, area.pv, area.extent) for area in after]
+        if all(continued):
+            length = min(per_stripe, *(run.count for run in continued if run))
+            pieces.append(Piece(length, tuple(after)))
+            for area in after:
+                _take(runs, area.pv, area.extent, length)
+            per_stripe -= length
+    if per_stripe and policy == "contiguous":
+        if after is not None:
+            raise AllocationError("insufficient contiguous space to extend the LV")
+        pieces.append(_contiguous(runs, per_stripe, stripes, vg))
+        per_stripe = 0
+    while per_stripe:
+        piece = _next_piece(runs, per_stripe, stripes, vg)
+        pieces.append(piece)
+        per_stripe -= piece.length
+    return pieces
+
+
+def _pv_order(vg: VolumeGroup) -> dict[str, int]:
+    return {key: index for index, key in enumerate(vg.pvs)}
+
+
+def _contiguous(runs: dict[str, list[Run]], length: int, stripes: int, vg: VolumeGroup) -> Piece:
+    chosen = []
+    for key in sorted(runs, key=_pv_order(vg).__getitem__):
+        fit = next((run for run in runs[key] if run.count >= length), None)
+        if fit:
+            chosen.append(fit)
+        if len(chosen) == stripes:
+            break
+    if len(chosen) < stripes:
+        raise AllocationError(f"insufficient contiguous space: {stripes} runs of {length} extents needed")
+    for run in chosen:
+        _take(runs, run.pv, run.start, length)
+    return Piece(length, tuple(Area(run.pv, run.start) for run in chosen))
+
+
+def _next_piece(runs: dict[str, list[Run]], remaining: int, stripes: int, vg: VolumeGroup) -> Piece:
+    order = _pv_order(vg)
+    if stripes == 1:
+        for key in sorted(runs, key=order.__getitem__):
+            if runs[key]:
+                run = runs[key][0]
+                length = min(run.count, remaining)
+                _take(runs, key, run.start, length)
+                return Piece(length, (Area(key, run.start),))
+        raise AllocationError("insufficient free space")
+    # Stripes go on distinct PVs: the PVs offering the longest runs, kept in PV order.
+    best = sorted(((max(runs[key], key=lambda r: r.count), key) for key in runs if runs[key]),
+                  key=lambda item: (-item[0].count, order[item[1]]))[:stripes]
+    if len(best) < stripes:
+        raise AllocationError(f"insufficient free space: {stripes} stripes need {stripes} PVs with free extents")
+    best.sort(key=lambda item: order[item[1]])
+    length = min(remaining, *(run.count for run, _ in best))
+    for run, key in best:
+        _take(runs, key, run.start, length)
+    return Piece(length, tuple(Area(key, run.start) for run, _ in best))

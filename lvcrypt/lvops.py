@@ -1,0 +1,174 @@
+"""LV and VG changes as functions over the model: create, extend, reduce, remove, rename.
+
+The CLI only parses arguments, loads the VG under its lock, calls these and
+commits.  Other commands (crypt LVs, keystores) build on the same functions:
+`allocate_segments` gives them striped space they can turn into other
+segment types.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import time
+
+from lvcrypt.alloc import Piece, allocate
+from lvcrypt.errors import LvcryptError, UsageError
+from lvcrypt.metadata.model import Area, LogicalVolume, PhysicalVolume, StripedSegment, VolumeGroup
+from lvcrypt.metadata.validate import name_problem, new_lv_name_problem
+
+_ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+DEFAULT_STRIPE_SIZE = 128  # sectors: lvm2's 64 KiB
+
+
+def new_uuid() -> str:
+    """A random id in lvm2's dashed 6-4-4-4-4-4-6 form."""
+    raw = "".join(secrets.choice(_ID_CHARS) for _ in range(32))
+    cuts = (0, 6, 10, 14, 18, 22, 26, 32)
+    return "-".join(raw[a:b] for a, b in zip(cuts, cuts[1:]))
+
+
+def find_lv(vg: VolumeGroup, name: str) -> LogicalVolume:
+    lv = vg.lvs.get(name)
+    if lv is None:
+        raise LvcryptError(f"logical volume {vg.name}/{name} not found")
+    return lv
+
+
+def _striped(start: int, piece: Piece, stripe_size: int | None) -> StripedSegment:
+    stripes = len(piece.areas)
+    return StripedSegment(start, piece.length * stripes, "striped", stripe_count=stripes,
+                          stripe_size=stripe_size if stripes > 1 else None, stripes=list(piece.areas))
+
+
+def check_stripe_size(stripe_size: int, vg: VolumeGroup) -> None:
+    """lvm2's rule: a power of two, at least 4 KiB, at most the extent size."""
+    if stripe_size < 8 or stripe_size & (stripe_size - 1) or stripe_size > vg.extent_size:
+        raise UsageError(f"invalid stripe size {stripe_size * 512 // 1024}k: a power of two from 4k "
+                         f"up to the extent size")
+
+
+def create_lv(vg: VolumeGroup, name: str, extents: int, stripes: int = 1, stripe_size: int | None = None,
+              policy: str = "normal", pv_keys: list[str] | None = None) -> LogicalVolume:
+    """A new visible striped (linear when one stripe) LV, added to `vg`."""
+    problem = new_lv_name_problem(name)
+    if problem:
+        raise UsageError(f"invalid logical volume name: {problem}")
+    if name in vg.lvs:
+        raise LvcryptError(f"logical volume {vg.name}/{name} already exists")
+    if stripes > 1:
+        stripe_size = stripe_size or DEFAULT_STRIPE_SIZE
+        check_stripe_size(stripe_size, vg)
+    pieces = allocate(vg, extents, stripes, policy, pv_keys)
+    segments = []
+    start = 0
+    for piece in pieces:
+        segments.append(_striped(start, piece, stripe_size))
+        start += piece.length * stripes
+    lv = LogicalVolume(name, new_uuid(), ["READ", "WRITE", "VISIBLE"], [], [], int(time.time()),
+                       socket.gethostname(), segments)
+    vg.lvs[name] = lv
+    return lv
+
+
+def extend_lv(vg: VolumeGroup, lv: LogicalVolume, extents: int, stripes: int | None = None,
+              stripe_size: int | None = None, policy: str = "normal",
+              pv_keys: list[str] | None = None) -> None:
+    """Add `extents` at the end; a run that continues the last segment is merged into it."""
+    last = lv.segments[-1] if lv.segments else None
+    if last is not None and not isinstance(last, StripedSegment):
+        raise LvcryptError(f"logical volume {vg.name}/{lv.name}: cannot extend a {last.type} segment here")
+    stripes = stripes or (last.stripe_count if last else 1)
+    if stripes > 1:
+        stripe_size = stripe_size or (last.stripe_size if last and last.stripe_count > 1 else None) \
+            or DEFAULT_STRIPE_SIZE
+        check_stripe_size(stripe_size, vg)
+    continues = None
+    if last is not None and last.stripe_count == stripes and (stripes == 1 or last.stripe_size == stripe_size):
+        per_stripe = last.extent_count // last.stripe_count
+        continues = tuple(Area(area.pv, area.extent + per_stripe) for area in last.stripes)
+    pieces = allocate(vg, extents, stripes, policy, pv_keys, after=continues)
+    start = lv.extent_count
+    for piece in pieces:
+        if last is not None and continues is not None and piece.areas == continues:
+            last.extent_count += piece.length * stripes
+        else:
+            last = _striped(start, piece, stripe_size)
+            lv.segments.append(last)
+            continues = None
+        start += piece.length * stripes
+
+
+def reduce_lv(vg: VolumeGroup, lv: LogicalVolume, extents: int) -> None:
+    """Drop `extents` from the end of the LV, whole segments first."""
+    if extents >= lv.extent_count:
+        raise LvcryptError(f"logical volume {vg.name}/{lv.name}: cannot reduce to zero or fewer extents")
+    remaining = extents
+    while remaining:
+        last = lv.segments[-1]
+        if last.extent_count <= remaining:
+            lv.segments.pop()
+            remaining -= last.extent_count
+            continue
+        if not isinstance(last, StripedSegment):
+            raise LvcryptError(f"logical volume {vg.name}/{lv.name}: cannot cut into a {last.type} segment")
+        if remaining % last.stripe_count:
+            raise LvcryptError(f"logical volume {vg.name}/{lv.name}: reduce by a multiple of "
+                               f"{last.stripe_count} extents (the stripe count)")
+        last.extent_count -= remaining
+        remaining = 0
+
+
+def remove_lv(vg: VolumeGroup, name: str) -> LogicalVolume:
+    return vg.lvs.pop(find_lv(vg, name).name)
+
+
+def rename_lv(vg: VolumeGroup, old: str, new: str) -> None:
+    lv = find_lv(vg, old)
+    problem = new_lv_name_problem(new)
+    if problem:
+        raise UsageError(f"invalid logical volume name: {problem}")
+    if new in vg.lvs:
+        raise LvcryptError(f"logical volume {vg.name}/{new} already exists")
+    lv.name = new
+    vg.lvs = {(new if key == old else key): value for key, value in vg.lvs.items()}
+
+
+def check_vg_name(name: str) -> None:
+    problem = name_problem(name)
+    if problem:
+        raise UsageError(f"invalid volume group name: {problem}")
+
+
+def new_vg(name: str, extent_size: int) -> VolumeGroup:
+    check_vg_name(name)
+    if extent_size < 8 or extent_size & (extent_size - 1):
+        raise UsageError(f"invalid physical extent size {extent_size * 512} bytes: a power of two, at least 4k")
+    return VolumeGroup(name, new_uuid(), seqno=0, extent_size=extent_size)
+
+
+def add_pv(vg: VolumeGroup, uuid: str, device: str, device_size: int, pe_start: int, data_end: int) -> str:
+    """Add a PV (sizes in bytes) under the next free pvN key; returns the key."""
+    if vg.pv_by_id(uuid):
+        raise LvcryptError(f"physical volume {device} is already in volume group {vg.name}")
+    pe_count = (data_end - pe_start) // vg.extent_bytes
+    if pe_count < 1:
+        raise LvcryptError(f"physical volume {device} is too small for one {vg.extent_bytes >> 20} MiB extent")
+    number = 0
+    while f"pv{number}" in vg.pvs:
+        number += 1
+    key = f"pv{number}"
+    vg.pvs[key] = PhysicalVolume(key, uuid, device, ["ALLOCATABLE"], [], [], device_size // 512,
+                                 pe_start // 512, pe_count)
+    return key
+
+
+def remove_pv(vg: VolumeGroup, key: str) -> None:
+    users = sorted({lv.name for lv in vg.lvs.values() for segment in lv.segments
+                    for area, _ in segment.pv_areas() if area.pv == key})
+    if users:
+        raise LvcryptError(f"physical volume {vg.pvs[key].device or key} is still used by "
+                           f"{', '.join(users)}")
+    if len(vg.pvs) == 1:
+        raise LvcryptError(f"cannot remove the last physical volume of {vg.name} (use vgremove)")
+    del vg.pvs[key]

@@ -1,0 +1,59 @@
+"""Archives of previous VG versions and a backup of the current one, as vgcfgbackup files.
+
+Files go to the state directory: `LVCRYPT_STATE_DIR`, else /etc/lvcrypt for
+root and ~/.local/state/lvcrypt for other users, with lvm2's layout
+(`archive/VG_NNNNN-RANDOM.vg`, `backup/VG`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+STATE_ENV = "LVCRYPT_STATE_DIR"
+
+
+def state_dir() -> Path:
+    configured = os.environ.get(STATE_ENV)
+    if configured:
+        return Path(configured)
+    if os.geteuid() == 0:
+        return Path("/etc/lvcrypt")
+    return Path.home() / ".local" / "state" / "lvcrypt"
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temp, path)
+
+
+def archive_version(vg_name: str, text: str) -> Path:
+    """Keep a VG version that is about to be replaced (lvm2 names these VG_NNNNN-RANDOM.vg)."""
+    directory = state_dir() / "archive"
+    directory.mkdir(parents=True, exist_ok=True)
+    numbers = [int(p.name[len(vg_name) + 1:len(vg_name) + 6]) for p in directory.glob(f"{vg_name}_[0-9][0-9][0-9][0-9][0-9]-*.vg")
+               if p.name[len(vg_name) + 1:len(vg_name) + 6].isdigit()]
+    number = max(numbers, default=-1) + 1
+    path = directory / f"{vg_name}_{number:05d}-{secrets.randbelow(10**9)}.vg"
+    _write(path, text)
+    return path
+
+
+def write_backup(vg_name: str, text: str) -> Path:
+    path = state_dir() / "backup" / vg_name
+    _write(path, text)
+    return path
+
+
+def remove_backup(vg_name: str) -> None:
+    try:
+        (state_dir() / "backup" / vg_name).unlink()
+    except FileNotFoundError:
+        pass
+

@@ -1,0 +1,76 @@
+"""Which devices a command looks at.
+
+`--devices PATH,PATH` names them exactly (image files too).  Otherwise the
+devices file in the state directory (kept by pvcreate, vgcreate and vgextend)
+plus the block devices udev knows that carry an LVM2 label.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lvcrypt.errors import UsageError
+from lvcrypt.store.archive import state_dir
+
+DEVICES_FILE = "devices"
+
+
+def parse_devices_option(value: str) -> list[str]:
+    paths = [item.strip() for item in value.split(",") if item.strip()]
+    if not paths:
+        raise UsageError("--devices needs at least one path")
+    return paths
+
+
+def devices_file() -> Path:
+    return state_dir() / DEVICES_FILE
+
+
+def read_devices_file() -> list[str]:
+    try:
+        lines = devices_file().read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def remember_devices(paths: list[str]) -> None:
+    """Add devices to the devices file (absolute paths, no duplicates), atomically."""
+    known = read_devices_file()
+    added = [os.path.abspath(path) for path in paths if os.path.abspath(path) not in known]
+    if not added:
+        return
+    target = devices_file()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{DEVICES_FILE}.{os.getpid()}")
+    temp.write_text("".join(f"{path}\n" for path in known + added))
+    os.replace(temp, target)
+
+
+def udev_block_devices() -> list[str]:
+    """Block devices udev identified as LVM2 PVs (blkid's ID_FS_TYPE), disks and partitions alike."""
+    try:
+        import pyudev
+    except ImportError:
+        return []
+    try:
+        context = pyudev.Context()
+        found = []
+        for device in context.list_devices(subsystem="block"):
+            if device.properties.get("ID_FS_TYPE") == "LVM2_member" and device.device_node:
+                found.append(device.device_node)
+        return found
+    except Exception:  # noqa: BLE001 - no udev database (containers): fall back to the devices file
+        return []
+
+
+def candidate_devices(option: str | None) -> list[str]:
+    """Devices to scan: exactly --devices, else the devices file plus udev's LVM2 members."""
+    if option:
+        return parse_devices_option(option)
+    paths = read_devices_file()
+    for node in udev_block_devices():
+        if node not in paths:
+            paths.append(node)
+    return paths

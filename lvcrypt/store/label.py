@@ -1,0 +1,72 @@
+"""The 512-byte label sector (lvm2's `struct label_header`) found in one of sectors 0-3.
+
+The CRC covers the label sector from `offset` to its end, so the PV header
+that follows the 32-byte label header is protected by the same checksum.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from lvcrypt.errors import FormatError
+from lvcrypt.store.crc import lvm_crc
+
+SECTOR = 512
+LABEL_ID = b"LABELONE"
+LVM2_TYPE = b"LVM2 001"
+SCAN_SECTORS = 4
+# The sector lvm2's pvcreate writes the label to.
+DEFAULT_SECTOR = 1
+
+# id, sector, crc, offset (of the contents from the start of the sector), type
+LABEL_HEADER = struct.Struct("<8sQII8s")
+LABEL_FIELDS = ("id", "sector", "crc", "offset", "type")
+# The CRC starts at the `offset` field.
+CRC_START = 20
+
+
+@dataclass
+class Label:
+    sector: int
+    offset: int
+    contents: bytes
+    type: bytes = LVM2_TYPE
+
+    @classmethod
+    def parse(cls, data: bytes, sector: int) -> "Label | None":
+        """The label in one 512-byte sector; None when it holds none; FormatError when damaged."""
+        fields = dict(zip(LABEL_FIELDS, LABEL_HEADER.unpack_from(data)))
+        if fields["id"] != LABEL_ID:
+            return None
+        if fields["sector"] != sector:
+            raise FormatError(f"label in sector {sector} says it belongs in sector {fields['sector']}")
+        if lvm_crc(data[CRC_START:SECTOR]) != fields["crc"]:
+            raise FormatError(f"label checksum in sector {sector} is wrong")
+        if fields["type"] != LVM2_TYPE:
+            raise FormatError(f"label type {fields['type']!r} is not {LVM2_TYPE.decode()}")
+        offset = fields["offset"]
+        if not LABEL_HEADER.size <= offset < SECTOR:
+            raise FormatError(f"label contents offset {offset} is outside the label sector")
+        return cls(sector, offset, bytes(data[offset:SECTOR]), fields["type"])
+
+    def to_bytes(self) -> bytes:
+        body = bytearray(SECTOR)
+        if len(self.contents) > SECTOR - self.offset:
+            raise FormatError("label contents do not fit in one sector")
+        body[self.offset:self.offset + len(self.contents)] = self.contents
+        LABEL_HEADER.pack_into(body, 0, LABEL_ID, self.sector, 0, self.offset, self.type)
+        struct.pack_into("<I", body, 16, lvm_crc(body[CRC_START:]))
+        return bytes(body)
+
+
+def find_label(first_sectors: bytes) -> Label | None:
+    """The label in sectors 0-3 (the first one lvm2 would find), None when unlabelled."""
+    for sector in range(SCAN_SECTORS):
+        chunk = first_sectors[sector * SECTOR:(sector + 1) * SECTOR]
+        if len(chunk) < SECTOR:
+            break
+        label = Label.parse(chunk, sector)
+        if label is not None:
+            return label
+    return None

@@ -1,0 +1,92 @@
+"""A command's view of one VG: lock it, read it from the devices, change the model, commit.
+
+Archives the version being replaced and refreshes the backup file after
+every commit, as lvm2 does around each metadata change.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from types import TracebackType
+
+from lvcrypt.metadata.model import VolumeGroup
+from lvcrypt.store import archive
+from lvcrypt.store.commit import LoadedVg, Scan, commit, load_vg, scan
+from lvcrypt.store.devices import candidate_devices
+from lvcrypt.store.lock import VgLock
+from lvcrypt.store.physical import PvOnDisk
+
+
+def command_line() -> str:
+    return "lvcrypt " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+
+
+def backup_text(vg: VolumeGroup, description: str) -> str:
+    from lvcrypt.metadata.convert import default_header, vg_to_tree
+    from lvcrypt.metadata.write import write_text
+
+    vg.header = default_header(description)
+    return write_text(vg_to_tree(vg), layout="backup")
+
+
+def archive_text(text: bytes, description: str) -> str:
+    from lvcrypt.metadata.convert import default_header
+    from lvcrypt.metadata.parse import parse_bytes
+    from lvcrypt.metadata.tree import Section
+    from lvcrypt.metadata.write import write_text
+
+    tree = parse_bytes(text)
+    body = Section((key, value) for key, value in tree.items() if isinstance(value, Section))
+    out = Section(default_header(description))
+    out.update(body)
+    return write_text(out, layout="backup")
+
+
+def warn(message: str) -> None:
+    print(f"lvcrypt: warning: {message}", file=sys.stderr)
+
+
+class VgTransaction:
+    """`with VgTransaction(devices, "vg0") as tx: change tx.vg; tx.commit()`."""
+
+    def __init__(self, devices: str | None, name: str, exclusive: bool = True, allow_missing: bool = False):
+        self.devices = devices
+        self.name = name
+        self.lock = VgLock(name, exclusive)
+        self.allow_missing = allow_missing
+        self.scan: Scan
+        self.loaded: LoadedVg
+
+    def __enter__(self) -> "VgTransaction":
+        self.lock.__enter__()
+        try:
+            self.scan = scan(candidate_devices(self.devices))
+            self.loaded = load_vg(self.scan, self.name)
+            if not self.allow_missing:
+                self.loaded.require_complete()
+        except BaseException:
+            self.lock.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.lock.__exit__(kind, value, traceback)
+
+    @property
+    def vg(self) -> VolumeGroup:
+        return self.loaded.vg
+
+    def members(self, extra: dict[str, PvOnDisk] | None = None) -> dict[str, PvOnDisk]:
+        return {**self.loaded.pvs, **(extra or {})}
+
+    def commit(self, extra: dict[str, PvOnDisk] | None = None) -> None:
+        """Write the changed VG (seqno + 1) to all its PVs; `extra` are PVs new to the VG."""
+        line = command_line()
+        archive.archive_version(self.loaded.vg.name if self.name == self.vg.name else self.name,
+                                archive_text(self.loaded.text, f"Created *before* executing '{line}'"))
+        self.vg.seqno += 1
+        text = commit(self.vg, self.members(extra), f"Write from {line}.")
+        self.loaded.text = text.rstrip(b"\0")
+        archive.write_backup(self.vg.name, backup_text(self.vg, f"Created *after* executing '{line}'"))
