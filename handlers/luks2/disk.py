@@ -38,11 +38,13 @@ class Loaded:
 
 
 def _try(area: Area, offset: int) -> tuple[HeaderCopy, Metadata] | str:
+    """The copy at `offset`, or why it is unusable (naming which copy: users repair by that name)."""
+    which = "secondary" if offset else "primary"
     try:
         copy = read_copy(area, offset)
         return copy, json_area.decode(copy.json_area)
     except FormatError as error:
-        return str(error)
+        return f"{which} copy: {error}"
 
 
 def load(area: Area) -> Loaded:
@@ -51,7 +53,7 @@ def load(area: Area) -> Loaded:
     if isinstance(primary, tuple):
         secondary = _try(area, primary[0].header.hdr_size)
     else:
-        secondary = "no secondary LUKS2 header found"
+        secondary = "secondary copy: no LUKS2 header found"
         for size in METADATA_SIZES:
             if area.size >= 2 * size:
                 candidate = _try(area, size)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,24 @@ class _Where:
         if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item < limit:
             raise self.fail(f"{key} must be a non-negative integer below {limit}")
         return item
+
+    def ident(self, value: Json, key: str) -> str:
+        """An algorithm or cipher name: printable ASCII without spaces, so it is safe in messages."""
+        text = self.string(value, key)
+        if not text or len(text) > 64 or not text.isascii() or not text.isprintable() or " " in text:
+            raise self.fail(f"{key} {text[:24]!r} is not a valid name")
+        return text
+
+    def hash(self, value: Json, key: str) -> str:
+        """A hash usable for PBKDF2, AF diffusion and digests (fixed-size output)."""
+        text = self.ident(value, key)
+        try:
+            size = hashlib.new(text.lower().replace("-", "_")).digest_size
+        except (ValueError, TypeError):
+            size = 0
+        if not size or text.lower().startswith("shake"):
+            raise self.fail(f"unsupported hash {text!r}")
+        return text
 
     def uint64(self, value: Json, key: str) -> int:
         return parse_uint64(self.string(value, key), self, key)
@@ -127,7 +146,7 @@ class AfSpec:
         if spec.type != "luks1":
             raise where.fail(f"unsupported anti-forensic splitter {spec.type!r}")
         spec.stripes = where.integer(value, "stripes")
-        spec.hash = where.string(value, "hash")
+        spec.hash = where.hash(value, "hash")
         if spec.stripes != 4000:
             raise where.fail(f"anti-forensic stripes must be 4000, not {spec.stripes}")
         return spec
@@ -154,7 +173,7 @@ class AreaSpec:
         area = cls(where.string(value, "type"), where.uint64(value, "offset"), where.uint64(value, "size"),
                    extra=_rest(value, cls.KNOWN))
         if area.type == "raw":
-            area.encryption = where.string(value, "encryption")
+            area.encryption = where.ident(value, "encryption")
             area.key_size = where.integer(value, "key_size")
             if not 0 < area.key_size <= 512:
                 raise where.fail(f"invalid area key_size {area.key_size}")
@@ -192,7 +211,7 @@ class KdfSpec:
         kind = where.string(value, "type")
         kdf = cls(kind, where.blob(value, "salt"), extra=_rest(value, cls.KNOWN))
         if kind == "pbkdf2":
-            kdf.hash = where.string(value, "hash")
+            kdf.hash = where.hash(value, "hash")
             kdf.iterations = where.integer(value, "iterations")
             if kdf.iterations < 1:
                 raise where.fail("PBKDF2 iterations must be positive")
@@ -306,7 +325,7 @@ class Segment:
             return segment
         segment.extra = _rest(value, cls.KNOWN)
         segment.iv_tweak = where.uint64(value, "iv_tweak")
-        segment.encryption = where.string(value, "encryption")
+        segment.encryption = where.ident(value, "encryption")
         segment.sector_size = where.integer(value, "sector_size")
         if segment.sector_size == 0 or segment.sector_size % 512:
             raise where.fail(f"invalid sector size {segment.sector_size}")
@@ -350,7 +369,7 @@ class Digest:
             digest.extra = _rest(value, ("type", "keyslots", "segments"))
             return digest
         digest.extra = _rest(value, cls.KNOWN)
-        digest.hash = where.string(value, "hash")
+        digest.hash = where.hash(value, "hash")
         digest.iterations = where.integer(value, "iterations")
         digest.salt = where.blob(value, "salt")
         digest.digest = where.blob(value, "digest")
