@@ -77,19 +77,20 @@ class TweakExpander:
     def group_starts(self, t0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(lo, hi) of T0 * x^(16q), shape (n, groups), for first tweaks `t0` of shape (n, 2).
 
-        Doubles the known columns each round: x^16, x^32, x^64, x^128.
+        Doubles the known groups each round (x^16, x^32, x^64, x^128), group-major
+        so that every round works on contiguous rows.
         """
         n = t0.shape[0]
-        starts_lo = np.empty((n, self.groups), dtype=U64)
-        starts_hi = np.empty((n, self.groups), dtype=U64)
-        starts_lo[:, 0] = t0[:, 0]
-        starts_hi[:, 0] = t0[:, 1]
+        starts_lo = np.empty((self.groups, n), dtype=U64)
+        starts_hi = np.empty((self.groups, n), dtype=U64)
+        starts_lo[0] = t0[:, 0]
+        starts_hi[0] = t0[:, 1]
         known = 1
         while known < self.groups:
-            starts_lo[:, known : 2 * known], starts_hi[:, known : 2 * known] = mul_xpow(
-                starts_lo[:, :known], starts_hi[:, :known], 16 * known)
+            starts_lo[known:2 * known], starts_hi[known:2 * known] = mul_xpow(
+                starts_lo[:known], starts_hi[:known], 16 * known)
             known *= 2
-        return starts_lo, starts_hi
+        return np.ascontiguousarray(starts_lo.T), np.ascontiguousarray(starts_hi.T)
 
     def expand(self, starts_lo: np.ndarray, starts_hi: np.ndarray) -> np.ndarray:
         """Every tweak of the sectors with these group starts: shape (n, blocks, 2).
