@@ -1,20 +1,22 @@
-"""`lvcrypt metadata check|format|json|show FILE`: metadata text files for people and scripts."""
+"""`lvcrypt metadata check|format|json|show|get|set|del|diff`: metadata text for people and scripts."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
 import sys
-import tempfile
-from pathlib import Path
+from typing import Iterator
 
+from lvcrypt.atomic_file import write_atomically
 from lvcrypt.cli import common_options
-from lvcrypt.errors import MetadataError
+from lvcrypt.errors import MetadataError, UsageError
+from lvcrypt.metadata import paths
 from lvcrypt.metadata.convert import tree_to_vg
+from lvcrypt.metadata.diff import differences, show
 from lvcrypt.metadata.model import CryptSegment, KeystoreSegment, StripedSegment, VolumeGroup
 from lvcrypt.metadata.parse import parse_bytes
-from lvcrypt.metadata.tree import Section, to_plain
+from lvcrypt.metadata.tree import Section, Value, to_plain
 from lvcrypt.metadata.validate import validate
 from lvcrypt.metadata.write import write_text
 from lvcrypt.units import format_size
@@ -38,23 +40,6 @@ def read_vg(path: str) -> tuple[Section, VolumeGroup]:
     vg = tree_to_vg(tree, path)
     validate(vg, path)
     return tree, vg
-
-
-def write_atomically(path: str, text: str) -> None:
-    """Replace `path` so that readers see the old or the new file, never a mix."""
-    target = Path(path)
-    mode = target.stat().st_mode & 0o7777 if target.exists() else 0o600
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, target)
-    except BaseException:
-        os.unlink(temp)
-        raise
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -142,6 +127,69 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_value(value: Value, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(to_plain(value)))
+    elif isinstance(value, Section):
+        sys.stdout.write(write_text(value, header=False))
+    elif isinstance(value, str):
+        print(value)
+    else:
+        print(show(value))
+
+
+@contextlib.contextmanager
+def _about(source: str) -> Iterator[None]:
+    """Attribute path errors (raised without a file name) to the file being edited."""
+    try:
+        yield
+    except MetadataError as error:
+        raise (error.at(source) if error.source is None else error) from None
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    tree = read_tree(args.target)
+    with _about(args.target):
+        values = [paths.get(tree, path) for path in args.paths]
+    for value in values:
+        _print_value(value, args.json)
+    return 0
+
+
+def _commit_file(path: str, tree: Section) -> None:
+    """Validate the changed tree as a whole, then replace the file; nothing is written otherwise."""
+    validate(tree_to_vg(tree, path), path)
+    write_atomically(path, write_text(tree))
+
+
+def cmd_set(args: argparse.Namespace) -> int:
+    tree = read_tree(args.target)
+    with _about(args.target):
+        for assignment in args.assignments:
+            path, equals, text = assignment.partition("=")
+            if not equals:
+                raise UsageError(f"'{assignment}' is not PATH=VALUE")
+            paths.set_value(tree, path.strip(), paths.parse_value(text.strip()))
+    _commit_file(args.target, tree)
+    return 0
+
+
+def cmd_del(args: argparse.Namespace) -> int:
+    tree = read_tree(args.target)
+    with _about(args.target):
+        for path in args.paths:
+            paths.delete(tree, path)
+    _commit_file(args.target, tree)
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    found = differences(read_tree(args.old), read_tree(args.new), vg_relative=True)
+    for difference in found:
+        print(difference)
+    return 1 if found else 0
+
+
 def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser(name, help="check, format, convert and show metadata text files",
                             description=__doc__)
@@ -167,3 +215,27 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
     show = actions.add_parser("show", parents=common, help="summarise the VG, its PVs and LVs as tables")
     show.add_argument("file", metavar="FILE")
     show.set_defaults(func=cmd_show)
+
+    get = actions.add_parser("get", parents=common, help="print values by dotted path (logical_volumes.lv0.tags)")
+    get.add_argument("target", metavar="FILE")
+    get.add_argument("paths", nargs="+", metavar="PATH")
+    get.add_argument("--json", action="store_true", help="print each value as JSON")
+    get.set_defaults(func=cmd_get)
+
+    set_ = actions.add_parser("set", parents=common, help="change values; the result must validate",
+                              description="Values use the metadata syntax: \"text\", 12, [\"a\", 1]; "
+                                          "a bare word is a string. The file is replaced atomically.")
+    set_.add_argument("target", metavar="FILE")
+    set_.add_argument("assignments", nargs="+", metavar="PATH=VALUE")
+    set_.set_defaults(func=cmd_set)
+
+    delete = actions.add_parser("del", parents=common, help="remove keys or sections; the result must validate")
+    delete.add_argument("target", metavar="FILE")
+    delete.add_argument("paths", nargs="+", metavar="PATH")
+    delete.set_defaults(func=cmd_del)
+
+    diff = actions.add_parser("diff", parents=common, help="semantic differences (order and comments ignored); "
+                                                            "exit 1 when there are some")
+    diff.add_argument("old", metavar="A")
+    diff.add_argument("new", metavar="B")
+    diff.set_defaults(func=cmd_diff)

@@ -1,0 +1,60 @@
+"""Semantic difference of two metadata trees: what a person means by "what changed".
+
+Key order, layout and comments are ignored; each difference is a dotted path
+with the old and the new value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lvcrypt.metadata.tree import Section, Value
+from lvcrypt.metadata.write import scalar
+
+
+@dataclass(frozen=True)
+class Difference:
+    path: str
+    old: Value | None  # None: added
+    new: Value | None  # None: removed
+
+    def __str__(self) -> str:
+        if self.old is None:
+            return f"+ {self.path} = {show(self.new)}"
+        if self.new is None:
+            return f"- {self.path} = {show(self.old)}"
+        return f"~ {self.path}: {show(self.old)} -> {show(self.new)}"
+
+
+def show(value: Value | None) -> str:
+    if isinstance(value, Section):
+        return "{...}"
+    if isinstance(value, list):
+        return "[" + ", ".join(scalar(item) for item in value) + "]"
+    return scalar(value) if value is not None else ""
+
+
+def differences(old: Section, new: Section, prefix: str = "", vg_relative: bool = False) -> list[Difference]:
+    """Differences as dotted paths; with `vg_relative`, keys of the one VG section of both
+    texts are named without the VG name, as `metadata get`/`set` name them."""
+    if vg_relative:
+        old_vgs = [(k, v) for k, v in old.items() if isinstance(v, Section)]
+        new_vgs = [(k, v) for k, v in new.items() if isinstance(v, Section)]
+        if len(old_vgs) == 1 and len(new_vgs) == 1 and old_vgs[0][0] == new_vgs[0][0]:
+            name = old_vgs[0][0]
+            top_old = Section((k, v) for k, v in old.items() if k != name)
+            top_new = Section((k, v) for k, v in new.items() if k != name)
+            return differences(top_old, top_new) + differences(old_vgs[0][1], new_vgs[0][1])
+    out: list[Difference] = []
+    for key, value in old.items():
+        path = f"{prefix}{key}"
+        if key not in new:
+            out.append(Difference(path, value, None))
+        elif isinstance(value, Section) and isinstance(new[key], Section):
+            out.extend(differences(value, new[key], path + "."))  # type: ignore[arg-type]
+        elif value != new[key] or type(value) is not type(new[key]):
+            out.append(Difference(path, value, new[key]))
+    for key, value in new.items():
+        if key not in old:
+            out.append(Difference(f"{prefix}{key}", None, value))
+    return out
