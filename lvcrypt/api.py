@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from lvcrypt.atomic_file import write_atomically
+from lvcrypt.cryptlv import remove_lv_and_keystores
 from lvcrypt.errors import MetadataError
 from lvcrypt.metadata.convert import tree_to_vg, vg_to_tree
 from lvcrypt.metadata.model import CryptSegment, KeystoreSegment, LogicalVolume, VolumeGroup
@@ -95,15 +96,7 @@ class VolumeGroupEditor:
     def remove_lv(self, name: str) -> None:
         """Remove an LV; its keystores go with it when it was their last user. Keystores in use stay."""
         def edit(vg: VolumeGroup) -> None:
-            lv = self._lv(name, vg)
-            if lv.is_keystore and vg.users_of_keystore(name):
-                users = ", ".join(user.name for user in vg.users_of_keystore(name))
-                raise MetadataError(f"keystore {name} is used by {users}", self.source)
-            stores = lv.keystores()
-            del vg.lvs[name]
-            for store in stores:
-                if not vg.users_of_keystore(store):
-                    del vg.lvs[store]
+            remove_lv_and_keystores(vg, name)
         self.change(edit)
 
     def add_tag(self, lv: str, tag: str) -> None:

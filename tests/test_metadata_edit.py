@@ -10,7 +10,7 @@ import pytest
 
 from conftest import ROOT, run_lvcrypt
 from lvcrypt.api import MetadataFile
-from lvcrypt.errors import MetadataError
+from lvcrypt.errors import LvcryptError, MetadataError
 from lvcrypt.metadata.parse import parse_text
 from lvcrypt.metadata.tree import ordered_items
 
@@ -84,7 +84,7 @@ def test_api_changes_are_validated_before_they_apply(vgfile: Path) -> None:
     md = MetadataFile.open(vgfile)
     assert [lv.name for lv in md.crypt_lvs()] == ["secret", "home"]
     assert md.keystore_of("home").handler == "luks1"
-    with pytest.raises(MetadataError, match="used by home"):
+    with pytest.raises(LvcryptError, match="used by home"):
         md.remove_lv("cryptostore1")
     with pytest.raises(MetadataError, match="reserved for keystores"):
         md.rename_lv("data", "cryptostore5")

@@ -1,0 +1,283 @@
+"""Encrypted LVs on the command line: `lvcreate --encrypt`, and `table`, `read`, `write`.
+
+`read` and `write` are the userspace backend as streams: the LV's table stack
+interpreted over its PVs, so encrypted data is reachable on a kernel without
+device-mapper.  Passphrases come from --key-file (`-` is standard input) or
+a terminal prompt; keys stay in the command's key cache and are wiped at exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterator
+
+from lvcrypt.cli import common_options
+
+if TYPE_CHECKING:
+    from lvcrypt.activate.tables import Table
+    from lvcrypt.activate.userspace import Stack
+    from lvcrypt.handlers.secret import Secret
+    from lvcrypt.keycache import KeyCache
+    from lvcrypt.metadata.model import LogicalVolume
+    from lvcrypt.store.transaction import VgTransaction
+
+HANDLERS = ("luks2", "luks1", "plain", "hashed")
+STREAM_CHUNK = 1 << 20
+
+
+def split_lv(text: str) -> tuple[str, str]:
+    from lvcrypt.errors import UsageError
+
+    vg, slash, lv = text.partition("/")
+    if not slash or not vg or not lv or "/" in lv:
+        raise UsageError(f"'{text}': give the logical volume as VG/LV")
+    return vg, lv
+
+
+def add_key_file_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--key-file", metavar="FILE", help="passphrase or key file ('-' for standard input)")
+    parser.add_argument("--keyfile-offset", type=int, default=0, metavar="BYTES", help="skip bytes of the key file")
+    parser.add_argument("--keyfile-size", type=int, metavar="BYTES", help="read at most this many bytes")
+
+
+def add_encrypt_options(parser: argparse.ArgumentParser) -> None:
+    """lvcreate's options for encrypted LVs (cryptsetup's names and defaults)."""
+    from lvcrypt.handlers.kdf import PBKDF_KINDS
+
+    group = parser.add_argument_group("encryption")
+    group.add_argument("--encrypt", action="store_true", help="create an encrypted LV (same as --type crypt)")
+    group.add_argument("--handler", choices=HANDLERS, help="key handler of a new keystore (default luks2)")
+    group.add_argument("--keystore", metavar="NAME", help="use an existing keystore (one passphrase for many LVs)")
+    group.add_argument("--cipher", help="cipher of a new keystore, e.g. aes-xts-plain64")
+    group.add_argument("--key-size", type=int, metavar="BITS", help="volume key size in bits")
+    group.add_argument("--hash", help="hash of the PBKDF (luks) or of the passphrase (hashed)")
+    group.add_argument("--pbkdf", choices=PBKDF_KINDS, help="pbkdf2, argon2i or argon2id")
+    group.add_argument("--iter-time", type=int, metavar="MS", help="PBKDF time cost in milliseconds")
+    group.add_argument("--pbkdf-memory", type=int, metavar="KIB", help="Argon2 memory cost")
+    group.add_argument("--pbkdf-parallel", type=int, metavar="THREADS", help="Argon2 parallel cost")
+    group.add_argument("--pbkdf-force-iterations", type=int, metavar="N", help="fixed PBKDF cost (tests)")
+    group.add_argument("--sector-size", type=int, choices=(512, 1024, 2048, 4096), help="encryption sector size")
+    group.add_argument("--wipe", action="store_true",
+                       help="fill the new LV with random data through the mapping (else old data is only "
+                            "unreadable, not gone: new LVs are not wiped by default)")
+    add_key_file_option(parser)
+
+
+def _pbkdf_args(args: argparse.Namespace) -> argparse.Namespace:
+    """The names cli.keystore's PBKDF helper expects."""
+    from lvcrypt.handlers.kdf import DEFAULT_ITER_TIME_MS, DEFAULT_MEMORY_KIB
+
+    return argparse.Namespace(pbkdf=args.pbkdf, hash=args.hash, iter_time=args.iter_time or DEFAULT_ITER_TIME_MS,
+                              pbkdf_memory=args.pbkdf_memory or DEFAULT_MEMORY_KIB,
+                              pbkdf_parallel=args.pbkdf_parallel or 4,
+                              pbkdf_force_iterations=args.pbkdf_force_iterations)
+
+
+def create_encrypted(args: argparse.Namespace, tx: "VgTransaction", name: str, extents: int, stripes: int,
+                     stripe_size: int | None, pv_keys: list[str] | None) -> tuple["LogicalVolume", "Secret | None"]:
+    """Add an encrypted LV (and a new keystore unless --keystore) to tx.vg; format the keystore on disk.
+
+    The keystore's header is written into extents that are still free in the
+    committed metadata, so a failure before the commit leaves nothing visible.
+    Returns the LV and, for a new keystore, its volume key (the caller wipes it).
+    """
+    from lvcrypt.cli.keystore import DEFAULT_CIPHER, DEFAULT_KEY_BITS, pbkdf_request, read_passphrase
+    from lvcrypt.cryptlv import create_crypt_lv, new_keystore
+    from lvcrypt.errors import UsageError
+    from lvcrypt.handlers import registry
+    from lvcrypt.handlers.base import FormatOptions, KeystoreAttrs
+    from lvcrypt.keystores import close_area, open_area
+
+    vg = tx.vg
+    if args.keystore:
+        if args.handler or args.cipher or args.key_size or args.pbkdf:
+            raise UsageError("--keystore reuses a keystore: --handler, --cipher, --key-size, --pbkdf do not apply")
+        lv = create_crypt_lv(vg, name, extents, args.keystore, stripes, stripe_size, args.sector_size,
+                             args.alloc, pv_keys)
+        return lv, None
+    handler_name = args.handler or "luks2"
+    handler = registry.get(handler_name)
+    key_hash = args.hash if handler_name in ("hashed", "luks1") else None
+    if handler_name == "hashed":
+        key_hash = key_hash or "ripemd160"
+    attrs = KeystoreAttrs(handler_name, args.cipher or DEFAULT_CIPHER[handler_name],
+                          args.key_size or DEFAULT_KEY_BITS[handler_name], key_hash)
+    options = FormatOptions(pbkdf=pbkdf_request(_pbkdf_args(args), handler_name),
+                            sector_size=args.sector_size or 512, data_offset=0)
+    store = new_keystore(vg, attrs, handler.area_size(attrs, options), pv_keys)
+    lv = create_crypt_lv(vg, name, extents, store.name, stripes, stripe_size, args.sector_size, args.alloc, pv_keys)
+    area = open_area(vg, store.name, tx.loaded.device_of, writable=True)
+    try:
+        with read_passphrase(args, args.key_file, "Enter passphrase for the new LV: ", verify=True) as passphrase:
+            key = handler.format(area, attrs, passphrase, options)
+    finally:
+        close_area(area)
+    segment = store.segments[0]
+    for attr, value in attrs.extra.items():
+        segment.raw[attr] = value
+    return lv, key
+
+
+def wipe_lv(tx: "VgTransaction", lv_name: str, keystore: str, key: "Secret") -> None:
+    """Random data through the mapping, so the new LV shows no old plaintext; progress on a terminal."""
+    from lvcrypt.activate.userspace import Stack
+    from lvcrypt.keycache import KeyCache
+
+    with KeyCache() as keys:
+        keys.put(keystore, key)
+        with Stack(build_lv_table(tx, lv_name), keys, writable=True) as stack:
+            show = sys.stderr.isatty()
+            chunk = 4 * STREAM_CHUNK
+            for offset in range(0, stack.size, chunk):
+                stack.write(offset, os.urandom(min(chunk, stack.size - offset)))
+                if show:
+                    print(f"\r  Wiping {tx.vg.name}/{lv_name}: {100 * (offset + chunk) // stack.size:3d}%",
+                          end="", file=sys.stderr)
+            stack.sync()
+            if show:
+                print(file=sys.stderr)
+
+
+def build_lv_table(tx: "VgTransaction", lv_name: str) -> "Table":
+    from lvcrypt.activate.tables import build_table
+    from lvcrypt.keystores import data_mapping
+
+    mappings: dict[str, object] = {}
+
+    def mapping_of(store: str):  # type: ignore[no-untyped-def]
+        if store not in mappings:
+            mappings[store] = data_mapping(tx.vg, store, tx.loaded.device_of)
+        return mappings[store]
+
+    return build_table(tx.vg, lv_name, tx.loaded.device_of, mapping_of)
+
+
+def unlock_lv(args: argparse.Namespace, tx: "VgTransaction", lv_name: str, keys: "KeyCache") -> None:
+    """Unlock every keystore the LV uses with one passphrase (a second keystore mid-reencryption too)."""
+    from lvcrypt.cli.keystore import read_passphrase
+    from lvcrypt.keystores import unlock
+
+    stores = tx.vg.lvs[lv_name].keystores()
+    if not stores:
+        return
+    with read_passphrase(args, args.key_file, f"Enter passphrase for {tx.vg.name}/{lv_name}: ") as passphrase:
+        for store in stores:
+            unlock(tx.vg, store, tx.loaded.device_of, passphrase, keys)
+
+
+@contextmanager
+def open_lv(args: argparse.Namespace, writable: bool) -> Iterator["Stack"]:
+    """The LV's stack in userspace, under a shared VG lock so no metadata change moves its extents meanwhile."""
+    from lvcrypt.activate.userspace import Stack
+    from lvcrypt.keycache import KeyCache
+    from lvcrypt.lvops import find_lv
+    from lvcrypt.store.transaction import VgTransaction
+
+    vg_name, lv_name = split_lv(args.lv)
+    with VgTransaction(args.devices, vg_name, exclusive=False) as tx, KeyCache() as keys:
+        find_lv(tx.vg, lv_name)
+        table = build_lv_table(tx, lv_name)
+        unlock_lv(args, tx, lv_name, keys)
+        with Stack(table, keys, writable=writable) as stack:
+            yield stack
+
+
+def _offset_and_length(args: argparse.Namespace, size: int) -> tuple[int, int]:
+    from lvcrypt.errors import UsageError
+
+    offset = args.offset
+    length = size - offset if getattr(args, "length", None) is None else args.length
+    if offset < 0 or offset > size or length < 0 or offset + length > size:
+        raise UsageError(f"range {offset}+{length} lies outside the LV ({size} bytes)")
+    return offset, length
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    with open_lv(args, writable=False) as stack:
+        offset, length = _offset_and_length(args, stack.size)
+        buffer = bytearray(min(STREAM_CHUNK, max(length, 1)))
+        out = sys.stdout.buffer
+        end = offset + length
+        while offset < end:
+            view = memoryview(buffer)[:min(len(buffer), end - offset)]
+            stack.readinto(offset, view)
+            out.write(view)
+            offset += len(view)
+        out.flush()
+    return 0
+
+
+def cmd_write(args: argparse.Namespace) -> int:
+    from lvcrypt.errors import LvcryptError, UsageError
+
+    if args.key_file == "-":
+        raise UsageError("write reads the data from standard input: give the key file by name")
+    with open_lv(args, writable=True) as stack:
+        offset, _ = _offset_and_length(args, stack.size)
+        source = sys.stdin.buffer
+        written = 0
+        while True:
+            data = source.read(STREAM_CHUNK)
+            if not data:
+                break
+            if offset + len(data) > stack.size:
+                stack.write(offset, data[:stack.size - offset])
+                stack.sync()
+                raise LvcryptError(f"{args.lv}: input is longer than the LV; wrote {written + stack.size - offset} "
+                                   f"bytes up to its end")
+            stack.write(offset, data)
+            offset += len(data)
+            written += len(data)
+        stack.sync()
+    return 0
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from lvcrypt.activate.tables import KeyFormat, render
+    from lvcrypt.keycache import KeyCache
+    from lvcrypt.lvops import find_lv
+    from lvcrypt.store.transaction import VgTransaction
+
+    vg_name, lv_name = split_lv(args.lv)
+    with VgTransaction(args.devices, vg_name, exclusive=False) as tx, KeyCache() as keys:
+        find_lv(tx.vg, lv_name)
+        table = build_lv_table(tx, lv_name)
+        if args.show_keys:
+            unlock_lv(args, tx, lv_name, keys)
+            text = render(table, KeyFormat.HEX, keys)
+        else:
+            text = render(table, KeyFormat.KEYRING if args.keyring else KeyFormat.MASKED)
+    sys.stdout.write(text)
+    return 0
+
+
+def _bytes(text: str) -> int:
+    from lvcrypt.units import parse_size
+
+    return parse_size(text, "b")
+
+
+def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
+    common = [common_options()]
+    if name == "table":
+        parser = sub.add_parser(name, parents=common, help="print an LV's device-mapper tables (dmsetup syntax)")
+        parser.add_argument("--show-keys", action="store_true", help="unlock and show volume keys as hex")
+        parser.add_argument("--keyring", action="store_true",
+                            help="show keys as the kernel backend loads them (:len:logon:description)")
+        add_key_file_option(parser)
+        parser.set_defaults(func=cmd_table)
+    elif name == "read":
+        parser = sub.add_parser(name, parents=common, help="copy an LV's (decrypted) data to standard output")
+        parser.add_argument("--offset", type=_bytes, default=0, help="start (bytes; k/m/g suffixes)")
+        parser.add_argument("--length", type=_bytes, help="how much (default: to the end)")
+        add_key_file_option(parser)
+        parser.set_defaults(func=cmd_read)
+    else:
+        parser = sub.add_parser(name, parents=common, help="write standard input into an LV (encrypting it)")
+        parser.add_argument("--offset", type=_bytes, default=0, help="where to start (bytes; k/m/g suffixes)")
+        add_key_file_option(parser)
+        parser.set_defaults(func=cmd_write)
+    parser.add_argument("lv", metavar="VG/LV")

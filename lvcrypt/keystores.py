@@ -1,0 +1,96 @@
+"""Keystore LVs as the handlers see them: attributes from metadata, the area on its PV.
+
+A keystore LV (`cryptostoreN`) keeps its handler's data in the extents of
+its one segment; `open_area` turns those extents into the byte range the
+handler may read and write.  Everything here goes through the handler
+interface: the core never parses a LUKS header itself.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from lvcrypt.errors import HandlerError, LvcryptError
+from lvcrypt.handlers import registry
+from lvcrypt.handlers.base import Area, DataMapping, FileArea, KeyHandler, KeystoreAttrs, MemoryArea
+from lvcrypt.handlers.secret import Secret
+from lvcrypt.keycache import KeyCache
+from lvcrypt.metadata.model import KeystoreSegment, LogicalVolume, VolumeGroup
+
+KEYSTORE_PREFIX = "cryptostore"
+
+
+def keystore_segment(vg: VolumeGroup, name: str) -> KeystoreSegment:
+    lv = vg.lvs.get(name)
+    if lv is None or not lv.is_keystore:
+        raise LvcryptError(f"{vg.name}/{name} is not a keystore")
+    if len(lv.segments) != 1:
+        raise LvcryptError(f"keystore {vg.name}/{name} has {len(lv.segments)} segments; lvcrypt needs one")
+    segment = lv.segments[0]
+    assert isinstance(segment, KeystoreSegment)
+    return segment
+
+
+def attrs_of(segment: KeystoreSegment) -> KeystoreAttrs:
+    """The handler's view of a keystore segment: the four attributes plus unknown keys kept verbatim."""
+    known = {"start_extent", "extent_count", "type", "handler", "cipher", "key_size", "key_hash", "areas"}
+    extra = {key: value for key, value in segment.raw.items()
+             if key not in known and isinstance(value, (str, int)) and not isinstance(value, bool)}
+    return KeystoreAttrs(segment.handler, segment.cipher or "", segment.key_size or 0, segment.key_hash, extra)
+
+
+def open_area(vg: VolumeGroup, name: str, device_of: Callable[[str], str], writable: bool = False) -> Area:
+    """The byte range of a keystore's extents; an empty in-memory area for the RFC's zero-extent form."""
+    segment = keystore_segment(vg, name)
+    if not segment.areas or segment.extent_count == 0:
+        return MemoryArea(0)
+    area = segment.areas[0]
+    pv = vg.pvs[area.pv]
+    start = (pv.pe_start + area.extent * vg.extent_size) * 512
+    return FileArea(device_of(area.pv), start, segment.extent_count * vg.extent_bytes, writable=writable)
+
+
+def close_area(area: Area) -> None:
+    if isinstance(area, FileArea):
+        area.close()
+
+
+def handler_of(vg: VolumeGroup, name: str) -> KeyHandler:
+    return registry.get(keystore_segment(vg, name).handler)
+
+
+def data_mapping(vg: VolumeGroup, name: str, device_of: Callable[[str], str]) -> DataMapping:
+    """dm-crypt parameters of the data a keystore protects (read from its header where it has one)."""
+    segment = keystore_segment(vg, name)
+    area = open_area(vg, name, device_of)
+    try:
+        return registry.get(segment.handler).data_mapping(area, attrs_of(segment))
+    finally:
+        close_area(area)
+
+
+def unlock(vg: VolumeGroup, name: str, device_of: Callable[[str], str], passphrase: Secret,
+           keys: KeyCache) -> None:
+    """Unlock one keystore into the cache (no-op when the cache already has it)."""
+    if name in keys:
+        return
+    segment = keystore_segment(vg, name)
+    area = open_area(vg, name, device_of)
+    try:
+        keys.put(name, registry.get(segment.handler).unlock(area, attrs_of(segment), passphrase))
+    finally:
+        close_area(area)
+
+
+def next_keystore_name(vg: VolumeGroup) -> str:
+    number = 0
+    while f"{KEYSTORE_PREFIX}{number}" in vg.lvs:
+        number += 1
+    return f"{KEYSTORE_PREFIX}{number}"
+
+
+def keystores_used_by(vg: VolumeGroup, lv: LogicalVolume) -> list[str]:
+    stores = lv.keystores()
+    if not stores:
+        raise HandlerError(f"logical volume {vg.name}/{lv.name} is not encrypted")
+    return stores
