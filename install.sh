@@ -15,6 +15,19 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+if [ "${1:-}" = "test" ]; then
+    # The kernel test tier's guest (tests/kernel/README.md): Debian's kernel, QEMU (TCG),
+    # busybox for its initramfs, dmsetup; without recommends (QEMU's GUI, firmware).
+    kernel_missing=()
+    for package in linux-image-amd64 qemu-system-x86 busybox-static dmsetup kmod; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || kernel_missing+=("$package")
+    done
+    if [ ${#kernel_missing[@]} -gt 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${kernel_missing[@]}" >/dev/null
+    fi
+fi
+
 [ -x .venv/bin/python ] || python3 -m venv .venv
 target="."
 [ "${1:-}" = "test" ] && target=".[test]"

@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash install.sh test
-exec .venv/bin/python -m pytest -n 2 -q "$@"
+# loadgroup: the kernel tests share one xdist group, so their QEMU guest boots once.
+exec .venv/bin/python -m pytest -n 2 --dist loadgroup -q "$@"
