@@ -158,6 +158,6 @@ def _next_piece(runs: dict[str, list[Run]], remaining: int, stripes: int, vg: Vo
         raise AllocationError(f"insufficient free space: {stripes} stripes need {stripes} PVs with free extents")
     best.sort(key=lambda item: order[item[1]])
     length = min(remaining, *(run.count for run, _ in best))
-    for run, key in best:
-        _take(runs, key, run.start, length)
-    return Piece(length, tuple(Area(key, run.start) for run, _ in best))
+    for run, pv in best:
+        _take(runs, pv, run.start, length)
+    return Piece(length, tuple(Area(pv, run.start) for run, pv in best))

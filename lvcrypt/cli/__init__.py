@@ -20,6 +20,23 @@ COMMANDS: dict[str, str] = {
     "metadata": "lvcrypt.cli.metadata",
     "keystore": "lvcrypt.cli.keystore",
     "keyslot": "lvcrypt.cli.keystore",
+    "pvcreate": "lvcrypt.cli.pv",
+    "pvremove": "lvcrypt.cli.pv",
+    "vgcreate": "lvcrypt.cli.vg",
+    "vgextend": "lvcrypt.cli.vg",
+    "vgreduce": "lvcrypt.cli.vg",
+    "vgremove": "lvcrypt.cli.vg",
+    "vgrename": "lvcrypt.cli.vg",
+    "vgcfgbackup": "lvcrypt.cli.vg",
+    "vgcfgrestore": "lvcrypt.cli.vg",
+    "lvcreate": "lvcrypt.cli.lv",
+    "lvremove": "lvcrypt.cli.lv",
+    "lvextend": "lvcrypt.cli.lv",
+    "lvreduce": "lvcrypt.cli.lv",
+    "lvrename": "lvcrypt.cli.lv",
+    "pvs": "lvcrypt.cli.report",
+    "vgs": "lvcrypt.cli.report",
+    "lvs": "lvcrypt.cli.report",
 }
 
 
@@ -35,6 +52,8 @@ def common_options() -> ArgumentParser:
     common = ArgumentParser(add_help=False)
     common.add_argument("-d", "--debug", "-v", "--verbose", dest="debug", action="store_true",
                         help="show tracebacks and debugging output")
+    common.add_argument("--devices", metavar="PATH,PATH",
+                        help="only look at these devices or image files (default: the devices file and udev)")
     return common
 
 

@@ -1,0 +1,290 @@
+"""`lvcreate lvremove lvextend lvreduce lvrename` for plain (linear and striped) LVs, lvm2's options.
+
+Argument handling only: sizes become extent counts here, the changes
+themselves are the functions of lvcrypt.lvops, run inside a VgTransaction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from lvcrypt.cli import common_options
+
+if TYPE_CHECKING:
+    from lvcrypt.metadata.model import VolumeGroup
+
+_EXTENTS = re.compile(r"([+-]?)([0-9]+)(?:%(FREE|VG|PVS))?\Z", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class SizeRequest:
+    """-L/-l as given: a sign (relative change), and either bytes or extents (or a percentage)."""
+
+    sign: str
+    bytes: int | None = None
+    extents: int | None = None
+    percent_of: str | None = None
+
+
+def _size_request(text: str) -> SizeRequest:
+    from lvcrypt.units import parse_size
+
+    sign = text[:1] if text[:1] in "+-" else ""
+    return SizeRequest(sign, bytes=parse_size(text[len(sign):], "m"))
+
+
+def _extents_request(text: str) -> SizeRequest:
+    from lvcrypt.errors import UsageError
+
+    match = _EXTENTS.match(text.strip())
+    if not match:
+        raise UsageError(f"invalid extent count '{text}' (N, N%FREE, N%VG or N%PVS)")
+    sign, number, percent = match.groups()
+    return SizeRequest(sign, extents=int(number), percent_of=percent.upper() if percent else None)
+
+
+def _extents(request: SizeRequest, vg: "VolumeGroup", stripes: int, pv_keys: list[str] | None) -> int:
+    """The extent count a request stands for, rounded up to whole extents and stripes like lvm2."""
+    from lvcrypt.alloc import free_extents
+
+    if request.bytes is not None:
+        count = -(-request.bytes // vg.extent_bytes)
+        if count * vg.extent_bytes != request.bytes:
+            print(f"  Rounding up size to full physical extent {count * vg.extent_bytes / 1048576:.2f} MiB",
+                  file=sys.stderr)
+    else:
+        assert request.extents is not None
+        count = request.extents
+        if request.percent_of == "FREE":
+            count = free_extents(vg, pv_keys) * count // 100
+        elif request.percent_of == "VG":
+            count = sum(pv.pe_count for pv in vg.pvs.values()) * count // 100
+        elif request.percent_of == "PVS":
+            keys = pv_keys or list(vg.pvs)
+            count = sum(vg.pvs[key].pe_count for key in keys) * count // 100
+        if request.percent_of:
+            return count - count % stripes
+    if count % stripes:
+        count += stripes - count % stripes
+    return count
+
+
+def _pv_keys(tx: object, paths: list[str]) -> list[str] | None:
+    from lvcrypt.errors import LvcryptError
+
+    if not paths:
+        return None
+    by_path = {pv.path: key for key, pv in tx.loaded.pvs.items()}  # type: ignore[attr-defined]
+    missing = [path for path in paths if path not in by_path]
+    if missing:
+        raise LvcryptError(f"physical volume {missing[0]} is not in the volume group")
+    return [by_path[path] for path in paths]
+
+
+def _split_lv(text: str, vg: str | None = None) -> tuple[str, str]:
+    from lvcrypt.errors import UsageError
+
+    if "/" in text:
+        vg_name, _, lv_name = text.partition("/")
+        return vg_name, lv_name
+    if vg is None:
+        raise UsageError(f"'{text}': give the LV as VG/LV")
+    return vg, text
+
+
+def _request(args: argparse.Namespace) -> SizeRequest:
+    from lvcrypt.errors import UsageError
+
+    if (args.size is None) == (args.extents is None):
+        raise UsageError("give exactly one of -L/--size and -l/--extents")
+    return args.size if args.size is not None else args.extents
+
+
+def cmd_lvcreate(args: argparse.Namespace) -> int:
+    from lvcrypt.errors import UsageError
+    from lvcrypt.lvops import create_lv
+    from lvcrypt.store.transaction import VgTransaction
+
+    vg_name, name = (_split_lv(args.vg) if "/" in args.vg else (args.vg, args.name))
+    if not name:
+        raise UsageError("lvcreate: give the new LV a name with -n")
+    request = _request(args)
+    if request.sign:
+        raise UsageError("lvcreate: a size cannot be relative (+/-)")
+    stripes = args.stripes or 1
+    if args.type == "linear" and stripes > 1:
+        raise UsageError("lvcreate: --type linear cannot have several stripes")
+    if args.type == "striped" and stripes < 2:
+        stripes = 2 if args.stripes is None else stripes
+    if stripes < 1:
+        raise UsageError("lvcreate: -i needs at least 1 stripe")
+    with VgTransaction(args.devices, vg_name) as tx:
+        keys = _pv_keys(tx, args.pv)
+        extents = _extents(request, tx.vg, stripes, keys)
+        if extents <= 0:
+            raise UsageError("lvcreate: the size is zero extents")
+        lv = create_lv(tx.vg, name, extents, stripes, args.stripesize, args.alloc, keys)
+        if args.alloc == "contiguous":
+            lv.raw["allocation_policy"] = "contiguous"
+        tx.commit()
+    print(f"  Logical volume \"{name}\" created.")
+    return 0
+
+
+def cmd_lvremove(args: argparse.Namespace) -> int:
+    from lvcrypt.errors import LvcryptError
+    from lvcrypt.lvops import remove_lv
+    from lvcrypt.store.transaction import VgTransaction
+
+    targets: dict[str, list[str]] = {}
+    for item in args.lv:
+        if "/" in item:
+            vg_name, lv_name = _split_lv(item)
+            targets.setdefault(vg_name, []).append(lv_name)
+        else:
+            targets.setdefault(item, [])
+    for vg_name, names in targets.items():
+        with VgTransaction(args.devices, vg_name) as tx:
+            if not names:
+                if not args.force and tx.vg.lvs:
+                    raise LvcryptError(f"lvremove {vg_name}: removing every LV of the VG needs -f")
+                names = [name for name, lv in tx.vg.lvs.items() if lv.visible]
+            for name in names:
+                lv = tx.vg.lvs.get(name)
+                if lv is not None and not lv.visible:
+                    raise LvcryptError(f"logical volume {vg_name}/{name} is hidden and used by others")
+                remove_lv(tx.vg, name)
+            tx.commit()
+        for name in names:
+            print(f"  Logical volume \"{name}\" successfully removed.")
+    return 0
+
+
+def _resize(args: argparse.Namespace, grow: bool) -> int:
+    from lvcrypt.errors import LvcryptError, UsageError
+    from lvcrypt.lvops import extend_lv, find_lv, reduce_lv
+    from lvcrypt.store.transaction import VgTransaction
+
+    vg_name, name = _split_lv(args.lv)
+    request = _request(args)
+    verb = "lvextend" if grow else "lvreduce"
+    if request.sign == ("-" if grow else "+"):
+        raise UsageError(f"{verb}: a size of {request.sign}... does not {'grow' if grow else 'shrink'} an LV")
+    if not grow and not (args.yes or args.force):
+        raise LvcryptError(f"{verb}: refusing to reduce {vg_name}/{name} without -y (data at its end is lost)")
+    with VgTransaction(args.devices, vg_name) as tx:
+        lv = find_lv(tx.vg, name)
+        before = lv.extent_count
+        keys = _pv_keys(tx, getattr(args, "pv", []))
+        last = lv.segments[-1]
+        stripes = (getattr(args, "stripes", None) or getattr(last, "stripe_count", 1)) if grow else 1
+        amount = _extents(request, tx.vg, stripes, keys)
+        target = before + amount if request.sign == "+" else before - amount if request.sign == "-" else amount
+        if grow:
+            if target <= before:
+                raise LvcryptError(f"{verb}: new size ({target} extents) is not larger than {before} extents")
+            extend_lv(tx.vg, lv, target - before, getattr(args, "stripes", None), getattr(args, "stripesize", None),
+                      args.alloc, keys)
+        else:
+            if target >= before:
+                raise LvcryptError(f"{verb}: new size ({target} extents) is not smaller than {before} extents")
+            reduce_lv(tx.vg, lv, before - target)
+        size = tx.vg.extent_bytes / 1048576
+        tx.commit()
+    print(f"  Size of logical volume {vg_name}/{name} changed from {before * size:.2f} MiB ({before} extents) "
+          f"to {lv.extent_count * size:.2f} MiB ({lv.extent_count} extents).")
+    print(f"  Logical volume {vg_name}/{name} successfully resized.")
+    return 0
+
+
+def cmd_lvextend(args: argparse.Namespace) -> int:
+    return _resize(args, grow=True)
+
+
+def cmd_lvreduce(args: argparse.Namespace) -> int:
+    return _resize(args, grow=False)
+
+
+def cmd_lvrename(args: argparse.Namespace) -> int:
+    from lvcrypt.errors import UsageError
+    from lvcrypt.lvops import rename_lv
+    from lvcrypt.store.transaction import VgTransaction
+
+    names = args.names
+    if len(names) == 3:
+        vg_name, old, new = names
+    elif len(names) == 2:
+        vg_name, old = _split_lv(names[0])
+        new_vg, new = _split_lv(names[1], vg_name)
+        if new_vg != vg_name:
+            raise UsageError("lvrename: the new name must be in the same volume group")
+    else:
+        raise UsageError("lvrename VG OLD NEW, or lvrename VG/OLD [VG/]NEW")
+    with VgTransaction(args.devices, vg_name) as tx:
+        rename_lv(tx.vg, old, new)
+        tx.commit()
+    print(f"  Renamed \"{old}\" to \"{new}\" in volume group \"{vg_name}\"")
+    return 0
+
+
+def _size_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-L", "--size", type=_size_request, help="size (default unit m; +/- for relative)")
+    parser.add_argument("-l", "--extents", type=_extents_request, help="extents, or N%%FREE, N%%VG, N%%PVS")
+
+
+def _stripe_options(parser: argparse.ArgumentParser) -> None:
+    from lvcrypt.units import parse_size
+
+    parser.add_argument("-i", "--stripes", type=int, help="number of stripes")
+    parser.add_argument("-I", "--stripesize", type=lambda text: parse_size(text, "k") // 512,
+                        help="stripe size (default unit k)")
+    parser.add_argument("--alloc", choices=("normal", "contiguous"), default="normal", help="allocation policy")
+
+
+def _ignored_lvm2_options(parser: argparse.ArgumentParser) -> None:
+    """Options lvm2 scripts pass that change nothing here (no activation, no zeroing of new LVs)."""
+    parser.add_argument("-a", "--activate", choices=("y", "n", "ay"), help="accepted; LVs are not activated")
+    parser.add_argument("-Z", "--zero", choices=("y", "n"), help="accepted; new LVs are not zeroed")
+    parser.add_argument("-W", "--wipesignatures", choices=("y", "n"), help="accepted; nothing is wiped")
+
+
+def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
+    common = [common_options()]
+    if name == "lvcreate":
+        parser = sub.add_parser(name, parents=common, help="create a linear or striped logical volume")
+        _size_options(parser)
+        _stripe_options(parser)
+        _ignored_lvm2_options(parser)
+        parser.add_argument("-n", "--name", help="name of the new LV")
+        parser.add_argument("--type", choices=("linear", "striped"), help="segment type")
+        parser.add_argument("-y", "--yes", action="store_true")
+        parser.add_argument("vg", help="VG (or VG/LV)")
+        parser.add_argument("pv", nargs="*", help="allocate only on these PVs")
+        parser.set_defaults(func=cmd_lvcreate)
+    elif name == "lvremove":
+        parser = sub.add_parser(name, parents=common, help="remove logical volumes")
+        parser.add_argument("-f", "--force", action="count", default=0)
+        parser.add_argument("-y", "--yes", action="store_true")
+        parser.add_argument("lv", nargs="+", help="VG/LV, or VG for all its LVs (with -f)")
+        parser.set_defaults(func=cmd_lvremove)
+    elif name in ("lvextend", "lvreduce"):
+        grow = name == "lvextend"
+        parser = sub.add_parser(name, parents=common, help=f"{'grow' if grow else 'shrink'} a logical volume")
+        _size_options(parser)
+        parser.add_argument("-y", "--yes", action="store_true", help="confirm")
+        parser.add_argument("-f", "--force", action="count", default=0, help="confirm")
+        if grow:
+            _stripe_options(parser)
+        parser.set_defaults(alloc="normal")
+        parser.add_argument("lv", help="VG/LV")
+        if grow:
+            parser.add_argument("pv", nargs="*", help="allocate only on these PVs")
+        parser.set_defaults(func=cmd_lvextend if grow else cmd_lvreduce)
+    else:
+        parser = sub.add_parser(name, parents=common, help="rename a logical volume")
+        parser.add_argument("names", nargs="+", help="VG OLD NEW, or VG/OLD [VG/]NEW")
+        parser.set_defaults(func=cmd_lvrename)

@@ -1,0 +1,70 @@
+"""`pvcreate` and `pvremove`, with lvm2's options."""
+
+from __future__ import annotations
+
+import argparse
+
+from lvcrypt.cli import common_options
+
+
+def _size(text: str) -> int:
+    from lvcrypt.units import parse_size
+
+    return parse_size(text, default_unit="k")
+
+
+def cmd_pvcreate(args: argparse.Namespace) -> int:
+    from lvcrypt.errors import UsageError
+    from lvcrypt.pvops import create_pv
+    from lvcrypt.store.commit import scan
+    from lvcrypt.store.devices import candidate_devices, remember_devices
+    from lvcrypt.store.lock import ORPHANS, VgLock
+
+    if args.uuid and len(args.device) != 1:
+        raise UsageError("--uuid applies to exactly one device")
+    with VgLock(ORPHANS, exclusive=True):
+        found = scan(list(dict.fromkeys(candidate_devices(args.devices) + args.device)))
+        for path in args.device:
+            create_pv(path, found, args.uuid, args.metadatasize, args.dataalignment, args.pvmetadatacopies,
+                      force=args.force >= 2)
+            print(f"  Physical volume \"{path}\" successfully created.")
+    if not args.devices:
+        remember_devices(args.device)
+    return 0
+
+
+def cmd_pvremove(args: argparse.Namespace) -> int:
+    from lvcrypt.pvops import remove_pv_label
+    from lvcrypt.store.commit import scan
+    from lvcrypt.store.devices import candidate_devices
+    from lvcrypt.store.lock import ORPHANS, VgLock
+
+    with VgLock(ORPHANS, exclusive=True):
+        found = scan(list(dict.fromkeys(candidate_devices(args.devices) + args.device)))
+        for path in args.device:
+            remove_pv_label(path, found, force=args.force >= 2)
+            print(f"  Labels on physical volume \"{path}\" successfully wiped.")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
+    common = [common_options()]
+    if name == "pvcreate":
+        parser = sub.add_parser(name, parents=common, help="initialize devices or image files as PVs")
+        parser.add_argument("--uuid", "-u", help="PV uuid to use (lvm2's dashed form)")
+        parser.add_argument("--norestorefile", action="store_true", help="accepted for lvm2 compatibility")
+        parser.add_argument("--metadatasize", type=_size, help="size of the metadata area (default unit k)")
+        parser.add_argument("--dataalignment", type=_size, help="align the data area to this size")
+        parser.add_argument("--pvmetadatacopies", type=int, choices=(0, 1, 2), default=1,
+                            help="number of metadata areas")
+        parser.add_argument("-y", "--yes", action="store_true", help="answer yes to questions")
+        parser.add_argument("-f", "--force", action="count", default=0, help="-ff: overwrite a PV of a VG")
+        parser.add_argument("-q", "--quiet", action="store_true")
+        parser.add_argument("device", nargs="+")
+        parser.set_defaults(func=cmd_pvcreate)
+    else:
+        parser = sub.add_parser(name, parents=common, help="wipe the PV label of devices")
+        parser.add_argument("-y", "--yes", action="store_true", help="answer yes to questions")
+        parser.add_argument("-f", "--force", action="count", default=0, help="-ff: wipe a PV of a VG")
+        parser.add_argument("device", nargs="+")
+        parser.set_defaults(func=cmd_pvremove)

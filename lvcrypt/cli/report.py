@@ -1,0 +1,353 @@
+"""`pvs`, `vgs`, `lvs`: lvm2's report commands, field names and JSON shape.
+
+Fields are lvm2's (`-o lv_name,lv_size,devices`, `+field` appends to the
+default list); a segment field (segtype, devices, stripes...) gives one row
+per segment as in lvm2.  Sizes follow `--units` (lvm2's letters).  Tables are
+drawn with tabulate; `--separator` and `--reportformat json` print what lvm2
+prints for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from lvcrypt.cli import common_options
+
+if TYPE_CHECKING:
+    from lvcrypt.metadata.model import LogicalVolume, Segment, VolumeGroup
+    from lvcrypt.store.commit import LoadedVg
+    from lvcrypt.store.physical import PvOnDisk
+
+LV_DEFAULT = ["lv_name", "vg_name", "lv_attr", "lv_size", "pool_lv", "origin", "data_percent",
+              "metadata_percent", "move_pv", "mirror_log", "copy_percent", "convert_lv"]
+VG_DEFAULT = ["vg_name", "pv_count", "lv_count", "snap_count", "vg_attr", "vg_size", "vg_free"]
+PV_DEFAULT = ["pv_name", "vg_name", "pv_fmt", "pv_attr", "pv_size", "pv_free"]
+SEGMENT_FIELDS = {"segtype", "devices", "stripes", "stripe_size", "seg_start", "seg_size", "seg_pe_ranges",
+                  "seg_start_pe"}
+
+
+@dataclass
+class LvRow:
+    vg: "VolumeGroup"
+    loaded: "LoadedVg"
+    lv: "LogicalVolume"
+    segment: "Segment | None"
+
+
+@dataclass
+class VgRow:
+    vg: "VolumeGroup"
+    loaded: "LoadedVg"
+
+
+@dataclass
+class PvRow:
+    path: str
+    pv: "PvOnDisk | None"
+    vg: "VolumeGroup | None"
+    key: str | None
+    loaded: "LoadedVg | None"
+
+
+@dataclass(frozen=True)
+class Field:
+    heading: str
+    get: Callable[..., object]
+    size: bool = False  # value in bytes, formatted with --units
+
+
+def _no_dm() -> bool:
+    """lvm2 shows state X (unknown) when the kernel has no device-mapper to ask."""
+    return not os.path.exists("/sys/class/misc/device-mapper")
+
+
+def _lv_attr(row: LvRow) -> str:
+    lv = row.lv
+    state = "X" if _no_dm() else "-"
+    policy = "c" if lv.raw.get("allocation_policy") == "contiguous" else "i"
+    partial = "p" if any(area.pv in row.loaded.missing for s in lv.segments for area, _ in s.pv_areas()) else "-"
+    return f"-{'w' if 'WRITE' in lv.status else 'r'}{policy}-{state}{state}--{partial}-"
+
+
+def _segtype(segment: "Segment") -> str:
+    from lvcrypt.metadata.model import StripedSegment
+
+    if isinstance(segment, StripedSegment) and segment.stripe_count == 1:
+        return "linear"
+    return segment.type
+
+
+def _devices(row: LvRow) -> str:
+    segments = [row.segment] if row.segment else row.lv.segments
+    return ",".join(f"{row.loaded.device_of(area.pv)}({area.extent})"
+                    for segment in segments for area, _ in segment.pv_areas())
+
+
+def _pe_ranges(row: LvRow) -> str:
+    segments = [row.segment] if row.segment else row.lv.segments
+    return " ".join(f"{row.loaded.device_of(area.pv)}:{area.extent}-{area.extent + count - 1}"
+                    for segment in segments for area, count in segment.pv_areas())
+
+
+def _stripes(segment: "Segment | None") -> int:
+    return getattr(segment, "stripe_count", 1) if segment else 1
+
+
+def _vg_used(vg: "VolumeGroup", key: str | None = None) -> int:
+    return sum(count for lv in vg.lvs.values() for segment in lv.segments for area, count in segment.pv_areas()
+               if key is None or area.pv == key)
+
+
+def _vg_total(vg: "VolumeGroup") -> int:
+    return sum(pv.pe_count for pv in vg.pvs.values())
+
+
+def _lv_name(row: LvRow) -> str:
+    return row.lv.name if row.lv.visible else f"[{row.lv.name}]"
+
+
+LV_FIELDS: dict[str, Field] = {
+    "lv_name": Field("LV", _lv_name),
+    "vg_name": Field("VG", lambda r: r.vg.name),
+    "lv_attr": Field("Attr", _lv_attr),
+    "lv_size": Field("LSize", lambda r: r.lv.extent_count * r.vg.extent_bytes, size=True),
+    "pool_lv": Field("Pool", lambda r: ""),
+    "origin": Field("Origin", lambda r: ""),
+    "data_percent": Field("Data%", lambda r: ""),
+    "metadata_percent": Field("Meta%", lambda r: ""),
+    "move_pv": Field("Move", lambda r: ""),
+    "mirror_log": Field("Log", lambda r: ""),
+    "copy_percent": Field("Cpy%Sync", lambda r: ""),
+    "convert_lv": Field("Convert", lambda r: ""),
+    "lv_uuid": Field("LV UUID", lambda r: r.lv.id),
+    "lv_path": Field("Path", lambda r: f"/dev/{r.vg.name}/{r.lv.name}" if r.lv.visible else ""),
+    "lv_full_name": Field("LV", lambda r: f"{r.vg.name}/{r.lv.name}"),
+    "lv_host": Field("Host", lambda r: r.lv.creation_host or ""),
+    "seg_count": Field("#Seg", lambda r: len(r.lv.segments)),
+    "segtype": Field("Type", lambda r: _segtype(r.segment) if r.segment else ",".join(
+        dict.fromkeys(_segtype(s) for s in r.lv.segments))),
+    "devices": Field("Devices", _devices),
+    "seg_pe_ranges": Field("PE Ranges", _pe_ranges),
+    "stripes": Field("#Str", lambda r: _stripes(r.segment or (r.lv.segments[0] if r.lv.segments else None))),
+    "stripe_size": Field("Stripe", lambda r: (getattr(r.segment, "stripe_size", None) or 0) * 512, size=True),
+    "seg_start": Field("Start", lambda r: (r.segment.start_extent if r.segment else 0) * r.vg.extent_bytes,
+                       size=True),
+    "seg_start_pe": Field("Start", lambda r: r.segment.start_extent if r.segment else 0),
+    "seg_size": Field("SSize", lambda r: (r.segment.extent_count if r.segment else r.lv.extent_count)
+                      * r.vg.extent_bytes, size=True),
+}
+
+VG_FIELDS: dict[str, Field] = {
+    "vg_name": Field("VG", lambda r: r.vg.name),
+    "pv_count": Field("#PV", lambda r: len(r.vg.pvs)),
+    "lv_count": Field("#LV", lambda r: sum(1 for lv in r.vg.lvs.values() if lv.visible)),
+    "snap_count": Field("#SN", lambda r: 0),
+    "vg_attr": Field("Attr", lambda r: f"wz-{'p' if r.loaded.missing else '-'}n-"),
+    "vg_size": Field("VSize", lambda r: _vg_total(r.vg) * r.vg.extent_bytes, size=True),
+    "vg_free": Field("VFree", lambda r: (_vg_total(r.vg) - _vg_used(r.vg)) * r.vg.extent_bytes, size=True),
+    "vg_uuid": Field("VG UUID", lambda r: r.vg.id),
+    "vg_extent_size": Field("Ext", lambda r: r.vg.extent_bytes, size=True),
+    "vg_extent_count": Field("#Ext", lambda r: _vg_total(r.vg)),
+    "vg_free_count": Field("Free", lambda r: _vg_total(r.vg) - _vg_used(r.vg)),
+    "vg_seqno": Field("Seq", lambda r: r.vg.seqno),
+    "max_lv": Field("MaxLV", lambda r: r.vg.max_lv),
+    "max_pv": Field("MaxPV", lambda r: r.vg.max_pv),
+    "vg_mda_count": Field("#VMda", lambda r: sum(len(pv.mdas) for pv in r.loaded.pvs.values())),
+}
+
+
+def _pv_size(r: PvRow) -> int:
+    if r.vg is not None and r.key is not None:
+        return r.vg.pvs[r.key].pe_count * r.vg.extent_bytes
+    return r.pv.header.device_size if r.pv else 0
+
+
+def _pv_free(r: PvRow) -> int:
+    if r.vg is not None and r.key is not None:
+        return (r.vg.pvs[r.key].pe_count - _vg_used(r.vg, r.key)) * r.vg.extent_bytes
+    return _pv_size(r)
+
+
+def _pv_attr(r: PvRow) -> str:
+    if r.vg is None or r.key is None:
+        return "---"
+    return f"{'a' if r.vg.pvs[r.key].allocatable else '-'}-{'m' if r.pv is None else '-'}"
+
+
+PV_FIELDS: dict[str, Field] = {
+    "pv_name": Field("PV", lambda r: r.path),
+    "vg_name": Field("VG", lambda r: r.vg.name if r.vg else ""),
+    "pv_fmt": Field("Fmt", lambda r: "lvm2"),
+    "pv_attr": Field("Attr", _pv_attr),
+    "pv_size": Field("PSize", _pv_size, size=True),
+    "pv_free": Field("PFree", _pv_free, size=True),
+    "pv_used": Field("Used", lambda r: _pv_size(r) - _pv_free(r), size=True),
+    "pv_uuid": Field("PV UUID", lambda r: r.pv.uuid if r.pv else r.vg.pvs[r.key].id),
+    "dev_size": Field("DevSize", lambda r: r.pv.header.device_size if r.pv else r.vg.pvs[r.key].dev_size * 512,
+                      size=True),
+    "pe_start": Field("1st PE", lambda r: r.pv.header.pe_start if r.pv else r.vg.pvs[r.key].pe_start * 512,
+                      size=True),
+    "pv_pe_count": Field("PE", lambda r: r.vg.pvs[r.key].pe_count if r.vg and r.key else 0),
+    "pv_pe_alloc_count": Field("Alloc", lambda r: _vg_used(r.vg, r.key) if r.vg and r.key else 0),
+    "pv_mda_count": Field("#PMda", lambda r: len(r.pv.mdas) if r.pv else 0),
+    "pv_mda_size": Field("PMdaSize", lambda r: min((m.locn.size for m in r.pv.mdas), default=0) if r.pv else 0,
+                         size=True),
+}
+
+
+def format_size(size: int, units: str) -> str:
+    """lvm2's rendering: `8.00m`, `8388608B` for --units b, `16384S` for --units s."""
+    if units in ("b", "B"):
+        return f"{size}B"
+    if units in ("s", "S"):
+        return f"{size // 512}S"
+    if units in ("h", "H") and size == 0:
+        return "0 "
+    from lvcrypt.units import format_size as lvm_format
+
+    return lvm_format(size, units)
+
+
+def _columns(spec: list[str] | None, default: list[str], fields: dict[str, Field]) -> list[str]:
+    from lvcrypt.errors import UsageError
+
+    columns = list(default)
+    for item in spec or []:
+        names = [name.strip() for name in item.split(",") if name.strip()]
+        if item.startswith("+"):
+            columns += [name.lstrip("+") for name in names]
+        else:
+            columns = names if columns is default or not spec or item is spec[0] else columns + names
+    for name in columns:
+        if name not in fields:
+            raise UsageError(f"unrecognised field: {name} (known: {', '.join(sorted(fields))})")
+    return columns
+
+
+def _render(kind: str, columns: list[str], fields: dict[str, Field], rows: list[object],
+            args: argparse.Namespace) -> None:
+    def value(row: object, name: str) -> str:
+        field = fields[name]
+        raw = field.get(row)
+        return format_size(int(raw), args.units) if field.size else str(raw)  # type: ignore[call-overload]
+
+    table = [[value(row, name) for name in columns] for row in rows]
+    if args.reportformat == "json":
+        body = ",\n".join("                  {" + ", ".join(f"{json.dumps(name)}:{json.dumps(cell)}"
+                                                          for name, cell in zip(columns, line)) + "}"
+                          for line in table)
+        print("  {\n      \"report\": [\n          {\n              \"" + kind + "\": [\n"
+              + (body + "\n" if body else "") + "              ]\n          }\n      ]\n  }")
+        return
+    if args.separator is not None:
+        if not args.noheadings:
+            print("  " + args.separator.join(fields[name].heading for name in columns))
+        for line in table:
+            print("  " + args.separator.join(line))
+        return
+    from tabulate import tabulate
+
+    headers = [] if args.noheadings else [fields[name].heading for name in columns]
+    align = ["right" if fields[name].size or name.endswith(("count", "_pe_count")) else "left" for name in columns]
+    text = tabulate(table, headers=headers, tablefmt="plain", disable_numparse=True, colalign=align)
+    if text:
+        print("\n".join("  " + line.rstrip() for line in text.splitlines()))
+
+
+def _load(args: argparse.Namespace, names: list[str]) -> tuple[object, list["LoadedVg"]]:
+    """Scan once and load the requested VGs (all when none named), each under its shared lock."""
+    from lvcrypt.errors import LvcryptError
+    from lvcrypt.store.commit import load_vg, scan
+    from lvcrypt.store.devices import candidate_devices
+    from lvcrypt.store.lock import VgLock
+
+    paths = candidate_devices(args.devices)
+    found = scan(paths)
+    wanted = names or found.vg_names()
+    locks = [VgLock(name, exclusive=False) for name in sorted(set(wanted))]
+    for lock in locks:
+        lock.__enter__()
+    try:
+        found = scan(paths)
+        loaded = []
+        for name in wanted:
+            if name not in found.vg_names():
+                raise LvcryptError(f"volume group \"{name}\" not found")
+            vg = load_vg(found, name)
+            for key in vg.missing:
+                print(f"  WARNING: VG {name} is missing PV {vg.vg.pvs[key].id} (last written to "
+                      f"{vg.vg.pvs[key].device or 'unknown device'}).", file=sys.stderr)
+            loaded.append(vg)
+    finally:
+        for lock in locks:
+            lock.__exit__(None, None, None)
+    for path, problem in found.problems.items():
+        if args.devices:
+            print(f"  WARNING: {problem}", file=sys.stderr)
+    return found, loaded
+
+
+def cmd_lvs(args: argparse.Namespace) -> int:
+    columns = _columns(args.options, LV_DEFAULT, LV_FIELDS)
+    vg_names = list(dict.fromkeys(item.split("/")[0] for item in args.names))
+    only = {tuple(item.split("/", 1)) for item in args.names if "/" in item}
+    _, loaded = _load(args, vg_names)
+    per_segment = any(name in SEGMENT_FIELDS for name in columns)
+    rows: list[object] = []
+    for vg in sorted(loaded, key=lambda item: item.vg.name):
+        for lv in sorted(vg.vg.lvs.values(), key=lambda item: item.name):
+            if not (lv.visible or args.all) or (only and (vg.vg.name, lv.name) not in only
+                                                and vg.vg.name in {v for v, _ in only}):
+                continue
+            if per_segment:
+                rows += [LvRow(vg.vg, vg, lv, segment) for segment in lv.segments]
+            else:
+                rows.append(LvRow(vg.vg, vg, lv, None))
+    _render("lv", columns, LV_FIELDS, rows, args)
+    return 0
+
+
+def cmd_vgs(args: argparse.Namespace) -> int:
+    columns = _columns(args.options, VG_DEFAULT, VG_FIELDS)
+    _, loaded = _load(args, list(args.names))
+    rows: list[object] = [VgRow(vg.vg, vg) for vg in sorted(loaded, key=lambda item: item.vg.name)]
+    _render("vg", columns, VG_FIELDS, rows, args)
+    return 0
+
+
+def cmd_pvs(args: argparse.Namespace) -> int:
+    found, loaded = _load(args, [])
+    columns = _columns(args.options, PV_DEFAULT, PV_FIELDS)
+    rows: list[PvRow] = []
+    members: set[str] = set()
+    for vg in loaded:
+        for key, pv in vg.vg.pvs.items():
+            on_disk = vg.pvs.get(key)
+            members.add(pv.id)
+            rows.append(PvRow(on_disk.path if on_disk else "[unknown]", on_disk, vg.vg, key, vg))
+    for path, pv in found.pvs.items():  # type: ignore[attr-defined]
+        if pv.uuid not in members:
+            rows.append(PvRow(path, pv, None, None, None))
+    if args.names:
+        rows = [row for row in rows if row.path in args.names]
+    rows.sort(key=lambda row: row.path)
+    _render("pv", columns, PV_FIELDS, list(rows), args)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
+    what = {"pvs": "physical volumes", "vgs": "volume groups", "lvs": "logical volumes"}[name]
+    parser = sub.add_parser(name, parents=[common_options()], help=f"report on {what}")
+    parser.add_argument("-o", "--options", action="append", help="fields (lvm2 names), +FIELD to add")
+    parser.add_argument("-a", "--all", action="store_true", help="hidden LVs too")
+    parser.add_argument("--noheadings", action="store_true")
+    parser.add_argument("--units", default="h", help="h H b s k m g t p e (upper case: powers of 1000)")
+    parser.add_argument("--separator", help="separate fields with this instead of aligning them")
+    parser.add_argument("--reportformat", choices=("basic", "json"), default="basic")
+    parser.add_argument("names", nargs="*", help={"pvs": "PVs", "vgs": "VGs", "lvs": "VGs or VG/LVs"}[name])
+    parser.set_defaults(func={"pvs": cmd_pvs, "vgs": cmd_vgs, "lvs": cmd_lvs}[name])
