@@ -61,7 +61,7 @@ def load(area: Area) -> Loaded:
                     secondary = candidate
                     break
     if not isinstance(primary, tuple) and not isinstance(secondary, tuple):
-        raise FormatError(f"no valid LUKS2 header: {primary}")
+        raise FormatError(f"no valid LUKS2 header ({primary}; {secondary})")
     if isinstance(primary, tuple) and isinstance(secondary, tuple):
         p_header, s_header = primary[0].header, secondary[0].header
         loaded = Loaded(p_header, primary[1], p_header.salt, s_header.salt)
