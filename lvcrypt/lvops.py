@@ -14,7 +14,7 @@ import time
 
 from lvcrypt.alloc import Piece, allocate
 from lvcrypt.errors import LvcryptError, UsageError
-from lvcrypt.metadata.model import Area, LogicalVolume, PhysicalVolume, StripedSegment, VolumeGroup
+from lvcrypt.metadata.model import Area, CryptSegment, LogicalVolume, PhysicalVolume, StripedSegment, VolumeGroup
 from lvcrypt.metadata.validate import name_problem, new_lv_name_problem
 
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -110,11 +110,12 @@ def reduce_lv(vg: VolumeGroup, lv: LogicalVolume, extents: int) -> None:
             lv.segments.pop()
             remaining -= last.extent_count
             continue
-        if not isinstance(last, StripedSegment):
+        if not isinstance(last, (StripedSegment, CryptSegment)):
             raise LvcryptError(f"logical volume {vg.name}/{lv.name}: cannot cut into a {last.type} segment")
-        if remaining % last.stripe_count:
+        stripes = len(last.pv_areas())
+        if remaining % stripes:
             raise LvcryptError(f"logical volume {vg.name}/{lv.name}: reduce by a multiple of "
-                               f"{last.stripe_count} extents (the stripe count)")
+                               f"{stripes} extents (the stripe count)")
         last.extent_count -= remaining
         remaining = 0
 

@@ -37,6 +37,11 @@ COMMANDS: dict[str, str] = {
     "pvs": "lvcrypt.cli.report",
     "vgs": "lvcrypt.cli.report",
     "lvs": "lvcrypt.cli.report",
+    "table": "lvcrypt.cli.crypt",
+    "read": "lvcrypt.cli.crypt",
+    "write": "lvcrypt.cli.crypt",
+    "mount": "lvcrypt.cli.crypt",
+    "umount": "lvcrypt.cli.crypt",
 }
 
 

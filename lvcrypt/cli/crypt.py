@@ -121,13 +121,19 @@ def create_encrypted(args: argparse.Namespace, tx: "VgTransaction", name: str, e
     return lv, key
 
 
-def wipe_lv(tx: "VgTransaction", lv_name: str, keystore: str, key: "Secret") -> None:
-    """Random data through the mapping, so the new LV shows no old plaintext; progress on a terminal."""
+def wipe_lv(args: argparse.Namespace, tx: "VgTransaction", lv_name: str, key: "Secret | None") -> None:
+    """Random data through the mapping, so the new LV shows no old plaintext; progress on a terminal.
+
+    Takes ownership of `key` (the new keystore's); without one the LV's keystore is unlocked.
+    """
     from lvcrypt.activate.userspace import Stack
     from lvcrypt.keycache import KeyCache
 
     with KeyCache() as keys:
-        keys.put(keystore, key)
+        if key is not None:
+            keys.put(tx.vg.lvs[lv_name].keystores()[0], key)
+        else:
+            unlock_lv(args, tx, lv_name, keys)
         with Stack(build_lv_table(tx, lv_name), keys, writable=True) as stack:
             show = sys.stderr.isatty()
             chunk = 4 * STREAM_CHUNK
@@ -254,6 +260,104 @@ def cmd_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mount(args: argparse.Namespace) -> int:
+    """Unlock, fork a FUSE daemon that owns the key, and return once the file is there."""
+    from lvcrypt.activate.userspace import Stack
+    from lvcrypt.errors import LvcryptError, UsageError
+    from lvcrypt.keycache import KeyCache
+    from lvcrypt.lvops import find_lv
+    from lvcrypt.store.transaction import VgTransaction
+
+    try:
+        from lvcrypt.activate import fuse
+    except (ImportError, OSError) as error:
+        raise LvcryptError(f"FUSE is not available ({error}): install fuse3 and mfusepy") from None
+    if not os.path.isdir(args.dir):
+        raise UsageError(f"{args.dir}: not a directory")
+    if os.path.ismount(args.dir):
+        raise LvcryptError(f"{args.dir}: something is already mounted there")
+    vg_name, lv_name = split_lv(args.lv)
+    with KeyCache() as keys:
+        with VgTransaction(args.devices, vg_name, exclusive=False) as tx:
+            find_lv(tx.vg, lv_name)
+            table = build_lv_table(tx, lv_name)
+            unlock_lv(args, tx, lv_name, keys)
+        stack = Stack(table, keys, writable=not args.read_only)
+        ready, report = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            _mount_daemon(stack, keys, args.dir, lv_name, f"lvcrypt:{vg_name}/{lv_name}", ready, report, fuse)
+        os.close(report)
+        stack.close()
+    return _await_mount(ready, pid, args.dir, f"{args.dir}/{lv_name}")
+
+
+def _mount_daemon(stack: "Stack", keys: "KeyCache", mountpoint: str, name: str, fsname: str, ready: int,
+                  report: int, fuse) -> None:  # type: ignore[no-untyped-def]
+    """The forked daemon: detach, serve until unmounted, wipe the key, exit (never returns)."""
+    status = 0
+    try:
+        os.close(ready)
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+
+        def on_ready() -> None:
+            os.write(report, b"OK")
+            os.close(report)
+
+        def on_exit() -> None:
+            stack.close()
+            keys.close()
+
+        fuse.serve(stack, mountpoint, name, fsname, on_ready, on_exit)
+    except BaseException as error:  # noqa: BLE001 - reported to the waiting parent, never shown as a traceback
+        status = 1
+        try:
+            os.write(report, f"ERR {type(error).__name__}: {error}".encode()[:500])
+        except OSError:
+            pass
+    finally:
+        stack.close()
+        keys.close()
+        os._exit(status)
+
+
+def _await_mount(ready: int, pid: int, directory: str, path: str) -> int:
+    import select
+
+    from lvcrypt.errors import LvcryptError
+
+    try:
+        readable, _, _ = select.select([ready], [], [], 60)
+        message = os.read(ready, 600) if readable else b""
+    finally:
+        os.close(ready)
+    if message != b"OK":
+        os.waitpid(pid, os.WNOHANG)
+        text = message.decode(errors="replace").removeprefix("ERR ") or "the FUSE daemon did not start"
+        raise LvcryptError(f"mounting on {directory} failed: {text}")
+    print(f"  {path} is the decrypted logical volume; unmount with: lvcrypt umount {directory}")
+    return 0
+
+
+def cmd_umount(args: argparse.Namespace) -> int:
+    import shutil
+    import subprocess
+
+    from lvcrypt.errors import LvcryptError
+
+    if not os.path.ismount(args.dir):
+        raise LvcryptError(f"{args.dir}: not mounted")
+    tool = shutil.which("fusermount3") or shutil.which("fusermount") or "umount"
+    result = subprocess.run([tool, "-u", args.dir] if "fuser" in tool else [tool, args.dir],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise LvcryptError(f"unmounting {args.dir} failed: {result.stderr.strip().splitlines()[-1:] or '?'}")
+    return 0
+
+
 def _bytes(text: str) -> int:
     from lvcrypt.units import parse_size
 
@@ -275,9 +379,22 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         parser.add_argument("--length", type=_bytes, help="how much (default: to the end)")
         add_key_file_option(parser)
         parser.set_defaults(func=cmd_read)
-    else:
+    elif name == "write":
         parser = sub.add_parser(name, parents=common, help="write standard input into an LV (encrypting it)")
         parser.add_argument("--offset", type=_bytes, default=0, help="where to start (bytes; k/m/g suffixes)")
         add_key_file_option(parser)
         parser.set_defaults(func=cmd_write)
+    elif name == "mount":
+        parser = sub.add_parser(name, parents=common, help="expose an LV (decrypted) as the file DIR/LV via FUSE")
+        parser.add_argument("-r", "--read-only", action="store_true", help="refuse writes")
+        add_key_file_option(parser)
+        parser.add_argument("lv", metavar="VG/LV")
+        parser.add_argument("dir", metavar="DIR")
+        parser.set_defaults(func=cmd_mount)
+        return
+    else:
+        parser = sub.add_parser(name, parents=common, help="unmount what lvcrypt mount mounted")
+        parser.add_argument("dir", metavar="DIR")
+        parser.set_defaults(func=cmd_umount)
+        return
     parser.add_argument("lv", metavar="VG/LV")

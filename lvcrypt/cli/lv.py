@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lvcrypt.cli import common_options
+from lvcrypt.cli.crypt import add_encrypt_options
 
 if TYPE_CHECKING:
     from lvcrypt.metadata.model import VolumeGroup
@@ -122,22 +123,40 @@ def cmd_lvcreate(args: argparse.Namespace) -> int:
         stripes = 2 if args.stripes is None else stripes
     if stripes < 1:
         raise UsageError("lvcreate: -i needs at least 1 stripe")
+    encrypted = args.encrypt or args.type == "crypt"
+    if not encrypted and (args.keystore or args.handler or args.wipe):
+        raise UsageError("lvcreate: --keystore, --handler and --wipe need --encrypt")
+    key = None
     with VgTransaction(args.devices, vg_name) as tx:
         keys = _pv_keys(tx, args.pv)
         extents = _extents(request, tx.vg, stripes, keys)
         if extents <= 0:
             raise UsageError("lvcreate: the size is zero extents")
-        lv = create_lv(tx.vg, name, extents, stripes, args.stripesize, args.alloc, keys)
+        if encrypted:
+            from lvcrypt.cli.crypt import create_encrypted
+
+            lv, key = create_encrypted(args, tx, name, extents, stripes, args.stripesize, keys)
+        else:
+            lv = create_lv(tx.vg, name, extents, stripes, args.stripesize, args.alloc, keys)
         if args.alloc == "contiguous":
             lv.raw["allocation_policy"] = "contiguous"
-        tx.commit()
+        try:
+            tx.commit()
+            if args.wipe:
+                from lvcrypt.cli.crypt import wipe_lv
+
+                wipe_lv(args, tx, name, key)
+                key = None
+        finally:
+            if key is not None:
+                key.close()
     print(f"  Logical volume \"{name}\" created.")
     return 0
 
 
 def cmd_lvremove(args: argparse.Namespace) -> int:
+    from lvcrypt.cryptlv import remove_lv_and_keystores
     from lvcrypt.errors import LvcryptError
-    from lvcrypt.lvops import remove_lv
     from lvcrypt.store.transaction import VgTransaction
 
     targets: dict[str, list[str]] = {}
@@ -153,20 +172,23 @@ def cmd_lvremove(args: argparse.Namespace) -> int:
                 if not args.force and tx.vg.lvs:
                     raise LvcryptError(f"lvremove {vg_name}: removing every LV of the VG needs -f")
                 names = [name for name, lv in tx.vg.lvs.items() if lv.visible]
+            removed = []
             for name in names:
                 lv = tx.vg.lvs.get(name)
-                if lv is not None and not lv.visible:
+                if lv is not None and not lv.visible and not lv.is_keystore:
                     raise LvcryptError(f"logical volume {vg_name}/{name} is hidden and used by others")
-                remove_lv(tx.vg, name)
+                removed += [name] + remove_lv_and_keystores(tx.vg, name)
             tx.commit()
-        for name in names:
+        for name in removed:
             print(f"  Logical volume \"{name}\" successfully removed.")
     return 0
 
 
 def _resize(args: argparse.Namespace, grow: bool) -> int:
+    from lvcrypt.cryptlv import extend_crypt_lv
     from lvcrypt.errors import LvcryptError, UsageError
     from lvcrypt.lvops import extend_lv, find_lv, reduce_lv
+    from lvcrypt.metadata.model import CryptSegment
     from lvcrypt.store.transaction import VgTransaction
 
     vg_name, name = _split_lv(args.lv)
@@ -181,14 +203,15 @@ def _resize(args: argparse.Namespace, grow: bool) -> int:
         before = lv.extent_count
         keys = _pv_keys(tx, getattr(args, "pv", []))
         last = lv.segments[-1]
-        stripes = (getattr(args, "stripes", None) or getattr(last, "stripe_count", 1)) if grow else 1
+        stripes = (getattr(args, "stripes", None) or len(last.pv_areas()) or 1) if grow else 1
         amount = _extents(request, tx.vg, stripes, keys)
         target = before + amount if request.sign == "+" else before - amount if request.sign == "-" else amount
         if grow:
             if target <= before:
                 raise LvcryptError(f"{verb}: new size ({target} extents) is not larger than {before} extents")
-            extend_lv(tx.vg, lv, target - before, getattr(args, "stripes", None), getattr(args, "stripesize", None),
-                      args.alloc, keys)
+            extend = extend_crypt_lv if isinstance(last, CryptSegment) else extend_lv
+            extend(tx.vg, lv, target - before, getattr(args, "stripes", None), getattr(args, "stripesize", None),
+                   args.alloc, keys)
         else:
             if target >= before:
                 raise LvcryptError(f"{verb}: new size ({target} extents) is not smaller than {before} extents")
@@ -260,7 +283,8 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         _stripe_options(parser)
         _ignored_lvm2_options(parser)
         parser.add_argument("-n", "--name", help="name of the new LV")
-        parser.add_argument("--type", choices=("linear", "striped"), help="segment type")
+        parser.add_argument("--type", choices=("linear", "striped", "crypt"), help="segment type")
+        add_encrypt_options(parser)
         parser.add_argument("-y", "--yes", action="store_true")
         parser.add_argument("vg", help="VG (or VG/LV)")
         parser.add_argument("pv", nargs="*", help="allocate only on these PVs")
