@@ -514,7 +514,7 @@ class DeviceMapper:
         return header.version
 
     def create(self, name: str, uuid: str = "", readonly: bool = False) -> DeviceInfo:
-        """A new device with no table (suspended until the first resume)."""
+        """A new device with no table; I/O to it fails until a table is loaded and resumed."""
         _, header = self._call(DM_DEV_CREATE, name, uuid=uuid, flags=DM_READONLY_FLAG if readonly else 0)
         return info_from_header(header)
 
@@ -614,10 +614,11 @@ def _ioctl_error(command: int, name: str, error: OSError) -> DeviceError:
     subject = f" of '{name}'" if name else ""
     if error.errno == errno.ENXIO:
         return _NoSuchDevice(f"device-mapper {what}{subject}: no such device")
+    # The kernel answers a duplicate name or uuid on create with EBUSY, on rename with EBUSY or EEXIST.
+    if error.errno == errno.EEXIST or (error.errno == errno.EBUSY and command in (DM_DEV_CREATE, DM_DEV_RENAME)):
+        return DeviceError(f"device-mapper {what}{subject}: a device with that name or uuid already exists")
     if error.errno == errno.EBUSY:
         return DeviceError(f"device-mapper {what}{subject}: device is busy (open or in use)")
-    if error.errno == errno.EEXIST:
-        return DeviceError(f"device-mapper {what}{subject}: a device with that name or uuid already exists")
     hint = " (the kernel log says why)" if command == DM_TABLE_LOAD else ""
     return DeviceError(f"device-mapper {what}{subject} failed: {error.strerror}{hint}")
 
