@@ -63,3 +63,7 @@ class WrongPassphrase(HandlerError):
 
 class LockError(LvcryptError):
     """A VG lock could not be taken."""
+
+
+class KeyringError(LvcryptError):
+    """The kernel keyring refused an operation, or a keyring/key spelling is malformed."""
