@@ -152,3 +152,24 @@ def test_secrets_never_appear_in_output_errors_or_logs(tmp_path: Path, caplog: p
     for forbidden in (key_hex, key_hex[:16], passphrase.decode(), "Sup3rSecretWrongOne"):
         assert forbidden not in text
     assert "<Secret 64 bytes>" in text
+
+
+def test_cli_luks2_format_and_keyslots_with_cryptsetup(tmp_path: Path) -> None:
+    """The CLI drives the luks2 handler through the same interface (4096-byte sectors, argon2id)."""
+    img = image(tmp_path / "luks2.img", 20)
+    first = key_file(tmp_path / "first", b"luks2 first")
+    second = key_file(tmp_path / "second", b"luks2 second")
+    status, _, err = lvcrypt("keystore", "format", "--type", "luks2", "--sector-size", "4096", "--pbkdf", "argon2id",
+                             "--pbkdf-memory", "32768", "--pbkdf-force-iterations", "4", "-q",
+                             "--key-file", str(first), str(img))
+    assert status == 0, err
+    dump = cryptsetup("luksDump", str(img)).stdout
+    assert "sector: 4096 [bytes]" in dump and "argon2id" in dump
+    status, _, err = lvcrypt("keyslot", "add", "--pbkdf", "pbkdf2", *FORCE, "--key-file", str(first),
+                             "--new-key-file", str(second), str(img))
+    assert status == 0, err
+    assert opens_with(img, first) and opens_with(img, second)
+    assert cli_volume_key(img, second) == dumped_volume_key(img, first)
+    cryptsetup("luksKillSlot", "-q", str(img), "0")
+    _assert_one_line_failure(lvcrypt("keystore", "unlock-test", "--key-file", str(first), str(img)), 5, "")
+    assert lvcrypt("keystore", "unlock-test", "--key-file", str(second), str(img))[0] == 0

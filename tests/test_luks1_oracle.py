@@ -131,3 +131,20 @@ def test_luks1_payload_made_by_cryptsetup_decrypts(tmp_path: Path) -> None:
     payload = img.read_bytes()[mapping.data_offset * 512:]
     plaintext = _xts_decrypt(key, payload[:len(original) - (16 << 20)], 0)
     assert plaintext == original[:len(original) - (16 << 20)]
+
+
+@pytest.mark.parametrize("hash_name", ["ripemd160", "sha3-256"])
+def test_other_cryptsetup_hashes_unlock(tmp_path: Path, hash_name: str) -> None:
+    img = image(tmp_path / "luks1.img")
+    pw = key_file(tmp_path / "pw", b"other hash")
+    cryptsetup("luksFormat", "-q", "--type", "luks1", *FAST, "--hash", hash_name, "--key-file", str(pw), str(img))
+    assert unlock(img, pw.read_bytes()) == dumped_volume_key(img, pw)
+
+
+def test_hash_openssl_lacks_is_a_clear_error(tmp_path: Path) -> None:
+    """cryptsetup offers whirlpool through its own backend; OpenSSL 3 (hashlib, cryptography) does not."""
+    img = image(tmp_path / "luks1.img")
+    pw = key_file(tmp_path / "pw", b"whirlpool")
+    cryptsetup("luksFormat", "-q", "--type", "luks1", *FAST, "--hash", "whirlpool", "--key-file", str(pw), str(img))
+    with pytest.raises(HandlerError, match="hash whirlpool is not supported"):
+        unlock(img, pw.read_bytes())
