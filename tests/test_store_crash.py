@@ -1,0 +1,119 @@
+"""Crash consistency of a commit: the process dies before each of the commit's device writes in turn.
+
+Afterwards the VG must read as exactly the old or the new version (lvcrypt and lvm2 agreeing
+on which), and the next commit must leave every metadata area at the same, newest version.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from lvcrypt.cli import main
+from lvcrypt.store import disk as disk_module
+from lvcrypt.store.commit import load_vg, scan
+from store_helpers import Pair
+
+pytestmark = pytest.mark.oracle
+CRASH_STATUS = 86
+
+
+def _run_until_write(argv: list[str], stop_at: int | None) -> int:
+    """Run `lvcrypt ARGV` in a child that dies just before write number `stop_at`; returns writes done."""
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(reader)
+        count = 0
+        original = disk_module.Disk.write_at
+
+        def write_at(self: disk_module.Disk, offset: int, data: bytes) -> None:
+            nonlocal count
+            if count == stop_at:
+                os.write(writer, str(count).encode())
+                os._exit(CRASH_STATUS)
+            count += 1
+            original(self, offset, data)
+
+        disk_module.Disk.write_at = write_at  # type: ignore[method-assign]
+        status = 1
+        try:
+            status = main(argv)
+        finally:
+            os.write(writer, str(count).encode())
+            os._exit(status)
+    os.close(writer)
+    with os.fdopen(reader) as pipe:
+        done = int(pipe.read() or -1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == (0 if stop_at is None else CRASH_STATUS)
+    return done
+
+
+def _snapshot(devices: list[str]) -> dict[str, bytes]:
+    out = {}
+    for device in devices:
+        with open(device, "rb") as f:
+            out[device] = f.read()
+    return out
+
+
+def _restore(snapshot: dict[str, bytes]) -> None:
+    for device, data in snapshot.items():
+        fd = os.open(device, os.O_WRONLY)
+        try:
+            os.pwrite(fd, data, 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", [["lvcreate", "-l", "2", "-n", "new", "vgc"],
+                                     ["lvextend", "-l", "+3", "vgc/lv1"]])
+def test_crash_at_every_write_of_a_commit(command: list[str], loop_devices: Callable[..., list[str]],
+                                          tmp_path: Path, lvm2: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    pair = Pair(loop_devices(2, 16), tmp_path)
+    for key in ("LVCRYPT_STATE_DIR", "LVCRYPT_RUN_DIR"):
+        monkeypatch.setenv(key, pair.env[key])
+    a, b = pair.devices
+    pair.lvc("pvcreate", "--metadatasize", "64k", "--dataalignment", "64k", a)
+    pair.lvc("pvcreate", "--pvmetadatacopies", "2", "--metadatasize", "64k", "--dataalignment", "64k", b)
+    pair.lvc("vgcreate", "-s", "1m", "vgc", a, b)
+    for index in range(3):
+        pair.lvc("lvcreate", "-l", "2", "-n", f"lv{index}", "vgc")
+    before = load_vg(scan(pair.devices), "vgc")
+    old_seqno = before.vg.seqno
+    old_lvs = {name: lv.extent_count for name, lv in before.vg.lvs.items()}
+    snapshot = _snapshot(pair.devices)
+    argv = [command[0], "--devices", pair.device_list, *command[1:]]
+
+    total = _run_until_write(argv, None)
+    after = load_vg(scan(pair.devices), "vgc")
+    new_lvs = {name: lv.extent_count for name, lv in after.vg.lvs.items()}
+    assert after.vg.seqno == old_seqno + 1 and new_lvs != old_lvs
+    assert total >= 9, f"a commit to 3 metadata areas takes at least 9 writes, saw {total}"
+
+    outcomes = []
+    for stop_at in range(total):
+        _restore(snapshot)
+        _run_until_write(argv, stop_at)
+        found = load_vg(scan(pair.devices), "vgc")
+        seen = {name: lv.extent_count for name, lv in found.vg.lvs.items()}
+        assert (found.vg.seqno, seen) in ((old_seqno, old_lvs), (old_seqno + 1, new_lvs)), stop_at
+        lvm_seqno = int(pair.lvm("vgs", "--noheadings", "-o", "vg_seqno", "vgc").stdout)
+        assert lvm_seqno == found.vg.seqno, f"crash before write {stop_at}: lvm2 reads {lvm_seqno}"
+        lvm_lvs = set(pair.lvm("lvs", "--noheadings", "-o", "lv_name", "vgc").stdout.split())
+        assert lvm_lvs == set(seen)
+        outcomes.append(found.vg.seqno - old_seqno)
+        # The next commit repairs: every metadata area holds the same newest copy.
+        pair.lvc("lvcreate", "-l", "1", "-n", "repair", "vgc")
+        copies = [mda.copy for pv in scan(pair.devices).pvs.values() for mda in pv.mdas]
+        assert all(copy is not None and copy.seqno == found.vg.seqno + 1 for copy in copies)
+        pair.assert_lvm2_clean("vgc")
+    # Early crashes keep the old version, late ones (after a committed slot was written) the new.
+    assert outcomes[0] == 0 and outcomes[-1] == 1 and outcomes == sorted(outcomes)
+    print(f"crash points tried for {command[0]}: {total}")
