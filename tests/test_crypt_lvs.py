@@ -202,6 +202,15 @@ def test_shared_keystore_lives_as_long_as_its_last_user(pair: Pair) -> None:
     pair.lvc("lvcreate", "--encrypt", *FAST, "--key-file", pass_file, "-L", "4M", "-n", "a", "vgc")
     pair.lvc("lvcreate", "--encrypt", "--keystore", "cryptostore0", "-L", "4M", "-n", "b", "vgc")
     assert set(lvm2_lists(pair)) == {"a", "b", "[cryptostore0]"}
+    rows = pair.report("lvcrypt", "lvs", "lv_name,crypt_handler,crypt_cipher,crypt_key_size,crypt_keystore,"
+                                         "crypt_users", "vgc")
+    assert sorted(rows, key=lambda row: row["lv_name"]) == [
+        {"lv_name": "[cryptostore0]", "crypt_handler": "luks2", "crypt_cipher": "aes-xts-plain64",
+         "crypt_key_size": "512", "crypt_keystore": "cryptostore0", "crypt_users": "a,b"},
+        {"lv_name": "a", "crypt_handler": "luks2", "crypt_cipher": "aes-xts-plain64", "crypt_key_size": "512",
+         "crypt_keystore": "cryptostore0", "crypt_users": ""},
+        {"lv_name": "b", "crypt_handler": "luks2", "crypt_cipher": "aes-xts-plain64", "crypt_key_size": "512",
+         "crypt_keystore": "cryptostore0", "crypt_users": ""}]
     data_a, data_b = os.urandom(4 * MIB), os.urandom(4 * MIB)
     write_lv(pair, "vgc/a", data_a)
     write_lv(pair, "vgc/b", data_b)

@@ -107,6 +107,26 @@ def _vg_total(vg: "VolumeGroup") -> int:
     return sum(pv.pe_count for pv in vg.pvs.values())
 
 
+def _keystore_segment(row: LvRow) -> "Segment | None":
+    """The keystore segment describing this LV's encryption: its own, or its (first) keystore's."""
+    from lvcrypt.metadata.model import KeystoreSegment
+
+    lv = row.lv
+    if not lv.is_keystore:
+        stores = lv.keystores()
+        lv = row.vg.lvs.get(stores[0]) if stores else None  # type: ignore[assignment]
+    segment = lv.segments[0] if lv is not None and lv.segments else None
+    return segment if isinstance(segment, KeystoreSegment) else None
+
+
+def _crypt(attribute: str) -> Callable[[LvRow], object]:
+    def get(row: LvRow) -> object:
+        segment = _keystore_segment(row)
+        value = getattr(segment, attribute, None) if segment else None
+        return "" if value is None else value
+    return get
+
+
 def _lv_name(row: LvRow) -> str:
     return row.lv.name if row.lv.visible else f"[{row.lv.name}]"
 
@@ -138,6 +158,12 @@ LV_FIELDS: dict[str, Field] = {
     "seg_start": Field("Start", lambda r: (r.segment.start_extent if r.segment else 0) * r.vg.extent_bytes,
                        size=True),
     "seg_start_pe": Field("Start", lambda r: r.segment.start_extent if r.segment else 0),
+    "crypt_handler": Field("Handler", _crypt("handler")),
+    "crypt_cipher": Field("Cipher", _crypt("cipher")),
+    "crypt_key_size": Field("KeySize", _crypt("key_size")),
+    "crypt_keystore": Field("Keystore", lambda r: ",".join(r.lv.keystores()) or (r.lv.name if r.lv.is_keystore
+                                                                                  else "")),
+    "crypt_users": Field("Users", lambda r: ",".join(u.name for u in r.vg.users_of_keystore(r.lv.name))),
     "seg_size": Field("SSize", lambda r: (r.segment.extent_count if r.segment else r.lv.extent_count)
                       * r.vg.extent_bytes, size=True),
 }
