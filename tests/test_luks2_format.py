@@ -217,3 +217,21 @@ def test_binary_header_layout_round_trip() -> None:
     assert (parsed.seqid, parsed.label, parsed.uuid, parsed.subsystem) == (7, "vg0/data", header.uuid, "lvcrypt")
     with pytest.raises(LvcryptError, match="claims offset"):
         BinaryHeader.unpack(copy.replace(b"SKUL", b"LUKS", 1), 0)
+
+
+def test_dump_matches_luksdump(tmp_path: Path) -> None:
+    img = image(tmp_path / "luks2.img", 20)
+    passphrase = key_file(tmp_path / "k", b"dump me")
+    cryptsetup("luksFormat", "-q", "--type", "luks2", *FAST, "--label", "lab", "--subsystem", "sub",
+               "--sector-size", "4096", "--key-file", str(passphrase), str(img))
+    cryptsetup("luksAddKey", "-q", *ARGON, "--key-file", str(passphrase), str(img), str(passphrase))
+    cryptsetup("config", "--priority", "prefer", "--key-slot", "1", str(img))
+    cryptsetup("config", "--priority", "ignore", "--key-slot", "0", str(img))
+    cryptsetup("token", "import", "--token-id", "3", str(img),
+               input=b'{"type":"x-vendor","keyslots":["0","1"],"blob":1}')
+    cryptsetup("token", "add", "--key-description", "kd", str(img))
+    with FileArea(img, writable=False) as area:
+        assert HANDLER.dump(area, ATTRS) == cryptsetup("luksDump", str(img)).stdout
+    with FileArea(img, writable=False) as area, Secret(passphrase.read_bytes()) as secret:
+        assert HANDLER.unlock_keyslot(area, ATTRS, secret)[0] == 1  # preferred first, ignored skipped
+        assert HANDLER.unlock_keyslot(area, ATTRS, secret, keyslot=0)[0] == 0  # unless asked for

@@ -5,7 +5,7 @@ from __future__ import annotations
 from lvcrypt.handlers.luks2.disk import Loaded
 from lvcrypt.handlers.luks2.json_area import Digest, Keyslot, Metadata, Segment, Token
 
-_PRIORITIES = {0: "ignored", 1: "normal", 2: "prefer", None: "normal"}
+_PRIORITIES = {0: "ignored", 1: "normal", 2: "preferred", None: "normal"}
 
 
 def _hex(data: bytes, indent: str = "\t            ") -> str:
