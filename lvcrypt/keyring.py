@@ -1,0 +1,327 @@
+"""The kernel keyring through its raw syscalls (add_key, request_key, keyctl) with ctypes.
+
+The kernel backend hands volume keys to dm-crypt as `logon` keys referenced
+by description, and cryptsetup's keyring options (--link-vk-to-keyring,
+--volume-key-keyring) name keys and keyrings in their own spellings; both
+live here.  No libkeyutils: the three syscalls are all that is needed, and
+their numbers are fixed per architecture.
+
+Payloads go in from bytes or bytearrays and come out in bytearrays that the
+caller wipes; they never appear in messages or reprs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import platform
+import re
+from dataclasses import dataclass
+
+from lvcrypt.errors import KeyringError
+
+# (add_key, request_key, keyctl) per machine: x86_64's own table, aarch64's generic one.
+SYSCALLS = {"x86_64": (248, 249, 250), "amd64": (248, 249, 250), "aarch64": (217, 218, 219),
+            "arm64": (217, 218, 219)}
+
+# Special keyring ids (linux/keyctl.h) and their keyctl(1) spellings.
+KEY_SPEC_THREAD_KEYRING = -1
+KEY_SPEC_PROCESS_KEYRING = -2
+KEY_SPEC_SESSION_KEYRING = -3
+KEY_SPEC_USER_KEYRING = -4
+KEY_SPEC_USER_SESSION_KEYRING = -5
+KEY_SPEC_GROUP_KEYRING = -6
+SPECIAL_KEYRINGS = {"@t": KEY_SPEC_THREAD_KEYRING, "@p": KEY_SPEC_PROCESS_KEYRING, "@s": KEY_SPEC_SESSION_KEYRING,
+                    "@u": KEY_SPEC_USER_KEYRING, "@us": KEY_SPEC_USER_SESSION_KEYRING,
+                    "@g": KEY_SPEC_GROUP_KEYRING}
+
+# keyctl operations used here (linux/keyctl.h).
+KEYCTL_GET_KEYRING_ID = 0
+KEYCTL_JOIN_SESSION_KEYRING = 1
+KEYCTL_REVOKE = 3
+KEYCTL_DESCRIBE = 6
+KEYCTL_CLEAR = 7
+KEYCTL_LINK = 8
+KEYCTL_UNLINK = 9
+KEYCTL_SEARCH = 10
+KEYCTL_READ = 11
+KEYCTL_SET_TIMEOUT = 15
+KEYCTL_INVALIDATE = 21
+
+KEY_TYPES = ("user", "logon")
+MAX_DESCRIPTION = 4095  # the kernel's limit on a key description (PAGE_SIZE - 1)
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """A key named the way cryptsetup names it: `%TYPE:DESCRIPTION` (type user if omitted)."""
+
+    type: str
+    description: str
+
+    def __str__(self) -> str:
+        return f"%{self.type}:{self.description}"
+
+
+@dataclass(frozen=True)
+class KeyringSpec:
+    """A keyring: a special one (@s...), a serial number, or a keyring found by name (%:NAME)."""
+
+    special: int | None = None
+    serial: int | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """KEYCTL_DESCRIBE's answer: `type;uid;gid;perm;description`."""
+
+    serial: int
+    type: str
+    uid: int
+    gid: int
+    perm: int
+    description: str
+
+
+def parse_key_spec(text: str) -> KeySpec:
+    """`%user:vk1`, `%logon:svc:vk1` or a bare `vk1` (user), as --volume-key-keyring takes it.
+
+    A logon description needs a `service:` prefix (the kernel refuses others),
+    so that is checked here, where the message can name the option's value.
+    """
+    key_type, description = "user", text
+    match = re.fullmatch(r"%([a-z]*):(.*)", text, re.DOTALL)
+    if match:
+        key_type, description = match.group(1) or "user", match.group(2)
+    if key_type not in KEY_TYPES:
+        raise KeyringError(f"key type '{key_type}' is not supported (use %user: or %logon:)")
+    if not description or len(description.encode()) > MAX_DESCRIPTION or "\0" in description:
+        raise KeyringError("key description must be 1 to 4095 bytes without NUL")
+    if key_type == "logon" and (":" not in description or description.startswith(":")):
+        raise KeyringError("a logon key description needs a 'service:' prefix, e.g. %logon:cryptsetup:vk1")
+    return KeySpec(key_type, description)
+
+
+def parse_keyring_spec(text: str) -> KeyringSpec:
+    """`@s`, `@u`, `@us`, `@p`, `@t`, `@g`, a serial number, or `%:NAME` / `%keyring:NAME`."""
+    if text in SPECIAL_KEYRINGS:
+        return KeyringSpec(special=SPECIAL_KEYRINGS[text])
+    if re.fullmatch(r"[0-9]+", text):
+        return KeyringSpec(serial=int(text))
+    match = re.fullmatch(r"%(?:keyring)?:(.+)", text, re.DOTALL)
+    if match and "\0" not in match.group(1):
+        return KeyringSpec(name=match.group(1))
+    raise KeyringError(f"'{text}' is not a keyring (use @s, @u, @us, @p, @t, a key id or %:NAME)")
+
+
+def parse_link_spec(text: str) -> tuple[KeyringSpec, KeySpec]:
+    """cryptsetup's `--link-vk-to-keyring KEYRING::KEY`, e.g. `@s::%user:vk1`."""
+    keyring, separator, key = text.partition("::")
+    if not separator:
+        raise KeyringError(f"'{text}' is not KEYRING::KEY (e.g. @s::%user:vk1)")
+    return parse_keyring_spec(keyring), parse_key_spec(key)
+
+
+class _Syscalls:
+    """The three keyring syscalls, resolved once per process."""
+
+    def __init__(self) -> None:
+        machine = platform.machine().lower()
+        if machine not in SYSCALLS:
+            raise KeyringError(f"kernel keyring syscalls are not known for this machine ({machine})")
+        self.add_key_nr, self.request_key_nr, self.keyctl_nr = SYSCALLS[machine]
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.syscall = libc.syscall
+        self.syscall.restype = ctypes.c_long
+
+    def call(self, what: str, number: int, *args: object) -> int:
+        result = self.syscall(ctypes.c_long(number), *args)
+        if result < 0:
+            raise _OsError(ctypes.get_errno(), what)
+        return result
+
+
+class _OsError(Exception):
+    """An errno from a keyring syscall, turned into a KeyringError by the public functions."""
+
+    def __init__(self, code: int, what: str):
+        super().__init__(code, what)
+        self.code = code
+        self.what = what
+
+    def keyring_error(self) -> KeyringError:
+        return KeyringError(f"kernel keyring: {self.what}: {os.strerror(self.code)}")
+
+
+_syscalls: _Syscalls | None = None
+
+
+def _sys() -> _Syscalls:
+    global _syscalls
+    if _syscalls is None:
+        _syscalls = _Syscalls()
+    return _syscalls
+
+
+def _long(value: int) -> ctypes.c_long:
+    return ctypes.c_long(value)
+
+
+def _keyctl(what: str, operation: int, *args: object) -> int:
+    try:
+        return _sys().call(what, _sys().keyctl_nr, _long(operation), *args)
+    except _OsError as error:
+        raise error.keyring_error() from None
+
+
+def _payload_pointer(payload: bytes | bytearray) -> ctypes.c_char_p | ctypes.Array[ctypes.c_char]:
+    """A pointer into the caller's own buffer: the payload is never copied on the Python side."""
+    if isinstance(payload, bytearray):
+        return (ctypes.c_char * len(payload)).from_buffer(payload) if payload else ctypes.c_char_p(b"")
+    return ctypes.c_char_p(bytes(payload))
+
+
+def resolve_keyring(keyring: str | int | KeyringSpec, create: bool = False) -> int:
+    """The serial number of a keyring given in any accepted spelling (special ids resolved)."""
+    spec = keyring if isinstance(keyring, KeyringSpec) else (
+        KeyringSpec(special=keyring) if isinstance(keyring, int) and keyring < 0 else
+        KeyringSpec(serial=keyring) if isinstance(keyring, int) else parse_keyring_spec(keyring))
+    if spec.serial is not None:
+        return spec.serial
+    if spec.name is not None:
+        found = request_key("keyring", spec.name)
+        if found is None:
+            raise KeyringError(f"no keyring named '{spec.name}' is reachable from this process")
+        return found
+    assert spec.special is not None
+    return _keyctl("keyring id", KEYCTL_GET_KEYRING_ID, _long(spec.special), _long(1 if create else 0))
+
+
+def add_key(key_type: str, description: str, payload: bytes | bytearray, keyring: str | int = "@s") -> int:
+    """Add (or update) a key in `keyring`; returns its serial number."""
+    target = resolve_keyring(keyring, create=True)
+    try:
+        return _sys().call(f"add {key_type} key", _sys().add_key_nr, key_type.encode(), description.encode(),
+                           _payload_pointer(payload), ctypes.c_size_t(len(payload)), _long(target))
+    except _OsError as error:
+        raise error.keyring_error() from None
+
+
+def add_key_spec(spec: KeySpec, payload: bytes | bytearray, keyring: str | int = "@s") -> int:
+    return add_key(spec.type, spec.description, payload, keyring)
+
+
+def search(keyring: str | int, key_type: str, description: str, destination: str | int = 0) -> int | None:
+    """The serial of a key found in `keyring` (recursively), or None; optionally linked to `destination`."""
+    source = resolve_keyring(keyring)
+    dest = resolve_keyring(destination) if destination else 0
+    try:
+        return _sys().call("search", _sys().keyctl_nr, _long(KEYCTL_SEARCH), _long(source), key_type.encode(),
+                           description.encode(), _long(dest))
+    except _OsError as error:
+        if error.code in (errno.ENOKEY, errno.EKEYEXPIRED, errno.EKEYREVOKED):
+            return None
+        raise error.keyring_error() from None
+
+
+def request_key(key_type: str, description: str, destination: str | int = 0) -> int | None:
+    """A key found in this process's keyrings (thread, process, session), without an upcall; None if absent."""
+    dest = resolve_keyring(destination) if destination else 0
+    try:
+        return _sys().call("request", _sys().request_key_nr, key_type.encode(), description.encode(),
+                           ctypes.c_char_p(None), _long(dest))
+    except _OsError as error:
+        if error.code in (errno.ENOKEY, errno.EKEYEXPIRED, errno.EKEYREVOKED):
+            return None
+        raise error.keyring_error() from None
+
+
+def find_key(spec: KeySpec) -> int | None:
+    """Where cryptsetup looks for --volume-key-keyring keys: the process's keyrings."""
+    return request_key(spec.type, spec.description)
+
+
+def read_key(serial: int) -> bytearray:
+    """The payload of a user key, in a bytearray the caller wipes (logon keys cannot be read)."""
+    size = 64
+    while True:
+        buffer = bytearray(size)
+        pointer = (ctypes.c_char * size).from_buffer(buffer)
+        try:
+            length = _keyctl("read", KEYCTL_READ, _long(serial), pointer, _long(size))
+        finally:
+            del pointer
+        if length <= size:
+            del buffer[length:]
+            return buffer
+        buffer[:] = bytes(size)
+        size = length
+
+
+def describe(serial: int) -> KeyInfo:
+    size = 256
+    while True:
+        buffer = ctypes.create_string_buffer(size)
+        length = _keyctl("describe", KEYCTL_DESCRIBE, _long(serial), buffer, _long(size))
+        if length <= size:
+            fields = buffer.value.decode(errors="replace").split(";", 4)
+            if len(fields) != 5:
+                raise KeyringError(f"kernel keyring: unexpected description of key {serial}")
+            key_type, uid, gid, perm, description = fields
+            return KeyInfo(serial, key_type, int(uid), int(gid), int(perm, 16), description)
+        size = length
+
+
+def link(serial: int, keyring: str | int) -> None:
+    _keyctl("link", KEYCTL_LINK, _long(serial), _long(resolve_keyring(keyring, create=True)))
+
+
+def unlink(serial: int, keyring: str | int) -> None:
+    _keyctl("unlink", KEYCTL_UNLINK, _long(serial), _long(resolve_keyring(keyring)))
+
+
+def revoke(serial: int) -> None:
+    _keyctl("revoke", KEYCTL_REVOKE, _long(serial))
+
+
+def invalidate(serial: int) -> None:
+    """Make the key unusable at once and have the kernel unlink it everywhere."""
+    _keyctl("invalidate", KEYCTL_INVALIDATE, _long(serial))
+
+
+def clear(keyring: str | int) -> None:
+    _keyctl("clear", KEYCTL_CLEAR, _long(resolve_keyring(keyring)))
+
+
+def set_timeout(serial: int, seconds: int) -> None:
+    _keyctl("set timeout", KEYCTL_SET_TIMEOUT, _long(serial), _long(seconds))
+
+
+def join_session_keyring(name: str | None = None) -> int:
+    """Join (or create) a session keyring; without a name, a new anonymous one."""
+    argument = ctypes.c_char_p(name.encode() if name is not None else None)
+    return _keyctl("join session keyring", KEYCTL_JOIN_SESSION_KEYRING, argument)
+
+
+def has_own_session_keyring() -> bool:
+    """False when @s is only the user-session keyring the kernel falls back to.
+
+    dm-crypt then cannot find `logon` keys added "to the session" (a process
+    started without pam_keyinit, e.g. a bare guest or a service).
+    """
+    return resolve_keyring("@s") != resolve_keyring("@us")
+
+
+def ensure_session_keyring() -> int:
+    """The session keyring's serial, joining a new anonymous one if the process has none."""
+    if not has_own_session_keyring():
+        return join_session_keyring()
+    return resolve_keyring("@s")
+
+
+def link_volume_key(spec_text: str, payload: bytes | bytearray) -> int:
+    """--link-vk-to-keyring KEYRING::KEY: add the volume key under KEY, linked into KEYRING."""
+    keyring, key = parse_link_spec(spec_text)
+    return add_key_spec(key, payload, resolve_keyring(keyring, create=True))
