@@ -225,7 +225,8 @@ mount -t proc proc /proc && mount -t sysfs sysfs /sys && mount -t devtmpfs dev /
 mkdir -p /dev/pts /dev/shm /run/lock
 mount -t devpts devpts /dev/pts && mount -t tmpfs shm /dev/shm && mount -t tmpfs tmp /tmp || fail mount
 modprobe overlay || fail modprobe overlay
-{overlays}mount -t 9p -o cache=loose,{NINEP_OPTIONS} checkout {checkout} || fail mount checkout
+{overlays}mkdir -p {checkout}
+mount -t 9p -o cache=loose,{NINEP_OPTIONS} checkout {checkout} || fail mount checkout
 echo booted > {GUEST_XFER}/started
 {exports}cd {shlex.quote(str(cwd))} || fail cd
 keyctl session - {shlex.join(argv)} > {GUEST_XFER}/output.log 2>&1 < /dev/null
