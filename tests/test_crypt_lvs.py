@@ -241,3 +241,58 @@ def test_refusals_write_nothing(pair: Pair) -> None:
     assert wrong.returncode == 5 and wrong.stdout == b""
     assert pair.report("lvm2", "vgs", "vg_seqno", "vgc")[0]["vg_seqno"] == seqno
     assert set(lvm2_lists(pair)) == {"a", "[cryptostore0]"}
+
+
+def test_striped_crypt_lv_is_one_mapping_over_the_stripes(pair: Pair) -> None:
+    pair.lvc("lvcreate", "--encrypt", *FAST, "--key-file", str(pair.tmp / "pass"), "-i", "2", "-I", "64k",
+             "-L", "8M", "-n", "st", "vgc")
+    plaintext = os.urandom(8 * MIB)
+    write_lv(pair, "vgc/st", plaintext)
+    vg = lvm2_layout(pair)
+    (segment,) = vg.lvs["st"].segments
+    assert isinstance(segment, CryptSegment) and len(segment.areas) == 2 and segment.stripe_size == 128
+    per_stripe = segment.extent_count // 2
+    stripes = [extent_bytes(pair, vg, area.pv, area.extent, per_stripe) for area in segment.areas]
+    chunk = 64 << 10
+    interleaved = b"".join(stripes[0][i:i + chunk] + stripes[1][i:i + chunk] for i in range(0, len(stripes[0]), chunk))
+    key = dumped_volume_key(keystore_image(pair, vg, "cryptostore0"), pair.tmp / "pass")
+    assert decrypt("aes-xts-plain64", key, interleaved, 512) == plaintext
+    table = pair.lvc("table", "vgc/st").stdout
+    assert "vgc-st-crypt0" in table and " striped 2 128 " in table and " crypt aes-xts-plain64 " in table
+
+
+def test_reduce_rename_backup_and_restore_keep_the_crypt_lv(pair: Pair) -> None:
+    pair.lvc("lvcreate", "--encrypt", *FAST, "--key-file", str(pair.tmp / "pass"), "-L", "12M", "-n", "data", "vgc")
+    plaintext = os.urandom(12 * MIB)
+    write_lv(pair, "vgc/data", plaintext)
+    refused = pair.lvc("lvreduce", "-L", "8M", "vgc/data", check=False)
+    assert refused.returncode == 5 and "-y" in refused.stderr
+    pair.lvc("lvreduce", "-y", "-L", "8M", "vgc/data")
+    pair.lvc("lvrename", "vgc", "data", "kept")
+    assert read_lv(pair, "vgc/kept").stdout == plaintext[:8 * MIB]
+    backup = pair.tmp / "backup.txt"
+    pair.lvc("vgcfgbackup", "-f", str(backup), "vgc")
+    pair.lvc("lvremove", "-y", "vgc/kept")
+    assert lvm2_lists(pair) == {}
+    pair.lvc("vgcfgrestore", "-f", str(backup), "vgc")
+    assert read_lv(pair, "vgc/kept").stdout == plaintext[:8 * MIB]
+    assert set(lvm2_lists(pair)) == {"kept", "[cryptostore0]"}
+
+
+def test_wipe_fills_the_new_lv_with_random_data(pair: Pair) -> None:
+    """Old plaintext under a new crypt LV is overwritten by --wipe; free space next to it keeps it."""
+    pair.lvc("lvcreate", "-L", "40M", "-n", "old", "vgc", pair.devices[0])
+    marker = b"OLD PLAINTEXT " * 1000
+    write_lv(pair, "vgc/old", marker * (40 * MIB // len(marker)))
+    pair.lvc("lvremove", "-y", "vgc/old")
+    pair.lvc("lvcreate", "--encrypt", "--wipe", *FAST, "--key-file", str(pair.tmp / "pass"), "-L", "8M",
+             "-n", "new", "vgc", pair.devices[0])
+    vg = lvm2_layout(pair)
+    (segment,) = vg.lvs["new"].segments
+    assert isinstance(segment, CryptSegment)
+    area = segment.areas[0]
+    assert b"OLD PLAINTEXT" not in extent_bytes(pair, vg, area.pv, area.extent, segment.extent_count)
+    after = area.extent + segment.extent_count
+    assert b"OLD PLAINTEXT" in extent_bytes(pair, vg, area.pv, after, 1)  # free space: never touched
+    data = read_lv(pair, "vgc/new").stdout
+    assert len(data) == 8 * MIB and data.count(0) < len(data) // 100
