@@ -235,3 +235,73 @@ def test_dump_matches_luksdump(tmp_path: Path) -> None:
     with FileArea(img, writable=False) as area, Secret(passphrase.read_bytes()) as secret:
         assert HANDLER.unlock_keyslot(area, ATTRS, secret)[0] == 1  # preferred first, ignored skipped
         assert HANDLER.unlock_keyslot(area, ATTRS, secret, keyslot=0)[0] == 0  # unless asked for
+
+
+def test_detached_header_opens_with_cryptsetup_header_option(tmp_path: Path) -> None:
+    """lvcrypt's own keystores are detached headers: data offset 0, header area only."""
+    header = image(tmp_path / "header.img", 16)
+    data = image(tmp_path / "data.img", 1)
+    passphrase = key_file(tmp_path / "k", b"detached")
+    options = FormatOptions(pbkdf=REQUEST, data_offset=0, sector_size=4096)
+    with FileArea(header) as area, Secret(passphrase.read_bytes()) as secret:
+        assert HANDLER.area_size(KeystoreAttrs("luks2"), options) == 16 << 20
+        with HANDLER.format(area, KeystoreAttrs("luks2"), secret, options) as key:
+            expected = bytes(key.buffer)
+        mapping = HANDLER.data_mapping(area, ATTRS)
+    assert (mapping.data_offset, mapping.sector_size) == (0, 4096)
+    assert "offset: 0 [bytes]" in cryptsetup("luksDump", str(header)).stdout
+    assert cryptsetup("open", "--test-passphrase", "--header", str(header), "--key-file", str(passphrase),
+                      str(data), check=False).returncode == 0
+    assert dumped_volume_key(header, passphrase) == expected
+
+
+def test_change_in_place_when_the_keyslots_area_is_full(tmp_path: Path) -> None:
+    img = image(tmp_path / "luks2.img", 2)
+    old = key_file(tmp_path / "old", b"old passphrase")
+    new = key_file(tmp_path / "new", b"new passphrase")
+    options = FormatOptions(pbkdf=REQUEST, data_offset=1024, extra={"keyslots_size": 258048})
+    with FileArea(img) as area, Secret(old.read_bytes()) as first, Secret(new.read_bytes()) as second:
+        HANDLER.format(area, KeystoreAttrs("luks2"), first, options).close()
+        with pytest.raises(HandlerError, match="no room"):
+            HANDLER.add_keyslot(area, ATTRS, HANDLER.unlock(area, ATTRS, first), second, REQUEST)
+        assert HANDLER.change_keyslot(area, ATTRS, first, second, REQUEST) == 0
+    assert opens_with(img, new) and not opens_with(img, old)
+
+
+def test_stale_copy_loses_to_the_newer_one_until_repaired(tmp_path: Path) -> None:
+    img = image(tmp_path / "luks2.img", 20)
+    first = key_file(tmp_path / "k0", b"first")
+    second = key_file(tmp_path / "k1", b"second")
+    with FileArea(img) as area, Secret(first.read_bytes()) as secret:
+        volume_key = HANDLER.format(area, KeystoreAttrs("luks2"), secret, FormatOptions(pbkdf=REQUEST))
+    stale_primary, stale_secondary = img.read_bytes()[:16384], img.read_bytes()[16384:32768]
+    with FileArea(img) as area, volume_key, Secret(second.read_bytes()) as secret:
+        HANDLER.add_keyslot(area, ATTRS, volume_key, secret, REQUEST)
+    with open(img, "r+b") as f:
+        f.seek(16384)
+        f.write(stale_secondary)
+    with FileArea(img) as area:
+        loaded = HANDLER.load(area)
+        assert sorted(loaded.metadata.keyslots) == [0, 1] and "older" in (loaded.secondary_error or "")
+        assert HANDLER.repair(area)
+    assert header_seqids(img) == (3, 3)
+    assert opens_with(img, second)
+    with open(img, "r+b") as f:  # now the primary is the stale one
+        f.write(stale_primary)
+    with FileArea(img) as area:
+        loaded = HANDLER.load(area)
+        assert loaded.header.seqid == 3 and "older" in (loaded.primary_error or "")
+    assert unlock_slot(img, second.read_bytes()) == 1
+
+
+def header_seqids(img: Path) -> tuple[int, int]:
+    with FileArea(img, writable=False) as area:
+        primary = read_copy(area, 0).header
+        return primary.seqid, read_copy(area, primary.hdr_size).header.seqid
+
+
+def unlock_slot(img: Path, passphrase: bytes) -> int:
+    with FileArea(img, writable=False) as area, Secret(passphrase) as secret:
+        slot, key = HANDLER.unlock_keyslot(area, ATTRS, secret)
+        key.close()
+        return slot

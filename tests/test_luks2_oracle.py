@@ -158,8 +158,7 @@ def test_keyslot_changes_both_ways(tmp_path: Path) -> None:
         HANDLER.remove_keyslot(area, ATTRS, 0)
         with Secret(keys["c"].read_bytes()) as old, Secret(keys["d"].read_bytes()) as new:
             assert HANDLER.change_keyslot(area, ATTRS, old, new, request) == 1
-        with Secret(keys["d"].read_bytes()) as d:
-            number = HANDLER.add_keyring_token(area, "lvcrypt:vk", [1, 5])
+        number = HANDLER.add_keyring_token(area, "lvcrypt:vk", [1, 5])
     assert not opens_with(img, keys["a"]) and not opens_with(img, keys["c"])
     assert opens_with(img, keys["d"]) and opens_with(img, keys["b"])
     token = json.loads(cryptsetup("token", "export", "--token-id", str(number), str(img)).stdout)
