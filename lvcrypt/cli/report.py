@@ -287,7 +287,6 @@ def _render(kind: str, columns: list[str], fields: dict[str, Field], rows: list[
 
 def _load(args: argparse.Namespace, names: list[str]) -> tuple[object, list["LoadedVg"]]:
     """Scan once and load the requested VGs (all when none named), each under its shared lock."""
-    from lvcrypt.errors import LvcryptError
     from lvcrypt.store.commit import load_vg, scan
     from lvcrypt.store.devices import candidate_devices
     from lvcrypt.store.lock import VgLock
@@ -302,8 +301,6 @@ def _load(args: argparse.Namespace, names: list[str]) -> tuple[object, list["Loa
         found = scan(paths)
         loaded = []
         for name in wanted:
-            if name not in found.vg_names():
-                raise LvcryptError(f"volume group \"{name}\" not found")
             vg = load_vg(found, name)
             for key in vg.missing:
                 print(f"  WARNING: VG {name} is missing PV {vg.vg.pvs[key].id} (last written to "

@@ -64,6 +64,7 @@ class LoadedVg:
     pvs: dict[str, PvOnDisk]  # PV key (pv0...) -> PV found on a device
     missing: list[str]  # PV keys whose device was not found
     stale: list[str]  # human-readable notes on old or damaged copies
+    unreadable: list[str] = field(default_factory=list)  # devices scanned that could not be read as PVs
 
     def device_of(self, key: str) -> str:
         pv = self.pvs.get(key)
@@ -73,8 +74,9 @@ class LoadedVg:
         """Writing commands refuse a VG with missing PVs (lvm2 needs --partial or vgreduce)."""
         if self.missing:
             ids = ", ".join(f"{key} ({self.vg.pvs[key].id})" for key in self.missing)
+            why = f" (unreadable: {'; '.join(self.unreadable)})" if self.unreadable else ""
             raise DeviceError(f"volume group {self.vg.name}: physical volume {ids} is missing; "
-                              "refusing to change it")
+                              f"refusing to change it{why}")
 
 
 def parse_vg(text: bytes, source: str) -> VolumeGroup:
@@ -90,7 +92,10 @@ def parse_vg(text: bytes, source: str) -> VolumeGroup:
 def load_vg(found: Scan, name: str) -> LoadedVg:
     copies = found.copies(name)
     if not copies:
-        raise LvcryptError(f"volume group \"{name}\" not found")
+        damage = [f"{pv.path}: {mda.problem}" for pv in found.pvs.values() for mda in pv.mdas if mda.problem]
+        damage += list(found.problems.values())
+        raise LvcryptError(f"volume group \"{name}\" not found"
+                           + (f" (unreadable: {'; '.join(damage)})" if damage else ""))
     ids = {copy.vg_id for _, copy in copies}
     if len(ids) > 1:
         raise LvcryptError(f"several volume groups are named {name} (ids {', '.join(sorted(ids))})")
@@ -106,7 +111,7 @@ def load_vg(found: Scan, name: str) -> LoadedVg:
              if copy.seqno < newest.seqno]
     for key, member in members.items():
         stale.extend(f"{member.path}: {mda.problem}" for mda in member.mdas if mda.problem)
-    return LoadedVg(vg, newest.text, members, missing, stale)
+    return LoadedVg(vg, newest.text, members, missing, stale, list(found.problems.values()))
 
 
 def render(vg: VolumeGroup, description: str) -> bytes:
