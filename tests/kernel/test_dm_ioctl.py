@@ -16,7 +16,9 @@ from typing import Callable, Iterator
 
 import pytest
 
+from lvcrypt import keyring
 from lvcrypt.activate.dm_ioctl import DeviceMapper, Target, create_node, remove_node
+from lvcrypt.crypto import open_sector_cipher
 from lvcrypt.errors import DeviceError
 
 from .conftest import LoopImage
@@ -110,6 +112,41 @@ def test_hex_key_table_reads_back_with_the_key_but_not_in_reprs(
     assert dmsetup("table", "--showkeys", name).stdout.split()[3:] == params.split()
     assert mapper.table(name) == [Target(0, 2048, "crypt", params)]
     assert KEY.hex() not in repr(mapper.table(name))
+
+
+@pytest.fixture
+def logon_key() -> Iterator[str]:
+    """KEY as a logon key added through lvcrypt.keyring, the way the kernel backend will; invalidated after."""
+    keyring.ensure_session_keyring()
+    description = f"lvcrypt:test-{uuid.uuid4().hex}"
+    serial = keyring.add_key("logon", description, bytearray(KEY), "@s")
+    try:
+        yield f":{len(KEY)}:logon:{description}"
+    finally:
+        keyring.invalidate(serial)
+
+
+def test_crypt_device_from_lvcrypt_keyring_ioctls_and_cipher_together(
+        mapper: DeviceMapper, logon_key: str, loop_image: Callable[[int], LoopImage], dm_names: list[str],
+        node_dir: Path) -> None:
+    """The three kernel-facing pieces as the kernel backend will use them: a logon key added by
+    lvcrypt.keyring, a crypt table loaded by DeviceMapper, data the userspace cipher decrypts."""
+    disk = loop_image(2 * MIB)
+    name = "lvct-ioctl-keyring"
+    params = f"aes-xts-plain64 {logon_key} 2048 {major_minor(disk.device)} 2048 1 sector_size:4096"
+    dm_names.append(name)
+    mapper.create(name, f"LVCRYPT-{uuid.uuid4().hex}")
+    mapper.load(name, [Target(0, 2048, "crypt", params)])
+    info = mapper.resume(name)
+    assert dmsetup("table", "--showkeys", name).stdout.split()[4] == logon_key
+    plaintext = hashlib.shake_256(b"keyring").digest(MIB)
+    with open(create_node(name, info.major, info.minor, str(node_dir)), "r+b", buffering=0) as f:
+        f.write(plaintext)
+        os.fsync(f.fileno())
+    mapper.remove(name)
+    dm_names.remove(name)
+    ciphertext = disk.path.read_bytes()[MIB:]
+    assert bytes(open_sector_cipher("aes-xts-plain64", KEY, 4096).decrypt(ciphertext, 2048)) == plaintext
 
 
 def test_duplicate_names_and_missing_devices_are_one_line_errors(
