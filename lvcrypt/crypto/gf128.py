@@ -8,9 +8,10 @@ with a few whole-array operations.  Elements are 128-bit little-endian integers
 ``x^r`` is a 128-bit left shift plus a reduction of the bits shifted out by
 ``x^128 = x^7 + x^2 + x + 1`` (0x87).
 
-The expansion works in three levels so that the big, per-block level needs
-only seven array operations: ``j = 64a + 16b + r`` with ``r < 16``; the last
-level reduces the (at most 16) shifted-out bits with a 65536-entry table.
+Block j = 16q + r (r < 16) gets ``(T0 * x^(16q)) * x^r``: the group starts
+``T0 * x^(16q)`` are computed once per sector by doubling (x^16, x^32, x^64,
+x^128), and the per-block level is then nine contiguous array operations in
+which the (at most 16) shifted-out bits are reduced by a 65536-entry table.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import numpy as np
 
 U64 = np.dtype("<u8")
-_POLY = 0x87
 
 # clmul(v, 0x87) for every 16-bit v: the reduction of up to 16 shifted-out bits.
 _V = np.arange(1 << 16, dtype=U64)
