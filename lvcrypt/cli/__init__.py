@@ -42,6 +42,8 @@ COMMANDS: dict[str, str] = {
     "write": "lvcrypt.cli.crypt",
     "mount": "lvcrypt.cli.crypt",
     "umount": "lvcrypt.cli.crypt",
+    "lvchange": "lvcrypt.cli.activate",
+    "vgchange": "lvcrypt.cli.activate",
 }
 
 

@@ -1,0 +1,316 @@
+"""The kernel backend: an LV's table stack as real device-mapper devices.
+
+Activation creates the stack lowest layer first (create, load, resume), so
+every table only names devices that already exist; crypt tables name their
+volume key as a `logon` key in the session keyring, which dm-crypt reads at
+load time, so no key ever travels as hex.  Every step that changes the
+system is recorded in an undo list, so a failure anywhere leaves no dm
+device, no key and no loop device behind.
+
+Image-file PVs are attached as autoclear loop devices (see loop.py): dm
+holds them while the LV is active and the kernel detaches them when the dm
+device goes.  Where no udev runs, lvcrypt creates the /dev/mapper nodes itself.
+
+Keys stay in the session keyring while the LV is active (a refresh reloads
+the tables from them) and are invalidated on deactivation; the descriptions
+to invalidate are read back from the live tables, so deactivation needs no
+key material and no passphrase.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from lvcrypt import keyring
+from lvcrypt.activate import loop
+from lvcrypt.activate.dm_ioctl import DeviceInfo, DeviceMapper, Target, create_node, remove_node
+from lvcrypt.activate.tables import CryptTarget, DeviceRef, KeyFormat, KeyRef, LayerDevice, PvDevice, Table, \
+    target_params
+from lvcrypt.errors import DeviceError, KeyringError, LvcryptError
+
+MAPPER_DIR = "/dev/mapper"
+KEY_TYPE = "logon"
+SESSION = "@s"
+KEYRING_REFERENCE = re.compile(r":\d+:logon:(\S+)")
+
+
+class ActivationError(LvcryptError):
+    """Activation, deactivation or refresh failed; what was done was undone."""
+
+
+@dataclass
+class _Undo:
+    """Steps to take back, last first, if the operation does not complete."""
+
+    steps: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
+
+    def push(self, what: str, step: Callable[[], None]) -> None:
+        self.steps.append((what, step))
+
+    def run(self) -> list[str]:
+        """Undo everything; returns what could not be undone (for the error message)."""
+        failed = []
+        while self.steps:
+            what, step = self.steps.pop()
+            try:
+                step()
+            except (OSError, LvcryptError):
+                failed.append(what)
+        return failed
+
+
+class _Devices:
+    """Resolves a table's device references to `major:minor`, attaching loops for image files."""
+
+    def __init__(self, created: dict[str, DeviceInfo]):
+        self.created = created
+        self.loops: dict[str, loop.Loop] = {}
+
+    def text(self, ref: DeviceRef) -> str:
+        if isinstance(ref, LayerDevice):
+            info = self.created[ref.name]
+            return f"{info.major}:{info.minor}"
+        return _rdev_text(self._rdev(ref))
+
+    def _rdev(self, ref: PvDevice) -> int:
+        try:
+            mode = os.stat(ref.path)
+        except OSError as error:
+            raise DeviceError(f"physical volume {ref.path}: {error.strerror}") from None
+        if stat.S_ISBLK(mode.st_mode):
+            return mode.st_rdev
+        if not stat.S_ISREG(mode.st_mode):
+            raise DeviceError(f"physical volume {ref.path} is neither a block device nor an image file")
+        if ref.path not in self.loops:
+            self.loops[ref.path] = loop.attach(ref.path)
+        return self.loops[ref.path].rdev
+
+    def release(self) -> None:
+        """Drop our hold on the loops: those a dm table uses stay, the others detach."""
+        for attached in self.loops.values():
+            attached.release()
+
+
+def _rdev_text(rdev: int) -> str:
+    return f"{os.major(rdev)}:{os.minor(rdev)}"
+
+
+def _dm_targets(table: Table, devices: _Devices) -> list[Target]:
+    return [Target(target.start, target.length, target.type,
+                   target_params(target, KeyFormat.KEYRING, resolve=devices.text))
+            for target in table.targets]
+
+
+def key_refs(table: Table) -> list[KeyRef]:
+    """The distinct keys a stack's crypt targets reference."""
+    refs: dict[str, KeyRef] = {}
+    for device in table.walk():
+        for target in device.targets:
+            if isinstance(target, CryptTarget):
+                refs.setdefault(target.key.description, target.key)
+    return list(refs.values())
+
+
+def _check_names_free(dm: DeviceMapper, table: Table) -> None:
+    for device in table.walk():
+        info = dm.info(device.name)
+        if info is not None:
+            raise ActivationError(f"device-mapper name {device.name} is already taken"
+                                  + (f" (uuid {info.uuid})" if info.uuid else ""))
+
+
+def is_active(dm: DeviceMapper, table: Table) -> bool:
+    info = dm.info(table.name)
+    return info is not None and info.uuid == table.uuid
+
+
+def _add_keys(table: Table, volume_keys: Mapping[str, bytes | bytearray], undo: _Undo) -> None:
+    """Each referenced key as a `logon` key in the session keyring (joined if the process has none)."""
+    refs = key_refs(table)
+    if not refs:
+        return
+    keyring.ensure_session_keyring()
+    for ref in refs:
+        if ref.keystore not in volume_keys:
+            raise ActivationError(f"the volume key of {ref.keystore} is not unlocked")
+        key = volume_keys[ref.keystore]
+        if len(key) != ref.key_bytes:
+            raise ActivationError(f"the volume key of {ref.keystore} has {len(key)} bytes, "
+                                  f"the table needs {ref.key_bytes}")
+        serial = keyring.add_key(KEY_TYPE, ref.description, key, SESSION)
+        undo.push(f"key {ref.description}", lambda serial=serial: keyring.invalidate(serial))
+
+
+def _make_node(name: str, info: DeviceInfo, undo: _Undo) -> None:
+    try:
+        create_node(name, info.major, info.minor, MAPPER_DIR)
+    except FileExistsError:  # udev made it between our check and mknod
+        return
+    undo.push(f"node {MAPPER_DIR}/{name}", lambda: remove_node(name, MAPPER_DIR))
+
+
+def activate(table: Table, volume_keys: Mapping[str, bytes | bytearray]) -> bool:
+    """Create the stack; False (and nothing done) if the LV is already active."""
+    undo = _Undo()
+    created: dict[str, DeviceInfo] = {}
+    devices = _Devices(created)
+    try:
+        with DeviceMapper() as dm:
+            if is_active(dm, table):
+                return False
+            _check_names_free(dm, table)
+            _add_keys(table, volume_keys, undo)
+            for device in table.walk():
+                created[device.name] = dm.create(device.name, device.uuid)
+                undo.push(f"dm device {device.name}", lambda dm=dm, name=device.name: dm.remove(name))
+                dm.load(device.name, _dm_targets(device, devices), secure=device.holds_keys)
+                created[device.name] = dm.resume(device.name)
+                _make_node(device.name, created[device.name], undo)
+            undo.steps.clear()
+            return True
+    except (LvcryptError, OSError) as error:
+        raise _failure(f"activating {table.name}", error, undo) from None
+    finally:
+        devices.release()
+
+
+def _failure(doing: str, error: BaseException, undo: _Undo) -> ActivationError:
+    """Undo, then one line naming what failed and anything that could not be undone."""
+    failed = undo.run()
+    reason = str(error) if isinstance(error, LvcryptError) else (getattr(error, "strerror", None) or str(error))
+    left = f" (could not undo: {', '.join(failed)})" if failed else ""
+    return ActivationError(f"{doing}: {reason}{left}")
+
+
+def stack_names(dm: DeviceMapper, table: Table) -> list[str]:
+    """The live devices of an LV, top first: the device named by the table, then its layers by uuid."""
+    names = [table.name]
+    layer_prefix = table.uuid + "-"
+    names += sorted(entry.name for entry in dm.list()
+                    if entry.uuid and entry.uuid.startswith(layer_prefix) and entry.name != table.name)
+    return names
+
+
+def _live_key_descriptions(dm: DeviceMapper, names: list[str]) -> list[str]:
+    descriptions: list[str] = []
+    for name in names:
+        for target in dm.table(name):
+            if target.type == "crypt":
+                match = KEYRING_REFERENCE.search(target.params)
+                if match and match.group(1) not in descriptions:
+                    descriptions.append(match.group(1))
+    return descriptions
+
+
+def drop_keys(descriptions: list[str]) -> None:
+    """Invalidate the session keyring's logon keys with these descriptions (absent ones are fine)."""
+    for description in descriptions:
+        serial = keyring.search(SESSION, KEY_TYPE, description)
+        if serial is not None:
+            keyring.invalidate(serial)
+
+
+def deactivate(table: Table) -> bool:
+    """Remove the stack top first, its nodes and its keys; False if it was not active."""
+    with DeviceMapper() as dm:
+        info = dm.info(table.name)
+        if info is None:
+            return False
+        if info.uuid != table.uuid:
+            raise ActivationError(f"device-mapper device {table.name} does not belong to this LV "
+                                  f"(uuid {info.uuid or 'none'})")
+        names = stack_names(dm, table)
+        descriptions = _live_key_descriptions(dm, names)
+        for name in names:
+            dm.remove(name)
+            remove_node(name, MAPPER_DIR)
+    try:
+        drop_keys(descriptions)
+    except KeyringError as error:
+        raise ActivationError(f"{table.name} is deactivated, but its key stays in the keyring: {error}") from None
+    return True
+
+
+def keys_present(table: Table) -> bool:
+    """True if every key the stack references is in the session keyring (a refresh then needs no unlock)."""
+    return all(keyring.search(SESSION, KEY_TYPE, ref.description) is not None for ref in key_refs(table))
+
+
+def refresh(table: Table, volume_keys: Mapping[str, bytes | bytearray] | None) -> None:
+    """Reload an active LV's stack (after lvextend): load every table, suspend top first, resume lowest first.
+
+    New layers are created and resumed before anything is suspended; layers
+    the new stack no longer has are removed after the resume.  Without
+    `volume_keys`, the keys already in the session keyring are used.
+    """
+    undo = _Undo()
+    created: dict[str, DeviceInfo] = {}
+    devices = _Devices(created)
+    suspended: list[str] = []
+    try:
+        with DeviceMapper() as dm:
+            if not is_active(dm, table):
+                raise ActivationError(f"{table.name} is not active")
+            old = stack_names(dm, table)
+            if volume_keys is not None:
+                _add_keys(table, volume_keys, _Undo())
+            for device in table.walk():
+                info = dm.info(device.name)
+                if info is None:
+                    created[device.name] = dm.create(device.name, device.uuid)
+                    undo.push(f"dm device {device.name}", lambda dm=dm, name=device.name: dm.remove(name))
+                    dm.load(device.name, _dm_targets(device, devices), secure=device.holds_keys)
+                    created[device.name] = dm.resume(device.name)
+                    _make_node(device.name, created[device.name], undo)
+                else:
+                    created[device.name] = info
+                    dm.load(device.name, _dm_targets(device, devices), secure=device.holds_keys)
+                    undo.push(f"inactive table of {device.name}", lambda dm=dm, name=device.name: dm.clear(name))
+            reloaded = [device.name for device in table.walk() if device.name in old]
+            for name in reversed(reloaded):
+                dm.suspend(name)
+                suspended.append(name)
+            undo.steps.clear()
+            for name in reloaded:
+                dm.resume(name)
+                suspended.remove(name)
+            for name in old:
+                if name not in created:
+                    dm.remove(name)
+                    remove_node(name, MAPPER_DIR)
+    except (LvcryptError, OSError) as error:
+        _resume_all(suspended)
+        raise _failure(f"refreshing {table.name}", error, undo) from None
+    finally:
+        devices.release()
+
+
+def _resume_all(names: list[str]) -> None:
+    """Let I/O through again after a failed refresh (the old tables are still live)."""
+    try:
+        with DeviceMapper() as dm:
+            for name in names:
+                dm.resume(name)
+    except LvcryptError:
+        pass
+
+
+def active_devices() -> dict[str, DeviceInfo]:
+    """Every dm device by uuid, or {} without device-mapper (lvs' 'a' state)."""
+    if not os.path.exists("/dev/mapper/control"):
+        return {}
+    try:
+        with DeviceMapper() as dm:
+            found = {}
+            for entry in dm.list():
+                if entry.uuid:
+                    info = dm.info(entry.name)
+                    if info is not None:
+                        found[entry.uuid] = info
+            return found
+    except LvcryptError:
+        return {}
