@@ -10,6 +10,7 @@ prints for scripts.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Callable
 from lvcrypt.cli import common_options
 
 if TYPE_CHECKING:
+    from lvcrypt.activate.dm_ioctl import DeviceInfo
     from lvcrypt.metadata.model import LogicalVolume, Segment, VolumeGroup
     from lvcrypt.store.commit import LoadedVg
     from lvcrypt.store.physical import PvOnDisk
@@ -66,12 +68,26 @@ def _no_dm() -> bool:
     return not os.path.exists("/sys/class/misc/device-mapper")
 
 
+@functools.lru_cache(maxsize=1)
+def _active_devices() -> dict[str, "DeviceInfo"]:
+    """dm devices by uuid, asked once per command (empty without /dev/mapper/control)."""
+    from lvcrypt.activate.kernel import active_devices
+
+    return active_devices()
+
+
 def _lv_attr(row: LvRow) -> str:
+    from lvcrypt.activate.tables import dm_uuid
+
     lv = row.lv
-    state = "X" if _no_dm() else "-"
+    state = opened = "X" if _no_dm() else "-"
+    if state != "X":
+        info = _active_devices().get(dm_uuid(row.vg, lv))
+        if info is not None:
+            state, opened = "a", "o" if info.open_count > 0 else "-"
     policy = "c" if lv.raw.get("allocation_policy") == "contiguous" else "i"
     partial = "p" if any(area.pv in row.loaded.missing for s in lv.segments for area, _ in s.pv_areas()) else "-"
-    return f"-{'w' if 'WRITE' in lv.status else 'r'}{policy}-{state}{state}--{partial}-"
+    return f"-{'w' if 'WRITE' in lv.status else 'r'}{policy}-{state}{opened}--{partial}-"
 
 
 def _segtype(segment: "Segment") -> str:
