@@ -230,8 +230,13 @@ def test_dump_matches_luksdump(tmp_path: Path) -> None:
     cryptsetup("token", "import", "--token-id", "3", str(img),
                input=b'{"type":"x-vendor","keyslots":["0","1"],"blob":1}')
     cryptsetup("token", "add", "--key-description", "kd", str(img))
+    unbound = key_file(tmp_path / "unbound", b"unbound key")
+    cryptsetup("luksAddKey", "-q", "--unbound", "--key-size", "256", *FAST, "--key-file", str(passphrase),
+               str(img), str(unbound))
     with FileArea(img, writable=False) as area:
         assert HANDLER.dump(area, ATTRS) == cryptsetup("luksDump", str(img)).stdout
+        with Secret(unbound.read_bytes()) as secret, pytest.raises(HandlerError, match="unbound keyslot"):
+            HANDLER.unlock(area, ATTRS, secret, keyslot=2)
     with FileArea(img, writable=False) as area, Secret(passphrase.read_bytes()) as secret:
         assert HANDLER.unlock_keyslot(area, ATTRS, secret)[0] == 1  # preferred first, ignored skipped
         assert HANDLER.unlock_keyslot(area, ATTRS, secret, keyslot=0)[0] == 0  # unless asked for

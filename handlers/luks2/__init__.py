@@ -173,7 +173,9 @@ class Luks2Handler(KeyHandler):
         for number in keyslots.try_order(metadata, keyslot):
             slot = metadata.keyslots[number]
             if number not in digest.keyslots or slot.type != "luks2":
-                skipped += keyslot is not None
+                if keyslot is not None:
+                    raise HandlerError(f"keyslot {number} does not hold the data segment's key "
+                                       f"({'unbound' if slot.type == 'luks2' else slot.type} keyslot)")
                 continue
             try:
                 candidate = keyslots.open_keyslot(area, slot, passphrase)

@@ -27,7 +27,9 @@ def _segment(number: int, segment: Segment) -> list[str]:
 
 
 def _keyslot(number: int, slot: Keyslot, metadata: Metadata) -> list[str]:
-    lines = [f"  {number}: {slot.type}"]
+    owner = metadata.digest_of_keyslot(number)
+    unbound = " (unbound)" if owner is not None and not owner[1].segments else ""
+    lines = [f"  {number}: {slot.type}{unbound}"]
     if slot.type != "luks2" or slot.kdf is None or slot.af is None:
         return lines + [f"\tArea offset:{slot.area.offset} [bytes]", f"\tArea length:{slot.area.size} [bytes]"]
     lines += [f"\tKey:        {slot.key_size * 8} bits", f"\tPriority:   {_PRIORITIES.get(slot.priority, '?')}",
@@ -41,7 +43,6 @@ def _keyslot(number: int, slot: Keyslot, metadata: Metadata) -> list[str]:
     lines += [f"\tSalt:       {_hex(slot.kdf.salt)}", f"\tAF stripes: {slot.af.stripes}",
               f"\tAF hash:    {slot.af.hash}", f"\tArea offset:{slot.area.offset} [bytes]",
               f"\tArea length:{slot.area.size} [bytes]"]
-    owner = metadata.digest_of_keyslot(number)
     if owner is not None:
         lines.append(f"\tDigest ID:  {owner[0]}")
     return lines

@@ -547,8 +547,8 @@ def validate(metadata: Metadata) -> None:
     _validate_areas(metadata)
     for number, slot in metadata.keyslots.items():
         owners = [d for d in metadata.digests.values() if number in d.keyslots]
-        if slot.type == "luks2" and len(owners) != 1:
-            raise FormatError(f"LUKS2 keyslot {number} must belong to exactly one digest")
+        if len(owners) > 1:
+            raise FormatError(f"LUKS2 keyslot {number} belongs to more than one digest")
 
 
 def _validate_references(metadata: Metadata) -> None:
