@@ -147,7 +147,11 @@ def cmd_unlock_test(args: argparse.Namespace) -> int:
     with open_target(args.target, writable=False) as store:
         with read_passphrase(args, args.key_file, "Enter passphrase: ") as passphrase:
             slot, key = store.handler.unlock_keyslot(store.area, store.attrs, passphrase, args.key_slot)
-            key.close()
+            with key:
+                if args.link_vk_to_keyring:
+                    from lvcrypt.keyring import link_volume_key
+
+                    link_volume_key(args.link_vk_to_keyring, key.buffer)
     print(f"Key slot {slot} unlocked.")
     return 0
 
@@ -255,6 +259,8 @@ def _register_keystore(sub: argparse._SubParsersAction, name: str) -> None:  # t
 
     test = actions.add_parser("unlock-test", parents=common, help="check a passphrase (like --test-passphrase)")
     test.add_argument("target", metavar="TARGET")
+    test.add_argument("--link-vk-to-keyring", metavar="KEYRING::%TYPE:DESC",
+                      help="put the unlocked volume key into a keyring (e.g. @s::%%user:vk1)")
     _key_options(test)
     test.set_defaults(func=cmd_unlock_test)
 
