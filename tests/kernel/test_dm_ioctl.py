@@ -180,6 +180,22 @@ def test_busy_device_is_not_removed(mapper: DeviceMapper, dm_names: list[str], n
     dm_names.remove(name)
 
 
+def test_table_larger_than_the_first_buffer_is_read_whole(
+        mapper: DeviceMapper, loop_image: Callable[[int], LoopImage], dm_names: list[str]) -> None:
+    """1000 targets need about 56 KiB: the kernel sets DM_BUFFER_FULL_FLAG and the layer retries."""
+    disk = loop_image(MIB)
+    device = major_minor(disk.device)
+    targets = [Target(i * 2, 2, "linear", f"{device} {i * 2 % 2048}") for i in range(1000)]
+    name = "lvct-ioctl-big"
+    dm_names.append(name)
+    mapper.create(name)
+    mapper.load(name, targets)
+    mapper.resume(name)
+    assert len(targets) * 56 > DeviceMapper.INITIAL_BUFFER
+    assert mapper.table(name) == targets
+    assert dmsetup("table", name).stdout.splitlines() == [t.line() for t in targets]
+
+
 def test_rename_and_set_uuid(mapper: DeviceMapper, dm_names: list[str]) -> None:
     old, new = "lvct-ioctl-old", "lvct-ioctl-new"
     dm_names.extend([old, new])
