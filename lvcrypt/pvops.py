@@ -36,7 +36,7 @@ def create_pv(path: str, found: Scan, uuid: str | None = None, metadata_size: in
     if uuid is not None and any(pv.uuid == uuid and pv.path != path for pv in found.pvs.values()):
         raise LvcryptError(f"uuid {uuid} is already used by another PV")
     with Disk(path, writable=True) as disk:
-        existing = found.pvs.get(path)
+        existing = found.pv_at(path)
         if existing is None and path in found.problems and not force:
             raise DeviceError(f"{found.problems[path]} (use -ff to overwrite it)")
         if existing is not None:
@@ -49,7 +49,7 @@ def create_pv(path: str, found: Scan, uuid: str | None = None, metadata_size: in
 
 
 def remove_pv_label(path: str, found: Scan, force: bool = False) -> None:
-    pv = found.pvs.get(path)
+    pv = found.pv_at(path)
     if pv is None:
         raise DeviceError(found.problems.get(path) or f"{path}: not a physical volume (no LVM2 label)")
     owner = pv_owner(found, pv.uuid)
@@ -78,7 +78,7 @@ def make_orphan(pv: PvOnDisk) -> None:
 
 def orphan_pv(path: str, found: Scan, what: str) -> PvOnDisk:
     """The PV on `path` for adding to a VG: it must be labelled and belong to no VG."""
-    pv = found.pvs.get(path)
+    pv = found.pv_at(path)
     if pv is None:
         raise DeviceError(found.problems.get(path) or f"{path}: not a physical volume (run pvcreate first)")
     owner = pv_owner(found, pv.uuid)

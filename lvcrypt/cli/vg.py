@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import TYPE_CHECKING
 
 from lvcrypt.cli import common_options
@@ -19,12 +20,12 @@ def _new_members(paths: list[str], found: "Scan", what: str) -> dict[str, "PvOnD
 
     members = {}
     for path in paths:
-        if path not in found.pvs and path not in found.problems:
+        if found.pv_at(path) is None and path not in found.problems:
             pv = create_pv(path, found)
             print(f"  Physical volume \"{path}\" successfully created.")
         else:
             pv = orphan_pv(path, found, what)
-        members[path] = pv
+        members[os.path.abspath(path)] = pv  # the device hint in metadata: never relative to a cwd
     return members
 
 

@@ -10,6 +10,7 @@ commit rewrites every copy, repairing stale and damaged ones.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 
@@ -26,6 +27,23 @@ class Scan:
 
     pvs: dict[str, PvOnDisk] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
+
+    def pv_at(self, path: str) -> PvOnDisk | None:
+        """The PV on `path`, however it is spelled (relative, absolute, another node of the same device).
+
+        Looking PVs up by the exact string would take `pv1.img` for a blank device when the scan
+        found it as `/abs/pv1.img`, and re-initialise a PV that belongs to a VG.
+        """
+        pv = self.pvs.get(path)
+        if pv is not None:
+            return pv
+        for known, candidate in self.pvs.items():
+            try:
+                if os.path.samefile(known, path):
+                    return candidate
+            except OSError:
+                continue
+        return None
 
     def by_uuid(self) -> dict[str, PvOnDisk]:
         return {pv.uuid: pv for pv in self.pvs.values()}
