@@ -77,6 +77,9 @@ class PbkdfRequest:
     def resolve(self, key_len: int) -> Pbkdf:
         """The cost parameters for a new keyslot deriving a `key_len`-byte key."""
         check_kind(self.kind)
+        minimum = PBKDF2_MIN_ITERATIONS if self.kind == "pbkdf2" else ARGON2_MIN_TIME
+        if self.force_iterations is not None and self.force_iterations < minimum:
+            raise HandlerError(f"forced iteration count is too low for {self.kind} (minimum is {minimum})")
         if self.kind == "pbkdf2":
             check_hash(self.hash)
             iterations = self.force_iterations or pbkdf2_iterations(self.hash, self.iter_time_ms, key_len)

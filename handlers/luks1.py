@@ -269,6 +269,7 @@ class Luks1Handler(KeyHandler):
                         os.urandom(SALT_SIZE), digest_iterations, options.uuid or str(uuidlib.uuid4()), slots)
         header = replace(header, mk_digest=_digest(header, volume_key))
         index = options.keyslot or 0
+        self._check_index(index)
         pbkdf = replace(options.pbkdf, hash=hash_name, kind="pbkdf2")
         try:
             slot, material = _seal_slot(header, index, volume_key, passphrase, _slot_iterations(header, pbkdf))

@@ -69,6 +69,9 @@ def test_cost_resolution_respects_cryptsetup_minimums() -> None:
     assert PbkdfRequest("pbkdf2", "sha256", iter_time_ms=1).resolve(32).iterations >= 1000
     argon = PbkdfRequest("argon2id", iter_time_ms=1, memory_kib=65536, parallel=64).resolve(32)
     assert argon.iterations >= 4 and argon.parallel <= 4 and argon.memory_kib >= 32
+    for kind, low in (("pbkdf2", 999), ("argon2id", 3)):
+        with pytest.raises(HandlerError, match="too low"):
+            PbkdfRequest(kind, force_iterations=low).resolve(32)
     with pytest.raises(HandlerError, match="unknown PBKDF"):
         PbkdfRequest("scrypt").resolve(32)
     with pytest.raises(HandlerError, match="not supported"):
