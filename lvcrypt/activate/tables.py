@@ -248,11 +248,17 @@ def target_params(target: Target, keys: KeyFormat, volume_keys: Mapping[str, byt
 
 
 def render(table: Table, keys: KeyFormat = KeyFormat.MASKED,
-           volume_keys: Mapping[str, bytes | bytearray] | None = None) -> str:
-    """`dmsetup table`-style text of a whole stack, lowest layer first, each headed by its name."""
+           volume_keys: Mapping[str, bytes | bytearray] | None = None,
+           comments: Callable[[Table], list[str]] | None = None) -> str:
+    """`dmsetup table`-style text of a whole stack, lowest layer first, each headed by its name.
+
+    `comments(table)` adds `#` lines under a heading (inline-crypto capabilities).
+    """
     out = []
     for device in table.walk():
         out.append(f"# {device.name} (uuid {device.uuid})")
+        if comments is not None:
+            out.extend(comments(device))
         for target in device.targets:
             out.append(f"{target.start} {target.length} {target.type} "
                        f"{target_params(target, keys, volume_keys)}")

@@ -243,6 +243,7 @@ def cmd_write(args: argparse.Namespace) -> int:
 
 def cmd_table(args: argparse.Namespace) -> int:
     from lvcrypt.activate.tables import KeyFormat, render
+    from lvcrypt.inline import comment_lines, stack_caps
     from lvcrypt.keycache import KeyCache
     from lvcrypt.lvops import find_lv
     from lvcrypt.store.transaction import VgTransaction
@@ -251,11 +252,12 @@ def cmd_table(args: argparse.Namespace) -> int:
     with VgTransaction(args.devices, vg_name, exclusive=False) as tx, KeyCache() as keys:
         find_lv(tx.vg, lv_name)
         table = build_lv_table(tx, lv_name)
+        comments = comment_lines(stack_caps(table, args.sysfs_root))
         if args.show_keys:
             unlock_lv(args, tx, lv_name, keys)
-            text = render(table, KeyFormat.HEX, keys)
+            text = render(table, KeyFormat.HEX, keys, comments)
         else:
-            text = render(table, KeyFormat.KEYRING if args.keyring else KeyFormat.MASKED)
+            text = render(table, KeyFormat.KEYRING if args.keyring else KeyFormat.MASKED, comments=comments)
     sys.stdout.write(text)
     return 0
 
@@ -371,6 +373,8 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         parser.add_argument("--show-keys", action="store_true", help="unlock and show volume keys as hex")
         parser.add_argument("--keyring", action="store_true",
                             help="show keys as the kernel backend loads them (:len:logon:description)")
+        parser.add_argument("--sysfs-root", default="/sys", metavar="DIR",
+                            help="where to read inline-encryption capabilities (queue/crypto) from")
         add_key_file_option(parser)
         parser.set_defaults(func=cmd_table)
     elif name == "read":

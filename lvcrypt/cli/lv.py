@@ -16,7 +16,9 @@ from lvcrypt.cli import common_options
 from lvcrypt.cli.crypt import add_encrypt_options
 
 if TYPE_CHECKING:
+    from lvcrypt.activate.tables import Table
     from lvcrypt.metadata.model import VolumeGroup
+    from lvcrypt.store.transaction import VgTransaction
 
 _EXTENTS = re.compile(r"([+-]?)([0-9]+)(?:%(FREE|VG|PVS))?\Z", re.IGNORECASE)
 
@@ -209,9 +211,12 @@ def _resize(args: argparse.Namespace, grow: bool) -> int:
         if grow:
             if target <= before:
                 raise LvcryptError(f"{verb}: new size ({target} extents) is not larger than {before} extents")
+            live = _live_table(args, tx, name)
             extend = extend_crypt_lv if isinstance(last, CryptSegment) else extend_lv
             extend(tx.vg, lv, target - before, getattr(args, "stripes", None), getattr(args, "stripesize", None),
                    args.alloc, keys)
+            if live is not None:
+                _check_inline_crypto(args, tx, name, live)
         else:
             if target >= before:
                 raise LvcryptError(f"{verb}: new size ({target} extents) is not smaller than {before} extents")
@@ -222,6 +227,33 @@ def _resize(args: argparse.Namespace, grow: bool) -> int:
           f"to {lv.extent_count * size:.2f} MiB ({lv.extent_count} extents).")
     print(f"  Logical volume {vg_name}/{name} successfully resized.")
     return 0
+
+
+def _live_table(args: argparse.Namespace, tx: "VgTransaction", name: str) -> "Table | None":
+    """The LV's table stack as it is now, when the kernel has its device (sysfs `block/dm-N/dm/uuid`)."""
+    from lvcrypt.activate.tables import dm_uuid
+    from lvcrypt.cli.crypt import build_lv_table
+    from lvcrypt.inline import live_devices
+
+    if dm_uuid(tx.vg, tx.vg.lvs[name]) not in live_devices(args.sysfs_root):
+        return None
+    return build_lv_table(tx, name)
+
+
+def _check_inline_crypto(args: argparse.Namespace, tx: "VgTransaction", name: str, live: "Table") -> None:
+    """Refuse (before the commit) a new table the kernel would refuse to load over the active one, unless -f."""
+    from lvcrypt.cli.crypt import build_lv_table
+    from lvcrypt.errors import LvcryptError
+    from lvcrypt.inline import reload_drops
+
+    drops = reload_drops(live, build_lv_table(tx, name), args.sysfs_root)
+    if not drops:
+        return
+    text = "; ".join(drop.message() for drop in drops)
+    if not args.force:
+        raise LvcryptError(f"lvextend {tx.vg.name}/{name} is active and {text}; nothing changed "
+                           "(--force extends anyway)")
+    print(f"  WARNING: {text}; extending anyway (--force).", file=sys.stderr)
 
 
 def cmd_lvextend(args: argparse.Namespace) -> int:
@@ -303,6 +335,8 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         parser.add_argument("-f", "--force", action="count", default=0, help="confirm")
         if grow:
             _stripe_options(parser)
+            parser.add_argument("--sysfs-root", default="/sys", metavar="DIR",
+                                help="where active LVs' dm devices and inline-crypto capabilities are read")
         parser.set_defaults(alloc="normal")
         parser.add_argument("lv", help="VG/LV")
         if grow:

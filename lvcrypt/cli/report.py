@@ -39,6 +39,7 @@ class LvRow:
     loaded: "LoadedVg"
     lv: "LogicalVolume"
     segment: "Segment | None"
+    sysfs_root: str = "/sys"
 
 
 @dataclass
@@ -143,6 +144,22 @@ def _crypt(attribute: str) -> Callable[[LvRow], object]:
     return get
 
 
+def _inline_crypto(row: LvRow) -> str:
+    """What the LV's dm device would pass through of blk-crypto hardware (lvcrypt.inline); empty for none."""
+    from lvcrypt.activate.tables import build_table
+    from lvcrypt.errors import LvcryptError
+    from lvcrypt.inline import stack_caps
+    from lvcrypt.keystores import data_mapping
+
+    try:
+        table = build_table(row.vg, row.lv.name, row.loaded.device_of,
+                            lambda store: data_mapping(row.vg, store, row.loaded.device_of))
+    except (LvcryptError, OSError):
+        return ""
+    caps = stack_caps(table, row.sysfs_root).by_table.get(table.name)
+    return caps.describe() if caps else ""
+
+
 def _lv_name(row: LvRow) -> str:
     return row.lv.name if row.lv.visible else f"[{row.lv.name}]"
 
@@ -179,6 +196,7 @@ LV_FIELDS: dict[str, Field] = {
     "crypt_key_size": Field("KeySize", _crypt("key_size")),
     "crypt_keystore": Field("Keystore", lambda r: ",".join(r.lv.keystores()) or (r.lv.name if r.lv.is_keystore
                                                                                   else "")),
+    "inline_crypto": Field("InlineCrypto", _inline_crypto),
     "crypt_users": Field("Users", lambda r: ",".join(u.name for u in r.vg.users_of_keystore(r.lv.name))),
     "seg_size": Field("SSize", lambda r: (r.segment.extent_count if r.segment else r.lv.extent_count)
                       * r.vg.extent_bytes, size=True),
@@ -344,9 +362,9 @@ def cmd_lvs(args: argparse.Namespace) -> int:
                                                 and vg.vg.name in {v for v, _ in only}):
                 continue
             if per_segment:
-                rows += [LvRow(vg.vg, vg, lv, segment) for segment in lv.segments]
+                rows += [LvRow(vg.vg, vg, lv, segment, args.sysfs_root) for segment in lv.segments]
             else:
-                rows.append(LvRow(vg.vg, vg, lv, None))
+                rows.append(LvRow(vg.vg, vg, lv, None, args.sysfs_root))
     _render("lv", columns, LV_FIELDS, rows, args)
     return 0
 
@@ -388,5 +406,8 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
     parser.add_argument("--units", default="h", help="h H b s k m g t p e (upper case: powers of 1000)")
     parser.add_argument("--separator", help="separate fields with this instead of aligning them")
     parser.add_argument("--reportformat", choices=("basic", "json"), default="basic")
+    if name == "lvs":
+        parser.add_argument("--sysfs-root", default="/sys", metavar="DIR",
+                            help="where inline_crypto reads block devices' queue/crypto capabilities")
     parser.add_argument("names", nargs="*", help={"pvs": "PVs", "vgs": "VGs", "lvs": "VGs or VG/LVs"}[name])
     parser.set_defaults(func={"pvs": cmd_pvs, "vgs": cmd_vgs, "lvs": cmd_lvs}[name])
