@@ -310,3 +310,21 @@ def unlock_slot(img: Path, passphrase: bytes) -> int:
         slot, key = HANDLER.unlock_keyslot(area, ATTRS, secret)
         key.close()
         return slot
+
+
+def test_interrupted_reencryption_is_read_but_not_unlocked(tmp_path: Path) -> None:
+    """A header with a mandatory requirement (online-reencrypt-v2) and a reencrypt keyslot: dumped like
+    cryptsetup dumps it, kept verbatim by a repair, refused for unlocking with a message naming the need."""
+    img = tmp_path / "reencrypt.img"
+    img.write_bytes(os.urandom(24 << 20))
+    passphrase = key_file(tmp_path / "k", b"half way")
+    cryptsetup("reencrypt", "--encrypt", "--init-only", "--type", "luks2", "--reduce-device-size", "16M", *FAST,
+               "--key-file", str(passphrase), "-q", str(img))
+    with FileArea(img) as area:
+        assert HANDLER.dump(area, ATTRS) == cryptsetup("luksDump", str(img)).stdout
+        with Secret(passphrase.read_bytes()) as secret, pytest.raises(HandlerError, match="online-reencrypt-v2"):
+            HANDLER.unlock(area, ATTRS, secret)
+        before = json.loads(cryptsetup("luksDump", "--dump-json-metadata", str(img)).stdout)
+        area.write(16384, bytes(4096))
+        assert HANDLER.repair(area)
+    assert json.loads(cryptsetup("luksDump", "--dump-json-metadata", str(img)).stdout) == before

@@ -28,23 +28,45 @@ def _segment(number: int, segment: Segment) -> list[str]:
 
 def _keyslot(number: int, slot: Keyslot, metadata: Metadata) -> list[str]:
     owner = metadata.digest_of_keyslot(number)
-    unbound = " (unbound)" if owner is not None and not owner[1].segments else ""
-    lines = [f"  {number}: {slot.type}{unbound}"]
-    if slot.type != "luks2" or slot.kdf is None or slot.af is None:
-        return lines + [f"\tArea offset:{slot.area.offset} [bytes]", f"\tArea length:{slot.area.size} [bytes]"]
-    lines += [f"\tKey:        {slot.key_size * 8} bits", f"\tPriority:   {_PRIORITIES.get(slot.priority, '?')}",
-              f"\tCipher:     {slot.area.encryption}", f"\tCipher key: {(slot.area.key_size or 0) * 8} bits",
-              f"\tPBKDF:      {slot.kdf.type}"]
+    default = metadata.default_segment()
+    bound = owner is not None and default is not None and default in owner[1].segments
+    lines = [f"  {number}: {slot.type}{'' if bound else ' (unbound)'}"]
+    if slot.type == "luks2" and slot.kdf is not None and slot.af is not None:
+        lines += _luks2_keyslot(slot)
+    elif slot.type == "reencrypt":
+        lines += _reencrypt_keyslot(slot)
+    lines += [f"\tArea offset:{slot.area.offset} [bytes]", f"\tArea length:{slot.area.size} [bytes]"]
+    if owner is not None:
+        lines.append(f"\tDigest ID:  {owner[0]}")
+    return lines
+
+
+def _luks2_keyslot(slot: Keyslot) -> list[str]:
+    assert slot.kdf is not None and slot.af is not None
+    lines = [f"\tKey:        {slot.key_size * 8} bits", f"\tPriority:   {_PRIORITIES.get(slot.priority, '?')}",
+             f"\tCipher:     {slot.area.encryption}", f"\tCipher key: {(slot.area.key_size or 0) * 8} bits",
+             f"\tPBKDF:      {slot.kdf.type}"]
     if slot.kdf.type == "pbkdf2":
         lines += [f"\tHash:       {slot.kdf.hash}", f"\tIterations: {slot.kdf.iterations}"]
     else:
         lines += [f"\tTime cost:  {slot.kdf.time}", f"\tMemory:     {slot.kdf.memory}",
                   f"\tThreads:    {slot.kdf.cpus}"]
-    lines += [f"\tSalt:       {_hex(slot.kdf.salt)}", f"\tAF stripes: {slot.af.stripes}",
-              f"\tAF hash:    {slot.af.hash}", f"\tArea offset:{slot.area.offset} [bytes]",
-              f"\tArea length:{slot.area.size} [bytes]"]
-    if owner is not None:
-        lines.append(f"\tDigest ID:  {owner[0]}")
+    return lines + [f"\tSalt:       {_hex(slot.kdf.salt)}", f"\tAF stripes: {slot.af.stripes}",
+                    f"\tAF hash:    {slot.af.hash}"]
+
+
+def _reencrypt_keyslot(slot: Keyslot) -> list[str]:
+    """The state of an interrupted reencryption (cryptsetup keeps it in a keyslot of its own)."""
+    lines = [f"\tKey:        {slot.key_size * 8} bits",
+             f"\tPriority:   {_PRIORITIES.get(slot.extra.get('priority'), '?')}"]
+    for label, key in (("Mode:       ", "mode"), ("Direction:  ", "direction")):
+        if isinstance(slot.extra.get(key), str):
+            lines.append(f"\t{label}{slot.extra[key]}")
+    lines.append(f"\tResilience: {slot.area.type}")
+    if isinstance(slot.area.extra.get("shift_size"), str):
+        lines.append(f"\tShift size: {slot.area.extra['shift_size']}[bytes]")
+    if isinstance(slot.area.extra.get("hash"), str):
+        lines.append(f"\tHash:       {slot.area.extra['hash']}")
     return lines
 
 
@@ -74,14 +96,14 @@ def dump(loaded: Loaded) -> str:
              f"Subsystem:     \t{header.subsystem or '(no subsystem)'}",
              f"Flags:       \t{' '.join(config.flags) if config.flags else '(no flags)'}"]
     if config.requirements:
-        lines.append(f"Requirements:\t{' '.join(config.requirements)}")
+        lines.append("Requirements:\t" + "".join(f"{requirement} " for requirement in config.requirements))
     for problem in (loaded.primary_error, loaded.secondary_error):
         if problem:
             lines.append(f"Warning:       \t{problem}")
     lines += ["", "Data segments:"]
     for number in sorted(metadata.segments):
-        lines += _segment(number, metadata.segments[number])
-    lines += ["", "Keyslots:"]
+        lines += _segment(number, metadata.segments[number]) + [""]
+    lines.append("Keyslots:")
     for number in sorted(metadata.keyslots):
         lines += _keyslot(number, metadata.keyslots[number], metadata)
     lines.append("Tokens:")

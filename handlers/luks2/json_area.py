@@ -490,12 +490,22 @@ class Metadata:
                 return number, digest
         return None
 
-    def data_segment(self) -> tuple[int, Segment]:
-        """The crypt segment holding data (the lowest-numbered one, as cryptsetup's default segment)."""
+    def default_segment(self) -> int | None:
+        """cryptsetup's default segment: the lowest-numbered one that is not a reencryption backup."""
         for number in sorted(self.segments):
-            if self.segments[number].type == "crypt":
-                return number, self.segments[number]
-        raise FormatError("LUKS2 header has no crypt segment")
+            if not any(flag.startswith("backup-") for flag in self.segments[number].flags or ()):
+                return number
+        return None
+
+    def data_segment(self) -> tuple[int, Segment]:
+        """The crypt segment holding data: the default segment, which must be of type crypt."""
+        number = self.default_segment()
+        if number is None:
+            raise FormatError("LUKS2 header has no data segment")
+        segment = self.segments[number]
+        if segment.type != "crypt":
+            raise FormatError(f"LUKS2 data segment {number} is of type {segment.type!r}, not crypt")
+        return number, segment
 
 
 def _section(document: Json, name: str, limit: int | None) -> dict[int, Json]:
