@@ -12,6 +12,7 @@ import re
 
 from lvcrypt.errors import MetadataError
 from lvcrypt.metadata.model import (
+    Area,
     CryptSegment,
     KeystoreSegment,
     LogicalVolume,
@@ -168,7 +169,7 @@ class _Checker:
             raise self.fail(lv.raw, None, f"{what}: the name cryptostoreN is reserved for keystores")
 
     def check_extents(self) -> None:
-        """Every PV range inside its PV, and no PV extent used twice."""
+        """Every PV range inside its PV, and no PV extent used twice (but see `_shared_extents`)."""
         owners: dict[str, list[tuple[int, int, str]]] = {}
         for lv in self.vg.lvs.values():
             for number, segment in enumerate(lv.segments, 1):
@@ -184,13 +185,43 @@ class _Checker:
                                         f"the {pv.pe_count} extents of {area.pv}")
                     if count:
                         owners.setdefault(area.pv, []).append((area.extent, area.extent + count, where))
+        shared = self._shared_extents()
         for pv, ranges in owners.items():
             ranges.sort()
             for (start, end, first), (next_start, _, second) in zip(ranges, ranges[1:]):
+                pairs = {(pv, next_start, first, second), (pv, next_start, second, first)}
+                if next_start == end - 1 and pairs & shared:
+                    continue
                 if next_start < end:
                     lv_name = second.split(":")[0]
                     raise MetadataError(f"{second}: extents of {pv} from {next_start} overlap {first}",
                                         self.source, self._line_of(lv_name))
+
+    def _shared_extents(self) -> set[tuple[str, int, str, str]]:
+        """The one overlap allowed: an imported LUKS volume's header end and payload start share an extent.
+
+        The keystore's last extent may also be the first extent of the first
+        area of a crypt segment that uses that keystore and skips into the
+        extent with `data_offset` (the header fills the bytes before it).
+        Returned as (pv, extent, keystore label, crypt segment label), the
+        labels as the overlap check names them.
+        """
+        allowed: set[tuple[str, int, str, str]] = set()
+        for lv in self.vg.lvs.values():
+            segment = lv.segments[0] if lv.segments else None
+            if not isinstance(segment, CryptSegment) or not segment.data_offset or len(segment.areas) != 1:
+                continue
+            store = self.vg.lvs.get(segment.crypto_store)
+            if store is None or len(store.segments) != 1:
+                continue
+            keystore = store.segments[0]
+            if not isinstance(keystore, KeystoreSegment) or len(keystore.areas) != 1 or not keystore.extent_count:
+                continue
+            last = Area(keystore.areas[0].pv, keystore.areas[0].extent + keystore.extent_count - 1)
+            if last == segment.areas[0] and segment.data_offset < self.vg.extent_size:
+                allowed.add((last.pv, last.extent, f"logical volume {store.name}: segment1",
+                             f"logical volume {lv.name}: segment1"))
+        return allowed
 
     def _line_of(self, lv_label: str) -> int | None:
         name = lv_label.removeprefix("logical volume ")
