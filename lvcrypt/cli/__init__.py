@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "lvextend": "lvcrypt.cli.lv",
     "lvreduce": "lvcrypt.cli.lv",
     "lvrename": "lvcrypt.cli.lv",
+    "lvconvert": "lvcrypt.cli.convert",
     "pvs": "lvcrypt.cli.report",
     "vgs": "lvcrypt.cli.report",
     "lvs": "lvcrypt.cli.report",
