@@ -10,7 +10,6 @@ dataclasses, validation), `disk` (choosing and writing the copies),
 
 from __future__ import annotations
 
-import os
 import uuid as uuid_module
 from dataclasses import dataclass
 from typing import ClassVar
@@ -74,6 +73,16 @@ class Layout:
             raise HandlerError(f"data offset {layout.data_offset} lies inside the LUKS2 keyslots area "
                                f"(ends at {layout.keyslots_end})")
         return layout
+
+
+def _random_key(length: int) -> Secret:
+    """A new volume key read straight into locked memory (os.urandom would leave an immutable copy)."""
+    key = Secret(length)
+    with open("/dev/urandom", "rb", buffering=0) as source:
+        if source.readinto(key.buffer) != length:
+            key.close()
+            raise HandlerError("short read from /dev/urandom")
+    return key
 
 
 def _wipe(area: Area, end: int) -> None:
@@ -232,7 +241,7 @@ class Luks2Handler(KeyHandler):
                 raise HandlerError(f"the given volume key has {len(options.volume_key) * 8} bits, not {key_bits}")
             volume_key = Secret(options.volume_key.buffer)
         else:
-            volume_key = Secret(os.urandom(key_bits // 8))
+            volume_key = _random_key(key_bits // 8)
         try:
             metadata.digests[0] = digests.create(volume_key, options.pbkdf.hash, options.pbkdf, [slot_number], [0])
             _wipe(area, layout.keyslots_end)
