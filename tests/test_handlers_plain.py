@@ -6,8 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from lvcrypt.errors import FormatError, HandlerError, WrongPassphrase
+from lvcrypt.errors import FormatError, HandlerError, LvcryptError, WrongPassphrase
 from lvcrypt.handlers.base import FileArea, FormatOptions, KeystoreAttrs, MemoryArea
 from lvcrypt.handlers.hashed import HashedHandler, plain_hash
 from lvcrypt.handlers.kdf import PbkdfRequest
@@ -91,3 +93,28 @@ def test_short_key_file_and_bad_attrs_are_one_line_errors() -> None:
             PlainHandler().unlock(MemoryArea(0), KeystoreAttrs("plain", "twofish-xts-plain64", 512), pw)
         with pytest.raises(HandlerError, match="key_hash"):
             HashedHandler().unlock(MemoryArea(0), KeystoreAttrs("hashed", "aes-xts-plain64", 512), pw)
+
+
+def _hashed_block() -> tuple[bytes, bytes]:
+    area = MemoryArea(512)
+    attrs = KeystoreAttrs("hashed", "aes-xts-plain64", 512, "sha256")
+    with Secret(b"fuzzed") as pw, HashedHandler().format(area, attrs, pw, FAST) as key:
+        return bytes(area.data), bytes(key.buffer)
+
+
+HASHED_BLOCK = _hashed_block()
+
+
+@settings(max_examples=300, deadline=None)
+@given(flips=st.lists(st.tuples(st.integers(0, 511), st.integers(1, 255)), min_size=1, max_size=3))
+def test_corrupted_check_block_unlocks_or_fails_cleanly(flips: list[tuple[int, int]]) -> None:
+    raw, volume_key = HASHED_BLOCK
+    data = bytearray(raw)
+    for offset, mask in flips:
+        data[offset] ^= mask
+    attrs = KeystoreAttrs("hashed", "aes-xts-plain64", 512, "sha256")
+    try:
+        with Secret(b"fuzzed") as pw, HashedHandler().unlock(MemoryArea(data), attrs, pw) as key:
+            assert bytes(key.buffer) == volume_key
+    except LvcryptError as error:
+        assert "\n" not in str(error)

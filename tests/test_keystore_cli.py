@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,20 @@ def test_cli_hashed_keystore_from_stdin(tmp_path: Path) -> None:
     assert status == 5 and "wrong key or passphrase" in err
 
 
+def test_cli_plain_keystore_checks_the_key_file(tmp_path: Path) -> None:
+    img = image(tmp_path / "plain.img", 1)
+    right = key_file(tmp_path / "right", os.urandom(64))
+    wrong = key_file(tmp_path / "wrong", os.urandom(64))
+    status, _, err = lvcrypt("keystore", "format", "--type", "plain", "--cipher", "aes-xts-plain64", "--key-size",
+                             "512", *FORCE, "-q", "--key-file", str(right), str(img))
+    assert status == 0, err
+    assert lvcrypt("keystore", "unlock-test", "--key-file", str(right), str(img))[1] == "Key slot 0 unlocked.\n"
+    _assert_one_line_failure(lvcrypt("keystore", "unlock-test", "--key-file", str(wrong), str(img)), 5,
+                             "wrong key or passphrase")
+    _assert_one_line_failure(lvcrypt("keyslot", "add", "--key-file", str(right), "--new-key-file", str(wrong),
+                                     str(img)), 5, "plain keystores have no keyslots")
+
+
 def _assert_one_line_failure(result: tuple[int, str, str], status: int, text: str) -> None:
     code, out, err = result
     assert code == status, err
@@ -101,7 +116,8 @@ def test_cli_refusals_are_one_line_and_write_nothing(tmp_path: Path) -> None:
                              3, "--batch-mode")
     _assert_one_line_failure(lvcrypt("keystore", "unlock-test", str(img)), 3, "--key-file")
     _assert_one_line_failure(lvcrypt("keystore", "format", "--key-size", "big", str(img)), 3, "not a number")
-    _assert_one_line_failure(lvcrypt("keystore", "dump", "vg0/cryptostore0"), 3, "VG/KEYSTORE")
+    _assert_one_line_failure(lvcrypt("keystore", "format", "-q", "--key-file", str(pw), "vg0/cryptostore0"), 3,
+                             "lvcreate --encrypt")
     _assert_one_line_failure(lvcrypt("keystore", "format", "--type", "luks1", "--cipher", "twofish-xts-plain64",
                                      "-q", "--key-file", str(pw), str(img)), 5, "unsupported cipher")
     _assert_one_line_failure(lvcrypt("keyslot", "remove", str(img), "0"), 3, "--batch-mode")

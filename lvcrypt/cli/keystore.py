@@ -1,10 +1,10 @@
 """`lvcrypt keystore format|dump|unlock-test` and `lvcrypt keyslot add|remove|change|list`.
 
 TARGET is an image file or block device holding a keystore (a LUKS header,
-or lvcrypt's key check block for plain/hashed).  The VG/KEYSTORE form names a
-keystore LV once the on-disk store exists; `resolve_target` is the one place
-that will learn it.  Passphrases come from --key-file (`-` = stdin) or a
-terminal prompt, never from argv.
+or lvcrypt's key check block for plain/hashed), or VG/KEYSTORE naming a
+keystore LV (its extents, under the VG lock, with the attributes from the VG
+metadata).  Passphrases come from --key-file (`-` = stdin) or a terminal
+prompt, never from argv.
 """
 
 from __future__ import annotations
@@ -40,9 +40,17 @@ class Keystore:
     handler: KeyHandler
 
 
+def _names_keystore_lv(target: str) -> bool:
+    return not os.path.exists(target) and target.count("/") == 1 and not target.startswith(("/", "."))
+
+
 @contextmanager
-def open_target(target: str, writable: bool) -> Iterator[Keystore]:
-    """Open TARGET and identify its handler from what the area records."""
+def open_target(target: str, writable: bool, devices: str | None = None) -> Iterator[Keystore]:
+    """Open TARGET and identify its handler from what the area records (or, for VG/KEYSTORE, the metadata)."""
+    if _names_keystore_lv(target):
+        with _open_keystore_lv(target, writable, devices) as store:
+            yield store
+        return
     area = _area(target, writable)
     try:
         try:
@@ -55,9 +63,28 @@ def open_target(target: str, writable: bool) -> Iterator[Keystore]:
         area.close()
 
 
+@contextmanager
+def _open_keystore_lv(target: str, writable: bool, devices: str | None) -> Iterator[Keystore]:
+    """A keystore LV's extents, held under the VG lock (exclusive when writing) while in use."""
+    from lvcrypt.keystores import attrs_of, keystore_segment, open_area
+    from lvcrypt.store.transaction import VgTransaction
+
+    vg_name, name = target.split("/")
+    with VgTransaction(devices, vg_name, exclusive=writable) as tx:
+        segment = keystore_segment(tx.vg, name)
+        handler = registry.get(segment.handler)
+        area = open_area(tx.vg, name, tx.loaded.device_of, writable=writable)
+        if not isinstance(area, FileArea):
+            raise HandlerError(f"keystore {target} has no extents on disk")
+        try:
+            yield Keystore(area, attrs_of(segment), handler)
+        finally:
+            area.close()
+
+
 def _area(target: str, writable: bool) -> FileArea:
-    if not os.path.exists(target) and target.count("/") == 1 and not target.startswith(("/", ".")):
-        raise UsageError(f"{target}: VG/KEYSTORE targets need the on-disk store; give an image file")
+    if _names_keystore_lv(target):
+        raise UsageError(f"{target}: keystore LVs are made by lvcreate --encrypt; format an image file here")
     return FileArea(target, writable=writable)
 
 
@@ -130,7 +157,7 @@ def cmd_format(args: argparse.Namespace) -> int:
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
-    with open_target(args.target, writable=False) as store:
+    with open_target(args.target, writable=False, devices=args.devices) as store:
         text = store.handler.dump(store.area, store.attrs)
         if not args.dump_volume_key:
             sys.stdout.write(text)
@@ -144,7 +171,7 @@ def cmd_dump(args: argparse.Namespace) -> int:
 
 
 def cmd_unlock_test(args: argparse.Namespace) -> int:
-    with open_target(args.target, writable=False) as store:
+    with open_target(args.target, writable=False, devices=args.devices) as store:
         with read_passphrase(args, args.key_file, "Enter passphrase: ") as passphrase:
             slot, key = store.handler.unlock_keyslot(store.area, store.attrs, passphrase, args.key_slot)
             with key:
@@ -156,8 +183,14 @@ def cmd_unlock_test(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_stdin(args: argparse.Namespace) -> None:
+    if args.key_file == "-" and args.new_key_file == "-":
+        raise UsageError("only one of --key-file and --new-key-file can be stdin")
+
+
 def cmd_keyslot_add(args: argparse.Namespace) -> int:
-    with open_target(args.target, writable=True) as store:
+    _one_stdin(args)
+    with open_target(args.target, writable=True, devices=args.devices) as store:
         with read_passphrase(args, args.key_file, "Enter any existing passphrase: ") as old:
             key = store.handler.unlock(store.area, store.attrs, old)
         with key, read_passphrase(args, args.new_key_file, "Enter new passphrase for key slot: ",
@@ -169,7 +202,7 @@ def cmd_keyslot_add(args: argparse.Namespace) -> int:
 
 
 def cmd_keyslot_remove(args: argparse.Namespace) -> int:
-    with open_target(args.target, writable=True) as store:
+    with open_target(args.target, writable=True, devices=args.devices) as store:
         active = [s.slot for s in store.handler.list_keyslots(store.area, store.attrs) if s.active]
         if active == [args.slot]:
             confirm(args, f"Keyslot {args.slot} is the last one: removing it makes the data inaccessible.")
@@ -179,9 +212,8 @@ def cmd_keyslot_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_keyslot_change(args: argparse.Namespace) -> int:
-    if args.key_file == "-" and args.new_key_file == "-":
-        raise UsageError("only one of --key-file and --new-key-file can be stdin")
-    with open_target(args.target, writable=True) as store:
+    _one_stdin(args)
+    with open_target(args.target, writable=True, devices=args.devices) as store:
         with read_passphrase(args, args.key_file, "Enter passphrase to be changed: ") as old, \
                 read_passphrase(args, args.new_key_file, "Enter new passphrase: ", verify=True) as new:
             slot = store.handler.change_keyslot(store.area, store.attrs, old, new,
@@ -191,7 +223,7 @@ def cmd_keyslot_change(args: argparse.Namespace) -> int:
 
 
 def cmd_keyslot_list(args: argparse.Namespace) -> int:
-    with open_target(args.target, writable=False) as store:
+    with open_target(args.target, writable=False, devices=args.devices) as store:
         for info in store.handler.list_keyslots(store.area, store.attrs):
             if info.active:
                 details = " ".join(f"{k}={v}" for k, v in info.details.items())
