@@ -67,3 +67,7 @@ class LockError(LvcryptError):
 
 class KeyringError(LvcryptError):
     """The kernel keyring refused an operation, or a keyring/key spelling is malformed."""
+
+
+class KdumpError(LvcryptError):
+    """The kernel's crash_dm_crypt_keys interface is missing or refused, or a kdump limit is exceeded."""

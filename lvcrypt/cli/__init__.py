@@ -43,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "write": "lvcrypt.cli.crypt",
     "mount": "lvcrypt.cli.crypt",
     "umount": "lvcrypt.cli.crypt",
+    "kdump": "lvcrypt.cli.kdump",
     "lvchange": "lvcrypt.cli.activate",
     "vgchange": "lvcrypt.cli.activate",
 }

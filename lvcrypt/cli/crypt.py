@@ -186,7 +186,12 @@ def open_lv(args: argparse.Namespace, writable: bool) -> Iterator["Stack"]:
     with VgTransaction(args.devices, vg_name, exclusive=False) as tx, KeyCache() as keys:
         find_lv(tx.vg, lv_name)
         table = build_lv_table(tx, lv_name)
-        unlock_lv(args, tx, lv_name, keys)
+        if getattr(args, "volume_key_keyring", None):
+            from lvcrypt.cli.activate import unlock_for_activation
+
+            unlock_for_activation(args, tx, lv_name, keys)  # a key from the keyring: no passphrase, no PBKDF
+        else:
+            unlock_lv(args, tx, lv_name, keys)
         with Stack(table, keys, writable=writable) as stack:
             yield stack
 
@@ -382,6 +387,9 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         parser.add_argument("--offset", type=_bytes, default=0, help="start (bytes; k/m/g suffixes)")
         parser.add_argument("--length", type=_bytes, help="how much (default: to the end)")
         add_key_file_option(parser)
+        parser.add_argument("--volume-key-keyring", metavar="%user:DESC",
+                            help="use this keyring key as the volume key (e.g. restored by kdump) instead of a "
+                                 "passphrase")
         parser.set_defaults(func=cmd_read)
     elif name == "write":
         parser = sub.add_parser(name, parents=common, help="write standard input into an LV (encrypting it)")
