@@ -1,12 +1,16 @@
 """The Python API for tools: read and change VG metadata with the same checks as the CLI.
 
-    from lvcrypt.api import MetadataFile
+    from lvcrypt.api import MetadataFile, open_vg
 
-    with MetadataFile.open("vg0.txt") as md:
+    with MetadataFile.open("vg0.txt") as md:          # a metadata file, offline
         for lv in md.crypt_lvs():
             print(lv.name, md.keystore_of(lv).handler)
         md.add_tag("data", "backup")
         md.save()
+
+    with open_vg("vg0", devices="/dev/sdb,/dev/sdc") as vg:   # a VG on disk, under its lock
+        vg.add_tag("data", "backup")
+        vg.commit()                                   # archived, seqno + 1 on every PV
 
 Every change is made on a copy of the model and validated before it
 replaces the current one, so a `MetadataFile` never holds an invalid VG; a
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from lvcrypt.atomic_file import write_atomically
 from lvcrypt.cryptlv import remove_lv_and_keystores
@@ -26,8 +30,11 @@ from lvcrypt.errors import MetadataError
 from lvcrypt.metadata.convert import tree_to_vg, vg_to_tree
 from lvcrypt.metadata.model import CryptSegment, KeystoreSegment, LogicalVolume, VolumeGroup
 from lvcrypt.metadata.parse import parse_bytes
-from lvcrypt.metadata.validate import KEYSTORE_NAME, new_lv_name_problem, validate
+from lvcrypt.metadata.validate import KEYSTORE_NAME, check_lvm2_readable, new_lv_name_problem, validate
 from lvcrypt.metadata.write import write_text
+
+if TYPE_CHECKING:
+    from lvcrypt.store.transaction import VgTransaction
 
 KEYSTORE_ATTRS = ("handler", "cipher", "key_size", "key_hash")
 
@@ -131,6 +138,70 @@ class VolumeGroupEditor:
 
     def text(self) -> str:
         return write_text(vg_to_tree(self.vg))
+
+
+def check_replacement(old: VolumeGroup, new: VolumeGroup, source: str | None = None) -> None:
+    """What an edit of a VG on disk may not change: its name and uuid, and its PVs' identities.
+
+    Those are what the commit writes to and how other tools recognise the
+    disks; changing them by editing text would orphan or corrupt PVs.
+    """
+    if new.name != old.name:
+        raise MetadataError(f"the volume group name cannot change here ({old.name} -> {new.name}): use vgrename",
+                            source)
+    if new.id != old.id:
+        raise MetadataError(f"the uuid of volume group {old.name} cannot change", source, new.raw.line_of("id"))
+    old_pvs = {key: pv.id for key, pv in old.pvs.items()}
+    new_pvs = {key: pv.id for key, pv in new.pvs.items()}
+    for key, pv_id in new_pvs.items():
+        if key in old_pvs and old_pvs[key] != pv_id:
+            raise MetadataError(f"the uuid of physical volume {key} cannot change", source,
+                                new.pvs[key].raw.line_of("id"))
+    if set(old_pvs) != set(new_pvs):
+        raise MetadataError("physical volumes cannot be added or removed by editing metadata: use vgextend or "
+                            "vgreduce", source)
+    check_lvm2_readable(new)
+
+
+class VolumeGroupOnDisk(VolumeGroupEditor):
+    """A VG read from its PVs and held under its exclusive lock until closed; `commit` writes it back."""
+
+    def __init__(self, transaction: "VgTransaction"):
+        super().__init__(copy.deepcopy(transaction.vg), transaction.vg.name)
+        self.transaction = transaction
+
+    def replace(self, vg: VolumeGroup) -> None:
+        """Take a whole new model (an edited text): validated and checked against the VG on disk."""
+        validate(vg, self.source)
+        check_replacement(self.transaction.vg, vg, self.source)
+        self.vg = vg
+
+    def commit(self) -> None:
+        """Archive the current version and write this one as seqno + 1 on all PVs of the VG."""
+        check_replacement(self.transaction.vg, self.vg, self.source)
+        self.vg.seqno = self.transaction.vg.seqno
+        self.vg.header = self.transaction.vg.header
+        self.transaction.loaded.vg = self.vg
+        self.transaction.commit()
+        self.vg = copy.deepcopy(self.transaction.vg)
+
+    def close(self) -> None:
+        self.transaction.__exit__(None, None, None)
+
+    def __enter__(self) -> "VolumeGroupOnDisk":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_vg(name: str, devices: str | None = None) -> VolumeGroupOnDisk:
+    """Lock and read VG `name` from `devices` (comma-separated paths; default: the devices file and udev)."""
+    from lvcrypt.store.transaction import VgTransaction
+
+    transaction = VgTransaction(devices, name)
+    transaction.__enter__()
+    return VolumeGroupOnDisk(transaction)
 
 
 class MetadataFile(VolumeGroupEditor):

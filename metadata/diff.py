@@ -35,16 +35,18 @@ def show(value: Value | None) -> str:
 
 
 def differences(old: Section, new: Section, prefix: str = "", vg_relative: bool = False) -> list[Difference]:
-    """Differences as dotted paths; with `vg_relative`, keys of the one VG section of both
-    texts are named without the VG name, as `metadata get`/`set` name them."""
+    """Differences as dotted paths.
+
+    With `vg_relative`, two texts of the same VG are compared by their VG
+    sections, named without the VG name as `metadata get`/`set` name them; the
+    top-level keys (description, creation_time...) describe the file or the
+    commit that wrote it, not the VG, and are left out.
+    """
     if vg_relative:
         old_vgs = [(k, v) for k, v in old.items() if isinstance(v, Section)]
         new_vgs = [(k, v) for k, v in new.items() if isinstance(v, Section)]
         if len(old_vgs) == 1 and len(new_vgs) == 1 and old_vgs[0][0] == new_vgs[0][0]:
-            name = old_vgs[0][0]
-            top_old = Section((k, v) for k, v in old.items() if k != name)
-            top_new = Section((k, v) for k, v in new.items() if k != name)
-            return differences(top_old, top_new) + differences(old_vgs[0][1], new_vgs[0][1])
+            return differences(old_vgs[0][1], new_vgs[0][1])
     out: list[Difference] = []
     for key, value in old.items():
         path = f"{prefix}{key}"

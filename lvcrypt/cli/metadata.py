@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
+import os
+import shlex
+import subprocess
 import sys
-from typing import Iterator
+import tempfile
+from typing import Callable, Iterator
 
 from lvcrypt.atomic_file import write_atomically
 from lvcrypt.cli import common_options
-from lvcrypt.errors import MetadataError, UsageError
+from lvcrypt.errors import LvcryptError, MetadataError, UsageError
 from lvcrypt.metadata import paths
-from lvcrypt.metadata.convert import tree_to_vg
+from lvcrypt.metadata.convert import tree_to_vg, vg_to_tree
 from lvcrypt.metadata.diff import differences, show
 from lvcrypt.metadata.model import CryptSegment, KeystoreSegment, StripedSegment, VolumeGroup
 from lvcrypt.metadata.parse import parse_bytes
@@ -147,8 +152,23 @@ def _about(source: str) -> Iterator[None]:
         raise (error.at(source) if error.source is None else error) from None
 
 
+def _is_file(target: str) -> bool:
+    """FILE|VG arguments: an existing path is a file, anything else names a volume group."""
+    return os.path.exists(target) or "/" in target
+
+
+def _read_target(target: str, devices: str | None) -> Section:
+    """The metadata tree of a file, or of a VG read from its PVs (under a shared lock)."""
+    if _is_file(target):
+        return read_tree(target)
+    from lvcrypt.store.transaction import VgTransaction
+
+    with VgTransaction(devices, target, exclusive=False) as tx:
+        return vg_to_tree(tx.vg)
+
+
 def cmd_get(args: argparse.Namespace) -> int:
-    tree = read_tree(args.target)
+    tree = _read_target(args.target, args.devices)
     with _about(args.target):
         values = [paths.get(tree, path) for path in args.paths]
     for value in values:
@@ -156,38 +176,109 @@ def cmd_get(args: argparse.Namespace) -> int:
     return 0
 
 
-def _commit_file(path: str, tree: Section) -> None:
-    """Validate the changed tree as a whole, then replace the file; nothing is written otherwise."""
-    validate(tree_to_vg(tree, path), path)
-    write_atomically(path, write_text(tree))
+def _change(args: argparse.Namespace, edit: Callable[[Section], None]) -> None:
+    """Apply `edit` to the tree of a file or a VG; validate the whole result; only then write it."""
+    if _is_file(args.target):
+        tree = read_tree(args.target)
+        with _about(args.target):
+            edit(tree)
+        validate(tree_to_vg(tree, args.target), args.target)
+        write_atomically(args.target, write_text(tree))
+        return
+    from lvcrypt.api import open_vg
+
+    with open_vg(args.target, args.devices) as handle:
+        tree = vg_to_tree(handle.vg)
+        with _about(args.target):
+            edit(tree)
+            handle.replace(tree_to_vg(tree, args.target))
+        handle.commit()
 
 
 def cmd_set(args: argparse.Namespace) -> int:
-    tree = read_tree(args.target)
-    with _about(args.target):
+    def edit(tree: Section) -> None:
         for assignment in args.assignments:
             path, equals, text = assignment.partition("=")
             if not equals:
                 raise UsageError(f"'{assignment}' is not PATH=VALUE")
             paths.set_value(tree, path.strip(), paths.parse_value(text.strip()))
-    _commit_file(args.target, tree)
+    _change(args, edit)
     return 0
 
 
 def cmd_del(args: argparse.Namespace) -> int:
-    tree = read_tree(args.target)
-    with _about(args.target):
+    def edit(tree: Section) -> None:
         for path in args.paths:
             paths.delete(tree, path)
-    _commit_file(args.target, tree)
+    _change(args, edit)
     return 0
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    found = differences(read_tree(args.old), read_tree(args.new), vg_relative=True)
+    found = differences(_read_target(args.old, args.devices), _read_target(args.new, args.devices),
+                        vg_relative=True)
     for difference in found:
         print(difference)
     return 1 if found else 0
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    """$EDITOR on the VG's metadata, under the VG lock: validate, show the diff, confirm, commit."""
+    from lvcrypt.api import open_vg
+    from lvcrypt.metadata.edit_summary import summarise
+
+    with open_vg(args.vg, args.devices) as handle:
+        original = write_text(vg_to_tree(handle.vg))
+        fd, temp = tempfile.mkstemp(prefix=f"lvcrypt-{args.vg}-", suffix=".vg")
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(original)
+            while True:
+                _run_editor(temp)
+                with open(temp, "rb") as f:
+                    edited = f.read()
+                if edited.decode(errors="replace") == original:
+                    print("  No changes: nothing written.")
+                    return 0
+                try:
+                    new_vg = tree_to_vg(parse_bytes(edited, temp), temp)
+                    handle.replace(new_vg)
+                    break
+                except MetadataError as error:
+                    print(f"lvcrypt: {error}", file=sys.stderr)
+                    if not _ask("Edit again (e) or abort (a)?", ("e", "a"), default="a", assume=None) == "e":
+                        raise LvcryptError("edit aborted: nothing written") from None
+            sys.stdout.writelines(difflib.unified_diff(original.splitlines(True), edited.decode().splitlines(True),
+                                                       f"{args.vg} (seqno {handle.transaction.vg.seqno})",
+                                                       f"{args.vg} (edited)"))
+            for line in summarise(handle.transaction.vg, handle.vg):
+                print(f"  {line}")
+            if not args.yes and _ask("Commit these changes?", ("y", "n"), default="n", assume=None) != "y":
+                raise LvcryptError("edit aborted: nothing written")
+            handle.commit()
+            print(f"  Volume group \"{args.vg}\" metadata committed (seqno {handle.vg.seqno}).")
+        finally:
+            os.unlink(temp)
+    return 0
+
+
+def _run_editor(path: str) -> None:
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    try:
+        status = subprocess.call(shlex.split(editor) + [path])
+    except OSError as error:
+        raise LvcryptError(f"cannot run editor '{editor}': {error.strerror}") from None
+    if status != 0:
+        raise LvcryptError(f"editor '{editor}' exited with status {status}: nothing written")
+
+
+def _ask(question: str, answers: tuple[str, ...], default: str, assume: str | None) -> str:
+    """A one-letter answer from the terminal; without a terminal the (safe) default."""
+    if not sys.stdin.isatty():
+        return default
+    reply = input(f"{question} [{'/'.join(answers)}] ").strip().lower()[:1]
+    return reply if reply in answers else default
 
 
 def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
@@ -217,25 +308,34 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
     show.set_defaults(func=cmd_show)
 
     get = actions.add_parser("get", parents=common, help="print values by dotted path (logical_volumes.lv0.tags)")
-    get.add_argument("target", metavar="FILE")
+    get.add_argument("target", metavar="FILE|VG")
     get.add_argument("paths", nargs="+", metavar="PATH")
     get.add_argument("--json", action="store_true", help="print each value as JSON")
     get.set_defaults(func=cmd_get)
 
     set_ = actions.add_parser("set", parents=common, help="change values; the result must validate",
                               description="Values use the metadata syntax: \"text\", 12, [\"a\", 1]; "
-                                          "a bare word is a string. The file is replaced atomically.")
-    set_.add_argument("target", metavar="FILE")
+                                          "a bare word is a string. A file is replaced atomically; a VG is "
+                                          "committed under its lock (archived, seqno + 1).")
+    set_.add_argument("target", metavar="FILE|VG")
     set_.add_argument("assignments", nargs="+", metavar="PATH=VALUE")
     set_.set_defaults(func=cmd_set)
 
     delete = actions.add_parser("del", parents=common, help="remove keys or sections; the result must validate")
-    delete.add_argument("target", metavar="FILE")
+    delete.add_argument("target", metavar="FILE|VG")
     delete.add_argument("paths", nargs="+", metavar="PATH")
     delete.set_defaults(func=cmd_del)
 
     diff = actions.add_parser("diff", parents=common, help="semantic differences (order and comments ignored); "
                                                             "exit 1 when there are some")
-    diff.add_argument("old", metavar="A")
-    diff.add_argument("new", metavar="B")
+    diff.add_argument("old", metavar="A", help="a metadata file or a VG")
+    diff.add_argument("new", metavar="B", help="a metadata file or a VG")
     diff.set_defaults(func=cmd_diff)
+
+    edit = actions.add_parser("edit", parents=common, help="edit a VG's metadata with $EDITOR and commit it",
+                              description="Opens $VISUAL or $EDITOR (else vi) on the VG's metadata under the VG "
+                                          "lock; on save validates, shows the diff and a summary, asks, archives "
+                                          "the old version and commits the new one as seqno + 1 on all PVs.")
+    edit.add_argument("vg", metavar="VG")
+    edit.add_argument("-y", "--yes", action="store_true", help="commit without asking")
+    edit.set_defaults(func=cmd_edit)
