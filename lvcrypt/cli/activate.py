@@ -166,9 +166,9 @@ def cmd_lvchange(args: argparse.Namespace) -> int:
         raise UsageError("lvchange: --refresh reloads an active LV; it does not go with -an")
     if args.refresh:
         args.activate = "y"
+    targets = [split_lv(item) for item in args.lvs]
     _require_dm()
-    for item in args.lvs:
-        vg_name, lv_name = split_lv(item)
+    for vg_name, lv_name in targets:
         with VgTransaction(args.devices, vg_name, exclusive=False) as tx, KeyCache() as keys:
             change_lv(args, tx, lv_name, keys)
     return 0
