@@ -49,7 +49,7 @@ def reference(spec: str, key: bytes, data: bytes, sector_size: int, sector: int,
 
 
 @settings(max_examples=60, deadline=None)
-@given(spec=st.sampled_from(SPECS), sector_size=st.sampled_from([512, 4096]), long_key=st.booleans(),
+@given(spec=st.sampled_from(SPECS), sector_size=st.sampled_from([512, 1024, 2048, 4096]), long_key=st.booleans(),
        count=st.integers(1, 40), start=st.one_of(st.integers(0, 2**20), st.integers(2**32 - 64, 2**32 + 64),
                                                  st.integers(2**63, 2**64 - 2**20)),
        batch_sectors=st.integers(1, 9), in_place=st.booleans(), seed=st.binary(min_size=8, max_size=8))
