@@ -233,6 +233,9 @@ def test_dump_matches_luksdump(tmp_path: Path) -> None:
     unbound = key_file(tmp_path / "unbound", b"unbound key")
     cryptsetup("luksAddKey", "-q", "--unbound", "--key-size", "256", *FAST, "--key-file", str(passphrase),
                str(img), str(unbound))
+    before = img.read_bytes()[:32768]
+    rewrite_both_copies(img)
+    assert img.read_bytes()[:32768] == before, "token 3 was added before token 0 and must stay first"
     with FileArea(img, writable=False) as area:
         assert HANDLER.dump(area, ATTRS) == cryptsetup("luksDump", str(img)).stdout
         with Secret(unbound.read_bytes()) as secret, pytest.raises(HandlerError, match="unbound keyslot"):
@@ -320,6 +323,9 @@ def test_interrupted_reencryption_is_read_but_not_unlocked(tmp_path: Path) -> No
     passphrase = key_file(tmp_path / "k", b"half way")
     cryptsetup("reencrypt", "--encrypt", "--init-only", "--type", "luks2", "--reduce-device-size", "16M", *FAST,
                "--key-file", str(passphrase), "-q", str(img))
+    before_bytes = img.read_bytes()[:32768]
+    rewrite_both_copies(img)
+    assert img.read_bytes()[:32768] == before_bytes, "reencrypt keyslot fields must keep cryptsetup's order"
     with FileArea(img) as area:
         assert HANDLER.dump(area, ATTRS) == cryptsetup("luksDump", str(img)).stdout
         with Secret(passphrase.read_bytes()) as secret, pytest.raises(HandlerError, match="online-reencrypt-v2"):

@@ -273,7 +273,7 @@ class Luks2Handler(KeyHandler):
         offset = keyslots.find_gap(metadata, keyslots.area_length(len(volume_key)))
         metadata.keyslots[number] = keyslots.store_keyslot(area, metadata, volume_key, passphrase, pbkdf,
                                                            segment.encryption or DEFAULT_CIPHER, offset)
-        digest.keyslots = sorted(digest.keyslots + [number])
+        digest.keyslots.append(number)
         disk.commit(area, loaded, metadata)
         return number
 

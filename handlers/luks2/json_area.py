@@ -132,7 +132,42 @@ def _rest(value: Json, known: tuple[str, ...]) -> Json:
 
 
 @dataclass
-class AfSpec:
+class _Ordered:
+    """A JSON object that remembers the key order it was read with.
+
+    json-c keeps insertion order, so cryptsetup's headers list keys in the
+    order they were added (token 3 before token 0, a reencrypt keyslot with
+    `area` first); writing them back in that order makes an unchanged header
+    byte-identical and keeps diffs of changed ones small.
+    """
+
+    order: tuple[str, ...] = field(default=(), kw_only=True, repr=False, compare=False)
+
+    @classmethod
+    def parse(cls, value: Json, where: _Where) -> Any:
+        parsed = cls._parse(value, where)
+        parsed.order = tuple(value)
+        return parsed
+
+    @classmethod
+    def _parse(cls, value: Json, where: _Where) -> Any:
+        raise NotImplementedError
+
+    def to_json(self) -> Json:
+        return _in_order(self._json(), self.order)
+
+    def _json(self) -> Json:
+        raise NotImplementedError
+
+
+def _in_order(value: Json, order: tuple[str, ...]) -> Json:
+    ordered = {key: value[key] for key in order if key in value}
+    ordered.update(value)
+    return ordered
+
+
+@dataclass
+class AfSpec(_Ordered):
     type: str = "luks1"
     stripes: int = 4000
     hash: str = "sha256"
@@ -141,7 +176,7 @@ class AfSpec:
     KNOWN = ("type", "stripes", "hash")
 
     @classmethod
-    def parse(cls, value: Json, where: _Where) -> "AfSpec":
+    def _parse(cls, value: Json, where: _Where) -> "AfSpec":
         spec = cls(where.string(value, "type"), 0, "", _rest(value, cls.KNOWN))
         if spec.type != "luks1":
             raise where.fail(f"unsupported anti-forensic splitter {spec.type!r}")
@@ -151,12 +186,12 @@ class AfSpec:
             raise where.fail(f"anti-forensic stripes must be 4000, not {spec.stripes}")
         return spec
 
-    def to_json(self) -> Json:
+    def _json(self) -> Json:
         return {"type": self.type, "stripes": self.stripes, "hash": self.hash, **self.extra}
 
 
 @dataclass
-class AreaSpec:
+class AreaSpec(_Ordered):
     """Where a keyslot's encrypted material lives, relative to the header start."""
 
     type: str
@@ -169,7 +204,7 @@ class AreaSpec:
     KNOWN = ("type", "offset", "size", "encryption", "key_size")
 
     @classmethod
-    def parse(cls, value: Json, where: _Where) -> "AreaSpec":
+    def _parse(cls, value: Json, where: _Where) -> "AreaSpec":
         area = cls(where.string(value, "type"), where.uint64(value, "offset"), where.uint64(value, "size"),
                    extra=_rest(value, cls.KNOWN))
         if area.type == "raw":
@@ -181,7 +216,7 @@ class AreaSpec:
             area.extra = _rest(value, ("type", "offset", "size"))
         return area
 
-    def to_json(self) -> Json:
+    def _json(self) -> Json:
         value: Json = {"type": self.type, "offset": str(self.offset), "size": str(self.size)}
         if self.encryption is not None:
             value["encryption"] = self.encryption
@@ -192,7 +227,7 @@ class AreaSpec:
 
 
 @dataclass
-class KdfSpec:
+class KdfSpec(_Ordered):
     """A keyslot's PBKDF: PBKDF2 (`hash`, `iterations`) or Argon2 (`time`, `memory`, `cpus`)."""
 
     type: str
@@ -207,7 +242,7 @@ class KdfSpec:
     KNOWN = ("type", "hash", "iterations", "time", "memory", "cpus", "salt")
 
     @classmethod
-    def parse(cls, value: Json, where: _Where) -> "KdfSpec":
+    def _parse(cls, value: Json, where: _Where) -> "KdfSpec":
         kind = where.string(value, "type")
         kdf = cls(kind, where.blob(value, "salt"), extra=_rest(value, cls.KNOWN))
         if kind == "pbkdf2":
@@ -229,7 +264,7 @@ class KdfSpec:
             raise where.fail("kdf salt is empty")
         return kdf
 
-    def to_json(self) -> Json:
+    def _json(self) -> Json:
         value: Json = {"type": self.type}
         if self.type == "pbkdf2":
             value.update(hash=self.hash, iterations=self.iterations)
@@ -241,7 +276,7 @@ class KdfSpec:
 
 
 @dataclass
-class Keyslot:
+class Keyslot(_Ordered):
     """A keyslot; for types other than `luks2` only `type`, `key_size` and `area` are interpreted."""
 
     type: str
@@ -255,7 +290,7 @@ class Keyslot:
     KNOWN = ("type", "key_size", "af", "area", "kdf", "priority")
 
     @classmethod
-    def parse(cls, value: Json, where: _Where) -> "Keyslot":
+    def _parse(cls, value: Json, where: _Where) -> "Keyslot":
         kind = where.string(value, "type")
         slot = cls(kind, where.integer(value, "key_size"), AreaSpec.parse(where.obj(value, "area"), where))
         if kind != "luks2":
@@ -276,7 +311,7 @@ class Keyslot:
             raise where.fail("area is smaller than the anti-forensic material")
         return slot
 
-    def to_json(self) -> Json:
+    def _json(self) -> Json:
         value: Json = {"type": self.type, "key_size": self.key_size}
         if self.af is not None:
             value["af"] = self.af.to_json()
@@ -295,7 +330,7 @@ def material_size(key_size: int, stripes: int) -> int:
 
 
 @dataclass
-class Segment:
+class Segment(_Ordered):
     """A data segment; `size` None means "dynamic" (to the end of the device)."""
 
     type: str
@@ -310,7 +345,7 @@ class Segment:
     KNOWN = ("type", "offset", "size", "iv_tweak", "encryption", "sector_size", "flags")
 
     @classmethod
-    def parse(cls, value: Json, where: _Where) -> "Segment":
+    def _parse(cls, value: Json, where: _Where) -> "Segment":
         kind = where.string(value, "type")
         offset = where.uint64(value, "offset")
         size_text = where.string(value, "size")
@@ -335,7 +370,7 @@ class Segment:
             raise where.fail("segments with integrity protection are not supported")
         return segment
 
-    def to_json(self) -> Json:
+    def _json(self) -> Json:
         value: Json = {"type": self.type, "offset": str(self.offset),
                        "size": "dynamic" if self.size is None else str(self.size)}
         if self.type == "crypt":
@@ -347,7 +382,7 @@ class Segment:
 
 
 @dataclass
-class Digest:
+class Digest(_Ordered):
     """A volume-key digest binding keyslots to segments (type `pbkdf2`)."""
 
     type: str
@@ -362,7 +397,7 @@ class Digest:
     KNOWN = ("type", "keyslots", "segments", "hash", "iterations", "salt", "digest")
 
     @classmethod
-    def parse(cls, value: Json, where: _Where) -> "Digest":
+    def _parse(cls, value: Json, where: _Where) -> "Digest":
         kind = where.string(value, "type")
         digest = cls(kind, where.numbers(value, "keyslots"), where.numbers(value, "segments"))
         if kind != "pbkdf2":
@@ -377,7 +412,7 @@ class Digest:
             raise where.fail("digest iterations, salt and value must be non-empty")
         return digest
 
-    def to_json(self) -> Json:
+    def _json(self) -> Json:
         value: Json = {"type": self.type, "keyslots": [str(n) for n in self.keyslots],
                        "segments": [str(n) for n in self.segments]}
         if self.type == "pbkdf2":
@@ -388,7 +423,7 @@ class Digest:
 
 
 @dataclass
-class Token:
+class Token(_Ordered):
     """A token; `key_description` is the kernel-keyring key of a `luks2-keyring` token."""
 
     type: str
@@ -399,7 +434,7 @@ class Token:
     KNOWN = ("type", "keyslots", "key_description")
 
     @classmethod
-    def parse(cls, value: Json, where: _Where) -> "Token":
+    def _parse(cls, value: Json, where: _Where) -> "Token":
         kind = where.string(value, "type")
         token = cls(kind, where.numbers(value, "keyslots"))
         if kind == "luks2-keyring":
@@ -409,7 +444,7 @@ class Token:
             token.extra = _rest(value, ("type", "keyslots"))
         return token
 
-    def to_json(self) -> Json:
+    def _json(self) -> Json:
         value: Json = {"type": self.type, "keyslots": [str(n) for n in self.keyslots]}
         if self.key_description is not None:
             value["key_description"] = self.key_description
@@ -418,7 +453,7 @@ class Token:
 
 
 @dataclass
-class Config:
+class Config(_Ordered):
     json_size: int
     keyslots_size: int
     flags: list[str] | None = None
@@ -428,7 +463,7 @@ class Config:
     KNOWN = ("json_size", "keyslots_size", "flags", "requirements")
 
     @classmethod
-    def parse(cls, value: Json, where: _Where) -> "Config":
+    def _parse(cls, value: Json, where: _Where) -> "Config":
         config = cls(where.uint64(value, "json_size"), where.uint64(value, "keyslots_size"),
                      flags=where.strings(value, "flags"), extra=_rest(value, cls.KNOWN))
         if "requirements" in value:
@@ -452,7 +487,7 @@ class Config:
         """First byte after the keyslots area (relative to the header start)."""
         return 2 * self.metadata_size + self.keyslots_size
 
-    def to_json(self) -> Json:
+    def _json(self) -> Json:
         value: Json = {"json_size": str(self.json_size), "keyslots_size": str(self.keyslots_size)}
         if self.flags is not None:
             value["flags"] = list(self.flags)
@@ -475,14 +510,16 @@ class Metadata:
     digests: dict[int, Digest] = field(default_factory=dict)
     tokens: dict[int, Token] = field(default_factory=dict)
     extra: Json = field(default_factory=dict)
+    order: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def to_json(self) -> Json:
+        """Sections and numbered entries in the order read, new entries last (as json-c appends them)."""
         def numbered(items: dict[int, Any]) -> Json:
-            return {str(key): items[key].to_json() for key in sorted(items)}
+            return {str(key): item.to_json() for key, item in items.items()}
 
-        return {"keyslots": numbered(self.keyslots), "tokens": numbered(self.tokens),
-                "segments": numbered(self.segments), "digests": numbered(self.digests),
-                "config": self.config.to_json(), **self.extra}
+        return _in_order({"keyslots": numbered(self.keyslots), "tokens": numbered(self.tokens),
+                          "segments": numbered(self.segments), "digests": numbered(self.digests),
+                          "config": self.config.to_json(), **self.extra}, self.order)
 
     def digest_of_keyslot(self, slot: int) -> tuple[int, Digest] | None:
         for number, digest in self.digests.items():
@@ -529,7 +566,7 @@ def parse(document: Any) -> Metadata:
     if not isinstance(document, dict):
         raise FormatError("LUKS2 JSON area does not hold an object")
     config = Config.parse(_Where("config").obj(document, "config"), _Where("config"))
-    metadata = Metadata(config, extra=_rest(document, SECTIONS))
+    metadata = Metadata(config, extra=_rest(document, SECTIONS), order=tuple(document))
     for number, value in _section(document, "keyslots", MAX_KEYSLOTS).items():
         metadata.keyslots[number] = Keyslot.parse(value, _Where(f"keyslot {number}"))
     for number, value in _section(document, "segments", None).items():
