@@ -8,8 +8,6 @@ legitimate-looking count of billions that cryptsetup would also grind through.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
