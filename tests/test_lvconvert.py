@@ -316,3 +316,131 @@ def test_import_keyslot_export_round_trip(pair: Pair, case: Case,
 
 def lvm2_lists_before(vg: VolumeGroup) -> list[str]:
     return [name if lv.visible else f"[{name}]" for name, lv in vg.lvs.items()]
+
+
+# --- refusals: one line, exit 5 (3 for bad arguments), nothing written ------------------------------------
+
+
+def lvconvert(pair: Pair, *args: str) -> subprocess.CompletedProcess[str]:
+    return pair.lvc("lvconvert", *args, check=False)
+
+
+def assert_refused(pair: Pair, result: subprocess.CompletedProcess[str], text: str, status: int = 5) -> None:
+    assert result.returncode == status, (result.stdout, result.stderr)
+    assert text in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+
+
+def luks2_header_in(pair: Pair, devices: Devices, *format_args: str) -> bytes:
+    """A cryptsetup LUKS2 volume over the whole of LV `old` (no data written): the LV's new bytes."""
+    vg = lvm2_layout(pair, VG)
+    image = pair.tmp / "refuse.img"
+    image.write_bytes(bytes(vg.lvs["old"].extent_count * vg.extent_bytes))
+    cryptsetup("luksFormat", "--type", "luks2", *FAST["pbkdf2"], "-q", "--key-file", str(pair.tmp / "pass"),
+               *format_args, str(image))
+    write_lv_bytes(vg, "old", devices, image.read_bytes())
+    return image.read_bytes()
+
+
+def corrupt_json(data: bytes, *copies: int) -> bytes:
+    """Flip one byte of the JSON area of the LUKS2 copies at these offsets (their checksums then fail)."""
+    out = bytearray(data)
+    for copy in copies:
+        out[copy + 4096 + 2] ^= 0x20
+    return bytes(out)
+
+
+def test_import_refusals_change_nothing(pair: Pair) -> None:
+    make_lv(pair, "single")
+    devices = Devices(pair)
+    vg = lvm2_layout(pair, VG)
+    start = seqno(pair)
+
+    def refused(text: str, *args: str, status: int = 5) -> None:
+        before = read_lv_bytes(vg, "old", devices)
+        assert_refused(pair, lvconvert(pair, *args), text, status)
+        assert read_lv_bytes(vg, "old", devices) == before
+        assert seqno(pair) == start
+
+    write_lv_bytes(vg, "old", devices, os.urandom(16 * MIB))
+    refused("no LUKS header", "--type", "crypt", f"{VG}/old")
+
+    good = luks2_header_in(pair, devices, "--offset", "8192")
+    write_lv_bytes(vg, "old", devices, corrupt_json(good, 0, 16384))
+    refused("damaged LUKS2 header", "--type", "crypt", f"{VG}/old")
+
+    detached = pair.tmp / "detached.hdr"
+    detached.write_bytes(bytes(16 * MIB))
+    cryptsetup("luksFormat", "--type", "luks2", *FAST["pbkdf2"], "-q", "--key-file", str(pair.tmp / "pass"),
+               "--header", str(detached), str(pair.tmp / "refuse.img"))
+    write_lv_bytes(vg, "old", devices, detached.read_bytes())
+    refused("detached", "--type", "crypt", f"{VG}/old")
+
+    write_lv_bytes(vg, "old", devices, good)
+    refused("not LUKS1", "--type", "crypt", "--handler", "luks1", f"{VG}/old")
+    refused("no key available", "--type", "crypt", "--verify", "--key-file", str(pair.tmp / "wrong"), f"{VG}/old")
+    refused("must be cryptostoreN", "--type", "crypt", "--keystore", "keys", f"{VG}/old", status=3)
+    refused("not a crypt LV", "--type", "linear", f"{VG}/old")
+    refused("no --handler", "--type", "linear", "--verify", f"{VG}/old", status=3)
+
+    pair.lvc("lvcreate", "--encrypt", *LVCRYPT_FAST, "--key-file", str(pair.tmp / "pass"), "-L", "4M", "-n",
+             "made", VG)
+    start = seqno(pair)
+    refused("already taken", "--type", "crypt", "--keystore", "cryptostore0", f"{VG}/old")
+    refused("already a crypt LV", "--type", "crypt", f"{VG}/made")
+    refused("detached header", "--type", "linear", f"{VG}/made")
+    refused("hidden LV", "--type", "crypt", f"{VG}/cryptostore0")
+
+
+def test_export_refuses_shared_keystores_and_headerless_handlers(pair: Pair) -> None:
+    make_lv(pair, "single")
+    devices = Devices(pair)
+    luks2_header_in(pair, devices, "--offset", "8192")
+    pair.lvc("lvconvert", "--type", "crypt", f"{VG}/old")
+    pair.lvc("lvcreate", "--encrypt", "--keystore", "cryptostore0", "-L", "4M", "-n", "sharer", VG)
+    (pair.tmp / "plain.key").write_bytes(os.urandom(32))
+    pair.lvc("lvcreate", "--encrypt", "--handler", "plain", "--key-file", str(pair.tmp / "plain.key"), "-L", "4M",
+             "-n", "plainlv", VG)
+    start = seqno(pair)
+    assert_refused(pair, lvconvert(pair, "--type", "linear", f"{VG}/old"), "shared with sharer")
+    assert_refused(pair, lvconvert(pair, "--type", "linear", f"{VG}/plainlv"), "keeps no on-disk header")
+    assert seqno(pair) == start
+    assert set(lvm2_lists(pair, VG)) == {"old", "sharer", "plainlv", "[cryptostore0]", "[cryptostore1]"}
+    pair.lvc("lvremove", "-y", f"{VG}/sharer")
+    pair.lvc("lvconvert", "--type", "linear", f"{VG}/old")
+    vg = lvm2_layout(pair, VG)
+    image = pair.tmp / "back.img"
+    image.write_bytes(read_lv_bytes(vg, "old", devices))
+    assert opens_with(image, pair.tmp / "pass")
+
+
+def test_one_damaged_luks2_copy_imports_with_a_warning(pair: Pair,
+                                                       lvc_bytes: Callable[..., subprocess.CompletedProcess[bytes]]
+                                                       ) -> None:
+    make_lv(pair, "single")
+    devices = Devices(pair)
+    good = luks2_header_in(pair, devices, "--offset", "8192")
+    vg = lvm2_layout(pair, VG)
+    write_lv_bytes(vg, "old", devices, corrupt_json(good, 0))
+    result = pair.lvc("lvconvert", "--type", "crypt", f"{VG}/old")
+    assert "warning" in result.stderr and "repair" in result.stderr, result.stderr
+    read = lvc_bytes("read", "--key-file", str(pair.tmp / "pass"), "--length", "4096", f"{VG}/old")
+    assert read.returncode == 0 and len(read.stdout) == 4096, read.stderr
+
+
+def test_mounted_lv_is_not_converted(pair: Pair) -> None:
+    if not os.path.exists("/dev/fuse"):
+        pytest.skip("no /dev/fuse here")
+    make_lv(pair, "single")
+    devices = Devices(pair)
+    luks2_header_in(pair, devices, "--offset", "8192")
+    mountpoint = pair.tmp / "mnt"
+    mountpoint.mkdir()
+    pair.lvc("mount", "--read-only", f"{VG}/old", str(mountpoint))
+    try:
+        start = seqno(pair)
+        assert_refused(pair, lvconvert(pair, "--type", "crypt", f"{VG}/old"), "mounted with lvcrypt mount")
+        assert seqno(pair) == start
+    finally:
+        pair.lvc("umount", str(mountpoint), check=False)
+    pair.lvc("lvconvert", "--type", "crypt", f"{VG}/old")
