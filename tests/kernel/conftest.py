@@ -86,7 +86,7 @@ def _guest_verdicts(session: pytest.Session) -> dict[str, Verdict]:
 def _run_in_guest(wanted: list[str]) -> dict[str, Verdict]:
     env = os.environ
     try:
-        with Guest(boot_timeout=float(env.get("LVCRYPT_KERNEL_BOOT_TIMEOUT", "120")),
+        with Guest(boot_timeout=float(env.get("LVCRYPT_KERNEL_BOOT_TIMEOUT", "180")),
                    total_timeout=float(env.get("LVCRYPT_KERNEL_TIMEOUT", "900")),
                    cpus=int(env.get("LVCRYPT_KERNEL_CPUS", "1"))) as guest:
             (guest.xfer / "select.json").write_text(json.dumps(wanted))

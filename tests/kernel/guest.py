@@ -184,10 +184,8 @@ def _stage1_script(module_names: Sequence[str]) -> str:
     lines = [
         f"#!{bb} sh",
         f"fail() {{ echo \"lvcrypt-guest: $*\"; {bb} poweroff -f; }}",
-        f"{bb} mount -t proc proc /proc",
         *(f"{bb} insmod /modules/{name} || fail insmod {name}" for name in module_names),
         f"{bb} mount -t 9p -o ro,cache=loose,{NINEP_OPTIONS} hostroot /newroot || fail mount host root",
-        f"{bb} umount /proc",
         f"{bb} mount -t tmpfs -o mode=0755 run /newroot/run || fail mount /run",
         f"{bb} mkdir -p /newroot{GUEST_XFER}",
         f"{bb} mount -t 9p -o {NINEP_OPTIONS} xfer /newroot{GUEST_XFER} || fail mount xfer",
@@ -254,6 +252,14 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def _read_status(path: Path) -> int | None:
+    """The command's exit status as the guest wrote it; None if it wrote none (or was cut off)."""
+    try:
+        return int(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
 def _tail(path: Path, lines: int = 25) -> str:
     if not path.exists():
         return ""
@@ -264,7 +270,7 @@ def _tail(path: Path, lines: int = 25) -> str:
 class Guest:
     """One QEMU boot in a private temporary directory, removed on exit (also on failure)."""
 
-    boot_timeout: float = 120.0
+    boot_timeout: float = 180.0
     total_timeout: float = 900.0
     cpus: int = 1
     workdir: Path = field(init=False)
@@ -324,20 +330,20 @@ class Guest:
                      "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
         (self.xfer / "stage2.sh").write_text(stage2_script(argv, guest_env, cwd))
         start = time.monotonic()
-        process = subprocess.Popen(self.qemu_argv(initramfs, console), stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                   preexec_fn=_die_with_parent)
+        qemu_log = self.workdir / "qemu.log"
+        with open(qemu_log, "wb") as log:
+            process = subprocess.Popen(self.qemu_argv(initramfs, console), stdin=subprocess.DEVNULL,
+                                       stdout=log, stderr=log, preexec_fn=_die_with_parent)
         try:
             problem = self._wait(process, start)
         finally:
             if process.poll() is None:
                 process.kill()
-            _, stderr = process.communicate()
-        status_file = self.xfer / "status"
-        status = int(status_file.read_text()) if status_file.exists() else None
+            process.wait()
+        status = _read_status(self.xfer / "status")
         if problem is None and status is None:
-            problem = f"the guest stopped before the command finished (QEMU exit {process.returncode}" \
-                      f"{': ' + stderr.decode(errors='replace').strip() if stderr.strip() else ''})"
+            problem = f"the guest stopped before the command finished (QEMU exit {process.returncode})" \
+                      f"\n{_tail(qemu_log)}"
         return GuestResult(started=(self.xfer / "started").exists(), status=status, problem=problem,
                            console_tail=_tail(console), seconds=time.monotonic() - start)
 
