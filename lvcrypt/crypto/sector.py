@@ -30,6 +30,7 @@ from lvcrypt.crypto.gf128 import U64, TweakExpander
 from lvcrypt.crypto.spec import CipherSpec, parse_cipher_spec
 from lvcrypt.errors import HandlerError
 
+Buffer = bytes | bytearray | memoryview
 SECTOR_SIZES = (512, 1024, 2048, 4096)
 BLOCK = 16
 DEFAULT_BATCH_BYTES = 256 << 10  # keeps a batch's work arrays in L2
@@ -77,27 +78,27 @@ class SectorCipher:
         finally:
             salt[:] = bytes(len(salt))
 
-    def encrypt(self, data: bytes | bytearray | memoryview, sector: int) -> bytearray:
+    def encrypt(self, data: Buffer, sector: int) -> bytearray:
         """Ciphertext of whole sectors `data` starting at dm-crypt sector `sector`."""
         out = bytearray(len(data))
         self.encrypt_into(data, out, sector)
         return out
 
-    def decrypt(self, data: bytes | bytearray | memoryview, sector: int) -> bytearray:
+    def decrypt(self, data: Buffer, sector: int) -> bytearray:
         """Plaintext of whole sectors `data` starting at dm-crypt sector `sector`."""
         out = bytearray(len(data))
         self.decrypt_into(data, out, sector)
         return out
 
-    def encrypt_into(self, src: bytes | bytearray | memoryview, dst: bytearray | memoryview, sector: int) -> None:
+    def encrypt_into(self, src: Buffer, dst: bytearray | memoryview, sector: int) -> None:
         """Encrypt `src` into `dst` (same length; may be the same buffer)."""
         self._run(src, dst, sector, self._encrypt_batch)
 
-    def decrypt_into(self, src: bytes | bytearray | memoryview, dst: bytearray | memoryview, sector: int) -> None:
+    def decrypt_into(self, src: Buffer, dst: bytearray | memoryview, sector: int) -> None:
         """Decrypt `src` into `dst` (same length; may be the same buffer)."""
         self._run(src, dst, sector, self._decrypt_batch)
 
-    def _run(self, src, dst, sector: int, batch: Callable[..., None]) -> None:
+    def _run(self, src: Buffer, dst: Buffer, sector: int, batch: Callable[..., None]) -> None:
         length = memoryview(src).nbytes
         if length % self.sector_size:
             raise ValueError(f"{length} bytes is not a whole number of {self.sector_size}-byte sectors")
