@@ -185,3 +185,30 @@ def test_process_without_its_own_session_keyring_joins_one() -> None:
     result = subprocess.run(["keyctl", "session", f"_uid_ses.{os.getuid()}", sys.executable, "-c", program],
                             capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "True", "True", "True"]
+
+
+def proc_keys_timeout(serial: int) -> str:
+    """The timeout column of /proc/keys ("perm" for none): how the kernel itself shows expiry."""
+    with open("/proc/keys") as f:
+        for line in f:
+            fields = line.split()
+            if int(fields[0], 16) == serial:
+                return fields[3]
+    raise AssertionError(f"key {serial} is not in /proc/keys")
+
+
+def test_timeout_and_clear_are_what_the_kernel_shows(made: list[int]) -> None:
+    desc = description()
+    serial = serial_of(keyctl("padd", "user", desc, "@s", input=PAYLOAD))
+    made.append(serial)
+    assert proc_keys_timeout(serial) == "perm"
+    keyring.set_timeout(serial, 600)
+    assert proc_keys_timeout(serial) != "perm"
+
+    ring = serial_of(keyctl("newring", f"lvcrypt-ring-{uuid.uuid4().hex}", "@s"))
+    made.append(ring)
+    for _ in range(3):
+        made.append(serial_of(keyctl("padd", "user", description(), str(ring), input=PAYLOAD)))
+    assert len(keyctl("rlist", str(ring)).stdout.split()) == 3
+    keyring.clear(ring)
+    assert keyctl("rlist", str(ring)).stdout.split() == []
