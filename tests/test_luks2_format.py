@@ -153,6 +153,7 @@ def test_thirty_two_keyslots(tmp_path: Path) -> None:
     (KeystoreAttrs("luks2"), FormatOptions(pbkdf=PbkdfRequest("scrypt")), "PBKDF"),
     (KeystoreAttrs("luks2"), FormatOptions(pbkdf=REQUEST, extra={"metadata_size": 12288}), "metadata size"),
     (KeystoreAttrs("luks2"), FormatOptions(pbkdf=REQUEST, label="x" * 48), "label"),
+    (KeystoreAttrs("luks2"), FormatOptions(pbkdf=REQUEST, uuid="not-a-uuid"), "invalid UUID"),
     (KeystoreAttrs("luks2"), FormatOptions(pbkdf=REQUEST, data_offset=8), "keyslots area"),
 ])
 def test_bad_format_requests_write_nothing(attrs: KeystoreAttrs, options: FormatOptions, problem: str) -> None:
@@ -250,14 +251,17 @@ def test_detached_header_opens_with_cryptsetup_header_option(tmp_path: Path) -> 
     header = image(tmp_path / "header.img", 16)
     data = image(tmp_path / "data.img", 1)
     passphrase = key_file(tmp_path / "k", b"detached")
-    options = FormatOptions(pbkdf=REQUEST, data_offset=0, sector_size=4096)
+    options = FormatOptions(pbkdf=REQUEST, data_offset=0, sector_size=4096, label="vg0/keys",
+                            uuid="0B5E0F5A-1C2D-4E3F-8A9B-0C1D2E3F4A5B", extra={"subsystem": "lvcrypt"})
     with FileArea(header) as area, Secret(passphrase.read_bytes()) as secret:
         assert HANDLER.area_size(KeystoreAttrs("luks2"), options) == 16 << 20
         with HANDLER.format(area, KeystoreAttrs("luks2"), secret, options) as key:
             expected = bytes(key.buffer)
         mapping = HANDLER.data_mapping(area, ATTRS)
     assert (mapping.data_offset, mapping.sector_size) == (0, 4096)
-    assert "offset: 0 [bytes]" in cryptsetup("luksDump", str(header)).stdout
+    dump = cryptsetup("luksDump", str(header)).stdout
+    assert "offset: 0 [bytes]" in dump and "Label:         \tvg0/keys" in dump
+    assert "UUID:          \t0b5e0f5a-1c2d-4e3f-8a9b-0c1d2e3f4a5b" in dump and "Subsystem:     \tlvcrypt" in dump
     assert cryptsetup("open", "--test-passphrase", "--header", str(header), "--key-file", str(passphrase),
                       str(data), check=False).returncode == 0
     assert dumped_volume_key(header, passphrase) == expected

@@ -75,6 +75,16 @@ class Layout:
         return layout
 
 
+def _checked_uuid(text: str | None) -> str:
+    """cryptsetup only takes UUIDs in the canonical form (it compares and prints them as such)."""
+    if text is None:
+        return str(uuid_module.uuid4())
+    try:
+        return str(uuid_module.UUID(text))
+    except ValueError:
+        raise HandlerError(f"invalid UUID {text[:40]!r}") from None
+
+
 def _random_key(length: int) -> Secret:
     """A new volume key read straight into locked memory (os.urandom would leave an immutable copy)."""
     key = Secret(length)
@@ -229,8 +239,9 @@ class Luks2Handler(KeyHandler):
             raise HandlerError(f"keystore area of {area.size} bytes is smaller than the {layout.keyslots_end} "
                                "bytes of LUKS2 header and keyslots")
         slot_number = keyslots.free_slot(Metadata(Config(0, 0)), options.keyslot, MAX_KEYSLOTS)
+        volume_uuid = _checked_uuid(options.uuid)
         header = BinaryHeader(hdr_size=layout.metadata_size, seqid=0, label=options.label or "",
-                              checksum_alg="sha256", salt=new_salt(), uuid=options.uuid or str(uuid_module.uuid4()),
+                              checksum_alg="sha256", salt=new_salt(), uuid=volume_uuid,
                               subsystem=str(options.extra.get("subsystem", "")), hdr_offset=0)
         header.pack(bytes(header.json_size))  # label/uuid/subsystem lengths checked before anything is written
         metadata = Metadata(Config(layout.metadata_size - BINARY_SIZE, layout.keyslots_size))
