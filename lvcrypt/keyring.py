@@ -185,9 +185,12 @@ def _payload_pointer(payload: bytes | bytearray) -> ctypes.c_char_p | ctypes.Arr
 
 def resolve_keyring(keyring: str | int | KeyringSpec, create: bool = False) -> int:
     """The serial number of a keyring given in any accepted spelling (special ids resolved)."""
-    spec = keyring if isinstance(keyring, KeyringSpec) else (
-        KeyringSpec(special=keyring) if isinstance(keyring, int) and keyring < 0 else
-        KeyringSpec(serial=keyring) if isinstance(keyring, int) else parse_keyring_spec(keyring))
+    if isinstance(keyring, KeyringSpec):
+        spec = keyring
+    elif isinstance(keyring, int):
+        spec = KeyringSpec(special=keyring) if keyring < 0 else KeyringSpec(serial=keyring)
+    else:
+        spec = parse_keyring_spec(keyring)
     if spec.serial is not None:
         return spec.serial
     if spec.name is not None:
