@@ -60,7 +60,7 @@ class FoundLuks:
     handler: KeyHandler
     attrs: KeystoreAttrs
     mapping: DataMapping
-    warning: str | None  # e.g. one damaged LUKS2 copy: imported, but keyslot changes need a repair first
+    warnings: tuple[str, ...]  # e.g. one damaged LUKS2 copy: imported, but keyslot changes need a repair first
 
     @property
     def payload_offset(self) -> int:
@@ -157,14 +157,18 @@ def inspect(vg: VolumeGroup, lv: LogicalVolume, device_of: DeviceOf, handler_nam
             mapping = handler.data_mapping(head, attrs)
         except FormatError as error:
             raise ConvertRefused(f"{where}: damaged {name.upper()} header: {error}") from None
-        warning = None
+        warnings = []
         if isinstance(handler, Luks2Handler):
             loaded = handler.load(head)
             if loaded.needs_repair:
-                warning = f"{loaded.primary_error or loaded.secondary_error}; repair it before changing keyslots"
+                warnings.append(f"{loaded.primary_error or loaded.secondary_error}; repair it before changing "
+                                "keyslots")
+            if mapping.iv_offset:
+                warnings.append(f"the LUKS2 header's iv_tweak {mapping.iv_offset} is ignored, as cryptsetup 2.6 "
+                                "ignores it when it opens the volume")
     finally:
         head.close()
-    found = FoundLuks(handler, attrs, mapping, warning)
+    found = FoundLuks(handler, attrs, mapping, tuple(warnings))
     lv_bytes = lv.extent_count * vg.extent_bytes
     if found.payload_offset == 0:
         raise ConvertRefused(f"{where}: the LUKS header is detached (payload offset 0): no payload in the LV")
@@ -263,6 +267,10 @@ def import_luks(vg: VolumeGroup, lv: LogicalVolume, found: FoundLuks, keystore: 
                                      areas=[Area(area.pv, area.extent + shared_extent)], data_offset=skip or None))
     for segment in rest:
         segments.append(_crypt_from(segment, segment.start_extent - shared_extent, name))
+    if found.mapping.iv_offset:
+        for crypt in segments:
+            assert isinstance(crypt, CryptSegment)
+            crypt.iv_offset = 0  # cryptsetup's IVs: a single-segment LUKS2 volume opens without its iv_tweak
     keystore_lv = LogicalVolume(name, new_uuid(), ["READ"], [], [], int(time.time()), socket.gethostname(), [store])
     vg.lvs[name] = keystore_lv
     lv.segments = segments
@@ -305,9 +313,10 @@ def _export_mapping(vg: VolumeGroup, lv: LogicalVolume, device_of: DeviceOf) -> 
                              f"{mapping.data_offset}, beyond the keystore's extents")
     for number, crypt in enumerate(lv.segments, 1):
         assert isinstance(crypt, CryptSegment)
-        if crypt.iv_offset not in (None, mapping.iv_offset) or crypt.sector_size not in (None, mapping.sector_size):
-            raise ConvertRefused(f"{where}: segment{number} overrides the header's IV offset or sector size; "
-                                 "cryptsetup would decrypt it differently")
+        iv_offset = mapping.iv_offset if crypt.iv_offset is None else crypt.iv_offset
+        if iv_offset or crypt.sector_size not in (None, mapping.sector_size):
+            raise ConvertRefused(f"{where}: segment{number} has an IV offset or a sector size other than the "
+                                 "ones cryptsetup opens the header with; it would decrypt differently")
     return name, segment, mapping
 
 

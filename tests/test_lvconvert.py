@@ -11,6 +11,8 @@ compared against those.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import re
 import subprocess
@@ -24,6 +26,10 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from conftest import ROOT
 from cryptsetup_oracle import cryptsetup, dumped_volume_key, needs_cryptsetup, opens_with
+from lvcrypt.handlers.base import FileArea, FormatOptions, KeystoreAttrs
+from lvcrypt.handlers.kdf import PbkdfRequest
+from lvcrypt.handlers.luks2 import Luks2Handler
+from lvcrypt.handlers.secret import Secret
 from lvcrypt.metadata.model import KeystoreSegment, StripedSegment, VolumeGroup
 from store_helpers import Pair
 from test_crypt_lvs import decrypt, lvm2_layout, lvm2_lists
@@ -444,3 +450,54 @@ def test_mounted_lv_is_not_converted(pair: Pair) -> None:
     finally:
         pair.lvc("umount", str(mountpoint), check=False)
     pair.lvc("lvconvert", "--type", "crypt", f"{VG}/old")
+
+
+def libcryptsetup_offsets(image: Path) -> tuple[int, int]:
+    """(data offset, IV offset) in sectors as libcryptsetup itself reads a LUKS2 header (luksDump hides iv_tweak)."""
+    lib = ctypes.CDLL(ctypes.util.find_library("cryptsetup") or "libcryptsetup.so.12")
+    lib.crypt_get_data_offset.restype = ctypes.c_uint64
+    lib.crypt_get_iv_offset.restype = ctypes.c_uint64
+    cd = ctypes.c_void_p()
+    assert lib.crypt_init(ctypes.byref(cd), str(image).encode()) == 0
+    try:
+        assert lib.crypt_load(cd, b"LUKS2", None) == 0
+        return lib.crypt_get_data_offset(cd), lib.crypt_get_iv_offset(cd)
+    finally:
+        lib.crypt_free(cd)
+
+
+def test_luks2_iv_tweak_is_ignored_as_cryptsetup_ignores_it(
+        pair: Pair, lvc_bytes: Callable[..., subprocess.CompletedProcess[bytes]]) -> None:
+    """A single LUKS2 segment with iv_tweak: cryptsetup 2.6 opens it with IV offset 0, so the imported LV does too.
+
+    libcryptsetup's crypt_get_iv_offset, which its activation puts in the dm-crypt
+    table, answers 0 for LUKS2 (also seen in the kernel guest: `dmsetup table`
+    after `cryptsetup open` shows iv_offset 0 for such a header).
+    """
+    make_lv(pair, "single")
+    devices = Devices(pair)
+    image = pair.tmp / "tweak.img"
+    image.write_bytes(bytes(16 * MIB))
+    area = FileArea(image)
+    try:
+        Luks2Handler().format(area, KeystoreAttrs("luks2", "aes-xts-plain64", 512),
+                              Secret.adopt(bytearray((pair.tmp / "pass").read_bytes())),
+                              FormatOptions(pbkdf=PbkdfRequest(kind="pbkdf2", force_iterations=1000),
+                                            data_offset=2056, iv_offset=123456)).close()
+        assert Luks2Handler().data_mapping(area, KeystoreAttrs("luks2")).iv_offset == 123456
+    finally:
+        area.close()
+    assert libcryptsetup_offsets(image) == (2056, 0)
+    key = dumped_volume_key(image, pair.tmp / "pass")
+    plaintext = os.urandom(16 * MIB - 2056 * 512)
+    with open(image, "r+b") as f:
+        f.seek(2056 * 512)
+        f.write(encrypt(key, plaintext, 512))
+    vg = lvm2_layout(pair, VG)
+    write_lv_bytes(vg, "old", devices, image.read_bytes())
+    imported = pair.lvc("lvconvert", "--type", "crypt", f"{VG}/old")
+    assert "iv_tweak 123456 is ignored" in imported.stderr
+    read = lvc_bytes("read", "--key-file", str(pair.tmp / "pass"), f"{VG}/old")
+    assert read.returncode == 0 and read.stdout == plaintext, read.stderr
+    pair.lvc("lvconvert", "--type", "linear", f"{VG}/old")
+    assert read_lv_bytes(lvm2_layout(pair, VG), "old", devices) == image.read_bytes()

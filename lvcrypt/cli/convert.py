@@ -42,8 +42,8 @@ def cmd_lvconvert(args: argparse.Namespace) -> int:
         if args.verify:
             _verify(args, tx, lv, found)
         store = import_luks(tx.vg, lv, found, args.keystore)
-        if found.warning:
-            warn(f"{vg_name}/{store.name}: {found.warning}")
+        for warning in found.warnings:
+            warn(f"{vg_name}/{store.name}: {warning}")
         tx.commit()
     print(f"  Logical volume {vg_name}/{lv_name} converted to crypt ({found.handler.name} keystore {store.name}, "
           f"payload at byte {found.payload_offset}).")
