@@ -72,13 +72,16 @@ class Devices:
 
 
 def lv_ranges(vg: VolumeGroup, lv: str, devices: Devices) -> list[tuple[str, int, int]]:
-    """(device, byte offset, length) of each linear segment of a plain LV, in LV order."""
+    """(device, byte offset, length) runs of a plain LV in LV order; striped segments chunk by chunk, as dm-striped."""
     out = []
     for segment in vg.lvs[lv].segments:
-        assert isinstance(segment, StripedSegment) and segment.stripe_count == 1, segment
-        area = segment.stripes[0]
-        start = (vg.pvs[area.pv].pe_start + area.extent * vg.extent_size) * 512
-        out.append((devices.path(vg, area.pv), start, segment.extent_count * vg.extent_bytes))
+        assert isinstance(segment, StripedSegment), segment
+        starts = [(devices.path(vg, area.pv), (vg.pvs[area.pv].pe_start + area.extent * vg.extent_size) * 512)
+                  for area in segment.stripes]
+        per_stripe = segment.extent_count // segment.stripe_count * vg.extent_bytes
+        chunk = (segment.stripe_size or 0) * 512 if segment.stripe_count > 1 else per_stripe
+        for row in range(per_stripe // chunk):
+            out.extend((device, start + row * chunk, chunk) for device, start in starts)
     return out
 
 
@@ -126,7 +129,7 @@ class Case:
     pbkdf: str
     sector: int
     offset: int | None  # payload offset in 512-byte sectors; None: the default
-    layout: str  # single | two-pvs | gap | header-segment
+    layout: str  # single | two-pvs | gap | header-segment | striped-tail
     in_place: bool = False
     key_bits: int = 512
     align_payload: int | None = None
@@ -147,6 +150,7 @@ GRID = [
     Case("luks1", "pbkdf2", 512, None, "single"),
     Case("luks1", "pbkdf2", 512, None, "two-pvs", key_bits=256, align_payload=8),
     Case("luks1", "pbkdf2", 512, 16384, "header-segment"),
+    Case("luks2", "pbkdf2", 512, None, "striped-tail"),
 ]
 
 
@@ -159,6 +163,8 @@ def make_lv(pair: Pair, layout: str) -> None:
     pair.lvm("lvcreate", "-L", "8M", "-n", "old", VG, pv0)
     if layout == "two-pvs":
         pair.lvm("lvextend", "-L", "+8M", f"{VG}/old", pv1)
+    elif layout == "striped-tail":
+        pair.lvm("lvextend", "-i", "2", "-I", "64k", "-L", "+8M", f"{VG}/old", pv0, pv1)
     else:
         pair.lvm("lvcreate", "-L", "4M", "-n", "filler", VG, pv0)
         pair.lvm("lvextend", "-L", "+8M", f"{VG}/old", pv0)
@@ -287,6 +293,10 @@ def test_import_keyslot_export_round_trip(pair: Pair, case: Case,
     assert store.extent_count == -(-start // vg.extent_bytes)
     first = layout_before.lvs["old"].segments[0]
     assert isinstance(first, StripedSegment) and store.areas == first.stripes[:1]
+    rest = layout_before.lvs["old"].segments[1:]
+    if rest:  # later segments keep their extents (and stripes), only their type changes
+        crypt = vg.lvs["old"].segments[-len(rest):]
+        assert [(s.type, s.areas) for s in crypt] == [("crypt", s.stripes) for s in rest]  # type: ignore[attr-defined]
     assert read_lv_bytes(layout_before, "old", devices) == original  # metadata only: no byte moved
 
     read = lvc_bytes("read", "--key-file", str(pair.tmp / "pass"), f"{VG}/old")
