@@ -174,6 +174,9 @@ def activate(table: Table, volume_keys: Mapping[str, bytes | bytearray]) -> bool
             return True
     except (LvcryptError, OSError) as error:
         raise _failure(f"activating {table.name}", error, undo) from None
+    except BaseException:  # Ctrl-C half-way: still leave nothing behind
+        undo.run()
+        raise
     finally:
         devices.release()
 
@@ -285,6 +288,10 @@ def refresh(table: Table, volume_keys: Mapping[str, bytes | bytearray] | None) -
     except (LvcryptError, OSError) as error:
         _resume_all(suspended)
         raise _failure(f"refreshing {table.name}", error, undo) from None
+    except BaseException:
+        _resume_all(suspended)
+        undo.run()
+        raise
     finally:
         devices.release()
 
