@@ -169,7 +169,7 @@ def test_both_copies_damaged_fail_cleanly(first: tuple[str, list[tuple[int, int]
     assert key is None and "LUKS2" in (error or "")
 
 
-@cheap(200)
+@cheap(150)
 @given(hit=damage(["keyslot 0 material"]))
 def test_damaged_keyslot_material_is_a_wrong_passphrase(hit: tuple[str, list[tuple[int, int]]]) -> None:
     key, error = check(flipped(pristine().data, *hit))
