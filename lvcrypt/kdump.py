@@ -30,7 +30,6 @@ bytes is accepted by configfs but copied into a 128-byte buffer with its NUL
 
 from __future__ import annotations
 
-import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,4 +208,12 @@ def unlink_restored(serial: int) -> None:
 
 
 def dm_available() -> bool:
-    return os.path.exists("/dev/mapper/control")
+    """Whether the kernel backend can work here (a control node without the driver does not count)."""
+    from lvcrypt.activate.dm_ioctl import DeviceMapper
+    from lvcrypt.errors import LvcryptError
+
+    try:
+        DeviceMapper().close()
+    except (LvcryptError, OSError):
+        return False
+    return True

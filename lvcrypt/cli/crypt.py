@@ -395,6 +395,8 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         parser = sub.add_parser(name, parents=common, help="write standard input into an LV (encrypting it)")
         parser.add_argument("--offset", type=_bytes, default=0, help="where to start (bytes; k/m/g suffixes)")
         add_key_file_option(parser)
+        parser.add_argument("--volume-key-keyring", metavar="%user:DESC",
+                            help="use this keyring key as the volume key instead of a passphrase")
         parser.set_defaults(func=cmd_write)
     elif name == "mount":
         parser = sub.add_parser(name, parents=common, help="expose an LV (decrypted) as the file DIR/LV via FUSE")
