@@ -9,12 +9,14 @@ segment types.
 from __future__ import annotations
 
 import secrets
+from typing import Callable
 import socket
 import time
 
 from lvcrypt.alloc import Piece, allocate
 from lvcrypt.errors import LvcryptError, UsageError
-from lvcrypt.metadata.model import Area, CryptSegment, LogicalVolume, PhysicalVolume, StripedSegment, VolumeGroup
+from lvcrypt.metadata.model import (Area, CryptSegment, LogicalVolume, PhysicalVolume, Segment, StripedSegment,
+                                    VolumeGroup)
 from lvcrypt.metadata.validate import name_problem, new_lv_name_problem
 
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -35,10 +37,43 @@ def find_lv(vg: VolumeGroup, name: str) -> LogicalVolume:
     return lv
 
 
+# Builds the segment for one allocated piece: (start extent in the LV, piece, stripe size).
+SegmentMaker = Callable[[int, Piece, "int | None"], Segment]
+
+
 def _striped(start: int, piece: Piece, stripe_size: int | None) -> StripedSegment:
     stripes = len(piece.areas)
     return StripedSegment(start, piece.length * stripes, "striped", stripe_count=stripes,
                           stripe_size=stripe_size if stripes > 1 else None, stripes=list(piece.areas))
+
+
+def crypt_maker(keystore: str, sector_size: int | None) -> SegmentMaker:
+    """Crypt segments with one keystore; striped pieces become striped crypt segments."""
+    def make(start: int, piece: Piece, stripe_size: int | None) -> CryptSegment:
+        stripes = len(piece.areas)
+        return CryptSegment(start, piece.length * stripes, "crypt", crypto_store=keystore, areas=list(piece.areas),
+                            stripe_size=stripe_size if stripes > 1 else None,
+                            sector_size=sector_size if sector_size not in (None, 512) else None)
+    return make
+
+
+def _areas(segment: Segment) -> list[Area]:
+    """The PV areas of a segment lvcrypt can extend (one per stripe)."""
+    if isinstance(segment, StripedSegment):
+        return segment.stripes
+    if isinstance(segment, CryptSegment):
+        return segment.areas
+    raise LvcryptError(f"cannot extend a {segment.type} segment")
+
+
+def _stripe_size(segment: Segment) -> int | None:
+    return segment.stripe_size if isinstance(segment, (StripedSegment, CryptSegment)) else None
+
+
+def _maker_like(segment: Segment) -> SegmentMaker:
+    if isinstance(segment, CryptSegment):
+        return crypt_maker(segment.crypto_store, segment.sector_size)
+    return _striped
 
 
 def check_stripe_size(stripe_size: int, vg: VolumeGroup) -> None:
@@ -49,8 +84,9 @@ def check_stripe_size(stripe_size: int, vg: VolumeGroup) -> None:
 
 
 def create_lv(vg: VolumeGroup, name: str, extents: int, stripes: int = 1, stripe_size: int | None = None,
-              policy: str = "normal", pv_keys: list[str] | None = None) -> LogicalVolume:
-    """A new visible striped (linear when one stripe) LV, added to `vg`."""
+              policy: str = "normal", pv_keys: list[str] | None = None,
+              make_segment: SegmentMaker = _striped) -> LogicalVolume:
+    """A new visible LV added to `vg`: striped (linear with one stripe) unless `make_segment` says otherwise."""
     problem = new_lv_name_problem(name)
     if problem:
         raise UsageError(f"invalid logical volume name: {problem}")
@@ -63,7 +99,7 @@ def create_lv(vg: VolumeGroup, name: str, extents: int, stripes: int = 1, stripe
     segments = []
     start = 0
     for piece in pieces:
-        segments.append(_striped(start, piece, stripe_size))
+        segments.append(make_segment(start, piece, stripe_size))
         start += piece.length * stripes
     lv = LogicalVolume(name, new_uuid(), ["READ", "WRITE", "VISIBLE"], [], [], int(time.time()),
                        socket.gethostname(), segments)
@@ -74,26 +110,30 @@ def create_lv(vg: VolumeGroup, name: str, extents: int, stripes: int = 1, stripe
 def extend_lv(vg: VolumeGroup, lv: LogicalVolume, extents: int, stripes: int | None = None,
               stripe_size: int | None = None, policy: str = "normal",
               pv_keys: list[str] | None = None) -> None:
-    """Add `extents` at the end; a run that continues the last segment is merged into it."""
+    """Add `extents` at the end, in segments like the last one (a crypt LV keeps its keystore);
+    a run that continues the last segment is merged into it."""
     last = lv.segments[-1] if lv.segments else None
-    if last is not None and not isinstance(last, StripedSegment):
-        raise LvcryptError(f"logical volume {vg.name}/{lv.name}: cannot extend a {last.type} segment here")
-    stripes = stripes or (last.stripe_count if last else 1)
+    try:
+        last_areas = _areas(last) if last is not None else []
+    except LvcryptError:
+        raise LvcryptError(f"logical volume {vg.name}/{lv.name}: cannot extend a {last.type} segment here") from None
+    make_segment = _maker_like(last) if last is not None else _striped
+    stripes = stripes or len(last_areas) or 1
     if stripes > 1:
-        stripe_size = stripe_size or (last.stripe_size if last and last.stripe_count > 1 else None) \
+        stripe_size = stripe_size or (_stripe_size(last) if last and len(last_areas) > 1 else None) \
             or DEFAULT_STRIPE_SIZE
         check_stripe_size(stripe_size, vg)
     continues = None
-    if last is not None and last.stripe_count == stripes and (stripes == 1 or last.stripe_size == stripe_size):
-        per_stripe = last.extent_count // last.stripe_count
-        continues = tuple(Area(area.pv, area.extent + per_stripe) for area in last.stripes)
+    if last is not None and len(last_areas) == stripes and (stripes == 1 or _stripe_size(last) == stripe_size):
+        per_stripe = last.extent_count // stripes
+        continues = tuple(Area(area.pv, area.extent + per_stripe) for area in last_areas)
     pieces = allocate(vg, extents, stripes, policy, pv_keys, after=continues)
     start = lv.extent_count
     for piece in pieces:
         if last is not None and continues is not None and piece.areas == continues:
             last.extent_count += piece.length * stripes
         else:
-            last = _striped(start, piece, stripe_size)
+            last = make_segment(start, piece, stripe_size)
             lv.segments.append(last)
             continues = None
         start += piece.length * stripes

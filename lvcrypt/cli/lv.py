@@ -187,10 +187,8 @@ def cmd_lvremove(args: argparse.Namespace) -> int:
 
 
 def _resize(args: argparse.Namespace, grow: bool) -> int:
-    from lvcrypt.cryptlv import extend_crypt_lv
     from lvcrypt.errors import LvcryptError, UsageError
     from lvcrypt.lvops import extend_lv, find_lv, reduce_lv
-    from lvcrypt.metadata.model import CryptSegment
     from lvcrypt.store.transaction import VgTransaction
 
     vg_name, name = _split_lv(args.lv)
@@ -212,9 +210,8 @@ def _resize(args: argparse.Namespace, grow: bool) -> int:
             if target <= before:
                 raise LvcryptError(f"{verb}: new size ({target} extents) is not larger than {before} extents")
             live = _live_table(args, tx, name)
-            extend = extend_crypt_lv if isinstance(last, CryptSegment) else extend_lv
-            extend(tx.vg, lv, target - before, getattr(args, "stripes", None), getattr(args, "stripesize", None),
-                   args.alloc, keys)
+            extend_lv(tx.vg, lv, target - before, getattr(args, "stripes", None), getattr(args, "stripesize", None),
+                      args.alloc, keys)
             if live is not None:
                 _check_inline_crypto(args, tx, name, live)
         else:
