@@ -10,7 +10,7 @@ bounded chunks so memory stays constant whatever the LV size.
 from __future__ import annotations
 
 import os
-from typing import Mapping, Protocol
+from typing import Iterator, Mapping, Protocol
 
 from lvcrypt.activate.tables import (
     SECTOR,
@@ -31,6 +31,132 @@ CHUNK = 1 << 20  # bytes handled per step of a crypt target: bounds memory and b
 
 class BlockIO(Protocol):
     def readinto(self, offset: int, buffer: memoryview) -> None: ...
+
+    def write(self, offset: int, data: memoryview) -> None: ...
+
+
+class FileIO:
+    """A PV: an image file or block device, by path, with positional I/O."""
+
+    def __init__(self, path: str, writable: bool):
+        self.path = path
+        try:
+            self.fd = os.open(path, (os.O_RDWR if writable else os.O_RDONLY) | os.O_CLOEXEC)
+        except OSError as error:
+            raise DeviceError(f"{path}: {error.strerror}") from None
+        self.size = os.lseek(self.fd, 0, os.SEEK_END)
+
+    def readinto(self, offset: int, buffer: memoryview) -> None:
+        if offset + len(buffer) > self.size:
+            raise DeviceError(f"{self.path}: read beyond the end of the device (byte {offset + len(buffer)})")
+        done = 0
+        while done < len(buffer):
+            got = os.preadv(self.fd, [buffer[done:]], offset + done)
+            if got <= 0:
+                raise DeviceError(f"{self.path}: short read at byte {offset + done}")
+            done += got
+
+    def write(self, offset: int, data: memoryview) -> None:
+        if offset + len(data) > self.size:
+            raise DeviceError(f"{self.path}: write beyond the end of the device (byte {offset + len(data)})")
+        done = 0
+        while done < len(data):
+            done += os.pwrite(self.fd, data[done:], offset + done)
+
+    def sync(self) -> None:
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class MappedDevice:
+    """One table of a stack, readable and writable at byte granularity."""
+
+    def __init__(self, table: Table, lower: Mapping[DeviceRef, BlockIO],
+                 volume_keys: Mapping[str, bytes | bytearray]):
+        self.table = table
+        self.size = table.size * SECTOR
+        self._lower = lower
+        self._ciphers: dict[int, SectorCipher] = {}
+        for index, target in enumerate(table.targets):
+            if isinstance(target, CryptTarget):
+                key = volume_keys.get(target.key.keystore)
+                if key is None:
+                    raise LvcryptError(f"the volume key of {target.key.keystore} is not unlocked")
+                if len(key) != target.key.key_bytes:
+                    raise LvcryptError(f"the volume key of {target.key.keystore} has {len(key) * 8} bits, "
+                                       f"the table needs {target.key.key_bytes * 8}")
+                self._ciphers[index] = open_sector_cipher(target.cipher, key, target.sector_size)
+        self._buffer = bytearray(CHUNK)
+
+    def _pieces(self, offset: int, length: int) -> list[tuple[int, Target, int, int]]:
+        """(target index, target, offset inside the target, byte count) covering [offset, offset+length)."""
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise LvcryptError(f"{self.table.name}: range {offset}+{length} is outside the {self.size}-byte device")
+        pieces = []
+        for index, target in enumerate(self.table.targets):
+            begin, end = target.start * SECTOR, (target.start + target.length) * SECTOR
+            if end <= offset or begin >= offset + length:
+                continue
+            lo, hi = max(offset, begin), min(offset + length, end)
+            pieces.append((index, target, lo - begin, hi - lo))
+        return pieces
+
+    def readinto(self, offset: int, buffer: memoryview) -> None:
+        done = 0
+        for index, target, inner, count in self._pieces(offset, len(buffer)):
+            out = buffer[done:done + count]
+            if isinstance(target, CryptTarget):
+                self._crypt_read(index, target, inner, out)
+            else:
+                for io, where, (lo, hi) in self._translate(target, inner, count):
+                    io.readinto(where, out[lo:hi])
+            done += count
+
+    def _translate(self, target: Target, inner: int, count: int) -> list[tuple[BlockIO, int, tuple[int, int]]]:
+        """Where bytes [inner, inner+count) of a linear or striped target live: (io, offset, (lo, hi))."""
+        if isinstance(target, LinearTarget):
+            return [(self._lower[target.device], target.offset * SECTOR + inner, (0, count))]
+        assert isinstance(target, StripedTarget)
+        chunk = target.chunk * SECTOR
+        stripes = len(target.stripes)
+        parts = []
+        position = inner
+        while position < inner + count:
+            number, within = divmod(position, chunk)
+            row, stripe = divmod(number, stripes)
+            take = min(chunk - within, inner + count - position)
+            device, start = target.stripes[stripe]
+            parts.append((self._lower[device], start * SECTOR + row * chunk + within,
+                          (position - inner, position - inner + take)))
+            position += take
+        return parts
+
+    def _windows(self, target: CryptTarget, inner: int, length: int) -> Iterator[tuple[int, memoryview, int, int]]:
+        """Whole encryption sectors covering [inner, inner+length), at most CHUNK bytes at a time:
+        (first byte of the window, the staging buffer for it, where the caller's bytes start in it, how many)."""
+        unit = target.sector_size
+        end = inner + length
+        position = inner
+        buffer = memoryview(self._buffer)
+        while position < end:
+            first = position - position % unit
+            stop = min(first + CHUNK, -(-end // unit) * unit)
+            take = min(stop, end) - position
+            yield first, buffer[:stop - first], position - first, take
+            position += take
+
+    def _crypt_read(self, index: int, target: CryptTarget, inner: int, out: memoryview) -> None:
+        cipher, lower, base = self._ciphers[index], self._lower[target.device], target.offset * SECTOR
+        done = 0
+        for first, work, head, take in self._windows(target, inner, len(out)):
+            lower.readinto(base + first, work)
+            cipher.decrypt_into(work, work, first // SECTOR + target.iv_offset)
+            out[done:done + take] = work[head:head + take]
+            done += take
 
     def write(self, offset: int, data: memoryview) -> None: ...
 
@@ -165,27 +291,17 @@ class MappedDevice:
             done += count
 
     def _crypt_write(self, index: int, target: CryptTarget, inner: int, data: memoryview) -> None:
-        cipher = self._ciphers[index]
-        unit = target.sector_size
-        lower = self._lower[target.device]
-        base = target.offset * SECTOR
-        position = inner
-        end = inner + len(data)
-        buffer = memoryview(self._buffer)
-        while position < end:
-            first = position - position % unit
-            stop = min(first + CHUNK, -(-end // unit) * unit)
-            work = buffer[:stop - first]
-            take = min(stop, end) - position
-            head, tail = position - first, stop - (position + take)
-            if head or tail:
+        cipher, lower, base = self._ciphers[index], self._lower[target.device], target.offset * SECTOR
+        done = 0
+        for first, work, head, take in self._windows(target, inner, len(data)):
+            if head or head + take < len(work):
                 # Partial encryption sectors: decrypt what is there and patch it.
                 lower.readinto(base + first, work)
                 cipher.decrypt_into(work, work, first // SECTOR + target.iv_offset)
-            work[head:head + take] = data[position - inner:position - inner + take]
+            work[head:head + take] = data[done:done + take]
             cipher.encrypt_into(work, work, first // SECTOR + target.iv_offset)
             lower.write(base + first, work)
-            position += take
+            done += take
 
     def wipe(self) -> None:
         """Clear the plaintext staging buffer."""
