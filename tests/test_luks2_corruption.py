@@ -1,7 +1,8 @@
 """Damaged LUKS2 headers: lvcrypt unlocks with the right key or fails with a one-line LvcryptError.
 
-One header (two keyslots, a keyring token, cheap PBKDF2) is formatted per
-module; every example corrupts a copy of it in memory.  Raw flips hit the
+One header made by lvcrypt and one made by cryptsetup (two keyslots, a
+keyring token, cheap PBKDF2) are formatted per module; every example
+corrupts a copy of one in memory.  Raw flips hit the
 binary headers, JSON areas, keyslot area and digest; forged cases recompute
 the checksum after the change so the JSON parser and validator see it.
 Unlocking costs about a PBKDF run plus the AF merge, so outcomes are
@@ -14,9 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,6 +33,7 @@ from lvcrypt.handlers.luks2 import Luks2Handler
 from lvcrypt.handlers.luks2 import json_area as json_module
 from lvcrypt.handlers.luks2.header import BINARY_SIZE, BinaryHeader
 from lvcrypt.handlers.secret import Secret
+from tests.cryptsetup_oracle import FAST, cryptsetup, dumped_volume_key, image, key_file, needs_cryptsetup
 
 HANDLER = Luks2Handler()
 ATTRS = KeystoreAttrs("luks2")
@@ -50,8 +56,7 @@ class Pristine:
     regions: dict[str, tuple[int, int]]
 
 
-@cache
-def pristine() -> Pristine:
+def _lvcrypt_made() -> tuple[bytes, bytes]:
     area = MemoryArea(2 * METADATA + KEYSLOTS_SIZE)
     attrs = KeystoreAttrs("luks2", "aes-xts-plain64", 256)
     options = FormatOptions(pbkdf=REQUEST, data_offset=0, extra={"keyslots_size": KEYSLOTS_SIZE})
@@ -59,11 +64,33 @@ def pristine() -> Pristine:
         with Secret(b"second slot") as second:
             HANDLER.add_keyslot(area, attrs, key, second, REQUEST)
         HANDLER.add_keyring_token(area, "lvcrypt:corruption", [0, 1])
-        volume_key = bytes(key.buffer)
-    data = bytes(area.data)
+        return bytes(area.data), bytes(key.buffer)
+
+
+def _cryptsetup_made() -> tuple[bytes, bytes]:
+    """A detached header from cryptsetup itself: its JSON layout, not only lvcrypt's, gets damaged."""
+    with tempfile.TemporaryDirectory() as directory:
+        folder = Path(directory)
+        header, data = folder / "header.img", image(folder / "data.img", 1)
+        first, second = key_file(folder / "k0", PASSPHRASE), key_file(folder / "k1", b"second slot")
+        cryptsetup("luksFormat", "-q", "--type", "luks2", *FAST, "--key-size", "256", "--luks2-keyslots-size",
+                   str(KEYSLOTS_SIZE), "--header", str(header), "--key-file", str(first), str(data))
+        cryptsetup("luksAddKey", "-q", *FAST, "--key-file", str(first), str(header), str(second))
+        cryptsetup("token", "add", "--key-description", "cryptsetup:corruption", str(header))
+        return header.read_bytes()[:2 * METADATA + KEYSLOTS_SIZE], dumped_volume_key(header, first)
+
+
+def pristine(maker: str = "lvcrypt") -> Pristine:
+    """The undamaged header and its volume key, made by lvcrypt or by cryptsetup (once per module)."""
+    return _pristine(maker)
+
+
+@cache
+def _pristine(maker: str) -> Pristine:
+    data, volume_key = _lvcrypt_made() if maker == "lvcrypt" else _cryptsetup_made()
     text_end = data.index(b"\0", BINARY_SIZE)
     digests_at = data.index(b'"digests"', BINARY_SIZE)
-    slot0 = HANDLER.load(area).metadata.keyslots[0].area
+    slot0 = HANDLER.load(MemoryArea(data)).metadata.keyslots[0].area
     regions = {
         "primary binary header": (0, 512),
         "primary JSON": (BINARY_SIZE, text_end),
@@ -86,7 +113,7 @@ def _unlock(area: MemoryArea) -> tuple[bytes | None, str | None]:
         return None, str(error)
 
 
-def check(data: bytearray) -> tuple[bytes | None, str | None]:
+def check(data: bytearray, maker: str = "lvcrypt") -> tuple[bytes | None, str | None]:
     """Run every read-only operation on a damaged header; unlock's outcome is returned."""
     area = MemoryArea(data)
     for operation in (lambda: HANDLER.dump(area, ATTRS), lambda: HANDLER.list_keyslots(area, ATTRS),
@@ -95,11 +122,11 @@ def check(data: bytearray) -> tuple[bytes | None, str | None]:
         try:
             operation()
         except LvcryptError as error:
-            assert_clean(str(error))
+            assert_clean(str(error), maker)
     try:
         loaded = HANDLER.load(area)
     except LvcryptError as error:
-        assert_clean(str(error))
+        assert_clean(str(error), maker)
         outcome: tuple[bytes | None, str | None] = (None, str(error))
     else:
         config = loaded.metadata.config
@@ -110,21 +137,21 @@ def check(data: bytearray) -> tuple[bytes | None, str | None]:
         outcome = _OUTCOMES[memo]
     key, error = outcome
     if key is not None:
-        assert key == pristine().key, "a damaged header yielded a different volume key"
+        assert key == pristine(maker).key, "a damaged header yielded a different volume key"
     else:
         assert error is not None
-        assert_clean(error)
+        assert_clean(error, maker)
     return outcome
 
 
-def assert_clean(message: str) -> None:
+def assert_clean(message: str, maker: str = "lvcrypt") -> None:
     assert message and "\n" not in message
-    assert pristine().key.hex() not in message
+    assert pristine(maker).key.hex() not in message
     assert PASSPHRASE.decode() not in message
 
 
-def flipped(base: bytes, region: str, flips: list[tuple[int, int]]) -> bytearray:
-    start, _ = pristine().regions[region]
+def flipped(base: bytes, region: str, flips: list[tuple[int, int]], maker: str = "lvcrypt") -> bytearray:
+    start, _ = pristine(maker).regions[region]
     data = bytearray(base)
     for position, mask in flips:
         data[start + position] ^= mask
@@ -132,10 +159,10 @@ def flipped(base: bytes, region: str, flips: list[tuple[int, int]]) -> bytearray
 
 
 @st.composite
-def damage(draw: st.DrawFn, regions: list[str]) -> tuple[str, list[tuple[int, int]]]:
+def damage(draw: st.DrawFn, regions: list[str], maker: str = "lvcrypt") -> tuple[str, list[tuple[int, int]]]:
     """A region and 1-4 distinct byte positions in it with non-zero XOR masks (so the bytes really change)."""
     region = draw(st.sampled_from(regions))
-    start, end = pristine().regions[region]
+    start, end = pristine(maker).regions[region]
     flips = draw(st.lists(st.tuples(st.integers(0, end - start - 1), st.integers(1, 255)),
                           min_size=1, max_size=4, unique_by=lambda flip: flip[0]))
     return region, flips
@@ -231,3 +258,21 @@ def test_forged_json_values(data: st.DataObject) -> None:
     forged[BINARY_SIZE:METADATA] = text.ljust(METADATA - BINARY_SIZE, b"\0")
     rechecksum_primary(forged, kill_secondary=data.draw(st.booleans()))
     check(forged)
+
+
+ALL_REGIONS = ["primary binary header", "primary JSON", "primary digest", "secondary binary header",
+               "secondary JSON", "keyslot 0 material"]
+
+
+@needs_cryptsetup
+@pytest.mark.oracle
+@cheap(300)
+@given(hit=damage(ALL_REGIONS, "cryptsetup"), forge=st.booleans())
+def test_damaged_cryptsetup_header(hit: tuple[str, list[tuple[int, int]]], forge: bool) -> None:
+    data = flipped(pristine("cryptsetup").data, *hit, "cryptsetup")
+    forged = forge and hit[0] in ("primary JSON", "primary digest")
+    if forged:
+        rechecksum_primary(data, kill_secondary=True)
+    key, _ = check(data, "cryptsetup")
+    if not forged and hit[0] != "keyslot 0 material":
+        assert key == pristine("cryptsetup").key, "one damaged copy must fall back to the other"

@@ -171,9 +171,12 @@ def test_keyslot_changes_both_ways(tmp_path: Path) -> None:
                str(keys["e"]))
     assert unlock(img, keys["e"].read_bytes()) == (31, volume_key)
     assert dumped_volume_key(img, keys["d"]) == volume_key
-    with FileArea(img, writable=False) as area:
+    with FileArea(img) as area:
         assert [info.slot for info in HANDLER.list_keyslots(area, ATTRS)] == [1, 31]
         assert [t.keyslots for t in HANDLER.keyring_tokens(area)] == [(1,)]
+        HANDLER.remove_token(area, number)
+    assert cryptsetup("token", "export", "--token-id", str(number), str(img), check=False).returncode != 0
+    assert "Tokens:\nDigests:" in cryptsetup("luksDump", str(img)).stdout
 
 
 def test_damaged_primary_read_from_secondary_and_repaired(tmp_path: Path) -> None:
