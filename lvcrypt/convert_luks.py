@@ -32,7 +32,7 @@ from lvcrypt.handlers.base import DataMapping, FileArea, KeyHandler, KeystoreAtt
 from lvcrypt.handlers.luks2 import Luks2Handler
 from lvcrypt.handlers.secret import Secret
 from lvcrypt.keystores import KEYSTORE_PREFIX, attrs_of, close_area, keystore_segment, next_keystore_name, open_area
-from lvcrypt.lvops import find_lv, new_uuid
+from lvcrypt.lvops import new_uuid
 from lvcrypt.metadata.model import (
     SECTOR,
     Area,
@@ -124,18 +124,22 @@ def _detect(head: FileArea, where: str) -> str:
     return "luks2"
 
 
-def _luks2_problems(head: FileArea, size_after_header: int) -> str | None:
-    """LUKS2 states an import cannot keep byte for byte: reencryption in progress, a fixed size that differs."""
+def _luks2_state_problem(head: FileArea) -> str | None:
+    """LUKS2 states an import cannot keep byte for byte: a reencryption in progress (requirements, segments)."""
     metadata = Luks2Handler().load(head).metadata
     if metadata.config.requirements:
         return f"the LUKS2 header requires {', '.join(metadata.config.requirements)} (reencryption in progress?)"
-    crypt = [segment for segment in metadata.segments.values() if segment.type == "crypt"]
-    if len(metadata.segments) != 1 or len(crypt) != 1:
+    if len(metadata.segments) != 1:
         return f"the LUKS2 header has {len(metadata.segments)} data segments; finish its reencryption first"
-    size = crypt[0].size
-    if size is not None and size != size_after_header:
-        return (f"the LUKS2 data segment has a fixed size of {size} bytes but the LV holds {size_after_header} "
-                "bytes after the header")
+    return None
+
+
+def _luks2_size_problem(head: FileArea, size_after_header: int) -> str | None:
+    """A fixed-size LUKS2 segment must cover exactly the rest of the LV, or the LV would show other bytes."""
+    _, segment = Luks2Handler().load(head).metadata.data_segment()
+    if segment.size is not None and segment.size != size_after_header:
+        return (f"the LUKS2 data segment has a fixed size of {segment.size} bytes but the LV holds "
+                f"{size_after_header} bytes after the header")
     return None
 
 
@@ -152,6 +156,9 @@ def inspect(vg: VolumeGroup, lv: LogicalVolume, device_of: DeviceOf, handler_nam
             raise ConvertRefused(f"{where}: holds a {name.upper()} header, not {handler_name.upper()}")
         handler = registry.get(name)
         try:
+            problem = _luks2_state_problem(head) if isinstance(handler, Luks2Handler) else None
+            if problem:
+                raise ConvertRefused(f"{where}: {problem}")
             attrs = handler.read_attrs(head)
             handler.validate(head, attrs)
             mapping = handler.data_mapping(head, attrs)
@@ -192,7 +199,7 @@ def _check_keystore_view(vg: VolumeGroup, first: Area, extents: int, found: Foun
         if found.handler.data_mapping(area, found.attrs) != found.mapping:
             raise ConvertRefused(f"{where}: the LUKS header reads differently from its own extents")
         if isinstance(found.handler, Luks2Handler):
-            problem = _luks2_problems(area, lv_bytes - found.payload_offset)
+            problem = _luks2_size_problem(area, lv_bytes - found.payload_offset)
             if problem:
                 raise ConvertRefused(f"{where}: {problem}")
     except FormatError as error:

@@ -29,6 +29,7 @@ from cryptsetup_oracle import cryptsetup, dumped_volume_key, needs_cryptsetup, o
 from lvcrypt.handlers.base import FileArea, FormatOptions, KeystoreAttrs
 from lvcrypt.handlers.kdf import PbkdfRequest
 from lvcrypt.handlers.luks2 import Luks2Handler
+from lvcrypt.handlers.luks2 import disk as luks2_disk
 from lvcrypt.handlers.secret import Secret
 from lvcrypt.metadata.model import KeystoreSegment, StripedSegment, VolumeGroup
 from store_helpers import Pair
@@ -391,6 +392,23 @@ def test_import_refusals_change_nothing(pair: Pair) -> None:
                "--header", str(detached), str(pair.tmp / "refuse.img"))
     write_lv_bytes(vg, "old", devices, detached.read_bytes())
     refused("detached", "--type", "crypt", f"{VG}/old")
+
+    halfway = pair.tmp / "halfway.img"
+    halfway.write_bytes(os.urandom(16 * MIB))
+    cryptsetup("reencrypt", "--encrypt", "--type", "luks2", "--init-only", "--reduce-device-size", "8M", "-q",
+               *FAST["pbkdf2"], "--key-file", str(pair.tmp / "pass"), str(halfway))
+    write_lv_bytes(vg, "old", devices, halfway.read_bytes())
+    refused("requires online-reencrypt-v2", "--type", "crypt", f"{VG}/old")
+
+    fixed = pair.tmp / "fixed.img"
+    fixed.write_bytes(good)
+    with FileArea(fixed) as area:  # a data segment of 8 MiB where the LV holds 12 MiB after the header
+        loaded = Luks2Handler().load(area)
+        loaded.metadata.segments[0].size = 8 * MIB
+        luks2_disk.commit(area, loaded, loaded.metadata)
+    assert "length: 8388608 [bytes]" in cryptsetup("luksDump", str(fixed)).stdout
+    write_lv_bytes(vg, "old", devices, fixed.read_bytes())
+    refused("fixed size of 8388608 bytes", "--type", "crypt", f"{VG}/old")
 
     write_lv_bytes(vg, "old", devices, good)
     refused("not LUKS1", "--type", "crypt", "--handler", "luks1", f"{VG}/old")
