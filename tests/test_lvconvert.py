@@ -529,3 +529,28 @@ def test_luks2_iv_tweak_is_ignored_as_cryptsetup_ignores_it(
     assert read.returncode == 0 and read.stdout == plaintext, read.stderr
     pair.lvc("lvconvert", "--type", "linear", f"{VG}/old")
     assert read_lv_bytes(lvm2_layout(pair, VG), "old", devices) == image.read_bytes()
+
+
+def test_imported_lv_grows_and_exports_with_its_new_extents(
+        pair: Pair, lvc_bytes: Callable[..., subprocess.CompletedProcess[bytes]]) -> None:
+    """lvextend after import appends crypt segments whose IVs continue; export keeps them as the LUKS device's tail."""
+    case = Case("luks2", "pbkdf2", 512, 2056, "single")
+    make_lv(pair, case.layout)
+    devices = Devices(pair)
+    volume = luks_volume(pair, case, devices)
+    pair.lvc("lvconvert", "--type", "crypt", f"{VG}/old")
+    pair.lvc("lvextend", "-L", "+8M", f"{VG}/old", pair.devices[1])
+    tail = os.urandom(8 * MIB)
+    wrote = subprocess.run([sys.executable, "-m", "lvcrypt", "write", "--devices", pair.device_list, "--key-file",
+                            str(pair.tmp / "pass"), "--offset", str(len(volume.payload)), f"{VG}/old"],
+                           input=tail, capture_output=True, env=pair.env, cwd=ROOT)
+    assert wrote.returncode == 0, wrote.stderr
+    read = lvc_bytes("read", "--key-file", str(pair.tmp / "pass"), f"{VG}/old")
+    assert read.stdout == volume.payload + tail, read.stderr
+    pair.lvc("lvconvert", "--type", "linear", f"{VG}/old")
+    device = pair.tmp / "grown.img"
+    device.write_bytes(read_lv_bytes(lvm2_layout(pair, VG), "old", devices))
+    assert len(device.read_bytes()) == 24 * MIB and opens_with(device, pair.tmp / "pass")
+    start = payload_offset(device)
+    key = dumped_volume_key(device, pair.tmp / "pass")
+    assert decrypt("aes-xts-plain64", key, device.read_bytes()[start:], 512) == volume.payload + tail
