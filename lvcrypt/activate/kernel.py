@@ -158,27 +158,27 @@ def activate(table: Table, volume_keys: Mapping[str, bytes | bytearray]) -> bool
     undo = _Undo()
     created: dict[str, DeviceInfo] = {}
     devices = _Devices(created)
-    try:
-        with DeviceMapper() as dm:
+    with DeviceMapper() as dm:  # the undo steps use this session: it outlives them
+        try:
             if is_active(dm, table):
                 return False
             _check_names_free(dm, table)
             _add_keys(table, volume_keys, undo)
             for device in table.walk():
                 created[device.name] = dm.create(device.name, device.uuid)
-                undo.push(f"dm device {device.name}", lambda dm=dm, name=device.name: dm.remove(name))
+                undo.push(f"dm device {device.name}", lambda name=device.name: dm.remove(name))
                 dm.load(device.name, _dm_targets(device, devices), secure=device.holds_keys)
                 created[device.name] = dm.resume(device.name)
                 _make_node(device.name, created[device.name], undo)
             undo.steps.clear()
             return True
-    except (LvcryptError, OSError) as error:
-        raise _failure(f"activating {table.name}", error, undo) from None
-    except BaseException:  # Ctrl-C half-way: still leave nothing behind
-        undo.run()
-        raise
-    finally:
-        devices.release()
+        except (LvcryptError, OSError) as error:
+            raise _failure(f"activating {table.name}", error, undo) from None
+        except BaseException:  # Ctrl-C half-way: still leave nothing behind
+            undo.run()
+            raise
+        finally:
+            devices.release()
 
 
 def _failure(doing: str, error: BaseException, undo: _Undo) -> ActivationError:
@@ -254,8 +254,8 @@ def refresh(table: Table, volume_keys: Mapping[str, bytes | bytearray] | None) -
     created: dict[str, DeviceInfo] = {}
     devices = _Devices(created)
     suspended: list[str] = []
-    try:
-        with DeviceMapper() as dm:
+    with DeviceMapper() as dm:  # the undo steps use this session: it outlives them
+        try:
             if not is_active(dm, table):
                 raise ActivationError(f"{table.name} is not active")
             old = stack_names(dm, table)
@@ -265,14 +265,14 @@ def refresh(table: Table, volume_keys: Mapping[str, bytes | bytearray] | None) -
                 info = dm.info(device.name)
                 if info is None:
                     created[device.name] = dm.create(device.name, device.uuid)
-                    undo.push(f"dm device {device.name}", lambda dm=dm, name=device.name: dm.remove(name))
+                    undo.push(f"dm device {device.name}", lambda name=device.name: dm.remove(name))
                     dm.load(device.name, _dm_targets(device, devices), secure=device.holds_keys)
                     created[device.name] = dm.resume(device.name)
                     _make_node(device.name, created[device.name], undo)
                 else:
                     created[device.name] = info
                     dm.load(device.name, _dm_targets(device, devices), secure=device.holds_keys)
-                    undo.push(f"inactive table of {device.name}", lambda dm=dm, name=device.name: dm.clear(name))
+                    undo.push(f"inactive table of {device.name}", lambda name=device.name: dm.clear(name))
             reloaded = [device.name for device in table.walk() if device.name in old]
             for name in reversed(reloaded):
                 dm.suspend(name)
@@ -285,25 +285,24 @@ def refresh(table: Table, volume_keys: Mapping[str, bytes | bytearray] | None) -
                 if name not in created:
                     dm.remove(name)
                     remove_node(name, MAPPER_DIR)
-    except (LvcryptError, OSError) as error:
-        _resume_all(suspended)
-        raise _failure(f"refreshing {table.name}", error, undo) from None
-    except BaseException:
-        _resume_all(suspended)
-        undo.run()
-        raise
-    finally:
-        devices.release()
+        except BaseException as error:
+            # Inactive tables go first, so that resuming brings the old tables back.
+            failure = _failure(f"refreshing {table.name}", error, undo)
+            _resume_all(dm, suspended)
+            if isinstance(error, (LvcryptError, OSError)):
+                raise failure from None
+            raise
+        finally:
+            devices.release()
 
 
-def _resume_all(names: list[str]) -> None:
-    """Let I/O through again after a failed refresh (the old tables are still live)."""
-    try:
-        with DeviceMapper() as dm:
-            for name in names:
-                dm.resume(name)
-    except LvcryptError:
-        pass
+def _resume_all(dm: DeviceMapper, names: list[str]) -> None:
+    """Let I/O through again after a failed refresh (with the old tables, still live)."""
+    for name in reversed(names):
+        try:
+            dm.resume(name)
+        except LvcryptError:
+            continue
 
 
 def active_devices() -> dict[str, DeviceInfo]:
