@@ -350,8 +350,7 @@ def _load(args: argparse.Namespace, names: list[str]) -> tuple[object, list["Loa
 
 
 def cmd_lvs(args: argparse.Namespace) -> int:
-    fields = {**VG_FIELDS, **LV_FIELDS}  # lvm2's lvs also reports the LV's VG fields
-    columns = _columns(args.options, LV_DEFAULT, fields)
+    columns = _columns(args.options, LV_DEFAULT, LV_FIELDS)
     _active_devices.cache_clear()  # once per command, also when several run in one process
     vg_names = list(dict.fromkeys(item.split("/")[0] for item in args.names))
     only = {tuple(item.split("/", 1)) for item in args.names if "/" in item}
@@ -367,7 +366,7 @@ def cmd_lvs(args: argparse.Namespace) -> int:
                 rows += [LvRow(vg.vg, vg, lv, segment, args.sysfs_root) for segment in lv.segments]
             else:
                 rows.append(LvRow(vg.vg, vg, lv, None, args.sysfs_root))
-    _render("lv", columns, fields, rows, args)
+    _render("lv", columns, LV_FIELDS, rows, args)
     return 0
 
 
