@@ -164,7 +164,7 @@ def inspect(vg: VolumeGroup, lv: LogicalVolume, device_of: DeviceOf, handler_nam
             mapping = handler.data_mapping(head, attrs)
         except FormatError as error:
             raise ConvertRefused(f"{where}: damaged {name.upper()} header: {error}") from None
-        warnings = []
+        warnings: list[str] = []
         if isinstance(handler, Luks2Handler):
             loaded = handler.load(head)
             if loaded.needs_repair:
