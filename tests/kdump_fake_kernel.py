@@ -7,7 +7,8 @@ more than 128 bytes (EINVAL), reads `(null)` until written; rmdir drops it;
 regular files cannot be created.  kdump kernel: only `restore`; the first
 write adds every saved key as a `user` key to the writer's user keyring
 (@u is per uid, so the daemon, running as the same user, reaches the same
-one) before the write returns, then takes the boolean.
+one) with the kernel's KEY_USR_ALL permissions before the write returns,
+then takes the boolean.
 
 What it cannot do is the kexec step: userspace cannot read a `logon` key's
 payload, so `kexec_load` checks that each described logon key is reachable
@@ -31,6 +32,7 @@ import mfusepy
 from lvcrypt import keyring
 
 MAX_KEYS = 128
+KEY_USR_ALL = "0x003f0000"  # the permissions the kernel gives restored keys: everything for their user
 MAX_DESCRIPTION = 128
 SUBSYSTEM = "/crash_dm_crypt_keys"
 
@@ -132,7 +134,8 @@ class FakeConfigfs(mfusepy.Operations):  # type: ignore[misc]
         if path.endswith("/restore") and self.kdump:
             if not self.restored:
                 for description, payload in self.saved:
-                    keyring.add_key("user", description, payload, "@u")
+                    serial = keyring.add_key("user", description, payload, "@u")
+                    subprocess.run(["keyctl", "setperm", str(serial), KEY_USR_ALL], check=True)
             value = data.strip().lower()
             if value not in (b"1", b"y", b"yes", b"on", b"true", b"0", b"n", b"no", b"off", b"false"):
                 raise mfusepy.FuseOSError(errno.EINVAL)

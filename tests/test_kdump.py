@@ -14,6 +14,7 @@ takes, and in "kdump" mode writing `yes` to `restore` adds the saved keys to
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import resource
@@ -64,6 +65,7 @@ def session() -> Iterator[list[str]]:
                 keyctl("invalidate", str(serial))
                 keyctl("unlink", str(serial), "@u", check=False)
     keyctl("invalidate", str(ring), check=False)
+    keyring.join_session_keyring()  # later tests in this process find a working @s again
 
 
 @pytest.fixture
@@ -317,3 +319,104 @@ def test_restore_needs_no_argon2_memory(pair: Pair, fake: FakeKernel, session: l
     read = read_with_restored_key(pair, "vgk/heavy", heavy, limit_memory=limit)
     assert read.returncode == 0, read.stderr
     assert read.stdout == data
+
+
+GUEST_SCRIPT = r"""
+import json, os, subprocess, sys
+from pathlib import Path
+scratch, description = Path(sys.argv[1]), sys.argv[2]
+env = {**os.environ, "LVCRYPT_STATE_DIR": "/tmp/state", "LVCRYPT_RUN_DIR": "/tmp/run"}
+for module in ("dm_mod", "dm_crypt", "loop"):
+    subprocess.run(["modprobe", module], check=True)
+loops = [subprocess.run(["losetup", "-f", "--show", str(scratch / f"pv{n}.img")], capture_output=True, text=True,
+                        check=True).stdout.strip() for n in (0, 1)]
+devices = ",".join(loops)
+restore = Path("/tmp/cfg/crash_dm_crypt_keys/restore")
+restore.parent.mkdir(parents=True)
+restore.write_text("0\n")
+# What the kdump kernel's restore leaves: the saved key as a user key in @u, with KEY_USR_ALL permissions
+# (kernel/crash_dump_dm_crypt.c), so the user may read it without possessing it.
+# Made while @u is linked into our session (possessed, so its permissions can be set), then unlinked:
+# restore then runs, like a kdump kernel's init, without possessing the key.
+subprocess.run(["keyctl", "link", "@u", "@s"], check=True)
+serial = subprocess.run(["keyctl", "padd", "user", description, "@u"], input=(scratch / "key").read_bytes(),
+                        capture_output=True, check=True).stdout.strip()
+subprocess.run(["keyctl", "setperm", serial, "0x003f0000"], check=True)
+subprocess.run(["keyctl", "unlink", "@u", "@s"], check=True)
+result = subprocess.run([sys.executable, "-m", "lvcrypt", "kdump", "restore", "--devices", devices,
+                         "--configfs-root", "/tmp/cfg"], capture_output=True, text=True, env=env)
+data = (scratch / "data").read_bytes()
+mapper = Path("/dev/mapper/vgk-heavy")
+same = mapper.exists() and mapper.read_bytes()[:len(data)] == data
+table = subprocess.run(["dmsetup", "table", "vgk-heavy"], capture_output=True, text=True).stdout
+left = subprocess.run(["keyctl", "search", "@u", "user", description], capture_output=True).returncode == 0
+off = subprocess.run([sys.executable, "-m", "lvcrypt", "lvchange", "-an", "--devices", devices, "vgk/heavy"],
+                     capture_output=True, text=True, env=env)
+for loop in loops:
+    subprocess.run(["losetup", "-d", loop])
+memory = int(next(line for line in open("/proc/meminfo") if line.startswith("MemTotal")).split()[1])
+print("RESULT " + json.dumps({"restore": result.returncode, "stdout": result.stdout, "stderr": result.stderr,
+                              "flag": restore.read_text(), "same": same, "table": table, "key_left": left,
+                              "deactivated": off.returncode, "mem_kib": memory}))
+"""
+
+
+@pytest.mark.slow
+def test_kernel_guest_activates_from_the_restored_key_with_less_memory_than_argon2_needs(
+        tmp_path: Path, session: list[str]) -> None:
+    """In the kernel guest (512 MiB), `kdump restore` activates through device-mapper an LV whose
+    Argon2id keyslot needs 640 MiB (formatted here on the host), from the user key alone; the
+    restored key is gone from @u afterwards.  The guest's restore file is a plain file: the kernel's
+    copy of the keys is played by putting the key in @u, as the kdump kernel would."""
+    sys.path.insert(0, str(ROOT / "tests" / "kernel"))
+    from guest import Guest, GuestUnavailable  # the kernel tier's QEMU runner
+
+    scratch = ROOT / "build" / f"kdump-guest-{os.urandom(4).hex()}"
+    scratch.mkdir(parents=True)
+    try:
+        images = []
+        for number in range(2):
+            image = scratch / f"pv{number}.img"
+            with open(image, "wb") as f:
+                f.truncate(32 * MIB)
+            images.append(str(image))
+        files = Pair(images, tmp_path)
+        (tmp_path / "pass").write_bytes(b"kdump test passphrase")
+        files.lvc("pvcreate", *images)
+        files.lvc("vgcreate", "vgk", *images)
+        files.lvc("lvcreate", "--encrypt", "--pbkdf", "argon2id", "--pbkdf-memory", "655360",
+                  "--pbkdf-force-iterations", "4", "--pbkdf-parallel", "2", "--key-file", str(tmp_path / "pass"),
+                  "-L", "8M", "-n", "heavy", "vgk")
+        description = "lvcrypt:" + files.lvc("lvs", "--noheadings", "-o", "lv_uuid", "vgk/heavy").stdout.strip()
+        key = volume_key(files, "vgk/heavy")
+        data = os.urandom(4 * MIB)
+        (scratch / "data").write_bytes(data)
+        key_file = scratch / "key"
+        key_file.touch(0o600)
+        key_file.write_bytes(key)
+        writer = keyring.add_key("user", f"lvcrypt-test-writer:{description}", key, "@s")
+        try:
+            subprocess.run([sys.executable, "-m", "lvcrypt", "write", "--devices", files.device_list,
+                            "--volume-key-keyring", f"%user:lvcrypt-test-writer:{description}", "vgk/heavy"],
+                           input=data, env=files.env, cwd=ROOT, check=True, capture_output=True)
+        finally:
+            keyring.invalidate(writer)
+        try:
+            with Guest() as guest:
+                result = guest.run([str(ROOT / ".venv" / "bin" / "python"), "-c", GUEST_SCRIPT, str(scratch),
+                                    description])
+                output = (guest.xfer / "output.log").read_text(errors="replace")
+        except GuestUnavailable as error:
+            pytest.skip(f"kernel guest unavailable: {error}")
+        assert result.problem is None and result.status == 0, f"{result.problem}\n{output}\n{result.console_tail}"
+        report = json.loads(output.split("RESULT ", 1)[1])
+        assert report["mem_kib"] < 655360  # the keyslot's Argon2 memory is more than the guest has
+        assert report["restore"] == 0, report["stderr"]
+        assert "vgk/heavy: activated from the restored volume key" in report["stdout"]
+        assert report["flag"] == "yes\n"
+        assert report["same"], report
+        assert f":64:logon:{description}" in report["table"]  # dm-crypt got the key by reference
+        assert not report["key_left"]  # the restored key did not outlive the activation
+        assert report["deactivated"] == 0
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
