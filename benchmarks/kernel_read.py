@@ -60,7 +60,7 @@ def in_guest(rounds: int) -> None:
     env = {**os.environ, "LVCRYPT_STATE_DIR": str(work / "state"), "LVCRYPT_RUN_DIR": str(work / "run")}
     image = work / "pv.img"
     with open(image, "wb") as f:
-        f.truncate(SIZE + (16 << 20))
+        f.truncate(SIZE + (32 << 20))  # room for the keystore (a 16 MiB LUKS2 header) and metadata
     (work / "pass").write_bytes(b"benchmark passphrase")
     lvcrypt = [sys.executable, "-m", "lvcrypt"]
     devices = ["--devices", str(image)]
@@ -108,6 +108,7 @@ def in_guest(rounds: int) -> None:
         subprocess.run([*lvcrypt, "lvchange", *devices, "-an", f"{VG}/data"], capture_output=True, env=env)
         for device in loops:
             subprocess.run(["losetup", "-d", device], capture_output=True)
+        image.unlink()
 
 
 def _digest(path: str) -> str:
