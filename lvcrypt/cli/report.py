@@ -78,11 +78,11 @@ def _active_devices() -> dict[str, "DeviceInfo"]:
 
 
 def _lv_attr(row: LvRow) -> str:
-    from lvcrypt.activate.tables import dm_uuid
-
     lv = row.lv
     state = opened = "X" if _no_dm() else "-"
     if state != "X":
+        from lvcrypt.activate.tables import dm_uuid  # only with device-mapper: keeps lvs start-up lean
+
         info = _active_devices().get(dm_uuid(row.vg, lv))
         if info is not None:
             state, opened = "a", "o" if info.open_count > 0 else "-"
@@ -350,7 +350,8 @@ def _load(args: argparse.Namespace, names: list[str]) -> tuple[object, list["Loa
 
 
 def cmd_lvs(args: argparse.Namespace) -> int:
-    columns = _columns(args.options, LV_DEFAULT, LV_FIELDS)
+    fields = {**VG_FIELDS, **LV_FIELDS}  # lvm2's lvs also reports the LV's VG fields
+    columns = _columns(args.options, LV_DEFAULT, fields)
     _active_devices.cache_clear()  # once per command, also when several run in one process
     vg_names = list(dict.fromkeys(item.split("/")[0] for item in args.names))
     only = {tuple(item.split("/", 1)) for item in args.names if "/" in item}
@@ -366,7 +367,7 @@ def cmd_lvs(args: argparse.Namespace) -> int:
                 rows += [LvRow(vg.vg, vg, lv, segment, args.sysfs_root) for segment in lv.segments]
             else:
                 rows.append(LvRow(vg.vg, vg, lv, None, args.sysfs_root))
-    _render("lv", columns, LV_FIELDS, rows, args)
+    _render("lv", columns, fields, rows, args)
     return 0
 
 

@@ -8,7 +8,7 @@ root and ~/.local/state/lvcrypt for other users, with lvm2's layout
 from __future__ import annotations
 
 import os
-import secrets
+import random
 from pathlib import Path
 
 STATE_ENV = "LVCRYPT_STATE_DIR"
@@ -40,7 +40,7 @@ def archive_version(vg_name: str, text: str) -> Path:
     numbers = [int(p.name[len(vg_name) + 1:len(vg_name) + 6]) for p in directory.glob(f"{vg_name}_[0-9][0-9][0-9][0-9][0-9]-*.vg")
                if p.name[len(vg_name) + 1:len(vg_name) + 6].isdigit()]
     number = max(numbers, default=-1) + 1
-    path = directory / f"{vg_name}_{number:05d}-{secrets.randbelow(10**9)}.vg"
+    path = directory / f"{vg_name}_{number:05d}-{random.randrange(10**9)}.vg"
     _write(path, text)
     return path
 

@@ -118,10 +118,15 @@ def load_vg(found: Scan, name: str) -> LoadedVg:
     if len(ids) > 1:
         raise LvcryptError(f"several volume groups are named {name} (ids {', '.join(sorted(ids))})")
     pv, newest = max(copies, key=lambda item: item[1].seqno)
-    try:
-        vg = parse_vg(newest.text, f"{pv.path}:mda@{newest.locn.offset}")
-    except MetadataError as error:
-        raise MetadataError(f"volume group {name}: {error}") from None
+    from lvcrypt.store import cache
+
+    vg = cache.lookup(newest.vg_id, newest.text)
+    if vg is None:
+        try:
+            vg = parse_vg(newest.text, f"{pv.path}:mda@{newest.locn.offset}")
+        except MetadataError as error:
+            raise MetadataError(f"volume group {name}: {error}") from None
+        cache.store(newest.vg_id, newest.text, vg)
     by_uuid = found.by_uuid()
     members = {key: by_uuid[member.id] for key, member in vg.pvs.items() if member.id in by_uuid}
     missing = [key for key in vg.pvs if key not in members]
