@@ -104,7 +104,8 @@ def test_parsers_of_random_bytes_raise_only_format_errors(data: bytes) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(min_value=8, max_value=40), st.lists(st.integers(min_value=1, max_value=9000), min_size=1,
+# Texts of at least 2 bytes: lvm2's overlap test (copied exactly) needs last > start.
+@given(st.integers(min_value=8, max_value=40), st.lists(st.integers(min_value=2, max_value=9000), min_size=1,
                                                          max_size=60))
 def test_ring_never_overwrites_the_committed_copy(sectors: int, sizes: list[int]) -> None:
     """Writes land inside the ring, after the header, away from the committed text; wrapped
