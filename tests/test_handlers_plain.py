@@ -1,4 +1,12 @@
-"""plain and hashed handlers: keys as cryptsetup's plain mode derives them, and the key check block."""
+"""plain and hashed handlers: keys as cryptsetup's plain mode derives them, and the key check block.
+
+The oracle is libcryptsetup itself: `cryptsetup open --type plain` needs
+device-mapper (absent here), but the library's key processing runs on a PLAIN
+context over an image file and returns the key it would map.  Plain mode keeps
+nothing on disk, so "both directions" is the same question: does lvcrypt derive
+the key cryptsetup derives from the same passphrase, hash and key size?
+Mapping data with that key is the kernel guest tier's job.
+"""
 
 from __future__ import annotations
 
