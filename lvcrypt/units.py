@@ -12,7 +12,7 @@ _SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)([bBsSkKmMgGtTpPeE]?)\Z")
 
 
 def format_size(size_bytes: int, unit: str = "h") -> str:
-    """`12.00m` like lvm2; `h` picks the largest unit that keeps the number >= 1, `<` marks rounding down."""
+    """`12.00m` like lvm2; `h` picks the largest unit that keeps the number >= 1, `<` marks a value shown rounded up."""
     if unit in ("h", "H"):
         base = 1024 if unit == "h" else 1000
         letters = "bkmgtpe" if unit == "h" else "BKMGTPE"
@@ -23,9 +23,8 @@ def format_size(size_bytes: int, unit: str = "h") -> str:
             return f"{size_bytes}{'B' if unit == 'H' else 'b'}" if size_bytes else "0 "
         value = size_bytes / base ** power
         shown = f"{value:.2f}"
+        # lvm2 (dm_size_to_string, units r): round to nearest, mark with "<" when that rounded up.
         prefix = "<" if float(shown) * base ** power > size_bytes else ""
-        if prefix:
-            shown = f"{int(value * 100) / 100:.2f}"
         return f"{prefix}{shown}{letters[power]}"
     letter = unit.lower()
     if letter not in _POWERS:

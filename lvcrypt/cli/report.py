@@ -2,9 +2,9 @@
 
 Fields are lvm2's (`-o lv_name,lv_size,devices`, `+field` appends to the
 default list); a segment field (segtype, devices, stripes...) gives one row
-per segment as in lvm2.  Sizes follow `--units` (lvm2's letters).  Tables are
-drawn with tabulate; `--separator` and `--reportformat json` print what lvm2
-prints for scripts.
+per segment as in lvm2.  Sizes follow `--units` (lvm2's letters).  Columns
+are laid out as lvm2 lays them out; `--separator` and `--reportformat json`
+print what lvm2 prints for scripts.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ class Field:
     size: bool = False  # value in bytes, formatted with --units
 
 
+@functools.lru_cache(maxsize=1)
 def _no_dm() -> bool:
     """lvm2 shows state X (unknown) when the kernel has no device-mapper to ask."""
     return not os.path.exists("/sys/class/misc/device-mapper")
@@ -310,13 +311,26 @@ def _render(kind: str, columns: list[str], fields: dict[str, Field], rows: list[
         for line in table:
             print("  " + args.separator.join(line))
         return
-    from tabulate import tabulate
+    right = [fields[name].size or bool(rows) and isinstance(fields[name].get(rows[0]), int) for name in columns]
+    lines = table if args.noheadings else [[fields[name].heading for name in columns], *table]
+    sys.stdout.write("".join(f"  {row}\n" for row in aligned(lines, right, skip_first=not args.noheadings)))
 
-    headers = [] if args.noheadings else [fields[name].heading for name in columns]
-    align = ["right" if fields[name].size or name.endswith(("count", "_pe_count")) else "left" for name in columns]
-    text = tabulate(table, headers=headers, tablefmt="plain", disable_numparse=True, colalign=align)
-    if text:
-        print("\n".join("  " + line.rstrip() for line in text.splitlines()))
+
+def aligned(lines: list[list[str]], right: list[bool], skip_first: bool) -> list[str]:
+    """lvm2's column layout: one space between columns, numbers and sizes right-aligned
+    (headings always left-aligned), every column padded to its widest cell.
+
+    Not tabulate: for 2,000 LVs tabulate alone takes longer than lvm2's whole `lvs`.
+    """
+    if not lines:
+        return []
+    widths = [max(len(line[index]) for line in lines) for index in range(len(right))]
+    out = []
+    for number, line in enumerate(lines):
+        heading = skip_first and number == 0
+        out.append(" ".join(cell.rjust(width) if flush and not heading else cell.ljust(width)
+                            for cell, width, flush in zip(line, widths, right)))
+    return out
 
 
 def _load(args: argparse.Namespace, names: list[str]) -> tuple[object, list["LoadedVg"]]:
