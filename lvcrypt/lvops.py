@@ -41,6 +41,14 @@ def find_lv(vg: VolumeGroup, name: str) -> LogicalVolume:
 SegmentMaker = Callable[[int, Piece, "int | None"], Segment]
 
 
+def free_lv_name(vg: VolumeGroup) -> str:
+    """lvm2's default name for an unnamed new LV: the first free lvolN."""
+    number = 0
+    while f"lvol{number}" in vg.lvs:
+        number += 1
+    return f"lvol{number}"
+
+
 def _striped(start: int, piece: Piece, stripe_size: int | None) -> StripedSegment:
     stripes = len(piece.areas)
     return StripedSegment(start, piece.length * stripes, "striped", stripe_count=stripes,

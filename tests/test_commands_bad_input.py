@@ -123,7 +123,7 @@ def test_bad_arguments_exit_3_and_refusals_exit_5(vg_on_images: Pair) -> None:
     pair = vg_on_images
     before = _digest(pair.devices)
     _fails(pair, "lvcreate", "-L", "12Q", "-n", "q", "vga", status=3, says="invalid size")
-    _fails(pair, "lvcreate", "-l", "2", "vga", status=3, says="name")
+    _fails(pair, "lvcreate", "-l", "2", "-L", "4m", "-n", "both", "vga", status=3, says="exactly one of")
     _fails(pair, "lvcreate", "-l", "2", "-n", "bad name", "vga", status=3, says="invalid logical volume name")
     _fails(pair, "lvcreate", "-l", "2", "-n", "one", "vga", says="already exists")
     _fails(pair, "lvcreate", "-l", "2000", "-n", "huge", "vga", says="insufficient free space")
@@ -210,8 +210,9 @@ def test_commands_without_devices_option_use_the_devices_file(tmp_path: Path) ->
 
     assert run("vgcreate", "vgf", *images).returncode == 0
     assert run("lvcreate", "-l", "2", "-n", "noopt", "vgf").returncode == 0
+    assert run("lvcreate", "-l", "1", "vgf").returncode == 0  # unnamed: lvm2's lvol0
     listing = run("lvs", "--noheadings", "-o", "lv_name,vg_name", "--separator", ":")
-    assert listing.stdout.split() == ["noopt:vgf"]
+    assert listing.stdout.split() == ["lvol0:vgf", "noopt:vgf"]
     assert (tmp_path / "state" / "devices").read_text().split() == images
     assert (tmp_path / "state" / "backup" / "vgf").exists()
-    assert len(list((tmp_path / "state" / "archive").glob("vgf_*.vg"))) == 1
+    assert len(list((tmp_path / "state" / "archive").glob("vgf_*.vg"))) == 2

@@ -109,12 +109,10 @@ def _request(args: argparse.Namespace) -> SizeRequest:
 
 def cmd_lvcreate(args: argparse.Namespace) -> int:
     from lvcrypt.errors import UsageError
-    from lvcrypt.lvops import create_lv
+    from lvcrypt.lvops import create_lv, free_lv_name
     from lvcrypt.store.transaction import VgTransaction
 
     vg_name, name = (_split_lv(args.vg) if "/" in args.vg else (args.vg, args.name))
-    if not name:
-        raise UsageError("lvcreate: give the new LV a name with -n")
     request = _request(args)
     if request.sign:
         raise UsageError("lvcreate: a size cannot be relative (+/-)")
@@ -130,6 +128,7 @@ def cmd_lvcreate(args: argparse.Namespace) -> int:
         raise UsageError("lvcreate: --keystore, --handler and --wipe need --encrypt")
     key = None
     with VgTransaction(args.devices, vg_name) as tx:
+        name = name or free_lv_name(tx.vg)
         keys = _pv_keys(tx, args.pv)
         extents = _extents(request, tx.vg, stripes, keys)
         if extents <= 0:
@@ -311,7 +310,7 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         _size_options(parser)
         _stripe_options(parser)
         _ignored_lvm2_options(parser)
-        parser.add_argument("-n", "--name", help="name of the new LV")
+        parser.add_argument("-n", "--name", help="name of the new LV (default: lvolN, as lvm2)")
         parser.add_argument("--type", choices=("linear", "striped", "crypt"), help="segment type")
         add_encrypt_options(parser)
         parser.add_argument("-y", "--yes", action="store_true")
