@@ -71,10 +71,34 @@ def _restore(snapshot: dict[str, bytes]) -> None:
             os.close(fd)
 
 
+def _churn_until_next_copy_wraps(pair: Pair) -> None:
+    """Commit (in this process) until the next, slightly larger copy must wrap around the ring's end."""
+    from lvcrypt.lvops import create_lv, remove_lv
+    from lvcrypt.store.mda import next_offset
+    from lvcrypt.store.transaction import VgTransaction
+
+    for round_ in range(400):
+        pv = scan(pair.devices[:1]).pvs[pair.devices[0]]
+        header = pv.mdas[0].header
+        assert header is not None
+        start = next_offset(header, header.committed)
+        if start < header.size < start + header.committed.size + 400:
+            return
+        with VgTransaction(pair.device_list, "vgc") as tx:
+            if "churn" in tx.vg.lvs:
+                remove_lv(tx.vg, "churn")
+            else:
+                create_lv(tx.vg, "churn", 1)
+            tx.commit()
+    raise AssertionError("the ring never came close to its end")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("command", [["lvcreate", "-l", "2", "-n", "new", "vgc"],
-                                     ["lvextend", "-l", "+3", "vgc/lv1"]])
-def test_crash_at_every_write_of_a_commit(command: list[str], loop_devices: Callable[..., list[str]],
+@pytest.mark.parametrize("command,wrap", [(["lvcreate", "-l", "2", "-n", "new", "vgc"], False),
+                                          (["lvextend", "-l", "+3", "vgc/lv1"], False),
+                                          (["lvcreate", "-l", "2", "-n", "new", "vgc"], True)],
+                         ids=["lvcreate", "lvextend", "lvcreate-wrapping"])
+def test_crash_at_every_write_of_a_commit(command: list[str], wrap: bool, loop_devices: Callable[..., list[str]],
                                           tmp_path: Path, lvm2: None, monkeypatch: pytest.MonkeyPatch) -> None:
     pair = Pair(loop_devices(2, 16), tmp_path)
     for key in ("LVCRYPT_STATE_DIR", "LVCRYPT_RUN_DIR"):
@@ -85,6 +109,8 @@ def test_crash_at_every_write_of_a_commit(command: list[str], loop_devices: Call
     pair.lvc("vgcreate", "-s", "1m", "vgc", a, b)
     for index in range(3):
         pair.lvc("lvcreate", "-l", "2", "-n", f"lv{index}", "vgc")
+    if wrap:
+        _churn_until_next_copy_wraps(pair)
     before = load_vg(scan(pair.devices), "vgc")
     old_seqno = before.vg.seqno
     old_lvs = {name: lv.extent_count for name, lv in before.vg.lvs.items()}
@@ -96,6 +122,10 @@ def test_crash_at_every_write_of_a_commit(command: list[str], loop_devices: Call
     new_lvs = {name: lv.extent_count for name, lv in after.vg.lvs.items()}
     assert after.vg.seqno == old_seqno + 1 and new_lvs != old_lvs
     assert total >= 9, f"a commit to 3 metadata areas takes at least 9 writes, saw {total}"
+    if wrap:
+        header = scan(pair.devices[:1]).pvs[a].mdas[0].header
+        assert header is not None and header.committed.offset + header.committed.size > header.size
+        assert total >= 10, "the wrapped copy is written in two pieces"
 
     outcomes = []
     for stop_at in range(total):
