@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from pathlib import Path
 
 STATE_ENV = "LVCRYPT_STATE_DIR"
@@ -42,7 +43,21 @@ def archive_version(vg_name: str, text: str) -> Path:
     number = max(numbers, default=-1) + 1
     path = directory / f"{vg_name}_{number:05d}-{random.randrange(10**9)}.vg"
     _write(path, text)
+    _prune(directory, vg_name)
     return path
+
+
+# lvm2's defaults (backup/retain_min, backup/retain_days): keep at least 10 archives, and all from 30 days.
+RETAIN_MIN = 10
+RETAIN_SECONDS = 30 * 24 * 3600
+
+
+def _prune(directory: Path, vg_name: str) -> None:
+    archives = sorted(directory.glob(f"{vg_name}_[0-9][0-9][0-9][0-9][0-9]-*.vg"), key=lambda p: p.name)
+    cutoff = time.time() - RETAIN_SECONDS
+    for old in archives[:-RETAIN_MIN]:
+        if old.stat().st_mtime < cutoff:
+            old.unlink()
 
 
 def write_backup(vg_name: str, text: str) -> Path:
