@@ -213,18 +213,20 @@ class Drop:
 def reload_drops(old: Table, new: Table, sysfs_root: str = "/sys") -> list[Drop]:
     """What reloading `new` over the live devices of `old` would drop, as the kernel would judge it.
 
-    A device counts as live when sysfs has a dm device with its uuid; what it
-    exposes is read from that device's own `queue/crypto` (the truth the
-    kernel compares against), falling back to what `old` computes to.
+    Reloads are the tables of `new` that `old` has too (same uuid) and that
+    are live (sysfs has a dm device with that uuid); layers only `new` has
+    are created, not reloaded.  What a live device exposes is read from its
+    own `queue/crypto`: the profile the kernel compares against, which may
+    differ from what `old` computes to today (devices change).
     """
     live = live_devices(sysfs_root)
-    before = stack_caps(old, sysfs_root)
+    reloaded = {table.uuid for table in old.walk()} & set(live)
     after = stack_caps(new, sysfs_root)
     drops = []
     for table in new.walk():
-        if table.uuid not in live:
+        if table.uuid not in reloaded:
             continue
-        exposed = read_caps(live[table.uuid] / "queue") or before.by_table.get(table.name)
+        exposed = read_caps(live[table.uuid] / "queue")
         if exposed is None:
             continue
         lacks = missing(exposed, after.by_table.get(table.name))

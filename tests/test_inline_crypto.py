@@ -245,6 +245,11 @@ def test_inactive_lvs_and_lvs_exposing_nothing_extend_freely(pair: Pair) -> None
     pair.lvc("lvextend", "--sysfs-root", sysfs(pair), "-L", "8M", "vgi/idle", bare)  # not active
     pair.lvc("lvextend", "--sysfs-root", sysfs(pair), "-L", "8M", "vgi/nocaps", rich)  # exposes nothing
     assert lvm2_devices(pair, "idle") == {rich, bare} and lvm2_devices(pair, "nocaps") == {rich, bare}
+    # On rich hardware, but the live device exposes nothing (e.g. a kernel without blk-crypto): nothing to drop.
+    pair.lvc("lvcreate", "-L", "4M", "-n", "richlive", "vgi", rich)
+    activate(pair.tmp / "sys", 1, dm_uuid(pair, "richlive"), None)
+    pair.lvc("lvextend", "--sysfs-root", sysfs(pair), "-L", "8M", "vgi/richlive", bare)
+    assert lvm2_devices(pair, "richlive") == {rich, bare}
 
 
 def test_the_live_devices_own_caps_are_what_counts(pair: Pair) -> None:

@@ -254,9 +254,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
                         if kernel_backend:
                             from lvcrypt.activate import kernel
 
-                            kernel.activate(build_lv_table(tx, lv.name), keys)
+                            made = kernel.activate(build_lv_table(tx, lv.name), keys)
                             spent += used
-                            print(f"  {vg_name}/{lv.name}: activated from the restored volume key.")
+                            print(f"  {vg_name}/{lv.name}: " + ("activated from the restored volume key."
+                                                                 if made else "already active."))
                         else:
                             description = _descriptions(tx, lv)[0][1]
                             print(f"  {vg_name}/{lv.name}: restored volume key verified; no device-mapper here, "
