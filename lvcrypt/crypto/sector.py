@@ -33,7 +33,7 @@ from lvcrypt.errors import HandlerError
 Buffer = bytes | bytearray | memoryview
 SECTOR_SIZES = (512, 1024, 2048, 4096)
 BLOCK = 16
-DEFAULT_BATCH_BYTES = 256 << 10  # keeps a batch's work arrays in L2
+DEFAULT_BATCH_BYTES = 128 << 10  # a batch and its tweak work arrays (~6x its size) stay in L2
 IV_BATCH_BYTES = 4 << 20
 
 
