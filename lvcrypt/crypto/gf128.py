@@ -73,6 +73,7 @@ class TweakExpander:
         self._hi = np.empty(shape, dtype=U64)
         self._a = np.empty(shape, dtype=U64)
         self._b = np.empty(shape, dtype=U64)
+        self._view_cache: dict[int, tuple[np.ndarray, ...]] = {}
 
     def group_starts(self, t0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(lo, hi) of T0 * x^(16q), shape (n, groups), for first tweaks `t0` of shape (n, 2).
@@ -98,19 +99,27 @@ class TweakExpander:
 
         The result is a view of an internal buffer, valid until the next call.
         """
-        n = starts_lo.shape[0]
-        out = self.tweaks[:n].reshape(n, self.groups, 16, 2)
-        lo, hi, a, b = self._lo[:n], self._hi[:n], self._a[:n], self._b[:n]
-        up, down = self._up[:n], self._down[:n]
+        tweaks, out_lo, out_hi, lo, hi, a, b, up, down = self._views(starts_lo.shape[0])
         np.copyto(lo, starts_lo[..., None])
         np.copyto(hi, starts_hi[..., None])
         # hi word: hi << r | the top r bits of lo
         np.right_shift(lo, down, out=a)
         np.left_shift(hi, up, out=b)
-        np.bitwise_or(a, b, out=out[..., 1])
+        np.bitwise_or(a, b, out=out_hi)
         # lo word: lo << r ^ clmul(top r bits of hi, 0x87)
         np.right_shift(hi, down, out=a)
         np.take(REDUCE16, a.view(np.int64), out=b.view(np.int64), mode="clip")
         np.left_shift(lo, up, out=a)
-        np.bitwise_xor(a, b, out=out[..., 0])
-        return self.tweaks[:n]
+        np.bitwise_xor(a, b, out=out_lo)
+        return tweaks
+
+    def _views(self, n: int) -> tuple[np.ndarray, ...]:
+        """The work arrays cut to n sectors, made once per n: at 128 KiB per batch, building
+        nine views per call would cost a few percent."""
+        views = self._view_cache.get(n)
+        if views is None:
+            out = self.tweaks[:n].reshape(n, self.groups, 16, 2)
+            views = (self.tweaks[:n], out[..., 0], out[..., 1], self._lo[:n], self._hi[:n], self._a[:n],
+                     self._b[:n], self._up[:n], self._down[:n])
+            self._view_cache[n] = views
+        return views

@@ -176,7 +176,9 @@ class XtsSectorCipher(SectorCipher):
         self._tweaks = TweakExpander(self.blocks_per_sector, self.batch_sectors)
         self._t0 = bytearray(self.iv_batch_sectors * BLOCK + BLOCK)
         self._work = bytearray(self.batch_sectors * sector_size + BLOCK)
-        self._work64 = np.frombuffer(self._work, dtype=U64)
+        self._work_view = memoryview(self._work)
+        self._work_sectors = np.frombuffer(self._work, dtype=U64)[: self.batch_sectors * sector_size // 8].reshape(
+            self.batch_sectors, self.blocks_per_sector, 2)
 
     def _prepare(self, ivs: np.ndarray) -> tuple[np.ndarray, ...]:
         """T0 = E_K2(IV) of every sector, expanded to the start of each 16-block group."""
@@ -188,11 +190,11 @@ class XtsSectorCipher(SectorCipher):
     def _crypt(self, src: np.ndarray, dst: np.ndarray, starts_lo: np.ndarray, starts_hi: np.ndarray,
                context: CipherContext) -> None:
         tweaks = self._tweaks.expand(starts_lo, starts_hi)
-        nbytes = src.nbytes
-        work = self._work64[: nbytes // 8].reshape(src.shape)
+        n = src.shape[0]
+        work = self._work_sectors[:n]
         np.bitwise_xor(src, tweaks, out=work)
-        view = memoryview(self._work)
-        context.update_into(view[:nbytes], view)
+        # In place; the work buffer's spare block satisfies update_into's size rule.
+        context.update_into(self._work_view[:n * self.sector_size], self._work_view)
         np.bitwise_xor(work, tweaks, out=dst)
 
     def _encrypt_batch(self, src: np.ndarray, dst: np.ndarray, *state: np.ndarray) -> None:
