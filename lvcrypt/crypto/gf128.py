@@ -108,7 +108,7 @@ class TweakExpander:
         np.bitwise_or(a, b, out=out_hi)
         # lo word: lo << r ^ clmul(top r bits of hi, 0x87)
         np.right_shift(hi, down, out=a)
-        np.take(REDUCE16, a.view(np.int64), out=b.view(np.int64), mode="clip")
+        REDUCE16.take(a.view(np.int64), out=b.view(np.int64), mode="clip")
         np.left_shift(lo, up, out=a)
         np.bitwise_xor(a, b, out=out_lo)
         return tweaks
