@@ -99,7 +99,7 @@ class TweakExpander:
 
         The result is a view of an internal buffer, valid until the next call.
         """
-        tweaks, out_lo, out_hi, lo, hi, a, b, up, down = self._views(starts_lo.shape[0])
+        tweaks, out_lo, out_hi, lo, hi, a, b, a_index, b_word, up, down = self._views(starts_lo.shape[0])
         np.copyto(lo, starts_lo[..., None])
         np.copyto(hi, starts_hi[..., None])
         # hi word: hi << r | the top r bits of lo
@@ -108,18 +108,19 @@ class TweakExpander:
         np.bitwise_or(a, b, out=out_hi)
         # lo word: lo << r ^ clmul(top r bits of hi, 0x87)
         np.right_shift(hi, down, out=a)
-        REDUCE16.take(a.view(np.int64), out=b.view(np.int64), mode="clip")
+        REDUCE16.take(a_index, out=b_word, mode="clip")
         np.left_shift(lo, up, out=a)
         np.bitwise_xor(a, b, out=out_lo)
         return tweaks
 
     def _views(self, n: int) -> tuple[np.ndarray, ...]:
         """The work arrays cut to n sectors, made once per n: at 128 KiB per batch, building
-        nine views per call would cost a few percent."""
+        a dozen views per call would cost a few percent."""
         views = self._view_cache.get(n)
         if views is None:
             out = self.tweaks[:n].reshape(n, self.groups, 16, 2)
-            views = (self.tweaks[:n], out[..., 0], out[..., 1], self._lo[:n], self._hi[:n], self._a[:n],
-                     self._b[:n], self._up[:n], self._down[:n])
+            a, b = self._a[:n], self._b[:n]
+            views = (self.tweaks[:n], out[..., 0], out[..., 1], self._lo[:n], self._hi[:n], a, b,
+                     a.view(np.int64), b.view(np.int64), self._up[:n], self._down[:n])
             self._view_cache[n] = views
         return views
