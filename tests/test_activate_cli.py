@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -57,3 +56,15 @@ def test_bad_arguments_exit_3(argv: list[str], message: str, tmp_path: Path) -> 
     result = run_lvcrypt(*argv, env={**os.environ, "LVCRYPT_STATE_DIR": str(tmp_path)})
     assert result.returncode == 3, result.stderr
     assert message in result.stderr.decode()
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("--link-vk-to-keyring", "@s:%user:vk1", "is not KEYRING::KEY"),
+    ("--volume-key-keyring", "%trusted:vk1", "key type 'trusted' is not supported"),
+])
+def test_malformed_keyring_spellings_are_refused_before_anything_else(
+        option: str, value: str, message: str, tmp_path: Path) -> None:
+    result = run_lvcrypt("lvchange", "-ay", option, value, "vga/lv",
+                         env={**os.environ, "LVCRYPT_STATE_DIR": str(tmp_path)})
+    lines = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 5 and len(lines) == 1 and message in lines[0], result.stderr

@@ -189,13 +189,11 @@ def _failure(doing: str, error: BaseException, undo: _Undo) -> ActivationError:
     return ActivationError(f"{doing}: {reason}{left}")
 
 
-def stack_names(dm: DeviceMapper, table: Table) -> list[str]:
-    """The live devices of an LV, top first: the device named by the table, then its layers by uuid."""
-    names = [table.name]
-    layer_prefix = table.uuid + "-"
-    names += sorted(entry.name for entry in dm.list()
-                    if entry.uuid and entry.uuid.startswith(layer_prefix) and entry.name != table.name)
-    return names
+def stack_names(dm: DeviceMapper, name: str, uuid: str) -> list[str]:
+    """The live devices of an LV, top first: the device `name`, then its layers (uuid `<uuid>-...`)."""
+    layer_prefix = uuid + "-"
+    return [name] + sorted(entry.name for entry in dm.list()
+                           if entry.uuid and entry.uuid.startswith(layer_prefix) and entry.name != name)
 
 
 def _live_key_descriptions(dm: DeviceMapper, names: list[str]) -> list[str]:
@@ -217,24 +215,28 @@ def drop_keys(descriptions: list[str]) -> None:
             keyring.invalidate(serial)
 
 
-def deactivate(table: Table) -> bool:
-    """Remove the stack top first, its nodes and its keys; False if it was not active."""
+def deactivate(name: str, uuid: str) -> bool:
+    """Remove an LV's stack top first, its nodes and its keys; False if it was not active.
+
+    Only the names are needed (no keystore, no table), so an LV whose PVs are
+    gone can still be taken down.
+    """
     with DeviceMapper() as dm:
-        info = dm.info(table.name)
+        info = dm.info(name)
         if info is None:
             return False
-        if info.uuid != table.uuid:
-            raise ActivationError(f"device-mapper device {table.name} does not belong to this LV "
+        if info.uuid != uuid:
+            raise ActivationError(f"device-mapper device {name} does not belong to this LV "
                                   f"(uuid {info.uuid or 'none'})")
-        names = stack_names(dm, table)
+        names = stack_names(dm, name, uuid)
         descriptions = _live_key_descriptions(dm, names)
-        for name in names:
-            dm.remove(name)
-            remove_node(name, MAPPER_DIR)
+        for device in names:
+            dm.remove(device)
+            remove_node(device, MAPPER_DIR)
     try:
         drop_keys(descriptions)
     except KeyringError as error:
-        raise ActivationError(f"{table.name} is deactivated, but its key stays in the keyring: {error}") from None
+        raise ActivationError(f"{name} is deactivated, but its key stays in the keyring: {error}") from None
     return True
 
 
@@ -258,7 +260,7 @@ def refresh(table: Table, volume_keys: Mapping[str, bytes | bytearray] | None) -
         try:
             if not is_active(dm, table):
                 raise ActivationError(f"{table.name} is not active")
-            old = stack_names(dm, table)
+            old = stack_names(dm, table.name, table.uuid)
             if volume_keys is not None:
                 _add_keys(table, volume_keys, _Undo())
             for device in table.walk():

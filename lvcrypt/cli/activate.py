@@ -12,21 +12,28 @@ dm-crypt gets them as `logon` keys, never as hex.
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterator
 
 from lvcrypt.cli import common_options
 from lvcrypt.cli.crypt import add_key_file_option, split_lv
 
 if TYPE_CHECKING:
+    from lvcrypt.handlers.base import Area, KeyHandler, KeystoreAttrs
     from lvcrypt.keycache import KeyCache
     from lvcrypt.store.transaction import VgTransaction
 
 
-def _keystore_parts(tx: "VgTransaction", store: str):  # type: ignore[no-untyped-def]
-    from lvcrypt.keystores import attrs_of, handler_of, keystore_segment, open_area
+@contextmanager
+def _opened_keystore(tx: "VgTransaction", store: str) -> Iterator[tuple["KeyHandler", "Area", "KeystoreAttrs"]]:
+    """The keystore's handler, area (closed afterwards) and attributes."""
+    from lvcrypt.keystores import attrs_of, close_area, handler_of, keystore_segment, open_area
 
-    return handler_of(tx.vg, store), open_area(tx.vg, store, tx.loaded.device_of), attrs_of(
-        keystore_segment(tx.vg, store))
+    area = open_area(tx.vg, store, tx.loaded.device_of)
+    try:
+        yield handler_of(tx.vg, store), area, attrs_of(keystore_segment(tx.vg, store))
+    finally:
+        close_area(area)
 
 
 def _unlock_from_volume_key_keyring(args: argparse.Namespace, tx: "VgTransaction", stores: list[str],
@@ -35,7 +42,6 @@ def _unlock_from_volume_key_keyring(args: argparse.Namespace, tx: "VgTransaction
     from lvcrypt import keyring
     from lvcrypt.errors import KeyringError
     from lvcrypt.handlers.secret import Secret
-    from lvcrypt.keystores import close_area
 
     spec = keyring.parse_key_spec(args.volume_key_keyring)
     if spec.type != "user":
@@ -46,14 +52,12 @@ def _unlock_from_volume_key_keyring(args: argparse.Namespace, tx: "VgTransaction
         raise KeyringError(f"no key {spec} in this process's keyrings")
     for store in stores:
         key = Secret.adopt(keyring.read_key(serial))
-        handler, area, attrs = _keystore_parts(tx, store)
         try:
-            handler.verify_volume_key(area, attrs, key)
+            with _opened_keystore(tx, store) as (handler, area, attrs):
+                handler.verify_volume_key(area, attrs, key)
         except BaseException:
             key.close()
             raise
-        finally:
-            close_area(area)
         keys.put(store, key)
 
 
@@ -62,11 +66,9 @@ def _unlock_from_token(tx: "VgTransaction", store: str, keys: "KeyCache") -> boo
     from lvcrypt import keyring
     from lvcrypt.errors import WrongPassphrase
     from lvcrypt.handlers.secret import Secret
-    from lvcrypt.keystores import close_area
 
-    handler, area, attrs = _keystore_parts(tx, store)
-    try:
-        tokens = getattr(handler, "keyring_tokens", None)
+    with _opened_keystore(tx, store) as (handler, area, attrs):
+        tokens = getattr(handler, "keyring_tokens", None)  # only LUKS2 has tokens
         for token in tokens(area) if tokens else []:
             serial = keyring.request_key("user", token.key_description)
             if serial is None:
@@ -78,9 +80,7 @@ def _unlock_from_token(tx: "VgTransaction", store: str, keys: "KeyCache") -> boo
                         return True
                     except WrongPassphrase:
                         continue
-        return False
-    finally:
-        close_area(area)
+    return False
 
 
 def unlock_for_activation(args: argparse.Namespace, tx: "VgTransaction", lv_name: str, keys: "KeyCache") -> None:
@@ -98,15 +98,15 @@ def unlock_for_activation(args: argparse.Namespace, tx: "VgTransaction", lv_name
                 _unlock_from_token(tx, store, keys)
     if not all(store in keys for store in stores):
         unlock_lv(args, tx, lv_name, keys)
-    if getattr(args, "link_vk_to_keyring", None):
-        link_volume_key(args.link_vk_to_keyring, keys[stores[0]])
 
 
-def link_volume_key(spec: str, key: bytes | bytearray) -> None:
-    """--link-vk-to-keyring KEYRING::%TYPE:DESC, as cryptsetup does after unlocking."""
+def _link_volume_key(args: argparse.Namespace, tx: "VgTransaction", lv_name: str, keys: "KeyCache") -> None:
+    """--link-vk-to-keyring KEYRING::%TYPE:DESC once the LV is active, as cryptsetup does."""
     from lvcrypt import keyring
 
-    keyring.link_volume_key(spec, key)
+    stores = tx.vg.lvs[lv_name].keystores()
+    if args.link_vk_to_keyring and stores and stores[0] in keys:
+        keyring.link_volume_key(args.link_vk_to_keyring, keys[stores[0]])
 
 
 def _check_pvs_present(tx: "VgTransaction", lv_name: str) -> None:
@@ -122,37 +122,53 @@ def _check_pvs_present(tx: "VgTransaction", lv_name: str) -> None:
                                       f"{tx.vg.pvs[area.pv].id} is missing")
 
 
-def _require_dm() -> None:
-    """One line naming the userspace alternatives, before any passphrase is asked for."""
+def _check_before_starting(args: argparse.Namespace) -> None:
+    """Keyring spellings checked, and device-mapper there (else one line naming the userspace
+    alternatives), before any passphrase is asked for or anything is created."""
+    from lvcrypt import keyring
     from lvcrypt.activate.dm_ioctl import DeviceMapper
 
+    if args.link_vk_to_keyring:
+        keyring.parse_link_spec(args.link_vk_to_keyring)
+    if args.volume_key_keyring:
+        keyring.parse_key_spec(args.volume_key_keyring)
     DeviceMapper().close()
 
 
 def change_lv(args: argparse.Namespace, tx: "VgTransaction", lv_name: str, keys: "KeyCache") -> None:
     from lvcrypt.activate import kernel
     from lvcrypt.activate.dm_ioctl import DeviceMapper
+    from lvcrypt.activate.tables import dm_name, dm_uuid
     from lvcrypt.cli.crypt import build_lv_table
+    from lvcrypt.errors import LvcryptError
     from lvcrypt.lvops import find_lv
 
     lv = find_lv(tx.vg, lv_name)
-    table = build_lv_table(tx, lv.name)
     if args.activate == "n":
-        kernel.deactivate(table)
+        kernel.deactivate(dm_name(tx.vg.name, lv.name), dm_uuid(tx.vg, lv))
         return
+    table = build_lv_table(tx, lv.name)
     _check_pvs_present(tx, lv.name)
+    with DeviceMapper() as dm:
+        active = kernel.is_active(dm, table)
     if args.refresh:
+        if not active:
+            raise kernel.ActivationError(f"{tx.vg.name}/{lv.name} is not active: nothing to refresh")
         if not kernel.keys_present(table) or args.volume_key_keyring or args.key_file:
             unlock_for_activation(args, tx, lv.name, keys)
             kernel.refresh(table, keys)
         else:
             kernel.refresh(table, None)
         return
-    with DeviceMapper() as dm:
-        if kernel.is_active(dm, table):
-            return
+    if active:
+        return
     unlock_for_activation(args, tx, lv.name, keys)
     kernel.activate(table, keys)
+    try:
+        _link_volume_key(args, tx, lv.name, keys)
+    except LvcryptError:
+        kernel.deactivate(table.name, table.uuid)  # as if the activation had failed: nothing stays behind
+        raise
 
 
 def cmd_lvchange(args: argparse.Namespace) -> int:
@@ -167,9 +183,9 @@ def cmd_lvchange(args: argparse.Namespace) -> int:
     if args.refresh:
         args.activate = "y"
     targets = [split_lv(item) for item in args.lvs]
-    _require_dm()
+    _check_before_starting(args)
     for vg_name, lv_name in targets:
-        with VgTransaction(args.devices, vg_name, exclusive=False) as tx, KeyCache() as keys:
+        with VgTransaction(args.devices, vg_name, exclusive=False, allow_missing=True) as tx, KeyCache() as keys:
             change_lv(args, tx, lv_name, keys)
     return 0
 
@@ -183,9 +199,9 @@ def cmd_vgchange(args: argparse.Namespace) -> int:
     if args.activate is None:
         raise UsageError("vgchange: give -ay or -an")
     args.refresh = False
-    _require_dm()
+    _check_before_starting(args)
     for vg_name in args.vgs:
-        with VgTransaction(args.devices, vg_name, exclusive=False) as tx, KeyCache() as keys:
+        with VgTransaction(args.devices, vg_name, exclusive=False, allow_missing=True) as tx, KeyCache() as keys:
             names = sorted(lv.name for lv in tx.vg.lvs.values() if lv.visible and not lv.is_keystore)
             for lv_name in names:
                 change_lv(args, tx, lv_name, keys)

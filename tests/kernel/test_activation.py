@@ -415,10 +415,25 @@ def test_faults_leave_nothing_behind(pair: Pair) -> None:
             subprocess.run(["dmsetup", "remove", name], capture_output=True, env=ENV)
 
     before = system_state()
+    assert "not active" in fails_cleanly(lvchange(pair, "--refresh", "--key-file", str(pair.tmp / "pass"),
+                                                  f"{VG}/cr", check=False), before)
+
+    # The volume key cannot be linked where asked: the activation that had succeeded is taken back.
+    before = system_state()
+    message = fails_cleanly(lvchange(pair, "-ay", "--key-file", str(pair.tmp / "pass"), "--link-vk-to-keyring",
+                                     "%:no-such-keyring::%user:vk", f"{VG}/cr", check=False), before)
+    assert "no-such-keyring" in message
+
+    before = system_state()
     one_pv = subprocess.run([sys.executable, "-m", "lvcrypt", "lvchange", "-ay", "--devices", pair.devices[0],
                              "--key-file", str(pair.tmp / "pass"), f"{VG}/cr"],
                             capture_output=True, text=True, env=pair.env)
     assert "missing" in fails_cleanly(one_pv, before)
+
+    # Deactivation needs no keystore and no passphrase: it works with a PV gone.
+    lvchange(pair, "-ay", "--key-file", str(pair.tmp / "pass"), f"{VG}/cr")
+    lvchange(Pair(pair.devices[:1], pair.tmp), "-an", f"{VG}/cr")
+    assert system_state() == before
 
 
 def top_uuid(pair: Pair, lv: str) -> str:
