@@ -11,6 +11,7 @@ commit rewrites every copy, repairing stale and damaged ones.
 from __future__ import annotations
 
 import os
+import os
 import sys
 from dataclasses import dataclass, field
 
@@ -167,6 +168,8 @@ def commit(vg: VolumeGroup, members: dict[str, PvOnDisk], description: str) -> b
     missing = [key for key in vg.pvs if key not in members]
     if missing:
         raise DeviceError(f"volume group {vg.name}: no device for {', '.join(missing)}")
+    for key, pv in vg.pvs.items():  # the device hints follow the devices, as lvm2 keeps them
+        pv.device = os.path.abspath(members[key].path)
     text = render(vg, description)
     disks: list[Disk] = []
     targets: list[_Target] = []

@@ -152,15 +152,13 @@ def plan_write(header: MdaHeader, text: bytes, what: str) -> tuple[RawLocn, list
     if old is not None and _overlaps(header, old, start, len(text)):
         raise LvcryptError(f"{what}: metadata ({len(text)} bytes) does not fit in the circular buffer")
     locn = RawLocn(start, len(text), text_checksum(text), 0)
+    ranges = header.text_ranges(locn)
     writes = []
-    for offset, length in header.text_ranges(locn) if start + len(text) > header.size else [(start, len(text))]:
-        consumed = sum(len(piece) for _, piece in writes)
+    consumed = 0
+    for index, (offset, length) in enumerate(ranges):
         piece = text[consumed:consumed + length]
-        writes.append((offset, piece))
-    padded = []
-    for index, (offset, piece) in enumerate(writes):
-        if index == len(writes) - 1:
-            piece = piece + bytes(-(offset + len(piece)) % ALIGNMENT)
-            piece = piece[:header.size - offset]
-        padded.append((header.start + offset, piece))
-    return locn, padded
+        consumed += length
+        if index == len(ranges) - 1:
+            piece = (piece + bytes(-(offset + length) % ALIGNMENT))[:header.size - offset]
+        writes.append((header.start + offset, piece))
+    return locn, writes
