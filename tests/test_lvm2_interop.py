@@ -48,10 +48,15 @@ def test_lvcrypt_reads_what_lvm2_wrote(pair: Pair) -> None:
     assert pv_b is not None and len(pv_b.mdas) == 2
     assert {mda.copy.seqno for mda in pv_b.mdas if mda.copy} == {pv_a.newest_copy().seqno}
 
-    # The default reports, as a person sees them, name the same LVs.
-    ours = pair.lvc("lvs", "--noheadings", "-o", "lv_name,lv_size", "--units", "m", "--separator", ":").stdout
-    theirs = pair.lvm("lvs", "--noheadings", "-o", "lv_name,lv_size", "--units", "m", "--separator", ":").stdout
-    assert ours.split() == theirs.split()
+    # Sizes as people read them, in every unit: the same strings as lvm2 prints.
+    for units in ("h", "H", "b", "s", "k", "m", "g"):
+        for command, fields in (("lvs", "lv_name,lv_size,seg_size,stripe_size"), ("vgs", "vg_name,vg_size,vg_free"),
+                                ("pvs", "pv_name,pv_size,pv_free,pe_start")):
+            args = (command, "--noheadings", "-o", fields, "--units", units, "--separator", ":")
+            assert pair.lvc(*args).stdout.split() == pair.lvm(*args).stdout.split(), (command, units)
+    # And the default tables carry the same cells.
+    for command in ("lvs", "vgs", "pvs"):
+        assert pair.lvc(command).stdout.split() == pair.lvm(command).stdout.split(), command
 
 
 def test_lvm2_reads_and_changes_what_lvcrypt_wrote(pair: Pair, tmp_path: Path) -> None:

@@ -267,10 +267,12 @@ def format_size(size: int, units: str) -> str:
         return f"{size}B"
     if units in ("s", "S"):
         return f"{size // 512}S"
-    if units in ("h", "H") and size == 0:
-        return "0 "
+    if size == 0:
+        return "0 " if units in ("h", "H") else f"0{units}"
     from lvcrypt.units import format_size as lvm_format
 
+    if units == "H":  # lvm2 marks rounding with "<" only in its default (r) and h units
+        return lvm_format(size, units).lstrip("<")
     return lvm_format(size, units)
 
 
