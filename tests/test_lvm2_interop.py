@@ -154,3 +154,19 @@ def test_metadata_ring_wraps_around_and_both_tools_read_it(pair: Pair, monkeypat
         pair.lvm("lvcreate", "-l", "1", "-n", f"lvm{index}", "vgw")
     pair.assert_agree("vgw")
     pair.assert_lvm2_clean("vgw")
+
+
+def test_ignored_metadata_areas_stay_ignored(pair: Pair) -> None:
+    """lvm2's --metadataignore: lvcrypt commits skip those areas and lvm2 still counts them as unused."""
+    a, b, _ = pair.devices
+    pair.lvm("pvcreate", a)
+    pair.lvm("pvcreate", "--pvmetadatacopies", "2", "--metadataignore", "y", b)
+    pair.lvm("vgcreate", "vgi", a, b)
+    fields = "pv_name,pv_mda_count,pv_mda_used_count"
+    before = pair.report("lvm2", "pvs", fields)
+    pair.lvc("lvcreate", "-l", "2", "-n", "one", "vgi")
+    pair.lvc("lvextend", "-l", "+1", "vgi/one")
+    assert pair.report("lvm2", "pvs", fields) == before
+    assert [mda.copy for mda in scan([b]).pvs[b].mdas] == [None, None]
+    pair.assert_agree("vgi")
+    pair.assert_lvm2_clean("vgi")

@@ -180,6 +180,8 @@ def commit(vg: VolumeGroup, members: dict[str, PvOnDisk], description: str) -> b
             disks.append(disk)
             for mda in pv.mdas:
                 header = _current_header(disk, mda.locn.offset, mda.locn.size)
+                if header.committed.ignored:  # lvm2's --metadataignore: this area holds no copy
+                    continue
                 locn, writes = plan_write(header, text, f"{pv.path}")
                 targets.append(_Target(disk, header, locn, writes))
         for target in targets:
