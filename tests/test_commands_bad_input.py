@@ -16,7 +16,7 @@ import pytest
 
 from conftest import ROOT
 from lvcrypt.store.disk import Disk
-from lvcrypt.store.mda import MdaHeader, plan_write
+from lvcrypt.store.mda import plan_write
 from lvcrypt.store.physical import read_pv
 from store_helpers import Pair
 

@@ -11,7 +11,6 @@ commit rewrites every copy, repairing stale and damaged ones.
 from __future__ import annotations
 
 import os
-import os
 import sys
 from dataclasses import dataclass, field
 
