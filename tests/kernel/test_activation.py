@@ -219,6 +219,7 @@ def test_all_layouts_read_back_between_kernel_and_userspace_both_ways(pair: Pair
         assert int(sh("blockdev", "--getsize64", str(node)).stdout) == size
         assert ours[lv][4] == "a" and theirs[lv][4] == "a", (ours, theirs)
         write_dev(node, payload(size, f"kernel-{lv}"))
+    lvcrypt(pair, "vgchange", "-ay", VG)  # already active: nothing to unlock, no passphrase asked
     lvcrypt(pair, "vgchange", "-an", VG)
     assert dm_devices() == set()
     assert not any("lvcrypt:" in key_text for key_text in session_keys())
