@@ -36,6 +36,7 @@ RESULTS_ENV = "LVCRYPT_KERNEL_RESULTS"
 VERDICTS = pytest.StashKey[dict[str, Verdict]]()
 # Marks the guest evaluates itself: the host must not skip or xfail on its own view of them.
 GUEST_EVALUATED_MARKS = {"skip", "skipif", "xfail"}
+BOOT_ATTEMPTS = 2
 
 
 def _is_kernel_test(item: pytest.Item) -> bool:
@@ -84,25 +85,37 @@ def _guest_verdicts(session: pytest.Session) -> dict[str, Verdict]:
 
 
 def _run_in_guest(wanted: list[str]) -> dict[str, Verdict]:
+    """Verdicts from one guest run; a guest that fails to boot (a rare panic under a loaded
+    TCG host) is tried once more before its tests are skipped."""
+    reason = ""
+    for _ in range(BOOT_ATTEMPTS):
+        try:
+            attempt = _guest_attempt(wanted)
+        except GuestUnavailable as error:
+            return {nodeid: Verdict("skipped", f"kernel guest unavailable: {error}") for nodeid in wanted}
+        if isinstance(attempt, dict):
+            return attempt
+        reason = attempt
+    return {nodeid: Verdict("skipped", reason) for nodeid in wanted}
+
+
+def _guest_attempt(wanted: list[str]) -> dict[str, Verdict] | str:
+    """Boot once and run the wanted tests: their verdicts, or why the guest did not start."""
     env = os.environ
-    try:
-        with Guest(boot_timeout=float(env.get("LVCRYPT_KERNEL_BOOT_TIMEOUT", "180")),
-                   total_timeout=float(env.get("LVCRYPT_KERNEL_TIMEOUT", "900")),
-                   cpus=int(env.get("LVCRYPT_KERNEL_CPUS", "1"))) as guest:
-            (guest.xfer / "select.json").write_text(json.dumps(wanted))
-            files = sorted({nodeid.split("::", 1)[0] for nodeid in wanted})
-            argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
-                    "--rootdir", str(CHECKOUT), *files]
-            result = guest.run(argv, env={SELECT_ENV: f"{GUEST_XFER}/select.json",
-                                          RESULTS_ENV: f"{GUEST_XFER}/results.jsonl"})
-            records = read_records(guest.xfer / "results.jsonl")
-            output = (guest.xfer / "output.log").read_text(errors="replace") \
-                if (guest.xfer / "output.log").exists() else ""
-    except GuestUnavailable as error:
-        return {nodeid: Verdict("skipped", f"kernel guest unavailable: {error}") for nodeid in wanted}
+    with Guest(boot_timeout=float(env.get("LVCRYPT_KERNEL_BOOT_TIMEOUT", "180")),
+               total_timeout=float(env.get("LVCRYPT_KERNEL_TIMEOUT", "900")),
+               cpus=int(env.get("LVCRYPT_KERNEL_CPUS", "1"))) as guest:
+        (guest.xfer / "select.json").write_text(json.dumps(wanted))
+        files = sorted({nodeid.split("::", 1)[0] for nodeid in wanted})
+        argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                "--rootdir", str(CHECKOUT), *files]
+        result = guest.run(argv, env={SELECT_ENV: f"{GUEST_XFER}/select.json",
+                                      RESULTS_ENV: f"{GUEST_XFER}/results.jsonl"})
+        records = read_records(guest.xfer / "results.jsonl")
+        output_file = guest.xfer / "output.log"
+        output = output_file.read_text(errors="replace") if output_file.exists() else ""
     if not result.started:
-        reason = f"the kernel guest did not start: {result.problem}\n{result.console_tail}"
-        return {nodeid: Verdict("skipped", reason) for nodeid in wanted}
+        return f"the kernel guest did not start: {result.problem}\n{result.console_tail}"
     output_tail = "\n".join(output.splitlines()[-30:])
     problem = result.problem or f"pytest exit status {result.status}"
     return verdicts(records, wanted, finished=result.status is not None,
