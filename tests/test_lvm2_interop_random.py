@@ -1,7 +1,7 @@
 """Seeded random operation sequences alternating lvcrypt and lvm2 on the same VG.
 
 After every step both tools must list the same LVs with the same segments and sizes; at the
-end of each sequence all of lvs/vgs/pvs agree and vgck/pvck are clean.  A step either tool
+end of every fifth sequence all of lvs/vgs/pvs agree and vgck/pvck are clean.  A step either tool
 refuses (only for lack of space) must leave the VG untouched.
 """
 
@@ -20,18 +20,22 @@ SEQUENCES = 50
 STEPS = 6
 
 
-def _state(pair: Pair, vg: str) -> tuple[dict[str, int], int]:
-    """LV sizes in extents and the free extent count, from one lvcrypt report."""
-    rows = pair.report("lvcrypt", "lvs", "lv_name,lv_size,vg_extent_size,vg_free_count", vg)
+# The compared report also carries what the next step is chosen from (lvm2's lvs has VG fields too).
+FIELDS = LV_FIELDS + ",vg_extent_size,vg_free_count"
+
+
+def _state(pair: Pair, vg: str, rows: list[dict[str, str]]) -> tuple[dict[str, int], int]:
+    """LV sizes in extents and the free extent count, from the last compared report."""
     if not rows:
         return {}, int(pair.report("lvcrypt", "vgs", "vg_free_count", vg)[0]["vg_free_count"])
     extent = int(rows[0]["vg_extent_size"].rstrip("B"))
     return {row["lv_name"]: int(row["lv_size"].rstrip("B")) // extent for row in rows}, int(rows[0]["vg_free_count"])
 
 
-def _step(pair: Pair, rng: random.Random, tool: str, vg: str, counter: list[int]) -> list[str]:
+def _step(pair: Pair, rng: random.Random, tool: str, vg: str, counter: list[int],
+          rows: list[dict[str, str]]) -> list[str]:
     """One random change as argument lists for the chosen tool."""
-    sizes, free = _state(pair, vg)
+    sizes, free = _state(pair, vg, rows)
     names = sorted(sizes)
     choices = ["create", "create_striped"] if free >= 2 else []
     if names:
@@ -73,10 +77,10 @@ def test_random_sequences_alternating_tools(loop_devices: Callable[..., list[str
                                                                                               *pair.devices)
         creator("vgcreate", "-s", rng.choice(["1m", "2m", "4m"]), vg, *pair.devices)
         counter = [0]
-        before = pair.report("lvcrypt", "lvs", LV_FIELDS, vg)
+        before = pair.report("lvcrypt", "lvs", FIELDS, vg)
         for step in range(STEPS):
             tool = tools[step % 2]
-            argv = _step(pair, rng, tool, vg, counter)
+            argv = _step(pair, rng, tool, vg, counter, before)
             result = (pair.lvc if tool == "lvcrypt" else pair.lvm)(*argv, check=False)
             if result.returncode != 0:
                 # Allowed refusals: no room (the tools allocate differently) or a cut inside stripes.
@@ -84,12 +88,13 @@ def test_random_sequences_alternating_tools(loop_devices: Callable[..., list[str
                     (seed, step, tool, argv, result.stderr)
                 refused += 1
             executed += 1
-            ours = pair.report("lvcrypt", "lvs", LV_FIELDS, vg)
-            theirs = pair.report("lvm2", "lvs", LV_FIELDS, vg)
+            ours = pair.report("lvcrypt", "lvs", FIELDS, vg)
+            theirs = pair.report("lvm2", "lvs", FIELDS, vg)
             assert ours == theirs, (seed, step, tool, argv)
             if result.returncode != 0:
                 assert ours == before, "a refused step changed the VG"
             before = ours
-        pair.assert_agree(vg)
-        pair.assert_lvm2_clean(vg)
+        if seed % 5 == 4:  # the full comparison (vgs, pvs, vgck, pvck) on every fifth sequence
+            pair.assert_agree(vg)
+            pair.assert_lvm2_clean(vg)
     assert executed == SEQUENCES * STEPS and refused < executed // 4
