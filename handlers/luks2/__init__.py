@@ -148,14 +148,11 @@ class Luks2Handler(KeyHandler):
             raise FormatError(f"keystore says key size {attrs.key_size} but its LUKS2 header disagrees")
 
     def data_mapping(self, area: Area, attrs: KeystoreAttrs) -> DataMapping:
-        """The mapping `cryptsetup open` builds: for a volume of one crypt segment cryptsetup 2.6 loads
-        IV offset 0 whatever the segment's `iv_tweak` says (iv_tweak only steers the tables of an
-        interrupted reencryption, which are refused here), so lvcrypt does the same."""
         metadata = self.load(area).metadata
         segment, _ = self._segment_digest(metadata)
         return DataMapping(cipher=segment.encryption or "", key_size=self._key_bits(metadata, attrs.key_size),
                            sector_size=segment.sector_size or SECTOR, data_offset=segment.offset // SECTOR,
-                           iv_offset=0)
+                           iv_offset=segment.iv_tweak or 0)
 
     def dump(self, area: Area, attrs: KeystoreAttrs) -> str:
         return dump_text(self.load(area))
