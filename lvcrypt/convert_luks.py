@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from lvcrypt.activate.tables import dm_name
+from lvcrypt.activate.tables import dm_name, mount_source
 from lvcrypt.errors import FormatError, LvcryptError, UsageError
 from lvcrypt.handlers import registry
 from lvcrypt.handlers.base import DataMapping, FileArea, KeyHandler, KeystoreAttrs
@@ -75,7 +75,7 @@ def active_problem(vg: VolumeGroup, lv: LogicalVolume) -> str | None:
     devices list their names in sysfs).  Converting an LV in use would leave
     the user of the old mapping writing where the new metadata does not expect it.
     """
-    source = f"lvcrypt:{vg.name}/{lv.name}"
+    source = mount_source(vg, lv)
     try:
         with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mounts:
             for line in mounts:

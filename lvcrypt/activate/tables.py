@@ -146,6 +146,12 @@ def dm_uuid(vg: VolumeGroup, lv: LogicalVolume, layer: str | None = None) -> str
     return f"{uuid}-{layer}" if layer else uuid
 
 
+def mount_source(vg: VolumeGroup, lv: LogicalVolume) -> str:
+    """What `lvcrypt mount` shows as the file system's source: readable, and unique by the LV's uuid,
+    so that another VG with the same names (another machine's disks) is never taken for this one."""
+    return f"lvcrypt:{vg.name}/{lv.name}:{lv.id}"
+
+
 def key_description(lv: LogicalVolume, keystore: str) -> str:
     """`lvcrypt:<LV uuid>` for the LV's key (a second keystore mid-reencryption adds its name)."""
     stores = lv.keystores()

@@ -269,6 +269,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 def cmd_mount(args: argparse.Namespace) -> int:
     """Unlock, fork a FUSE daemon that owns the key, and return once the file is there."""
+    from lvcrypt.activate.tables import mount_source
     from lvcrypt.activate.userspace import Stack
     from lvcrypt.errors import LvcryptError, UsageError
     from lvcrypt.keycache import KeyCache
@@ -286,14 +287,14 @@ def cmd_mount(args: argparse.Namespace) -> int:
     vg_name, lv_name = split_lv(args.lv)
     with KeyCache() as keys:
         with VgTransaction(args.devices, vg_name, exclusive=False) as tx:
-            find_lv(tx.vg, lv_name)
+            source = mount_source(tx.vg, find_lv(tx.vg, lv_name))
             table = build_lv_table(tx, lv_name)
             unlock_lv(args, tx, lv_name, keys)
         stack = Stack(table, keys, writable=not args.read_only)
         ready, report = os.pipe()
         pid = os.fork()
         if pid == 0:
-            _mount_daemon(stack, keys, args.dir, lv_name, f"lvcrypt:{vg_name}/{lv_name}", ready, report, fuse)
+            _mount_daemon(stack, keys, args.dir, lv_name, source, ready, report, fuse)
         os.close(report)
         stack.close()
     return _await_mount(ready, pid, args.dir, f"{args.dir}/{lv_name}")
