@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 import uuid
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
 

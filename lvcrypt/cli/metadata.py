@@ -19,7 +19,7 @@ from lvcrypt.errors import LvcryptError, MetadataError, UsageError
 from lvcrypt.metadata import paths
 from lvcrypt.metadata.convert import tree_to_vg, vg_to_tree
 from lvcrypt.metadata.diff import differences, show
-from lvcrypt.metadata.model import CryptSegment, KeystoreSegment, StripedSegment, VolumeGroup
+from lvcrypt.metadata.model import KeystoreSegment, StripedSegment, VolumeGroup
 from lvcrypt.metadata.parse import parse_bytes
 from lvcrypt.metadata.tree import Section, Value, to_plain
 from lvcrypt.metadata.validate import validate

@@ -12,6 +12,8 @@ import random
 import time
 from pathlib import Path
 
+from lvcrypt.atomic_file import write_atomically
+
 STATE_ENV = "LVCRYPT_STATE_DIR"
 
 
@@ -24,16 +26,6 @@ def state_dir() -> Path:
     return Path.home() / ".local" / "state" / "lvcrypt"
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temp, path)
-
-
 def archive_version(vg_name: str, text: str) -> Path:
     """Keep a VG version that is about to be replaced (lvm2 names these VG_NNNNN-RANDOM.vg)."""
     directory = state_dir() / "archive"
@@ -42,7 +34,7 @@ def archive_version(vg_name: str, text: str) -> Path:
                if p.name[len(vg_name) + 1:len(vg_name) + 6].isdigit()]
     number = max(numbers, default=-1) + 1
     path = directory / f"{vg_name}_{number:05d}-{random.randrange(10**9)}.vg"
-    _write(path, text)
+    write_atomically(path, text)
     _prune(directory, vg_name)
     return path
 
@@ -62,7 +54,7 @@ def _prune(directory: Path, vg_name: str) -> None:
 
 def write_backup(vg_name: str, text: str) -> Path:
     path = state_dir() / "backup" / vg_name
-    _write(path, text)
+    write_atomically(path, text)
     return path
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from lvcrypt.atomic_file import write_atomically
 from lvcrypt.errors import UsageError
 from lvcrypt.store.archive import state_dir
 
@@ -41,11 +42,7 @@ def remember_devices(paths: list[str]) -> None:
     added = [os.path.abspath(path) for path in paths if os.path.abspath(path) not in known]
     if not added:
         return
-    target = devices_file()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(f".{DEVICES_FILE}.{os.getpid()}")
-    temp.write_text("".join(f"{path}\n" for path in known + added))
-    os.replace(temp, target)
+    write_atomically(devices_file(), "".join(f"{path}\n" for path in known + added), mode=0o644)
 
 
 def udev_block_devices() -> list[str]:
