@@ -153,9 +153,12 @@ class MappedDevice:
         cipher, lower, base = self._ciphers[index], self._lower[target.device], target.offset * SECTOR
         done = 0
         for first, work, head, take in self._windows(target, inner, len(out)):
+            if head == 0 and take == len(work):
+                work = out[done:done + take]  # whole sectors: decrypt in the caller's buffer, no copy
             lower.readinto(base + first, work)
             cipher.decrypt_into(work, work, first // SECTOR + target.iv_offset)
-            out[done:done + take] = work[head:head + take]
+            if work.obj is self._buffer:
+                out[done:done + take] = work[head:head + take]
             done += take
 
     def write(self, offset: int, data: memoryview) -> None:
