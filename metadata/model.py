@@ -200,7 +200,22 @@ class VolumeGroup:
     def users_of_keystore(self, keystore: str) -> list[LogicalVolume]:
         return [lv for lv in self.lvs.values() if keystore in lv.keystores()]
 
+    def used_extents(self, pv_key: str | None = None) -> int:
+        """Extents in use on one PV (or all), each counted once: an imported LUKS volume's keystore
+        and first crypt segment share the extent that holds both the header's end and the payload."""
+        ranges: dict[str, list[tuple[int, int]]] = {}
+        for lv in self.lvs.values():
+            for segment in lv.segments:
+                for area, count in segment.pv_areas():
+                    if count and (pv_key is None or area.pv == pv_key):
+                        ranges.setdefault(area.pv, []).append((area.extent, area.extent + count))
+        used = 0
+        for spans in ranges.values():
+            end = 0
+            for start, stop in sorted(spans):
+                used += max(0, stop - max(start, end))
+                end = max(end, stop)
+        return used
+
     def free_extents(self) -> int:
-        used = sum(count for lv in self.lvs.values() for segment in lv.segments
-                   for _, count in segment.pv_areas())
-        return sum(pv.pe_count for pv in self.pvs.values()) - used
+        return sum(pv.pe_count for pv in self.pvs.values()) - self.used_extents()

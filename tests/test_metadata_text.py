@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from lvcrypt.alloc import free_extents
 from lvcrypt.errors import MetadataError
 from lvcrypt.metadata.convert import tree_to_vg, vg_to_tree
 from lvcrypt.metadata.model import CryptSegment, KeystoreSegment, StripedSegment, UnknownSegment
@@ -195,3 +196,16 @@ def test_disk_layout_matches_lvm2s_metadata_area_text() -> None:
     assert lines[generated - 1] == "}"
     assert 'contents = "Text Format Volume Group"' in lines[generated:]
     assert ordered_items(parse_text(text)["vg0"]) == ordered_items(vg_to_tree(vg)["vg0"])
+
+
+def test_shared_extent_of_an_imported_luks_volume_is_counted_once() -> None:
+    """An imported LUKS volume's keystore and first crypt segment share one extent (data_offset skips the
+    header's end in it): free space must count that extent once, as the allocator does."""
+    vg = load(RFC)
+    assert vg.used_extents() == 4 + 1 + 8 + 2 + 10 and vg.free_extents() == 255 - 25
+    shared = RFC.replace('areas = [\n\t\t\t\t\t"pv0", 17\n\t\t\t\t]', 'data_offset = 40\n\n\t\t\t\tareas = [\n'
+                                                                     '\t\t\t\t\t"pv0", 16\n\t\t\t\t]')
+    assert shared != RFC
+    vg = load(shared)
+    assert vg.used_extents("pv0") == 4 + 8 + 2 + 10 and vg.free_extents() == 255 - 24
+    assert free_extents(vg) == vg.free_extents()

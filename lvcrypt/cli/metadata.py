@@ -115,13 +115,8 @@ def cmd_show(args: argparse.Namespace) -> int:
                      format_size(total * size), format_size(vg.free_extents() * size)]],
                    headers=["VG", "UUID", "Seqno", "Extent", "#PV", "#LV", "VSize", "VFree"]))
     print()
-    used: dict[str, int] = {}
-    for lv in vg.lvs.values():
-        for segment in lv.segments:
-            for area, count in segment.pv_areas():
-                used[area.pv] = used.get(area.pv, 0) + count
     print(tabulate([[pv.key, pv.device or "", pv.id, format_size(pv.pe_count * size),
-                     format_size((pv.pe_count - used.get(pv.key, 0)) * size), pv.pe_start]
+                     format_size((pv.pe_count - vg.used_extents(pv.key)) * size), pv.pe_start]
                     for pv in vg.pvs.values()],
                    headers=["PV", "Device hint", "UUID", "PSize", "PFree", "PE start"]))
     print()

@@ -117,8 +117,7 @@ def _stripes(segment: "Segment | None") -> int:
 
 
 def _vg_used(vg: "VolumeGroup", key: str | None = None) -> int:
-    return sum(count for lv in vg.lvs.values() for segment in lv.segments for area, count in segment.pv_areas()
-               if key is None or area.pv == key)
+    return vg.used_extents(key)
 
 
 def _vg_total(vg: "VolumeGroup") -> int:
