@@ -306,7 +306,7 @@ def _ignored_lvm2_options(parser: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
     common = [common_options()]
     if name == "lvcreate":
-        parser = sub.add_parser(name, parents=common, help="create a linear or striped logical volume")
+        parser = sub.add_parser(name, parents=common, help="create a linear, striped or encrypted (--encrypt) logical volume")
         _size_options(parser)
         _stripe_options(parser)
         _ignored_lvm2_options(parser)
