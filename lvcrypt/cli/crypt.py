@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator
 
 from lvcrypt.cli import common_options
+from lvcrypt.cli.keystore import add_key_file_option
 
 if TYPE_CHECKING:
     from lvcrypt.activate.tables import Table
@@ -35,12 +36,6 @@ def split_lv(text: str) -> tuple[str, str]:
     if not slash or not vg or not lv or "/" in lv:
         raise UsageError(f"'{text}': give the logical volume as VG/LV")
     return vg, lv
-
-
-def add_key_file_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--key-file", metavar="FILE", help="passphrase or key file ('-' for standard input)")
-    parser.add_argument("--keyfile-offset", type=int, default=0, metavar="BYTES", help="skip bytes of the key file")
-    parser.add_argument("--keyfile-size", type=int, metavar="BYTES", help="read at most this many bytes")
 
 
 def add_encrypt_options(parser: argparse.ArgumentParser) -> None:

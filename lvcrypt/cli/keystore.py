@@ -241,10 +241,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def add_key_file_option(parser: argparse.ArgumentParser) -> None:
+    """cryptsetup's key-file options, for every command that reads a passphrase or key file."""
+    parser.add_argument("--key-file", metavar="FILE", help="passphrase or key file ('-' = standard input)")
+    parser.add_argument("--keyfile-offset", type=_positive, default=0, metavar="BYTES",
+                        help="skip bytes of the key file")
+    parser.add_argument("--keyfile-size", type=_positive, metavar="BYTES", help="read at most this many bytes")
+
+
 def _key_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--key-file", metavar="FILE", help="read the passphrase from FILE ('-' = stdin)")
-    parser.add_argument("--keyfile-offset", type=_positive, default=0, metavar="BYTES")
-    parser.add_argument("--keyfile-size", type=_positive, metavar="BYTES")
+    add_key_file_option(parser)
     parser.add_argument("-S", "--key-slot", type=_positive, metavar="N")
     parser.add_argument("-q", "--batch-mode", action="store_true", help="do not ask for confirmation")
 
