@@ -19,18 +19,18 @@ validate, unlock and report the data mapping.
 
 from __future__ import annotations
 
-import glob
 import socket
 import time
 from dataclasses import dataclass
 from typing import Callable
 
-from lvcrypt.activate.tables import dm_name, mount_source
+from lvcrypt.activate.tables import dm_name, dm_uuid, mount_source
 from lvcrypt.errors import FormatError, LvcryptError, UsageError
 from lvcrypt.handlers import registry
 from lvcrypt.handlers.base import DataMapping, FileArea, KeyHandler, KeystoreAttrs
 from lvcrypt.handlers.luks2 import Luks2Handler
 from lvcrypt.handlers.secret import Secret
+from lvcrypt.inline import live_devices
 from lvcrypt.keystores import KEYSTORE_PREFIX, attrs_of, close_area, keystore_segment, next_keystore_name, open_area
 from lvcrypt.lvops import new_uuid
 from lvcrypt.metadata.model import (
@@ -69,10 +69,10 @@ class FoundLuks:
 
 
 def active_problem(vg: VolumeGroup, lv: LogicalVolume) -> str | None:
-    """Why the LV counts as in use: mounted with `lvcrypt mount`, or a device-mapper device of that name.
+    """Why the LV counts as in use: mounted with `lvcrypt mount`, or activated as a device-mapper device.
 
-    Both are cheap to see (the FUSE mount's source is `lvcrypt:VG/LV`; dm
-    devices list their names in sysfs).  Converting an LV in use would leave
+    Both are cheap to see (the FUSE mount's source names the LV uuid; dm devices
+    list their uuids in sysfs, as `inline.live_devices` reads them).  Converting an LV in use would leave
     the user of the old mapping writing where the new metadata does not expect it.
     """
     source = mount_source(vg, lv)
@@ -84,14 +84,8 @@ def active_problem(vg: VolumeGroup, lv: LogicalVolume) -> str | None:
                     return f"it is mounted with lvcrypt mount at {line.split()[4]}"
     except OSError:
         pass
-    name = dm_name(vg.name, lv.name)
-    for path in glob.glob("/sys/block/dm-*/dm/name"):
-        try:
-            with open(path, encoding="utf-8") as f:
-                if f.read().strip() == name:
-                    return f"device-mapper device {name} is active"
-        except OSError:
-            continue
+    if dm_uuid(vg, lv) in live_devices():
+        return f"device-mapper device {dm_name(vg.name, lv.name)} is active"
     return None
 
 
