@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Callable
 
 from lvcrypt.cli import common_options
 
@@ -11,6 +13,17 @@ def _size(text: str) -> int:
     from lvcrypt.units import parse_size
 
     return parse_size(text, default_unit="k")
+
+
+def yes_no(args: argparse.Namespace) -> Callable[[str], bool]:
+    """lvm2's y/n question before -ff overwrites a PV of a VG: -y answers it, else a terminal must."""
+    def ask(question: str) -> bool:
+        if args.yes:
+            return True
+        if not sys.stdin.isatty():
+            return False
+        return input(question).strip().lower().startswith("y")
+    return ask
 
 
 def cmd_pvcreate(args: argparse.Namespace) -> int:
@@ -26,7 +39,7 @@ def cmd_pvcreate(args: argparse.Namespace) -> int:
         found = scan(list(dict.fromkeys(candidate_devices(args.devices) + args.device)))
         for path in args.device:
             create_pv(path, found, args.uuid, args.metadatasize, args.dataalignment, args.pvmetadatacopies,
-                      force=args.force >= 2)
+                      force=args.force, confirm=yes_no(args))
             print(f"  Physical volume \"{path}\" successfully created.")
     if not args.devices:
         remember_devices(args.device)

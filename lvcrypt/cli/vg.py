@@ -14,17 +14,27 @@ if TYPE_CHECKING:
     from lvcrypt.store.physical import PvOnDisk
 
 
-def _new_members(paths: list[str], found: "Scan", what: str) -> dict[str, "PvOnDisk"]:
-    """Orphan PVs for the given paths; unlabelled devices are initialised first, as lvm2 does."""
-    from lvcrypt.pvops import create_pv, orphan_pv
+def _new_members(paths: list[str], found: "Scan", args: argparse.Namespace) -> dict[str, "PvOnDisk"]:
+    """Orphan PVs for the given paths; unlabelled devices are initialised first, as lvm2 does.
 
+    `found` must include a scan of `paths` themselves: a PV of another VG is only recognised
+    from its own label and metadata, whatever --devices says.
+    """
+    from lvcrypt.cli.pv import yes_no
+    from lvcrypt.pvops import check_unused, create_pv, orphan_pv, reinitialise_pv
+
+    ask = yes_no(args)  # every refusal and question before the first write
+    overwrite = {path: check_unused(path, found, args.command, args.force, ask) for path in paths}
     members = {}
     for path in paths:
-        if found.pv_at(path) is None and path not in found.problems:
-            pv = create_pv(path, found)
+        if overwrite[path]:
+            pv = reinitialise_pv(path)
+            print(f"  Physical volume \"{path}\" successfully created.")
+        elif found.pv_at(path) is None and path not in found.problems:
+            pv = create_pv(path, found, command=args.command)
             print(f"  Physical volume \"{path}\" successfully created.")
         else:
-            pv = orphan_pv(path, found, what)
+            pv = orphan_pv(path, found, args.command)
         members[os.path.abspath(path)] = pv  # the device hint in metadata: never relative to a cwd
     return members
 
@@ -55,7 +65,7 @@ def cmd_vgcreate(args: argparse.Namespace) -> int:
         found = scan(list(dict.fromkeys(candidate_devices(args.devices) + args.device)))
         if args.vg in found.vg_names():
             raise LvcryptError(f"a volume group called {args.vg} already exists")
-        keyed = _add_members(vg, _new_members(args.device, found, "vgcreate"))
+        keyed = _add_members(vg, _new_members(args.device, found, args))
         vg.seqno = 1
         commit(vg, keyed, f"Write from {command_line()}.")
         for pv in keyed.values():
@@ -73,8 +83,8 @@ def cmd_vgextend(args: argparse.Namespace) -> int:
     from lvcrypt.store.lock import ORPHANS, VgLock
     from lvcrypt.store.transaction import VgTransaction
 
-    with VgLock(ORPHANS, exclusive=True), VgTransaction(args.devices, args.vg) as tx:
-        keyed = _add_members(tx.vg, _new_members(args.device, tx.scan, "vgextend"))
+    with VgLock(ORPHANS, exclusive=True), VgTransaction(args.devices, args.vg, also_scan=args.device) as tx:
+        keyed = _add_members(tx.vg, _new_members(args.device, tx.scan, args))
         tx.commit(extra=keyed)
         for pv in keyed.values():
             set_in_use(pv, True)
@@ -229,12 +239,14 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         parser = sub.add_parser(name, parents=common, help="create a volume group")
         parser.add_argument("-s", "--physicalextentsize", type=lambda t: parse_size(t, "m"), default=4 << 20)
         parser.add_argument("-y", "--yes", action="store_true")
+        parser.add_argument("-f", "--force", action="count", default=0, help="-ff: overwrite a PV of a VG")
         parser.add_argument("vg")
         parser.add_argument("device", nargs="+")
         parser.set_defaults(func=cmd_vgcreate)
     elif name == "vgextend":
         parser = sub.add_parser(name, parents=common, help="add physical volumes to a volume group")
         parser.add_argument("-y", "--yes", action="store_true")
+        parser.add_argument("-f", "--force", action="count", default=0, help="-ff: overwrite a PV of a VG")
         parser.add_argument("vg")
         parser.add_argument("device", nargs="+")
         parser.set_defaults(func=cmd_vgextend)

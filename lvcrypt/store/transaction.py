@@ -50,8 +50,10 @@ def warn(message: str) -> None:
 class VgTransaction:
     """`with VgTransaction(devices, "vg0") as tx: change tx.vg; tx.commit()`."""
 
-    def __init__(self, devices: str | None, name: str, exclusive: bool = True, allow_missing: bool = False):
+    def __init__(self, devices: str | None, name: str, exclusive: bool = True, allow_missing: bool = False,
+                 also_scan: list[str] | None = None):
         self.devices = devices
+        self.also_scan = list(also_scan or [])
         self.name = name
         self.lock = VgLock(name, exclusive)
         self.allow_missing = allow_missing
@@ -61,7 +63,7 @@ class VgTransaction:
     def __enter__(self) -> "VgTransaction":
         self.lock.__enter__()
         try:
-            self.scan = scan(candidate_devices(self.devices))
+            self.scan = scan(list(dict.fromkeys(candidate_devices(self.devices) + self.also_scan)))
             self.loaded = load_vg(self.scan, self.name)
             if not self.allow_missing:
                 self.loaded.require_complete()
