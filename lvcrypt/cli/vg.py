@@ -149,11 +149,13 @@ def cmd_vgrename(args: argparse.Namespace) -> int:
     from lvcrypt.errors import LvcryptError
     from lvcrypt.lvops import check_vg_name
     from lvcrypt.store import archive
+    from lvcrypt.store.access import Access
     from lvcrypt.store.lock import VgLock
     from lvcrypt.store.transaction import VgTransaction
 
     check_vg_name(args.new)
-    with VgTransaction(args.devices, args.old) as tx, VgLock(args.new, exclusive=True):
+    with VgTransaction(args.devices, args.old, access=Access(change=True, exported=True)) as tx, \
+            VgLock(args.new, exclusive=True):
         if args.new in tx.scan.vg_names():
             raise LvcryptError(f"a volume group called {args.new} already exists")
         tx.vg.name = args.new
@@ -166,6 +168,7 @@ def cmd_vgrename(args: argparse.Namespace) -> int:
 def cmd_vgcfgbackup(args: argparse.Namespace) -> int:
     from lvcrypt.errors import UsageError
     from lvcrypt.store import archive
+    from lvcrypt.store.access import Access
     from lvcrypt.store.commit import scan
     from lvcrypt.store.devices import candidate_devices
     from lvcrypt.store.transaction import VgTransaction, backup_text, command_line
@@ -174,7 +177,8 @@ def cmd_vgcfgbackup(args: argparse.Namespace) -> int:
     if args.file and len(names) > 1 and "%s" not in args.file:
         raise UsageError("vgcfgbackup: -f with several VGs needs %s in the file name")
     for name in names:
-        with VgTransaction(args.devices, name, exclusive=False, allow_missing=True) as tx:
+        with VgTransaction(args.devices, name, exclusive=False, allow_missing=True,
+                           access=Access(exported=True)) as tx:
             text = backup_text(tx.vg, f"Created *after* executing '{command_line()}'")
         if args.file:
             from lvcrypt.atomic_file import write_atomically

@@ -11,6 +11,7 @@ import sys
 from types import TracebackType
 
 from lvcrypt.metadata.model import VolumeGroup
+from lvcrypt.store import access as vg_access
 from lvcrypt.store import archive
 from lvcrypt.store.commit import LoadedVg, Scan, commit, load_vg, scan
 from lvcrypt.store.devices import candidate_devices
@@ -51,8 +52,11 @@ class VgTransaction:
     """`with VgTransaction(devices, "vg0") as tx: change tx.vg; tx.commit()`."""
 
     def __init__(self, devices: str | None, name: str, exclusive: bool = True, allow_missing: bool = False,
-                 also_scan: list[str] | None = None):
+                 also_scan: list[str] | None = None, access: vg_access.Access | None = None):
         self.devices = devices
+        # Exclusive transactions are the changing ones; lvm2's rules on shared, foreign, exported and
+        # read-only VGs apply here, once, for every command.
+        self.access = access or vg_access.Access(change=exclusive)
         self.also_scan = list(also_scan or [])
         self.name = name
         self.lock = VgLock(name, exclusive)
@@ -65,6 +69,7 @@ class VgTransaction:
         try:
             self.scan = scan(list(dict.fromkeys(candidate_devices(self.devices) + self.also_scan)))
             self.loaded = load_vg(self.scan, self.name)
+            vg_access.check(self.loaded.vg, self.access)
             if not self.allow_missing:
                 self.loaded.require_complete()
         except BaseException:
@@ -85,6 +90,7 @@ class VgTransaction:
 
     def commit(self, extra: dict[str, PvOnDisk] | None = None) -> None:
         """Write the changed VG (seqno + 1) to all its PVs; `extra` are PVs new to the VG."""
+        vg_access.check(self.vg, vg_access.Access(change=True, exported=self.access.exported))
         line = command_line()
         archive.archive_version(self.loaded.vg.name if self.name == self.vg.name else self.name,
                                 archive_text(self.loaded.text, f"Created *before* executing '{line}'"))
