@@ -54,11 +54,10 @@ def cmd_vgcreate(args: argparse.Namespace) -> int:
     from lvcrypt.errors import LvcryptError
     from lvcrypt.lvops import new_vg
     from lvcrypt.pvops import set_in_use
-    from lvcrypt.store import archive
     from lvcrypt.store.commit import commit, scan
     from lvcrypt.store.devices import candidate_devices, remember_devices
     from lvcrypt.store.lock import ORPHANS, VgLock
-    from lvcrypt.store.transaction import backup_text, command_line
+    from lvcrypt.store.transaction import command_line, write_backup_after_commit
 
     vg = new_vg(args.vg, args.physicalextentsize // 512)
     with VgLock(ORPHANS, exclusive=True), VgLock(args.vg, exclusive=True):
@@ -70,7 +69,7 @@ def cmd_vgcreate(args: argparse.Namespace) -> int:
         commit(vg, keyed, f"Write from {command_line()}.")
         for pv in keyed.values():
             set_in_use(pv, True)
-        archive.write_backup(vg.name, backup_text(vg, f"Created *after* executing '{command_line()}'"))
+        write_backup_after_commit(vg)
     if not args.devices:
         remember_devices(args.device)
     print(f"  Volume group \"{args.vg}\" successfully created")
@@ -200,7 +199,7 @@ def cmd_vgcfgrestore(args: argparse.Namespace) -> int:
     from lvcrypt.store.commit import commit, scan
     from lvcrypt.store.devices import candidate_devices
     from lvcrypt.store.lock import VgLock
-    from lvcrypt.store.transaction import backup_text, command_line
+    from lvcrypt.store.transaction import command_line, write_backup_after_commit
 
     path = args.file or str(archive.state_dir() / "backup" / args.vg)
     try:
@@ -230,7 +229,7 @@ def cmd_vgcfgrestore(args: argparse.Namespace) -> int:
         commit(vg, members, f"Write from {command_line()}.")
         for pv in members.values():
             set_in_use(pv, True)
-        archive.write_backup(vg.name, backup_text(vg, f"Created *after* executing '{command_line()}'"))
+        write_backup_after_commit(vg)
     print(f"  Restored volume group {args.vg}.")
     return 0
 

@@ -49,11 +49,28 @@ class Scan:
         return {pv.uuid: pv for pv in self.pvs.values()}
 
     def copies(self, vg_name: str | None = None) -> list[tuple[PvOnDisk, MetadataCopy]]:
-        return [(pv, mda.copy) for pv in self.pvs.values() for mda in pv.mdas
-                if mda.copy is not None and (vg_name is None or mda.copy.vg_name == vg_name)]
+        """Metadata copies, or those of the VG now called `vg_name`.
+
+        A VG is known by its id: its name is the one in its newest copy.  Older copies under
+        another name (a vgrename interrupted between PVs) belong to it as stale copies, so one
+        VG id never shows under two names and the next commit rewrites them.
+        """
+        found = [(pv, mda.copy) for pv in self.pvs.values() for mda in pv.mdas if mda.copy is not None]
+        if vg_name is None:
+            return found
+        names = self.current_names()
+        return [(pv, copy) for pv, copy in found if names[copy.vg_id] == vg_name]
+
+    def current_names(self) -> dict[str, str]:
+        """VG id -> the name in its newest copy."""
+        newest: dict[str, MetadataCopy] = {}
+        for _, copy in self.copies():
+            if copy.vg_id not in newest or copy.seqno > newest[copy.vg_id].seqno:
+                newest[copy.vg_id] = copy
+        return {vg_id: copy.vg_name for vg_id, copy in newest.items()}
 
     def vg_names(self) -> list[str]:
-        return sorted({copy.vg_name for _, copy in self.copies()})
+        return sorted(set(self.current_names().values()))
 
 
 def scan(paths: list[str], with_text: bool = True) -> Scan:
@@ -130,7 +147,8 @@ def load_vg(found: Scan, name: str) -> LoadedVg:
     by_uuid = found.by_uuid()
     members = {key: by_uuid[member.id] for key, member in vg.pvs.items() if member.id in by_uuid}
     missing = [key for key in vg.pvs if key not in members]
-    stale = [f"{p.path}: seqno {copy.seqno} is older than {newest.seqno}" for p, copy in copies
+    stale = [f"{p.path}: seqno {copy.seqno} is older than {newest.seqno}"
+             + (f" (written as {copy.vg_name})" if copy.vg_name != name else "") for p, copy in copies
              if copy.seqno < newest.seqno]
     for key, member in members.items():
         stale.extend(f"{member.path}: {mda.problem}" for mda in member.mdas if mda.problem)

@@ -48,6 +48,18 @@ def warn(message: str) -> None:
     print(f"lvcrypt: warning: {message}", file=sys.stderr)
 
 
+def write_backup_after_commit(vg: VolumeGroup) -> None:
+    """Refresh the backup file; the commit already happened, so a failure here is a warning (lvm2's)."""
+    from lvcrypt.errors import LvcryptError
+
+    try:
+        archive.write_backup(vg.name, backup_text(vg, f"Created *after* executing '{command_line()}'"))
+    except (OSError, LvcryptError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        warn(f"Backup of volume group {vg.name} metadata failed ({reason}). "
+             "This metadata update is NOT backed up.")
+
+
 class VgTransaction:
     """`with VgTransaction(devices, "vg0") as tx: change tx.vg; tx.commit()`."""
 
@@ -97,4 +109,4 @@ class VgTransaction:
         self.vg.seqno += 1
         text = commit(self.vg, self.members(extra), f"Write from {line}.")
         self.loaded.text = text.rstrip(b"\0")
-        archive.write_backup(self.vg.name, backup_text(self.vg, f"Created *after* executing '{line}'"))
+        write_backup_after_commit(self.vg)
