@@ -380,6 +380,8 @@ def _load(args: argparse.Namespace, names: list[str]) -> tuple[object, list["Loa
                     print(f"  {refused}", file=sys.stderr)
                 hidden.update(pv.id for pv in vg.vg.pvs.values())
                 continue
+            for note in vg.stale:
+                print(f"  WARNING: {note}", file=sys.stderr)
             for key in vg.missing:
                 print(f"  WARNING: VG {name} is missing PV {vg.vg.pvs[key].id} (last written to "
                       f"{vg.vg.pvs[key].device or 'unknown device'}).", file=sys.stderr)

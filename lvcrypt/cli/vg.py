@@ -1,4 +1,4 @@
-"""`vgcreate vgextend vgreduce vgremove vgrename vgcfgbackup vgcfgrestore`, with lvm2's options."""
+"""`vgcreate vgextend vgreduce vgremove vgrename vgck vgcfgbackup vgcfgrestore`, with lvm2's options."""
 
 from __future__ import annotations
 
@@ -164,6 +164,24 @@ def cmd_vgrename(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vgck(args: argparse.Namespace) -> int:
+    """Read each VG and warn about every damaged or outdated copy; --updatemetadata rewrites them all.
+
+    As lvm2's `vgck --updatemetadata`: the good copy is written to every metadata area, headers
+    that point outside their area included (ordinary commits leave those alone).
+    """
+    from lvcrypt.store.commit import scan
+    from lvcrypt.store.devices import candidate_devices
+    from lvcrypt.store.transaction import VgTransaction
+
+    names = args.vg or scan(candidate_devices(args.devices)).vg_names()
+    for name in names:
+        with VgTransaction(args.devices, name, exclusive=args.updatemetadata) as tx:
+            if args.updatemetadata:
+                tx.commit(repair=True)
+    return 0
+
+
 def cmd_vgcfgbackup(args: argparse.Namespace) -> int:
     from lvcrypt.errors import UsageError
     from lvcrypt.store import archive
@@ -270,6 +288,12 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         parser.add_argument("old")
         parser.add_argument("new")
         parser.set_defaults(func=cmd_vgrename)
+    elif name == "vgck":
+        parser = sub.add_parser(name, parents=common, help="check VG metadata; --updatemetadata repairs it")
+        parser.add_argument("--updatemetadata", action="store_true",
+                            help="write the good metadata to every metadata area of the VG")
+        parser.add_argument("vg", nargs="*")
+        parser.set_defaults(func=cmd_vgck)
     elif name == "vgcfgbackup":
         parser = sub.add_parser(name, parents=common, help="write VG metadata to backup files")
         parser.add_argument("-f", "--file", help="file to write (%%s is replaced by the VG name)")

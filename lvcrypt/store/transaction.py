@@ -82,6 +82,8 @@ class VgTransaction:
             self.scan = scan(list(dict.fromkeys(candidate_devices(self.devices) + self.also_scan)))
             self.loaded = load_vg(self.scan, self.name)
             vg_access.check(self.loaded.vg, self.access)
+            for note in self.loaded.stale:
+                warn(note)
             if not self.allow_missing:
                 self.loaded.require_complete()
         except BaseException:
@@ -100,13 +102,16 @@ class VgTransaction:
     def members(self, extra: dict[str, PvOnDisk] | None = None) -> dict[str, PvOnDisk]:
         return {**self.loaded.pvs, **(extra or {})}
 
-    def commit(self, extra: dict[str, PvOnDisk] | None = None) -> None:
-        """Write the changed VG (seqno + 1) to all its PVs; `extra` are PVs new to the VG."""
+    def commit(self, extra: dict[str, PvOnDisk] | None = None, repair: bool = False) -> None:
+        """Write the changed VG (seqno + 1) to all its PVs; `extra` are PVs new to the VG.
+
+        `repair` also rewrites metadata area headers that point outside their area (vgck --updatemetadata).
+        """
         vg_access.check(self.vg, vg_access.Access(change=True, exported=self.access.exported))
         line = command_line()
         archive.archive_version(self.loaded.vg.name if self.name == self.vg.name else self.name,
                                 archive_text(self.loaded.text, f"Created *before* executing '{line}'"))
         self.vg.seqno += 1
-        text = commit(self.vg, self.members(extra), f"Write from {line}.")
+        text = commit(self.vg, self.members(extra), f"Write from {line}.", repair)
         self.loaded.text = text.rstrip(b"\0")
         write_backup_after_commit(self.vg)
