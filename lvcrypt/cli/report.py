@@ -392,6 +392,12 @@ def _load(args: argparse.Namespace, names: list[str]) -> tuple[object, list["Loa
     for path, problem in found.problems.items():
         if args.devices:
             print(f"  WARNING: {problem}", file=sys.stderr)
+    members = {pv.uuid for vg in loaded for pv in vg.pvs.values()}
+    for pv in found.pvs.values():  # damage on PVs of no VG shown (the notes of members came with their VG)
+        if pv.uuid not in members and pv.uuid not in hidden:
+            for mda in pv.mdas:
+                if mda.problem:
+                    print(f"  WARNING: {mda.problem}", file=sys.stderr)
     return found, loaded, hidden
 
 

@@ -174,9 +174,25 @@ def _newest_parsable(copies: list[tuple[PvOnDisk, MetadataCopy]], name: str,
                 notes.append(f"{where}: bad metadata text ({error}); ignored")
                 continue
             cache.store(copy.vg_id, copy.text, vg)
+        _note_damaged_twins(ordered, copy, notes)
         return pv, copy, vg
     first = next(iter(failures.values()))
     raise MetadataError(f"volume group {name}: {first}")
+
+
+def _note_damaged_twins(ordered: list[tuple[PvOnDisk, MetadataCopy]], chosen: MetadataCopy,
+                        notes: list[str]) -> None:
+    """Copies with the chosen seqno but another text are damaged ones: noted whichever copy came first."""
+    for pv, copy in ordered:
+        if copy.seqno != chosen.seqno or copy.text == chosen.text:
+            continue
+        note = f"{pv.path}:mda@{copy.locn.offset}: bad metadata text"
+        try:
+            parse_vg(copy.text, f"{pv.path}:mda@{copy.locn.offset}")
+        except MetadataError as error:
+            note += f" ({error})"
+        if f"{note}; ignored" not in notes:
+            notes.append(f"{note}; ignored")
 
 
 def _limit_to_device(vg: VolumeGroup, key: str, pv: PvOnDisk) -> list[str]:
