@@ -64,10 +64,9 @@ def check_unused(path: str, found: Scan, command: str, force: int = 0, confirm: 
     return True
 
 
-def create_pv(path: str, found: Scan, uuid: str | None = None, metadata_size: int | None = None,
-              data_alignment: int | None = None, metadata_copies: int = 1, force: int = 0,
-              confirm: Confirm = _never, command: str = "pvcreate") -> PvOnDisk:
-    """Label a device as an orphan PV (lvm2's pvcreate); a PV that belongs to a VG needs a confirmed -ff."""
+def check_creatable(path: str, found: Scan, uuid: str | None = None, force: int = 0, confirm: Confirm = _never,
+                    command: str = "pvcreate") -> None:
+    """Every reason pvcreate refuses `path`, checked for all devices before the first is written."""
     if uuid is not None and not uuid_valid(uuid):
         raise LvcryptError(f"invalid uuid '{uuid}'")
     if uuid is not None and any(pv.uuid == uuid and pv.path != path for pv in found.pvs.values()):
@@ -75,18 +74,39 @@ def create_pv(path: str, found: Scan, uuid: str | None = None, metadata_size: in
     if found.pv_at(path) is None and path in found.problems and force < 2:
         raise DeviceError(f"{found.problems[path]} (use -ff to overwrite it)")
     check_unused(path, found, command, force, confirm)
+
+
+def create_pv(path: str, found: Scan, uuid: str | None = None, metadata_size: int | None = None,
+              data_alignment: int | None = None, metadata_copies: int = 1, force: int = 0,
+              confirm: Confirm = _never, command: str = "pvcreate") -> PvOnDisk:
+    """Label a device as an orphan PV (lvm2's pvcreate); a PV that belongs to a VG needs a confirmed -ff."""
+    check_creatable(path, found, uuid, force, confirm, command)
     with Disk(path, writable=True) as disk:
         layout = plan_layout(disk.size, metadata_size, data_alignment, metadata_copies)
         return write_new_pv(disk, uuid or new_uuid(), layout)
 
 
-def remove_pv_label(path: str, found: Scan, force: bool = False) -> None:
+def check_removable(path: str, found: Scan, force: int = 0, confirm: Confirm = _never) -> PvOnDisk:
+    """The PV pvremove may wipe; a PV of a VG (known from metadata or PV_EXT_USED alone) needs a confirmed -ff."""
     pv = found.pv_at(path)
     if pv is None:
         raise DeviceError(found.problems.get(path) or f"{path}: not a physical volume (no LVM2 label)")
     owner = pv_owner(found, pv.uuid)
-    if owner and not force:
+    if not owner and not pv.header.in_use:
+        return pv
+    if force < 2:
+        if owner is None:
+            raise LvcryptError(f"PV {path} is used by a VG but its metadata is missing (use -ff to wipe it)")
         raise LvcryptError(f"physical volume {path} is used by volume group \"{owner}\" (use -ff to wipe it)")
+    name = owner or "<unknown>"
+    if not confirm(f"Really WIPE LABELS from physical volume \"{path}\" of volume group \"{name}\" [y/n]? "):
+        raise LvcryptError(f"labels on physical volume \"{path}\" of volume group \"{name}\" not wiped "
+                           "(-ff needs a yes: answer on a terminal or add -y)")
+    return pv
+
+
+def remove_pv_label(path: str, found: Scan, force: int = 0, confirm: Confirm = _never) -> None:
+    pv = check_removable(path, found, force, confirm)
     with Disk(path, writable=True) as disk:
         wipe_pv(disk, pv)
 

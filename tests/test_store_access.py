@@ -116,3 +116,13 @@ def test_reports_show_exported_and_read_only_as_lvm2(pair: Pair, kind: str) -> N
     assert pair.report("lvcrypt", "vgs", fields) == pair.report("lvm2", "vgs", fields)
     fields = "pv_name,vg_name,pv_attr"
     assert pair.report("lvcrypt", "pvs", fields) == pair.report("lvm2", "pvs", fields)
+
+
+@pytest.mark.parametrize("kind", ["shared", "foreign"])
+def test_commands_over_all_vgs_pass_over_the_ones_lvm2_does_not_touch(pair: Pair, kind: str) -> None:
+    _make(pair, kind)
+    result = pair.lvc("vgcfgbackup", "-f", str(pair.tmp / "%s.backup"))
+    assert (pair.tmp / "vgc.backup").exists() and not (pair.tmp / "vgx.backup").exists()
+    assert "skipped: Cannot access VG vgx" in result.stderr
+    assert pair.lvc("vgcfgbackup", "-f", str(pair.tmp / "x"), "vgx", check=False).returncode == 5
+    pair.lvc("vgck")

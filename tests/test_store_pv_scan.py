@@ -117,3 +117,19 @@ def test_free_pvs_are_still_added(loop_devices: Callable[..., list[str]], lvm2: 
     assert result.returncode == 0, result.stderr
     pair.assert_agree("vga")
     pair.assert_lvm2_clean("vga")
+
+
+def test_pvremove_and_multi_device_pvcreate_refuse_before_writing(two_vgs: Pair, tmp_path: Path) -> None:
+    """A refusal for the last device named leaves the first ones untouched too."""
+    pair = two_vgs
+    a, b1, b2 = pair.devices
+    blank = tmp_path / "blank.img"
+    with open(blank, "wb") as f:
+        f.truncate(16 << 20)
+    before, listing = _digest([b1, b2, str(blank)]), _vgb_state(pair)
+    _refused(_lvcrypt(pair, "pvcreate", str(blank), b2, devices=[b2]), "used by a VG but its metadata is missing")
+    _refused(_lvcrypt(pair, "vgextend", "vga", str(blank), b2, devices=[a]), "used by a VG but its metadata")
+    _refused(_lvcrypt(pair, "pvremove", b2, devices=[b2]), "used by a VG but its metadata is missing")
+    _refused(_lvcrypt(pair, "pvremove", "-ff", b2, devices=[b2]), "-ff needs a yes")
+    assert _digest([b1, b2, str(blank)]) == before
+    assert _vgb_state(pair) == listing

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from lvcrypt.cli import common_options
 
@@ -21,9 +22,13 @@ def _new_members(paths: list[str], found: "Scan", args: argparse.Namespace) -> d
     from its own label and metadata, whatever --devices says.
     """
     from lvcrypt.cli.pv import yes_no
+    from lvcrypt.errors import DeviceError
     from lvcrypt.pvops import check_unused, create_pv, orphan_pv, reinitialise_pv
 
     ask = yes_no(args)  # every refusal and question before the first write
+    for path in paths:
+        if found.pv_at(path) is None and path in found.problems:
+            raise DeviceError(found.problems[path])
     overwrite = {path: check_unused(path, found, args.command, args.force, ask) for path in paths}
     members = {}
     for path in paths:
@@ -176,10 +181,26 @@ def cmd_vgck(args: argparse.Namespace) -> int:
 
     names = args.vg or scan(candidate_devices(args.devices)).vg_names()
     for name in names:
-        with VgTransaction(args.devices, name, exclusive=args.updatemetadata) as tx:
-            if args.updatemetadata:
-                tx.commit(repair=True)
+        with _skipped_unless_named(args):
+            with VgTransaction(args.devices, name, exclusive=args.updatemetadata) as tx:
+                if args.updatemetadata:
+                    tx.commit(repair=True)
     return 0
+
+
+@contextlib.contextmanager
+def _skipped_unless_named(args: argparse.Namespace) -> Iterator[None]:
+    """A command over all VGs passes over those lvm2 would not touch here (shared, foreign) with a
+    note, as lvm2 does; a VG named on the command line is refused."""
+    from lvcrypt.store.access import VgAccessError
+    from lvcrypt.store.transaction import warn
+
+    try:
+        yield
+    except VgAccessError as error:
+        if args.vg:
+            raise
+        warn(f"skipped: {error}")
 
 
 def cmd_vgcfgbackup(args: argparse.Namespace) -> int:
@@ -194,9 +215,13 @@ def cmd_vgcfgbackup(args: argparse.Namespace) -> int:
     if args.file and len(names) > 1 and "%s" not in args.file:
         raise UsageError("vgcfgbackup: -f with several VGs needs %s in the file name")
     for name in names:
-        with VgTransaction(args.devices, name, exclusive=False, allow_missing=True,
-                           access=Access(exported=True)) as tx:
-            text = backup_text(tx.vg, f"Created *after* executing '{command_line()}'")
+        text = None
+        with _skipped_unless_named(args):
+            with VgTransaction(args.devices, name, exclusive=False, allow_missing=True,
+                               access=Access(exported=True)) as tx:
+                text = backup_text(tx.vg, f"Created *after* executing '{command_line()}'")
+        if text is None:
+            continue
         if args.file:
             from lvcrypt.atomic_file import write_atomically
 
