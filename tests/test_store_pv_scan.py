@@ -97,6 +97,7 @@ def test_double_force_needs_a_yes(two_vgs: Pair) -> None:
     _refused(_lvcrypt(pair, "pvcreate", "-ff", b2, devices=[b2]), "-ff needs a yes")
     _refused(_lvcrypt(pair, "vgextend", "-ff", "vga", b2, devices=[a]), "-ff needs a yes")
     _refused(_lvcrypt(pair, "vgextend", "-f", "-y", "vga", b2, devices=[a]), "used by a VG but its metadata")
+    _refused(_lvcrypt(pair, "vgextend", "-ff", "-y", "vga", a, devices=[a]), f"'{a}' is already in volume group 'vga'")
     assert _digest([b1, b2]) == before
     assert _vgb_state(pair) == listing
     forced = _lvcrypt(pair, "vgextend", "-ff", "-y", "vga", b2, devices=[a])

@@ -82,12 +82,17 @@ def cmd_vgcreate(args: argparse.Namespace) -> int:
 
 
 def cmd_vgextend(args: argparse.Namespace) -> int:
+    from lvcrypt.errors import LvcryptError
     from lvcrypt.pvops import set_in_use
     from lvcrypt.store.devices import remember_devices
     from lvcrypt.store.lock import ORPHANS, VgLock
     from lvcrypt.store.transaction import VgTransaction
 
     with VgLock(ORPHANS, exclusive=True), VgTransaction(args.devices, args.vg, also_scan=args.device) as tx:
+        for path in args.device:  # not even -ff: that would relabel a PV of the VG being extended
+            pv = tx.scan.pv_at(path)
+            if pv is not None and tx.vg.pv_by_id(pv.uuid) is not None:
+                raise LvcryptError(f"Physical volume '{path}' is already in volume group '{args.vg}'")
         keyed = _add_members(tx.vg, _new_members(args.device, tx.scan, args))
         tx.commit(extra=keyed)
         for pv in keyed.values():
