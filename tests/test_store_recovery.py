@@ -136,6 +136,12 @@ def test_newest_copy_damaged_on_one_pv_uses_the_good_ones_in_either_order(pair: 
         assert _lv_names(pair, "lvcrypt", "vgd", order) == ["keep", "more"], order
     pair.lvc("vgck", "--updatemetadata", "vgd")
     _clean(pair, "vgd")
+    # and lvcrypt reads cleanly what lvm2's own repair of the same damage wrote
+    _rewrite_copy(a, lambda text: text.replace(b"extent_size = ", b"extent_size @ ", 1))
+    pair.lvm("vgck", "--updatemetadata", "vgd")
+    pair.lvm("vgck", "--updatemetadata", "vgd")
+    _clean(pair, "vgd")
+    assert _lv_names(pair, "lvcrypt", "vgd", [a, b]) == ["keep", "more"]
 
 
 def test_bad_vg_id_on_one_device_is_a_warning_for_that_device(loop_devices: Callable[..., list[str]],
