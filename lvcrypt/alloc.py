@@ -39,7 +39,7 @@ class Piece:
 
 
 def free_runs(vg: VolumeGroup, pv_keys: list[str] | None = None) -> dict[str, list[Run]]:
-    """Free runs per allocatable PV, in extent order."""
+    """Free runs per allocatable PV, in extent order; none past the end of a device smaller than its PV."""
     used: dict[str, list[tuple[int, int]]] = {key: [] for key in vg.pvs}
     for lv in vg.lvs.values():
         for segment in lv.segments:
@@ -56,8 +56,9 @@ def free_runs(vg: VolumeGroup, pv_keys: list[str] | None = None) -> dict[str, li
             if start > position:
                 found.append(Run(key, position, start - position))
             position = max(position, end)
-        if pv.pe_count > position:
-            found.append(Run(key, position, pv.pe_count - position))
+        end = pv.pe_count if pv.usable_extents is None else min(pv.pe_count, pv.usable_extents)
+        if end > position:
+            found.append(Run(key, position, end - position))
         runs[key] = found
     return runs
 

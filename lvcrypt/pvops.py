@@ -6,6 +6,8 @@ only parses arguments.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from lvcrypt.errors import DeviceError, LvcryptError
 from lvcrypt.lvops import new_uuid
 from lvcrypt.metadata.validate import uuid_valid
@@ -28,33 +30,83 @@ def pv_owner(found: Scan, uuid: str) -> str | None:
     return None
 
 
-def create_pv(path: str, found: Scan, uuid: str | None = None, metadata_size: int | None = None,
-              data_alignment: int | None = None, metadata_copies: int = 1, force: bool = False) -> PvOnDisk:
-    """Label a device as an orphan PV (lvm2's pvcreate); refuses a PV that belongs to a VG unless forced."""
+# Asked before a PV that belongs to a VG is overwritten (-ff); answers True to go ahead.
+Confirm = Callable[[str], bool]
+
+
+def _never(question: str) -> bool:
+    return False
+
+
+def check_unused(path: str, found: Scan, command: str, force: int = 0, confirm: Confirm = _never) -> bool:
+    """Refuse to (re)initialise a PV that belongs to a VG, as lvm2 refuses it; True when it does belong
+    and -ff was confirmed.
+
+    Membership is known from any metadata copy that lists the PV, or, when that VG's metadata lives
+    only on PVs not scanned, from the PV header's PV_EXT_USED flag alone.
+    """
+    pv = found.pv_at(path)
+    if pv is None:
+        return False
+    owner = pv_owner(found, pv.uuid)
+    if owner is None and not pv.header.in_use:
+        return False
+    if force < 2:
+        if owner is None:
+            raise LvcryptError(f"PV {path} is used by a VG but its metadata is missing.")
+        if command == "pvcreate":
+            raise LvcryptError(f"Can't initialize physical volume \"{path}\" of volume group \"{owner}\" without -ff")
+        raise LvcryptError(f"Physical volume '{path}' is already in volume group '{owner}'")
+    name = owner or "<unknown>"
+    if not confirm(f"Really INITIALIZE physical volume \"{path}\" of volume group \"{name}\" [y/n]? "):
+        raise LvcryptError(f"physical volume \"{path}\" of volume group \"{name}\" not initialized "
+                           "(-ff needs a yes: answer on a terminal or add -y)")
+    return True
+
+
+def check_creatable(path: str, found: Scan, uuid: str | None = None, force: int = 0, confirm: Confirm = _never,
+                    command: str = "pvcreate") -> None:
+    """Every reason pvcreate refuses `path`, checked for all devices before the first is written."""
     if uuid is not None and not uuid_valid(uuid):
         raise LvcryptError(f"invalid uuid '{uuid}'")
     if uuid is not None and any(pv.uuid == uuid and pv.path != path for pv in found.pvs.values()):
         raise LvcryptError(f"uuid {uuid} is already used by another PV")
+    if found.pv_at(path) is None and path in found.problems and force < 2:
+        raise DeviceError(f"{found.problems[path]} (use -ff to overwrite it)")
+    check_unused(path, found, command, force, confirm)
+
+
+def create_pv(path: str, found: Scan, uuid: str | None = None, metadata_size: int | None = None,
+              data_alignment: int | None = None, metadata_copies: int = 1, force: int = 0,
+              confirm: Confirm = _never, command: str = "pvcreate") -> PvOnDisk:
+    """Label a device as an orphan PV (lvm2's pvcreate); a PV that belongs to a VG needs a confirmed -ff."""
+    check_creatable(path, found, uuid, force, confirm, command)
     with Disk(path, writable=True) as disk:
-        existing = found.pv_at(path)
-        if existing is None and path in found.problems and not force:
-            raise DeviceError(f"{found.problems[path]} (use -ff to overwrite it)")
-        if existing is not None:
-            owner = pv_owner(found, existing.uuid)
-            if owner and not force:
-                raise LvcryptError(f"cannot initialize physical volume {path} of volume group \"{owner}\" "
-                                   "without -ff")
         layout = plan_layout(disk.size, metadata_size, data_alignment, metadata_copies)
         return write_new_pv(disk, uuid or new_uuid(), layout)
 
 
-def remove_pv_label(path: str, found: Scan, force: bool = False) -> None:
+def check_removable(path: str, found: Scan, force: int = 0, confirm: Confirm = _never) -> PvOnDisk:
+    """The PV pvremove may wipe; a PV of a VG (known from metadata or PV_EXT_USED alone) needs a confirmed -ff."""
     pv = found.pv_at(path)
     if pv is None:
         raise DeviceError(found.problems.get(path) or f"{path}: not a physical volume (no LVM2 label)")
     owner = pv_owner(found, pv.uuid)
-    if owner and not force:
+    if not owner and not pv.header.in_use:
+        return pv
+    if force < 2:
+        if owner is None:
+            raise LvcryptError(f"PV {path} is used by a VG but its metadata is missing (use -ff to wipe it)")
         raise LvcryptError(f"physical volume {path} is used by volume group \"{owner}\" (use -ff to wipe it)")
+    name = owner or "<unknown>"
+    if not confirm(f"Really WIPE LABELS from physical volume \"{path}\" of volume group \"{name}\" [y/n]? "):
+        raise LvcryptError(f"labels on physical volume \"{path}\" of volume group \"{name}\" not wiped "
+                           "(-ff needs a yes: answer on a terminal or add -y)")
+    return pv
+
+
+def remove_pv_label(path: str, found: Scan, force: int = 0, confirm: Confirm = _never) -> None:
+    pv = check_removable(path, found, force, confirm)
     with Disk(path, writable=True) as disk:
         wipe_pv(disk, pv)
 
@@ -76,13 +128,16 @@ def make_orphan(pv: PvOnDisk) -> None:
     set_in_use(pv, False)
 
 
-def orphan_pv(path: str, found: Scan, what: str) -> PvOnDisk:
+def orphan_pv(path: str, found: Scan, command: str) -> PvOnDisk:
     """The PV on `path` for adding to a VG: it must be labelled and belong to no VG."""
     pv = found.pv_at(path)
     if pv is None:
         raise DeviceError(found.problems.get(path) or f"{path}: not a physical volume (run pvcreate first)")
-    owner = pv_owner(found, pv.uuid)
-    if owner:
-        raise LvcryptError(f"{what}: physical volume {path} already belongs to volume group \"{owner}\"")
+    check_unused(path, found, command)
     return pv
 
+
+def reinitialise_pv(path: str) -> PvOnDisk:
+    """A fresh orphan PV over a PV of another VG, after a confirmed -ff (lvm2's default layout)."""
+    with Disk(path, writable=True) as disk:
+        return write_new_pv(disk, new_uuid(), plan_layout(disk.size, None, None))

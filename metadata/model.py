@@ -128,6 +128,9 @@ class PhysicalVolume:
     pe_start: int = 2048
     pe_count: int = 0
     raw: Section = field(default_factory=Section, repr=False, compare=False)
+    # Extents the device can really hold when it is smaller than the PV (a truncated image); set by
+    # the store when it reads the VG, never written to metadata. None: all pe_count extents.
+    usable_extents: int | None = field(default=None, repr=False, compare=False)
 
     @property
     def allocatable(self) -> bool:

@@ -108,8 +108,8 @@ def test_pv_of_another_vg_and_missing_pv(vg_on_images: Pair, tmp_path: Path) -> 
     a, b, c = pair.devices
     pair.lvc("vgcreate", "vgother", c)
     before = _digest(pair.devices)
-    _fails(pair, "vgextend", "vga", c, says="already belongs to volume group \"vgother\"")
-    _fails(pair, "vgcreate", "vgnew", a, says="already belongs to volume group \"vga\"")
+    _fails(pair, "vgextend", "vga", c, says="is already in volume group 'vgother'")
+    _fails(pair, "vgcreate", "vgnew", a, says="is already in volume group 'vga'")
     _fails(pair, "pvcreate", a, says="without -ff")
     _fails(pair, "pvremove", c, says="used by volume group")
     only_a = Pair([a, c], tmp_path)

@@ -28,7 +28,7 @@ def test_relative_and_linked_paths_never_reinitialise_a_pv(tmp_path: Path) -> No
     assert lvcrypt(tmp_path, env, "pvs", "--noheadings", "-o", "pv_uuid").stdout.split() == uuids
     (tmp_path / "link.img").symlink_to(tmp_path / "a.img")
     refused = lvcrypt(tmp_path, env, "vgcreate", "vg2", "link.img")
-    assert refused.returncode == 5 and 'already belongs to volume group "vg1"' in refused.stderr
+    assert refused.returncode == 5 and "is already in volume group 'vg1'" in refused.stderr
     refused = lvcrypt(tmp_path, env, "pvcreate", "a.img")
     assert refused.returncode == 5 and "vg1" in refused.stderr
     backup = tmp_path / "vg1.txt"

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "vgreduce": "lvcrypt.cli.vg",
     "vgremove": "lvcrypt.cli.vg",
     "vgrename": "lvcrypt.cli.vg",
+    "vgck": "lvcrypt.cli.vg",
     "vgcfgbackup": "lvcrypt.cli.vg",
     "vgcfgrestore": "lvcrypt.cli.vg",
     "lvcreate": "lvcrypt.cli.lv",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Callable
 
 from lvcrypt.cli import common_options
 
@@ -13,9 +15,21 @@ def _size(text: str) -> int:
     return parse_size(text, default_unit="k")
 
 
+def yes_no(args: argparse.Namespace) -> Callable[[str], bool]:
+    """lvm2's y/n question before -ff overwrites a PV of a VG: -y answers it, else a terminal must."""
+    answers: dict[str, bool] = {}  # each question once, though checked again before each write
+
+    def ask(question: str) -> bool:
+        if question not in answers:
+            answers[question] = bool(args.yes) or (sys.stdin.isatty()
+                                                   and input(question).strip().lower().startswith("y"))
+        return answers[question]
+    return ask
+
+
 def cmd_pvcreate(args: argparse.Namespace) -> int:
     from lvcrypt.errors import UsageError
-    from lvcrypt.pvops import create_pv
+    from lvcrypt.pvops import check_creatable, create_pv
     from lvcrypt.store.commit import scan
     from lvcrypt.store.devices import candidate_devices, remember_devices
     from lvcrypt.store.lock import ORPHANS, VgLock
@@ -24,9 +38,12 @@ def cmd_pvcreate(args: argparse.Namespace) -> int:
         raise UsageError("--uuid applies to exactly one device")
     with VgLock(ORPHANS, exclusive=True):
         found = scan(list(dict.fromkeys(candidate_devices(args.devices) + args.device)))
+        ask = yes_no(args)
+        for path in args.device:  # every refusal before the first write
+            check_creatable(path, found, args.uuid, args.force, ask)
         for path in args.device:
             create_pv(path, found, args.uuid, args.metadatasize, args.dataalignment, args.pvmetadatacopies,
-                      force=args.force >= 2)
+                      force=args.force, confirm=ask)
             print(f"  Physical volume \"{path}\" successfully created.")
     if not args.devices:
         remember_devices(args.device)
@@ -34,15 +51,18 @@ def cmd_pvcreate(args: argparse.Namespace) -> int:
 
 
 def cmd_pvremove(args: argparse.Namespace) -> int:
-    from lvcrypt.pvops import remove_pv_label
+    from lvcrypt.pvops import check_removable, remove_pv_label
     from lvcrypt.store.commit import scan
     from lvcrypt.store.devices import candidate_devices
     from lvcrypt.store.lock import ORPHANS, VgLock
 
     with VgLock(ORPHANS, exclusive=True):
         found = scan(list(dict.fromkeys(candidate_devices(args.devices) + args.device)))
+        ask = yes_no(args)
+        for path in args.device:  # every refusal before the first write
+            check_removable(path, found, args.force, ask)
         for path in args.device:
-            remove_pv_label(path, found, force=args.force >= 2)
+            remove_pv_label(path, found, force=args.force, confirm=ask)
             print(f"  Labels on physical volume \"{path}\" successfully wiped.")
     return 0
 

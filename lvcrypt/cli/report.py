@@ -207,7 +207,7 @@ VG_FIELDS: dict[str, Field] = {
     "pv_count": Field("#PV", lambda r: len(r.vg.pvs)),
     "lv_count": Field("#LV", lambda r: sum(1 for lv in r.vg.lvs.values() if lv.visible)),
     "snap_count": Field("#SN", lambda r: 0),
-    "vg_attr": Field("Attr", lambda r: f"wz-{'p' if r.loaded.missing else '-'}n-"),
+    "vg_attr": Field("Attr", lambda r: _vg_attr(r.vg, bool(r.loaded.missing))),
     "vg_size": Field("VSize", lambda r: _vg_total(r.vg) * r.vg.extent_bytes, size=True),
     "vg_free": Field("VFree", lambda r: (_vg_total(r.vg) - _vg_used(r.vg)) * r.vg.extent_bytes, size=True),
     "vg_uuid": Field("VG UUID", lambda r: r.vg.id),
@@ -233,10 +233,21 @@ def _pv_free(r: PvRow) -> int:
     return _pv_size(r)
 
 
+def _vg_attr(vg: "VolumeGroup", missing: bool) -> str:
+    """lvm2's six letters: permissions, resizeable, exported, partial, allocation policy, shared."""
+    from lvcrypt.store.access import is_exported, is_writable, lock_type
+
+    return (f"{'w' if is_writable(vg) else 'r'}z{'x' if is_exported(vg) else '-'}{'p' if missing else '-'}"
+            f"n{'s' if lock_type(vg) else '-'}")
+
+
 def _pv_attr(r: PvRow) -> str:
+    from lvcrypt.store.access import is_exported
+
     if r.vg is None or r.key is None:
         return "---"
-    return f"{'a' if r.vg.pvs[r.key].allocatable else '-'}-{'m' if r.pv is None else '-'}"
+    return (f"{'a' if r.vg.pvs[r.key].allocatable else '-'}{'x' if is_exported(r.vg) else '-'}"
+            f"{'m' if r.pv is None else '-'}")
 
 
 PV_FIELDS: dict[str, Field] = {
@@ -334,8 +345,15 @@ def aligned(lines: list[list[str]], right: list[bool], skip_first: bool) -> list
     return out
 
 
-def _load(args: argparse.Namespace, names: list[str]) -> tuple[object, list["LoadedVg"]]:
-    """Scan once and load the requested VGs (all when none named), each under its shared lock."""
+def _load(args: argparse.Namespace, names: list[str]) -> tuple[object, list["LoadedVg"], set[str]]:
+    """Scan once and load the requested VGs (all when none named), each under its shared lock.
+
+    VGs lvm2 would not show on this host (shared without --shared, foreign without --foreign,
+    exported for lvs) are left out as lvm2 leaves them out; naming one is an error.  Returns
+    also the uuids of the PVs of the VGs left out, which pvs does not list as orphans either.
+    """
+    from lvcrypt.errors import LvcryptError
+    from lvcrypt.store.access import Access, local_system_id, refusal, system_id
     from lvcrypt.store.commit import load_vg, scan
     from lvcrypt.store.devices import candidate_devices
     from lvcrypt.store.lock import VgLock
@@ -346,11 +364,24 @@ def _load(args: argparse.Namespace, names: list[str]) -> tuple[object, list["Loa
     locks = [VgLock(name, exclusive=False) for name in sorted(set(wanted))]
     for lock in locks:
         lock.__enter__()
+    access = Access(exported=args.command != "lvs", shared=args.shared, foreign=args.foreign)
+    local_id = local_system_id()
+    hidden: set[str] = set()
     try:
         found = scan(paths)
         loaded = []
         for name in wanted:
             vg = load_vg(found, name)
+            refused = refusal(vg.vg, access, local_id)
+            if refused and names:
+                raise LvcryptError(refused)
+            if refused:
+                if system_id(vg.vg) and system_id(vg.vg) != local_id and not args.foreign:
+                    print(f"  {refused}", file=sys.stderr)
+                hidden.update(pv.id for pv in vg.vg.pvs.values())
+                continue
+            for note in vg.stale:
+                print(f"  WARNING: {note}", file=sys.stderr)
             for key in vg.missing:
                 print(f"  WARNING: VG {name} is missing PV {vg.vg.pvs[key].id} (last written to "
                       f"{vg.vg.pvs[key].device or 'unknown device'}).", file=sys.stderr)
@@ -361,7 +392,13 @@ def _load(args: argparse.Namespace, names: list[str]) -> tuple[object, list["Loa
     for path, problem in found.problems.items():
         if args.devices:
             print(f"  WARNING: {problem}", file=sys.stderr)
-    return found, loaded
+    members = {pv.uuid for vg in loaded for pv in vg.pvs.values()}
+    for pv in found.pvs.values():  # damage on PVs of no VG shown (the notes of members came with their VG)
+        if pv.uuid not in members and pv.uuid not in hidden:
+            for mda in pv.mdas:
+                if mda.problem:
+                    print(f"  WARNING: {mda.problem}", file=sys.stderr)
+    return found, loaded, hidden
 
 
 def cmd_lvs(args: argparse.Namespace) -> int:
@@ -370,7 +407,7 @@ def cmd_lvs(args: argparse.Namespace) -> int:
     _active_devices.cache_clear()  # once per command, also when several run in one process
     vg_names = list(dict.fromkeys(item.split("/")[0] for item in args.names))
     only = {tuple(item.split("/", 1)) for item in args.names if "/" in item}
-    _, loaded = _load(args, vg_names)
+    _, loaded, _ = _load(args, vg_names)
     per_segment = any(name in SEGMENT_FIELDS for name in columns)
     rows: list[object] = []
     for vg in sorted(loaded, key=lambda item: item.vg.name):
@@ -388,14 +425,14 @@ def cmd_lvs(args: argparse.Namespace) -> int:
 
 def cmd_vgs(args: argparse.Namespace) -> int:
     columns = _columns(args.options, VG_DEFAULT, VG_FIELDS)
-    _, loaded = _load(args, list(args.names))
+    _, loaded, _ = _load(args, list(args.names))
     rows: list[object] = [VgRow(vg.vg, vg) for vg in sorted(loaded, key=lambda item: item.vg.name)]
     _render("vg", columns, VG_FIELDS, rows, args)
     return 0
 
 
 def cmd_pvs(args: argparse.Namespace) -> int:
-    found, loaded = _load(args, [])
+    found, loaded, hidden = _load(args, [])
     columns = _columns(args.options, PV_DEFAULT, PV_FIELDS)
     rows: list[PvRow] = []
     members: set[str] = set()
@@ -405,7 +442,7 @@ def cmd_pvs(args: argparse.Namespace) -> int:
             members.add(pv.id)
             rows.append(PvRow(on_disk.path if on_disk else "[unknown]", on_disk, vg.vg, key, vg))
     for path, pv in found.pvs.items():  # type: ignore[attr-defined]
-        if pv.uuid not in members:
+        if pv.uuid not in members and pv.uuid not in hidden:
             rows.append(PvRow(path, pv, None, None, None))
     if args.names:
         rows = [row for row in rows if row.path in args.names]
@@ -423,6 +460,8 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
     parser.add_argument("--units", default="h", help="h H b s k m g t p e (upper case: powers of 1000)")
     parser.add_argument("--separator", help="separate fields with this instead of aligning them")
     parser.add_argument("--reportformat", choices=("basic", "json"), default="basic")
+    parser.add_argument("--shared", action="store_true", help="also VGs with a lock type (read without lvmlockd)")
+    parser.add_argument("--foreign", action="store_true", help="also VGs with another host's system ID")
     if name == "lvs":
         parser.add_argument("--sysfs-root", default="/sys", metavar="DIR",
                             help="where inline_crypto reads block devices' queue/crypto capabilities")

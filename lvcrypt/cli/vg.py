@@ -1,10 +1,11 @@
-"""`vgcreate vgextend vgreduce vgremove vgrename vgcfgbackup vgcfgrestore`, with lvm2's options."""
+"""`vgcreate vgextend vgreduce vgremove vgrename vgck vgcfgbackup vgcfgrestore`, with lvm2's options."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from lvcrypt.cli import common_options
 
@@ -14,17 +15,31 @@ if TYPE_CHECKING:
     from lvcrypt.store.physical import PvOnDisk
 
 
-def _new_members(paths: list[str], found: "Scan", what: str) -> dict[str, "PvOnDisk"]:
-    """Orphan PVs for the given paths; unlabelled devices are initialised first, as lvm2 does."""
-    from lvcrypt.pvops import create_pv, orphan_pv
+def _new_members(paths: list[str], found: "Scan", args: argparse.Namespace) -> dict[str, "PvOnDisk"]:
+    """Orphan PVs for the given paths; unlabelled devices are initialised first, as lvm2 does.
 
+    `found` must include a scan of `paths` themselves: a PV of another VG is only recognised
+    from its own label and metadata, whatever --devices says.
+    """
+    from lvcrypt.cli.pv import yes_no
+    from lvcrypt.errors import DeviceError
+    from lvcrypt.pvops import check_unused, create_pv, orphan_pv, reinitialise_pv
+
+    ask = yes_no(args)  # every refusal and question before the first write
+    for path in paths:
+        if found.pv_at(path) is None and path in found.problems:
+            raise DeviceError(found.problems[path])
+    overwrite = {path: check_unused(path, found, args.command, args.force, ask) for path in paths}
     members = {}
     for path in paths:
-        if found.pv_at(path) is None and path not in found.problems:
-            pv = create_pv(path, found)
+        if overwrite[path]:
+            pv = reinitialise_pv(path)
+            print(f"  Physical volume \"{path}\" successfully created.")
+        elif found.pv_at(path) is None and path not in found.problems:
+            pv = create_pv(path, found, command=args.command)
             print(f"  Physical volume \"{path}\" successfully created.")
         else:
-            pv = orphan_pv(path, found, what)
+            pv = orphan_pv(path, found, args.command)
         members[os.path.abspath(path)] = pv  # the device hint in metadata: never relative to a cwd
     return members
 
@@ -44,23 +59,22 @@ def cmd_vgcreate(args: argparse.Namespace) -> int:
     from lvcrypt.errors import LvcryptError
     from lvcrypt.lvops import new_vg
     from lvcrypt.pvops import set_in_use
-    from lvcrypt.store import archive
     from lvcrypt.store.commit import commit, scan
     from lvcrypt.store.devices import candidate_devices, remember_devices
     from lvcrypt.store.lock import ORPHANS, VgLock
-    from lvcrypt.store.transaction import backup_text, command_line
+    from lvcrypt.store.transaction import command_line, write_backup_after_commit
 
     vg = new_vg(args.vg, args.physicalextentsize // 512)
     with VgLock(ORPHANS, exclusive=True), VgLock(args.vg, exclusive=True):
         found = scan(list(dict.fromkeys(candidate_devices(args.devices) + args.device)))
         if args.vg in found.vg_names():
             raise LvcryptError(f"a volume group called {args.vg} already exists")
-        keyed = _add_members(vg, _new_members(args.device, found, "vgcreate"))
+        keyed = _add_members(vg, _new_members(args.device, found, args))
         vg.seqno = 1
         commit(vg, keyed, f"Write from {command_line()}.")
         for pv in keyed.values():
             set_in_use(pv, True)
-        archive.write_backup(vg.name, backup_text(vg, f"Created *after* executing '{command_line()}'"))
+        write_backup_after_commit(vg)
     if not args.devices:
         remember_devices(args.device)
     print(f"  Volume group \"{args.vg}\" successfully created")
@@ -68,13 +82,18 @@ def cmd_vgcreate(args: argparse.Namespace) -> int:
 
 
 def cmd_vgextend(args: argparse.Namespace) -> int:
+    from lvcrypt.errors import LvcryptError
     from lvcrypt.pvops import set_in_use
     from lvcrypt.store.devices import remember_devices
     from lvcrypt.store.lock import ORPHANS, VgLock
     from lvcrypt.store.transaction import VgTransaction
 
-    with VgLock(ORPHANS, exclusive=True), VgTransaction(args.devices, args.vg) as tx:
-        keyed = _add_members(tx.vg, _new_members(args.device, tx.scan, "vgextend"))
+    with VgLock(ORPHANS, exclusive=True), VgTransaction(args.devices, args.vg, also_scan=args.device) as tx:
+        for path in args.device:  # not even -ff: that would relabel a PV of the VG being extended
+            pv = tx.scan.pv_at(path)
+            if pv is not None and tx.vg.pv_by_id(pv.uuid) is not None:
+                raise LvcryptError(f"Physical volume '{path}' is already in volume group '{args.vg}'")
+        keyed = _add_members(tx.vg, _new_members(args.device, tx.scan, args))
         tx.commit(extra=keyed)
         for pv in keyed.values():
             set_in_use(pv, True)
@@ -139,11 +158,13 @@ def cmd_vgrename(args: argparse.Namespace) -> int:
     from lvcrypt.errors import LvcryptError
     from lvcrypt.lvops import check_vg_name
     from lvcrypt.store import archive
+    from lvcrypt.store.access import Access
     from lvcrypt.store.lock import VgLock
     from lvcrypt.store.transaction import VgTransaction
 
     check_vg_name(args.new)
-    with VgTransaction(args.devices, args.old) as tx, VgLock(args.new, exclusive=True):
+    with VgTransaction(args.devices, args.old, access=Access(change=True, exported=True)) as tx, \
+            VgLock(args.new, exclusive=True):
         if args.new in tx.scan.vg_names():
             raise LvcryptError(f"a volume group called {args.new} already exists")
         tx.vg.name = args.new
@@ -153,9 +174,44 @@ def cmd_vgrename(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vgck(args: argparse.Namespace) -> int:
+    """Read each VG and warn about every damaged or outdated copy; --updatemetadata rewrites them all.
+
+    As lvm2's `vgck --updatemetadata`: the good copy is written to every metadata area, headers
+    that point outside their area included (ordinary commits leave those alone).
+    """
+    from lvcrypt.store.commit import scan
+    from lvcrypt.store.devices import candidate_devices
+    from lvcrypt.store.transaction import VgTransaction
+
+    names = args.vg or scan(candidate_devices(args.devices)).vg_names()
+    for name in names:
+        with _skipped_unless_named(args):
+            with VgTransaction(args.devices, name, exclusive=args.updatemetadata) as tx:
+                if args.updatemetadata:
+                    tx.commit(repair=True)
+    return 0
+
+
+@contextlib.contextmanager
+def _skipped_unless_named(args: argparse.Namespace) -> Iterator[None]:
+    """A command over all VGs passes over those lvm2 would not touch here (shared, foreign) with a
+    note, as lvm2 does; a VG named on the command line is refused."""
+    from lvcrypt.store.access import VgAccessError
+    from lvcrypt.store.transaction import warn
+
+    try:
+        yield
+    except VgAccessError as error:
+        if args.vg:
+            raise
+        warn(f"skipped: {error}")
+
+
 def cmd_vgcfgbackup(args: argparse.Namespace) -> int:
     from lvcrypt.errors import UsageError
     from lvcrypt.store import archive
+    from lvcrypt.store.access import Access
     from lvcrypt.store.commit import scan
     from lvcrypt.store.devices import candidate_devices
     from lvcrypt.store.transaction import VgTransaction, backup_text, command_line
@@ -164,8 +220,13 @@ def cmd_vgcfgbackup(args: argparse.Namespace) -> int:
     if args.file and len(names) > 1 and "%s" not in args.file:
         raise UsageError("vgcfgbackup: -f with several VGs needs %s in the file name")
     for name in names:
-        with VgTransaction(args.devices, name, exclusive=False, allow_missing=True) as tx:
-            text = backup_text(tx.vg, f"Created *after* executing '{command_line()}'")
+        text = None
+        with _skipped_unless_named(args):
+            with VgTransaction(args.devices, name, exclusive=False, allow_missing=True,
+                               access=Access(exported=True)) as tx:
+                text = backup_text(tx.vg, f"Created *after* executing '{command_line()}'")
+        if text is None:
+            continue
         if args.file:
             from lvcrypt.atomic_file import write_atomically
 
@@ -186,7 +247,7 @@ def cmd_vgcfgrestore(args: argparse.Namespace) -> int:
     from lvcrypt.store.commit import commit, scan
     from lvcrypt.store.devices import candidate_devices
     from lvcrypt.store.lock import VgLock
-    from lvcrypt.store.transaction import backup_text, command_line
+    from lvcrypt.store.transaction import command_line, write_backup_after_commit
 
     path = args.file or str(archive.state_dir() / "backup" / args.vg)
     try:
@@ -216,7 +277,7 @@ def cmd_vgcfgrestore(args: argparse.Namespace) -> int:
         commit(vg, members, f"Write from {command_line()}.")
         for pv in members.values():
             set_in_use(pv, True)
-        archive.write_backup(vg.name, backup_text(vg, f"Created *after* executing '{command_line()}'"))
+        write_backup_after_commit(vg)
     print(f"  Restored volume group {args.vg}.")
     return 0
 
@@ -229,12 +290,14 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         parser = sub.add_parser(name, parents=common, help="create a volume group")
         parser.add_argument("-s", "--physicalextentsize", type=lambda t: parse_size(t, "m"), default=4 << 20)
         parser.add_argument("-y", "--yes", action="store_true")
+        parser.add_argument("-f", "--force", action="count", default=0, help="-ff: overwrite a PV of a VG")
         parser.add_argument("vg")
         parser.add_argument("device", nargs="+")
         parser.set_defaults(func=cmd_vgcreate)
     elif name == "vgextend":
         parser = sub.add_parser(name, parents=common, help="add physical volumes to a volume group")
         parser.add_argument("-y", "--yes", action="store_true")
+        parser.add_argument("-f", "--force", action="count", default=0, help="-ff: overwrite a PV of a VG")
         parser.add_argument("vg")
         parser.add_argument("device", nargs="+")
         parser.set_defaults(func=cmd_vgextend)
@@ -255,6 +318,12 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         parser.add_argument("old")
         parser.add_argument("new")
         parser.set_defaults(func=cmd_vgrename)
+    elif name == "vgck":
+        parser = sub.add_parser(name, parents=common, help="check VG metadata; --updatemetadata repairs it")
+        parser.add_argument("--updatemetadata", action="store_true",
+                            help="write the good metadata to every metadata area of the VG")
+        parser.add_argument("vg", nargs="*")
+        parser.set_defaults(func=cmd_vgck)
     elif name == "vgcfgbackup":
         parser = sub.add_parser(name, parents=common, help="write VG metadata to backup files")
         parser.add_argument("-f", "--file", help="file to write (%%s is replaced by the VG name)")

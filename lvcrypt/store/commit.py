@@ -49,11 +49,28 @@ class Scan:
         return {pv.uuid: pv for pv in self.pvs.values()}
 
     def copies(self, vg_name: str | None = None) -> list[tuple[PvOnDisk, MetadataCopy]]:
-        return [(pv, mda.copy) for pv in self.pvs.values() for mda in pv.mdas
-                if mda.copy is not None and (vg_name is None or mda.copy.vg_name == vg_name)]
+        """Metadata copies, or those of the VG now called `vg_name`.
+
+        A VG is known by its id: its name is the one in its newest copy.  Older copies under
+        another name (a vgrename interrupted between PVs) belong to it as stale copies, so one
+        VG id never shows under two names and the next commit rewrites them.
+        """
+        found = [(pv, mda.copy) for pv in self.pvs.values() for mda in pv.mdas if mda.copy is not None]
+        if vg_name is None:
+            return found
+        names = self.current_names()
+        return [(pv, copy) for pv, copy in found if names[copy.vg_id] == vg_name]
+
+    def current_names(self) -> dict[str, str]:
+        """VG id -> the name in its newest copy."""
+        newest: dict[str, MetadataCopy] = {}
+        for _, copy in self.copies():
+            if copy.vg_id not in newest or copy.seqno > newest[copy.vg_id].seqno:
+                newest[copy.vg_id] = copy
+        return {vg_id: copy.vg_name for vg_id, copy in newest.items()}
 
     def vg_names(self) -> list[str]:
-        return sorted({copy.vg_name for _, copy in self.copies()})
+        return sorted(set(self.current_names().values()))
 
 
 def scan(paths: list[str], with_text: bool = True) -> Scan:
@@ -108,6 +125,11 @@ def parse_vg(text: bytes, source: str) -> VolumeGroup:
 
 
 def load_vg(found: Scan, name: str) -> LoadedVg:
+    """The newest copy of VG `name` that parses, wherever it is and whatever the device order.
+
+    A copy whose text is damaged (its checksum may even be right) is skipped with a note, and the
+    next best copy used, as lvm2 does; only when no copy parses is the VG refused.
+    """
     copies = found.copies(name)
     if not copies:
         damage = [f"{pv.path}: {mda.problem}" for pv in found.pvs.values() for mda in pv.mdas if mda.problem]
@@ -117,24 +139,72 @@ def load_vg(found: Scan, name: str) -> LoadedVg:
     ids = {copy.vg_id for _, copy in copies}
     if len(ids) > 1:
         raise LvcryptError(f"several volume groups are named {name} (ids {', '.join(sorted(ids))})")
-    pv, newest = max(copies, key=lambda item: item[1].seqno)
-    from lvcrypt.store import cache
-
-    vg = cache.lookup(newest.vg_id, newest.text)
-    if vg is None:
-        try:
-            vg = parse_vg(newest.text, f"{pv.path}:mda@{newest.locn.offset}")
-        except MetadataError as error:
-            raise MetadataError(f"volume group {name}: {error}") from None
-        cache.store(newest.vg_id, newest.text, vg)
+    stale: list[str] = []
+    pv, newest, vg = _newest_parsable(copies, name, stale)
     by_uuid = found.by_uuid()
     members = {key: by_uuid[member.id] for key, member in vg.pvs.items() if member.id in by_uuid}
     missing = [key for key in vg.pvs if key not in members]
-    stale = [f"{p.path}: seqno {copy.seqno} is older than {newest.seqno}" for p, copy in copies
-             if copy.seqno < newest.seqno]
+    stale += [f"ignoring metadata seqno {copy.seqno} on {p.path} for seqno {newest.seqno} on {pv.path} for VG {name}"
+              + (f" (written as {copy.vg_name})" if copy.vg_name != name else "") for p, copy in copies
+              if copy.seqno < newest.seqno]
     for key, member in members.items():
         stale.extend(f"{member.path}: {mda.problem}" for mda in member.mdas if mda.problem)
+        stale.extend(_limit_to_device(vg, key, member))
     return LoadedVg(vg, newest.text, members, missing, stale, list(found.problems.values()))
+
+
+def _newest_parsable(copies: list[tuple[PvOnDisk, MetadataCopy]], name: str,
+                     notes: list[str]) -> tuple[PvOnDisk, MetadataCopy, VolumeGroup]:
+    """Copies by falling seqno (equal seqnos in a fixed order, not the scan's); the first that parses."""
+    from lvcrypt.store import cache
+
+    ordered = sorted(copies, key=lambda item: (-item[1].seqno, item[0].uuid, item[1].locn.offset))
+    failures: dict[bytes, MetadataError] = {}
+    for pv, copy in ordered:
+        where = f"{pv.path}:mda@{copy.locn.offset}"
+        if copy.text in failures:
+            notes.append(f"{where}: bad metadata text ({failures[copy.text].problem}); ignored")
+            continue
+        vg = cache.lookup(copy.vg_id, copy.text)
+        if vg is None:
+            try:
+                vg = parse_vg(copy.text, where)
+            except MetadataError as error:
+                failures[copy.text] = error
+                notes.append(f"{where}: bad metadata text ({error}); ignored")
+                continue
+            cache.store(copy.vg_id, copy.text, vg)
+        _note_damaged_twins(ordered, copy, notes)
+        return pv, copy, vg
+    first = next(iter(failures.values()))
+    raise MetadataError(f"volume group {name}: {first}")
+
+
+def _note_damaged_twins(ordered: list[tuple[PvOnDisk, MetadataCopy]], chosen: MetadataCopy,
+                        notes: list[str]) -> None:
+    """Copies with the chosen seqno but another text are damaged ones: noted whichever copy came first."""
+    for pv, copy in ordered:
+        if copy.seqno != chosen.seqno or copy.text == chosen.text:
+            continue
+        note = f"{pv.path}:mda@{copy.locn.offset}: bad metadata text"
+        try:
+            parse_vg(copy.text, f"{pv.path}:mda@{copy.locn.offset}")
+        except MetadataError as error:
+            note += f" ({error})"
+        if f"{note}; ignored" not in notes:
+            notes.append(f"{note}; ignored")
+
+
+def _limit_to_device(vg: VolumeGroup, key: str, pv: PvOnDisk) -> list[str]:
+    """A device smaller than its PV (a truncated image): lvm2's warning, and no allocation past its end."""
+    member = vg.pvs[key]
+    recorded = member.dev_size * 512
+    if not pv.size or pv.size >= recorded:
+        return []
+    fits = max(0, (pv.size - member.pe_start * 512) // vg.extent_bytes)
+    member.usable_extents = min(member.pe_count, fits)
+    return [f"Device {pv.path} has size of {pv.size // 512} sectors which is smaller than corresponding PV size "
+            f"of {member.dev_size} sectors. Was device resized?"]
 
 
 def render(vg: VolumeGroup, description: str) -> bytes:
@@ -158,11 +228,13 @@ class _Target:
     writes: list[tuple[int, bytes]]
 
 
-def commit(vg: VolumeGroup, members: dict[str, PvOnDisk], description: str) -> bytes:
+def commit(vg: VolumeGroup, members: dict[str, PvOnDisk], description: str, repair: bool = False) -> bytes:
     """Write `vg` (its seqno already raised) to every metadata area of every PV in `members`.
 
     `members` maps each PV key of `vg` to its PV on disk.  Everything is planned
     (sizes checked) before the first byte is written.  Returns the text written.
+    A header whose text location lies outside its area is left alone with a warning, as lvm2
+    leaves it, unless `repair` (vgck --updatemetadata): then it is rewritten empty first.
     """
     missing = [key for key in vg.pvs if key not in members]
     if missing:
@@ -181,6 +253,12 @@ def commit(vg: VolumeGroup, members: dict[str, PvOnDisk], description: str) -> b
                 header = _current_header(disk, mda.locn.offset, mda.locn.size)
                 if header.committed.ignored:  # lvm2's --metadataignore: this area holds no copy
                     continue
+                if not header.committed.empty and not header.holds(header.committed):
+                    if not repair:
+                        print(f"lvcrypt: warning: {pv.path}: metadata area at byte {header.start} points outside "
+                              f"itself; not written (repair with vgck --updatemetadata {vg.name})", file=sys.stderr)
+                        continue
+                    header = MdaHeader(header.start, header.size)
                 locn, writes = plan_write(header, text, f"{pv.path}")
                 targets.append(_Target(disk, header, locn, writes))
         for target in targets:

@@ -81,9 +81,13 @@ class MdaHeader:
         struct.pack_into("<I", body, 0, lvm_crc(body[4:]))
         return bytes(body)
 
+    def holds(self, locn: RawLocn) -> bool:
+        """Whether a text location lies inside the ring (a wrapped text included)."""
+        return MDA_HEADER_SIZE <= locn.offset < self.size and locn.size <= self.size - MDA_HEADER_SIZE
+
     def text_ranges(self, locn: RawLocn) -> list[tuple[int, int]]:
         """(offset from the area start, length) of the pieces of a text, two when it wraps."""
-        if locn.offset < MDA_HEADER_SIZE or locn.offset >= self.size or locn.size > self.size - MDA_HEADER_SIZE:
+        if not self.holds(locn):
             raise FormatError(f"metadata area at byte {self.start}: text location {locn.offset}+{locn.size} "
                               "lies outside the area")
         end = locn.offset + locn.size

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from lvcrypt.errors import DeviceError, FormatError, LvcryptError
+from lvcrypt.metadata.validate import uuid_valid
 from lvcrypt.store.disk import Disk
 from lvcrypt.store.label import DEFAULT_SECTOR, SCAN_SECTORS, SECTOR, Label, find_label
 from lvcrypt.store.mda import MDA_HEADER_SIZE, MdaHeader, RawLocn, text_checksum
@@ -43,6 +44,9 @@ class MetadataArea:
     header: MdaHeader | None = None
     copy: MetadataCopy | None = None
     problem: str | None = None
+    # A header whose checksum is right but whose text location lies outside the area: commits leave
+    # it alone (as lvm2 does) until `vgck --updatemetadata` rewrites it.
+    bad_location: bool = False
 
 
 @dataclass
@@ -51,6 +55,7 @@ class PvOnDisk:
     label: Label
     header: PvHeader
     mdas: list[MetadataArea] = field(default_factory=list)
+    size: int = 0  # bytes the device really has (a truncated image has fewer than its PV header says)
 
     @property
     def uuid(self) -> str:
@@ -72,7 +77,7 @@ def read_pv(disk: Disk, with_text: bool = True) -> PvOnDisk | None:
         header = PvHeader.parse(label.contents)
     except FormatError as error:
         raise FormatError(f"{disk.path}: {error}") from None
-    pv = PvOnDisk(disk.path, label, header)
+    pv = PvOnDisk(disk.path, label, header, size=disk.size)
     for locn in header.metadata_areas:
         pv.mdas.append(_read_mda(disk, locn, with_text))
     return pv
@@ -88,6 +93,11 @@ def _read_mda(disk: Disk, locn: DiskLocn, with_text: bool) -> MetadataArea:
             raise FormatError(f"metadata area at byte {locn.offset}: header size {area.header.size} differs "
                               f"from the PV header's {locn.size}")
         slot = area.header.committed
+        if not slot.empty and not slot.ignored and not area.header.holds(slot):
+            area.bad_location = True
+            raise FormatError(f"{disk.path}: metadata area header at byte {locn.offset} points outside its area "
+                              f"(text at {slot.offset}+{slot.size} in {area.header.size} bytes); "
+                              "repair with vgck --updatemetadata")
         if with_text and not slot.empty and not slot.ignored:
             area.copy = _read_copy(disk, area.header, slot)
     except (FormatError, DeviceError) as error:
@@ -100,10 +110,14 @@ def _read_copy(disk: Disk, header: MdaHeader, slot: RawLocn) -> MetadataCopy:
     if text_checksum(text) != slot.checksum:
         raise FormatError(f"metadata text at byte {header.start + slot.offset}: wrong checksum")
     text = text.rstrip(b"\0")
+    where = f"metadata text at byte {header.start + slot.offset}"
     match = _SUMMARY.match(text)
     if not match:
-        raise FormatError(f"metadata text at byte {header.start + slot.offset}: no volume group found")
-    return MetadataCopy(text, slot, match.group(1).decode(), match.group(2).decode(), int(match.group(3)))
+        raise FormatError(f"{where}: no volume group found")
+    vg_id = match.group(2).decode("ascii", errors="replace")
+    if not uuid_valid(vg_id):
+        raise FormatError(f"{where}: invalid VG id {vg_id!r}")
+    return MetadataCopy(text, slot, match.group(1).decode(), vg_id, int(match.group(3)))
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import sys
 from types import TracebackType
 
 from lvcrypt.metadata.model import VolumeGroup
+from lvcrypt.store import access as vg_access
 from lvcrypt.store import archive
 from lvcrypt.store.commit import LoadedVg, Scan, commit, load_vg, scan
 from lvcrypt.store.devices import candidate_devices
@@ -47,11 +48,28 @@ def warn(message: str) -> None:
     print(f"lvcrypt: warning: {message}", file=sys.stderr)
 
 
+def write_backup_after_commit(vg: VolumeGroup) -> None:
+    """Refresh the backup file; the commit already happened, so a failure here is a warning (lvm2's)."""
+    from lvcrypt.errors import LvcryptError
+
+    try:
+        archive.write_backup(vg.name, backup_text(vg, f"Created *after* executing '{command_line()}'"))
+    except (OSError, LvcryptError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        warn(f"Backup of volume group {vg.name} metadata failed ({reason}). "
+             "This metadata update is NOT backed up.")
+
+
 class VgTransaction:
     """`with VgTransaction(devices, "vg0") as tx: change tx.vg; tx.commit()`."""
 
-    def __init__(self, devices: str | None, name: str, exclusive: bool = True, allow_missing: bool = False):
+    def __init__(self, devices: str | None, name: str, exclusive: bool = True, allow_missing: bool = False,
+                 also_scan: list[str] | None = None, access: vg_access.Access | None = None):
         self.devices = devices
+        # Exclusive transactions are the changing ones; lvm2's rules on shared, foreign, exported and
+        # read-only VGs apply here, once, for every command.
+        self.access = access or vg_access.Access(change=exclusive)
+        self.also_scan = list(also_scan or [])
         self.name = name
         self.lock = VgLock(name, exclusive)
         self.allow_missing = allow_missing
@@ -61,8 +79,11 @@ class VgTransaction:
     def __enter__(self) -> "VgTransaction":
         self.lock.__enter__()
         try:
-            self.scan = scan(candidate_devices(self.devices))
+            self.scan = scan(list(dict.fromkeys(candidate_devices(self.devices) + self.also_scan)))
             self.loaded = load_vg(self.scan, self.name)
+            vg_access.check(self.loaded.vg, self.access)
+            for note in self.loaded.stale:
+                warn(note)
             if not self.allow_missing:
                 self.loaded.require_complete()
         except BaseException:
@@ -81,12 +102,16 @@ class VgTransaction:
     def members(self, extra: dict[str, PvOnDisk] | None = None) -> dict[str, PvOnDisk]:
         return {**self.loaded.pvs, **(extra or {})}
 
-    def commit(self, extra: dict[str, PvOnDisk] | None = None) -> None:
-        """Write the changed VG (seqno + 1) to all its PVs; `extra` are PVs new to the VG."""
+    def commit(self, extra: dict[str, PvOnDisk] | None = None, repair: bool = False) -> None:
+        """Write the changed VG (seqno + 1) to all its PVs; `extra` are PVs new to the VG.
+
+        `repair` also rewrites metadata area headers that point outside their area (vgck --updatemetadata).
+        """
+        vg_access.check(self.vg, vg_access.Access(change=True, exported=self.access.exported))
         line = command_line()
         archive.archive_version(self.loaded.vg.name if self.name == self.vg.name else self.name,
                                 archive_text(self.loaded.text, f"Created *before* executing '{line}'"))
         self.vg.seqno += 1
-        text = commit(self.vg, self.members(extra), f"Write from {line}.")
+        text = commit(self.vg, self.members(extra), f"Write from {line}.", repair)
         self.loaded.text = text.rstrip(b"\0")
-        archive.write_backup(self.vg.name, backup_text(self.vg, f"Created *after* executing '{line}'"))
+        write_backup_after_commit(self.vg)
