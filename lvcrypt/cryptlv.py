@@ -13,6 +13,7 @@ import socket
 import time
 
 from lvcrypt.alloc import allocate
+from lvcrypt.crypto.spec import check_data_cipher
 from lvcrypt.errors import LvcryptError, UsageError
 from lvcrypt.handlers.base import KeystoreAttrs
 from lvcrypt.keystores import next_keystore_name
@@ -24,7 +25,13 @@ SECTOR_SIZES = (512, 1024, 2048, 4096)
 
 def new_keystore(vg: VolumeGroup, attrs: KeystoreAttrs, area_bytes: int,
                  pv_keys: list[str] | None = None) -> LogicalVolume:
-    """A hidden keystore LV big enough for `area_bytes` of handler data, in one contiguous run."""
+    """A hidden keystore LV big enough for `area_bytes` of handler data, in one contiguous run.
+
+    Its cipher must be one the userspace data path reads and writes, checked
+    here, before anything is allocated or written: an LV lvcrypt cannot open
+    is refused at creation, not discovered by the first `read`.
+    """
+    check_data_cipher(attrs.cipher, attrs.key_size)
     extents = max(1, -(-area_bytes // vg.extent_bytes))
     (piece,) = allocate(vg, extents, 1, "contiguous", pv_keys)
     segment = KeystoreSegment(0, extents, "crypt-keystore", handler=attrs.handler, cipher=attrs.cipher or None,
