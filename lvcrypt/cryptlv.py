@@ -19,6 +19,7 @@ from lvcrypt.handlers.base import KeystoreAttrs
 from lvcrypt.keystores import next_keystore_name
 from lvcrypt.lvops import create_lv, crypt_maker, new_uuid
 from lvcrypt.metadata.model import KeystoreSegment, LogicalVolume, VolumeGroup
+from lvcrypt.metadata.validate import full_name_problem
 
 SECTOR_SIZES = (512, 1024, 2048, 4096)
 
@@ -38,7 +39,11 @@ def new_keystore(vg: VolumeGroup, attrs: KeystoreAttrs, area_bytes: int,
                               key_size=attrs.key_size or None, key_hash=attrs.key_hash, areas=list(piece.areas))
     for key, value in attrs.extra.items():
         segment.raw[key] = value
-    lv = LogicalVolume(next_keystore_name(vg), new_uuid(), ["READ"], [], [], int(time.time()),
+    name = next_keystore_name(vg)
+    problem = full_name_problem(vg.name, name)
+    if problem:
+        raise UsageError(f"no room for keystore {name}: {problem}")
+    lv = LogicalVolume(name, new_uuid(), ["READ"], [], [], int(time.time()),
                        socket.gethostname(), [segment])
     vg.lvs[lv.name] = lv
     return lv

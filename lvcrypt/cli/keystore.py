@@ -231,7 +231,7 @@ def cmd_keyslot_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
+def non_negative(text: str) -> int:
     try:
         value = int(text, 0)
     except ValueError:
@@ -244,24 +244,24 @@ def _positive(text: str) -> int:
 def add_key_file_option(parser: argparse.ArgumentParser) -> None:
     """cryptsetup's key-file options, for every command that reads a passphrase or key file."""
     parser.add_argument("--key-file", metavar="FILE", help="passphrase or key file ('-' = standard input)")
-    parser.add_argument("--keyfile-offset", type=_positive, default=0, metavar="BYTES",
+    parser.add_argument("--keyfile-offset", type=non_negative, default=0, metavar="BYTES",
                         help="skip bytes of the key file")
-    parser.add_argument("--keyfile-size", type=_positive, metavar="BYTES", help="read at most this many bytes")
+    parser.add_argument("--keyfile-size", type=non_negative, metavar="BYTES", help="read at most this many bytes")
 
 
 def _key_options(parser: argparse.ArgumentParser) -> None:
     add_key_file_option(parser)
-    parser.add_argument("-S", "--key-slot", type=_positive, metavar="N")
+    parser.add_argument("-S", "--key-slot", type=non_negative, metavar="N")
     parser.add_argument("-q", "--batch-mode", action="store_true", help="do not ask for confirmation")
 
 
 def _pbkdf_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pbkdf", choices=PBKDF_KINDS)
     parser.add_argument("--hash", metavar="HASH", help="PBKDF2 hash (LUKS) or key hash (hashed)")
-    parser.add_argument("-i", "--iter-time", type=_positive, default=DEFAULT_ITER_TIME_MS, metavar="MS")
-    parser.add_argument("--pbkdf-memory", type=_positive, default=DEFAULT_MEMORY_KIB, metavar="KIB")
-    parser.add_argument("--pbkdf-parallel", type=_positive, default=4, metavar="THREADS")
-    parser.add_argument("--pbkdf-force-iterations", type=_positive, metavar="N")
+    parser.add_argument("-i", "--iter-time", type=non_negative, default=DEFAULT_ITER_TIME_MS, metavar="MS")
+    parser.add_argument("--pbkdf-memory", type=non_negative, default=DEFAULT_MEMORY_KIB, metavar="KIB")
+    parser.add_argument("--pbkdf-parallel", type=non_negative, default=4, metavar="THREADS")
+    parser.add_argument("--pbkdf-force-iterations", type=non_negative, metavar="N")
 
 
 def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
@@ -281,8 +281,8 @@ def _register_keystore(sub: argparse._SubParsersAction, name: str) -> None:  # t
     fmt.add_argument("target", metavar="TARGET")
     fmt.add_argument("--type", choices=HANDLER_TYPES, default="luks2")
     fmt.add_argument("-c", "--cipher", metavar="SPEC")
-    fmt.add_argument("-s", "--key-size", type=_positive, metavar="BITS")
-    fmt.add_argument("--sector-size", type=_positive, default=512, metavar="BYTES")
+    fmt.add_argument("-s", "--key-size", type=non_negative, metavar="BITS")
+    fmt.add_argument("--sector-size", type=non_negative, default=512, metavar="BYTES")
     fmt.add_argument("--uuid")
     fmt.add_argument("--label")
     _key_options(fmt)
@@ -318,7 +318,7 @@ def _register_keyslot(sub: argparse._SubParsersAction, name: str) -> None:  # ty
 
     remove = actions.add_parser("remove", parents=common, help="destroy a keyslot (like luksKillSlot)")
     remove.add_argument("target", metavar="TARGET")
-    remove.add_argument("slot", type=_positive, metavar="SLOT")
+    remove.add_argument("slot", type=non_negative, metavar="SLOT")
     remove.add_argument("-q", "--batch-mode", action="store_true", help="do not ask for confirmation")
     remove.set_defaults(func=cmd_keyslot_remove)
 
