@@ -342,6 +342,10 @@ class Luks2Handler(KeyHandler):
         tokens.remove_token(loaded.metadata, token)
         disk.commit(area, loaded, loaded.metadata)
 
+    def repair_problem(self, area: Area) -> str | None:
+        loaded = self.load(area)
+        return loaded.primary_error or loaded.secondary_error
+
     def repair(self, area: Area) -> bool:
         """Rewrite both copies from the valid one when a copy is damaged or stale; False if nothing to do."""
         loaded = self.load(area)

@@ -1,4 +1,4 @@
-"""`lvcrypt keystore format|dump|unlock-test` and `lvcrypt keyslot add|remove|change|list`.
+"""`lvcrypt keystore format|dump|repair|unlock-test` and `lvcrypt keyslot add|remove|change|list`.
 
 TARGET is an image file or block device holding a keystore (a LUKS header,
 or lvcrypt's key check block for plain/hashed), or VG/KEYSTORE naming a
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from lvcrypt.cli import common_options
-from lvcrypt.errors import FormatError, HandlerError, LvcryptError, UsageError
+from lvcrypt.errors import FormatError, HandlerError, LvcryptError, NeedsRepair, UsageError
 from lvcrypt.handlers import registry
 from lvcrypt.handlers.base import FileArea, FormatOptions, KeyHandler, KeystoreAttrs
 from lvcrypt.handlers.kdf import DEFAULT_ITER_TIME_MS, DEFAULT_MEMORY_KIB, PBKDF_KINDS, PbkdfRequest
@@ -46,7 +46,20 @@ def _names_keystore_lv(target: str) -> bool:
 
 @contextmanager
 def open_target(target: str, writable: bool, devices: str | None = None) -> Iterator[Keystore]:
-    """Open TARGET and identify its handler from what the area records (or, for VG/KEYSTORE, the metadata)."""
+    """Open TARGET and identify its handler from what the area records (or, for VG/KEYSTORE, the metadata).
+
+    A change refused because a header copy needs repair names the repair
+    command with TARGET as the user wrote it.
+    """
+    try:
+        with _open_target(target, writable, devices) as store:
+            yield store
+    except NeedsRepair as error:
+        raise error.at(target) from None
+
+
+@contextmanager
+def _open_target(target: str, writable: bool, devices: str | None) -> Iterator[Keystore]:
     if _names_keystore_lv(target):
         with _open_keystore_lv(target, writable, devices) as store:
             yield store
@@ -167,6 +180,19 @@ def cmd_dump(args: argparse.Namespace) -> int:
             with store.handler.unlock(store.area, store.attrs, passphrase, args.key_slot) as key:
                 sys.stdout.write(text)
                 sys.stdout.write(f"Volume key ({len(key) * 8} bits): {key.buffer.hex()}\n")
+    return 0
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    """`cryptsetup repair`: every header copy rewritten from the good one, after a confirmation (or -q)."""
+    with open_target(args.target, writable=True, devices=args.devices) as store:
+        problem = store.handler.repair_problem(store.area)
+        if problem is None:
+            print(f"No known problems detected for the {store.handler.name} header of {args.target}.")
+            return 0
+        confirm(args, f"{args.target}: {problem}. Rewrite every header copy from the good one?")
+        store.handler.repair(store.area)
+    print(f"Keystore header of {args.target} repaired.")
     return 0
 
 
@@ -294,6 +320,12 @@ def _register_keystore(sub: argparse._SubParsersAction, name: str) -> None:  # t
     dump.add_argument("--dump-volume-key", action="store_true", help="also print the volume key (asks first)")
     _key_options(dump)
     dump.set_defaults(func=cmd_dump)
+
+    repair = actions.add_parser("repair", parents=common,
+                                help="rewrite a damaged or stale header copy from the good one (like repair)")
+    repair.add_argument("target", metavar="TARGET")
+    repair.add_argument("-q", "--batch-mode", action="store_true", help="do not ask for confirmation")
+    repair.set_defaults(func=cmd_repair)
 
     test = actions.add_parser("unlock-test", parents=common, help="check a passphrase (like --test-passphrase)")
     test.add_argument("target", metavar="TARGET")
