@@ -33,18 +33,17 @@ def new_keystore(vg: VolumeGroup, attrs: KeystoreAttrs, area_bytes: int,
     is refused at creation, not discovered by the first `read`.
     """
     check_data_cipher(attrs.cipher, attrs.key_size)
+    name = next_keystore_name(vg)
+    problem = full_name_problem(vg.name, name)
+    if problem:
+        raise UsageError(f"no room for keystore {name}: {problem}")
     extents = max(1, -(-area_bytes // vg.extent_bytes))
     (piece,) = allocate(vg, extents, 1, "contiguous", pv_keys)
     segment = KeystoreSegment(0, extents, "crypt-keystore", handler=attrs.handler, cipher=attrs.cipher or None,
                               key_size=attrs.key_size or None, key_hash=attrs.key_hash, areas=list(piece.areas))
     for key, value in attrs.extra.items():
         segment.raw[key] = value
-    name = next_keystore_name(vg)
-    problem = full_name_problem(vg.name, name)
-    if problem:
-        raise UsageError(f"no room for keystore {name}: {problem}")
-    lv = LogicalVolume(name, new_uuid(), ["READ"], [], [], int(time.time()),
-                       socket.gethostname(), [segment])
+    lv = LogicalVolume(name, new_uuid(), ["READ"], [], [], int(time.time()), socket.gethostname(), [segment])
     vg.lvs[lv.name] = lv
     return lv
 

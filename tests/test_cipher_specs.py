@@ -24,6 +24,7 @@ from lvcrypt.crypto import check_data_cipher
 from lvcrypt.errors import HandlerError
 from lvcrypt.handlers.base import FileArea, FormatOptions, KeystoreAttrs
 from lvcrypt.handlers.kdf import PbkdfRequest
+from lvcrypt.handlers.luks1 import Luks1Handler
 from lvcrypt.handlers.luks2 import Luks2Handler
 from lvcrypt.handlers.secret import Secret
 from store_helpers import Pair
@@ -54,6 +55,18 @@ def test_plain64be_keyslots_both_ways(tmp_path: Path, cipher: str, bits: int) ->
     assert "1: luks2" in cryptsetup("luksDump", str(img)).stdout
     assert opens_with(img, second)
     assert dumped_volume_key(img, second) == expected
+
+
+@needs_cryptsetup
+@pytest.mark.oracle
+def test_plain64be_luks1_keyslot_made_by_cryptsetup_unlocks(tmp_path: Path) -> None:
+    img = image(tmp_path / "luks1.img", 4)
+    passphrase = key_file(tmp_path / "k", b"luks1 big endian")
+    cryptsetup("luksFormat", "-q", "--type", "luks1", *FAST, "--cipher", "aes-cbc-plain64be", "--key-size", "256",
+               "--key-file", str(passphrase), str(img))
+    with FileArea(img, writable=False) as area, Secret(passphrase.read_bytes()) as secret:
+        with Luks1Handler().unlock(area, KeystoreAttrs("luks1"), secret) as key:
+            assert bytes(key.buffer) == dumped_volume_key(img, passphrase)
 
 
 @needs_cryptsetup

@@ -34,9 +34,8 @@ class SizeRequest:
 
 
 def _size_request(text: str) -> SizeRequest:
-    from lvcrypt.units import parse_size
-
     from lvcrypt.errors import UsageError
+    from lvcrypt.units import parse_size
 
     sign = text[:1] if text[:1] in "+-" else ""
     size = parse_size(text[len(sign):], "m")
