@@ -107,7 +107,7 @@ def test_import_of_a_volume_whose_primary_magic_is_gone(tmp_path: Path) -> None:
                       str(added), "vgr/cryptostore0")
     assert refused.returncode == 5 and refused.stderr.count("\n") == 1, refused.stderr
     assert "'lvcrypt keystore repair vgr/cryptostore0'" in refused.stderr, refused.stderr
-    assert _action(pair, "keystore", "repair", "-q", "vgr/cryptostore0").returncode == 0
+    assert _action(pair, "keystore", "repair", "-y", "vgr/cryptostore0").returncode == 0
     assert _action(pair, "keyslot", "add", *LVCRYPT_FAST, "--key-file", str(passphrase), "--new-key-file",
                    str(added), "vgr/cryptostore0").returncode == 0
     pair.lvc("lvconvert", "--type", "linear", "vgr/old")

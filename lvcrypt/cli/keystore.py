@@ -324,7 +324,8 @@ def _register_keystore(sub: argparse._SubParsersAction, name: str) -> None:  # t
     repair = actions.add_parser("repair", parents=common,
                                 help="rewrite a damaged or stale header copy from the good one (like repair)")
     repair.add_argument("target", metavar="TARGET")
-    repair.add_argument("-q", "--batch-mode", action="store_true", help="do not ask for confirmation")
+    repair.add_argument("-q", "--batch-mode", "-y", "--yes", dest="batch_mode", action="store_true",
+                        help="do not ask for confirmation")
     repair.set_defaults(func=cmd_repair)
 
     test = actions.add_parser("unlock-test", parents=common, help="check a passphrase (like --test-passphrase)")
