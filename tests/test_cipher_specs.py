@@ -103,6 +103,24 @@ def test_lvcreate_refuses_a_cipher_read_would_refuse(tmp_path: Path, cipher: str
     assert "data" not in pair.lvc("lvs", "-a", "vgc").stdout
 
 
+@needs_cryptsetup
+@pytest.mark.oracle
+@pytest.mark.parametrize("cipher", ["aes-ecb", "aes-cbc-null"])
+def test_import_refuses_a_luks_volume_lvcrypt_could_not_read(tmp_path: Path, cipher: str) -> None:
+    """cryptsetup makes such volumes; `lvconvert --type crypt` refuses them as lvcreate --encrypt would."""
+    volume = image(tmp_path / "luks2.img", 16)
+    passphrase = key_file(tmp_path / "k", b"import me")
+    cryptsetup("luksFormat", "-q", "--type", "luks2", *FAST, "--cipher", cipher, "--key-size", "256",
+               "--offset", "8192", "--key-file", str(passphrase), str(volume))
+    pair = _vg(tmp_path)
+    pair.lvc("lvcreate", "-L", "16m", "-n", "old", "vgc")
+    _bytes(pair, "write", "vgc/old", stdin=volume.read_bytes())
+    before = _digests(pair)
+    result = pair.lvc("lvconvert", "--type", "crypt", "vgc/old", check=False)
+    assert result.returncode == 5 and result.stderr.count("\n") == 1 and cipher in result.stderr, result.stderr
+    assert _digests(pair) == before
+
+
 def test_plain64be_lv_is_created_written_and_read_back(tmp_path: Path) -> None:
     """The check refuses only what the data path lacks: plain64be, now right, is created and used."""
     pair = _vg(tmp_path)
