@@ -9,13 +9,16 @@ for a bad argument and 5 otherwise, with not a byte written.
 from __future__ import annotations
 
 import hashlib
+import os
+import pty
 import subprocess
+import sys
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
-from conftest import run_lvcrypt
+from conftest import ROOT, run_lvcrypt
 from cryptsetup_oracle import FAST, cryptsetup, dumped_volume_key, image, key_file, needs_cryptsetup, opens_with
 from store_helpers import Pair
 
@@ -72,6 +75,28 @@ def test_empty_stdin_is_nothing_to_read_like_cryptsetup(tmp_path: Path) -> None:
     _refused(run_lvcrypt("keyslot", "add", *FORCE, "--key-file", str(passphrase), "--new-key-file", "-", str(img),
                          input=b""), 5, "Nothing to read on input.")
     assert _digest(img) == before
+
+
+@needs_cryptsetup
+@pytest.mark.oracle
+def test_terminals_as_key_files_are_refused_like_cryptsetup(tmp_path: Path) -> None:
+    """A terminal is typed at, not read as a key file: both tools refuse a terminal named as the key file,
+    and an offset into `--key-file -` when stdin is a terminal (which is then the prompt)."""
+    img = image(tmp_path / "ks.img", 20)
+    passphrase = key_file(tmp_path / "k", b"terminal")
+    cryptsetup("luksFormat", "-q", "--type", "luks2", *FAST, "--key-file", str(passphrase), str(img))
+    main, terminal = pty.openpty()
+    cases = ((["--key-file", os.ttyname(terminal)], "Cannot read keyfile from a terminal."),
+             (["--key-file", "-", "--keyfile-offset", "1"], "Cannot use offset with terminal input."))
+    try:
+        for options, message in cases:
+            for argv in (["cryptsetup", "open", "--test-passphrase", *options, str(img)],
+                         [sys.executable, "-m", "lvcrypt", "keystore", "unlock-test", *options, str(img)]):
+                result = subprocess.run(argv, stdin=terminal, capture_output=True, cwd=ROOT, timeout=60)
+                assert result.returncode != 0 and message.encode() in result.stderr, (argv, result.stderr)
+    finally:
+        os.close(main)
+        os.close(terminal)
 
 
 @needs_cryptsetup

@@ -103,9 +103,16 @@ def _area(target: str, writable: bool) -> FileArea:
 
 def read_passphrase(args: argparse.Namespace, key_file: str | None, prompt: str,
                     verify: bool = False) -> Secret:
-    """A passphrase from a key file (honouring --keyfile-offset/--keyfile-size) or the terminal."""
+    """A passphrase from a key file (honouring --keyfile-offset/--keyfile-size) or the terminal.
+
+    As cryptsetup: `--key-file -` on a terminal is the prompt (and takes no offset).
+    """
     offset = getattr(args, "keyfile_offset", 0) or 0
     size = getattr(args, "keyfile_size", None)
+    if key_file == "-" and sys.stdin.isatty():
+        if offset:
+            raise HandlerError("Cannot use offset with terminal input.")
+        key_file = None
     if key_file == "-":
         return read_key_file(sys.stdin.buffer, offset, size)
     if key_file is not None:
