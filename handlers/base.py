@@ -259,6 +259,17 @@ class KeyHandler(ABC):
     def list_keyslots(self, area: Area, attrs: KeystoreAttrs) -> list[KeyslotInfo]:
         return []
 
+    def repair_problem(self, area: Area) -> str | None:
+        """What `repair` would fix (one line), or None when every copy is sound."""
+        return None
+
+    def repair(self, area: Area) -> bool:
+        """Make every header copy whole again from a good one (cryptsetup repair); False if nothing was wrong.
+
+        Handlers whose header has no second copy have nothing to rebuild it from.
+        """
+        return False
+
     @abstractmethod
     def dump(self, area: Area, attrs: KeystoreAttrs) -> str:
         """Human-readable description, like `cryptsetup luksDump` (no key material)."""

@@ -89,16 +89,18 @@ class SectorCipher:
             self._essiv = Cipher(algorithm(salt), modes.ECB())
 
     def _iv(self, sector: int) -> bytes:
+        """dm-crypt's IV generators; plain64be puts the big-endian number in the IV's last 8 bytes."""
         number = sector << self.iv_sector_shift
+        size = 16 if self.spec.mode == "xts" else self._block
+        if self.spec.iv == "plain64be":
+            return number.to_bytes(8, "big").rjust(size, b"\0")
         if self.spec.iv == "plain":
             raw = (number & 0xFFFFFFFF).to_bytes(4, "little")
-        elif self.spec.iv == "plain64be":
-            raw = number.to_bytes(8, "big")
         elif self.spec.iv == "null":
             raw = b""
         else:
             raw = number.to_bytes(8, "little")
-        iv = raw.ljust(16 if self.spec.mode == "xts" else self._block, b"\0")
+        iv = raw.ljust(size, b"\0")
         if self._essiv is not None:
             encryptor = self._essiv.encryptor()
             iv = encryptor.update(iv) + encryptor.finalize()

@@ -28,7 +28,7 @@ from lvcrypt.handlers.base import (Area, DataMapping, FormatOptions, KeyHandler,
 from lvcrypt.handlers.ciphers import CipherSpec, SectorCipher
 from lvcrypt.handlers.kdf import (DIGEST_ITER_TIME_MS, PBKDF2_MIN_ITERATIONS, PbkdfRequest,
                                   check_hash, pbkdf2, pbkdf2_iterations)
-from lvcrypt.handlers.secret import Secret, wipe
+from lvcrypt.handlers.secret import Secret, require_passphrase, wipe
 
 MAGIC = b"LUKS\xba\xbe"
 NUM_KEYSLOTS = 8
@@ -238,6 +238,7 @@ class Luks1Handler(KeyHandler):
 
     def format(self, area: Area, attrs: KeystoreAttrs, passphrase: Secret,
                options: FormatOptions) -> Secret:
+        require_passphrase(passphrase)
         cipher = attrs.cipher or "aes-xts-plain64"
         key_bytes = attrs.key_bytes or (64 if CipherSpec.parse(cipher).mode == "xts" else 32)
         hash_name = attrs.key_hash or options.pbkdf.hash or "sha256"
@@ -311,6 +312,7 @@ class Luks1Handler(KeyHandler):
 
     def add_keyslot(self, area: Area, attrs: KeystoreAttrs, volume_key: Secret, passphrase: Secret,
                     pbkdf: PbkdfRequest, keyslot: int | None = None) -> int:
+        require_passphrase(passphrase)
         header = read_header(area)
         if not _key_matches(header, volume_key):
             raise WrongPassphrase("volume key does not match this keystore")
@@ -358,6 +360,7 @@ class Luks1Handler(KeyHandler):
                        pbkdf: PbkdfRequest, keyslot: int | None = None) -> int:
         """Like luksChangeKey: the new passphrase goes to a free slot when there is one
         (the old slot survives a crash until then), else over the old slot."""
+        require_passphrase(new)
         index, volume_key = self.unlock_keyslot(area, attrs, old, keyslot)
         with volume_key:
             header = read_header(area)

@@ -18,7 +18,7 @@ from lvcrypt.handlers.base import (Area, DataMapping, FormatOptions, KeyHandler,
                                    KeystoreAttrs, SECTOR)
 from lvcrypt.handlers.ciphers import CipherSpec
 from lvcrypt.handlers.kdf import DIGEST_ITER_TIME_MS, PBKDF2_MIN_ITERATIONS, pbkdf2_iterations
-from lvcrypt.handlers.secret import Secret
+from lvcrypt.handlers.secret import Secret, require_passphrase
 
 
 class PlainHandler(KeyHandler):
@@ -41,6 +41,7 @@ class PlainHandler(KeyHandler):
 
     def format(self, area: Area, attrs: KeystoreAttrs, passphrase: Secret,
                options: FormatOptions) -> Secret:
+        require_passphrase(passphrase)
         self._check_attrs(attrs)
         if area.size < checkvalue.BLOCK_SIZE:
             raise HandlerError(f"keystore area must hold the {checkvalue.BLOCK_SIZE}-byte key check block")

@@ -14,6 +14,7 @@ from importlib.metadata import EntryPoint, entry_points
 from lvcrypt.errors import FormatError, HandlerError
 from lvcrypt.handlers.base import Area, KeyHandler
 from lvcrypt.handlers.checkvalue import read_handler_name
+from lvcrypt.handlers.luks2.header import METADATA_SIZES, SECONDARY_MAGIC
 
 GROUP = "lvcrypt.key_handlers"
 
@@ -56,6 +57,18 @@ def detect(area: Area) -> str:
             return f"luks{version}"
         raise FormatError(f"unsupported LUKS version {version}")
     name = read_handler_name(area)
+    if name is None and _luks2_secondary(area):
+        return "luks2"
     if name is None:
         raise FormatError("not a LUKS header nor an lvcrypt key check block")
     return name
+
+
+def _luks2_secondary(area: Area) -> bool:
+    """A LUKS2 secondary copy at one of the offsets cryptsetup probes when the primary's magic is gone."""
+    for offset in METADATA_SIZES:
+        if area.size >= offset + 8:
+            head = area.read(offset, 8)
+            if head[:6] == SECONDARY_MAGIC and int.from_bytes(head[6:8], "big") == 2:
+                return True
+    return False

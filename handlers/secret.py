@@ -14,6 +14,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import hmac
+import io
+import os
+import stat
 from types import TracebackType
 from typing import BinaryIO
 
@@ -121,39 +124,91 @@ def wipe(buffer: bytearray | memoryview) -> None:
     view[:] = bytes(len(view))
 
 
+# cryptsetup's DEFAULT_KEYFILE_SIZE_MAXKB: a key file with no --keyfile-size is read up to this.
+KEYFILE_LIMIT = 8192 * 1024
+
+
 def read_key_file(source: BinaryIO, offset: int = 0, size: int | None = None,
-                  limit: int = 8 << 20) -> Secret:
-    """Key-file contents (after `offset`, at most `size` bytes) straight into a Secret.
+                  limit: int = KEYFILE_LIMIT) -> Secret:
+    """Key-file contents (after `offset`, `size` bytes) straight into a Secret, by cryptsetup's rules.
 
     `readinto` fills the locked buffer directly, so the key file's bytes never
-    exist as an immutable copy.  `limit` mirrors cryptsetup's 8 MiB default
-    key-file size cap.
+    exist as an immutable copy.  The rules and messages are those of
+    cryptsetup 2.6 (lib/utils.c, crypt_keyfile_device_read), so a key file
+    either gives both tools the same passphrase or both refuse it:
+    `size` None or 0 means "to the end" (at most `limit` bytes); a given size
+    must be there in full; an offset past the end of a file, or past what a
+    pipe delivers, is refused; a pipe that delivers nothing is refused (an
+    empty regular file is an empty passphrase, as in cryptsetup).
     """
-    wanted = limit if size is None else size
-    if offset:
-        _skip(source, offset)
-    buffer = bytearray(wanted)
+    if source.isatty():
+        raise HandlerError("Cannot read keyfile from a terminal.")
+    regular = _is_regular(source)
+    if regular and offset > _remaining(source):
+        raise HandlerError("Cannot seek to requested keyfile offset.")
+    if offset and not _skip(source, offset):
+        raise HandlerError("Cannot seek to requested keyfile offset.")
+    unlimited = not size
+    wanted = limit + 1 if unlimited else size
+    buffer = bytearray(wanted if not regular else min(wanted, _remaining(source)))
     try:
-        filled = 0
-        view = memoryview(buffer)
-        while filled < wanted:
-            count = source.readinto(view[filled:])
-            if not count:
-                break
-            filled += count
-        if size is None and filled == wanted and source.read(1):
-            raise HandlerError(f"key file is larger than {limit} bytes (use --keyfile-size)")
-        return Secret(view[:filled])
+        filled = _fill(source, buffer)
+        if not filled and not regular:
+            raise HandlerError("Nothing to read on input.")
+        if unlimited and filled > limit:
+            raise HandlerError("Maximum keyfile size exceeded.")
+        if not unlimited and filled != size:
+            raise HandlerError("Cannot read requested amount of data.")
+        return Secret(memoryview(buffer)[:filled])
     finally:
         wipe(buffer)
 
 
-def _skip(source: BinaryIO, offset: int) -> None:
+def _fill(source: BinaryIO, buffer: bytearray) -> int:
+    """Read until `buffer` is full or the input ends; returns the count."""
+    view = memoryview(buffer)
+    filled = 0
+    while filled < len(buffer):
+        count = source.readinto(view[filled:])  # type: ignore[attr-defined]
+        if not count:
+            break
+        filled += count
+    return filled
+
+
+def _is_regular(source: BinaryIO) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(source.fileno()).st_mode)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return source.seekable()
+
+
+def _remaining(source: BinaryIO) -> int:
+    """Bytes between the current position and the end of a seekable source."""
+    here = source.tell()
+    end = source.seek(0, io.SEEK_END)
+    source.seek(here)
+    return end - here
+
+
+def _skip(source: BinaryIO, offset: int) -> bool:
+    """Discard `offset` bytes; False when the input ends first (cryptsetup's keyfile_seek)."""
     if source.seekable():
-        source.seek(offset, 1)
-        return
+        source.seek(offset, io.SEEK_CUR)
+        return True
     while offset:
         chunk = source.read(min(offset, 65536))
         if not chunk:
-            break
+            return False
         offset -= len(chunk)
+    return True
+
+
+def require_passphrase(passphrase: Secret) -> None:
+    """An empty passphrase never protects a new keyslot: anyone could open it.
+
+    cryptsetup takes one from an empty key file; lvcrypt refuses, at every
+    place a keyslot is created, so no command or API caller can make one.
+    """
+    if not len(passphrase):
+        raise HandlerError("empty passphrase: a new keyslot needs a passphrase of at least one byte")

@@ -81,7 +81,7 @@ class VolumeGroupEditor:
         self.vg = trial
 
     def rename_lv(self, old: str, new: str) -> None:
-        problem = new_lv_name_problem(new)
+        problem = new_lv_name_problem(new, self.vg.name)
         is_store = KEYSTORE_NAME.match(old) is not None
         if is_store and KEYSTORE_NAME.match(new):
             problem = None

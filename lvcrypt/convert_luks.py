@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from lvcrypt.activate.tables import dm_name, dm_uuid, mount_source
-from lvcrypt.errors import FormatError, LvcryptError, UsageError
+from lvcrypt.crypto.spec import check_data_cipher
+from lvcrypt.errors import FormatError, HandlerError, LvcryptError, UsageError
 from lvcrypt.handlers import registry
 from lvcrypt.handlers.base import DataMapping, FileArea, KeyHandler, KeystoreAttrs
 from lvcrypt.handlers.luks2 import Luks2Handler
@@ -158,6 +159,10 @@ def inspect(vg: VolumeGroup, lv: LogicalVolume, device_of: DeviceOf, handler_nam
             mapping = handler.data_mapping(head, attrs)
         except FormatError as error:
             raise ConvertRefused(f"{where}: damaged {name.upper()} header: {error}") from None
+        try:
+            check_data_cipher(mapping.cipher, mapping.key_size)  # the check lvcreate --encrypt makes
+        except HandlerError as error:
+            raise ConvertRefused(f"{where}: {error}; lvcrypt could not read or write the imported LV") from None
         warnings: list[str] = []
         if isinstance(handler, Luks2Handler):
             loaded = handler.load(head)

@@ -13,26 +13,37 @@ import socket
 import time
 
 from lvcrypt.alloc import allocate
+from lvcrypt.crypto.spec import check_data_cipher
 from lvcrypt.errors import LvcryptError, UsageError
 from lvcrypt.handlers.base import KeystoreAttrs
 from lvcrypt.keystores import next_keystore_name
 from lvcrypt.lvops import create_lv, crypt_maker, new_uuid
 from lvcrypt.metadata.model import KeystoreSegment, LogicalVolume, VolumeGroup
+from lvcrypt.metadata.validate import full_name_problem
 
 SECTOR_SIZES = (512, 1024, 2048, 4096)
 
 
 def new_keystore(vg: VolumeGroup, attrs: KeystoreAttrs, area_bytes: int,
                  pv_keys: list[str] | None = None) -> LogicalVolume:
-    """A hidden keystore LV big enough for `area_bytes` of handler data, in one contiguous run."""
+    """A hidden keystore LV big enough for `area_bytes` of handler data, in one contiguous run.
+
+    Its cipher must be one the userspace data path reads and writes, checked
+    here, before anything is allocated or written: an LV lvcrypt cannot open
+    is refused at creation, not discovered by the first `read`.
+    """
+    check_data_cipher(attrs.cipher, attrs.key_size)
+    name = next_keystore_name(vg)
+    problem = full_name_problem(vg.name, name)
+    if problem:
+        raise UsageError(f"no room for keystore {name}: {problem}")
     extents = max(1, -(-area_bytes // vg.extent_bytes))
     (piece,) = allocate(vg, extents, 1, "contiguous", pv_keys)
     segment = KeystoreSegment(0, extents, "crypt-keystore", handler=attrs.handler, cipher=attrs.cipher or None,
                               key_size=attrs.key_size or None, key_hash=attrs.key_hash, areas=list(piece.areas))
     for key, value in attrs.extra.items():
         segment.raw[key] = value
-    lv = LogicalVolume(next_keystore_name(vg), new_uuid(), ["READ"], [], [], int(time.time()),
-                       socket.gethostname(), [segment])
+    lv = LogicalVolume(name, new_uuid(), ["READ"], [], [], int(time.time()), socket.gethostname(), [segment])
     vg.lvs[lv.name] = lv
     return lv
 

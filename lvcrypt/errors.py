@@ -57,6 +57,23 @@ class HandlerError(LvcryptError):
     """A key handler failed: unsupported cipher, missing handler, bad keystore."""
 
 
+class NeedsRepair(HandlerError):
+    """One copy of a keystore header is damaged or stale: changes wait for `lvcrypt keystore repair`.
+
+    The message names the command; `at` fills in the keystore as the user
+    named it (handlers only see an area).
+    """
+
+    def __init__(self, problem: str, target: str | None = None):
+        self.problem = problem
+        self.target = target
+        command = "lvcrypt keystore repair" + (f" {target}" if target else "")
+        super().__init__(f"{problem}; run '{command}' before changing this keystore")
+
+    def at(self, target: str) -> "NeedsRepair":
+        return type(self)(self.problem, target)
+
+
 class WrongPassphrase(HandlerError):
     """No keyslot opened with the given passphrase or key file."""
 

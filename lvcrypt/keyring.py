@@ -202,9 +202,27 @@ def resolve_keyring(keyring: str | int | KeyringSpec, create: bool = False) -> i
     return _keyctl("keyring id", KEYCTL_GET_KEYRING_ID, _long(spec.special), _long(1 if create else 0))
 
 
+def _ring_id(keyring: str | int | KeyringSpec) -> int:
+    """The id to hand the kernel: a special keyring as its special id (-4 for @u), others as their serial.
+
+    The kernel treats a keyring named by its special id as possessed by the
+    caller, and keys found through it with the possessor's permissions (as
+    keyctl(1) does).  Named by its serial instead, @u is possessed only when
+    this session's keyring links it: from any other session (a restarted
+    kdump service, `keyctl session -`) a logon key in @u is then found but
+    refused, "Permission denied", as its owner has only `view` on it.
+    """
+    if isinstance(keyring, int):
+        return keyring
+    spec = keyring if isinstance(keyring, KeyringSpec) else parse_keyring_spec(keyring)
+    if spec.special is not None:
+        return spec.special
+    return resolve_keyring(spec)
+
+
 def add_key(key_type: str, description: str, payload: bytes | bytearray, keyring: str | int = "@s") -> int:
     """Add (or update) a key in `keyring`; returns its serial number."""
-    target = resolve_keyring(keyring, create=True)
+    target = _ring_id(keyring)
     try:
         return _sys().call(f"add {key_type} key", _sys().add_key_nr, key_type.encode(), description.encode(),
                            _payload_pointer(payload), ctypes.c_size_t(len(payload)), _long(target))
@@ -218,8 +236,8 @@ def add_key_spec(spec: KeySpec, payload: bytes | bytearray, keyring: str | int =
 
 def search(keyring: str | int, key_type: str, description: str, destination: str | int = 0) -> int | None:
     """The serial of a key found in `keyring` (recursively), or None; optionally linked to `destination`."""
-    source = resolve_keyring(keyring)
-    dest = resolve_keyring(destination) if destination else 0
+    source = _ring_id(keyring)
+    dest = _ring_id(destination) if destination else 0
     try:
         return _sys().call("search", _sys().keyctl_nr, _long(KEYCTL_SEARCH), _long(source), key_type.encode(),
                            description.encode(), _long(dest))
@@ -278,11 +296,11 @@ def describe(serial: int) -> KeyInfo:
 
 
 def link(serial: int, keyring: str | int) -> None:
-    _keyctl("link", KEYCTL_LINK, _long(serial), _long(resolve_keyring(keyring, create=True)))
+    _keyctl("link", KEYCTL_LINK, _long(serial), _long(_ring_id(keyring)))
 
 
 def unlink(serial: int, keyring: str | int) -> None:
-    _keyctl("unlink", KEYCTL_UNLINK, _long(serial), _long(resolve_keyring(keyring)))
+    _keyctl("unlink", KEYCTL_UNLINK, _long(serial), _long(_ring_id(keyring)))
 
 
 def revoke(serial: int) -> None:

@@ -17,7 +17,7 @@ from lvcrypt.alloc import Piece, allocate
 from lvcrypt.errors import LvcryptError, UsageError
 from lvcrypt.metadata.model import (Area, CryptSegment, LogicalVolume, PhysicalVolume, Segment, StripedSegment,
                                     VolumeGroup)
-from lvcrypt.metadata.validate import name_problem, new_lv_name_problem
+from lvcrypt.metadata.validate import full_name_problem, name_problem, new_lv_name_problem
 
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 DEFAULT_STRIPE_SIZE = 128  # sectors: lvm2's 64 KiB
@@ -95,9 +95,7 @@ def create_lv(vg: VolumeGroup, name: str, extents: int, stripes: int = 1, stripe
               policy: str = "normal", pv_keys: list[str] | None = None,
               make_segment: SegmentMaker = _striped) -> LogicalVolume:
     """A new visible LV added to `vg`: striped (linear with one stripe) unless `make_segment` says otherwise."""
-    problem = new_lv_name_problem(name)
-    if problem:
-        raise UsageError(f"invalid logical volume name: {problem}")
+    check_new_lv_name(vg.name, name)
     if name in vg.lvs:
         raise LvcryptError(f"logical volume {vg.name}/{name} already exists")
     if stripes > 1:
@@ -174,17 +172,25 @@ def remove_lv(vg: VolumeGroup, name: str) -> LogicalVolume:
 
 def rename_lv(vg: VolumeGroup, old: str, new: str) -> None:
     lv = find_lv(vg, old)
-    problem = new_lv_name_problem(new)
-    if problem:
-        raise UsageError(f"invalid logical volume name: {problem}")
+    check_new_lv_name(vg.name, new)
     if new in vg.lvs:
         raise LvcryptError(f"logical volume {vg.name}/{new} already exists")
     lv.name = new
     vg.lvs = {(new if key == old else key): value for key, value in vg.lvs.items()}
 
 
-def check_vg_name(name: str) -> None:
+def check_new_lv_name(vg_name: str, name: str) -> None:
+    """lvm2's rules for a new LV name (exit 3), checked before anything is allocated or written."""
+    problem = new_lv_name_problem(name, vg_name)
+    if problem:
+        raise UsageError(f"invalid logical volume name: {problem}")
+
+
+def check_vg_name(name: str, vg: VolumeGroup | None = None) -> None:
+    """lvm2's rules for a VG name; for a rename, also with each of `vg`'s LV names (hidden ones too)."""
     problem = name_problem(name)
+    if problem is None and vg is not None:
+        problem = next(filter(None, (full_name_problem(name, lv) for lv in vg.lvs)), None)
     if problem:
         raise UsageError(f"invalid volume group name: {problem}")
 

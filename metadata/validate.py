@@ -22,6 +22,7 @@ from lvcrypt.metadata.model import (
 from lvcrypt.metadata.tree import Section
 
 NAME_MAX = 127
+FULL_NAME_MAX = 124
 _NAME = re.compile(r"[A-Za-z0-9+_.][A-Za-z0-9+_.\-]*\Z")
 # lvm2's id characters (lib/uuid/uuid.c) in its 6-4-4-4-4-4-6 layout.
 _UUID = re.compile(r"[0-9A-Za-z!#]{6}(?:-[0-9A-Za-z!#]{4}){5}-[0-9A-Za-z!#]{6}\Z")
@@ -46,15 +47,31 @@ def name_problem(name: str) -> str | None:
     return None
 
 
-def new_lv_name_problem(name: str) -> str | None:
-    """Why an LV may not be created under `name` (adds lvm2's and lvcrypt's reserved names)."""
+def new_lv_name_problem(name: str, vg_name: str | None = None) -> str | None:
+    """Why an LV may not be created under `name` (adds lvm2's and lvcrypt's reserved names).
+
+    With `vg_name`, also lvm2's limit on the two names together, so no
+    command writes a VG that lvm2 then refuses to write back.
+    """
     problem = name_problem(name)
     if problem:
         return problem
-    if name.startswith(RESERVED_LV_PREFIXES) or any(part in name for part in RESERVED_LV_PARTS):
-        return f"'{name}' is reserved for lvm2's internal volumes"
+    prefix = next((prefix for prefix in RESERVED_LV_PREFIXES if name.startswith(prefix)), None)
+    if prefix:
+        return f'names starting "{prefix}" are reserved by lvm2'
+    part = next((part for part in RESERVED_LV_PARTS if part in name), None)
+    if part:
+        return f'names including "{part}" are reserved by lvm2'
     if KEYSTORE_NAME.match(name):
         return f"'{name}' is reserved for keystores"
+    return None if vg_name is None else full_name_problem(vg_name, name)
+
+
+def full_name_problem(vg_name: str, lv_name: str) -> str | None:
+    """lvm2's vg_validate: len(VG) + len(LV) + 3 must stay below NAME_LEN (128), for every LV, hidden ones too."""
+    if len(vg_name) + len(lv_name) > FULL_NAME_MAX:
+        return (f'"{vg_name}/{lv_name}" is too long: lvm2 takes at most {FULL_NAME_MAX} characters '
+                f"of VG and LV name together")
     return None
 
 

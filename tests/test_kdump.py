@@ -106,13 +106,17 @@ def volume_key(pair: Pair, lv: str) -> bytes:
 
 
 def kd(pair: Pair, fake: FakeKernel, action: str, *args: str, check: bool = True,
-       limit_memory: int | None = None) -> subprocess.CompletedProcess[str]:
-    """`lvcrypt kdump ACTION --devices ... --configfs-root FAKE ARGS` as a separate process."""
+       limit_memory: int | None = None, new_session: bool = False) -> subprocess.CompletedProcess[str]:
+    """`lvcrypt kdump ACTION --devices ... --configfs-root FAKE ARGS` as a separate process.
+
+    `new_session`: run it in a new anonymous session keyring that does not
+    link @u (`keyctl session -`), as a restarted service or another login is.
+    """
     def limited() -> None:
         if limit_memory:
             resource.setrlimit(resource.RLIMIT_AS, (limit_memory, limit_memory))
 
-    command = [sys.executable, "-m", "lvcrypt", "kdump", action, "--devices", pair.device_list,
+    command = (["keyctl", "session", "-"] if new_session else []) + [sys.executable, "-m", "lvcrypt", "kdump", action, "--devices", pair.device_list,
                "--configfs-root", str(fake.mountpoint), *args]
     result = subprocess.run(command, capture_output=True, text=True, env=pair.env, cwd=ROOT,
                             stdin=subprocess.DEVNULL, preexec_fn=limited)
@@ -196,6 +200,33 @@ def test_register_is_idempotent_and_unregister_removes_entries_and_links(pair: P
     assert f"key {first} unregistered" in out and "count: 0" in out
     assert entries(fake) == {} and in_user_keyring("logon", first) is None
     assert kd(pair, fake, "status").stdout.strip() == "crash_dm_crypt_keys count: 0"
+
+
+def test_register_is_idempotent_across_sessions(pair: Pair, fake: FakeKernel, session: list[str]) -> None:
+    """A kdump service restart re-registers every LV: each time from a new session that does not link @u.
+
+    The logon key in @u from the earlier session is reused (no passphrase),
+    not refused with "search: Permission denied" (issue 12, item 11).
+    """
+    first = make_crypt_lv(pair, "first")
+    second = make_crypt_lv(pair, "second")
+    session += [first, second]
+    kd(pair, fake, "register", "--key-file", str(pair.tmp / "pass"), "vgk/first", new_session=True)
+    serial = in_user_keyring("logon", first)
+    assert serial is not None
+    for _ in range(2):  # two restarts; stdin is /dev/null and no key file: no passphrase can be asked
+        again = kd(pair, fake, "register", "vgk/first", new_session=True, check=False)
+        assert again.returncode == 0, again.stderr
+        assert "count: 1" in again.stdout and in_user_keyring("logon", first) == serial and count(fake) == 1
+    both = kd(pair, fake, "register", "--key-file", str(pair.tmp / "pass"), "vgk/first", "vgk/second",
+              new_session=True)
+    assert "count: 2" in both.stdout and in_user_keyring("logon", first) == serial
+    status = kd(pair, fake, "status", new_session=True).stdout
+    assert re.search(rf"{first}\s+vgk/first\s+present", status) and re.search(rf"{second}\s+vgk/second\s+present",
+                                                                              status), status
+    out = kd(pair, fake, "unregister", "--all", new_session=True).stdout
+    assert "count: 0" in out and entries(fake) == {}
+    assert in_user_keyring("logon", first) is None and in_user_keyring("logon", second) is None
 
 
 def test_register_links_the_session_key_of_an_active_lv_without_a_passphrase(pair: Pair, fake: FakeKernel,

@@ -18,7 +18,7 @@ from lvcrypt.errors import FormatError, HandlerError, WrongPassphrase
 from lvcrypt.handlers.base import SECTOR, Area, DataMapping, FormatOptions, KeyHandler, KeyslotInfo, KeystoreAttrs
 from lvcrypt.handlers.ciphers import CipherSpec
 from lvcrypt.handlers.kdf import PbkdfRequest, check_hash, check_kind
-from lvcrypt.handlers.secret import Secret
+from lvcrypt.handlers.secret import Secret, require_passphrase
 
 from lvcrypt.handlers.luks2 import digests, disk, json_area, keyslots, tokens
 from lvcrypt.handlers.luks2.dump import dump as dump_text
@@ -222,6 +222,7 @@ class Luks2Handler(KeyHandler):
 
     def format(self, area: Area, attrs: KeystoreAttrs, passphrase: Secret, options: FormatOptions) -> Secret:
         """A new header as `cryptsetup luksFormat --type luks2` makes it; returns the volume key."""
+        require_passphrase(passphrase)
         cipher = attrs.cipher or DEFAULT_CIPHER
         key_bits = attrs.key_size or DEFAULT_KEY_SIZE
         spec = CipherSpec.parse(cipher)
@@ -275,6 +276,7 @@ class Luks2Handler(KeyHandler):
 
     def add_keyslot(self, area: Area, attrs: KeystoreAttrs, volume_key: Secret, passphrase: Secret,
                     pbkdf: PbkdfRequest, keyslot: int | None = None) -> int:
+        require_passphrase(passphrase)
         loaded = self._writable(area)
         metadata = loaded.metadata
         segment, digest = self._segment_digest(metadata)
@@ -305,6 +307,7 @@ class Luks2Handler(KeyHandler):
     def change_keyslot(self, area: Area, attrs: KeystoreAttrs, old: Secret, new: Secret,
                        pbkdf: PbkdfRequest, keyslot: int | None = None) -> int:
         """New passphrase for the slot `old` opens, written to a fresh area first so a crash loses nothing."""
+        require_passphrase(new)
         loaded = self._writable(area)
         metadata = loaded.metadata
         number, volume_key = self.unlock_keyslot(area, attrs, old, keyslot)
@@ -338,6 +341,10 @@ class Luks2Handler(KeyHandler):
         loaded = self._writable(area)
         tokens.remove_token(loaded.metadata, token)
         disk.commit(area, loaded, loaded.metadata)
+
+    def repair_problem(self, area: Area) -> str | None:
+        loaded = self.load(area)
+        return loaded.primary_error or loaded.secondary_error
 
     def repair(self, area: Area) -> bool:
         """Rewrite both copies from the valid one when a copy is damaged or stale; False if nothing to do."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lvcrypt.errors import FormatError, HandlerError
+from lvcrypt.errors import FormatError, NeedsRepair
 from lvcrypt.handlers.base import Area
 
 from lvcrypt.handlers.luks2 import json_area
@@ -82,10 +82,15 @@ def load(area: Area) -> Loaded:
 
 
 def require_intact(loaded: Loaded) -> None:
-    """Changes write both copies; refuse them while one copy is damaged and unrepaired."""
+    """Changes write both copies; refuse them while one copy is damaged and unrepaired.
+
+    The message names the way out, `lvcrypt keystore repair` (cryptsetup's
+    `repair`), so a crash between the two header writes is one command away
+    from a writable keystore again.
+    """
     if loaded.needs_repair:
         problem = loaded.primary_error or loaded.secondary_error
-        raise HandlerError(f"{problem}; repair the keystore before changing it")
+        raise NeedsRepair(str(problem))
 
 
 def commit(area: Area, loaded: Loaded, metadata: Metadata) -> Loaded:

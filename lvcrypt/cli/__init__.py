@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 import traceback
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from lvcrypt.errors import LvcryptError, UsageError
 
@@ -51,7 +52,15 @@ COMMANDS: dict[str, str] = {
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse that reports mistakes as `UsageError` (exit 3) instead of exiting with 2."""
+    """argparse that reports mistakes as `UsageError` (exit 3) instead of exiting with 2.
+
+    lvm2 takes relative sizes as separate words (`lvreduce -L -1M`, `-l -10%FREE`):
+    such words are values, not options, as argparse already treats `-1`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"-[0-9]*\.?[0-9]+[A-Za-z]?(%[A-Za-z]+)?\Z")
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}")

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator
 
 from lvcrypt.cli import common_options
-from lvcrypt.cli.keystore import add_key_file_option
+from lvcrypt.cli.keystore import add_key_file_option, non_negative
 
 if TYPE_CHECKING:
     from lvcrypt.activate.tables import Table
@@ -47,13 +47,13 @@ def add_encrypt_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--handler", choices=HANDLERS, help="key handler of a new keystore (default luks2)")
     group.add_argument("--keystore", metavar="NAME", help="use an existing keystore (one passphrase for many LVs)")
     group.add_argument("--cipher", help="cipher of a new keystore, e.g. aes-xts-plain64")
-    group.add_argument("--key-size", type=int, metavar="BITS", help="volume key size in bits")
+    group.add_argument("--key-size", type=non_negative, metavar="BITS", help="volume key size in bits")
     group.add_argument("--hash", help="hash of the PBKDF (luks) or of the passphrase (hashed)")
     group.add_argument("--pbkdf", choices=PBKDF_KINDS, help="pbkdf2, argon2i or argon2id")
-    group.add_argument("--iter-time", type=int, metavar="MS", help="PBKDF time cost in milliseconds")
-    group.add_argument("--pbkdf-memory", type=int, metavar="KIB", help="Argon2 memory cost")
-    group.add_argument("--pbkdf-parallel", type=int, metavar="THREADS", help="Argon2 parallel cost")
-    group.add_argument("--pbkdf-force-iterations", type=int, metavar="N", help="fixed PBKDF cost (tests)")
+    group.add_argument("--iter-time", type=non_negative, metavar="MS", help="PBKDF time cost in milliseconds")
+    group.add_argument("--pbkdf-memory", type=non_negative, metavar="KIB", help="Argon2 memory cost")
+    group.add_argument("--pbkdf-parallel", type=non_negative, metavar="THREADS", help="Argon2 parallel cost")
+    group.add_argument("--pbkdf-force-iterations", type=non_negative, metavar="N", help="fixed PBKDF cost (tests)")
     group.add_argument("--sector-size", type=int, choices=(512, 1024, 2048, 4096), help="encryption sector size")
     group.add_argument("--wipe", action="store_true",
                        help="fill the new LV with random data through the mapping (else old data is only "

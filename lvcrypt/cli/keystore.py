@@ -1,4 +1,4 @@
-"""`lvcrypt keystore format|dump|unlock-test` and `lvcrypt keyslot add|remove|change|list`.
+"""`lvcrypt keystore format|dump|repair|unlock-test` and `lvcrypt keyslot add|remove|change|list`.
 
 TARGET is an image file or block device holding a keystore (a LUKS header,
 or lvcrypt's key check block for plain/hashed), or VG/KEYSTORE naming a
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from lvcrypt.cli import common_options
-from lvcrypt.errors import FormatError, HandlerError, LvcryptError, UsageError
+from lvcrypt.errors import FormatError, HandlerError, LvcryptError, NeedsRepair, UsageError
 from lvcrypt.handlers import registry
 from lvcrypt.handlers.base import FileArea, FormatOptions, KeyHandler, KeystoreAttrs
 from lvcrypt.handlers.kdf import DEFAULT_ITER_TIME_MS, DEFAULT_MEMORY_KIB, PBKDF_KINDS, PbkdfRequest
@@ -46,7 +46,20 @@ def _names_keystore_lv(target: str) -> bool:
 
 @contextmanager
 def open_target(target: str, writable: bool, devices: str | None = None) -> Iterator[Keystore]:
-    """Open TARGET and identify its handler from what the area records (or, for VG/KEYSTORE, the metadata)."""
+    """Open TARGET and identify its handler from what the area records (or, for VG/KEYSTORE, the metadata).
+
+    A change refused because a header copy needs repair names the repair
+    command with TARGET as the user wrote it.
+    """
+    try:
+        with _open_target(target, writable, devices) as store:
+            yield store
+    except NeedsRepair as error:
+        raise error.at(target) from None
+
+
+@contextmanager
+def _open_target(target: str, writable: bool, devices: str | None) -> Iterator[Keystore]:
     if _names_keystore_lv(target):
         with _open_keystore_lv(target, writable, devices) as store:
             yield store
@@ -90,9 +103,16 @@ def _area(target: str, writable: bool) -> FileArea:
 
 def read_passphrase(args: argparse.Namespace, key_file: str | None, prompt: str,
                     verify: bool = False) -> Secret:
-    """A passphrase from a key file (honouring --keyfile-offset/--keyfile-size) or the terminal."""
+    """A passphrase from a key file (honouring --keyfile-offset/--keyfile-size) or the terminal.
+
+    As cryptsetup: `--key-file -` on a terminal is the prompt (and takes no offset).
+    """
     offset = getattr(args, "keyfile_offset", 0) or 0
     size = getattr(args, "keyfile_size", None)
+    if key_file == "-" and sys.stdin.isatty():
+        if offset:
+            raise HandlerError("Cannot use offset with terminal input.")
+        key_file = None
     if key_file == "-":
         return read_key_file(sys.stdin.buffer, offset, size)
     if key_file is not None:
@@ -170,6 +190,19 @@ def cmd_dump(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_repair(args: argparse.Namespace) -> int:
+    """`cryptsetup repair`: every header copy rewritten from the good one, after a confirmation (or -q)."""
+    with open_target(args.target, writable=True, devices=args.devices) as store:
+        problem = store.handler.repair_problem(store.area)
+        if problem is None:
+            print(f"No known problems detected for the {store.handler.name} header of {args.target}.")
+            return 0
+        confirm(args, f"{args.target}: {problem}. Rewrite every header copy from the good one?")
+        store.handler.repair(store.area)
+    print(f"Keystore header of {args.target} repaired.")
+    return 0
+
+
 def cmd_unlock_test(args: argparse.Namespace) -> int:
     with open_target(args.target, writable=False, devices=args.devices) as store:
         with read_passphrase(args, args.key_file, "Enter passphrase: ") as passphrase:
@@ -231,7 +264,7 @@ def cmd_keyslot_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
+def non_negative(text: str) -> int:
     try:
         value = int(text, 0)
     except ValueError:
@@ -244,24 +277,24 @@ def _positive(text: str) -> int:
 def add_key_file_option(parser: argparse.ArgumentParser) -> None:
     """cryptsetup's key-file options, for every command that reads a passphrase or key file."""
     parser.add_argument("--key-file", metavar="FILE", help="passphrase or key file ('-' = standard input)")
-    parser.add_argument("--keyfile-offset", type=_positive, default=0, metavar="BYTES",
+    parser.add_argument("--keyfile-offset", type=non_negative, default=0, metavar="BYTES",
                         help="skip bytes of the key file")
-    parser.add_argument("--keyfile-size", type=_positive, metavar="BYTES", help="read at most this many bytes")
+    parser.add_argument("--keyfile-size", type=non_negative, metavar="BYTES", help="read at most this many bytes")
 
 
 def _key_options(parser: argparse.ArgumentParser) -> None:
     add_key_file_option(parser)
-    parser.add_argument("-S", "--key-slot", type=_positive, metavar="N")
+    parser.add_argument("-S", "--key-slot", type=non_negative, metavar="N")
     parser.add_argument("-q", "--batch-mode", action="store_true", help="do not ask for confirmation")
 
 
 def _pbkdf_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pbkdf", choices=PBKDF_KINDS)
     parser.add_argument("--hash", metavar="HASH", help="PBKDF2 hash (LUKS) or key hash (hashed)")
-    parser.add_argument("-i", "--iter-time", type=_positive, default=DEFAULT_ITER_TIME_MS, metavar="MS")
-    parser.add_argument("--pbkdf-memory", type=_positive, default=DEFAULT_MEMORY_KIB, metavar="KIB")
-    parser.add_argument("--pbkdf-parallel", type=_positive, default=4, metavar="THREADS")
-    parser.add_argument("--pbkdf-force-iterations", type=_positive, metavar="N")
+    parser.add_argument("-i", "--iter-time", type=non_negative, default=DEFAULT_ITER_TIME_MS, metavar="MS")
+    parser.add_argument("--pbkdf-memory", type=non_negative, default=DEFAULT_MEMORY_KIB, metavar="KIB")
+    parser.add_argument("--pbkdf-parallel", type=non_negative, default=4, metavar="THREADS")
+    parser.add_argument("--pbkdf-force-iterations", type=non_negative, metavar="N")
 
 
 def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
@@ -281,8 +314,8 @@ def _register_keystore(sub: argparse._SubParsersAction, name: str) -> None:  # t
     fmt.add_argument("target", metavar="TARGET")
     fmt.add_argument("--type", choices=HANDLER_TYPES, default="luks2")
     fmt.add_argument("-c", "--cipher", metavar="SPEC")
-    fmt.add_argument("-s", "--key-size", type=_positive, metavar="BITS")
-    fmt.add_argument("--sector-size", type=_positive, default=512, metavar="BYTES")
+    fmt.add_argument("-s", "--key-size", type=non_negative, metavar="BITS")
+    fmt.add_argument("--sector-size", type=non_negative, default=512, metavar="BYTES")
     fmt.add_argument("--uuid")
     fmt.add_argument("--label")
     _key_options(fmt)
@@ -294,6 +327,13 @@ def _register_keystore(sub: argparse._SubParsersAction, name: str) -> None:  # t
     dump.add_argument("--dump-volume-key", action="store_true", help="also print the volume key (asks first)")
     _key_options(dump)
     dump.set_defaults(func=cmd_dump)
+
+    repair = actions.add_parser("repair", parents=common,
+                                help="rewrite a damaged or stale header copy from the good one (like repair)")
+    repair.add_argument("target", metavar="TARGET")
+    repair.add_argument("-q", "--batch-mode", "-y", "--yes", dest="batch_mode", action="store_true",
+                        help="do not ask for confirmation")
+    repair.set_defaults(func=cmd_repair)
 
     test = actions.add_parser("unlock-test", parents=common, help="check a passphrase (like --test-passphrase)")
     test.add_argument("target", metavar="TARGET")
@@ -318,7 +358,7 @@ def _register_keyslot(sub: argparse._SubParsersAction, name: str) -> None:  # ty
 
     remove = actions.add_parser("remove", parents=common, help="destroy a keyslot (like luksKillSlot)")
     remove.add_argument("target", metavar="TARGET")
-    remove.add_argument("slot", type=_positive, metavar="SLOT")
+    remove.add_argument("slot", type=non_negative, metavar="SLOT")
     remove.add_argument("-q", "--batch-mode", action="store_true", help="do not ask for confirmation")
     remove.set_defaults(func=cmd_keyslot_remove)
 

@@ -34,10 +34,14 @@ class SizeRequest:
 
 
 def _size_request(text: str) -> SizeRequest:
+    from lvcrypt.errors import UsageError
     from lvcrypt.units import parse_size
 
     sign = text[:1] if text[:1] in "+-" else ""
-    return SizeRequest(sign, bytes=parse_size(text[len(sign):], "m"))
+    size = parse_size(text[len(sign):], "m")
+    if size == 0:
+        raise UsageError("--size may not be zero.")  # lvm2's refusal, also for +0 and -0
+    return SizeRequest(sign, bytes=size)
 
 
 def _extents_request(text: str) -> SizeRequest:
@@ -47,6 +51,8 @@ def _extents_request(text: str) -> SizeRequest:
     if not match:
         raise UsageError(f"invalid extent count '{text}' (N, N%FREE, N%VG or N%PVS)")
     sign, number, percent = match.groups()
+    if int(number) == 0:
+        raise UsageError("--extents may not be zero.")
     return SizeRequest(sign, extents=int(number), percent_of=percent.upper() if percent else None)
 
 
@@ -109,7 +115,7 @@ def _request(args: argparse.Namespace) -> SizeRequest:
 
 def cmd_lvcreate(args: argparse.Namespace) -> int:
     from lvcrypt.errors import UsageError
-    from lvcrypt.lvops import create_lv, free_lv_name
+    from lvcrypt.lvops import check_new_lv_name, create_lv, free_lv_name
     from lvcrypt.store.transaction import VgTransaction
 
     vg_name, name = (_split_lv(args.vg) if "/" in args.vg else (args.vg, args.name))
@@ -128,7 +134,8 @@ def cmd_lvcreate(args: argparse.Namespace) -> int:
         raise UsageError("lvcreate: --keystore, --handler and --wipe need --encrypt")
     key = None
     with VgTransaction(args.devices, vg_name) as tx:
-        name = name or free_lv_name(tx.vg)
+        name = free_lv_name(tx.vg) if name is None else name
+        check_new_lv_name(vg_name, name)
         keys = _pv_keys(tx, args.pv)
         extents = _extents(request, tx.vg, stripes, keys)
         if extents <= 0:
@@ -203,8 +210,13 @@ def _resize(args: argparse.Namespace, grow: bool) -> int:
         keys = _pv_keys(tx, getattr(args, "pv", []))
         last = lv.segments[-1]
         stripes = (getattr(args, "stripes", None) or len(last.pv_areas()) or 1) if grow else 1
-        amount = _extents(request, tx.vg, stripes, keys)
+        if not grow and request.sign == "-" and request.bytes is not None:
+            amount = _reduction(request.bytes, tx.vg.extent_bytes)
+        else:
+            amount = _extents(request, tx.vg, stripes, keys)
         target = before + amount if request.sign == "+" else before - amount if request.sign == "-" else amount
+        if target == before:
+            raise LvcryptError(f"{verb}: new size ({target} extents) matches existing size ({before} extents)")
         if grow:
             if target <= before:
                 raise LvcryptError(f"{verb}: new size ({target} extents) is not larger than {before} extents")
@@ -223,6 +235,15 @@ def _resize(args: argparse.Namespace, grow: bool) -> int:
           f"to {lv.extent_count * size:.2f} MiB ({lv.extent_count} extents).")
     print(f"  Logical volume {vg_name}/{name} successfully resized.")
     return 0
+
+
+def _reduction(size: int, extent_bytes: int) -> int:
+    """Extents `lvreduce -L -SIZE` removes: lvm2 rounds down, so no more is cut off than was asked for."""
+    amount = size // extent_bytes
+    if amount * extent_bytes != size:
+        print(f"  Rounding size to boundary between physical extents: {amount * extent_bytes / 1048576:.2f} MiB.",
+              file=sys.stderr)
+    return amount
 
 
 def _live_table(args: argparse.Namespace, tx: "VgTransaction", name: str) -> "Table | None":

@@ -165,6 +165,7 @@ def cmd_vgrename(args: argparse.Namespace) -> int:
     check_vg_name(args.new)
     with VgTransaction(args.devices, args.old, access=Access(change=True, exported=True)) as tx, \
             VgLock(args.new, exclusive=True):
+        check_vg_name(args.new, tx.vg)
         if args.new in tx.scan.vg_names():
             raise LvcryptError(f"a volume group called {args.new} already exists")
         tx.vg.name = args.new

@@ -9,6 +9,7 @@ The IV rules are dm-crypt's:
   (sector k of a 4096-byte mapping has IV 8k), unless the table sets
   ``iv_large_sectors``; then it counts encryption sectors;
 - ``plain`` truncates the sector number to 32 bits, ``plain64`` keeps 64;
+- ``plain64be`` stores the 64-bit number big-endian in the IV's last 8 bytes;
 - ``essiv:sha256`` encrypts the plain64 IV with AES keyed by sha256(key).
 
 Work is done in batches of whole sectors over preallocated buffers: numpy
@@ -27,7 +28,7 @@ import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 
 from lvcrypt.crypto.gf128 import U64, TweakExpander
-from lvcrypt.crypto.spec import CipherSpec, parse_cipher_spec
+from lvcrypt.crypto.spec import CipherSpec, check_data_cipher, parse_cipher_spec
 from lvcrypt.errors import HandlerError
 
 Buffer = bytes | bytearray | memoryview
@@ -49,6 +50,7 @@ class SectorCipher:
                  batch_bytes: int):
         if sector_size not in SECTOR_SIZES:
             raise HandlerError(f"sector size {sector_size} is not one of {', '.join(map(str, SECTOR_SIZES))}")
+        check_data_cipher(str(spec), len(key) * 8)
         self.spec = spec
         self.sector_size = sector_size
         self.key_size = len(key)
@@ -143,6 +145,9 @@ class SectorCipher:
         np.add(self._iv_steps[:n], np.uint64(first_iv & 0xFFFFFFFFFFFFFFFF), out=ivs[:, 0])
         if self.spec.iv_mode == "plain":
             ivs[:, 0] &= np.uint64(0xFFFFFFFF)
+        elif self.spec.iv_mode == "plain64be":  # dm-crypt: the big-endian number fills the IV's last 8 bytes
+            ivs[:, 1] = ivs[:, 0].byteswap()
+            ivs[:, 0] = 0
         if self._essiv is None:
             return ivs
         out = memoryview(self._ivs_out)
@@ -165,8 +170,6 @@ class XtsSectorCipher(SectorCipher):
 
     def __init__(self, spec: CipherSpec, key: bytes | bytearray, sector_size: int, iv_large_sectors: bool,
                  batch_bytes: int):
-        if len(key) not in (32, 64):
-            raise HandlerError(f"{spec} needs a 256 or 512-bit key, not {len(key) * 8} bits")
         super().__init__(spec, key, sector_size, iv_large_sectors, batch_bytes)
         view = memoryview(key)
         half = len(key) // 2
@@ -214,8 +217,6 @@ class CbcSectorCipher(SectorCipher):
 
     def __init__(self, spec: CipherSpec, key: bytes | bytearray, sector_size: int, iv_large_sectors: bool,
                  batch_bytes: int):
-        if len(key) not in (16, 24, 32):
-            raise HandlerError(f"{spec} needs a 128, 192 or 256-bit key, not {len(key) * 8} bits")
         super().__init__(spec, key, sector_size, iv_large_sectors, batch_bytes)
         self._enc = _ecb(key)
         self._dec = _ecb(key, decrypt=True)

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from lvcrypt.errors import HandlerError
 
 CHAIN_MODES = ("xts", "cbc")
-IV_MODES = ("plain", "plain64", "essiv")
+IV_MODES = ("plain", "plain64", "plain64be", "essiv")
+# Volume key sizes in bytes each chain mode takes (XTS: two AES keys).
+KEY_BYTES = {"xts": (32, 64), "cbc": (16, 24, 32)}
 # The salt is the key of an AES instance: only a 256-bit digest fits.
 ESSIV_HASHES = ("sha256",)
 _CAPI = re.compile(r"capi:(?P<chain>[a-z0-9]+)\((?P<cipher>[a-z0-9]+)\)-(?P<iv>.+)")
@@ -52,9 +54,23 @@ def parse_cipher_spec(text: str) -> CipherSpec:
     if chain not in CHAIN_MODES:
         raise HandlerError(f"cipher '{text}': chain mode '{chain}' is not supported (use xts or cbc)")
     if iv_mode not in IV_MODES:
-        raise HandlerError(f"cipher '{text}': IV mode '{iv_mode}' is not supported (use plain64, plain or essiv)")
+        raise HandlerError(f"cipher '{text}': IV mode '{iv_mode}' is not supported (use plain64, plain64be, plain or essiv)")
     if (iv_mode == "essiv") != bool(iv_option):
         raise HandlerError(f"cipher '{text}': essiv needs a hash (essiv:sha256) and only essiv takes one")
     if iv_option and iv_option not in ESSIV_HASHES:
         raise HandlerError(f"cipher '{text}': essiv hash '{iv_option}' is not supported")
     return CipherSpec(cipher, chain, iv_mode, iv_option)
+
+
+def check_data_cipher(text: str, key_bits: int) -> CipherSpec:
+    """The one test of "can lvcrypt read and write this data in userspace": creation and the data path ask it.
+
+    Creating an LV whose data no lvcrypt command could then read is refused
+    before anything is written, with the same message `read` would give.
+    """
+    spec = parse_cipher_spec(text)
+    valid = KEY_BYTES[spec.chain_mode]
+    if key_bits % 8 or key_bits // 8 not in valid:
+        sizes = ", ".join(str(size * 8) for size in valid[:-1]) + f" or {valid[-1] * 8}"
+        raise HandlerError(f"{spec} needs a {sizes}-bit key, not {key_bits} bits")
+    return spec

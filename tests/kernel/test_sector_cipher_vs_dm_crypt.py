@@ -32,6 +32,8 @@ CASES = [
     pytest.param("aes-cbc-essiv:sha256", 32, 512, [], id="cbc-essiv-512"),
     pytest.param("aes-cbc-essiv:sha256", 16, 4096, ["sector_size:4096"], id="cbc128-essiv-4096"),
     pytest.param("aes-cbc-plain64", 32, 4096, ["sector_size:4096", "iv_large_sectors"], id="cbc-plain64-large"),
+    pytest.param("aes-cbc-plain64be", 32, 512, [], id="cbc-plain64be-512"),
+    pytest.param("aes-xts-plain64be", 64, 4096, ["sector_size:4096"], id="xts-plain64be-4096"),
 ]
 
 
