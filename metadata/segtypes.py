@@ -246,6 +246,10 @@ def _noun(segment: Segment) -> str:
     return entry.noun
 
 
+def _article(noun: str) -> str:
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
 def _plural(noun: str, count: int) -> str:
     return noun if count == 1 else f"{noun}s"
 
@@ -275,26 +279,23 @@ def change_problem(vg: VolumeGroup, lv: LogicalVolume, action: str) -> str | Non
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action}")
     where = f"cannot {_VERBS.get(action, action)} {vg.name}/{lv.name}"
-    unmanaged = [segment for segment in lv.segments if not managed(segment)]
-    if unmanaged:
-        types = sorted({segment.type for segment in unmanaged})
-        return (f"{where}: it is a {_noun(unmanaged[0])} (lvcrypt does not change {', '.join(types)} segments; "
-                "use lvm2)")
+    own = [segment for segment in lv.segments if not managed(segment)]
     users = [ref for ref in referenced_by(vg, lv) if not ref.managed]
-    if users:
-        if action == "reduce" and any(ref.role == "snapshot origin" for ref in users):
-            return f"{where}: Snapshot origin volumes cannot be reduced in size yet (as lvm2)."
+    if action == "reduce" and any(ref.role == "snapshot origin" for ref in users):
+        return f"{where}: Snapshot origin volumes cannot be reduced in size yet (as lvm2)."
+    if own or users:
         by_role: dict[str, list[Reference]] = {}
         for ref in users:
             by_role.setdefault(ref.role, []).append(ref)
-        parts = "; ".join(_holders_text(vg, refs) for refs in by_role.values())
-        types = sorted({ref.segment_type for ref in users})
-        return f"{where}: {parts} (lvcrypt does not change {', '.join(types)} segments; use lvm2)"
+        what = "; ".join(_holders_text(vg, refs) for refs in by_role.values()) if users else \
+            f"it is {_article(_noun(own[0]))}"
+        types = sorted({segment.type for segment in own} | {ref.segment_type for ref in users})
+        return f"{where}: {what} (lvcrypt does not change {', '.join(types)} segments; use lvm2)"
     if "LOCKED" in lv.status:
         return f"{where}: it is locked (a pvmove is in progress; use lvm2)"
     if lv.is_keystore:
         if action in ("data-write", "extend", "reduce", "convert", "activate"):
-            return (f"{where}: it is a keystore; its extents hold the key material "
+            return (f"{where}: it is a keystore, a hidden LV whose extents hold the key material "
                     "(use lvcrypt keyslot/keystore commands)")
         return None
     if not lv.visible:
