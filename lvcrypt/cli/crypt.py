@@ -249,14 +249,12 @@ def cmd_table(args: argparse.Namespace) -> int:
     from lvcrypt.activate.tables import KeyFormat, render
     from lvcrypt.inline import comment_lines, stack_caps
     from lvcrypt.keycache import KeyCache
-    from lvcrypt.lvops import find_lv, refuse_change
+    from lvcrypt.lvops import find_lv
     from lvcrypt.store.transaction import VgTransaction
 
     vg_name, lv_name = split_lv(args.lv)
     with VgTransaction(args.devices, vg_name, exclusive=False) as tx, KeyCache() as keys:
-        lv = find_lv(tx.vg, lv_name)
-        if writable:
-            refuse_change(tx.vg, lv, "data-write", getattr(args, "sysfs_root", "/sys"))
+        find_lv(tx.vg, lv_name)
         table = build_lv_table(tx, lv_name)
         comments = comment_lines(stack_caps(table, args.sysfs_root))
         if args.show_keys:
