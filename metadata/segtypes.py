@@ -247,7 +247,7 @@ def _noun(segment: Segment) -> str:
 
 
 def _article(noun: str) -> str:
-    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+    return f"{'an' if noun[:1].lower() in 'aeiou' or noun.startswith('LV') else 'a'} {noun}"
 
 
 def _plural(noun: str, count: int) -> str:
