@@ -157,6 +157,8 @@ REFUSALS = [
     (("write", f"{VG}/r1_rimage_1"), "cannot write to vgx/r1_rimage_1: raid image used by raid LV r1"),
     (("read", f"{VG}/thin1"), "type 'thin', which lvcrypt cannot activate"),
     (("table", f"{VG}/r1"), "type 'raid1', which lvcrypt cannot activate"),
+    (("keyslot", "add", "--key-file", "/dev/null", "--new-key-file", "/dev/null", f"{VG}/pool_tdata"),
+     "vgx/pool_tdata is not a keystore"),
     (("metadata", "del", VG, "logical_volumes.pool_tdata"), "pool names 'pool_tdata' (thin pool data), which does "
                                                             "not exist"),
     (("metadata", "del", VG, "logical_volumes.r1_rmeta_1"), "names 'r1_rmeta_1' (raid metadata)"),
