@@ -31,6 +31,7 @@ ACTIONS = ("rename", "remove", "extend", "reduce", "convert", "data-write", "act
 _VERBS = {"data-write": "write to", "activate": "activate or deactivate"}
 # Keys of every segment that never name anything.
 _SEGMENT_KEYS = ("start_extent", "extent_count", "type")
+GENERIC_ROLE = "named"  # an unknown type's string that equals an LV name
 
 
 @dataclass(frozen=True)
@@ -166,17 +167,16 @@ def segment_references(vg: VolumeGroup, holder: str, number: int, segment: Segme
     historical = historical_lvs(vg) if historical is None else historical
     entry = segment_type(segment.type)
     kind = segment.type
-    if isinstance(segment, UnknownSegment) and entry is not None and entry.managed:
-        entry = None  # a managed type in a form lvcrypt does not model (striped over an LV): generic rules
     if entry is None:
-        return [Reference(holder, text, "named", kind, False, path, number)
+        return [Reference(holder, text, GENERIC_ROLE, kind, False, path, number)
                 for key, value in segment.raw.items() if key not in _SEGMENT_KEYS
                 for path, text in _strings(value, key)
                 if text != holder and _is_name(vg, text, historical)]
     found: list[Reference] = []
     raw = segment.raw
-    for key in entry.area_keys if not managed(segment) else ():  # modelled areas are PVs (validation checks them)
-        found += [Reference(holder, name, entry.area_role, kind, entry.managed, key, number)
+    kept = managed(segment)  # a striped segment over other LVs is kept verbatim, not managed
+    for key in entry.area_keys if not kept else ():  # modelled areas are PVs (validation checks them)
+        found += [Reference(holder, name, entry.area_role, kind, kept, key, number)
                   for name, _ in _pairs(raw.get(key)) if name not in vg.pvs]
     for key in entry.lv_list_keys:
         values = raw.get(key)
@@ -187,7 +187,7 @@ def segment_references(vg: VolumeGroup, holder: str, number: int, segment: Segme
     for key, role in entry.lv_keys:
         name = getattr(segment, key, None) or raw.get(key)  # modelled fields (crypto_store) are current
         if isinstance(name, str):
-            found.append(Reference(holder, name, role, kind, entry.managed, key, number))
+            found.append(Reference(holder, name, role, kind, kept, key, number))
     for _, child in raw.sections():
         for key, role in entry.message_keys:
             name = child.get(key)
@@ -228,7 +228,7 @@ def missing_references(vg: VolumeGroup) -> list[Reference]:
     """References of known keys to LVs that do not exist (a rename or removal that forgot them)."""
     historical = historical_lvs(vg)
     return [ref for ref in all_references(vg)
-            if ref.role != "named" and not _is_name(vg, ref.target, historical)]
+            if ref.role != GENERIC_ROLE and not _is_name(vg, ref.target, historical)]
 
 
 def managed(segment: Segment) -> bool:
@@ -258,12 +258,13 @@ def _holders_text(vg: VolumeGroup, refs: list[Reference]) -> str:
     """'thin pool used by thin volumes a, b' for the references of one role."""
     role = refs[0].role
     names = sorted({ref.holder for ref in refs})
+    used = "named" if role == GENERIC_ROLE else f"{role} used"
     if refs[0].segment_type == "historical":
         return f"{role}, named by historical {_plural('LV', len(names))} {', '.join(names)}"
     holder = vg.lvs[refs[0].holder]
     number = refs[0].segment
     noun = _noun(holder.segments[number - 1]) if 0 < number <= len(holder.segments) else "LV"
-    return f"{role} used by {_plural(noun, len(names))} {', '.join(names)}"
+    return f"{used} by {_plural(noun, len(names))} {', '.join(names)}"
 
 
 def change_problem(vg: VolumeGroup, lv: LogicalVolume, action: str) -> str | None:
@@ -289,8 +290,10 @@ def change_problem(vg: VolumeGroup, lv: LogicalVolume, action: str) -> str | Non
             by_role.setdefault(ref.role, []).append(ref)
         what = "; ".join(_holders_text(vg, refs) for refs in by_role.values()) if users else \
             f"it is {_article(_noun(own[0]))}"
-        types = sorted({segment.type for segment in own} | {ref.segment_type for ref in users})
-        return f"{where}: {what} (lvcrypt does not change {', '.join(types)} segments; use lvm2)"
+        types = sorted({segment.type for segment in own} | {ref.segment_type for ref in users} - {"historical"})
+        kinds = [f"{', '.join(types)} segments"] if types else []
+        kinds += ["historical LVs"] if any(ref.segment_type == "historical" for ref in users) else []
+        return f"{where}: {what} (lvcrypt does not change {' or '.join(kinds)}; use lvm2)"
     if "LOCKED" in lv.status:
         return f"{where}: it is locked (a pvmove is in progress; use lvm2)"
     if lv.is_keystore:

@@ -145,7 +145,7 @@ REFUSALS = [
     (("lvextend", "-l", "+1", f"{VG}/m_mimage_1"), "mirror image used by mirror m"),
     (("lvremove", f"{VG}/hplain"), "named by historical LV -gone"),
     (("lvrename", VG, "hplain", "h2"), "named by historical LV -gone"),
-    (("lvremove", f"{VG}/backing"), "used by LV of segment type 'futuretype' futur"),
+    (("lvremove", f"{VG}/backing"), "named by LV of segment type 'futuretype' futur"),
     (("lvremove", f"{VG}/futur"), "it is an LV of segment type 'futuretype'"),
     (("lvremove", f"{VG}/lvol0_pmspare"), "internal LV of lvm2"),
     (("lvremove", "-f", VG), "cannot remove"),
@@ -277,3 +277,22 @@ def test_api_and_validation_refuse_dangling_references(tmp_path: Path) -> None:
     orphan = references_vg_text().replace('origin = "hplain"', 'origin = "nothere"')
     with pytest.raises(LvcryptError, match="historical logical volume -gone: origin names 'nothere'"):
         validate(tree_to_vg(parse_text(orphan)))
+
+
+def test_an_lv_being_moved_by_pvmove_is_kept_as_it_is() -> None:
+    """lvm2's pvmove: the moved LV's segment is striped over the mirror `pvmove0`, whose areas are PVs."""
+    tree = parse_text(references_vg_text())
+    lvs = tree[VG]["logical_volumes"]
+    assert isinstance(lvs, Section)
+    lvs["pvmove0"] = _lv(12, ["READ", "WRITE", "PVMOVE", "LOCKED"],
+                         Section(start_extent=0, extent_count=1, type="mirror", mirror_count=2,
+                                 mirrors=["pv0", 40, "pv1", 40]))
+    lvs["moving"] = _lv(13, VISIBLE, Section(start_extent=0, extent_count=1, type="striped", stripe_count=1,
+                                             stripes=["pvmove0", 0]))
+    vg = tree_to_vg(parse_text(write_text(tree)))
+    validate(vg)
+    assert [(area.pv, area.extent, count) for area, count in vg.lvs["pvmove0"].segments[0].pv_areas()] == \
+        [("pv0", 40, 1), ("pv1", 40, 1)]
+    assert vg.lvs["moving"].segments[0].pv_areas() == []
+    assert "striped LV built on other LVs" in (change_problem(vg, vg.lvs["moving"], "extend") or "")
+    assert "stripe used by striped LV built on other LVs moving" in (change_problem(vg, vg.lvs["pvmove0"], "remove") or "")
