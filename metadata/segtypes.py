@@ -284,6 +284,10 @@ def change_problem(vg: VolumeGroup, lv: LogicalVolume, action: str) -> str | Non
     users = [ref for ref in referenced_by(vg, lv) if not ref.managed]
     if action == "reduce" and any(ref.role == "snapshot origin" for ref in users):
         return f"{where}: Snapshot origin volumes cannot be reduced in size yet (as lvm2)."
+    families = {entry.name for entry in map(segment_type, (segment.type for segment in own)) if entry}
+    if action == "remove" and not users and families & {"raid", "mirror"}:
+        return (f"{where}: it is {_article(_noun(own[0]))}; lvcrypt does not remove raid or mirror LVs together with "
+                "their images and logs (use lvm2)")
     if own or users:
         by_role: dict[str, list[Reference]] = {}
         for ref in users:
