@@ -24,7 +24,7 @@ from lvcrypt.errors import LvcryptError
 from lvcrypt.metadata.convert import tree_to_vg
 from lvcrypt.metadata.model import VolumeGroup
 from lvcrypt.metadata.parse import parse_text
-from lvcrypt.metadata.segtypes import change_problem, referenced_by, references_of
+from lvcrypt.metadata.segtypes import ACTIONS, change_problem, referenced_by, references_of
 from lvcrypt.metadata.tree import Section
 from lvcrypt.metadata.validate import validate
 from lvcrypt.metadata.write import write_text
@@ -254,8 +254,11 @@ def test_registry_finds_every_reference_of_the_sample() -> None:
     assert [(ref.holder, ref.segment_type) for ref in referenced_by(vg, vg.lvs["hplain"])] == [("-gone", "historical")]
     # The mirror's images are LVs, not PVs: no extents are counted twice, none is taken for a PV.
     assert vg.lvs["m"].segments[0].pv_areas() == []
-    for action in ("rename", "remove", "extend", "reduce", "convert", "data-write", "activate"):
+    for action in ACTIONS:
         assert change_problem(vg, vg.lvs["plain"], action) is None
+        for name in ("pool", "thin1", "pool_tdata", "pool_tmeta", "r1", "r1_rmeta_0", "ri_rimage_1_imeta", "origin",
+                     "snap", "snapshot0", "m", "m_mlog", "hplain", "backing", "futur", "lvol0_pmspare"):
+            assert change_problem(vg, vg.lvs[name], action) is not None, (name, action)
 
 
 def test_api_and_validation_refuse_dangling_references(tmp_path: Path) -> None:

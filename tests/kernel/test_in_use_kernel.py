@@ -4,9 +4,16 @@ changed; once deactivated the same commands work."""
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 
-from .test_activation import VG, crypt_lv, fails_cleanly, lvchange, lvcrypt, pair, system_state  # noqa: F401
+from store_helpers import Pair
+from test_lv_references import references_vg_text
+
+from .test_activation import (ENV, VG, crypt_lv, dm_devices, fails_cleanly, free_images, lvchange, lvcrypt,  # noqa: F401
+                              pair, system_state)
 
 pytestmark = pytest.mark.usefixtures("lvm2")
 
@@ -32,3 +39,31 @@ def test_active_lvs_are_not_removed_renamed_or_converted(pair) -> None:  # type:
     lvcrypt(pair, "lvremove", f"{VG}/moved")
     lvcrypt(pair, "lvremove", f"{VG}/cr")
     pair.lvm("vgck", VG)
+
+
+def test_lvcrypt_activates_only_what_it_maps_in_an_lvm2_vg(loop_devices, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """lvchange -ay of a thin volume, a pool's data or a snapshot origin is refused with nothing created;
+    vgchange -ay skips lvm2's LVs with a warning and activates the plain ones next to them."""
+    pair = Pair(loop_devices(2, 200), tmp_path)
+    text = tmp_path / "vgx.vg"
+    text.write_text(references_vg_text())
+    for device, pv in zip(pair.devices, ("bNAIfY-qSZY-Edfy-8mN5-mc7z-nbqq-CYh0X5",
+                                         "HUReqi-0Dmf-q34f-89hz-E34K-ih7v-vhIjCo")):
+        pair.lvm("pvcreate", "-q", "--uuid", pv, "--restorefile", str(text), device)
+    pair.lvm("vgcfgrestore", "-q", "--force", "-f", str(text), "vgx")
+    try:
+        before = system_state()
+        for lv, says in (("thin1", "it is a thin volume"), ("pool_tdata", "thin pool data used by thin pool pool"),
+                         ("origin", "snapshot origin used by snapshot snapshot0"), ("r1", "it is a raid LV")):
+            assert says in fails_cleanly(lvchange(pair, "-ay", f"vgx/{lv}", check=False), before), lv
+        result = lvcrypt(pair, "vgchange", "-ay", "vgx")
+        assert "skipping: cannot activate or deactivate vgx/thin1: it is a thin volume" in result.stderr
+        # backing is named by the unknown type of futur; hplain's historical LV went with lvm2's restore.
+        assert {name for name in dm_devices() if name.startswith("vgx-")} == {"vgx-plain", "vgx-hplain"}
+        lvcrypt(pair, "vgchange", "-an", "vgx")
+        assert not {name for name in dm_devices() if name.startswith("vgx-")}
+    finally:
+        for name in (n for n in dm_devices() if n.startswith("vgx-")):
+            subprocess.run(["dmsetup", "remove", "--retry", name], capture_output=True, env=ENV)
+            Path("/dev/mapper", name).unlink(missing_ok=True)
+        free_images(tmp_path)
