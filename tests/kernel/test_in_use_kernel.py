@@ -6,19 +6,20 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
 from store_helpers import Pair
 from test_lv_references import references_vg_text
 
-from .test_activation import (ENV, VG, crypt_lv, dm_devices, fails_cleanly, free_images, lvchange, lvcrypt,  # noqa: F401
-                              pair, system_state)
+from .test_activation import (ENV, VG, crypt_lv, dm_devices, fails_cleanly, free_images, lvchange, lvcrypt,
+                              pair, system_state)  # noqa: F401 (pair is a fixture)
 
 pytestmark = pytest.mark.usefixtures("lvm2")
 
 
-def test_active_lvs_are_not_removed_renamed_or_converted(pair) -> None:  # type: ignore[no-untyped-def]
+def test_active_lvs_are_not_removed_renamed_or_converted(pair: Pair) -> None:
     lvcrypt(pair, "lvcreate", "-L", "4M", "-n", "lin", VG)
     crypt_lv(pair, "cr")
     lvchange(pair, "-ay", f"{VG}/lin")
@@ -41,7 +42,8 @@ def test_active_lvs_are_not_removed_renamed_or_converted(pair) -> None:  # type:
     pair.lvm("vgck", VG)
 
 
-def test_lvcrypt_activates_only_what_it_maps_in_an_lvm2_vg(loop_devices, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_lvcrypt_activates_only_what_it_maps_in_an_lvm2_vg(loop_devices: Callable[..., list[str]],
+                                                           tmp_path: Path) -> None:
     """lvchange -ay of a thin volume, a pool's data or a snapshot origin is refused with nothing created;
     vgchange -ay skips lvm2's LVs with a warning and activates the plain ones next to them."""
     pair = Pair(loop_devices(2, 200), tmp_path)
