@@ -30,6 +30,7 @@ from lvcrypt.errors import MetadataError
 from lvcrypt.metadata.convert import tree_to_vg, vg_to_tree
 from lvcrypt.metadata.model import CryptSegment, KeystoreSegment, LogicalVolume, VolumeGroup
 from lvcrypt.metadata.parse import parse_bytes
+from lvcrypt.metadata.segtypes import change_problem, name_taken_problem
 from lvcrypt.metadata.validate import KEYSTORE_NAME, check_lvm2_readable, new_lv_name_problem, validate
 from lvcrypt.metadata.write import write_text
 
@@ -90,8 +91,12 @@ class VolumeGroupEditor:
 
         def edit(vg: VolumeGroup) -> None:
             lv = self._lv(old, vg)
-            if new in vg.lvs:
-                raise MetadataError(f"logical volume {vg.name}/{new} already exists", self.source)
+            refused = change_problem(vg, lv, "rename")
+            if refused:
+                raise MetadataError(refused, self.source)
+            taken = name_taken_problem(vg, new)
+            if taken:
+                raise MetadataError(taken, self.source)
             vg.lvs = {(new if name == old else name): value for name, value in vg.lvs.items()}
             lv.name = new
             for other in vg.lvs.values():

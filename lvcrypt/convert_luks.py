@@ -24,14 +24,13 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from lvcrypt.activate.tables import dm_name, dm_uuid, mount_source
 from lvcrypt.crypto.spec import check_data_cipher
 from lvcrypt.errors import FormatError, HandlerError, LvcryptError, UsageError
 from lvcrypt.handlers import registry
 from lvcrypt.handlers.base import DataMapping, FileArea, KeyHandler, KeystoreAttrs
 from lvcrypt.handlers.luks2 import Luks2Handler
 from lvcrypt.handlers.secret import Secret
-from lvcrypt.inline import live_devices
+from lvcrypt.inuse import in_use_problem
 from lvcrypt.keystores import KEYSTORE_PREFIX, attrs_of, close_area, keystore_segment, next_keystore_name, open_area
 from lvcrypt.lvops import new_uuid
 from lvcrypt.metadata.model import (
@@ -67,27 +66,6 @@ class FoundLuks:
     def payload_offset(self) -> int:
         """Bytes from the LV start to the first payload sector."""
         return self.mapping.data_offset * SECTOR
-
-
-def active_problem(vg: VolumeGroup, lv: LogicalVolume) -> str | None:
-    """Why the LV counts as in use: mounted with `lvcrypt mount`, or activated as a device-mapper device.
-
-    Both are cheap to see (the FUSE mount's source names the LV uuid; dm devices
-    list their uuids in sysfs, as `inline.live_devices` reads them).  Converting an LV in use would leave
-    the user of the old mapping writing where the new metadata does not expect it.
-    """
-    source = mount_source(vg, lv)
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mounts:
-            for line in mounts:
-                after = line.split(" - ", 1)[-1].split()
-                if len(after) >= 2 and after[1] == source:
-                    return f"it is mounted with lvcrypt mount at {line.split()[4]}"
-    except OSError:
-        pass
-    if dm_uuid(vg, lv) in live_devices():
-        return f"device-mapper device {dm_name(vg.name, lv.name)} is active"
-    return None
 
 
 def _area_start(vg: VolumeGroup, area: Area) -> int:
@@ -239,7 +217,7 @@ def _crypt_from(segment: Segment, start: int, keystore: str) -> CryptSegment:
                         stripe_size=segment.stripe_size if stripes > 1 else None)
 
 
-def refuse_unless_importable(vg: VolumeGroup, lv: LogicalVolume) -> None:
+def refuse_unless_importable(vg: VolumeGroup, lv: LogicalVolume, sysfs_root: str = "/sys") -> None:
     where = f"{vg.name}/{lv.name}"
     if lv.is_crypt:
         raise ConvertRefused(f"{where} is already a crypt LV")
@@ -248,7 +226,7 @@ def refuse_unless_importable(vg: VolumeGroup, lv: LogicalVolume) -> None:
     kinds = sorted({segment.type for segment in lv.segments if not isinstance(segment, StripedSegment)})
     if kinds:
         raise ConvertRefused(f"{where} has {', '.join(kinds)} segments; only linear and striped LVs can be imported")
-    problem = active_problem(vg, lv)
+    problem = in_use_problem(vg, lv, sysfs_root)
     if problem:
         raise ConvertRefused(f"{where} is in use: {problem}")
 
@@ -331,10 +309,10 @@ def _plain(start: int, count: int, areas: list[Area], stripe_size: int | None) -
                           stripe_size=stripe_size if len(areas) > 1 else None, stripes=list(areas))
 
 
-def export_luks(vg: VolumeGroup, lv: LogicalVolume, device_of: DeviceOf) -> str:
+def export_luks(vg: VolumeGroup, lv: LogicalVolume, device_of: DeviceOf, sysfs_root: str = "/sys") -> str:
     """Rewrite crypt `lv` in the model as a plain LV that starts with its LUKS header; returns the keystore removed."""
     where = f"{vg.name}/{lv.name}"
-    problem = active_problem(vg, lv)
+    problem = in_use_problem(vg, lv, sysfs_root)
     if problem:
         raise ConvertRefused(f"{where} is in use: {problem}")
     name, store, mapping = _export_mapping(vg, lv, device_of)

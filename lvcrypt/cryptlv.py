@@ -17,7 +17,7 @@ from lvcrypt.crypto.spec import check_data_cipher
 from lvcrypt.errors import LvcryptError, UsageError
 from lvcrypt.handlers.base import KeystoreAttrs
 from lvcrypt.keystores import next_keystore_name
-from lvcrypt.lvops import create_lv, crypt_maker, new_uuid
+from lvcrypt.lvops import create_lv, crypt_maker, new_uuid, refuse_unless_changeable
 from lvcrypt.metadata.model import KeystoreSegment, LogicalVolume, VolumeGroup
 from lvcrypt.metadata.validate import full_name_problem
 
@@ -73,6 +73,7 @@ def remove_lv_and_keystores(vg: VolumeGroup, name: str) -> list[str]:
     lv = vg.lvs.get(name)
     if lv is None:
         raise LvcryptError(f"logical volume {vg.name}/{name} not found")
+    refuse_unless_changeable(vg, lv, "remove")
     if lv.is_keystore:
         users = vg.users_of_keystore(name)
         if users:

@@ -17,6 +17,7 @@ from lvcrypt.alloc import Piece, allocate
 from lvcrypt.errors import LvcryptError, UsageError
 from lvcrypt.metadata.model import (Area, CryptSegment, LogicalVolume, PhysicalVolume, Segment, StripedSegment,
                                     VolumeGroup)
+from lvcrypt.metadata.segtypes import change_problem, name_taken_problem
 from lvcrypt.metadata.validate import full_name_problem, name_problem, new_lv_name_problem
 
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -35,6 +36,30 @@ def find_lv(vg: VolumeGroup, name: str) -> LogicalVolume:
     if lv is None:
         raise LvcryptError(f"logical volume {vg.name}/{name} not found")
     return lv
+
+
+# Actions that take extents or a mapping away from whoever uses the LV right now.
+IN_USE_ACTIONS = ("rename", "remove", "reduce", "convert", "data-write")
+
+
+def refuse_unless_changeable(vg: VolumeGroup, lv: LogicalVolume, action: str) -> None:
+    """The segment-type registry's verdict (metadata/segtypes.py) as an error: one place for every command."""
+    problem = change_problem(vg, lv, action)
+    if problem:
+        raise LvcryptError(problem)
+
+
+def refuse_change(vg: VolumeGroup, lv: LogicalVolume, action: str, sysfs_root: str = "/sys") -> None:
+    """What every command checks before changing an LV: the registry, then (for actions that take
+    something away from a user of the LV) whether it is in use (lvcrypt/inuse.py)."""
+    refuse_unless_changeable(vg, lv, action)
+    if action in IN_USE_ACTIONS:
+        from lvcrypt.inuse import in_use_problem
+
+        problem = in_use_problem(vg, lv, sysfs_root)
+        if problem:
+            verb = "write to" if action == "data-write" else action
+            raise LvcryptError(f"cannot {verb} {vg.name}/{lv.name}: {problem}")
 
 
 # Builds the segment for one allocated piece: (start extent in the LV, piece, stripe size).
@@ -96,8 +121,9 @@ def create_lv(vg: VolumeGroup, name: str, extents: int, stripes: int = 1, stripe
               make_segment: SegmentMaker = _striped) -> LogicalVolume:
     """A new visible LV added to `vg`: striped (linear with one stripe) unless `make_segment` says otherwise."""
     check_new_lv_name(vg.name, name)
-    if name in vg.lvs:
-        raise LvcryptError(f"logical volume {vg.name}/{name} already exists")
+    taken = name_taken_problem(vg, name)
+    if taken:
+        raise LvcryptError(taken)
     if stripes > 1:
         stripe_size = stripe_size or DEFAULT_STRIPE_SIZE
         check_stripe_size(stripe_size, vg)
@@ -118,6 +144,7 @@ def extend_lv(vg: VolumeGroup, lv: LogicalVolume, extents: int, stripes: int | N
               pv_keys: list[str] | None = None) -> None:
     """Add `extents` at the end, in segments like the last one (a crypt LV keeps its keystore);
     a run that continues the last segment is merged into it."""
+    refuse_unless_changeable(vg, lv, "extend")
     last = lv.segments[-1] if lv.segments else None
     try:
         last_areas = _areas(last) if last is not None else []
@@ -147,6 +174,7 @@ def extend_lv(vg: VolumeGroup, lv: LogicalVolume, extents: int, stripes: int | N
 
 def reduce_lv(vg: VolumeGroup, lv: LogicalVolume, extents: int) -> None:
     """Drop `extents` from the end of the LV, whole segments first."""
+    refuse_unless_changeable(vg, lv, "reduce")
     if extents >= lv.extent_count:
         raise LvcryptError(f"logical volume {vg.name}/{lv.name}: cannot reduce to zero or fewer extents")
     remaining = extents
@@ -167,14 +195,18 @@ def reduce_lv(vg: VolumeGroup, lv: LogicalVolume, extents: int) -> None:
 
 
 def remove_lv(vg: VolumeGroup, name: str) -> LogicalVolume:
-    return vg.lvs.pop(find_lv(vg, name).name)
+    lv = find_lv(vg, name)
+    refuse_unless_changeable(vg, lv, "remove")
+    return vg.lvs.pop(lv.name)
 
 
 def rename_lv(vg: VolumeGroup, old: str, new: str) -> None:
     lv = find_lv(vg, old)
     check_new_lv_name(vg.name, new)
-    if new in vg.lvs:
-        raise LvcryptError(f"logical volume {vg.name}/{new} already exists")
+    refuse_unless_changeable(vg, lv, "rename")
+    taken = name_taken_problem(vg, new)
+    if taken:
+        raise LvcryptError(taken)
     lv.name = new
     vg.lvs = {(new if key == old else key): value for key, value in vg.lvs.items()}
 

@@ -25,6 +25,7 @@ from lvcrypt.metadata.model import (
     UnknownSegment,
     VolumeGroup,
 )
+from lvcrypt.metadata.segtypes import pv_ranges
 from lvcrypt.metadata.tree import Section, Value
 
 _MISSING: Any = object()
@@ -95,7 +96,15 @@ class _Fields:
         return value
 
 
-def _segment(key: str, section: Section, lv: str, source: str | None) -> Segment:
+class _Names:
+    """The VG's PV keys and LV names: an area names a PV when its name is a PV key, else an LV (as lvm2 reads it)."""
+
+    def __init__(self, pv_keys: frozenset[str] = frozenset(), lv_names: frozenset[str] = frozenset()):
+        self.pv_keys = pv_keys
+        self.lv_names = lv_names
+
+
+def _segment(key: str, section: Section, lv: str, source: str | None, names: _Names) -> Segment:
     f = _Fields(section, f"logical volume {lv}: {key}", source)
     start = f.int("start_extent")
     count = f.int("extent_count")
@@ -103,6 +112,9 @@ def _segment(key: str, section: Section, lv: str, source: str | None) -> Segment
     if kind == "striped":
         stripe_count = f.int("stripe_count", minimum=1)
         stripes = f.areas("stripes")
+        if any(area.pv not in names.pv_keys and area.pv in names.lv_names for area in stripes):
+            # Striped over another LV (an LV being moved by pvmove): lvcrypt keeps it as it is.
+            return UnknownSegment(start, count, kind, section, pv_ranges(kind, section, count, names.pv_keys))
         if len(stripes) != stripe_count:
             raise f.fail("stripes", f"stripe_count is {stripe_count} but {len(stripes)} stripes are listed")
         stripe_size = f.int("stripe_size", None, minimum=1)
@@ -117,10 +129,10 @@ def _segment(key: str, section: Section, lv: str, source: str | None) -> Segment
         return KeystoreSegment(start, count, kind, section, f.str("handler"), f.str("cipher", None),
                                f.int("key_size", None, minimum=1), f.str("key_hash", None),
                                f.areas("areas", []))
-    return UnknownSegment(start, count, kind, section)
+    return UnknownSegment(start, count, kind, section, pv_ranges(kind, section, count, names.pv_keys))
 
 
-def _lv(name: str, section: Section, source: str | None) -> LogicalVolume:
+def _lv(name: str, section: Section, source: str | None, names: _Names = _Names()) -> LogicalVolume:
     f = _Fields(section, f"logical volume {name}", source)
     segments = []
     numbers = []
@@ -128,7 +140,7 @@ def _lv(name: str, section: Section, source: str | None) -> LogicalVolume:
         match = _SEGMENT_KEY.match(key)
         if match:
             numbers.append((int(match.group(1)), key))
-            segments.append(_segment(key, child, name, source))
+            segments.append(_segment(key, child, name, source, names))
     expected = [f"segment{i}" for i in range(1, len(numbers) + 1)]
     if [key for _, key in numbers] != expected:
         raise f.fail(None, f"segments must be named segment1..segment{len(numbers)} in order")
@@ -163,7 +175,9 @@ def tree_to_vg(tree: Section, source: str | None = None) -> VolumeGroup:
     if not isinstance(lvs_section, Section):
         raise f.fail("logical_volumes", "'logical_volumes' must be a section")
     pvs = {key: _pv(key, child, source) for key, child in _only_sections(pvs_section, "physical_volumes", source)}
-    lvs = {key: _lv(key, child, source) for key, child in _only_sections(lvs_section, "logical_volumes", source)}
+    lv_sections = _only_sections(lvs_section, "logical_volumes", source)
+    names = _Names(frozenset(pvs), frozenset(key for key, _ in lv_sections))
+    lvs = {key: _lv(key, child, source, names) for key, child in lv_sections}
     header = Section((key, value) for key, value in tree.items() if not isinstance(value, Section))
     header.line = 1
     header.key_lines = {key: line for key, line in tree.key_lines.items() if key in header}

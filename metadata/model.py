@@ -100,20 +100,17 @@ class KeystoreSegment(Segment):
 
 @dataclass
 class UnknownSegment(Segment):
-    """A segment type lvcrypt does not manage (thin, raid, cache...): kept verbatim in `raw`."""
+    """A segment lvcrypt does not change (thin, raid, cache..., or striped over other LVs): kept verbatim in `raw`.
+
+    `ranges` are the PV ranges its area arrays name (metadata/segtypes.py finds
+    them when the text is read, knowing the VG's PV keys), so allocation never
+    reuses them.
+    """
+
+    ranges: list[tuple[Area, int]] = field(default_factory=list)
 
     def pv_areas(self) -> list[tuple[Area, int]]:
-        """PV ranges named in any of lvm2's area arrays, so allocation never reuses them."""
-        found: list[tuple[Area, int]] = []
-        for key in ("stripes", "areas", "mirrors", "raids"):
-            values = self.raw.get(key)
-            if not isinstance(values, list):
-                continue
-            pairs = [(values[i], values[i + 1]) for i in range(0, len(values) - 1, 2)]
-            per_area = self.extent_count // max(len(pairs), 1) if key == "stripes" else self.extent_count
-            found.extend((Area(pv, extent), per_area) for pv, extent in pairs
-                         if isinstance(pv, str) and isinstance(extent, int))
-        return found
+        return list(self.ranges)
 
 
 @dataclass

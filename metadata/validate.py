@@ -19,6 +19,7 @@ from lvcrypt.metadata.model import (
     StripedSegment,
     VolumeGroup,
 )
+from lvcrypt.metadata.segtypes import HISTORICAL_PREFIX, historical_lvs, missing_references
 from lvcrypt.metadata.tree import Section
 
 NAME_MAX = 127
@@ -105,7 +106,22 @@ class _Checker:
             if lv.id in ids:
                 raise self.fail(lv.raw, "id", f"logical volume {lv.name}: uuid already used by {ids[lv.id]}")
             ids[lv.id] = lv.name
+        self.check_references()
         self.check_extents()
+
+    def check_references(self) -> None:
+        """Every LV a segment names exists: a rename or removal that forgot a thin pool's data or a raid
+        image would leave a VG lvm2 refuses to read."""
+        for ref in missing_references(self.vg):
+            if ref.segment:
+                holder = self.vg.lvs[ref.holder]
+                section = holder.segments[ref.segment - 1].raw
+                where = f"logical volume {ref.holder}: segment{ref.segment}"
+            else:
+                section = historical_lvs(self.vg)[ref.holder.removeprefix(HISTORICAL_PREFIX)]
+                where = f"historical logical volume {ref.holder}"
+            raise self.fail(section, ref.key if ref.key in section else None,
+                            f"{where}: {ref.key} names '{ref.target}' ({ref.role}), which does not exist")
 
     def check_pvs(self) -> None:
         seen: dict[str, str] = {}

@@ -141,9 +141,10 @@ def change_lv(args: argparse.Namespace, tx: "VgTransaction", lv_name: str, keys:
     from lvcrypt.activate.tables import dm_name, dm_uuid
     from lvcrypt.cli.crypt import build_lv_table
     from lvcrypt.errors import LvcryptError
-    from lvcrypt.lvops import find_lv
+    from lvcrypt.lvops import find_lv, refuse_unless_changeable
 
     lv = find_lv(tx.vg, lv_name)
+    refuse_unless_changeable(tx.vg, lv, "activate")
     if args.activate == "n":
         kernel.deactivate(dm_name(tx.vg.name, lv.name), dm_uuid(tx.vg, lv))
         return
@@ -194,7 +195,8 @@ def cmd_vgchange(args: argparse.Namespace) -> int:
     """Every visible LV of each VG (keystores are metadata, never activated themselves)."""
     from lvcrypt.errors import UsageError
     from lvcrypt.keycache import KeyCache
-    from lvcrypt.store.transaction import VgTransaction
+    from lvcrypt.metadata.segtypes import change_problem
+    from lvcrypt.store.transaction import VgTransaction, warn
 
     if args.activate is None:
         raise UsageError("vgchange: give -ay or -an")
@@ -202,7 +204,15 @@ def cmd_vgchange(args: argparse.Namespace) -> int:
     _check_before_starting(args)
     for vg_name in args.vgs:
         with VgTransaction(args.devices, vg_name, exclusive=False, allow_missing=True) as tx, KeyCache() as keys:
-            names = sorted(lv.name for lv in tx.vg.lvs.values() if lv.visible and not lv.is_keystore)
+            names = []
+            for lv in sorted(tx.vg.lvs.values(), key=lambda lv: lv.name):
+                if not lv.visible or lv.is_keystore:
+                    continue
+                problem = change_problem(tx.vg, lv, "activate")
+                if problem:
+                    warn(f"skipping: {problem}")  # lvm2's LVs stay lvm2's; the rest are activated
+                else:
+                    names.append(lv.name)
             for lv_name in names:
                 change_lv(args, tx, lv_name, keys)
             state = "active" if args.activate == "y" else "inactive"

@@ -24,7 +24,7 @@ def cmd_lvconvert(args: argparse.Namespace) -> int:
     from lvcrypt.cli.crypt import split_lv
     from lvcrypt.convert_luks import export_luks, import_luks, inspect, refuse_unless_importable
     from lvcrypt.errors import UsageError
-    from lvcrypt.lvops import find_lv
+    from lvcrypt.lvops import find_lv, refuse_unless_changeable
     from lvcrypt.store.transaction import VgTransaction, warn
 
     vg_name, lv_name = split_lv(args.lv)
@@ -32,12 +32,13 @@ def cmd_lvconvert(args: argparse.Namespace) -> int:
         raise UsageError("lvconvert --type linear takes no --handler, --keystore or --verify")
     with VgTransaction(args.devices, vg_name) as tx:
         lv = find_lv(tx.vg, lv_name)
+        refuse_unless_changeable(tx.vg, lv, "convert")
         if args.type == "linear":
-            store = export_luks(tx.vg, lv, tx.loaded.device_of)
+            store = export_luks(tx.vg, lv, tx.loaded.device_of, args.sysfs_root)
             tx.commit()
             print(f"  Logical volume {vg_name}/{lv_name} is a plain LUKS device again (keystore {store} removed).")
             return 0
-        refuse_unless_importable(tx.vg, lv)
+        refuse_unless_importable(tx.vg, lv, args.sysfs_root)
         found = inspect(tx.vg, lv, tx.loaded.device_of, args.handler)
         if args.verify:
             _verify(args, tx, lv, found)
@@ -61,6 +62,7 @@ def _verify(args: argparse.Namespace, tx: "VgTransaction", lv: "LogicalVolume", 
 
 def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
     from lvcrypt.cli.crypt import add_key_file_option
+    from lvcrypt.cli.lv import add_sysfs_root_option
 
     parser = sub.add_parser(name, parents=[common_options()],
                             help="import a LUKS volume on an LV as a crypt LV (--type crypt) or export it back "
@@ -71,5 +73,6 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
     parser.add_argument("--keystore", metavar="NAME", help="name of the new keystore (default: next cryptostoreN)")
     parser.add_argument("--verify", action="store_true", help="unlock once with the passphrase before importing")
     add_key_file_option(parser)
+    add_sysfs_root_option(parser)
     parser.add_argument("lv", metavar="VG/LV")
     parser.set_defaults(func=cmd_lvconvert)

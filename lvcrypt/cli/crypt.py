@@ -123,7 +123,9 @@ def wipe_lv(args: argparse.Namespace, tx: "VgTransaction", lv_name: str, key: "S
     """
     from lvcrypt.activate.userspace import Stack
     from lvcrypt.keycache import KeyCache
+    from lvcrypt.lvops import refuse_change
 
+    refuse_change(tx.vg, tx.vg.lvs[lv_name], "data-write", getattr(args, "sysfs_root", "/sys"))
     with KeyCache() as keys:
         if key is not None:
             keys.put(tx.vg.lvs[lv_name].keystores()[0], key)
@@ -174,12 +176,14 @@ def open_lv(args: argparse.Namespace, writable: bool) -> Iterator["Stack"]:
     """The LV's stack in userspace, under a shared VG lock so no metadata change moves its extents meanwhile."""
     from lvcrypt.activate.userspace import Stack
     from lvcrypt.keycache import KeyCache
-    from lvcrypt.lvops import find_lv
+    from lvcrypt.lvops import find_lv, refuse_change
     from lvcrypt.store.transaction import VgTransaction
 
     vg_name, lv_name = split_lv(args.lv)
     with VgTransaction(args.devices, vg_name, exclusive=False) as tx, KeyCache() as keys:
-        find_lv(tx.vg, lv_name)
+        lv = find_lv(tx.vg, lv_name)
+        if writable:
+            refuse_change(tx.vg, lv, "data-write", getattr(args, "sysfs_root", "/sys"))
         table = build_lv_table(tx, lv_name)
         if getattr(args, "volume_key_keyring", None):
             from lvcrypt.cli.activate import unlock_for_activation
@@ -268,7 +272,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
     from lvcrypt.activate.userspace import Stack
     from lvcrypt.errors import LvcryptError, UsageError
     from lvcrypt.keycache import KeyCache
-    from lvcrypt.lvops import find_lv
+    from lvcrypt.lvops import find_lv, refuse_change
     from lvcrypt.store.transaction import VgTransaction
 
     try:
@@ -282,7 +286,10 @@ def cmd_mount(args: argparse.Namespace) -> int:
     vg_name, lv_name = split_lv(args.lv)
     with KeyCache() as keys:
         with VgTransaction(args.devices, vg_name, exclusive=False) as tx:
-            source = mount_source(tx.vg, find_lv(tx.vg, lv_name))
+            lv = find_lv(tx.vg, lv_name)
+            if not args.read_only:
+                refuse_change(tx.vg, lv, "data-write")
+            source = mount_source(tx.vg, lv)
             table = build_lv_table(tx, lv_name)
             unlock_lv(args, tx, lv_name, keys)
         stack = Stack(table, keys, writable=not args.read_only)

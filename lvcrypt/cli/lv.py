@@ -165,6 +165,7 @@ def cmd_lvcreate(args: argparse.Namespace) -> int:
 def cmd_lvremove(args: argparse.Namespace) -> int:
     from lvcrypt.cryptlv import remove_lv_and_keystores
     from lvcrypt.errors import LvcryptError
+    from lvcrypt.lvops import find_lv, refuse_change
     from lvcrypt.store.transaction import VgTransaction
 
     targets: dict[str, list[str]] = {}
@@ -182,9 +183,7 @@ def cmd_lvremove(args: argparse.Namespace) -> int:
                 names = [name for name, lv in tx.vg.lvs.items() if lv.visible]
             removed = []
             for name in names:
-                lv = tx.vg.lvs.get(name)
-                if lv is not None and not lv.visible and not lv.is_keystore:
-                    raise LvcryptError(f"logical volume {vg_name}/{name} is hidden and used by others")
+                refuse_change(tx.vg, find_lv(tx.vg, name), "remove", args.sysfs_root)
                 removed += [name] + remove_lv_and_keystores(tx.vg, name)
             tx.commit()
         for name in removed:
@@ -194,7 +193,7 @@ def cmd_lvremove(args: argparse.Namespace) -> int:
 
 def _resize(args: argparse.Namespace, grow: bool) -> int:
     from lvcrypt.errors import LvcryptError, UsageError
-    from lvcrypt.lvops import extend_lv, find_lv, reduce_lv
+    from lvcrypt.lvops import extend_lv, find_lv, reduce_lv, refuse_change
     from lvcrypt.store.transaction import VgTransaction
 
     vg_name, name = _split_lv(args.lv)
@@ -206,6 +205,7 @@ def _resize(args: argparse.Namespace, grow: bool) -> int:
         raise LvcryptError(f"{verb}: refusing to reduce {vg_name}/{name} without -y (data at its end is lost)")
     with VgTransaction(args.devices, vg_name) as tx:
         lv = find_lv(tx.vg, name)
+        refuse_change(tx.vg, lv, "extend" if grow else "reduce", args.sysfs_root)
         before = lv.extent_count
         keys = _pv_keys(tx, getattr(args, "pv", []))
         last = lv.segments[-1]
@@ -283,7 +283,7 @@ def cmd_lvreduce(args: argparse.Namespace) -> int:
 
 def cmd_lvrename(args: argparse.Namespace) -> int:
     from lvcrypt.errors import UsageError
-    from lvcrypt.lvops import rename_lv
+    from lvcrypt.lvops import find_lv, refuse_change, rename_lv
     from lvcrypt.store.transaction import VgTransaction
 
     names = args.names
@@ -297,6 +297,7 @@ def cmd_lvrename(args: argparse.Namespace) -> int:
     else:
         raise UsageError("lvrename VG OLD NEW, or lvrename VG/OLD [VG/]NEW")
     with VgTransaction(args.devices, vg_name) as tx:
+        refuse_change(tx.vg, find_lv(tx.vg, old), "rename", args.sysfs_root)
         rename_lv(tx.vg, old, new)
         tx.commit()
     print(f"  Renamed \"{old}\" to \"{new}\" in volume group \"{vg_name}\"")
@@ -324,6 +325,12 @@ def _ignored_lvm2_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-W", "--wipesignatures", choices=("y", "n"), help="accepted; nothing is wiped")
 
 
+def add_sysfs_root_option(parser: argparse.ArgumentParser) -> None:
+    """Where live dm devices (LVs in use) and inline-crypto capabilities are read; tests point it at a tree."""
+    parser.add_argument("--sysfs-root", default="/sys", metavar="DIR",
+                        help="where active LVs' dm devices and inline-crypto capabilities are read")
+
+
 def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
     common = [common_options()]
     if name == "lvcreate":
@@ -343,6 +350,7 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         parser.add_argument("-f", "--force", action="count", default=0)
         parser.add_argument("-y", "--yes", action="store_true")
         parser.add_argument("lv", nargs="+", help="VG/LV, or VG for all its LVs (with -f)")
+        add_sysfs_root_option(parser)
         parser.set_defaults(func=cmd_lvremove)
     elif name in ("lvextend", "lvreduce"):
         grow = name == "lvextend"
@@ -350,10 +358,9 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         _size_options(parser)
         parser.add_argument("-y", "--yes", action="store_true", help="confirm")
         parser.add_argument("-f", "--force", action="count", default=0, help="confirm")
+        add_sysfs_root_option(parser)
         if grow:
             _stripe_options(parser)
-            parser.add_argument("--sysfs-root", default="/sys", metavar="DIR",
-                                help="where active LVs' dm devices and inline-crypto capabilities are read")
         parser.set_defaults(alloc="normal")
         parser.add_argument("lv", help="VG/LV")
         if grow:
@@ -362,4 +369,5 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
     else:
         parser = sub.add_parser(name, parents=common, help="rename a logical volume")
         parser.add_argument("names", nargs="+", help="VG OLD NEW, or VG/OLD [VG/]NEW")
+        add_sysfs_root_option(parser)
         parser.set_defaults(func=cmd_lvrename)

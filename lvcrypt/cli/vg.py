@@ -136,6 +136,7 @@ def cmd_vgreduce(args: argparse.Namespace) -> int:
 
 def cmd_vgremove(args: argparse.Namespace) -> int:
     from lvcrypt.errors import LvcryptError
+    from lvcrypt.inuse import vg_in_use
     from lvcrypt.pvops import make_orphan
     from lvcrypt.store import archive
     from lvcrypt.store.transaction import VgTransaction, archive_text, command_line
@@ -145,6 +146,9 @@ def cmd_vgremove(args: argparse.Namespace) -> int:
             if tx.vg.lvs and not args.force:
                 raise LvcryptError(f"volume group \"{name}\" still contains {len(tx.vg.lvs)} logical volume(s) "
                                    "(remove them first or use -f)")
+            busy = vg_in_use(tx.vg, args.sysfs_root)
+            if busy:
+                raise LvcryptError(f"cannot remove volume group {name}: logical volume {busy}")
             archive.archive_version(name, archive_text(tx.loaded.text,
                                                        f"Created *before* executing '{command_line()}'"))
             for pv in tx.loaded.pvs.values():
@@ -313,6 +317,8 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         parser.add_argument("-f", "--force", action="count", default=0, help="also remove its LVs")
         parser.add_argument("-y", "--yes", action="store_true")
         parser.add_argument("vg", nargs="+")
+        parser.add_argument("--sysfs-root", default="/sys", metavar="DIR",
+                            help="where active LVs' device-mapper devices are read")
         parser.set_defaults(func=cmd_vgremove)
     elif name == "vgrename":
         parser = sub.add_parser(name, parents=common, help="rename a volume group")

@@ -20,7 +20,7 @@ from lvcrypt.metadata.model import VolumeGroup
 from lvcrypt.store.lock import run_dir
 
 # Code and interpreter versions are part of the entry: a pickle of other classes is useless.
-_STAMP = (__version__, sys.version_info[:2], 1)
+_STAMP = (__version__, sys.version_info[:2], 2)  # 2: UnknownSegment.ranges
 
 
 def _private(path: Path) -> bool:
