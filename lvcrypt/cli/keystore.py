@@ -90,7 +90,20 @@ def _area(target: str, writable: bool) -> FileArea:
 
 def read_passphrase(args: argparse.Namespace, key_file: str | None, prompt: str,
                     verify: bool = False) -> Secret:
-    """A passphrase from a key file (honouring --keyfile-offset/--keyfile-size) or the terminal."""
+    """A passphrase from a key file (honouring --keyfile-offset/--keyfile-size) or the terminal.
+
+    A source that can keep us waiting (a prompt, stdin, a pipe) is read with
+    no VG lock held, so `lvs` and lvm2 never block behind a prompt; the
+    locks are taken again afterwards and the command stops if its VG changed.
+    """
+    if key_file is not None and key_file != "-" and os.path.isfile(key_file):
+        return _read_passphrase(args, key_file, prompt, verify)
+    from lvcrypt.store.lock import released_while
+
+    return released_while(lambda: _read_passphrase(args, key_file, prompt, verify))
+
+
+def _read_passphrase(args: argparse.Namespace, key_file: str | None, prompt: str, verify: bool) -> Secret:
     offset = getattr(args, "keyfile_offset", 0) or 0
     size = getattr(args, "keyfile_size", None)
     if key_file == "-":

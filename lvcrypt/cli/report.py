@@ -10,6 +10,7 @@ print what lvm2 prints for scripts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -338,15 +339,16 @@ def _load(args: argparse.Namespace, names: list[str]) -> tuple[object, list["Loa
     """Scan once and load the requested VGs (all when none named), each under its shared lock."""
     from lvcrypt.store.commit import load_vg, scan
     from lvcrypt.store.devices import candidate_devices
-    from lvcrypt.store.lock import VgLock
+    from lvcrypt.store.lock import GLOBAL, VgLock
 
     paths = candidate_devices(args.devices)
-    found = scan(paths)
-    wanted = names or found.vg_names()
-    locks = [VgLock(name, exclusive=False) for name in sorted(set(wanted))]
-    for lock in locks:
-        lock.__enter__()
-    try:
+    with contextlib.ExitStack() as held:
+        if not names:  # as lvm2: a report over every VG holds the global lock shared, then each VG's
+            held.enter_context(VgLock(GLOBAL, exclusive=False))
+        found = scan(paths)
+        wanted = names or found.vg_names()
+        for name in sorted(set(wanted)):
+            held.enter_context(VgLock(name, exclusive=False))
         found = scan(paths)
         loaded = []
         for name in wanted:
@@ -355,9 +357,6 @@ def _load(args: argparse.Namespace, names: list[str]) -> tuple[object, list["Loa
                 print(f"  WARNING: VG {name} is missing PV {vg.vg.pvs[key].id} (last written to "
                       f"{vg.vg.pvs[key].device or 'unknown device'}).", file=sys.stderr)
             loaded.append(vg)
-    finally:
-        for lock in locks:
-            lock.__exit__(None, None, None)
     for path, problem in found.problems.items():
         if args.devices:
             print(f"  WARNING: {problem}", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from typing import TYPE_CHECKING
 
@@ -47,11 +48,11 @@ def cmd_vgcreate(args: argparse.Namespace) -> int:
     from lvcrypt.store import archive
     from lvcrypt.store.commit import commit, scan
     from lvcrypt.store.devices import candidate_devices, remember_devices
-    from lvcrypt.store.lock import ORPHANS, VgLock
+    from lvcrypt.store.lock import GLOBAL, VgLock
     from lvcrypt.store.transaction import backup_text, command_line
 
     vg = new_vg(args.vg, args.physicalextentsize // 512)
-    with VgLock(ORPHANS, exclusive=True), VgLock(args.vg, exclusive=True):
+    with VgLock(GLOBAL, exclusive=True), VgLock(args.vg, exclusive=True):
         found = scan(list(dict.fromkeys(candidate_devices(args.devices) + args.device)))
         if args.vg in found.vg_names():
             raise LvcryptError(f"a volume group called {args.vg} already exists")
@@ -70,10 +71,10 @@ def cmd_vgcreate(args: argparse.Namespace) -> int:
 def cmd_vgextend(args: argparse.Namespace) -> int:
     from lvcrypt.pvops import set_in_use
     from lvcrypt.store.devices import remember_devices
-    from lvcrypt.store.lock import ORPHANS, VgLock
+    from lvcrypt.store.lock import GLOBAL, VgLock
     from lvcrypt.store.transaction import VgTransaction
 
-    with VgLock(ORPHANS, exclusive=True), VgTransaction(args.devices, args.vg) as tx:
+    with VgLock(GLOBAL, exclusive=True), VgTransaction(args.devices, args.vg) as tx:
         keyed = _add_members(tx.vg, _new_members(args.device, tx.scan, "vgextend"))
         tx.commit(extra=keyed)
         for pv in keyed.values():
@@ -88,11 +89,12 @@ def cmd_vgreduce(args: argparse.Namespace) -> int:
     from lvcrypt.errors import LvcryptError, UsageError
     from lvcrypt.lvops import remove_pv
     from lvcrypt.pvops import make_orphan
+    from lvcrypt.store.lock import GLOBAL, VgLock
     from lvcrypt.store.transaction import VgTransaction
 
     if not args.device and not args.all:
         raise UsageError("vgreduce: name the physical volumes to remove, or use -a")
-    with VgTransaction(args.devices, args.vg) as tx:
+    with VgLock(GLOBAL, exclusive=True), VgTransaction(args.devices, args.vg) as tx:
         by_path = {pv.path: key for key, pv in tx.loaded.pvs.items()}
         if args.all:
             used = {area.pv for lv in tx.vg.lvs.values() for s in lv.segments for area, _ in s.pv_areas()}
@@ -119,10 +121,11 @@ def cmd_vgremove(args: argparse.Namespace) -> int:
     from lvcrypt.errors import LvcryptError
     from lvcrypt.pvops import make_orphan
     from lvcrypt.store import archive
+    from lvcrypt.store.lock import GLOBAL, VgLock
     from lvcrypt.store.transaction import VgTransaction, archive_text, command_line
 
     for name in args.vg:
-        with VgTransaction(args.devices, name) as tx:
+        with VgLock(GLOBAL, exclusive=True), VgTransaction(args.devices, name) as tx:
             if tx.vg.lvs and not args.force:
                 raise LvcryptError(f"volume group \"{name}\" still contains {len(tx.vg.lvs)} logical volume(s) "
                                    "(remove them first or use -f)")
@@ -139,11 +142,12 @@ def cmd_vgrename(args: argparse.Namespace) -> int:
     from lvcrypt.errors import LvcryptError
     from lvcrypt.lvops import check_vg_name
     from lvcrypt.store import archive
-    from lvcrypt.store.lock import VgLock
+    from lvcrypt.store.lock import GLOBAL, VgLock
     from lvcrypt.store.transaction import VgTransaction
 
     check_vg_name(args.new)
-    with VgTransaction(args.devices, args.old) as tx, VgLock(args.new, exclusive=True):
+    with VgLock(GLOBAL, exclusive=True), VgTransaction(args.devices, args.old) as tx, \
+            VgLock(args.new, exclusive=True):
         if args.new in tx.scan.vg_names():
             raise LvcryptError(f"a volume group called {args.new} already exists")
         tx.vg.name = args.new
@@ -154,13 +158,21 @@ def cmd_vgrename(args: argparse.Namespace) -> int:
 
 
 def cmd_vgcfgbackup(args: argparse.Namespace) -> int:
-    from lvcrypt.errors import UsageError
-    from lvcrypt.store import archive
     from lvcrypt.store.commit import scan
     from lvcrypt.store.devices import candidate_devices
+    from lvcrypt.store.lock import GLOBAL, VgLock
+
+    # As lvm2: a command that looks at every VG on the system holds the global lock shared.
+    with contextlib.nullcontext() if args.vg else VgLock(GLOBAL, exclusive=False):
+        _backup(args, args.vg or scan(candidate_devices(args.devices)).vg_names())
+    return 0
+
+
+def _backup(args: argparse.Namespace, names: list[str]) -> None:
+    from lvcrypt.errors import UsageError
+    from lvcrypt.store import archive
     from lvcrypt.store.transaction import VgTransaction, backup_text, command_line
 
-    names = args.vg or scan(candidate_devices(args.devices)).vg_names()
     if args.file and len(names) > 1 and "%s" not in args.file:
         raise UsageError("vgcfgbackup: -f with several VGs needs %s in the file name")
     for name in names:
@@ -173,7 +185,6 @@ def cmd_vgcfgbackup(args: argparse.Namespace) -> int:
         else:
             archive.write_backup(name, text)
         print(f"  Volume group \"{name}\" successfully backed up.")
-    return 0
 
 
 def cmd_vgcfgrestore(args: argparse.Namespace) -> int:
@@ -185,10 +196,11 @@ def cmd_vgcfgrestore(args: argparse.Namespace) -> int:
     from lvcrypt.store import archive
     from lvcrypt.store.commit import commit, scan
     from lvcrypt.store.devices import candidate_devices
-    from lvcrypt.store.lock import VgLock
+    from lvcrypt.store.lock import GLOBAL, VgLock
     from lvcrypt.store.transaction import backup_text, command_line
 
-    path = args.file or str(archive.state_dir() / "backup" / args.vg)
+    path = args.file or str((archive.existing_state_path("backup") or archive.state_dir() / "backup")
+                            / archive.file_name_of(args.vg))
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -198,7 +210,7 @@ def cmd_vgcfgrestore(args: argparse.Namespace) -> int:
     validate(vg, path)
     if vg.name != args.vg:
         raise LvcryptError(f"{path} holds volume group {vg.name}, not {args.vg}")
-    with VgLock(args.vg, exclusive=True):
+    with VgLock(GLOBAL, exclusive=True), VgLock(args.vg, exclusive=True):
         found = scan(candidate_devices(args.devices))
         by_uuid = found.by_uuid()
         members = {}

@@ -97,13 +97,22 @@ class LoadedVg:
                               f"refusing to change it{why}")
 
 
-def parse_vg(text: bytes, source: str) -> VolumeGroup:
+def parse_vg(text: bytes, source: str, vg_id: str | None = None) -> VolumeGroup:
+    """The validated VG of a metadata text; with `vg_id`, through the parse cache (a hit skips the parser)."""
     from lvcrypt.metadata.convert import tree_to_vg
+    from lvcrypt.store import cache
+
+    tree = cache.lookup(vg_id, text) if vg_id is not None else None
+    if tree is not None:
+        return tree_to_vg(tree, source)
     from lvcrypt.metadata.parse import parse_bytes
     from lvcrypt.metadata.validate import validate
 
-    vg = tree_to_vg(parse_bytes(text, source), source)
+    tree = parse_bytes(text, source)
+    vg = tree_to_vg(tree, source)
     validate(vg, source)
+    if vg_id is not None:
+        cache.store(vg_id, text, tree)
     return vg
 
 
@@ -118,15 +127,10 @@ def load_vg(found: Scan, name: str) -> LoadedVg:
     if len(ids) > 1:
         raise LvcryptError(f"several volume groups are named {name} (ids {', '.join(sorted(ids))})")
     pv, newest = max(copies, key=lambda item: item[1].seqno)
-    from lvcrypt.store import cache
-
-    vg = cache.lookup(newest.vg_id, newest.text)
-    if vg is None:
-        try:
-            vg = parse_vg(newest.text, f"{pv.path}:mda@{newest.locn.offset}")
-        except MetadataError as error:
-            raise MetadataError(f"volume group {name}: {error}") from None
-        cache.store(newest.vg_id, newest.text, vg)
+    try:
+        vg = parse_vg(newest.text, f"{pv.path}:mda@{newest.locn.offset}", newest.vg_id)
+    except MetadataError as error:
+        raise MetadataError(f"volume group {name}: {error}") from None
     by_uuid = found.by_uuid()
     members = {key: by_uuid[member.id] for key, member in vg.pvs.items() if member.id in by_uuid}
     missing = [key for key in vg.pvs if key not in members]
