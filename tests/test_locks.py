@@ -298,3 +298,197 @@ def test_a_lock_directory_others_can_write_is_refused(vg: tuple[Pair, str], tmp_
         assert_refused(result, why)
     assert list(shared.iterdir()) == []
     assert lv_names(pair, name) == set()
+
+
+def crypt_vg(pair: Pair, name: str) -> Path:
+    """An encrypted LV `data` holding known plaintext; returns the passphrase file."""
+    secret = pair.tmp / "pass"
+    secret.write_bytes(b"correct horse")
+    pair.lvc("lvcreate", "--encrypt", *FAST, "--key-file", str(secret), "-l", "2", "-n", "data", name)
+    writer = subprocess.run([sys.executable, "-m", "lvcrypt", "write", "--devices", pair.device_list, "--key-file",
+                             str(secret), f"{name}/data"], input=b"plaintext" * 100, capture_output=True,
+                            env=pair.env, cwd=ROOT)
+    assert writer.returncode == 0, writer.stderr
+    return secret
+
+
+def test_no_lock_is_held_while_a_passphrase_is_awaited(vg: tuple[Pair, str]) -> None:
+    """`read --key-file -` with stdin open and empty: lvcrypt lvs, lvm2 lvs and even an lvcreate
+    (an exclusive lock) proceed; the read then stops because the VG changed under it.
+    (lvm2 itself changes no VG that holds crypt LVs.)"""
+    pair, name = vg
+    crypt_vg(pair, name)
+    reader = lvcrypt(pair, "read", "--key-file", "-", "--length", "900", f"{name}/data", stdin=subprocess.PIPE)
+    wait_until(lambda: reads_stdin(reader.pid), reader)
+    assert not [entry for entry in proc_locks() if entry[1] == reader.pid]
+    report = pair.lvc("lvs", "--noheadings", "-o", "lv_name", name)
+    assert "data" in report.stdout.split()
+    assert "data" in lv_names(pair, name)
+    out, err = reader.communicate("correct horse")
+    assert reader.returncode == 0, err
+    assert out == "plaintext" * 100
+
+    reader = lvcrypt(pair, "read", "--key-file", "-", "--length", "900", f"{name}/data", stdin=subprocess.PIPE)
+    wait_until(lambda: reads_stdin(reader.pid), reader)
+    pair.lvc("lvcreate", "-l", "1", "-n", "meanwhile", name)
+    out, err = reader.communicate("correct horse")
+    assert_refused((reader.returncode, err), "changed while the passphrase was read")
+    assert out == ""
+
+
+def test_a_creation_waiting_for_its_passphrase_does_not_hold_the_vg(vg: tuple[Pair, str]) -> None:
+    """lvcreate --encrypt has allocated extents in memory when it asks: another lvcreate may commit
+    meanwhile, and the first then refuses instead of writing over the extents just taken."""
+    pair, name = vg
+    first = lvcrypt(pair, "lvcreate", "--encrypt", *FAST, "--key-file", "-", "-l", "2", "-n", "slow", name,
+                    stdin=subprocess.PIPE)
+    wait_until(lambda: reads_stdin(first.pid), first)
+    pair.lvc("lvcreate", "-l", "4", "-n", "quick", name)
+    _, err = first.communicate("a passphrase")
+    assert_refused((first.returncode, err), "changed while the passphrase was read")
+    assert lv_names(pair, name) == {"quick"}
+    pair.assert_lvm2_clean(name)
+
+    again = lvcrypt(pair, "lvcreate", "--encrypt", *FAST, "--key-file", "-", "-l", "2", "-n", "slow", name,
+                    stdin=subprocess.PIPE)
+    wait_until(lambda: reads_stdin(again.pid), again)
+    assert "quick" in pair.lvc("lvs", "--noheadings", "-o", "lv_name", name).stdout
+    _, err = again.communicate("a passphrase")
+    assert again.returncode == 0, err
+    assert lv_names(pair, name) == {"slow", "quick"}
+    pair.lvm("vgck", name)  # reads it without error (warning only about the crypt types it does not know)
+
+
+@pytest.fixture
+def stranger() -> Iterator[tuple[int, Path]]:
+    """An unused uid and a directory it owns (pytest's tmp_path is not reachable for other users)."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run as another user")
+    uid = 40000 + int.from_bytes(os.urandom(2), "big") % 20000
+    home = Path(tempfile.mkdtemp(prefix="lvcrypt-stranger-"))
+    os.chown(home, uid, uid)
+    yield uid, home
+    shutil.rmtree(home, ignore_errors=True)
+    shutil.rmtree(f"/tmp/lvcrypt-{uid}", ignore_errors=True)
+
+
+def as_user(uid: int, home: Path, *args: str, extra_env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "PYTHONPATH": str(ROOT), **(extra_env or {})}
+    return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", sys.executable, "-m",
+                           "lvcrypt", *args], capture_output=True, text=True, env=env, cwd=ROOT)
+
+
+def test_an_unprivileged_user_locks_in_a_private_run_directory(stranger: tuple[int, Path]) -> None:
+    uid, home = stranger
+    image = home / "pv.img"
+    with open(image, "wb") as f:
+        f.truncate(16 << 20)
+    os.chown(image, uid, uid)
+    devices = ["--devices", str(image)]
+    for command in (["pvcreate", *devices, str(image)], ["vgcreate", *devices, "vgmine", str(image)],
+                    ["lvcreate", *devices, "-l", "1", "-n", "lv", "vgmine"], ["lvs", *devices, "vgmine"]):
+        result = as_user(uid, home, *command)
+        assert result.returncode == 0, (command, result.stderr)
+    run = Path(f"/tmp/lvcrypt-{uid}")
+    info = os.lstat(run)
+    assert stat.S_ISDIR(info.st_mode) and info.st_uid == uid and stat.S_IMODE(info.st_mode) == 0o700
+    state = home / ".local" / "state" / "lvcrypt"
+    for directory in (state, state / "archive", state / "backup"):
+        assert stat.S_IMODE(os.lstat(directory).st_mode) == 0o700, directory
+    assert not LOCK_DIR.joinpath("V_vgmine").exists()
+
+    runtime = home / "runtime"
+    runtime.mkdir(mode=0o700)
+    os.chown(runtime, uid, uid)
+    result = as_user(uid, home, "lvs", *devices, "vgmine", extra_env={"XDG_RUNTIME_DIR": str(runtime)})
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(os.lstat(runtime / "lvcrypt").st_mode) == 0o700
+
+    # Someone else's directory (or a link to one) where ours should be is refused, not shared.
+    shutil.rmtree(run)
+    run.mkdir(mode=0o777)
+    run.chmod(0o777)
+    try:
+        result = as_user(uid, home, "lvcreate", *devices, "-l", "1", "-n", "lv2", "vgmine")
+        assert_refused(result, "belongs to uid 0")
+    finally:
+        run.rmdir()
+
+
+# Item 7: nothing from a disk picks a path; the cache cannot run code.
+
+def cache_entry(pair: Pair, name: str) -> Path:
+    from lvcrypt.store.commit import scan
+
+    vg_id = scan(pair.devices).copies(name)[0][1].vg_id
+    return pair.tmp / "run" / "cache" / hashlib.sha256(vg_id.encode()).hexdigest()
+
+
+def test_the_parse_cache_holds_plain_data_in_a_private_directory(vg: tuple[Pair, str]) -> None:
+    pair, name = vg
+    pair.lvc("lvcreate", "-l", "1", "-n", "real", name)
+    pair.lvc("lvs", name)
+    entry = cache_entry(pair, name)
+    assert stat.S_IMODE(os.lstat(entry.parent).st_mode) == 0o700
+    assert stat.S_IMODE(os.lstat(entry).st_mode) == 0o600
+    assert [p.name for p in entry.parent.iterdir()] == [entry.name]
+    stamp, digest, tree = marshal.loads(entry.read_bytes())
+
+    # A pickle that would run code if unpickled: never executed, the VG is read from the disk.
+    marker = pair.tmp / "pwned"
+
+    class Exploit:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, (f"touch {marker}",))
+
+    entry.write_bytes(pickle.dumps(Exploit()))
+    assert pair.lvc("lvs", "--noheadings", "-o", "lv_name", name).stdout.split() == ["real"]
+    assert not marker.exists()
+
+    # A forged entry for the current text is used only from a directory nobody else can write.
+    forged = marshal.loads(marshal.dumps(tree))
+
+    def rename(node: object) -> object:
+        if type(node) is tuple and len(node) == 3 and type(node[2]) is tuple:
+            return (node[0], tuple(x.replace("real", "fake") if type(x) is str else x for x in node[1]),
+                    tuple((key.replace("real", "fake"), rename(value)) for key, value in node[2]))
+        return node
+
+    entry.write_bytes(marshal.dumps((stamp, digest, rename(forged))))
+    entry.parent.chmod(0o777)
+    assert pair.lvc("lvs", "--noheadings", "-o", "lv_name", name).stdout.split() == ["real"]
+    entry.parent.chmod(0o700)
+    assert pair.lvc("lvs", "--noheadings", "-o", "lv_name", name).stdout.split() == ["fake"]  # the check matters
+
+
+def test_names_from_a_disk_never_become_paths_unchecked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lvcrypt.errors import LvcryptError
+    from lvcrypt.store import archive
+    from lvcrypt.store.lock import VgLock
+
+    monkeypatch.setenv("LVCRYPT_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("LVCRYPT_RUN_DIR", str(tmp_path / "run"))
+    for bad in ("../../etc/cron.d/x", "a/b", "..", "-x", ""):
+        with pytest.raises(LvcryptError):
+            archive.write_backup(bad, "text")
+        with pytest.raises(LvcryptError):
+            archive.archive_version(bad, "text")
+        with pytest.raises(LvcryptError):
+            VgLock(bad, exclusive=False).__enter__()
+    assert not (tmp_path / "etc").exists() and not (tmp_path / "state").exists()
+
+
+def test_state_directories_are_private(vg: tuple[Pair, str]) -> None:
+    pair, name = vg
+    pair.lvc("lvcreate", "-l", "1", "-n", "one", name)
+    state = pair.tmp / "state"
+    for directory in (state, state / "archive", state / "backup"):
+        assert stat.S_IMODE(os.lstat(directory).st_mode) == 0o700, directory
+    before = on_disk(pair, name)
+    state.chmod(0o777)
+    try:
+        assert_refused(pair.lvc("lvcreate", "-l", "1", "-n", "two", name, check=False), "writable by other users")
+    finally:
+        state.chmod(0o700)
+    assert on_disk(pair, name) == before

@@ -91,7 +91,8 @@ def _prune(directory: Path, vg_name: str) -> None:
 
 
 def write_backup(vg_name: str, text: str) -> Path:
-    path = state_path("backup") / file_name_of(vg_name)
+    file_name = file_name_of(vg_name)
+    path = state_path("backup") / file_name
     write_atomically(path, text)
     return path
 
