@@ -132,12 +132,14 @@ def _prompt(prompt: str) -> Secret:
 
 
 def confirm(args: argparse.Namespace, question: str) -> None:
-    """cryptsetup's "type YES" confirmation; --batch-mode answers it."""
+    """cryptsetup's "type YES" confirmation (asked with no VG lock held); --batch-mode answers it."""
     if args.batch_mode:
         return
     if not sys.stdin.isatty():
         raise UsageError(f"{question} Confirmation needed: run on a terminal or add --batch-mode")
-    if input(f"{question} (Type 'yes' in capital letters): ") != "YES":
+    from lvcrypt.store.lock import released_while
+
+    if released_while(lambda: input(f"{question} (Type 'yes' in capital letters): ")) != "YES":
         raise LvcryptError("operation aborted")
 
 

@@ -58,7 +58,7 @@ def run_dir() -> Path:
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and os.path.isabs(runtime):
         return Path(runtime) / "lvcrypt"
-    return Path(f"/tmp/lvcrypt-{os.getuid()}")
+    return Path(f"/tmp/lvcrypt-{os.geteuid()}")
 
 
 def locking_dir() -> Path:
@@ -115,6 +115,9 @@ def _flock(directory: int, name: str, where: Path, operation: int, wait: bool) -
                 raise LockError(f"{where / name} is locked by another command "
                                 "(global/wait_for_locks is 0)") from None
             raise LockError(f"cannot lock {where / name}: {error.strerror}") from None
+        except BaseException:  # Ctrl-C while waiting: give up, as lvm2 does ("Giving up waiting for lock")
+            os.close(fd)
+            raise
         if _same_file(directory, name, fd):
             return fd
         os.close(fd)
