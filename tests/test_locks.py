@@ -492,3 +492,33 @@ def test_state_directories_are_private(vg: tuple[Pair, str]) -> None:
     finally:
         state.chmod(0o700)
     assert on_disk(pair, name) == before
+
+
+def test_lvm_conf_is_read_as_lvm2_reads_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lvm2: None) -> None:
+    """lvmconfig is the oracle for the settings lvcrypt shares with lvm2."""
+    from lvcrypt.store import lvm_config
+
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "lvm.conf").write_text(
+        '# global { locking_dir = "/commented/out" }\n'
+        'devices {\n    filter = [ "a|/dev/loop.*|", "r|.*#x|" ]  # a list\n    scan = [ "/dev" ]\n}\n'
+        'global {\n\tlocking_dir="/run/odd dir/#lvm" # trailing comment\n'
+        '    wait_for_locks = 0\n    prioritise_write_locks=1\n}\n')
+    (conf / "lvmlocal.conf").write_text("local {\n    host_id = 7\n}\n")
+    monkeypatch.setenv("LVM_SYSTEM_DIR", str(conf))
+    lvm_config.settings.cache_clear()
+    try:
+        for path in ("global/locking_dir", "global/wait_for_locks", "global/prioritise_write_locks",
+                     "devices/filter", "local/host_id"):
+            oracle = subprocess.run(["lvmconfig", path], capture_output=True, text=True,
+                                    env={**LVM_ENV, "LVM_SYSTEM_DIR": str(conf)})
+            assert oracle.returncode == 0, oracle.stderr
+            ours = lvm_config.setting(path, "")
+            expected = oracle.stdout.strip().partition("=")[2]
+            if isinstance(ours, list):
+                assert expected == "[" + ",".join(f'"{item}"' for item in ours) + "]", (path, expected, ours)
+            else:
+                assert expected in (str(ours), f'"{ours}"'), (path, expected, ours)
+    finally:
+        lvm_config.settings.cache_clear()
