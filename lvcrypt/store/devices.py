@@ -8,7 +8,6 @@ plus the block devices udev knows that carry an LVM2 label.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from lvcrypt.atomic_file import write_atomically
 from lvcrypt.errors import UsageError
