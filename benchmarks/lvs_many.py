@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 LVM_ENV = {**os.environ, "LVM_SUPPRESS_FD_WARNINGS": "1", "LC_ALL": "C"}
 
@@ -38,10 +40,12 @@ def backup_with_lvs(name: str, pv_id: str, device: str, dev_size: int, pe_count:
     return write_text(vg_to_tree(vg))
 
 
-def timed(argv: list[str], runs: int, env: dict[str, str]) -> tuple[float, str]:
+def timed(argv: list[str], runs: int, env: dict[str, str], before: Callable[[], None] = lambda: None
+          ) -> tuple[float, str]:
     times = []
     output = ""
     for _ in range(runs):
+        before()
         start = time.perf_counter()
         result = subprocess.run(argv, capture_output=True, text=True, env=env)
         times.append(time.perf_counter() - start)
@@ -84,7 +88,9 @@ def run_benchmark(device: str, tmp: Path, args: argparse.Namespace) -> None:
     env = {**os.environ, "LVCRYPT_STATE_DIR": str(tmp / "state"), "LVCRYPT_RUN_DIR": str(tmp / "run")}
 
     lvm_time, lvm_out = timed(["lvs", *lvm, "vgbench"], args.runs, LVM_ENV)
-    ours_time, ours_out = timed([sys.executable, "-m", "lvcrypt", "lvs", *lvm, "vgbench"], args.runs, env)
+    ours_argv = [sys.executable, "-m", "lvcrypt", "lvs", *lvm, "vgbench"]
+    cold_time, _ = timed(ours_argv, args.runs, env, lambda: shutil.rmtree(tmp / "run" / "cache", ignore_errors=True))
+    ours_time, ours_out = timed(ours_argv, args.runs, env)
     lines_lvm = len(lvm_out.splitlines())
     lines_ours = len(ours_out.splitlines())
     if lines_lvm != lines_ours or lines_ours != args.lvs + 1:
@@ -93,6 +99,7 @@ def run_benchmark(device: str, tmp: Path, args: argparse.Namespace) -> None:
     startup, _ = timed([sys.executable, "-c", "pass"], args.runs, env)
     imports, _ = timed([sys.executable, "-c", "import lvcrypt.cli.report, lvcrypt.store.commit, lvcrypt.store.cache"],
                        args.runs, env)
+    from lvcrypt.metadata.convert import tree_to_vg
     from lvcrypt.store import cache
     from lvcrypt.store.commit import parse_vg, scan
 
@@ -106,20 +113,23 @@ def run_benchmark(device: str, tmp: Path, args: argparse.Namespace) -> None:
     os.environ["LVCRYPT_RUN_DIR"] = env["LVCRYPT_RUN_DIR"]
     start = time.perf_counter()
     hit = cache.lookup(copy.vg_id, copy.text)
-    cached = time.perf_counter() - start
     if hit is None:
         sys.exit("the parse cache missed after lvcrypt lvs ran")
+    tree_to_vg(hit, "bench")
+    cached = time.perf_counter() - start
 
     print(f"VG with {args.lvs} LVs written by lvm2 (vgcfgrestore), median of {args.runs} runs")
     print(f"  lvm2 lvs:     {lvm_time * 1000:8.1f} ms")
-    print(f"  lvcrypt lvs:  {ours_time * 1000:8.1f} ms")
-    print(f"  ratio:        {ours_time / lvm_time:8.2f}x (goal <= 2x)")
+    print(f"  lvcrypt lvs:  {ours_time * 1000:8.1f} ms warm (parse cache hit), "
+          f"{cold_time * 1000:.1f} ms cold (no cache)")
+    print(f"  ratio:        {ours_time / lvm_time:8.2f}x warm, {cold_time / lvm_time:.2f}x cold "
+          "(goal <= 1.0x warm, <= 2.0x cold)")
     print("where lvcrypt's time goes:")
     print(f"  python start-up:                       {startup * 1000:7.1f} ms")
     print(f"  imports of the lvs path (with start-up): {imports * 1000:7.1f} ms")
     print(f"  scan (labels, mda headers, text, CRC): {scanned * 1000:7.1f} ms")
     print(f"  parse + convert + validate (cache miss): {parsed * 1000:7.1f} ms")
-    print(f"  parse cache hit (the text compared byte for byte): {cached * 1000:7.1f} ms")
+    print(f"  parse cache hit (entry read, text hashed, tree rebuilt and converted): {cached * 1000:7.1f} ms")
 
 if __name__ == "__main__":
     main()

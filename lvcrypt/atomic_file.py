@@ -3,8 +3,40 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
+
+from lvcrypt.errors import LvcryptError
+
+
+def private_directory(path: Path, create: bool = True) -> Path | None:
+    """`path` if it is a real directory of ours that nobody else may write (created 0700 when missing).
+
+    Only the last component is checked: /run/lock, /tmp or $HOME above it are
+    shared or owned by others on purpose.  Without `create`, a missing
+    directory is None.  Anything else (a symbolic link, another owner, group
+    or world write permission) is refused: files in it choose what lvcrypt
+    locks, scans or restores.
+    """
+    try:
+        if create:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = os.lstat(path)
+    except FileNotFoundError:
+        if create:
+            raise LvcryptError(f"cannot create directory {path}: it vanished") from None
+        return None
+    except OSError as error:
+        raise LvcryptError(f"cannot create directory {path}: {error.strerror}") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise LvcryptError(f"{path} is not a directory (a symbolic link?); refusing to use it")
+    if info.st_uid != os.geteuid():
+        raise LvcryptError(f"{path} belongs to uid {info.st_uid}, not to uid {os.geteuid()}; refusing to use it")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise LvcryptError(f"{path} is writable by other users (mode {stat.S_IMODE(info.st_mode):04o}); "
+                           "refusing to use it")
+    return path
 
 
 def write_atomically(path: str | Path, text: str, mode: int = 0o600) -> None:

@@ -106,7 +106,18 @@ def read_passphrase(args: argparse.Namespace, key_file: str | None, prompt: str,
     """A passphrase from a key file (honouring --keyfile-offset/--keyfile-size) or the terminal.
 
     As cryptsetup: `--key-file -` on a terminal is the prompt (and takes no offset).
+    A source that can keep us waiting (a prompt, stdin, a pipe) is read with
+    no VG lock held, so `lvs` and lvm2 never block behind a prompt; the
+    locks are taken again afterwards and the command stops if its VG changed.
     """
+    if key_file is not None and key_file != "-" and os.path.isfile(key_file):
+        return _read_passphrase(args, key_file, prompt, verify)
+    from lvcrypt.store.lock import released_while
+
+    return released_while(lambda: _read_passphrase(args, key_file, prompt, verify))
+
+
+def _read_passphrase(args: argparse.Namespace, key_file: str | None, prompt: str, verify: bool) -> Secret:
     offset = getattr(args, "keyfile_offset", 0) or 0
     size = getattr(args, "keyfile_size", None)
     if key_file == "-" and sys.stdin.isatty():
@@ -139,12 +150,14 @@ def _prompt(prompt: str) -> Secret:
 
 
 def confirm(args: argparse.Namespace, question: str) -> None:
-    """cryptsetup's "type YES" confirmation; --batch-mode answers it."""
+    """cryptsetup's "type YES" confirmation (asked with no VG lock held); --batch-mode answers it."""
     if args.batch_mode:
         return
     if not sys.stdin.isatty():
         raise UsageError(f"{question} Confirmation needed: run on a terminal or add --batch-mode")
-    if input(f"{question} (Type 'yes' in capital letters): ") != "YES":
+    from lvcrypt.store.lock import released_while
+
+    if released_while(lambda: input(f"{question} (Type 'yes' in capital letters): ")) != "YES":
         raise LvcryptError("operation aborted")
 
 

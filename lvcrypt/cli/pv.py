@@ -32,11 +32,11 @@ def cmd_pvcreate(args: argparse.Namespace) -> int:
     from lvcrypt.pvops import check_creatable, create_pv
     from lvcrypt.store.commit import scan
     from lvcrypt.store.devices import candidate_devices, remember_devices
-    from lvcrypt.store.lock import ORPHANS, VgLock
+    from lvcrypt.store.lock import GLOBAL, VgLock
 
     if args.uuid and len(args.device) != 1:
         raise UsageError("--uuid applies to exactly one device")
-    with VgLock(ORPHANS, exclusive=True):
+    with VgLock(GLOBAL, exclusive=True):
         found = scan(list(dict.fromkeys(candidate_devices(args.devices) + args.device)))
         ask = yes_no(args)
         for path in args.device:  # every refusal before the first write
@@ -54,9 +54,9 @@ def cmd_pvremove(args: argparse.Namespace) -> int:
     from lvcrypt.pvops import check_removable, remove_pv_label
     from lvcrypt.store.commit import scan
     from lvcrypt.store.devices import candidate_devices
-    from lvcrypt.store.lock import ORPHANS, VgLock
+    from lvcrypt.store.lock import GLOBAL, VgLock
 
-    with VgLock(ORPHANS, exclusive=True):
+    with VgLock(GLOBAL, exclusive=True):
         found = scan(list(dict.fromkeys(candidate_devices(args.devices) + args.device)))
         ask = yes_no(args)
         for path in args.device:  # every refusal before the first write

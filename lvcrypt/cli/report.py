@@ -10,6 +10,7 @@ print what lvm2 prints for scripts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -346,7 +347,7 @@ def aligned(lines: list[list[str]], right: list[bool], skip_first: bool) -> list
 
 
 def _load(args: argparse.Namespace, names: list[str]) -> tuple[object, list["LoadedVg"], set[str]]:
-    """Scan once and load the requested VGs (all when none named), each under its shared lock.
+    """Load the requested VGs (all when none named), each read under its shared lock.
 
     VGs lvm2 would not show on this host (shared without --shared, foreign without --foreign,
     exported for lvs) are left out as lvm2 leaves them out; naming one is an error.  Returns
@@ -356,18 +357,20 @@ def _load(args: argparse.Namespace, names: list[str]) -> tuple[object, list["Loa
     from lvcrypt.store.access import Access, local_system_id, refusal, system_id
     from lvcrypt.store.commit import load_vg, scan
     from lvcrypt.store.devices import candidate_devices
-    from lvcrypt.store.lock import VgLock
+    from lvcrypt.store.lock import GLOBAL, VgLock
 
     paths = candidate_devices(args.devices)
-    found = scan(paths)
-    wanted = names or found.vg_names()
-    locks = [VgLock(name, exclusive=False) for name in sorted(set(wanted))]
-    for lock in locks:
-        lock.__enter__()
     access = Access(exported=args.command != "lvs", shared=args.shared, foreign=args.foreign)
     local_id = local_system_id()
     hidden: set[str] = set()
-    try:
+    with contextlib.ExitStack() as held:
+        if not names:  # as lvm2: a report over every VG holds the global lock shared, then each VG's
+            held.enter_context(VgLock(GLOBAL, exclusive=False))
+        wanted = names
+        if not names:  # the VG locks come after a first scan that names the VGs; then read again under them
+            wanted = scan(paths).vg_names()
+        for name in sorted(set(wanted)):
+            held.enter_context(VgLock(name, exclusive=False))
         found = scan(paths)
         loaded = []
         for name in wanted:
@@ -386,9 +389,6 @@ def _load(args: argparse.Namespace, names: list[str]) -> tuple[object, list["Loa
                 print(f"  WARNING: VG {name} is missing PV {vg.vg.pvs[key].id} (last written to "
                       f"{vg.vg.pvs[key].device or 'unknown device'}).", file=sys.stderr)
             loaded.append(vg)
-    finally:
-        for lock in locks:
-            lock.__exit__(None, None, None)
     for path, problem in found.problems.items():
         if args.devices:
             print(f"  WARNING: {problem}", file=sys.stderr)

@@ -61,11 +61,11 @@ def cmd_vgcreate(args: argparse.Namespace) -> int:
     from lvcrypt.pvops import set_in_use
     from lvcrypt.store.commit import commit, scan
     from lvcrypt.store.devices import candidate_devices, remember_devices
-    from lvcrypt.store.lock import ORPHANS, VgLock
+    from lvcrypt.store.lock import GLOBAL, VgLock
     from lvcrypt.store.transaction import command_line, write_backup_after_commit
 
     vg = new_vg(args.vg, args.physicalextentsize // 512)
-    with VgLock(ORPHANS, exclusive=True), VgLock(args.vg, exclusive=True):
+    with VgLock(GLOBAL, exclusive=True), VgLock(args.vg, exclusive=True):
         found = scan(list(dict.fromkeys(candidate_devices(args.devices) + args.device)))
         if args.vg in found.vg_names():
             raise LvcryptError(f"a volume group called {args.vg} already exists")
@@ -85,10 +85,10 @@ def cmd_vgextend(args: argparse.Namespace) -> int:
     from lvcrypt.errors import LvcryptError
     from lvcrypt.pvops import set_in_use
     from lvcrypt.store.devices import remember_devices
-    from lvcrypt.store.lock import ORPHANS, VgLock
+    from lvcrypt.store.lock import GLOBAL, VgLock
     from lvcrypt.store.transaction import VgTransaction
 
-    with VgLock(ORPHANS, exclusive=True), VgTransaction(args.devices, args.vg, also_scan=args.device) as tx:
+    with VgLock(GLOBAL, exclusive=True), VgTransaction(args.devices, args.vg, also_scan=args.device) as tx:
         for path in args.device:  # not even -ff: that would relabel a PV of the VG being extended
             pv = tx.scan.pv_at(path)
             if pv is not None and tx.vg.pv_by_id(pv.uuid) is not None:
@@ -107,11 +107,12 @@ def cmd_vgreduce(args: argparse.Namespace) -> int:
     from lvcrypt.errors import LvcryptError, UsageError
     from lvcrypt.lvops import remove_pv
     from lvcrypt.pvops import make_orphan
+    from lvcrypt.store.lock import GLOBAL, VgLock
     from lvcrypt.store.transaction import VgTransaction
 
     if not args.device and not args.all:
         raise UsageError("vgreduce: name the physical volumes to remove, or use -a")
-    with VgTransaction(args.devices, args.vg) as tx:
+    with VgLock(GLOBAL, exclusive=True), VgTransaction(args.devices, args.vg) as tx:
         by_path = {pv.path: key for key, pv in tx.loaded.pvs.items()}
         if args.all:
             used = {area.pv for lv in tx.vg.lvs.values() for s in lv.segments for area, _ in s.pv_areas()}
@@ -139,10 +140,11 @@ def cmd_vgremove(args: argparse.Namespace) -> int:
     from lvcrypt.inuse import vg_in_use
     from lvcrypt.pvops import make_orphan
     from lvcrypt.store import archive
+    from lvcrypt.store.lock import GLOBAL, VgLock
     from lvcrypt.store.transaction import VgTransaction, archive_text, command_line
 
     for name in args.vg:
-        with VgTransaction(args.devices, name) as tx:
+        with VgLock(GLOBAL, exclusive=True), VgTransaction(args.devices, name) as tx:
             if tx.vg.lvs and not args.force:
                 raise LvcryptError(f"volume group \"{name}\" still contains {len(tx.vg.lvs)} logical volume(s) "
                                    "(remove them first or use -f)")
@@ -163,11 +165,12 @@ def cmd_vgrename(args: argparse.Namespace) -> int:
     from lvcrypt.lvops import check_vg_name
     from lvcrypt.store import archive
     from lvcrypt.store.access import Access
-    from lvcrypt.store.lock import VgLock
+    from lvcrypt.store.lock import GLOBAL, VgLock
     from lvcrypt.store.transaction import VgTransaction
 
     check_vg_name(args.new)
-    with VgTransaction(args.devices, args.old, access=Access(change=True, exported=True)) as tx, \
+    access = Access(change=True, exported=True)
+    with VgLock(GLOBAL, exclusive=True), VgTransaction(args.devices, args.old, access=access) as tx, \
             VgLock(args.new, exclusive=True):
         check_vg_name(args.new, tx.vg)
         if args.new in tx.scan.vg_names():
@@ -214,14 +217,22 @@ def _skipped_unless_named(args: argparse.Namespace) -> Iterator[None]:
 
 
 def cmd_vgcfgbackup(args: argparse.Namespace) -> int:
+    from lvcrypt.store.commit import scan
+    from lvcrypt.store.devices import candidate_devices
+    from lvcrypt.store.lock import GLOBAL, VgLock
+
+    # As lvm2: a command that looks at every VG on the system holds the global lock shared.
+    with contextlib.nullcontext() if args.vg else VgLock(GLOBAL, exclusive=False):
+        _backup(args, args.vg or scan(candidate_devices(args.devices)).vg_names())
+    return 0
+
+
+def _backup(args: argparse.Namespace, names: list[str]) -> None:
     from lvcrypt.errors import UsageError
     from lvcrypt.store import archive
     from lvcrypt.store.access import Access
-    from lvcrypt.store.commit import scan
-    from lvcrypt.store.devices import candidate_devices
     from lvcrypt.store.transaction import VgTransaction, backup_text, command_line
 
-    names = args.vg or scan(candidate_devices(args.devices)).vg_names()
     if args.file and len(names) > 1 and "%s" not in args.file:
         raise UsageError("vgcfgbackup: -f with several VGs needs %s in the file name")
     for name in names:
@@ -239,7 +250,6 @@ def cmd_vgcfgbackup(args: argparse.Namespace) -> int:
         else:
             archive.write_backup(name, text)
         print(f"  Volume group \"{name}\" successfully backed up.")
-    return 0
 
 
 def cmd_vgcfgrestore(args: argparse.Namespace) -> int:
@@ -251,10 +261,11 @@ def cmd_vgcfgrestore(args: argparse.Namespace) -> int:
     from lvcrypt.store import archive
     from lvcrypt.store.commit import commit, scan
     from lvcrypt.store.devices import candidate_devices
-    from lvcrypt.store.lock import VgLock
+    from lvcrypt.store.lock import GLOBAL, VgLock
     from lvcrypt.store.transaction import command_line, write_backup_after_commit
 
-    path = args.file or str(archive.state_dir() / "backup" / args.vg)
+    path = args.file or str((archive.existing_state_path("backup") or archive.state_dir() / "backup")
+                            / archive.file_name_of(args.vg))
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -264,7 +275,7 @@ def cmd_vgcfgrestore(args: argparse.Namespace) -> int:
     validate(vg, path)
     if vg.name != args.vg:
         raise LvcryptError(f"{path} holds volume group {vg.name}, not {args.vg}")
-    with VgLock(args.vg, exclusive=True):
+    with VgLock(GLOBAL, exclusive=True), VgLock(args.vg, exclusive=True):
         found = scan(candidate_devices(args.devices))
         by_uuid = found.by_uuid()
         members = {}

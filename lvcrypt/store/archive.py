@@ -2,7 +2,10 @@
 
 Files go to the state directory: `LVCRYPT_STATE_DIR`, else /etc/lvcrypt for
 root and ~/.local/state/lvcrypt for other users, with lvm2's layout
-(`archive/VG_NNNNN-RANDOM.vg`, `backup/VG`).
+(`archive/VG_NNNNN-RANDOM.vg`, `backup/VG`).  The directories are created
+0700 and refused when they are not ours alone (a backup is what vgcfgrestore
+writes back to the disks); VG names, which may come from a disk, are checked
+before they become part of a file name.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import random
 import time
 from pathlib import Path
 
-from lvcrypt.atomic_file import write_atomically
+from lvcrypt.atomic_file import private_directory, write_atomically
+from lvcrypt.errors import LvcryptError
+from lvcrypt.metadata.validate import name_problem
 
 STATE_ENV = "LVCRYPT_STATE_DIR"
 
@@ -26,10 +31,43 @@ def state_dir() -> Path:
     return Path.home() / ".local" / "state" / "lvcrypt"
 
 
+def state_path(*parts: str) -> Path:
+    """A subdirectory of the state directory, each level created 0700 and checked to be ours alone."""
+    path = state_dir()
+    for part in ("", *parts):
+        path = path / part if part else path
+        private_directory(path)
+    return path
+
+
+def existing_state_path(*parts: str) -> Path | None:
+    """The same for reading: None when a level is missing (nothing to read), refused when not private."""
+    path = state_dir()
+    for part in ("", *parts):
+        path = path / part if part else path
+        if private_directory(path, create=False) is None:
+            return None
+    return path
+
+
+def file_name_of(vg_name: str) -> str:
+    """A VG name as part of a file name, only once it is a name lvm2 accepts (no '/', no '..')."""
+    problem = name_problem(vg_name)
+    if problem:
+        raise LvcryptError(f"volume group name unusable in a file name: {problem}")
+    return vg_name
+
+
+def backup_path(vg_name: str) -> Path | None:
+    """Where VG's backup is, if the backup directory exists."""
+    directory = existing_state_path("backup")
+    return directory / file_name_of(vg_name) if directory else None
+
+
 def archive_version(vg_name: str, text: str) -> Path:
     """Keep a VG version that is about to be replaced (lvm2 names these VG_NNNNN-RANDOM.vg)."""
-    directory = state_dir() / "archive"
-    directory.mkdir(parents=True, exist_ok=True)
+    vg_name = file_name_of(vg_name)
+    directory = state_path("archive")
     numbers = [int(p.name[len(vg_name) + 1:len(vg_name) + 6]) for p in directory.glob(f"{vg_name}_[0-9][0-9][0-9][0-9][0-9]-*.vg")
                if p.name[len(vg_name) + 1:len(vg_name) + 6].isdigit()]
     number = max(numbers, default=-1) + 1
@@ -53,14 +91,17 @@ def _prune(directory: Path, vg_name: str) -> None:
 
 
 def write_backup(vg_name: str, text: str) -> Path:
-    path = state_dir() / "backup" / vg_name
+    file_name = file_name_of(vg_name)
+    path = state_path("backup") / file_name
     write_atomically(path, text)
     return path
 
 
 def remove_backup(vg_name: str) -> None:
+    path = backup_path(vg_name)
+    if path is None:
+        return
     try:
-        (state_dir() / "backup" / vg_name).unlink()
+        path.unlink()
     except FileNotFoundError:
         pass
-

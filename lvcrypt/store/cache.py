@@ -1,65 +1,130 @@
-"""A cache of parsed VGs, so that report commands skip parsing (and importing the parser).
+"""A cache of parsed metadata trees, so that report commands skip the text parser (most of their time).
 
-An entry holds the exact metadata text it was parsed from and is used only if
-the text just read from the metadata area is byte for byte the same, so it can
-never serve stale metadata: a changed VG simply misses.  Entries live in the
-run directory and are trusted only when that directory and the file belong to
-the current user and nobody else can write them (a cache entry is a pickle).
+An entry is used only for exactly the text it was parsed from (its SHA-256 is
+in the entry), so a changed VG simply misses.  Only trees that converted and
+validated are stored, so a hit needs only the conversion to the model.
+
+Nothing in it can run code or pick a path: entries are `marshal` data of
+plain tuples, lists, strings and numbers (never code objects or classes;
+every node is type-checked while rebuilding), named by a hash of the VG id,
+in a subdirectory of the private run directory that is verified to be ours
+and writable by nobody else, opened without following symbolic links.
 """
 
 from __future__ import annotations
 
+import hashlib
+import marshal
 import os
-import pickle
 import stat
 import sys
-from pathlib import Path
 
 from lvcrypt import __version__
-from lvcrypt.metadata.model import VolumeGroup
+from lvcrypt.atomic_file import private_directory
+from lvcrypt.errors import LvcryptError
+from lvcrypt.metadata.tree import Section, Value
 from lvcrypt.store.lock import run_dir
 
-# Code and interpreter versions are part of the entry: a pickle of other classes is useless.
-_STAMP = (__version__, sys.version_info[:2], 2)  # 2: UnknownSegment.ranges
+_STAMP = (__version__, sys.version_info[:2], 2)
+_MAX_ENTRY = 64 << 20
 
 
-def _private(path: Path) -> bool:
+def _directory() -> str | None:
+    """The cache directory, created 0700; None when it or the run directory is not private to us."""
     try:
-        info = os.stat(path)
+        private_directory(run_dir())
+        return str(private_directory(run_dir() / "cache"))
+    except LvcryptError:
+        return None
+
+
+def _name(vg_id: str) -> str:
+    return hashlib.sha256(vg_id.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _encode(node: Value) -> object:
+    if isinstance(node, Section):
+        lines = tuple(item for pair in node.key_lines.items() for item in pair)
+        return (node.line, lines, tuple((key, _encode(value)) for key, value in node.items()))
+    return node
+
+
+def _scalar(value: object) -> bool:
+    return type(value) in (str, int, float)
+
+
+def _decode(node: object) -> Section:
+    """The Section encoded by `_encode`; ValueError on anything else."""
+    if type(node) is not tuple or len(node) != 3:
+        raise ValueError("not a section")
+    line, lines, items = node
+    if (line is not None and type(line) is not int) or type(lines) is not tuple or type(items) is not tuple:
+        raise ValueError("not a section")
+    section = Section(line=line)
+    for key, value in items:
+        if type(key) is not str:
+            raise ValueError("bad key")
+        if type(value) is tuple:
+            section[key] = _decode(value)
+        elif type(value) is list and all(_scalar(item) for item in value):
+            section[key] = value
+        elif _scalar(value):
+            section[key] = value
+        else:
+            raise ValueError("bad value")
+    for index in range(0, len(lines) - 1, 2):
+        if type(lines[index]) is not str or type(lines[index + 1]) is not int:
+            raise ValueError("bad line number")
+        section.key_lines[lines[index]] = lines[index + 1]
+    return section
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
-        return False
-    return info.st_uid == os.geteuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-
-
-def _entry(vg_id: str) -> Path:
-    return run_dir() / "cache" / f"{vg_id}.vg.pickle"
-
-
-def lookup(vg_id: str, text: bytes) -> VolumeGroup | None:
-    """The parsed VG for exactly this text, or None."""
-    path = _entry(vg_id)
-    if not (_private(run_dir()) and _private(path.parent) and _private(path)):
         return None
     try:
-        with open(path, "rb") as f:
-            stamp, cached_text, vg = pickle.load(f)
-    except Exception:  # noqa: BLE001 - any unreadable entry is just a miss
-        return None
-    if stamp != _STAMP or cached_text != text or not isinstance(vg, VolumeGroup):
-        return None
-    return vg
+        info = os.fstat(fd)
+        if (not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid()
+                or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) or info.st_size > _MAX_ENTRY):
+            return None
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read()
+    finally:
+        os.close(fd)
 
 
-def store(vg_id: str, text: bytes, vg: VolumeGroup) -> None:
-    """Remember a parsed, validated VG; failures only cost the next reader a parse."""
-    path = _entry(vg_id)
+def lookup(vg_id: str, text: bytes) -> Section | None:
+    """The parsed tree of exactly this text (already validated once), or None."""
+    directory = _directory()
+    data = _read(os.path.join(directory, _name(vg_id))) if directory else None
+    if data is None:
+        return None
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not (_private(run_dir()) and _private(path.parent)):
-            return
-        temp = path.with_name(f".{path.name}.{os.getpid()}")
-        with open(temp, "wb") as f:
-            pickle.dump((_STAMP, text, vg), f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(temp, path)
-    except (OSError, pickle.PicklingError, RecursionError):
+        stamp, digest, tree = marshal.loads(data)
+        if stamp != _STAMP or digest != hashlib.sha256(text).digest():
+            return None
+        return _decode(tree)
+    except (ValueError, EOFError, TypeError, RecursionError):
+        return None
+
+
+def store(vg_id: str, text: bytes, tree: Section) -> None:
+    """Remember the tree of a text that parsed and validated; failures only cost the next reader a parse."""
+    directory = _directory()
+    if directory is None:
         return
+    path = os.path.join(directory, _name(vg_id))
+    temp = f"{path}.{os.getpid()}.tmp"
+    try:
+        data = marshal.dumps((_STAMP, hashlib.sha256(text).digest(), _encode(tree)))
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(temp, path)
+    except (OSError, ValueError, RecursionError):
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass

@@ -114,13 +114,22 @@ class LoadedVg:
                               f"refusing to change it{why}")
 
 
-def parse_vg(text: bytes, source: str) -> VolumeGroup:
+def parse_vg(text: bytes, source: str, vg_id: str | None = None) -> VolumeGroup:
+    """The validated VG of a metadata text; with `vg_id`, through the parse cache (a hit skips the parser)."""
     from lvcrypt.metadata.convert import tree_to_vg
+    from lvcrypt.store import cache
+
+    tree = cache.lookup(vg_id, text) if vg_id is not None else None
+    if tree is not None:
+        return tree_to_vg(tree, source)
     from lvcrypt.metadata.parse import parse_bytes
     from lvcrypt.metadata.validate import validate
 
-    vg = tree_to_vg(parse_bytes(text, source), source)
+    tree = parse_bytes(text, source)
+    vg = tree_to_vg(tree, source)
     validate(vg, source)
+    if vg_id is not None:
+        cache.store(vg_id, text, tree)
     return vg
 
 
@@ -156,8 +165,6 @@ def load_vg(found: Scan, name: str) -> LoadedVg:
 def _newest_parsable(copies: list[tuple[PvOnDisk, MetadataCopy]], name: str,
                      notes: list[str]) -> tuple[PvOnDisk, MetadataCopy, VolumeGroup]:
     """Copies by falling seqno (equal seqnos in a fixed order, not the scan's); the first that parses."""
-    from lvcrypt.store import cache
-
     ordered = sorted(copies, key=lambda item: (-item[1].seqno, item[0].uuid, item[1].locn.offset))
     failures: dict[bytes, MetadataError] = {}
     for pv, copy in ordered:
@@ -165,15 +172,12 @@ def _newest_parsable(copies: list[tuple[PvOnDisk, MetadataCopy]], name: str,
         if copy.text in failures:
             notes.append(f"{where}: bad metadata text ({failures[copy.text].problem}); ignored")
             continue
-        vg = cache.lookup(copy.vg_id, copy.text)
-        if vg is None:
-            try:
-                vg = parse_vg(copy.text, where)
-            except MetadataError as error:
-                failures[copy.text] = error
-                notes.append(f"{where}: bad metadata text ({error}); ignored")
-                continue
-            cache.store(copy.vg_id, copy.text, vg)
+        try:
+            vg = parse_vg(copy.text, where, copy.vg_id)
+        except MetadataError as error:
+            failures[copy.text] = error
+            notes.append(f"{where}: bad metadata text ({error}); ignored")
+            continue
         _note_damaged_twins(ordered, copy, notes)
         return pv, copy, vg
     first = next(iter(failures.values()))

@@ -8,11 +8,10 @@ plus the block devices udev knows that carry an LVM2 label.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from lvcrypt.atomic_file import write_atomically
 from lvcrypt.errors import UsageError
-from lvcrypt.store.archive import state_dir
+from lvcrypt.store.archive import existing_state_path, state_path
 
 DEVICES_FILE = "devices"
 
@@ -24,13 +23,13 @@ def parse_devices_option(value: str) -> list[str]:
     return paths
 
 
-def devices_file() -> Path:
-    return state_dir() / DEVICES_FILE
-
-
 def read_devices_file() -> list[str]:
+    """The devices file's paths; a state directory others could write is refused, not trusted."""
+    directory = existing_state_path()
+    if directory is None:
+        return []
     try:
-        lines = devices_file().read_text().splitlines()
+        lines = (directory / DEVICES_FILE).read_text().splitlines()
     except FileNotFoundError:
         return []
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
@@ -42,7 +41,7 @@ def remember_devices(paths: list[str]) -> None:
     added = [os.path.abspath(path) for path in paths if os.path.abspath(path) not in known]
     if not added:
         return
-    write_atomically(devices_file(), "".join(f"{path}\n" for path in known + added), mode=0o644)
+    write_atomically(state_path() / DEVICES_FILE, "".join(f"{path}\n" for path in known + added), mode=0o644)
 
 
 def udev_block_devices() -> list[str]:

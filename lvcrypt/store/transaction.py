@@ -10,6 +10,7 @@ import shlex
 import sys
 from types import TracebackType
 
+from lvcrypt.errors import LockError
 from lvcrypt.metadata.model import VolumeGroup
 from lvcrypt.store import access as vg_access
 from lvcrypt.store import archive
@@ -72,6 +73,7 @@ class VgTransaction:
         self.also_scan = list(also_scan or [])
         self.name = name
         self.lock = VgLock(name, exclusive)
+        self.lock.revalidate = self._unchanged
         self.allow_missing = allow_missing
         self.scan: Scan
         self.loaded: LoadedVg
@@ -94,6 +96,14 @@ class VgTransaction:
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  traceback: TracebackType | None) -> None:
         self.lock.__exit__(kind, value, traceback)
+
+    def _unchanged(self) -> None:
+        """After the lock was dropped for a passphrase prompt: refuse to go on if the VG changed meanwhile."""
+        copies = scan(candidate_devices(self.devices)).copies(self.loaded.vg.name)
+        newest = max(copies, key=lambda item: item[1].seqno)[1].text if copies else None
+        if newest != self.loaded.text:
+            raise LockError(f"volume group {self.loaded.vg.name} changed while the passphrase was read; "
+                            "run the command again")
 
     @property
     def vg(self) -> VolumeGroup:
