@@ -24,12 +24,14 @@ modprobe -a loop dm_mod dm_snapshot dm_mirror dm_log dm_thin_pool dm_raid dm_cac
 DEVS=""
 LOOPS=()
 
-# mkvg VG COUNT SIZE_MIB: COUNT fresh loop devices of SIZE_MIB each, one VG over them.
+# mkvg VG COUNT SIZE_MIB: COUNT fresh loop devices of SIZE_MIB each (the last one LAST_MIB:
+# room for lvcrypt's own LVs, a LUKS2 keystore takes 16 MiB), one VG over them.
+LAST_MIB=40
 mkvg() {
     local vg=$1 count=$2 size=$3 i dev
     LOOPS=()
     for ((i = 0; i < count; i++)); do
-        truncate -s "${size}M" "$WORK/$vg$i.img"
+        truncate -s "$( ((i == count - 1)) && echo "$LAST_MIB" || echo "$size")M" "$WORK/$vg$i.img"
         dev=$(losetup -f --show "$WORK/$vg$i.img")
         LOOPS+=("$dev")
     done
