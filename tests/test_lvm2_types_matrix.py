@@ -136,10 +136,15 @@ class VgLayout:
         return [value for key, value in self.lvs[lv].items() if key.startswith("segment") and isinstance(value, dict)]
 
     def references(self, lv: str) -> set[str]:
-        """LVs that `lv`'s segments name: any string value equal to an LV name (as for unknown types)."""
+        """LVs that `lv`'s segments name: any string value equal to an LV name (as for unknown types).
+
+        The segment type is not a reference even where an LV has the same name (`striped`).
+        """
         found: set[str] = set()
         for segment in self.segments(lv):
-            for value in segment.values():
+            for key, value in segment.items():
+                if key in ("type", "tags"):
+                    continue
                 for item in value if isinstance(value, list) else [value]:
                     if isinstance(item, str) and item in self.lvs and item != lv:
                         found.add(item)
@@ -172,6 +177,21 @@ class VgLayout:
                 length = int(segment.get("area_len", count // max(1, int(segment.get("stripe_count", 1)))))
                 for key, start in areas:
                     owned.update((key, start + extent) for extent in range(length))
+        return owned
+
+    def writable_through(self, lv: str) -> set[tuple[str, int]]:
+        """Extents that writing `lv`'s data may change: its closure less LVs that others also use.
+
+        Writing a thin pool's data, a snapshot's origin or cow, or a cache's origin behind the
+        back of the LV that refers to it changes what that other LV holds, so those extents
+        are not the named LV's to write.
+        """
+        closure = self.closure(lv)
+        shared = {name for name in closure
+                  if any(name in self.references(other) for other in self.lvs if other not in closure)}
+        owned: set[tuple[str, int]] = set()
+        for name in closure - shared:
+            owned |= self.extents(name)
         return owned
 
     def owned_by(self, lvs: set[str]) -> set[tuple[str, int]]:
@@ -379,6 +399,15 @@ def outcome_text(result: subprocess.CompletedProcess[bytes]) -> str:
             f"stderr: {result.stderr.decode(errors='replace')}")
 
 
+def log_outcome(case: str, result: subprocess.CompletedProcess[bytes]) -> None:
+    """With LVCRYPT_MATRIX_LOG=FILE, one line per case (what each command decided), for reviewing the matrix."""
+    path = os.environ.get("LVCRYPT_MATRIX_LOG")
+    if path:
+        first = (result.stderr.decode(errors="replace").splitlines() or [""])[0]
+        with open(path, "a") as log:
+            log.write(f"{case}\t{result.returncode}\t{first}\n")
+
+
 def assert_clean_refusal(result: subprocess.CompletedProcess[bytes]) -> None:
     stderr = result.stderr.decode(errors="replace")
     assert result.returncode in (3, 5), outcome_text(result)
@@ -417,6 +446,7 @@ class Command:
     run: Callable[[Workspace, str | None, str], subprocess.CompletedProcess[bytes]]
     per_lv: bool = True
     read_only: bool = False
+    writes_data: bool = False
     removes_vg: bool = False
     renames_vg_to: str | None = None
     renames_lv_to: str | None = None
@@ -470,9 +500,9 @@ LV_COMMANDS = [
     Command("lvconvert_crypt", _simple(["lvconvert"], "--type", "crypt", "{lv}")),
     Command("lvconvert_linear", _simple(["lvconvert"], "--type", "linear", "{lv}")),
     Command("lvchange_ay", _simple(["lvchange"], "-ay", "{lv}")),
-    Command("write", _write),
+    Command("write", _write, writes_data=True),
     Command("read", _read, read_only=True),
-    Command("mount_rw", _mount_write),
+    Command("mount_rw", _mount_write, writes_data=True),
     Command("metadata_set_tags", _simple(["metadata", "set"], "{vg}", '{tag_path}=["matrix"]')),
 ]
 
@@ -526,6 +556,8 @@ def cases() -> Iterator[object]:
 def _owned_after(space: Workspace, command: Command, lv: str | None) -> set[tuple[str, int]]:
     """Extents the command may write: the LV's (before and after) and those of LVs it created."""
     layout = space.fixture.layout
+    if command.writes_data:
+        return layout.writable_through(lv) if lv else set()
     owned = layout.owned_by({lv}) if lv else set()
     vg_now = command.renames_vg_to or layout.name
     text = space.lvm2_text(vg_now) if not command.removes_vg else None
@@ -543,6 +575,7 @@ def test_command_keeps_lvm2_vg_intact(fixture: Fixture, lv: str | None, command:
                                       templates: Callable[[Fixture], list[Path]]) -> None:
     space = workspace(fixture, extra=1)
     result = command.run(space, lv, fixture.vg)
+    log_outcome(f"{fixture.name}-{lv or 'vg'}-{command.name}", result)
     if result.returncode == 0:
         vg_now = command.renames_vg_to or fixture.vg
         if command.removes_vg:
