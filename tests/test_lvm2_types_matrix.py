@@ -351,22 +351,23 @@ def workspace(templates: Callable[[Fixture], list[Path]], tmp_path: Path,
               request: pytest.FixtureRequest) -> Iterator[Callable[[Fixture, int], Workspace]]:
     """A factory: a fresh copy of a fixture's filled images on loop devices (+ extra blank PVs)."""
     spaces: list[Workspace] = []
-    passfile = tmp_path / "pass"
-    passfile.write_bytes(PASSPHRASE)
 
     def make(fixture: Fixture, extra: int = 0) -> Workspace:
+        directory = tmp_path / f"copy{len(spaces)}"
+        directory.mkdir()
+        (directory / "pass").write_bytes(PASSPHRASE)
         images = []
         for template in templates(fixture):
-            copy = tmp_path / template.name
+            copy = directory / template.name
             shutil.copyfile(template, copy)
             images.append(copy)
         blanks = []
         for index in range(extra):
-            blank = tmp_path / f"blank{index}.img"
+            blank = directory / f"blank{index}.img"
             with open(blank, "wb") as f:
                 f.truncate(16 << 20)
             blanks.append(blank)
-        space = Workspace(fixture, tmp_path, images, [], blanks)
+        space = Workspace(fixture, directory, images, [], blanks)
         spaces.append(space)
         space.devices = attach(images + blanks)
         return space
@@ -641,3 +642,50 @@ def test_unreferenced_lvs_keep_working(fixture: Fixture, encrypted: bool, worksp
     changed = changed_extents(space, templates(fixture))
     unexpected = {pv: [i for i in indexes if i != -1 and (pv, i) not in owned] for pv, indexes in changed.items()}
     assert not any(unexpected.values()), f"extents of lvm2's LVs changed: {unexpected}"
+
+
+# ---- lvm2 as the oracle for what must be refused ----
+
+LVM2_ORACLE = {
+    "lvrename": (["lvrename", "--driverloaded", "n", "{lv}", "{vg}/renamedlv"], ["lvrename", "{lv}", "renamedlv"]),
+    "lvremove": (["lvremove", "--driverloaded", "n", "-y", "{lv}"], ["lvremove", "-y", "{lv}"]),
+    "lvextend": (["lvextend", "--driverloaded", "n", "-l", "+1", "{lv}"], ["lvextend", "-l", "+1", "{lv}"]),
+    "lvreduce": (["lvreduce", "--driverloaded", "n", "-y", "-l", "-1", "{lv}"], ["lvreduce", "-l", "-1", "-y", "{lv}"]),
+}
+# lvm2 refusals that only say this host has no device-mapper: they decide nothing about the LV.
+NO_DM_REFUSAL = re.compile(r"driver|device-mapper|kernel|activ", re.I)
+# What every lvm2 command prints on this host before deciding anything.
+HOST_NOISE = re.compile(r"/dev/mapper/control: open failed|Failure to communicate with kernel device-mapper|"
+                        r"Check that device-mapper is available|Incompatible libdevmapper|Activation disabled")
+
+
+def oracle_cases() -> Iterator[object]:
+    for fixture in FIXTURES:
+        for lv in matrix_lvs(fixture):
+            for name in LVM2_ORACLE:
+                yield pytest.param(fixture, lv, name, id=f"{fixture.name}-{lv}-{name}")
+
+
+@pytest.mark.parametrize("fixture,lv,name", list(oracle_cases()))
+def test_refuses_what_lvm2_refuses(fixture: Fixture, lv: str, name: str,
+                                   workspace: Callable[..., Workspace]) -> None:
+    """Where lvm2 itself refuses to rename/remove/extend/reduce an LV of its own VG, lvcrypt refuses too.
+
+    The matrix above only sees damage lvm2 can detect afterwards; a thin pool's data LV extended
+    alone or an origin reduced under its snapshot read back cleanly but are what lvm2 refuses.
+    """
+    lvm2_args, lvcrypt_args = LVM2_ORACLE[name]
+    values = {"lv": f"{fixture.vg}/{lv}", "vg": fixture.vg}
+    theirs = workspace(fixture)
+    decided = lvm(lvm2_args[0], "--devices", theirs.device_list,
+                  *[arg.format(**values) for arg in lvm2_args[1:]])
+    lvm2_said = [line.strip() for line in decided.stderr.splitlines()
+                 if line.strip() and not HOST_NOISE.search(line)]
+    if decided.returncode == 0:
+        pytest.skip("lvm2 accepts this here; test_command_keeps_lvm2_vg_intact checks lvcrypt's outcome")
+    if not lvm2_said or any(NO_DM_REFUSAL.search(line) for line in lvm2_said):
+        pytest.skip(f"lvm2 refuses only for want of device-mapper here: {lvm2_said[:2]}")
+    ours = workspace(fixture)
+    result = ours.lvcrypt([lvcrypt_args[0]], [arg.format(**values) for arg in lvcrypt_args[1:]])
+    assert result.returncode != 0, f"lvm2 refuses ({' / '.join(lvm2_said[:3])}) but lvcrypt did it:\n{outcome_text(result)}"
+    assert_clean_refusal(result)
