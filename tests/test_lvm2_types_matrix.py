@@ -42,6 +42,9 @@ PASSPHRASE = b"matrix passphrase"
 BLOCK = 4096
 # lvm2's one expected complaint: lvcrypt's own segment types, which it lists but does not know.
 KNOWN_NOISE = re.compile(r"Unrecognised segment type crypt(-keystore)?$")
+# What every lvm2 command prints on this host before deciding anything.
+HOST_NOISE = re.compile(r"/dev/mapper/control: open failed|Failure to communicate with kernel device-mapper|"
+                        r"Check that device-mapper is available|Incompatible libdevmapper|Activation disabled")
 
 Value = Union[str, int, list, dict]
 
@@ -299,8 +302,7 @@ def lvm2_problems(result: subprocess.CompletedProcess[str]) -> list[str]:
     """lvm2's errors and warnings, less the known noise of this host (no device-mapper)."""
     problems = [line.strip() for line in result.stderr.splitlines()
                 if ("WARNING" in line or "rror" in line or "nvalid" in line or "ailed" in line)
-                and not KNOWN_NOISE.search(line)
-                and "/dev/mapper/control" not in line and "device-mapper" not in line]
+                and not KNOWN_NOISE.search(line) and not HOST_NOISE.search(line)]
     if result.returncode != 0:
         problems.append(f"exit status {result.returncode}")
     return problems
@@ -654,9 +656,6 @@ LVM2_ORACLE = {
 }
 # lvm2 refusals that only say this host has no device-mapper: they decide nothing about the LV.
 NO_DM_REFUSAL = re.compile(r"driver|device-mapper|kernel|activ", re.I)
-# What every lvm2 command prints on this host before deciding anything.
-HOST_NOISE = re.compile(r"/dev/mapper/control: open failed|Failure to communicate with kernel device-mapper|"
-                        r"Check that device-mapper is available|Incompatible libdevmapper|Activation disabled")
 
 
 def oracle_cases() -> Iterator[object]:
