@@ -655,7 +655,7 @@ LVM2_ORACLE = {
     "lvreduce": (["lvreduce", "--driverloaded", "n", "-y", "-l", "-1", "{lv}"], ["lvreduce", "-l", "-1", "-y", "{lv}"]),
 }
 # lvm2 refusals that only say this host has no device-mapper: they decide nothing about the LV.
-NO_DM_REFUSAL = re.compile(r"driver|device-mapper|kernel|activ", re.I)
+NO_DM_REFUSAL = re.compile(r"driver|device-mapper|kernel|activ|not detected", re.I)
 
 
 def oracle_cases() -> Iterator[object]:
