@@ -182,6 +182,14 @@ class VgLayout:
                     owned.update((key, start + extent) for extent in range(length))
         return owned
 
+    def referenced(self) -> set[str]:
+        return {name for lv in self.lvs for name in self.references(lv)}
+
+    def leaked_from(self, before: "VgLayout") -> set[str]:
+        """Hidden LVs that something used before and nothing uses now: extents lost to the VG."""
+        return {lv for lv in self.lvs if "VISIBLE" not in self.lvs[lv].get("status", [])
+                and lv in before.referenced() and lv not in self.referenced()}
+
     def writable_through(self, lv: str) -> set[tuple[str, int]]:
         """Extents that writing `lv`'s data may change: its closure less LVs that others also use.
 
@@ -587,6 +595,9 @@ def test_command_keeps_lvm2_vg_intact(fixture: Fixture, lv: str | None, command:
             assert fixture.vg not in vgs.stdout.split(), f"vgremove succeeded but lvm2 still sees {fixture.vg}"
         else:
             check_lvm2_reads(space.device_list, vg_now)
+            after = VgLayout.from_text(space.lvm2_text(vg_now) or "")
+            leaked = after.leaked_from(fixture.layout)
+            assert not leaked, f"hidden LVs left behind, used by nothing: {sorted(leaked)}"
         owned = _owned_after(space, command, lv)
     else:
         assert_clean_refusal(result)
