@@ -13,9 +13,18 @@ warning, or it is refused (exit 5, or 3 for arguments) with one `lvcrypt: ` line
 and nothing written; either way every extent that the named LV does not own (its own areas
 and the LVs it refers to, transitively, plus LVs the command created) is unchanged.
 
+A command that succeeds must also leave no hidden sub-LV that nothing uses any more (leaked
+extents), and a data command (`write`, read-write `mount`) may only change extents that no
+other LV refers to (not a thin pool's data, a snapshot's origin or cow, a raid image...).
+`test_refuses_what_lvm2_refuses` runs lvm2 itself on a copy first: where lvm2 refuses to
+rename/remove/extend/reduce an LV of its own VG (for a reason other than this host's missing
+device-mapper), lvcrypt must refuse too. `test_unreferenced_lvs_keep_working` checks that plain
+and crypt LVs next to all of this still work.
+
 Each case is one test id `FIXTURE-LV-COMMAND` (or `FIXTURE-vg-COMMAND`), so
-`-k "thin and lvremove"` runs a subset. The positive block (`test_unreferenced_lvs_keep_working`)
-checks that plain and crypt LVs next to all of this still work.
+`-k "thin-pool_tdata"` or `-k "snap- and lvreduce"` runs a subset. LVCRYPT_MATRIX_FULL=1 adds
+the LVs whose role another fixture already covers; LVCRYPT_MATRIX_LOG=FILE appends what each
+command decided (case, exit status, first stderr line).
 """
 
 from __future__ import annotations
