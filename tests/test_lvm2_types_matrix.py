@@ -35,7 +35,7 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Union
 
@@ -339,7 +339,6 @@ class Workspace:
     tmp: Path
     images: list[Path]
     devices: list[str]
-    extra: list[Path] = field(default_factory=list)
 
     @property
     def device_list(self) -> str:
@@ -386,16 +385,15 @@ def workspace(templates: Callable[[Fixture], list[Path]], tmp_path: Path,
             with open(blank, "wb") as f:
                 f.truncate(16 << 20)
             blanks.append(blank)
-        space = Workspace(fixture, directory, images, [], blanks)
+        space = Workspace(fixture, directory, images, [])
         spaces.append(space)
         space.devices = attach(images + blanks)
         return space
 
     yield make
     for space in spaces:
-        for mountpoint in (space.tmp / "mnt",):
-            if os.path.ismount(mountpoint):
-                subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], capture_output=True)
+        if os.path.ismount(space.tmp / "mnt"):
+            subprocess.run(["fusermount3", "-u", "-z", str(space.tmp / "mnt")], capture_output=True)
         detach(space.devices)
 
 
@@ -464,7 +462,6 @@ class Command:
 
     name: str
     run: Callable[[Workspace, str | None, str], subprocess.CompletedProcess[bytes]]
-    per_lv: bool = True
     read_only: bool = False
     writes_data: bool = False
     removes_vg: bool = False
@@ -527,13 +524,12 @@ LV_COMMANDS = [
 ]
 
 VG_COMMANDS = [
-    Command("lvcreate_wipe", _lvcreate_wipe, per_lv=False),
-    Command("vgremove", _simple(["vgremove"], "-f", "{vg}"), per_lv=False, removes_vg=True),
-    Command("vgextend", lambda space, lv, vg: space.lvcrypt(["vgextend"], ["-y", vg, space.devices[-1]]),
-            per_lv=False),
-    Command("vgrename", _simple(["vgrename"], "{vg}", "renamedvg"), per_lv=False, renames_vg_to="renamedvg"),
-    Command("vgcfgbackup", _simple(["vgcfgbackup"], "-f", "{backup}", "{vg}"), per_lv=False, read_only=True),
-    Command("vgcfgrestore", _simple(["vgcfgrestore"], "-f", "{fixture}", "{vg}"), per_lv=False),
+    Command("lvcreate_wipe", _lvcreate_wipe),
+    Command("vgremove", _simple(["vgremove"], "-f", "{vg}"), removes_vg=True),
+    Command("vgextend", lambda space, lv, vg: space.lvcrypt(["vgextend"], ["-y", vg, space.devices[-1]])),
+    Command("vgrename", _simple(["vgrename"], "{vg}", "renamedvg"), renames_vg_to="renamedvg"),
+    Command("vgcfgbackup", _simple(["vgcfgbackup"], "-f", "{backup}", "{vg}"), read_only=True),
+    Command("vgcfgrestore", _simple(["vgcfgrestore"], "-f", "{fixture}", "{vg}")),
 ]
 
 
@@ -541,7 +537,7 @@ def _pv_command(kind: str, pv_key: str) -> Command:
     def run(space: Workspace, lv: str | None, vg: str) -> subprocess.CompletedProcess[bytes]:
         device = space.device_of(pv_key)
         return space.lvcrypt([kind], [vg, device] if kind == "vgreduce" else ["-y", device])
-    return Command(f"{kind}_{pv_key}", run, per_lv=False)
+    return Command(f"{kind}_{pv_key}", run)
 
 
 # LVs whose role another fixture already covers: skipped unless LVCRYPT_MATRIX_FULL=1, to keep the
