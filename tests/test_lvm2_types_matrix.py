@@ -134,6 +134,7 @@ class VgLayout:
     extent_size: int
     pvs: list[Pv]
     lvs: dict[str, dict[str, Value]]
+    historical: list[str]
 
     @classmethod
     def from_text(cls, text: str) -> "VgLayout":
@@ -142,7 +143,8 @@ class VgLayout:
         vg = tree[name]
         pvs = [Pv(key, pv["id"], pv["dev_size"], pv["pe_start"], pv["pe_count"])
                for key, pv in vg["physical_volumes"].items()]
-        return cls(name, vg["extent_size"], pvs, dict(vg.get("logical_volumes", {})))
+        return cls(name, vg["extent_size"], pvs, dict(vg.get("logical_volumes", {})),
+                   sorted(vg.get("historical_logical_volumes", {})))
 
     def segments(self, lv: str) -> list[dict[str, Value]]:
         return [value for key, value in self.lvs[lv].items() if key.startswith("segment") and isinstance(value, dict)]
@@ -555,7 +557,9 @@ def matrix_lvs(fixture: "Fixture") -> list[str]:
     """The LVs each command runs on: all, but only the first of numbered sub-LVs (_rimage_0, not _1...)."""
     names = [lv for lv in fixture.layout.lvs if FULL or not re.search(r"_(rimage|rmeta|mimage|iorig|imeta)_[1-9]", lv)]
     repeated = REPEATED_ROLES.get(fixture.name)
-    return [lv for lv in names if FULL or not repeated or not repeated.search(lv)]
+    # lvm2 names a historical LV with a leading "-" (`lvremove vg/-name` removes it).
+    historical = [f"-{name}" for name in fixture.layout.historical]
+    return [lv for lv in names if FULL or not repeated or not repeated.search(lv)] + historical
 
 
 def cases() -> Iterator[object]:
