@@ -564,8 +564,12 @@ def matrix_lvs(fixture: "Fixture") -> list[str]:
 
 def cases() -> Iterator[object]:
     for fixture in FIXTURES:
-        for lv in matrix_lvs(fixture):
+        lvs = matrix_lvs(fixture)
+        for lv in lvs:
             for command in LV_COMMANDS:
+                # Without device-mapper, activation is refused before the LV is looked at: one LV says it.
+                if command.name == "lvchange_ay" and lv != lvs[0] and not FULL:
+                    continue
                 yield pytest.param(fixture, lv, command, id=f"{fixture.name}-{lv}-{command.name}")
         vg_commands = VG_COMMANDS + [_pv_command(kind, pv.key) for pv in fixture.layout.pvs
                                      for kind in ("vgreduce", "pvremove")]
