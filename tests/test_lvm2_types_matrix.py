@@ -35,6 +35,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Union
@@ -261,9 +262,13 @@ def attach(images: list[Path]) -> list[str]:
 
 
 def detach(devices: list[str]) -> None:
+    """Flush and detach; retried, because another process scanning devices can hold one open briefly."""
     for device in devices:
         subprocess.run(["blockdev", "--flushbufs", device], capture_output=True)
-        subprocess.run(["losetup", "-d", device], capture_output=True)
+        for _ in range(50):
+            if subprocess.run(["losetup", "-d", device], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
 
 
 def pattern(fixture: str, pv: str, start_block: int, blocks: int) -> bytes:
