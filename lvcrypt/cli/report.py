@@ -463,16 +463,25 @@ def cmd_lvs(args: argparse.Namespace) -> int:
     _, loaded, _ = _load(args, vg_names)
     per_segment = any(name in SEGMENT_FIELDS for name in columns)
     rows: list[object] = []
+    shown: set[tuple[str, str]] = set()
     for vg in sorted(loaded, key=lambda item: item.vg.name):
         view = _vg_report(vg.vg)
+        named = vg.vg.name in {v for v, _ in only}
         for lv in sorted(vg.vg.lvs.values(), key=lambda item: item.name):
-            if not view.listed(lv) or not (args.all or view.visible(lv)) or (
-                    only and (vg.vg.name, lv.name) not in only and vg.vg.name in {v for v, _ in only}):
+            # An LV named on the command line is shown even if hidden, as lvm2 shows it.
+            wanted = (vg.vg.name, lv.name) in only if named else args.all or view.visible(lv)
+            if not view.listed(lv) or not wanted:
                 continue
+            shown.add((vg.vg.name, lv.name))
             if per_segment:
                 rows += [LvRow(vg.vg, vg, lv, segment, args.sysfs_root, view) for segment in lv.segments]
             else:
                 rows.append(LvRow(vg.vg, vg, lv, None, args.sysfs_root, view))
+    missing = sorted(only - shown)
+    if missing:
+        from lvcrypt.errors import LvcryptError
+
+        raise LvcryptError(f'Failed to find logical volume "{missing[0][0]}/{missing[0][1]}"')
     _render("lv", columns, fields, rows, args)
     return 0
 
