@@ -103,3 +103,22 @@ def test_every_fixture_shows_layered_types() -> None:
              for lv in fixture.layout.lvs for segment in fixture.layout.segments(lv)}
     assert {"thin-pool", "thin", "snapshot", "raid1", "raid5", "raid10", "mirror", "cache", "cache-pool",
             "writecache", "integrity"} <= types
+
+
+NAMED = [("thin", ["thin/pool_tdata", "thin/thin1"]), ("snap", ["snap/msnap"]), ("mirror", ["mirror/mdisk_mlog"]),
+         ("snap", ["snap/snapshot0"]), ("cache", ["cache/nosuchlv"])]
+
+
+@pytest.mark.parametrize("name,lvs", NAMED, ids=[" ".join(lvs) for _, lvs in NAMED])
+def test_named_lvs_match_lvm2(name: str, lvs: list[str], attached: Callable[[Fixture], str], tmp_path: Path) -> None:
+    """A hidden LV named on the command line is listed without -a; lvm2's `snapshotN` LVs and
+    LVs that do not exist are not found (exit 5, one `lvcrypt:` line, nothing on stdout)."""
+    devices = attached(next(fixture for fixture in FIXTURES if fixture.name == name))
+    theirs = lvm("lvs", "--devices", devices, *lvs)
+    env = {**os.environ, "LVCRYPT_STATE_DIR": str(tmp_path / "state"), "LVCRYPT_RUN_DIR": str(tmp_path / "run")}
+    ours = subprocess.run([sys.executable, "-m", "lvcrypt", "lvs", "--devices", devices, *lvs],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), ours.stderr
+    if theirs.returncode:
+        assert ours.stderr == f'lvcrypt: Failed to find logical volume "{lvs[0]}"\n'
+        assert f'Failed to find logical volume "{lvs[0]}"' in theirs.stderr
