@@ -21,6 +21,30 @@ ALLOCATION_LETTERS = {"contiguous": "c", "cling": "l", "cling_by_tags": "l", "no
                       "inherit": "i"}
 
 
+# lv_role's words per trait, in lvm2's order (mirror, raid, thin, cache, integrity, vdo, spare),
+# and the traits that make an LV private.
+_ROLE_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("mirror image", ("mirror", "image")), ("mirror log", ("mirror", "log")), ("pvmove", ("pvmove",)),
+    ("raid image", ("raid", "image")), ("raid metadata", ("raid", "metadata")),
+    ("thin pool metadata", ("thin", "pool", "metadata")), ("thin pool data", ("thin", "pool", "data")),
+    ("type:thin-pool", ()),
+    ("cache pool metadata", ("cache", "pool", "metadata")), ("cache pool data", ("cache", "pool", "data")),
+    ("cache origin", ("cache", "origin", "cacheorigin")),
+    ("writecache origin", ("writecache", "origin", "writecacheorigin")),
+    ("writecache cache volume", ()), ("cache pool", ()), ("type:cache-pool", ()),
+    ("integrity metadata", ("integrity", "metadata")), ("integrity origin", ("integrity", "origin", "integrityorigin")),
+    ("VDO pool data", ("vdo", "pool", "data")), ("type:vdo-pool", ()),
+    ("pool metadata spare", ("pool", "spare")),
+)
+_PRIVATE_TRAITS = {trait for trait, _ in _ROLE_WORDS}
+# Roles others give an LV that lvm2 names, with the word added when more than one LV gives it.
+_MULTI: dict[str, tuple[tuple[str, ...], str]] = {
+    "thin snapshot origin": (("origin", "thinorigin"), "multithinorigin"),
+    "external origin": (("origin", "extthinorigin"), "multiextthinorigin"),
+    "snapshot origin": (("origin", "thickorigin"), "multithickorigin"),
+}
+
+
 @dataclass(frozen=True)
 class Area:
     """One data area of a segment as lvm2's `devices` field shows it: a PV key or an LV name, and where."""
@@ -139,6 +163,26 @@ class VgReport:
             if key_field == report_field and isinstance(name, str):
                 return self.display(name)
         return ""
+
+    def role(self, lv: LogicalVolume) -> str:
+        """lvm2's lv_role (lv_layout_and_role): public or private, then what the LV is to others."""
+        traits = self.traits(lv)
+        used_by = self._used_by.get(lv.name, [])
+        roles: list[str] = []
+        private = False
+        for trait, names in _ROLE_WORDS:
+            if trait in traits:
+                roles += [name for name in names if name not in roles]
+                private = private or trait in _PRIVATE_TRAITS
+        if "type:thin" in traits and isinstance(lv.segments[0].raw.get("origin"), str):
+            roles += ["snapshot", "thinsnapshot"]
+        counts = {role: sum(1 for ref in used_by if ref.role == role) for role in _MULTI}
+        for role, (words, multi) in _MULTI.items():
+            if counts[role]:
+                roles += [word for word in words if word not in roles] + ([multi] if counts[role] > 1 else [])
+        if any(trait in traits for trait in ("snapshot exception store", "merging snapshot exception store")):
+            roles += ["snapshot", "thicksnapshot"]
+        return ",".join(["private" if private else "public", *roles])
 
     def lv_count(self) -> int:
         return sum(1 for lv in self.vg.lvs.values() if self.visible(lv))

@@ -6,7 +6,7 @@ mix) is restored by lvm2 onto image files (the matrix's helpers), attached read-
 each report command runs under both tools with the same `--devices`.  The outputs must be
 byte-equal and the exit statuses equal: lv_attr's ten letters, the Origin/Pool/Data/Meta/Log
 columns, hidden sub-LVs in brackets, the snapshot COW LV shown as the snapshot (never the
-`snapshotN` LV), #LV and #SN, devices and #Str of layered LVs, column widths and order.
+`snapshotN` LV), lv_role, #LV and #SN, devices and #Str of layered LVs, column widths and order.
 
 This host has no device-mapper, so lvm2 shows every LV's state as unknown (`XX`) except thin
 pools and used cache pools (`--`, it never asks the kernel about them), and every
@@ -37,6 +37,7 @@ COMMANDS: list[list[str]] = [
     ["vgs", "-o", "+lv_count,snap_count"],
     ["lvs", "--noheadings", "--units", "b"],
     ["lvs", "-a", "-o", "lv_name,move_pv,copy_percent,data_percent,metadata_percent,snap_percent,convert_lv"],
+    ["lvs", "-a", "-o", "lv_name,lv_role"],
     ["lvs", "-a", "-o", "lv_name,lv_path,lv_full_name,seg_count,segtype,stripes,seg_size,seg_pe_ranges"],
     ["lvs", "-a", "--units", "s", "--separator", ":", "-o", "lv_name,lv_attr,origin,pool_lv,devices"],
     ["lvs", "-a", "--noheadings", "--reportformat", "json", "-o", "+data_lv,metadata_lv"],

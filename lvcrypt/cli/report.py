@@ -225,6 +225,7 @@ LV_FIELDS: dict[str, Field] = {
     "copy_percent": Field("Cpy%Sync", lambda r: ""),
     "convert_lv": Field("Convert", lambda r: ""),
     "lv_uuid": Field("LV UUID", lambda r: r.lv.id),
+    "lv_role": Field("Role", lambda r: r.view.role(r.lv), width=10),
     "lv_path": Field("Path", lambda r: f"/dev/{r.vg.name}/{r.lv.name}"
                      if r.view.visible(r.lv) and r.view.family(r.lv) != "thin-pool" else ""),
     "lv_full_name": Field("LV", lambda r: f"{r.vg.name}/{r.lv.name}", width=4),
