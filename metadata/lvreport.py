@@ -12,6 +12,7 @@ lvcrypt must print the same; the facts per segment type live in the registry
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 from lvcrypt.metadata.model import LogicalVolume, Segment, VolumeGroup
 from lvcrypt.metadata.segtypes import (TARGET_LETTERS, VOLUME_LETTERS, Reference, all_references, managed,
                                        segment_type)
@@ -32,7 +33,8 @@ _ROLE_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cache origin", ("cache", "origin", "cacheorigin")),
     ("writecache origin", ("writecache", "origin", "writecacheorigin")),
     ("writecache cache volume", ()), ("cache pool", ()), ("type:cache-pool", ()),
-    ("integrity metadata", ("integrity", "metadata")), ("integrity origin", ("integrity", "origin", "integrityorigin")),
+    ("integrity metadata", ("integrity", "metadata")),
+    ("integrity origin", ("integrity", "origin", "integrityorigin")),
     ("VDO pool data", ("vdo", "pool", "data")), ("type:vdo-pool", ()),
     ("pool metadata spare", ("pool", "spare")),
 )
@@ -92,6 +94,10 @@ class VgReport:
             origin = self.vg.lvs.get(str(snapshot.raw.get("origin", "")))
             return "merging_store" not in snapshot.raw and (origin is None or self.visible(origin))
         return lv.visible
+
+    def has_path(self, lv: LogicalVolume) -> bool:
+        """lvm2 gives /dev/VG/LV to visible LVs, except thin pools (never opened as a device)."""
+        return self.visible(lv) and self.family(lv) != "thin-pool"
 
     def display(self, name: str) -> str:
         """An LV name as lvm2 prints it in name columns: hidden LVs in brackets."""

@@ -226,8 +226,7 @@ LV_FIELDS: dict[str, Field] = {
     "convert_lv": Field("Convert", lambda r: ""),
     "lv_uuid": Field("LV UUID", lambda r: r.lv.id),
     "lv_role": Field("Role", lambda r: r.view.role(r.lv), width=10),
-    "lv_path": Field("Path", lambda r: f"/dev/{r.vg.name}/{r.lv.name}"
-                     if r.view.visible(r.lv) and r.view.family(r.lv) != "thin-pool" else ""),
+    "lv_path": Field("Path", lambda r: f"/dev/{r.vg.name}/{r.lv.name}" if r.view.has_path(r.lv) else ""),
     "lv_full_name": Field("LV", lambda r: f"{r.vg.name}/{r.lv.name}", width=4),
     "lv_host": Field("Host", lambda r: r.lv.creation_host or "", width=10),
     "seg_count": Field("#Seg", lambda r: len(r.lv.segments)),
@@ -380,7 +379,8 @@ def _render(kind: str, columns: list[str], fields: dict[str, Field], rows: list[
     sys.stdout.write("".join(f"  {row}\n" for row in (out if not args.noheadings else out[1:])))
 
 
-def aligned(lines: list[list[str]], right: list[bool], skip_first: bool, minimum: list[int] | None = None) -> list[str]:
+def aligned(lines: list[list[str]], right: list[bool], skip_first: bool,
+            minimum: list[int] | None = None) -> list[str]:
     """lvm2's column layout: one space between columns, numbers and sizes right-aligned
     (headings always left-aligned), every column padded to its widest cell, its heading or
     lvm2's minimum width for the field, with or without --noheadings.
