@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lvcrypt.metadata.model import LogicalVolume, Segment, VolumeGroup
-from lvcrypt.metadata.segtypes import (TARGET_LETTERS, VOLUME_LETTERS, Reference, all_references, managed,
-                                       segment_type)
+from lvcrypt.metadata.segtypes import (REGISTRY, TARGET_LETTERS, VOLUME_LETTERS, Reference, all_references,
+                                       managed, segment_type)
 
 SNAPSHOT_ROLES = ("snapshot exception store", "merging snapshot exception store")
 ALLOCATION_LETTERS = {"contiguous": "c", "cling": "l", "cling_by_tags": "l", "normal": "n", "anywhere": "a",
@@ -47,6 +47,15 @@ _MULTI: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
+# The letter tables as trait -> (precedence, letter): an LV has a handful of traits, the tables ~40 rows.
+_VOLUME_RANK = {trait: (rank, letter) for rank, (trait, letter) in enumerate(VOLUME_LETTERS)}
+_TARGET_RANK = {trait: (rank, letter) for rank, (trait, letter) in enumerate(TARGET_LETTERS)}
+
+
+def _first_letter(ranks: dict[str, tuple[int, str]], traits: frozenset[str]) -> str:
+    return min((ranks[trait] for trait in traits if trait in ranks), default=(0, "-"))[1]
+
+
 @dataclass(frozen=True)
 class Area:
     """One data area of a segment as lvm2's `devices` field shows it: a PV key or an LV name, and where."""
@@ -63,6 +72,8 @@ class VgReport:
 
     vg: VolumeGroup
     _used_by: dict[str, list[Reference]] = field(default_factory=dict, init=False)
+    _traits: dict[str, frozenset[str]] = field(default_factory=dict, init=False)  # reports ask per column
+    _families: dict[str, str | None] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         for ref in all_references(self.vg):
@@ -71,8 +82,10 @@ class VgReport:
 
     def family(self, lv: LogicalVolume) -> str | None:
         """The registry name of the LV's first segment type (None for an unknown type)."""
-        entry = segment_type(lv.segments[0].type) if lv.segments else None
-        return entry.name if entry else None
+        if lv.name not in self._families:
+            entry = segment_type(lv.segments[0].type) if lv.segments else None
+            self._families[lv.name] = entry.name if entry else None
+        return self._families[lv.name]
 
     def snapshot_segment(self, cow: LogicalVolume) -> Segment | None:
         """The `snapshot` segment (of a `snapshotN` LV) that uses `cow` as its exception store."""
@@ -104,9 +117,14 @@ class VgReport:
         lv = self.vg.lvs.get(name)
         return name if lv is None or self.visible(lv) else f"[{name}]"
 
-    def traits(self, lv: LogicalVolume) -> set[str]:
+    def traits(self, lv: LogicalVolume) -> frozenset[str]:
         """The LV's own segment family and every role it plays, in VOLUME_LETTERS' vocabulary."""
-        found = {f"type:{self.family(lv)}"} if self.family(lv) else set()
+        if lv.name not in self._traits:
+            self._traits[lv.name] = frozenset(self._find_traits(lv))
+        return self._traits[lv.name]
+
+    def _find_traits(self, lv: LogicalVolume) -> set[str]:
+        found: set[str] = {f"type:{self.family(lv)}"} if self.family(lv) else set()
         found |= {ref.role for ref in self._used_by.get(lv.name, [])}
         if any(segment_type(segment.type) is None for segment in lv.segments):
             found.add("unknown")
@@ -124,12 +142,10 @@ class VgReport:
         return found
 
     def volume_letter(self, lv: LogicalVolume) -> str:
-        traits = self.traits(lv)
-        return next((letter for trait, letter in VOLUME_LETTERS if trait in traits), "-")
+        return _first_letter(_VOLUME_RANK, self.traits(lv))
 
     def target_letter(self, lv: LogicalVolume) -> str:
-        traits = self.traits(lv)
-        return next((letter for trait, letter in TARGET_LETTERS if trait in traits), "-")
+        return _first_letter(_TARGET_RANK, self.traits(lv))
 
     def zeroing_letter(self, lv: LogicalVolume) -> str:
         """'z' for a thin pool that zeroes new blocks, and for thin volumes in one."""
@@ -163,7 +179,7 @@ class VgReport:
             snapshot = self.snapshot_segment(lv)
             if snapshot is not None:
                 return self.display(str(snapshot.raw.get("origin", "")))
-        entry = segment_type(lv.segments[0].type) if lv.segments else None
+        entry = REGISTRY.get(self.family(lv) or "")
         for key_field, key in entry.report_keys if entry else ():
             name = lv.segments[0].raw.get(key)
             if key_field == report_field and isinstance(name, str):

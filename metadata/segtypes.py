@@ -139,6 +139,8 @@ def segment_type(name: str) -> SegmentType | None:
 
     lvm2 appends flags to the name it writes (`cache-pool+METADATA_FORMAT`); they do not change the type.
     """
+    if name in REGISTRY:
+        return REGISTRY[name]
     name = name.split("+", 1)[0]
     if name in REGISTRY:
         return REGISTRY[name]
