@@ -26,6 +26,8 @@ import pytest
 from conftest import ROOT
 from test_lvm2_types_matrix import FIXTURES, Fixture, detach, lvm, lvm2_problems, templates  # noqa: F401
 
+pytestmark = pytest.mark.slow  # restores ten lvm2 VGs (shared with the matrix when both run in one worker)
+
 # The brief's list, then the fields lvm2 has for layered LVs, segment fields and script formats.
 COMMANDS: list[list[str]] = [
     ["lvs"],
