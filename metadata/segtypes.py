@@ -51,6 +51,12 @@ class SegmentType:
     dm_target: str | None = None
     resizable: bool = False
     report_name: str | None = None
+    # What lvm2's reports show for an LV of this type: the lv_attr volume-type letter (its
+    # precedence against the letters of roles is in VOLUME_LETTERS), the report fields that
+    # name another LV (origin, pool_lv, data_lv, metadata_lv, mirror_log) with the key holding
+    # the name, and the keys whose LVs are the segment's data areas (the `devices` field).
+    report_keys: tuple[tuple[str, str], ...] = ()
+    device_keys: tuple[str, ...] = ()
 
 
 _TYPES = [
@@ -61,36 +67,81 @@ _TYPES = [
     SegmentType("crypt-keystore", "keystore", True, ("areas",), "area"),
     SegmentType("thin-pool", "thin pool", False,
                 lv_keys=(("metadata", "thin pool metadata"), ("pool", "thin pool data")),
-                message_keys=(("create", "thin volume being created"),), dm_target="thin-pool"),
+                message_keys=(("create", "thin volume being created"),), dm_target="thin-pool",
+                report_keys=(("data_lv", "pool"), ("metadata_lv", "metadata")), device_keys=("pool",)),
     SegmentType("thin", "thin volume", False,
                 lv_keys=(("thin_pool", "thin pool"), ("origin", "thin snapshot origin"),
                          ("external_origin", "external origin"), ("merge", "merging thin snapshot")),
-                dm_target="thin"),
+                dm_target="thin", report_keys=(("pool_lv", "thin_pool"), ("origin", "origin"),
+                                               ("origin", "external_origin"))),
     SegmentType("snapshot", "snapshot", False,
                 lv_keys=(("origin", "snapshot origin"), ("cow_store", "snapshot exception store"),
                          ("merging_store", "merging snapshot exception store")), dm_target="snapshot"),
     SegmentType("raid", "raid LV", False, lv_list_keys=("raids", "raid0_lvs"), dm_target="raid"),
     SegmentType("mirror", "mirror", False, ("mirrors",), "mirror image",
-                lv_keys=(("mirror_log", "mirror log"),), dm_target="mirror"),
+                lv_keys=(("mirror_log", "mirror log"),), dm_target="mirror",
+                report_keys=(("mirror_log", "mirror_log"),)),
     SegmentType("cache", "cached LV", False, lv_keys=(("cache_pool", "cache pool"), ("origin", "cache origin")),
-                dm_target="cache"),
+                dm_target="cache", report_keys=(("pool_lv", "cache_pool"), ("origin", "origin")),
+                device_keys=("origin",)),
     SegmentType("cache-pool", "cache pool", False,
-                lv_keys=(("data", "cache pool data"), ("metadata", "cache pool metadata"))),
+                lv_keys=(("data", "cache pool data"), ("metadata", "cache pool metadata")),
+                report_keys=(("data_lv", "data"), ("metadata_lv", "metadata")), device_keys=("data",)),
     SegmentType("writecache", "writecache LV", False,
                 lv_keys=(("origin", "writecache origin"), ("writecache", "writecache cache volume")),
-                dm_target="writecache"),
-    SegmentType("vdo", "VDO volume", False, lv_keys=(("vdo_pool", "VDO pool"),), dm_target="vdo"),
-    SegmentType("vdo-pool", "VDO pool", False, lv_keys=(("data", "VDO pool data"),)),
+                dm_target="writecache", report_keys=(("pool_lv", "writecache"), ("origin", "origin")),
+                device_keys=("origin",)),
+    SegmentType("vdo", "VDO volume", False, lv_keys=(("vdo_pool", "VDO pool"),), dm_target="vdo",
+                report_keys=(("pool_lv", "vdo_pool"),), device_keys=("vdo_pool",)),
+    SegmentType("vdo-pool", "VDO pool", False, lv_keys=(("data", "VDO pool data"),),
+                report_keys=(("data_lv", "data"),), device_keys=("data",)),
     SegmentType("integrity", "integrity LV", False,
-                lv_keys=(("origin", "integrity origin"), ("meta_dev", "integrity metadata")), dm_target="integrity"),
+                lv_keys=(("origin", "integrity origin"), ("meta_dev", "integrity metadata")), dm_target="integrity",
+                report_keys=(("origin", "origin"),), device_keys=("origin",)),
     SegmentType("error", "error LV", False, dm_target="error"),
     SegmentType("zero", "zero LV", False, dm_target="zero"),
 ]
 REGISTRY: dict[str, SegmentType] = {entry.name: entry for entry in _TYPES}
 
+# lvm2's lv_attr letters (lib/metadata/lv.c, lv_attr_dup_with_info_and_seg_status): an LV has
+# traits, "type:FAMILY" for its first segment's registry entry and the roles it plays for
+# other LVs (Reference.role, plus the few lvm2 finds otherwise); lvm2 tests them in this
+# order and the first match gives the letter.  Keystores and crypt LVs have none ('-').
+VOLUME_LETTERS: tuple[tuple[str, str], ...] = (
+    ("pvmove", "p"), ("converting", "c"),
+    ("merging snapshot origin", "O"), ("snapshot origin", "o"), ("external origin", "o"),
+    ("thin pool metadata", "e"), ("pool metadata spare", "e"), ("raid metadata", "e"),
+    ("integrity metadata", "e"), ("cache pool metadata", "e"),
+    ("type:cache", "C"), ("type:cache-pool", "C"), ("cache pool data", "C"), ("cache pool", "C"),
+    ("type:writecache", "C"), ("writecache cache volume", "C"),
+    ("type:integrity", "g"), ("type:raid", "r"), ("type:mirror", "m"),
+    ("merging thin origin", "O"), ("merging thin snapshot", "S"), ("type:thin", "V"),
+    ("type:vdo-pool", "d"), ("VDO pool data", "D"), ("type:error", "v"), ("type:zero", "v"),
+    ("type:thin-pool", "t"), ("thin pool data", "T"), ("mirror image", "I"), ("raid image", "I"),
+    ("mirror log", "l"), ("merging snapshot exception store", "S"), ("snapshot exception store", "s"),
+    ("cache origin", "o"), ("writecache origin", "o"),
+)
+# The 7th letter, target type, the same way.
+TARGET_LETTERS: tuple[tuple[str, str], ...] = (
+    ("type:thin-pool", "t"), ("type:thin", "t"),
+    ("type:cache-pool", "C"), ("cache pool", "C"), ("type:cache", "C"), ("cache origin", "C"),
+    ("type:writecache", "C"), ("writecache origin", "C"), ("writecache cache volume", "C"),
+    ("type:raid", "r"), ("raid image", "r"), ("raid metadata", "r"),
+    ("type:mirror", "m"), ("mirror image", "m"), ("mirror log", "m"), ("pvmove", "m"),
+    ("snapshot exception store", "s"), ("merging snapshot exception store", "s"),
+    ("snapshot origin", "s"), ("merging snapshot origin", "s"),
+    ("unknown", "u"), ("type:error", "v"), ("type:zero", "v"),
+)
+
 
 def segment_type(name: str) -> SegmentType | None:
-    """The registry entry of a type name; every raid level (raid1, raid5_ls, raid10...) is `raid`."""
+    """The registry entry of a type name; every raid level (raid1, raid5_ls, raid10...) is `raid`.
+
+    lvm2 appends flags to the name it writes (`cache-pool+METADATA_FORMAT`); they do not change the type.
+    """
+    if name in REGISTRY:
+        return REGISTRY[name]
+    name = name.split("+", 1)[0]
     if name in REGISTRY:
         return REGISTRY[name]
     if name.startswith("raid"):

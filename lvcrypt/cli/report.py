@@ -22,6 +22,7 @@ from lvcrypt.cli import common_options
 
 if TYPE_CHECKING:
     from lvcrypt.activate.dm_ioctl import DeviceInfo
+    from lvcrypt.metadata.lvreport import VgReport
     from lvcrypt.metadata.model import LogicalVolume, Segment, VolumeGroup
     from lvcrypt.store.commit import LoadedVg
     from lvcrypt.store.physical import PvOnDisk
@@ -41,12 +42,27 @@ class LvRow:
     lv: "LogicalVolume"
     segment: "Segment | None"
     sysfs_root: str = "/sys"
+    report: "VgReport | None" = None
+
+    @property
+    def view(self) -> "VgReport":
+        """lvm2's view of the VG (visibility, roles, links), built once per VG by the command."""
+        if self.report is None:
+            self.report = _vg_report(self.vg)
+        return self.report
 
 
 @dataclass
 class VgRow:
     vg: "VolumeGroup"
     loaded: "LoadedVg"
+    report: "VgReport | None" = None
+
+    @property
+    def view(self) -> "VgReport":
+        if self.report is None:
+            self.report = _vg_report(self.vg)
+        return self.report
 
 
 @dataclass
@@ -63,6 +79,7 @@ class Field:
     heading: str
     get: Callable[..., object]
     size: bool = False  # value in bytes, formatted with --units
+    width: int = 0  # lvm2's minimum column width (lib/report/columns.h), when wider than the heading
 
 
 @functools.lru_cache(maxsize=1)
@@ -79,42 +96,63 @@ def _active_devices() -> dict[str, "DeviceInfo"]:
     return active_devices()
 
 
+def _vg_report(vg: "VolumeGroup") -> "VgReport":
+    from lvcrypt.metadata.lvreport import VgReport
+
+    return VgReport(vg)
+
+
 def _lv_attr(row: LvRow) -> str:
+    """lvm2's ten letters; the metadata's part comes from VgReport, the kernel's (state, open) from here."""
     lv = row.lv
+    head, target, skip = row.view.static_attr(lv)
     state = opened = "X" if _no_dm() else "-"
-    if state != "X":
+    if row.view.never_queried(lv):
+        state = opened = "-"
+    elif state != "X":
         from lvcrypt.activate.tables import dm_uuid  # only with device-mapper: keeps lvs start-up lean
 
         info = _active_devices().get(dm_uuid(row.vg, lv))
         if info is not None:
             state, opened = "a", "o" if info.open_count > 0 else "-"
-    policy = "c" if lv.raw.get("allocation_policy") == "contiguous" else "i"
     partial = "p" if any(area.pv in row.loaded.missing for s in lv.segments for area, _ in s.pv_areas()) else "-"
-    return f"-{'w' if 'WRITE' in lv.status else 'r'}{policy}-{state}{opened}--{partial}-"
+    return f"{head}{state}{opened}{target}{partial}{skip}"
 
 
 def _segtype(segment: "Segment") -> str:
-    from lvcrypt.metadata.model import StripedSegment
+    from lvcrypt.metadata.lvreport import report_type
 
-    if isinstance(segment, StripedSegment) and segment.stripe_count == 1:
-        return "linear"
-    return segment.type
+    return report_type(segment)
 
 
 def _devices(row: LvRow) -> str:
+    """PV areas as `device(extent)`, areas on other LVs (images, pool data, origins) as `lv(extent)`."""
+    from lvcrypt.metadata.lvreport import areas
+
     segments = [row.segment] if row.segment else row.lv.segments
-    return ",".join(f"{row.loaded.device_of(area.pv)}({area.extent})"
-                    for segment in segments for area, _ in segment.pv_areas())
+    return ",".join(f"{row.loaded.device_of(area.name) if area.is_pv else area.name}({area.offset})"
+                    for segment in segments for area in areas(segment, row.vg.pvs))
 
 
 def _pe_ranges(row: LvRow) -> str:
+    from lvcrypt.metadata.lvreport import areas
+
     segments = [row.segment] if row.segment else row.lv.segments
-    return " ".join(f"{row.loaded.device_of(area.pv)}:{area.extent}-{area.extent + count - 1}"
-                    for segment in segments for area, count in segment.pv_areas())
+    return " ".join(f"{row.loaded.device_of(area.name) if area.is_pv else area.name}:"
+                    f"{area.offset}-{area.offset + area.length - 1}"
+                    for segment in segments for area in areas(segment, row.vg.pvs))
 
 
 def _stripes(segment: "Segment | None") -> int:
-    return getattr(segment, "stripe_count", 1) if segment else 1
+    """lvm2's #Str is the segment's area count: a mirror's images, a raid's images, 0 for a thin volume."""
+    from lvcrypt.metadata.lvreport import areas
+    from lvcrypt.metadata.segtypes import managed
+
+    if segment is None:
+        return 1
+    if managed(segment):
+        return getattr(segment, "stripe_count", 1)
+    return len(areas(segment, {}))
 
 
 def _vg_used(vg: "VolumeGroup", key: str | None = None) -> int:
@@ -162,26 +200,36 @@ def _inline_crypto(row: LvRow) -> str:
 
 
 def _lv_name(row: LvRow) -> str:
-    return row.lv.name if row.lv.visible else f"[{row.lv.name}]"
+    return row.view.display(row.lv.name)
+
+
+def _link(report_field: str) -> Callable[[LvRow], str]:
+    return lambda row: row.view.link(row.lv, report_field)
 
 
 LV_FIELDS: dict[str, Field] = {
-    "lv_name": Field("LV", _lv_name),
+    "lv_name": Field("LV", _lv_name, width=4),
     "vg_name": Field("VG", lambda r: r.vg.name),
     "lv_attr": Field("Attr", _lv_attr),
     "lv_size": Field("LSize", lambda r: r.lv.extent_count * r.vg.extent_bytes, size=True),
-    "pool_lv": Field("Pool", lambda r: ""),
-    "origin": Field("Origin", lambda r: ""),
-    "data_percent": Field("Data%", lambda r: ""),
-    "metadata_percent": Field("Meta%", lambda r: ""),
+    "pool_lv": Field("Pool", _link("pool_lv")),
+    "origin": Field("Origin", _link("origin")),
+    "data_lv": Field("Data", _link("data_lv")),
+    "metadata_lv": Field("Meta", _link("metadata_lv")),
+    # Percentages come from the kernel's status of active thin, snapshot, raid, mirror and cache
+    # LVs; lvcrypt activates none of those, and lvm2 leaves them empty for inactive LVs.
+    "data_percent": Field("Data%", lambda r: "", width=6),
+    "metadata_percent": Field("Meta%", lambda r: "", width=6),
+    "snap_percent": Field("Snap%", lambda r: "", width=6),
     "move_pv": Field("Move", lambda r: ""),
-    "mirror_log": Field("Log", lambda r: ""),
+    "mirror_log": Field("Log", _link("mirror_log")),
     "copy_percent": Field("Cpy%Sync", lambda r: ""),
     "convert_lv": Field("Convert", lambda r: ""),
     "lv_uuid": Field("LV UUID", lambda r: r.lv.id),
-    "lv_path": Field("Path", lambda r: f"/dev/{r.vg.name}/{r.lv.name}" if r.lv.visible else ""),
-    "lv_full_name": Field("LV", lambda r: f"{r.vg.name}/{r.lv.name}"),
-    "lv_host": Field("Host", lambda r: r.lv.creation_host or ""),
+    "lv_role": Field("Role", lambda r: r.view.role(r.lv), width=10),
+    "lv_path": Field("Path", lambda r: f"/dev/{r.vg.name}/{r.lv.name}" if r.view.has_path(r.lv) else ""),
+    "lv_full_name": Field("LV", lambda r: f"{r.vg.name}/{r.lv.name}", width=4),
+    "lv_host": Field("Host", lambda r: r.lv.creation_host or "", width=10),
     "seg_count": Field("#Seg", lambda r: len(r.lv.segments)),
     "segtype": Field("Type", lambda r: _segtype(r.segment) if r.segment else ",".join(
         dict.fromkeys(_segtype(s) for s in r.lv.segments))),
@@ -206,8 +254,8 @@ LV_FIELDS: dict[str, Field] = {
 VG_FIELDS: dict[str, Field] = {
     "vg_name": Field("VG", lambda r: r.vg.name),
     "pv_count": Field("#PV", lambda r: len(r.vg.pvs)),
-    "lv_count": Field("#LV", lambda r: sum(1 for lv in r.vg.lvs.values() if lv.visible)),
-    "snap_count": Field("#SN", lambda r: 0),
+    "lv_count": Field("#LV", lambda r: r.view.lv_count()),
+    "snap_count": Field("#SN", lambda r: r.view.snap_count()),
     "vg_attr": Field("Attr", lambda r: _vg_attr(r.vg, bool(r.loaded.missing))),
     "vg_size": Field("VSize", lambda r: _vg_total(r.vg) * r.vg.extent_bytes, size=True),
     "vg_free": Field("VFree", lambda r: (_vg_total(r.vg) - _vg_used(r.vg)) * r.vg.extent_bytes, size=True),
@@ -252,7 +300,7 @@ def _pv_attr(r: PvRow) -> str:
 
 
 PV_FIELDS: dict[str, Field] = {
-    "pv_name": Field("PV", lambda r: r.path),
+    "pv_name": Field("PV", lambda r: r.path, width=10),
     "vg_name": Field("VG", lambda r: r.vg.name if r.vg else ""),
     "pv_fmt": Field("Fmt", lambda r: "lvm2"),
     "pv_attr": Field("Attr", _pv_attr),
@@ -263,12 +311,12 @@ PV_FIELDS: dict[str, Field] = {
     "dev_size": Field("DevSize", lambda r: r.pv.header.device_size if r.pv else r.vg.pvs[r.key].dev_size * 512,
                       size=True),
     "pe_start": Field("1st PE", lambda r: r.pv.header.pe_start if r.pv else r.vg.pvs[r.key].pe_start * 512,
-                      size=True),
-    "pv_pe_count": Field("PE", lambda r: r.vg.pvs[r.key].pe_count if r.vg and r.key else 0),
+                      size=True, width=7),
+    "pv_pe_count": Field("PE", lambda r: r.vg.pvs[r.key].pe_count if r.vg and r.key else 0, width=3),
     "pv_pe_alloc_count": Field("Alloc", lambda r: _vg_used(r.vg, r.key) if r.vg and r.key else 0),
     "pv_mda_count": Field("#PMda", lambda r: len(r.pv.mdas) if r.pv else 0),
     "pv_mda_size": Field("PMdaSize", lambda r: min((m.locn.size for m in r.pv.mdas), default=0) if r.pv else 0,
-                         size=True),
+                         size=True, width=9),
 }
 
 
@@ -325,19 +373,25 @@ def _render(kind: str, columns: list[str], fields: dict[str, Field], rows: list[
             print("  " + args.separator.join(line))
         return
     right = [fields[name].size or bool(rows) and isinstance(fields[name].get(rows[0]), int) for name in columns]
-    lines = table if args.noheadings else [[fields[name].heading for name in columns], *table]
-    sys.stdout.write("".join(f"  {row}\n" for row in aligned(lines, right, skip_first=not args.noheadings)))
+    headings = [fields[name].heading for name in columns]
+    minimum = [max(fields[name].width, len(heading)) for name, heading in zip(columns, headings)]
+    lines = [headings, *table]
+    out = aligned(lines, right, skip_first=True, minimum=minimum)
+    sys.stdout.write("".join(f"  {row}\n" for row in (out if not args.noheadings else out[1:])))
 
 
-def aligned(lines: list[list[str]], right: list[bool], skip_first: bool) -> list[str]:
+def aligned(lines: list[list[str]], right: list[bool], skip_first: bool,
+            minimum: list[int] | None = None) -> list[str]:
     """lvm2's column layout: one space between columns, numbers and sizes right-aligned
-    (headings always left-aligned), every column padded to its widest cell.
+    (headings always left-aligned), every column padded to its widest cell, its heading or
+    lvm2's minimum width for the field, with or without --noheadings.
 
     Not tabulate: for 2,000 LVs tabulate alone takes longer than lvm2's whole `lvs`.
     """
     if not lines:
         return []
-    widths = [max(len(line[index]) for line in lines) for index in range(len(right))]
+    widths = [max([len(line[index]) for line in lines] + [minimum[index] if minimum else 0])
+              for index in range(len(right))]
     out = []
     for number, line in enumerate(lines):
         heading = skip_first and number == 0
@@ -410,15 +464,25 @@ def cmd_lvs(args: argparse.Namespace) -> int:
     _, loaded, _ = _load(args, vg_names)
     per_segment = any(name in SEGMENT_FIELDS for name in columns)
     rows: list[object] = []
+    shown: set[tuple[str, str]] = set()
     for vg in sorted(loaded, key=lambda item: item.vg.name):
+        view = _vg_report(vg.vg)
+        named = vg.vg.name in {v for v, _ in only}
         for lv in sorted(vg.vg.lvs.values(), key=lambda item: item.name):
-            if not (lv.visible or args.all) or (only and (vg.vg.name, lv.name) not in only
-                                                and vg.vg.name in {v for v, _ in only}):
+            # An LV named on the command line is shown even if hidden, as lvm2 shows it.
+            wanted = (vg.vg.name, lv.name) in only if named else args.all or view.visible(lv)
+            if not view.listed(lv) or not wanted:
                 continue
+            shown.add((vg.vg.name, lv.name))
             if per_segment:
-                rows += [LvRow(vg.vg, vg, lv, segment, args.sysfs_root) for segment in lv.segments]
+                rows += [LvRow(vg.vg, vg, lv, segment, args.sysfs_root, view) for segment in lv.segments]
             else:
-                rows.append(LvRow(vg.vg, vg, lv, None, args.sysfs_root))
+                rows.append(LvRow(vg.vg, vg, lv, None, args.sysfs_root, view))
+    missing = sorted(only - shown)
+    if missing:
+        from lvcrypt.errors import LvcryptError
+
+        raise LvcryptError(f'Failed to find logical volume "{missing[0][0]}/{missing[0][1]}"')
     _render("lv", columns, fields, rows, args)
     return 0
 
