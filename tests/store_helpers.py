@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -90,3 +91,12 @@ class Pair:
             check = subprocess.run(["pvck", device], capture_output=True, text=True, env=LVM_ENV)
             assert check.returncode == 0, check.stderr
             assert "CHECK" not in check.stderr and "bad" not in check.stderr.lower(), check.stderr
+
+
+def digests(paths: list[str]) -> list[str]:
+    """SHA-256 of each device or image, to prove a refused command wrote nothing."""
+    out = []
+    for path in paths:
+        with open(path, "rb") as f:
+            out.append(hashlib.sha256(f.read()).hexdigest())
+    return out

@@ -18,7 +18,7 @@ from conftest import ROOT
 from lvcrypt.store.disk import Disk
 from lvcrypt.store.mda import plan_write
 from lvcrypt.store.physical import read_pv
-from store_helpers import Pair
+from store_helpers import Pair, digests
 
 
 def _images(tmp_path: Path, count: int, size_mib: int = 32) -> list[str]:
@@ -29,14 +29,6 @@ def _images(tmp_path: Path, count: int, size_mib: int = 32) -> list[str]:
             f.truncate(size_mib << 20)
         paths.append(str(path))
     return paths
-
-
-def _digest(paths: list[str]) -> list[str]:
-    out = []
-    for path in paths:
-        with open(path, "rb") as f:
-            out.append(hashlib.sha256(f.read()).hexdigest())
-    return out
 
 
 def _flip(path: str, offset: int) -> None:
@@ -71,13 +63,13 @@ def test_damaged_label_refused_and_nothing_written(vg_on_images: Pair) -> None:
     pair = vg_on_images
     a, b, c = pair.devices
     _flip(b, 512 + 40)  # inside the PV header, covered by the label CRC
-    before = _digest(pair.devices)
+    before = digests(pair.devices)
     listing = pair.lvc("lvs", "vga")
     assert "one" in listing.stdout and "missing PV" in listing.stderr
     _fails(pair, "lvcreate", "-l", "1", "-n", "two", "vga", says="missing")
     _fails(pair, "vgextend", "vga", b, says="label checksum")
     _fails(pair, "pvremove", b, says="label checksum")
-    assert _digest(pair.devices) == before
+    assert digests(pair.devices) == before
 
 
 def test_bad_metadata_area_checksum_and_bad_text_checksum(tmp_path: Path) -> None:
@@ -90,7 +82,7 @@ def test_bad_metadata_area_checksum_and_bad_text_checksum(tmp_path: Path) -> Non
         pv = read_pv(disk)
     assert pv is not None and pv.mdas[0].header is not None
     text_at = pv.mdas[0].header.start + pv.mdas[0].header.committed.offset
-    before = _digest(pair.devices)
+    before = digests(pair.devices)
     _flip(a, text_at + 30)
     _fails(pair, "lvs", "vgb", says="wrong checksum")
     _fails(pair, "lvcreate", "-l", "1", "-n", "y", "vgb", says="not found")
@@ -99,7 +91,7 @@ def test_bad_metadata_area_checksum_and_bad_text_checksum(tmp_path: Path) -> Non
     _fails(pair, "vgs", "vgb", says="metadata area header at byte 4096: wrong checksum")
     _fails(pair, "vgcfgbackup", "-f", str(tmp_path / "b.vg"), "vgb", says="not found")
     _flip(a, 4096 + 100)
-    assert _digest(pair.devices) == before
+    assert digests(pair.devices) == before
     assert "x" in pair.lvc("lvs", "vgb").stdout
 
 
@@ -107,7 +99,7 @@ def test_pv_of_another_vg_and_missing_pv(vg_on_images: Pair, tmp_path: Path) -> 
     pair = vg_on_images
     a, b, c = pair.devices
     pair.lvc("vgcreate", "vgother", c)
-    before = _digest(pair.devices)
+    before = digests(pair.devices)
     _fails(pair, "vgextend", "vga", c, says="is already in volume group 'vgother'")
     _fails(pair, "vgcreate", "vgnew", a, says="is already in volume group 'vga'")
     _fails(pair, "pvcreate", a, says="without -ff")
@@ -116,12 +108,12 @@ def test_pv_of_another_vg_and_missing_pv(vg_on_images: Pair, tmp_path: Path) -> 
     _fails(only_a, "lvcreate", "-l", "1", "-n", "z", "vga", says="missing")
     _fails(only_a, "lvremove", "vga/one", says="missing")
     _fails(only_a, "vgrename", "vga", "vgz", says="missing")
-    assert _digest(pair.devices) == before
+    assert digests(pair.devices) == before
 
 
 def test_bad_arguments_exit_3_and_refusals_exit_5(vg_on_images: Pair) -> None:
     pair = vg_on_images
-    before = _digest(pair.devices)
+    before = digests(pair.devices)
     _fails(pair, "lvcreate", "-L", "12Q", "-n", "q", "vga", status=3, says="invalid size")
     _fails(pair, "lvcreate", "-l", "2", "-L", "4m", "-n", "both", "vga", status=3, says="exactly one of")
     _fails(pair, "lvcreate", "-l", "2", "-n", "bad name", "vga", status=3, says="invalid logical volume name")
@@ -134,7 +126,7 @@ def test_bad_arguments_exit_3_and_refusals_exit_5(vg_on_images: Pair) -> None:
     _fails(pair, "vgremove", "vga", says="still contains")
     _fails(pair, "vgcreate", "vga", pair.devices[2], says="already exists")
     _fails(pair, "lvs", "nosuchvg", says="not found")
-    assert _digest(pair.devices) == before
+    assert digests(pair.devices) == before
 
 
 @pytest.mark.oracle

@@ -7,14 +7,13 @@ message and the devices stay byte-identical; reports leave out what lvm2 leaves 
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
-from store_helpers import Pair
+from store_helpers import Pair, digests
 
 pytestmark = pytest.mark.oracle
 
@@ -51,14 +50,6 @@ def _make(pair: Pair, kind: str) -> None:
     pair.lvm("vgcfgrestore", "-f", str(backup), "vgx")
 
 
-def _digest(paths: list[str]) -> list[str]:
-    out = []
-    for path in paths:
-        with open(path, "rb") as f:
-            out.append(hashlib.sha256(f.read()).hexdigest())
-    return out
-
-
 def _lvm2_errors(stderr: str) -> list[str]:
     return [line.strip() for line in stderr.splitlines() if line.strip() and not NOISE.search(line)]
 
@@ -76,7 +67,7 @@ def pair(loop_devices: Callable[..., list[str]], lvm2: None, tmp_path: Path) -> 
 @pytest.mark.parametrize("kind", ["shared", "foreign", "exported", "readonly"])
 def test_changes_refused_with_lvm2s_reason(pair: Pair, kind: str) -> None:
     _make(pair, kind)
-    before = _digest(pair.devices)
+    before = digests(pair.devices)
     for command in CHANGES:
         if kind == "exported" and command[0] == "vgrename":
             continue  # lvm2 renames exported VGs (checked below)
@@ -87,7 +78,7 @@ def test_changes_refused_with_lvm2s_reason(pair: Pair, kind: str) -> None:
         assert ours.stderr.count("\n") == 1 and ours.stderr.startswith("lvcrypt: "), ours.stderr
         assert ours.stderr[len("lvcrypt: "):].strip() in _lvm2_errors(theirs.stderr), (command, ours.stderr,
                                                                                       theirs.stderr)
-        assert _digest(pair.devices) == before, command
+        assert digests(pair.devices) == before, command
     if kind == "exported":
         pair.lvc("vgrename", "vgx", "vgy")
         assert _vg_names(pair, "lvm2") == ["vgc", "wz--n-", "vgy", "wzx-n-"]

@@ -7,7 +7,6 @@ judge: after each refusal its VG reads clean and unchanged, and the bytes of the
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -16,17 +15,9 @@ from typing import Callable
 import pytest
 
 from conftest import ROOT
-from store_helpers import Pair
+from store_helpers import Pair, digests
 
 pytestmark = pytest.mark.oracle
-
-
-def _digest(paths: list[str]) -> list[str]:
-    out = []
-    for path in paths:
-        with open(path, "rb") as f:
-            out.append(hashlib.sha256(f.read()).hexdigest())
-    return out
 
 
 def _lvcrypt(pair: Pair, *args: str, devices: list[str] | None) -> subprocess.CompletedProcess[str]:
@@ -64,20 +55,20 @@ def _vgb_state(pair: Pair) -> str:
 def test_vgextend_with_devices_naming_only_its_own_vg_refuses_pvs_of_another(two_vgs: Pair) -> None:
     pair = two_vgs
     a, b1, b2 = pair.devices
-    before, listing = _digest([b1, b2]), _vgb_state(pair)
+    before, listing = digests([b1, b2]), _vgb_state(pair)
     _refused(_lvcrypt(pair, "vgextend", "vga", b1, devices=[a]),
              f"Physical volume '{b1}' is already in volume group 'vgb'")
     _refused(_lvcrypt(pair, "vgextend", "vga", b2, devices=[a]),
              f"PV {b2} is used by a VG but its metadata is missing.")
     _refused(_lvcrypt(pair, "vgextend", "vga", a, b2, devices=[a]), "is already in volume group 'vga'")
-    assert _digest([b1, b2]) == before
+    assert digests([b1, b2]) == before
     assert _vgb_state(pair) == listing
 
 
 def test_without_devices_option_the_named_paths_are_scanned(two_vgs: Pair) -> None:
     pair = two_vgs
     a, b1, b2 = pair.devices
-    before, listing = _digest([b1, b2]), _vgb_state(pair)
+    before, listing = digests([b1, b2]), _vgb_state(pair)
     (pair.tmp / "state").mkdir(exist_ok=True)
     (pair.tmp / "state" / "devices").write_text(f"{a}\n")
     _refused(_lvcrypt(pair, "vgextend", "vga", b2, devices=None), "used by a VG but its metadata is missing")
@@ -86,19 +77,19 @@ def test_without_devices_option_the_named_paths_are_scanned(two_vgs: Pair) -> No
     _refused(_lvcrypt(pair, "pvcreate", b2, devices=None), "used by a VG but its metadata is missing")
     _refused(_lvcrypt(pair, "pvcreate", b1, devices=[b1]),
              f"Can't initialize physical volume \"{b1}\" of volume group \"vgb\" without -ff")
-    assert _digest([b1, b2]) == before
+    assert digests([b1, b2]) == before
     assert _vgb_state(pair) == listing
 
 
 def test_double_force_needs_a_yes(two_vgs: Pair) -> None:
     pair = two_vgs
     a, b1, b2 = pair.devices
-    before, listing = _digest([b1, b2]), _vgb_state(pair)
+    before, listing = digests([b1, b2]), _vgb_state(pair)
     _refused(_lvcrypt(pair, "pvcreate", "-ff", b2, devices=[b2]), "-ff needs a yes")
     _refused(_lvcrypt(pair, "vgextend", "-ff", "vga", b2, devices=[a]), "-ff needs a yes")
     _refused(_lvcrypt(pair, "vgextend", "-f", "-y", "vga", b2, devices=[a]), "used by a VG but its metadata")
     _refused(_lvcrypt(pair, "vgextend", "-ff", "-y", "vga", a, devices=[a]), f"'{a}' is already in volume group 'vga'")
-    assert _digest([b1, b2]) == before
+    assert digests([b1, b2]) == before
     assert _vgb_state(pair) == listing
     forced = _lvcrypt(pair, "vgextend", "-ff", "-y", "vga", b2, devices=[a])
     assert forced.returncode == 0, forced.stderr
@@ -127,10 +118,10 @@ def test_pvremove_and_multi_device_pvcreate_refuse_before_writing(two_vgs: Pair,
     blank = tmp_path / "blank.img"
     with open(blank, "wb") as f:
         f.truncate(16 << 20)
-    before, listing = _digest([b1, b2, str(blank)]), _vgb_state(pair)
+    before, listing = digests([b1, b2, str(blank)]), _vgb_state(pair)
     _refused(_lvcrypt(pair, "pvcreate", str(blank), b2, devices=[b2]), "used by a VG but its metadata is missing")
     _refused(_lvcrypt(pair, "vgextend", "vga", str(blank), b2, devices=[a]), "used by a VG but its metadata")
     _refused(_lvcrypt(pair, "pvremove", b2, devices=[b2]), "used by a VG but its metadata is missing")
     _refused(_lvcrypt(pair, "pvremove", "-ff", b2, devices=[b2]), "-ff needs a yes")
-    assert _digest([b1, b2, str(blank)]) == before
+    assert digests([b1, b2, str(blank)]) == before
     assert _vgb_state(pair) == listing
