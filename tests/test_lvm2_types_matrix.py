@@ -402,6 +402,8 @@ def workspace(templates: Callable[[Fixture], list[Path]], tmp_path: Path,
         if os.path.ismount(space.tmp / "mnt"):
             subprocess.run(["fusermount3", "-u", "-z", str(space.tmp / "mnt")], capture_output=True)
         detach(space.devices)
+        # Every case copies its fixture's images (tens of MiB); ~800 cases would fill the disk.
+        shutil.rmtree(space.tmp, ignore_errors=True)
 
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=[fixture.name for fixture in FIXTURES])
