@@ -26,7 +26,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from conftest import ROOT
+from conftest import LVM_ENV, ROOT
 from kdump_fake_kernel import FakeKernel
 from lvcrypt import kdump, keyring
 from lvcrypt.errors import KdumpError
@@ -255,6 +255,33 @@ def test_all_registers_exactly_the_active_crypt_lvs(pair: Pair, fake: FakeKernel
     assert entries(fake) == {active.replace(":", "-"): active}
     out = kd(pair, fake, "unregister", "--all").stdout
     assert "count: 0" in out and entries(fake) == {}
+
+
+def test_all_passes_over_a_vg_this_host_must_not_touch(pair: Pair, fake: FakeKernel, session: list[str],
+                                                       loop_devices: Callable[..., list[str]]) -> None:
+    """A foreign VG on the host (system_id of another host) is skipped with a warning, as lvm2's commands
+    over all VGs skip it; the active crypt LVs of the other VGs are registered all the same."""
+    active = make_crypt_lv(pair, "active")
+    session.append(active)
+    other = loop_devices(1, 16)[0]
+    for words in (["pvcreate", other], ["vgcreate", "vgforeign", other],
+                  ["vgcfgbackup", "-f", str(pair.tmp / "foreign.vg"), "vgforeign"]):
+        subprocess.run([sys.executable, "-m", "lvcrypt", words[0], "--devices", other, *words[1:]], env=pair.env,
+                       cwd=ROOT, check=True, capture_output=True)
+    backup = pair.tmp / "foreign.vg"
+    backup.write_text(backup.read_text().replace("\tseqno = ", '\tsystem_id = "otherhost"\n\tseqno = ', 1))
+    subprocess.run(["lvm", "vgcfgrestore", "--devices", other, "-f", str(backup), "vgforeign"], env=LVM_ENV,
+                   check=True, capture_output=True)
+    vg_uuid = pair.lvc("vgs", "--noheadings", "-o", "vg_uuid", "vgk").stdout.strip().replace("-", "")
+    dm = pair.tmp / "sys" / "block" / "dm-0" / "dm"
+    dm.mkdir(parents=True)
+    (dm / "uuid").write_text(f"LVM-{vg_uuid}{active.split(':')[1].replace('-', '')}\n")
+    result = kd(pair, fake, "register", "--all", "--devices", f"{pair.device_list},{other}", "--sysfs-root",
+                str(pair.tmp / "sys"), "--key-file", str(pair.tmp / "pass"))
+    assert "skipped: Cannot access VG vgforeign with system ID otherhost" in result.stderr, result.stderr
+    assert entries(fake) == {active.replace(":", "-"): active}
+    kd(pair, fake, "unregister", "--all", "--devices", f"{pair.device_list},{other}")
+    assert entries(fake) == {}
 
 
 # --- refusals: one line, nothing changed ----------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from lvcrypt.cli import common_options
 from lvcrypt.cli.crypt import add_key_file_option, split_lv
@@ -28,6 +28,26 @@ def _vg_names(args: argparse.Namespace) -> list[str]:
     return scan(candidate_devices(args.devices)).vg_names()
 
 
+def _every_vg(args: argparse.Namespace) -> Iterator["VgTransaction"]:
+    """Each VG found, read under its shared lock. As lvm2's commands over all VGs, VGs this host
+    must not touch (shared without lvmlockd, foreign) are passed over with a warning, so one such
+    VG on the host does not stop `--all` or `restore` for the others."""
+    from lvcrypt.store.access import VgAccessError
+    from lvcrypt.store.transaction import VgTransaction, warn
+
+    for vg_name in _vg_names(args):
+        transaction = VgTransaction(args.devices, vg_name, exclusive=False)
+        try:
+            tx = transaction.__enter__()
+        except VgAccessError as error:
+            warn(f"skipped: {error}")
+            continue
+        try:
+            yield tx
+        finally:
+            transaction.__exit__(None, None, None)
+
+
 def _named(args: argparse.Namespace) -> dict[str, list[str]]:
     targets: dict[str, list[str]] = {}
     for item in args.lvs:
@@ -40,16 +60,14 @@ def _active_crypt_lvs(args: argparse.Namespace) -> dict[str, list[str]]:
     """--all: every crypt LV whose dm device the kernel has now (sysfs `block/dm-N/dm/uuid`)."""
     from lvcrypt.activate.tables import dm_uuid
     from lvcrypt.inline import live_devices
-    from lvcrypt.store.transaction import VgTransaction
 
     live = live_devices(args.sysfs_root)
     targets: dict[str, list[str]] = {}
-    for vg_name in _vg_names(args):
-        with VgTransaction(args.devices, vg_name, exclusive=False) as tx:
-            names = [lv.name for lv in tx.vg.lvs.values()
-                     if lv.visible and lv.keystores() and dm_uuid(tx.vg, lv) in live]
+    for tx in _every_vg(args):
+        names = [lv.name for lv in tx.vg.lvs.values()
+                 if lv.visible and lv.keystores() and dm_uuid(tx.vg, lv) in live]
         if names:
-            targets[vg_name] = sorted(names)
+            targets[tx.vg.name] = sorted(names)
     return targets
 
 
@@ -233,7 +251,6 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from lvcrypt.cli.crypt import build_lv_table
     from lvcrypt.errors import KdumpError, LvcryptError
     from lvcrypt.keycache import KeyCache
-    from lvcrypt.store.transaction import VgTransaction
 
     kdump.trigger_restore(kdump.restore_file(args.configfs_root, args.sysfs_root))
     restored = kdump.restored_keys()
@@ -244,28 +261,28 @@ def cmd_restore(args: argparse.Namespace) -> int:
     failed: list[str] = []
     done: set[str] = set()
     spent: list[int] = []
-    for vg_name in _vg_names(args):
-        with VgTransaction(args.devices, vg_name, exclusive=False) as tx:
-            for lv in [lv for lv in tx.vg.lvs.values() if lv.id in wanted]:
-                done.add(lv.id)
-                try:
-                    with KeyCache() as keys:
-                        used = _restore_lv(tx, lv, restored, keys)
-                        if kernel_backend:
-                            from lvcrypt.activate import kernel
+    for tx in _every_vg(args):
+        vg_name = tx.vg.name
+        for lv in [lv for lv in tx.vg.lvs.values() if lv.id in wanted]:
+            done.add(lv.id)
+            try:
+                with KeyCache() as keys:
+                    used = _restore_lv(tx, lv, restored, keys)
+                    if kernel_backend:
+                        from lvcrypt.activate import kernel
 
-                            made = kernel.activate(build_lv_table(tx, lv.name), keys)
-                            spent += used
-                            print(f"  {vg_name}/{lv.name}: " + ("activated from the restored volume key."
-                                                                 if made else "already active."))
-                        else:
-                            description = _descriptions(tx, lv)[0][1]
-                            print(f"  {vg_name}/{lv.name}: restored volume key verified; no device-mapper here, "
-                                  f"read it with: lvcrypt read --volume-key-keyring %user:{description} "
-                                  f"{vg_name}/{lv.name}")
-                except LvcryptError as error:
-                    failed.append(f"{vg_name}/{lv.name}")
-                    print(f"  {error}", file=sys.stderr)
+                        made = kernel.activate(build_lv_table(tx, lv.name), keys)
+                        spent += used
+                        print(f"  {vg_name}/{lv.name}: " + ("activated from the restored volume key."
+                                                             if made else "already active."))
+                    else:
+                        description = _descriptions(tx, lv)[0][1]
+                        print(f"  {vg_name}/{lv.name}: restored volume key verified; no device-mapper here, "
+                              f"read it with: lvcrypt read --volume-key-keyring %user:{description} "
+                              f"{vg_name}/{lv.name}")
+            except LvcryptError as error:
+                failed.append(f"{vg_name}/{lv.name}")
+                print(f"  {error}", file=sys.stderr)
     for uuid in sorted(wanted - done):
         print(f"  WARNING: a key for LV uuid {uuid} was restored but no VG here has that LV.", file=sys.stderr)
     if not args.keep_keys:
