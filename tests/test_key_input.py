@@ -236,7 +236,7 @@ def test_sizes_as_lvm2_rounds_them(both: Pair) -> None:
         assert (theirs.returncode, ours.returncode) == (status, status), (args, theirs.stderr, ours.stderr)
         assert ours.stderr.splitlines()[-1].startswith("lvcrypt: "), ours.stderr
     assert _device_digest(both) == before
-    for zero in (["-L", "0"], ["-l", "0"]):
+    for zero in (["-L", "0"], ["-l", "0"], ["-L", "4M", "-i", "0"], ["-L", "4M", "-i", "-2"]):
         assert both.lvm("lvcreate", *zero, "-n", "z", LONG_VG, check=False).returncode == 3
         assert both.lvc("lvcreate", *zero, "-n", "z", LONG_VG, check=False).returncode == 3
     both.lvc("lvreduce", "-y", "-L", "-5M", f"{LONG_VG}/r1")

@@ -309,10 +309,22 @@ def _size_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-l", "--extents", type=_extents_request, help="extents, or N%%FREE, N%%VG, N%%PVS")
 
 
+def _stripe_count(text: str) -> int:
+    """lvm2's rule for -i: a positive whole number (it refuses a negative and a zero count alike)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid argument for --stripes: {text}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("--stripes may not be zero" if value == 0
+                                         else f"invalid argument for --stripes: {text}")
+    return value
+
+
 def _stripe_options(parser: argparse.ArgumentParser) -> None:
     from lvcrypt.units import parse_size
 
-    parser.add_argument("-i", "--stripes", type=int, help="number of stripes")
+    parser.add_argument("-i", "--stripes", type=_stripe_count, help="number of stripes")
     parser.add_argument("-I", "--stripesize", type=lambda text: parse_size(text, "k") // 512,
                         help="stripe size (default unit k)")
     parser.add_argument("--alloc", choices=("normal", "contiguous"), default="normal", help="allocation policy")
