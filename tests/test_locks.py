@@ -21,6 +21,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Callable, Iterator
@@ -57,12 +58,14 @@ def proc_locks() -> list[tuple[bool, int, int]]:
 
 def wait_until(condition: Callable[[], bool], process: subprocess.Popen[str] | None = None) -> None:
     """Poll until `condition` holds; fail at once if `process` ended instead (it did not wait)."""
-    for _ in range(200000):
+    # A deadline, not a count of yields: on a loaded machine a new process can take seconds to start.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
         if condition():
             return
         if process is not None and process.poll() is not None:
             raise AssertionError(f"process ended instead of waiting: {process.communicate()}")
-        os.sched_yield()
+        time.sleep(0.001)
     raise AssertionError("condition never held")
 
 
