@@ -13,13 +13,13 @@ lvcrypt does not speak to lvmlockd (a later issue), so it behaves as that host.
 
 from __future__ import annotations
 
-import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 from lvcrypt.errors import LvcryptError
 from lvcrypt.metadata.model import VolumeGroup
+from lvcrypt.store import lvm_config
 
 
 class VgAccessError(LvcryptError):
@@ -79,22 +79,9 @@ def check(vg: VolumeGroup, access: Access) -> None:
         raise VgAccessError(message)
 
 
-def _config_dir() -> Path:
-    return Path(os.environ.get("LVM_SYSTEM_DIR", "/etc/lvm"))
-
-
-def _config_value(path: Path, section: str, key: str) -> str | None:
-    """One string setting of an lvm.conf-style file; None when the file or the setting is absent."""
-    from lvcrypt.metadata.parse import parse_bytes
-    from lvcrypt.metadata.tree import Section
-
-    try:
-        tree = parse_bytes(path.read_bytes(), str(path))
-    except (OSError, LvcryptError):
-        return None
-    block = tree.get(section)
-    value = block.get(key) if isinstance(block, Section) else None
-    return value if isinstance(value, str) else None
+def _config_string(path: str) -> str | None:
+    value = lvm_config.setting(path, "")
+    return value if isinstance(value, str) and value else None
 
 
 def local_system_id() -> str | None:
@@ -104,16 +91,16 @@ def local_system_id() -> str | None:
     host configured that way counts as having an unknown system ID, which only makes lvcrypt
     refuse more VGs than lvm2, never fewer.
     """
-    source = _config_value(_config_dir() / "lvm.conf", "global", "system_id_source") or "none"
+    source = _config_string("global/system_id_source") or "none"
     value: str | None = None
     if source == "lvmlocal":
-        value = _config_value(_config_dir() / "lvmlocal.conf", "local", "system_id")
+        value = _config_string("local/system_id")
     elif source == "uname":
         value = socket.gethostname()
     elif source == "machineid":
         value = _first_line(Path("/etc/machine-id"))
     elif source == "file":
-        name = _config_value(_config_dir() / "lvm.conf", "global", "system_id_file")
+        name = _config_string("global/system_id_file")
         value = _first_line(Path(name)) if name else None
     return value or None
 
