@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from lvcrypt.metadata.model import LogicalVolume, Segment, VolumeGroup
 from lvcrypt.metadata.segtypes import (REGISTRY, TARGET_LETTERS, VOLUME_LETTERS, Reference, all_references,
-                                       managed, segment_type)
+                                       managed, named_areas, segment_type)
 
 SNAPSHOT_ROLES = ("snapshot exception store", "merging snapshot exception store")
 ALLOCATION_LETTERS = {"contiguous": "c", "cling": "l", "cling_by_tags": "l", "normal": "n", "anywhere": "a",
@@ -240,15 +240,8 @@ def areas(segment: Segment, pv_keys: set[str] | dict[str, object]) -> list[Area]
         return [Area(area.pv, area.extent, True, count) for area, count in segment.pv_areas()]
     entry = segment_type(segment.type)
     raw = segment.raw
-    found: list[Area] = []
-    for key in entry.area_keys if entry else ("stripes", "areas", "mirrors"):
-        values = raw.get(key)
-        items = values if isinstance(values, list) else []
-        pairs = [(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)
-                 if isinstance(items[i], str) and isinstance(items[i + 1], int)]
-        split = entry.areas_split if entry else key == "stripes"
-        length = segment.extent_count // max(len(pairs), 1) if split else segment.extent_count
-        found += [Area(name, offset, name in pv_keys, length) for name, offset in pairs]
+    found = [Area(name, offset, name in pv_keys, length)
+             for name, offset, length in named_areas(segment.type, raw, segment.extent_count)]
     for key in entry.lv_list_keys if entry else ():
         values = raw.get(key)
         names = values if isinstance(values, list) else []

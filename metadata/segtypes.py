@@ -149,21 +149,26 @@ def segment_type(name: str) -> SegmentType | None:
     return None
 
 
-def pv_ranges(kind: str, raw: Section, extent_count: int, pv_keys: set[str] | frozenset[str]) -> list[tuple[Area, int]]:
-    """(area, extents) of every PV range a segment of type `kind` names, for types lvcrypt keeps verbatim.
+def named_areas(kind: str, raw: Section, extent_count: int) -> list[tuple[str, int, int]]:
+    """(name, offset, extents) of every `"name", offset` area a segment of type `kind` lists.
 
-    Names in an area array that are not PV keys are LVs (a mirror's images, a
-    striped segment moved by pvmove): they hold no PV extents of this segment.
+    A name is a PV key or, when it is not one, an LV (a mirror's images, a
+    striped segment moved by pvmove), as lvm2's text_import_areas decides.
     """
     entry = segment_type(kind)
-    keys = entry.area_keys if entry else ("stripes", "areas", "mirrors")
-    found: list[tuple[Area, int]] = []
-    for key in keys:
+    found: list[tuple[str, int, int]] = []
+    for key in entry.area_keys if entry else ("stripes", "areas", "mirrors"):
         pairs = _pairs(raw.get(key))
         split = entry.areas_split if entry else key == "stripes"
-        per_area = extent_count // max(len(pairs), 1) if split else extent_count
-        found.extend((Area(name, offset), per_area) for name, offset in pairs if name in pv_keys)
+        length = extent_count // max(len(pairs), 1) if split else extent_count
+        found += [(name, offset, length) for name, offset in pairs]
     return found
+
+
+def pv_ranges(kind: str, raw: Section, extent_count: int, pv_keys: set[str] | frozenset[str]) -> list[tuple[Area, int]]:
+    """(area, extents) of every PV range a segment of type `kind` names, for types lvcrypt keeps verbatim."""
+    return [(Area(name, offset), length) for name, offset, length in named_areas(kind, raw, extent_count)
+            if name in pv_keys]
 
 
 def _pairs(values: Value | None) -> list[tuple[str, int]]:
