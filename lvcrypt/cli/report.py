@@ -41,28 +41,15 @@ class LvRow:
     loaded: "LoadedVg"
     lv: "LogicalVolume"
     segment: "Segment | None"
+    view: "VgReport"  # lvm2's view of the VG (visibility, roles, links), built once per VG by the command
     sysfs_root: str = "/sys"
-    report: "VgReport | None" = None
-
-    @property
-    def view(self) -> "VgReport":
-        """lvm2's view of the VG (visibility, roles, links), built once per VG by the command."""
-        if self.report is None:
-            self.report = _vg_report(self.vg)
-        return self.report
 
 
 @dataclass
 class VgRow:
     vg: "VolumeGroup"
     loaded: "LoadedVg"
-    report: "VgReport | None" = None
-
-    @property
-    def view(self) -> "VgReport":
-        if self.report is None:
-            self.report = _vg_report(self.vg)
-        return self.report
+    view: "VgReport"
 
 
 @dataclass
@@ -418,11 +405,10 @@ def _load(args: argparse.Namespace, names: list[str]) -> tuple[object, list["Loa
     local_id = local_system_id()
     hidden: set[str] = set()
     with contextlib.ExitStack() as held:
+        wanted = names
         if not names:  # as lvm2: a report over every VG holds the global lock shared, then each VG's
             held.enter_context(VgLock(GLOBAL, exclusive=False))
-        wanted = names
-        if not names:  # the VG locks come after a first scan that names the VGs; then read again under them
-            wanted = scan(paths).vg_names()
+            wanted = scan(paths).vg_names()  # names the VGs to lock; they are read again under their locks
         for name in sorted(set(wanted)):
             held.enter_context(VgLock(name, exclusive=False))
         found = scan(paths)
@@ -475,9 +461,9 @@ def cmd_lvs(args: argparse.Namespace) -> int:
                 continue
             shown.add((vg.vg.name, lv.name))
             if per_segment:
-                rows += [LvRow(vg.vg, vg, lv, segment, args.sysfs_root, view) for segment in lv.segments]
+                rows += [LvRow(vg.vg, vg, lv, segment, view, args.sysfs_root) for segment in lv.segments]
             else:
-                rows.append(LvRow(vg.vg, vg, lv, None, args.sysfs_root, view))
+                rows.append(LvRow(vg.vg, vg, lv, None, view, args.sysfs_root))
     missing = sorted(only - shown)
     if missing:
         from lvcrypt.errors import LvcryptError
@@ -490,7 +476,7 @@ def cmd_lvs(args: argparse.Namespace) -> int:
 def cmd_vgs(args: argparse.Namespace) -> int:
     columns = _columns(args.options, VG_DEFAULT, VG_FIELDS)
     _, loaded, _ = _load(args, list(args.names))
-    rows: list[object] = [VgRow(vg.vg, vg) for vg in sorted(loaded, key=lambda item: item.vg.name)]
+    rows: list[object] = [VgRow(vg.vg, vg, _vg_report(vg.vg)) for vg in sorted(loaded, key=lambda item: item.vg.name)]
     _render("vg", columns, VG_FIELDS, rows, args)
     return 0
 
