@@ -29,23 +29,11 @@ def _vg_names(args: argparse.Namespace) -> list[str]:
 
 
 def _every_vg(args: argparse.Namespace) -> Iterator["VgTransaction"]:
-    """Each VG found, read under its shared lock. As lvm2's commands over all VGs, VGs this host
-    must not touch (shared without lvmlockd, foreign) are passed over with a warning, so one such
-    VG on the host does not stop `--all` or `restore` for the others."""
-    from lvcrypt.store.access import VgAccessError
-    from lvcrypt.store.transaction import VgTransaction, warn
+    """Each VG found, read under its shared lock; one this host must not touch (shared without lvmlockd,
+    foreign) does not stop `--all` or `restore` for the others."""
+    from lvcrypt.store.transaction import each_vg
 
-    for vg_name in _vg_names(args):
-        transaction = VgTransaction(args.devices, vg_name, exclusive=False)
-        try:
-            tx = transaction.__enter__()
-        except VgAccessError as error:
-            warn(f"skipped: {error}")
-            continue
-        try:
-            yield tx
-        finally:
-            transaction.__exit__(None, None, None)
+    return each_vg(args.devices, _vg_names(args), True, exclusive=False)
 
 
 def _named(args: argparse.Namespace) -> dict[str, list[str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from lvcrypt.cli import common_options
 
@@ -190,30 +190,13 @@ def cmd_vgck(args: argparse.Namespace) -> int:
     """
     from lvcrypt.store.commit import scan
     from lvcrypt.store.devices import candidate_devices
-    from lvcrypt.store.transaction import VgTransaction
+    from lvcrypt.store.transaction import each_vg
 
     names = args.vg or scan(candidate_devices(args.devices)).vg_names()
-    for name in names:
-        with _skipped_unless_named(args):
-            with VgTransaction(args.devices, name, exclusive=args.updatemetadata) as tx:
-                if args.updatemetadata:
-                    tx.commit(repair=True)
+    for tx in each_vg(args.devices, names, not args.vg, exclusive=args.updatemetadata):
+        if args.updatemetadata:
+            tx.commit(repair=True)
     return 0
-
-
-@contextlib.contextmanager
-def _skipped_unless_named(args: argparse.Namespace) -> Iterator[None]:
-    """A command over all VGs passes over those lvm2 would not touch here (shared, foreign) with a
-    note, as lvm2 does; a VG named on the command line is refused."""
-    from lvcrypt.store.access import VgAccessError
-    from lvcrypt.store.transaction import warn
-
-    try:
-        yield
-    except VgAccessError as error:
-        if args.vg:
-            raise
-        warn(f"skipped: {error}")
 
 
 def cmd_vgcfgbackup(args: argparse.Namespace) -> int:
@@ -231,18 +214,14 @@ def _backup(args: argparse.Namespace, names: list[str]) -> None:
     from lvcrypt.errors import UsageError
     from lvcrypt.store import archive
     from lvcrypt.store.access import Access
-    from lvcrypt.store.transaction import VgTransaction, backup_text, command_line
+    from lvcrypt.store.transaction import backup_text, command_line, each_vg
 
     if args.file and len(names) > 1 and "%s" not in args.file:
         raise UsageError("vgcfgbackup: -f with several VGs needs %s in the file name")
-    for name in names:
-        text = None
-        with _skipped_unless_named(args):
-            with VgTransaction(args.devices, name, exclusive=False, allow_missing=True,
-                               access=Access(exported=True)) as tx:
-                text = backup_text(tx.vg, f"Created *after* executing '{command_line()}'")
-        if text is None:
-            continue
+    for tx in each_vg(args.devices, names, not args.vg, exclusive=False, allow_missing=True,
+                      access=Access(exported=True)):
+        name = tx.vg.name
+        text = backup_text(tx.vg, f"Created *after* executing '{command_line()}'")
         if args.file:
             from lvcrypt.atomic_file import write_atomically
 

@@ -6,9 +6,11 @@ every commit, as lvm2 does around each metadata change.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import sys
 from types import TracebackType
+from typing import Iterator
 
 from lvcrypt.errors import LockError
 from lvcrypt.metadata.model import VolumeGroup
@@ -125,3 +127,23 @@ class VgTransaction:
         text = commit(self.vg, self.members(extra), f"Write from {line}.", repair)
         self.loaded.text = text.rstrip(b"\0")
         write_backup_after_commit(self.vg)
+
+
+def each_vg(devices: str | None, names: list[str], skip_refused: bool, exclusive: bool = True,
+            allow_missing: bool = False, access: vg_access.Access | None = None) -> Iterator[VgTransaction]:
+    """A transaction (options as VgTransaction's) for each VG of `names`, one after the other.
+
+    With `skip_refused` (a command over every VG, no VG named), a VG lvm2 would not touch on this
+    host (shared without lvmlockd, foreign) is passed over with a warning, as lvm2's commands do;
+    otherwise its refusal is the command's error.
+    """
+    for name in names:
+        with contextlib.ExitStack() as held:
+            try:
+                tx = held.enter_context(VgTransaction(devices, name, exclusive, allow_missing, access=access))
+            except vg_access.VgAccessError as error:
+                if not skip_refused:
+                    raise
+                warn(f"skipped: {error}")
+                continue
+            yield tx
