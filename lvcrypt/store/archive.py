@@ -31,23 +31,29 @@ def state_dir() -> Path:
     return Path.home() / ".local" / "state" / "lvcrypt"
 
 
+def _checked_levels(parts: tuple[str, ...], create: bool) -> Path | None:
+    """The state directory, then each level of `parts` under it, checked (and created) by private_directory."""
+    path = state_dir()
+    if private_directory(path, create) is None:
+        return None
+    for part in parts:
+        path = path / part
+        if private_directory(path, create) is None:
+            return None
+    return path
+
+
 def state_path(*parts: str) -> Path:
     """A subdirectory of the state directory, each level created 0700 and checked to be ours alone."""
-    path = state_dir()
-    for part in ("", *parts):
-        path = path / part if part else path
-        private_directory(path)
+    path = _checked_levels(parts, create=True)
+    if path is None:  # private_directory creates a missing level or raises
+        raise LvcryptError(f"cannot create {state_dir().joinpath(*parts)}")
     return path
 
 
 def existing_state_path(*parts: str) -> Path | None:
     """The same for reading: None when a level is missing (nothing to read), refused when not private."""
-    path = state_dir()
-    for part in ("", *parts):
-        path = path / part if part else path
-        if private_directory(path, create=False) is None:
-            return None
-    return path
+    return _checked_levels(parts, create=False)
 
 
 def file_name_of(vg_name: str) -> str:
