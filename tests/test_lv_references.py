@@ -80,15 +80,21 @@ def model() -> VolumeGroup:
     return vg
 
 
-@pytest.fixture
-def pair(loop_devices: Callable[..., list[str]], tmp_path: Path) -> Pair:
-    pair = Pair(loop_devices(2, 200), tmp_path)
-    text = tmp_path / "vgx.vg"
+def restore_with_lvm2(pair: Pair) -> Path:
+    """The sample VG on the pair's two devices, restored by lvm2 itself; returns its text file."""
+    text = pair.tmp / "vgx.vg"
     text.write_text(references_vg_text())
     for device, pv in zip(pair.devices, ("bNAIfY-qSZY-Edfy-8mN5-mc7z-nbqq-CYh0X5",
                                          "HUReqi-0Dmf-q34f-89hz-E34K-ih7v-vhIjCo")):
         pair.lvm("pvcreate", "-q", "--uuid", pv, "--restorefile", str(text), device)
     pair.lvm("vgcfgrestore", "-q", "--force", "-f", str(text), VG)
+    return text
+
+
+@pytest.fixture
+def pair(loop_devices: Callable[..., list[str]], tmp_path: Path) -> Pair:
+    pair = Pair(loop_devices(2, 200), tmp_path)
+    text = restore_with_lvm2(pair)
     pair.lvc("vgcfgrestore", "-f", str(text), VG)  # the historical LV, which lvm2 drops when it writes
     lvm2_reads_cleanly(pair)
     return pair

@@ -11,7 +11,7 @@ from typing import Callable
 import pytest
 
 from store_helpers import Pair
-from test_lv_references import references_vg_text
+from test_lv_references import restore_with_lvm2
 
 from .test_activation import (ENV, VG, crypt_lv, dm_devices, fails_cleanly, free_images, lvchange, lvcrypt,
                               pair, system_state)  # noqa: F401 (pair is a fixture)
@@ -47,12 +47,7 @@ def test_lvcrypt_activates_only_what_it_maps_in_an_lvm2_vg(loop_devices: Callabl
     """lvchange -ay of a thin volume, a pool's data or a snapshot origin is refused with nothing created;
     vgchange -ay skips lvm2's LVs with a warning and activates the plain ones next to them."""
     pair = Pair(loop_devices(2, 200), tmp_path)
-    text = tmp_path / "vgx.vg"
-    text.write_text(references_vg_text())
-    for device, pv in zip(pair.devices, ("bNAIfY-qSZY-Edfy-8mN5-mc7z-nbqq-CYh0X5",
-                                         "HUReqi-0Dmf-q34f-89hz-E34K-ih7v-vhIjCo")):
-        pair.lvm("pvcreate", "-q", "--uuid", pv, "--restorefile", str(text), device)
-    pair.lvm("vgcfgrestore", "-q", "--force", "-f", str(text), "vgx")
+    restore_with_lvm2(pair)
     try:
         before = system_state()
         for lv, says in (("thin1", "it is a thin volume"), ("pool_tdata", "thin pool data used by thin pool pool"),
