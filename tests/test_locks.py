@@ -87,9 +87,18 @@ class Held:
 
     def __init__(self, path: Path, exclusive: bool = True):
         self.path = path
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        self.inode = os.fstat(self.fd).st_ino
+        while True:
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            fcntl.flock(self.fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            self.inode = os.fstat(self.fd).st_ino
+            # As lvm2 does: a command releasing the lock may have unlinked the file between our open and
+            # flock, and a lock on an unlinked inode holds nobody back.  Seen in parallel CI runs.
+            try:
+                if os.stat(path).st_ino == self.inode:
+                    return
+            except FileNotFoundError:
+                pass
+            os.close(self.fd)
 
     def release(self) -> None:
         if self.fd >= 0:
