@@ -14,11 +14,9 @@ from importlib.metadata import EntryPoint, entry_points
 from lvcrypt.errors import FormatError, HandlerError
 from lvcrypt.handlers.base import Area, KeyHandler
 from lvcrypt.handlers.checkvalue import read_handler_name
-from lvcrypt.handlers.luks2.header import METADATA_SIZES, SECONDARY_MAGIC
+from lvcrypt.handlers.luks2.header import METADATA_SIZES, PREFIX, PRIMARY_MAGIC, SECONDARY_MAGIC
 
 GROUP = "lvcrypt.key_handlers"
-
-_LUKS_MAGIC = b"LUKS\xba\xbe"
 
 
 def _entry_points() -> dict[str, EntryPoint]:
@@ -48,11 +46,11 @@ def get(name: str) -> KeyHandler:
 
 def detect(area: Area) -> str:
     """The handler of a keystore area that records it: LUKS by magic and version, else lvcrypt's check block."""
-    if area.size < 8:
+    if area.size < PREFIX.size:
         raise FormatError("keystore area is too small to hold a header")
-    head = area.read(0, 8)
-    if head[:6] == _LUKS_MAGIC:
-        version = int.from_bytes(head[6:8], "big")
+    head = PREFIX.unpack_from(area.read(0, PREFIX.size))
+    if head["magic"] == PRIMARY_MAGIC:
+        version = head["version"]
         if version in (1, 2):
             return f"luks{version}"
         raise FormatError(f"unsupported LUKS version {version}")
@@ -67,8 +65,8 @@ def detect(area: Area) -> str:
 def _luks2_secondary(area: Area) -> bool:
     """A LUKS2 secondary copy at one of the offsets cryptsetup probes when the primary's magic is gone."""
     for offset in METADATA_SIZES:
-        if area.size >= offset + 8:
-            head = area.read(offset, 8)
-            if head[:6] == SECONDARY_MAGIC and int.from_bytes(head[6:8], "big") == 2:
+        if area.size >= offset + PREFIX.size:
+            head = PREFIX.unpack_from(area.read(offset, PREFIX.size))
+            if head["magic"] == SECONDARY_MAGIC and head["version"] == 2:
                 return True
     return False
