@@ -40,10 +40,10 @@ ALIGN_KEYSLOTS = 4096
 ALIGN_PAYLOAD = 1 << 20
 
 # cryptsetup's struct luks_phdr up to its keyslots (big-endian, as on disk).
-_HEADER = Layout(">", (("magic", "6s"), ("version", "H"), ("cipher_name", "32s"), ("cipher_mode", "32s"),
-                       ("hash_spec", "32s"), ("payload_offset", "I"), ("key_bytes", "I"),
-                       ("mk_digest", f"{DIGEST_SIZE}s"), ("mk_digest_salt", f"{SALT_SIZE}s"),
-                       ("mk_digest_iterations", "I"), ("uuid", "40s")))
+HEADER_LAYOUT = Layout(">", (("magic", "6s"), ("version", "H"), ("cipher_name", "32s"), ("cipher_mode", "32s"),
+                             ("hash_spec", "32s"), ("payload_offset", "I"), ("key_bytes", "I"),
+                             ("mk_digest", f"{DIGEST_SIZE}s"), ("mk_digest_salt", f"{SALT_SIZE}s"),
+                             ("mk_digest_iterations", "I"), ("uuid", "40s")))
 _TEXT_FIELDS = ("cipher_name", "cipher_mode", "hash_spec", "uuid")
 
 
@@ -65,7 +65,7 @@ class Keyslot(Record):
         return self.active == KEY_ENABLED
 
 
-HEADER_SIZE = _HEADER.size + NUM_KEYSLOTS * Keyslot.LAYOUT.size  # 592
+HEADER_SIZE = HEADER_LAYOUT.size + NUM_KEYSLOTS * Keyslot.LAYOUT.size  # 592
 
 
 @dataclass(frozen=True)
@@ -87,16 +87,16 @@ class Header:
         return f"{self.cipher_name}-{self.cipher_mode}"
 
     def to_bytes(self) -> bytes:
-        values = {name: getattr(self, name) for name in _HEADER.names if name != "magic"}
+        values = {name: getattr(self, name) for name in HEADER_LAYOUT.names if name != "magic"}
         values.update({name: values[name].encode() for name in _TEXT_FIELDS}, magic=MAGIC)
-        head = _HEADER.pack(values)
+        head = HEADER_LAYOUT.pack(values)
         return head + b"".join(slot.pack() for slot in self.keyslots)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "Header":
         if len(raw) < HEADER_SIZE:
             raise FormatError("LUKS1 header is truncated")
-        values = _HEADER.unpack_from(raw)
+        values = HEADER_LAYOUT.unpack_from(raw)
         if values["magic"] != MAGIC:
             raise FormatError("not a LUKS header (bad magic)")
         if values["version"] != 1:
@@ -105,7 +105,7 @@ class Header:
             text = {k: _cstring(values[k]) for k in _TEXT_FIELDS}
         except UnicodeDecodeError:
             raise FormatError("LUKS1 header has non-ASCII cipher, hash or UUID") from None
-        slots = tuple(Keyslot.unpack_from(raw, _HEADER.size + i * Keyslot.LAYOUT.size)
+        slots = tuple(Keyslot.unpack_from(raw, HEADER_LAYOUT.size + i * Keyslot.LAYOUT.size)
                       for i in range(NUM_KEYSLOTS))
         return cls(text["cipher_name"], text["cipher_mode"], text["hash_spec"], values["payload_offset"],
                    values["key_bytes"], values["mk_digest"], values["mk_digest_salt"],
