@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lvcrypt.activate import dm_ioctl
+from lvcrypt.activate import dm_ioctl, loop
 from lvcrypt.binary_layout import Layout, Record
 from lvcrypt.errors import FormatError
-from lvcrypt.handlers import luks1
+from lvcrypt.handlers import checkvalue, luks1
 from lvcrypt.handlers.luks2 import header as luks2_header
 from lvcrypt.store import label, mda, pv_header
 
@@ -31,6 +31,9 @@ LAYOUTS: dict[str, Layout] = {
     "luks2_hdr_disk": luks2_header.BINARY_LAYOUT,
     "luks_prefix": luks2_header.PREFIX,
     "dm_target_deps_dev": dm_ioctl.DEV_NUMBER,
+    "loop_info64": loop.LOOP_INFO64,
+    "key_check_block": checkvalue.BLOCK_LAYOUT,
+    "key_check_block_crc": checkvalue.CRC_LAYOUT,
 }
 RECORDS: list[type[Record]] = [pv_header.DiskLocn, mda.RawLocn, luks1.Keyslot, dm_ioctl.DmIoctl,
                                dm_ioctl.DmTargetSpec, dm_ioctl.DmNameList, dm_ioctl.DmNameListTail,
