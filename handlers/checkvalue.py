@@ -43,8 +43,8 @@ MAGIC = b"LVCRKCV\x01"
 VERSION = 1
 BLOCK_SIZE = 512
 BLOCK_LAYOUT = Layout(">", (("magic", "8s"), ("version", "H"), ("block_size", "H"), ("handler", "32s"),
-                       ("cipher", "32s"), ("key_hash", "32s"), ("key_size", "I"), ("iterations", "I"),
-                       ("salt", "32s"), ("check", "32s")))
+                            ("cipher", "32s"), ("key_hash", "32s"), ("key_size", "I"), ("iterations", "I"),
+                            ("salt", "32s"), ("check", "32s")))
 # zlib's CRC-32 of the fields above, right after them.
 CRC_LAYOUT = Layout(">", (("crc", "I"),))
 
@@ -61,9 +61,9 @@ class CheckBlock:
 
     def to_bytes(self) -> bytes:
         body = BLOCK_LAYOUT.pack({"magic": MAGIC, "version": VERSION, "block_size": BLOCK_SIZE,
-                             "handler": self.handler.encode(), "cipher": self.cipher.encode(),
-                             "key_hash": (self.key_hash or "").encode(), "key_size": self.key_size,
-                             "iterations": self.iterations, "salt": self.salt, "check": self.check})
+                                  "handler": self.handler.encode(), "cipher": self.cipher.encode(),
+                                  "key_hash": (self.key_hash or "").encode(), "key_size": self.key_size,
+                                  "iterations": self.iterations, "salt": self.salt, "check": self.check})
         return (body + CRC_LAYOUT.pack({"crc": zlib.crc32(body)})).ljust(BLOCK_SIZE, b"\0")
 
     @classmethod

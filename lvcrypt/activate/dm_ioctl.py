@@ -2,9 +2,9 @@
 
 Every request is one buffer: a `struct dm_ioctl` header followed by its data
 (target specs with their parameter strings, a new name, a message); replies
-come back in the same buffer.  The structs are declared once below, as field
-lists with their struct codes, and the same declaration encodes requests and
-decodes replies.  Layouts are native (host byte order, the kernel's
+come back in the same buffer.  The structs are declared once below, as
+`lvcrypt.binary_layout` layouts (field lists with their struct codes), and the
+same declaration encodes requests and decodes replies.  Layouts are native (host byte order, the kernel's
 alignment), as the kernel reads them; explicit padding fields keep every
 offset equal to the C compiler's.
 
