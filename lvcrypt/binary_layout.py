@@ -1,8 +1,8 @@
 """Binary layouts declared once: (field name, struct code) pairs beside their byte order.
 
 Every fixed-size binary structure lvcrypt reads or writes (lvm2's label, PV
-header and mda header, the LUKS1 and LUKS2 binary headers, the dm ioctl
-structs) is one `Layout`, and the same declaration reads and writes it, so a
+header and mda header, the LUKS1 and LUKS2 binary headers, lvcrypt's key
+check block, the dm and loop ioctl structs) is one `Layout`, and the same declaration reads and writes it, so a
 field can never sit at one offset when parsed and another when written.
 On-disk formats name their byte order ("<" for lvm2, ">" for LUKS); kernel
 ioctl structs use "=" (host order, no implicit alignment) with their padding
