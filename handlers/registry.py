@@ -45,7 +45,7 @@ def get(name: str) -> KeyHandler:
     return handler_class()
 
 
-def _loadable() -> list[KeyHandler]:
+def loadable() -> list[KeyHandler]:
     """Every installed handler that loads; a broken third-party package must not stop detection of the rest."""
     handlers = []
     for name in available():
@@ -67,7 +67,7 @@ def detect(area: Area) -> str:
     """
     if area.size < 8:
         raise FormatError("keystore area is too small to hold a header")
-    handlers = _loadable()
+    handlers = loadable()
     for handler in handlers:
         if handler.probe(area):
             return handler.name

@@ -72,6 +72,7 @@ class KeystoreSessions:
         self.device_of = device_of
         self.writable = writable
         self._open: dict[str, KeystoreSession] = {}
+        self._mappings: dict[str, DataMapping] = {}
 
     def session(self, name: str) -> KeystoreSession:
         """The session of keystore `name`, opening its area and parsing its header the first time."""
@@ -89,7 +90,9 @@ class KeystoreSessions:
 
     def data_mapping(self, name: str) -> DataMapping:
         """dm-crypt parameters of the data a keystore protects (read from its header where it has one)."""
-        return self.session(name).data_mapping()
+        if name not in self._mappings:
+            self._mappings[name] = self.session(name).data_mapping()
+        return self._mappings[name]
 
     def unlock(self, name: str, passphrase: Secret, keys: KeyCache) -> None:
         """Unlock one keystore into the cache (no-op when the cache already has it)."""
@@ -100,6 +103,7 @@ class KeystoreSessions:
         for session in self._open.values():
             close_area(session.area)
         self._open.clear()
+        self._mappings.clear()
 
     def __enter__(self) -> "KeystoreSessions":
         return self
