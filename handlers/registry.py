@@ -16,6 +16,7 @@ from lvcrypt.handlers.base import Area, KeyHandler
 from lvcrypt.handlers.checkvalue import read_handler_name
 
 GROUP = "lvcrypt.key_handlers"
+DEFAULT = "luks2"  # the handler of a new keystore when the user names none (cryptsetup's default type)
 
 _LUKS_MAGIC = b"LUKS\xba\xbe"
 

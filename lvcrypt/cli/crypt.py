@@ -46,7 +46,7 @@ def add_encrypt_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("encryption")
     group.add_argument("--encrypt", action="store_true", help="create an encrypted LV (same as --type crypt)")
     group.add_argument("--handler", choices=registry.available(),
-                       help="key handler of a new keystore, any installed one (default luks2)")
+                       help=f"key handler of a new keystore, any installed one (default {registry.DEFAULT})")
     group.add_argument("--keystore", metavar="NAME", help="use an existing keystore (one passphrase for many LVs)")
     group.add_argument("--cipher", help="cipher of a new keystore, e.g. aes-xts-plain64")
     group.add_argument("--key-size", type=non_negative, metavar="BITS", help="volume key size in bits")
@@ -95,7 +95,7 @@ def create_encrypted(args: argparse.Namespace, tx: "VgTransaction", name: str, e
         lv = create_crypt_lv(vg, name, extents, args.keystore, stripes, stripe_size, args.sector_size,
                              args.alloc, pv_keys)
         return lv, None
-    handler_name = args.handler or "luks2"
+    handler_name = args.handler or registry.DEFAULT
     handler = registry.get(handler_name)
     attrs = handler.new_attrs(args.cipher, args.key_size, args.hash)
     options = FormatOptions(pbkdf=pbkdf_request(_pbkdf_args(args), handler_name),

@@ -25,12 +25,10 @@ from lvcrypt.handlers.kdf import DEFAULT_ITER_TIME_MS, DEFAULT_MEMORY_KIB, PBKDF
 from lvcrypt.handlers.secret import Secret, read_key_file
 
 
-
 @dataclass
 class Keystore:
-    """An opened target: the area and the handler session every action goes through."""
+    """An opened target: the handler session every action goes through."""
 
-    area: FileArea
     session: KeystoreSession
 
     @property
@@ -68,7 +66,7 @@ def _open_target(target: str, writable: bool, devices: str | None) -> Iterator[K
             session = registry.get(registry.detect(area)).open(area)
         except FormatError as error:
             raise FormatError(f"{target}: {error}") from None
-        yield Keystore(area, session)
+        yield Keystore(session)
     finally:
         area.close()
 
@@ -85,7 +83,7 @@ def _open_keystore_lv(target: str, writable: bool, devices: str | None) -> Itera
         session = stores.session(name)
         if not isinstance(session.area, FileArea):
             raise HandlerError(f"keystore {target} has no extents on disk")
-        yield Keystore(session.area, session)
+        yield Keystore(session)
 
 
 def _area(target: str, writable: bool) -> FileArea:
@@ -313,7 +311,7 @@ def _register_keystore(sub: argparse._SubParsersAction, name: str) -> None:  # t
 
     fmt = actions.add_parser("format", parents=common, help="create a keystore (like luksFormat)")
     fmt.add_argument("target", metavar="TARGET")
-    fmt.add_argument("--type", choices=registry.available(), default="luks2")
+    fmt.add_argument("--type", choices=registry.available(), default=registry.DEFAULT)
     fmt.add_argument("-c", "--cipher", metavar="SPEC")
     fmt.add_argument("-s", "--key-size", type=non_negative, metavar="BITS")
     fmt.add_argument("--sector-size", type=non_negative, default=512, metavar="BYTES")
