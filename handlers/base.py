@@ -239,6 +239,7 @@ class KeyHandler(ABC):
     default_cipher: ClassVar[str] = "aes-xts-plain64"
     default_key_size: ClassVar[int] = 512  # bits
     default_pbkdf: ClassVar[str] = "argon2id"
+    default_sector_size: ClassVar[int] = SECTOR  # bytes; dm-crypt's and cryptsetup's default
 
     def key_hash(self, requested: str | None) -> str | None:
         """The `key_hash` attribute of a new keystore for a `--hash` option; None for handlers that hash no key."""

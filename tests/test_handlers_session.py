@@ -58,11 +58,11 @@ def crypt_lv(loop_devices: Callable[..., list[str]], tmp_path: Path) -> Pair:
     (tmp_path / "pass").write_bytes(b"correct horse battery staple")
     (tmp_path / "new").write_bytes(b"another passphrase")
     pair.lvc("pvcreate", *pair.devices)
-    pair.lvc("vgcreate", "vgs", *pair.devices)
+    pair.lvc("vgcreate", "vgsess", *pair.devices)
     pair.lvc("lvcreate", "--encrypt", "--handler", "luks2", *FAST, "--key-file", str(tmp_path / "pass"),
-             "-L", "4M", "-n", "data", "vgs")
-    written = run_lvcrypt("write", "--devices", pair.device_list, "--key-file", str(tmp_path / "pass"), "vgs/data",
-                          input=b"session data" * 1000, env=pair.env)
+             "-L", "4M", "-n", "data", "vgsess")
+    written = run_lvcrypt("write", "--devices", pair.device_list, "--key-file", str(tmp_path / "pass"),
+                          "vgsess/data", input=b"session data" * 1000, env=pair.env)
     assert written.returncode == 0, written.stderr
     return pair
 
@@ -73,7 +73,7 @@ def test_read_of_a_luks2_crypt_lv_parses_its_header_once(crypt_lv: Pair, parses:
                                                           monkeypatch: pytest.MonkeyPatch,
                                                           capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     status = run_in_process(crypt_lv, monkeypatch, "read", "--key-file", str(crypt_lv.tmp / "pass"),
-                            "--length", "12000", "vgs/data")
+                            "--length", "12000", "vgsess/data")
     assert status == 0, capsysbinary.readouterr().err
     assert capsysbinary.readouterr().out == b"session data" * 1000
     assert len(parses) == 1
@@ -85,12 +85,12 @@ def test_keyslot_add_on_a_keystore_lv_parses_its_header_once(crypt_lv: Pair, par
                                                              monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     status = run_in_process(crypt_lv, monkeypatch, "keyslot", "add", "--key-file", str(crypt_lv.tmp / "pass"),
-                            "--new-key-file", str(crypt_lv.tmp / "new"), *FAST, "vgs/cryptostore0")
+                            "--new-key-file", str(crypt_lv.tmp / "new"), *FAST, "vgsess/cryptostore0")
     assert status == 0, capsys.readouterr().err
     assert "Key slot 1 created." in capsys.readouterr().out
     assert len(parses) == 1
     read = run_lvcrypt("read", "--devices", crypt_lv.device_list, "--key-file", str(crypt_lv.tmp / "new"),
-                       "--length", "12", "vgs/data", env=crypt_lv.env)
+                       "--length", "12", "vgsess/data", env=crypt_lv.env)
     assert read.returncode == 0 and read.stdout == b"session data"
 
 
@@ -159,4 +159,4 @@ def test_handlers_without_tokens_or_header_say_so_through_the_session(tmp_path: 
     assert session.import_problem() == "the plain handler keeps no header in front of the data"
     assert registry.detect(area) == "plain"
     assert registry.get("hashed").new_attrs().key_hash == "ripemd160"
-    assert registry.get("luks1").default_pbkdf == "pbkdf2"
+    assert registry.get("luks1").default_pbkdf == "pbkdf2" and registry.get("luks2").default_sector_size == 512

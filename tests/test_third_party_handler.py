@@ -60,7 +60,7 @@ def aeskw(aeskw_site: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def pair(loop_devices: Callable[..., list[str]], tmp_path: Path) -> Pair:
     pair = Pair(loop_devices(2, 32), tmp_path)
     pair.lvc("pvcreate", *pair.devices)
-    pair.lvc("vgcreate", "vgk", *pair.devices)
+    pair.lvc("vgcreate", "vgaeskw", *pair.devices)
     (tmp_path / "pass").write_bytes(b"correct horse battery staple")
     (tmp_path / "new").write_bytes(b"a second passphrase")
     return pair
@@ -74,7 +74,7 @@ def lvc(pair: Pair, *args: str, input: bytes | None = None) -> subprocess.Comple
 def first_extent_on_disk(pair: Pair, lv: str) -> bytes:
     """The LV's first extent as stored, located by lvm2's own reading of the VG."""
     backup = pair.tmp / "lvm2-backup.txt"
-    pair.lvm("vgcfgbackup", "-f", str(backup), "vgk")
+    pair.lvm("vgcfgbackup", "-f", str(backup), "vgaeskw")
     vg = tree_to_vg(parse_text(backup.read_text()))
     segment = vg.lvs[lv].segments[0]
     assert isinstance(segment, CryptSegment)
@@ -90,17 +90,17 @@ def first_extent_on_disk(pair: Pair, lv: str) -> bytes:
 @pytest.mark.usefixtures("lvm2", "aeskw")
 def test_an_entry_point_handler_serves_a_crypt_lv_end_to_end(pair: Pair) -> None:
     pair.lvc("lvcreate", "--encrypt", "--handler", "aeskw", *FAST, "--key-file", str(pair.tmp / "pass"),
-             "-L", "4M", "-n", "sec", "vgk")
-    assert lvc(pair, "write", "--key-file", str(pair.tmp / "pass"), "vgk/sec", input=DATA).returncode == 0
-    read = lvc(pair, "read", "--key-file", str(pair.tmp / "pass"), "--length", str(len(DATA)), "vgk/sec")
+             "-L", "4M", "-n", "sec", "vgaeskw")
+    assert lvc(pair, "write", "--key-file", str(pair.tmp / "pass"), "vgaeskw/sec", input=DATA).returncode == 0
+    read = lvc(pair, "read", "--key-file", str(pair.tmp / "pass"), "--length", str(len(DATA)), "vgaeskw/sec")
     assert read.returncode == 0 and read.stdout == DATA
 
-    shown = pair.lvc("lvs", "-a", "--noheadings", "-o", "lv_name,crypt_handler", "vgk").stdout.split()
+    shown = pair.lvc("lvs", "-a", "--noheadings", "-o", "lv_name,crypt_handler", "vgaeskw").stdout.split()
     assert shown[shown.index("sec") + 1] == "aeskw"
-    assert "sec" in pair.lvm("lvs", "--noheadings", "-o", "lv_name", "vgk").stdout.split()
+    assert "sec" in pair.lvm("lvs", "--noheadings", "-o", "lv_name", "vgaeskw").stdout.split()
 
     dumped = lvc(pair, "keystore", "dump", "--dump-volume-key", "-q", "--key-file", str(pair.tmp / "pass"),
-                 "vgk/cryptostore0")
+                 "vgaeskw/cryptostore0")
     assert dumped.returncode == 0, dumped.stderr
     assert b"Handler:       \taeskw" in dumped.stdout
     key = bytes.fromhex(re.search(rb"Volume key \(512 bits\): ([0-9a-f]+)", dumped.stdout).group(1).decode())
@@ -115,20 +115,20 @@ def test_an_entry_point_handler_serves_a_crypt_lv_end_to_end(pair: Pair) -> None
 @pytest.mark.usefixtures("lvm2", "aeskw")
 def test_keyslots_of_an_entry_point_handler_change_through_the_generic_commands(pair: Pair) -> None:
     pair.lvc("lvcreate", "--encrypt", "--handler", "aeskw", *FAST, "--key-file", str(pair.tmp / "pass"),
-             "-L", "4M", "-n", "sec", "vgk")
-    assert lvc(pair, "write", "--key-file", str(pair.tmp / "pass"), "vgk/sec", input=DATA).returncode == 0
+             "-L", "4M", "-n", "sec", "vgaeskw")
+    assert lvc(pair, "write", "--key-file", str(pair.tmp / "pass"), "vgaeskw/sec", input=DATA).returncode == 0
     added = lvc(pair, "keyslot", "add", "--key-file", str(pair.tmp / "pass"), "--new-key-file", str(pair.tmp / "new"),
-                *FAST, "vgk/cryptostore0")
+                *FAST, "vgaeskw/cryptostore0")
     assert added.returncode == 0, added.stderr
     assert b"Key slot 1 created." in added.stdout
-    listed = lvc(pair, "keyslot", "list", "vgk/cryptostore0").stdout.decode().splitlines()
+    listed = lvc(pair, "keyslot", "list", "vgaeskw/cryptostore0").stdout.decode().splitlines()
     assert [line.split("\t")[0] for line in listed] == ["0", "1"]
-    removed = lvc(pair, "keyslot", "remove", "-q", "vgk/cryptostore0", "0")
+    removed = lvc(pair, "keyslot", "remove", "-q", "vgaeskw/cryptostore0", "0")
     assert removed.returncode == 0, removed.stderr
 
-    read = lvc(pair, "read", "--key-file", str(pair.tmp / "new"), "--length", str(len(DATA)), "vgk/sec")
+    read = lvc(pair, "read", "--key-file", str(pair.tmp / "new"), "--length", str(len(DATA)), "vgaeskw/sec")
     assert read.returncode == 0 and read.stdout == DATA
-    refused = lvc(pair, "read", "--key-file", str(pair.tmp / "pass"), "vgk/sec")
+    refused = lvc(pair, "read", "--key-file", str(pair.tmp / "pass"), "vgaeskw/sec")
     assert refused.returncode == 5 and refused.stdout == b""
     assert refused.stderr.decode().startswith("lvcrypt: ") and refused.stderr.count(b"\n") == 1
 

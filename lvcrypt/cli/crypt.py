@@ -99,7 +99,7 @@ def create_encrypted(args: argparse.Namespace, tx: "VgTransaction", name: str, e
     handler = registry.get(handler_name)
     attrs = handler.new_attrs(args.cipher, args.key_size, args.hash)
     options = FormatOptions(pbkdf=pbkdf_request(_pbkdf_args(args), handler_name),
-                            sector_size=args.sector_size or 512, data_offset=0)
+                            sector_size=args.sector_size or handler.default_sector_size, data_offset=0)
     store = new_keystore(vg, attrs, handler.area_size(attrs, options), pv_keys)
     lv = create_crypt_lv(vg, name, extents, store.name, stripes, stripe_size, args.sector_size, args.alloc, pv_keys)
     area = open_area(vg, store.name, tx.loaded.device_of, writable=True)

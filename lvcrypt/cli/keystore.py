@@ -162,7 +162,8 @@ def pbkdf_request(args: argparse.Namespace, handler_name: str) -> PbkdfRequest:
 def cmd_format(args: argparse.Namespace) -> int:
     handler = registry.get(args.type)
     attrs = handler.new_attrs(args.cipher, args.key_size, args.hash)
-    options = FormatOptions(pbkdf=pbkdf_request(args, args.type), sector_size=args.sector_size,
+    sector_size = handler.default_sector_size if args.sector_size is None else args.sector_size
+    options = FormatOptions(pbkdf=pbkdf_request(args, args.type), sector_size=sector_size,
                             keyslot=args.key_slot, uuid=args.uuid, label=args.label)
     area = _area(args.target, writable=True)
     try:
@@ -314,7 +315,7 @@ def _register_keystore(sub: argparse._SubParsersAction, name: str) -> None:  # t
     fmt.add_argument("--type", choices=registry.available(), default=registry.DEFAULT)
     fmt.add_argument("-c", "--cipher", metavar="SPEC")
     fmt.add_argument("-s", "--key-size", type=non_negative, metavar="BITS")
-    fmt.add_argument("--sector-size", type=non_negative, default=512, metavar="BYTES")
+    fmt.add_argument("--sector-size", type=non_negative, metavar="BYTES", help="default: the handler's")
     fmt.add_argument("--uuid")
     fmt.add_argument("--label")
     _key_options(fmt)

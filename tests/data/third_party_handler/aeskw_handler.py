@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 from lvcrypt.errors import FormatError, HandlerError, WrongPassphrase
-from lvcrypt.handlers.base import (Area, DataMapping, FormatOptions, KeyHandler, KeyslotInfo, KeystoreAttrs)
+from lvcrypt.handlers.base import Area, DataMapping, FormatOptions, KeyHandler, KeyslotInfo, KeystoreAttrs
 from lvcrypt.handlers.kdf import PbkdfRequest, pbkdf2
 from lvcrypt.handlers.secret import Secret, require_passphrase
 
@@ -80,7 +80,8 @@ def _read(area: Area) -> Header:
     _, cipher, key_size, salt, iterations, digest = _HEADER.unpack_from(raw)
     slots = []
     for number in range(SLOTS):
-        active, slot_iterations, slot_salt, length, wrapped = _SLOT.unpack_from(raw, _HEADER.size + number * _SLOT.size)
+        offset = _HEADER.size + number * _SLOT.size
+        active, slot_iterations, slot_salt, length, wrapped = _SLOT.unpack_from(raw, offset)
         if length > len(wrapped):
             raise FormatError(f"aeskw keyslot {number} is damaged")
         slots.append(Slot(bool(active), slot_iterations, slot_salt, wrapped[:length]))
@@ -192,9 +193,11 @@ class AesKwHandler(KeyHandler):
 
     def dump(self, area: Area, attrs: KeystoreAttrs) -> str:
         header = _read(area)
-        lines = ["Handler:       \taeskw", f"Cipher:        \t{header.cipher}", f"Key size:      \t{header.key_size} bits"]
-        lines += [f"Keyslot {number}:     \t{'AES-KW, PBKDF2-SHA256 %d iterations' % slot.iterations if slot.active else 'unused'}"
-                  for number, slot in enumerate(header.slots)]
+        lines = ["Handler:       \taeskw", f"Cipher:        \t{header.cipher}",
+                 f"Key size:      \t{header.key_size} bits"]
+        for number, slot in enumerate(header.slots):
+            state = f"AES-KW, PBKDF2-SHA256 {slot.iterations} iterations" if slot.active else "unused"
+            lines.append(f"Keyslot {number}:     \t{state}")
         return "\n".join(lines) + "\n"
 
     def validate(self, area: Area, attrs: KeystoreAttrs) -> None:
