@@ -235,6 +235,14 @@ class Luks1Handler(KeyHandler):
     name = "luks1"
     has_header = True
     max_keyslots = NUM_KEYSLOTS
+    default_pbkdf = "pbkdf2"  # the only PBKDF LUKS1 knows
+
+    def key_hash(self, requested: str | None) -> str | None:
+        """The header's hash (PBKDF2, AF and digest); None lets `format` take the PBKDF's."""
+        return requested
+
+    def probe(self, area: Area) -> bool:
+        return area.size >= 8 and area.read(0, 8) == MAGIC + b"\x00\x01"
 
     def area_size(self, attrs: KeystoreAttrs, options: FormatOptions) -> int:
         key_bytes = attrs.key_bytes or 64

@@ -19,21 +19,18 @@ from lvcrypt.cli import common_options
 from lvcrypt.cli.crypt import add_key_file_option, split_lv
 
 if TYPE_CHECKING:
-    from lvcrypt.handlers.base import Area, KeyHandler, KeystoreAttrs
+    from lvcrypt.handlers.base import KeystoreSession
     from lvcrypt.keycache import KeyCache
     from lvcrypt.store.transaction import VgTransaction
 
 
 @contextmanager
-def _opened_keystore(tx: "VgTransaction", store: str) -> Iterator[tuple["KeyHandler", "Area", "KeystoreAttrs"]]:
-    """The keystore's handler, area (closed afterwards) and attributes."""
-    from lvcrypt.keystores import attrs_of, close_area, handler_of, keystore_segment, open_area
+def _opened_keystore(tx: "VgTransaction", store: str) -> Iterator["KeystoreSession"]:
+    """The keystore's handler session (its area closed afterwards)."""
+    from lvcrypt.keystores import KeystoreSessions
 
-    area = open_area(tx.vg, store, tx.loaded.device_of)
-    try:
-        yield handler_of(tx.vg, store), area, attrs_of(keystore_segment(tx.vg, store))
-    finally:
-        close_area(area)
+    with KeystoreSessions(tx.vg, tx.loaded.device_of) as stores:
+        yield stores.session(store)
 
 
 def _unlock_from_volume_key_keyring(args: argparse.Namespace, tx: "VgTransaction", stores: list[str],
@@ -53,8 +50,8 @@ def _unlock_from_volume_key_keyring(args: argparse.Namespace, tx: "VgTransaction
     for store in stores:
         key = Secret.adopt(keyring.read_key(serial))
         try:
-            with _opened_keystore(tx, store) as (handler, area, attrs):
-                handler.verify_volume_key(area, attrs, key)
+            with _opened_keystore(tx, store) as session:
+                session.verify_volume_key(key)
         except BaseException:
             key.close()
             raise
@@ -62,21 +59,20 @@ def _unlock_from_volume_key_keyring(args: argparse.Namespace, tx: "VgTransaction
 
 
 def _unlock_from_token(tx: "VgTransaction", store: str, keys: "KeyCache") -> bool:
-    """A LUKS2 keystore's `luks2-keyring` tokens: try each whose passphrase is in the keyring."""
+    """The keystore's keyring tokens (LUKS2's `luks2-keyring`): try each whose passphrase is in the keyring."""
     from lvcrypt import keyring
     from lvcrypt.errors import WrongPassphrase
     from lvcrypt.handlers.secret import Secret
 
-    with _opened_keystore(tx, store) as (handler, area, attrs):
-        tokens = getattr(handler, "keyring_tokens", None)  # only LUKS2 has tokens
-        for token in tokens(area) if tokens else []:
+    with _opened_keystore(tx, store) as session:
+        for token in session.keyring_tokens():
             serial = keyring.request_key("user", token.key_description)
             if serial is None:
                 continue
             with Secret.adopt(keyring.read_key(serial)) as passphrase:
                 for slot in token.keyslots:
                     try:
-                        keys.put(store, handler.unlock(area, attrs, passphrase, slot))
+                        keys.put(store, session.unlock(passphrase, slot))
                         return True
                     except WrongPassphrase:
                         continue

@@ -22,10 +22,10 @@ if TYPE_CHECKING:
     from lvcrypt.activate.userspace import Stack
     from lvcrypt.handlers.secret import Secret
     from lvcrypt.keycache import KeyCache
+    from lvcrypt.keystores import KeystoreSessions
     from lvcrypt.metadata.model import LogicalVolume
     from lvcrypt.store.transaction import VgTransaction
 
-HANDLERS = ("luks2", "luks1", "plain", "hashed")
 STREAM_CHUNK = 1 << 20
 
 
@@ -40,11 +40,13 @@ def split_lv(text: str) -> tuple[str, str]:
 
 def add_encrypt_options(parser: argparse.ArgumentParser) -> None:
     """lvcreate's options for encrypted LVs (cryptsetup's names and defaults)."""
+    from lvcrypt.handlers import registry
     from lvcrypt.handlers.kdf import PBKDF_KINDS
 
     group = parser.add_argument_group("encryption")
     group.add_argument("--encrypt", action="store_true", help="create an encrypted LV (same as --type crypt)")
-    group.add_argument("--handler", choices=HANDLERS, help="key handler of a new keystore (default luks2)")
+    group.add_argument("--handler", choices=registry.available(),
+                       help=f"key handler of a new keystore, any installed one (default {registry.DEFAULT})")
     group.add_argument("--keystore", metavar="NAME", help="use an existing keystore (one passphrase for many LVs)")
     group.add_argument("--cipher", help="cipher of a new keystore, e.g. aes-xts-plain64")
     group.add_argument("--key-size", type=non_negative, metavar="BITS", help="volume key size in bits")
@@ -79,11 +81,11 @@ def create_encrypted(args: argparse.Namespace, tx: "VgTransaction", name: str, e
     committed metadata, so a failure before the commit leaves nothing visible.
     Returns the LV and, for a new keystore, its volume key (the caller wipes it).
     """
-    from lvcrypt.cli.keystore import DEFAULT_CIPHER, DEFAULT_KEY_BITS, pbkdf_request, read_passphrase
+    from lvcrypt.cli.keystore import pbkdf_request, read_passphrase
     from lvcrypt.cryptlv import create_crypt_lv, new_keystore
     from lvcrypt.errors import UsageError
     from lvcrypt.handlers import registry
-    from lvcrypt.handlers.base import FormatOptions, KeystoreAttrs
+    from lvcrypt.handlers.base import FormatOptions
     from lvcrypt.keystores import close_area, open_area
 
     vg = tx.vg
@@ -93,15 +95,11 @@ def create_encrypted(args: argparse.Namespace, tx: "VgTransaction", name: str, e
         lv = create_crypt_lv(vg, name, extents, args.keystore, stripes, stripe_size, args.sector_size,
                              args.alloc, pv_keys)
         return lv, None
-    handler_name = args.handler or "luks2"
+    handler_name = args.handler or registry.DEFAULT
     handler = registry.get(handler_name)
-    key_hash = args.hash if handler_name in ("hashed", "luks1") else None
-    if handler_name == "hashed":
-        key_hash = key_hash or "ripemd160"
-    attrs = KeystoreAttrs(handler_name, args.cipher or DEFAULT_CIPHER[handler_name],
-                          args.key_size or DEFAULT_KEY_BITS[handler_name], key_hash)
+    attrs = handler.new_attrs(args.cipher, args.key_size, args.hash)
     options = FormatOptions(pbkdf=pbkdf_request(_pbkdf_args(args), handler_name),
-                            sector_size=args.sector_size or 512, data_offset=0)
+                            sector_size=args.sector_size or handler.default_sector_size, data_offset=0)
     store = new_keystore(vg, attrs, handler.area_size(attrs, options), pv_keys)
     lv = create_crypt_lv(vg, name, extents, store.name, stripes, stripe_size, args.sector_size, args.alloc, pv_keys)
     area = open_area(vg, store.name, tx.loaded.device_of, writable=True)
@@ -144,31 +142,38 @@ def wipe_lv(args: argparse.Namespace, tx: "VgTransaction", lv_name: str, key: "S
                 print(file=sys.stderr)
 
 
-def build_lv_table(tx: "VgTransaction", lv_name: str) -> "Table":
+@contextmanager
+def _sessions(tx: "VgTransaction", given: "KeystoreSessions | None") -> Iterator["KeystoreSessions"]:
+    """The command's open keystores if it passed them, else ones open for this step only."""
+    from lvcrypt.keystores import KeystoreSessions
+
+    if given is not None:
+        yield given
+        return
+    with KeystoreSessions(tx.vg, tx.loaded.device_of) as own:
+        yield own
+
+
+def build_lv_table(tx: "VgTransaction", lv_name: str, sessions: "KeystoreSessions | None" = None) -> "Table":
+    """The LV's table stack; `sessions` are the command's open keystores, when it asks them more than this."""
     from lvcrypt.activate.tables import build_table
-    from lvcrypt.keystores import data_mapping
 
-    mappings: dict[str, object] = {}
-
-    def mapping_of(store: str):  # type: ignore[no-untyped-def]
-        if store not in mappings:
-            mappings[store] = data_mapping(tx.vg, store, tx.loaded.device_of)
-        return mappings[store]
-
-    return build_table(tx.vg, lv_name, tx.loaded.device_of, mapping_of)
+    with _sessions(tx, sessions) as opened:
+        return build_table(tx.vg, lv_name, tx.loaded.device_of, opened.data_mapping)
 
 
-def unlock_lv(args: argparse.Namespace, tx: "VgTransaction", lv_name: str, keys: "KeyCache") -> None:
+def unlock_lv(args: argparse.Namespace, tx: "VgTransaction", lv_name: str, keys: "KeyCache",
+              sessions: "KeystoreSessions | None" = None) -> None:
     """Unlock every keystore the LV uses with one passphrase (a second keystore mid-reencryption too)."""
     from lvcrypt.cli.keystore import read_passphrase
-    from lvcrypt.keystores import unlock
 
     stores = tx.vg.lvs[lv_name].keystores()
     if not stores:
         return
-    with read_passphrase(args, args.key_file, f"Enter passphrase for {tx.vg.name}/{lv_name}: ") as passphrase:
+    with read_passphrase(args, args.key_file, f"Enter passphrase for {tx.vg.name}/{lv_name}: ") as passphrase, \
+            _sessions(tx, sessions) as opened:
         for store in stores:
-            unlock(tx.vg, store, tx.loaded.device_of, passphrase, keys)
+            opened.unlock(store, passphrase, keys)
 
 
 @contextmanager
@@ -176,21 +181,23 @@ def open_lv(args: argparse.Namespace, writable: bool) -> Iterator["Stack"]:
     """The LV's stack in userspace, under a shared VG lock so no metadata change moves its extents meanwhile."""
     from lvcrypt.activate.userspace import Stack
     from lvcrypt.keycache import KeyCache
+    from lvcrypt.keystores import KeystoreSessions
     from lvcrypt.lvops import find_lv, refuse_change
     from lvcrypt.store.transaction import VgTransaction
 
     vg_name, lv_name = split_lv(args.lv)
-    with VgTransaction(args.devices, vg_name, exclusive=False) as tx, KeyCache() as keys:
+    with VgTransaction(args.devices, vg_name, exclusive=False) as tx, KeyCache() as keys, \
+            KeystoreSessions(tx.vg, tx.loaded.device_of) as sessions:
         lv = find_lv(tx.vg, lv_name)
         if writable:
             refuse_change(tx.vg, lv, "data-write", getattr(args, "sysfs_root", "/sys"))
-        table = build_lv_table(tx, lv_name)
+        table = build_lv_table(tx, lv_name, sessions)
         if getattr(args, "volume_key_keyring", None):
             from lvcrypt.cli.activate import unlock_for_activation
 
             unlock_for_activation(args, tx, lv_name, keys)  # a key from the keyring: no passphrase, no PBKDF
         else:
-            unlock_lv(args, tx, lv_name, keys)
+            unlock_lv(args, tx, lv_name, keys, sessions)
         with Stack(table, keys, writable=writable) as stack:
             yield stack
 

@@ -20,24 +20,20 @@ from typing import Iterator
 from lvcrypt.cli import common_options
 from lvcrypt.errors import FormatError, HandlerError, LvcryptError, NeedsRepair, UsageError
 from lvcrypt.handlers import registry
-from lvcrypt.handlers.base import FileArea, FormatOptions, KeyHandler, KeystoreAttrs
+from lvcrypt.handlers.base import FileArea, FormatOptions, KeyHandler, KeystoreSession
 from lvcrypt.handlers.kdf import DEFAULT_ITER_TIME_MS, DEFAULT_MEMORY_KIB, PBKDF_KINDS, PbkdfRequest
 from lvcrypt.handlers.secret import Secret, read_key_file
-
-HANDLER_TYPES = ("luks2", "luks1", "plain", "hashed")
-# cryptsetup's defaults: LUKS aes-xts-plain64/512, plain aes-cbc-essiv:sha256/256 with ripemd160.
-DEFAULT_CIPHER = {"luks1": "aes-xts-plain64", "luks2": "aes-xts-plain64",
-                  "plain": "aes-cbc-essiv:sha256", "hashed": "aes-cbc-essiv:sha256"}
-DEFAULT_KEY_BITS = {"luks1": 512, "luks2": 512, "plain": 256, "hashed": 256}
 
 
 @dataclass
 class Keystore:
-    """An opened target: the area, its attributes and the handler that reads it."""
+    """An opened target: the handler session every action goes through."""
 
-    area: FileArea
-    attrs: KeystoreAttrs
-    handler: KeyHandler
+    session: KeystoreSession
+
+    @property
+    def handler(self) -> KeyHandler:
+        return self.session.handler
 
 
 def _names_keystore_lv(target: str) -> bool:
@@ -67,11 +63,10 @@ def _open_target(target: str, writable: bool, devices: str | None) -> Iterator[K
     area = _area(target, writable)
     try:
         try:
-            handler = registry.get(registry.detect(area))
-            attrs = handler.read_attrs(area)
+            session = registry.get(registry.detect(area)).open(area)
         except FormatError as error:
             raise FormatError(f"{target}: {error}") from None
-        yield Keystore(area, attrs, handler)
+        yield Keystore(session)
     finally:
         area.close()
 
@@ -79,20 +74,16 @@ def _open_target(target: str, writable: bool, devices: str | None) -> Iterator[K
 @contextmanager
 def _open_keystore_lv(target: str, writable: bool, devices: str | None) -> Iterator[Keystore]:
     """A keystore LV's extents, held under the VG lock (exclusive when writing) while in use."""
-    from lvcrypt.keystores import attrs_of, keystore_segment, open_area
+    from lvcrypt.keystores import KeystoreSessions
     from lvcrypt.store.transaction import VgTransaction
 
     vg_name, name = target.split("/")
-    with VgTransaction(devices, vg_name, exclusive=writable) as tx:
-        segment = keystore_segment(tx.vg, name)
-        handler = registry.get(segment.handler)
-        area = open_area(tx.vg, name, tx.loaded.device_of, writable=writable)
-        if not isinstance(area, FileArea):
+    with VgTransaction(devices, vg_name, exclusive=writable) as tx, \
+            KeystoreSessions(tx.vg, tx.loaded.device_of, writable=writable) as stores:
+        session = stores.session(name)
+        if not isinstance(session.area, FileArea):
             raise HandlerError(f"keystore {target} has no extents on disk")
-        try:
-            yield Keystore(area, attrs_of(segment), handler)
-        finally:
-            area.close()
+        yield Keystore(session)
 
 
 def _area(target: str, writable: bool) -> FileArea:
@@ -162,7 +153,7 @@ def confirm(args: argparse.Namespace, question: str) -> None:
 
 
 def pbkdf_request(args: argparse.Namespace, handler_name: str) -> PbkdfRequest:
-    kind = args.pbkdf or ("pbkdf2" if handler_name == "luks1" else "argon2id")
+    kind = args.pbkdf or registry.get(handler_name).default_pbkdf
     return PbkdfRequest(kind=kind, hash=args.hash or "sha256", iter_time_ms=args.iter_time,
                         memory_kib=args.pbkdf_memory, parallel=args.pbkdf_parallel,
                         force_iterations=args.pbkdf_force_iterations)
@@ -170,11 +161,9 @@ def pbkdf_request(args: argparse.Namespace, handler_name: str) -> PbkdfRequest:
 
 def cmd_format(args: argparse.Namespace) -> int:
     handler = registry.get(args.type)
-    cipher = args.cipher or DEFAULT_CIPHER.get(args.type, "aes-xts-plain64")
-    key_hash = args.hash or ("ripemd160" if args.type == "hashed" else None)
-    attrs = KeystoreAttrs(args.type, cipher, args.key_size or DEFAULT_KEY_BITS.get(args.type, 512),
-                          key_hash if args.type in ("hashed", "luks1") else None)
-    options = FormatOptions(pbkdf=pbkdf_request(args, args.type), sector_size=args.sector_size,
+    attrs = handler.new_attrs(args.cipher, args.key_size, args.hash)
+    sector_size = handler.default_sector_size if args.sector_size is None else args.sector_size
+    options = FormatOptions(pbkdf=pbkdf_request(args, args.type), sector_size=sector_size,
                             keyslot=args.key_slot, uuid=args.uuid, label=args.label)
     area = _area(args.target, writable=True)
     try:
@@ -191,13 +180,13 @@ def cmd_format(args: argparse.Namespace) -> int:
 
 def cmd_dump(args: argparse.Namespace) -> int:
     with open_target(args.target, writable=False, devices=args.devices) as store:
-        text = store.handler.dump(store.area, store.attrs)
+        text = store.session.dump()
         if not args.dump_volume_key:
             sys.stdout.write(text)
             return 0
         confirm(args, "The volume key opens the data without a passphrase. Dump it?")
         with read_passphrase(args, args.key_file, "Enter passphrase: ") as passphrase:
-            with store.handler.unlock(store.area, store.attrs, passphrase, args.key_slot) as key:
+            with store.session.unlock(passphrase, args.key_slot) as key:
                 sys.stdout.write(text)
                 sys.stdout.write(f"Volume key ({len(key) * 8} bits): {key.buffer.hex()}\n")
     return 0
@@ -206,12 +195,12 @@ def cmd_dump(args: argparse.Namespace) -> int:
 def cmd_repair(args: argparse.Namespace) -> int:
     """`cryptsetup repair`: every header copy rewritten from the good one, after a confirmation (or -q)."""
     with open_target(args.target, writable=True, devices=args.devices) as store:
-        problem = store.handler.repair_problem(store.area)
+        problem = store.session.repair_problem()
         if problem is None:
             print(f"No known problems detected for the {store.handler.name} header of {args.target}.")
             return 0
         confirm(args, f"{args.target}: {problem}. Rewrite every header copy from the good one?")
-        store.handler.repair(store.area)
+        store.session.repair()
     print(f"Keystore header of {args.target} repaired.")
     return 0
 
@@ -219,7 +208,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
 def cmd_unlock_test(args: argparse.Namespace) -> int:
     with open_target(args.target, writable=False, devices=args.devices) as store:
         with read_passphrase(args, args.key_file, "Enter passphrase: ") as passphrase:
-            slot, key = store.handler.unlock_keyslot(store.area, store.attrs, passphrase, args.key_slot)
+            slot, key = store.session.unlock_keyslot(passphrase, args.key_slot)
             with key:
                 if args.link_vk_to_keyring:
                     from lvcrypt.keyring import link_volume_key
@@ -238,21 +227,20 @@ def cmd_keyslot_add(args: argparse.Namespace) -> int:
     _one_stdin(args)
     with open_target(args.target, writable=True, devices=args.devices) as store:
         with read_passphrase(args, args.key_file, "Enter any existing passphrase: ") as old:
-            key = store.handler.unlock(store.area, store.attrs, old)
+            key = store.session.unlock(old)
         with key, read_passphrase(args, args.new_key_file, "Enter new passphrase for key slot: ",
                                   verify=True) as new:
-            slot = store.handler.add_keyslot(store.area, store.attrs, key, new,
-                                             pbkdf_request(args, store.handler.name), args.key_slot)
+            slot = store.session.add_keyslot(key, new, pbkdf_request(args, store.handler.name), args.key_slot)
     print(f"Key slot {slot} created.")
     return 0
 
 
 def cmd_keyslot_remove(args: argparse.Namespace) -> int:
     with open_target(args.target, writable=True, devices=args.devices) as store:
-        active = [s.slot for s in store.handler.list_keyslots(store.area, store.attrs) if s.active]
+        active = [s.slot for s in store.session.list_keyslots() if s.active]
         if active == [args.slot]:
             confirm(args, f"Keyslot {args.slot} is the last one: removing it makes the data inaccessible.")
-        store.handler.remove_keyslot(store.area, store.attrs, args.slot)
+        store.session.remove_keyslot(args.slot)
     print(f"Key slot {args.slot} removed.")
     return 0
 
@@ -262,15 +250,14 @@ def cmd_keyslot_change(args: argparse.Namespace) -> int:
     with open_target(args.target, writable=True, devices=args.devices) as store:
         with read_passphrase(args, args.key_file, "Enter passphrase to be changed: ") as old, \
                 read_passphrase(args, args.new_key_file, "Enter new passphrase: ", verify=True) as new:
-            slot = store.handler.change_keyslot(store.area, store.attrs, old, new,
-                                                pbkdf_request(args, store.handler.name), args.key_slot)
+            slot = store.session.change_keyslot(old, new, pbkdf_request(args, store.handler.name), args.key_slot)
     print(f"Key slot {slot} now holds the new passphrase.")
     return 0
 
 
 def cmd_keyslot_list(args: argparse.Namespace) -> int:
     with open_target(args.target, writable=False, devices=args.devices) as store:
-        for info in store.handler.list_keyslots(store.area, store.attrs):
+        for info in store.session.list_keyslots():
             if info.active:
                 details = " ".join(f"{k}={v}" for k, v in info.details.items())
                 print(f"{info.slot}\t{info.kind}\t{details}")
@@ -325,10 +312,10 @@ def _register_keystore(sub: argparse._SubParsersAction, name: str) -> None:  # t
 
     fmt = actions.add_parser("format", parents=common, help="create a keystore (like luksFormat)")
     fmt.add_argument("target", metavar="TARGET")
-    fmt.add_argument("--type", choices=HANDLER_TYPES, default="luks2")
+    fmt.add_argument("--type", choices=registry.available(), default=registry.DEFAULT)
     fmt.add_argument("-c", "--cipher", metavar="SPEC")
     fmt.add_argument("-s", "--key-size", type=non_negative, metavar="BITS")
-    fmt.add_argument("--sector-size", type=non_negative, default=512, metavar="BYTES")
+    fmt.add_argument("--sector-size", type=non_negative, metavar="BYTES", help="default: the handler's")
     fmt.add_argument("--uuid")
     fmt.add_argument("--label")
     _key_options(fmt)
