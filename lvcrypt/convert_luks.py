@@ -76,7 +76,7 @@ def _area_start(vg: VolumeGroup, area: Area) -> int:
 def _linear_area(vg: VolumeGroup, segment: Segment) -> Area | None:
     entry = handler_of(segment)
     areas = entry.data_areas(segment) if entry.plain else None
-    if areas is not None and entry.stripe_count(segment) == 1 and len(areas) == 1:
+    if areas is not None and len(areas) == 1:
         return areas[0]
     return None
 
