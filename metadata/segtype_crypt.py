@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from lvcrypt.metadata.fields import Fields, Names
 from lvcrypt.metadata.model import Area, CryptSegment, KeystoreSegment
 from lvcrypt.metadata.segtype_handler import AreaMap, CryptMap, DmMap, SegmentType, flat_areas
@@ -21,8 +19,9 @@ def crypt_segment(start: int, areas: list[Area], per_area: int, keystore: str, s
                         sector_size=sector_size if sector_size not in (None, 512) else None)
 
 
-@dataclass(frozen=True)
 class CryptType(SegmentType[CryptSegment]):
+    """dm-crypt over its areas (striped below the crypt target when there are several); resized like striped."""
+
     model = CryptSegment
     keys = ("crypto_store", "iv_offset", "sector_size", "data_offset", "stripe_size", "areas")
 
@@ -51,7 +50,6 @@ class CryptType(SegmentType[CryptSegment]):
         return crypt_segment(start, areas, per_area, segment.crypto_store, stripe_size, segment.sector_size)
 
 
-@dataclass(frozen=True)
 class KeystoreType(SegmentType[KeystoreSegment]):
     """Its extents are the key material: mapped (for cryptsetup and the handlers), never resized."""
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from lvcrypt.metadata.fields import Fields, Names
 from lvcrypt.metadata.model import Area, CryptSegment, StripedSegment
 from lvcrypt.metadata.segtype_handler import AreaMap, DmMap, SegmentType, flat_areas
@@ -17,8 +15,9 @@ def striped_segment(start: int, areas: list[Area], per_area: int, stripe_size: i
                           stripe_size=stripe_size if stripes > 1 else None, stripes=list(areas))
 
 
-@dataclass(frozen=True)
 class StripedType(SegmentType[StripedSegment]):
+    """Data as is on its stripes: mapped linear or striped, resized, and lvconvert may encrypt it in place."""
+
     model = StripedSegment
     keys = ("stripe_count", "stripe_size", "stripes")
     plain = True
