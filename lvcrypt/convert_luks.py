@@ -44,6 +44,7 @@ from lvcrypt.metadata.model import (
     StripedSegment,
     VolumeGroup,
 )
+from lvcrypt.metadata.segtypes import handler_of
 from lvcrypt.metadata.validate import KEYSTORE_NAME
 
 DeviceOf = Callable[[str], str]
@@ -73,8 +74,10 @@ def _area_start(vg: VolumeGroup, area: Area) -> int:
 
 
 def _linear_area(vg: VolumeGroup, segment: Segment) -> Area | None:
-    if isinstance(segment, StripedSegment) and segment.stripe_count == 1 and len(segment.stripes) == 1:
-        return segment.stripes[0]
+    entry = handler_of(segment)
+    areas = entry.data_areas(segment) if entry.plain else None
+    if areas is not None and len(areas) == 1:
+        return areas[0]
     return None
 
 
@@ -185,12 +188,11 @@ def _keystore_name(vg: VolumeGroup, wanted: str | None) -> str:
     return wanted
 
 
-def _crypt_from(segment: Segment, start: int, keystore: str) -> CryptSegment:
-    if not isinstance(segment, StripedSegment):
+def _crypt_from(segment: Segment, start: int, keystore: str) -> Segment:
+    entry = handler_of(segment)
+    if not entry.plain:
         raise ConvertRefused(f"segment type '{segment.type}' cannot become encrypted")
-    stripes = len(segment.stripes)
-    return CryptSegment(start, segment.extent_count, "crypt", crypto_store=keystore, areas=list(segment.stripes),
-                        stripe_size=segment.stripe_size if stripes > 1 else None)
+    return entry.encrypted(segment, start, keystore)
 
 
 def refuse_unless_importable(vg: VolumeGroup, lv: LogicalVolume, sysfs_root: str = "/sys") -> None:
@@ -199,7 +201,7 @@ def refuse_unless_importable(vg: VolumeGroup, lv: LogicalVolume, sysfs_root: str
         raise ConvertRefused(f"{where} is already a crypt LV")
     if lv.is_keystore or not lv.visible:
         raise ConvertRefused(f"{where} is a hidden LV; only visible plain LVs can be imported")
-    kinds = sorted({segment.type for segment in lv.segments if not isinstance(segment, StripedSegment)})
+    kinds = sorted({segment.type for segment in lv.segments if not handler_of(segment).plain})
     if kinds:
         raise ConvertRefused(f"{where} has {', '.join(kinds)} segments; only linear and striped LVs can be imported")
     problem = in_use_problem(vg, lv, sysfs_root)

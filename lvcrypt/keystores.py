@@ -18,6 +18,7 @@ from lvcrypt.handlers.base import Area, DataMapping, FileArea, KeyHandler, Keyst
 from lvcrypt.handlers.secret import Secret
 from lvcrypt.keycache import KeyCache
 from lvcrypt.metadata.model import KeystoreSegment, LogicalVolume, VolumeGroup
+from lvcrypt.metadata.segtype_crypt import KEYSTORE
 
 KEYSTORE_PREFIX = "cryptostore"
 
@@ -35,7 +36,7 @@ def keystore_segment(vg: VolumeGroup, name: str) -> KeystoreSegment:
 
 def attrs_of(segment: KeystoreSegment) -> KeystoreAttrs:
     """The handler's view of a keystore segment: the four attributes plus unknown keys kept verbatim."""
-    known = {"start_extent", "extent_count", "type", "handler", "cipher", "key_size", "key_hash", "areas"}
+    known = {"start_extent", "extent_count", "type", *KEYSTORE.keys}
     extra = {key: value for key, value in segment.raw.items()
              if key not in known and isinstance(value, (str, int)) and not isinstance(value, bool)}
     return KeystoreAttrs(segment.handler, segment.cipher or "", segment.key_size or 0, segment.key_hash, extra)
