@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from lvcrypt.activate.tables import CryptTarget, DeviceRef, LayerDevice, LinearTarget, PvDevice, Table
+from lvcrypt.inuse import live_devices
 
 KEY_TYPE_FILES = {"raw_keys": "raw", "hw_wrapped_keys": "hw_wrapped"}
 
@@ -171,24 +172,6 @@ def _devices(table: Table) -> Iterator[DeviceRef | None]:
             yield target.device
         else:
             yield from (device for device, _ in target.stripes)
-
-
-def live_devices(sysfs_root: str = "/sys") -> dict[str, Path]:
-    """dm uuid -> sysfs directory of each device-mapper device the kernel has now (`block/dm-N/dm/uuid`)."""
-    found: dict[str, Path] = {}
-    block = Path(sysfs_root) / "block"
-    try:
-        entries = sorted(block.iterdir()) if block.is_dir() else []
-    except OSError:
-        return found
-    for entry in entries:
-        try:
-            uuid = (entry / "dm" / "uuid").read_text().strip()
-        except OSError:
-            continue
-        if uuid:
-            found[uuid] = entry
-    return found
 
 
 def is_active(top: Table, sysfs_root: str = "/sys") -> bool:

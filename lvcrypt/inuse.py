@@ -13,11 +13,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lvcrypt.activate.tables import dm_name, dm_uuid, mount_source
-from lvcrypt.inline import live_devices
+from lvcrypt.lv_names import dm_name, dm_uuid, mount_source
 from lvcrypt.metadata.model import LogicalVolume, VolumeGroup
 
 MOUNTINFO = "/proc/self/mountinfo"
+
+
+def live_devices(sysfs_root: str = "/sys") -> dict[str, Path]:
+    """dm uuid -> sysfs directory of each device-mapper device the kernel has now (`block/dm-N/dm/uuid`)."""
+    found: dict[str, Path] = {}
+    block = Path(sysfs_root) / "block"
+    try:
+        entries = sorted(block.iterdir()) if block.is_dir() else []
+    except OSError:
+        return found
+    for entry in entries:
+        try:
+            uuid = (entry / "dm" / "uuid").read_text().strip()
+        except OSError:
+            continue
+        if uuid:
+            found[uuid] = entry
+    return found
 
 
 def _fuse_mountpoint(vg: VolumeGroup, lv: LogicalVolume, mountinfo: str) -> str | None:

@@ -28,6 +28,7 @@ from typing import Callable, Iterator, Mapping, Union
 
 from lvcrypt.errors import LvcryptError
 from lvcrypt.handlers.base import DataMapping
+from lvcrypt.lv_names import dm_name, dm_uuid, key_description, mount_source
 from lvcrypt.metadata.model import Area, LogicalVolume, VolumeGroup
 from lvcrypt.metadata.segtype_handler import AreaMap, CryptMap
 from lvcrypt.metadata.segtypes import handler_of
@@ -132,30 +133,6 @@ class KeyFormat(Enum):
     MASKED = "masked"
     HEX = "hex"
     KEYRING = "keyring"
-
-
-def dm_name(vg: str, lv: str, layer: str | None = None) -> str:
-    """lvm2's dm name: `vg-lv[-layer]` with each dash inside a name doubled."""
-    parts = [vg.replace("-", "--"), lv.replace("-", "--")] + ([layer] if layer else [])
-    return "-".join(parts)
-
-
-def dm_uuid(vg: VolumeGroup, lv: LogicalVolume, layer: str | None = None) -> str:
-    uuid = "LVM-" + vg.id.replace("-", "") + lv.id.replace("-", "")
-    return f"{uuid}-{layer}" if layer else uuid
-
-
-def mount_source(vg: VolumeGroup, lv: LogicalVolume) -> str:
-    """What `lvcrypt mount` shows as the file system's source: readable, and unique by the LV's uuid,
-    so that another VG with the same names (another machine's disks) is never taken for this one."""
-    return f"lvcrypt:{vg.name}/{lv.name}:{lv.id}"
-
-
-def key_description(lv: LogicalVolume, keystore: str) -> str:
-    """`lvcrypt:<LV uuid>` for the LV's key (a second keystore mid-reencryption adds its name)."""
-    stores = lv.keystores()
-    base = f"lvcrypt:{lv.id}"
-    return base if not stores or stores[0] == keystore else f"{base}:{keystore}"
 
 
 class TableError(LvcryptError):
