@@ -16,7 +16,7 @@ from lvcrypt.errors import FormatError, HandlerError
 from lvcrypt.handlers import checkvalue
 from lvcrypt.handlers.base import (Area, DataMapping, FormatOptions, KeyHandler, KeyslotInfo,
                                    KeystoreAttrs, SECTOR)
-from lvcrypt.handlers.ciphers import CipherSpec
+from lvcrypt.crypto import CipherSpec
 from lvcrypt.handlers.kdf import DIGEST_ITER_TIME_MS, PBKDF2_MIN_ITERATIONS, pbkdf2_iterations
 from lvcrypt.handlers.secret import Secret, require_passphrase
 

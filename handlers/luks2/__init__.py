@@ -16,7 +16,7 @@ from typing import ClassVar
 
 from lvcrypt.errors import FormatError, HandlerError, WrongPassphrase
 from lvcrypt.handlers.base import SECTOR, Area, DataMapping, FormatOptions, KeyHandler, KeyslotInfo, KeystoreAttrs
-from lvcrypt.handlers.ciphers import CipherSpec
+from lvcrypt.crypto import CipherSpec
 from lvcrypt.handlers.kdf import PbkdfRequest, check_hash, check_kind
 from lvcrypt.handlers.secret import Secret, require_passphrase
 

@@ -14,7 +14,7 @@ import os
 from lvcrypt.errors import HandlerError
 from lvcrypt.handlers import af
 from lvcrypt.handlers.base import Area
-from lvcrypt.handlers.ciphers import CipherSpec, SectorCipher
+from lvcrypt.crypto import CipherSpec, SectorCipher
 from lvcrypt.handlers.kdf import Pbkdf, PbkdfRequest, derive
 from lvcrypt.handlers.secret import Secret, wipe
 
@@ -39,7 +39,7 @@ def open_keyslot(area: Area, slot: Keyslot, passphrase: Secret) -> Secret:
     length = material_size(slot.key_size, slot.af.stripes)
     encrypted = area.read(slot.area.offset, length)
     with derive(_pbkdf_of(slot.kdf), passphrase, slot.kdf.salt, slot.area.key_size or 0) as key:
-        material = SectorCipher(spec, key).decrypt(encrypted)
+        material = SectorCipher(spec, key).decrypt(encrypted, 0)
     try:
         return af.merge(material, slot.key_size, slot.af.stripes, slot.af.hash)
     finally:
@@ -106,7 +106,7 @@ def store_keyslot(area: Area, metadata: Metadata, volume_key: Secret, passphrase
         material[:len(split)] = split.buffer
         try:
             with derive(_pbkdf_of(kdf), passphrase, kdf.salt, key_size) as key:
-                encrypted = SectorCipher(spec, key).encrypt(material)
+                encrypted = SectorCipher(spec, key).encrypt(material, 0)
         finally:
             wipe(material)
     area.write(offset, encrypted + os.urandom(length - len(encrypted)))

@@ -1,6 +1,12 @@
-"""Sector encryption exactly as dm-crypt does it, for the userspace data path."""
+"""Sector encryption exactly as dm-crypt does it: the one cipher-spec grammar and sector cipher.
+
+The userspace data path and the LUKS handlers' keyslot areas both use it;
+it imports only `lvcrypt.errors` (the bottom layer).
+"""
 
 from lvcrypt.crypto.sector import SectorCipher, open_sector_cipher
-from lvcrypt.crypto.spec import CipherSpec, check_data_cipher, parse_cipher_spec
+from lvcrypt.crypto.spec import (CipherSpec, check_data_cipher, check_kernel_cipher, parse_cipher_spec,
+                                 parse_kernel_cipher_spec)
 
-__all__ = ["CipherSpec", "SectorCipher", "check_data_cipher", "open_sector_cipher", "parse_cipher_spec"]
+__all__ = ["CipherSpec", "SectorCipher", "check_data_cipher", "check_kernel_cipher", "open_sector_cipher",
+           "parse_cipher_spec", "parse_kernel_cipher_spec"]
