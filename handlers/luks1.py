@@ -21,11 +21,11 @@ import struct
 import uuid as uuidlib
 from dataclasses import dataclass, replace
 
+from lvcrypt.crypto import CipherSpec, SectorCipher
 from lvcrypt.errors import FormatError, HandlerError, WrongPassphrase
 from lvcrypt.handlers import af
 from lvcrypt.handlers.base import (Area, DataMapping, FormatOptions, KeyHandler, KeyslotInfo,
                                    KeystoreAttrs, SECTOR)
-from lvcrypt.crypto import CipherSpec, SectorCipher
 from lvcrypt.handlers.kdf import (DIGEST_ITER_TIME_MS, PBKDF2_MIN_ITERATIONS, PbkdfRequest,
                                   check_hash, pbkdf2, pbkdf2_iterations)
 from lvcrypt.handlers.secret import Secret, require_passphrase, wipe

@@ -14,9 +14,9 @@ import uuid as uuid_module
 from dataclasses import dataclass
 from typing import ClassVar
 
+from lvcrypt.crypto import CipherSpec
 from lvcrypt.errors import FormatError, HandlerError, WrongPassphrase
 from lvcrypt.handlers.base import SECTOR, Area, DataMapping, FormatOptions, KeyHandler, KeyslotInfo, KeystoreAttrs
-from lvcrypt.crypto import CipherSpec
 from lvcrypt.handlers.kdf import PbkdfRequest, check_hash, check_kind
 from lvcrypt.handlers.secret import Secret, require_passphrase
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 
+from lvcrypt.crypto import CipherSpec, SectorCipher
 from lvcrypt.errors import HandlerError
 from lvcrypt.handlers import af
 from lvcrypt.handlers.base import Area
-from lvcrypt.crypto import CipherSpec, SectorCipher
 from lvcrypt.handlers.kdf import Pbkdf, PbkdfRequest, derive
 from lvcrypt.handlers.secret import Secret, wipe
 

@@ -5,8 +5,8 @@ it imports only `lvcrypt.errors` (the bottom layer).
 """
 
 from lvcrypt.crypto.sector import SectorCipher, open_sector_cipher
-from lvcrypt.crypto.spec import (CipherSpec, check_data_cipher, check_kernel_cipher, parse_cipher_spec,
-                                 parse_kernel_cipher_spec)
+from lvcrypt.crypto.spec import (CipherSpec, check_data_cipher, check_kernel_cipher, check_new_volume_key,
+                                 parse_cipher_spec, parse_kernel_cipher_spec)
 
-__all__ = ["CipherSpec", "SectorCipher", "check_data_cipher", "check_kernel_cipher", "open_sector_cipher",
-           "parse_cipher_spec", "parse_kernel_cipher_spec"]
+__all__ = ["CipherSpec", "SectorCipher", "check_data_cipher", "check_kernel_cipher", "check_new_volume_key",
+           "open_sector_cipher", "parse_cipher_spec", "parse_kernel_cipher_spec"]

@@ -17,10 +17,12 @@ and refuses the rest at construction.  The IV rules are dm-crypt's:
 - ``essiv:sha256`` encrypts the plain64 IV with the cipher keyed by sha256(key);
 - ``ecb`` has no IV: every 16-byte block is encrypted on its own.
 
-XTS keys whose two halves are equal are refused in both directions: XTS is
-only secure with independent halves (IEEE 1619), OpenSSL refuses them for
-encryption and the kernel in FIPS mode for both.  One rule, here, for every
-caller.
+XTS keys whose two halves are equal are computed, in both directions, as
+dm-crypt computes them outside FIPS mode (the kernel's xts_verify_key checks
+the halves only with fips_enabled or CRYPTO_TFM_REQ_FORBID_WEAK_KEYS, which
+dm-crypt does not set): a volume the kernel reads, lvcrypt reads.  Such a
+key is refused where lvcrypt starts using a key for new data
+(`spec.check_new_volume_key`), the one rule for every caller.
 
 Work is done in batches of whole sectors over preallocated buffers: numpy
 views of the caller's buffers, one OpenSSL ECB call per batch for the bulk
@@ -32,7 +34,6 @@ thread-safe; use one per thread.
 from __future__ import annotations
 
 import hashlib
-import hmac
 from typing import Any, Callable, Protocol
 
 import numpy as np
@@ -216,8 +217,6 @@ class XtsSectorCipher(SectorCipher):
         super().__init__(spec, key, sector_size, iv_large_sectors, batch_bytes)
         view = _key_view(key)
         half = view.nbytes // 2
-        if hmac.compare_digest(view[:half], view[half:]):
-            raise HandlerError(f"{self.spec}: the two halves of the XTS key are equal; XTS needs two different keys")
         self._data_enc = _ecb(self.spec.cipher, view[:half])
         self._data_dec = _ecb(self.spec.cipher, view[:half], decrypt=True)
         self._tweak_enc = _ecb(self.spec.cipher, view[half:])

@@ -25,6 +25,7 @@ Two questions are asked of a spec, at different times, and kept apart here:
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from dataclasses import dataclass
 
@@ -197,3 +198,17 @@ def check_kernel_cipher(text: str, key_bits: int) -> CipherSpec:
     if spec.chain_mode == "xts" and key_bits % 16:
         raise HandlerError(f"cipher '{text}': an XTS key has two halves of equal size, not {key_bits} bits")
     return spec
+
+
+def check_new_volume_key(spec: CipherSpec, key: bytes | bytearray | memoryview) -> None:
+    """Refuse a key lvcrypt is about to start encrypting new data with, when XTS would be weak with it.
+
+    XTS is defined for two independent keys (IEEE 1619; NIST SP 800-38E), and
+    OpenSSL and the kernel in FIPS mode refuse equal halves; dm-crypt outside
+    FIPS mode computes them, so existing volumes stay readable (see
+    `sector`), but no new one is made with such a key.
+    """
+    view = memoryview(key)
+    half = view.nbytes // 2
+    if spec.chain_mode == "xts" and hmac.compare_digest(view[:half], view[half:]):
+        raise HandlerError(f"{spec}: the two halves of the XTS key are equal; XTS needs two different keys")
