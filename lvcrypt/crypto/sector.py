@@ -34,10 +34,10 @@ thread-safe; use one per thread.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable, Protocol
+from typing import Callable, Protocol
 
 import numpy as np
-from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherAlgorithm, CipherContext, algorithms, modes
 
 from lvcrypt.crypto.gf128 import U64, TweakExpander
 from lvcrypt.crypto.spec import CipherSpec, parse_cipher_spec
@@ -50,7 +50,7 @@ DEFAULT_BATCH_BYTES = 128 << 10  # a batch and its tweak work arrays (~6x its si
 IV_BATCH_BYTES = 4 << 20
 
 
-_ALGORITHMS: dict[str, Any] = {"aes": algorithms.AES, "sm4": algorithms.SM4}
+_ALGORITHMS: dict[str, Callable[[Buffer], CipherAlgorithm]] = {"aes": algorithms.AES, "sm4": algorithms.SM4}
 
 
 class KeyHolder(Protocol):
@@ -80,19 +80,18 @@ class SectorCipher:
     """
 
     def __new__(cls, spec: str | CipherSpec, key: Key, sector_size: int = 512, iv_large_sectors: bool = False,
-                batch_bytes: int = 0) -> "SectorCipher":
+                batch_bytes: int = DEFAULT_BATCH_BYTES) -> "SectorCipher":
         if cls is SectorCipher:
             cls = _ENGINES[_parsed(spec).chain_mode]
         return super().__new__(cls)
 
     def __init__(self, spec: str | CipherSpec, key: Key, sector_size: int = 512, iv_large_sectors: bool = False,
-                 batch_bytes: int = 0):
+                 batch_bytes: int = DEFAULT_BATCH_BYTES):
         if sector_size not in SECTOR_SIZES:
             raise HandlerError(f"sector size {sector_size} is not one of {', '.join(map(str, SECTOR_SIZES))}")
         spec = _parsed(spec)
         view = _key_view(key)
         spec.check_key_size(view.nbytes)
-        batch_bytes = batch_bytes or DEFAULT_BATCH_BYTES
         self.spec = spec
         self.sector_size = sector_size
         self.key_size = view.nbytes
@@ -213,7 +212,7 @@ class XtsSectorCipher(SectorCipher):
     """XTS as ECB between two XORs with all tweaks of the batch: C = E_K1(P ^ T) ^ T."""
 
     def __init__(self, spec: str | CipherSpec, key: Key, sector_size: int = 512, iv_large_sectors: bool = False,
-                 batch_bytes: int = 0):
+                 batch_bytes: int = DEFAULT_BATCH_BYTES):
         super().__init__(spec, key, sector_size, iv_large_sectors, batch_bytes)
         view = _key_view(key)
         half = view.nbytes // 2
@@ -260,7 +259,7 @@ class CbcSectorCipher(SectorCipher):
     """
 
     def __init__(self, spec: str | CipherSpec, key: Key, sector_size: int = 512, iv_large_sectors: bool = False,
-                 batch_bytes: int = 0):
+                 batch_bytes: int = DEFAULT_BATCH_BYTES):
         super().__init__(spec, key, sector_size, iv_large_sectors, batch_bytes)
         self._enc = _ecb(self.spec.cipher, _key_view(key))
         self._dec = _ecb(self.spec.cipher, _key_view(key), decrypt=True)
@@ -301,7 +300,7 @@ class EcbSectorCipher(SectorCipher):
     """ECB: every block on its own, no IV; the whole batch is one OpenSSL call each way."""
 
     def __init__(self, spec: str | CipherSpec, key: Key, sector_size: int = 512, iv_large_sectors: bool = False,
-                 batch_bytes: int = 0):
+                 batch_bytes: int = DEFAULT_BATCH_BYTES):
         super().__init__(spec, key, sector_size, iv_large_sectors, batch_bytes)
         self._enc = _ecb(self.spec.cipher, _key_view(key))
         self._dec = _ecb(self.spec.cipher, _key_view(key), decrypt=True)
