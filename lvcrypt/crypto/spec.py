@@ -141,7 +141,7 @@ def parse_cipher_spec(text: str) -> CipherSpec:
     spec = parse_kernel_cipher_spec(text)
     problem = _compute_problem(spec)
     if problem:
-        raise HandlerError(f"cipher '{text}': {problem}")
+        raise HandlerError(f"unsupported cipher '{text}': {problem}")
     return spec
 
 
