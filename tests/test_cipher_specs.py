@@ -201,3 +201,19 @@ def _bytes(pair: Pair, *args: str, stdin: bytes = b"") -> bytes:
                             input=stdin, capture_output=True, env=pair.env, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+@pytest.mark.parametrize("command", ["lvcreate", "keystore"])
+@pytest.mark.parametrize("cipher", ["aes-xts", "aes-cbc-essiv", "aes:3-cbc-plain", "aes-cbc-bogus"])
+def test_malformed_cipher_argument_is_a_usage_error(tmp_path: Path, command: str, cipher: str) -> None:
+    """dm-crypt would refuse the string itself: a bad argument (exit 3), before anything is read or written."""
+    img = image(tmp_path / "target.img", 20)
+    before = img.read_bytes()
+    args = (["lvcreate", "--encrypt", "--cipher", cipher, "-L", "4m", "-n", "data", "vgc"] if command == "lvcreate"
+            else ["keystore", "format", "--batch-mode", str(img), "--cipher", cipher])
+    result = subprocess.run([sys.executable, "-m", "lvcrypt", *args, "--devices", str(img)],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.startswith("lvcrypt: ") and result.stderr.count("\n") == 1, result.stderr
+    assert cipher in result.stderr
+    assert img.read_bytes() == before
