@@ -39,8 +39,9 @@ KERNEL_IV_MODES = ("plain", "plain64", "plain64be", "essiv", "benbi", "null", "l
 BLOCK_CIPHERS = {"aes": ((16, 24, 32), ("xts", "cbc", "ecb")), "sm4": ((16,), ("cbc", "ecb"))}
 XTS_KEY_BYTES = (32, 64)  # two AES-128 or AES-256 keys: OpenSSL has no AES-192-XTS
 IV_MODES = ("plain", "plain64", "plain64be", "essiv", "null")
-# ESSIV hashes offered: sha256 keys AES-256; the others are here to be refused by the key-size rule with a
-# reason (sha1's 160-bit digest is no AES key, which is why the kernel refuses aes-cbc-essiv:sha1 too).
+# ESSIV hashes recognised (the SHA names cryptsetup users write); ESSIV keys the cipher with the digest, so
+# only one whose size is a key size of the cipher works: sha256 for AES.  sha1's 160-bit digest is no AES key,
+# which is why the kernel refuses aes-cbc-essiv:sha1 too; the refusal says so (`_essiv_problem`).
 ESSIV_HASHES = ("sha1", "sha224", "sha256", "sha384", "sha512")
 _CAPI_SIMPLE = re.compile(r"(?P<chain>[a-z0-9]+)\((?P<cipher>[a-z0-9]+)\)")
 
@@ -77,6 +78,9 @@ class CipherSpec:
 
     def check_key_size(self, key_bytes: int) -> None:
         """Refuse a key the sector cipher cannot use: XTS takes two equal-size keys, AES 16, 24 or 32 bytes."""
+        problem = _compute_problem(self)
+        if problem:
+            raise HandlerError(f"unsupported cipher '{self}': {problem}")
         valid = XTS_KEY_BYTES if self.chain_mode == "xts" else BLOCK_CIPHERS[self.cipher][0]
         if key_bytes not in valid:
             sizes = ", ".join(str(size * 8) for size in valid[:-1])
