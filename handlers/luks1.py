@@ -21,7 +21,7 @@ import struct
 import uuid as uuidlib
 from dataclasses import dataclass, replace
 
-from lvcrypt.crypto import CipherSpec, SectorCipher
+from lvcrypt.crypto import CipherSpec
 from lvcrypt.errors import FormatError, HandlerError, WrongPassphrase
 from lvcrypt.handlers import af
 from lvcrypt.handlers.base import (Area, DataMapping, FormatOptions, KeyHandler, KeyslotInfo,
@@ -181,6 +181,7 @@ def _material_length(header: Header, slot: Keyslot) -> int:
 
 def _open_slot(area: Area, header: Header, slot: Keyslot, passphrase: Secret) -> Secret | None:
     """The volume key if `passphrase` opens `slot`, else None."""
+    from lvcrypt.crypto.sector import SectorCipher  # numpy: loaded when a keyslot is used
     length = _material_length(header, slot)
     encrypted = area.read(slot.material_offset * SECTOR, length)
     with pbkdf2(header.hash_spec, passphrase.buffer, slot.salt, slot.iterations, header.key_bytes) as key:
@@ -198,6 +199,7 @@ def _open_slot(area: Area, header: Header, slot: Keyslot, passphrase: Secret) ->
 def _seal_slot(header: Header, index: int, volume_key: Secret, passphrase: Secret,
                iterations: int) -> tuple[Keyslot, bytearray]:
     """A new enabled keyslot descriptor and its encrypted material."""
+    from lvcrypt.crypto.sector import SectorCipher  # numpy: loaded when a keyslot is used
     old = header.keyslots[index]
     salt = os.urandom(SALT_SIZE)
     length = _material_length(header, old)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from lvcrypt.crypto import CipherSpec, SectorCipher
+from lvcrypt.crypto import CipherSpec
 from lvcrypt.errors import HandlerError
 from lvcrypt.handlers import af
 from lvcrypt.handlers.base import Area
@@ -33,6 +33,7 @@ def _pbkdf_of(kdf: KdfSpec) -> Pbkdf:
 
 def open_keyslot(area: Area, slot: Keyslot, passphrase: Secret) -> Secret:
     """The candidate volume key this slot yields for `passphrase` (not yet checked against a digest)."""
+    from lvcrypt.crypto.sector import SectorCipher  # numpy: loaded when a keyslot is used
     if slot.type != "luks2" or slot.kdf is None or slot.af is None or slot.area.encryption is None:
         raise HandlerError(f"keyslot type {slot.type!r} cannot be opened with a passphrase")
     spec = CipherSpec.parse(slot.area.encryption)
@@ -93,6 +94,7 @@ def store_keyslot(area: Area, metadata: Metadata, volume_key: Secret, passphrase
     The keyslot's area cipher and key size are the data segment's, as
     cryptsetup chooses them by default.
     """
+    from lvcrypt.crypto.sector import SectorCipher  # numpy: loaded when a keyslot is used
     spec = CipherSpec.parse(cipher)
     spec.check_key_size(len(volume_key))
     key_size = len(volume_key)
