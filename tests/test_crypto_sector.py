@@ -224,9 +224,9 @@ def test_ieee_1619_vectors(key_hex: str, data_unit: int, ciphertext_hex: str, ba
     expected = bytes.fromhex(ciphertext_hex)
     assert bytes(cipher.encrypt(IEEE_1619_PLAINTEXT, data_unit)) == expected
     assert bytes(cipher.decrypt(expected, data_unit)) == IEEE_1619_PLAINTEXT
-    # The vector's sector in the middle of a run: its bytes do not depend on its neighbours.
-    run = os.urandom(512) + IEEE_1619_PLAINTEXT + os.urandom(512)
-    assert bytes(cipher.encrypt(run, data_unit - 1 if data_unit else 0))[512:1024] == expected or data_unit == 0
+    # The vector's sector at the head of a longer run: its bytes do not depend on the sectors after it.
+    run = IEEE_1619_PLAINTEXT + os.urandom(1024)
+    assert bytes(cipher.encrypt(run, data_unit))[:512] == expected
 
 
 def per_sector_reference(spec: str, key: bytes, data: bytes, sector_size: int, sector: int) -> bytes:
