@@ -21,11 +21,11 @@ import uuid as uuidlib
 from dataclasses import dataclass, replace
 
 from lvcrypt.binary_layout import Layout, Record
+from lvcrypt.crypto import CipherSpec
 from lvcrypt.errors import FormatError, HandlerError, WrongPassphrase
 from lvcrypt.handlers import af
 from lvcrypt.handlers.base import (Area, DataMapping, FormatOptions, KeyHandler, KeyslotInfo,
                                    KeystoreAttrs, SECTOR)
-from lvcrypt.handlers.ciphers import CipherSpec, SectorCipher
 from lvcrypt.handlers.kdf import (DIGEST_ITER_TIME_MS, PBKDF2_MIN_ITERATIONS, PbkdfRequest,
                                   check_hash, pbkdf2, pbkdf2_iterations)
 from lvcrypt.handlers.secret import Secret, require_passphrase, wipe
@@ -188,10 +188,11 @@ def _material_length(header: Header, slot: Keyslot) -> int:
 
 def _open_slot(area: Area, header: Header, slot: Keyslot, passphrase: Secret) -> Secret | None:
     """The volume key if `passphrase` opens `slot`, else None."""
+    from lvcrypt.crypto.sector import SectorCipher  # numpy: loaded when a keyslot is used
     length = _material_length(header, slot)
     encrypted = area.read(slot.material_offset * SECTOR, length)
     with pbkdf2(header.hash_spec, passphrase.buffer, slot.salt, slot.iterations, header.key_bytes) as key:
-        material = SectorCipher(header.cipher, key).decrypt(encrypted)
+        material = SectorCipher(header.cipher, key).decrypt(encrypted, 0)
     try:
         candidate = af.merge(material, header.key_bytes, slot.stripes, header.hash_spec)
     finally:
@@ -205,6 +206,7 @@ def _open_slot(area: Area, header: Header, slot: Keyslot, passphrase: Secret) ->
 def _seal_slot(header: Header, index: int, volume_key: Secret, passphrase: Secret,
                iterations: int) -> tuple[Keyslot, bytearray]:
     """A new enabled keyslot descriptor and its encrypted material."""
+    from lvcrypt.crypto.sector import SectorCipher  # numpy: loaded when a keyslot is used
     old = header.keyslots[index]
     salt = os.urandom(SALT_SIZE)
     length = _material_length(header, old)
@@ -213,7 +215,7 @@ def _seal_slot(header: Header, index: int, volume_key: Secret, passphrase: Secre
         with padded:
             padded.buffer[:len(split)] = split.buffer
             with pbkdf2(header.hash_spec, passphrase.buffer, salt, iterations, header.key_bytes) as key:
-                encrypted = SectorCipher(header.cipher, key).encrypt(padded.buffer)
+                encrypted = SectorCipher(header.cipher, key).encrypt(padded.buffer, 0)
     return Keyslot(KEY_ENABLED, iterations, salt, old.material_offset, af.LUKS_STRIPES), encrypted
 
 
@@ -255,7 +257,7 @@ class Luks1Handler(KeyHandler):
                options: FormatOptions) -> Secret:
         require_passphrase(passphrase)
         cipher = attrs.cipher or "aes-xts-plain64"
-        key_bytes = attrs.key_bytes or (64 if CipherSpec.parse(cipher).mode == "xts" else 32)
+        key_bytes = attrs.key_bytes or (64 if CipherSpec.parse(cipher).chain_mode == "xts" else 32)
         hash_name = attrs.key_hash or options.pbkdf.hash or "sha256"
         check_hash(hash_name)
         spec = CipherSpec.parse(cipher)

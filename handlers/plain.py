@@ -12,11 +12,11 @@ right length is accepted, as cryptsetup would.
 
 from __future__ import annotations
 
+from lvcrypt.crypto import CipherSpec, check_new_volume_key
 from lvcrypt.errors import FormatError, HandlerError
 from lvcrypt.handlers import checkvalue
 from lvcrypt.handlers.base import (Area, DataMapping, FormatOptions, KeyHandler, KeyslotInfo,
                                    KeystoreAttrs, SECTOR)
-from lvcrypt.handlers.ciphers import CipherSpec
 from lvcrypt.handlers.kdf import DIGEST_ITER_TIME_MS, PBKDF2_MIN_ITERATIONS, pbkdf2_iterations
 from lvcrypt.handlers.secret import Secret, require_passphrase
 
@@ -53,6 +53,11 @@ class PlainHandler(KeyHandler):
         if area.size < checkvalue.BLOCK_SIZE:
             raise HandlerError(f"keystore area must hold the {checkvalue.BLOCK_SIZE}-byte key check block")
         key = self.derive_key(attrs, passphrase)
+        try:
+            check_new_volume_key(CipherSpec.parse(attrs.cipher), key.buffer)
+        except HandlerError:
+            key.close()
+            raise
         iterations = (PBKDF2_MIN_ITERATIONS if options.pbkdf.force_iterations
                       else pbkdf2_iterations("sha256", DIGEST_ITER_TIME_MS, 32))
         if options.sector_size != SECTOR:

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from lvcrypt.crypto.spec import check_data_cipher
+from lvcrypt.crypto.spec import check_data_cipher, check_kernel_cipher
 from lvcrypt.errors import FormatError, HandlerError, LvcryptError, UsageError
 from lvcrypt.handlers import registry
 from lvcrypt.handlers.base import DataMapping, FileArea, KeyHandler, KeystoreAttrs
@@ -119,10 +119,14 @@ def inspect(vg: VolumeGroup, lv: LogicalVolume, device_of: DeviceOf, handler_nam
         except FormatError as error:
             raise ConvertRefused(f"{where}: damaged {name.upper()} header: {error}") from None
         try:
-            check_data_cipher(mapping.cipher, mapping.key_size)  # the check lvcreate --encrypt makes
+            check_kernel_cipher(mapping.cipher, mapping.key_size)
         except HandlerError as error:
-            raise ConvertRefused(f"{where}: {error}; lvcrypt could not read or write the imported LV") from None
+            raise ConvertRefused(f"{where}: {error}; dm-crypt could not activate the imported LV") from None
         warnings: list[str] = []
+        try:
+            check_data_cipher(mapping.cipher, mapping.key_size)  # the check lvcreate --encrypt makes
+        except HandlerError as error:  # an existing volume is kept: the kernel computes what lvcrypt cannot
+            warnings.append(f"{error}; only kernel activation (lvchange -ay) can read or write the imported LV")
         repair = session.repair_problem()
         if repair:
             warnings.append(f"{repair}; repair it before changing keyslots")

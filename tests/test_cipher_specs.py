@@ -7,6 +7,10 @@
   cryptsetup.
 - A spec the userspace data path cannot read or write is refused when the LV
   would be created, one line, exit 5, not a byte written.
+- Issue 13 item 4: the one sector cipher computes ECB and the null IV, so
+  `aes-ecb` and `aes-cbc-null` volumes are created and read (made by
+  cryptsetup or by lvcrypt); `aes-cbc-essiv:sha1` (a 160-bit ESSIV salt is no
+  AES key, dm-crypt refuses it too) is a one-line refusal, not a traceback.
 """
 
 from __future__ import annotations
@@ -82,7 +86,7 @@ def test_lvcrypt_formatted_plain64be_header_opens_in_cryptsetup(tmp_path: Path) 
     assert dumped_volume_key(img, passphrase) == volume_key
 
 
-@pytest.mark.parametrize("spec,bits", [("aes-ecb", 256), ("aes-cbc-null", 256), ("serpent-xts-plain64", 512),
+@pytest.mark.parametrize("spec,bits", [("serpent-xts-plain64", 512),
                                        ("sm4-xts-plain64", 256), ("aes-xts-plain64", 384),
                                        ("aes-cbc-essiv:sha1", 256), ("aes:2-cbc-plain64", 256)])
 def test_data_path_refuses_what_it_cannot_do(spec: str, bits: int) -> None:
@@ -90,8 +94,8 @@ def test_data_path_refuses_what_it_cannot_do(spec: str, bits: int) -> None:
         check_data_cipher(spec, bits)
 
 
-@pytest.mark.parametrize("cipher,bits", [("aes-ecb", 256), ("aes-cbc-null", 256), ("serpent-xts-plain64", 512),
-                                         ("aes-xts-plain64", 128)])
+@pytest.mark.parametrize("cipher,bits", [("serpent-xts-plain64", 512), ("aes-xts-plain64", 128),
+                                         ("aes-cbc-essiv:sha1", 256), ("aes:2-cbc-plain64", 256)])
 def test_lvcreate_refuses_a_cipher_read_would_refuse(tmp_path: Path, cipher: str, bits: int) -> None:
     pair = _vg(tmp_path)
     before = _digests(pair)
@@ -105,20 +109,65 @@ def test_lvcreate_refuses_a_cipher_read_would_refuse(tmp_path: Path, cipher: str
 
 @needs_cryptsetup
 @pytest.mark.oracle
-@pytest.mark.parametrize("cipher", ["aes-ecb", "aes-cbc-null"])
-def test_import_refuses_a_luks_volume_lvcrypt_could_not_read(tmp_path: Path, cipher: str) -> None:
-    """cryptsetup makes such volumes; `lvconvert --type crypt` refuses them as lvcreate --encrypt would."""
-    volume = image(tmp_path / "luks2.img", 16)
+@pytest.mark.parametrize("cipher", ["aes-ecb", "aes-cbc-null", "aes-xts-null"])
+def test_cryptsetup_volume_with_ecb_or_null_iv_is_imported_and_read(tmp_path: Path, cipher: str) -> None:
+    """cryptsetup encrypts known data; after `lvconvert --type crypt`, `lvcrypt read` gives it back."""
+    payload = hashlib.shake_256(cipher.encode()).digest(1 << 20)
+    volume = tmp_path / "luks2.img"
+    volume.write_bytes(payload + bytes(15 << 20))
     passphrase = key_file(tmp_path / "k", b"import me")
-    cryptsetup("luksFormat", "-q", "--type", "luks2", *FAST, "--cipher", cipher, "--key-size", "256",
-               "--offset", "8192", "--key-file", str(passphrase), str(volume))
+    bits = "512" if "xts" in cipher else "256"
+    cryptsetup("reencrypt", "--encrypt", "--type", "luks2", "--cipher", cipher, "--key-size", bits,
+               "--reduce-device-size", "8M", "--force-offline-reencrypt", *FAST, "--key-file", str(passphrase),
+               "-q", str(volume))
     pair = _vg(tmp_path)
     pair.lvc("lvcreate", "-L", "16m", "-n", "old", "vgc")
     _bytes(pair, "write", "vgc/old", stdin=volume.read_bytes())
+    pair.lvc("lvconvert", "--type", "crypt", "vgc/old")
+    assert _bytes(pair, "read", "--key-file", str(passphrase), "--length", str(len(payload)),
+                  "vgc/old") == payload
+
+
+@pytest.mark.parametrize("cipher,bits", [("aes-ecb", 256), ("aes-cbc-null", 256), ("aes-xts-null", 512)])
+def test_ecb_and_null_iv_lvs_are_created_written_and_read_back(tmp_path: Path, cipher: str, bits: int) -> None:
+    """Accepted at creation because the sector cipher computes them (checked against cryptsetup in
+    test_crypto_cryptsetup.py); `read` gives back what `write` wrote."""
+    pair = _vg(tmp_path)
+    pair.lvc("lvcreate", "--encrypt", "--cipher", cipher, "--key-size", str(bits), *FAST,
+             "--key-file", str(tmp_path / "pass"), "-L", "4m", "-n", "data", "vgc")
+    payload = hashlib.shake_256(cipher.encode()).digest(1 << 20)
+    _bytes(pair, "write", "--key-file", str(tmp_path / "pass"), "vgc/data", stdin=payload)
+    assert _bytes(pair, "read", "--key-file", str(tmp_path / "pass"), "--length", str(len(payload)),
+                  "vgc/data") == payload
+
+
+def test_keystore_format_refuses_essiv_sha1_in_one_line(tmp_path: Path) -> None:
+    """It was a traceback: the 20-byte salt reached AES.  Now the grammar's ESSIV rule refuses it first."""
+    img = image(tmp_path / "ks.img", 20)
+    (tmp_path / "pass").write_bytes(b"essiv sha1")
+    before = img.read_bytes()
+    result = subprocess.run([sys.executable, "-m", "lvcrypt", "keystore", "format", "--batch-mode", str(img),
+                             "--type", "luks2", "--cipher", "aes-cbc-essiv:sha1", "--key-size", "256", *FAST,
+                             "--key-file", str(tmp_path / "pass")], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 5, result.stderr
+    assert result.stderr.startswith("lvcrypt: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "essiv:sha1" in result.stderr and "Traceback" not in result.stderr
+    assert img.read_bytes() == before
+
+
+def test_plain_keystore_refuses_a_new_xts_key_with_equal_halves(tmp_path: Path) -> None:
+    """The plain handler's key file is the volume key: equal XTS halves are refused before anything is written."""
+    pair = _vg(tmp_path)
+    key = tmp_path / "volume.key"
+    key.write_bytes(bytes(range(32)) * 2)
     before = _digests(pair)
-    result = pair.lvc("lvconvert", "--type", "crypt", "vgc/old", check=False)
-    assert result.returncode == 5 and result.stderr.count("\n") == 1 and cipher in result.stderr, result.stderr
+    result = pair.lvc("lvcreate", "--encrypt", "--handler", "plain", "--cipher", "aes-xts-plain64", "--key-size",
+                      "512", "--key-file", str(key), "-L", "4m", "-n", "data", "vgc", check=False)
+    assert result.returncode == 5 and result.stderr.count("\n") == 1 and "halves" in result.stderr, result.stderr
     assert _digests(pair) == before
+    key.write_bytes(bytes(range(64)))
+    pair.lvc("lvcreate", "--encrypt", "--handler", "plain", "--cipher", "aes-xts-plain64", "--key-size", "512",
+             "--key-file", str(key), "-L", "4m", "-n", "data", "vgc")
 
 
 def test_plain64be_lv_is_created_written_and_read_back(tmp_path: Path) -> None:
@@ -152,3 +201,19 @@ def _bytes(pair: Pair, *args: str, stdin: bytes = b"") -> bytes:
                             input=stdin, capture_output=True, env=pair.env, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+@pytest.mark.parametrize("command", ["lvcreate", "keystore"])
+@pytest.mark.parametrize("cipher", ["aes-xts", "aes-cbc-essiv", "aes:3-cbc-plain", "aes-cbc-bogus"])
+def test_malformed_cipher_argument_is_a_usage_error(tmp_path: Path, command: str, cipher: str) -> None:
+    """dm-crypt would refuse the string itself: a bad argument (exit 3), before anything is read or written."""
+    img = image(tmp_path / "target.img", 20)
+    before = img.read_bytes()
+    args = (["lvcreate", "--encrypt", "--cipher", cipher, "-L", "4m", "-n", "data", "vgc"] if command == "lvcreate"
+            else ["keystore", "format", "--batch-mode", str(img), "--cipher", cipher])
+    result = subprocess.run([sys.executable, "-m", "lvcrypt", *args, "--devices", str(img)],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.startswith("lvcrypt: ") and result.stderr.count("\n") == 1, result.stderr
+    assert cipher in result.stderr
+    assert img.read_bytes() == before

@@ -27,7 +27,9 @@ REDUCE = 16 << 20
 PAYLOAD = 2 << 20
 CASES = [("aes-xts-plain64", 512, 512), ("aes-xts-plain64", 512, 4096), ("aes-xts-plain64", 256, 512),
          ("aes-cbc-essiv:sha256", 256, 512), ("aes-xts-plain", 512, 4096), ("aes-cbc-plain64", 128, 512),
-         ("aes-cbc-plain64be", 256, 512), ("aes-xts-plain64be", 512, 4096)]
+         ("aes-cbc-plain64be", 256, 512), ("aes-xts-plain64be", 512, 4096),
+         ("aes-ecb", 256, 512), ("aes-ecb", 128, 4096), ("aes-cbc-null", 256, 512), ("aes-xts-null", 512, 4096),
+         ("aes-cbc-plain", 192, 512)]
 
 
 def cryptsetup(*args: str | Path) -> str:

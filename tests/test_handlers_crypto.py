@@ -12,7 +12,7 @@ from argon2.low_level import Type, hash_secret_raw
 from lvcrypt.errors import FormatError, HandlerError
 from lvcrypt.handlers import af, registry
 from lvcrypt.handlers.base import KeystoreAttrs, MemoryArea
-from lvcrypt.handlers.ciphers import CipherSpec, SectorCipher
+from lvcrypt.crypto import CipherSpec, SectorCipher
 from lvcrypt.handlers.kdf import Pbkdf, PbkdfRequest, derive
 from lvcrypt.handlers.secret import Secret
 

@@ -15,10 +15,10 @@ import uuid as uuid_module
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
+from lvcrypt.crypto import CipherSpec
 from lvcrypt.errors import FormatError, HandlerError, WrongPassphrase
 from lvcrypt.handlers.base import (SECTOR, Area, DataMapping, FormatOptions, KeyHandler, KeyringToken, KeyslotInfo,
                                    KeystoreAttrs, KeystoreSession)
-from lvcrypt.handlers.ciphers import CipherSpec
 from lvcrypt.handlers.kdf import PbkdfRequest, check_hash, check_kind
 from lvcrypt.handlers.secret import Secret, require_passphrase
 

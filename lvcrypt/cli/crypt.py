@@ -14,7 +14,7 @@ import sys
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator
 
-from lvcrypt.cli import common_options
+from lvcrypt.cli import cipher_spec_argument, common_options
 from lvcrypt.cli.keystore import add_key_file_option, non_negative
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ def add_encrypt_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--handler", choices=registry.available(),
                        help=f"key handler of a new keystore, any installed one (default {registry.DEFAULT})")
     group.add_argument("--keystore", metavar="NAME", help="use an existing keystore (one passphrase for many LVs)")
-    group.add_argument("--cipher", help="cipher of a new keystore, e.g. aes-xts-plain64")
+    group.add_argument("--cipher", type=cipher_spec_argument, help="cipher of a new keystore, e.g. aes-xts-plain64")
     group.add_argument("--key-size", type=non_negative, metavar="BITS", help="volume key size in bits")
     group.add_argument("--hash", help="hash of the PBKDF (luks) or of the passphrase (hashed)")
     group.add_argument("--pbkdf", choices=PBKDF_KINDS, help="pbkdf2, argon2i or argon2id")

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-from lvcrypt.cli import common_options
+from lvcrypt.cli import cipher_spec_argument, common_options
 from lvcrypt.errors import FormatError, HandlerError, LvcryptError, NeedsRepair, UsageError
 from lvcrypt.handlers import registry
 from lvcrypt.handlers.base import FileArea, FormatOptions, KeyHandler, KeystoreSession
@@ -313,7 +313,7 @@ def _register_keystore(sub: argparse._SubParsersAction, name: str) -> None:  # t
     fmt = actions.add_parser("format", parents=common, help="create a keystore (like luksFormat)")
     fmt.add_argument("target", metavar="TARGET")
     fmt.add_argument("--type", choices=registry.available(), default=registry.DEFAULT)
-    fmt.add_argument("-c", "--cipher", metavar="SPEC")
+    fmt.add_argument("-c", "--cipher", type=cipher_spec_argument, metavar="SPEC")
     fmt.add_argument("-s", "--key-size", type=non_negative, metavar="BITS")
     fmt.add_argument("--sector-size", type=non_negative, metavar="BYTES", help="default: the handler's")
     fmt.add_argument("--uuid")

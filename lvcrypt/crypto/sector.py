@@ -1,16 +1,28 @@
-"""Sector ciphers of the userspace data path, bit-for-bit what dm-crypt writes.
+"""The one sector cipher: bit-for-bit what dm-crypt writes, for the data path and LUKS keyslot areas.
 
-A `SectorCipher` encrypts whole sectors of a crypt mapping.  Callers pass the
-sector number dm-crypt itself would use for the first sector of the buffer:
-the 512-byte sector offset inside the mapping plus the table's ``iv_offset``.
-The IV rules are dm-crypt's:
+A `SectorCipher` encrypts whole sectors of a crypt mapping (or of a LUKS
+keyslot area, which cryptsetup encrypts the same way from sector 0).  Callers
+pass the sector number dm-crypt itself would use for the first sector of the
+buffer: the 512-byte sector offset inside the mapping plus the table's
+``iv_offset``.  It computes every spec `spec.parse_cipher_spec` accepts
+(AES or SM4; XTS, CBC or ECB; plain, plain64, plain64be, null or essiv IVs)
+and refuses the rest at construction.  The IV rules are dm-crypt's:
 
 - the IV counts 512-byte sectors even with 4096-byte encryption sectors
   (sector k of a 4096-byte mapping has IV 8k), unless the table sets
   ``iv_large_sectors``; then it counts encryption sectors;
 - ``plain`` truncates the sector number to 32 bits, ``plain64`` keeps 64;
 - ``plain64be`` stores the 64-bit number big-endian in the IV's last 8 bytes;
-- ``essiv:sha256`` encrypts the plain64 IV with AES keyed by sha256(key).
+- ``null`` is an all-zero IV for every sector;
+- ``essiv:sha256`` encrypts the plain64 IV with the cipher keyed by sha256(key);
+- ``ecb`` has no IV: every 16-byte block is encrypted on its own.
+
+XTS keys whose two halves are equal are computed, in both directions, as
+dm-crypt computes them outside FIPS mode (the kernel's xts_verify_key checks
+the halves only with fips_enabled or CRYPTO_TFM_REQ_FORBID_WEAK_KEYS, which
+dm-crypt does not set): a volume the kernel reads, lvcrypt reads.  Such a
+key is refused where lvcrypt starts using a key for new data
+(`spec.check_new_volume_key`), the one rule for every caller.
 
 Work is done in batches of whole sectors over preallocated buffers: numpy
 views of the caller's buffers, one OpenSSL ECB call per batch for the bulk
@@ -22,13 +34,13 @@ thread-safe; use one per thread.
 from __future__ import annotations
 
 import hashlib
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
-from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherAlgorithm, CipherContext, algorithms, modes
 
 from lvcrypt.crypto.gf128 import U64, TweakExpander
-from lvcrypt.crypto.spec import CipherSpec, check_data_cipher, parse_cipher_spec
+from lvcrypt.crypto.spec import CipherSpec, parse_cipher_spec
 from lvcrypt.errors import HandlerError
 
 Buffer = bytes | bytearray | memoryview
@@ -38,22 +50,51 @@ DEFAULT_BATCH_BYTES = 128 << 10  # a batch and its tweak work arrays (~6x its si
 IV_BATCH_BYTES = 4 << 20
 
 
-def _ecb(key: bytes | bytearray | memoryview, decrypt: bool = False) -> CipherContext:
-    cipher = Cipher(algorithms.AES(key), modes.ECB())
-    return cipher.decryptor() if decrypt else cipher.encryptor()
+_ALGORITHMS: dict[str, Callable[[Buffer], CipherAlgorithm]] = {"aes": algorithms.AES, "sm4": algorithms.SM4}
+
+
+class KeyHolder(Protocol):
+    """A key kept in a buffer of its own (handlers' `Secret`): the cipher reads `buffer`, never keeps it."""
+
+    @property
+    def buffer(self) -> bytearray: ...
+
+
+Key = bytes | bytearray | memoryview | KeyHolder
+
+
+def _key_view(key: Key) -> memoryview:
+    return memoryview(key if isinstance(key, (bytes, bytearray, memoryview)) else key.buffer)
+
+
+def _ecb(cipher: str, key: Buffer, decrypt: bool = False) -> CipherContext:
+    context = Cipher(_ALGORITHMS[cipher](key), modes.ECB())
+    return context.decryptor() if decrypt else context.encryptor()
 
 
 class SectorCipher:
-    """Common part: argument checks, batching and IV generation; subclasses do one batch."""
+    """Common part: argument checks, batching and IV generation; subclasses do one batch.
 
-    def __init__(self, spec: CipherSpec, key: bytes | bytearray, sector_size: int, iv_large_sectors: bool,
-                 batch_bytes: int):
+    ``SectorCipher(spec, key, ...)`` returns the subclass for the spec's chain
+    mode, so callers name one class whatever the spec.
+    """
+
+    def __new__(cls, spec: str | CipherSpec, key: Key, sector_size: int = 512, iv_large_sectors: bool = False,
+                batch_bytes: int = DEFAULT_BATCH_BYTES) -> "SectorCipher":
+        if cls is SectorCipher:
+            cls = _ENGINES[_parsed(spec).chain_mode]
+        return super().__new__(cls)
+
+    def __init__(self, spec: str | CipherSpec, key: Key, sector_size: int = 512, iv_large_sectors: bool = False,
+                 batch_bytes: int = DEFAULT_BATCH_BYTES):
         if sector_size not in SECTOR_SIZES:
             raise HandlerError(f"sector size {sector_size} is not one of {', '.join(map(str, SECTOR_SIZES))}")
-        check_data_cipher(str(spec), len(key) * 8)
+        spec = _parsed(spec)
+        view = _key_view(key)
+        spec.check_key_size(view.nbytes)
         self.spec = spec
         self.sector_size = sector_size
-        self.key_size = len(key)
+        self.key_size = view.nbytes
         self.iv_large_sectors = iv_large_sectors
         self.blocks_per_sector = sector_size // BLOCK
         self._shift = (sector_size // 512).bit_length() - 1
@@ -65,7 +106,7 @@ class SectorCipher:
         self._iv_steps = np.arange(self.iv_batch_sectors, dtype=U64) * np.uint64(self._iv_step)
         self._ivs = np.zeros((self.iv_batch_sectors, 2), dtype=U64)
         self._ivs_out = bytearray(self.iv_batch_sectors * BLOCK + BLOCK)
-        self._essiv = self._essiv_cipher(key) if spec.iv_mode == "essiv" else None
+        self._essiv = self._essiv_cipher(spec, view) if spec.iv_mode == "essiv" and spec.chain_mode != "ecb" else None
         self._next_iv = -1  # where the previous call stopped: a call starting there is streaming
         self._ahead: tuple[int, int, tuple[np.ndarray, ...]] | None = None
 
@@ -73,10 +114,10 @@ class SectorCipher:
         return f"<{type(self).__name__} {self.spec} key={self.key_size * 8} bits sector_size={self.sector_size}>"
 
     @staticmethod
-    def _essiv_cipher(key: bytes | bytearray) -> CipherContext:
-        salt = bytearray(hashlib.sha256(key).digest())
+    def _essiv_cipher(spec: CipherSpec, key: memoryview) -> CipherContext:
+        salt = bytearray(hashlib.new(spec.iv_option, key).digest())
         try:
-            return _ecb(salt)
+            return _ecb(spec.cipher, salt)
         finally:
             salt[:] = bytes(len(salt))
 
@@ -143,7 +184,9 @@ class SectorCipher:
         """The dm-crypt IVs of n consecutive sectors as (n, 2) little-endian words."""
         ivs = self._ivs[:n]
         np.add(self._iv_steps[:n], np.uint64(first_iv & 0xFFFFFFFFFFFFFFFF), out=ivs[:, 0])
-        if self.spec.iv_mode == "plain":
+        if self.spec.iv_mode == "null":
+            ivs[:] = 0
+        elif self.spec.iv_mode == "plain":
             ivs[:, 0] &= np.uint64(0xFFFFFFFF)
         elif self.spec.iv_mode == "plain64be":  # dm-crypt: the big-endian number fills the IV's last 8 bytes
             ivs[:, 1] = ivs[:, 0].byteswap()
@@ -168,14 +211,14 @@ class SectorCipher:
 class XtsSectorCipher(SectorCipher):
     """XTS as ECB between two XORs with all tweaks of the batch: C = E_K1(P ^ T) ^ T."""
 
-    def __init__(self, spec: CipherSpec, key: bytes | bytearray, sector_size: int, iv_large_sectors: bool,
-                 batch_bytes: int):
+    def __init__(self, spec: str | CipherSpec, key: Key, sector_size: int = 512, iv_large_sectors: bool = False,
+                 batch_bytes: int = DEFAULT_BATCH_BYTES):
         super().__init__(spec, key, sector_size, iv_large_sectors, batch_bytes)
-        view = memoryview(key)
-        half = len(key) // 2
-        self._data_enc = _ecb(view[:half])
-        self._data_dec = _ecb(view[:half], decrypt=True)
-        self._tweak_enc = _ecb(view[half:])
+        view = _key_view(key)
+        half = view.nbytes // 2
+        self._data_enc = _ecb(self.spec.cipher, view[:half])
+        self._data_dec = _ecb(self.spec.cipher, view[:half], decrypt=True)
+        self._tweak_enc = _ecb(self.spec.cipher, view[half:])
         self._tweaks = TweakExpander(self.blocks_per_sector, self.batch_sectors)
         self._t0 = bytearray(self.iv_batch_sectors * BLOCK + BLOCK)
         self._work = bytearray(self.batch_sectors * sector_size + BLOCK)
@@ -215,11 +258,11 @@ class CbcSectorCipher(SectorCipher):
     block j of every sector of the batch in one ECB call.
     """
 
-    def __init__(self, spec: CipherSpec, key: bytes | bytearray, sector_size: int, iv_large_sectors: bool,
-                 batch_bytes: int):
+    def __init__(self, spec: str | CipherSpec, key: Key, sector_size: int = 512, iv_large_sectors: bool = False,
+                 batch_bytes: int = DEFAULT_BATCH_BYTES):
         super().__init__(spec, key, sector_size, iv_large_sectors, batch_bytes)
-        self._enc = _ecb(key)
-        self._dec = _ecb(key, decrypt=True)
+        self._enc = _ecb(self.spec.cipher, _key_view(key))
+        self._dec = _ecb(self.spec.cipher, _key_view(key), decrypt=True)
         n = self.batch_sectors
         self._column = np.empty((n, 2), dtype=U64)
         self._column_out = bytearray(n * BLOCK + BLOCK)
@@ -253,13 +296,45 @@ class CbcSectorCipher(SectorCipher):
         np.copyto(dst, work)
 
 
-def open_sector_cipher(spec: str | CipherSpec, key: bytes | bytearray, sector_size: int = 512,
+class EcbSectorCipher(SectorCipher):
+    """ECB: every block on its own, no IV; the whole batch is one OpenSSL call each way."""
+
+    def __init__(self, spec: str | CipherSpec, key: Key, sector_size: int = 512, iv_large_sectors: bool = False,
+                 batch_bytes: int = DEFAULT_BATCH_BYTES):
+        super().__init__(spec, key, sector_size, iv_large_sectors, batch_bytes)
+        self._enc = _ecb(self.spec.cipher, _key_view(key))
+        self._dec = _ecb(self.spec.cipher, _key_view(key), decrypt=True)
+        self._work = bytearray(self.batch_sectors * sector_size + BLOCK)
+        self._work64 = np.frombuffer(self._work, dtype=U64)
+
+    def _state_for(self, first_iv: int, count: int) -> tuple[np.ndarray, ...]:
+        return ()  # no IVs to compute
+
+    def _crypt(self, src: np.ndarray, dst: np.ndarray, context: CipherContext) -> None:
+        nbytes = src.nbytes
+        context.update_into(np.ascontiguousarray(src).data.cast("B"), memoryview(self._work))
+        np.copyto(dst, self._work64[: nbytes // 8].reshape(src.shape))
+
+    def _encrypt_batch(self, src: np.ndarray, dst: np.ndarray, *state: np.ndarray) -> None:
+        self._crypt(src, dst, self._enc)
+
+    def _decrypt_batch(self, src: np.ndarray, dst: np.ndarray, *state: np.ndarray) -> None:
+        self._crypt(src, dst, self._dec)
+
+
+_ENGINES: dict[str, type[SectorCipher]] = {"xts": XtsSectorCipher, "cbc": CbcSectorCipher, "ecb": EcbSectorCipher}
+
+
+def _parsed(spec: str | CipherSpec) -> CipherSpec:
+    """A spec the engine computes; a `CipherSpec` parsed elsewhere (e.g. kernel grammar only) is checked again."""
+    return parse_cipher_spec(str(spec))
+
+
+def open_sector_cipher(spec: str | CipherSpec, key: Key, sector_size: int = 512,
                        iv_large_sectors: bool = False, batch_bytes: int = DEFAULT_BATCH_BYTES) -> SectorCipher:
     """The sector cipher of a dm-crypt table's cipher string and key.
 
     The key is used, not kept: OpenSSL holds the expanded keys inside the
     cipher contexts, and the caller stays the owner (and wiper) of `key`.
     """
-    parsed = parse_cipher_spec(spec) if isinstance(spec, str) else spec
-    kind = XtsSectorCipher if parsed.chain_mode == "xts" else CbcSectorCipher
-    return kind(parsed, key, sector_size, iv_large_sectors, batch_bytes)
+    return SectorCipher(spec, key, sector_size, iv_large_sectors, batch_bytes)
