@@ -116,7 +116,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                    headers=["VG", "UUID", "Seqno", "Extent", "#PV", "#LV", "VSize", "VFree"]))
     print()
     print(tabulate([[pv.key, pv.device or "", pv.id, format_size(pv.pe_count * size),
-                     format_size((pv.pe_count - vg.used_extents(pv.key)) * size), pv.pe_start]
+                     format_size(vg.free_extents(pv.key) * size), pv.pe_start]
                     for pv in vg.pvs.values()],
                    headers=["PV", "Device hint", "UUID", "PSize", "PFree", "PE start"]))
     print()
