@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from lvcrypt.alloc import largest_allocation
 from lvcrypt.errors import LvcryptError
 from lvcrypt.metadata.model import VolumeGroup
 
@@ -31,7 +32,7 @@ class SizeRequest:
 
 @dataclass(frozen=True)
 class Sizing:
-    """Extents a request stands for; `approximate`: as many as can be allocated up to that (a percentage).
+    """Extents a request stands for; `approximate`: a percentage, cut to what can be allocated now.
 
     `notes` are lvm2's messages about rounding and capping, for the command to print.
     """
@@ -77,8 +78,14 @@ def _bytes_to_extents(vg: VolumeGroup, size: int, round_up: bool, notes: list[st
     return count
 
 
+def _placeable(vg: VolumeGroup, extents: int, stripes: int, policy: str, pv_keys: list[str] | None) -> int:
+    """lvm2's approximate allocation: what can be placed, up to `extents`; when nothing can, the
+    request as it is, so that allocating it reports the shortage."""
+    return largest_allocation(vg, extents, stripes, policy, pv_keys) or extents
+
+
 def create_extents(request: SizeRequest, vg: VolumeGroup, stripes: int = 1,
-                   pv_keys: list[str] | None = None) -> Sizing:
+                   pv_keys: list[str] | None = None, policy: str = "normal") -> Sizing:
     """The size of a new LV as lvcreate computes it (a multiple of `stripes`)."""
     notes: list[str] = []
     if request.bytes is not None:
@@ -101,11 +108,13 @@ def create_extents(request: SizeRequest, vg: VolumeGroup, stripes: int = 1,
         notes.append(f"  Rounding size {_mib(vg, count)} ({count} extents) up to stripe boundary size "
                      f"{_mib(vg, rounded)} ({rounded} extents).")
         count = rounded
+    if request.percent_of and count > 0:
+        count = _placeable(vg, count, stripes, policy, pv_keys)
     return Sizing(count, bool(request.percent_of), notes)
 
 
 def resize_extents(request: SizeRequest, vg: VolumeGroup, existing: int, stripes: int = 1,
-                   pv_keys: list[str] | None = None) -> Sizing:
+                   pv_keys: list[str] | None = None, policy: str = "normal") -> Sizing:
     """The new size of an LV of `existing` extents as lvextend/lvreduce compute it.
 
     `stripes` is the stripe count new extents get (extending); the extents added are
@@ -143,4 +152,6 @@ def resize_extents(request: SizeRequest, vg: VolumeGroup, existing: int, stripes
         target -= rest
     approximate = bool(request.percent_of) and (not request.sign or
                                                 (request.sign == "+" and request.percent_of == "FREE"))
+    if approximate and target > existing:
+        target = existing + _placeable(vg, target - existing, stripes, policy, pv_keys)
     return Sizing(target, approximate, notes)

@@ -96,6 +96,8 @@ def test_percent_bases_are_lvm2s() -> None:
     assert percent_base(vg, "VG", ["pv0"]) == 200
     sizing = create_extents(SizeRequest("", extents=50, percent_of="PVS"), vg, 1, ["pv0"])
     assert (sizing.extents, sizing.approximate) == (20, True)
+    # 100% of the VG's 140 free extents, limited to pv0: what pv0 has.
+    assert create_extents(SizeRequest("", extents=100, percent_of="FREE"), vg, 1, ["pv0"]).extents == 40
 
 
 def test_stripe_rounding_goes_up_unless_the_vg_lacks_space() -> None:

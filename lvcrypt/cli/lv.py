@@ -84,7 +84,6 @@ def _print_notes(notes: list[str]) -> None:
 
 
 def cmd_lvcreate(args: argparse.Namespace) -> int:
-    from lvcrypt.alloc import largest_allocation
     from lvcrypt.errors import UsageError
     from lvcrypt.lvsize import create_extents
     from lvcrypt.lvops import check_new_lv_name, create_lv, free_lv_name
@@ -109,11 +108,9 @@ def cmd_lvcreate(args: argparse.Namespace) -> int:
         name = free_lv_name(tx.vg) if name is None else name
         check_new_lv_name(vg_name, name)
         keys = _pv_keys(tx, args.pv)
-        sizing = create_extents(request, tx.vg, stripes, keys)
+        sizing = create_extents(request, tx.vg, stripes, keys, args.alloc)
         _print_notes(sizing.notes)
         extents = sizing.extents
-        if sizing.approximate:
-            extents = largest_allocation(tx.vg, extents, stripes, args.alloc, keys) or extents
         if extents <= 0:
             raise UsageError("lvcreate: the size is zero extents")
         if encrypted:
@@ -168,7 +165,6 @@ def cmd_lvremove(args: argparse.Namespace) -> int:
 
 
 def _resize(args: argparse.Namespace, grow: bool) -> int:
-    from lvcrypt.alloc import largest_allocation
     from lvcrypt.errors import LvcryptError, UsageError
     from lvcrypt.lvsize import resize_extents
     from lvcrypt.lvops import extend_lv, find_lv, reduce_lv, refuse_change
@@ -188,12 +184,9 @@ def _resize(args: argparse.Namespace, grow: bool) -> int:
         keys = _pv_keys(tx, getattr(args, "pv", []))
         last = lv.segments[-1]
         stripes = (getattr(args, "stripes", None) or len(last.pv_areas()) or 1) if grow else 1
-        sizing = resize_extents(request, tx.vg, before, stripes, keys)
+        sizing = resize_extents(request, tx.vg, before, stripes, keys, args.alloc)
         _print_notes(sizing.notes)
         target = sizing.extents
-        if grow and sizing.approximate and target > before:
-            target = before + (largest_allocation(tx.vg, target - before, stripes, args.alloc, keys)
-                               or target - before)
         if target == before:
             raise LvcryptError(f"{verb}: new size ({target} extents) matches existing size ({before} extents)")
         if grow:
