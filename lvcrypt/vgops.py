@@ -1,4 +1,4 @@
-"""VG-level changes: vgcreate, vgextend, vgreduce, vgremove, vgrename, vgcfgrestore.
+"""VG-level commands: vgcreate, vgextend, vgreduce, vgremove, vgrename, vgck, vgcfgbackup, vgcfgrestore.
 
 Each is one function that commands (and the Python API) call; every write goes through
 the VG transaction (lvcrypt.store.transaction), which locks, archives, commits and
@@ -8,20 +8,22 @@ answers a question, `created` hears of each device labelled as a new PV.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Callable
 
-from lvcrypt.errors import DeviceError, LvcryptError
+from lvcrypt.errors import DeviceError, LvcryptError, UsageError
 from lvcrypt.lvops import add_pv, check_vg_name, new_vg, remove_pv
 from lvcrypt.metadata.model import VolumeGroup
 from lvcrypt.pvops import (Confirm, answer_no, check_unused, create_pv, make_orphan, orphan_pv, pv_owner,
                            reinitialise_pv, set_in_use)
 from lvcrypt.store.access import Access
-from lvcrypt.store.commit import Scan
-from lvcrypt.store.devices import remember_devices
-from lvcrypt.store.lock import VgLock
+from lvcrypt.store import archive
+from lvcrypt.store.commit import Scan, scan
+from lvcrypt.store.devices import candidate_devices, remember_devices
+from lvcrypt.store.lock import GLOBAL, VgLock
 from lvcrypt.store.physical import PvOnDisk, data_end
-from lvcrypt.store.transaction import VgCreation, VgTransaction
+from lvcrypt.store.transaction import VgCreation, VgTransaction, backup_text, command_line, each_vg
 
 # Told the path of each device labelled as a new PV on the way (lvm2 prints a line for each).
 Created = Callable[[str], None]
@@ -152,7 +154,6 @@ def read_backup(name: str, path: str | None = None) -> VolumeGroup:
     from lvcrypt.metadata.convert import tree_to_vg
     from lvcrypt.metadata.parse import parse_bytes
     from lvcrypt.metadata.validate import validate
-    from lvcrypt.store import archive
 
     path = path or str((archive.existing_state_path("backup") or archive.state_dir() / "backup")
                        / archive.file_name_of(name))
@@ -190,3 +191,37 @@ def restore_vg(devices: str | None, name: str, path: str | None = None) -> None:
         new.commit(vg, members)
         for pv in members.values():
             set_in_use(pv, True)
+
+
+def check_vgs(devices: str | None, names: list[str], update: bool = False) -> None:
+    """Read each VG (every one when none is named), warning about each damaged or outdated copy;
+    `update` rewrites them all.
+
+    As lvm2's `vgck --updatemetadata`: the good copy is written to every metadata area, headers
+    that point outside their area included (ordinary commits leave those alone).
+    """
+    for tx in each_vg(devices, names or scan(candidate_devices(devices)).vg_names(), not names, exclusive=update):
+        if update:
+            tx.commit(repair=True)
+
+
+def backup_vgs(devices: str | None, names: list[str], file: str | None = None,
+               done: Callable[[str], None] = _quiet) -> None:
+    """Write each VG's metadata (every VG when none is named) to its backup file, or to `file`
+    (%s for the VG name); `done` hears of each VG backed up."""
+    # As lvm2: a command that looks at every VG on the system holds the global lock shared.
+    with contextlib.nullcontext() if names else VgLock(GLOBAL, exclusive=False):
+        wanted = names or scan(candidate_devices(devices)).vg_names()
+        if file and len(wanted) > 1 and "%s" not in file:
+            raise UsageError("vgcfgbackup: -f with several VGs needs %s in the file name")
+        for tx in each_vg(devices, wanted, not names, exclusive=False, allow_missing=True,
+                          access=Access(exported=True)):
+            name = tx.vg.name
+            text = backup_text(tx.vg, f"Created *after* executing '{command_line()}'")
+            if file:
+                from lvcrypt.atomic_file import write_atomically
+
+                write_atomically(file.replace("%s", name), text)
+            else:
+                archive.write_backup(name, text)
+            done(name)

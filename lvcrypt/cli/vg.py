@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 
 from lvcrypt.cli import common_options
 
@@ -60,52 +59,18 @@ def cmd_vgrename(args: argparse.Namespace) -> int:
 
 
 def cmd_vgck(args: argparse.Namespace) -> int:
-    """Read each VG and warn about every damaged or outdated copy; --updatemetadata rewrites them all.
+    from lvcrypt.vgops import check_vgs
 
-    As lvm2's `vgck --updatemetadata`: the good copy is written to every metadata area, headers
-    that point outside their area included (ordinary commits leave those alone).
-    """
-    from lvcrypt.store.commit import scan
-    from lvcrypt.store.devices import candidate_devices
-    from lvcrypt.store.transaction import each_vg
-
-    names = args.vg or scan(candidate_devices(args.devices)).vg_names()
-    for tx in each_vg(args.devices, names, not args.vg, exclusive=args.updatemetadata):
-        if args.updatemetadata:
-            tx.commit(repair=True)
+    check_vgs(args.devices, args.vg, args.updatemetadata)
     return 0
 
 
 def cmd_vgcfgbackup(args: argparse.Namespace) -> int:
-    from lvcrypt.store.commit import scan
-    from lvcrypt.store.devices import candidate_devices
-    from lvcrypt.store.lock import GLOBAL, VgLock
+    from lvcrypt.vgops import backup_vgs
 
-    # As lvm2: a command that looks at every VG on the system holds the global lock shared.
-    with contextlib.nullcontext() if args.vg else VgLock(GLOBAL, exclusive=False):
-        _backup(args, args.vg or scan(candidate_devices(args.devices)).vg_names())
+    backup_vgs(args.devices, args.vg, args.file,
+               lambda name: print(f"  Volume group \"{name}\" successfully backed up."))
     return 0
-
-
-def _backup(args: argparse.Namespace, names: list[str]) -> None:
-    from lvcrypt.errors import UsageError
-    from lvcrypt.store import archive
-    from lvcrypt.store.access import Access
-    from lvcrypt.store.transaction import backup_text, command_line, each_vg
-
-    if args.file and len(names) > 1 and "%s" not in args.file:
-        raise UsageError("vgcfgbackup: -f with several VGs needs %s in the file name")
-    for tx in each_vg(args.devices, names, not args.vg, exclusive=False, allow_missing=True,
-                      access=Access(exported=True)):
-        name = tx.vg.name
-        text = backup_text(tx.vg, f"Created *after* executing '{command_line()}'")
-        if args.file:
-            from lvcrypt.atomic_file import write_atomically
-
-            write_atomically(args.file.replace("%s", name), text)
-        else:
-            archive.write_backup(name, text)
-        print(f"  Volume group \"{name}\" successfully backed up.")
 
 
 def cmd_vgcfgrestore(args: argparse.Namespace) -> int:
