@@ -34,12 +34,14 @@ class SizeRequest:
 class Sizing:
     """Extents a request stands for; `approximate`: a percentage, cut to what can be allocated now.
 
-    `notes` are lvm2's messages about rounding and capping, for the command to print.
+    `notes` are lvm2's messages about stripe rounding and capping (lvm2 prints them on stdout);
+    `rounding` the line about rounding a -L size to whole extents (lvcrypt prints it on stderr).
     """
 
     extents: int
     approximate: bool = False
     notes: list[str] = field(default_factory=list)
+    rounding: list[str] = field(default_factory=list)
 
 
 def _mib(vg: VolumeGroup, extents: int) -> str:
@@ -88,8 +90,9 @@ def create_extents(request: SizeRequest, vg: VolumeGroup, stripes: int = 1,
                    pv_keys: list[str] | None = None, policy: str = "normal") -> Sizing:
     """The size of a new LV as lvcreate computes it (a multiple of `stripes`)."""
     notes: list[str] = []
+    rounding: list[str] = []
     if request.bytes is not None:
-        count = _bytes_to_extents(vg, request.bytes, True, notes)
+        count = _bytes_to_extents(vg, request.bytes, True, rounding)
     else:
         assert request.extents is not None
         count = request.extents
@@ -110,7 +113,7 @@ def create_extents(request: SizeRequest, vg: VolumeGroup, stripes: int = 1,
         count = rounded
     if request.percent_of and count > 0:
         count = _placeable(vg, count, stripes, policy, pv_keys)
-    return Sizing(count, bool(request.percent_of), notes)
+    return Sizing(count, bool(request.percent_of), notes, rounding)
 
 
 def resize_extents(request: SizeRequest, vg: VolumeGroup, existing: int, stripes: int = 1,
@@ -121,9 +124,10 @@ def resize_extents(request: SizeRequest, vg: VolumeGroup, existing: int, stripes
     rounded to whole stripes, toward the larger size unless a percentage would not fit.
     """
     notes: list[str] = []
+    rounding: list[str] = []
     round_up = request.sign != "-"
     if request.bytes is not None:
-        amount = _bytes_to_extents(vg, request.bytes, round_up, notes)
+        amount = _bytes_to_extents(vg, request.bytes, round_up, rounding)
     else:
         assert request.extents is not None
         amount = request.extents
@@ -154,4 +158,4 @@ def resize_extents(request: SizeRequest, vg: VolumeGroup, existing: int, stripes
                                                 (request.sign == "+" and request.percent_of == "FREE"))
     if approximate and target > existing:
         target = existing + _placeable(vg, target - existing, stripes, policy, pv_keys)
-    return Sizing(target, approximate, notes)
+    return Sizing(target, approximate, notes, rounding)

@@ -16,7 +16,7 @@ from lvcrypt.cli.crypt import add_encrypt_options
 
 if TYPE_CHECKING:
     from lvcrypt.activate.tables import Table
-    from lvcrypt.lvsize import SizeRequest
+    from lvcrypt.lvsize import SizeRequest, Sizing
     from lvcrypt.store.transaction import VgTransaction
 
 _EXTENTS = re.compile(r"([+-]?)([0-9]+)(?:%(FREE|VG|PVS))?\Z", re.IGNORECASE)
@@ -78,9 +78,11 @@ def _request(args: argparse.Namespace) -> "SizeRequest":
     return args.size if args.size is not None else args.extents
 
 
-def _print_notes(notes: list[str]) -> None:
-    for note in notes:
-        print(note, file=sys.stderr)
+def _print_notes(sizing: "Sizing") -> None:
+    for line in sizing.rounding:
+        print(line, file=sys.stderr)
+    for note in sizing.notes:
+        print(note)
 
 
 def cmd_lvcreate(args: argparse.Namespace) -> int:
@@ -109,7 +111,7 @@ def cmd_lvcreate(args: argparse.Namespace) -> int:
         check_new_lv_name(vg_name, name)
         keys = _pv_keys(tx, args.pv)
         sizing = create_extents(request, tx.vg, stripes, keys, args.alloc)
-        _print_notes(sizing.notes)
+        _print_notes(sizing)
         extents = sizing.extents
         if extents <= 0:
             raise UsageError("lvcreate: the size is zero extents")
@@ -185,7 +187,7 @@ def _resize(args: argparse.Namespace, grow: bool) -> int:
         last = lv.segments[-1]
         stripes = (getattr(args, "stripes", None) or len(last.pv_areas()) or 1) if grow else 1
         sizing = resize_extents(request, tx.vg, before, stripes, keys, args.alloc)
-        _print_notes(sizing.notes)
+        _print_notes(sizing)
         target = sizing.extents
         if target == before:
             raise LvcryptError(f"{verb}: new size ({target} extents) matches existing size ({before} extents)")
