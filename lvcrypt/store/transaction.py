@@ -97,18 +97,15 @@ class VgTransaction:
         self.lock = VgLock(name, exclusive)
         self.lock.revalidate = self._unchanged
         self.allow_missing = allow_missing
+        self.held = contextlib.ExitStack()
         self.scan: Scan
         self.loaded: LoadedVg
 
     def __enter__(self) -> "VgTransaction":
-        if self.global_lock is not None:
-            self.global_lock.__enter__()
-        try:
-            self.lock.__enter__()
-        except BaseException:
-            self._release_global()
-            raise
-        try:
+        with contextlib.ExitStack() as held:
+            if self.global_lock is not None:
+                held.enter_context(self.global_lock)
+            held.enter_context(self.lock)
             self.scan = scan(list(dict.fromkeys(candidate_devices(self.devices) + self.also_scan)))
             self.loaded = load_vg(self.scan, self.name)
             vg_access.check(self.loaded.vg, self.access)
@@ -116,22 +113,12 @@ class VgTransaction:
                 warn(note)
             if not self.allow_missing:
                 self.loaded.require_complete()
-        except BaseException:
-            self.lock.__exit__(None, None, None)
-            self._release_global()
-            raise
+            self.held = held.pop_all()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        try:
-            self.lock.__exit__(kind, value, traceback)
-        finally:
-            self._release_global()
-
-    def _release_global(self) -> None:
-        if self.global_lock is not None:
-            self.global_lock.__exit__(None, None, None)
+        self.held.__exit__(kind, value, traceback)
 
     def _unchanged(self) -> None:
         """After the lock was dropped for a passphrase prompt: refuse to go on if the VG changed meanwhile."""
