@@ -139,9 +139,7 @@ def resize_extents(request: SizeRequest, vg: VolumeGroup, existing: int, stripes
     if request.sign == "+":
         target = existing + amount
     elif request.sign == "-":
-        if amount >= existing:
-            raise LvcryptError("Unable to reduce below 1 extent.")
-        target = existing - amount
+        target = existing - amount  # zero or less is refused by the reduction itself
     else:
         target = amount
     added = target - existing
