@@ -1,7 +1,7 @@
 """`lvcreate lvremove lvextend lvreduce lvrename` for plain (linear and striped) LVs, lvm2's options.
 
-Argument handling only: sizes become extent counts here, the changes
-themselves are the functions of lvcrypt.lvops, run inside a VgTransaction.
+Argument handling only: sizes become extent counts in lvcrypt.lvsize, the
+changes themselves are the functions of lvcrypt.lvops, run inside a VgTransaction.
 """
 
 from __future__ import annotations
