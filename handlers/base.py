@@ -25,6 +25,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol, runtime_checkable
 
+from lvcrypt.blockfile import BlockFile
 from lvcrypt.errors import DeviceError, FormatError, HandlerError
 from lvcrypt.handlers.kdf import PbkdfRequest
 from lvcrypt.handlers.secret import Secret
@@ -101,12 +102,8 @@ class FileArea:
         self.path = os.fspath(path)
         self.start = start
         self.writable = writable
-        try:
-            self._fd = os.open(self.path, (os.O_RDWR if writable else os.O_RDONLY) | os.O_CLOEXEC)
-        except OSError as error:
-            raise DeviceError(f"{self.path}: {error.strerror}") from None
-        end = os.lseek(self._fd, 0, os.SEEK_END)
-        available = max(0, end - start)
+        self._file = BlockFile(self.path, writable)
+        available = max(0, self._file.size - start)
         self._size = available if size is None else size
         if self._size > available:
             self.close()
@@ -118,25 +115,15 @@ class FileArea:
 
     def read(self, offset: int, length: int) -> bytes:
         _check_range(self._size, offset, length)
-        data = os.pread(self._fd, length, self.start + offset)
-        if len(data) != length:
-            raise DeviceError(f"{self.path}: short read at byte {self.start + offset}")
-        return data
+        return self._file.read_at(self.start + offset, length)
 
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
-        if not self.writable:
-            raise DeviceError(f"{self.path}: opened read-only")
         _check_range(self._size, offset, len(data))
-        view = memoryview(data)
-        while view:
-            done = os.pwrite(self._fd, view, self.start + offset)
-            view, offset = view[done:], offset + done
-        os.fsync(self._fd)
+        self._file.write_at(self.start + offset, data)
+        self._file.flush()
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        self._file.close()
 
     def __enter__(self) -> "FileArea":
         return self

@@ -40,19 +40,14 @@ class Piece:
 
 def free_runs(vg: VolumeGroup, pv_keys: list[str] | None = None) -> dict[str, list[Run]]:
     """Free runs per allocatable PV, in extent order; none past the end of a device smaller than its PV."""
-    used: dict[str, list[tuple[int, int]]] = {key: [] for key in vg.pvs}
-    for lv in vg.lvs.values():
-        for segment in lv.segments:
-            for area, count in segment.pv_areas():
-                if area.pv in used and count:
-                    used[area.pv].append((area.extent, area.extent + count))
+    used = vg.used_spans()
     runs: dict[str, list[Run]] = {}
     for key, pv in vg.pvs.items():
         if not pv.allocatable or (pv_keys is not None and key not in pv_keys):
             continue
         position = 0
         found = []
-        for start, end in sorted(used[key]):
+        for start, end in used.get(key, []):
             if start > position:
                 found.append(Run(key, position, start - position))
             position = max(position, end)
@@ -162,3 +157,22 @@ def _next_piece(runs: dict[str, list[Run]], remaining: int, stripes: int, vg: Vo
     for run, pv in best:
         _take(runs, pv, run.start, length)
     return Piece(length, tuple(Area(pv, run.start) for run, pv in best))
+
+
+def largest_allocation(vg: VolumeGroup, extents: int, stripes: int = 1, policy: str = "normal",
+                       pv_keys: list[str] | None = None) -> int:
+    """The most extents, up to `extents` and a multiple of `stripes`, that `allocate` can place now.
+
+    lvm2's approximate allocation (sizes given as N%FREE, N%VG, N%PVS): the LV gets what there
+    is up to the computed size instead of failing, e.g. 100%FREE of the VG on one named PV.
+    """
+    low, high = 0, extents // stripes  # in whole stripes; allocate succeeds for low, fails above high
+    while low < high:
+        middle = (low + high + 1) // 2
+        try:
+            allocate(vg, middle * stripes, stripes, policy, pv_keys)
+        except AllocationError:
+            high = middle - 1
+        else:
+            low = middle
+    return low * stripes

@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from lvcrypt.atomic_file import write_atomically
 from lvcrypt.cryptlv import remove_lv_and_keystores
-from lvcrypt.errors import MetadataError
+from lvcrypt.errors import LvcryptError, MetadataError
+from lvcrypt.lvops import rename_lv
 from lvcrypt.metadata.convert import tree_to_vg, vg_to_tree
-from lvcrypt.metadata.model import CryptSegment, KeystoreSegment, LogicalVolume, VolumeGroup
+from lvcrypt.metadata.model import KeystoreSegment, LogicalVolume, VolumeGroup
 from lvcrypt.metadata.parse import parse_bytes
-from lvcrypt.metadata.segtypes import change_problem, name_taken_problem
 from lvcrypt.metadata.validate import KEYSTORE_NAME, check_lvm2_readable, new_lv_name_problem, validate
 from lvcrypt.metadata.write import write_text
 
@@ -90,19 +90,11 @@ class VolumeGroupEditor:
             raise MetadataError(f"cannot rename {old} to {new}: {problem}", self.source)
 
         def edit(vg: VolumeGroup) -> None:
-            lv = self._lv(old, vg)
-            refused = change_problem(vg, lv, "rename")
-            if refused:
-                raise MetadataError(refused, self.source)
-            taken = name_taken_problem(vg, new)
-            if taken:
-                raise MetadataError(taken, self.source)
-            vg.lvs = {(new if name == old else name): value for name, value in vg.lvs.items()}
-            lv.name = new
-            for other in vg.lvs.values():
-                for segment in other.segments:
-                    if isinstance(segment, CryptSegment) and segment.crypto_store == old:
-                        segment.crypto_store = new
+            self._lv(old, vg)
+            try:
+                rename_lv(vg, old, new)
+            except LvcryptError as error:
+                raise MetadataError(str(error), self.source) from None
         self.change(edit)
 
     def remove_lv(self, name: str) -> None:

@@ -15,11 +15,11 @@ import time
 
 from lvcrypt.alloc import Piece, allocate
 from lvcrypt.errors import LvcryptError, UsageError
-from lvcrypt.metadata.model import Area, LogicalVolume, PhysicalVolume, Segment, VolumeGroup
+from lvcrypt.metadata.model import Area, CryptSegment, LogicalVolume, PhysicalVolume, Segment, VolumeGroup
 from lvcrypt.metadata.segtype_crypt import crypt_segment
 from lvcrypt.metadata.segtype_striped import striped_segment
 from lvcrypt.metadata.segtypes import change_problem, handler_of, name_taken_problem
-from lvcrypt.metadata.validate import full_name_problem, name_problem, new_lv_name_problem
+from lvcrypt.metadata.validate import KEYSTORE_NAME, full_name_problem, name_problem, new_lv_name_problem
 
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 DEFAULT_STRIPE_SIZE = 128  # sectors: lvm2's 64 KiB
@@ -188,14 +188,21 @@ def remove_lv(vg: VolumeGroup, name: str) -> LogicalVolume:
 
 
 def rename_lv(vg: VolumeGroup, old: str, new: str) -> None:
+    """The one LV rename (lvrename and the Python API): a keystore may take another keystore
+    name (those are reserved otherwise), and the crypt segments using it follow the new name."""
     lv = find_lv(vg, old)
-    check_new_lv_name(vg.name, new)
+    if not (KEYSTORE_NAME.match(old) and KEYSTORE_NAME.match(new)):
+        check_new_lv_name(vg.name, new)
     refuse_unless_changeable(vg, lv, "rename")
     taken = name_taken_problem(vg, new)
     if taken:
         raise LvcryptError(taken)
     lv.name = new
     vg.lvs = {(new if key == old else key): value for key, value in vg.lvs.items()}
+    for other in vg.lvs.values():
+        for segment in other.segments:
+            if isinstance(segment, CryptSegment) and segment.crypto_store == old:
+                segment.crypto_store = new
 
 
 def check_new_lv_name(vg_name: str, name: str) -> None:

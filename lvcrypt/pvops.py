@@ -11,8 +11,10 @@ from typing import Callable
 from lvcrypt.errors import DeviceError, LvcryptError
 from lvcrypt.lvops import new_uuid
 from lvcrypt.metadata.validate import uuid_valid
-from lvcrypt.store.commit import Scan, clear_metadata
+from lvcrypt.store.commit import Scan, clear_metadata, scan
+from lvcrypt.store.devices import candidate_devices, remember_devices
 from lvcrypt.store.disk import Disk
+from lvcrypt.store.lock import GLOBAL, VgLock
 from lvcrypt.store.physical import PvOnDisk, plan_layout, wipe_pv, write_label, write_new_pv
 from lvcrypt.store.pv_header import PV_EXT_USED
 
@@ -34,11 +36,12 @@ def pv_owner(found: Scan, uuid: str) -> str | None:
 Confirm = Callable[[str], bool]
 
 
-def _never(question: str) -> bool:
+def answer_no(question: str) -> bool:
+    """The answer when nobody can be asked: no."""
     return False
 
 
-def check_unused(path: str, found: Scan, command: str, force: int = 0, confirm: Confirm = _never) -> bool:
+def check_unused(path: str, found: Scan, command: str, force: int = 0, confirm: Confirm = answer_no) -> bool:
     """Refuse to (re)initialise a PV that belongs to a VG, as lvm2 refuses it; True when it does belong
     and -ff was confirmed.
 
@@ -64,7 +67,7 @@ def check_unused(path: str, found: Scan, command: str, force: int = 0, confirm: 
     return True
 
 
-def check_creatable(path: str, found: Scan, uuid: str | None = None, force: int = 0, confirm: Confirm = _never,
+def check_creatable(path: str, found: Scan, uuid: str | None = None, force: int = 0, confirm: Confirm = answer_no,
                     command: str = "pvcreate") -> None:
     """Every reason pvcreate refuses `path`, checked for all devices before the first is written."""
     if uuid is not None and not uuid_valid(uuid):
@@ -78,7 +81,7 @@ def check_creatable(path: str, found: Scan, uuid: str | None = None, force: int 
 
 def create_pv(path: str, found: Scan, uuid: str | None = None, metadata_size: int | None = None,
               data_alignment: int | None = None, metadata_copies: int = 1, force: int = 0,
-              confirm: Confirm = _never, command: str = "pvcreate") -> PvOnDisk:
+              confirm: Confirm = answer_no, command: str = "pvcreate") -> PvOnDisk:
     """Label a device as an orphan PV (lvm2's pvcreate); a PV that belongs to a VG needs a confirmed -ff."""
     check_creatable(path, found, uuid, force, confirm, command)
     with Disk(path, writable=True) as disk:
@@ -86,7 +89,7 @@ def create_pv(path: str, found: Scan, uuid: str | None = None, metadata_size: in
         return write_new_pv(disk, uuid or new_uuid(), layout)
 
 
-def check_removable(path: str, found: Scan, force: int = 0, confirm: Confirm = _never) -> PvOnDisk:
+def check_removable(path: str, found: Scan, force: int = 0, confirm: Confirm = answer_no) -> PvOnDisk:
     """The PV pvremove may wipe; a PV of a VG (known from metadata or PV_EXT_USED alone) needs a confirmed -ff."""
     pv = found.pv_at(path)
     if pv is None:
@@ -105,7 +108,7 @@ def check_removable(path: str, found: Scan, force: int = 0, confirm: Confirm = _
     return pv
 
 
-def remove_pv_label(path: str, found: Scan, force: int = 0, confirm: Confirm = _never) -> None:
+def remove_pv_label(path: str, found: Scan, force: int = 0, confirm: Confirm = answer_no) -> None:
     pv = check_removable(path, found, force, confirm)
     with Disk(path, writable=True) as disk:
         wipe_pv(disk, pv)
@@ -141,3 +144,32 @@ def reinitialise_pv(path: str) -> PvOnDisk:
     """A fresh orphan PV over a PV of another VG, after a confirmed -ff (lvm2's default layout)."""
     with Disk(path, writable=True) as disk:
         return write_new_pv(disk, new_uuid(), plan_layout(disk.size, None, None))
+
+
+def create_pvs(devices: str | None, paths: list[str], uuid: str | None = None, metadata_size: int | None = None,
+               data_alignment: int | None = None, metadata_copies: int = 1, force: int = 0,
+               confirm: Confirm = answer_no, created: Callable[[str], None] = lambda path: None) -> None:
+    """pvcreate: every refusal for every device first, then each is labelled (`created` hears of it);
+    remembered as devices to scan when no --devices list was given."""
+    with VgLock(GLOBAL, exclusive=True):
+        found = scan(list(dict.fromkeys(candidate_devices(devices) + paths)))
+        for path in paths:
+            check_creatable(path, found, uuid, force, confirm)
+        for path in paths:
+            create_pv(path, found, uuid, metadata_size, data_alignment, metadata_copies, force=force,
+                      confirm=confirm)
+            created(path)
+    if not devices:
+        remember_devices(paths)
+
+
+def remove_pvs(devices: str | None, paths: list[str], force: int = 0, confirm: Confirm = answer_no,
+               wiped: Callable[[str], None] = lambda path: None) -> None:
+    """pvremove: every refusal for every device first, then each label is wiped (`wiped` hears of it)."""
+    with VgLock(GLOBAL, exclusive=True):
+        found = scan(list(dict.fromkeys(candidate_devices(devices) + paths)))
+        for path in paths:
+            check_removable(path, found, force, confirm)
+        for path in paths:
+            remove_pv_label(path, found, force=force, confirm=confirm)
+            wiped(path)

@@ -200,22 +200,32 @@ class VolumeGroup:
     def users_of_keystore(self, keystore: str) -> list[LogicalVolume]:
         return [lv for lv in self.lvs.values() if keystore in lv.keystores()]
 
-    def used_extents(self, pv_key: str | None = None) -> int:
-        """Extents in use on one PV (or all), each counted once: an imported LUKS volume's keystore
-        and first crypt segment share the extent that holds both the header's end and the payload."""
+    def used_spans(self, pv_key: str | None = None) -> dict[str, list[tuple[int, int]]]:
+        """Extents in use per PV as merged [start, end) spans in extent order, each extent once: an
+        imported LUKS volume's keystore and first crypt segment share the extent that holds both the
+        header's end and the payload.  The one account of used space that free space derives from."""
         ranges: dict[str, list[tuple[int, int]]] = {}
         for lv in self.lvs.values():
             for segment in lv.segments:
                 for area, count in segment.pv_areas():
                     if count and (pv_key is None or area.pv == pv_key):
                         ranges.setdefault(area.pv, []).append((area.extent, area.extent + count))
-        used = 0
-        for spans in ranges.values():
-            end = 0
+        merged: dict[str, list[tuple[int, int]]] = {}
+        for key, spans in ranges.items():
+            out: list[tuple[int, int]] = []
             for start, stop in sorted(spans):
-                used += max(0, stop - max(start, end))
-                end = max(end, stop)
-        return used
+                if out and start <= out[-1][1]:
+                    out[-1] = (out[-1][0], max(out[-1][1], stop))
+                else:
+                    out.append((start, stop))
+            merged[key] = out
+        return merged
 
-    def free_extents(self) -> int:
-        return sum(pv.pe_count for pv in self.pvs.values()) - self.used_extents()
+    def used_extents(self, pv_key: str | None = None) -> int:
+        """Extents in use on one PV (or all), each counted once."""
+        return sum(stop - start for spans in self.used_spans(pv_key).values() for start, stop in spans)
+
+    def free_extents(self, pv_key: str | None = None) -> int:
+        """lvm2's free count of one PV (or the VG): its extents less the used ones, allocatable or not."""
+        pvs = [self.pvs[pv_key]] if pv_key is not None else list(self.pvs.values())
+        return sum(pv.pe_count for pv in pvs) - self.used_extents(pv_key)

@@ -9,7 +9,6 @@ bounded chunks so memory stays constant whatever the LV size.
 
 from __future__ import annotations
 
-import os
 from typing import Iterator, Mapping, Protocol
 
 from lvcrypt.activate.tables import (
@@ -23,6 +22,7 @@ from lvcrypt.activate.tables import (
     Table,
     Target,
 )
+from lvcrypt.blockfile import BlockFile
 from lvcrypt.crypto.sector import SectorCipher, open_sector_cipher
 from lvcrypt.errors import DeviceError, LvcryptError
 
@@ -36,40 +36,28 @@ class BlockIO(Protocol):
 
 
 class FileIO:
-    """A PV: an image file or block device, by path, with positional I/O."""
+    """A PV: an image file or block device, by path, with positional I/O bounded by its size."""
 
     def __init__(self, path: str, writable: bool):
         self.path = path
-        try:
-            self.fd = os.open(path, (os.O_RDWR if writable else os.O_RDONLY) | os.O_CLOEXEC)
-        except OSError as error:
-            raise DeviceError(f"{path}: {error.strerror}") from None
-        self.size = os.lseek(self.fd, 0, os.SEEK_END)
+        self._file = BlockFile(path, writable)
+        self.size = self._file.size
 
     def readinto(self, offset: int, buffer: memoryview) -> None:
         if offset + len(buffer) > self.size:
             raise DeviceError(f"{self.path}: read beyond the end of the device (byte {offset + len(buffer)})")
-        done = 0
-        while done < len(buffer):
-            got = os.preadv(self.fd, [buffer[done:]], offset + done)
-            if got <= 0:
-                raise DeviceError(f"{self.path}: short read at byte {offset + done}")
-            done += got
+        self._file.readinto_at(offset, buffer)
 
     def write(self, offset: int, data: memoryview) -> None:
         if offset + len(data) > self.size:
             raise DeviceError(f"{self.path}: write beyond the end of the device (byte {offset + len(data)})")
-        done = 0
-        while done < len(data):
-            done += os.pwrite(self.fd, data[done:], offset + done)
+        self._file.write_at(offset, data)
 
     def sync(self) -> None:
-        os.fsync(self.fd)
+        self._file.flush()
 
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self._file.close()
 
 
 class MappedDevice:

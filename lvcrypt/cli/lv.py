@@ -1,7 +1,7 @@
 """`lvcreate lvremove lvextend lvreduce lvrename` for plain (linear and striped) LVs, lvm2's options.
 
-Argument handling only: sizes become extent counts here, the changes
-themselves are the functions of lvcrypt.lvops, run inside a VgTransaction.
+Argument handling only: sizes become extent counts in lvcrypt.lvsize, the
+changes themselves are the functions of lvcrypt.lvops, run inside a VgTransaction.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lvcrypt.cli import common_options
@@ -17,24 +16,15 @@ from lvcrypt.cli.crypt import add_encrypt_options
 
 if TYPE_CHECKING:
     from lvcrypt.activate.tables import Table
-    from lvcrypt.metadata.model import VolumeGroup
+    from lvcrypt.lvsize import SizeRequest, Sizing
     from lvcrypt.store.transaction import VgTransaction
 
 _EXTENTS = re.compile(r"([+-]?)([0-9]+)(?:%(FREE|VG|PVS))?\Z", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class SizeRequest:
-    """-L/-l as given: a sign (relative change), and either bytes or extents (or a percentage)."""
-
-    sign: str
-    bytes: int | None = None
-    extents: int | None = None
-    percent_of: str | None = None
-
-
-def _size_request(text: str) -> SizeRequest:
+def _size_request(text: str) -> "SizeRequest":
     from lvcrypt.errors import UsageError
+    from lvcrypt.lvsize import SizeRequest
     from lvcrypt.units import parse_size
 
     sign = text[:1] if text[:1] in "+-" else ""
@@ -44,8 +34,9 @@ def _size_request(text: str) -> SizeRequest:
     return SizeRequest(sign, bytes=size)
 
 
-def _extents_request(text: str) -> SizeRequest:
+def _extents_request(text: str) -> "SizeRequest":
     from lvcrypt.errors import UsageError
+    from lvcrypt.lvsize import SizeRequest
 
     match = _EXTENTS.match(text.strip())
     if not match:
@@ -54,32 +45,6 @@ def _extents_request(text: str) -> SizeRequest:
     if int(number) == 0:
         raise UsageError("--extents may not be zero.")
     return SizeRequest(sign, extents=int(number), percent_of=percent.upper() if percent else None)
-
-
-def _extents(request: SizeRequest, vg: "VolumeGroup", stripes: int, pv_keys: list[str] | None) -> int:
-    """The extent count a request stands for, rounded up to whole extents and stripes like lvm2."""
-    from lvcrypt.alloc import free_extents
-
-    if request.bytes is not None:
-        count = -(-request.bytes // vg.extent_bytes)
-        if count * vg.extent_bytes != request.bytes:
-            print(f"  Rounding up size to full physical extent {count * vg.extent_bytes / 1048576:.2f} MiB",
-                  file=sys.stderr)
-    else:
-        assert request.extents is not None
-        count = request.extents
-        if request.percent_of == "FREE":
-            count = free_extents(vg, pv_keys) * count // 100
-        elif request.percent_of == "VG":
-            count = sum(pv.pe_count for pv in vg.pvs.values()) * count // 100
-        elif request.percent_of == "PVS":
-            keys = pv_keys or list(vg.pvs)
-            count = sum(vg.pvs[key].pe_count for key in keys) * count // 100
-        if request.percent_of:
-            return count - count % stripes
-    if count % stripes:
-        count += stripes - count % stripes
-    return count
 
 
 def _pv_keys(tx: object, paths: list[str]) -> list[str] | None:
@@ -105,7 +70,7 @@ def _split_lv(text: str, vg: str | None = None) -> tuple[str, str]:
     return vg, text
 
 
-def _request(args: argparse.Namespace) -> SizeRequest:
+def _request(args: argparse.Namespace) -> "SizeRequest":
     from lvcrypt.errors import UsageError
 
     if (args.size is None) == (args.extents is None):
@@ -113,8 +78,16 @@ def _request(args: argparse.Namespace) -> SizeRequest:
     return args.size if args.size is not None else args.extents
 
 
+def _print_notes(sizing: "Sizing") -> None:
+    for line in sizing.rounding:
+        print(line, file=sys.stderr)
+    for note in sizing.notes:
+        print(note)
+
+
 def cmd_lvcreate(args: argparse.Namespace) -> int:
     from lvcrypt.errors import UsageError
+    from lvcrypt.lvsize import create_extents
     from lvcrypt.lvops import check_new_lv_name, create_lv, free_lv_name
     from lvcrypt.store.transaction import VgTransaction
 
@@ -137,7 +110,9 @@ def cmd_lvcreate(args: argparse.Namespace) -> int:
         name = free_lv_name(tx.vg) if name is None else name
         check_new_lv_name(vg_name, name)
         keys = _pv_keys(tx, args.pv)
-        extents = _extents(request, tx.vg, stripes, keys)
+        sizing = create_extents(request, tx.vg, stripes, keys, args.alloc)
+        _print_notes(sizing)
+        extents = sizing.extents
         if extents <= 0:
             raise UsageError("lvcreate: the size is zero extents")
         if encrypted:
@@ -193,6 +168,7 @@ def cmd_lvremove(args: argparse.Namespace) -> int:
 
 def _resize(args: argparse.Namespace, grow: bool) -> int:
     from lvcrypt.errors import LvcryptError, UsageError
+    from lvcrypt.lvsize import resize_extents
     from lvcrypt.lvops import extend_lv, find_lv, reduce_lv, refuse_change
     from lvcrypt.store.transaction import VgTransaction
 
@@ -210,11 +186,9 @@ def _resize(args: argparse.Namespace, grow: bool) -> int:
         keys = _pv_keys(tx, getattr(args, "pv", []))
         last = lv.segments[-1]
         stripes = (getattr(args, "stripes", None) or len(last.pv_areas()) or 1) if grow else 1
-        if not grow and request.sign == "-" and request.bytes is not None:
-            amount = _reduction(request.bytes, tx.vg.extent_bytes)
-        else:
-            amount = _extents(request, tx.vg, stripes, keys)
-        target = before + amount if request.sign == "+" else before - amount if request.sign == "-" else amount
+        sizing = resize_extents(request, tx.vg, before, stripes, keys, args.alloc)
+        _print_notes(sizing)
+        target = sizing.extents
         if target == before:
             raise LvcryptError(f"{verb}: new size ({target} extents) matches existing size ({before} extents)")
         if grow:
@@ -235,15 +209,6 @@ def _resize(args: argparse.Namespace, grow: bool) -> int:
           f"to {lv.extent_count * size:.2f} MiB ({lv.extent_count} extents).")
     print(f"  Logical volume {vg_name}/{name} successfully resized.")
     return 0
-
-
-def _reduction(size: int, extent_bytes: int) -> int:
-    """Extents `lvreduce -L -SIZE` removes: lvm2 rounds down, so no more is cut off than was asked for."""
-    amount = size // extent_bytes
-    if amount * extent_bytes != size:
-        print(f"  Rounding size to boundary between physical extents: {amount * extent_bytes / 1048576:.2f} MiB.",
-              file=sys.stderr)
-    return amount
 
 
 def _live_table(args: argparse.Namespace, tx: "VgTransaction", name: str) -> "Table | None":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import difflib
 import json
 import os
@@ -11,7 +10,6 @@ import shlex
 import subprocess
 import sys
 import tempfile
-from typing import Callable, Iterator
 
 from lvcrypt.atomic_file import write_atomically
 from lvcrypt.cli import common_options
@@ -25,27 +23,8 @@ from lvcrypt.metadata.parse import parse_bytes
 from lvcrypt.metadata.tree import Section, Value, to_plain
 from lvcrypt.metadata.validate import validate
 from lvcrypt.metadata.write import write_text
+from lvcrypt.metadata_text import about, change_target, read_target, read_tree, read_vg
 from lvcrypt.units import format_size
-
-# Larger than any metadata area lvm2 creates (its maximum is far below this);
-# refusing earlier keeps a mistaken `lvcrypt metadata check /dev/sda` cheap.
-MAX_TEXT = 256 << 20
-
-
-def read_tree(path: str) -> Section:
-    with open(path, "rb") as f:
-        data = f.read(MAX_TEXT + 1)
-    if len(data) > MAX_TEXT:
-        raise MetadataError(f"larger than {MAX_TEXT >> 20} MiB: not a metadata text", path)
-    return parse_bytes(data, path)
-
-
-def read_vg(path: str) -> tuple[Section, VolumeGroup]:
-    """Parse, convert and validate one VG metadata file (the work of `check`)."""
-    tree = read_tree(path)
-    vg = tree_to_vg(tree, path)
-    validate(vg, path)
-    return tree, vg
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -112,7 +91,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                    headers=["VG", "UUID", "Seqno", "Extent", "#PV", "#LV", "VSize", "VFree"]))
     print()
     print(tabulate([[pv.key, pv.device or "", pv.id, format_size(pv.pe_count * size),
-                     format_size((pv.pe_count - vg.used_extents(pv.key)) * size), pv.pe_start]
+                     format_size(vg.free_extents(pv.key) * size), pv.pe_start]
                     for pv in vg.pvs.values()],
                    headers=["PV", "Device hint", "UUID", "PSize", "PFree", "PE start"]))
     print()
@@ -134,56 +113,13 @@ def _print_value(value: Value, as_json: bool) -> None:
         print(show(value))
 
 
-@contextlib.contextmanager
-def _about(source: str) -> Iterator[None]:
-    """Attribute path errors (raised without a file name) to the file being edited."""
-    try:
-        yield
-    except MetadataError as error:
-        raise (error.at(source) if error.source is None else error) from None
-
-
-def _is_file(target: str) -> bool:
-    """FILE|VG arguments: an existing path is a file, anything else names a volume group."""
-    return os.path.exists(target) or "/" in target
-
-
-def _read_target(target: str, devices: str | None) -> Section:
-    """The metadata tree of a file, or of a VG read from its PVs (under a shared lock)."""
-    if _is_file(target):
-        return read_tree(target)
-    from lvcrypt.store.transaction import VgTransaction
-
-    with VgTransaction(devices, target, exclusive=False) as tx:
-        return vg_to_tree(tx.vg)
-
-
 def cmd_get(args: argparse.Namespace) -> int:
-    tree = _read_target(args.target, args.devices)
-    with _about(args.target):
+    tree = read_target(args.target, args.devices)
+    with about(args.target):
         values = [paths.get(tree, path) for path in args.paths]
     for value in values:
         _print_value(value, args.json)
     return 0
-
-
-def _change(args: argparse.Namespace, edit: Callable[[Section], None]) -> None:
-    """Apply `edit` to the tree of a file or a VG; validate the whole result; only then write it."""
-    if _is_file(args.target):
-        tree = read_tree(args.target)
-        with _about(args.target):
-            edit(tree)
-        validate(tree_to_vg(tree, args.target), args.target)
-        write_atomically(args.target, write_text(tree))
-        return
-    from lvcrypt.api import open_vg
-
-    with open_vg(args.target, args.devices) as handle:
-        tree = vg_to_tree(handle.vg)
-        with _about(args.target):
-            edit(tree)
-            handle.replace(tree_to_vg(tree, args.target))
-        handle.commit()
 
 
 def cmd_set(args: argparse.Namespace) -> int:
@@ -193,7 +129,7 @@ def cmd_set(args: argparse.Namespace) -> int:
             if not equals:
                 raise UsageError(f"'{assignment}' is not PATH=VALUE")
             paths.set_value(tree, path.strip(), paths.parse_value(text.strip()))
-    _change(args, edit)
+    change_target(args.target, args.devices, edit)
     return 0
 
 
@@ -201,12 +137,12 @@ def cmd_del(args: argparse.Namespace) -> int:
     def edit(tree: Section) -> None:
         for path in args.paths:
             paths.delete(tree, path)
-    _change(args, edit)
+    change_target(args.target, args.devices, edit)
     return 0
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    found = differences(_read_target(args.old, args.devices), _read_target(args.new, args.devices),
+    found = differences(read_target(args.old, args.devices), read_target(args.new, args.devices),
                         vg_relative=True)
     for difference in found:
         print(difference)

@@ -29,41 +29,20 @@ def yes_no(args: argparse.Namespace) -> Callable[[str], bool]:
 
 def cmd_pvcreate(args: argparse.Namespace) -> int:
     from lvcrypt.errors import UsageError
-    from lvcrypt.pvops import check_creatable, create_pv
-    from lvcrypt.store.commit import scan
-    from lvcrypt.store.devices import candidate_devices, remember_devices
-    from lvcrypt.store.lock import GLOBAL, VgLock
+    from lvcrypt.pvops import create_pvs
 
     if args.uuid and len(args.device) != 1:
         raise UsageError("--uuid applies to exactly one device")
-    with VgLock(GLOBAL, exclusive=True):
-        found = scan(list(dict.fromkeys(candidate_devices(args.devices) + args.device)))
-        ask = yes_no(args)
-        for path in args.device:  # every refusal before the first write
-            check_creatable(path, found, args.uuid, args.force, ask)
-        for path in args.device:
-            create_pv(path, found, args.uuid, args.metadatasize, args.dataalignment, args.pvmetadatacopies,
-                      force=args.force, confirm=ask)
-            print(f"  Physical volume \"{path}\" successfully created.")
-    if not args.devices:
-        remember_devices(args.device)
+    create_pvs(args.devices, args.device, args.uuid, args.metadatasize, args.dataalignment, args.pvmetadatacopies,
+               args.force, yes_no(args), lambda path: print(f"  Physical volume \"{path}\" successfully created."))
     return 0
 
 
 def cmd_pvremove(args: argparse.Namespace) -> int:
-    from lvcrypt.pvops import check_removable, remove_pv_label
-    from lvcrypt.store.commit import scan
-    from lvcrypt.store.devices import candidate_devices
-    from lvcrypt.store.lock import GLOBAL, VgLock
+    from lvcrypt.pvops import remove_pvs
 
-    with VgLock(GLOBAL, exclusive=True):
-        found = scan(list(dict.fromkeys(candidate_devices(args.devices) + args.device)))
-        ask = yes_no(args)
-        for path in args.device:  # every refusal before the first write
-            check_removable(path, found, args.force, ask)
-        for path in args.device:
-            remove_pv_label(path, found, force=args.force, confirm=ask)
-            print(f"  Labels on physical volume \"{path}\" successfully wiped.")
+    remove_pvs(args.devices, args.device, args.force, yes_no(args),
+               lambda path: print(f"  Labels on physical volume \"{path}\" successfully wiped."))
     return 0
 
 

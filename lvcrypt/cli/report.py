@@ -1,317 +1,22 @@
-"""`pvs`, `vgs`, `lvs`: lvm2's report commands, field names and JSON shape.
+"""`pvs`, `vgs`, `lvs`: lvm2's report commands, laid out as lvm2 lays them out.
 
-Fields are lvm2's (`-o lv_name,lv_size,devices`, `+field` appends to the
-default list); a segment field (segtype, devices, stripes...) gives one row
-per segment as in lvm2.  Sizes follow `--units` (lvm2's letters).  Columns
-are laid out as lvm2 lays them out; `--separator` and `--reportformat json`
-print what lvm2 prints for scripts.
+The rows and each field's value come from the core (lvcrypt/reportfields.py);
+here sizes follow `--units` (lvm2's letters), columns are aligned as lvm2
+aligns them, and `--separator` and `--reportformat json` print what lvm2
+prints for scripts.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import functools
 import json
-import os
 import sys
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from lvcrypt.cli import common_options
 
 if TYPE_CHECKING:
-    from lvcrypt.activate.dm_ioctl import DeviceInfo
-    from lvcrypt.metadata.lvreport import VgReport
-    from lvcrypt.metadata.model import LogicalVolume, Segment, VolumeGroup
-    from lvcrypt.store.commit import LoadedVg
-    from lvcrypt.store.physical import PvOnDisk
-
-LV_DEFAULT = ["lv_name", "vg_name", "lv_attr", "lv_size", "pool_lv", "origin", "data_percent",
-              "metadata_percent", "move_pv", "mirror_log", "copy_percent", "convert_lv"]
-VG_DEFAULT = ["vg_name", "pv_count", "lv_count", "snap_count", "vg_attr", "vg_size", "vg_free"]
-PV_DEFAULT = ["pv_name", "vg_name", "pv_fmt", "pv_attr", "pv_size", "pv_free"]
-SEGMENT_FIELDS = {"segtype", "devices", "stripes", "stripe_size", "seg_start", "seg_size", "seg_pe_ranges",
-                  "seg_start_pe"}
-
-
-@dataclass
-class LvRow:
-    vg: "VolumeGroup"
-    loaded: "LoadedVg"
-    lv: "LogicalVolume"
-    segment: "Segment | None"
-    view: "VgReport"  # lvm2's view of the VG (visibility, roles, links), built once per VG by the command
-    sysfs_root: str = "/sys"
-
-
-@dataclass
-class VgRow:
-    vg: "VolumeGroup"
-    loaded: "LoadedVg"
-    view: "VgReport"
-
-
-@dataclass
-class PvRow:
-    path: str
-    pv: "PvOnDisk | None"
-    vg: "VolumeGroup | None"
-    key: str | None
-    loaded: "LoadedVg | None"
-
-
-@dataclass(frozen=True)
-class Field:
-    heading: str
-    get: Callable[..., object]
-    size: bool = False  # value in bytes, formatted with --units
-    width: int = 0  # lvm2's minimum column width (lib/report/columns.h), when wider than the heading
-
-
-@functools.lru_cache(maxsize=1)
-def _no_dm() -> bool:
-    """lvm2 shows state X (unknown) when the kernel has no device-mapper to ask."""
-    return not os.path.exists("/sys/class/misc/device-mapper")
-
-
-@functools.lru_cache(maxsize=1)
-def _active_devices() -> dict[str, "DeviceInfo"]:
-    """dm devices by uuid, asked once per command (empty without /dev/mapper/control)."""
-    from lvcrypt.activate.kernel import active_devices
-
-    return active_devices()
-
-
-def _vg_report(vg: "VolumeGroup") -> "VgReport":
-    from lvcrypt.metadata.lvreport import VgReport
-
-    return VgReport(vg)
-
-
-def _lv_attr(row: LvRow) -> str:
-    """lvm2's ten letters; the metadata's part comes from VgReport, the kernel's (state, open) from here."""
-    lv = row.lv
-    head, target, skip = row.view.static_attr(lv)
-    state = opened = "X" if _no_dm() else "-"
-    if row.view.never_queried(lv):
-        state = opened = "-"
-    elif state != "X":
-        from lvcrypt.activate.tables import dm_uuid  # only with device-mapper: keeps lvs start-up lean
-
-        info = _active_devices().get(dm_uuid(row.vg, lv))
-        if info is not None:
-            state, opened = "a", "o" if info.open_count > 0 else "-"
-    partial = "p" if any(area.pv in row.loaded.missing for s in lv.segments for area, _ in s.pv_areas()) else "-"
-    return f"{head}{state}{opened}{target}{partial}{skip}"
-
-
-def _segtype(segment: "Segment") -> str:
-    from lvcrypt.metadata.lvreport import report_type
-
-    return report_type(segment)
-
-
-def _devices(row: LvRow) -> str:
-    """PV areas as `device(extent)`, areas on other LVs (images, pool data, origins) as `lv(extent)`."""
-    from lvcrypt.metadata.lvreport import areas
-
-    segments = [row.segment] if row.segment else row.lv.segments
-    return ",".join(f"{row.loaded.device_of(area.name) if area.is_pv else area.name}({area.offset})"
-                    for segment in segments for area in areas(segment, row.vg.pvs))
-
-
-def _pe_ranges(row: LvRow) -> str:
-    from lvcrypt.metadata.lvreport import areas
-
-    segments = [row.segment] if row.segment else row.lv.segments
-    return " ".join(f"{row.loaded.device_of(area.name) if area.is_pv else area.name}:"
-                    f"{area.offset}-{area.offset + area.length - 1}"
-                    for segment in segments for area in areas(segment, row.vg.pvs))
-
-
-def _stripes(segment: "Segment | None") -> int:
-    """lvm2's #Str is the segment's area count: a mirror's images, a raid's images, 0 for a thin volume."""
-    from lvcrypt.metadata.lvreport import areas
-    from lvcrypt.metadata.segtypes import handler_of, managed
-
-    if segment is None:
-        return 1
-    if managed(segment):
-        return handler_of(segment).stripe_count(segment)
-    return len(areas(segment, {}))
-
-
-def _stripe_size(segment: "Segment | None") -> int | None:
-    from lvcrypt.metadata.segtypes import handler_of
-
-    return handler_of(segment).stripe_size(segment) if segment is not None else None
-
-
-def _vg_used(vg: "VolumeGroup", key: str | None = None) -> int:
-    return vg.used_extents(key)
-
-
-def _vg_total(vg: "VolumeGroup") -> int:
-    return sum(pv.pe_count for pv in vg.pvs.values())
-
-
-def _keystore_segment(row: LvRow) -> "Segment | None":
-    """The keystore segment describing this LV's encryption: its own, or its (first) keystore's."""
-    from lvcrypt.metadata.model import KeystoreSegment
-
-    lv = row.lv
-    if not lv.is_keystore:
-        stores = lv.keystores()
-        lv = row.vg.lvs.get(stores[0]) if stores else None  # type: ignore[assignment]
-    segment = lv.segments[0] if lv is not None and lv.segments else None
-    return segment if isinstance(segment, KeystoreSegment) else None
-
-
-def _crypt(attribute: str) -> Callable[[LvRow], object]:
-    def get(row: LvRow) -> object:
-        segment = _keystore_segment(row)
-        value = getattr(segment, attribute, None) if segment else None
-        return "" if value is None else value
-    return get
-
-
-def _inline_crypto(row: LvRow) -> str:
-    """What the LV's dm device would pass through of blk-crypto hardware (lvcrypt.inline); empty for none."""
-    from lvcrypt.activate.tables import build_table
-    from lvcrypt.errors import LvcryptError
-    from lvcrypt.inline import stack_caps
-    from lvcrypt.keystores import data_mapping
-
-    try:
-        table = build_table(row.vg, row.lv.name, row.loaded.device_of,
-                            lambda store: data_mapping(row.vg, store, row.loaded.device_of))
-    except (LvcryptError, OSError):
-        return ""
-    caps = stack_caps(table, row.sysfs_root).by_table.get(table.name)
-    return caps.describe() if caps else ""
-
-
-def _lv_name(row: LvRow) -> str:
-    return row.view.display(row.lv.name)
-
-
-def _link(report_field: str) -> Callable[[LvRow], str]:
-    return lambda row: row.view.link(row.lv, report_field)
-
-
-LV_FIELDS: dict[str, Field] = {
-    "lv_name": Field("LV", _lv_name, width=4),
-    "vg_name": Field("VG", lambda r: r.vg.name),
-    "lv_attr": Field("Attr", _lv_attr),
-    "lv_size": Field("LSize", lambda r: r.lv.extent_count * r.vg.extent_bytes, size=True),
-    "pool_lv": Field("Pool", _link("pool_lv")),
-    "origin": Field("Origin", _link("origin")),
-    "data_lv": Field("Data", _link("data_lv")),
-    "metadata_lv": Field("Meta", _link("metadata_lv")),
-    # Percentages come from the kernel's status of active thin, snapshot, raid, mirror and cache
-    # LVs; lvcrypt activates none of those, and lvm2 leaves them empty for inactive LVs.
-    "data_percent": Field("Data%", lambda r: "", width=6),
-    "metadata_percent": Field("Meta%", lambda r: "", width=6),
-    "snap_percent": Field("Snap%", lambda r: "", width=6),
-    "move_pv": Field("Move", lambda r: ""),
-    "mirror_log": Field("Log", _link("mirror_log")),
-    "copy_percent": Field("Cpy%Sync", lambda r: ""),
-    "convert_lv": Field("Convert", lambda r: ""),
-    "lv_uuid": Field("LV UUID", lambda r: r.lv.id),
-    "lv_role": Field("Role", lambda r: r.view.role(r.lv), width=10),
-    "lv_path": Field("Path", lambda r: f"/dev/{r.vg.name}/{r.lv.name}" if r.view.has_path(r.lv) else ""),
-    "lv_full_name": Field("LV", lambda r: f"{r.vg.name}/{r.lv.name}", width=4),
-    "lv_host": Field("Host", lambda r: r.lv.creation_host or "", width=10),
-    "seg_count": Field("#Seg", lambda r: len(r.lv.segments)),
-    "segtype": Field("Type", lambda r: _segtype(r.segment) if r.segment else ",".join(
-        dict.fromkeys(_segtype(s) for s in r.lv.segments))),
-    "devices": Field("Devices", _devices),
-    "seg_pe_ranges": Field("PE Ranges", _pe_ranges),
-    "stripes": Field("#Str", lambda r: _stripes(r.segment or (r.lv.segments[0] if r.lv.segments else None))),
-    "stripe_size": Field("Stripe", lambda r: (_stripe_size(r.segment) or 0) * 512, size=True),
-    "seg_start": Field("Start", lambda r: (r.segment.start_extent if r.segment else 0) * r.vg.extent_bytes,
-                       size=True),
-    "seg_start_pe": Field("Start", lambda r: r.segment.start_extent if r.segment else 0),
-    "crypt_handler": Field("Handler", _crypt("handler")),
-    "crypt_cipher": Field("Cipher", _crypt("cipher")),
-    "crypt_key_size": Field("KeySize", _crypt("key_size")),
-    "crypt_keystore": Field("Keystore", lambda r: ",".join(r.lv.keystores()) or (r.lv.name if r.lv.is_keystore
-                                                                                  else "")),
-    "inline_crypto": Field("InlineCrypto", _inline_crypto),
-    "crypt_users": Field("Users", lambda r: ",".join(u.name for u in r.vg.users_of_keystore(r.lv.name))),
-    "seg_size": Field("SSize", lambda r: (r.segment.extent_count if r.segment else r.lv.extent_count)
-                      * r.vg.extent_bytes, size=True),
-}
-
-VG_FIELDS: dict[str, Field] = {
-    "vg_name": Field("VG", lambda r: r.vg.name),
-    "pv_count": Field("#PV", lambda r: len(r.vg.pvs)),
-    "lv_count": Field("#LV", lambda r: r.view.lv_count()),
-    "snap_count": Field("#SN", lambda r: r.view.snap_count()),
-    "vg_attr": Field("Attr", lambda r: _vg_attr(r.vg, bool(r.loaded.missing))),
-    "vg_size": Field("VSize", lambda r: _vg_total(r.vg) * r.vg.extent_bytes, size=True),
-    "vg_free": Field("VFree", lambda r: (_vg_total(r.vg) - _vg_used(r.vg)) * r.vg.extent_bytes, size=True),
-    "vg_uuid": Field("VG UUID", lambda r: r.vg.id),
-    "vg_extent_size": Field("Ext", lambda r: r.vg.extent_bytes, size=True),
-    "vg_extent_count": Field("#Ext", lambda r: _vg_total(r.vg)),
-    "vg_free_count": Field("Free", lambda r: _vg_total(r.vg) - _vg_used(r.vg)),
-    "vg_seqno": Field("Seq", lambda r: r.vg.seqno),
-    "max_lv": Field("MaxLV", lambda r: r.vg.max_lv),
-    "max_pv": Field("MaxPV", lambda r: r.vg.max_pv),
-    "vg_mda_count": Field("#VMda", lambda r: sum(len(pv.mdas) for pv in r.loaded.pvs.values())),
-}
-
-
-def _pv_size(r: PvRow) -> int:
-    if r.vg is not None and r.key is not None:
-        return r.vg.pvs[r.key].pe_count * r.vg.extent_bytes
-    return r.pv.header.device_size if r.pv else 0
-
-
-def _pv_free(r: PvRow) -> int:
-    if r.vg is not None and r.key is not None:
-        return (r.vg.pvs[r.key].pe_count - _vg_used(r.vg, r.key)) * r.vg.extent_bytes
-    return _pv_size(r)
-
-
-def _vg_attr(vg: "VolumeGroup", missing: bool) -> str:
-    """lvm2's six letters: permissions, resizeable, exported, partial, allocation policy, shared."""
-    from lvcrypt.store.access import is_exported, is_writable, lock_type
-
-    return (f"{'w' if is_writable(vg) else 'r'}z{'x' if is_exported(vg) else '-'}{'p' if missing else '-'}"
-            f"n{'s' if lock_type(vg) else '-'}")
-
-
-def _pv_attr(r: PvRow) -> str:
-    from lvcrypt.store.access import is_exported
-
-    if r.vg is None or r.key is None:
-        return "---"
-    return (f"{'a' if r.vg.pvs[r.key].allocatable else '-'}{'x' if is_exported(r.vg) else '-'}"
-            f"{'m' if r.pv is None else '-'}")
-
-
-PV_FIELDS: dict[str, Field] = {
-    "pv_name": Field("PV", lambda r: r.path, width=10),
-    "vg_name": Field("VG", lambda r: r.vg.name if r.vg else ""),
-    "pv_fmt": Field("Fmt", lambda r: "lvm2"),
-    "pv_attr": Field("Attr", _pv_attr),
-    "pv_size": Field("PSize", _pv_size, size=True),
-    "pv_free": Field("PFree", _pv_free, size=True),
-    "pv_used": Field("Used", lambda r: _pv_size(r) - _pv_free(r), size=True),
-    "pv_uuid": Field("PV UUID", lambda r: r.pv.uuid if r.pv else r.vg.pvs[r.key].id),
-    "dev_size": Field("DevSize", lambda r: r.pv.header.device_size if r.pv else r.vg.pvs[r.key].dev_size * 512,
-                      size=True),
-    "pe_start": Field("1st PE", lambda r: r.pv.header.pe_start if r.pv else r.vg.pvs[r.key].pe_start * 512,
-                      size=True, width=7),
-    "pv_pe_count": Field("PE", lambda r: r.vg.pvs[r.key].pe_count if r.vg and r.key else 0, width=3),
-    "pv_pe_alloc_count": Field("Alloc", lambda r: _vg_used(r.vg, r.key) if r.vg and r.key else 0),
-    "pv_mda_count": Field("#PMda", lambda r: len(r.pv.mdas) if r.pv else 0),
-    "pv_mda_size": Field("PMdaSize", lambda r: min((m.locn.size for m in r.pv.mdas), default=0) if r.pv else 0,
-                         size=True, width=9),
-}
-
+    from lvcrypt.reportfields import Field
 
 def format_size(size: int, units: str) -> str:
     """lvm2's rendering: `8.00m`, `8388608B` for --units b, `16384S` for --units s."""
@@ -328,23 +33,7 @@ def format_size(size: int, units: str) -> str:
     return lvm_format(size, units)
 
 
-def _columns(spec: list[str] | None, default: list[str], fields: dict[str, Field]) -> list[str]:
-    from lvcrypt.errors import UsageError
-
-    columns = list(default)
-    for item in spec or []:
-        names = [name.strip() for name in item.split(",") if name.strip()]
-        if item.startswith("+"):
-            columns += [name.lstrip("+") for name in names]
-        else:
-            columns = names if columns is default or not spec or item is spec[0] else columns + names
-    for name in columns:
-        if name not in fields:
-            raise UsageError(f"unrecognised field: {name} (known: {', '.join(sorted(fields))})")
-    return columns
-
-
-def _render(kind: str, columns: list[str], fields: dict[str, Field], rows: list[object],
+def _render(kind: str, columns: list[str], fields: dict[str, "Field"], rows: list[object],
             args: argparse.Namespace) -> None:
     def value(row: object, name: str) -> str:
         field = fields[name]
@@ -393,116 +82,31 @@ def aligned(lines: list[list[str]], right: list[bool], skip_first: bool,
     return out
 
 
-def _load(args: argparse.Namespace, names: list[str]) -> tuple[object, list["LoadedVg"], set[str]]:
-    """Load the requested VGs (all when none named), each read under its shared lock.
-
-    VGs lvm2 would not show on this host (shared without --shared, foreign without --foreign,
-    exported for lvs) are left out as lvm2 leaves them out; naming one is an error.  Returns
-    also the uuids of the PVs of the VGs left out, which pvs does not list as orphans either.
-    """
-    from lvcrypt.errors import LvcryptError
-    from lvcrypt.store.access import Access, local_system_id, refusal, system_id
-    from lvcrypt.store.commit import load_vg, scan
-    from lvcrypt.store.devices import candidate_devices
-    from lvcrypt.store.lock import GLOBAL, VgLock
-
-    paths = candidate_devices(args.devices)
-    access = Access(exported=args.command != "lvs", shared=args.shared, foreign=args.foreign)
-    local_id = local_system_id()
-    hidden: set[str] = set()
-    with contextlib.ExitStack() as held:
-        wanted = names
-        if not names:  # as lvm2: a report over every VG holds the global lock shared, then each VG's
-            held.enter_context(VgLock(GLOBAL, exclusive=False))
-            wanted = scan(paths).vg_names()  # names the VGs to lock; they are read again under their locks
-        for name in sorted(set(wanted)):
-            held.enter_context(VgLock(name, exclusive=False))
-        found = scan(paths)
-        loaded = []
-        for name in wanted:
-            vg = load_vg(found, name)
-            refused = refusal(vg.vg, access, local_id)
-            if refused and names:
-                raise LvcryptError(refused)
-            if refused:
-                if system_id(vg.vg) and system_id(vg.vg) != local_id and not args.foreign:
-                    print(f"  {refused}", file=sys.stderr)
-                hidden.update(pv.id for pv in vg.vg.pvs.values())
-                continue
-            for note in vg.stale:
-                print(f"  WARNING: {note}", file=sys.stderr)
-            for key in vg.missing:
-                print(f"  WARNING: VG {name} is missing PV {vg.vg.pvs[key].id} (last written to "
-                      f"{vg.vg.pvs[key].device or 'unknown device'}).", file=sys.stderr)
-            loaded.append(vg)
-    for path, problem in found.problems.items():
-        if args.devices:
-            print(f"  WARNING: {problem}", file=sys.stderr)
-    members = {pv.uuid for vg in loaded for pv in vg.pvs.values()}
-    for pv in found.pvs.values():  # damage on PVs of no VG shown (the notes of members came with their VG)
-        if pv.uuid not in members and pv.uuid not in hidden:
-            for mda in pv.mdas:
-                if mda.problem:
-                    print(f"  WARNING: {mda.problem}", file=sys.stderr)
-    return found, loaded, hidden
-
-
 def cmd_lvs(args: argparse.Namespace) -> int:
-    fields = {**VG_FIELDS, **LV_FIELDS}  # lvm2's lvs also reports the LV's VG fields
-    columns = _columns(args.options, LV_DEFAULT, fields)
-    _active_devices.cache_clear()  # once per command, also when several run in one process
-    vg_names = list(dict.fromkeys(item.split("/")[0] for item in args.names))
-    only = {tuple(item.split("/", 1)) for item in args.names if "/" in item}
-    _, loaded, _ = _load(args, vg_names)
-    per_segment = any(name in SEGMENT_FIELDS for name in columns)
-    rows: list[object] = []
-    shown: set[tuple[str, str]] = set()
-    for vg in sorted(loaded, key=lambda item: item.vg.name):
-        view = _vg_report(vg.vg)
-        named = vg.vg.name in {v for v, _ in only}
-        for lv in sorted(vg.vg.lvs.values(), key=lambda item: item.name):
-            # An LV named on the command line is shown even if hidden, as lvm2 shows it.
-            wanted = (vg.vg.name, lv.name) in only if named else args.all or view.visible(lv)
-            if not view.listed(lv) or not wanted:
-                continue
-            shown.add((vg.vg.name, lv.name))
-            if per_segment:
-                rows += [LvRow(vg.vg, vg, lv, segment, view, args.sysfs_root) for segment in lv.segments]
-            else:
-                rows.append(LvRow(vg.vg, vg, lv, None, view, args.sysfs_root))
-    missing = sorted(only - shown)
-    if missing:
-        from lvcrypt.errors import LvcryptError
+    from lvcrypt.reportfields import LV_DEFAULT, LV_FIELDS, SEGMENT_FIELDS, VG_FIELDS, lv_rows, select_columns
 
-        raise LvcryptError(f'Failed to find logical volume "{missing[0][0]}/{missing[0][1]}"')
-    _render("lv", columns, fields, rows, args)
+    fields = {**VG_FIELDS, **LV_FIELDS}  # lvm2's lvs also reports the LV's VG fields
+    columns = select_columns(args.options, LV_DEFAULT, fields)
+    per_segment = any(name in SEGMENT_FIELDS for name in columns)
+    rows = lv_rows(args.devices, args.names, args.all, per_segment, args.shared, args.foreign, args.sysfs_root)
+    _render("lv", columns, fields, list(rows), args)
     return 0
 
 
 def cmd_vgs(args: argparse.Namespace) -> int:
-    columns = _columns(args.options, VG_DEFAULT, VG_FIELDS)
-    _, loaded, _ = _load(args, list(args.names))
-    rows: list[object] = [VgRow(vg.vg, vg, _vg_report(vg.vg)) for vg in sorted(loaded, key=lambda item: item.vg.name)]
-    _render("vg", columns, VG_FIELDS, rows, args)
+    from lvcrypt.reportfields import VG_DEFAULT, VG_FIELDS, select_columns, vg_rows
+
+    columns = select_columns(args.options, VG_DEFAULT, VG_FIELDS)
+    rows = vg_rows(args.devices, list(args.names), args.shared, args.foreign)
+    _render("vg", columns, VG_FIELDS, list(rows), args)
     return 0
 
 
 def cmd_pvs(args: argparse.Namespace) -> int:
-    found, loaded, hidden = _load(args, [])
-    columns = _columns(args.options, PV_DEFAULT, PV_FIELDS)
-    rows: list[PvRow] = []
-    members: set[str] = set()
-    for vg in loaded:
-        for key, pv in vg.vg.pvs.items():
-            on_disk = vg.pvs.get(key)
-            members.add(pv.id)
-            rows.append(PvRow(on_disk.path if on_disk else "[unknown]", on_disk, vg.vg, key, vg))
-    for path, pv in found.pvs.items():  # type: ignore[attr-defined]
-        if pv.uuid not in members and pv.uuid not in hidden:
-            rows.append(PvRow(path, pv, None, None, None))
-    if args.names:
-        rows = [row for row in rows if row.path in args.names]
-    rows.sort(key=lambda row: row.path)
+    from lvcrypt.reportfields import PV_DEFAULT, PV_FIELDS, pv_rows, select_columns
+
+    rows = pv_rows(args.devices, args.names, args.shared, args.foreign)
+    columns = select_columns(args.options, PV_DEFAULT, PV_FIELDS)
     _render("pv", columns, PV_FIELDS, list(rows), args)
     return 0
 

@@ -1,7 +1,9 @@
 """A command's view of one VG: lock it, read it from the devices, change the model, commit.
 
-Archives the version being replaced and refreshes the backup file after
-every commit, as lvm2 does around each metadata change.
+The one writer of VG metadata: every commit (a changed VG, a new one, a restored one, a
+renamed one) goes through `_write`, which archives the version being replaced and
+refreshes the backup file after the commit, as lvm2 does around each metadata change;
+removing a VG archives it and drops its backup here too.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import contextlib
 import shlex
 import sys
 from types import TracebackType
-from typing import Iterator
+from typing import Callable, Iterator
 
 from lvcrypt.errors import LockError
 from lvcrypt.metadata.model import VolumeGroup
@@ -18,7 +20,7 @@ from lvcrypt.store import access as vg_access
 from lvcrypt.store import archive
 from lvcrypt.store.commit import LoadedVg, Scan, commit, load_vg, scan
 from lvcrypt.store.devices import candidate_devices
-from lvcrypt.store.lock import VgLock
+from lvcrypt.store.lock import GLOBAL, VgLock
 from lvcrypt.store.physical import PvOnDisk
 
 
@@ -63,12 +65,30 @@ def write_backup_after_commit(vg: VolumeGroup) -> None:
              "This metadata update is NOT backed up.")
 
 
+def _write(vg: VolumeGroup, members: dict[str, PvOnDisk], replaced: tuple[str, bytes] | None,
+           repair: bool = False) -> bytes:
+    """Archive `replaced` (the VG's name and metadata text before this command), commit `vg` to
+    `members`, refresh the backup; returns the text written."""
+    line = command_line()
+    if replaced is not None:
+        archive.archive_version(replaced[0], archive_text(replaced[1], f"Created *before* executing '{line}'"))
+    text = commit(vg, members, f"Write from {line}.", repair)
+    write_backup_after_commit(vg)
+    return text
+
+
 class VgTransaction:
-    """`with VgTransaction(devices, "vg0") as tx: change tx.vg; tx.commit()`."""
+    """`with VgTransaction(devices, "vg0") as tx: change tx.vg; tx.commit()`.
+
+    `membership`: the command moves PVs between VGs and orphans (vgextend, vgreduce, vgremove,
+    vgrename), so the global lock is held first, as lvm2 does.
+    """
 
     def __init__(self, devices: str | None, name: str, exclusive: bool = True, allow_missing: bool = False,
-                 also_scan: list[str] | None = None, access: vg_access.Access | None = None):
+                 also_scan: list[str] | None = None, access: vg_access.Access | None = None,
+                 membership: bool = False):
         self.devices = devices
+        self.global_lock = VgLock(GLOBAL, exclusive=True) if membership else None
         # Exclusive transactions are the changing ones; lvm2's rules on shared, foreign, exported and
         # read-only VGs apply here, once, for every command.
         self.access = access or vg_access.Access(change=exclusive)
@@ -77,12 +97,15 @@ class VgTransaction:
         self.lock = VgLock(name, exclusive)
         self.lock.revalidate = self._unchanged
         self.allow_missing = allow_missing
+        self.held = contextlib.ExitStack()
         self.scan: Scan
         self.loaded: LoadedVg
 
     def __enter__(self) -> "VgTransaction":
-        self.lock.__enter__()
-        try:
+        with contextlib.ExitStack() as held:
+            if self.global_lock is not None:
+                held.enter_context(self.global_lock)
+            held.enter_context(self.lock)
             self.scan = scan(list(dict.fromkeys(candidate_devices(self.devices) + self.also_scan)))
             self.loaded = load_vg(self.scan, self.name)
             vg_access.check(self.loaded.vg, self.access)
@@ -90,14 +113,12 @@ class VgTransaction:
                 warn(note)
             if not self.allow_missing:
                 self.loaded.require_complete()
-        except BaseException:
-            self.lock.__exit__(None, None, None)
-            raise
+            self.held = held.pop_all()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        self.lock.__exit__(kind, value, traceback)
+        self.held.__exit__(kind, value, traceback)
 
     def _unchanged(self) -> None:
         """After the lock was dropped for a passphrase prompt: refuse to go on if the VG changed meanwhile."""
@@ -120,13 +141,56 @@ class VgTransaction:
         `repair` also rewrites metadata area headers that point outside their area (vgck --updatemetadata).
         """
         vg_access.check(self.vg, vg_access.Access(change=True, exported=self.access.exported))
-        line = command_line()
-        archive.archive_version(self.loaded.vg.name if self.name == self.vg.name else self.name,
-                                archive_text(self.loaded.text, f"Created *before* executing '{line}'"))
         self.vg.seqno += 1
-        text = commit(self.vg, self.members(extra), f"Write from {line}.", repair)
+        text = _write(self.vg, self.members(extra), (self.name, self.loaded.text), repair)
         self.loaded.text = text.rstrip(b"\0")
-        write_backup_after_commit(self.vg)
+        if self.vg.name != self.name:  # renamed: the backup under the old name is no longer the VG's
+            archive.remove_backup(self.name)
+
+    def remove(self, release: Callable[[PvOnDisk], None]) -> None:
+        """Remove the VG: archive its last version, `release` each of its PVs (make it an orphan),
+        drop its backup file."""
+        archive.archive_version(self.name, archive_text(self.loaded.text,
+                                                        f"Created *before* executing '{command_line()}'"))
+        for pv in self.loaded.pvs.values():
+            release(pv)
+        archive.remove_backup(self.name)
+
+
+class VgCreation:
+    """`with VgCreation(devices, "vg0", paths) as new: ...; new.commit(vg, members)`: write a VG that
+    is not on the devices as such: a new one (vgcreate) or a backup restored over them (vgcfgrestore).
+
+    Holds the global lock and the VG's lock; `scan` is what the devices (and `also_scan`) hold.
+    """
+
+    def __init__(self, devices: str | None, name: str, also_scan: list[str] | None = None):
+        self.devices = devices
+        self.name = name
+        self.also_scan = list(also_scan or [])
+        self.locks = contextlib.ExitStack()
+        self.scan: Scan
+
+    def __enter__(self) -> "VgCreation":
+        with contextlib.ExitStack() as locks:
+            locks.enter_context(VgLock(GLOBAL, exclusive=True))
+            locks.enter_context(VgLock(self.name, exclusive=True))
+            self.scan = scan(list(dict.fromkeys(candidate_devices(self.devices) + self.also_scan)))
+            self.locks = locks.pop_all()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.locks.__exit__(kind, value, traceback)
+
+    def newest_seqno(self) -> int:
+        """The highest seqno of this VG name on the devices (0: none), which a restore must pass."""
+        return max((copy.seqno for _, copy in self.scan.copies(self.name)), default=0)
+
+    def commit(self, vg: VolumeGroup, members: dict[str, PvOnDisk]) -> None:
+        """Write `vg` (its seqno as set) to `members`, then its backup; nothing is archived: the
+        devices hold no version of it that this replaces."""
+        _write(vg, members, None)
 
 
 def each_vg(devices: str | None, names: list[str], skip_refused: bool, exclusive: bool = True,
