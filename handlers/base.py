@@ -219,6 +219,12 @@ class KeyHandler(ABC):
     name: ClassVar[str]
     has_header: ClassVar[bool]  # keeps data in its area (LUKS) or only checks keys there (plain, hashed)
     max_keyslots: ClassVar[int] = 1
+    # What a new keystore gets when the user names none (cryptsetup's defaults for the format).
+    default_cipher: ClassVar[str] = "aes-xts-plain64"
+    default_key_bits: ClassVar[int] = 512
+    default_pbkdf: ClassVar[str] = "argon2id"
+    takes_key_hash: ClassVar[bool] = False  # --hash names the keystore's key_hash (LUKS1 header, hashed)
+    default_key_hash: ClassVar[str | None] = None
 
     @abstractmethod
     def area_size(self, attrs: KeystoreAttrs, options: FormatOptions) -> int:

@@ -59,6 +59,8 @@ def plain_hash(spec: str, passphrase: Secret, key_bytes: int) -> Secret:
 
 class HashedHandler(PlainHandler):
     name = "hashed"
+    takes_key_hash = True
+    default_key_hash = "ripemd160"
 
     def derive_key(self, attrs: KeystoreAttrs, passphrase: Secret) -> Secret:
         if not attrs.key_hash:

@@ -228,6 +228,8 @@ class Luks1Handler(KeyHandler):
     name = "luks1"
     has_header = True
     max_keyslots = NUM_KEYSLOTS
+    default_pbkdf = "pbkdf2"
+    takes_key_hash = True
 
     def area_size(self, attrs: KeystoreAttrs, options: FormatOptions) -> int:
         key_bytes = attrs.key_bytes or 64

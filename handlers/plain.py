@@ -24,6 +24,8 @@ from lvcrypt.handlers.secret import Secret, require_passphrase
 class PlainHandler(KeyHandler):
     name = "plain"
     has_header = False
+    default_cipher = "aes-cbc-essiv:sha256"
+    default_key_bits = 256
 
     def derive_key(self, attrs: KeystoreAttrs, passphrase: Secret) -> Secret:
         """The volume key for what the user typed or the key file held."""

@@ -13,8 +13,6 @@ from typing import Callable
 from lvcrypt.errors import HandlerError, LvcryptError
 from lvcrypt.handlers import registry
 from lvcrypt.handlers.base import Area, DataMapping, FileArea, KeyHandler, KeystoreAttrs, MemoryArea
-from lvcrypt.handlers.secret import Secret
-from lvcrypt.keycache import KeyCache
 from lvcrypt.metadata.model import KeystoreSegment, LogicalVolume, VolumeGroup
 
 KEYSTORE_PREFIX = "cryptostore"
@@ -65,19 +63,6 @@ def data_mapping(vg: VolumeGroup, name: str, device_of: Callable[[str], str]) ->
     area = open_area(vg, name, device_of)
     try:
         return registry.get(segment.handler).data_mapping(area, attrs_of(segment))
-    finally:
-        close_area(area)
-
-
-def unlock(vg: VolumeGroup, name: str, device_of: Callable[[str], str], passphrase: Secret,
-           keys: KeyCache) -> None:
-    """Unlock one keystore into the cache (no-op when the cache already has it)."""
-    if name in keys:
-        return
-    segment = keystore_segment(vg, name)
-    area = open_area(vg, name, device_of)
-    try:
-        keys.put(name, registry.get(segment.handler).unlock(area, attrs_of(segment), passphrase))
     finally:
         close_area(area)
 

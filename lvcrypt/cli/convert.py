@@ -11,6 +11,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from lvcrypt.cli import common_options
+from lvcrypt.cli.options import add_key_file_option, add_sysfs_root_option, key_sources, split_lv
 
 if TYPE_CHECKING:
     from lvcrypt.convert_luks import FoundLuks
@@ -21,7 +22,6 @@ TYPES = ("crypt", "linear")
 
 
 def cmd_lvconvert(args: argparse.Namespace) -> int:
-    from lvcrypt.cli.crypt import split_lv
     from lvcrypt.convert_luks import export_luks, import_luks, inspect, refuse_unless_importable
     from lvcrypt.errors import UsageError
     from lvcrypt.lvops import find_lv, refuse_unless_changeable
@@ -52,18 +52,15 @@ def cmd_lvconvert(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace, tx: "VgTransaction", lv: "LogicalVolume", found: "FoundLuks") -> None:
-    from lvcrypt.cli.keystore import read_passphrase
     from lvcrypt.convert_luks import verify_passphrase
+    from lvcrypt.unlock import read_passphrase
 
-    with read_passphrase(args, args.key_file, f"Enter passphrase for {tx.vg.name}/{lv.name}: ") as passphrase:
+    with read_passphrase(key_sources(args), f"Enter passphrase for {tx.vg.name}/{lv.name}: ") as passphrase:
         slot = verify_passphrase(tx.vg, lv, found, tx.loaded.device_of, passphrase)
     print(f"  Key slot {slot} unlocked.")
 
 
 def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
-    from lvcrypt.cli.crypt import add_key_file_option
-    from lvcrypt.cli.lv import add_sysfs_root_option
-
     parser = sub.add_parser(name, parents=[common_options()],
                             help="import a LUKS volume on an LV as a crypt LV (--type crypt) or export it back "
                                  "(--type linear)", description=__doc__)

@@ -21,7 +21,7 @@ def _new_members(paths: list[str], found: "Scan", args: argparse.Namespace) -> d
     `found` must include a scan of `paths` themselves: a PV of another VG is only recognised
     from its own label and metadata, whatever --devices says.
     """
-    from lvcrypt.cli.pv import yes_no
+    from lvcrypt.cli.options import yes_no
     from lvcrypt.errors import DeviceError
     from lvcrypt.pvops import check_unused, create_pv, orphan_pv, reinitialise_pv
 

@@ -1,0 +1,170 @@
+"""Unlocking: where a command takes volume keys from, in cryptsetup's order, and how each is checked.
+
+The order is one rule for every command that needs an LV's keys (activation,
+`read`/`write`/`table --show-keys`/`mount`, wiping, kdump registration):
+
+1. `--volume-key-keyring`: a `user` key already in the kernel keyring, used
+   as the volume key only after the keystore's handler verified it;
+2. `--key-file`: a passphrase or key file;
+3. a LUKS2 `luks2-keyring` token whose passphrase is a keyring key;
+4. the terminal prompt (a callable the CLI passes in).
+
+A key file given explicitly skips the tokens, as cryptsetup does.  Every
+key that enters a `KeyCache` has been checked against its keystore here:
+`unlock_keystore` for passphrases, `adopt_volume_key` for volume keys.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterator
+
+from contextlib import contextmanager
+
+from lvcrypt import keyring
+from lvcrypt.errors import HandlerError, KeyringError, UsageError, WrongPassphrase
+from lvcrypt.handlers.secret import Secret, read_key_file
+from lvcrypt.keycache import KeyCache
+from lvcrypt.keystores import attrs_of, close_area, handler_of, keystore_segment, open_area
+
+if TYPE_CHECKING:
+    from lvcrypt.handlers.base import Area, KeyHandler, KeystoreAttrs
+    from lvcrypt.store.transaction import VgTransaction
+
+Prompt = Callable[[str], Secret]
+
+
+@dataclass(frozen=True)
+class KeySources:
+    """The key sources a user named for one command (none of them is a secret itself)."""
+
+    key_file: str | None = None  # "-" = standard input
+    keyfile_offset: int = 0
+    keyfile_size: int | None = None
+    volume_key_keyring: str | None = None  # %user:DESC
+    prompt: Prompt | None = None  # reads one passphrase from the terminal; None: no terminal to ask
+
+
+def read_passphrase(sources: KeySources, prompt: str, verify: bool = False) -> Secret:
+    """A passphrase from a key file (honouring the offset and size) or the terminal.
+
+    As cryptsetup: `--key-file -` on a terminal is the prompt (and takes no offset).
+    A source that can keep us waiting (a prompt, stdin, a pipe) is read with
+    no VG lock held, so `lvs` and lvm2 never block behind a prompt; the
+    locks are taken again afterwards and the command stops if its VG changed.
+    """
+    key_file = sources.key_file
+    if key_file is not None and key_file != "-" and os.path.isfile(key_file):
+        return _read_passphrase(sources, prompt, verify)
+    from lvcrypt.store.lock import released_while
+
+    return released_while(lambda: _read_passphrase(sources, prompt, verify))
+
+
+def _read_passphrase(sources: KeySources, prompt: str, verify: bool) -> Secret:
+    key_file, offset, size = sources.key_file, sources.keyfile_offset or 0, sources.keyfile_size
+    if key_file == "-" and sys.stdin.isatty():
+        if offset:
+            raise HandlerError("Cannot use offset with terminal input.")
+        key_file = None
+    if key_file == "-":
+        return read_key_file(sys.stdin.buffer, offset, size)
+    if key_file is not None:
+        try:
+            with open(key_file, "rb") as f:
+                return read_key_file(f, offset, size)
+        except OSError as error:
+            raise HandlerError(f"cannot read key file {key_file}: {error.strerror}") from None
+    if sources.prompt is None or not sys.stdin.isatty():
+        raise UsageError("no passphrase: give --key-file FILE (or '-' for stdin) or run on a terminal")
+    secret = sources.prompt(prompt)
+    if verify:
+        with sources.prompt("Verify passphrase: ") as again:
+            if again != secret:
+                secret.close()
+                raise HandlerError("passphrases do not match")
+    return secret
+
+
+@contextmanager
+def opened_keystore(tx: "VgTransaction", store: str) -> Iterator[tuple["KeyHandler", "Area", "KeystoreAttrs"]]:
+    """The keystore's handler, area (closed afterwards) and attributes."""
+    area = open_area(tx.vg, store, tx.loaded.device_of)
+    try:
+        yield handler_of(tx.vg, store), area, attrs_of(keystore_segment(tx.vg, store))
+    finally:
+        close_area(area)
+
+
+def unlock_keystore(tx: "VgTransaction", store: str, passphrase: Secret, keys: KeyCache) -> None:
+    """One keystore unlocked with a passphrase into the cache (no-op when the cache already has it)."""
+    if store in keys:
+        return
+    with opened_keystore(tx, store) as (handler, area, attrs):
+        keys.put(store, handler.unlock(area, attrs, passphrase))
+
+
+def adopt_volume_key(tx: "VgTransaction", store: str, key: Secret, keys: KeyCache) -> None:
+    """Take `key` into the cache as `store`'s volume key once its handler verified it (wiped if refused)."""
+    try:
+        with opened_keystore(tx, store) as (handler, area, attrs):
+            handler.verify_volume_key(area, attrs, key)
+    except BaseException:
+        key.close()
+        raise
+    keys.put(store, key)
+
+
+def _unlock_from_volume_key_keyring(spec_text: str, tx: "VgTransaction", stores: list[str], keys: KeyCache) -> None:
+    """--volume-key-keyring: a `user` key whose payload must verify as each keystore's volume key."""
+    spec = keyring.parse_key_spec(spec_text)
+    if spec.type != "user":
+        raise KeyringError(f"{spec}: a logon key cannot be read back to check it against the keystore; "
+                           "use a %user: key")
+    serial = keyring.find_key(spec)
+    if serial is None:
+        raise KeyringError(f"no key {spec} in this process's keyrings")
+    for store in stores:
+        adopt_volume_key(tx, store, Secret.adopt(keyring.read_key(serial)), keys)
+
+
+def _unlock_from_token(tx: "VgTransaction", store: str, keys: KeyCache) -> bool:
+    """A LUKS2 keystore's `luks2-keyring` tokens: try each whose passphrase is in the keyring."""
+    with opened_keystore(tx, store) as (handler, area, attrs):
+        tokens = getattr(handler, "keyring_tokens", None)  # only LUKS2 has tokens
+        for token in tokens(area) if tokens else []:
+            serial = keyring.request_key("user", token.key_description)
+            if serial is None:
+                continue
+            with Secret.adopt(keyring.read_key(serial)) as passphrase:
+                for slot in token.keyslots:
+                    try:
+                        keys.put(store, handler.unlock(area, attrs, passphrase, slot))
+                        return True
+                    except WrongPassphrase:
+                        continue
+    return False
+
+
+def unlock_lv(tx: "VgTransaction", lv_name: str, keys: KeyCache, sources: KeySources) -> None:
+    """Every keystore of the LV unlocked into `keys`, from the first source that applies.
+
+    The passphrase (key file or prompt) is read once for every keystore still
+    locked (a second keystore mid-reencryption too).
+    """
+    stores = tx.vg.lvs[lv_name].keystores()
+    if not stores or all(store in keys for store in stores):
+        return
+    if sources.volume_key_keyring:
+        _unlock_from_volume_key_keyring(sources.volume_key_keyring, tx, [s for s in stores if s not in keys], keys)
+    elif sources.key_file is None:
+        for store in stores:
+            if store not in keys:
+                _unlock_from_token(tx, store, keys)
+    if all(store in keys for store in stores):
+        return
+    with read_passphrase(sources, f"Enter passphrase for {tx.vg.name}/{lv_name}: ") as passphrase:
+        for store in stores:
+            unlock_keystore(tx, store, passphrase, keys)
