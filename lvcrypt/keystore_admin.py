@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator
 
 from lvcrypt.errors import FormatError, HandlerError, NeedsRepair, UsageError
@@ -132,7 +132,7 @@ def format_target(target: str, request: KeystoreRequest, options: FormatOptions,
     """`keystore format`: a new keystore over an image file or device, after the size check and a confirmation."""
     handler = registry.get(request.handler or DEFAULT_HANDLER)
     attrs = new_keystore_attrs(handler, request)
-    options.pbkdf = pbkdf_request(handler, request)
+    options = replace(options, pbkdf=pbkdf_request(handler, request))
     area = _area(target, writable=True)
     try:
         if area.size < handler.area_size(attrs, options):
