@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
-
-from contextlib import contextmanager
 
 from lvcrypt import keyring
 from lvcrypt.errors import HandlerError, KeyringError, UsageError, WrongPassphrase

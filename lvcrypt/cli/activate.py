@@ -1,12 +1,12 @@
 """`lvchange -ay|-an [--refresh] VG/LV` and `vgchange -ay|-an VG`: the kernel backend.
 
-Volume keys for crypt LVs come, in cryptsetup's order, from
+Volume keys for crypt LVs come, in cryptsetup's order (lvcrypt.unlock), from
 `--volume-key-keyring` (a key already in the kernel keyring, checked against
 the keystore before use), from --key-file, from a LUKS2 `luks2-keyring`
 token (the passphrase is a keyring key the token names), or from a prompt.
 `--link-vk-to-keyring` also leaves the volume key in a keyring of the
-user's choice.  Keys live in the command's KeyCache and are wiped at exit;
-dm-crypt gets them as `logon` keys, never as hex.
+user's choice.  lvcrypt.activation does the work; keys live in the command's
+KeyCache and are wiped at exit; dm-crypt gets them as `logon` keys, never as hex.
 """
 
 from __future__ import annotations
