@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-packages=(python3-venv lvm2 cryptsetup-bin keyutils fuse3 e2fsprogs util-linux)
+# libkeyutils1: lvcrypt's keyring calls go through it (keyutils depends on it too).
+packages=(python3-venv lvm2 cryptsetup-bin keyutils libkeyutils1 fuse3 e2fsprogs util-linux)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing+=("$package")

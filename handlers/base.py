@@ -7,7 +7,10 @@ kept verbatim) and by an area: a byte range the handler may read and write
 (its LUKS header and keyslots, or a key check value).  The core never looks
 inside an area; it asks the handler to format, unlock, manage keyslots, dump
 and validate, and asks for the `DataMapping` it needs to build the dm-crypt
-table of the LV.  Handlers are found by name through entry points (see
+table of the LV.  A command does all of that through one `KeystoreSession`
+(`handler.open(area)`), as cryptsetup does through its `crypt_device`: a
+handler with a header parses it once per command, not once per question.
+Handlers are found by name through entry points (see
 `registry`), so a keystore whose handler is not installed keeps its
 attributes and area and only unlocking fails.
 
@@ -197,6 +200,15 @@ class KeyslotInfo:
 
 
 @dataclass(frozen=True)
+class KeyringToken:
+    """Where to find a passphrase in the kernel keyring, and which keyslots it opens (LUKS2's luks2-keyring)."""
+
+    token: int
+    key_description: str
+    keyslots: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class DataMapping:
     """What the activator needs for the dm-crypt table of an LV using this keystore.
 
@@ -214,17 +226,46 @@ class DataMapping:
 
 
 class KeyHandler(ABC):
-    """A way to get a volume key for a keystore. Instances are stateless."""
+    """A way to get a volume key for a keystore. Instances are stateless; `open` gives the per-command session.
+
+    The class attributes are the handler's defaults for a new keystore, so
+    the CLI and the core offer every installed handler the same way and never
+    test a handler's name.
+    """
 
     name: ClassVar[str]
     has_header: ClassVar[bool]  # keeps data in its area (LUKS) or only checks keys there (plain, hashed)
     max_keyslots: ClassVar[int] = 1
-    # What a new keystore gets when the user names none (cryptsetup's defaults for the format).
     default_cipher: ClassVar[str] = "aes-xts-plain64"
-    default_key_bits: ClassVar[int] = 512
+    default_key_size: ClassVar[int] = 512  # bits
     default_pbkdf: ClassVar[str] = "argon2id"
-    takes_key_hash: ClassVar[bool] = False  # --hash names the keystore's key_hash (LUKS1 header, hashed)
-    default_key_hash: ClassVar[str | None] = None
+    default_sector_size: ClassVar[int] = SECTOR  # bytes; dm-crypt's and cryptsetup's default
+
+    def key_hash(self, requested: str | None) -> str | None:
+        """The `key_hash` attribute of a new keystore for a `--hash` option; None for handlers that hash no key."""
+        return None
+
+    def new_attrs(self, cipher: str | None = None, key_size: int | None = None,
+                  hash_name: str | None = None) -> KeystoreAttrs:
+        """Attributes of a new keystore: what the user asked for, this handler's defaults for the rest."""
+        return KeystoreAttrs(self.name, cipher or self.default_cipher, key_size or self.default_key_size,
+                             self.key_hash(hash_name))
+
+    def probe(self, area: Area) -> bool:
+        """Whether the area starts with this handler's format (its magic), without parsing the rest."""
+        return False
+
+    def probe_backup(self, area: Area) -> bool:
+        """Whether the area holds a backup copy of this handler's header when the start matched no handler."""
+        return False
+
+    def open(self, area: Area, attrs: KeystoreAttrs | None = None) -> "KeystoreSession":
+        """A session over the area for one command; `attrs` None means the ones recorded in the area.
+
+        The generic session asks this handler's methods each time; handlers
+        with a header to parse return a session that parses it once.
+        """
+        return KeystoreSession(self, area, self.read_attrs(area) if attrs is None else attrs)
 
     @abstractmethod
     def area_size(self, attrs: KeystoreAttrs, options: FormatOptions) -> int:
@@ -291,3 +332,83 @@ class KeyHandler(ABC):
     def read_attrs(self, area: Area) -> KeystoreAttrs:
         """Attributes recorded in the area itself (an image file has no metadata around it)."""
         raise HandlerError(f"{self.name} keeps no attributes in its area; give them explicitly")
+
+
+class KeystoreSession:
+    """One keystore opened for one command, like cryptsetup's `crypt_device`.
+
+    Every question and change of a command goes through it (unlock, keyslots,
+    tokens, dump, data mapping, import checks), so a handler that keeps a
+    header parses it once and keeps the parsed form current across its own
+    writes.  This base class forwards to the handler's area methods, which is
+    all a handler without a header needs.  The caller owns the area.
+    """
+
+    def __init__(self, handler: KeyHandler, area: Area, attrs: KeystoreAttrs):
+        self.handler = handler
+        self.area = area
+        self.attrs = attrs
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.handler.name}, {self.area!r})"
+
+    def read_attrs(self) -> KeystoreAttrs:
+        """The attributes recorded in the area itself (an image file has no metadata around it)."""
+        return self.handler.read_attrs(self.area)
+
+    def unlock_keyslot(self, passphrase: Secret, keyslot: int | None = None) -> tuple[int, Secret]:
+        return self.handler.unlock_keyslot(self.area, self.attrs, passphrase, keyslot)
+
+    def unlock(self, passphrase: Secret, keyslot: int | None = None) -> Secret:
+        return self.unlock_keyslot(passphrase, keyslot)[1]
+
+    def verify_volume_key(self, volume_key: Secret) -> None:
+        self.handler.verify_volume_key(self.area, self.attrs, volume_key)
+
+    def add_keyslot(self, volume_key: Secret, passphrase: Secret, pbkdf: PbkdfRequest,
+                    keyslot: int | None = None) -> int:
+        return self.handler.add_keyslot(self.area, self.attrs, volume_key, passphrase, pbkdf, keyslot)
+
+    def remove_keyslot(self, keyslot: int) -> None:
+        self.handler.remove_keyslot(self.area, self.attrs, keyslot)
+
+    def change_keyslot(self, old: Secret, new: Secret, pbkdf: PbkdfRequest, keyslot: int | None = None) -> int:
+        return self.handler.change_keyslot(self.area, self.attrs, old, new, pbkdf, keyslot)
+
+    def list_keyslots(self) -> list[KeyslotInfo]:
+        return self.handler.list_keyslots(self.area, self.attrs)
+
+    def repair_problem(self) -> str | None:
+        return self.handler.repair_problem(self.area)
+
+    def repair(self) -> bool:
+        return self.handler.repair(self.area)
+
+    def dump(self) -> str:
+        return self.handler.dump(self.area, self.attrs)
+
+    def validate(self) -> None:
+        self.handler.validate(self.area, self.attrs)
+
+    def data_mapping(self) -> DataMapping:
+        return self.handler.data_mapping(self.area, self.attrs)
+
+    def keyring_tokens(self) -> list[KeyringToken]:
+        """Kernel-keyring descriptions the core may fetch a passphrase from; none unless the format has tokens."""
+        return []
+
+    def add_keyring_token(self, key_description: str, keyslots: list[int], token: int | None = None) -> int:
+        raise HandlerError(f"{self.handler.name} keystores have no tokens")
+
+    def remove_token(self, token: int) -> None:
+        raise HandlerError(f"{self.handler.name} keystores have no tokens")
+
+    def import_problem(self, size_after_header: int | None = None) -> str | None:
+        """Why this header cannot become a crypt LV's keystore with its payload behind it (lvconvert), or None.
+
+        `size_after_header` is the LV's size past the header, once known.
+        Only handlers that keep a header in front of their data can be imported.
+        """
+        if not self.handler.has_header:
+            return f"the {self.handler.name} handler keeps no header in front of the data"
+        return None

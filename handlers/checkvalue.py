@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import hmac
 import os
-import struct
 import zlib
 from dataclasses import dataclass
 
+from lvcrypt.binary_layout import Layout
 from lvcrypt.errors import FormatError, WrongPassphrase
 from lvcrypt.handlers.base import Area
 from lvcrypt.handlers.kdf import pbkdf2
@@ -42,10 +42,11 @@ from lvcrypt.handlers.secret import Secret
 MAGIC = b"LVCRKCV\x01"
 VERSION = 1
 BLOCK_SIZE = 512
-_FIELDS = ("magic", "version", "block_size", "handler", "cipher", "key_hash", "key_size",
-           "iterations", "salt", "check")
-_LAYOUT = struct.Struct(">8sHH32s32s32sII32s32s")
-_CRC = struct.Struct(">I")
+BLOCK_LAYOUT = Layout(">", (("magic", "8s"), ("version", "H"), ("block_size", "H"), ("handler", "32s"),
+                            ("cipher", "32s"), ("key_hash", "32s"), ("key_size", "I"), ("iterations", "I"),
+                            ("salt", "32s"), ("check", "32s")))
+# zlib's CRC-32 of the fields above, right after them.
+CRC_LAYOUT = Layout(">", (("crc", "I"),))
 
 
 @dataclass(frozen=True)
@@ -59,20 +60,20 @@ class CheckBlock:
     check: bytes
 
     def to_bytes(self) -> bytes:
-        body = _LAYOUT.pack(MAGIC, VERSION, BLOCK_SIZE, self.handler.encode(), self.cipher.encode(),
-                            (self.key_hash or "").encode(), self.key_size, self.iterations,
-                            self.salt, self.check)
-        return (body + _CRC.pack(zlib.crc32(body))).ljust(BLOCK_SIZE, b"\0")
+        body = BLOCK_LAYOUT.pack({"magic": MAGIC, "version": VERSION, "block_size": BLOCK_SIZE,
+                                  "handler": self.handler.encode(), "cipher": self.cipher.encode(),
+                                  "key_hash": (self.key_hash or "").encode(), "key_size": self.key_size,
+                                  "iterations": self.iterations, "salt": self.salt, "check": self.check})
+        return (body + CRC_LAYOUT.pack({"crc": zlib.crc32(body)})).ljust(BLOCK_SIZE, b"\0")
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "CheckBlock":
         if len(raw) < BLOCK_SIZE or raw[:8] != MAGIC:
             raise FormatError("no lvcrypt key check block (bad magic)")
-        body = raw[:_LAYOUT.size]
-        (crc,) = _CRC.unpack_from(raw, _LAYOUT.size)
-        if zlib.crc32(body) != crc:
+        body = raw[:BLOCK_LAYOUT.size]
+        if zlib.crc32(body) != CRC_LAYOUT.unpack_from(raw, BLOCK_LAYOUT.size)["crc"]:
             raise FormatError("key check block checksum mismatch")
-        values = dict(zip(_FIELDS, _LAYOUT.unpack(body)))
+        values = BLOCK_LAYOUT.unpack_from(body)
         if values["version"] != VERSION or values["block_size"] != BLOCK_SIZE:
             raise FormatError(f"unsupported key check block version {values['version']}")
         try:

@@ -59,8 +59,10 @@ def plain_hash(spec: str, passphrase: Secret, key_bytes: int) -> Secret:
 
 class HashedHandler(PlainHandler):
     name = "hashed"
-    takes_key_hash = True
-    default_key_hash = "ripemd160"
+
+    def key_hash(self, requested: str | None) -> str | None:
+        """cryptsetup's plain-mode default hash."""
+        return requested or "ripemd160"
 
     def derive_key(self, attrs: KeystoreAttrs, passphrase: Secret) -> Secret:
         if not attrs.key_hash:

@@ -116,9 +116,16 @@ def derive(pbkdf: Pbkdf, passphrase: Secret, salt: bytes, length: int) -> Secret
     raise HandlerError(f"unknown PBKDF {pbkdf.kind!r}")
 
 
+# OpenSSL's PKCS5_PBKDF2_HMAC takes an int, and cryptsetup's OpenSSL backend refuses larger counts
+# (-EINVAL); cryptography panics on them, so a damaged header's count is checked here.
+PBKDF2_MAX_ITERATIONS = 2**31 - 1
+
+
 def pbkdf2(hash_name: str, password: bytes | bytearray, salt: bytes, iterations: int, length: int) -> Secret:
     if iterations < 1:
         raise HandlerError("PBKDF2 iteration count must be positive")
+    if iterations > PBKDF2_MAX_ITERATIONS:
+        raise HandlerError(f"PBKDF2 iteration count {iterations} is larger than {PBKDF2_MAX_ITERATIONS}")
     out = Secret(length)
     algorithm = _CRYPTOGRAPHY_HASHES.get(hash_name.lower())
     if algorithm is not None:

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import hmac
 import os
-import struct
 import uuid as uuidlib
 from dataclasses import dataclass, replace
 
+from lvcrypt.binary_layout import Layout, Record
 from lvcrypt.errors import FormatError, HandlerError, WrongPassphrase
 from lvcrypt.handlers import af
 from lvcrypt.handlers.base import (Area, DataMapping, FormatOptions, KeyHandler, KeyslotInfo,
@@ -39,16 +39,21 @@ KEY_DISABLED = 0x0000DEAD
 ALIGN_KEYSLOTS = 4096
 ALIGN_PAYLOAD = 1 << 20
 
-_KEYSLOT_FIELDS = ("active", "iterations", "salt", "material_offset", "stripes")
-_KEYSLOT = struct.Struct(">II32sII")
-_HEADER_FIELDS = ("magic", "version", "cipher_name", "cipher_mode", "hash_spec", "payload_offset",
-                  "key_bytes", "mk_digest", "mk_digest_salt", "mk_digest_iterations", "uuid")
-_HEADER = struct.Struct(">6sH32s32s32sII20s32sI40s")
-HEADER_SIZE = _HEADER.size + NUM_KEYSLOTS * _KEYSLOT.size  # 592
+# cryptsetup's struct luks_phdr up to its keyslots (big-endian, as on disk).
+HEADER_LAYOUT = Layout(">", (("magic", "6s"), ("version", "H"), ("cipher_name", "32s"), ("cipher_mode", "32s"),
+                             ("hash_spec", "32s"), ("payload_offset", "I"), ("key_bytes", "I"),
+                             ("mk_digest", f"{DIGEST_SIZE}s"), ("mk_digest_salt", f"{SALT_SIZE}s"),
+                             ("mk_digest_iterations", "I"), ("uuid", "40s")))
+_TEXT_FIELDS = ("cipher_name", "cipher_mode", "hash_spec", "uuid")
 
 
 @dataclass(frozen=True)
-class Keyslot:
+class Keyslot(Record):
+    """One of the eight keyslot descriptors that follow the header."""
+
+    LAYOUT = Layout(">", (("active", "I"), ("iterations", "I"), ("salt", f"{SALT_SIZE}s"),
+                          ("material_offset", "I"), ("stripes", "I")))
+
     active: int
     iterations: int
     salt: bytes
@@ -58,6 +63,9 @@ class Keyslot:
     @property
     def enabled(self) -> bool:
         return self.active == KEY_ENABLED
+
+
+HEADER_SIZE = HEADER_LAYOUT.size + NUM_KEYSLOTS * Keyslot.LAYOUT.size  # 592
 
 
 @dataclass(frozen=True)
@@ -79,26 +87,25 @@ class Header:
         return f"{self.cipher_name}-{self.cipher_mode}"
 
     def to_bytes(self) -> bytes:
-        head = _HEADER.pack(MAGIC, self.version, self.cipher_name.encode(), self.cipher_mode.encode(),
-                            self.hash_spec.encode(), self.payload_offset, self.key_bytes, self.mk_digest,
-                            self.mk_digest_salt, self.mk_digest_iterations, self.uuid.encode())
-        return head + b"".join(_KEYSLOT.pack(*(getattr(k, f) for f in _KEYSLOT_FIELDS))
-                               for k in self.keyslots)
+        values = {name: getattr(self, name) for name in HEADER_LAYOUT.names if name != "magic"}
+        values.update({name: values[name].encode() for name in _TEXT_FIELDS}, magic=MAGIC)
+        head = HEADER_LAYOUT.pack(values)
+        return head + b"".join(slot.pack() for slot in self.keyslots)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "Header":
         if len(raw) < HEADER_SIZE:
             raise FormatError("LUKS1 header is truncated")
-        values = dict(zip(_HEADER_FIELDS, _HEADER.unpack_from(raw)))
+        values = HEADER_LAYOUT.unpack_from(raw)
         if values["magic"] != MAGIC:
             raise FormatError("not a LUKS header (bad magic)")
         if values["version"] != 1:
             raise FormatError(f"not a LUKS1 header (version {values['version']})")
         try:
-            text = {k: _cstring(values[k]) for k in ("cipher_name", "cipher_mode", "hash_spec", "uuid")}
+            text = {k: _cstring(values[k]) for k in _TEXT_FIELDS}
         except UnicodeDecodeError:
             raise FormatError("LUKS1 header has non-ASCII cipher, hash or UUID") from None
-        slots = tuple(Keyslot(*_KEYSLOT.unpack_from(raw, _HEADER.size + i * _KEYSLOT.size))
+        slots = tuple(Keyslot.unpack_from(raw, HEADER_LAYOUT.size + i * Keyslot.LAYOUT.size)
                       for i in range(NUM_KEYSLOTS))
         return cls(text["cipher_name"], text["cipher_mode"], text["hash_spec"], values["payload_offset"],
                    values["key_bytes"], values["mk_digest"], values["mk_digest_salt"],
@@ -228,8 +235,14 @@ class Luks1Handler(KeyHandler):
     name = "luks1"
     has_header = True
     max_keyslots = NUM_KEYSLOTS
-    default_pbkdf = "pbkdf2"
-    takes_key_hash = True
+    default_pbkdf = "pbkdf2"  # the only PBKDF LUKS1 knows
+
+    def key_hash(self, requested: str | None) -> str | None:
+        """The header's hash (PBKDF2, AF and digest); None lets `format` take the PBKDF's."""
+        return requested
+
+    def probe(self, area: Area) -> bool:
+        return area.size >= 8 and area.read(0, 8) == MAGIC + b"\x00\x01"
 
     def area_size(self, attrs: KeystoreAttrs, options: FormatOptions) -> int:
         key_bytes = attrs.key_bytes or 64

@@ -24,8 +24,13 @@ from lvcrypt.handlers.secret import Secret, require_passphrase
 class PlainHandler(KeyHandler):
     name = "plain"
     has_header = False
+    # cryptsetup's plain-mode defaults.
     default_cipher = "aes-cbc-essiv:sha256"
-    default_key_bits = 256
+    default_key_size = 256
+
+    def probe(self, area: Area) -> bool:
+        """A key check block made for this handler."""
+        return checkvalue.read_handler_name(area) == self.name
 
     def derive_key(self, attrs: KeystoreAttrs, passphrase: Secret) -> Secret:
         """The volume key for what the user typed or the key file held."""

@@ -14,11 +14,10 @@ from importlib.metadata import EntryPoint, entry_points
 from lvcrypt.errors import FormatError, HandlerError
 from lvcrypt.handlers.base import Area, KeyHandler
 from lvcrypt.handlers.checkvalue import read_handler_name
-from lvcrypt.handlers.luks2.header import METADATA_SIZES, SECONDARY_MAGIC
+from lvcrypt.handlers.luks2.header import PREFIX, PRIMARY_MAGIC
 
 GROUP = "lvcrypt.key_handlers"
-
-_LUKS_MAGIC = b"LUKS\xba\xbe"
+DEFAULT = "luks2"  # the handler of a new keystore when the user names none (cryptsetup's default type)
 
 
 def _entry_points() -> dict[str, EntryPoint]:
@@ -46,29 +45,39 @@ def get(name: str) -> KeyHandler:
     return handler_class()
 
 
+def loadable() -> list[KeyHandler]:
+    """Every installed handler that loads; a broken third-party package must not stop detection of the rest."""
+    handlers = []
+    for name in available():
+        try:
+            handlers.append(get(name))
+        except HandlerError:
+            continue
+    return handlers
+
+
 def detect(area: Area) -> str:
-    """The handler of a keystore area that records it: LUKS by magic and version, else lvcrypt's check block."""
-    if area.size < 8:
+    """The handler of a keystore area that records it, asking each handler to probe.
+
+    First the start of the area (a LUKS magic, a key check block), then, when
+    nothing matched, backup copies (a LUKS2 secondary header whose primary
+    is gone), so a stale backup never outranks a current header.  A check
+    block naming a handler that is not installed still names it, so the
+    error says what to install.
+    """
+    if area.size < PREFIX.size:
         raise FormatError("keystore area is too small to hold a header")
-    head = area.read(0, 8)
-    if head[:6] == _LUKS_MAGIC:
-        version = int.from_bytes(head[6:8], "big")
-        if version in (1, 2):
-            return f"luks{version}"
-        raise FormatError(f"unsupported LUKS version {version}")
-    name = read_handler_name(area)
-    if name is None and _luks2_secondary(area):
-        return "luks2"
-    if name is None:
-        raise FormatError("not a LUKS header nor an lvcrypt key check block")
-    return name
-
-
-def _luks2_secondary(area: Area) -> bool:
-    """A LUKS2 secondary copy at one of the offsets cryptsetup probes when the primary's magic is gone."""
-    for offset in METADATA_SIZES:
-        if area.size >= offset + 8:
-            head = area.read(offset, 8)
-            if head[:6] == SECONDARY_MAGIC and int.from_bytes(head[6:8], "big") == 2:
-                return True
-    return False
+    handlers = loadable()
+    for handler in handlers:
+        if handler.probe(area):
+            return handler.name
+    recorded = read_handler_name(area)
+    if recorded is not None:
+        return recorded
+    for handler in handlers:
+        if handler.probe_backup(area):
+            return handler.name
+    head = PREFIX.unpack_from(area.read(0, PREFIX.size))
+    if head["magic"] == PRIMARY_MAGIC:
+        raise FormatError(f"unsupported LUKS version {head['version']}")
+    raise FormatError("not a LUKS header nor an lvcrypt key check block")

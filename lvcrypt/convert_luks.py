@@ -3,7 +3,7 @@
 Both directions change metadata only; no data byte moves.  A LUKS device is
 its header followed by the payload at the header's data offset H.  Import
 gives the extents holding bytes [0, H) of the LV to a hidden keystore LV
-(handler luks1/luks2, the header stays where cryptsetup wrote it) and the
+(the LUKS handler, the header stays where cryptsetup wrote it) and the
 rest of the LV to crypt segments; the crypt LV's sector 0 is the first
 payload sector, so IVs keep LUKS's numbering.  When H is not a multiple of
 the extent size, the extent holding the header's end also holds the start of
@@ -13,8 +13,10 @@ overlap metadata validation allows).  Export is the inverse: the header's
 extents and the data's extents, in order, as plain segments, so the LV's
 bytes are the LUKS device cryptsetup knows.
 
-Header parsing stays in the handlers: this module only asks them to detect,
-validate, unlock and report the data mapping.
+Header parsing stays in the handlers: this module only asks them to probe,
+and asks one session per area to validate, check importability, unlock and
+report the data mapping.  Any handler that keeps a header in front of its
+data can be imported; the handler says what it cannot keep.
 """
 
 from __future__ import annotations
@@ -28,10 +30,9 @@ from lvcrypt.crypto.spec import check_data_cipher
 from lvcrypt.errors import FormatError, HandlerError, LvcryptError, UsageError
 from lvcrypt.handlers import registry
 from lvcrypt.handlers.base import DataMapping, FileArea, KeyHandler, KeystoreAttrs
-from lvcrypt.handlers.luks2 import Luks2Handler
 from lvcrypt.handlers.secret import Secret
 from lvcrypt.inuse import in_use_problem
-from lvcrypt.keystores import KEYSTORE_PREFIX, attrs_of, close_area, keystore_segment, next_keystore_name, open_area
+from lvcrypt.keystores import KEYSTORE_PREFIX, KeystoreSessions, keystore_segment, next_keystore_name
 from lvcrypt.lvops import new_uuid
 from lvcrypt.metadata.model import (
     SECTOR,
@@ -43,9 +44,9 @@ from lvcrypt.metadata.model import (
     StripedSegment,
     VolumeGroup,
 )
+from lvcrypt.metadata.segtypes import handler_of
 from lvcrypt.metadata.validate import KEYSTORE_NAME
 
-LUKS_HANDLERS = ("luks1", "luks2")
 DeviceOf = Callable[[str], str]
 
 
@@ -73,8 +74,10 @@ def _area_start(vg: VolumeGroup, area: Area) -> int:
 
 
 def _linear_area(vg: VolumeGroup, segment: Segment) -> Area | None:
-    if isinstance(segment, StripedSegment) and segment.stripe_count == 1 and len(segment.stripes) == 1:
-        return segment.stripes[0]
+    entry = handler_of(segment)
+    areas = entry.data_areas(segment) if entry.plain else None
+    if areas is not None and len(areas) == 1:
+        return areas[0]
     return None
 
 
@@ -82,38 +85,15 @@ def _open_head(vg: VolumeGroup, area: Area, extents: int, device_of: DeviceOf) -
     return FileArea(device_of(area.pv), _area_start(vg, area), extents * vg.extent_bytes, writable=False)
 
 
-def _detect(head: FileArea, where: str) -> str:
-    """luks1/luks2 by magic; a LUKS2 volume whose primary copy is gone is found by its secondary copy."""
+def _detect(head: FileArea, where: str) -> KeyHandler:
+    """The handler whose header starts the LV (a LUKS2 volume whose primary copy is gone by its secondary)."""
     try:
-        name = registry.detect(head)
-    except FormatError:
-        name = ""
-    if name in LUKS_HANDLERS:
-        return name
-    try:
-        Luks2Handler().load(head)
-    except FormatError:
-        raise ConvertRefused(f"{where}: no LUKS header at the start of the LV") from None
-    return "luks2"
-
-
-def _luks2_state_problem(head: FileArea) -> str | None:
-    """LUKS2 states an import cannot keep byte for byte: a reencryption in progress (requirements, segments)."""
-    metadata = Luks2Handler().load(head).metadata
-    if metadata.config.requirements:
-        return f"the LUKS2 header requires {', '.join(metadata.config.requirements)} (reencryption in progress?)"
-    if len(metadata.segments) != 1:
-        return f"the LUKS2 header has {len(metadata.segments)} data segments; finish its reencryption first"
-    return None
-
-
-def _luks2_size_problem(head: FileArea, size_after_header: int) -> str | None:
-    """A fixed-size LUKS2 segment must cover exactly the rest of the LV, or the LV would show other bytes."""
-    _, segment = Luks2Handler().load(head).metadata.data_segment()
-    if segment.size is not None and segment.size != size_after_header:
-        return (f"the LUKS2 data segment has a fixed size of {segment.size} bytes but the LV holds "
-                f"{size_after_header} bytes after the header")
-    return None
+        handler = registry.get(registry.detect(head))
+    except (FormatError, HandlerError):
+        handler = None
+    if handler is None or not handler.has_header:
+        raise ConvertRefused(f"{where}: no LUKS header at the start of the LV")
+    return handler
 
 
 def inspect(vg: VolumeGroup, lv: LogicalVolume, device_of: DeviceOf, handler_name: str | None = None) -> FoundLuks:
@@ -124,17 +104,18 @@ def inspect(vg: VolumeGroup, lv: LogicalVolume, device_of: DeviceOf, handler_nam
         raise ConvertRefused(f"{where}: the first segment is not linear; a LUKS header must lie on one PV")
     head = _open_head(vg, first, lv.segments[0].extent_count, device_of)
     try:
-        name = _detect(head, where)
+        handler = _detect(head, where)
+        name = handler.name
         if handler_name and handler_name != name:
             raise ConvertRefused(f"{where}: holds a {name.upper()} header, not {handler_name.upper()}")
-        handler = registry.get(name)
         try:
-            problem = _luks2_state_problem(head) if isinstance(handler, Luks2Handler) else None
+            session = handler.open(head, KeystoreAttrs(name))  # the header's own attributes once it is importable
+            problem = session.import_problem()
             if problem:
                 raise ConvertRefused(f"{where}: {problem}")
-            attrs = handler.read_attrs(head)
-            handler.validate(head, attrs)
-            mapping = handler.data_mapping(head, attrs)
+            attrs = session.attrs = session.read_attrs()
+            session.validate()
+            mapping = session.data_mapping()
         except FormatError as error:
             raise ConvertRefused(f"{where}: damaged {name.upper()} header: {error}") from None
         try:
@@ -142,14 +123,12 @@ def inspect(vg: VolumeGroup, lv: LogicalVolume, device_of: DeviceOf, handler_nam
         except HandlerError as error:
             raise ConvertRefused(f"{where}: {error}; lvcrypt could not read or write the imported LV") from None
         warnings: list[str] = []
-        if isinstance(handler, Luks2Handler):
-            loaded = handler.load(head)
-            if loaded.needs_repair:
-                warnings.append(f"{loaded.primary_error or loaded.secondary_error}; repair it before changing "
-                                "keyslots")
-            if mapping.iv_offset:
-                warnings.append(f"the LUKS2 header's iv_tweak {mapping.iv_offset} is ignored, as cryptsetup 2.6 "
-                                "ignores it when it opens the volume")
+        repair = session.repair_problem()
+        if repair:
+            warnings.append(f"{repair}; repair it before changing keyslots")
+        if mapping.iv_offset:
+            warnings.append(f"the {name.upper()} header's iv_tweak {mapping.iv_offset} is ignored, as cryptsetup "
+                            "2.6 ignores it when it opens the volume")
     finally:
         head.close()
     found = FoundLuks(handler, attrs, mapping, tuple(warnings))
@@ -172,13 +151,13 @@ def _check_keystore_view(vg: VolumeGroup, first: Area, extents: int, found: Foun
     """The header read through the future keystore area (only its extents) must say the same."""
     area = _open_head(vg, first, extents, device_of)
     try:
-        found.handler.validate(area, found.attrs)
-        if found.handler.data_mapping(area, found.attrs) != found.mapping:
+        session = found.handler.open(area, found.attrs)
+        session.validate()
+        if session.data_mapping() != found.mapping:
             raise ConvertRefused(f"{where}: the LUKS header reads differently from its own extents")
-        if isinstance(found.handler, Luks2Handler):
-            problem = _luks2_size_problem(area, lv_bytes - found.payload_offset)
-            if problem:
-                raise ConvertRefused(f"{where}: {problem}")
+        problem = session.import_problem(lv_bytes - found.payload_offset)
+        if problem:
+            raise ConvertRefused(f"{where}: {problem}")
     except FormatError as error:
         raise ConvertRefused(f"{where}: damaged LUKS header: {error}") from None
     finally:
@@ -192,7 +171,7 @@ def verify_passphrase(vg: VolumeGroup, lv: LogicalVolume, found: FoundLuks, devi
     assert first is not None
     head = _open_head(vg, first, lv.segments[0].extent_count, device_of)
     try:
-        slot, key = found.handler.unlock_keyslot(head, found.attrs, passphrase)
+        slot, key = found.handler.open(head, found.attrs).unlock_keyslot(passphrase)
         key.close()
         return slot
     finally:
@@ -209,12 +188,11 @@ def _keystore_name(vg: VolumeGroup, wanted: str | None) -> str:
     return wanted
 
 
-def _crypt_from(segment: Segment, start: int, keystore: str) -> CryptSegment:
-    if not isinstance(segment, StripedSegment):
+def _crypt_from(segment: Segment, start: int, keystore: str) -> Segment:
+    entry = handler_of(segment)
+    if not entry.plain:
         raise ConvertRefused(f"segment type '{segment.type}' cannot become encrypted")
-    stripes = len(segment.stripes)
-    return CryptSegment(start, segment.extent_count, "crypt", crypto_store=keystore, areas=list(segment.stripes),
-                        stripe_size=segment.stripe_size if stripes > 1 else None)
+    return entry.encrypted(segment, start, keystore)
 
 
 def refuse_unless_importable(vg: VolumeGroup, lv: LogicalVolume, sysfs_root: str = "/sys") -> None:
@@ -223,7 +201,7 @@ def refuse_unless_importable(vg: VolumeGroup, lv: LogicalVolume, sysfs_root: str
         raise ConvertRefused(f"{where} is already a crypt LV")
     if lv.is_keystore or not lv.visible:
         raise ConvertRefused(f"{where} is a hidden LV; only visible plain LVs can be imported")
-    kinds = sorted({segment.type for segment in lv.segments if not isinstance(segment, StripedSegment)})
+    kinds = sorted({segment.type for segment in lv.segments if not handler_of(segment).plain})
     if kinds:
         raise ConvertRefused(f"{where} has {', '.join(kinds)} segments; only linear and striped LVs can be imported")
     problem = in_use_problem(vg, lv, sysfs_root)
@@ -282,13 +260,10 @@ def _export_mapping(vg: VolumeGroup, lv: LogicalVolume, device_of: DeviceOf) -> 
                              "on-disk header: there is no LUKS device to export")
     if len(segment.areas) != 1 or not segment.extent_count:
         raise ConvertRefused(f"keystore {vg.name}/{name} has no area on disk")
-    area = open_area(vg, name, device_of)
-    try:
-        attrs = attrs_of(segment)
-        handler.validate(area, attrs)
-        mapping = handler.data_mapping(area, attrs)
-    finally:
-        close_area(area)
+    with KeystoreSessions(vg, device_of) as stores:
+        session = stores.session(name)
+        session.validate()
+        mapping = session.data_mapping()
     if mapping.data_offset == 0:
         raise ConvertRefused(f"keystore {vg.name}/{name} is a detached header (payload offset 0): cryptsetup "
                              "could not find the data behind it")

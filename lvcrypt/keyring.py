@@ -1,10 +1,11 @@
-"""The kernel keyring through its raw syscalls (add_key, request_key, keyctl) with ctypes.
+"""The kernel keyring through libkeyutils (add_key, request_key, keyctl_*) with ctypes.
 
 The kernel backend hands volume keys to dm-crypt as `logon` keys referenced
 by description, and cryptsetup's keyring options (--link-vk-to-keyring,
 --volume-key-keyring) name keys and keyrings in their own spellings; both
-live here.  No libkeyutils: the three syscalls are all that is needed, and
-their numbers are fixed per architecture.
+live here.  The calls go through libkeyutils (Debian's libkeyutils1, which
+keyctl(1) itself uses) rather than raw syscalls, whose numbers differ on
+every architecture Debian ships: the library knows them on each.
 
 Payloads go in from bytes or bytearrays and come out in bytearrays that the
 caller wipes; they never appear in messages or reprs.
@@ -15,15 +16,13 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import platform
 import re
 from dataclasses import dataclass
 
 from lvcrypt.errors import KeyringError
 
-# (add_key, request_key, keyctl) per machine: x86_64's own table, aarch64's generic one.
-SYSCALLS = {"x86_64": (248, 249, 250), "amd64": (248, 249, 250), "aarch64": (217, 218, 219),
-            "arm64": (217, 218, 219)}
+# The soname of Debian's libkeyutils1 (keyutils' library) on every architecture.
+LIBRARY = "libkeyutils.so.1"
 
 # Special keyring ids (linux/keyctl.h) and their keyctl(1) spellings.
 KEY_SPEC_THREAD_KEYRING = -1
@@ -35,19 +34,6 @@ KEY_SPEC_GROUP_KEYRING = -6
 SPECIAL_KEYRINGS = {"@t": KEY_SPEC_THREAD_KEYRING, "@p": KEY_SPEC_PROCESS_KEYRING, "@s": KEY_SPEC_SESSION_KEYRING,
                     "@u": KEY_SPEC_USER_KEYRING, "@us": KEY_SPEC_USER_SESSION_KEYRING,
                     "@g": KEY_SPEC_GROUP_KEYRING}
-
-# keyctl operations used here (linux/keyctl.h).
-KEYCTL_GET_KEYRING_ID = 0
-KEYCTL_JOIN_SESSION_KEYRING = 1
-KEYCTL_REVOKE = 3
-KEYCTL_DESCRIBE = 6
-KEYCTL_CLEAR = 7
-KEYCTL_LINK = 8
-KEYCTL_UNLINK = 9
-KEYCTL_SEARCH = 10
-KEYCTL_READ = 11
-KEYCTL_SET_TIMEOUT = 15
-KEYCTL_INVALIDATE = 21
 
 KEY_TYPES = ("user", "logon")
 MAX_DESCRIPTION = 4095  # the kernel's limit on a key description (PAGE_SIZE - 1)
@@ -124,27 +110,47 @@ def parse_link_spec(text: str) -> tuple[KeyringSpec, KeySpec]:
     return parse_keyring_spec(keyring), parse_key_spec(key)
 
 
-class _Syscalls:
-    """The three keyring syscalls, resolved once per process."""
+_SERIAL = ctypes.c_int32  # key_serial_t
+# The libkeyutils functions used here (keyutils.h): name -> (return type, argument types).
+_PROTOTYPES: dict[str, tuple[type, list[type]]] = {
+    "add_key": (_SERIAL, [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t, _SERIAL]),
+    "request_key": (_SERIAL, [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, _SERIAL]),
+    "keyctl_get_keyring_ID": (_SERIAL, [_SERIAL, ctypes.c_int]),
+    "keyctl_join_session_keyring": (_SERIAL, [ctypes.c_char_p]),
+    "keyctl_revoke": (ctypes.c_long, [_SERIAL]),
+    "keyctl_describe": (ctypes.c_long, [_SERIAL, ctypes.c_void_p, ctypes.c_size_t]),
+    "keyctl_clear": (ctypes.c_long, [_SERIAL]),
+    "keyctl_link": (ctypes.c_long, [_SERIAL, _SERIAL]),
+    "keyctl_unlink": (ctypes.c_long, [_SERIAL, _SERIAL]),
+    "keyctl_search": (ctypes.c_long, [_SERIAL, ctypes.c_char_p, ctypes.c_char_p, _SERIAL]),
+    "keyctl_read": (ctypes.c_long, [_SERIAL, ctypes.c_void_p, ctypes.c_size_t]),
+    "keyctl_set_timeout": (ctypes.c_long, [_SERIAL, ctypes.c_uint]),
+    "keyctl_invalidate": (ctypes.c_long, [_SERIAL]),
+}
+
+
+class _Library:
+    """libkeyutils with its prototypes declared, loaded once per process."""
 
     def __init__(self) -> None:
-        machine = platform.machine().lower()
-        if machine not in SYSCALLS:
-            raise KeyringError(f"kernel keyring syscalls are not known for this machine ({machine})")
-        self.add_key_nr, self.request_key_nr, self.keyctl_nr = SYSCALLS[machine]
-        libc = ctypes.CDLL(None, use_errno=True)
-        self.syscall = libc.syscall
-        self.syscall.restype = ctypes.c_long
+        try:
+            self.library = ctypes.CDLL(LIBRARY, use_errno=True)
+        except OSError:
+            raise KeyringError(f"kernel keyring: {LIBRARY} is missing (install Debian's libkeyutils1)") from None
+        for name, (restype, argtypes) in _PROTOTYPES.items():
+            function = getattr(self.library, name)
+            function.restype, function.argtypes = restype, argtypes
 
-    def call(self, what: str, number: int, *args: object) -> int:
-        result = self.syscall(ctypes.c_long(number), *args)
+    def call(self, what: str, function: str, *args: object) -> int:
+        """One libkeyutils call; a negative result raises _OsError with its errno."""
+        result = getattr(self.library, function)(*args)
         if result < 0:
             raise _OsError(ctypes.get_errno(), what)
-        return result
+        return int(result)
 
 
 class _OsError(Exception):
-    """An errno from a keyring syscall, turned into a KeyringError by the public functions."""
+    """An errno from a keyring call, turned into a KeyringError by the public functions."""
 
     def __init__(self, code: int, what: str):
         super().__init__(code, what)
@@ -155,23 +161,19 @@ class _OsError(Exception):
         return KeyringError(f"kernel keyring: {self.what}: {os.strerror(self.code)}")
 
 
-_syscalls: _Syscalls | None = None
+_library: _Library | None = None
 
 
-def _sys() -> _Syscalls:
-    global _syscalls
-    if _syscalls is None:
-        _syscalls = _Syscalls()
-    return _syscalls
+def _lib() -> _Library:
+    global _library
+    if _library is None:
+        _library = _Library()
+    return _library
 
 
-def _long(value: int) -> ctypes.c_long:
-    return ctypes.c_long(value)
-
-
-def _keyctl(what: str, operation: int, *args: object) -> int:
+def _keyctl(what: str, function: str, *args: object) -> int:
     try:
-        return _sys().call(what, _sys().keyctl_nr, _long(operation), *args)
+        return _lib().call(what, function, *args)
     except _OsError as error:
         raise error.keyring_error() from None
 
@@ -199,7 +201,7 @@ def resolve_keyring(keyring: str | int | KeyringSpec, create: bool = False) -> i
             raise KeyringError(f"no keyring named '{spec.name}' is reachable from this process")
         return found
     assert spec.special is not None
-    return _keyctl("keyring id", KEYCTL_GET_KEYRING_ID, _long(spec.special), _long(1 if create else 0))
+    return _keyctl("keyring id", "keyctl_get_keyring_ID", spec.special, 1 if create else 0)
 
 
 def _ring_id(keyring: str | int | KeyringSpec) -> int:
@@ -224,8 +226,8 @@ def add_key(key_type: str, description: str, payload: bytes | bytearray, keyring
     """Add (or update) a key in `keyring`; returns its serial number."""
     target = _ring_id(keyring)
     try:
-        return _sys().call(f"add {key_type} key", _sys().add_key_nr, key_type.encode(), description.encode(),
-                           _payload_pointer(payload), ctypes.c_size_t(len(payload)), _long(target))
+        return _lib().call(f"add {key_type} key", "add_key", key_type.encode(), description.encode(),
+                           _payload_pointer(payload), len(payload), target)
     except _OsError as error:
         raise error.keyring_error() from None
 
@@ -239,8 +241,7 @@ def search(keyring: str | int, key_type: str, description: str, destination: str
     source = _ring_id(keyring)
     dest = _ring_id(destination) if destination else 0
     try:
-        return _sys().call("search", _sys().keyctl_nr, _long(KEYCTL_SEARCH), _long(source), key_type.encode(),
-                           description.encode(), _long(dest))
+        return _lib().call("search", "keyctl_search", source, key_type.encode(), description.encode(), dest)
     except _OsError as error:
         if error.code in (errno.ENOKEY, errno.EKEYEXPIRED, errno.EKEYREVOKED):
             return None
@@ -251,8 +252,7 @@ def request_key(key_type: str, description: str, destination: str | int = 0) -> 
     """A key found in this process's keyrings (thread, process, session), without an upcall; None if absent."""
     dest = resolve_keyring(destination) if destination else 0
     try:
-        return _sys().call("request", _sys().request_key_nr, key_type.encode(), description.encode(),
-                           ctypes.c_char_p(None), _long(dest))
+        return _lib().call("request", "request_key", key_type.encode(), description.encode(), None, dest)
     except _OsError as error:
         if error.code in (errno.ENOKEY, errno.EKEYEXPIRED, errno.EKEYREVOKED):
             return None
@@ -271,7 +271,7 @@ def read_key(serial: int) -> bytearray:
         buffer = bytearray(size)
         pointer = (ctypes.c_char * size).from_buffer(buffer)
         try:
-            length = _keyctl("read", KEYCTL_READ, _long(serial), pointer, _long(size))
+            length = _keyctl("read", "keyctl_read", serial, pointer, size)
         finally:
             del pointer
         if length <= size:
@@ -285,7 +285,7 @@ def describe(serial: int) -> KeyInfo:
     size = 256
     while True:
         buffer = ctypes.create_string_buffer(size)
-        length = _keyctl("describe", KEYCTL_DESCRIBE, _long(serial), buffer, _long(size))
+        length = _keyctl("describe", "keyctl_describe", serial, buffer, size)
         if length <= size:
             fields = buffer.value.decode(errors="replace").split(";", 4)
             if len(fields) != 5:
@@ -296,34 +296,34 @@ def describe(serial: int) -> KeyInfo:
 
 
 def link(serial: int, keyring: str | int) -> None:
-    _keyctl("link", KEYCTL_LINK, _long(serial), _long(_ring_id(keyring)))
+    _keyctl("link", "keyctl_link", serial, _ring_id(keyring))
 
 
 def unlink(serial: int, keyring: str | int) -> None:
-    _keyctl("unlink", KEYCTL_UNLINK, _long(serial), _long(_ring_id(keyring)))
+    _keyctl("unlink", "keyctl_unlink", serial, _ring_id(keyring))
 
 
 def revoke(serial: int) -> None:
-    _keyctl("revoke", KEYCTL_REVOKE, _long(serial))
+    _keyctl("revoke", "keyctl_revoke", serial)
 
 
 def invalidate(serial: int) -> None:
     """Make the key unusable at once and have the kernel unlink it everywhere."""
-    _keyctl("invalidate", KEYCTL_INVALIDATE, _long(serial))
+    _keyctl("invalidate", "keyctl_invalidate", serial)
 
 
 def clear(keyring: str | int) -> None:
-    _keyctl("clear", KEYCTL_CLEAR, _long(resolve_keyring(keyring)))
+    _keyctl("clear", "keyctl_clear", resolve_keyring(keyring))
 
 
 def set_timeout(serial: int, seconds: int) -> None:
-    _keyctl("set timeout", KEYCTL_SET_TIMEOUT, _long(serial), _long(seconds))
+    _keyctl("set timeout", "keyctl_set_timeout", serial, seconds)
 
 
 def join_session_keyring(name: str | None = None) -> int:
     """Join (or create) a session keyring; without a name, a new anonymous one."""
-    argument = ctypes.c_char_p(name.encode() if name is not None else None)
-    return _keyctl("join session keyring", KEYCTL_JOIN_SESSION_KEYRING, argument)
+    return _keyctl("join session keyring", "keyctl_join_session_keyring",
+                   name.encode() if name is not None else None)
 
 
 def has_own_session_keyring() -> bool:

@@ -3,7 +3,9 @@
 A keystore LV (`cryptostoreN`) keeps its handler's data in the extents of
 its one segment; `open_area` turns those extents into the byte range the
 handler may read and write.  Everything here goes through the handler
-interface: the core never parses a LUKS header itself.
+interface: the core never parses a LUKS header itself.  `KeystoreSessions`
+keeps one handler session per keystore for a command, so each header is
+parsed once however many questions the command asks.
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from typing import Callable
 
 from lvcrypt.errors import HandlerError, LvcryptError
 from lvcrypt.handlers import registry
-from lvcrypt.handlers.base import Area, DataMapping, FileArea, KeyHandler, KeystoreAttrs, MemoryArea
+from lvcrypt.handlers.base import Area, DataMapping, FileArea, KeyHandler, KeystoreAttrs, KeystoreSession, MemoryArea
+from lvcrypt.handlers.secret import Secret
+from lvcrypt.keycache import KeyCache
 from lvcrypt.metadata.model import KeystoreSegment, LogicalVolume, VolumeGroup
+from lvcrypt.metadata.segtype_crypt import KEYSTORE
 
 KEYSTORE_PREFIX = "cryptostore"
 
@@ -31,7 +36,7 @@ def keystore_segment(vg: VolumeGroup, name: str) -> KeystoreSegment:
 
 def attrs_of(segment: KeystoreSegment) -> KeystoreAttrs:
     """The handler's view of a keystore segment: the four attributes plus unknown keys kept verbatim."""
-    known = {"start_extent", "extent_count", "type", "handler", "cipher", "key_size", "key_hash", "areas"}
+    known = {"start_extent", "extent_count", "type", *KEYSTORE.keys}
     extra = {key: value for key, value in segment.raw.items()
              if key not in known and isinstance(value, (str, int)) and not isinstance(value, bool)}
     return KeystoreAttrs(segment.handler, segment.cipher or "", segment.key_size or 0, segment.key_hash, extra)
@@ -57,14 +62,61 @@ def handler_of(vg: VolumeGroup, name: str) -> KeyHandler:
     return registry.get(keystore_segment(vg, name).handler)
 
 
+class KeystoreSessions:
+    """The keystores of one VG opened for one command: an area and a handler session each, made on first use.
+
+    `with KeystoreSessions(vg, device_of) as stores:` closes every area at the end.
+    """
+
+    def __init__(self, vg: VolumeGroup, device_of: Callable[[str], str], writable: bool = False):
+        self.vg = vg
+        self.device_of = device_of
+        self.writable = writable
+        self._open: dict[str, KeystoreSession] = {}
+        self._mappings: dict[str, DataMapping] = {}
+
+    def session(self, name: str) -> KeystoreSession:
+        """The session of keystore `name`, opening its area and parsing its header the first time."""
+        session = self._open.get(name)
+        if session is None:
+            segment = keystore_segment(self.vg, name)
+            area = open_area(self.vg, name, self.device_of, writable=self.writable)
+            try:
+                session = registry.get(segment.handler).open(area, attrs_of(segment))
+            except BaseException:
+                close_area(area)
+                raise
+            self._open[name] = session
+        return session
+
+    def data_mapping(self, name: str) -> DataMapping:
+        """dm-crypt parameters of the data a keystore protects (read from its header where it has one)."""
+        if name not in self._mappings:
+            self._mappings[name] = self.session(name).data_mapping()
+        return self._mappings[name]
+
+    def unlock(self, name: str, passphrase: Secret, keys: KeyCache) -> None:
+        """Unlock one keystore into the cache (no-op when the cache already has it)."""
+        if name not in keys:
+            keys.put(name, self.session(name).unlock(passphrase))
+
+    def close(self) -> None:
+        for session in self._open.values():
+            close_area(session.area)
+        self._open.clear()
+        self._mappings.clear()
+
+    def __enter__(self) -> "KeystoreSessions":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def data_mapping(vg: VolumeGroup, name: str, device_of: Callable[[str], str]) -> DataMapping:
-    """dm-crypt parameters of the data a keystore protects (read from its header where it has one)."""
-    segment = keystore_segment(vg, name)
-    area = open_area(vg, name, device_of)
-    try:
-        return registry.get(segment.handler).data_mapping(area, attrs_of(segment))
-    finally:
-        close_area(area)
+    """dm-crypt parameters of the data a keystore protects, for a caller that asks nothing else of it."""
+    with KeystoreSessions(vg, device_of) as stores:
+        return stores.data_mapping(name)
 
 
 def next_keystore_name(vg: VolumeGroup) -> str:

@@ -15,9 +15,10 @@ import time
 
 from lvcrypt.alloc import Piece, allocate
 from lvcrypt.errors import LvcryptError, UsageError
-from lvcrypt.metadata.model import (Area, CryptSegment, LogicalVolume, PhysicalVolume, Segment, StripedSegment,
-                                    VolumeGroup)
-from lvcrypt.metadata.segtypes import change_problem, name_taken_problem
+from lvcrypt.metadata.model import Area, LogicalVolume, PhysicalVolume, Segment, VolumeGroup
+from lvcrypt.metadata.segtype_crypt import crypt_segment
+from lvcrypt.metadata.segtype_striped import striped_segment
+from lvcrypt.metadata.segtypes import change_problem, handler_of, name_taken_problem
 from lvcrypt.metadata.validate import full_name_problem, name_problem, new_lv_name_problem
 
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -74,39 +75,26 @@ def free_lv_name(vg: VolumeGroup) -> str:
     return f"lvol{number}"
 
 
-def _striped(start: int, piece: Piece, stripe_size: int | None) -> StripedSegment:
-    stripes = len(piece.areas)
-    return StripedSegment(start, piece.length * stripes, "striped", stripe_count=stripes,
-                          stripe_size=stripe_size if stripes > 1 else None, stripes=list(piece.areas))
+def _striped(start: int, piece: Piece, stripe_size: int | None) -> Segment:
+    return striped_segment(start, list(piece.areas), piece.length, stripe_size)
 
 
 def crypt_maker(keystore: str, sector_size: int | None) -> SegmentMaker:
     """Crypt segments with one keystore; striped pieces become striped crypt segments."""
-    def make(start: int, piece: Piece, stripe_size: int | None) -> CryptSegment:
-        stripes = len(piece.areas)
-        return CryptSegment(start, piece.length * stripes, "crypt", crypto_store=keystore, areas=list(piece.areas),
-                            stripe_size=stripe_size if stripes > 1 else None,
-                            sector_size=sector_size if sector_size not in (None, 512) else None)
+    def make(start: int, piece: Piece, stripe_size: int | None) -> Segment:
+        return crypt_segment(start, list(piece.areas), piece.length, keystore, stripe_size, sector_size)
     return make
 
 
-def _areas(segment: Segment) -> list[Area]:
-    """The PV areas of a segment lvcrypt can extend (one per stripe)."""
-    if isinstance(segment, StripedSegment):
-        return segment.stripes
-    if isinstance(segment, CryptSegment):
-        return segment.areas
-    raise LvcryptError(f"cannot extend a {segment.type} segment")
-
-
 def _stripe_size(segment: Segment) -> int | None:
-    return segment.stripe_size if isinstance(segment, (StripedSegment, CryptSegment)) else None
+    return handler_of(segment).stripe_size(segment)
 
 
 def _maker_like(segment: Segment) -> SegmentMaker:
-    if isinstance(segment, CryptSegment):
-        return crypt_maker(segment.crypto_store, segment.sector_size)
-    return _striped
+    """New segments like `segment` (the registry entry keeps its keystore, sector size...)."""
+    def make(start: int, piece: Piece, stripe_size: int | None) -> Segment:
+        return handler_of(segment).grown(segment, start, list(piece.areas), piece.length, stripe_size)
+    return make
 
 
 def check_stripe_size(stripe_size: int, vg: VolumeGroup) -> None:
@@ -146,10 +134,9 @@ def extend_lv(vg: VolumeGroup, lv: LogicalVolume, extents: int, stripes: int | N
     a run that continues the last segment is merged into it."""
     refuse_unless_changeable(vg, lv, "extend")
     last = lv.segments[-1] if lv.segments else None
-    try:
-        last_areas = _areas(last) if last is not None else []
-    except LvcryptError:
-        raise LvcryptError(f"logical volume {vg.name}/{lv.name}: cannot extend a {last.type} segment here") from None
+    last_areas = handler_of(last).data_areas(last) if last is not None else []
+    if last_areas is None:
+        raise LvcryptError(f"logical volume {vg.name}/{lv.name}: cannot extend a {last.type} segment here")
     make_segment = _maker_like(last) if last is not None else _striped
     stripes = stripes or len(last_areas) or 1
     if stripes > 1:
@@ -184,7 +171,7 @@ def reduce_lv(vg: VolumeGroup, lv: LogicalVolume, extents: int) -> None:
             lv.segments.pop()
             remaining -= last.extent_count
             continue
-        if not isinstance(last, (StripedSegment, CryptSegment)):
+        if handler_of(last).data_areas(last) is None:
             raise LvcryptError(f"logical volume {vg.name}/{lv.name}: cannot cut into a {last.type} segment")
         stripes = len(last.pv_areas())
         if remaining % stripes:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from lvcrypt.metadata.model import LogicalVolume, Segment, VolumeGroup
 from lvcrypt.metadata.segtypes import (REGISTRY, TARGET_LETTERS, VOLUME_LETTERS, Reference, all_references,
-                                       managed, named_areas, segment_type)
+                                       handler_of, managed, named_areas, segment_type)
 
 SNAPSHOT_ROLES = ("snapshot exception store", "merging snapshot exception store")
 ALLOCATION_LETTERS = {"contiguous": "c", "cling": "l", "cling_by_tags": "l", "normal": "n", "anywhere": "a",
@@ -216,7 +216,7 @@ class VgReport:
 def report_type(segment: Segment) -> str:
     """The segment type as lvm2 reports it: `linear` for one stripe, without the `+FLAGS` lvm2 writes."""
     entry = segment_type(segment.type)
-    stripes = getattr(segment, "stripe_count", segment.raw.get("stripe_count", 1))
+    stripes = handler_of(segment).stripe_count(segment)
     if entry is not None and entry.report_name and stripes == 1:
         return entry.report_name
     return segment.type.split("+", 1)[0]

@@ -5,15 +5,20 @@ built on `_tdata`/`_tmeta` sub-LVs; snapshots naming an origin and a COW LV;
 raid and mirror images; cache, writecache, VDO and integrity layers; and
 `historical_logical_volumes` that name live ones.  Renaming, removing or
 resizing one of them without the others leaves a VG lvm2 refuses to read, so
-every command asks this module first.  Each entry says, for one type (keys as
-lvm2's `*_text_import` functions read them):
+every command asks this module first.  Each entry (a `SegmentType`, see
+metadata/segtype_handler.py for what it does with segments) says, for one
+type (keys as lvm2's `*_text_import` functions read them):
 - which array keys hold `"name", offset` areas (a PV key is a PV area, any
   other name an LV, as lvm2's text_import_areas decides);
 - which keys hold names of other LVs, and what those LVs are to this one;
 - whether lvcrypt can change segments of the type (striped, crypt,
-  crypt-keystore; lvm2 keeps everything else).
-A type not in the registry is treated as lvm2 treats unknown types: kept,
-never changed, and any string in it equal to an LV name counts as a reference.
+  crypt-keystore; lvm2 keeps everything else);
+- how its segments are read, written, mapped to dm targets, resized and reported.
+lvcrypt's own types have a module each (segtype_striped.py, segtype_crypt.py);
+lvm2's types are one line each below; a new type is one module or one line
+plus `register()` (or a place in `_TYPES`).  A type not in the registry is
+`UNKNOWN`, treated as lvm2 treats unknown types: kept, never changed, and
+any string in it equal to an LV name counts as a reference.
 
 The queries are pure functions of the model.
 """
@@ -21,9 +26,12 @@ The queries are pure functions of the model.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
-from lvcrypt.metadata.model import Area, LogicalVolume, Segment, UnknownSegment, VolumeGroup
+from lvcrypt.metadata.model import LogicalVolume, Segment, UnknownSegment, VolumeGroup
+from lvcrypt.metadata.segtype_crypt import CRYPT, KEYSTORE
+from lvcrypt.metadata.segtype_handler import SegmentType, area_pairs
+from lvcrypt.metadata.segtype_striped import STRIPED
 from lvcrypt.metadata.tree import Section, Value
 
 HISTORICAL_PREFIX = "-"  # lvm2 names historical LVs "-name" where live and historical names meet
@@ -34,74 +42,60 @@ _SEGMENT_KEYS = ("start_extent", "extent_count", "type")
 GENERIC_ROLE = "named"  # an unknown type's string that equals an LV name
 
 
-@dataclass(frozen=True)
-class SegmentType:
-    """What lvcrypt knows about one lvm2 segment type."""
-
-    name: str
-    noun: str  # what an LV made of this type is called in messages
-    managed: bool  # lvcrypt creates, changes and maps segments of this type itself
-    area_keys: tuple[str, ...] = ()  # arrays of "pvN"|"lv", offset pairs
-    area_role: str = ""  # what an LV named in those areas is to this one
-    areas_split: bool = False  # the areas share extent_count (stripes) instead of each holding it all (mirrors)
-    lv_list_keys: tuple[str, ...] = ()  # arrays of LV names only (raid's metadata/image pairs)
-    lv_keys: tuple[tuple[str, str], ...] = ()  # (key, role of the LV it names)
-    message_keys: tuple[tuple[str, str], ...] = ()  # the same, inside the segment's subsections
-    # Room for issue 13 (activation and resizing through the registry); not used yet.
-    dm_target: str | None = None
-    resizable: bool = False
-    report_name: str | None = None
-    # What lvm2's reports show for an LV of this type: the lv_attr volume-type letter (its
-    # precedence against the letters of roles is in VOLUME_LETTERS), the report fields that
-    # name another LV (origin, pool_lv, data_lv, metadata_lv, mirror_log) with the key holding
-    # the name, and the keys whose LVs are the segment's data areas (the `devices` field).
-    report_keys: tuple[tuple[str, str], ...] = ()
-    device_keys: tuple[str, ...] = ()
-
-
-_TYPES = [
-    SegmentType("striped", "linear or striped LV", True, ("stripes",), "stripe", True,
-                dm_target="linear", resizable=True, report_name="linear"),
-    SegmentType("crypt", "crypt LV", True, ("areas",), "area", True, lv_keys=(("crypto_store", "keystore"),),
-                dm_target="crypt", resizable=True),
-    SegmentType("crypt-keystore", "keystore", True, ("areas",), "area"),
+_TYPES: list[SegmentType[Any]] = [
+    STRIPED, CRYPT, KEYSTORE,
     SegmentType("thin-pool", "thin pool", False,
                 lv_keys=(("metadata", "thin pool metadata"), ("pool", "thin pool data")),
-                message_keys=(("create", "thin volume being created"),), dm_target="thin-pool",
+                message_keys=(("create", "thin volume being created"),),
                 report_keys=(("data_lv", "pool"), ("metadata_lv", "metadata")), device_keys=("pool",)),
     SegmentType("thin", "thin volume", False,
                 lv_keys=(("thin_pool", "thin pool"), ("origin", "thin snapshot origin"),
                          ("external_origin", "external origin"), ("merge", "merging thin snapshot")),
-                dm_target="thin", report_keys=(("pool_lv", "thin_pool"), ("origin", "origin"),
-                                               ("origin", "external_origin"))),
+                report_keys=(("pool_lv", "thin_pool"), ("origin", "origin"), ("origin", "external_origin"))),
     SegmentType("snapshot", "snapshot", False,
                 lv_keys=(("origin", "snapshot origin"), ("cow_store", "snapshot exception store"),
-                         ("merging_store", "merging snapshot exception store")), dm_target="snapshot"),
-    SegmentType("raid", "raid LV", False, lv_list_keys=("raids", "raid0_lvs"), dm_target="raid"),
+                         ("merging_store", "merging snapshot exception store"))),
+    SegmentType("raid", "raid LV", False, lv_list_keys=("raids", "raid0_lvs")),
     SegmentType("mirror", "mirror", False, ("mirrors",), "mirror image",
-                lv_keys=(("mirror_log", "mirror log"),), dm_target="mirror",
-                report_keys=(("mirror_log", "mirror_log"),)),
+                lv_keys=(("mirror_log", "mirror log"),), report_keys=(("mirror_log", "mirror_log"),)),
     SegmentType("cache", "cached LV", False, lv_keys=(("cache_pool", "cache pool"), ("origin", "cache origin")),
-                dm_target="cache", report_keys=(("pool_lv", "cache_pool"), ("origin", "origin")),
-                device_keys=("origin",)),
+                report_keys=(("pool_lv", "cache_pool"), ("origin", "origin")), device_keys=("origin",)),
     SegmentType("cache-pool", "cache pool", False,
                 lv_keys=(("data", "cache pool data"), ("metadata", "cache pool metadata")),
                 report_keys=(("data_lv", "data"), ("metadata_lv", "metadata")), device_keys=("data",)),
     SegmentType("writecache", "writecache LV", False,
                 lv_keys=(("origin", "writecache origin"), ("writecache", "writecache cache volume")),
-                dm_target="writecache", report_keys=(("pool_lv", "writecache"), ("origin", "origin")),
-                device_keys=("origin",)),
-    SegmentType("vdo", "VDO volume", False, lv_keys=(("vdo_pool", "VDO pool"),), dm_target="vdo",
+                report_keys=(("pool_lv", "writecache"), ("origin", "origin")), device_keys=("origin",)),
+    SegmentType("vdo", "VDO volume", False, lv_keys=(("vdo_pool", "VDO pool"),),
                 report_keys=(("pool_lv", "vdo_pool"),), device_keys=("vdo_pool",)),
     SegmentType("vdo-pool", "VDO pool", False, lv_keys=(("data", "VDO pool data"),),
                 report_keys=(("data_lv", "data"),), device_keys=("data",)),
     SegmentType("integrity", "integrity LV", False,
-                lv_keys=(("origin", "integrity origin"), ("meta_dev", "integrity metadata")), dm_target="integrity",
+                lv_keys=(("origin", "integrity origin"), ("meta_dev", "integrity metadata")),
                 report_keys=(("origin", "origin"),), device_keys=("origin",)),
-    SegmentType("error", "error LV", False, dm_target="error"),
-    SegmentType("zero", "zero LV", False, dm_target="zero"),
+    SegmentType("error", "error LV", False),
+    SegmentType("zero", "zero LV", False),
 ]
-REGISTRY: dict[str, SegmentType] = {entry.name: entry for entry in _TYPES}
+REGISTRY: dict[str, SegmentType[Any]] = {entry.name: entry for entry in _TYPES}
+
+
+class UnknownType(SegmentType[UnknownSegment]):
+    """A type nobody registered, kept as lvm2 keeps unknown types: its stripes, areas and mirrors arrays
+    hold PV ranges (so allocation never reuses them), everything else is written back verbatim."""
+
+    def splits(self, key: str) -> bool:
+        return key == "stripes"
+
+
+UNKNOWN = UnknownType("unknown", "LV of an unknown segment type", False, ("stripes", "areas", "mirrors"))
+
+
+def register(entry: SegmentType[Any]) -> None:
+    """Add a segment type: from now on its segments are read, written, mapped, resized and reported by `entry`."""
+    if entry.name in REGISTRY:
+        raise ValueError(f"segment type {entry.name} is already registered")
+    REGISTRY[entry.name] = entry
+
 
 # lvm2's lv_attr letters (lib/metadata/lv.c, lv_attr_dup_with_info_and_seg_status): an LV has
 # traits, "type:FAMILY" for its first segment's registry entry and the roles it plays for
@@ -134,7 +128,7 @@ TARGET_LETTERS: tuple[tuple[str, str], ...] = (
 )
 
 
-def segment_type(name: str) -> SegmentType | None:
+def segment_type(name: str) -> SegmentType[Any] | None:
     """The registry entry of a type name; every raid level (raid1, raid5_ls, raid10...) is `raid`.
 
     lvm2 appends flags to the name it writes (`cache-pool+METADATA_FORMAT`); they do not change the type.
@@ -150,32 +144,15 @@ def segment_type(name: str) -> SegmentType | None:
 
 
 def named_areas(kind: str, raw: Section, extent_count: int) -> list[tuple[str, int, int]]:
-    """(name, offset, extents) of every `"name", offset` area a segment of type `kind` lists.
-
-    A name is a PV key or, when it is not one, an LV (a mirror's images, a
-    striped segment moved by pvmove), as lvm2's text_import_areas decides.
-    """
-    entry = segment_type(kind)
-    found: list[tuple[str, int, int]] = []
-    for key in entry.area_keys if entry else ("stripes", "areas", "mirrors"):
-        pairs = _pairs(raw.get(key))
-        split = entry.areas_split if entry else key == "stripes"
-        length = extent_count // max(len(pairs), 1) if split else extent_count
-        found += [(name, offset, length) for name, offset in pairs]
-    return found
+    """(name, offset, extents) of every `"name", offset` area a segment of type `kind` lists."""
+    return (segment_type(kind) or UNKNOWN).named_areas(raw, extent_count)
 
 
-def pv_ranges(kind: str, raw: Section, extent_count: int, pv_keys: set[str] | frozenset[str]) -> list[tuple[Area, int]]:
-    """(area, extents) of every PV range a segment of type `kind` names, for types lvcrypt keeps verbatim."""
-    return [(Area(name, offset), length) for name, offset, length in named_areas(kind, raw, extent_count)
-            if name in pv_keys]
-
-
-def _pairs(values: Value | None) -> list[tuple[str, int]]:
-    if not isinstance(values, list):
-        return []
-    return [(values[i], values[i + 1]) for i in range(0, len(values) - 1, 2)  # type: ignore[misc]
-            if isinstance(values[i], str) and isinstance(values[i + 1], int) and not isinstance(values[i + 1], bool)]
+def handler_of(segment: Segment) -> SegmentType[Any]:
+    """The entry that writes, maps, resizes and reports `segment`: its type's, or UNKNOWN when the
+    segment is kept verbatim although its type is registered (a striped segment over other LVs)."""
+    entry = segment_type(segment.type)
+    return entry if entry is not None and isinstance(segment, entry.model) else UNKNOWN
 
 
 @dataclass(frozen=True)
@@ -233,7 +210,7 @@ def segment_references(vg: VolumeGroup, holder: str, number: int, segment: Segme
     kept = managed(segment)  # a striped segment over other LVs is kept verbatim, not managed
     for key in entry.area_keys if not kept else ():  # modelled areas are PVs (validation checks them)
         found += [Reference(holder, name, entry.area_role, kind, kept, key, number)
-                  for name, _ in _pairs(raw.get(key)) if name not in vg.pvs]
+                  for name, _ in area_pairs(raw.get(key)) if name not in vg.pvs]
     for key in entry.lv_list_keys:
         values = raw.get(key)
         for name in values if isinstance(values, list) else []:
@@ -289,8 +266,7 @@ def missing_references(vg: VolumeGroup) -> list[Reference]:
 
 def managed(segment: Segment) -> bool:
     """Whether lvcrypt may change this segment (a modelled striped, crypt or keystore segment)."""
-    entry = segment_type(segment.type)
-    return entry is not None and entry.managed and not isinstance(segment, UnknownSegment)
+    return handler_of(segment).managed
 
 
 def _noun(segment: Segment) -> str:

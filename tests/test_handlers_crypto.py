@@ -58,6 +58,14 @@ def test_pbkdf2_matches_openssl_through_hashlib(hash_name: str) -> None:
                                                         b"salt" * 8, 1000, 64)
 
 
+@pytest.mark.parametrize("hash_name", ["sha256", "whirlpool"])
+def test_an_iteration_count_openssl_cannot_take_is_refused_in_one_line(hash_name: str) -> None:
+    """A damaged LUKS1 header's count (uint32 on disk) above INT_MAX: cryptsetup's OpenSSL backend says EINVAL;
+    cryptography would panic the interpreter instead of raising."""
+    with Secret(b"passphrase") as pw, pytest.raises(HandlerError, match="iteration count 2147483648 is larger"):
+        derive(Pbkdf("pbkdf2", hash_name, 2**31), pw, b"salt" * 8, 32)
+
+
 @pytest.mark.parametrize("kind,argon_type", [("argon2i", Type.I), ("argon2id", Type.ID)])
 def test_argon2_matches_argon2_cffi_high_level_path(kind: str, argon_type: Type) -> None:
     with Secret(b"passphrase") as pw, derive(Pbkdf(kind, None, 4, 32768, 2), pw, b"s" * 32, 32) as key:

@@ -31,9 +31,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import struct
 from dataclasses import dataclass, replace
 
+from lvcrypt.binary_layout import Layout
 from lvcrypt.errors import FormatError
 from lvcrypt.handlers.base import Area
 
@@ -45,12 +45,16 @@ BINARY_SIZE = 4096
 METADATA_SIZES = tuple(16384 << shift for shift in range(9))  # 16 KiB .. 4 MiB
 DEFAULT_METADATA_SIZE = METADATA_SIZES[0]
 
-_FIELDS = ("magic", "version", "hdr_size", "seqid", "label", "checksum_alg", "salt", "uuid",
-           "subsystem", "hdr_offset", "csum")
-_LAYOUT = struct.Struct(">6sHQQ48s32s64s40s48sQ184x64s3584x")
-_CSUM_OFFSET = 448
-_CSUM_SIZE = 64
-assert _LAYOUT.size == BINARY_SIZE
+# cryptsetup's struct luks2_hdr_disk, the table above.
+BINARY_LAYOUT = Layout(">", (("magic", "6s"), ("version", "H"), ("hdr_size", "Q"), ("seqid", "Q"),
+                             ("label", "48s"), ("checksum_alg", "32s"), ("salt", "64s"), ("uuid", "40s"),
+                             ("subsystem", "48s"), ("hdr_offset", "Q"), ("_padding", "184x"), ("csum", "64s"),
+                             ("_padding4096", "3584x")))
+# The magic and version that start every LUKS header, LUKS1's too: all that probing reads.
+PREFIX = Layout(">", BINARY_LAYOUT.fields[:2])
+_CSUM_OFFSET = BINARY_LAYOUT.offset_of("csum")
+_CSUM_SIZE = BINARY_LAYOUT.size_of("csum")
+assert BINARY_LAYOUT.size == BINARY_SIZE
 
 
 def _text(raw: bytes) -> str:
@@ -58,10 +62,12 @@ def _text(raw: bytes) -> str:
     return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
-def _raw(text: str, size: int, field: str) -> bytes:
+def _raw(text: str, field: str, what: str | None = None) -> bytes:
+    """A text field's bytes, refused when they leave no room for the NUL the field must end with."""
     data = text.encode("utf-8", "surrogateescape")
+    size = BINARY_LAYOUT.size_of(field)
     if len(data) >= size:
-        raise FormatError(f"LUKS2 {field} is longer than {size - 1} bytes")
+        raise FormatError(f"LUKS2 {what or field} is longer than {size - 1} bytes")
     return data
 
 
@@ -89,22 +95,24 @@ class BinaryHeader:
         if len(json_area) != self.json_size:
             raise FormatError(f"LUKS2 JSON area must be {self.json_size} bytes, not {len(json_area)}")
         blank = self._pack_binary(b"")
-        csum = checksum(self.checksum_alg, blank, json_area)
-        return blank[:_CSUM_OFFSET] + csum.ljust(_CSUM_SIZE, b"\0") + blank[_CSUM_OFFSET + _CSUM_SIZE:] + json_area
+        return self._pack_binary(checksum(self.checksum_alg, blank, json_area)) + json_area
 
     def _pack_binary(self, csum: bytes) -> bytes:
+        """The binary header; `csum` is zero-padded to its field, as cryptsetup stores it."""
         magic = SECONDARY_MAGIC if self.secondary else PRIMARY_MAGIC
-        return _LAYOUT.pack(magic, VERSION, self.hdr_size, self.seqid, _raw(self.label, 48, "label"),
-                            _raw(self.checksum_alg, 32, "checksum algorithm"), self.salt,
-                            _raw(self.uuid, 40, "UUID"), _raw(self.subsystem, 48, "subsystem"),
-                            self.hdr_offset, csum)
+        return BINARY_LAYOUT.pack({
+            "magic": magic, "version": VERSION, "hdr_size": self.hdr_size, "seqid": self.seqid,
+            "label": _raw(self.label, "label"),
+            "checksum_alg": _raw(self.checksum_alg, "checksum_alg", "checksum algorithm"),
+            "salt": self.salt, "uuid": _raw(self.uuid, "uuid", "UUID"),
+            "subsystem": _raw(self.subsystem, "subsystem"), "hdr_offset": self.hdr_offset, "csum": csum})
 
     @classmethod
     def unpack(cls, raw: bytes, expected_offset: int) -> "BinaryHeader":
         """Parse and sanity-check a binary header found at `expected_offset` (checksum not yet checked)."""
         if len(raw) < BINARY_SIZE:
             raise FormatError("LUKS2 binary header is truncated")
-        values = dict(zip(_FIELDS, _LAYOUT.unpack(raw[:BINARY_SIZE])))
+        values = BINARY_LAYOUT.unpack_from(raw)
         secondary = values["magic"] == SECONDARY_MAGIC
         if values["magic"] != (SECONDARY_MAGIC if expected_offset else PRIMARY_MAGIC):
             raise FormatError(f"no LUKS2 header at byte {expected_offset} (bad magic)")

@@ -8,22 +8,12 @@ I/O besides their area); it tells the core which description to fetch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from lvcrypt.errors import HandlerError
+from lvcrypt.handlers.base import KeyringToken
 
 from lvcrypt.handlers.luks2.json_area import MAX_TOKENS, Metadata, Token
 
 KEYRING_TYPE = "luks2-keyring"
-
-
-@dataclass(frozen=True)
-class KeyringToken:
-    """Where to find a passphrase in the kernel keyring, and which keyslots it opens."""
-
-    token: int
-    key_description: str
-    keyslots: tuple[int, ...]
 
 
 def keyring_tokens(metadata: Metadata) -> list[KeyringToken]:

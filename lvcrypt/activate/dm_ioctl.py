@@ -2,9 +2,9 @@
 
 Every request is one buffer: a `struct dm_ioctl` header followed by its data
 (target specs with their parameter strings, a new name, a message); replies
-come back in the same buffer.  The structs are declared once below, as field
-lists with their struct codes, and the same declaration encodes requests and
-decodes replies.  Layouts are native (host byte order, the kernel's
+come back in the same buffer.  The structs are declared once below, as
+`lvcrypt.binary_layout` layouts (field lists with their struct codes), and the
+same declaration encodes requests and decodes replies.  Layouts are native (host byte order, the kernel's
 alignment), as the kernel reads them; explicit padding fields keep every
 offset equal to the C compiler's.
 
@@ -18,10 +18,10 @@ import errno
 import fcntl
 import os
 import stat
-import struct
 from dataclasses import dataclass, field
-from typing import ClassVar, Iterable, Sequence
+from typing import Iterable, Sequence
 
+from lvcrypt.binary_layout import Buffer, Layout, Record
 from lvcrypt.errors import DeviceError
 
 CONTROL_PATH = "/dev/mapper/control"
@@ -60,58 +60,23 @@ DM_NAME_LIST_FLAG_HAS_UUID = 1
 DM_NAME_LIST_FLAG_DOESNT_HAVE_UUID = 2
 
 
-class Packed:
-    """A C struct declared as (field, struct code) pairs; `N` + code makes a tuple of N values."""
-
-    FIELDS: ClassVar[tuple[tuple[str, str], ...]]
-    STRUCT: ClassVar[struct.Struct]
-
-    def __init_subclass__(cls) -> None:
-        super().__init_subclass__()
-        cls.STRUCT = struct.Struct("=" + "".join(code for _, code in cls.FIELDS))
+class DmStruct(Record):
+    """A struct of the dm ioctl protocol; a reply too short for it is a DeviceError, as every bad reply is."""
 
     @classmethod
-    def offset_of(cls, name: str) -> int:
-        """Byte offset of a field: what the unit tests compare with the C layout."""
-        codes = ""
-        for field_name, code in cls.FIELDS:
-            if field_name == name:
-                return struct.calcsize("=" + codes)
-            codes += code
-        raise KeyError(name)
-
-    def pack(self) -> bytes:
-        values: list[object] = []
-        for name, code in self.FIELDS:
-            value = getattr(self, name)
-            values.extend(value if _count(code) > 1 else (value,))
-        return self.STRUCT.pack(*values)
-
-    @classmethod
-    def unpack_from(cls, buffer: bytes | bytearray | memoryview, offset: int = 0):  # type: ignore[no-untyped-def]
-        if offset + cls.STRUCT.size > len(buffer):
+    def unpack_from(cls, buffer: Buffer, offset: int = 0):  # type: ignore[no-untyped-def]
+        if offset + cls.LAYOUT.size > len(buffer):
             raise DeviceError(f"device-mapper reply too short for {cls.__name__}")
-        values = iter(cls.STRUCT.unpack_from(buffer, offset))
-        kwargs = {}
-        for name, code in cls.FIELDS:
-            count = _count(code)
-            kwargs[name] = tuple(next(values) for _ in range(count)) if count > 1 else next(values)
-        return cls(**kwargs)
-
-
-def _count(code: str) -> int:
-    """Values a struct code produces: '3I' gives 3, '128s' gives one bytes object."""
-    digits = code[:-1]
-    return 1 if code.endswith("s") or not digits else int(digits)
+        return super().unpack_from(buffer, offset)
 
 
 @dataclass
-class DmIoctl(Packed):
+class DmIoctl(DmStruct):
     """struct dm_ioctl: the header of every request and reply (312 bytes)."""
 
-    FIELDS = (("version", "3I"), ("data_size", "I"), ("data_start", "I"), ("target_count", "I"),
-              ("open_count", "i"), ("flags", "I"), ("event_nr", "I"), ("padding", "I"), ("dev", "Q"),
-              ("name", f"{DM_NAME_LEN}s"), ("uuid", f"{DM_UUID_LEN}s"), ("data", "7s"))
+    LAYOUT = Layout("=", (("version", "3I"), ("data_size", "I"), ("data_start", "I"), ("target_count", "I"),
+                          ("open_count", "i"), ("flags", "I"), ("event_nr", "I"), ("padding", "I"), ("dev", "Q"),
+                          ("name", f"{DM_NAME_LEN}s"), ("uuid", f"{DM_UUID_LEN}s"), ("data", "7s")))
 
     version: tuple[int, int, int] = INTERFACE_VERSION
     data_size: int = 0
@@ -128,11 +93,11 @@ class DmIoctl(Packed):
 
 
 @dataclass
-class DmTargetSpec(Packed):
+class DmTargetSpec(DmStruct):
     """struct dm_target_spec (40 bytes), followed by the NUL-terminated parameter string."""
 
-    FIELDS = (("sector_start", "Q"), ("length", "Q"), ("status", "i"), ("next", "I"),
-              ("target_type", f"{DM_MAX_TYPE_NAME}s"))
+    LAYOUT = Layout("=", (("sector_start", "Q"), ("length", "Q"), ("status", "i"), ("next", "I"),
+                          ("target_type", f"{DM_MAX_TYPE_NAME}s")))
 
     sector_start: int = 0
     length: int = 0
@@ -142,60 +107,67 @@ class DmTargetSpec(Packed):
 
 
 @dataclass
-class DmNameList(Packed):
+class DmNameList(DmStruct):
     """struct dm_name_list (12 bytes + name); event_nr, flags and uuid follow the name, 8-aligned."""
 
-    FIELDS = (("dev", "Q"), ("next", "I"))
+    LAYOUT = Layout("=", (("dev", "Q"), ("next", "I")))
 
     dev: int = 0
     next: int = 0
 
 
 @dataclass
-class DmNameListTail(Packed):
+class DmNameListTail(DmStruct):
     """The words after a dm_name_list name (kernel 5.13+; zero flags on older kernels)."""
 
-    FIELDS = (("event_nr", "I"), ("flags", "I"))
+    LAYOUT = Layout("=", (("event_nr", "I"), ("flags", "I")))
 
     event_nr: int = 0
     flags: int = 0
 
 
 @dataclass
-class DmTargetVersions(Packed):
+class DmTargetVersions(DmStruct):
     """struct dm_target_versions (16 bytes + name)."""
 
-    FIELDS = (("next", "I"), ("version", "3I"))
+    LAYOUT = Layout("=", (("next", "I"), ("version", "3I")))
 
     next: int = 0
     version: tuple[int, int, int] = (0, 0, 0)
 
 
 @dataclass
-class DmTargetDeps(Packed):
+class DmTargetDeps(DmStruct):
     """struct dm_target_deps (8 bytes), followed by `count` u64 device numbers."""
 
-    FIELDS = (("count", "I"), ("padding", "I"))
+    LAYOUT = Layout("=", (("count", "I"), ("padding", "I")))
 
     count: int = 0
     padding: int = 0
 
 
 @dataclass
-class DmTargetMsg(Packed):
+class DmTargetMsg(DmStruct):
     """struct dm_target_msg (8 bytes), followed by the NUL-terminated message."""
 
-    FIELDS = (("sector", "Q"),)
+    LAYOUT = Layout("=", (("sector", "Q"),))
 
     sector: int = 0
 
+
+# One element of dm_target_deps.dev[], the flexible array after the struct.
+DEV_NUMBER = Layout("=", (("dev", "Q"),))
 
 HEADER_SIZE = DmIoctl.STRUCT.size  # 312: sizeof(struct dm_ioctl), where data starts
 DATA_START = HEADER_SIZE
 
 
 def _ioc_readwrite(number: int) -> int:
-    """_IOWR(0xfd, number, struct dm_ioctl): the same encoding on x86_64 and aarch64."""
+    """_IOWR(0xfd, number, struct dm_ioctl).
+
+    The same number on every Debian architecture: where the direction field
+    is 3 bits wide (powerpc, mips) read|write is 6 << 29, the same bits as 3 << 30.
+    """
     read_write = 3
     return (read_write << 30) | (HEADER_SIZE << 16) | (0xFD << 8) | number
 
@@ -445,9 +417,9 @@ def decode_deps(buffer: bytes | bytearray | memoryview, header: DmIoctl | None =
     data = _reply_data(buffer, header)
     deps = DmTargetDeps.unpack_from(data)
     start = DmTargetDeps.STRUCT.size
-    if start + 8 * deps.count > len(data):
+    if start + DEV_NUMBER.size * deps.count > len(data):
         raise DeviceError("device-mapper reply has a truncated dependency list")
-    numbers = struct.unpack_from(f"={deps.count}Q", data, start)
+    numbers = [DEV_NUMBER.unpack_from(data, start + i * DEV_NUMBER.size)["dev"] for i in range(deps.count)]
     return [(os.major(number), os.minor(number)) for number in numbers]
 
 

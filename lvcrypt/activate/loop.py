@@ -16,9 +16,9 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import struct
 from dataclasses import dataclass
 
+from lvcrypt.binary_layout import Layout
 from lvcrypt.errors import DeviceError
 
 LOOP_CONTROL = "/dev/loop-control"
@@ -30,9 +30,12 @@ LO_FLAGS_AUTOCLEAR = 4
 LO_NAME_SIZE = 64
 LO_KEY_SIZE = 32
 
-# struct loop_info64: device, inode, rdevice, offset, sizelimit, number, encrypt_type,
-# encrypt_key_size, flags, file_name, crypt_name, encrypt_key, init[2] (232 bytes).
-LOOP_INFO64 = struct.Struct(f"=5Q4I{LO_NAME_SIZE}s{LO_NAME_SIZE}s{LO_KEY_SIZE}s2Q")
+# struct loop_info64 (linux/loop.h, 232 bytes).
+LOOP_INFO64 = Layout("=", (("lo_device", "Q"), ("lo_inode", "Q"), ("lo_rdevice", "Q"), ("lo_offset", "Q"),
+                           ("lo_sizelimit", "Q"), ("lo_number", "I"), ("lo_encrypt_type", "I"),
+                           ("lo_encrypt_key_size", "I"), ("lo_flags", "I"), ("lo_file_name", f"{LO_NAME_SIZE}s"),
+                           ("lo_crypt_name", f"{LO_NAME_SIZE}s"), ("lo_encrypt_key", f"{LO_KEY_SIZE}s"),
+                           ("lo_init", "2Q")))
 ATTACH_ATTEMPTS = 8
 
 
@@ -52,8 +55,11 @@ class Loop:
 
 
 def _status(image: str) -> bytes:
-    name = os.path.abspath(image).encode()[:LO_NAME_SIZE - 1]
-    return LOOP_INFO64.pack(0, 0, 0, 0, 0, 0, 0, 0, LO_FLAGS_AUTOCLEAR, name, b"", b"", 0, 0)
+    path = os.path.abspath(image).encode()[:LO_NAME_SIZE - 1]
+    values: dict[str, object] = {field: 0 for field in LOOP_INFO64.names}
+    values.update(lo_flags=LO_FLAGS_AUTOCLEAR, lo_file_name=path, lo_crypt_name=b"", lo_encrypt_key=b"",
+                  lo_init=(0, 0))
+    return LOOP_INFO64.pack(values)
 
 
 def attach(image: str) -> Loop:

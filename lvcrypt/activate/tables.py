@@ -8,6 +8,9 @@ material only enters when a table is rendered (`KeyFormat`).
 Layout rules (lvm2's naming, dm-crypt's parameters):
 - the LV is the device `vg-lv` (dashes in names doubled, as lvm2 does) with
   uuid `LVM-<vg uuid><lv uuid>` (dashes removed);
+- each segment's registry entry (metadata/segtypes.py) says how it maps: data
+  straight on PV areas (linear or striped) or dm-crypt over such areas, or
+  that lvcrypt cannot activate it; this module adds devices, keys and layers;
 - linear and striped segments map straight onto their PVs;
 - a crypt segment with one area is a crypt target straight on its PV; with
   several areas it is a crypt target over a hidden striped layer
@@ -25,13 +28,9 @@ from typing import Callable, Iterator, Mapping, Union
 
 from lvcrypt.errors import LvcryptError
 from lvcrypt.handlers.base import DataMapping
-from lvcrypt.metadata.model import (
-    CryptSegment,
-    KeystoreSegment,
-    LogicalVolume,
-    StripedSegment,
-    VolumeGroup,
-)
+from lvcrypt.metadata.model import Area, LogicalVolume, VolumeGroup
+from lvcrypt.metadata.segtype_handler import AreaMap, CryptMap
+from lvcrypt.metadata.segtypes import handler_of
 
 SECTOR = 512
 
@@ -180,40 +179,41 @@ def build_table(vg: VolumeGroup, lv_name: str, pv_path: Callable[[str], str],
         pv = vg.pvs[pv_key]
         return PvDevice(pv_path(pv_key)), pv.pe_start + pe * extent
 
+    def stripes(areas: tuple[Area, ...]) -> tuple[tuple[DeviceRef, int], ...]:
+        return tuple(place(a.pv, a.extent) for a in areas)
+
     start = 0
     for number, segment in enumerate(lv.segments, 1):
         length = segment.extent_count * extent
-        if isinstance(segment, (StripedSegment, KeystoreSegment)):
-            areas = segment.stripes if isinstance(segment, StripedSegment) else segment.areas
-            if not areas:
+        mapped = handler_of(segment).dm_map(segment)
+        if isinstance(mapped, AreaMap):
+            if not mapped.areas:
                 continue  # a keystore kept only in metadata (the RFC's zero-extent form)
-            if len(areas) == 1:
-                top.targets.append(LinearTarget(start, length, *place(areas[0].pv, areas[0].extent)))
+            if len(mapped.areas) == 1:
+                top.targets.append(LinearTarget(start, length, *place(mapped.areas[0].pv, mapped.areas[0].extent)))
             else:
-                chunk = segment.stripe_size if isinstance(segment, StripedSegment) else None
-                top.targets.append(StripedTarget(start, length, chunk or 128,
-                                                 tuple(place(a.pv, a.extent) for a in areas)))
-        elif isinstance(segment, CryptSegment):
-            mapping = mapping_of(segment.crypto_store)
-            sector_size = segment.sector_size or mapping.sector_size
-            skip = segment.data_offset or 0
+                top.targets.append(StripedTarget(start, length, mapped.chunk or 128, stripes(mapped.areas)))
+        elif isinstance(mapped, CryptMap):
+            mapping = mapping_of(mapped.keystore)
+            sector_size = mapped.sector_size or mapping.sector_size
+            skip = mapped.skip
             length -= skip
             if length <= 0 or length % (sector_size // SECTOR) or start % (sector_size // SECTOR):
                 raise TableError(f"logical volume {lv.name}: segment{number} is not aligned to its "
                                  f"{sector_size}-byte encryption sectors")
-            if len(segment.areas) == 1:
-                device, offset = place(segment.areas[0].pv, segment.areas[0].extent)
+            data = mapped.data.areas
+            if len(data) == 1:
+                device, offset = place(data[0].pv, data[0].extent)
             else:
                 layer_name = f"crypt{number - 1}"
-                per_stripe = segment.extent_count // len(segment.areas)
+                per_stripe = segment.extent_count // len(data)
                 layer = Table(dm_name(vg.name, lv.name, layer_name), dm_uuid(vg, lv, layer_name),
-                              [StripedTarget(0, per_stripe * len(segment.areas) * extent,
-                                             segment.stripe_size or 128,
-                                             tuple(place(a.pv, a.extent) for a in segment.areas))])
+                              [StripedTarget(0, per_stripe * len(data) * extent, mapped.data.chunk or 128,
+                                             stripes(data))])
                 top.layers.append(layer)
                 device, offset = LayerDevice(layer.name), 0
-            iv_base = segment.iv_offset if segment.iv_offset is not None else mapping.iv_offset
-            key = KeyRef(segment.crypto_store, mapping.key_size // 8, key_description(lv, segment.crypto_store))
+            iv_base = mapped.iv_offset if mapped.iv_offset is not None else mapping.iv_offset
+            key = KeyRef(mapped.keystore, mapping.key_size // 8, key_description(lv, mapped.keystore))
             top.targets.append(CryptTarget(start, length, mapping.cipher, key, start + iv_base, device,
                                            offset + skip, sector_size))
         else:

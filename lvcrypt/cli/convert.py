@@ -38,12 +38,15 @@ def cmd_lvconvert(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
+    from lvcrypt.handlers import registry
+
     parser = sub.add_parser(name, parents=[common_options()],
                             help="import a LUKS volume on an LV as a crypt LV (--type crypt) or export it back "
                                  "(--type linear)", description=__doc__)
     parser.add_argument("--type", required=True, choices=TYPES,
                         help="crypt: the LV holds a LUKS1/LUKS2 volume to import; linear: export a crypt LV")
-    parser.add_argument("--handler", choices=("luks1", "luks2"), help="expected LUKS version (detected by default)")
+    parser.add_argument("--handler", choices=[handler.name for handler in registry.loadable() if handler.has_header],
+                        help="expected header format, e.g. luks1 or luks2 (detected by default)")
     parser.add_argument("--keystore", metavar="NAME", help="name of the new keystore (default: next cryptostoreN)")
     parser.add_argument("--verify", action="store_true", help="unlock once with the passphrase before importing")
     add_key_file_option(parser)

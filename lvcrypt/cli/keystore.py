@@ -14,7 +14,7 @@ import sys
 from typing import Callable
 
 from lvcrypt.cli import common_options
-from lvcrypt.cli.options import HANDLERS, add_key_file_option, key_sources, keystore_request, non_negative
+from lvcrypt.cli.options import add_key_file_option, key_sources, keystore_request, non_negative
 from lvcrypt.handlers.kdf import DEFAULT_ITER_TIME_MS, DEFAULT_MEMORY_KIB, PBKDF_KINDS
 
 
@@ -134,6 +134,8 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
 
 
 def _register_keystore(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
+    from lvcrypt.handlers import registry
+
     parser = sub.add_parser(name, help="format, dump and test keystores", description=__doc__)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
     actions.required = True
@@ -141,10 +143,10 @@ def _register_keystore(sub: argparse._SubParsersAction, name: str) -> None:  # t
 
     fmt = actions.add_parser("format", parents=common, help="create a keystore (like luksFormat)")
     fmt.add_argument("target", metavar="TARGET")
-    fmt.add_argument("--type", choices=HANDLERS, default="luks2")
+    fmt.add_argument("--type", choices=registry.available(), default=registry.DEFAULT)
     fmt.add_argument("-c", "--cipher", metavar="SPEC")
     fmt.add_argument("-s", "--key-size", type=non_negative, metavar="BITS")
-    fmt.add_argument("--sector-size", type=non_negative, default=512, metavar="BYTES")
+    fmt.add_argument("--sector-size", type=non_negative, metavar="BYTES", help="default: the handler's")
     fmt.add_argument("--uuid")
     fmt.add_argument("--label")
     _key_options(fmt)

@@ -19,7 +19,8 @@ from lvcrypt.errors import LvcryptError, MetadataError, UsageError
 from lvcrypt.metadata import paths
 from lvcrypt.metadata.convert import tree_to_vg, vg_to_tree
 from lvcrypt.metadata.diff import differences, show
-from lvcrypt.metadata.model import KeystoreSegment, StripedSegment, VolumeGroup
+from lvcrypt.metadata.lvreport import report_type
+from lvcrypt.metadata.model import KeystoreSegment, VolumeGroup
 from lvcrypt.metadata.parse import parse_bytes
 from lvcrypt.metadata.tree import Section, Value, to_plain
 from lvcrypt.metadata.validate import validate
@@ -75,12 +76,7 @@ def cmd_json(args: argparse.Namespace) -> int:
 
 
 def _segment_kind(vg: VolumeGroup, name: str) -> str:
-    kinds = []
-    for segment in vg.lvs[name].segments:
-        if isinstance(segment, StripedSegment):
-            kinds.append("linear" if segment.stripe_count == 1 else "striped")
-        else:
-            kinds.append(segment.type)
+    kinds = [report_type(segment) for segment in vg.lvs[name].segments]
     return ",".join(dict.fromkeys(kinds))
 
 

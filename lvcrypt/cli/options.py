@@ -18,9 +18,6 @@ if TYPE_CHECKING:
     from lvcrypt.keystore_admin import KeystoreRequest
     from lvcrypt.unlock import KeySources
 
-HANDLERS = ("luks2", "luks1", "plain", "hashed")
-
-
 def split_lv(text: str) -> tuple[str, str]:
     from lvcrypt.errors import UsageError
 
@@ -63,11 +60,13 @@ def add_sysfs_root_option(parser: argparse.ArgumentParser) -> None:
 
 def add_encrypt_options(parser: argparse.ArgumentParser) -> None:
     """lvcreate's options for encrypted LVs (cryptsetup's names and defaults)."""
+    from lvcrypt.handlers import registry
     from lvcrypt.handlers.kdf import PBKDF_KINDS
 
     group = parser.add_argument_group("encryption")
     group.add_argument("--encrypt", action="store_true", help="create an encrypted LV (same as --type crypt)")
-    group.add_argument("--handler", choices=HANDLERS, help="key handler of a new keystore (default luks2)")
+    group.add_argument("--handler", choices=registry.available(),
+                       help=f"key handler of a new keystore, any installed one (default {registry.DEFAULT})")
     group.add_argument("--keystore", metavar="NAME", help="use an existing keystore (one passphrase for many LVs)")
     group.add_argument("--cipher", help="cipher of a new keystore, e.g. aes-xts-plain64")
     group.add_argument("--key-size", type=non_negative, metavar="BITS", help="volume key size in bits")

@@ -133,13 +133,19 @@ def _pe_ranges(row: LvRow) -> str:
 def _stripes(segment: "Segment | None") -> int:
     """lvm2's #Str is the segment's area count: a mirror's images, a raid's images, 0 for a thin volume."""
     from lvcrypt.metadata.lvreport import areas
-    from lvcrypt.metadata.segtypes import managed
+    from lvcrypt.metadata.segtypes import handler_of, managed
 
     if segment is None:
         return 1
     if managed(segment):
-        return getattr(segment, "stripe_count", 1)
+        return handler_of(segment).stripe_count(segment)
     return len(areas(segment, {}))
+
+
+def _stripe_size(segment: "Segment | None") -> int | None:
+    from lvcrypt.metadata.segtypes import handler_of
+
+    return handler_of(segment).stripe_size(segment) if segment is not None else None
 
 
 def _vg_used(vg: "VolumeGroup", key: str | None = None) -> int:
@@ -223,7 +229,7 @@ LV_FIELDS: dict[str, Field] = {
     "devices": Field("Devices", _devices),
     "seg_pe_ranges": Field("PE Ranges", _pe_ranges),
     "stripes": Field("#Str", lambda r: _stripes(r.segment or (r.lv.segments[0] if r.lv.segments else None))),
-    "stripe_size": Field("Stripe", lambda r: (getattr(r.segment, "stripe_size", None) or 0) * 512, size=True),
+    "stripe_size": Field("Stripe", lambda r: (_stripe_size(r.segment) or 0) * 512, size=True),
     "seg_start": Field("Start", lambda r: (r.segment.start_extent if r.segment else 0) * r.vg.extent_bytes,
                        size=True),
     "seg_start_pe": Field("Start", lambda r: r.segment.start_extent if r.segment else 0),

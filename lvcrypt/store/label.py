@@ -6,9 +6,9 @@ that follows the 32-byte label header is protected by the same checksum.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
+from lvcrypt.binary_layout import Layout
 from lvcrypt.errors import FormatError
 from lvcrypt.store.crc import lvm_crc
 
@@ -19,11 +19,10 @@ SCAN_SECTORS = 4
 # The sector lvm2's pvcreate writes the label to.
 DEFAULT_SECTOR = 1
 
-# id, sector, crc, offset (of the contents from the start of the sector), type
-LABEL_HEADER = struct.Struct("<8sQII8s")
-LABEL_FIELDS = ("id", "sector", "crc", "offset", "type")
+# offset: of the contents from the start of the sector
+LABEL_HEADER = Layout("<", (("id", "8s"), ("sector", "Q"), ("crc", "I"), ("offset", "I"), ("type", "8s")))
 # The CRC starts at the `offset` field.
-CRC_START = 20
+CRC_START = LABEL_HEADER.offset_of("offset")
 
 
 @dataclass
@@ -36,7 +35,7 @@ class Label:
     @classmethod
     def parse(cls, data: bytes, sector: int) -> "Label | None":
         """The label in one 512-byte sector; None when it holds none; FormatError when damaged."""
-        fields = dict(zip(LABEL_FIELDS, LABEL_HEADER.unpack_from(data)))
+        fields = LABEL_HEADER.unpack_from(data)
         if fields["id"] != LABEL_ID:
             return None
         if fields["sector"] != sector:
@@ -55,8 +54,9 @@ class Label:
         if len(self.contents) > SECTOR - self.offset:
             raise FormatError("label contents do not fit in one sector")
         body[self.offset:self.offset + len(self.contents)] = self.contents
-        LABEL_HEADER.pack_into(body, 0, LABEL_ID, self.sector, 0, self.offset, self.type)
-        struct.pack_into("<I", body, 16, lvm_crc(body[CRC_START:]))
+        fields = {"id": LABEL_ID, "sector": self.sector, "crc": 0, "offset": self.offset, "type": self.type}
+        LABEL_HEADER.pack_into(body, 0, fields)
+        LABEL_HEADER.pack_into(body, 0, fields | {"crc": lvm_crc(body[CRC_START:])})
         return bytes(body)
 
 

@@ -9,9 +9,9 @@ place and pad copies identically.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 
+from lvcrypt.binary_layout import Layout, Record
 from lvcrypt.errors import FormatError, LvcryptError
 from lvcrypt.store.crc import lvm_crc
 
@@ -21,16 +21,17 @@ VERSION = 1
 ALIGNMENT = 512
 RAW_LOCN_IGNORED = 0x1
 
-# checksum (of the rest of the 512 bytes), magic, version, start (absolute byte), size (bytes)
-MDA_HEADER = struct.Struct("<I16sIQQ")
-MDA_HEADER_FIELDS = ("checksum", "magic", "version", "start", "size")
-# offset (from the area start), size (bytes, the text and its NUL), checksum (of the text), flags
-RAW_LOCN = struct.Struct("<QQII")
-RAW_LOCN_FIELDS = ("offset", "size", "checksum", "flags")
+# checksum: of the rest of the 512 bytes; start: absolute byte; size: bytes.  Two raw_locn slots follow.
+MDA_HEADER = Layout("<", (("checksum", "I"), ("magic", "16s"), ("version", "I"), ("start", "Q"), ("size", "Q")))
+CHECKSUM_START = MDA_HEADER.offset_of("magic")
 
 
 @dataclass(frozen=True)
-class RawLocn:
+class RawLocn(Record):
+    """offset: from the area start; size: bytes of the text and its NUL; checksum: of the text."""
+
+    LAYOUT = Layout("<", (("offset", "Q"), ("size", "Q"), ("checksum", "I"), ("flags", "I")))
+
     offset: int = 0
     size: int = 0
     checksum: int = 0
@@ -57,11 +58,11 @@ class MdaHeader:
         """Checks what lvm2 checks: checksum, magic, version and the recorded start."""
         if len(data) < MDA_HEADER_SIZE:
             raise FormatError(f"metadata area header at byte {expected_start} is truncated")
-        fields = dict(zip(MDA_HEADER_FIELDS, MDA_HEADER.unpack_from(data)))
+        fields = MDA_HEADER.unpack_from(data)
         where = f"metadata area header at byte {expected_start}"
         if fields["magic"] != MAGIC:
             raise FormatError(f"{where}: wrong magic number")
-        if lvm_crc(data[4:MDA_HEADER_SIZE]) != fields["checksum"]:
+        if lvm_crc(data[CHECKSUM_START:MDA_HEADER_SIZE]) != fields["checksum"]:
             raise FormatError(f"{where}: wrong checksum")
         if fields["version"] != VERSION:
             raise FormatError(f"{where}: unsupported version {fields['version']}")
@@ -69,16 +70,17 @@ class MdaHeader:
             raise FormatError(f"{where}: records start {fields['start']}")
         if fields["size"] <= MDA_HEADER_SIZE:
             raise FormatError(f"{where}: area size {fields['size']} is too small")
-        slots = [RawLocn(*RAW_LOCN.unpack_from(data, MDA_HEADER.size + i * RAW_LOCN.size)) for i in range(2)]
+        slots = [RawLocn.unpack_from(data, MDA_HEADER.size + i * RawLocn.LAYOUT.size) for i in range(2)]
         return cls(fields["start"], fields["size"], slots[0], slots[1])
 
     def to_bytes(self) -> bytes:
         body = bytearray(MDA_HEADER_SIZE)
-        MDA_HEADER.pack_into(body, 0, 0, MAGIC, VERSION, self.start, self.size)
+        fields = {"checksum": 0, "magic": MAGIC, "version": VERSION, "start": self.start, "size": self.size}
+        MDA_HEADER.pack_into(body, 0, fields)
         for i, slot in enumerate((self.committed, self.precommitted)):
-            RAW_LOCN.pack_into(body, MDA_HEADER.size + i * RAW_LOCN.size,
-                               slot.offset, slot.size, slot.checksum, slot.flags)
-        struct.pack_into("<I", body, 0, lvm_crc(body[4:]))
+            position = MDA_HEADER.size + i * RawLocn.LAYOUT.size
+            body[position:position + RawLocn.LAYOUT.size] = slot.pack()
+        MDA_HEADER.pack_into(body, 0, fields | {"checksum": lvm_crc(body[CHECKSUM_START:])})
         return bytes(body)
 
     def holds(self, locn: RawLocn) -> bool:

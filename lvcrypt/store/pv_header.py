@@ -8,30 +8,31 @@ a VG) and a list of bootloader areas.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 
+from lvcrypt.binary_layout import Layout, Record
 from lvcrypt.errors import FormatError
 
 ID_LEN = 32
-# pv_uuid (32 characters, no dashes), device_size in bytes
-PV_HEADER = struct.Struct("<32sQ")
-PV_HEADER_FIELDS = ("uuid", "device_size")
-# offset, size (bytes) of one area; (0, 0) ends a list
-DISK_LOCN = struct.Struct("<QQ")
-DISK_LOCN_FIELDS = ("offset", "size")
-# version, flags
-PV_HEADER_EXTENSION = struct.Struct("<II")
-PV_HEADER_EXTENSION_FIELDS = ("version", "flags")
+# uuid: pv_uuid, 32 characters without dashes; device_size in bytes
+PV_HEADER = Layout("<", (("uuid", f"{ID_LEN}s"), ("device_size", "Q")))
+PV_HEADER_EXTENSION = Layout("<", (("version", "I"), ("flags", "I")))
 EXTENSION_VERSION = 2
 PV_EXT_USED = 0x1
 _UUID_CHARS = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!#")
 
 
 @dataclass(frozen=True)
-class DiskLocn:
+class DiskLocn(Record):
+    """One area as (offset, size) in bytes; (0, 0) ends a list."""
+
+    LAYOUT = Layout("<", (("offset", "Q"), ("size", "Q")))
+
     offset: int
     size: int
+
+
+LIST_END = DiskLocn(0, 0)
 
 
 @dataclass
@@ -58,7 +59,8 @@ class PvHeader:
         """The PV header from the label contents (the rest of the label sector)."""
         if len(data) < PV_HEADER.size:
             raise FormatError("PV header is truncated")
-        raw_uuid, device_size = PV_HEADER.unpack_from(data)
+        fixed = PV_HEADER.unpack_from(data)
+        raw_uuid, device_size = fixed["uuid"], fixed["device_size"]
         if len(raw_uuid) != ID_LEN or not set(raw_uuid) <= _UUID_CHARS:
             raise FormatError("PV header holds an invalid PV uuid")
         position = PV_HEADER.size
@@ -67,7 +69,8 @@ class PvHeader:
         version = flags = 0
         boot: list[DiskLocn] = []
         if position + PV_HEADER_EXTENSION.size <= len(data):
-            version, flags = PV_HEADER_EXTENSION.unpack_from(data, position)
+            extension = PV_HEADER_EXTENSION.unpack_from(data, position)
+            version, flags = extension["version"], extension["flags"]
             if version:
                 boot, _ = _locn_list(data, position + PV_HEADER_EXTENSION.size, "bootloader area")
         if not data_areas:
@@ -75,28 +78,27 @@ class PvHeader:
         return cls(format_uuid(raw_uuid.decode()), device_size, data_areas, metadata_areas, version, flags, boot)
 
     def to_bytes(self) -> bytes:
-        out = bytearray(PV_HEADER.pack(self.uuid.replace("-", "").encode(), self.device_size))
+        out = bytearray(PV_HEADER.pack({"uuid": self.uuid.replace("-", "").encode(),
+                                        "device_size": self.device_size}))
         for areas in (self.data_areas, self.metadata_areas):
-            for area in areas:
-                out += DISK_LOCN.pack(area.offset, area.size)
-            out += DISK_LOCN.pack(0, 0)
-        out += PV_HEADER_EXTENSION.pack(self.ext_version, self.ext_flags)
-        for area in self.bootloader_areas:
-            out += DISK_LOCN.pack(area.offset, area.size)
-        out += DISK_LOCN.pack(0, 0)
+            for area in (*areas, LIST_END):
+                out += area.pack()
+        out += PV_HEADER_EXTENSION.pack({"version": self.ext_version, "flags": self.ext_flags})
+        for area in (*self.bootloader_areas, LIST_END):
+            out += area.pack()
         return bytes(out)
 
 
 def _locn_list(data: bytes, position: int, what: str) -> tuple[list[DiskLocn], int]:
     areas = []
     while True:
-        if position + DISK_LOCN.size > len(data):
+        if position + DiskLocn.LAYOUT.size > len(data):
             raise FormatError(f"PV header: {what} list runs past the label sector")
-        offset, size = DISK_LOCN.unpack_from(data, position)
-        position += DISK_LOCN.size
-        if not offset and not size:
+        area = DiskLocn.unpack_from(data, position)
+        position += DiskLocn.LAYOUT.size
+        if area == LIST_END:
             return areas, position
-        areas.append(DiskLocn(offset, size))
+        areas.append(area)
 
 
 def format_uuid(raw: str) -> str:
