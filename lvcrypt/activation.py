@@ -16,30 +16,23 @@ from typing import TYPE_CHECKING, Iterator
 
 from lvcrypt.errors import DeviceError, LvcryptError
 from lvcrypt.keycache import KeyCache
-from lvcrypt.keystores import data_mapping
+from lvcrypt.keystores import KeystoreSessions
 from lvcrypt.lvops import find_lv, refuse_change, refuse_unless_changeable
-from lvcrypt.unlock import KeySources, unlock_lv
+from lvcrypt.unlock import KeySources, keystore_sessions, unlock_lv
 
 if TYPE_CHECKING:
     from lvcrypt.activate.tables import KeyFormat, Table
     from lvcrypt.activate.userspace import Stack
-    from lvcrypt.handlers.base import DataMapping
     from lvcrypt.metadata.model import VolumeGroup
     from lvcrypt.store.transaction import VgTransaction
 
 
-def build_lv_table(tx: "VgTransaction", lv_name: str) -> "Table":
-    """The LV's dm table stack, each keystore's header read once."""
+def build_lv_table(tx: "VgTransaction", lv_name: str, sessions: KeystoreSessions | None = None) -> "Table":
+    """The LV's table stack; `sessions` are the command's open keystores, when it asks them more than this."""
     from lvcrypt.activate.tables import build_table
 
-    mappings: dict[str, "DataMapping"] = {}
-
-    def mapping_of(store: str) -> "DataMapping":
-        if store not in mappings:
-            mappings[store] = data_mapping(tx.vg, store, tx.loaded.device_of)
-        return mappings[store]
-
-    return build_table(tx.vg, lv_name, tx.loaded.device_of, mapping_of)
+    with keystore_sessions(tx, sessions) as opened:
+        return build_table(tx.vg, lv_name, tx.loaded.device_of, opened.data_mapping)
 
 
 @dataclass(frozen=True)
@@ -85,10 +78,13 @@ def _link_volume_key(request: ActivationRequest, tx: "VgTransaction", lv_name: s
 
 
 def change_lv(tx: "VgTransaction", lv_name: str, keys: KeyCache, request: ActivationRequest,
-              sources: KeySources) -> None:
-    """Activate, deactivate or refresh one LV in the kernel; an activation that fails half-way is undone."""
+              sources: KeySources, sessions: KeystoreSessions | None = None) -> None:
+    """Activate, deactivate or refresh one LV in the kernel; an activation that fails half-way is undone.
+
+    `sessions` are the command's open keystores (vgchange's LVs share them);
+    without them the keystores are opened for this LV only.
+    """
     from lvcrypt.activate import kernel
-    from lvcrypt.activate.dm_ioctl import DeviceMapper
     from lvcrypt.activate.tables import dm_name, dm_uuid
 
     lv = find_lv(tx.vg, lv_name)
@@ -96,7 +92,26 @@ def change_lv(tx: "VgTransaction", lv_name: str, keys: KeyCache, request: Activa
     if not request.activate:
         kernel.deactivate(dm_name(tx.vg.name, lv.name), dm_uuid(tx.vg, lv))
         return
-    table = build_lv_table(tx, lv.name)
+    with keystore_sessions(tx, sessions) as opened:
+        _activate_or_refresh(tx, lv.name, keys, request, sources, opened)
+
+
+def change_lvs(tx: "VgTransaction", names: list[str], keys: KeyCache, request: ActivationRequest,
+               sources: KeySources) -> None:
+    """`change_lv` for each of a VG's LVs in turn, with the keystores they share opened once."""
+    with KeystoreSessions(tx.vg, tx.loaded.device_of) as sessions:
+        for name in names:
+            change_lv(tx, name, keys, request, sources, sessions)
+
+
+def _activate_or_refresh(tx: "VgTransaction", lv_name: str, keys: KeyCache, request: ActivationRequest,
+                         sources: KeySources, sessions: KeystoreSessions) -> None:
+    """The -ay/--refresh half of `change_lv`: table and keys from the same open keystores."""
+    from lvcrypt.activate import kernel
+    from lvcrypt.activate.dm_ioctl import DeviceMapper
+
+    lv = tx.vg.lvs[lv_name]
+    table = build_lv_table(tx, lv.name, sessions)
     check_pvs_present(tx, lv.name)
     with DeviceMapper() as dm:
         active = kernel.is_active(dm, table)
@@ -104,14 +119,14 @@ def change_lv(tx: "VgTransaction", lv_name: str, keys: KeyCache, request: Activa
         if not active:
             raise kernel.ActivationError(f"{tx.vg.name}/{lv.name} is not active: nothing to refresh")
         if not kernel.keys_present(table) or sources.volume_key_keyring or sources.key_file:
-            unlock_lv(tx, lv.name, keys, sources)
+            unlock_lv(tx, lv.name, keys, sources, sessions)
             kernel.refresh(table, keys)
         else:
             kernel.refresh(table, None)
         return
     if active:
         return
-    unlock_lv(tx, lv.name, keys, sources)
+    unlock_lv(tx, lv.name, keys, sources, sessions)
     kernel.activate(table, keys)
     try:
         _link_volume_key(request, tx, lv.name, keys)
@@ -146,12 +161,13 @@ def open_lv_stack(devices: str | None, vg_name: str, lv_name: str, writable: boo
     from lvcrypt.activate.userspace import Stack
     from lvcrypt.store.transaction import VgTransaction
 
-    with VgTransaction(devices, vg_name, exclusive=False) as tx, KeyCache() as keys:
+    with VgTransaction(devices, vg_name, exclusive=False) as tx, KeyCache() as keys, \
+            KeystoreSessions(tx.vg, tx.loaded.device_of) as sessions:
         lv = find_lv(tx.vg, lv_name)
         if writable:
             refuse_change(tx.vg, lv, "data-write", sysfs_root)
-        table = build_lv_table(tx, lv_name)
-        unlock_lv(tx, lv_name, keys, sources)
+        table = build_lv_table(tx, lv_name, sessions)
+        unlock_lv(tx, lv_name, keys, sources, sessions)
         with Stack(table, keys, writable=writable) as stack:
             yield stack
 
@@ -163,12 +179,13 @@ def lv_table_text(devices: str | None, vg_name: str, lv_name: str, key_format: "
     from lvcrypt.inline import comment_lines, stack_caps
     from lvcrypt.store.transaction import VgTransaction
 
-    with VgTransaction(devices, vg_name, exclusive=False) as tx, KeyCache() as keys:
+    with VgTransaction(devices, vg_name, exclusive=False) as tx, KeyCache() as keys, \
+            KeystoreSessions(tx.vg, tx.loaded.device_of) as sessions:
         find_lv(tx.vg, lv_name)
-        table = build_lv_table(tx, lv_name)
+        table = build_lv_table(tx, lv_name, sessions)
         comments = comment_lines(stack_caps(table, sysfs_root))
         if key_format is KeyFormat.HEX:
-            unlock_lv(tx, lv_name, keys, sources)
+            unlock_lv(tx, lv_name, keys, sources, sessions)
             return render(table, KeyFormat.HEX, keys, comments)
         return render(table, key_format, comments=comments)
 

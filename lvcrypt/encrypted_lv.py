@@ -18,8 +18,8 @@ from lvcrypt.errors import UsageError
 from lvcrypt.handlers import registry
 from lvcrypt.handlers.base import FormatOptions
 from lvcrypt.keycache import KeyCache
-from lvcrypt.keystore_admin import DEFAULT_HANDLER, KeystoreRequest, new_keystore_attrs, pbkdf_request
-from lvcrypt.keystores import close_area, open_area
+from lvcrypt.keystore_admin import KeystoreRequest, pbkdf_request
+from lvcrypt.keystores import KeystoreSessions, close_area, open_area
 from lvcrypt.lvops import refuse_change
 from lvcrypt.unlock import KeySources, read_passphrase, unlock_lv
 
@@ -55,10 +55,10 @@ def create_encrypted(tx: "VgTransaction", name: str, extents: int, stripes: int,
                              policy, pv_keys)
         return lv, None
     new = request.new
-    handler = registry.get(new.handler or DEFAULT_HANDLER)
-    attrs = new_keystore_attrs(handler, new)
-    options = FormatOptions(pbkdf=pbkdf_request(handler, new), sector_size=request.sector_size or 512,
-                            data_offset=0)
+    handler = registry.get(new.handler or registry.DEFAULT)
+    attrs = handler.new_attrs(new.cipher, new.key_bits, new.hash)
+    options = FormatOptions(pbkdf=pbkdf_request(handler, new),
+                            sector_size=request.sector_size or handler.default_sector_size, data_offset=0)
     store = new_keystore(vg, attrs, handler.area_size(attrs, options), pv_keys)
     lv = create_crypt_lv(vg, name, extents, store.name, stripes, stripe_size, request.sector_size, policy, pv_keys)
     area = open_area(vg, store.name, tx.loaded.device_of, writable=True)
@@ -83,12 +83,12 @@ def wipe_lv(tx: "VgTransaction", lv_name: str, key: "Secret | None", sources: Ke
     from lvcrypt.activate.userspace import Stack
 
     refuse_change(tx.vg, tx.vg.lvs[lv_name], "data-write", sysfs_root)
-    with KeyCache() as keys:
+    with KeyCache() as keys, KeystoreSessions(tx.vg, tx.loaded.device_of) as sessions:
         if key is not None:
             keys.put(tx.vg.lvs[lv_name].keystores()[0], key)
         else:
-            unlock_lv(tx, lv_name, keys, sources)
-        with Stack(build_lv_table(tx, lv_name), keys, writable=True) as stack:
+            unlock_lv(tx, lv_name, keys, sources, sessions)
+        with Stack(build_lv_table(tx, lv_name, sessions), keys, writable=True) as stack:
             for offset in range(0, stack.size, WIPE_CHUNK):
                 stack.write(offset, os.urandom(min(WIPE_CHUNK, stack.size - offset)))
                 if progress is not None:

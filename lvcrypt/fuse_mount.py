@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from lvcrypt.activation import build_lv_table
 from lvcrypt.errors import LvcryptError, UsageError
 from lvcrypt.keycache import KeyCache
+from lvcrypt.keystores import KeystoreSessions
 from lvcrypt.lvops import find_lv, refuse_change
 from lvcrypt.unlock import KeySources, unlock_lv
 
@@ -38,13 +39,14 @@ def mount_lv(devices: str | None, vg_name: str, lv_name: str, directory: str, re
     if os.path.ismount(directory):
         raise LvcryptError(f"{directory}: something is already mounted there")
     with KeyCache() as keys:
-        with VgTransaction(devices, vg_name, exclusive=False) as tx:
+        with VgTransaction(devices, vg_name, exclusive=False) as tx, \
+                KeystoreSessions(tx.vg, tx.loaded.device_of) as sessions:
             lv = find_lv(tx.vg, lv_name)
             if not read_only:
                 refuse_change(tx.vg, lv, "data-write")
             source = mount_source(tx.vg, lv)
-            table = build_lv_table(tx, lv_name)
-            unlock_lv(tx, lv_name, keys, sources)
+            table = build_lv_table(tx, lv_name, sessions)
+            unlock_lv(tx, lv_name, keys, sources, sessions)
         stack = Stack(table, keys, writable=not read_only)
         ready, report = os.pipe()
         pid = os.fork()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Iterator
 from lvcrypt import kdump
 from lvcrypt.errors import KdumpError, LvcryptError, UsageError
 from lvcrypt.keycache import KeyCache
+from lvcrypt.keystores import KeystoreSessions
 from lvcrypt.lvops import find_lv
 from lvcrypt.unlock import KeySources, adopt_volume_key, unlock_lv
 
@@ -204,7 +205,8 @@ def status(devices: str | None, configfs_root: str) -> list[StatusRow]:
             for entry in entries]
 
 
-def _restore_lv(tx: "VgTransaction", lv: "LogicalVolume", restored: dict[str, int], keys: KeyCache) -> list[int]:
+def _restore_lv(tx: "VgTransaction", lv: "LogicalVolume", restored: dict[str, int], keys: KeyCache,
+                sessions: KeystoreSessions) -> list[int]:
     """Each keystore's volume key from its restored user key, checked by the handler's digest (no PBKDF)."""
     from lvcrypt import keyring
     from lvcrypt.handlers.secret import Secret
@@ -214,7 +216,7 @@ def _restore_lv(tx: "VgTransaction", lv: "LogicalVolume", restored: dict[str, in
         serial = restored.get(description)
         if serial is None:
             raise KdumpError(f"{tx.vg.name}/{lv.name}: the kernel restored no key {description}")
-        adopt_volume_key(tx, store, Secret.adopt(keyring.read_key(serial)), keys)
+        adopt_volume_key(tx, store, Secret.adopt(keyring.read_key(serial)), keys, sessions)
         used.append(serial)
     return used
 
@@ -250,12 +252,12 @@ def restore(devices: str | None, configfs_root: str, sysfs_root: str, keep_keys:
         for lv in [lv for lv in tx.vg.lvs.values() if lv.id in wanted]:
             done.add(lv.id)
             try:
-                with KeyCache() as keys:
-                    used = _restore_lv(tx, lv, restored, keys)
+                with KeyCache() as keys, KeystoreSessions(tx.vg, tx.loaded.device_of) as sessions:
+                    used = _restore_lv(tx, lv, restored, keys, sessions)
                     if kernel_backend:
                         from lvcrypt.activate import kernel
 
-                        made = kernel.activate(build_lv_table(tx, lv.name), keys)
+                        made = kernel.activate(build_lv_table(tx, lv.name, sessions), keys)
                         spent += used
                         report.lines.append(f"  {vg_name}/{lv.name}: " + ("activated from the restored volume key."
                                                                           if made else "already active."))

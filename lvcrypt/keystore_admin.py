@@ -17,13 +17,12 @@ from typing import Callable, Iterator
 
 from lvcrypt.errors import FormatError, HandlerError, NeedsRepair, UsageError
 from lvcrypt.handlers import registry
-from lvcrypt.handlers.base import FileArea, FormatOptions, KeyHandler, KeyslotInfo, KeystoreAttrs
+from lvcrypt.handlers.base import FileArea, FormatOptions, KeyHandler, KeyslotInfo, KeystoreSession
 from lvcrypt.handlers.kdf import DEFAULT_ITER_TIME_MS, DEFAULT_MEMORY_KIB, PbkdfRequest
 from lvcrypt.handlers.secret import Secret
 from lvcrypt.unlock import KeySources, read_passphrase
 
 Confirm = Callable[[str], None]  # asks; raises to stop the command
-DEFAULT_HANDLER = "luks2"
 
 
 @dataclass(frozen=True)
@@ -39,13 +38,7 @@ class KeystoreRequest:
     memory_kib: int | None = None
     parallel: int | None = None
     force_iterations: int | None = None
-
-
-def new_keystore_attrs(handler: KeyHandler, request: KeystoreRequest) -> KeystoreAttrs:
-    """The attributes of a new keystore: what was asked, else the handler's defaults."""
-    key_hash = (request.hash or handler.default_key_hash) if handler.takes_key_hash else None
-    return KeystoreAttrs(handler.name, request.cipher or handler.default_cipher,
-                         request.key_bits or handler.default_key_bits, key_hash)
+    sector_size: int | None = None  # bytes; `keystore format` only (lvcreate's belongs to the LV)
 
 
 def pbkdf_request(handler: KeyHandler, request: KeystoreRequest) -> PbkdfRequest:
@@ -59,11 +52,13 @@ def pbkdf_request(handler: KeyHandler, request: KeystoreRequest) -> PbkdfRequest
 
 @dataclass
 class Keystore:
-    """An opened target: the area, its attributes and the handler that reads it."""
+    """An opened target: the handler session every action goes through."""
 
-    area: FileArea
-    attrs: KeystoreAttrs
-    handler: KeyHandler
+    session: KeystoreSession
+
+    @property
+    def handler(self) -> KeyHandler:
+        return self.session.handler
 
 
 def _names_keystore_lv(target: str) -> bool:
@@ -93,11 +88,10 @@ def _open_target(target: str, writable: bool, devices: str | None) -> Iterator[K
     area = _area(target, writable)
     try:
         try:
-            handler = registry.get(registry.detect(area))
-            attrs = handler.read_attrs(area)
+            session = registry.get(registry.detect(area)).open(area)
         except FormatError as error:
             raise FormatError(f"{target}: {error}") from None
-        yield Keystore(area, attrs, handler)
+        yield Keystore(session)
     finally:
         area.close()
 
@@ -105,20 +99,16 @@ def _open_target(target: str, writable: bool, devices: str | None) -> Iterator[K
 @contextmanager
 def _open_keystore_lv(target: str, writable: bool, devices: str | None) -> Iterator[Keystore]:
     """A keystore LV's extents, held under the VG lock (exclusive when writing) while in use."""
-    from lvcrypt.keystores import attrs_of, keystore_segment, open_area
+    from lvcrypt.keystores import KeystoreSessions
     from lvcrypt.store.transaction import VgTransaction
 
     vg_name, name = target.split("/")
-    with VgTransaction(devices, vg_name, exclusive=writable) as tx:
-        segment = keystore_segment(tx.vg, name)
-        handler = registry.get(segment.handler)
-        area = open_area(tx.vg, name, tx.loaded.device_of, writable=writable)
-        if not isinstance(area, FileArea):
+    with VgTransaction(devices, vg_name, exclusive=writable) as tx, \
+            KeystoreSessions(tx.vg, tx.loaded.device_of, writable=writable) as stores:
+        session = stores.session(name)
+        if not isinstance(session.area, FileArea):
             raise HandlerError(f"keystore {target} has no extents on disk")
-        try:
-            yield Keystore(area, attrs_of(segment), handler)
-        finally:
-            area.close()
+        yield Keystore(session)
 
 
 def _area(target: str, writable: bool) -> FileArea:
@@ -129,10 +119,15 @@ def _area(target: str, writable: bool) -> FileArea:
 
 def format_target(target: str, request: KeystoreRequest, options: FormatOptions, sources: KeySources,
                   confirm: Confirm) -> None:
-    """`keystore format`: a new keystore over an image file or device, after the size check and a confirmation."""
-    handler = registry.get(request.handler or DEFAULT_HANDLER)
-    attrs = new_keystore_attrs(handler, request)
-    options = replace(options, pbkdf=pbkdf_request(handler, request))
+    """`keystore format`: a new keystore over an image file or device, after the size check and a confirmation.
+
+    `options` carry the keyslot, UUID and label; the PBKDF and the sector
+    size come from `request`, else from the handler's defaults.
+    """
+    handler = registry.get(request.handler or registry.DEFAULT)
+    attrs = handler.new_attrs(request.cipher, request.key_bits, request.hash)
+    sector_size = handler.default_sector_size if request.sector_size is None else request.sector_size
+    options = replace(options, pbkdf=pbkdf_request(handler, request), sector_size=sector_size)
     area = _area(target, writable=True)
     try:
         if area.size < handler.area_size(attrs, options):
@@ -148,17 +143,17 @@ def format_target(target: str, request: KeystoreRequest, options: FormatOptions,
 def dump_target(target: str, devices: str | None) -> str:
     """`keystore dump`: the handler's description of the keystore (no key material)."""
     with open_target(target, writable=False, devices=devices) as store:
-        return store.handler.dump(store.area, store.attrs)
+        return store.session.dump()
 
 
 def dump_with_volume_key(target: str, devices: str | None, sources: KeySources, keyslot: int | None,
                          confirm: Confirm) -> tuple[str, Secret]:
     """`keystore dump --dump-volume-key`: the description and the volume key (the caller wipes it)."""
     with open_target(target, writable=False, devices=devices) as store:
-        text = store.handler.dump(store.area, store.attrs)
+        text = store.session.dump()
         confirm("The volume key opens the data without a passphrase. Dump it?")
         with read_passphrase(sources, "Enter passphrase: ") as passphrase:
-            return text, store.handler.unlock(store.area, store.attrs, passphrase, keyslot)
+            return text, store.session.unlock(passphrase, keyslot)
 
 
 def repair_target(target: str, devices: str | None, confirm: Confirm) -> tuple[str, str | None]:
@@ -167,10 +162,10 @@ def repair_target(target: str, devices: str | None, confirm: Confirm) -> tuple[s
     Returns (handler name, the problem repaired or None when there was none).
     """
     with open_target(target, writable=True, devices=devices) as store:
-        problem = store.handler.repair_problem(store.area)
+        problem = store.session.repair_problem()
         if problem is not None:
             confirm(f"{target}: {problem}. Rewrite every header copy from the good one?")
-            store.handler.repair(store.area)
+            store.session.repair()
         return store.handler.name, problem
 
 
@@ -179,7 +174,7 @@ def unlock_test(target: str, devices: str | None, sources: KeySources, keyslot: 
     """`keystore unlock-test`: the keyslot the passphrase opens; optionally the volume key linked into a keyring."""
     with open_target(target, writable=False, devices=devices) as store:
         with read_passphrase(sources, "Enter passphrase: ") as passphrase:
-            slot, key = store.handler.unlock_keyslot(store.area, store.attrs, passphrase, keyslot)
+            slot, key = store.session.unlock_keyslot(passphrase, keyslot)
             with key:
                 if link_vk_to_keyring:
                     from lvcrypt.keyring import link_volume_key
@@ -199,19 +194,18 @@ def add_keyslot(target: str, devices: str | None, sources: KeySources, new_sourc
     _one_stdin(sources, new_sources)
     with open_target(target, writable=True, devices=devices) as store:
         with read_passphrase(sources, "Enter any existing passphrase: ") as old:
-            key = store.handler.unlock(store.area, store.attrs, old)
+            key = store.session.unlock(old)
         with key, read_passphrase(new_sources, "Enter new passphrase for key slot: ", verify=True) as new:
-            return store.handler.add_keyslot(store.area, store.attrs, key, new,
-                                             pbkdf_request(store.handler, request), keyslot)
+            return store.session.add_keyslot(key, new, pbkdf_request(store.handler, request), keyslot)
 
 
 def remove_keyslot(target: str, devices: str | None, slot: int, confirm: Confirm) -> None:
     """`keyslot remove` (luksKillSlot); removing the last active slot is confirmed first."""
     with open_target(target, writable=True, devices=devices) as store:
-        active = [s.slot for s in store.handler.list_keyslots(store.area, store.attrs) if s.active]
+        active = [s.slot for s in store.session.list_keyslots() if s.active]
         if active == [slot]:
             confirm(f"Keyslot {slot} is the last one: removing it makes the data inaccessible.")
-        store.handler.remove_keyslot(store.area, store.attrs, slot)
+        store.session.remove_keyslot(slot)
 
 
 def change_keyslot(target: str, devices: str | None, sources: KeySources, new_sources: KeySources,
@@ -221,11 +215,10 @@ def change_keyslot(target: str, devices: str | None, sources: KeySources, new_so
     with open_target(target, writable=True, devices=devices) as store:
         with read_passphrase(sources, "Enter passphrase to be changed: ") as old, \
                 read_passphrase(new_sources, "Enter new passphrase: ", verify=True) as new:
-            return store.handler.change_keyslot(store.area, store.attrs, old, new,
-                                                pbkdf_request(store.handler, request), keyslot)
+            return store.session.change_keyslot(old, new, pbkdf_request(store.handler, request), keyslot)
 
 
 def active_keyslots(target: str, devices: str | None) -> list[KeyslotInfo]:
     """`keyslot list`: the active keyslots with the handler's details."""
     with open_target(target, writable=False, devices=devices) as store:
-        return [info for info in store.handler.list_keyslots(store.area, store.attrs) if info.active]
+        return [info for info in store.session.list_keyslots() if info.active]

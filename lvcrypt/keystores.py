@@ -14,9 +14,7 @@ from typing import Callable
 
 from lvcrypt.errors import HandlerError, LvcryptError
 from lvcrypt.handlers import registry
-from lvcrypt.handlers.base import Area, DataMapping, FileArea, KeyHandler, KeystoreAttrs, KeystoreSession, MemoryArea
-from lvcrypt.handlers.secret import Secret
-from lvcrypt.keycache import KeyCache
+from lvcrypt.handlers.base import Area, DataMapping, FileArea, KeystoreAttrs, KeystoreSession, MemoryArea
 from lvcrypt.metadata.model import KeystoreSegment, LogicalVolume, VolumeGroup
 from lvcrypt.metadata.segtype_crypt import KEYSTORE
 
@@ -58,10 +56,6 @@ def close_area(area: Area) -> None:
         area.close()
 
 
-def handler_of(vg: VolumeGroup, name: str) -> KeyHandler:
-    return registry.get(keystore_segment(vg, name).handler)
-
-
 class KeystoreSessions:
     """The keystores of one VG opened for one command: an area and a handler session each, made on first use.
 
@@ -94,11 +88,6 @@ class KeystoreSessions:
         if name not in self._mappings:
             self._mappings[name] = self.session(name).data_mapping()
         return self._mappings[name]
-
-    def unlock(self, name: str, passphrase: Secret, keys: KeyCache) -> None:
-        """Unlock one keystore into the cache (no-op when the cache already has it)."""
-        if name not in keys:
-            keys.put(name, self.session(name).unlock(passphrase))
 
     def close(self) -> None:
         for session in self._open.values():

@@ -11,7 +11,8 @@ The order is one rule for every command that needs an LV's keys (activation,
 
 A key file given explicitly skips the tokens, as cryptsetup does.  Every
 key that enters a `KeyCache` has been checked against its keystore here:
-`unlock_keystore` for passphrases, `adopt_volume_key` for volume keys.
+`unlock_keystore` for passphrases, `adopt_volume_key` for volume keys, both
+through the keystore's handler session (one header parse per command).
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from lvcrypt import keyring
 from lvcrypt.errors import HandlerError, KeyringError, UsageError, WrongPassphrase
 from lvcrypt.handlers.secret import Secret, read_key_file
 from lvcrypt.keycache import KeyCache
-from lvcrypt.keystores import attrs_of, close_area, handler_of, keystore_segment, open_area
+from lvcrypt.keystores import KeystoreSessions
 
 if TYPE_CHECKING:
-    from lvcrypt.handlers.base import Area, KeyHandler, KeystoreAttrs
+    from lvcrypt.handlers.base import KeystoreSession
     from lvcrypt.store.transaction import VgTransaction
 
 Prompt = Callable[[str], Secret]
@@ -88,35 +89,40 @@ def _read_passphrase(sources: KeySources, prompt: str, verify: bool) -> Secret:
 
 
 @contextmanager
-def opened_keystore(tx: "VgTransaction", store: str) -> Iterator[tuple["KeyHandler", "Area", "KeystoreAttrs"]]:
-    """The keystore's handler, area (closed afterwards) and attributes."""
-    area = open_area(tx.vg, store, tx.loaded.device_of)
-    try:
-        yield handler_of(tx.vg, store), area, attrs_of(keystore_segment(tx.vg, store))
-    finally:
-        close_area(area)
+def keystore_sessions(tx: "VgTransaction", given: KeystoreSessions | None = None) -> Iterator[KeystoreSessions]:
+    """The command's open keystores if it passed them, else ones open for this step only.
 
-
-def unlock_keystore(tx: "VgTransaction", store: str, passphrase: Secret, keys: KeyCache) -> None:
-    """One keystore unlocked with a passphrase into the cache (no-op when the cache already has it)."""
-    if store in keys:
+    A command that asks a keystore more than one thing (its table and its
+    key) passes one `KeystoreSessions`, so each header is parsed once.
+    """
+    if given is not None:
+        yield given
         return
-    with opened_keystore(tx, store) as (handler, area, attrs):
-        keys.put(store, handler.unlock(area, attrs, passphrase))
+    with KeystoreSessions(tx.vg, tx.loaded.device_of) as own:
+        yield own
 
 
-def adopt_volume_key(tx: "VgTransaction", store: str, key: Secret, keys: KeyCache) -> None:
+def unlock_keystore(session: "KeystoreSession", store: str, passphrase: Secret, keys: KeyCache,
+                    keyslot: int | None = None) -> None:
+    """One keystore unlocked with a passphrase into the cache (no-op when the cache already has it)."""
+    if store not in keys:
+        keys.put(store, session.unlock(passphrase, keyslot))
+
+
+def adopt_volume_key(tx: "VgTransaction", store: str, key: Secret, keys: KeyCache,
+                     sessions: KeystoreSessions | None = None) -> None:
     """Take `key` into the cache as `store`'s volume key once its handler verified it (wiped if refused)."""
     try:
-        with opened_keystore(tx, store) as (handler, area, attrs):
-            handler.verify_volume_key(area, attrs, key)
+        with keystore_sessions(tx, sessions) as opened:
+            opened.session(store).verify_volume_key(key)
     except BaseException:
         key.close()
         raise
     keys.put(store, key)
 
 
-def _unlock_from_volume_key_keyring(spec_text: str, tx: "VgTransaction", stores: list[str], keys: KeyCache) -> None:
+def _unlock_from_volume_key_keyring(spec_text: str, tx: "VgTransaction", stores: list[str], keys: KeyCache,
+                                    sessions: KeystoreSessions) -> None:
     """--volume-key-keyring: a `user` key whose payload must verify as each keystore's volume key."""
     spec = keyring.parse_key_spec(spec_text)
     if spec.type != "user":
@@ -126,44 +132,46 @@ def _unlock_from_volume_key_keyring(spec_text: str, tx: "VgTransaction", stores:
     if serial is None:
         raise KeyringError(f"no key {spec} in this process's keyrings")
     for store in stores:
-        adopt_volume_key(tx, store, Secret.adopt(keyring.read_key(serial)), keys)
+        adopt_volume_key(tx, store, Secret.adopt(keyring.read_key(serial)), keys, sessions)
 
 
-def _unlock_from_token(tx: "VgTransaction", store: str, keys: KeyCache) -> bool:
-    """A LUKS2 keystore's `luks2-keyring` tokens: try each whose passphrase is in the keyring."""
-    with opened_keystore(tx, store) as (handler, area, attrs):
-        tokens = getattr(handler, "keyring_tokens", None)  # only LUKS2 has tokens
-        for token in tokens(area) if tokens else []:
-            serial = keyring.request_key("user", token.key_description)
-            if serial is None:
-                continue
-            with Secret.adopt(keyring.read_key(serial)) as passphrase:
-                for slot in token.keyslots:
-                    try:
-                        keys.put(store, handler.unlock(area, attrs, passphrase, slot))
-                        return True
-                    except WrongPassphrase:
-                        continue
+def _unlock_from_token(session: "KeystoreSession", store: str, keys: KeyCache) -> bool:
+    """The keystore's keyring tokens (LUKS2's `luks2-keyring`): try each whose passphrase is in the keyring."""
+    for token in session.keyring_tokens():
+        serial = keyring.request_key("user", token.key_description)
+        if serial is None:
+            continue
+        with Secret.adopt(keyring.read_key(serial)) as passphrase:
+            for slot in token.keyslots:
+                try:
+                    unlock_keystore(session, store, passphrase, keys, slot)
+                    return True
+                except WrongPassphrase:
+                    continue
     return False
 
 
-def unlock_lv(tx: "VgTransaction", lv_name: str, keys: KeyCache, sources: KeySources) -> None:
+def unlock_lv(tx: "VgTransaction", lv_name: str, keys: KeyCache, sources: KeySources,
+              sessions: KeystoreSessions | None = None) -> None:
     """Every keystore of the LV unlocked into `keys`, from the first source that applies.
 
     The passphrase (key file or prompt) is read once for every keystore still
-    locked (a second keystore mid-reencryption too).
+    locked (a second keystore mid-reencryption too).  `sessions` are the
+    command's open keystores, when it asks them more than this.
     """
     stores = tx.vg.lvs[lv_name].keystores()
     if not stores or all(store in keys for store in stores):
         return
-    if sources.volume_key_keyring:
-        _unlock_from_volume_key_keyring(sources.volume_key_keyring, tx, [s for s in stores if s not in keys], keys)
-    elif sources.key_file is None:
-        for store in stores:
-            if store not in keys:
-                _unlock_from_token(tx, store, keys)
-    if all(store in keys for store in stores):
-        return
-    with read_passphrase(sources, f"Enter passphrase for {tx.vg.name}/{lv_name}: ") as passphrase:
-        for store in stores:
-            unlock_keystore(tx, store, passphrase, keys)
+    with keystore_sessions(tx, sessions) as opened:
+        if sources.volume_key_keyring:
+            _unlock_from_volume_key_keyring(sources.volume_key_keyring, tx, [s for s in stores if s not in keys],
+                                            keys, opened)
+        elif sources.key_file is None:
+            for store in stores:
+                if store not in keys:
+                    _unlock_from_token(opened.session(store), store, keys)
+        if all(store in keys for store in stores):
+            return
+        with read_passphrase(sources, f"Enter passphrase for {tx.vg.name}/{lv_name}: ") as passphrase:
+            for store in stores:
+                unlock_keystore(opened.session(store), store, passphrase, keys)

@@ -16,8 +16,8 @@ from lvcrypt.handlers import registry
 from lvcrypt.handlers.base import FormatOptions, KeystoreAttrs
 from lvcrypt.handlers.plain import PlainHandler
 from lvcrypt.handlers.secret import Secret
-from lvcrypt.keystore_admin import (KeystoreRequest, add_keyslot, format_target, new_keystore_attrs,
-                                    pbkdf_request, remove_keyslot, unlock_test)
+from lvcrypt.keystore_admin import (KeystoreRequest, add_keyslot, format_target, pbkdf_request, remove_keyslot,
+                                    unlock_test)
 from lvcrypt.unlock import KeySources
 
 FAST = KeystoreRequest(pbkdf="pbkdf2", force_iterations=1000)
@@ -64,7 +64,7 @@ def digest(path: Path) -> str:
 def test_new_keystores_get_cryptsetups_defaults_from_their_handler(name: str, cipher: str, bits: int,
                                                                    key_hash: str | None, pbkdf: str) -> None:
     handler = registry.get(name)
-    assert new_keystore_attrs(handler, KeystoreRequest()) == KeystoreAttrs(name, cipher, bits, key_hash)
+    assert handler.new_attrs() == KeystoreAttrs(name, cipher, bits, key_hash)
     assert pbkdf_request(handler, KeystoreRequest()).kind == pbkdf
 
 
@@ -72,17 +72,19 @@ def test_a_handler_declares_its_own_defaults_and_whether_hash_is_its_key_hash() 
     class Serpent(PlainHandler):
         name = "serpent-test"
         default_cipher = "serpent-xts-plain64"
-        default_key_bits = 512
+        default_key_size = 512
         default_pbkdf = "pbkdf2"
-        takes_key_hash = True
-        default_key_hash = "sha256"
+
+        def key_hash(self, requested: str | None) -> str | None:
+            return requested or "sha256"
 
     handler = Serpent()
-    assert new_keystore_attrs(handler, KeystoreRequest()) == KeystoreAttrs("serpent-test", "serpent-xts-plain64",
-                                                                           512, "sha256")
+    assert handler.new_attrs() == KeystoreAttrs("serpent-test", "serpent-xts-plain64", 512, "sha256")
     asked = KeystoreRequest(cipher="aes-xts-plain64", key_bits=256, hash="sha512")
-    assert new_keystore_attrs(handler, asked) == KeystoreAttrs("serpent-test", "aes-xts-plain64", 256, "sha512")
-    assert new_keystore_attrs(registry.get("luks2"), asked).key_hash is None  # --hash is only luks2's PBKDF hash
+    assert handler.new_attrs(asked.cipher, asked.key_bits, asked.hash) == KeystoreAttrs(
+        "serpent-test", "aes-xts-plain64", 256, "sha512")
+    # --hash is only luks2's PBKDF hash
+    assert registry.get("luks2").new_attrs(asked.cipher, asked.key_bits, asked.hash).key_hash is None
     assert pbkdf_request(handler, KeystoreRequest()).kind == "pbkdf2"
 
 

@@ -20,7 +20,7 @@ from lvcrypt import keyring
 from lvcrypt.errors import HandlerError, UsageError, WrongPassphrase
 from lvcrypt.handlers.secret import Secret
 from lvcrypt.keycache import KeyCache
-from lvcrypt.keystores import attrs_of, close_area, handler_of, keystore_segment, open_area
+from lvcrypt.keystores import KeystoreSessions
 from lvcrypt.store.transaction import VgTransaction
 from lvcrypt.unlock import KeySources, adopt_volume_key, unlock_lv
 from store_helpers import Pair
@@ -100,23 +100,16 @@ def refused(pair: Pair, sources: KeySources, error: type[Exception]) -> None:
 
 def add_token(pair: Pair, description: str) -> None:
     """A luks2-keyring token for keyslot 0, as `cryptsetup token add --key-description` makes one."""
-    with VgTransaction(pair.device_list, "vgu") as tx:
-        area = open_area(tx.vg, STORE, tx.loaded.device_of, writable=True)
-        try:
-            handler_of(tx.vg, STORE).add_keyring_token(area, description, [0])  # type: ignore[attr-defined]
-        finally:
-            close_area(area)
+    with VgTransaction(pair.device_list, "vgu") as tx, \
+            KeystoreSessions(tx.vg, tx.loaded.device_of, writable=True) as stores:
+        stores.session(STORE).add_keyring_token(description, [0])
 
 
 def test_key_file_unlocks_and_the_key_is_the_keystores(vg: Pair) -> None:
     key = unlocked(vg, KeySources(key_file=str(vg.tmp / "pass"), prompt=refuse_prompt))
-    with VgTransaction(vg.device_list, "vgu", exclusive=False) as tx:
-        area = open_area(tx.vg, STORE, tx.loaded.device_of)
-        try:
-            handler_of(tx.vg, STORE).verify_volume_key(area, attrs_of(keystore_segment(tx.vg, STORE)),
-                                                       Secret.adopt(bytearray(key)))
-        finally:
-            close_area(area)
+    with VgTransaction(vg.device_list, "vgu", exclusive=False) as tx, \
+            KeystoreSessions(tx.vg, tx.loaded.device_of) as stores:
+        stores.session(STORE).verify_volume_key(Secret.adopt(bytearray(key)))
 
 
 def test_wrong_key_file_is_refused_with_nothing_cached_or_written(vg: Pair) -> None:

@@ -51,7 +51,7 @@ def cmd_lvchange(args: argparse.Namespace) -> int:
 
 def cmd_vgchange(args: argparse.Namespace) -> int:
     """Every visible LV of each VG (keystores are metadata, never activated themselves)."""
-    from lvcrypt.activation import change_lv, check_before_starting, vg_activation_targets
+    from lvcrypt.activation import change_lvs, check_before_starting, vg_activation_targets
     from lvcrypt.errors import UsageError
     from lvcrypt.keycache import KeyCache
     from lvcrypt.store.transaction import VgTransaction, warn
@@ -65,8 +65,7 @@ def cmd_vgchange(args: argparse.Namespace) -> int:
             names, skipped = vg_activation_targets(tx.vg)
             for problem in skipped:
                 warn(f"skipping: {problem}")  # lvm2's LVs stay lvm2's; the rest are activated
-            for lv_name in names:
-                change_lv(tx, lv_name, keys, request, sources)
+            change_lvs(tx, names, keys, request, sources)
             state = "active" if args.activate == "y" else "inactive"
             print(f"  {len(names)} logical volume(s) in volume group \"{vg_name}\" now {state}")
     return 0

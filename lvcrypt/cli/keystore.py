@@ -38,7 +38,7 @@ def cmd_format(args: argparse.Namespace) -> int:
     from lvcrypt.handlers.base import FormatOptions
     from lvcrypt.keystore_admin import format_target
 
-    options = FormatOptions(sector_size=args.sector_size, keyslot=args.key_slot, uuid=args.uuid, label=args.label)
+    options = FormatOptions(keyslot=args.key_slot, uuid=args.uuid, label=args.label)
     format_target(args.target, keystore_request(args, args.type), options, key_sources(args), _confirm(args))
     return 0
 

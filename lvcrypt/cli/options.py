@@ -90,7 +90,8 @@ def keystore_request(args: argparse.Namespace, handler: str | None) -> "Keystore
     return KeystoreRequest(handler=handler, cipher=getattr(args, "cipher", None),
                            key_bits=getattr(args, "key_size", None), hash=args.hash, pbkdf=args.pbkdf,
                            iter_time_ms=args.iter_time, memory_kib=args.pbkdf_memory,
-                           parallel=args.pbkdf_parallel, force_iterations=args.pbkdf_force_iterations)
+                           parallel=args.pbkdf_parallel, force_iterations=args.pbkdf_force_iterations,
+                           sector_size=getattr(args, "sector_size", None))
 
 
 def encrypted_lv_request(args: argparse.Namespace) -> "EncryptedLvRequest":
