@@ -49,18 +49,16 @@ def setup(work: Path, size_mib: int) -> tuple[dict[str, str], str]:
 
 def in_process(image: str, lv: str, passphrase: Path, env: dict[str, str]) -> tuple[float, float]:
     """(write MB/s, read MB/s) through the Stack the CLI would build."""
-    import argparse as ap
-
     from lvcrypt.activate.userspace import Stack
-    from lvcrypt.cli.crypt import build_lv_table, unlock_lv
+    from lvcrypt.activation import build_lv_table
     from lvcrypt.keycache import KeyCache
     from lvcrypt.store.transaction import VgTransaction
+    from lvcrypt.unlock import KeySources, unlock_lv
 
     os.environ.update(env)
-    args = ap.Namespace(key_file=str(passphrase), keyfile_offset=0, keyfile_size=None)
     with VgTransaction(image, "vgb", exclusive=False) as tx, KeyCache() as keys:
         table = build_lv_table(tx, lv)
-        unlock_lv(args, tx, lv, keys)
+        unlock_lv(tx, lv, keys, KeySources(key_file=str(passphrase)))
         with Stack(table, keys, writable=True) as stack:
             chunk = bytearray(os.urandom(1 << 20))
             start = time.perf_counter()

@@ -14,9 +14,7 @@ from typing import Callable
 
 from lvcrypt.errors import HandlerError, LvcryptError
 from lvcrypt.handlers import registry
-from lvcrypt.handlers.base import Area, DataMapping, FileArea, KeyHandler, KeystoreAttrs, KeystoreSession, MemoryArea
-from lvcrypt.handlers.secret import Secret
-from lvcrypt.keycache import KeyCache
+from lvcrypt.handlers.base import Area, DataMapping, FileArea, KeystoreAttrs, KeystoreSession, MemoryArea
 from lvcrypt.metadata.model import KeystoreSegment, LogicalVolume, VolumeGroup
 from lvcrypt.metadata.segtype_crypt import KEYSTORE
 
@@ -58,10 +56,6 @@ def close_area(area: Area) -> None:
         area.close()
 
 
-def handler_of(vg: VolumeGroup, name: str) -> KeyHandler:
-    return registry.get(keystore_segment(vg, name).handler)
-
-
 class KeystoreSessions:
     """The keystores of one VG opened for one command: an area and a handler session each, made on first use.
 
@@ -95,11 +89,6 @@ class KeystoreSessions:
             self._mappings[name] = self.session(name).data_mapping()
         return self._mappings[name]
 
-    def unlock(self, name: str, passphrase: Secret, keys: KeyCache) -> None:
-        """Unlock one keystore into the cache (no-op when the cache already has it)."""
-        if name not in keys:
-            keys.put(name, self.session(name).unlock(passphrase))
-
     def close(self) -> None:
         for session in self._open.values():
             close_area(session.area)
@@ -117,15 +106,6 @@ def data_mapping(vg: VolumeGroup, name: str, device_of: Callable[[str], str]) ->
     """dm-crypt parameters of the data a keystore protects, for a caller that asks nothing else of it."""
     with KeystoreSessions(vg, device_of) as stores:
         return stores.data_mapping(name)
-
-
-def unlock(vg: VolumeGroup, name: str, device_of: Callable[[str], str], passphrase: Secret,
-           keys: KeyCache) -> None:
-    """Unlock one keystore into the cache (no-op when the cache already has it)."""
-    if name in keys:
-        return
-    with KeystoreSessions(vg, device_of) as stores:
-        stores.unlock(name, passphrase, keys)
 
 
 def next_keystore_name(vg: VolumeGroup) -> str:

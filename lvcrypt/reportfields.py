@@ -92,7 +92,7 @@ def _lv_attr(row: LvRow) -> str:
     if row.view.never_queried(lv):
         state = opened = "-"
     elif state != "X":
-        from lvcrypt.activate.tables import dm_uuid  # only with device-mapper: keeps lvs start-up lean
+        from lvcrypt.lv_names import dm_uuid
 
         info = _active_devices().get(dm_uuid(row.vg, lv))
         if info is not None:

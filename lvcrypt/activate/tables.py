@@ -28,7 +28,7 @@ from typing import Callable, Iterator, Mapping, Union
 
 from lvcrypt.errors import LvcryptError
 from lvcrypt.handlers.base import DataMapping
-from lvcrypt.lv_names import dm_name, dm_uuid, key_description, mount_source
+from lvcrypt.lv_names import dm_name, dm_uuid, key_description
 from lvcrypt.metadata.model import Area, VolumeGroup
 from lvcrypt.metadata.segtype_handler import AreaMap, CryptMap
 from lvcrypt.metadata.segtypes import handler_of

@@ -76,21 +76,6 @@ def common_options() -> ArgumentParser:
     return common
 
 
-def cipher_spec_argument(text: str) -> str:
-    """`--cipher`: dm-crypt's grammar checked while arguments are parsed, so a malformed spec is exit 3.
-
-    A well-formed spec lvcrypt cannot compute is the command's refusal (exit 5).
-    """
-    from lvcrypt.crypto.spec import parse_kernel_cipher_spec
-    from lvcrypt.errors import HandlerError
-
-    try:
-        parse_kernel_cipher_spec(text)
-    except HandlerError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return text
-
-
 def build_parser(command: str | None) -> ArgumentParser:
     parser = ArgumentParser(prog="lvcrypt", description="LVM-style volume manager with encrypted logical volumes")
     parser.add_argument("-d", "--debug", "-v", "--verbose", dest="debug", action="store_true",

@@ -8,61 +8,36 @@ from __future__ import annotations
 
 import argparse
 
-from typing import TYPE_CHECKING
-
 from lvcrypt.cli import common_options
-
-if TYPE_CHECKING:
-    from lvcrypt.convert_luks import FoundLuks
-    from lvcrypt.metadata.model import LogicalVolume
-    from lvcrypt.store.transaction import VgTransaction
+from lvcrypt.cli.options import add_key_file_option, add_sysfs_root_option, key_sources, split_lv
 
 TYPES = ("crypt", "linear")
 
 
 def cmd_lvconvert(args: argparse.Namespace) -> int:
-    from lvcrypt.cli.crypt import split_lv
-    from lvcrypt.convert_luks import export_luks, import_luks, inspect, refuse_unless_importable
     from lvcrypt.errors import UsageError
-    from lvcrypt.lvops import find_lv, refuse_unless_changeable
-    from lvcrypt.store.transaction import VgTransaction, warn
+    from lvcrypt.luks_lv_conversion import export_luks_lv, import_luks_lv
+    from lvcrypt.store.transaction import warn
 
     vg_name, lv_name = split_lv(args.lv)
     if args.type == "linear" and (args.handler or args.keystore or args.verify):
         raise UsageError("lvconvert --type linear takes no --handler, --keystore or --verify")
-    with VgTransaction(args.devices, vg_name) as tx:
-        lv = find_lv(tx.vg, lv_name)
-        refuse_unless_changeable(tx.vg, lv, "convert")
-        if args.type == "linear":
-            store = export_luks(tx.vg, lv, tx.loaded.device_of, args.sysfs_root)
-            tx.commit()
-            print(f"  Logical volume {vg_name}/{lv_name} is a plain LUKS device again (keystore {store} removed).")
-            return 0
-        refuse_unless_importable(tx.vg, lv, args.sysfs_root)
-        found = inspect(tx.vg, lv, tx.loaded.device_of, args.handler)
-        if args.verify:
-            _verify(args, tx, lv, found)
-        store = import_luks(tx.vg, lv, found, args.keystore)
-        for warning in found.warnings:
-            warn(f"{vg_name}/{store.name}: {warning}")
-        tx.commit()
-    print(f"  Logical volume {vg_name}/{lv_name} converted to crypt ({found.handler.name} keystore {store.name}, "
-          f"payload at byte {found.payload_offset}).")
+    if args.type == "linear":
+        store = export_luks_lv(args.devices, vg_name, lv_name, args.sysfs_root)
+        print(f"  Logical volume {vg_name}/{lv_name} is a plain LUKS device again (keystore {store} removed).")
+        return 0
+    done = import_luks_lv(args.devices, vg_name, lv_name, args.handler, args.keystore,
+                          key_sources(args) if args.verify else None, args.sysfs_root)
+    if done.verified_slot is not None:
+        print(f"  Key slot {done.verified_slot} unlocked.")
+    for warning in done.warnings:
+        warn(f"{vg_name}/{done.keystore}: {warning}")
+    print(f"  Logical volume {vg_name}/{lv_name} converted to crypt ({done.handler} keystore {done.keystore}, "
+          f"payload at byte {done.payload_offset}).")
     return 0
 
 
-def _verify(args: argparse.Namespace, tx: "VgTransaction", lv: "LogicalVolume", found: "FoundLuks") -> None:
-    from lvcrypt.cli.keystore import read_passphrase
-    from lvcrypt.convert_luks import verify_passphrase
-
-    with read_passphrase(args, args.key_file, f"Enter passphrase for {tx.vg.name}/{lv.name}: ") as passphrase:
-        slot = verify_passphrase(tx.vg, lv, found, tx.loaded.device_of, passphrase)
-    print(f"  Key slot {slot} unlocked.")
-
-
 def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
-    from lvcrypt.cli.crypt import add_key_file_option
-    from lvcrypt.cli.lv import add_sysfs_root_option
     from lvcrypt.handlers import registry
 
     parser = sub.add_parser(name, parents=[common_options()],

@@ -10,276 +10,105 @@ prompt, never from argv.
 from __future__ import annotations
 
 import argparse
-import getpass
-import os
 import sys
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable
 
-from lvcrypt.cli import cipher_spec_argument, common_options
-from lvcrypt.errors import FormatError, HandlerError, LvcryptError, NeedsRepair, UsageError
-from lvcrypt.handlers import registry
-from lvcrypt.handlers.base import FileArea, FormatOptions, KeyHandler, KeystoreSession
-from lvcrypt.handlers.kdf import DEFAULT_ITER_TIME_MS, DEFAULT_MEMORY_KIB, PBKDF_KINDS, PbkdfRequest
-from lvcrypt.handlers.secret import Secret, read_key_file
+from lvcrypt.cli import common_options
+from lvcrypt.cli.options import add_key_file_option, cipher_spec_argument, key_sources, keystore_request, non_negative
+from lvcrypt.handlers.kdf import DEFAULT_ITER_TIME_MS, DEFAULT_MEMORY_KIB, PBKDF_KINDS
 
 
-@dataclass
-class Keystore:
-    """An opened target: the handler session every action goes through."""
-
-    session: KeystoreSession
-
-    @property
-    def handler(self) -> KeyHandler:
-        return self.session.handler
-
-
-def _names_keystore_lv(target: str) -> bool:
-    return not os.path.exists(target) and target.count("/") == 1 and not target.startswith(("/", "."))
-
-
-@contextmanager
-def open_target(target: str, writable: bool, devices: str | None = None) -> Iterator[Keystore]:
-    """Open TARGET and identify its handler from what the area records (or, for VG/KEYSTORE, the metadata).
-
-    A change refused because a header copy needs repair names the repair
-    command with TARGET as the user wrote it.
-    """
-    try:
-        with _open_target(target, writable, devices) as store:
-            yield store
-    except NeedsRepair as error:
-        raise error.at(target) from None
-
-
-@contextmanager
-def _open_target(target: str, writable: bool, devices: str | None) -> Iterator[Keystore]:
-    if _names_keystore_lv(target):
-        with _open_keystore_lv(target, writable, devices) as store:
-            yield store
-        return
-    area = _area(target, writable)
-    try:
-        try:
-            session = registry.get(registry.detect(area)).open(area)
-        except FormatError as error:
-            raise FormatError(f"{target}: {error}") from None
-        yield Keystore(session)
-    finally:
-        area.close()
-
-
-@contextmanager
-def _open_keystore_lv(target: str, writable: bool, devices: str | None) -> Iterator[Keystore]:
-    """A keystore LV's extents, held under the VG lock (exclusive when writing) while in use."""
-    from lvcrypt.keystores import KeystoreSessions
-    from lvcrypt.store.transaction import VgTransaction
-
-    vg_name, name = target.split("/")
-    with VgTransaction(devices, vg_name, exclusive=writable) as tx, \
-            KeystoreSessions(tx.vg, tx.loaded.device_of, writable=writable) as stores:
-        session = stores.session(name)
-        if not isinstance(session.area, FileArea):
-            raise HandlerError(f"keystore {target} has no extents on disk")
-        yield Keystore(session)
-
-
-def _area(target: str, writable: bool) -> FileArea:
-    if _names_keystore_lv(target):
-        raise UsageError(f"{target}: keystore LVs are made by lvcreate --encrypt; format an image file here")
-    return FileArea(target, writable=writable)
-
-
-def read_passphrase(args: argparse.Namespace, key_file: str | None, prompt: str,
-                    verify: bool = False) -> Secret:
-    """A passphrase from a key file (honouring --keyfile-offset/--keyfile-size) or the terminal.
-
-    As cryptsetup: `--key-file -` on a terminal is the prompt (and takes no offset).
-    A source that can keep us waiting (a prompt, stdin, a pipe) is read with
-    no VG lock held, so `lvs` and lvm2 never block behind a prompt; the
-    locks are taken again afterwards and the command stops if its VG changed.
-    """
-    if key_file is not None and key_file != "-" and os.path.isfile(key_file):
-        return _read_passphrase(args, key_file, prompt, verify)
-    from lvcrypt.store.lock import released_while
-
-    return released_while(lambda: _read_passphrase(args, key_file, prompt, verify))
-
-
-def _read_passphrase(args: argparse.Namespace, key_file: str | None, prompt: str, verify: bool) -> Secret:
-    offset = getattr(args, "keyfile_offset", 0) or 0
-    size = getattr(args, "keyfile_size", None)
-    if key_file == "-" and sys.stdin.isatty():
-        if offset:
-            raise HandlerError("Cannot use offset with terminal input.")
-        key_file = None
-    if key_file == "-":
-        return read_key_file(sys.stdin.buffer, offset, size)
-    if key_file is not None:
-        try:
-            with open(key_file, "rb") as f:
-                return read_key_file(f, offset, size)
-        except OSError as error:
-            raise HandlerError(f"cannot read key file {key_file}: {error.strerror}") from None
-    if not sys.stdin.isatty():
-        raise UsageError("no passphrase: give --key-file FILE (or '-' for stdin) or run on a terminal")
-    secret = _prompt(prompt)
-    if verify:
-        with _prompt("Verify passphrase: ") as again:
-            if again != secret:
-                secret.close()
-                raise HandlerError("passphrases do not match")
-    return secret
-
-
-def _prompt(prompt: str) -> Secret:
-    text = getpass.getpass(prompt)
-    encoded = bytearray(text.encode())
-    return Secret.adopt(encoded)
-
-
-def confirm(args: argparse.Namespace, question: str) -> None:
+def _confirm(args: argparse.Namespace) -> Callable[[str], None]:
     """cryptsetup's "type YES" confirmation (asked with no VG lock held); --batch-mode answers it."""
-    if args.batch_mode:
-        return
-    if not sys.stdin.isatty():
-        raise UsageError(f"{question} Confirmation needed: run on a terminal or add --batch-mode")
-    from lvcrypt.store.lock import released_while
+    from lvcrypt.errors import LvcryptError, UsageError
 
-    if released_while(lambda: input(f"{question} (Type 'yes' in capital letters): ")) != "YES":
-        raise LvcryptError("operation aborted")
+    def confirm(question: str) -> None:
+        if args.batch_mode:
+            return
+        if not sys.stdin.isatty():
+            raise UsageError(f"{question} Confirmation needed: run on a terminal or add --batch-mode")
+        from lvcrypt.store.lock import released_while
 
-
-def pbkdf_request(args: argparse.Namespace, handler_name: str) -> PbkdfRequest:
-    kind = args.pbkdf or registry.get(handler_name).default_pbkdf
-    return PbkdfRequest(kind=kind, hash=args.hash or "sha256", iter_time_ms=args.iter_time,
-                        memory_kib=args.pbkdf_memory, parallel=args.pbkdf_parallel,
-                        force_iterations=args.pbkdf_force_iterations)
+        if released_while(lambda: input(f"{question} (Type 'yes' in capital letters): ")) != "YES":
+            raise LvcryptError("operation aborted")
+    return confirm
 
 
 def cmd_format(args: argparse.Namespace) -> int:
-    handler = registry.get(args.type)
-    attrs = handler.new_attrs(args.cipher, args.key_size, args.hash)
-    sector_size = handler.default_sector_size if args.sector_size is None else args.sector_size
-    options = FormatOptions(pbkdf=pbkdf_request(args, args.type), sector_size=sector_size,
-                            keyslot=args.key_slot, uuid=args.uuid, label=args.label)
-    area = _area(args.target, writable=True)
-    try:
-        if area.size < handler.area_size(attrs, options):
-            raise HandlerError(f"{args.target}: {area.size} bytes is too small for a {args.type} keystore "
-                               f"({handler.area_size(attrs, options)} bytes needed)")
-        confirm(args, f"This will overwrite data on {args.target} irrevocably. Are you sure?")
-        with read_passphrase(args, args.key_file, "Enter passphrase: ", verify=True) as passphrase:
-            handler.format(area, attrs, passphrase, options).close()
-    finally:
-        area.close()
+    from lvcrypt.handlers.base import FormatOptions
+    from lvcrypt.keystore_admin import format_target
+
+    options = FormatOptions(keyslot=args.key_slot, uuid=args.uuid, label=args.label)
+    format_target(args.target, keystore_request(args, args.type), options, key_sources(args), _confirm(args))
     return 0
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
-    with open_target(args.target, writable=False, devices=args.devices) as store:
-        text = store.session.dump()
-        if not args.dump_volume_key:
-            sys.stdout.write(text)
-            return 0
-        confirm(args, "The volume key opens the data without a passphrase. Dump it?")
-        with read_passphrase(args, args.key_file, "Enter passphrase: ") as passphrase:
-            with store.session.unlock(passphrase, args.key_slot) as key:
-                sys.stdout.write(text)
-                sys.stdout.write(f"Volume key ({len(key) * 8} bits): {key.buffer.hex()}\n")
+    from lvcrypt.keystore_admin import dump_target, dump_with_volume_key
+
+    if not args.dump_volume_key:
+        sys.stdout.write(dump_target(args.target, args.devices))
+        return 0
+    text, key = dump_with_volume_key(args.target, args.devices, key_sources(args), args.key_slot, _confirm(args))
+    with key:
+        sys.stdout.write(text)
+        sys.stdout.write(f"Volume key ({len(key) * 8} bits): {key.buffer.hex()}\n")
     return 0
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
     """`cryptsetup repair`: every header copy rewritten from the good one, after a confirmation (or -q)."""
-    with open_target(args.target, writable=True, devices=args.devices) as store:
-        problem = store.session.repair_problem()
-        if problem is None:
-            print(f"No known problems detected for the {store.handler.name} header of {args.target}.")
-            return 0
-        confirm(args, f"{args.target}: {problem}. Rewrite every header copy from the good one?")
-        store.session.repair()
+    from lvcrypt.keystore_admin import repair_target
+
+    handler, problem = repair_target(args.target, args.devices, _confirm(args))
+    if problem is None:
+        print(f"No known problems detected for the {handler} header of {args.target}.")
+        return 0
     print(f"Keystore header of {args.target} repaired.")
     return 0
 
 
 def cmd_unlock_test(args: argparse.Namespace) -> int:
-    with open_target(args.target, writable=False, devices=args.devices) as store:
-        with read_passphrase(args, args.key_file, "Enter passphrase: ") as passphrase:
-            slot, key = store.session.unlock_keyslot(passphrase, args.key_slot)
-            with key:
-                if args.link_vk_to_keyring:
-                    from lvcrypt.keyring import link_volume_key
+    from lvcrypt.keystore_admin import unlock_test
 
-                    link_volume_key(args.link_vk_to_keyring, key.buffer)
+    slot = unlock_test(args.target, args.devices, key_sources(args), args.key_slot, args.link_vk_to_keyring)
     print(f"Key slot {slot} unlocked.")
     return 0
 
 
-def _one_stdin(args: argparse.Namespace) -> None:
-    if args.key_file == "-" and args.new_key_file == "-":
-        raise UsageError("only one of --key-file and --new-key-file can be stdin")
-
-
 def cmd_keyslot_add(args: argparse.Namespace) -> int:
-    _one_stdin(args)
-    with open_target(args.target, writable=True, devices=args.devices) as store:
-        with read_passphrase(args, args.key_file, "Enter any existing passphrase: ") as old:
-            key = store.session.unlock(old)
-        with key, read_passphrase(args, args.new_key_file, "Enter new passphrase for key slot: ",
-                                  verify=True) as new:
-            slot = store.session.add_keyslot(key, new, pbkdf_request(args, store.handler.name), args.key_slot)
+    from lvcrypt.keystore_admin import add_keyslot
+
+    slot = add_keyslot(args.target, args.devices, key_sources(args), key_sources(args, new_key=True),
+                       keystore_request(args, None), args.key_slot)
     print(f"Key slot {slot} created.")
     return 0
 
 
 def cmd_keyslot_remove(args: argparse.Namespace) -> int:
-    with open_target(args.target, writable=True, devices=args.devices) as store:
-        active = [s.slot for s in store.session.list_keyslots() if s.active]
-        if active == [args.slot]:
-            confirm(args, f"Keyslot {args.slot} is the last one: removing it makes the data inaccessible.")
-        store.session.remove_keyslot(args.slot)
+    from lvcrypt.keystore_admin import remove_keyslot
+
+    remove_keyslot(args.target, args.devices, args.slot, _confirm(args))
     print(f"Key slot {args.slot} removed.")
     return 0
 
 
 def cmd_keyslot_change(args: argparse.Namespace) -> int:
-    _one_stdin(args)
-    with open_target(args.target, writable=True, devices=args.devices) as store:
-        with read_passphrase(args, args.key_file, "Enter passphrase to be changed: ") as old, \
-                read_passphrase(args, args.new_key_file, "Enter new passphrase: ", verify=True) as new:
-            slot = store.session.change_keyslot(old, new, pbkdf_request(args, store.handler.name), args.key_slot)
+    from lvcrypt.keystore_admin import change_keyslot
+
+    slot = change_keyslot(args.target, args.devices, key_sources(args), key_sources(args, new_key=True),
+                          keystore_request(args, None), args.key_slot)
     print(f"Key slot {slot} now holds the new passphrase.")
     return 0
 
 
 def cmd_keyslot_list(args: argparse.Namespace) -> int:
-    with open_target(args.target, writable=False, devices=args.devices) as store:
-        for info in store.session.list_keyslots():
-            if info.active:
-                details = " ".join(f"{k}={v}" for k, v in info.details.items())
-                print(f"{info.slot}\t{info.kind}\t{details}")
+    from lvcrypt.keystore_admin import active_keyslots
+
+    for info in active_keyslots(args.target, args.devices):
+        details = " ".join(f"{k}={v}" for k, v in info.details.items())
+        print(f"{info.slot}\t{info.kind}\t{details}")
     return 0
-
-
-def non_negative(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative")
-    return value
-
-
-def add_key_file_option(parser: argparse.ArgumentParser) -> None:
-    """cryptsetup's key-file options, for every command that reads a passphrase or key file."""
-    parser.add_argument("--key-file", metavar="FILE", help="passphrase or key file ('-' = standard input)")
-    parser.add_argument("--keyfile-offset", type=non_negative, default=0, metavar="BYTES",
-                        help="skip bytes of the key file")
-    parser.add_argument("--keyfile-size", type=non_negative, metavar="BYTES", help="read at most this many bytes")
 
 
 def _key_options(parser: argparse.ArgumentParser) -> None:
@@ -305,6 +134,8 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
 
 
 def _register_keystore(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
+    from lvcrypt.handlers import registry
+
     parser = sub.add_parser(name, help="format, dump and test keystores", description=__doc__)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
     actions.required = True

@@ -12,12 +12,10 @@ import sys
 from typing import TYPE_CHECKING
 
 from lvcrypt.cli import common_options
-from lvcrypt.cli.crypt import add_encrypt_options
+from lvcrypt.cli.options import add_encrypt_options, add_sysfs_root_option
 
 if TYPE_CHECKING:
-    from lvcrypt.activate.tables import Table
     from lvcrypt.lvsize import SizeRequest, Sizing
-    from lvcrypt.store.transaction import VgTransaction
 
 _EXTENTS = re.compile(r"([+-]?)([0-9]+)(?:%(FREE|VG|PVS))?\Z", re.IGNORECASE)
 
@@ -116,9 +114,11 @@ def cmd_lvcreate(args: argparse.Namespace) -> int:
         if extents <= 0:
             raise UsageError("lvcreate: the size is zero extents")
         if encrypted:
-            from lvcrypt.cli.crypt import create_encrypted
+            from lvcrypt.cli.options import encrypted_lv_request, key_sources
+            from lvcrypt.encrypted_lv import create_encrypted
 
-            lv, key = create_encrypted(args, tx, name, extents, stripes, args.stripesize, keys)
+            lv, key = create_encrypted(tx, name, extents, stripes, args.stripesize, args.alloc, keys,
+                                       encrypted_lv_request(args), key_sources(args))
         else:
             lv = create_lv(tx.vg, name, extents, stripes, args.stripesize, args.alloc, keys)
         if args.alloc == "contiguous":
@@ -126,9 +126,10 @@ def cmd_lvcreate(args: argparse.Namespace) -> int:
         try:
             tx.commit()
             if args.wipe:
-                from lvcrypt.cli.crypt import wipe_lv
+                from lvcrypt.cli.options import key_sources, wipe_progress
+                from lvcrypt.encrypted_lv import wipe_lv
 
-                wipe_lv(args, tx, name, key)
+                wipe_lv(tx, name, key, key_sources(args), progress=wipe_progress(f"{vg_name}/{name}"))
                 key = None
         finally:
             if key is not None:
@@ -167,6 +168,7 @@ def cmd_lvremove(args: argparse.Namespace) -> int:
 
 
 def _resize(args: argparse.Namespace, grow: bool) -> int:
+    from lvcrypt.activation import check_reload, live_table
     from lvcrypt.errors import LvcryptError, UsageError
     from lvcrypt.lvsize import resize_extents
     from lvcrypt.lvops import extend_lv, find_lv, reduce_lv, refuse_change
@@ -194,11 +196,13 @@ def _resize(args: argparse.Namespace, grow: bool) -> int:
         if grow:
             if target <= before:
                 raise LvcryptError(f"{verb}: new size ({target} extents) is not larger than {before} extents")
-            live = _live_table(args, tx, name)
+            live = live_table(tx, name, args.sysfs_root)
             extend_lv(tx.vg, lv, target - before, getattr(args, "stripes", None), getattr(args, "stripesize", None),
                       args.alloc, keys)
             if live is not None:
-                _check_inline_crypto(args, tx, name, live)
+                warning = check_reload(tx, name, live, bool(args.force), args.sysfs_root)
+                if warning:
+                    print(f"  WARNING: {warning}", file=sys.stderr)
         else:
             if target >= before:
                 raise LvcryptError(f"{verb}: new size ({target} extents) is not smaller than {before} extents")
@@ -209,33 +213,6 @@ def _resize(args: argparse.Namespace, grow: bool) -> int:
           f"to {lv.extent_count * size:.2f} MiB ({lv.extent_count} extents).")
     print(f"  Logical volume {vg_name}/{name} successfully resized.")
     return 0
-
-
-def _live_table(args: argparse.Namespace, tx: "VgTransaction", name: str) -> "Table | None":
-    """The LV's table stack as it is now, when the kernel has its device (sysfs `block/dm-N/dm/uuid`)."""
-    from lvcrypt.activate.tables import dm_uuid
-    from lvcrypt.cli.crypt import build_lv_table
-    from lvcrypt.inline import live_devices
-
-    if dm_uuid(tx.vg, tx.vg.lvs[name]) not in live_devices(args.sysfs_root):
-        return None
-    return build_lv_table(tx, name)
-
-
-def _check_inline_crypto(args: argparse.Namespace, tx: "VgTransaction", name: str, live: "Table") -> None:
-    """Refuse (before the commit) a new table the kernel would refuse to load over the active one, unless -f."""
-    from lvcrypt.cli.crypt import build_lv_table
-    from lvcrypt.errors import LvcryptError
-    from lvcrypt.inline import reload_drops
-
-    drops = reload_drops(live, build_lv_table(tx, name), args.sysfs_root)
-    if not drops:
-        return
-    text = "; ".join(drop.message() for drop in drops)
-    if not args.force:
-        raise LvcryptError(f"lvextend {tx.vg.name}/{name} is active and {text}; nothing changed "
-                           "(--force extends anyway)")
-    print(f"  WARNING: {text}; extending anyway (--force).", file=sys.stderr)
 
 
 def cmd_lvextend(args: argparse.Namespace) -> int:
@@ -300,12 +277,6 @@ def _ignored_lvm2_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-a", "--activate", choices=("y", "n", "ay"), help="accepted; LVs are not activated")
     parser.add_argument("-Z", "--zero", choices=("y", "n"), help="accepted; new LVs are not zeroed")
     parser.add_argument("-W", "--wipesignatures", choices=("y", "n"), help="accepted; nothing is wiped")
-
-
-def add_sysfs_root_option(parser: argparse.ArgumentParser) -> None:
-    """Where live dm devices (LVs in use) and inline-crypto capabilities are read; tests point it at a tree."""
-    parser.add_argument("--sysfs-root", default="/sys", metavar="DIR",
-                        help="where active LVs' dm devices and inline-crypto capabilities are read")
 
 
 def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]

@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import Callable
 
 from lvcrypt.cli import common_options
+from lvcrypt.cli.options import yes_no
 
 
 def _size(text: str) -> int:
     from lvcrypt.units import parse_size
 
     return parse_size(text, default_unit="k")
-
-
-def yes_no(args: argparse.Namespace) -> Callable[[str], bool]:
-    """lvm2's y/n question before -ff overwrites a PV of a VG: -y answers it, else a terminal must."""
-    answers: dict[str, bool] = {}  # each question once, though checked again before each write
-
-    def ask(question: str) -> bool:
-        if question not in answers:
-            answers[question] = bool(args.yes) or (sys.stdin.isatty()
-                                                   and input(question).strip().lower().startswith("y"))
-        return answers[question]
-    return ask
 
 
 def cmd_pvcreate(args: argparse.Namespace) -> int:

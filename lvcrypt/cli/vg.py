@@ -12,7 +12,7 @@ def _created(path: str) -> None:
 
 
 def cmd_vgcreate(args: argparse.Namespace) -> int:
-    from lvcrypt.cli.pv import yes_no
+    from lvcrypt.cli.options import yes_no
     from lvcrypt.vgops import create_vg
 
     create_vg(args.devices, args.vg, args.device, args.physicalextentsize, args.command, args.force, yes_no(args),
@@ -22,7 +22,7 @@ def cmd_vgcreate(args: argparse.Namespace) -> int:
 
 
 def cmd_vgextend(args: argparse.Namespace) -> int:
-    from lvcrypt.cli.pv import yes_no
+    from lvcrypt.cli.options import yes_no
     from lvcrypt.vgops import extend_vg
 
     extend_vg(args.devices, args.vg, args.device, args.command, args.force, yes_no(args), _created)

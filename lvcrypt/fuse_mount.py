@@ -1,0 +1,117 @@
+"""`lvcrypt mount`/`umount`: an LV's userspace stack served as the file DIR/LV by a forked FUSE daemon.
+
+The command unlocks, forks a daemon that owns the key, and returns once the
+daemon reports the file is there; the daemon wipes the key when unmounted.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+from typing import TYPE_CHECKING
+
+from lvcrypt.activation import build_lv_table
+from lvcrypt.errors import LvcryptError, UsageError
+from lvcrypt.keycache import KeyCache
+from lvcrypt.keystores import KeystoreSessions
+from lvcrypt.lvops import find_lv, refuse_change
+from lvcrypt.unlock import KeySources, unlock_lv
+
+if TYPE_CHECKING:
+    from lvcrypt.activate.userspace import Stack
+
+START_TIMEOUT_S = 60
+
+
+def mount_lv(devices: str | None, vg_name: str, lv_name: str, directory: str, read_only: bool,
+             sources: KeySources) -> str:
+    """Unlock, fork the FUSE daemon, and return the path of the decrypted file once it is there."""
+    from lvcrypt.lv_names import mount_source
+    from lvcrypt.activate.userspace import Stack
+    from lvcrypt.store.transaction import VgTransaction
+
+    try:
+        from lvcrypt.activate import fuse
+    except (ImportError, OSError) as error:
+        raise LvcryptError(f"FUSE is not available ({error}): install fuse3 and mfusepy") from None
+    if not os.path.isdir(directory):
+        raise UsageError(f"{directory}: not a directory")
+    if os.path.ismount(directory):
+        raise LvcryptError(f"{directory}: something is already mounted there")
+    with KeyCache() as keys:
+        with VgTransaction(devices, vg_name, exclusive=False) as tx, \
+                KeystoreSessions(tx.vg, tx.loaded.device_of) as sessions:
+            lv = find_lv(tx.vg, lv_name)
+            if not read_only:
+                refuse_change(tx.vg, lv, "data-write")
+            source = mount_source(tx.vg, lv)
+            table = build_lv_table(tx, lv_name, sessions)
+            unlock_lv(tx, lv_name, keys, sources, sessions)
+        stack = Stack(table, keys, writable=not read_only)
+        ready, report = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            _mount_daemon(stack, keys, directory, lv_name, source, ready, report, fuse)
+        os.close(report)
+        stack.close()
+    _await_mount(ready, pid, directory)
+    return f"{directory}/{lv_name}"
+
+
+def _mount_daemon(stack: "Stack", keys: KeyCache, mountpoint: str, name: str, fsname: str, ready: int,
+                  report: int, fuse) -> None:  # type: ignore[no-untyped-def]
+    """The forked daemon: detach, serve until unmounted, wipe the key, exit (never returns)."""
+    status = 0
+    try:
+        os.close(ready)
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+
+        def on_ready() -> None:
+            os.write(report, b"OK")
+            os.close(report)
+
+        def on_exit() -> None:
+            stack.close()
+            keys.close()
+
+        fuse.serve(stack, mountpoint, name, fsname, on_ready, on_exit)
+    except BaseException as error:  # noqa: BLE001 - reported to the waiting parent, never shown as a traceback
+        status = 1
+        try:
+            os.write(report, f"ERR {type(error).__name__}: {error}".encode()[:500])
+        except OSError:
+            pass
+    finally:
+        stack.close()
+        keys.close()
+        os._exit(status)
+
+
+def _await_mount(ready: int, pid: int, directory: str) -> None:
+    """Wait for the daemon's OK; its error (or silence) becomes the command's one-line refusal."""
+    try:
+        readable, _, _ = select.select([ready], [], [], START_TIMEOUT_S)
+        message = os.read(ready, 600) if readable else b""
+    finally:
+        os.close(ready)
+    if message != b"OK":
+        os.waitpid(pid, os.WNOHANG)
+        text = message.decode(errors="replace").removeprefix("ERR ") or "the FUSE daemon did not start"
+        raise LvcryptError(f"mounting on {directory} failed: {text}")
+
+
+def unmount(directory: str) -> None:
+    """What `mount` mounted, through fusermount3 (or fusermount, or umount)."""
+    import shutil
+    import subprocess
+
+    if not os.path.ismount(directory):
+        raise LvcryptError(f"{directory}: not mounted")
+    tool = shutil.which("fusermount3") or shutil.which("fusermount") or "umount"
+    result = subprocess.run([tool, "-u", directory] if "fuser" in tool else [tool, directory],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise LvcryptError(f"unmounting {directory} failed: {result.stderr.strip().splitlines()[-1:] or '?'}")
