@@ -11,7 +11,7 @@ from typing import Callable
 import pytest
 
 from store_helpers import Pair
-from test_lv_references import restore_with_lvm2
+from lvm2_references_vg import restore_with_lvm2
 
 from .test_activation import (ENV, VG, crypt_lv, dm_devices, fails_cleanly, free_images, lvchange, lvcrypt,
                               pair, system_state)  # noqa: F401 (pair is a fixture)

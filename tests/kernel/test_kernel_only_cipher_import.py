@@ -5,7 +5,7 @@ serpent-xts-plain64 data and an aes-xts-plain64 keyslot, and writes known data
 through dm-crypt.  `lvconvert --type crypt` accepts it with a warning (dm-crypt
 can activate it), `lvcrypt read` refuses in one line, and `lvchange -ay`
 shows cryptsetup's data through the kernel.  Creating such an LV is refused
-(tests/test_cipher_specs.py).
+(tests/handlers/test_cipher_specs.py).
 """
 
 from __future__ import annotations

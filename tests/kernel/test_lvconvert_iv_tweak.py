@@ -3,7 +3,7 @@
 The LUKS2 spec gives segments an `iv_tweak`, but libcryptsetup's activation
 of the default segment puts crypt_get_iv_offset() (0 for LUKS2) in the
 dm-crypt table.  `lvcrypt lvconvert --type crypt` promises the data
-`cryptsetup open` showed, so it drops the tweak too (tests/test_lvconvert.py);
+`cryptsetup open` showed, so it drops the tweak too (tests/cli/test_lvconvert.py);
 this pins the kernel-side fact with cryptsetup and dm-crypt as the oracle.
 """
 

@@ -27,7 +27,7 @@ from metadata_helpers import significant
 from store_helpers import Pair
 
 pytestmark = [pytest.mark.oracle, pytest.mark.usefixtures("lvm2")]
-LVM2_SAMPLE = Path(__file__).parent / "data" / "lvm2_thin_raid_integrity.vg"
+LVM2_SAMPLE = Path(__file__).parent.parent / "data" / "lvm2_thin_raid_integrity.vg"
 
 
 @pytest.fixture

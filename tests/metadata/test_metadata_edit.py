@@ -14,7 +14,7 @@ from lvcrypt.errors import LvcryptError, MetadataError
 from lvcrypt.metadata.parse import parse_text
 from lvcrypt.metadata.tree import ordered_items
 
-RFC = (Path(__file__).parent / "data" / "rfc_example.vg").read_text()
+RFC = (Path(__file__).parent.parent / "data" / "rfc_example.vg").read_text()
 
 
 @pytest.fixture

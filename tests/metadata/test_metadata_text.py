@@ -16,7 +16,7 @@ from lvcrypt.metadata.validate import check_lvm2_readable, validate
 from lvcrypt.metadata.write import write_text
 from metadata_helpers import significant
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 RFC = (DATA / "rfc_example.vg").read_text()
 
 

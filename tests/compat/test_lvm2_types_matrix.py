@@ -46,7 +46,7 @@ from conftest import LVM_ENV, ROOT
 
 pytestmark = pytest.mark.slow
 
-DATA = Path(__file__).parent / "data" / "lvm2_types"
+DATA = Path(__file__).parent.parent / "data" / "lvm2_types"
 FAST = ["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"]
 PASSPHRASE = b"matrix passphrase"
 BLOCK = 4096

@@ -22,7 +22,7 @@ from lvcrypt.unlock import KeySources
 from store_helpers import Pair
 
 FAST = ["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"]
-LVM2_TYPES = Path(__file__).parent / "data" / "lvm2_types"
+LVM2_TYPES = Path(__file__).parent.parent / "data" / "lvm2_types"
 
 
 def no_prompt(prompt: str) -> Secret:

@@ -14,7 +14,7 @@ from lvcrypt.metadata.tree import Section, ordered_items
 from lvcrypt.metadata.validate import validate
 from lvcrypt.metadata.write import write_text
 
-RFC = (Path(__file__).parent / "data" / "rfc_example.vg").read_text()
+RFC = (Path(__file__).parent.parent / "data" / "rfc_example.vg").read_text()
 
 names = st.from_regex(r"[A-Za-z0-9_.+\-]{1,12}", fullmatch=True)
 strings = st.text(st.characters(blacklist_characters="\n\0", blacklist_categories=("Cs",)), max_size=20)

@@ -29,7 +29,7 @@ from lvcrypt.metadata.model import CryptSegment
 from lvcrypt.metadata.parse import parse_text
 from store_helpers import Pair
 
-PACKAGE = Path(__file__).parent / "data" / "third_party_handler"
+PACKAGE = Path(__file__).parent.parent / "data" / "third_party_handler"
 FAST = ["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"]
 DATA = os.urandom(64 * 1024)
 

@@ -120,7 +120,7 @@ def test_lvm2_lists_crypt_lvs_from_lvcrypt_text(loop_devices: Callable[..., list
     backup = tmp_path / "b.txt"
     lvm("vgcfgbackup", "-q", *d, "-f", str(backup), vg)
     model = tree_to_vg(parse_text(backup.read_text()))
-    rfc = tree_to_vg(parse_text((Path(__file__).parent / "data" / "rfc_example.vg").read_text()))
+    rfc = tree_to_vg(parse_text((Path(__file__).parent.parent / "data" / "rfc_example.vg").read_text()))
     store = rfc.lvs["cryptostore0"]
     store.segments[0].extent_count = 1
     store.segments[0].areas = [type(rfc.lvs["secret"].segments[0].areas[0])("pv0", 11)]  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ from lvcrypt.metadata.parse import parse_text
 from lvcrypt.metadata.tree import ordered_items, to_plain
 from metadata_helpers import significant
 
-RFC_PATH = Path(__file__).parent / "data" / "rfc_example.vg"
+RFC_PATH = Path(__file__).parent.parent / "data" / "rfc_example.vg"
 RFC = RFC_PATH.read_text()
 
 

@@ -28,67 +28,14 @@ from lvcrypt.metadata.segtypes import ACTIONS, change_problem, referenced_by, re
 from lvcrypt.metadata.tree import Section
 from lvcrypt.metadata.validate import validate
 from lvcrypt.metadata.write import write_text
+from lvm2_references_vg import VG, VISIBLE, lv_section, references_vg_text, restore_with_lvm2
 from store_helpers import Pair
 
 pytestmark = [pytest.mark.oracle, pytest.mark.usefixtures("lvm2")]
-SAMPLE = Path(__file__).parent / "data" / "lvm2_thin_raid_integrity.vg"
-VG = "vgx"
-VISIBLE = ["READ", "WRITE", "VISIBLE"]
-HIDDEN = ["READ", "WRITE"]
-
-
-def _lv(number: int, status: list[str], *segments: Section) -> Section:
-    body = Section(id=f"Refs{number:02d}-aaaa-bbbb-cccc-dddd-eeee-ffff{number:02d}", status=status, flags=[],
-                   creation_time=1795443706, creation_host="(none)", segment_count=len(segments))
-    for index, segment in enumerate(segments, 1):
-        body[f"segment{index}"] = segment
-    return body
-
-
-def _linear(pv: str, pe: int, count: int) -> Section:
-    return Section(start_extent=0, extent_count=count, type="striped", stripe_count=1, stripes=[pv, pe])
-
-
-def references_vg_text() -> str:
-    """lvm2's sample plus a snapshot, a mirror, an unknown type and a historical LV (free extents only)."""
-    tree = parse_text(SAMPLE.read_text())
-    body = tree[VG]
-    lvs = body["logical_volumes"]
-    assert isinstance(body, Section) and isinstance(lvs, Section)
-    lvs["origin"] = _lv(1, VISIBLE, _linear("pv0", 25, 2))
-    lvs["snap"] = _lv(2, VISIBLE, _linear("pv0", 27, 1))
-    lvs["snapshot0"] = _lv(3, HIDDEN, Section(start_extent=0, extent_count=2, type="snapshot", chunk_size=8,
-                                              origin="origin", cow_store="snap"))
-    lvs["m"] = _lv(4, VISIBLE, Section(start_extent=0, extent_count=1, type="mirror", mirror_count=2, region_size=1024,
-                                       mirror_log="m_mlog", mirrors=["m_mimage_0", 0, "m_mimage_1", 0]))
-    lvs["m_mlog"] = _lv(5, HIDDEN, _linear("pv1", 14, 1))
-    lvs["m_mimage_0"] = _lv(6, HIDDEN, _linear("pv0", 28, 1))
-    lvs["m_mimage_1"] = _lv(7, HIDDEN, _linear("pv1", 13, 1))
-    lvs["hplain"] = _lv(8, VISIBLE, _linear("pv0", 29, 1))
-    lvs["backing"] = _lv(9, VISIBLE, _linear("pv0", 30, 1))
-    lvs["futur"] = _lv(10, VISIBLE, Section(start_extent=0, extent_count=1, type="futuretype", backing_lv="backing"))
-    body["historical_logical_volumes"] = Section(gone=Section(id="Refs11-aaaa-bbbb-cccc-dddd-eeee-ffff11",
-                                                              creation_time=1795443000, removal_time=1795443100,
-                                                              origin="hplain"))
-    body["seqno"] = 16
-    return write_text(tree)
-
-
 def model() -> VolumeGroup:
     vg = tree_to_vg(parse_text(references_vg_text()))
     validate(vg)
     return vg
-
-
-def restore_with_lvm2(pair: Pair) -> Path:
-    """The sample VG on the pair's two devices, restored by lvm2 itself; returns its text file."""
-    text = pair.tmp / "vgx.vg"
-    text.write_text(references_vg_text())
-    for device, pv in zip(pair.devices, ("bNAIfY-qSZY-Edfy-8mN5-mc7z-nbqq-CYh0X5",
-                                         "HUReqi-0Dmf-q34f-89hz-E34K-ih7v-vhIjCo")):
-        pair.lvm("pvcreate", "-q", "--uuid", pv, "--restorefile", str(text), device)
-    pair.lvm("vgcfgrestore", "-q", "--force", "-f", str(text), VG)
-    return text
 
 
 @pytest.fixture
@@ -293,10 +240,10 @@ def test_an_lv_being_moved_by_pvmove_is_kept_as_it_is() -> None:
     tree = parse_text(references_vg_text())
     lvs = tree[VG]["logical_volumes"]
     assert isinstance(lvs, Section)
-    lvs["pvmove0"] = _lv(12, ["READ", "WRITE", "PVMOVE", "LOCKED"],
+    lvs["pvmove0"] = lv_section(12, ["READ", "WRITE", "PVMOVE", "LOCKED"],
                          Section(start_extent=0, extent_count=1, type="mirror", mirror_count=2,
                                  mirrors=["pv0", 40, "pv1", 40]))
-    lvs["moving"] = _lv(13, VISIBLE, Section(start_extent=0, extent_count=1, type="striped", stripe_count=1,
+    lvs["moving"] = lv_section(13, VISIBLE, Section(start_extent=0, extent_count=1, type="striped", stripe_count=1,
                                              stripes=["pvmove0", 0]))
     vg = tree_to_vg(parse_text(write_text(tree)))
     validate(vg)

@@ -31,7 +31,7 @@ from lvcrypt.metadata.tree import Value
 from lvcrypt.metadata.validate import validate
 from lvcrypt.metadata.write import write_text
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 
 
 @dataclass
