@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from lvcrypt.atomic_file import write_atomically
 from lvcrypt.errors import MetadataError
 from lvcrypt.metadata.convert import tree_to_vg, vg_to_tree
-from lvcrypt.metadata.model import VolumeGroup
+from lvcrypt.metadata.lvreport import report_type
+from lvcrypt.metadata.model import KeystoreSegment, LogicalVolume, VolumeGroup
 from lvcrypt.metadata.parse import parse_bytes
 from lvcrypt.metadata.tree import Section
 from lvcrypt.metadata.validate import validate
@@ -80,3 +82,66 @@ def change_target(target: str, devices: str | None, edit: Callable[[Section], No
             edit(tree)
             handle.replace(tree_to_vg(tree, target))
         handle.commit()
+
+
+@dataclass(frozen=True)
+class PvSummary:
+    key: str
+    device: str
+    id: str
+    size: int
+    free: int
+    pe_start: int
+
+
+@dataclass(frozen=True)
+class LvSummary:
+    name: str  # hidden LVs in brackets, as lvm2 shows them
+    size: int
+    segments: int
+    types: str
+    devices: str
+    encryption: str
+
+
+@dataclass(frozen=True)
+class VgSummary:
+    """What `metadata show` tells about a VG from its text alone, sizes in bytes."""
+
+    extent_bytes: int
+    size: int
+    free: int
+    pvs: list[PvSummary]
+    lvs: list[LvSummary]
+
+
+def summarise_vg(vg: VolumeGroup) -> VgSummary:
+    size = vg.extent_bytes
+    pvs = [PvSummary(pv.key, pv.device or "", pv.id, pv.pe_count * size, vg.free_extents(pv.key) * size, pv.pe_start)
+           for pv in vg.pvs.values()]
+    lvs = [LvSummary(lv.name if lv.visible else f"[{lv.name}]", lv.extent_count * size, len(lv.segments),
+                     ",".join(dict.fromkeys(report_type(segment) for segment in lv.segments)),
+                     _devices(vg, lv), _encryption(vg, lv))
+           for lv in vg.lvs.values()]
+    total = sum(pv.pe_count for pv in vg.pvs.values())
+    return VgSummary(size, total * size, vg.free_extents() * size, pvs, lvs)
+
+
+def _devices(vg: VolumeGroup, lv: LogicalVolume) -> str:
+    """PV areas as `device(extent)`, by the metadata's device hint (no device is opened)."""
+    parts = []
+    for segment in lv.segments:
+        for area, _ in segment.pv_areas():
+            pv = vg.pvs.get(area.pv)
+            parts.append(f"{pv.device if pv and pv.device else area.pv}({area.extent})")
+    return ",".join(parts)
+
+
+def _encryption(vg: VolumeGroup, lv: LogicalVolume) -> str:
+    if lv.is_keystore:
+        segment = next(s for s in lv.segments if isinstance(s, KeystoreSegment))
+        users = ", ".join(user.name for user in vg.users_of_keystore(lv.name)) or "no users"
+        return f"keystore {segment.handler} {segment.cipher or ''} for {users}".replace("  ", " ")
+    if lv.is_crypt:
+        return "encrypted with " + ", ".join(lv.keystores())
+    return ""

@@ -17,13 +17,11 @@ from lvcrypt.errors import LvcryptError, MetadataError, UsageError
 from lvcrypt.metadata import paths
 from lvcrypt.metadata.convert import tree_to_vg, vg_to_tree
 from lvcrypt.metadata.diff import differences, show
-from lvcrypt.metadata.lvreport import report_type
-from lvcrypt.metadata.model import KeystoreSegment, VolumeGroup
 from lvcrypt.metadata.parse import parse_bytes
 from lvcrypt.metadata.tree import Section, Value, to_plain
 from lvcrypt.metadata.validate import validate
 from lvcrypt.metadata.write import write_text
-from lvcrypt.metadata_text import about, change_target, read_target, read_tree, read_vg
+from lvcrypt.metadata_text import about, change_target, read_target, read_tree, read_vg, summarise_vg
 from lvcrypt.units import format_size
 
 
@@ -54,51 +52,22 @@ def cmd_json(args: argparse.Namespace) -> int:
     return 0
 
 
-def _segment_kind(vg: VolumeGroup, name: str) -> str:
-    kinds = [report_type(segment) for segment in vg.lvs[name].segments]
-    return ",".join(dict.fromkeys(kinds))
-
-
-def _devices(vg: VolumeGroup, name: str) -> str:
-    parts = []
-    for segment in vg.lvs[name].segments:
-        for area, count in segment.pv_areas():
-            pv = vg.pvs.get(area.pv)
-            device = (pv.device if pv and pv.device else area.pv)
-            parts.append(f"{device}({area.extent})")
-    return ",".join(parts)
-
-
-def _crypt_info(vg: VolumeGroup, name: str) -> str:
-    lv = vg.lvs[name]
-    if lv.is_keystore:
-        segment = next(s for s in lv.segments if isinstance(s, KeystoreSegment))
-        users = ", ".join(user.name for user in vg.users_of_keystore(name)) or "no users"
-        return f"keystore {segment.handler} {segment.cipher or ''} for {users}".replace("  ", " ")
-    if lv.is_crypt:
-        return "encrypted with " + ", ".join(lv.keystores())
-    return ""
-
-
 def cmd_show(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     _, vg = read_vg(args.file)
-    size = vg.extent_bytes
-    total = sum(pv.pe_count for pv in vg.pvs.values())
-    print(tabulate([[vg.name, vg.id, vg.seqno, format_size(size), len(vg.pvs), len(vg.lvs),
-                     format_size(total * size), format_size(vg.free_extents() * size)]],
+    summary = summarise_vg(vg)
+    print(tabulate([[vg.name, vg.id, vg.seqno, format_size(summary.extent_bytes), len(vg.pvs), len(vg.lvs),
+                     format_size(summary.size), format_size(summary.free)]],
                    headers=["VG", "UUID", "Seqno", "Extent", "#PV", "#LV", "VSize", "VFree"]))
     print()
-    print(tabulate([[pv.key, pv.device or "", pv.id, format_size(pv.pe_count * size),
-                     format_size(vg.free_extents(pv.key) * size), pv.pe_start]
-                    for pv in vg.pvs.values()],
+    print(tabulate([[pv.key, pv.device, pv.id, format_size(pv.size), format_size(pv.free), pv.pe_start]
+                    for pv in summary.pvs],
                    headers=["PV", "Device hint", "UUID", "PSize", "PFree", "PE start"]))
     print()
-    rows = [[lv.name if lv.visible else f"[{lv.name}]", format_size(lv.extent_count * size), len(lv.segments),
-             _segment_kind(vg, lv.name), _devices(vg, lv.name), _crypt_info(vg, lv.name)]
-            for lv in vg.lvs.values()]
-    print(tabulate(rows, headers=["LV", "LSize", "#Seg", "Type", "Devices", "Encryption"]))
+    print(tabulate([[lv.name, format_size(lv.size), lv.segments, lv.types, lv.devices, lv.encryption]
+                    for lv in summary.lvs],
+                   headers=["LV", "LSize", "#Seg", "Type", "Devices", "Encryption"]))
     return 0
 
 
