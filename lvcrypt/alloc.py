@@ -58,10 +58,6 @@ def free_runs(vg: VolumeGroup, pv_keys: list[str] | None = None) -> dict[str, li
     return runs
 
 
-def free_extents(vg: VolumeGroup, pv_keys: list[str] | None = None) -> int:
-    return sum(run.count for runs in free_runs(vg, pv_keys).values() for run in runs)
-
-
 def _take(runs: dict[str, list[Run]], pv: str, start: int, count: int) -> None:
     """Mark [start, start+count) on `pv` as used in the working free map."""
     kept = []
