@@ -9,8 +9,6 @@ sector with `cryptography` directly.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -18,13 +16,11 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from conftest import run_lvcrypt
+from crypt_lv_layout import ciphertext, decrypt, extent_bytes, keystore_image, lvm2_layout, lvm2_lists, pv_path
 from cryptsetup_oracle import cryptsetup, dumped_volume_key, libcryptsetup_plain_key, needs_cryptsetup
-from lvcrypt.metadata.convert import tree_to_vg
-from lvcrypt.metadata.model import CryptSegment, KeystoreSegment, VolumeGroup
-from lvcrypt.metadata.parse import parse_text
+from lvcrypt.metadata.model import CryptSegment
 from store_helpers import Pair
 
 pytestmark = [pytest.mark.oracle, pytest.mark.usefixtures("lvm2"), needs_cryptsetup]
@@ -40,63 +36,6 @@ def pair(loop_devices: Callable[..., list[str]], tmp_path: Path) -> Pair:
     (tmp_path / "pass").write_bytes(b"correct horse battery staple")
     (tmp_path / "wrong").write_bytes(b"wrong horse")
     return pair
-
-
-def lvm2_layout(pair: Pair, vg: str = "vgc") -> VolumeGroup:
-    """Where lvm2 says the extents are: its own vgcfgbackup of the VG, then parsed."""
-    path = pair.tmp / f"lvm2-{os.urandom(4).hex()}.txt"
-    pair.lvm("vgcfgbackup", "-f", str(path), vg)
-    return tree_to_vg(parse_text(path.read_text()))
-
-
-def lvm2_lists(pair: Pair, vg: str = "vgc") -> dict[str, str]:
-    rows = json.loads(pair.lvm("lvs", "-a", "--reportformat", "json", "-o", "lv_name,lv_attr", vg).stdout)
-    return {row["lv_name"]: row["lv_attr"] for row in rows["report"][0]["lv"]}
-
-
-def pv_path(pair: Pair, vg: VolumeGroup, key: str) -> str:
-    by_id = {}
-    for device in pair.devices:
-        out = pair.lvm("pvs", "--noheadings", "-o", "pv_uuid", device).stdout.strip()
-        by_id[out] = device
-    return by_id[vg.pvs[key].id]
-
-
-def extent_bytes(pair: Pair, vg: VolumeGroup, pv: str, extent: int, count: int) -> bytes:
-    with open(pv_path(pair, vg, pv), "rb") as f:
-        f.seek((vg.pvs[pv].pe_start + extent * vg.extent_size) * 512)
-        return f.read(count * vg.extent_bytes)
-
-
-def keystore_image(pair: Pair, vg: VolumeGroup, store: str) -> Path:
-    segment = vg.lvs[store].segments[0]
-    assert isinstance(segment, KeystoreSegment)
-    path = pair.tmp / f"{store}.img"
-    path.write_bytes(extent_bytes(pair, vg, segment.areas[0].pv, segment.areas[0].extent, segment.extent_count))
-    return path
-
-
-def ciphertext(pair: Pair, vg: VolumeGroup, lv: str) -> bytes:
-    parts = []
-    for segment in vg.lvs[lv].segments:
-        assert isinstance(segment, CryptSegment) and len(segment.areas) == 1
-        parts.append(extent_bytes(pair, vg, segment.areas[0].pv, segment.areas[0].extent, segment.extent_count))
-    return b"".join(parts)
-
-
-def decrypt(cipher: str, key: bytes, data: bytes, sector_size: int, first_iv: int = 0) -> bytes:
-    """dm-crypt's IV rule spelled out: one cipher call per sector, IV = 512-byte sector number."""
-    out = bytearray()
-    for index in range(len(data) // sector_size):
-        iv = (first_iv + index * sector_size // 512).to_bytes(16, "little")
-        chunk = data[index * sector_size:(index + 1) * sector_size]
-        if cipher == "aes-xts-plain64":
-            mode = modes.XTS(iv)
-        else:
-            essiv = Cipher(algorithms.AES(hashlib.sha256(key).digest()), modes.ECB()).encryptor().update(iv)
-            mode = modes.CBC(essiv)
-        out += Cipher(algorithms.AES(key), mode).decryptor().update(chunk)
-    return bytes(out)
 
 
 def write_lv(pair: Pair, lv: str, data: bytes, key: str = "pass", offset: int = 0) -> None:

@@ -33,7 +33,7 @@ from lvcrypt.handlers.luks2 import disk as luks2_disk
 from lvcrypt.handlers.secret import Secret
 from lvcrypt.metadata.model import KeystoreSegment, StripedSegment, VolumeGroup
 from store_helpers import Pair
-from test_crypt_lvs import decrypt, lvm2_layout, lvm2_lists
+from crypt_lv_layout import decrypt, lvm2_layout, lvm2_lists
 
 pytestmark = [pytest.mark.oracle, pytest.mark.usefixtures("lvm2"), needs_cryptsetup]
 MIB = 1 << 20

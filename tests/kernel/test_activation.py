@@ -26,7 +26,7 @@ import pytest
 
 from lvcrypt.cli import main as cli_main
 from store_helpers import Pair
-from test_crypt_lvs import keystore_image, lvm2_layout, pv_path
+from crypt_lv_layout import keystore_image, lvm2_layout, pv_path
 
 from .test_dm_crypt import payload
 
