@@ -7,6 +7,7 @@ on which), and the next commit must leave every metadata area at the same, newes
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -71,8 +72,14 @@ def _restore(snapshot: dict[str, bytes]) -> None:
             os.close(fd)
 
 
-def _churn_until_next_copy_wraps(pair: Pair) -> None:
-    """Commit (in this process) until the next, slightly larger copy must wrap around the ring's end."""
+def _churn_until_next_copy_wraps(pair: Pair, argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commit (in this process) until the next, slightly larger copy must wrap around the ring's end.
+
+    Each copy's text records the command line that wrote it ("Write from lvcrypt ..."), so the
+    churn runs under the command `argv` will run as: pytest's own command line, as long as the
+    list of test files it was given, would otherwise size the copies and the wrap could be missed.
+    """
+    monkeypatch.setattr(sys, "argv", ["lvcrypt", *argv])
     from lvcrypt.lvops import create_lv, remove_lv
     from lvcrypt.store.mda import next_offset
     from lvcrypt.store.transaction import VgTransaction
@@ -109,13 +116,13 @@ def test_crash_at_every_write_of_a_commit(command: list[str], wrap: bool, loop_d
     pair.lvc("vgcreate", "-s", "1m", "vgc", a, b)
     for index in range(3):
         pair.lvc("lvcreate", "-l", "2", "-n", f"lv{index}", "vgc")
+    argv = [command[0], "--devices", pair.device_list, *command[1:]]
     if wrap:
-        _churn_until_next_copy_wraps(pair)
+        _churn_until_next_copy_wraps(pair, argv, monkeypatch)
     before = load_vg(scan(pair.devices), "vgc")
     old_seqno = before.vg.seqno
     old_lvs = {name: lv.extent_count for name, lv in before.vg.lvs.items()}
     snapshot = _snapshot(pair.devices)
-    argv = [command[0], "--devices", pair.device_list, *command[1:]]
 
     total = _run_until_write(argv, None)
     after = load_vg(scan(pair.devices), "vgc")
