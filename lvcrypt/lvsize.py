@@ -48,20 +48,15 @@ def _mib(vg: VolumeGroup, extents: int) -> str:
     return f"{extents * vg.extent_bytes / 1048576:.2f} MiB"
 
 
-def vg_extents(vg: VolumeGroup) -> int:
-    """Every extent of every PV of the VG (lvm2's vg->extent_count)."""
-    return sum(pv.pe_count for pv in vg.pvs.values())
-
-
 def percent_base(vg: VolumeGroup, percent_of: str, pv_keys: list[str] | None) -> int:
     """The extent count a percentage is of, as lvm2 takes it (see the module's docstring)."""
     if percent_of == "VG":
-        return vg_extents(vg)
+        return vg.extent_count()
     if percent_of == "FREE":
         return vg.free_extents()
     if percent_of == "PVS":
         if pv_keys is None:
-            return vg_extents(vg)
+            return vg.extent_count()
         return sum(vg.free_extents(key) for key in dict.fromkeys(pv_keys))
     raise LvcryptError(f"unknown percentage base %{percent_of} (use {', '.join(PERCENT_BASES)})")
 

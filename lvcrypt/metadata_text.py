@@ -123,8 +123,7 @@ def summarise_vg(vg: VolumeGroup) -> VgSummary:
                      ",".join(dict.fromkeys(report_type(segment) for segment in lv.segments)),
                      _devices(vg, lv), _encryption(vg, lv))
            for lv in vg.lvs.values()]
-    total = sum(pv.pe_count for pv in vg.pvs.values())
-    return VgSummary(size, total * size, vg.free_extents() * size, pvs, lvs)
+    return VgSummary(size, vg.extent_count() * size, vg.free_extents() * size, pvs, lvs)
 
 
 def _devices(vg: VolumeGroup, lv: LogicalVolume) -> str:

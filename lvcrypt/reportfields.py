@@ -143,14 +143,6 @@ def _stripe_size(segment: "Segment | None") -> int | None:
     return handler_of(segment).stripe_size(segment) if segment is not None else None
 
 
-def _vg_used(vg: "VolumeGroup", key: str | None = None) -> int:
-    return vg.used_extents(key)
-
-
-def _vg_total(vg: "VolumeGroup") -> int:
-    return sum(pv.pe_count for pv in vg.pvs.values())
-
-
 def _keystore_segment(row: LvRow) -> "Segment | None":
     """The keystore segment describing this LV's encryption: its own, or its (first) keystore's."""
     from lvcrypt.metadata.model import KeystoreSegment
@@ -245,11 +237,11 @@ VG_FIELDS: dict[str, Field] = {
     "lv_count": Field("#LV", lambda r: r.view.lv_count()),
     "snap_count": Field("#SN", lambda r: r.view.snap_count()),
     "vg_attr": Field("Attr", lambda r: _vg_attr(r.vg, bool(r.loaded.missing))),
-    "vg_size": Field("VSize", lambda r: _vg_total(r.vg) * r.vg.extent_bytes, size=True),
+    "vg_size": Field("VSize", lambda r: r.vg.extent_count() * r.vg.extent_bytes, size=True),
     "vg_free": Field("VFree", lambda r: r.vg.free_extents() * r.vg.extent_bytes, size=True),
     "vg_uuid": Field("VG UUID", lambda r: r.vg.id),
     "vg_extent_size": Field("Ext", lambda r: r.vg.extent_bytes, size=True),
-    "vg_extent_count": Field("#Ext", lambda r: _vg_total(r.vg)),
+    "vg_extent_count": Field("#Ext", lambda r: r.vg.extent_count()),
     "vg_free_count": Field("Free", lambda r: r.vg.free_extents()),
     "vg_seqno": Field("Seq", lambda r: r.vg.seqno),
     "max_lv": Field("MaxLV", lambda r: r.vg.max_lv),
@@ -301,7 +293,7 @@ PV_FIELDS: dict[str, Field] = {
     "pe_start": Field("1st PE", lambda r: r.pv.header.pe_start if r.pv else r.vg.pvs[r.key].pe_start * 512,
                       size=True, width=7),
     "pv_pe_count": Field("PE", lambda r: r.vg.pvs[r.key].pe_count if r.vg and r.key else 0, width=3),
-    "pv_pe_alloc_count": Field("Alloc", lambda r: _vg_used(r.vg, r.key) if r.vg and r.key else 0),
+    "pv_pe_alloc_count": Field("Alloc", lambda r: r.vg.used_extents(r.key) if r.vg and r.key else 0),
     "pv_mda_count": Field("#PMda", lambda r: len(r.pv.mdas) if r.pv else 0),
     "pv_mda_size": Field("PMdaSize", lambda r: min((m.locn.size for m in r.pv.mdas), default=0) if r.pv else 0,
                          size=True, width=9),

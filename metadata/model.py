@@ -225,7 +225,11 @@ class VolumeGroup:
         """Extents in use on one PV (or all), each counted once."""
         return sum(stop - start for spans in self.used_spans(pv_key).values() for start, stop in spans)
 
+    def extent_count(self, pv_key: str | None = None) -> int:
+        """Every extent of one PV (or of every PV: lvm2's vg->extent_count), used or not."""
+        pvs = [self.pvs[pv_key]] if pv_key is not None else list(self.pvs.values())
+        return sum(pv.pe_count for pv in pvs)
+
     def free_extents(self, pv_key: str | None = None) -> int:
         """lvm2's free count of one PV (or the VG): its extents less the used ones, allocatable or not."""
-        pvs = [self.pvs[pv_key]] if pv_key is not None else list(self.pvs.values())
-        return sum(pv.pe_count for pv in pvs) - self.used_extents(pv_key)
+        return self.extent_count(pv_key) - self.used_extents(pv_key)
