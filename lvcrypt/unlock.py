@@ -109,21 +109,30 @@ def unlock_keystore(session: "KeystoreSession", store: str, passphrase: Secret, 
         keys.put(store, session.unlock(passphrase, keyslot))
 
 
+def verified_volume_key(session: "KeystoreSession", key: Secret) -> Secret:
+    """`key` once the keystore's handler verified it as the volume key; wiped and refused otherwise."""
+    try:
+        session.verify_volume_key(key)
+    except BaseException:
+        key.close()
+        raise
+    return key
+
+
 def adopt_volume_key(tx: "VgTransaction", store: str, key: Secret, keys: KeyCache,
                      sessions: KeystoreSessions | None = None) -> None:
     """Take `key` into the cache as `store`'s volume key once its handler verified it (wiped if refused)."""
     try:
         with keystore_sessions(tx, sessions) as opened:
-            opened.session(store).verify_volume_key(key)
+            verified_volume_key(opened.session(store), key)
     except BaseException:
         key.close()
         raise
     keys.put(store, key)
 
 
-def _unlock_from_volume_key_keyring(spec_text: str, tx: "VgTransaction", stores: list[str], keys: KeyCache,
-                                    sessions: KeystoreSessions) -> None:
-    """--volume-key-keyring: a `user` key whose payload must verify as each keystore's volume key."""
+def volume_key_from_keyring(spec_text: str) -> Secret:
+    """--volume-key-keyring: the payload of a `user` key (not yet checked against any keystore)."""
     spec = keyring.parse_key_spec(spec_text)
     if spec.type != "user":
         raise KeyringError(f"{spec}: a logon key cannot be read back to check it against the keystore; "
@@ -131,8 +140,25 @@ def _unlock_from_volume_key_keyring(spec_text: str, tx: "VgTransaction", stores:
     serial = keyring.find_key(spec)
     if serial is None:
         raise KeyringError(f"no key {spec} in this process's keyrings")
+    return Secret.adopt(keyring.read_key(serial))
+
+
+def volume_key_from_file(path: str, key_bytes: int) -> Secret:
+    """--volume-key-file: the first `key_bytes` bytes of the file, as cryptsetup reads it (a shorter file is refused)."""
+    try:
+        with open(path, "rb") as source:
+            return read_key_file(source, 0, key_bytes)
+    except OSError as error:
+        raise HandlerError(f"cannot read volume key file {path}: {error.strerror}") from None
+    except HandlerError:
+        raise HandlerError(f"cannot read {key_bytes} bytes from volume key file {path}") from None
+
+
+def _unlock_from_volume_key_keyring(spec_text: str, tx: "VgTransaction", stores: list[str], keys: KeyCache,
+                                    sessions: KeystoreSessions) -> None:
+    """--volume-key-keyring: a `user` key whose payload must verify as each keystore's volume key."""
     for store in stores:
-        adopt_volume_key(tx, store, Secret.adopt(keyring.read_key(serial)), keys, sessions)
+        adopt_volume_key(tx, store, volume_key_from_keyring(spec_text), keys, sessions)
 
 
 def _unlock_from_token(session: "KeystoreSession", store: str, keys: KeyCache) -> bool:

@@ -80,7 +80,7 @@ def cmd_keyslot_add(args: argparse.Namespace) -> int:
     from lvcrypt.keystore_admin import add_keyslot
 
     slot = add_keyslot(args.target, args.devices, key_sources(args), key_sources(args, new_key=True),
-                       keystore_request(args, None), args.key_slot)
+                       keystore_request(args, None), args.key_slot, args.volume_key_file)
     print(f"Key slot {slot} created.")
     return 0
 
@@ -183,6 +183,10 @@ def _register_keyslot(sub: argparse._SubParsersAction, name: str) -> None:  # ty
     add = actions.add_parser("add", parents=common, help="add a passphrase (like luksAddKey)")
     add.add_argument("target", metavar="TARGET")
     add.add_argument("--new-key-file", metavar="FILE", help="the new passphrase's file ('-' = stdin)")
+    add.add_argument("--volume-key-file", metavar="FILE",
+                     help="take the volume key from this file instead of an existing passphrase")
+    add.add_argument("--volume-key-keyring", metavar="%TYPE:DESC",
+                     help="take the volume key from a %%user: key in the kernel keyring")
     _key_options(add)
     _pbkdf_options(add)
     add.set_defaults(func=cmd_keyslot_add)

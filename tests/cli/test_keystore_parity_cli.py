@@ -1,0 +1,182 @@
+"""Issue 16: the keystore commands cryptsetup has (volume-key keyslots, tokens, convert, config, header
+backup, erase), on an image file and on a keystore LV, with cryptsetup 2.6 as the oracle both ways."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from conftest import ROOT
+from cryptsetup_oracle import FAST, cryptsetup, dumped_volume_key, image, key_file, needs_cryptsetup, opens_with
+from lvcrypt import keyring
+from lvcrypt.keystores import keystore_segment
+from lvcrypt.store.transaction import VgTransaction
+from store_helpers import Pair
+
+pytestmark = [needs_cryptsetup, pytest.mark.oracle]
+FORCE = ["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"]
+PASSPHRASE = b"parity passphrase"
+HEADER = 16 << 20  # cryptsetup's LUKS2 header and keyslots area
+
+
+@pytest.fixture(scope="module")
+def luks2_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LUKS2 image cryptsetup formatted (PBKDF2, cheap), copied by each test."""
+    tmp = tmp_path_factory.mktemp("luks2")
+    img = image(tmp / "ks.img", 20)
+    cryptsetup("luksFormat", "--type", "luks2", "-q", *FAST, "--key-file", str(key_file(tmp / "pass", PASSPHRASE)),
+               str(img))
+    return img
+
+
+@pytest.fixture
+def img(luks2_template: Path, tmp_path: Path) -> Path:
+    shutil.copyfile(luks2_template, tmp_path / "ks.img")
+    key_file(tmp_path / "pass", PASSPHRASE)
+    return tmp_path / "ks.img"
+
+
+@pytest.fixture(scope="module")
+def vg_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """vgp/secret, a LUKS2 crypt LV whose keystore is vgp/cryptostore0, made once by the CLI."""
+    tmp = tmp_path_factory.mktemp("vg")
+    pv = image(tmp / "pv.img", 48)
+    pair = Pair([str(pv)], tmp)
+    key_file(tmp / "pass", PASSPHRASE)
+    pair.lvc("pvcreate", str(pv))
+    pair.lvc("vgcreate", "vgp", str(pv))
+    pair.lvc("lvcreate", "--encrypt", *FORCE, "--key-file", str(tmp / "pass"), "-L", "4M", "-n", "secret", "vgp")
+    return pv
+
+
+@pytest.fixture
+def vg(vg_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pair:
+    pv = tmp_path / "pv.img"
+    shutil.copyfile(vg_template, pv)
+    key_file(tmp_path / "pass", PASSPHRASE)
+    monkeypatch.setenv("LVCRYPT_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("LVCRYPT_RUN_DIR", str(tmp_path / "run"))
+    return Pair([str(pv)], tmp_path)
+
+
+@pytest.fixture
+def made() -> Iterator[list[int]]:
+    """A session keyring of this test's own (inherited by the commands it runs); invalidated afterwards."""
+    try:
+        serials = [keyring.join_session_keyring()]
+    except Exception as error:  # noqa: BLE001 - a machine without keyrings skips, it does not fail
+        pytest.skip(f"no kernel keyring here: {error}")
+    yield serials
+    for serial in reversed(serials):
+        try:
+            keyring.invalidate(serial)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+
+
+def lvcrypt(*args: str, input: bytes = b"", env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = subprocess.run([sys.executable, "-m", "lvcrypt", *args], input=input, capture_output=True, env=env,
+                            cwd=ROOT)
+    return result.returncode, result.stdout.decode(errors="replace"), result.stderr.decode(errors="replace")
+
+
+def on_vg(pair: Pair, *args: str, input: bytes = b"") -> tuple[int, str, str]:
+    """A keystore command on VG/cryptostoreN, limited to the pair's devices and state directories."""
+    return lvcrypt(*args, "--devices", pair.device_list, input=input, env=pair.env)
+
+
+def ok(*args: str, input: bytes = b"") -> str:
+    status, out, err = lvcrypt(*args, input=input)
+    assert status == 0, err
+    return out
+
+
+def refused(result: tuple[int, str, str], status: int, text: str) -> None:
+    code, _, err = result
+    assert code == status, err
+    assert text in err and err.count("\n") == 1 and err.startswith("lvcrypt: ") and "Traceback" not in err
+
+
+def header_digest(path: Path, length: int = HEADER) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read(length)).hexdigest()
+
+
+def keystore_range(pair: Pair, store: str = "cryptostore0") -> tuple[int, int]:
+    """(offset, length) in bytes of a keystore LV's extents on the one PV."""
+    with VgTransaction(pair.device_list, "vgp", exclusive=False) as tx:
+        segment = keystore_segment(tx.vg, store)
+        area = segment.areas[0]
+        start = (tx.vg.pvs[area.pv].pe_start + area.extent * tx.vg.extent_size) * 512
+        return start, segment.extent_count * tx.vg.extent_bytes
+
+
+def keystore_copy(pair: Pair, path: Path) -> Path:
+    """The keystore LV's bytes in an image file, for cryptsetup to read."""
+    start, length = keystore_range(pair)
+    with open(pair.devices[0], "rb") as f:
+        f.seek(start)
+        path.write_bytes(f.read(length))
+    return path
+
+
+def keystore_put(pair: Pair, path: Path) -> None:
+    """An image file cryptsetup changed, written back over the keystore LV's extents."""
+    start, length = keystore_range(pair)
+    data = path.read_bytes()
+    assert len(data) == length
+    with open(pair.devices[0], "r+b") as f:
+        f.seek(start)
+        f.write(data)
+
+
+# --- 1. keyslot add --volume-key-file / --volume-key-keyring -------------------------------------------------
+
+def test_keyslot_add_from_a_volume_key_file(img: Path, tmp_path: Path) -> None:
+    volume_key = dumped_volume_key(img, tmp_path / "pass")
+    vk = key_file(tmp_path / "vk", volume_key)
+    new = key_file(tmp_path / "new", b"added from the volume key")
+    out = ok("keyslot", "add", *FORCE, "--volume-key-file", str(vk), "--new-key-file", str(new), str(img))
+    assert out == "Key slot 1 created.\n"
+    assert "  1: luks2" in cryptsetup("luksDump", str(img)).stdout
+    assert opens_with(img, new) and dumped_volume_key(img, new) == volume_key
+
+
+def test_keyslot_add_refuses_a_wrong_or_short_volume_key_file(img: Path, tmp_path: Path) -> None:
+    new = key_file(tmp_path / "new", b"never stored")
+    before = header_digest(img)
+    wrong = key_file(tmp_path / "wrong", os.urandom(64))
+    refused(lvcrypt("keyslot", "add", *FORCE, "--volume-key-file", str(wrong), "--new-key-file", str(new),
+                    str(img)), 5, "volume key does not match")
+    short = key_file(tmp_path / "short", dumped_volume_key(img, tmp_path / "pass")[:32])
+    refused(lvcrypt("keyslot", "add", *FORCE, "--volume-key-file", str(short), "--new-key-file", str(new),
+                    str(img)), 5, "cannot read 64 bytes")
+    refused(lvcrypt("keyslot", "add", "--volume-key-file", str(short), "--volume-key-keyring", "%user:x",
+                    "--new-key-file", str(new), str(img)), 3, "only one of")
+    assert header_digest(img) == before
+
+
+def test_keyslot_add_from_the_keyring_on_a_keystore_lv(vg: Pair, made: list[int]) -> None:
+    """cryptsetup's seed workflow, steps 1-2: link the volume key into @s, add a keyslot from it."""
+    tag = f"lvcrypt-test:vk-{os.getpid()}"
+    assert on_vg(vg, "keystore", "unlock-test", "--key-file", str(vg.tmp / "pass"), "--link-vk-to-keyring",
+                 f"@s::%user:{tag}", "vgp/cryptostore0")[0] == 0
+    new = key_file(vg.tmp / "new", b"from the keyring key")
+    assert on_vg(vg, "keyslot", "add", *FORCE, "--volume-key-keyring", f"%user:{tag}", "--new-key-file", str(new),
+                 "vgp/cryptostore0")[1] == "Key slot 1 created.\n"
+    copy = keystore_copy(vg, vg.tmp / "ks.img")
+    assert opens_with(copy, new) and opens_with(copy, vg.tmp / "pass")
+    assert dumped_volume_key(copy, new) == dumped_volume_key(copy, vg.tmp / "pass")
+    made.append(keyring.add_key("user", f"{tag}-bad", bytearray(os.urandom(64)), "@s"))
+    before = header_digest(Path(vg.devices[0]), 48 << 20)
+    refused(on_vg(vg, "keyslot", "add", *FORCE, "--volume-key-keyring", f"%user:{tag}-bad", "--new-key-file",
+                  str(new), "vgp/cryptostore0"), 5, "volume key does not match")
+    assert header_digest(Path(vg.devices[0]), 48 << 20) == before
