@@ -196,6 +196,16 @@ class KeyringToken:
 
 
 @dataclass(frozen=True)
+class TokenInfo:
+    """One token as `token list` shows it; `key_description` only for keyring tokens."""
+
+    token: int
+    type: str
+    keyslots: tuple[int, ...]
+    key_description: str | None = None
+
+
+@dataclass(frozen=True)
 class DataMapping:
     """What the activator needs for the dm-crypt table of an LV using this keystore.
 
@@ -388,6 +398,16 @@ class KeystoreSession:
         raise HandlerError(f"{self.handler.name} keystores have no tokens")
 
     def remove_token(self, token: int) -> None:
+        raise HandlerError(f"{self.handler.name} keystores have no tokens")
+
+    def list_tokens(self) -> list[TokenInfo]:
+        return []
+
+    def import_token(self, text: str, token: int | None = None, replace: bool = False) -> int:
+        """A token from JSON text (any type, kept verbatim); returns its number."""
+        raise HandlerError(f"{self.handler.name} keystores have no tokens")
+
+    def export_token(self, token: int) -> str:
         raise HandlerError(f"{self.handler.name} keystores have no tokens")
 
     def import_problem(self, size_after_header: int | None = None) -> str | None:

@@ -18,7 +18,7 @@ from typing import ClassVar
 from lvcrypt.crypto import CipherSpec
 from lvcrypt.errors import FormatError, HandlerError, WrongPassphrase
 from lvcrypt.handlers.base import (SECTOR, Area, DataMapping, FormatOptions, KeyHandler, KeyringToken, KeyslotInfo,
-                                   KeystoreAttrs, KeystoreSession)
+                                   KeystoreAttrs, KeystoreSession, TokenInfo)
 from lvcrypt.handlers.kdf import PbkdfRequest, check_hash, check_kind
 from lvcrypt.handlers.secret import Secret, require_passphrase
 
@@ -471,6 +471,18 @@ class Luks2Session(KeystoreSession):
         loaded = self._writable()
         tokens.remove_token(loaded.metadata, token)
         self._commit(loaded)
+
+    def list_tokens(self) -> list[TokenInfo]:
+        return tokens.token_infos(self.loaded.metadata)
+
+    def import_token(self, text: str, token: int | None = None, replace: bool = False) -> int:
+        loaded = self._writable()
+        number = tokens.import_token(loaded.metadata, text, token, replace)
+        self._commit(loaded)
+        return number
+
+    def export_token(self, token: int) -> str:
+        return tokens.export_token(self._current().metadata, token)
 
     def repair_problem(self) -> str | None:
         return self.loaded.primary_error or self.loaded.secondary_error

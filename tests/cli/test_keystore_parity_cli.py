@@ -180,3 +180,82 @@ def test_keyslot_add_from_the_keyring_on_a_keystore_lv(vg: Pair, made: list[int]
     refused(on_vg(vg, "keyslot", "add", *FORCE, "--volume-key-keyring", f"%user:{tag}-bad", "--new-key-file",
                   str(new), "vgp/cryptostore0"), 5, "volume key does not match")
     assert header_digest(Path(vg.devices[0]), 48 << 20) == before
+
+
+# --- 2. tokens ---------------------------------------------------------------------------------------------------
+
+VENDOR_TOKEN = '{"type":"x-vendor","keyslots":["0"],"a":{"b":[1,2],"c":null},"z":"\u00e9/\\\\"}'
+
+
+def test_token_add_is_what_cryptsetup_exports_and_opens_with(img: Path, made: list[int]) -> None:
+    tag = f"lvcrypt-test:pass-{os.getpid()}"
+    assert ok("token", "add", "--key-description", tag, "-S", "0", str(img)) == "Token 0 created.\n"
+    exported = cryptsetup("token", "export", "--token-id", "0", str(img)).stdout
+    assert exported == ok("token", "export", "--token-id", "0", str(img))
+    assert json.loads(exported) == {"type": "luks2-keyring", "keyslots": ["0"], "key_description": tag}
+    assert f"Key description: {tag}" in cryptsetup("luksDump", str(img)).stdout
+    token_open = ["open", "--test-passphrase", "--token-only", str(img)]
+    assert cryptsetup(*token_open, check=False).returncode != 0  # the passphrase is not in the keyring yet
+    made.append(keyring.add_key("user", tag, bytearray(PASSPHRASE), "@s"))
+    cryptsetup(*token_open)
+    assert ok("token", "list", str(img)) == f"0\tluks2-keyring\tkeyslots=0 key_description={tag}\n"
+    assert ok("token", "remove", "--token-id", "0", str(img)) == "Token 0 removed.\n"
+    assert cryptsetup(*token_open, check=False).returncode != 0
+    assert ok("token", "list", str(img)) == ""
+
+
+def test_tokens_cryptsetup_writes_are_read_and_kept_verbatim(img: Path, tmp_path: Path) -> None:
+    cryptsetup("token", "add", "--key-description", "cs:key", "--key-slot", "0", "--token-id", "3", str(img))
+    vendor = tmp_path / "vendor.json"
+    vendor.write_text(VENDOR_TOKEN, encoding="utf-8")
+    cryptsetup("token", "import", "--json-file", str(vendor), "--token-id", "7", str(img))
+    assert ok("token", "list", str(img)) == "3\tluks2-keyring\tkeyslots=0 key_description=cs:key\n7\tx-vendor\tkeyslots=0\n"
+    for number in ("3", "7"):
+        assert ok("token", "export", "--token-id", number, str(img)) == \
+            cryptsetup("token", "export", "--token-id", number, str(img)).stdout
+    # lvcrypt imports the same JSON; cryptsetup exports it byte for byte, and lvcrypt's --json-file too.
+    assert ok("token", "import", "--json-file", str(vendor), str(img)) == "Token 0 created.\n"
+    assert cryptsetup("token", "export", "--token-id", "0", str(img)).stdout == VENDOR_TOKEN
+    assert ok("token", "export", "--token-id", "0", "--json-file", str(tmp_path / "out.json"), str(img)) == ""
+    assert (tmp_path / "out.json").read_text(encoding="utf-8") == VENDOR_TOKEN
+    assert ok("token", "import", "--token-id", "4", str(img), input=VENDOR_TOKEN.encode()) == "Token 4 created.\n"
+    ok("token", "remove", "--token-id", "3", str(img))
+    assert "  3: " not in cryptsetup("luksDump", str(img)).stdout
+    assert cryptsetup("token", "export", "--token-id", "4", str(img)).stdout == VENDOR_TOKEN
+
+
+def test_token_bad_input_is_refused_and_writes_nothing(img: Path, tmp_path: Path) -> None:
+    ok("token", "import", "--token-id", "1", str(img), input=VENDOR_TOKEN.encode())
+    before = header_digest(img)
+    bad = tmp_path / "bad.json"
+    for text, message in (('{"type":"x","keyslots":', "not valid JSON"), ('["x"]', "not a JSON object"),
+                          ('{"keyslots":[]}', "type must be a string"),
+                          ('{"type":"x","keyslots":["9"]}', "keyslot 9, which is not in use"),
+                          ('{"type":"luks2-keyring","keyslots":[]}', "key_description must be a string")):
+        bad.write_text(text)
+        refused(lvcrypt("token", "import", "--json-file", str(bad), str(img)), 5, message)
+    refused(lvcrypt("token", "import", "--token-id", "1", str(img), input=VENDOR_TOKEN.encode()), 5,
+            "token 1 is in use")
+    refused(lvcrypt("token", "import", "--json-file", str(tmp_path / "absent"), str(img)), 5, "cannot read")
+    refused(lvcrypt("token", "remove", "--token-id", "9", str(img)), 5, "token 9 is not in use")
+    refused(lvcrypt("token", "export", "--token-id", "9", str(img)), 5, "token 9 is not in use")
+    refused(lvcrypt("token", "add", "--key-description", "k", "-S", "5", str(img)), 5, "keyslot 5 is not in use")
+    refused(lvcrypt("token", "add", "--key-description", "k", "--token-id", "32", str(img)), 5, "out of range")
+    refused(lvcrypt("token", "remove", str(img)), 3, "--token-id")
+    refused(lvcrypt("token", "add", "-S", "0", str(img)), 3, "--key-description")
+    assert header_digest(img) == before
+    luks1 = image(tmp_path / "luks1.img")
+    cryptsetup("luksFormat", "--type", "luks1", "-q", *FAST, "--key-file", str(tmp_path / "pass"), str(luks1))
+    refused(lvcrypt("token", "add", "--key-description", "k", str(luks1)), 5, "luks1 keystores have no tokens")
+
+
+def test_tokens_on_a_keystore_lv_both_ways(vg: Pair) -> None:
+    assert on_vg(vg, "token", "add", "--key-description", "lv:key", "-S", "0", "vgp/cryptostore0")[0] == 0
+    copy = keystore_copy(vg, vg.tmp / "ks.img")
+    assert json.loads(cryptsetup("token", "export", "--token-id", "0", str(copy)).stdout)["key_description"] == \
+        "lv:key"
+    cryptsetup("token", "import", "--token-id", "2", str(copy), input=VENDOR_TOKEN.encode())
+    keystore_put(vg, copy)
+    status, out, err = on_vg(vg, "token", "list", "vgp/cryptostore0")
+    assert (status, out) == (0, "0\tluks2-keyring\tkeyslots=0 key_description=lv:key\n2\tx-vendor\tkeyslots=0\n"), err
+    assert on_vg(vg, "token", "export", "--token-id", "2", "vgp/cryptostore0")[1] == VENDOR_TOKEN
