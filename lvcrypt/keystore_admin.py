@@ -235,6 +235,19 @@ def change_keyslot(target: str, devices: str | None, sources: KeySources, new_so
             return store.session.change_keyslot(old, new, pbkdf_request(store.handler, request), keyslot)
 
 
+def convert_keyslot(target: str, devices: str | None, sources: KeySources, request: KeystoreRequest,
+                    keyslot: int | None) -> int:
+    """`keyslot convert` (luksConvertKey): the keyslot the passphrase opens stored again with a new PBKDF and cost.
+
+    The passphrase, slot number and priority stay; the key is written to a
+    fresh area first when there is room, as `keyslot change` does.
+    """
+    with open_target(target, writable=True, devices=devices) as store:
+        with read_passphrase(sources, "Enter passphrase for keyslot to be converted: ") as passphrase:
+            return store.session.change_keyslot(passphrase, passphrase, pbkdf_request(store.handler, request),
+                                                keyslot)
+
+
 def active_keyslots(target: str, devices: str | None) -> list[KeyslotInfo]:
     """`keyslot list`: the active keyslots with the handler's details."""
     with open_target(target, writable=False, devices=devices) as store:

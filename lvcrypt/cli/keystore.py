@@ -1,4 +1,4 @@
-"""`lvcrypt keystore format|dump|repair|unlock-test` and `lvcrypt keyslot add|remove|change|list`.
+"""`lvcrypt keystore format|dump|repair|unlock-test` and `lvcrypt keyslot add|remove|change|convert|list`.
 
 TARGET is an image file or block device holding a keystore (a LUKS header,
 or lvcrypt's key check block for plain/hashed), or VG/KEYSTORE naming a
@@ -99,6 +99,14 @@ def cmd_keyslot_change(args: argparse.Namespace) -> int:
     slot = change_keyslot(args.target, args.devices, key_sources(args), key_sources(args, new_key=True),
                           keystore_request(args, None), args.key_slot)
     print(f"Key slot {slot} now holds the new passphrase.")
+    return 0
+
+
+def cmd_keyslot_convert(args: argparse.Namespace) -> int:
+    from lvcrypt.keystore_admin import convert_keyslot
+
+    slot = convert_keyslot(args.target, args.devices, key_sources(args), keystore_request(args, None), args.key_slot)
+    print(f"Key slot {slot} converted.")
     return 0
 
 
@@ -204,6 +212,13 @@ def _register_keyslot(sub: argparse._SubParsersAction, name: str) -> None:  # ty
     _pbkdf_options(change)
     change.set_defaults(func=cmd_keyslot_change)
 
-    listing = actions.add_parser("list", parents=common, help="list active keyslots")
+    convert = actions.add_parser("convert", parents=common,
+                                 help="store a keyslot again with another PBKDF or cost (like luksConvertKey)")
+    convert.add_argument("target", metavar="TARGET")
+    _key_options(convert)
+    _pbkdf_options(convert)
+    convert.set_defaults(func=cmd_keyslot_convert)
+
+    listing = actions.add_parser("list", parents=common, help="list active keyslots: PBKDF, cost, priority")
     listing.add_argument("target", metavar="TARGET")
     listing.set_defaults(func=cmd_keyslot_list)

@@ -259,3 +259,48 @@ def test_tokens_on_a_keystore_lv_both_ways(vg: Pair) -> None:
     status, out, err = on_vg(vg, "token", "list", "vgp/cryptostore0")
     assert (status, out) == (0, "0\tluks2-keyring\tkeyslots=0 key_description=lv:key\n2\tx-vendor\tkeyslots=0\n"), err
     assert on_vg(vg, "token", "export", "--token-id", "2", "vgp/cryptostore0")[1] == VENDOR_TOKEN
+
+
+# --- 3. keyslot convert and list ----------------------------------------------------------------------------------
+
+ARGON = ["--pbkdf", "argon2id", "--pbkdf-force-iterations", "4", "--pbkdf-memory", "32768", "--pbkdf-parallel", "1"]
+
+
+def test_keyslot_convert_is_what_cryptsetup_reads(img: Path, tmp_path: Path) -> None:
+    volume_key = dumped_volume_key(img, tmp_path / "pass")
+    assert ok("keyslot", "convert", *ARGON, "--key-file", str(tmp_path / "pass"), str(img)) == \
+        "Key slot 0 converted.\n"
+    dump = cryptsetup("luksDump", str(img)).stdout
+    assert "PBKDF:      argon2id" in dump and "Time cost:  4" in dump and "Memory:     32768" in dump
+    assert "Threads:    1" in dump and "Priority:   normal" in dump
+    assert opens_with(img, tmp_path / "pass") and dumped_volume_key(img, tmp_path / "pass") == volume_key
+    listing = ok("keyslot", "list", str(img))
+    assert listing.startswith("0\targon2id\t") and " time=4 memory=32768 cpus=1 priority=normal " in listing
+
+
+def test_keyslot_cryptsetup_converted_is_listed_and_opens(img: Path, tmp_path: Path) -> None:
+    second = key_file(tmp_path / "second", b"second passphrase")
+    ok("keyslot", "add", *FORCE, "--key-file", str(tmp_path / "pass"), "--new-key-file", str(second), str(img))
+    cryptsetup("luksConvertKey", "-q", *ARGON, "--key-slot", "1", "--key-file", str(second), str(img))
+    lines = ok("keyslot", "list", str(img)).splitlines()
+    assert lines[0].startswith("0\tpbkdf2\t") and " iterations=1000 " in lines[0]
+    assert lines[1].startswith("1\targon2id\t") and " time=4 memory=32768 cpus=1 " in lines[1]
+    assert ok("keystore", "unlock-test", "--key-file", str(second), str(img)) == "Key slot 1 unlocked.\n"
+
+
+def test_keyslot_convert_refusals_write_nothing(img: Path, tmp_path: Path) -> None:
+    before = header_digest(img)
+    wrong = key_file(tmp_path / "wrong", b"not it")
+    refused(lvcrypt("keyslot", "convert", *ARGON, "--key-file", str(wrong), str(img)), 5, "no key available")
+    refused(lvcrypt("keyslot", "convert", *ARGON, "-S", "3", "--key-file", str(tmp_path / "pass"), str(img)), 5,
+            "keyslot 3 is not in use")
+    refused(lvcrypt("keyslot", "convert", "--pbkdf", "scrypt", "--key-file", str(tmp_path / "pass"), str(img)), 3,
+            "invalid choice")
+    assert header_digest(img) == before
+
+
+def test_keyslot_convert_on_a_keystore_lv(vg: Pair) -> None:
+    status, out, err = on_vg(vg, "keyslot", "convert", *ARGON, "--key-file", str(vg.tmp / "pass"), "vgp/cryptostore0")
+    assert (status, out) == (0, "Key slot 0 converted.\n"), err
+    copy = keystore_copy(vg, vg.tmp / "ks.img")
+    assert "PBKDF:      argon2id" in cryptsetup("luksDump", str(copy)).stdout and opens_with(copy, vg.tmp / "pass")
