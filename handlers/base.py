@@ -206,6 +206,19 @@ class TokenInfo:
 
 
 @dataclass(frozen=True)
+class HeaderIdentity:
+    """What a header backup must share with the keystore it is restored over (luksHeaderRestore's checks).
+
+    `size` is the bytes of header and keyslot areas a backup holds; `layout`
+    names the sizes and offsets that must be equal, in words for messages.
+    """
+
+    uuid: str
+    size: int
+    layout: str
+
+
+@dataclass(frozen=True)
 class DataMapping:
     """What the activator needs for the dm-crypt table of an LV using this keystore.
 
@@ -402,6 +415,15 @@ class KeystoreSession:
 
     def list_tokens(self) -> list[TokenInfo]:
         return []
+
+    def header_identity(self) -> HeaderIdentity:
+        """The header's UUID and layout, for `keystore header-backup/header-restore`."""
+        raise HandlerError(f"{self.handler.name} keystores have no header to back up")
+
+    def configure(self, label: str | None = None, subsystem: str | None = None,
+                  priority: tuple[int, int] | None = None) -> None:
+        """`cryptsetup config`: the header's label and subsystem, a keyslot's (slot, priority)."""
+        raise HandlerError(f"{self.handler.name} keystores have no label, subsystem or keyslot priority")
 
     def import_token(self, text: str, token: int | None = None, replace: bool = False) -> int:
         """A token from JSON text (any type, kept verbatim); returns its number."""

@@ -53,16 +53,17 @@ def pbkdf_request(handler: KeyHandler, request: KeystoreRequest) -> PbkdfRequest
 
 @dataclass
 class Keystore:
-    """An opened target: the handler session every action goes through."""
+    """An opened target: the handler session every action goes through, and the LVs (VG/LV) using it."""
 
     session: KeystoreSession
+    users: tuple[str, ...] = ()
 
     @property
     def handler(self) -> KeyHandler:
         return self.session.handler
 
 
-def _names_keystore_lv(target: str) -> bool:
+def names_keystore_lv(target: str) -> bool:
     return not os.path.exists(target) and target.count("/") == 1 and not target.startswith(("/", "."))
 
 
@@ -82,7 +83,7 @@ def open_target(target: str, writable: bool, devices: str | None = None) -> Iter
 
 @contextmanager
 def _open_target(target: str, writable: bool, devices: str | None) -> Iterator[Keystore]:
-    if _names_keystore_lv(target):
+    if names_keystore_lv(target):
         with _open_keystore_lv(target, writable, devices) as store:
             yield store
         return
@@ -109,11 +110,11 @@ def _open_keystore_lv(target: str, writable: bool, devices: str | None) -> Itera
         session = stores.session(name)
         if not isinstance(session.area, FileArea):
             raise HandlerError(f"keystore {target} has no extents on disk")
-        yield Keystore(session)
+        yield Keystore(session, tuple(f"{vg_name}/{lv.name}" for lv in tx.vg.lvs.values() if name in lv.keystores()))
 
 
 def _area(target: str, writable: bool) -> FileArea:
-    if _names_keystore_lv(target):
+    if names_keystore_lv(target):
         raise UsageError(f"{target}: keystore LVs are made by lvcreate --encrypt; format an image file here")
     return FileArea(target, writable=writable)
 

@@ -1,4 +1,4 @@
-"""`lvcrypt keystore format|dump|repair|unlock-test` and `lvcrypt keyslot add|remove|change|convert|list`.
+"""`lvcrypt keystore format|dump|repair|header-backup|header-restore|erase|config|unlock-test` and `lvcrypt keyslot add|remove|change|convert|list`.
 
 TARGET is an image file or block device holding a keystore (a LUKS header,
 or lvcrypt's key check block for plain/hashed), or VG/KEYSTORE naming a
@@ -65,6 +65,37 @@ def cmd_repair(args: argparse.Namespace) -> int:
         print(f"No known problems detected for the {handler} header of {args.target}.")
         return 0
     print(f"Keystore header of {args.target} repaired.")
+    return 0
+
+
+def cmd_header_backup(args: argparse.Namespace) -> int:
+    from lvcrypt.keystore_header import header_backup
+
+    size = header_backup(args.target, args.devices, args.header_backup_file)
+    print(f"Header of {args.target} ({size} bytes) saved in {args.header_backup_file}.")
+    return 0
+
+
+def cmd_header_restore(args: argparse.Namespace) -> int:
+    from lvcrypt.keystore_header import header_restore
+
+    header_restore(args.target, args.devices, args.header_backup_file, _confirm(args))
+    print(f"Header of {args.target} restored from {args.header_backup_file}.")
+    return 0
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    from lvcrypt.keystore_header import erase
+
+    slots = erase(args.target, args.devices, _confirm(args))
+    print(f"Key slots {', '.join(map(str, slots))} of {args.target} destroyed.")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from lvcrypt.keystore_header import configure
+
+    configure(args.target, args.devices, args.label, args.subsystem, args.priority, args.key_slot)
     return 0
 
 
@@ -173,6 +204,37 @@ def _register_keystore(sub: argparse._SubParsersAction, name: str) -> None:  # t
     repair.add_argument("-q", "--batch-mode", "-y", "--yes", dest="batch_mode", action="store_true",
                         help="do not ask for confirmation")
     repair.set_defaults(func=cmd_repair)
+
+    backup = actions.add_parser("header-backup", parents=common,
+                                help="save the header and keyslots in a new file (like luksHeaderBackup)")
+    backup.add_argument("target", metavar="TARGET")
+    backup.add_argument("--header-backup-file", required=True, metavar="FILE")
+    backup.set_defaults(func=cmd_header_backup)
+
+    restore = actions.add_parser("header-restore", parents=common,
+                                 help="write a header backup back, after a confirmation (like luksHeaderRestore)")
+    restore.add_argument("target", metavar="TARGET")
+    restore.add_argument("--header-backup-file", required=True, metavar="FILE")
+    restore.add_argument("-q", "--batch-mode", "-y", "--yes", dest="batch_mode", action="store_true",
+                         help="do not ask for confirmation")
+    restore.set_defaults(func=cmd_header_restore)
+
+    erase = actions.add_parser("erase", parents=common,
+                               help="destroy every keyslot, after a confirmation naming the LVs (like luksErase)")
+    erase.add_argument("target", metavar="TARGET")
+    erase.add_argument("-q", "--batch-mode", "-y", "--yes", dest="batch_mode", action="store_true",
+                       help="do not ask for confirmation")
+    erase.set_defaults(func=cmd_erase)
+
+    config = actions.add_parser("config", parents=common,
+                                help="set the label, subsystem or a keyslot's priority (like config)")
+    config.add_argument("target", metavar="TARGET")
+    config.add_argument("--label", help="the header's label (at most 47 bytes)")
+    config.add_argument("--subsystem", help="the header's subsystem (at most 47 bytes)")
+    config.add_argument("--priority", choices=("prefer", "normal", "ignore"),
+                        help="the priority of the keyslot --key-slot names")
+    config.add_argument("-S", "--key-slot", type=non_negative, metavar="N")
+    config.set_defaults(func=cmd_config)
 
     test = actions.add_parser("unlock-test", parents=common, help="check a passphrase (like --test-passphrase)")
     test.add_argument("target", metavar="TARGET")

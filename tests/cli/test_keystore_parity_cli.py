@@ -304,3 +304,139 @@ def test_keyslot_convert_on_a_keystore_lv(vg: Pair) -> None:
     assert (status, out) == (0, "Key slot 0 converted.\n"), err
     copy = keystore_copy(vg, vg.tmp / "ks.img")
     assert "PBKDF:      argon2id" in cryptsetup("luksDump", str(copy)).stdout and opens_with(copy, vg.tmp / "pass")
+
+
+# --- 4. header backup and restore, erase, config -------------------------------------------------------------------
+
+def damage_both_copies(path: Path, offset: int = 0) -> None:
+    """Zero the start of both LUKS2 binary headers (16 KiB metadata copies): no copy is readable."""
+    with open(path, "r+b") as f:
+        for where in (offset, offset + 16384):
+            f.seek(where)
+            f.write(bytes(4096))
+
+
+def test_header_backup_is_cryptsetups_and_restores_a_destroyed_header(img: Path, tmp_path: Path) -> None:
+    original = header_digest(img)
+    ours, theirs = tmp_path / "ours.bak", tmp_path / "theirs.bak"
+    assert ok("keystore", "header-backup", "--header-backup-file", str(ours), str(img)) == \
+        f"Header of {img} (16777216 bytes) saved in {ours}.\n"
+    cryptsetup("luksHeaderBackup", "--header-backup-file", str(theirs), str(img))
+    assert ours.read_bytes() == theirs.read_bytes() and (ours.stat().st_mode & 0o777) == 0o400
+    refused(lvcrypt("keystore", "header-backup", "--header-backup-file", str(ours), str(img)), 5, "already exists")
+    damage_both_copies(img)
+    assert cryptsetup("isLuks", str(img), check=False).returncode != 0
+    ok("keystore", "header-restore", "-q", "--header-backup-file", str(ours), str(img))
+    assert header_digest(img) == original and opens_with(img, tmp_path / "pass")
+    damage_both_copies(img)
+    cryptsetup("luksHeaderRestore", "-q", "--header-backup-file", str(ours), str(img))
+    assert header_digest(img) == original
+    ok("keyslot", "add", *FORCE, "--key-file", str(tmp_path / "pass"), "--new-key-file", str(tmp_path / "pass"),
+       str(img))
+    ok("keystore", "header-restore", "--batch-mode", "--header-backup-file", str(theirs), str(img))
+    assert header_digest(img) == original  # the keyslot added after the backup is gone again
+
+
+def test_header_restore_refuses_another_keystores_backup(img: Path, tmp_path: Path) -> None:
+    other = image(tmp_path / "other.img", 20)
+    cryptsetup("luksFormat", "--type", "luks2", "-q", *FAST, "--key-file", str(tmp_path / "pass"), str(other))
+    cryptsetup("luksHeaderBackup", "--header-backup-file", str(tmp_path / "other.bak"), str(other))
+    uuid = cryptsetup("luksUUID", str(img)).stdout.strip()
+    small = image(tmp_path / "small.img", 20)
+    cryptsetup("luksFormat", "--type", "luks2", "-q", *FAST, "--uuid", uuid, "--luks2-keyslots-size", "8m",
+               "--key-file", str(tmp_path / "pass"), str(small))
+    cryptsetup("luksHeaderBackup", "--header-backup-file", str(tmp_path / "small.bak"), str(small))
+    (tmp_path / "junk.bak").write_bytes(os.urandom(65536))
+    before = header_digest(img)
+    refused(lvcrypt("keystore", "header-restore", "-q", "--header-backup-file", str(tmp_path / "other.bak"),
+                    str(img)), 5, f"not of {img} ({uuid})")
+    refused(lvcrypt("keystore", "header-restore", "-q", "--header-backup-file", str(tmp_path / "small.bak"),
+                    str(img)), 5, "8388608-byte keyslots area")
+    refused(lvcrypt("keystore", "header-restore", "-q", "--header-backup-file", str(tmp_path / "junk.bak"),
+                    str(img)), 5, "not a usable header backup")
+    refused(lvcrypt("keystore", "header-restore", "-q", "--header-backup-file", str(tmp_path / "absent"),
+                    str(img)), 5, "absent: no such device or file")
+    refused(lvcrypt("keystore", "header-restore", "--header-backup-file", str(tmp_path / "small.bak"), str(img)),
+            5, "keyslots area")
+    refused(lvcrypt("keystore", "header-restore", str(img)), 3, "--header-backup-file")
+    assert header_digest(img) == before
+
+
+def test_header_restore_asks_first(img: Path, tmp_path: Path) -> None:
+    ok("keystore", "header-backup", "--header-backup-file", str(tmp_path / "ks.bak"), str(img))
+    ok("keyslot", "add", *FORCE, "--key-file", str(tmp_path / "pass"), "--new-key-file", str(tmp_path / "pass"),
+       str(img))
+    before = header_digest(img)
+    refused(lvcrypt("keystore", "header-restore", "--header-backup-file", str(tmp_path / "ks.bak"), str(img)), 3,
+            "Confirmation needed")
+    assert header_digest(img) == before
+
+
+def test_header_backup_and_restore_on_a_keystore_lv(vg: Pair) -> None:
+    backup = vg.tmp / "lv.bak"
+    assert on_vg(vg, "keystore", "header-backup", "--header-backup-file", str(backup), "vgp/cryptostore0")[0] == 0
+    copy = keystore_copy(vg, vg.tmp / "ks.img")
+    cryptsetup("luksHeaderBackup", "--header-backup-file", str(vg.tmp / "cs.bak"), str(copy))
+    assert backup.read_bytes() == (vg.tmp / "cs.bak").read_bytes()
+    start, _ = keystore_range(vg)
+    damage_both_copies(Path(vg.devices[0]), start)
+    refused(on_vg(vg, "keystore", "unlock-test", "--key-file", str(vg.tmp / "pass"), "vgp/cryptostore0"), 5, "")
+    status, _, err = on_vg(vg, "keystore", "header-restore", "-q", "--header-backup-file", str(backup),
+                           "vgp/cryptostore0")
+    assert status == 0, err
+    assert on_vg(vg, "keystore", "unlock-test", "--key-file", str(vg.tmp / "pass"), "vgp/cryptostore0")[0] == 0
+    assert keystore_copy(vg, vg.tmp / "after.img").read_bytes() == copy.read_bytes()
+
+
+def test_erase_names_the_lvs_and_destroys_every_keyslot(vg: Pair) -> None:
+    on_vg(vg, "keyslot", "add", *FORCE, "--key-file", str(vg.tmp / "pass"), "--new-key-file", str(vg.tmp / "pass"),
+          "vgp/cryptostore0")
+    on_vg(vg, "token", "add", "--key-description", "lv:key", "-S", "1", "vgp/cryptostore0")
+    before = header_digest(Path(vg.devices[0]), 48 << 20)
+    status, _, err = on_vg(vg, "keystore", "erase", "vgp/cryptostore0")
+    assert status == 3 and err.count("\n") == 1, err
+    assert "(0, 1)" in err and "vgp/secret can never be unlocked" in err and "kernel keyring" in err
+    assert "kdump" in err and "dm tables" in err
+    assert header_digest(Path(vg.devices[0]), 48 << 20) == before
+    status, out, err = on_vg(vg, "keystore", "erase", "-q", "vgp/cryptostore0")
+    assert (status, out) == (0, "Key slots 0, 1 of vgp/cryptostore0 destroyed.\n"), err
+    copy = keystore_copy(vg, vg.tmp / "ks.img")
+    dump = cryptsetup("luksDump", str(copy)).stdout
+    assert "Keyslots:\nTokens:\n  0: luks2-keyring" in dump and not opens_with(copy, vg.tmp / "pass")
+    refused(on_vg(vg, "keystore", "erase", "-q", "vgp/cryptostore0"), 5, "no keyslot to erase")
+
+
+def test_erase_of_cryptsetup_and_by_cryptsetup(img: Path, tmp_path: Path) -> None:
+    assert ok("keystore", "erase", "--yes", str(img)) == f"Key slots 0 of {img} destroyed.\n"
+    assert "Keyslots:\nTokens:" in cryptsetup("luksDump", str(img)).stdout
+    assert not opens_with(img, tmp_path / "pass")
+    fresh = image(tmp_path / "fresh.img", 20)
+    ok("keystore", "format", "-q", *FORCE, "--key-file", str(tmp_path / "pass"), str(fresh))
+    cryptsetup("luksErase", "-q", str(fresh))
+    assert ok("keyslot", "list", str(fresh)) == ""
+    refused(lvcrypt("keystore", "unlock-test", "--key-file", str(tmp_path / "pass"), str(fresh)), 5, "no key")
+
+
+def test_config_both_ways(img: Path, tmp_path: Path) -> None:
+    ok("keystore", "config", "--label", "backup disk", "--subsystem", "lvcrypt-test", str(img))
+    ok("keystore", "config", "--priority", "prefer", "-S", "0", str(img))
+    dump = cryptsetup("luksDump", str(img)).stdout
+    assert "Label:         \tbackup disk" in dump and "Subsystem:     \tlvcrypt-test" in dump
+    assert "Priority:   preferred" in dump and opens_with(img, tmp_path / "pass")
+    cryptsetup("config", "--label", "relabelled", "--priority", "ignore", "--key-slot", "0", str(img))
+    assert "Label:         \trelabelled" in ok("keystore", "dump", str(img))
+    assert " priority=ignore " in ok("keyslot", "list", str(img))
+    refused(lvcrypt("keystore", "unlock-test", "--key-file", str(tmp_path / "pass"), str(img)), 5, "no key")
+    assert ok("keystore", "unlock-test", "-S", "0", "--key-file", str(tmp_path / "pass"), str(img)) == \
+        "Key slot 0 unlocked.\n"
+    before = header_digest(img)
+    refused(lvcrypt("keystore", "config", "--label", "x" * 48, str(img)), 5, "longer than 47 bytes")
+    refused(lvcrypt("keystore", "config", "--priority", "prefer", "-S", "4", str(img)), 5, "keyslot 4 is not in use")
+    refused(lvcrypt("keystore", "config", "--priority", "prefer", str(img)), 3, "--priority needs --key-slot")
+    refused(lvcrypt("keystore", "config", str(img)), 3, "give --label")
+    assert header_digest(img) == before
+
+
+def test_config_on_a_keystore_lv(vg: Pair) -> None:
+    assert on_vg(vg, "keystore", "config", "--label", "vg label", "vgp/cryptostore0")[0] == 0
+    assert "Label:         \tvg label" in cryptsetup("luksDump", str(keystore_copy(vg, vg.tmp / "ks.img"))).stdout
