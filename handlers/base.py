@@ -316,6 +316,12 @@ class KeyHandler(ABC):
     def list_keyslots(self, area: Area, attrs: KeystoreAttrs) -> list[KeyslotInfo]:
         return []
 
+    def header_identity(self, area: Area) -> HeaderIdentity:
+        raise HandlerError(f"{self.name} keystores have no header to back up")
+
+    def header_backup(self, area: Area) -> bytes:
+        return area.read(0, self.header_identity(area).size)
+
     def repair_problem(self, area: Area) -> str | None:
         """What `repair` would fix (one line), or None when every copy is sound."""
         return None
@@ -418,7 +424,11 @@ class KeystoreSession:
 
     def header_identity(self) -> HeaderIdentity:
         """The header's UUID and layout, for `keystore header-backup/header-restore`."""
-        raise HandlerError(f"{self.handler.name} keystores have no header to back up")
+        return self.handler.header_identity(self.area)
+
+    def header_backup(self) -> bytes:
+        """The bytes a header backup holds (before the padding to a page), as cryptsetup's luksHeaderBackup."""
+        return self.handler.header_backup(self.area)
 
     def configure(self, label: str | None = None, subsystem: str | None = None,
                   priority: tuple[int, int] | None = None) -> None:

@@ -28,8 +28,7 @@ STILL_USABLE = ("Keys already in the kernel keyring, in active dm tables or regi
 def header_backup(target: str, devices: str | None, backup_file: str) -> int:
     """`keystore header-backup` (luksHeaderBackup): a new file with the header and keyslots; returns its size."""
     with open_target(target, writable=False, devices=devices) as store:
-        identity = store.session.header_identity()
-        data = store.session.area.read(0, identity.size)
+        data = store.session.header_backup()
     padded = data + bytes(-len(data) % PAGE)
     try:
         fd = os.open(backup_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o400)
@@ -57,8 +56,7 @@ def _backup_contents(backup_file: str) -> tuple[str, HeaderIdentity, bytes]:
         session = handler.open(area)
         if session.repair_problem() is not None:
             raise FormatError(str(session.repair_problem()))
-        identity = session.header_identity()
-        return handler.name, identity, area.read(0, identity.size)
+        return handler.name, session.header_identity(), session.header_backup()
     except (FormatError, HandlerError) as error:
         raise HandlerError(f"{backup_file} is not a usable header backup: {error}") from None
     finally:

@@ -496,6 +496,9 @@ class Luks2Session(KeystoreSession):
             layout += f", data at byte {loaded.metadata.segments[default].offset}"
         return HeaderIdentity(loaded.header.uuid, config.keyslots_end, layout)
 
+    def header_backup(self) -> bytes:
+        return self.area.read(0, self.header_identity().size)
+
     def configure(self, label: str | None = None, subsystem: str | None = None,
                   priority: tuple[int, int] | None = None) -> None:
         """`cryptsetup config`: label and subsystem in both binary headers, a keyslot's priority in the JSON."""

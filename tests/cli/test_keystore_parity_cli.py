@@ -440,3 +440,25 @@ def test_config_both_ways(img: Path, tmp_path: Path) -> None:
 def test_config_on_a_keystore_lv(vg: Pair) -> None:
     assert on_vg(vg, "keystore", "config", "--label", "vg label", "vgp/cryptostore0")[0] == 0
     assert "Label:         \tvg label" in cryptsetup("luksDump", str(keystore_copy(vg, vg.tmp / "ks.img"))).stdout
+
+
+def test_luks1_header_backup_is_cryptsetups_and_restores(tmp_path: Path) -> None:
+    luks1 = image(tmp_path / "luks1.img")
+    pw = key_file(tmp_path / "pass", PASSPHRASE)
+    cryptsetup("luksFormat", "--type", "luks1", "-q", *FAST, "--key-file", str(pw), str(luks1))
+    cryptsetup("luksAddKey", "-q", *FAST, "--key-slot", "5", "--key-file", str(pw), str(luks1), str(pw))
+    original = header_digest(luks1, 4 << 20)
+    ours, theirs = tmp_path / "ours.bak", tmp_path / "theirs.bak"
+    ok("keystore", "header-backup", "--header-backup-file", str(ours), str(luks1))
+    cryptsetup("luksHeaderBackup", "--header-backup-file", str(theirs), str(luks1))
+    assert ours.read_bytes() == theirs.read_bytes()
+    with open(luks1, "r+b") as f:
+        f.write(bytes(4096))
+    ok("keystore", "header-restore", "-q", "--header-backup-file", str(theirs), str(luks1))
+    assert header_digest(luks1, 4 << 20) == original and opens_with(luks1, pw)
+    other = image(tmp_path / "other.img")
+    cryptsetup("luksFormat", "--type", "luks1", "-q", *FAST, "--key-file", str(pw), str(other))
+    refused(lvcrypt("keystore", "header-restore", "-q", "--header-backup-file", str(ours), str(other)), 5,
+            "is the header of keystore")
+    refused(lvcrypt("keystore", "header-restore", "-q", "--header-backup-file", str(ours), str(tmp_path / "absent")),
+            5, "absent")
