@@ -407,9 +407,13 @@ def test_erase_names_the_lvs_and_destroys_every_keyslot(vg: Pair) -> None:
 
 
 def test_erase_of_cryptsetup_and_by_cryptsetup(img: Path, tmp_path: Path) -> None:
+    vk = key_file(tmp_path / "vk", dumped_volume_key(img, tmp_path / "pass"))
     assert ok("keystore", "erase", "--yes", str(img)) == f"Key slots 0 of {img} destroyed.\n"
     assert "Keyslots:\nTokens:" in cryptsetup("luksDump", str(img)).stdout
     assert not opens_with(img, tmp_path / "pass")
+    # Only the volume key brings an erased keystore back (its size is the file's: no keyslot records it).
+    ok("keyslot", "add", *FORCE, "--volume-key-file", str(vk), "--new-key-file", str(tmp_path / "pass"), str(img))
+    assert opens_with(img, tmp_path / "pass")
     fresh = image(tmp_path / "fresh.img", 20)
     ok("keystore", "format", "-q", *FORCE, "--key-file", str(tmp_path / "pass"), str(fresh))
     cryptsetup("luksErase", "-q", str(fresh))
