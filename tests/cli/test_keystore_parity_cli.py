@@ -466,3 +466,13 @@ def test_luks1_header_backup_is_cryptsetups_and_restores(tmp_path: Path) -> None
             "is the header of keystore")
     refused(lvcrypt("keystore", "header-restore", "-q", "--header-backup-file", str(ours), str(tmp_path / "absent")),
             5, "absent")
+
+
+def test_token_import_replace_as_cryptsetup(img: Path, tmp_path: Path) -> None:
+    ok("token", "add", "--key-description", "old:key", "-S", "0", str(img))
+    assert ok("token", "import", "--token-id", "0", "--token-replace", str(img), input=VENDOR_TOKEN.encode()) == \
+        "Token 0 created.\n"
+    assert cryptsetup("token", "export", "--token-id", "0", str(img)).stdout == VENDOR_TOKEN
+    keyring_token = '{"type":"luks2-keyring","keyslots":["0"],"key_description":"new:key"}'
+    cryptsetup("token", "import", "--token-id", "0", "--token-replace", str(img), input=keyring_token.encode())
+    assert ok("token", "list", str(img)) == "0\tluks2-keyring\tkeyslots=0 key_description=new:key\n"
