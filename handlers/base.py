@@ -196,6 +196,29 @@ class KeyringToken:
 
 
 @dataclass(frozen=True)
+class TokenInfo:
+    """One token as `token list` shows it; `key_description` only for keyring tokens."""
+
+    token: int
+    type: str
+    keyslots: tuple[int, ...]
+    key_description: str | None = None
+
+
+@dataclass(frozen=True)
+class HeaderIdentity:
+    """What a header backup must share with the keystore it is restored over (luksHeaderRestore's checks).
+
+    `size` is the bytes of header and keyslot areas a backup holds; `layout`
+    names the sizes and offsets that must be equal, in words for messages.
+    """
+
+    uuid: str
+    size: int
+    layout: str
+
+
+@dataclass(frozen=True)
 class DataMapping:
     """What the activator needs for the dm-crypt table of an LV using this keystore.
 
@@ -293,6 +316,12 @@ class KeyHandler(ABC):
     def list_keyslots(self, area: Area, attrs: KeystoreAttrs) -> list[KeyslotInfo]:
         return []
 
+    def header_identity(self, area: Area) -> HeaderIdentity:
+        raise HandlerError(f"{self.name} keystores have no header to back up")
+
+    def header_backup(self, area: Area) -> bytes:
+        return area.read(0, self.header_identity(area).size)
+
     def repair_problem(self, area: Area) -> str | None:
         """What `repair` would fix (one line), or None when every copy is sound."""
         return None
@@ -388,6 +417,29 @@ class KeystoreSession:
         raise HandlerError(f"{self.handler.name} keystores have no tokens")
 
     def remove_token(self, token: int) -> None:
+        raise HandlerError(f"{self.handler.name} keystores have no tokens")
+
+    def list_tokens(self) -> list[TokenInfo]:
+        return []
+
+    def header_identity(self) -> HeaderIdentity:
+        """The header's UUID and layout, for `keystore header-backup/header-restore`."""
+        return self.handler.header_identity(self.area)
+
+    def header_backup(self) -> bytes:
+        """The bytes a header backup holds (before the padding to a page), as cryptsetup's luksHeaderBackup."""
+        return self.handler.header_backup(self.area)
+
+    def configure(self, label: str | None = None, subsystem: str | None = None,
+                  priority: tuple[int, int] | None = None) -> None:
+        """`cryptsetup config`: the header's label and subsystem, a keyslot's (slot, priority)."""
+        raise HandlerError(f"{self.handler.name} keystores have no label, subsystem or keyslot priority")
+
+    def import_token(self, text: str, token: int | None = None, replace: bool = False) -> int:
+        """A token from JSON text (any type, kept verbatim); returns its number."""
+        raise HandlerError(f"{self.handler.name} keystores have no tokens")
+
+    def export_token(self, token: int) -> str:
         raise HandlerError(f"{self.handler.name} keystores have no tokens")
 
     def import_problem(self, size_after_header: int | None = None) -> str | None:

@@ -24,7 +24,7 @@ from lvcrypt.binary_layout import Layout, Record
 from lvcrypt.crypto import CipherSpec
 from lvcrypt.errors import FormatError, HandlerError, WrongPassphrase
 from lvcrypt.handlers import af
-from lvcrypt.handlers.base import (Area, DataMapping, FormatOptions, KeyHandler, KeyslotInfo,
+from lvcrypt.handlers.base import (Area, DataMapping, FormatOptions, HeaderIdentity, KeyHandler, KeyslotInfo,
                                    KeystoreAttrs, SECTOR)
 from lvcrypt.handlers.kdf import (DIGEST_ITER_TIME_MS, PBKDF2_MIN_ITERATIONS, PbkdfRequest,
                                   check_hash, pbkdf2, pbkdf2_iterations)
@@ -393,6 +393,21 @@ class Luks1Handler(KeyHandler):
                             {"hash": header.hash_spec, "iterations": s.iterations,
                              "material_offset": s.material_offset, "stripes": s.stripes})
                 for i, s in enumerate(header.keyslots)]
+
+    def header_identity(self, area: Area) -> HeaderIdentity:
+        """cryptsetup's LUKS_device_sectors: up to the end of the last keyslot's split key (not aligned)."""
+        header = read_header(area)
+        last = max(header.keyslots, key=lambda slot: slot.material_offset)
+        sectors = last.material_offset + -(-header.key_bytes * last.stripes // SECTOR)
+        return HeaderIdentity(header.uuid, sectors * SECTOR,
+                              f"payload offset {header.payload_offset} sectors, {header.key_bytes}-byte key")
+
+    def header_backup(self, area: Area) -> bytes:
+        """As luksHeaderBackup: the bytes between the header and aligned keyslots zeroed (no stale signatures)."""
+        data = bytearray(area.read(0, self.header_identity(area).size))
+        if read_header(area).keyslots[0].material_offset * SECTOR == ALIGN_KEYSLOTS:
+            data[HEADER_SIZE:ALIGN_KEYSLOTS] = bytes(ALIGN_KEYSLOTS - HEADER_SIZE)
+        return bytes(data)
 
     def dump(self, area: Area, attrs: KeystoreAttrs) -> str:
         header = read_header(area)

@@ -20,7 +20,8 @@ from lvcrypt.handlers import registry
 from lvcrypt.handlers.base import FileArea, FormatOptions, KeyHandler, KeyslotInfo, KeystoreSession
 from lvcrypt.handlers.kdf import DEFAULT_ITER_TIME_MS, DEFAULT_MEMORY_KIB, PbkdfRequest
 from lvcrypt.handlers.secret import Secret
-from lvcrypt.unlock import KeySources, read_passphrase
+from lvcrypt.unlock import (KeySources, read_passphrase, verified_volume_key, volume_key_from_file,
+                            volume_key_from_keyring)
 
 Confirm = Callable[[str], None]  # asks; raises to stop the command
 
@@ -52,16 +53,17 @@ def pbkdf_request(handler: KeyHandler, request: KeystoreRequest) -> PbkdfRequest
 
 @dataclass
 class Keystore:
-    """An opened target: the handler session every action goes through."""
+    """An opened target: the handler session every action goes through, and the LVs (VG/LV) using it."""
 
     session: KeystoreSession
+    users: tuple[str, ...] = ()
 
     @property
     def handler(self) -> KeyHandler:
         return self.session.handler
 
 
-def _names_keystore_lv(target: str) -> bool:
+def names_keystore_lv(target: str) -> bool:
     return not os.path.exists(target) and target.count("/") == 1 and not target.startswith(("/", "."))
 
 
@@ -81,7 +83,7 @@ def open_target(target: str, writable: bool, devices: str | None = None) -> Iter
 
 @contextmanager
 def _open_target(target: str, writable: bool, devices: str | None) -> Iterator[Keystore]:
-    if _names_keystore_lv(target):
+    if names_keystore_lv(target):
         with _open_keystore_lv(target, writable, devices) as store:
             yield store
         return
@@ -108,11 +110,11 @@ def _open_keystore_lv(target: str, writable: bool, devices: str | None) -> Itera
         session = stores.session(name)
         if not isinstance(session.area, FileArea):
             raise HandlerError(f"keystore {target} has no extents on disk")
-        yield Keystore(session)
+        yield Keystore(session, tuple(f"{vg_name}/{lv.name}" for lv in tx.vg.lvs.values() if name in lv.keystores()))
 
 
 def _area(target: str, writable: bool) -> FileArea:
-    if _names_keystore_lv(target):
+    if names_keystore_lv(target):
         raise UsageError(f"{target}: keystore LVs are made by lvcreate --encrypt; format an image file here")
     return FileArea(target, writable=writable)
 
@@ -188,13 +190,29 @@ def _one_stdin(sources: KeySources, new_sources: KeySources) -> None:
         raise UsageError("only one of --key-file and --new-key-file can be stdin")
 
 
+def _existing_volume_key(store: Keystore, sources: KeySources, volume_key_file: str | None) -> Secret:
+    """The volume key `keyslot add` stores again: from --volume-key-file, --volume-key-keyring or a passphrase.
+
+    A key given directly is checked against the keystore's digest before
+    anything is written (cryptsetup 2.6 checks the file the same way).
+    """
+    if volume_key_file is not None and sources.volume_key_keyring:
+        raise UsageError("give only one of --volume-key-file and --volume-key-keyring")
+    if volume_key_file is not None:
+        return verified_volume_key(store.session, volume_key_from_file(volume_key_file,
+                                                                       (store.session.attrs.key_size or 0) // 8))
+    if sources.volume_key_keyring:
+        return verified_volume_key(store.session, volume_key_from_keyring(sources.volume_key_keyring))
+    with read_passphrase(sources, "Enter any existing passphrase: ") as old:
+        return store.session.unlock(old)
+
+
 def add_keyslot(target: str, devices: str | None, sources: KeySources, new_sources: KeySources,
-                request: KeystoreRequest, keyslot: int | None) -> int:
-    """`keyslot add` (luksAddKey): the volume key an existing passphrase opens, stored under a new one."""
+                request: KeystoreRequest, keyslot: int | None, volume_key_file: str | None = None) -> int:
+    """`keyslot add` (luksAddKey): the volume key (opened by a passphrase, or given) stored under a new passphrase."""
     _one_stdin(sources, new_sources)
     with open_target(target, writable=True, devices=devices) as store:
-        with read_passphrase(sources, "Enter any existing passphrase: ") as old:
-            key = store.session.unlock(old)
+        key = _existing_volume_key(store, sources, volume_key_file)
         with key, read_passphrase(new_sources, "Enter new passphrase for key slot: ", verify=True) as new:
             return store.session.add_keyslot(key, new, pbkdf_request(store.handler, request), keyslot)
 
@@ -216,6 +234,19 @@ def change_keyslot(target: str, devices: str | None, sources: KeySources, new_so
         with read_passphrase(sources, "Enter passphrase to be changed: ") as old, \
                 read_passphrase(new_sources, "Enter new passphrase: ", verify=True) as new:
             return store.session.change_keyslot(old, new, pbkdf_request(store.handler, request), keyslot)
+
+
+def convert_keyslot(target: str, devices: str | None, sources: KeySources, request: KeystoreRequest,
+                    keyslot: int | None) -> int:
+    """`keyslot convert` (luksConvertKey): the keyslot the passphrase opens stored again with a new PBKDF and cost.
+
+    The passphrase, slot number and priority stay; the key is written to a
+    fresh area first when there is room, as `keyslot change` does.
+    """
+    with open_target(target, writable=True, devices=devices) as store:
+        with read_passphrase(sources, "Enter passphrase for keyslot to be converted: ") as passphrase:
+            return store.session.change_keyslot(passphrase, passphrase, pbkdf_request(store.handler, request),
+                                                keyslot)
 
 
 def active_keyslots(target: str, devices: str | None) -> list[KeyslotInfo]:

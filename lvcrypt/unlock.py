@@ -5,11 +5,14 @@ The order is one rule for every command that needs an LV's keys (activation,
 
 1. `--volume-key-keyring`: a `user` key already in the kernel keyring, used
    as the volume key only after the keystore's handler verified it;
-2. `--key-file`: a passphrase or key file;
-3. a LUKS2 `luks2-keyring` token whose passphrase is a keyring key;
-4. the terminal prompt (a callable the CLI passes in).
+2. a LUKS2 `luks2-keyring` token whose passphrase is a keyring key, when no
+   key file is given or a token switch (`--token-id`, `--token-type`,
+   `--token-only`) says to try tokens; the switches narrow which tokens;
+3. `--key-file`: a passphrase or key file, unless `--token-only`;
+4. the terminal prompt (a callable the CLI passes in), unless `--token-only`.
 
-A key file given explicitly skips the tokens, as cryptsetup does.  Every
+A key file given explicitly skips the tokens unless a token switch is given,
+as cryptsetup 2.6's `open` does.  Every
 key that enters a `KeyCache` has been checked against its keystore here:
 `unlock_keystore` for passphrases, `adopt_volume_key` for volume keys, both
 through the keystore's handler session (one header parse per command).
@@ -30,10 +33,11 @@ from lvcrypt.keycache import KeyCache
 from lvcrypt.keystores import KeystoreSessions
 
 if TYPE_CHECKING:
-    from lvcrypt.handlers.base import KeystoreSession
+    from lvcrypt.handlers.base import KeyringToken, KeystoreSession
     from lvcrypt.store.transaction import VgTransaction
 
 Prompt = Callable[[str], Secret]
+KEYRING_TOKEN_TYPE = "luks2-keyring"  # the token type whose passphrase lvcrypt fetches from the kernel keyring
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,15 @@ class KeySources:
     keyfile_size: int | None = None
     volume_key_keyring: str | None = None  # %user:DESC
     prompt: Prompt | None = None  # reads one passphrase from the terminal; None: no terminal to ask
+    token_only: bool = False  # --token-only: tokens are the only source after the volume key
+    token_id: int | None = None  # --token-id: only this token
+    token_type: str | None = None  # --token-type: only tokens of this type
+
+    @property
+    def tries_tokens(self) -> bool:
+        """cryptsetup tries tokens when no key file is given, or when a token switch asks for them."""
+        return (self.key_file is None or self.token_only or self.token_id is not None
+                or self.token_type is not None)
 
 
 def read_passphrase(sources: KeySources, prompt: str, verify: bool = False) -> Secret:
@@ -109,21 +122,30 @@ def unlock_keystore(session: "KeystoreSession", store: str, passphrase: Secret, 
         keys.put(store, session.unlock(passphrase, keyslot))
 
 
+def verified_volume_key(session: "KeystoreSession", key: Secret) -> Secret:
+    """`key` once the keystore's handler verified it as the volume key; wiped and refused otherwise."""
+    try:
+        session.verify_volume_key(key)
+    except BaseException:
+        key.close()
+        raise
+    return key
+
+
 def adopt_volume_key(tx: "VgTransaction", store: str, key: Secret, keys: KeyCache,
                      sessions: KeystoreSessions | None = None) -> None:
     """Take `key` into the cache as `store`'s volume key once its handler verified it (wiped if refused)."""
     try:
         with keystore_sessions(tx, sessions) as opened:
-            opened.session(store).verify_volume_key(key)
+            verified_volume_key(opened.session(store), key)
     except BaseException:
         key.close()
         raise
     keys.put(store, key)
 
 
-def _unlock_from_volume_key_keyring(spec_text: str, tx: "VgTransaction", stores: list[str], keys: KeyCache,
-                                    sessions: KeystoreSessions) -> None:
-    """--volume-key-keyring: a `user` key whose payload must verify as each keystore's volume key."""
+def volume_key_from_keyring(spec_text: str) -> Secret:
+    """--volume-key-keyring: the payload of a `user` key (not yet checked against any keystore)."""
     spec = keyring.parse_key_spec(spec_text)
     if spec.type != "user":
         raise KeyringError(f"{spec}: a logon key cannot be read back to check it against the keystore; "
@@ -131,13 +153,38 @@ def _unlock_from_volume_key_keyring(spec_text: str, tx: "VgTransaction", stores:
     serial = keyring.find_key(spec)
     if serial is None:
         raise KeyringError(f"no key {spec} in this process's keyrings")
+    return Secret.adopt(keyring.read_key(serial))
+
+
+def volume_key_from_file(path: str, key_bytes: int) -> Secret:
+    """--volume-key-file: the first `key_bytes` bytes of the file, as cryptsetup reads it (a shorter file is refused)."""
+    try:
+        with open(path, "rb") as source:
+            return read_key_file(source, 0, key_bytes)
+    except OSError as error:
+        raise HandlerError(f"cannot read volume key file {path}: {error.strerror}") from None
+    except HandlerError:
+        raise HandlerError(f"cannot read {key_bytes} bytes from volume key file {path}") from None
+
+
+def _unlock_from_volume_key_keyring(spec_text: str, tx: "VgTransaction", stores: list[str], keys: KeyCache,
+                                    sessions: KeystoreSessions) -> None:
+    """--volume-key-keyring: a `user` key whose payload must verify as each keystore's volume key."""
     for store in stores:
-        adopt_volume_key(tx, store, Secret.adopt(keyring.read_key(serial)), keys, sessions)
+        adopt_volume_key(tx, store, volume_key_from_keyring(spec_text), keys, sessions)
 
 
-def _unlock_from_token(session: "KeystoreSession", store: str, keys: KeyCache) -> bool:
+def _usable_tokens(session: "KeystoreSession", sources: KeySources) -> list["KeyringToken"]:
+    """The keyring tokens the switches leave (keyring tokens are the only type lvcrypt can use)."""
+    if sources.token_type is not None and sources.token_type != KEYRING_TOKEN_TYPE:
+        return []
+    return [token for token in session.keyring_tokens()
+            if sources.token_id is None or token.token == sources.token_id]
+
+
+def _unlock_from_token(session: "KeystoreSession", store: str, keys: KeyCache, sources: KeySources) -> bool:
     """The keystore's keyring tokens (LUKS2's `luks2-keyring`): try each whose passphrase is in the keyring."""
-    for token in session.keyring_tokens():
+    for token in _usable_tokens(session, sources):
         serial = keyring.request_key("user", token.key_description)
         if serial is None:
             continue
@@ -149,6 +196,16 @@ def _unlock_from_token(session: "KeystoreSession", store: str, keys: KeyCache) -
                 except WrongPassphrase:
                     continue
     return False
+
+
+def _refuse_token_only(vg_name: str, lv_name: str, locked: list["KeystoreSession"], sources: KeySources) -> None:
+    """--token-only and a keystore still locked: say whether no token applied or none had its key."""
+    kind = f" (type {sources.token_type})" if sources.token_type else ""
+    which = f" {sources.token_id}" if sources.token_id is not None else ""
+    if any(not _usable_tokens(session, sources) for session in locked):
+        raise HandlerError(f"{vg_name}/{lv_name}: no usable token{which}{kind} is available (--token-only)")
+    raise WrongPassphrase(f"{vg_name}/{lv_name}: no token{which}{kind} opened it: the kernel keyring holds no "
+                          "matching passphrase (--token-only)")
 
 
 def unlock_lv(tx: "VgTransaction", lv_name: str, keys: KeyCache, sources: KeySources,
@@ -166,12 +223,14 @@ def unlock_lv(tx: "VgTransaction", lv_name: str, keys: KeyCache, sources: KeySou
         if sources.volume_key_keyring:
             _unlock_from_volume_key_keyring(sources.volume_key_keyring, tx, [s for s in stores if s not in keys],
                                             keys, opened)
-        elif sources.key_file is None:
+        elif sources.tries_tokens:
             for store in stores:
                 if store not in keys:
-                    _unlock_from_token(opened.session(store), store, keys)
+                    _unlock_from_token(opened.session(store), store, keys, sources)
         if all(store in keys for store in stores):
             return
+        if sources.token_only:
+            _refuse_token_only(tx.vg.name, lv_name, [opened.session(s) for s in stores if s not in keys], sources)
         with read_passphrase(sources, f"Enter passphrase for {tx.vg.name}/{lv_name}: ") as passphrase:
             for store in stores:
                 unlock_keystore(opened.session(store), store, passphrase, keys)

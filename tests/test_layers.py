@@ -43,7 +43,7 @@ LAYERS = (
                                           "lvcrypt.convert_luks"),)),
     Layer("activation", (("lvcrypt.activate", "lvcrypt.keyring", "lvcrypt.inline", "lvcrypt.kdump"),)),
     Layer("services", (("lvcrypt.api", "lvcrypt.unlock", "lvcrypt.activation", "lvcrypt.encrypted_lv",
-                         "lvcrypt.keystore_admin", "lvcrypt.kdump_keys", "lvcrypt.fuse_mount",
+                         "lvcrypt.keystore_admin", "lvcrypt.keystore_tokens", "lvcrypt.keystore_header", "lvcrypt.kdump_keys", "lvcrypt.fuse_mount",
                          "lvcrypt.luks_lv_conversion", "lvcrypt.reportfields", "lvcrypt.metadata_text"),)),
     Layer("cli", (("lvcrypt.cli", "lvcrypt.__main__"),)),
 )

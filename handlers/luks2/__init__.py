@@ -18,7 +18,7 @@ from typing import ClassVar
 from lvcrypt.crypto import CipherSpec
 from lvcrypt.errors import FormatError, HandlerError, WrongPassphrase
 from lvcrypt.handlers.base import (SECTOR, Area, DataMapping, FormatOptions, KeyHandler, KeyringToken, KeyslotInfo,
-                                   KeystoreAttrs, KeystoreSession)
+                                   HeaderIdentity, KeystoreAttrs, KeystoreSession, TokenInfo)
 from lvcrypt.handlers.kdf import PbkdfRequest, check_hash, check_kind
 from lvcrypt.handlers.secret import Secret, require_passphrase
 
@@ -280,8 +280,9 @@ class Luks2Session(KeystoreSession):
     def read_attrs(self) -> KeystoreAttrs:
         """The attributes the header records (an image file has no metadata around it)."""
         metadata = self.loaded.metadata
-        segment, _ = self._segment_digest(metadata)
-        return KeystoreAttrs("luks2", segment.encryption or "", self._key_bits(metadata, 0))
+        segment, digest = self._segment_digest(metadata)
+        key_bits = self._key_bits(metadata, 0) if digest.keyslots else 0  # 0: unknown once every keyslot is erased
+        return KeystoreAttrs("luks2", segment.encryption or "", key_bits)
 
     def _key_bits(self, metadata: Metadata, fallback: int) -> int:
         _, digest = self._segment_digest(metadata)
@@ -321,7 +322,8 @@ class Luks2Session(KeystoreSession):
                 details.update({k: v for k, v in (("hash", slot.kdf.hash), ("iterations", slot.kdf.iterations),
                                                   ("time", slot.kdf.time), ("memory", slot.kdf.memory),
                                                   ("cpus", slot.kdf.cpus)) if v is not None})
-            details["priority"] = {0: "ignore", 2: "prefer"}.get(slot.priority or 1, "normal")
+            details["priority"] = {0: "ignore", 2: "prefer"}.get(1 if slot.priority is None else slot.priority,
+                                                                 "normal")
             owner = metadata.digest_of_keyslot(number)
             if owner is not None:
                 details["digest"] = owner[0]
@@ -471,6 +473,45 @@ class Luks2Session(KeystoreSession):
         loaded = self._writable()
         tokens.remove_token(loaded.metadata, token)
         self._commit(loaded)
+
+    def list_tokens(self) -> list[TokenInfo]:
+        return tokens.token_infos(self.loaded.metadata)
+
+    def import_token(self, text: str, token: int | None = None, replace: bool = False) -> int:
+        loaded = self._writable()
+        number = tokens.import_token(loaded.metadata, text, token, replace)
+        self._commit(loaded)
+        return number
+
+    def export_token(self, token: int) -> str:
+        return tokens.export_token(self._current().metadata, token)
+
+    def header_identity(self) -> HeaderIdentity:
+        """UUID and layout of the chosen copy; a backup holds both copies and the keyslots area."""
+        loaded = self._current()
+        config = loaded.metadata.config
+        layout = f"{config.metadata_size}-byte metadata copies, {config.keyslots_size}-byte keyslots area"
+        default = loaded.metadata.default_segment()
+        if default is not None:
+            layout += f", data at byte {loaded.metadata.segments[default].offset}"
+        return HeaderIdentity(loaded.header.uuid, config.keyslots_end, layout)
+
+    def header_backup(self) -> bytes:
+        return self.area.read(0, self.header_identity().size)
+
+    def configure(self, label: str | None = None, subsystem: str | None = None,
+                  priority: tuple[int, int] | None = None) -> None:
+        """`cryptsetup config`: label and subsystem in both binary headers, a keyslot's priority in the JSON."""
+        loaded = self._writable()
+        header = replace(loaded.header, label=loaded.header.label if label is None else label,
+                         subsystem=loaded.header.subsystem if subsystem is None else subsystem)
+        header.pack(bytes(header.json_size))  # label and subsystem lengths checked before anything is written
+        if priority is not None:
+            slot, value = priority
+            if slot not in loaded.metadata.keyslots:
+                raise HandlerError(f"keyslot {slot} is not in use")
+            loaded.metadata.keyslots[slot].priority = value
+        self._commit(replace(loaded, header=header))
 
     def repair_problem(self) -> str | None:
         return self.loaded.primary_error or self.loaded.secondary_error

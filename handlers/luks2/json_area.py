@@ -545,6 +545,13 @@ class Metadata:
         return number, segment
 
 
+def parse_token(value: Any, number: int) -> Token:
+    """One token object on its own (`cryptsetup token import`); references are checked with the header."""
+    if not isinstance(value, dict):
+        raise FormatError(f"LUKS2 token {number}: not a JSON object")
+    return Token.parse(value, _Where(f"token {number}"))
+
+
 def _section(document: Json, name: str, limit: int | None) -> dict[int, Json]:
     where = _Where(f"{name} section")
     section = document.get(name)

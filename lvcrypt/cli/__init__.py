@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "metadata": "lvcrypt.cli.metadata",
     "keystore": "lvcrypt.cli.keystore",
     "keyslot": "lvcrypt.cli.keystore",
+    "token": "lvcrypt.cli.token",
     "pvcreate": "lvcrypt.cli.pv",
     "pvremove": "lvcrypt.cli.pv",
     "vgcreate": "lvcrypt.cli.vg",

@@ -15,7 +15,8 @@ import argparse
 from typing import TYPE_CHECKING
 
 from lvcrypt.cli import common_options
-from lvcrypt.cli.options import add_key_file_option, add_keyring_options, key_sources, split_lv
+from lvcrypt.cli.options import (add_key_file_option, add_keyring_options, add_token_options, key_sources,
+                                 split_lv)
 
 if TYPE_CHECKING:
     from lvcrypt.activation import ActivationRequest
@@ -78,6 +79,7 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
     parser.add_argument("-a", "--activate", choices=("y", "n"), help="y: create the dm devices; n: remove them")
     add_key_file_option(parser)
     add_keyring_options(parser)
+    add_token_options(parser)
     if name == "lvchange":
         parser.add_argument("--refresh", action="store_true", help="reload an active LV's tables (after lvextend)")
         parser.add_argument("lvs", nargs="+", metavar="VG/LV")

@@ -13,7 +13,7 @@ import sys
 from typing import TYPE_CHECKING, ContextManager
 
 from lvcrypt.cli import common_options
-from lvcrypt.cli.options import add_key_file_option, key_sources, split_lv
+from lvcrypt.cli.options import add_key_file_option, add_token_options, key_sources, split_lv
 
 if TYPE_CHECKING:
     from lvcrypt.activate.userspace import Stack
@@ -131,6 +131,7 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         parser.add_argument("--volume-key-keyring", metavar="%user:DESC",
                             help="use this keyring key as the volume key (e.g. restored by kdump) instead of a "
                                  "passphrase")
+        add_token_options(parser)
         parser.set_defaults(func=cmd_read)
     elif name == "write":
         parser = sub.add_parser(name, parents=common, help="write standard input into an LV (encrypting it)")

@@ -1,4 +1,4 @@
-"""`lvcrypt keystore format|dump|repair|unlock-test` and `lvcrypt keyslot add|remove|change|list`.
+"""`lvcrypt keystore format|dump|repair|header-backup|header-restore|erase|config|unlock-test` and `lvcrypt keyslot add|remove|change|convert|list`.
 
 TARGET is an image file or block device holding a keystore (a LUKS header,
 or lvcrypt's key check block for plain/hashed), or VG/KEYSTORE naming a
@@ -68,6 +68,37 @@ def cmd_repair(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_header_backup(args: argparse.Namespace) -> int:
+    from lvcrypt.keystore_header import header_backup
+
+    size = header_backup(args.target, args.devices, args.header_backup_file)
+    print(f"Header of {args.target} ({size} bytes) saved in {args.header_backup_file}.")
+    return 0
+
+
+def cmd_header_restore(args: argparse.Namespace) -> int:
+    from lvcrypt.keystore_header import header_restore
+
+    header_restore(args.target, args.devices, args.header_backup_file, _confirm(args))
+    print(f"Header of {args.target} restored from {args.header_backup_file}.")
+    return 0
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    from lvcrypt.keystore_header import erase
+
+    slots = erase(args.target, args.devices, _confirm(args))
+    print(f"Key slots {', '.join(map(str, slots))} of {args.target} destroyed.")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from lvcrypt.keystore_header import configure
+
+    configure(args.target, args.devices, args.label, args.subsystem, args.priority, args.key_slot)
+    return 0
+
+
 def cmd_unlock_test(args: argparse.Namespace) -> int:
     from lvcrypt.keystore_admin import unlock_test
 
@@ -80,7 +111,7 @@ def cmd_keyslot_add(args: argparse.Namespace) -> int:
     from lvcrypt.keystore_admin import add_keyslot
 
     slot = add_keyslot(args.target, args.devices, key_sources(args), key_sources(args, new_key=True),
-                       keystore_request(args, None), args.key_slot)
+                       keystore_request(args, None), args.key_slot, args.volume_key_file)
     print(f"Key slot {slot} created.")
     return 0
 
@@ -99,6 +130,14 @@ def cmd_keyslot_change(args: argparse.Namespace) -> int:
     slot = change_keyslot(args.target, args.devices, key_sources(args), key_sources(args, new_key=True),
                           keystore_request(args, None), args.key_slot)
     print(f"Key slot {slot} now holds the new passphrase.")
+    return 0
+
+
+def cmd_keyslot_convert(args: argparse.Namespace) -> int:
+    from lvcrypt.keystore_admin import convert_keyslot
+
+    slot = convert_keyslot(args.target, args.devices, key_sources(args), keystore_request(args, None), args.key_slot)
+    print(f"Key slot {slot} converted.")
     return 0
 
 
@@ -166,6 +205,37 @@ def _register_keystore(sub: argparse._SubParsersAction, name: str) -> None:  # t
                         help="do not ask for confirmation")
     repair.set_defaults(func=cmd_repair)
 
+    backup = actions.add_parser("header-backup", parents=common,
+                                help="save the header and keyslots in a new file (like luksHeaderBackup)")
+    backup.add_argument("target", metavar="TARGET")
+    backup.add_argument("--header-backup-file", required=True, metavar="FILE")
+    backup.set_defaults(func=cmd_header_backup)
+
+    restore = actions.add_parser("header-restore", parents=common,
+                                 help="write a header backup back, after a confirmation (like luksHeaderRestore)")
+    restore.add_argument("target", metavar="TARGET")
+    restore.add_argument("--header-backup-file", required=True, metavar="FILE")
+    restore.add_argument("-q", "--batch-mode", "-y", "--yes", dest="batch_mode", action="store_true",
+                         help="do not ask for confirmation")
+    restore.set_defaults(func=cmd_header_restore)
+
+    erase = actions.add_parser("erase", parents=common,
+                               help="destroy every keyslot, after a confirmation naming the LVs (like luksErase)")
+    erase.add_argument("target", metavar="TARGET")
+    erase.add_argument("-q", "--batch-mode", "-y", "--yes", dest="batch_mode", action="store_true",
+                       help="do not ask for confirmation")
+    erase.set_defaults(func=cmd_erase)
+
+    config = actions.add_parser("config", parents=common,
+                                help="set the label, subsystem or a keyslot's priority (like config)")
+    config.add_argument("target", metavar="TARGET")
+    config.add_argument("--label", help="the header's label (at most 47 bytes)")
+    config.add_argument("--subsystem", help="the header's subsystem (at most 47 bytes)")
+    config.add_argument("--priority", choices=("prefer", "normal", "ignore"),
+                        help="the priority of the keyslot --key-slot names")
+    config.add_argument("-S", "--key-slot", type=non_negative, metavar="N")
+    config.set_defaults(func=cmd_config)
+
     test = actions.add_parser("unlock-test", parents=common, help="check a passphrase (like --test-passphrase)")
     test.add_argument("target", metavar="TARGET")
     test.add_argument("--link-vk-to-keyring", metavar="KEYRING::%TYPE:DESC",
@@ -183,6 +253,10 @@ def _register_keyslot(sub: argparse._SubParsersAction, name: str) -> None:  # ty
     add = actions.add_parser("add", parents=common, help="add a passphrase (like luksAddKey)")
     add.add_argument("target", metavar="TARGET")
     add.add_argument("--new-key-file", metavar="FILE", help="the new passphrase's file ('-' = stdin)")
+    add.add_argument("--volume-key-file", metavar="FILE",
+                     help="take the volume key from this file instead of an existing passphrase")
+    add.add_argument("--volume-key-keyring", metavar="%TYPE:DESC",
+                     help="take the volume key from a %%user: key in the kernel keyring")
     _key_options(add)
     _pbkdf_options(add)
     add.set_defaults(func=cmd_keyslot_add)
@@ -200,6 +274,13 @@ def _register_keyslot(sub: argparse._SubParsersAction, name: str) -> None:  # ty
     _pbkdf_options(change)
     change.set_defaults(func=cmd_keyslot_change)
 
-    listing = actions.add_parser("list", parents=common, help="list active keyslots")
+    convert = actions.add_parser("convert", parents=common,
+                                 help="store a keyslot again with another PBKDF or cost (like luksConvertKey)")
+    convert.add_argument("target", metavar="TARGET")
+    _key_options(convert)
+    _pbkdf_options(convert)
+    convert.set_defaults(func=cmd_keyslot_convert)
+
+    listing = actions.add_parser("list", parents=common, help="list active keyslots: PBKDF, cost, priority")
     listing.add_argument("target", metavar="TARGET")
     listing.set_defaults(func=cmd_keyslot_list)

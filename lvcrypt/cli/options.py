@@ -52,6 +52,14 @@ def add_keyring_options(parser: argparse.ArgumentParser) -> None:
                         help="use a volume key from the kernel keyring instead of a passphrase")
 
 
+def add_token_options(parser: argparse.ArgumentParser) -> None:
+    """cryptsetup open's token switches: which LUKS2 tokens to try, and whether to try only them."""
+    parser.add_argument("--token-only", action="store_true",
+                        help="unlock only through tokens (no key file, no prompt)")
+    parser.add_argument("--token-id", type=non_negative, metavar="N", help="try only this token")
+    parser.add_argument("--token-type", metavar="TYPE", help="try only tokens of this type (luks2-keyring)")
+
+
 def add_sysfs_root_option(parser: argparse.ArgumentParser) -> None:
     """Where live dm devices (LVs in use) and inline-crypto capabilities are read; tests point it at a tree."""
     parser.add_argument("--sysfs-root", default="/sys", metavar="DIR",
@@ -126,7 +134,8 @@ def key_sources(args: argparse.Namespace, new_key: bool = False) -> "KeySources"
                       keyfile_offset=getattr(args, "keyfile_offset", 0) or 0,
                       keyfile_size=getattr(args, "keyfile_size", None),
                       volume_key_keyring=None if new_key else getattr(args, "volume_key_keyring", None),
-                      prompt=terminal_prompt)
+                      prompt=terminal_prompt, token_only=getattr(args, "token_only", False),
+                      token_id=getattr(args, "token_id", None), token_type=getattr(args, "token_type", None))
 
 
 def wipe_progress(name: str) -> Callable[[int, int], None] | None:
