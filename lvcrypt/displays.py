@@ -686,7 +686,8 @@ def pv_rows(loaded: Loaded, names: list[str]) -> list[PvRow]:
 
 
 def lv_rows(loaded: Loaded, names: list[str], every: bool) -> list[LvRow]:
-    """process_each_lv's order: VGs by name, each VG's LVs in metadata order; hidden ones with -a or by name."""
+    """process_each_lv's order: VGs by name, each VG's LVs in metadata order; hidden ones only with -a
+    (lvdisplay skips them even when named, unlike lvs)."""
     from lvcrypt.errors import LvcryptError
     from lvcrypt.metadata.lvreport import VgReport
 
@@ -699,10 +700,11 @@ def lv_rows(loaded: Loaded, names: list[str], every: bool) -> list[LvRow]:
             by_name = (vg.vg.name, lv.name) in named
             if not view.listed(lv) or (names and vg.vg.name not in whole and not by_name):
                 continue
-            if by_name or every or view.visible(lv):
+            if every or view.visible(lv):
                 rows.append(LvRow(vg.vg, vg, lv, None, view))
     for vg_name, lv_name in sorted(named):
-        if not any(row.vg.name == vg_name and row.lv.name == lv_name for row in rows):
+        vg_found = next((vg.vg for vg in loaded.vgs if vg.vg.name == vg_name), None)
+        if vg_found is None or lv_name not in vg_found.lvs or not VgReport(vg_found).listed(vg_found.lvs[lv_name]):
             raise LvcryptError(f'Failed to find logical volume "{vg_name}/{lv_name}"')
     return rows
 
