@@ -26,6 +26,7 @@ from lvcrypt.reportfields import LV_FIELDS, PV_FIELDS, VG_FIELDS, LvRow, PvRow, 
 if TYPE_CHECKING:
     from lvcrypt.activate.dm_ioctl import DeviceInfo
     from lvcrypt.metadata.model import LogicalVolume, Segment, VolumeGroup
+    from lvcrypt.metadata.tree import Section
     from lvcrypt.store.commit import LoadedVg
     from lvcrypt.store.physical import PvOnDisk
 
@@ -412,7 +413,8 @@ def _type_lines(row: LvRow) -> list[str]:
             and other.segments[0].raw.get("origin") == lv.name]
     if cows:
         lines.append("LV snapshot status     source of")
-        lines += [f"                       {other.segments[0].raw.get('cow_store')} [INACTIVE]"
+        lines += [f"                       {other.segments[0].raw.get('cow_store') or other.segments[0].raw.get('merging_store')}"
+                  " [INACTIVE]"
                   for other in (vg.lvs[name] for name in cows)]
     elif (snapshot := _snapshot_of(row)) is not None:
         lines.append(f"LV snapshot status     INACTIVE destination for {snapshot.raw.get('origin')}")
@@ -425,13 +427,14 @@ def _type_lines(row: LvRow) -> list[str]:
             if isinstance(first.get(key), str):
                 lines.append(f"{label}{first.get(key)}")
     elif family in ("thin-pool", "cache-pool"):
-        lines += [f"LV Pool metadata       {first.get('metadata')}", f"LV Pool data           {first.get('pool')}"]
+        data = first.get("pool" if family == "thin-pool" else "data")
+        lines += [f"LV Pool metadata       {first.get('metadata')}", f"LV Pool data           {data}"]
     elif family == "vdo-pool":
         lines.append(f"LV VDO Pool data       {first.get('vdo_pool_data')}")
     elif family == "vdo":
         lines.append(f"LV VDO Pool name       {first.get('vdo_pool')}")
     else:
-        cached = [other for other in vg.lvs.values() if view.family(other) in ("cache", "writecache")
+        cached = [other for other in vg.lvs.values() if view.family(other) == "cache"
                   and other.segments[0].raw.get("origin") == lv.name]
         if len(cached) == 1:
             lines.append(f"LV origin of Cache LV  {cached[0].name}")
@@ -484,9 +487,10 @@ def lv_full(row: LvRow, opts: DisplayOptions) -> list[str]:
         lines += [f"COW-table size         {display_size(lv.extent_count * vg.extent_bytes, opts.units)}",
                   f"COW-table LE           {lv.extent_count}",
                   f"Snapshot chunk size    {display_size((chunk if isinstance(chunk, int) else 0) * 512, opts.units)}"]
-    if view.family(lv) == "mirror":
-        mirrors = lv.segments[0].raw.get("mirrors")
-        lines.append(f"Mirrored volumes       {len(mirrors) // 2 if isinstance(mirrors, list) else 0}")
+    if lv.segments and lv.segments[0].type.startswith(("mirror", "raid1")):  # lvm2's lv_is_mirrored
+        from lvcrypt.metadata.lvreport import areas
+
+        lines.append(f"Mirrored volumes       {len(areas(lv.segments[0], vg.pvs))}")
         if "CONVERTING" in lv.status:
             lines.append("LV type        Mirror undergoing conversion")
     lines.append(f"Segments               {len(lv.segments)}")
@@ -584,10 +588,12 @@ def _segment_body(row: LvRow, segment: "Segment", found: list, kind: str, opts: 
             lines += _area_lines(row, area.name, area.offset, area.is_pv, area.length, "    ")
         return [*lines, " "]
     if kind.startswith("raid"):
+        # lvm2's area_len of a raid segment is the segment's length, divided among the images only for raid0.
+        length = segment.extent_count // max(len(found), 1) if kind.startswith("raid0") else segment.extent_count
         lines = []
         for number, area in enumerate(found):
             lines += [f"  Raid Data LV{number:2d}",
-                      *_area_lines(row, area.name, area.offset, area.is_pv, area.length, "    ")]
+                      *_area_lines(row, area.name, area.offset, area.is_pv, length, "    ")]
         pairs = raw.get("raids")
         metas = pairs[0::2] if isinstance(pairs, list) else []
         lines += [f"  Raid Metadata LV{number:2d}\t{name}" for number, name in enumerate(metas)
@@ -605,7 +611,26 @@ def _segment_body(row: LvRow, segment: "Segment", found: list, kind: str, opts: 
                 " "]
     if kind == "thin":
         return [f"  Device ID\t\t{raw.get('device_id', 0)}", " "]
+    if kind in ("cache", "cache-pool"):
+        return _cache_lines(row, raw, kind, opts)
     return []
+
+
+def _cache_lines(row: LvRow, raw: "Section", kind: str, opts: DisplayOptions) -> list[str]:
+    """lvm2's _cache_display: a cache LV shows its cache pool's settings (a cachevol keeps its own)."""
+    settings = raw
+    pool = row.vg.lvs.get(str(raw.get("cache_pool"))) if kind == "cache" else None
+    if pool is not None and row.view.family(pool) == "cache-pool" and pool.segments:
+        settings = pool.segments[0].raw
+    chunk = settings.get("chunk_size")
+    lines = [f"  Chunk size\t\t{display_size((chunk if isinstance(chunk, int) else 0) * 512, opts.units)}"]
+    if isinstance(settings.get("metadata_format"), int):
+        lines.append(f"  Metadata format\t{settings.get('metadata_format')}")
+    if isinstance(settings.get("cache_mode"), str):
+        lines.append(f"  Mode\t\t{settings.get('cache_mode')}")
+    if isinstance(settings.get("policy"), str):
+        lines.append(f"  Policy\t\t{settings.get('policy')}")
+    return [*lines, " "]
 
 
 def lvdisplay(rows: list[LvRow], opts: DisplayOptions, colon: bool = False, maps: bool = False) -> list[str]:
@@ -696,12 +721,19 @@ def lv_rows(loaded: Loaded, names: list[str], every: bool) -> list[LvRow]:
     rows: list[LvRow] = []
     for vg in loaded.vgs:
         view = VgReport(vg.vg)
+        pools: list[LvRow] = []  # lvm2 processes thin pools first, each new one in front of the others
+        others: list[LvRow] = []
         for lv in vg.vg.lvs.values():
             by_name = (vg.vg.name, lv.name) in named
             if not view.listed(lv) or (names and vg.vg.name not in whole and not by_name):
                 continue
             if every or view.visible(lv):
-                rows.append(LvRow(vg.vg, vg, lv, None, view))
+                row = LvRow(vg.vg, vg, lv, None, view)
+                if view.family(lv) == "thin-pool":
+                    pools.insert(0, row)
+                else:
+                    others.append(row)
+        rows += pools + others
     for vg_name, lv_name in sorted(named):
         vg_found = next((vg.vg for vg in loaded.vgs if vg.vg.name == vg_name), None)
         if vg_found is None or lv_name not in vg_found.lvs or not VgReport(vg_found).listed(vg_found.lvs[lv_name]):

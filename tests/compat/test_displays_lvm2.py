@@ -10,6 +10,7 @@ missing device-mapper).  Encrypted LVs are compared in tests/compat/test_display
 
 from __future__ import annotations
 
+import difflib
 import os
 import subprocess
 import sys
@@ -51,8 +52,10 @@ def assert_same(words: list[str], devices: str, tmp_path: Path) -> None:
     theirs, ours = both(words, devices, tmp_path)
     problems = [line for line in lvm2_problems(theirs) if not line.startswith("WARNING: only considering")]
     assert theirs.returncode or not problems, theirs.stderr
+    diff = "".join(difflib.unified_diff(theirs.stdout.splitlines(True), ours.stdout.splitlines(True), "lvm2",
+                                        "lvcrypt"))
     assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), (
-        f"lvm {' '.join(words)}:\n{theirs.stdout}\nlvcrypt ({ours.stderr}):\n{ours.stdout}")
+        f"{' '.join(words)} (exit {theirs.returncode} / {ours.returncode}, {ours.stderr}):\n{diff}")
 
 
 @pytest.fixture(scope="module")
