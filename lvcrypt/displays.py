@@ -16,6 +16,7 @@ two-space log prefix; the CLI adds it.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from lvcrypt.reportfields import LV_FIELDS, PV_FIELDS, VG_FIELDS, LvRow, PvRow, 
 
 if TYPE_CHECKING:
     from lvcrypt.activate.dm_ioctl import DeviceInfo
+    from lvcrypt.metadata.lvreport import Area as ReportArea
     from lvcrypt.metadata.model import LogicalVolume, Segment, VolumeGroup
     from lvcrypt.metadata.tree import Section
     from lvcrypt.store.commit import LoadedVg
@@ -366,14 +368,19 @@ def vgscan(rows: list[VgRow]) -> list[str]:
 
 # --- logical volumes --------------------------------------------------------------------------------
 
-def _device(vg: "VolumeGroup", lv: "LogicalVolume") -> "DeviceInfo | None":
-    """The LV's live dm device, if any (asked once per command through the report model)."""
-    from lvcrypt.lv_names import dm_uuid
-    from lvcrypt.reportfields import _active_devices, _no_dm
+@functools.lru_cache(maxsize=1)
+def _live_devices() -> dict[str, "DeviceInfo"]:
+    """dm devices by uuid, asked of the kernel once per command (none without device-mapper)."""
+    from lvcrypt.activate.kernel import active_devices
 
-    if _no_dm():
-        return None
-    return _active_devices().get(dm_uuid(vg, lv))
+    return active_devices()
+
+
+def _device(vg: "VolumeGroup", lv: "LogicalVolume") -> "DeviceInfo | None":
+    """The LV's live dm device, if any: what decides lvm2's "available", "# open" and "Block device"."""
+    from lvcrypt.lv_names import dm_uuid
+
+    return _live_devices().get(dm_uuid(vg, lv))
 
 
 def _read_ahead(lv: "LogicalVolume") -> int | None:
@@ -561,7 +568,8 @@ def lv_segments(row: LvRow, opts: DisplayOptions) -> list[str]:
     return [*lines, " "]
 
 
-def _segment_body(row: LvRow, segment: "Segment", found: list, kind: str, opts: DisplayOptions) -> list[str]:
+def _segment_body(row: LvRow, segment: "Segment", found: list["ReportArea"], kind: str,
+                  opts: DisplayOptions) -> list[str]:
     """The segment type's display op (lvm2's striped, mirrored, raid and thin displays)."""
     if _is_stripe_set(segment) or kind == "linear":
         if len(found) == 1:
@@ -671,6 +679,7 @@ class Loaded:
 def load(devices: str | None, vg_names: list[str], command: str) -> Loaded:
     from lvcrypt.reportfields import load_vgs
 
+    _live_devices.cache_clear()  # once per command, also when several run in one process
     found, loaded, hidden = load_vgs(devices, list(dict.fromkeys(vg_names)), command)
     return Loaded(sorted(loaded, key=lambda vg: vg.vg.name), dict(found.pvs), hidden)
 
