@@ -383,6 +383,15 @@ def _device(vg: "VolumeGroup", lv: "LogicalVolume") -> "DeviceInfo | None":
     return _live_devices().get(dm_uuid(vg, lv))
 
 
+def _kernel_read_ahead(info: "DeviceInfo") -> int | None:
+    """The live device's read-ahead in sectors (what lvm2's BLKRAGET returns), None if sysfs does not say."""
+    try:
+        with open(f"/sys/dev/block/{info.major}:{info.minor}/queue/read_ahead_kb") as f:
+            return int(f.read()) * 2
+    except (OSError, ValueError):
+        return None
+
+
 def _read_ahead(lv: "LogicalVolume") -> int | None:
     """lvm2's read_ahead: None for auto (key absent or 0), 0 for none (-1), else sectors."""
     value = lv.raw.get("read_ahead")
@@ -504,6 +513,9 @@ def lv_full(row: LvRow, opts: DisplayOptions) -> list[str]:
     lines.append(f"Allocation             {_allocation(lv)}")
     read_ahead = _read_ahead(lv)
     lines.append(f"Read ahead sectors     {'auto' if read_ahead is None else read_ahead}")
+    live_read_ahead = _kernel_read_ahead(info) if info is not None else None
+    if live_read_ahead is not None and live_read_ahead != read_ahead:
+        lines.append(f"- currently set to     {live_read_ahead}")
     if "FIXED_MINOR" in lv.status:
         major, minor = lv.raw.get("major"), lv.raw.get("minor")
         if isinstance(major, int) and major >= 0:
