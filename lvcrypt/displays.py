@@ -608,8 +608,7 @@ def _segment_body(row: LvRow, segment: "Segment", found: list["ReportArea"], kin
             lines += _area_lines(row, area.name, area.offset, area.is_pv, area.length, "    ")
         return [*lines, " "]
     if kind.startswith("raid"):
-        # lvm2's area_len of a raid segment is the segment's length, divided among the images only for raid0.
-        length = segment.extent_count // max(len(found), 1) if kind.startswith("raid0") else segment.extent_count
+        length = _raid_area_len(kind, segment.extent_count, len(found))
         lines = []
         for number, area in enumerate(found):
             lines += [f"  Raid Data LV{number:2d}",
@@ -634,6 +633,15 @@ def _segment_body(row: LvRow, segment: "Segment", found: list["ReportArea"], kin
     if kind in ("cache", "cache-pool"):
         return _cache_lines(row, raw, kind, opts)
     return []
+
+
+def _raid_area_len(kind: str, extents: int, images: int) -> int:
+    """lvm2's seg->area_len as its text import sets it: shared by the data images of raid0 and of the
+    parity types (raid4/5/6), the whole segment for raid1 and raid10 (whose lvs fields differ)."""
+    parity = 2 if kind.startswith("raid6") else 1 if kind.startswith(("raid4", "raid5")) else 0
+    if kind.startswith("raid0") or parity:
+        return extents // max(images - parity, 1)
+    return extents
 
 
 def _cache_lines(row: LvRow, raw: "Section", kind: str, opts: DisplayOptions) -> list[str]:
