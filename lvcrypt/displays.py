@@ -425,13 +425,12 @@ def _type_lines(row: LvRow) -> list[str]:
     """The per-type lines lvdisplay_full prints after the creation line."""
     vg, lv, view = row.vg, row.lv, row.view
     lines: list[str] = []
-    cows = [name for name, other in vg.lvs.items() if view.family(other) == "snapshot"
-            and other.segments[0].raw.get("origin") == lv.name]
-    if cows:
+    snapshots = [other.segments[0].raw for other in vg.lvs.values() if view.family(other) == "snapshot"
+                 and other.segments[0].raw.get("origin") == lv.name]
+    if snapshots:
         lines.append("LV snapshot status     source of")
-        lines += [f"                       {other.segments[0].raw.get('cow_store') or other.segments[0].raw.get('merging_store')}"
-                  " [INACTIVE]"
-                  for other in (vg.lvs[name] for name in cows)]
+        lines += [f"                       {raw.get('cow_store') or raw.get('merging_store')} [INACTIVE]"
+                  for raw in snapshots]
     elif (snapshot := _snapshot_of(row)) is not None:
         lines.append(f"LV snapshot status     INACTIVE destination for {snapshot.raw.get('origin')}")
     family = view.family(lv)
@@ -588,7 +587,8 @@ def _segment_body(row: LvRow, segment: "Segment", found: list["ReportArea"], kin
             area = found[0]
             return [*_area_lines(row, area.name, area.offset, area.is_pv, area.length, "  "), " "]
         stripe = LV_FIELDS["stripe_size"].get(LvRow(row.vg, row.loaded, row.lv, segment, row.view))
-        lines = [f"  Stripes\t\t{len(found)}", f"  Stripe size\t\t{display_size(int(stripe), opts.units)}"]  # type: ignore
+        lines = [f"  Stripes\t\t{len(found)}",
+                 f"  Stripe size\t\t{display_size(int(stripe), opts.units)}"]  # type: ignore[call-overload]
         for number, area in enumerate(found):
             lines += [f"  Stripe {number}:", *_area_lines(row, area.name, area.offset, area.is_pv, area.length,
                                                          "    ")]
