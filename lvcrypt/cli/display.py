@@ -82,7 +82,7 @@ def cmd_pvscan(args: argparse.Namespace) -> int:
     loaded = displays.load(args.devices, [], "pvs")
     rows = displays.pv_rows(loaded, [])
     vg_names = [vg.vg.name for vg in loaded.vgs]
-    _print(displays.pvscan(rows, list(loaded.pv_paths), vg_names, displays.DisplayOptions(args.units),
+    _print(displays.pvscan(rows, list(loaded.pv_paths), vg_names, displays.DisplayOptions(),
                            args.short, args.uuid, args.novolumegroup, args.exported))
     return 0
 
@@ -98,7 +98,7 @@ def cmd_lvscan(args: argparse.Namespace) -> int:
     from lvcrypt import displays
 
     loaded = displays.load(args.devices, [], "lvs")
-    _print(displays.lvscan(displays.lv_rows(loaded, [], args.all), displays.DisplayOptions(args.units)))
+    _print(displays.lvscan(displays.lv_rows(loaded, [], args.all), displays.DisplayOptions()))
     return 0
 
 
@@ -109,8 +109,8 @@ _HELP = {"pvdisplay": "display physical volumes (lvm2's format)", "vgdisplay": "
 
 def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser(name, parents=[common_options()], help=_HELP[name])
-    parser.add_argument("--units", default="r", help="r h H b s k m g t p e (upper case: powers of 1000)")
-    if name in ("pvdisplay", "vgdisplay", "lvdisplay"):
+    if name in ("pvdisplay", "vgdisplay", "lvdisplay"):  # lvm2's scans have no --units
+        parser.add_argument("--units", default="r", help="r h H b s k m g t p e (upper case: powers of 1000)")
         parser.add_argument("-C", "--columns", action="store_true", help="the report (pvs, vgs, lvs) instead")
         parser.add_argument("-c", "--colon", action="store_true", help="one colon-separated line each")
     if name in ("pvdisplay", "lvdisplay"):

@@ -99,6 +99,7 @@ EXTRA: list[list[str]] = [
     ["pvdisplay", "-m"], ["pvscan", "-n"], ["vgdisplay", "vg0"], ["vgdisplay", "-c", "vg0"],
     ["lvdisplay", "vg0/nosuch"], ["vgdisplay", "nosuch"], ["lvdisplay", "-c", "-m"], ["pvdisplay", "-c", "-m"],
     ["vgdisplay", "-s", "--units", "R"], ["vgdisplay", "--units", "s"], ["pvscan", "-e"],
+    ["pvscan", "--units", "b"], ["lvscan", "--units", "b"], ["vgdisplay", "-c", "-s"], ["pvdisplay", "-C", "-m"],
 ]
 
 
