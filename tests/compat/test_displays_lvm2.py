@@ -117,3 +117,16 @@ def test_named_pv_and_missing_objects_as_lvm2(made_by_lvm2: str, tmp_path: Path)
         theirs, ours = both(words, made_by_lvm2, tmp_path)
         assert theirs.returncode == ours.returncode == 5 and ours.stdout == ""
         assert message in theirs.stderr and ours.stderr == f"lvcrypt: {message}\n"
+
+
+def test_exported_vg_as_lvm2(loop_devices: Callable[..., list[str]], lvm2: None, tmp_path: Path) -> None:
+    """An exported VG: "(exported)" and "is exported" in pvdisplay, "is in exported VG" in pvscan,
+    "Found exported volume group" in vgscan, status bit 2 in `-c`; lvs-type commands skip it."""
+    (pv,) = loop_devices(1, 64)
+    lvm("pvcreate", "--devices", pv, pv)
+    lvm("vgcreate", "--devices", pv, "vgx", pv)
+    lvm("lvcreate", "--devices", pv, "--driverloaded", "n", "-an", "-Zn", "-n", "a", "-L", "8M", "vgx")
+    lvm("vgexport", "--devices", pv, "vgx")
+    for words in (["pvdisplay"], ["pvdisplay", "-c"], ["pvscan"], ["pvscan", "-e"], ["vgscan"], ["vgdisplay"],
+                  ["vgdisplay", "-c"], ["lvdisplay"], ["lvscan"]):
+        assert_same(words, pv, tmp_path)
