@@ -23,6 +23,8 @@ import pytest
 from conftest import ROOT, lvm
 from crypt_lv_layout import lvm2_layout
 from store_helpers import Pair
+from test_lvm2_types_matrix import FIXTURES, Fixture, detach, templates  # noqa: F401
+from test_reports_lvm2_types import _attach_read_only
 
 pytestmark = [pytest.mark.oracle, pytest.mark.usefixtures("lvm2")]
 HEADING = re.compile(r"^  PV (\S+)  VG (\S+)  (\d+) extents of .*, (\d+) free, 1 cell = (\d+) extents?$")
@@ -185,3 +187,19 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(lvm2_vg: list[str], t
     plain = _on_a_terminal(devices, tmp_path, no_color=True)
     assert not ANSI.search(plain)
     assert parse_map(plain)[0] == cells_coloured == parse_map(lvcrypt_map(devices, tmp_path, "pvs"))[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fixture", FIXTURES, ids=[fixture.name for fixture in FIXTURES])
+def test_vgs_map_of_every_lvm2_type_matches_pvdisplay_m(fixture: Fixture, templates: Callable[[Fixture], list[Path]],
+                                                       tmp_path: Path) -> None:
+    """Thin pools, raid and mirror images, cache pools, snapshots: every hidden sub-LV has its own symbol."""
+    devices = _attach_read_only(templates(fixture))
+    try:
+        listed = ",".join(devices)
+        cells, legends, per_cell = parse_map(lvcrypt_map(listed, tmp_path, "vgs", fixture.vg))
+        assert sorted(cells) == sorted(devices)
+        for pv in devices:
+            assert cells[pv] == expected_cells(lvm2_owners(listed, pv), legends[pv], per_cell[pv]), pv
+    finally:
+        detach(devices)
