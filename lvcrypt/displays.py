@@ -339,7 +339,7 @@ def vg_short(row: VgRow, opts: DisplayOptions) -> str:
             f"{display_size(row.vg.free_extents() * extent, opts.units)} free]")
 
 
-def vgdisplay(rows: list[VgRow], lv_rows: dict[str, list[LvRow]], pv_rows: dict[str, list[PvRow]],
+def vgdisplay(rows: list[VgRow], lvs_by_vg: dict[str, list[LvRow]], pvs_by_vg: dict[str, list[PvRow]],
               opts: DisplayOptions, colon: bool = False, short: bool = False, verbose: bool = False) -> list[str]:
     """`vgdisplay`; with `verbose` each VG's LVs (lvdisplay) and PVs (short form) follow it, as in lvm2."""
     lines: list[str] = []
@@ -351,10 +351,10 @@ def vgdisplay(rows: list[VgRow], lv_rows: dict[str, list[LvRow]], pv_rows: dict[
         else:
             lines += vg_full(row, opts)
             if verbose:
-                for lv_row in lv_rows.get(row.vg.name, []):
+                for lv_row in lvs_by_vg.get(row.vg.name, []):
                     lines += lv_full(lv_row, opts)
                 lines.append("--- Physical volumes ---")
-                for pv_row in pv_rows.get(row.vg.name, []):
+                for pv_row in pvs_by_vg.get(row.vg.name, []):
                     lines += pv_in_vg_short(pv_row)
     return lines
 
