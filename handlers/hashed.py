@@ -6,18 +6,26 @@ longer than one digest), and the digests are concatenated and cut to the key
 size.  `--hash name:N` hashes only N bytes of key and pads the rest with
 zeros; `--hash plain` copies the passphrase itself.  This equals what
 `cryptsetup open --type plain --hash H` maps for a typed passphrase or
-`--key-file -`; for a key file given by name cryptsetup ignores --hash (use
-the plain handler for that).  The key check block is the plain handler's.
+`--key-file -`.  For a key file given by name cryptsetup ignores --hash and
+takes the file's first key-size bytes as the key; keystores made since
+issue 15 follow that rule too and say so in the attribute
+`key_file_rule = "cryptsetup"`.  Older keystores have no such attribute and
+keep the rule they were made with (every key file hashed), so they still
+open with the same command line.  The key check block is the plain handler's.
 """
 
 from __future__ import annotations
 
 import hashlib
 
-from lvcrypt.errors import HandlerError
-from lvcrypt.handlers.base import KeystoreAttrs
+from lvcrypt.errors import FormatError, HandlerError
+from lvcrypt.handlers.base import Area, FormatOptions, KeystoreAttrs
 from lvcrypt.handlers.plain import PlainHandler
 from lvcrypt.handlers.secret import Secret, wipe
+
+# The keystore attribute naming how a key file given by name becomes the key; absent: hashed like a passphrase.
+KEY_FILE_RULE = "key_file_rule"
+CRYPTSETUP_RULE = "cryptsetup"  # the file's bytes are the key, as `cryptsetup open --type plain --key-file FILE`
 
 
 def parse_hash_spec(spec: str, key_bytes: int) -> tuple[str, int]:
@@ -67,4 +75,24 @@ class HashedHandler(PlainHandler):
     def derive_key(self, attrs: KeystoreAttrs, passphrase: Secret) -> Secret:
         if not attrs.key_hash:
             raise HandlerError("hashed keystore needs a key_hash (e.g. sha256)")
+        if passphrase.named_key_file and _follows_cryptsetup(attrs):
+            return super().derive_key(attrs, passphrase)
         return plain_hash(attrs.key_hash, passphrase, attrs.key_bytes)
+
+    def format(self, area: Area, attrs: KeystoreAttrs, passphrase: Secret,
+               options: FormatOptions) -> Secret:
+        """New keystores take key files as cryptsetup's plain mode does."""
+        attrs.extra[KEY_FILE_RULE] = CRYPTSETUP_RULE
+        return super().format(area, attrs, passphrase, options)
+
+    def validate(self, area: Area, attrs: KeystoreAttrs) -> None:
+        _follows_cryptsetup(attrs)
+        super().validate(area, attrs)
+
+
+def _follows_cryptsetup(attrs: KeystoreAttrs) -> bool:
+    """Whether a named key file's bytes are the key (True) or hashed like a passphrase (no attribute)."""
+    rule = attrs.extra.get(KEY_FILE_RULE)
+    if rule is not None and rule != CRYPTSETUP_RULE:
+        raise FormatError(f"hashed keystore has an unknown {KEY_FILE_RULE} {rule!r} (known: {CRYPTSETUP_RULE})")
+    return rule == CRYPTSETUP_RULE

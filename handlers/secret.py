@@ -47,9 +47,12 @@ class Secret:
     so code that builds a secret allocates it first and fills it in place.
     """
 
-    __slots__ = ("_buf", "_view", "locked", "__weakref__")
+    __slots__ = ("_buf", "_view", "locked", "named_key_file", "__weakref__")
 
     def __init__(self, source: int | bytes | bytearray | memoryview = 0):
+        # Read from a key file given by name (not typed, not `--key-file -`): cryptsetup's plain
+        # mode takes such bytes as the key itself, so the hashed handler must know (issue 15).
+        self.named_key_file = False
         size = source if isinstance(source, int) else len(source)
         self._buf: bytearray | None = bytearray(size)
         self._view = (ctypes.c_char * size).from_buffer(self._buf) if size else None

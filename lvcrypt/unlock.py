@@ -87,7 +87,9 @@ def _read_passphrase(sources: KeySources, prompt: str, verify: bool) -> Secret:
     if key_file is not None:
         try:
             with open(key_file, "rb") as f:
-                return read_key_file(f, offset, size)
+                secret = read_key_file(f, offset, size)
+            secret.named_key_file = True
+            return secret
         except OSError as error:
             raise HandlerError(f"cannot read key file {key_file}: {error.strerror}") from None
     if sources.prompt is None or not sys.stdin.isatty():

@@ -43,8 +43,10 @@ LAYERS = (
                                           "lvcrypt.convert_luks"),)),
     Layer("activation", (("lvcrypt.activate", "lvcrypt.keyring", "lvcrypt.inline", "lvcrypt.kdump"),)),
     Layer("services", (("lvcrypt.api", "lvcrypt.unlock", "lvcrypt.activation", "lvcrypt.encrypted_lv",
-                         "lvcrypt.keystore_admin", "lvcrypt.keystore_tokens", "lvcrypt.keystore_header", "lvcrypt.kdump_keys", "lvcrypt.fuse_mount",
-                         "lvcrypt.luks_lv_conversion", "lvcrypt.reportfields", "lvcrypt.metadata_text"),)),
+                         "lvcrypt.keystore_admin", "lvcrypt.keystore_tokens", "lvcrypt.keystore_header",
+                         "lvcrypt.kdump_keys", "lvcrypt.fuse_mount",
+                         "lvcrypt.luks_lv_conversion", "lvcrypt.reportfields", "lvcrypt.metadata_text",
+                         "lvcrypt.displays", "lvcrypt.extent_map"),)),
     Layer("cli", (("lvcrypt.cli", "lvcrypt.__main__"),)),
 )
 

@@ -41,6 +41,12 @@ COMMANDS: dict[str, str] = {
     "pvs": "lvcrypt.cli.report",
     "vgs": "lvcrypt.cli.report",
     "lvs": "lvcrypt.cli.report",
+    "pvdisplay": "lvcrypt.cli.display",
+    "vgdisplay": "lvcrypt.cli.display",
+    "lvdisplay": "lvcrypt.cli.display",
+    "pvscan": "lvcrypt.cli.display",
+    "vgscan": "lvcrypt.cli.display",
+    "lvscan": "lvcrypt.cli.display",
     "table": "lvcrypt.cli.crypt",
     "read": "lvcrypt.cli.crypt",
     "write": "lvcrypt.cli.crypt",
@@ -93,10 +99,25 @@ def _command_name(argv: list[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
+# `pvdisplay -C` is `pvs` in lvm2 (and so on): the report with all of its options.
+_COLUMN_FORMS = {"pvdisplay": "pvs", "vgdisplay": "vgs", "lvdisplay": "lvs"}
+
+
+def _columns_form(argv: list[str]) -> list[str]:
+    """argv of the report command when a display command asks for -C/--columns, else argv unchanged."""
+    command = _command_name(argv)
+    if command not in _COLUMN_FORMS or not {"-C", "--columns"} & set(argv):
+        return argv
+    if {"-c", "--colon", "-m", "--maps", "-s", "--short", "-A", "--activevolumegroups"} & set(argv):
+        raise UsageError("Incompatible options selected")
+    return [_COLUMN_FORMS[command] if arg == command else arg for arg in argv if arg not in ("-C", "--columns")]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = any(a in ("-d", "--debug", "-v", "--verbose") for a in argv)
     try:
+        argv = _columns_form(argv)
         args = build_parser(_command_name(argv)).parse_args(argv)
         return int(args.func(args) or 0)
     except LvcryptError as error:

@@ -93,9 +93,27 @@ def cmd_lvs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_map(args: argparse.Namespace, command: str) -> int:
+    """`--map`: the extent picture (lvcrypt.extent_map), in colour only on a terminal without NO_COLOR."""
+    import os
+    import shutil
+
+    from lvcrypt.extent_map import MapOptions, extent_maps
+
+    colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    columns = max(16, shutil.get_terminal_size().columns - 12) if sys.stdout.isatty() else 64
+    names = list(args.names)
+    lines = extent_maps(args.devices, names if command == "vgs" else [], names if command == "pvs" else [],
+                        MapOptions(colour, columns), command)
+    sys.stdout.write("".join(f"  {line}\n" for line in lines))
+    return 0
+
+
 def cmd_vgs(args: argparse.Namespace) -> int:
     from lvcrypt.reportfields import VG_DEFAULT, VG_FIELDS, select_columns, vg_rows
 
+    if args.map:
+        return _print_map(args, "vgs")
     columns = select_columns(args.options, VG_DEFAULT, VG_FIELDS)
     rows = vg_rows(args.devices, list(args.names), args.shared, args.foreign)
     _render("vg", columns, VG_FIELDS, list(rows), args)
@@ -105,6 +123,8 @@ def cmd_vgs(args: argparse.Namespace) -> int:
 def cmd_pvs(args: argparse.Namespace) -> int:
     from lvcrypt.reportfields import PV_DEFAULT, PV_FIELDS, pv_rows, select_columns
 
+    if args.map:
+        return _print_map(args, "pvs")
     rows = pv_rows(args.devices, args.names, args.shared, args.foreign)
     columns = select_columns(args.options, PV_DEFAULT, PV_FIELDS)
     _render("pv", columns, PV_FIELDS, list(rows), args)
@@ -122,6 +142,9 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
     parser.add_argument("--reportformat", choices=("basic", "json"), default="basic")
     parser.add_argument("--shared", action="store_true", help="also VGs with a lock type (read without lvmlockd)")
     parser.add_argument("--foreign", action="store_true", help="also VGs with another host's system ID")
+    if name in ("pvs", "vgs"):
+        parser.add_argument("--map", action="store_true",
+                            help="a picture of each PV's extents: which LV, encrypted or keystore, free")
     if name == "lvs":
         parser.add_argument("--sysfs-root", default="/sys", metavar="DIR",
                             help="where inline_crypto reads block devices' queue/crypto capabilities")

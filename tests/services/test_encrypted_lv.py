@@ -70,14 +70,17 @@ def create(pair: Pair, name: str, request: EncryptedLvRequest, extents: int = 2)
 
 
 def test_a_new_hashed_keystore_takes_the_hashed_handlers_defaults(vg: Pair) -> None:
+    """Defaults of cryptsetup's plain mode, and its key-file rule (issue 15): a named file's bytes are the key."""
+    (vg.tmp / "pass").write_bytes(bytes(range(40)))
     key = create(vg, "data", EncryptedLvRequest(new=KeystoreRequest(handler="hashed")))
-    assert key is not None and len(key) == 32
+    assert key is not None and bytes(key.buffer) == bytes(range(32))
     key.close()
     with VgTransaction(vg.device_list, "vge", exclusive=False) as tx:
         (store,) = tx.vg.lvs["data"].keystores()
         segment = keystore_segment(tx.vg, store)
         assert (segment.handler, segment.cipher, segment.key_size, segment.key_hash) == \
             ("hashed", "aes-cbc-essiv:sha256", 256, "ripemd160")
+        assert segment.raw.get("key_file_rule") == "cryptsetup"
 
 
 def test_reusing_a_keystore_with_new_keystore_options_is_refused_with_nothing_written(vg: Pair) -> None:
