@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from lvcrypt.cli import common_options
+from lvcrypt.cli import lvm2_options
 from lvcrypt.cli.options import add_key_file_option, add_keyring_options, key_sources, split_lv
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def cmd_vgchange(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
-    parser = sub.add_parser(name, parents=[common_options()],
+    parser = sub.add_parser(name, parents=[lvm2_options()],
                             help="activate or deactivate an LV (device-mapper)" if name == "lvchange"
                             else "activate or deactivate every LV of a VG (device-mapper)")
     parser.add_argument("-a", "--activate", choices=("y", "n"), help="y: create the dm devices; n: remove them")

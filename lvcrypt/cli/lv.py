@@ -11,7 +11,7 @@ import re
 import sys
 from typing import TYPE_CHECKING
 
-from lvcrypt.cli import common_options
+from lvcrypt.cli import lvm2_options
 from lvcrypt.cli.options import add_encrypt_options, add_sysfs_root_option
 
 if TYPE_CHECKING:
@@ -280,7 +280,7 @@ def _ignored_lvm2_options(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
-    common = [common_options()]
+    common = [lvm2_options()]
     if name == "lvcreate":
         parser = sub.add_parser(name, parents=common, help="create a linear, striped or encrypted (--encrypt) logical volume")
         _size_options(parser)
@@ -289,14 +289,11 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         parser.add_argument("-n", "--name", help="name of the new LV (default: lvolN, as lvm2)")
         parser.add_argument("--type", choices=("linear", "striped", "crypt"), help="segment type")
         add_encrypt_options(parser)
-        parser.add_argument("-y", "--yes", action="store_true")
         parser.add_argument("vg", help="VG (or VG/LV)")
         parser.add_argument("pv", nargs="*", help="allocate only on these PVs")
         parser.set_defaults(func=cmd_lvcreate)
     elif name == "lvremove":
         parser = sub.add_parser(name, parents=common, help="remove logical volumes")
-        parser.add_argument("-f", "--force", action="count", default=0)
-        parser.add_argument("-y", "--yes", action="store_true")
         parser.add_argument("lv", nargs="+", help="VG/LV, or VG for all its LVs (with -f)")
         add_sysfs_root_option(parser)
         parser.set_defaults(func=cmd_lvremove)
@@ -304,8 +301,6 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         grow = name == "lvextend"
         parser = sub.add_parser(name, parents=common, help=f"{'grow' if grow else 'shrink'} a logical volume")
         _size_options(parser)
-        parser.add_argument("-y", "--yes", action="store_true", help="confirm")
-        parser.add_argument("-f", "--force", action="count", default=0, help="confirm")
         add_sysfs_root_option(parser)
         if grow:
             _stripe_options(parser)

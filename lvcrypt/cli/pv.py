@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lvcrypt.cli import common_options
+from lvcrypt.cli import lvm2_options
 from lvcrypt.cli.options import yes_no
 
 
@@ -34,7 +34,7 @@ def cmd_pvremove(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
-    common = [common_options()]
+    common = [lvm2_options()]
     if name == "pvcreate":
         parser = sub.add_parser(name, parents=common, help="initialize devices or image files as PVs")
         parser.add_argument("--uuid", "-u", help="PV uuid to use (lvm2's dashed form)")
@@ -43,14 +43,9 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         parser.add_argument("--dataalignment", type=_size, help="align the data area to this size")
         parser.add_argument("--pvmetadatacopies", type=int, choices=(0, 1, 2), default=1,
                             help="number of metadata areas")
-        parser.add_argument("-y", "--yes", action="store_true", help="answer yes to questions")
-        parser.add_argument("-f", "--force", action="count", default=0, help="-ff: overwrite a PV of a VG")
-        parser.add_argument("-q", "--quiet", action="store_true")
         parser.add_argument("device", nargs="+")
         parser.set_defaults(func=cmd_pvcreate)
     else:
         parser = sub.add_parser(name, parents=common, help="wipe the PV label of devices")
-        parser.add_argument("-y", "--yes", action="store_true", help="answer yes to questions")
-        parser.add_argument("-f", "--force", action="count", default=0, help="-ff: wipe a PV of a VG")
         parser.add_argument("device", nargs="+")
         parser.set_defaults(func=cmd_pvremove)

@@ -13,7 +13,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from lvcrypt.cli import common_options
+from lvcrypt.cli import lvm2_options
 
 if TYPE_CHECKING:
     from lvcrypt.reportfields import Field
@@ -113,7 +113,7 @@ def cmd_pvs(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
     what = {"pvs": "physical volumes", "vgs": "volume groups", "lvs": "logical volumes"}[name]
-    parser = sub.add_parser(name, parents=[common_options()], help=f"report on {what}")
+    parser = sub.add_parser(name, parents=[lvm2_options()], help=f"report on {what}")
     parser.add_argument("-o", "--options", action="append", help="fields (lvm2 names), +FIELD to add")
     parser.add_argument("-a", "--all", action="store_true", help="hidden LVs too")
     parser.add_argument("--noheadings", action="store_true")

@@ -56,7 +56,10 @@ def warn(message: str) -> None:
 def write_backup_after_commit(vg: VolumeGroup) -> None:
     """Refresh the backup file; the commit already happened, so a failure here is a warning (lvm2's)."""
     from lvcrypt.errors import LvcryptError
+    from lvcrypt.write_mode import autobackup
 
+    if not autobackup():
+        return
     try:
         archive.write_backup(vg.name, backup_text(vg, f"Created *after* executing '{command_line()}'"))
     except (OSError, LvcryptError) as error:
