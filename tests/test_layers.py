@@ -41,6 +41,7 @@ LAYERS = (
     Layer("store and model operations", (("lvcrypt.store", "lvcrypt.alloc", "lvcrypt.lvops", "lvcrypt.pvops",
                                           "lvcrypt.vgops", "lvcrypt.lvsize", "lvcrypt.cryptlv", "lvcrypt.keystores",
                                           "lvcrypt.keycache", "lvcrypt.inuse", "lvcrypt.lv_names",
+                                          "lvcrypt.object_names", "lvcrypt.tags",
                                           "lvcrypt.convert_luks"),)),
     Layer("activation", (("lvcrypt.activate", "lvcrypt.keyring", "lvcrypt.inline", "lvcrypt.kdump"),)),
     Layer("services", (("lvcrypt.api", "lvcrypt.unlock", "lvcrypt.activation", "lvcrypt.encrypted_lv",

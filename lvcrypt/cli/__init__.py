@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "keyslot": "lvcrypt.cli.keystore",
     "pvcreate": "lvcrypt.cli.pv",
     "pvremove": "lvcrypt.cli.pv",
+    "pvchange": "lvcrypt.cli.pv",
     "vgcreate": "lvcrypt.cli.vg",
     "vgextend": "lvcrypt.cli.vg",
     "vgreduce": "lvcrypt.cli.vg",

@@ -19,12 +19,26 @@ if TYPE_CHECKING:
     from lvcrypt.unlock import KeySources
 
 def split_lv(text: str) -> tuple[str, str]:
-    from lvcrypt.errors import UsageError
+    """An LV as lvm2 takes it: `VG/LV`, `/dev/VG/LV` or `/dev/mapper/VG-LV`."""
+    from lvcrypt.object_names import lv_argument
 
-    vg, slash, lv = text.partition("/")
-    if not slash or not vg or not lv or "/" in lv:
-        raise UsageError(f"'{text}': give the logical volume as VG/LV")
-    return vg, lv
+    return lv_argument(text)
+
+
+def add_tag_options(parser: argparse.ArgumentParser, delete: bool = True) -> None:
+    """lvm2's --addtag (and --deltag where lvm2 has it), each repeatable; `@tag` is accepted too."""
+    def tag_of(option: str) -> Callable[[str], str]:
+        def check(text: str) -> str:
+            from lvcrypt.tags import tag_argument
+
+            return tag_argument(text, option)
+        return check
+
+    parser.add_argument("--addtag", action="append", default=[], type=tag_of("--addtag"), metavar="TAG",
+                        help="add a tag (repeatable)")
+    if delete:
+        parser.add_argument("--deltag", action="append", default=[], type=tag_of("--deltag"), metavar="TAG",
+                            help="remove a tag (repeatable; applied after every --addtag, as lvm2)")
 
 
 def non_negative(text: str) -> int:

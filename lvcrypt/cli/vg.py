@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from lvcrypt.cli import lvm2_options
+from lvcrypt.cli.options import add_tag_options
 
 
 def _created(path: str) -> None:
@@ -16,7 +17,7 @@ def cmd_vgcreate(args: argparse.Namespace) -> int:
     from lvcrypt.vgops import create_vg
 
     create_vg(args.devices, args.vg, args.device, args.physicalextentsize, args.command, args.force, yes_no(args),
-              _created)
+              _created, args.addtag)
     print(f"  Volume group \"{args.vg}\" successfully created")
     return 0
 
@@ -42,9 +43,10 @@ def cmd_vgreduce(args: argparse.Namespace) -> int:
 
 
 def cmd_vgremove(args: argparse.Namespace) -> int:
+    from lvcrypt.object_names import expand_vg_arguments
     from lvcrypt.vgops import remove_vg
 
-    for name in args.vg:
+    for name in expand_vg_arguments(args.devices, args.vg):
         remove_vg(args.devices, name, bool(args.force), args.sysfs_root)
         print(f"  Volume group \"{name}\" successfully removed")
     return 0
@@ -88,6 +90,7 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
     if name == "vgcreate":
         parser = sub.add_parser(name, parents=common, help="create a volume group")
         parser.add_argument("-s", "--physicalextentsize", type=lambda t: parse_size(t, "m"), default=4 << 20)
+        add_tag_options(parser, delete=False)
         parser.add_argument("vg")
         parser.add_argument("device", nargs="+")
         parser.set_defaults(func=cmd_vgcreate)
