@@ -182,7 +182,7 @@ def _resize(args: argparse.Namespace, grow: bool) -> int:
     if not grow and not (args.yes or args.force):
         raise LvcryptError(f"{verb}: refusing to reduce {vg_name}/{name} without -y (data at its end is lost)")
     with VgTransaction(args.devices, vg_name) as tx:
-        lv = find_lv(tx.vg, name)
+        lv = find_lv(tx.vg, name, f"Logical volume {name} not found in volume group {vg_name}.")
         refuse_change(tx.vg, lv, "extend" if grow else "reduce", args.sysfs_root)
         before = lv.extent_count
         keys = _pv_keys(tx, getattr(args, "pv", []))
@@ -239,7 +239,8 @@ def cmd_lvrename(args: argparse.Namespace) -> int:
     else:
         raise UsageError("lvrename VG OLD NEW, or lvrename VG/OLD [VG/]NEW")
     with VgTransaction(args.devices, vg_name) as tx:
-        refuse_change(tx.vg, find_lv(tx.vg, old), "rename", args.sysfs_root)
+        lv = find_lv(tx.vg, old, f"Existing logical volume \"{old}\" not found in volume group \"{vg_name}\"")
+        refuse_change(tx.vg, lv, "rename", args.sysfs_root)
         rename_lv(tx.vg, old, new)
         tx.commit()
     print(f"  Renamed \"{old}\" to \"{new}\" in volume group \"{vg_name}\"")

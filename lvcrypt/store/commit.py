@@ -144,7 +144,7 @@ def load_vg(found: Scan, name: str) -> LoadedVg:
     if not copies:
         damage = [f"{pv.path}: {mda.problem}" for pv in found.pvs.values() for mda in pv.mdas if mda.problem]
         damage += list(found.problems.values())
-        raise LvcryptError(f"volume group \"{name}\" not found"
+        raise LvcryptError(f"Volume group \"{name}\" not found"
                            + (f" (unreadable: {'; '.join(damage)})" if damage else ""))
     ids = {copy.vg_id for _, copy in copies}
     if len(ids) > 1:
