@@ -155,6 +155,37 @@ def wipe_progress(name: str) -> Callable[[int, int], None] | None:
     return show
 
 
+PROGRESS_MIN_BYTES = 16 << 20  # smaller copies are over before a progress line could be read
+
+
+class ProgressLine:
+    """`  Reading VG/LV: NN%` (`N MiB` when the total is unknown) on stderr, rewritten in place and ended
+    by a newline; only when stderr is a terminal and the work is large, so that data on stdout and
+    logs of scripts never carry it."""
+
+    def __init__(self, label: str, total: int | None, expected: int | None = None):
+        self.label = label
+        self.total = total
+        size = expected if expected is not None else total
+        self.enabled = sys.stderr.isatty() and (size is None or size >= PROGRESS_MIN_BYTES)
+        self.shown = ""
+
+    def update(self, done: int) -> None:
+        if not self.enabled:
+            return
+        text = f"{100 * done // self.total:3d}%" if self.total else f"{done >> 20} MiB"
+        if text != self.shown:
+            self.shown = text
+            print(f"\r  {self.label}: {text}", end="", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> "ProgressLine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.shown:
+            print(file=sys.stderr)
+
+
 def yes_no(args: argparse.Namespace) -> Callable[[str], bool]:
     """lvm2's y/n question before -ff overwrites a PV of a VG: -y answers it, else a terminal must."""
     answers: dict[str, bool] = {}  # each question once, though checked again before each write
