@@ -87,7 +87,7 @@ def change_lv(tx: "VgTransaction", lv_name: str, keys: KeyCache, request: Activa
     from lvcrypt.activate import kernel
     from lvcrypt.lv_names import dm_name, dm_uuid
 
-    from lvcrypt.write_mode import test_mode
+    from lvcrypt.command_mode import test_mode
 
     lv = find_lv(tx.vg, lv_name)
     refuse_unless_changeable(tx.vg, lv, "activate")

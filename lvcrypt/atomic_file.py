@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from lvcrypt.errors import LvcryptError
-from lvcrypt.write_mode import test_mode
+from lvcrypt.command_mode import test_mode
 
 
 def private_directory(path: Path, create: bool = True) -> Path | None:

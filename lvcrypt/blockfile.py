@@ -13,7 +13,7 @@ import os
 import stat
 
 from lvcrypt.errors import DeviceError
-from lvcrypt.write_mode import test_mode
+from lvcrypt.command_mode import test_mode
 
 
 class BlockFile:

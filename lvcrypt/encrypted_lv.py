@@ -81,7 +81,7 @@ def wipe_lv(tx: "VgTransaction", lv_name: str, key: "Secret | None", sources: Ke
     keystore is unlocked.  `progress(bytes done, size)` follows each chunk.
     """
     from lvcrypt.activate.userspace import Stack
-    from lvcrypt.write_mode import test_mode
+    from lvcrypt.command_mode import test_mode
 
     refuse_change(tx.vg, tx.vg.lvs[lv_name], "data-write", sysfs_root)
     if test_mode():  # -t wrote no keystore to unlock, and would write none of this data anyway

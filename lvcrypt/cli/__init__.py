@@ -132,10 +132,11 @@ def _unknown_command(name: str) -> UsageError:
     return UsageError(f"No such command '{name}'.{hint} Try 'lvcrypt --help'.")
 
 
-def _apply_write_mode(args: argparse.Namespace) -> None:
-    """`-t` and `-A n` hold for the whole process: every write checks them (lvcrypt.write_mode)."""
-    from lvcrypt.write_mode import TEST_MODE_NOTICE, set_autobackup, set_test_mode
+def _apply_command_mode(args: argparse.Namespace) -> None:
+    """`-t`, `-A n` and `-v` hold for the whole process: every write checks them (lvcrypt.command_mode)."""
+    from lvcrypt.command_mode import TEST_MODE_NOTICE, set_autobackup, set_test_mode, set_verbosity
 
+    set_verbosity(getattr(args, "verbose", 0))
     set_autobackup(getattr(args, "autobackup", "y") != "n")
     set_test_mode(bool(getattr(args, "test", False)))
     if getattr(args, "test", False):
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         if command is not None and command not in COMMANDS:
             raise _unknown_command(command)
         args = build_parser(command).parse_args(argv)
-        _apply_write_mode(args)
+        _apply_command_mode(args)
         return int(args.func(args) or 0)
     except LvcryptError as error:
         _traceback_if_debug(args)

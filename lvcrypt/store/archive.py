@@ -18,7 +18,7 @@ from pathlib import Path
 from lvcrypt.atomic_file import private_directory, write_atomically
 from lvcrypt.errors import LvcryptError
 from lvcrypt.metadata.validate import name_problem
-from lvcrypt.write_mode import test_mode
+from lvcrypt.command_mode import test_mode
 
 STATE_ENV = "LVCRYPT_STATE_DIR"
 

@@ -19,7 +19,7 @@ from lvcrypt.metadata.model import VolumeGroup
 from lvcrypt.store.disk import Disk
 from lvcrypt.store.mda import MdaHeader, RawLocn, plan_write
 from lvcrypt.store.physical import MetadataCopy, PvOnDisk, read_pv
-from lvcrypt.write_mode import test_mode
+from lvcrypt.command_mode import test_mode
 
 
 @dataclass

@@ -73,6 +73,11 @@ def test_verbose_is_not_debug(pair: Pair) -> None:
     """-v says more but a refusal stays one line; -d adds the traceback before it."""
     assert _one_line(pair.lvc("lvs", "-v", "-v", "novg", check=False), 5) == 'Volume group "novg" not found'
     assert _one_line(pair.lvc("lvs", "--verbose", "novg", check=False), 5) == 'Volume group "novg" not found'
+    quiet, verbose = pair.lvc("lvcreate", "-l", "1", "-n", "q", "vg0"), pair.lvc("lvcreate", "-v", "-l", "1", "vg0")
+    assert quiet.stderr == ""
+    assert verbose.stderr.splitlines() == [  # lvm2's -v lines around a metadata change
+        '  Archiving volume group "vg0" metadata (seqno 3).',
+        f'  Creating volume group backup "{pair.tmp / "state" / "backup" / "vg0"}" (seqno 4).']
     debug = pair.lvc("lvs", "-d", "novg", check=False)
     assert debug.returncode == 5 and "Traceback" in debug.stderr
     assert debug.stderr.splitlines()[-1] == 'lvcrypt: Volume group "novg" not found'
