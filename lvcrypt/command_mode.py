@@ -9,9 +9,15 @@ and all of them go through two places that live here: `BlockFile.write_at` and
 
 from __future__ import annotations
 
-_state = {"test": False, "autobackup": True, "verbosity": 0}
+_DEFAULTS = {"test": False, "autobackup": True, "verbosity": 0}
+_state = dict(_DEFAULTS)
 
 TEST_MODE_NOTICE = "  TEST MODE: Metadata will NOT be updated and volumes will not be (de)activated."
+
+
+def reset() -> None:
+    """Back to a plain command: callers that run several commands in one process (tests, tools) start clean."""
+    _state.update(_DEFAULTS)
 
 
 def set_test_mode(enabled: bool) -> None:

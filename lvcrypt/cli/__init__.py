@@ -176,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lvcrypt: internal error: {type(error).__name__}: {error} (run with --debug for details)",
               file=sys.stderr)
         return 5
+    finally:
+        from lvcrypt.command_mode import reset
+
+        reset()
 
 
 def _traceback_if_debug(args: argparse.Namespace | None) -> None:
