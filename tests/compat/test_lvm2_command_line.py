@@ -157,6 +157,8 @@ def _state_files(root: Path) -> dict[str, bytes]:
 def test_test_mode_writes_nothing_as_lvm2(pair: Pair, command: tuple[str, ...]) -> None:
     if command[0] == "vgreduce":
         pair.lvc("lvremove", "-y", "vg-a/str")  # the second PV then holds no LV and may leave the VG
+    if command[0] == "vgcreate":  # lvm2's -t cannot make a VG of a blank device (its pvcreate wrote nothing)
+        pair.lvc("pvcreate", pair.devices[2])
     args = tuple(pair.devices[int(word[3])] if word.startswith("DEV") else word for word in command)
     before, state = digests(pair.devices), _state_files(pair.tmp / "state")
     ours = pair.lvc(args[0], "-t", *args[1:], check=False)
