@@ -149,7 +149,7 @@ def wipe_progress(name: str) -> Callable[[int, int], None] | None:
         return None
 
     def show(done: int, size: int) -> None:
-        print(f"\r  Wiping {name}: {100 * done // size:3d}%", end="", file=sys.stderr)
+        print(f"\r  Wiping {name}: {100 * done // size:3d}%", end="", file=sys.stderr, flush=True)
         if done >= size:
             print(file=sys.stderr)
     return show

@@ -170,6 +170,18 @@ def test_progress_line_only_on_a_terminal(tmp_path: Path) -> None:
     assert small.returncode == 0 and small.stdout == pattern[:4096] and terminal == b""  # too small to show
 
 
+def test_wipe_progress_only_on_a_terminal(pair: Pair) -> None:
+    key = pair.tmp / "key"
+    key.write_bytes(b"correct horse")
+    args = [sys.executable, "-m", "lvcrypt", "lvcreate", "--devices", pair.device_list, "--encrypt", "--wipe",
+            "--key-file", str(key), "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000", "-l", "4"]
+    result, terminal = _run_with_terminal_stderr(args + ["-n", "w1", "vg0"], pair.env)
+    assert result.returncode == 0 and result.stdout == b'  Logical volume "w1" created.\n'
+    assert terminal.startswith(b"\r  Wiping vg0/w1:") and terminal.endswith(b"Wiping vg0/w1: 100%\r\n")
+    piped = subprocess.run(args + ["-n", "w2", "vg0"], capture_output=True, env=pair.env, cwd=ROOT)
+    assert piped.returncode == 0 and piped.stderr == b""
+
+
 @pytest.mark.parametrize("example", sorted(p.name for p in (ROOT / "examples").glob("*.py")))
 def test_examples_print_their_usage_without_arguments(example: str) -> None:
     result = subprocess.run([sys.executable, str(ROOT / "examples" / example)], capture_output=True, text=True,
