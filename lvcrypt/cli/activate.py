@@ -38,7 +38,7 @@ def cmd_lvchange(args: argparse.Namespace) -> int:
 
     tagging = bool(args.addtag or args.deltag)
     if args.activate is None and not args.refresh and not tagging:
-        raise UsageError("lvchange: give -ay, -an, --refresh, --addtag or --deltag")
+        raise UsageError("lvchange: give -ay, -an or --refresh (or --addtag, --deltag)")
     if args.refresh and args.activate == "n":
         raise UsageError("lvchange: --refresh reloads an active LV; it does not go with -an")
     targets = [split_lv(item) for item in expand_lv_arguments(args.devices, args.lvs)]
@@ -77,7 +77,7 @@ def cmd_vgchange(args: argparse.Namespace) -> int:
         if args.activate is None:
             return 0
     if args.activate is None:
-        raise UsageError("vgchange: give -ay, -an, --addtag or --deltag")
+        raise UsageError("vgchange: give -ay or -an (or --addtag, --deltag)")
     request, sources = _request(args, False), key_sources(args)
     check_before_starting(request, sources)
     for vg_name in vg_names:
