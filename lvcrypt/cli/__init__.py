@@ -77,8 +77,10 @@ def common_options() -> ArgumentParser:
     `-v` only makes a command say more; tracebacks are `-d`'s alone.
     """
     common = ArgumentParser(add_help=False)
-    common.add_argument("-d", "--debug", action="count", default=0, help="show tracebacks and debugging output")
-    common.add_argument("-v", "--verbose", action="count", default=0, help="say more (repeatable)")
+    # No default here: a command's parser would otherwise reset `lvcrypt -d COMMAND`'s count to 0.
+    common.add_argument("-d", "--debug", action="count", default=argparse.SUPPRESS,
+                        help="show tracebacks and debugging output")
+    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="say more (repeatable)")
     common.add_argument("--version", action="version", version=_version_text(),
                         help="print lvcrypt's version and the lvm2 and cryptsetup versions it follows")
     common.add_argument("--devices", metavar="PATH,PATH",
