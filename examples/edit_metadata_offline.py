@@ -8,6 +8,7 @@ saves: every change is validated before it is accepted.
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from lvcrypt.api import MetadataFile
@@ -33,4 +34,6 @@ def main(path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("path", help="a metadata file (changed in place)")
+    sys.exit(main(parser.parse_args().path))

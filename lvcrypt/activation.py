@@ -87,8 +87,13 @@ def change_lv(tx: "VgTransaction", lv_name: str, keys: KeyCache, request: Activa
     from lvcrypt.activate import kernel
     from lvcrypt.lv_names import dm_name, dm_uuid
 
+    from lvcrypt.command_mode import test_mode
+
     lv = find_lv(tx.vg, lv_name)
     refuse_unless_changeable(tx.vg, lv, "activate")
+    if test_mode():  # lvm2's -t: the LV is checked, nothing is (de)activated
+        check_pvs_present(tx, lv.name)
+        return
     if not request.activate:
         kernel.deactivate(dm_name(tx.vg.name, lv.name), dm_uuid(tx.vg, lv))
         return

@@ -72,7 +72,7 @@ def remove_lv_and_keystores(vg: VolumeGroup, name: str) -> list[str]:
     """
     lv = vg.lvs.get(name)
     if lv is None:
-        raise LvcryptError(f"logical volume {vg.name}/{name} not found")
+        raise LvcryptError(f"Failed to find logical volume \"{vg.name}/{name}\"")
     refuse_unless_changeable(vg, lv, "remove")
     if lv.is_keystore:
         users = vg.users_of_keystore(name)

@@ -81,8 +81,13 @@ def wipe_lv(tx: "VgTransaction", lv_name: str, key: "Secret | None", sources: Ke
     keystore is unlocked.  `progress(bytes done, size)` follows each chunk.
     """
     from lvcrypt.activate.userspace import Stack
+    from lvcrypt.command_mode import test_mode
 
     refuse_change(tx.vg, tx.vg.lvs[lv_name], "data-write", sysfs_root)
+    if test_mode():  # -t wrote no keystore to unlock, and would write none of this data anyway
+        if key is not None:
+            key.close()
+        return
     with KeyCache() as keys, KeystoreSessions(tx.vg, tx.loaded.device_of) as sessions:
         if key is not None:
             keys.put(tx.vg.lvs[lv_name].keystores()[0], key)
@@ -92,5 +97,5 @@ def wipe_lv(tx: "VgTransaction", lv_name: str, key: "Secret | None", sources: Ke
             for offset in range(0, stack.size, WIPE_CHUNK):
                 stack.write(offset, os.urandom(min(WIPE_CHUNK, stack.size - offset)))
                 if progress is not None:
-                    progress(offset + WIPE_CHUNK, stack.size)
+                    progress(min(offset + WIPE_CHUNK, stack.size), stack.size)
             stack.sync()

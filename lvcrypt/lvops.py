@@ -32,10 +32,12 @@ def new_uuid() -> str:
     return "-".join(raw[a:b] for a, b in zip(cuts, cuts[1:]))
 
 
-def find_lv(vg: VolumeGroup, name: str) -> LogicalVolume:
+def find_lv(vg: VolumeGroup, name: str, missing: str | None = None) -> LogicalVolume:
+    """The LV called `name`; lvm2's refusal when there is none (`missing`: the command's own wording,
+    as lvextend, lvreduce and lvrename word it differently from the rest)."""
     lv = vg.lvs.get(name)
     if lv is None:
-        raise LvcryptError(f"logical volume {vg.name}/{name} not found")
+        raise LvcryptError(missing or f"Failed to find logical volume \"{vg.name}/{name}\"")
     return lv
 
 

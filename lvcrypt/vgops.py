@@ -67,10 +67,12 @@ def _add_members(vg: VolumeGroup, members: dict[str, PvOnDisk]) -> dict[str, PvO
 
 
 def create_vg(devices: str | None, name: str, paths: list[str], extent_bytes: int, command: str = "vgcreate",
-              force: int = 0, confirm: Confirm = answer_no, created: Created = _quiet) -> None:
+              force: int = 0, confirm: Confirm = answer_no, created: Created = _quiet,
+              tags: list[str] | None = None) -> None:
     """A new VG on `paths` (labelled as PVs first where they are not); remembered as devices to scan
     when no --devices list was given."""
     vg = new_vg(name, extent_bytes // 512)
+    vg.tags = list(dict.fromkeys(tags or []))
     with VgCreation(devices, name, also_scan=paths) as new:
         if name in new.scan.vg_names():
             raise LvcryptError(f"a volume group called {name} already exists")
@@ -102,16 +104,17 @@ def extend_vg(devices: str | None, name: str, paths: list[str], command: str = "
 def reduce_vg(devices: str | None, name: str, paths: list[str], every_unused: bool = False) -> list[str]:
     """Take PVs out of the VG (with `every_unused`, each PV no LV uses, all but one); their paths."""
     with VgTransaction(devices, name, membership=True) as tx:
-        by_path = {pv.path: key for key, pv in tx.loaded.pvs.items()}
+        by_uuid = {pv.uuid: key for key, pv in tx.loaded.pvs.items()}
         if every_unused:
             used = {area.pv for lv in tx.vg.lvs.values() for s in lv.segments for area, _ in s.pv_areas()}
             keys = [key for key in tx.vg.pvs if key not in used][:max(len(tx.vg.pvs) - 1, 0)]
         else:
             keys = []
-            for path in paths:
-                if path not in by_path:
+            for path in paths:  # as the user named it: relative, a symlink, another node of the device
+                pv = tx.scan.pv_at(path)
+                if pv is None or pv.uuid not in by_uuid:
                     raise LvcryptError(f"physical volume {path} is not in volume group {name}")
-                keys.append(by_path[path])
+                keys.append(by_uuid[pv.uuid])
         dropped = [tx.loaded.pvs[key] for key in keys]
         for key in keys:
             remove_pv(tx.vg, key)

@@ -35,11 +35,13 @@ class Layer:
 # Bottom first.  A prefix claims the module of that name and everything under it.
 LAYERS = (
     Layer("base", (("lvcrypt.__init__", "lvcrypt.errors", "lvcrypt.units", "lvcrypt.crypto",
-                    "lvcrypt.atomic_file", "lvcrypt.binary_layout", "lvcrypt.blockfile"),)),
+                    "lvcrypt.atomic_file", "lvcrypt.binary_layout", "lvcrypt.blockfile",
+                    "lvcrypt.command_mode"),)),
     Layer("formats", (("lvcrypt.metadata",), ("lvcrypt.handlers",))),
     Layer("store and model operations", (("lvcrypt.store", "lvcrypt.alloc", "lvcrypt.lvops", "lvcrypt.pvops",
                                           "lvcrypt.vgops", "lvcrypt.lvsize", "lvcrypt.cryptlv", "lvcrypt.keystores",
                                           "lvcrypt.keycache", "lvcrypt.inuse", "lvcrypt.lv_names",
+                                          "lvcrypt.object_names", "lvcrypt.tags",
                                           "lvcrypt.convert_luks"),)),
     Layer("activation", (("lvcrypt.activate", "lvcrypt.keyring", "lvcrypt.inline", "lvcrypt.kdump"),)),
     Layer("services", (("lvcrypt.api", "lvcrypt.unlock", "lvcrypt.activation", "lvcrypt.encrypted_lv",

@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "token": "lvcrypt.cli.token",
     "pvcreate": "lvcrypt.cli.pv",
     "pvremove": "lvcrypt.cli.pv",
+    "pvchange": "lvcrypt.cli.pv",
     "vgcreate": "lvcrypt.cli.vg",
     "vgextend": "lvcrypt.cli.vg",
     "vgreduce": "lvcrypt.cli.vg",
@@ -65,34 +66,90 @@ class ArgumentParser(argparse.ArgumentParser):
     such words are values, not options, as argparse already treats `-1`.
     """
 
+    command = ""  # the command being parsed, for mistakes the top-level parser reports (unknown options)
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._negative_number_matcher = re.compile(r"-[0-9]*\.?[0-9]+[A-Za-z]?(%[A-Za-z]+)?\Z")
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message}")
+        """The message names the command (`lvcreate: ...`), not the program: main adds `lvcrypt: `."""
+        command = self.prog.removeprefix("lvcrypt").strip() or self.command
+        raise UsageError(f"{command}: {message}" if command else message)
 
 
 def common_options() -> ArgumentParser:
-    """Options every command accepts, as lvm2 accepts them on every command."""
+    """Options every command accepts: debugging, verbosity and the devices to look at.
+
+    `-v` only makes a command say more; tracebacks are `-d`'s alone.
+    """
     common = ArgumentParser(add_help=False)
-    common.add_argument("-d", "--debug", "-v", "--verbose", dest="debug", action="store_true",
+    # No default here: a command's parser would otherwise reset `lvcrypt -d COMMAND`'s count to 0.
+    common.add_argument("-d", "--debug", action="count", default=argparse.SUPPRESS,
                         help="show tracebacks and debugging output")
+    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="say more (repeatable)")
+    common.add_argument("--version", action="version", version=_version_text(),
+                        help="print lvcrypt's version and the lvm2 and cryptsetup versions it follows")
     common.add_argument("--devices", metavar="PATH,PATH",
                         help="only look at these devices or image files (default: the devices file and udev)")
     return common
 
 
+def lvm2_options(force: bool = True) -> ArgumentParser:
+    """`common_options` and what lvm2 accepts on every one of its commands (lvm2's own commands here).
+
+    `force=False` for the commands where lvm2 spells `--file` as `-f` (vgcfgbackup, vgcfgrestore).
+    """
+    common = ArgumentParser(add_help=False, parents=[common_options()])
+    common.add_argument("-y", "--yes", action="store_true", help="answer yes to every question")
+    if force:
+        common.add_argument("-f", "--force", action="count", default=0, help="override checks (-ff: more)")
+    common.add_argument("-q", "--quiet", action="count", default=0, help="accepted, as lvm2 (which prints the same)")
+    common.add_argument("-t", "--test", action="store_true",
+                        help="run every check, write nothing to the devices and state files")
+    common.add_argument("-A", "--autobackup", choices=("y", "n"), default="y",
+                        help="n: do not refresh the VG's backup file after a change")
+    return common
+
+
+def _version_text() -> str:
+    from lvcrypt import __version__
+
+    return f"lvcrypt {__version__} (lvm2 2.03.16 metadata and commands, cryptsetup 2.6 formats)"
+
+
 def build_parser(command: str | None) -> ArgumentParser:
     parser = ArgumentParser(prog="lvcrypt", description="LVM-style volume manager with encrypted logical volumes")
-    parser.add_argument("-d", "--debug", "-v", "--verbose", dest="debug", action="store_true",
-                        help="show tracebacks and debugging output")
+    parser.add_argument("-d", "--debug", action="count", default=0, help="show tracebacks and debugging output")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="say more (repeatable)")
+    parser.add_argument("--version", action="version", version=_version_text())
+    parser.command = command if command in COMMANDS else ""
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     sub.required = True
     names = [command] if command in COMMANDS else list(COMMANDS)
     for name in names:
         importlib.import_module(COMMANDS[name]).register(sub, name)
     return parser
+
+
+def _unknown_command(name: str) -> UsageError:
+    """lvm2's `No such command`, with the nearest command lvcrypt has."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(COMMANDS), n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return UsageError(f"No such command '{name}'.{hint} Try 'lvcrypt --help'.")
+
+
+def _apply_command_mode(args: argparse.Namespace) -> None:
+    """`-t`, `-A n` and `-v` hold for the whole process: every write checks them (lvcrypt.command_mode)."""
+    from lvcrypt.command_mode import TEST_MODE_NOTICE, set_autobackup, set_test_mode, set_verbosity
+
+    set_verbosity(getattr(args, "verbose", 0))
+    set_autobackup(getattr(args, "autobackup", "y") != "n")
+    set_test_mode(bool(getattr(args, "test", False)))
+    if getattr(args, "test", False):
+        print(TEST_MODE_NOTICE, file=sys.stderr)
 
 
 def _command_name(argv: list[str]) -> str | None:
@@ -115,14 +172,17 @@ def _columns_form(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = any(a in ("-d", "--debug", "-v", "--verbose") for a in argv)
+    args: argparse.Namespace | None = None
     try:
         argv = _columns_form(argv)
-        args = build_parser(_command_name(argv)).parse_args(argv)
+        command = _command_name(argv)
+        if command is not None and command not in COMMANDS:
+            raise _unknown_command(command)
+        args = build_parser(command).parse_args(argv)
+        _apply_command_mode(args)
         return int(args.func(args) or 0)
     except LvcryptError as error:
-        if debug:
-            traceback.print_exc()
+        _traceback_if_debug(args)
         print(f"lvcrypt: {error}", file=sys.stderr)
         return error.exit_status
     except KeyboardInterrupt:
@@ -131,14 +191,21 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 5
     except OSError as error:
-        if debug:
-            traceback.print_exc()
+        _traceback_if_debug(args)
         print(f"lvcrypt: {error.strerror or error}"
               + (f": {error.filename}" if error.filename else ""), file=sys.stderr)
         return 5
     except Exception as error:  # noqa: BLE001 - the one place that turns bugs into a one-line report
-        if debug:
-            traceback.print_exc()
+        _traceback_if_debug(args)
         print(f"lvcrypt: internal error: {type(error).__name__}: {error} (run with --debug for details)",
               file=sys.stderr)
         return 5
+    finally:
+        from lvcrypt.command_mode import reset
+
+        reset()
+
+
+def _traceback_if_debug(args: argparse.Namespace | None) -> None:
+    if args is not None and getattr(args, "debug", 0):
+        traceback.print_exc()

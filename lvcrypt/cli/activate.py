@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from lvcrypt.cli import common_options
-from lvcrypt.cli.options import (add_key_file_option, add_keyring_options, add_token_options, key_sources,
-                                 split_lv)
+from lvcrypt.cli import lvm2_options
+from lvcrypt.cli.options import (add_key_file_option, add_keyring_options, add_tag_options, add_token_options,
+                                 key_sources, split_lv)
 
 if TYPE_CHECKING:
     from lvcrypt.activation import ActivationRequest
@@ -35,13 +35,23 @@ def cmd_lvchange(args: argparse.Namespace) -> int:
     from lvcrypt.keycache import KeyCache
     from lvcrypt.store.transaction import VgTransaction
 
-    if args.activate is None and not args.refresh:
-        raise UsageError("lvchange: give -ay, -an or --refresh")
+    from lvcrypt.object_names import expand_lv_arguments
+
+    tagging = bool(args.addtag or args.deltag)
+    if args.activate is None and not args.refresh and not tagging:
+        raise UsageError("lvchange: give -ay, -an or --refresh (or --addtag, --deltag)")
     if args.refresh and args.activate == "n":
         raise UsageError("lvchange: --refresh reloads an active LV; it does not go with -an")
+    targets = [split_lv(item) for item in expand_lv_arguments(args.devices, args.lvs)]
+    if tagging:
+        from lvcrypt.tags import change_lv_tags
+
+        change_lv_tags(args.devices, targets, args.addtag, args.deltag,
+                       lambda vg, lv: print(f"  Logical volume {vg}/{lv} changed."))
+    if args.activate is None and not args.refresh:
+        return 0
     if args.refresh:
         args.activate = "y"
-    targets = [split_lv(item) for item in args.lvs]
     request, sources = _request(args, args.refresh), key_sources(args)
     check_before_starting(request, sources)
     for vg_name, lv_name in targets:
@@ -57,11 +67,21 @@ def cmd_vgchange(args: argparse.Namespace) -> int:
     from lvcrypt.keycache import KeyCache
     from lvcrypt.store.transaction import VgTransaction, warn
 
+    from lvcrypt.object_names import expand_vg_arguments
+
+    vg_names = expand_vg_arguments(args.devices, args.vgs)
+    if args.addtag or args.deltag:
+        from lvcrypt.tags import change_vg_tags
+
+        change_vg_tags(args.devices, vg_names, args.addtag, args.deltag,
+                       lambda vg: print(f"  Volume group \"{vg}\" successfully changed"))
+        if args.activate is None:
+            return 0
     if args.activate is None:
-        raise UsageError("vgchange: give -ay or -an")
+        raise UsageError("vgchange: give -ay or -an (or --addtag, --deltag)")
     request, sources = _request(args, False), key_sources(args)
     check_before_starting(request, sources)
-    for vg_name in args.vgs:
+    for vg_name in vg_names:
         with VgTransaction(args.devices, vg_name, exclusive=False, allow_missing=True) as tx, KeyCache() as keys:
             names, skipped = vg_activation_targets(tx.vg)
             for problem in skipped:
@@ -73,13 +93,14 @@ def cmd_vgchange(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
-    parser = sub.add_parser(name, parents=[common_options()],
+    parser = sub.add_parser(name, parents=[lvm2_options()],
                             help="activate or deactivate an LV (device-mapper)" if name == "lvchange"
                             else "activate or deactivate every LV of a VG (device-mapper)")
     parser.add_argument("-a", "--activate", choices=("y", "n"), help="y: create the dm devices; n: remove them")
     add_key_file_option(parser)
     add_keyring_options(parser)
     add_token_options(parser)
+    add_tag_options(parser)
     if name == "lvchange":
         parser.add_argument("--refresh", action="store_true", help="reload an active LV's tables (after lvextend)")
         parser.add_argument("lvs", nargs="+", metavar="VG/LV")

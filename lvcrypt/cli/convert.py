@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from lvcrypt.cli import common_options
+from lvcrypt.cli import lvm2_options
 from lvcrypt.cli.options import add_key_file_option, add_sysfs_root_option, key_sources, split_lv
 
 TYPES = ("crypt", "linear")
@@ -40,7 +40,7 @@ def cmd_lvconvert(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
     from lvcrypt.handlers import registry
 
-    parser = sub.add_parser(name, parents=[common_options()],
+    parser = sub.add_parser(name, parents=[lvm2_options()],
                             help="import a LUKS volume on an LV as a crypt LV (--type crypt) or export it back "
                                  "(--type linear)", description=__doc__)
     parser.add_argument("--type", required=True, choices=TYPES,

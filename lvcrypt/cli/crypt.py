@@ -13,7 +13,7 @@ import sys
 from typing import TYPE_CHECKING, ContextManager
 
 from lvcrypt.cli import common_options
-from lvcrypt.cli.options import add_key_file_option, add_token_options, key_sources, split_lv
+from lvcrypt.cli.options import ProgressLine, add_key_file_option, add_token_options, key_sources, split_lv
 
 if TYPE_CHECKING:
     from lvcrypt.activate.userspace import Stack
@@ -44,14 +44,25 @@ def cmd_read(args: argparse.Namespace) -> int:
         offset, length = _offset_and_length(args, stack.size)
         buffer = bytearray(min(STREAM_CHUNK, max(length, 1)))
         out = sys.stdout.buffer
-        end = offset + length
-        while offset < end:
-            view = memoryview(buffer)[:min(len(buffer), end - offset)]
-            stack.readinto(offset, view)
-            out.write(view)
-            offset += len(view)
-        out.flush()
+        start, end = offset, offset + length
+        with ProgressLine(f"Reading {args.lv}", length) as progress:
+            while offset < end:
+                view = memoryview(buffer)[:min(len(buffer), end - offset)]
+                stack.readinto(offset, view)
+                out.write(view)
+                offset += len(view)
+                progress.update(offset - start)
+            out.flush()
     return 0
+
+
+def _input_size() -> int | None:
+    """The bytes standard input will give when it is a regular file (`< image`), else unknown."""
+    import os
+    import stat
+
+    info = os.fstat(sys.stdin.fileno())
+    return info.st_size - sys.stdin.buffer.tell() if stat.S_ISREG(info.st_mode) and info.st_size else None
 
 
 def cmd_write(args: argparse.Namespace) -> int:
@@ -63,19 +74,21 @@ def cmd_write(args: argparse.Namespace) -> int:
         offset, _ = _offset_and_length(args, stack.size)
         source = sys.stdin.buffer
         written = 0
-        while True:
-            data = source.read(STREAM_CHUNK)
-            if not data:
-                break
-            if offset + len(data) > stack.size:
-                stack.write(offset, data[:stack.size - offset])
-                stack.sync()
-                raise LvcryptError(f"{args.lv}: input is longer than the LV; wrote {written + stack.size - offset} "
-                                   f"bytes up to its end")
-            stack.write(offset, data)
-            offset += len(data)
-            written += len(data)
-        stack.sync()
+        with ProgressLine(f"Writing {args.lv}", _input_size(), expected=stack.size - offset) as progress:
+            while True:
+                data = source.read(STREAM_CHUNK)
+                if not data:
+                    break
+                if offset + len(data) > stack.size:
+                    stack.write(offset, data[:stack.size - offset])
+                    stack.sync()
+                    raise LvcryptError(f"{args.lv}: input is longer than the LV; wrote "
+                                       f"{written + stack.size - offset} bytes up to its end")
+                stack.write(offset, data)
+                offset += len(data)
+                written += len(data)
+                progress.update(written)
+            stack.sync()
     return 0
 
 

@@ -11,8 +11,8 @@ import re
 import sys
 from typing import TYPE_CHECKING
 
-from lvcrypt.cli import common_options
-from lvcrypt.cli.options import add_encrypt_options, add_sysfs_root_option
+from lvcrypt.cli import lvm2_options
+from lvcrypt.cli.options import add_encrypt_options, add_sysfs_root_option, add_tag_options
 
 if TYPE_CHECKING:
     from lvcrypt.lvsize import SizeRequest, Sizing
@@ -50,22 +50,21 @@ def _pv_keys(tx: object, paths: list[str]) -> list[str] | None:
 
     if not paths:
         return None
-    by_path = {pv.path: key for key, pv in tx.loaded.pvs.items()}  # type: ignore[attr-defined]
-    missing = [path for path in paths if path not in by_path]
-    if missing:
-        raise LvcryptError(f"physical volume {missing[0]} is not in the volume group")
-    return [by_path[path] for path in paths]
+    by_uuid = {pv.uuid: key for key, pv in tx.loaded.pvs.items()}  # type: ignore[attr-defined]
+    keys = []
+    for path in paths:  # as the user named it at pvcreate or since: relative, a symlink, another node
+        pv = tx.scan.pv_at(path)  # type: ignore[attr-defined]
+        if pv is None or pv.uuid not in by_uuid:
+            raise LvcryptError(f"physical volume {path} is not in the volume group")
+        keys.append(by_uuid[pv.uuid])
+    return keys
 
 
 def _split_lv(text: str, vg: str | None = None) -> tuple[str, str]:
-    from lvcrypt.errors import UsageError
+    """VG/LV, /dev/VG/LV, /dev/mapper/VG-LV, or a bare LV name in `vg`."""
+    from lvcrypt.object_names import lv_argument
 
-    if "/" in text:
-        vg_name, _, lv_name = text.partition("/")
-        return vg_name, lv_name
-    if vg is None:
-        raise UsageError(f"'{text}': give the LV as VG/LV")
-    return vg, text
+    return lv_argument(text, vg)
 
 
 def _request(args: argparse.Namespace) -> "SizeRequest":
@@ -87,9 +86,11 @@ def cmd_lvcreate(args: argparse.Namespace) -> int:
     from lvcrypt.errors import UsageError
     from lvcrypt.lvsize import create_extents
     from lvcrypt.lvops import check_new_lv_name, create_lv, free_lv_name
+    from lvcrypt.object_names import is_lv_argument, vg_argument
     from lvcrypt.store.transaction import VgTransaction
+    from lvcrypt.tags import apply as apply_tags
 
-    vg_name, name = (_split_lv(args.vg) if "/" in args.vg else (args.vg, args.name))
+    vg_name, name = (_split_lv(args.vg) if is_lv_argument(args.vg) else (vg_argument(args.vg), args.name))
     request = _request(args)
     if request.sign:
         raise UsageError("lvcreate: a size cannot be relative (+/-)")
@@ -123,6 +124,7 @@ def cmd_lvcreate(args: argparse.Namespace) -> int:
             lv = create_lv(tx.vg, name, extents, stripes, args.stripesize, args.alloc, keys)
         if args.alloc == "contiguous":
             lv.raw["allocation_policy"] = "contiguous"
+        apply_tags(lv.tags, args.addtag, [])
         try:
             tx.commit()
             if args.wipe:
@@ -142,15 +144,13 @@ def cmd_lvremove(args: argparse.Namespace) -> int:
     from lvcrypt.cryptlv import remove_lv_and_keystores
     from lvcrypt.errors import LvcryptError
     from lvcrypt.lvops import find_lv, refuse_change
+    from lvcrypt.object_names import expand_lv_arguments
     from lvcrypt.store.transaction import VgTransaction
 
     targets: dict[str, list[str]] = {}
-    for item in args.lv:
-        if "/" in item:
-            vg_name, lv_name = _split_lv(item)
-            targets.setdefault(vg_name, []).append(lv_name)
-        else:
-            targets.setdefault(item, [])
+    for item in expand_lv_arguments(args.devices, args.lv):  # @tag: none selected removes nothing, as lvm2
+        vg_name, _, lv_name = item.partition("/")
+        targets.setdefault(vg_name, []).extend([lv_name] if lv_name else [])
     for vg_name, names in targets.items():
         with VgTransaction(args.devices, vg_name) as tx:
             if not names:
@@ -182,7 +182,7 @@ def _resize(args: argparse.Namespace, grow: bool) -> int:
     if not grow and not (args.yes or args.force):
         raise LvcryptError(f"{verb}: refusing to reduce {vg_name}/{name} without -y (data at its end is lost)")
     with VgTransaction(args.devices, vg_name) as tx:
-        lv = find_lv(tx.vg, name)
+        lv = find_lv(tx.vg, name, f"Logical volume {name} not found in volume group {vg_name}.")
         refuse_change(tx.vg, lv, "extend" if grow else "reduce", args.sysfs_root)
         before = lv.extent_count
         keys = _pv_keys(tx, getattr(args, "pv", []))
@@ -239,7 +239,8 @@ def cmd_lvrename(args: argparse.Namespace) -> int:
     else:
         raise UsageError("lvrename VG OLD NEW, or lvrename VG/OLD [VG/]NEW")
     with VgTransaction(args.devices, vg_name) as tx:
-        refuse_change(tx.vg, find_lv(tx.vg, old), "rename", args.sysfs_root)
+        lv = find_lv(tx.vg, old, f"Existing logical volume \"{old}\" not found in volume group \"{vg_name}\"")
+        refuse_change(tx.vg, lv, "rename", args.sysfs_root)
         rename_lv(tx.vg, old, new)
         tx.commit()
     print(f"  Renamed \"{old}\" to \"{new}\" in volume group \"{vg_name}\"")
@@ -280,7 +281,7 @@ def _ignored_lvm2_options(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
-    common = [common_options()]
+    common = [lvm2_options()]
     if name == "lvcreate":
         parser = sub.add_parser(name, parents=common, help="create a linear, striped or encrypted (--encrypt) logical volume")
         _size_options(parser)
@@ -289,14 +290,12 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         parser.add_argument("-n", "--name", help="name of the new LV (default: lvolN, as lvm2)")
         parser.add_argument("--type", choices=("linear", "striped", "crypt"), help="segment type")
         add_encrypt_options(parser)
-        parser.add_argument("-y", "--yes", action="store_true")
+        add_tag_options(parser, delete=False)
         parser.add_argument("vg", help="VG (or VG/LV)")
         parser.add_argument("pv", nargs="*", help="allocate only on these PVs")
         parser.set_defaults(func=cmd_lvcreate)
     elif name == "lvremove":
         parser = sub.add_parser(name, parents=common, help="remove logical volumes")
-        parser.add_argument("-f", "--force", action="count", default=0)
-        parser.add_argument("-y", "--yes", action="store_true")
         parser.add_argument("lv", nargs="+", help="VG/LV, or VG for all its LVs (with -f)")
         add_sysfs_root_option(parser)
         parser.set_defaults(func=cmd_lvremove)
@@ -304,8 +303,6 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         grow = name == "lvextend"
         parser = sub.add_parser(name, parents=common, help=f"{'grow' if grow else 'shrink'} a logical volume")
         _size_options(parser)
-        parser.add_argument("-y", "--yes", action="store_true", help="confirm")
-        parser.add_argument("-f", "--force", action="count", default=0, help="confirm")
         add_sysfs_root_option(parser)
         if grow:
             _stripe_options(parser)

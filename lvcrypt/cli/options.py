@@ -19,12 +19,26 @@ if TYPE_CHECKING:
     from lvcrypt.unlock import KeySources
 
 def split_lv(text: str) -> tuple[str, str]:
-    from lvcrypt.errors import UsageError
+    """An LV as lvm2 takes it: `VG/LV`, `/dev/VG/LV` or `/dev/mapper/VG-LV`."""
+    from lvcrypt.object_names import lv_argument
 
-    vg, slash, lv = text.partition("/")
-    if not slash or not vg or not lv or "/" in lv:
-        raise UsageError(f"'{text}': give the logical volume as VG/LV")
-    return vg, lv
+    return lv_argument(text)
+
+
+def add_tag_options(parser: argparse.ArgumentParser, delete: bool = True) -> None:
+    """lvm2's --addtag (and --deltag where lvm2 has it), each repeatable; `@tag` is accepted too."""
+    def tag_of(option: str) -> Callable[[str], str]:
+        def check(text: str) -> str:
+            from lvcrypt.tags import tag_argument
+
+            return tag_argument(text, option)
+        return check
+
+    parser.add_argument("--addtag", action="append", default=[], type=tag_of("--addtag"), metavar="TAG",
+                        help="add a tag (repeatable)")
+    if delete:
+        parser.add_argument("--deltag", action="append", default=[], type=tag_of("--deltag"), metavar="TAG",
+                            help="remove a tag (repeatable; applied after every --addtag, as lvm2)")
 
 
 def non_negative(text: str) -> int:
@@ -144,10 +158,41 @@ def wipe_progress(name: str) -> Callable[[int, int], None] | None:
         return None
 
     def show(done: int, size: int) -> None:
-        print(f"\r  Wiping {name}: {100 * done // size:3d}%", end="", file=sys.stderr)
+        print(f"\r  Wiping {name}: {100 * done // size:3d}%", end="", file=sys.stderr, flush=True)
         if done >= size:
             print(file=sys.stderr)
     return show
+
+
+PROGRESS_MIN_BYTES = 16 << 20  # smaller copies are over before a progress line could be read
+
+
+class ProgressLine:
+    """`  Reading VG/LV: NN%` (`N MiB` when the total is unknown) on stderr, rewritten in place and ended
+    by a newline; only when stderr is a terminal and the work is large, so that data on stdout and
+    logs of scripts never carry it."""
+
+    def __init__(self, label: str, total: int | None, expected: int | None = None):
+        self.label = label
+        self.total = total
+        size = expected if expected is not None else total
+        self.enabled = sys.stderr.isatty() and (size is None or size >= PROGRESS_MIN_BYTES)
+        self.shown = ""
+
+    def update(self, done: int) -> None:
+        if not self.enabled:
+            return
+        text = f"{100 * done // self.total:3d}%" if self.total else f"{done >> 20} MiB"
+        if text != self.shown:
+            self.shown = text
+            print(f"\r  {self.label}: {text}", end="", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> "ProgressLine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.shown:
+            print(file=sys.stderr)
 
 
 def yes_no(args: argparse.Namespace) -> Callable[[str], bool]:

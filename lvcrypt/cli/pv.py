@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from lvcrypt.cli import common_options
-from lvcrypt.cli.options import yes_no
+from lvcrypt.cli import lvm2_options
+from lvcrypt.cli.options import add_tag_options, yes_no
 
 
 def _size(text: str) -> int:
@@ -33,8 +33,28 @@ def cmd_pvremove(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pvchange(args: argparse.Namespace) -> int:
+    """Only tags: the PV attributes lvm2's pvchange also sets (-x, --uuid, metadata ignore) are not here."""
+    from lvcrypt.errors import UsageError
+    from lvcrypt.object_names import expand_pv_arguments
+    from lvcrypt.tags import change_pv_tags
+
+    if not (args.addtag or args.deltag):
+        raise UsageError("pvchange: give --addtag or --deltag")
+    changed: list[str] = []
+
+    def done(path: str) -> None:
+        changed.append(path)
+        print(f"  Physical volume \"{path}\" changed")
+
+    change_pv_tags(args.devices, expand_pv_arguments(args.devices, args.device), args.addtag, args.deltag, done)
+    count = len(changed)
+    print(f"  {count} physical volume{'' if count == 1 else 's'} changed / 0 physical volumes not changed")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
-    common = [common_options()]
+    common = [lvm2_options()]
     if name == "pvcreate":
         parser = sub.add_parser(name, parents=common, help="initialize devices or image files as PVs")
         parser.add_argument("--uuid", "-u", help="PV uuid to use (lvm2's dashed form)")
@@ -43,14 +63,14 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         parser.add_argument("--dataalignment", type=_size, help="align the data area to this size")
         parser.add_argument("--pvmetadatacopies", type=int, choices=(0, 1, 2), default=1,
                             help="number of metadata areas")
-        parser.add_argument("-y", "--yes", action="store_true", help="answer yes to questions")
-        parser.add_argument("-f", "--force", action="count", default=0, help="-ff: overwrite a PV of a VG")
-        parser.add_argument("-q", "--quiet", action="store_true")
         parser.add_argument("device", nargs="+")
         parser.set_defaults(func=cmd_pvcreate)
+    elif name == "pvchange":
+        parser = sub.add_parser(name, parents=common, help="add or remove tags of physical volumes")
+        add_tag_options(parser)
+        parser.add_argument("device", nargs="+", help="PVs, or @tag for the PVs carrying it")
+        parser.set_defaults(func=cmd_pvchange)
     else:
         parser = sub.add_parser(name, parents=common, help="wipe the PV label of devices")
-        parser.add_argument("-y", "--yes", action="store_true", help="answer yes to questions")
-        parser.add_argument("-f", "--force", action="count", default=0, help="-ff: wipe a PV of a VG")
         parser.add_argument("device", nargs="+")
         parser.set_defaults(func=cmd_pvremove)

@@ -13,7 +13,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from lvcrypt.cli import common_options
+from lvcrypt.cli import lvm2_options
 
 if TYPE_CHECKING:
     from lvcrypt.reportfields import Field
@@ -82,13 +82,26 @@ def aligned(lines: list[list[str]], right: list[bool], skip_first: bool,
     return out
 
 
+def _selected(args: argparse.Namespace) -> list[str] | None:
+    """The objects named, in any form lvm2 takes (`/dev/VG/LV`, `@tag`...); None when tags alone were
+    given and matched nothing: lvm2 then prints nothing at all, not even headings, and succeeds."""
+    from lvcrypt.object_names import expand_lv_arguments, expand_pv_arguments, expand_vg_arguments
+
+    expand = {"lvs": expand_lv_arguments, "vgs": expand_vg_arguments, "pvs": expand_pv_arguments}[args.command]
+    names = expand(args.devices, args.names)
+    return None if args.names and not names else names
+
+
 def cmd_lvs(args: argparse.Namespace) -> int:
     from lvcrypt.reportfields import LV_DEFAULT, LV_FIELDS, SEGMENT_FIELDS, VG_FIELDS, lv_rows, select_columns
 
     fields = {**VG_FIELDS, **LV_FIELDS}  # lvm2's lvs also reports the LV's VG fields
     columns = select_columns(args.options, LV_DEFAULT, fields)
     per_segment = any(name in SEGMENT_FIELDS for name in columns)
-    rows = lv_rows(args.devices, args.names, args.all, per_segment, args.shared, args.foreign, args.sysfs_root)
+    names = _selected(args)
+    if names is None:
+        return 0
+    rows = lv_rows(args.devices, names, args.all, per_segment, args.shared, args.foreign, args.sysfs_root)
     _render("lv", columns, fields, list(rows), args)
     return 0
 
@@ -115,7 +128,10 @@ def cmd_vgs(args: argparse.Namespace) -> int:
     if args.map:
         return _print_map(args, "vgs")
     columns = select_columns(args.options, VG_DEFAULT, VG_FIELDS)
-    rows = vg_rows(args.devices, list(args.names), args.shared, args.foreign)
+    names = _selected(args)
+    if names is None:
+        return 0
+    rows = vg_rows(args.devices, names, args.shared, args.foreign)
     _render("vg", columns, VG_FIELDS, list(rows), args)
     return 0
 
@@ -125,7 +141,10 @@ def cmd_pvs(args: argparse.Namespace) -> int:
 
     if args.map:
         return _print_map(args, "pvs")
-    rows = pv_rows(args.devices, args.names, args.shared, args.foreign)
+    names = _selected(args)
+    if names is None:
+        return 0
+    rows = pv_rows(args.devices, names, args.shared, args.foreign)
     columns = select_columns(args.options, PV_DEFAULT, PV_FIELDS)
     _render("pv", columns, PV_FIELDS, list(rows), args)
     return 0
@@ -133,7 +152,7 @@ def cmd_pvs(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
     what = {"pvs": "physical volumes", "vgs": "volume groups", "lvs": "logical volumes"}[name]
-    parser = sub.add_parser(name, parents=[common_options()], help=f"report on {what}")
+    parser = sub.add_parser(name, parents=[lvm2_options()], help=f"report on {what}")
     parser.add_argument("-o", "--options", action="append", help="fields (lvm2 names), +FIELD to add")
     parser.add_argument("-a", "--all", action="store_true", help="hidden LVs too")
     parser.add_argument("--noheadings", action="store_true")

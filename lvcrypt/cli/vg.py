@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from lvcrypt.cli import common_options
+from lvcrypt.cli import lvm2_options
+from lvcrypt.cli.options import add_tag_options
 
 
 def _created(path: str) -> None:
@@ -16,7 +17,7 @@ def cmd_vgcreate(args: argparse.Namespace) -> int:
     from lvcrypt.vgops import create_vg
 
     create_vg(args.devices, args.vg, args.device, args.physicalextentsize, args.command, args.force, yes_no(args),
-              _created)
+              _created, args.addtag)
     print(f"  Volume group \"{args.vg}\" successfully created")
     return 0
 
@@ -42,9 +43,10 @@ def cmd_vgreduce(args: argparse.Namespace) -> int:
 
 
 def cmd_vgremove(args: argparse.Namespace) -> int:
+    from lvcrypt.object_names import expand_vg_arguments
     from lvcrypt.vgops import remove_vg
 
-    for name in args.vg:
+    for name in expand_vg_arguments(args.devices, args.vg):
         remove_vg(args.devices, name, bool(args.force), args.sysfs_root)
         print(f"  Volume group \"{name}\" successfully removed")
     return 0
@@ -84,19 +86,16 @@ def cmd_vgcfgrestore(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
     from lvcrypt.units import parse_size
 
-    common = [common_options()]
+    common = [lvm2_options()]
     if name == "vgcreate":
         parser = sub.add_parser(name, parents=common, help="create a volume group")
         parser.add_argument("-s", "--physicalextentsize", type=lambda t: parse_size(t, "m"), default=4 << 20)
-        parser.add_argument("-y", "--yes", action="store_true")
-        parser.add_argument("-f", "--force", action="count", default=0, help="-ff: overwrite a PV of a VG")
+        add_tag_options(parser, delete=False)
         parser.add_argument("vg")
         parser.add_argument("device", nargs="+")
         parser.set_defaults(func=cmd_vgcreate)
     elif name == "vgextend":
         parser = sub.add_parser(name, parents=common, help="add physical volumes to a volume group")
-        parser.add_argument("-y", "--yes", action="store_true")
-        parser.add_argument("-f", "--force", action="count", default=0, help="-ff: overwrite a PV of a VG")
         parser.add_argument("vg")
         parser.add_argument("device", nargs="+")
         parser.set_defaults(func=cmd_vgextend)
@@ -108,8 +107,6 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         parser.set_defaults(func=cmd_vgreduce)
     elif name == "vgremove":
         parser = sub.add_parser(name, parents=common, help="remove volume groups")
-        parser.add_argument("-f", "--force", action="count", default=0, help="also remove its LVs")
-        parser.add_argument("-y", "--yes", action="store_true")
         parser.add_argument("vg", nargs="+")
         parser.add_argument("--sysfs-root", default="/sys", metavar="DIR",
                             help="where active LVs' device-mapper devices are read")
@@ -126,12 +123,13 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         parser.add_argument("vg", nargs="*")
         parser.set_defaults(func=cmd_vgck)
     elif name == "vgcfgbackup":
-        parser = sub.add_parser(name, parents=common, help="write VG metadata to backup files")
+        parser = sub.add_parser(name, parents=[lvm2_options(force=False)], help="write VG metadata to backup files")
         parser.add_argument("-f", "--file", help="file to write (%%s is replaced by the VG name)")
         parser.add_argument("vg", nargs="*")
         parser.set_defaults(func=cmd_vgcfgbackup)
     else:
-        parser = sub.add_parser(name, parents=common, help="write VG metadata from a backup file to its PVs")
+        parser = sub.add_parser(name, parents=[lvm2_options(force=False)],
+                                help="write VG metadata from a backup file to its PVs")
         parser.add_argument("-f", "--file", help="backup file (default: the VG's backup in the state directory)")
         parser.add_argument("vg")
         parser.set_defaults(func=cmd_vgcfgrestore)

@@ -18,6 +18,7 @@ from pathlib import Path
 from lvcrypt.atomic_file import private_directory, write_atomically
 from lvcrypt.errors import LvcryptError
 from lvcrypt.metadata.validate import name_problem
+from lvcrypt.command_mode import test_mode
 
 STATE_ENV = "LVCRYPT_STATE_DIR"
 
@@ -92,7 +93,7 @@ def _prune(directory: Path, vg_name: str) -> None:
     archives = sorted(directory.glob(f"{vg_name}_[0-9][0-9][0-9][0-9][0-9]-*.vg"), key=lambda p: p.name)
     cutoff = time.time() - RETAIN_SECONDS
     for old in archives[:-RETAIN_MIN]:
-        if old.stat().st_mtime < cutoff:
+        if old.stat().st_mtime < cutoff and not test_mode():
             old.unlink()
 
 
@@ -105,7 +106,7 @@ def write_backup(vg_name: str, text: str) -> Path:
 
 def remove_backup(vg_name: str) -> None:
     path = backup_path(vg_name)
-    if path is None:
+    if path is None or test_mode():
         return
     try:
         path.unlink()

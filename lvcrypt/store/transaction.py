@@ -55,10 +55,14 @@ def warn(message: str) -> None:
 
 def write_backup_after_commit(vg: VolumeGroup) -> None:
     """Refresh the backup file; the commit already happened, so a failure here is a warning (lvm2's)."""
+    from lvcrypt.command_mode import autobackup, verbose
     from lvcrypt.errors import LvcryptError
 
+    if not autobackup():
+        return
     try:
-        archive.write_backup(vg.name, backup_text(vg, f"Created *after* executing '{command_line()}'"))
+        path = archive.write_backup(vg.name, backup_text(vg, f"Created *after* executing '{command_line()}'"))
+        verbose(f"Creating volume group backup \"{path}\" (seqno {vg.seqno}).")
     except (OSError, LvcryptError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         warn(f"Backup of volume group {vg.name} metadata failed ({reason}). "
@@ -69,8 +73,11 @@ def _write(vg: VolumeGroup, members: dict[str, PvOnDisk], replaced: tuple[str, b
            repair: bool = False) -> bytes:
     """Archive `replaced` (the VG's name and metadata text before this command), commit `vg` to
     `members`, refresh the backup; returns the text written."""
+    from lvcrypt.command_mode import verbose
+
     line = command_line()
     if replaced is not None:
+        verbose(f"Archiving volume group \"{replaced[0]}\" metadata (seqno {vg.seqno - 1}).")
         archive.archive_version(replaced[0], archive_text(replaced[1], f"Created *before* executing '{line}'"))
     text = commit(vg, members, f"Write from {line}.", repair)
     write_backup_after_commit(vg)
