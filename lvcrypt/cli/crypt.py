@@ -62,9 +62,10 @@ def cmd_write(args: argparse.Namespace) -> int:
     with _open_lv(args, writable=True) as stack:
         offset, _ = _offset_and_length(args, stack.size)
         source = sys.stdin.buffer
+        buffer = memoryview(bytearray(STREAM_CHUNK))  # one buffer, filled in place: no allocation per chunk
         written = 0
         while True:
-            data = source.read(STREAM_CHUNK)
+            data = buffer[:source.readinto(buffer)]
             if not data:
                 break
             if offset + len(data) > stack.size:
