@@ -49,7 +49,7 @@ class SplitChoice:
     A second thread pays only where a second CPU is free: on a loaded machine
     the two threads wait for each other's GIL across preemptions, and a run
     split in two took longer than on one thread (1 MiB runs, 2 CPUs at load 8:
-    784 against 1565 MB/s).  So a stream times itself: at the start of every
+    136 against 319 MB/s).  So a stream times itself: at the start of every
     PERIOD runs it times PROBE runs each way, alternating, and keeps the faster.
     """
 

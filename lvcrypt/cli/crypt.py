@@ -65,9 +65,10 @@ def cmd_write(args: argparse.Namespace) -> int:
         buffer = memoryview(bytearray(STREAM_CHUNK))  # one buffer, filled in place: no allocation per chunk
         written = 0
         while True:
-            data = buffer[:source.readinto(buffer)]
-            if not data:
+            got = source.readinto(buffer)
+            if not got:
                 break
+            data = buffer[:got]
             if offset + len(data) > stack.size:
                 stack.write(offset, data[:stack.size - offset])
                 stack.sync()
