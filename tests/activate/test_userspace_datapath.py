@@ -100,6 +100,21 @@ def test_large_runs_on_one_or_two_threads_decrypt_independently(tmp_path: Path, 
         plaintext[:linear.length * 512]
 
 
+@pytest.mark.parametrize("split_seconds,chosen", [(0.6, True), (1.4, False)])
+def test_a_stream_keeps_the_faster_way_after_timing_both(split_seconds: float, chosen: bool) -> None:
+    """Two threads are kept only while they beat one (on a loaded machine they lose), and both are timed again
+    every PERIOD runs."""
+    choice = SplitChoice()
+    ways = []
+    for _ in range(2 * SplitChoice.PERIOD):
+        way = choice.next()
+        ways.append(way)
+        choice.record(way, split_seconds if way else 1.0, 1 << 20)
+    probe = [False, True] * SplitChoice.PROBE
+    rest = [chosen] * (SplitChoice.PERIOD - len(probe))
+    assert ways == (probe + rest) * 2
+
+
 def test_an_error_in_the_worker_threads_half_reaches_the_caller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     two_cpus()
     force_split(monkeypatch, True)
