@@ -115,7 +115,8 @@ def test_a_stream_keeps_the_faster_way_after_timing_both(split_seconds: float, c
     assert ways == (probe + rest) * 2
 
 
-def test_an_error_in_the_worker_threads_half_reaches_the_caller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_error_in_the_worker_threads_half_reaches_the_caller(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     two_cpus()
     force_split(monkeypatch, True)
     vg, paths = make_vg(tmp_path)
