@@ -4,17 +4,14 @@
 device the kernel would build from the same tables: linear and striped
 targets translate offsets, crypt targets decrypt and encrypt whole
 encryption sectors (partial sectors by read-modify-write).  Work is cut into
-bounded chunks so memory stays constant whatever the LV size.  A large run of
-whole sectors is split in two halves, the second one read (or written) and
-ciphered by a worker thread with its own cipher: OpenSSL and numpy release
-the GIL, so a stream uses a second CPU where the process may run on one.
+bounded chunks so memory stays constant whatever the LV size.  Runs of whole
+sectors are read and deciphered in the caller's buffer, or enciphered from it
+into the staging buffer: no copy between buffers.
 """
 
 from __future__ import annotations
 
-import os
-import time
-from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Protocol
+from typing import Iterator, Mapping, Protocol
 
 from lvcrypt.activate.tables import (
     SECTOR,
@@ -31,48 +28,10 @@ from lvcrypt.blockfile import BlockFile
 from lvcrypt.crypto.sector import SectorCipher, open_sector_cipher
 from lvcrypt.errors import DeviceError, LvcryptError
 
-if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
-
 CHUNK = 1 << 20  # bytes handled per step of a crypt target: bounds memory and batches the cipher
-PARALLEL_BYTES = 256 << 10  # whole-sector runs from this size are split between two threads
-# (below it, handing half to the worker costs more than it saves)
-
-STREAM_BATCH = 512 << 10  # the cipher's batch: 128 KiB -> 512 KiB measured +10-20% (fewer numpy calls per byte)
-
-SectorJob = Callable[["SectorCipher", int, int], None]
-
-
-class SplitChoice:
-    """Whether runs of whole sectors are shared with the worker thread, chosen by timing both ways.
-
-    A second thread pays only where a second CPU is free: on a loaded machine
-    the two threads wait for each other's GIL across preemptions, and a run
-    split in two took longer than on one thread (1 MiB runs, 2 CPUs at load 8:
-    136 against 319 MB/s).  So a stream times itself: at the start of every
-    PERIOD runs it times PROBE runs each way, alternating, and keeps the faster.
-    """
-
-    PERIOD = 64
-    PROBE = 3
-
-    def __init__(self) -> None:
-        self._runs = 0
-        self._split = True
-        self._seconds_per_byte = [0.0, 0.0]  # [one thread, two threads] over the current probe
-
-    def next(self) -> bool:
-        phase = self._runs % self.PERIOD
-        return phase % 2 == 1 if phase < 2 * self.PROBE else self._split
-
-    def record(self, split: bool, seconds: float, length: int) -> None:
-        phase = self._runs % self.PERIOD
-        self._runs += 1
-        if phase < 2 * self.PROBE:
-            self._seconds_per_byte[split] += seconds / length
-            if phase == 2 * self.PROBE - 1:
-                self._split = self._seconds_per_byte[1] < self._seconds_per_byte[0]
-                self._seconds_per_byte = [0.0, 0.0]
+# The cipher's batch: 128 KiB -> 512 KiB measured +7-12% (fewer numpy calls per byte); its work arrays, about
+# five times the batch, are allocated once per cipher.
+STREAM_BATCH = 512 << 10
 
 
 class BlockIO(Protocol):
@@ -83,8 +42,6 @@ class BlockIO(Protocol):
 
 class FileIO:
     """A PV: an image file or block device, by path, with positional I/O bounded by its size."""
-
-    thread_safe = True  # positional I/O only: two threads may use disjoint ranges at once
 
     def __init__(self, path: str, writable: bool):
         self.path = path
@@ -128,15 +85,6 @@ class MappedDevice:
                 self._ciphers[index] = open_sector_cipher(target.cipher, key, target.sector_size,
                                                           batch_bytes=STREAM_BATCH)
         self._buffer = bytearray(CHUNK)
-        self._volume_keys = volume_keys  # the caller's mapping, not a copy: for the worker's ciphers
-        self._worker_ciphers: dict[int, SectorCipher] = {}
-        self._pool: ThreadPoolExecutor | None = None
-        self._split = SplitChoice()
-
-    @property
-    def thread_safe(self) -> bool:
-        """Two threads may read or write disjoint ranges at once: no crypt target shares its staging buffer."""
-        return not self._ciphers
 
     def _pieces(self, offset: int, length: int) -> list[tuple[int, Target, int, int]]:
         """(target index, target, offset inside the target, byte count) covering [offset, offset+length)."""
@@ -200,66 +148,12 @@ class MappedDevice:
         done = 0
         for first, work, head, take in self._windows(target, inner, len(out)):
             if head == 0 and take == len(work):
-                # whole sectors: read and decrypt in the caller's buffer, no copy
-                self._sectors(index, target, take, self._read_job(target, first, out[done:done + take]))
-            else:
-                lower.readinto(base + first, work)
-                cipher.decrypt_into(work, work, first // SECTOR + target.iv_offset)
+                work = out[done:done + take]  # whole sectors: decrypt in the caller's buffer, no copy
+            lower.readinto(base + first, work)
+            cipher.decrypt_into(work, work, first // SECTOR + target.iv_offset)
+            if work.obj is self._buffer:
                 out[done:done + take] = work[head:head + take]
             done += take
-
-    def _read_job(self, target: CryptTarget, first: int, out: memoryview) -> SectorJob:
-        lower, start = self._lower[target.device], target.offset * SECTOR + first
-
-        def job(cipher: SectorCipher, lo: int, hi: int) -> None:
-            lower.readinto(start + lo, out[lo:hi])
-            cipher.decrypt_into(out[lo:hi], out[lo:hi], (first + lo) // SECTOR + target.iv_offset)
-        return job
-
-    def _write_job(self, target: CryptTarget, first: int, data: memoryview, work: memoryview) -> SectorJob:
-        lower, start = self._lower[target.device], target.offset * SECTOR + first
-
-        def job(cipher: SectorCipher, lo: int, hi: int) -> None:
-            cipher.encrypt_into(data[lo:hi], work[lo:hi], (first + lo) // SECTOR + target.iv_offset)
-            lower.write(start + lo, work[lo:hi])
-        return job
-
-    def _sectors(self, index: int, target: CryptTarget, length: int, job: SectorJob) -> None:
-        """Run `job` over [0, length) of whole sectors: in two halves on two threads when that pays."""
-        worker = self._worker_cipher(index, target, length)
-        if worker is None:
-            job(self._ciphers[index], 0, length)
-            return
-        split = self._split.next()
-        start = time.perf_counter()
-        if split:
-            assert self._pool is not None
-            half = length // 2 // target.sector_size * target.sector_size
-            second = self._pool.submit(job, worker, half, length)
-            try:
-                job(self._ciphers[index], 0, half)
-            finally:
-                second.result()  # the worker is done with the buffers before they are reused or the error shows
-        else:
-            job(self._ciphers[index], 0, length)
-        self._split.record(split, time.perf_counter() - start, length)
-
-    def _worker_cipher(self, index: int, target: CryptTarget, length: int) -> SectorCipher | None:
-        """The worker thread's cipher for this target, made on the first run large enough to share."""
-        if length < PARALLEL_BYTES or not getattr(self._lower[target.device], "thread_safe", False):
-            return None
-        worker = self._worker_ciphers.get(index)
-        if worker is None:
-            if len(os.sched_getaffinity(0)) < 2:
-                return None
-            from concurrent.futures import ThreadPoolExecutor
-
-            worker = open_sector_cipher(target.cipher, self._volume_keys[target.key.keystore], target.sector_size,
-                                        batch_bytes=STREAM_BATCH)
-            self._worker_ciphers[index] = worker
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lvcrypt-sectors")
-        return worker
 
     def write(self, offset: int, data: memoryview) -> None:
         done = 0
@@ -276,23 +170,21 @@ class MappedDevice:
         cipher, lower, base = self._ciphers[index], self._lower[target.device], target.offset * SECTOR
         done = 0
         for first, work, head, take in self._windows(target, inner, len(data)):
+            iv = first // SECTOR + target.iv_offset
             if head == 0 and take == len(work):
                 # whole sectors: encrypt straight from the caller's buffer into the staging one
-                self._sectors(index, target, take, self._write_job(target, first, data[done:done + take], work))
+                cipher.encrypt_into(data[done:done + take], work, iv)
             else:
                 # Partial encryption sectors: decrypt what is there and patch it.
                 lower.readinto(base + first, work)
-                cipher.decrypt_into(work, work, first // SECTOR + target.iv_offset)
+                cipher.decrypt_into(work, work, iv)
                 work[head:head + take] = data[done:done + take]
-                cipher.encrypt_into(work, work, first // SECTOR + target.iv_offset)
-                lower.write(base + first, work)
+                cipher.encrypt_into(work, work, iv)
+            lower.write(base + first, work)
             done += take
 
     def wipe(self) -> None:
-        """Stop the worker thread and clear the plaintext staging buffer."""
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        """Clear the plaintext staging buffer."""
         self._buffer[:] = bytes(len(self._buffer))
 
 

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from activate_helpers import EXTENT, PE_START, add_crypt_lv, add_linear_lv, make_vg, mapping, random_key
 from lvcrypt.activate.tables import CryptTarget, PvDevice, build_table
-from lvcrypt.activate.userspace import SplitChoice, Stack
-from lvcrypt.errors import DeviceError, LvcryptError
+from lvcrypt.activate.userspace import Stack
+from lvcrypt.errors import LvcryptError
 from lvcrypt.metadata.model import Area
 
 
@@ -60,74 +60,27 @@ def test_ciphertext_on_the_pvs_decrypts_independently(tmp_path: Path, cipher: st
             plaintext[target.start * 512:(target.start + target.length) * 512]
 
 
-def two_cpus() -> None:
-    if len(os.sched_getaffinity(0)) < 2:
-        pytest.skip("the data path uses a second thread only where the process may run on two CPUs")
-
-
-def force_split(monkeypatch: pytest.MonkeyPatch, split: bool) -> list[bool]:
-    """Make every large run take one way (the stream otherwise chooses by timing) and list the ways taken."""
-    taken: list[bool] = []
-    monkeypatch.setattr(SplitChoice, "next", lambda self: split)
-    monkeypatch.setattr(SplitChoice, "record", lambda self, way, seconds, length: taken.append(way))
-    return taken
-
-
-@pytest.mark.parametrize("split", [True, False], ids=["two-threads", "one-thread"])
-def test_large_runs_on_one_or_two_threads_decrypt_independently(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                 split: bool) -> None:
-    """MiB-sized runs (what `lvcrypt read`/`write` move), halves ciphered by two threads, over a linear and a
-    striped segment: the PVs hold what dm-crypt would write, and unaligned large writes patch the right bytes."""
-    two_cpus()
-    taken = force_split(monkeypatch, split)
+def test_mib_runs_over_linear_and_striped_segments_decrypt_independently(tmp_path: Path) -> None:
+    """MiB-sized runs (what `lvcrypt read`/`write` move: whole sectors enciphered from the caller's buffer)
+    over a linear and a striped segment: the PVs hold what dm-crypt would write, and unaligned large writes
+    patch the right bytes."""
     vg, paths = make_vg(tmp_path)
     add_crypt_lv(vg, "big", [[("pv1", 0)], [("pv0", 0), ("pv2", 0)]], [40, 20], stripe_size=16)
     key = random_key(512)
     table = build_table(vg, "big", paths.__getitem__, lambda s: mapping())
     plaintext = bytearray(os.urandom(table.size * 512))
     with Stack(table, {"cryptostore0": key}, writable=True) as stack:
-        stack.write(0, plaintext)
+        stack.write(0, bytes(plaintext))
         patch = os.urandom(700_001)
         stack.write(12_345, patch)
         plaintext[12_345:12_345 + len(patch)] = patch
         assert stack.read(0, len(plaintext)) == plaintext
         assert stack.read(1001, 900_000) == plaintext[1001:901_001]
-    assert taken and set(taken) == {split}
     linear = table.targets[0]
     assert isinstance(linear, CryptTarget) and isinstance(linear.device, PvDevice)
     ciphertext = pv_bytes(linear.device.path, linear.offset, linear.length)
     assert reference_decrypt("aes-xts-plain64", bytes(key), ciphertext, linear.iv_offset, 512) == \
         plaintext[:linear.length * 512]
-
-
-@pytest.mark.parametrize("split_seconds,chosen", [(0.6, True), (1.4, False)])
-def test_a_stream_keeps_the_faster_way_after_timing_both(split_seconds: float, chosen: bool) -> None:
-    """Two threads are kept only while they beat one (on a loaded machine they lose), and both are timed again
-    every PERIOD runs."""
-    choice = SplitChoice()
-    ways = []
-    for _ in range(2 * SplitChoice.PERIOD):
-        way = choice.next()
-        ways.append(way)
-        choice.record(way, split_seconds if way else 1.0, 1 << 20)
-    probe = [False, True] * SplitChoice.PROBE
-    rest = [chosen] * (SplitChoice.PERIOD - len(probe))
-    assert ways == (probe + rest) * 2
-
-
-def test_an_error_in_the_worker_threads_half_reaches_the_caller(tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    two_cpus()
-    force_split(monkeypatch, True)
-    vg, paths = make_vg(tmp_path)
-    add_crypt_lv(vg, "big", [[("pv1", 0)]], [40])
-    table = build_table(vg, "big", paths.__getitem__, lambda s: mapping())
-    with open(paths["pv1"], "r+b") as f:
-        f.truncate((PE_START + 30 * EXTENT) * 512)  # the second half of a whole-LV read lies past the end
-    with Stack(table, {"cryptostore0": random_key()}) as stack:
-        with pytest.raises(DeviceError, match="read beyond the end"):
-            stack.read(0, stack.size)
-        assert len(stack.read(0, 20 * EXTENT * 512)) == 20 * EXTENT * 512
 
 
 def test_random_unaligned_reads_and_writes_match_a_plain_buffer(tmp_path: Path) -> None:
