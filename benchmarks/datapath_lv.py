@@ -11,14 +11,15 @@ and `lvcrypt read VG/LV | ...` are used:
 - the LV is written or read once before the measured passes (2nd pass: its
   blocks exist in the image, the page cache is warm), and the best of the
   measured passes counts;
-- lvcrypt runs as a user runs it, on every CPU the process may use (it uses a
-  second one for large streams); the anchor is `openssl speed -evp
-  aes-256-xts -bytes 512` on one CPU, in the same run;
-- two figures each: wall-clock MB/s (what the user waits for; it depends on
-  the machine's load and counts a second CPU) and MB per CPU second of all
-  lvcrypt's threads, the way openssl speed counts (user time): the load does
-  not change it, a second thread does not raise it.  Start-up cancels out of
-  the CPU figure as a difference of two sizes (the LV against its first MiB).
+- lvcrypt runs as a user runs it, unpinned (one thread ciphers, a second one
+  moves the pipe's bytes); the anchor is `openssl speed -evp aes-256-xts
+  -bytes 512` on one CPU, in the same run;
+- two figures each: wall-clock MB/s (what the user waits for; the machine's
+  load lowers it) and MB per CPU second of all lvcrypt's threads, the way
+  openssl speed counts (user time; a loaded machine still raises it less, by
+  evicting lvcrypt's MiB buffers from the caches, which openssl's 512-byte
+  buffer does not feel).  Start-up cancels out of the CPU figure as a
+  difference of two sizes (the LV against its first MiB).
 Memory: peak RSS (VmHWM, sampled while it streams) of a 2 GiB read against a 256 MiB read.
 
     .venv/bin/python benchmarks/datapath_lv.py [--size-mib 256] [--passes 2]
