@@ -16,9 +16,9 @@ and `lvcrypt read VG/LV | ...` are used:
   -bytes 512` on one CPU, in the same run;
 - two figures each: wall-clock MB/s (what the user waits for; the machine's
   load lowers it) and MB per CPU second of all lvcrypt's threads, the way
-  openssl speed counts (user time; a loaded machine still raises it less, by
-  evicting lvcrypt's MiB buffers from the caches, which openssl's 512-byte
-  buffer does not feel).  Start-up cancels out of the CPU figure as a
+  openssl speed counts (user time; a loaded machine lowers it too, though
+  less, by evicting lvcrypt's MiB buffers from the caches, which openssl's
+  512-byte buffer does not feel).  Start-up cancels out of the CPU figure as a
   difference of two sizes (the LV against its first MiB).
 Memory: peak RSS (VmHWM, sampled while it streams) of a 2 GiB read against a 256 MiB read.
 
