@@ -4,7 +4,9 @@
 device the kernel would build from the same tables: linear and striped
 targets translate offsets, crypt targets decrypt and encrypt whole
 encryption sectors (partial sectors by read-modify-write).  Work is cut into
-bounded chunks so memory stays constant whatever the LV size.
+bounded chunks so memory stays constant whatever the LV size.  Runs of whole
+sectors are read and deciphered in the caller's buffer, or enciphered from it
+into the staging buffer: no copy between buffers.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from lvcrypt.crypto.sector import SectorCipher, open_sector_cipher
 from lvcrypt.errors import DeviceError, LvcryptError
 
 CHUNK = 1 << 20  # bytes handled per step of a crypt target: bounds memory and batches the cipher
+# The cipher's batch: 128 KiB -> 512 KiB measured +7-12% (fewer numpy calls per byte); its work arrays, about
+# five times the batch, are allocated once per cipher.
+STREAM_BATCH = 512 << 10
 
 
 class BlockIO(Protocol):
@@ -77,7 +82,8 @@ class MappedDevice:
                 if len(key) != target.key.key_bytes:
                     raise LvcryptError(f"the volume key of {target.key.keystore} has {len(key) * 8} bits, "
                                        f"the table needs {target.key.key_bytes * 8}")
-                self._ciphers[index] = open_sector_cipher(target.cipher, key, target.sector_size)
+                self._ciphers[index] = open_sector_cipher(target.cipher, key, target.sector_size,
+                                                          batch_bytes=STREAM_BATCH)
         self._buffer = bytearray(CHUNK)
 
     def _pieces(self, offset: int, length: int) -> list[tuple[int, Target, int, int]]:
@@ -164,12 +170,16 @@ class MappedDevice:
         cipher, lower, base = self._ciphers[index], self._lower[target.device], target.offset * SECTOR
         done = 0
         for first, work, head, take in self._windows(target, inner, len(data)):
-            if head or head + take < len(work):
+            iv = first // SECTOR + target.iv_offset
+            if head == 0 and take == len(work):
+                # whole sectors: encrypt straight from the caller's buffer into the staging one
+                cipher.encrypt_into(data[done:done + take], work, iv)
+            else:
                 # Partial encryption sectors: decrypt what is there and patch it.
                 lower.readinto(base + first, work)
-                cipher.decrypt_into(work, work, first // SECTOR + target.iv_offset)
-            work[head:head + take] = data[done:done + take]
-            cipher.encrypt_into(work, work, first // SECTOR + target.iv_offset)
+                cipher.decrypt_into(work, work, iv)
+                work[head:head + take] = data[done:done + take]
+                cipher.encrypt_into(work, work, iv)
             lower.write(base + first, work)
             done += take
 

@@ -18,8 +18,6 @@ from lvcrypt.cli.options import ProgressLine, add_key_file_option, add_token_opt
 if TYPE_CHECKING:
     from lvcrypt.activate.userspace import Stack
 
-STREAM_CHUNK = 1 << 20
-
 
 def _open_lv(args: argparse.Namespace, writable: bool) -> ContextManager["Stack"]:
     from lvcrypt.activation import open_lv_stack
@@ -40,19 +38,12 @@ def _offset_and_length(args: argparse.Namespace, size: int) -> tuple[int, int]:
 
 
 def cmd_read(args: argparse.Namespace) -> int:
+    from lvcrypt.activate.stream import copy_out
+
     with _open_lv(args, writable=False) as stack:
         offset, length = _offset_and_length(args, stack.size)
-        buffer = bytearray(min(STREAM_CHUNK, max(length, 1)))
-        out = sys.stdout.buffer
-        start, end = offset, offset + length
         with ProgressLine(f"Reading {args.lv}", length) as progress:
-            while offset < end:
-                view = memoryview(buffer)[:min(len(buffer), end - offset)]
-                stack.readinto(offset, view)
-                out.write(view)
-                offset += len(view)
-                progress.update(offset - start)
-            out.flush()
+            copy_out(stack, offset, length, sys.stdout.buffer, progress.update)
     return 0
 
 
@@ -66,29 +57,15 @@ def _input_size() -> int | None:
 
 
 def cmd_write(args: argparse.Namespace) -> int:
-    from lvcrypt.errors import LvcryptError, UsageError
+    from lvcrypt.activate.stream import copy_in
+    from lvcrypt.errors import UsageError
 
     if args.key_file == "-":
         raise UsageError("write reads the data from standard input: give the key file by name")
     with _open_lv(args, writable=True) as stack:
         offset, _ = _offset_and_length(args, stack.size)
-        source = sys.stdin.buffer
-        written = 0
         with ProgressLine(f"Writing {args.lv}", _input_size(), expected=stack.size - offset) as progress:
-            while True:
-                data = source.read(STREAM_CHUNK)
-                if not data:
-                    break
-                if offset + len(data) > stack.size:
-                    stack.write(offset, data[:stack.size - offset])
-                    stack.sync()
-                    raise LvcryptError(f"{args.lv}: input is longer than the LV; wrote "
-                                       f"{written + stack.size - offset} bytes up to its end")
-                stack.write(offset, data)
-                offset += len(data)
-                written += len(data)
-                progress.update(written)
-            stack.sync()
+            copy_in(stack, offset, sys.stdin.buffer, args.lv, progress.update)
     return 0
 
 

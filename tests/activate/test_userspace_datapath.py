@@ -60,6 +60,29 @@ def test_ciphertext_on_the_pvs_decrypts_independently(tmp_path: Path, cipher: st
             plaintext[target.start * 512:(target.start + target.length) * 512]
 
 
+def test_mib_runs_over_linear_and_striped_segments_decrypt_independently(tmp_path: Path) -> None:
+    """MiB-sized runs (what `lvcrypt read`/`write` move: whole sectors enciphered from the caller's buffer)
+    over a linear and a striped segment: the PVs hold what dm-crypt would write, and unaligned large writes
+    patch the right bytes."""
+    vg, paths = make_vg(tmp_path)
+    add_crypt_lv(vg, "big", [[("pv1", 0)], [("pv0", 0), ("pv2", 0)]], [40, 20], stripe_size=16)
+    key = random_key(512)
+    table = build_table(vg, "big", paths.__getitem__, lambda s: mapping())
+    plaintext = bytearray(os.urandom(table.size * 512))
+    with Stack(table, {"cryptostore0": key}, writable=True) as stack:
+        stack.write(0, bytes(plaintext))
+        patch = os.urandom(700_001)
+        stack.write(12_345, patch)
+        plaintext[12_345:12_345 + len(patch)] = patch
+        assert stack.read(0, len(plaintext)) == plaintext
+        assert stack.read(1001, 900_000) == plaintext[1001:901_001]
+    linear = table.targets[0]
+    assert isinstance(linear, CryptTarget) and isinstance(linear.device, PvDevice)
+    ciphertext = pv_bytes(linear.device.path, linear.offset, linear.length)
+    assert reference_decrypt("aes-xts-plain64", bytes(key), ciphertext, linear.iv_offset, 512) == \
+        plaintext[:linear.length * 512]
+
+
 def test_random_unaligned_reads_and_writes_match_a_plain_buffer(tmp_path: Path) -> None:
     vg, paths = make_vg(tmp_path)
     add_crypt_lv(vg, "c", [[("pv1", 0)], [("pv2", 7), ("pv0", 9)]], [2, 4], stripe_size=8, sector_size=4096)

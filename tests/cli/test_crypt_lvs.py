@@ -236,3 +236,23 @@ def test_wipe_fills_the_new_lv_with_random_data(pair: Pair) -> None:
     assert b"OLD PLAINTEXT" in extent_bytes(pair, vg, area.pv, after, 1)  # free space: never touched
     data = read_lv(pair, "vgc/new").stdout
     assert len(data) == 8 * MIB and data.count(0) < len(data) // 100
+
+
+def test_streams_longer_than_the_lv_stop_at_its_end_and_slices_read_back(pair: Pair) -> None:
+    """`write` reads its input a chunk ahead and `read` writes a chunk behind: input past the LV's end is still
+    refused after the LV is filled, and unaligned slices spanning several chunks come back exactly."""
+    pair.lvc("lvcreate", "--encrypt", *FAST, "--key-file", str(pair.tmp / "pass"), "-L", "4M", "-n", "s", "vgc")
+    plaintext = os.urandom(4 * MIB)
+    result = subprocess.run([sys.executable, "-m", "lvcrypt", "write", "--devices", pair.device_list, "--key-file",
+                             str(pair.tmp / "pass"), "vgc/s"], input=plaintext + b"past the end", capture_output=True,
+                            env=pair.env)
+    assert result.returncode == 5
+    assert result.stderr.decode().splitlines() == [
+        f"lvcrypt: vgc/s: input is longer than the LV; wrote {4 * MIB} bytes up to its end"]
+    vg = lvm2_layout(pair)
+    key = dumped_volume_key(keystore_image(pair, vg, "cryptostore0"), pair.tmp / "pass")
+    assert decrypt("aes-xts-plain64", key, ciphertext(pair, vg, "s"), 512) == plaintext
+    sliced = subprocess.run([sys.executable, "-m", "lvcrypt", "read", "--devices", pair.device_list, "--key-file",
+                             str(pair.tmp / "pass"), "--offset", "1001", "--length", str(3 * MIB + 5), "vgc/s"],
+                            capture_output=True, env=pair.env, check=True)
+    assert sliced.stdout == plaintext[1001:1001 + 3 * MIB + 5]
