@@ -14,6 +14,12 @@ from __future__ import annotations
 from typing import Iterator, Union
 
 Scalar = Union[str, int, float]
+
+# Limits of the format, the same for both parsers (parse.py): lvm2 reads
+# integers as 64 bits, and the recursive writer and model never meet deeper nesting.
+MAX_DEPTH = 32
+INT_MIN = -(1 << 63)
+INT_MAX = (1 << 64) - 1
 Value = Union[Scalar, list[Scalar], "Section"]
 
 
