@@ -14,6 +14,7 @@ import time
 
 from lvcrypt.errors import MetadataError
 from lvcrypt.metadata.fields import Fields, Names
+from lvcrypt.metadata.gc_pause import gc_paused
 from lvcrypt.metadata.model import LogicalVolume, PhysicalVolume, Segment, VolumeGroup
 from lvcrypt.metadata.segtypes import UNKNOWN, handler_of, segment_type
 from lvcrypt.metadata.tree import Section, Value
@@ -72,6 +73,11 @@ def find_vg_section(tree: Section, source: str | None = None) -> tuple[str, Sect
 
 
 def tree_to_vg(tree: Section, source: str | None = None) -> VolumeGroup:
+    with gc_paused():
+        return _tree_to_vg(tree, source)
+
+
+def _tree_to_vg(tree: Section, source: str | None) -> VolumeGroup:
     name, section = find_vg_section(tree, source)
     f = Fields(section, f"volume group {name}", source)
     pvs_section = f.section_of("physical_volumes")

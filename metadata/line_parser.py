@@ -17,9 +17,10 @@ texts and on every fixture under tests/data.
 
 from __future__ import annotations
 
+import json
 import re
 
-from lvcrypt.metadata.tree import INT_MAX, INT_MIN, MAX_DEPTH, Scalar, Section, Value
+from lvcrypt.metadata.tree import INT_MAX, INT_MIN, MAX_DEPTH, Scalar, Section
 
 # The grammar's terminals (grammar.lark), without comments and with blank
 # space limited to spaces and tabs, except between array elements, where
@@ -29,22 +30,20 @@ _NUMBER = r"-?[0-9]++(?:\.[0-9]++)?+"
 _ELEMENT = rf"(?:{_STRING}|{_NUMBER})"
 _ARRAY = rf"\[\s*+(?:{_ELEMENT}(?:\s*+,\s*+{_ELEMENT})*+)?+\s*+\]"
 
-# One line: (key, string, number, array, "{", "}", anything else).  Every
-# match ends with a newline, so the matches are the text's lines in order
-# (an array may span several), and a line of any other shape is caught whole
-# by the last group.
+# One line: (key, value, "{", "}", anything else).  Every match ends with a
+# newline, so the matches are the text's lines in order (an array may span
+# several), and a line of any other shape is caught whole by the last group.
 _LINE = re.compile(rf"""
     [ \t]*+
-    (?: ([A-Za-z0-9_.+\-]++) [ \t]*+
-        (?: = [ \t]*+ (?: ({_STRING}) | ({_NUMBER}) | ({_ARRAY}) ) | (\{{) )
-      | (\}})
-    )?+
+    (?: ([A-Za-z0-9_.+\-]++) [ \t]*+ (?: = [ \t]*+ ({_STRING}|{_NUMBER}|{_ARRAY}) | (\{{) ) | (\}}) )?+
     [ \t]*+ (?:\#[^\n]*+)?+ \n
   | ([^\n]*+\n)
 """, re.VERBOSE)
 
 _ELEMENTS = re.compile(rf"({_STRING})|(-?[0-9]+\.[0-9]+)|(-?[0-9]+)")
 _ESCAPE = re.compile(r"\\(.)")
+_LONG_NUMBER = re.compile(r"[0-9]{19}")
+_scan_json = json.JSONDecoder().scan_once
 
 
 class _Decline(Exception):
@@ -64,15 +63,28 @@ def _int(digits: str) -> int:
 
 
 def _elements(array: str) -> tuple[Scalar, ...]:
-    values: list[Scalar] = []
+    """The values of an array the line regex matched.
+
+    Without backslashes, integers beyond 18 digits or control characters in
+    its strings, such an array reads the same as JSON, so json's scanner (C)
+    reads it; otherwise (or when it refuses) the elements are read one by one.
+    """
+    if "\\" not in array and not _LONG_NUMBER.search(array):
+        try:
+            values, end = _scan_json(array, 0)
+            if end == len(array):
+                return tuple(values)
+        except (ValueError, StopIteration):
+            pass
+    found: list[Scalar] = []
     for string, real, integer in _ELEMENTS.findall(array):
         if string:
-            values.append(_string(string))
+            found.append(_string(string))
         elif real:
-            values.append(float(real))
+            found.append(float(real))
         else:
-            values.append(_int(integer))
-    return tuple(values)
+            found.append(_int(integer))
+    return tuple(found)
 
 
 def parse_plain_layout(text: str) -> Section | None:
@@ -90,35 +102,37 @@ def _parse(text: str) -> Section:
     stack: list[Section] = []
     arrays: dict[str, tuple[Scalar, ...]] = {}  # lvm2 repeats the same few arrays (status, flags) in every LV
     line = 0
-    for key, string, number, array, opened, closed, other in _LINE.findall(text):
+    for key, value, opened, closed, other in _LINE.findall(text):
         line += 1
-        if key:
+        if value:
             if key in section:
                 raise _Decline
-            value: Value
-            if string:
-                value = _string(string)
-            elif number:
-                value = float(number) if "." in number else _int(number)
-            elif array:
-                elements = arrays.get(array)
+            first = value[0]
+            if first == '"':
+                section[key] = _string(value)
+            elif first == "[":
+                elements = arrays.get(value)
                 if elements is None:
-                    elements = arrays[array] = _elements(array)
-                value = list(elements)
-            else:
-                child = Section(line=line)
-                section[key] = child
+                    elements = arrays[value] = _elements(value)
+                section[key] = list(elements)
                 lines[key] = line
-                stack.append(section)
-                if len(stack) > MAX_DEPTH:
-                    raise _Decline
-                section = child
-                lines = child.key_lines
+                line += value.count("\n")
                 continue
-            section[key] = value
+            elif "." in value:
+                section[key] = float(value)
+            else:
+                section[key] = _int(value) if len(value) > 18 else int(value)
             lines[key] = line
-            if array:
-                line += array.count("\n")
+        elif opened:
+            if key in section:
+                raise _Decline
+            child = section[key] = Section(line=line)
+            lines[key] = line
+            stack.append(section)
+            if len(stack) > MAX_DEPTH:
+                raise _Decline
+            section = child
+            lines = child.key_lines
         elif closed:
             if not stack:
                 raise _Decline
