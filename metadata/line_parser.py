@@ -25,7 +25,7 @@ from lvcrypt.metadata.tree import INT_MAX, INT_MIN, MAX_DEPTH, Scalar, Section
 # The grammar's terminals (grammar.lark), without comments and with blank
 # space limited to spaces and tabs, except between array elements, where
 # lvm2 breaks lines.
-_STRING = r'"(?:[^"\\\n]|\\.)*+"'
+_STRING = r'"[^"\\\n]*+(?:\\.[^"\\\n]*+)*+"'  # the grammar's _STRING, unrolled (fewer steps per character)
 _NUMBER = r"-?[0-9]++(?:\.[0-9]++)?+"
 _ELEMENT = rf"(?:{_STRING}|{_NUMBER})"
 _ARRAY = rf"\[\s*+(?:{_ELEMENT}(?:\s*+,\s*+{_ELEMENT})*+)?+\s*+\]"
@@ -109,7 +109,8 @@ def _parse(text: str) -> Section:
                 raise _Decline
             first = value[0]
             if first == '"':
-                section[key] = _string(value)
+                value = value[1:-1]
+                section[key] = _ESCAPE.sub(r"\1", value) if "\\" in value else value
             elif first == "[":
                 elements = arrays.get(value)
                 if elements is None:
