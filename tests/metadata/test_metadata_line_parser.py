@@ -8,6 +8,7 @@ lines), on damaged texts, and on every metadata fixture under tests/data.
 
 from __future__ import annotations
 
+import gc
 import re
 from pathlib import Path
 from typing import Callable
@@ -128,3 +129,25 @@ def test_an_error_deep_in_a_large_plain_text_names_its_line() -> None:
     with pytest.raises(MetadataError) as caught:
         parse_text(text, "big.vg")
     assert str(caught.value).startswith(f"big.vg:{3 * 5000 + 2}:")
+
+
+def test_the_garbage_collector_is_left_as_it_was() -> None:
+    """Parsing, converting and validating pause the cyclic collector (a big VG is a million containers)
+    and give it back as they found it, also when the text is refused."""
+    from lvcrypt.metadata.convert import tree_to_vg
+    from lvcrypt.metadata.validate import validate
+
+    def read(text: str) -> None:
+        validate(tree_to_vg(parse_text(text)))
+
+    assert gc.isenabled()
+    read(RFC)
+    with pytest.raises(MetadataError):
+        read(RFC.replace("seqno", "seqno = 1\nseqno", 1))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        read(RFC)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
