@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Iterator
 
 from lvcrypt.metadata.tree import INT_MAX, INT_MIN, MAX_DEPTH, Scalar, Section
 
@@ -39,6 +40,11 @@ _LINE = re.compile(rf"""
     [ \t]*+ (?:\#[^\n]*+)?+ \n
   | ([^\n]*+\n)
 """, re.VERBOSE)
+
+# Where the text may be cut into chunks: after a line starting with `}`,
+# which no match (an array over several lines) can span.
+_CLOSING_LINE = re.compile(r"^[ \t]*+\}[^\n]*+\n", re.MULTILINE)
+_CHUNK = 1 << 20
 
 _ELEMENTS = re.compile(rf"({_STRING})|(-?[0-9]+\.[0-9]+)|(-?[0-9]+)")
 _ESCAPE = re.compile(r"\\(.)")
@@ -95,6 +101,17 @@ def parse_plain_layout(text: str) -> Section | None:
         return None
 
 
+def _chunks(text: str) -> Iterator[list[tuple[str, str, str, str, str]]]:
+    """The line regex's matches, found a megabyte at a time: the same matches as one `findall`, without
+    holding a tuple per line of a large text that is not metadata at all (the parse stops at its first line)."""
+    start = 0
+    while start < len(text):
+        cut = _CLOSING_LINE.search(text, start + _CHUNK)
+        end = cut.end() if cut else len(text)
+        yield _LINE.findall(text, start, end)
+        start = end
+
+
 def _parse(text: str) -> Section:
     root = Section(line=1)
     section = root
@@ -102,45 +119,46 @@ def _parse(text: str) -> Section:
     stack: list[Section] = []
     arrays: dict[str, tuple[Scalar, ...]] = {}  # lvm2 repeats the same few arrays (status, flags) in every LV
     line = 0
-    for key, value, opened, closed, other in _LINE.findall(text):
-        line += 1
-        if value:
-            if key in section:
-                raise _Decline
-            first = value[0]
-            if first == '"':
-                value = value[1:-1]
-                section[key] = _ESCAPE.sub(r"\1", value) if "\\" in value else value
-            elif first == "[":
-                elements = arrays.get(value)
-                if elements is None:
-                    elements = arrays[value] = _elements(value)
-                section[key] = list(elements)
+    for chunk in _chunks(text):
+        for key, value, opened, closed, other in chunk:
+            line += 1
+            if value:
+                if key in section:
+                    raise _Decline
+                first = value[0]
+                if first == '"':
+                    value = value[1:-1]
+                    section[key] = _ESCAPE.sub(r"\1", value) if "\\" in value else value
+                elif first == "[":
+                    elements = arrays.get(value)
+                    if elements is None:
+                        elements = arrays[value] = _elements(value)
+                    section[key] = list(elements)
+                    lines[key] = line
+                    line += value.count("\n")
+                    continue
+                elif "." in value:
+                    section[key] = float(value)
+                else:
+                    section[key] = _int(value) if len(value) > 18 else int(value)
                 lines[key] = line
-                line += value.count("\n")
-                continue
-            elif "." in value:
-                section[key] = float(value)
-            else:
-                section[key] = _int(value) if len(value) > 18 else int(value)
-            lines[key] = line
-        elif opened:
-            if key in section:
+            elif opened:
+                if key in section:
+                    raise _Decline
+                child = section[key] = Section(line=line)
+                lines[key] = line
+                stack.append(section)
+                if len(stack) > MAX_DEPTH:
+                    raise _Decline
+                section = child
+                lines = child.key_lines
+            elif closed:
+                if not stack:
+                    raise _Decline
+                section = stack.pop()
+                lines = section.key_lines
+            elif other:
                 raise _Decline
-            child = section[key] = Section(line=line)
-            lines[key] = line
-            stack.append(section)
-            if len(stack) > MAX_DEPTH:
-                raise _Decline
-            section = child
-            lines = child.key_lines
-        elif closed:
-            if not stack:
-                raise _Decline
-            section = stack.pop()
-            lines = section.key_lines
-        elif other:
-            raise _Decline
     if stack:
         raise _Decline
     return root

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from lvcrypt.errors import MetadataError
 from lvcrypt.metadata.lark_parse import parse_with_lark
+from lvcrypt.metadata import line_parser
 from lvcrypt.metadata.line_parser import parse_plain_layout
 from lvcrypt.metadata.parse import parse_text
 from lvcrypt.metadata.tree import Section, ordered_items
@@ -151,3 +152,18 @@ def test_the_garbage_collector_is_left_as_it_was() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("chunk", [1, 40, 1000])
+def test_a_text_read_in_chunks_gives_the_same_tree(chunk: int) -> None:
+    """Large texts are matched a chunk at a time (cut after `}` lines); any cut gives lark's tree."""
+    texts = [path.read_text() for path in FIXTURES]
+    texts.append(write_text(Section(vg=Section(lvs=Section(
+        (f"lv{n}", Section(stripes=["pv0", n, "pv1", n], status=["READ"], n=n)) for n in range(300))))))
+    saved = line_parser._CHUNK
+    line_parser._CHUNK = chunk
+    try:
+        for text in texts:
+            assert assert_agrees(text)
+    finally:
+        line_parser._CHUNK = saved
