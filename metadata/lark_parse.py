@@ -7,8 +7,7 @@ then, which keeps lark out of the start-up of commands reading plain
 metadata.
 
 The tree is built by an inline transformer while the parser runs: no lark
-parse tree is materialised, which is what makes a 4 MB metadata text parse in
-well under a second.
+parse tree is materialised.
 """
 
 from __future__ import annotations
