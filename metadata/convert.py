@@ -40,15 +40,13 @@ def _segment(key: str, section: Section, lv: str, source: str | None, names: Nam
 def _lv(name: str, section: Section, source: str | None, names: Names = Names()) -> LogicalVolume:
     f = Fields(section, f"logical volume {name}", source)
     segments = []
-    numbers = []
+    keys = []
     for key, child in section.sections():
-        match = _SEGMENT_KEY.match(key)
-        if match:
-            numbers.append((int(match.group(1)), key))
+        if _SEGMENT_KEY.match(key):
+            keys.append(key)
             segments.append(_segment(key, child, name, source, names))
-    expected = [f"segment{i}" for i in range(1, len(numbers) + 1)]
-    if [key for _, key in numbers] != expected:
-        raise f.fail(None, f"segments must be named segment1..segment{len(numbers)} in order")
+    if keys != [f"segment{i}" for i in range(1, len(keys) + 1)]:
+        raise f.fail(None, f"segments must be named segment1..segment{len(keys)} in order")
     declared = f.int("segment_count")
     if declared != len(segments):
         raise f.fail("segment_count", f"segment_count is {declared} but {len(segments)} segments are present")

@@ -51,9 +51,11 @@ class Fields:
         return self._get(key, str, "a string", default)
 
     def int(self, key: str, default: Any = _MISSING, minimum: int = 0) -> Any:
-        value = self.section.get(key)
+        value = self.section.get(key, _MISSING)
         if type(value) is int and value >= minimum:
             return value
+        if value is _MISSING and default is None:  # an optional key left out (a linear segment's stripe_size)
+            return None
         value = self._get(key, int, "an integer", default)
         if isinstance(value, int) and value < minimum:
             raise self.fail(key, f"'{key}' must be at least {minimum}, not {value}")

@@ -74,7 +74,7 @@ def test_every_fixture_takes_the_fast_path_and_agrees_with_lark(path: Path) -> N
     assert assert_agrees(path.read_text())
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sections(3), st.sampled_from(["backup", "disk"]))
 def test_written_text_takes_the_fast_path_and_agrees_with_lark(tree: Section, layout: str) -> None:
     text = write_text(tree, layout=layout)  # type: ignore[arg-type]
@@ -91,7 +91,7 @@ VARIATIONS = [
 ]
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sections(3), st.sampled_from(["backup", "disk"]),
        st.lists(st.tuples(st.sampled_from(VARIATIONS), st.integers(0, 50)), max_size=4))
 def test_varied_layouts_agree_with_lark(tree: Section, layout: str,
@@ -106,7 +106,7 @@ def test_varied_layouts_agree_with_lark(tree: Section, layout: str,
         assert outcome(parse_text, text) == outcome(parse_with_lark, text)
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, len(RFC) - 1), st.integers(0, 40), st.text(alphabet='{}[]",=#\n \t"a1-.\\', max_size=6))
 def test_damaged_metadata_agrees_with_lark(position: int, cut: int, insert: str) -> None:
     assert_agrees(RFC[:position] + insert + RFC[position + cut:])
