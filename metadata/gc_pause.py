@@ -4,11 +4,14 @@ A 10,000-LV VG is about a million new containers (sections, lists, model
 objects), none of them garbage and none in a cycle.  With the collector on,
 allocation bursts trigger collections that walk all of them again and again,
 a quarter of `metadata check`'s time.  So the collector is paused while they
-are made, and what is alive at the end is frozen (`gc.freeze`: moved out of
-the generations the collector walks) instead of being walked once more by the
-first collection after it resumes.  Reference counting still frees all of it
-as usual; only a reference cycle alive at that moment would outlive its use,
-and the parser and model make none.
+are made; reference counting still frees everything as usual.
+
+When the collector resumes, its next collection walks once more everything
+made during the pause.  A command's process can skip that too: the CLI calls
+`freeze_after_pauses`, and what is alive at the end of each pause is then
+frozen (`gc.freeze`: moved out of the generations the collector walks).  Only
+short-lived processes should: a reference cycle alive at that moment would
+never be collected, which a library caller running for days must not risk.
 """
 
 from __future__ import annotations
@@ -16,6 +19,14 @@ from __future__ import annotations
 import contextlib
 import gc
 from typing import Iterator
+
+_freeze = False
+
+
+def freeze_after_pauses() -> None:
+    """For a process that ends soon (a CLI command): freeze what a pause built instead of walking it again."""
+    global _freeze
+    _freeze = True
 
 
 @contextlib.contextmanager
@@ -27,5 +38,6 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         if enabled:
-            gc.freeze()
+            if _freeze:
+                gc.freeze()
             gc.enable()

@@ -93,6 +93,10 @@ def _command_name(argv: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # the process's own command, short-lived: big metadata trees need no collector walk
+        from lvcrypt.metadata.gc_pause import freeze_after_pauses
+
+        freeze_after_pauses()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = any(a in ("-d", "--debug", "-v", "--verbose") for a in argv)
     try:

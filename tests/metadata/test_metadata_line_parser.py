@@ -142,7 +142,9 @@ def test_the_garbage_collector_is_left_as_it_was() -> None:
         validate(tree_to_vg(parse_text(text)))
 
     assert gc.isenabled()
+    frozen = gc.get_freeze_count()
     read(RFC)
+    assert gc.get_freeze_count() == frozen  # only a CLI process freezes what it read (metadata/gc_pause.py)
     with pytest.raises(MetadataError):
         read(RFC.replace("seqno", "seqno = 1\nseqno", 1))
     assert gc.isenabled()
