@@ -14,6 +14,7 @@ import time
 
 from lvcrypt.errors import MetadataError
 from lvcrypt.metadata.fields import Fields, Names
+from lvcrypt.metadata.gc_pause import gc_paused
 from lvcrypt.metadata.model import LogicalVolume, PhysicalVolume, Segment, VolumeGroup
 from lvcrypt.metadata.segtypes import UNKNOWN, handler_of, segment_type
 from lvcrypt.metadata.tree import Section, Value
@@ -39,15 +40,13 @@ def _segment(key: str, section: Section, lv: str, source: str | None, names: Nam
 def _lv(name: str, section: Section, source: str | None, names: Names = Names()) -> LogicalVolume:
     f = Fields(section, f"logical volume {name}", source)
     segments = []
-    numbers = []
+    keys = []
     for key, child in section.sections():
-        match = _SEGMENT_KEY.match(key)
-        if match:
-            numbers.append((int(match.group(1)), key))
+        if _SEGMENT_KEY.match(key):
+            keys.append(key)
             segments.append(_segment(key, child, name, source, names))
-    expected = [f"segment{i}" for i in range(1, len(numbers) + 1)]
-    if [key for _, key in numbers] != expected:
-        raise f.fail(None, f"segments must be named segment1..segment{len(numbers)} in order")
+    if keys != [f"segment{i}" for i in range(1, len(keys) + 1)]:
+        raise f.fail(None, f"segments must be named segment1..segment{len(keys)} in order")
     declared = f.int("segment_count")
     if declared != len(segments):
         raise f.fail("segment_count", f"segment_count is {declared} but {len(segments)} segments are present")
@@ -72,6 +71,11 @@ def find_vg_section(tree: Section, source: str | None = None) -> tuple[str, Sect
 
 
 def tree_to_vg(tree: Section, source: str | None = None) -> VolumeGroup:
+    with gc_paused():
+        return _tree_to_vg(tree, source)
+
+
+def _tree_to_vg(tree: Section, source: str | None) -> VolumeGroup:
     name, section = find_vg_section(tree, source)
     f = Fields(section, f"volume group {name}", source)
     pvs_section = f.section_of("physical_volumes")

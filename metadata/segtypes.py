@@ -208,6 +208,8 @@ def segment_references(vg: VolumeGroup, holder: str, number: int, segment: Segme
     found: list[Reference] = []
     raw = segment.raw
     kept = managed(segment)  # a striped segment over other LVs is kept verbatim, not managed
+    if kept and not (entry.lv_list_keys or entry.lv_keys or entry.message_keys):
+        return found  # nothing below can name an LV (a plain striped segment: most of a big VG)
     for key in entry.area_keys if not kept else ():  # modelled areas are PVs (validation checks them)
         found += [Reference(holder, name, entry.area_role, kind, kept, key, number)
                   for name, _ in area_pairs(raw.get(key)) if name not in vg.pvs]

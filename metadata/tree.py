@@ -11,9 +11,15 @@ wants.  `ordered_items` gives the order-sensitive view for round-trip checks.
 
 from __future__ import annotations
 
-from typing import Iterator, Union
+from typing import Union
 
 Scalar = Union[str, int, float]
+
+# Limits of the format, the same for both parsers (parse.py): lvm2 reads
+# integers as 64 bits, and the recursive writer and model never meet deeper nesting.
+MAX_DEPTH = 32
+INT_MIN = -(1 << 63)
+INT_MAX = (1 << 64) - 1
 Value = Union[Scalar, list[Scalar], "Section"]
 
 
@@ -29,10 +35,9 @@ class Section(dict[str, Value]):
         """Line of `key` in the source, or of the section itself when unknown."""
         return self.key_lines.get(key, self.line)
 
-    def sections(self) -> Iterator[tuple[str, "Section"]]:
-        for key, value in self.items():
-            if isinstance(value, Section):
-                yield key, value
+    def sections(self) -> list[tuple[str, "Section"]]:
+        """The nested sections, in order (a list: cheaper than a generator for the few each has)."""
+        return [(key, value) for key, value in self.items() if isinstance(value, Section)]
 
     def copy(self) -> "Section":
         """A deep copy that keeps line numbers."""

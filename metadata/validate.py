@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from lvcrypt.errors import MetadataError
+from lvcrypt.metadata.gc_pause import gc_paused
 from lvcrypt.metadata.model import (
     Area,
     CryptSegment,
@@ -263,7 +264,8 @@ class _Checker:
 
 
 def validate(vg: VolumeGroup, source: str | None = None) -> None:
-    _Checker(vg, source).run()
+    with gc_paused():
+        _Checker(vg, source).run()
 
 
 def check_lvm2_readable(vg: VolumeGroup) -> None:

@@ -171,6 +171,10 @@ def _columns_form(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # the process's own command, short-lived: big metadata trees need no collector walk
+        from lvcrypt.metadata.gc_pause import freeze_after_pauses
+
+        freeze_after_pauses()
     argv = list(sys.argv[1:] if argv is None else argv)
     args: argparse.Namespace | None = None
     try:
