@@ -229,6 +229,7 @@ LV_FIELDS: dict[str, Field] = {
     "crypt_users": Field("Users", lambda r: ",".join(u.name for u in r.vg.users_of_keystore(r.lv.name))),
     "seg_size": Field("SSize", lambda r: (r.segment.extent_count if r.segment else r.lv.extent_count)
                       * r.vg.extent_bytes, size=True),
+    "lv_tags": Field("LV Tags", lambda r: ",".join(sorted(r.lv.tags))),
 }
 
 VG_FIELDS: dict[str, Field] = {
@@ -247,6 +248,7 @@ VG_FIELDS: dict[str, Field] = {
     "max_lv": Field("MaxLV", lambda r: r.vg.max_lv),
     "max_pv": Field("MaxPV", lambda r: r.vg.max_pv),
     "vg_mda_count": Field("#VMda", lambda r: sum(len(pv.mdas) for pv in r.loaded.pvs.values())),
+    "vg_tags": Field("VG Tags", lambda r: ",".join(sorted(r.vg.tags))),
 }
 
 
@@ -297,6 +299,7 @@ PV_FIELDS: dict[str, Field] = {
     "pv_mda_count": Field("#PMda", lambda r: len(r.pv.mdas) if r.pv else 0),
     "pv_mda_size": Field("PMdaSize", lambda r: min((m.locn.size for m in r.pv.mdas), default=0) if r.pv else 0,
                          size=True, width=9),
+    "pv_tags": Field("PV Tags", lambda r: ",".join(sorted(r.vg.pvs[r.key].tags)) if r.vg and r.key else ""),
 }
 
 

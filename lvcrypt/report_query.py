@@ -1,0 +1,124 @@
+"""One report command's columns and rows: `-o`, `-S`, `-O` and `--segments` put together.
+
+The CLI lays out what this returns.  It lives apart from the field model
+(reportfields.py) because the choices between fields are lvm2's report rules:
+a segment field named anywhere (`-o`, `-S`, `-O`) or `--segments` makes one row
+per segment, `-S` keeps rows, `-O` orders them from lvm2's collection order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from lvcrypt.errors import UsageError
+
+if TYPE_CHECKING:
+    from typing import Callable
+
+    from lvcrypt.reportfields import Field
+
+# lvm2's field prefix per report (what `size`, `name`, `tags` mean), lib/report/report.c.
+PREFIX = {"lv": "lv_", "vg": "vg_", "pv": "pv_", "seg": "seg_"}
+SEGMENT_DEFAULT = ["lv_name", "vg_name", "lv_attr", "stripes", "segtype", "seg_size"]
+
+
+@dataclass
+class ReportRequest:
+    """What the user asked of a report, as lvm2's options say it."""
+
+    options: list[str] | None = None
+    select: str | None = None
+    sort: list[str] | None = None
+    segments: bool = False
+    names: list[str] = field(default_factory=list)
+
+
+def columns_of(spec: list[str] | None, default: list[str], fields: dict[str, "Field"], prefix: str) -> list[str]:
+    """`-o` as lvm2 reads it: a list replaces the default, `+f` adds, `-f` removes, names as -S reads them."""
+    from lvcrypt.report_select import resolve
+
+    columns = list(default)
+    first = True
+    for item in spec or []:
+        words = [word.strip() for word in item.split(",") if word.strip()]
+        if first and words and not words[0].startswith(("+", "-")):
+            columns = []
+        first = False
+        for word in words:
+            name = resolve(word.lstrip("+-"), fields, prefix)
+            if name is None:
+                raise UsageError(f"unrecognised field: {word.lstrip('+-')} (known: {', '.join(sorted(fields))})")
+            if word.startswith("-"):
+                columns = [column for column in columns if column != name]
+            else:
+                columns.append(name)
+    return columns
+
+
+def wants_help(spec: list[str] | None) -> bool:
+    """`-o help` (or `-o ?`): lvm2 lists the report's fields instead of reporting."""
+    return any(word.strip() in ("help", "?") for item in spec or [] for word in item.split(","))
+
+
+def field_help(fields: dict[str, "Field"]) -> str:
+    """The fields a report has, one a line with its heading and type, as `-o help` shows them."""
+    from lvcrypt.report_select import kind
+
+    width = max(len(name) for name in fields)
+    return "".join(f"    {name.ljust(width)} - {fields[name].heading}. [{kind(name, fields[name])}]\n"
+                   for name in fields)
+
+
+def lv_report(devices: str | None, request: ReportRequest, every: bool, shared: bool, foreign: bool,
+              sysfs_root: str) -> tuple[list[str], dict[str, "Field"], list[object]]:
+    from lvcrypt.report_select import parse, select
+    from lvcrypt.report_sort import sort_keys, sort_rows
+    from lvcrypt.reportfields import LV_DEFAULT, LV_FIELDS, SEGMENT_FIELDS, VG_FIELDS, lv_rows
+
+    fields = {**VG_FIELDS, **LV_FIELDS}  # lvm2's lvs also reports the LV's VG fields
+    prefix = PREFIX["seg" if request.segments else "lv"]
+    columns = columns_of(request.options, SEGMENT_DEFAULT if request.segments else LV_DEFAULT, fields, prefix)
+    test, used = parse(request.select or "", fields, prefix)
+    keys = sort_keys(request.sort, fields, prefix)
+    named = set(columns) | used | {name for name, _ in keys}
+    per_segment = request.segments or bool(named & SEGMENT_FIELDS)
+    rows: list[object] = list(lv_rows(devices, request.names, every, per_segment, shared, foreign, sysfs_root))
+    rows = select(rows, test, fields)
+    if keys:
+        rows = sort_rows(rows, keys, fields, sorted(rows, key=_collection_order))
+    return columns, fields, rows
+
+
+def _collection_order(row: object) -> tuple[str, int, int]:
+    """lvm2 collects a VG's LVs in metadata order (then segment order), VGs by name."""
+    vg, lv, segment = row.vg, row.lv, row.segment  # type: ignore[attr-defined]
+    return vg.name, list(vg.lvs).index(lv.name), segment.start_extent if segment is not None else 0
+
+
+def vg_report(devices: str | None, request: ReportRequest, shared: bool,
+              foreign: bool) -> tuple[list[str], dict[str, "Field"], list[object]]:
+    from lvcrypt.reportfields import VG_DEFAULT, VG_FIELDS, vg_rows
+
+    return _plain_report(VG_DEFAULT, VG_FIELDS, PREFIX["vg"], request,
+                         lambda: list(vg_rows(devices, list(request.names), shared, foreign)))
+
+
+def pv_report(devices: str | None, request: ReportRequest, shared: bool,
+              foreign: bool) -> tuple[list[str], dict[str, "Field"], list[object]]:
+    from lvcrypt.reportfields import PV_DEFAULT, PV_FIELDS, pv_rows
+
+    return _plain_report(PV_DEFAULT, PV_FIELDS, PREFIX["pv"], request,
+                         lambda: list(pv_rows(devices, request.names, shared, foreign)))
+
+
+def _plain_report(default: list[str], fields: dict[str, "Field"], prefix: str, request: ReportRequest,
+                  load: "Callable[[], list[object]]") -> tuple[list[str], dict[str, "Field"], list[object]]:
+    from lvcrypt.report_select import parse, select
+    from lvcrypt.report_sort import sort_keys, sort_rows
+
+    columns = columns_of(request.options, default, fields, prefix)
+    test, _ = parse(request.select or "", fields, prefix)
+    keys = sort_keys(request.sort, fields, prefix)
+    rows = select(load(), test, fields)
+    return columns, fields, sort_rows(rows, keys, fields)
