@@ -34,8 +34,10 @@ class ReportRequest:
     names: list[str] = field(default_factory=list)
 
 
-def columns_of(spec: list[str] | None, default: list[str], fields: dict[str, "Field"], prefix: str) -> list[str]:
-    """`-o` as lvm2 reads it: a list replaces the default, `+f` adds, `-f` removes, names as -S reads them."""
+def columns_of(spec: list[str] | None, default: list[str], fields: dict[str, "Field"], prefix: str,
+               every: list[str] | None = None) -> list[str]:
+    """`-o` as lvm2 reads it: a list replaces the default, `+f` adds, `-f` removes, `all` is every
+    field of the report (`every`), names as -S reads them."""
     from lvcrypt.report_select import resolve
 
     columns = list(default)
@@ -46,6 +48,9 @@ def columns_of(spec: list[str] | None, default: list[str], fields: dict[str, "Fi
             columns = []
         first = False
         for word in words:
+            if every is not None and word.lstrip("+").lower() == "all":
+                columns += every
+                continue
             name = resolve(word.lstrip("+-"), fields, prefix)
             if name is None:
                 raise UsageError(f"unrecognised field: {word.lstrip('+-')} (known: {', '.join(sorted(fields))})")
@@ -74,11 +79,14 @@ def lv_report(devices: str | None, request: ReportRequest, every: bool, shared: 
               sysfs_root: str) -> tuple[list[str], dict[str, "Field"], list[object]]:
     from lvcrypt.report_select import parse, select
     from lvcrypt.report_sort import sort_keys, sort_rows
+    from lvcrypt.report_all import EXTRA_LV_FIELDS, EXTRA_VG_FIELDS, LV_ALL, VG_ALL
     from lvcrypt.reportfields import LV_DEFAULT, LV_FIELDS, SEGMENT_FIELDS, VG_FIELDS, lv_rows
 
-    fields = {**VG_FIELDS, **LV_FIELDS}  # lvm2's lvs also reports the LV's VG fields
+    # lvm2's lvs also reports the LV's VG fields
+    fields = {**VG_FIELDS, **LV_FIELDS, **EXTRA_LV_FIELDS, **EXTRA_VG_FIELDS}
     prefix = PREFIX["seg" if request.segments else "lv"]
-    columns = columns_of(request.options, SEGMENT_DEFAULT if request.segments else LV_DEFAULT, fields, prefix)
+    columns = columns_of(request.options, SEGMENT_DEFAULT if request.segments else LV_DEFAULT, fields, prefix,
+                         LV_ALL + VG_ALL)
     test, used = parse(request.select or "", fields, prefix)
     keys = sort_keys(request.sort, fields, prefix)
     named = set(columns) | used | {name for name, _ in keys}
@@ -98,26 +106,29 @@ def _collection_order(row: object) -> tuple[str, int, int]:
 
 def vg_report(devices: str | None, request: ReportRequest, shared: bool,
               foreign: bool) -> tuple[list[str], dict[str, "Field"], list[object]]:
+    from lvcrypt.report_all import EXTRA_VG_FIELDS, VG_ALL
     from lvcrypt.reportfields import VG_DEFAULT, VG_FIELDS, vg_rows
 
-    return _plain_report(VG_DEFAULT, VG_FIELDS, PREFIX["vg"], request,
+    return _plain_report(VG_DEFAULT, {**VG_FIELDS, **EXTRA_VG_FIELDS}, VG_ALL, PREFIX["vg"], request,
                          lambda: list(vg_rows(devices, list(request.names), shared, foreign)))
 
 
 def pv_report(devices: str | None, request: ReportRequest, shared: bool,
               foreign: bool) -> tuple[list[str], dict[str, "Field"], list[object]]:
+    from lvcrypt.report_all import EXTRA_PV_FIELDS, PV_ALL
     from lvcrypt.reportfields import PV_DEFAULT, PV_FIELDS, pv_rows
 
-    return _plain_report(PV_DEFAULT, PV_FIELDS, PREFIX["pv"], request,
+    return _plain_report(PV_DEFAULT, {**PV_FIELDS, **EXTRA_PV_FIELDS}, PV_ALL, PREFIX["pv"], request,
                          lambda: list(pv_rows(devices, request.names, shared, foreign)))
 
 
-def _plain_report(default: list[str], fields: dict[str, "Field"], prefix: str, request: ReportRequest,
+def _plain_report(default: list[str], fields: dict[str, "Field"], every: list[str], prefix: str,
+                  request: ReportRequest,
                   load: "Callable[[], list[object]]") -> tuple[list[str], dict[str, "Field"], list[object]]:
     from lvcrypt.report_select import parse, select
     from lvcrypt.report_sort import sort_keys, sort_rows
 
-    columns = columns_of(request.options, default, fields, prefix)
+    columns = columns_of(request.options, default, fields, prefix, every)
     test, _ = parse(request.select or "", fields, prefix)
     keys = sort_keys(request.sort, fields, prefix)
     rows = select(load(), test, fields)

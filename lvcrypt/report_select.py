@@ -30,9 +30,24 @@ if TYPE_CHECKING:
 NUMBER_FIELDS = frozenset({
     "pv_count", "lv_count", "snap_count", "vg_extent_count", "vg_free_count", "vg_seqno", "max_lv", "max_pv",
     "vg_mda_count", "seg_count", "stripes", "seg_start_pe", "pv_pe_count", "pv_pe_alloc_count", "pv_mda_count",
-    "crypt_key_size"})
-PERCENT_FIELDS = frozenset({"data_percent", "metadata_percent", "snap_percent", "copy_percent"})
-LIST_FIELDS = frozenset({"lv_tags", "vg_tags", "pv_tags", "devices", "seg_pe_ranges", "lv_role"})
+    "pe_start", "crypt_key_size", "raid_mismatch_count", "raid_write_behind", "raid_min_recovery_rate",
+    "raid_max_recovery_rate", "raidintegrityblocksize", "integritymismatches", "writecache_block_size",
+    "cache_total_blocks", "cache_used_blocks", "cache_dirty_blocks", "cache_read_hits", "cache_read_misses",
+    "cache_write_hits", "cache_write_misses", "kernel_metadata_format", "vdo_used_size", "vdo_saving_percent",
+    "writecache_total_blocks", "writecache_free_blocks", "writecache_writeback_blocks", "writecache_error",
+    "vg_missing_pv_count", "vg_mda_used_count", "vg_mda_copies", "pv_ext_vsn", "pv_mda_used_count",
+    "lv_major", "lv_minor", "lv_kernel_major", "lv_kernel_minor",
+    # binary fields: numbers to lvm2, printed as words (`allocatable`) or with --binary as 0/1
+    "lv_initial_image_sync", "lv_image_synced", "lv_merging", "lv_converting", "lv_allocation_locked",
+    "lv_fixed_minor", "lv_skip_activation", "lv_autoactivation", "lv_active_locally", "lv_active_remotely",
+    "lv_active_exclusively", "lv_historical", "lv_suspended", "lv_live_table", "lv_inactive_table",
+    "lv_device_open", "lv_check_needed", "lv_merge_failed", "lv_snapshot_invalid", "vg_extendable",
+    "vg_exported", "vg_autoactivation", "vg_partial", "vg_clustered", "vg_shared", "pv_allocatable",
+    "pv_exported", "pv_missing", "pv_in_use", "pv_duplicate"})
+PERCENT_FIELDS = frozenset({"data_percent", "metadata_percent", "snap_percent", "copy_percent", "sync_percent"})
+LIST_FIELDS = frozenset({"lv_tags", "vg_tags", "pv_tags", "devices", "seg_pe_ranges", "lv_role", "lv_layout",
+                         "lv_ancestors", "lv_full_ancestors", "lv_descendants", "lv_full_descendants", "lv_modules",
+                         "kernel_cache_settings"})
 # The value lvm2 selects and sorts on where it differs from what it prints (hidden LVs' brackets).
 RAW_VALUES: dict[str, Callable[[object], object]] = {"lv_name": lambda row: row.lv.name}  # type: ignore[attr-defined]
 
@@ -108,7 +123,9 @@ class Item:
             return _list_matches(list_items(value), *self.operand) == (self.op == "=")
         if self.kind == "string":
             return (str(value) == self.operand) == (self.op == "=")
-        number = float(value) / 512 if self.kind == "size" else int(value)  # type: ignore[arg-type]
+        if not isinstance(value, int):
+            return False  # an empty or named value (lvm2's reserved values) matches no number
+        number = value / 512 if self.kind == "size" else value
         assert isinstance(self.operand, (int, float))
         return _compare(number, self.op, self.operand)
 

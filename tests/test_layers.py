@@ -45,7 +45,7 @@ LAYERS = (
     Layer("services", (("lvcrypt.api", "lvcrypt.unlock", "lvcrypt.activation", "lvcrypt.encrypted_lv",
                          "lvcrypt.keystore_admin", "lvcrypt.kdump_keys", "lvcrypt.fuse_mount",
                          "lvcrypt.luks_lv_conversion", "lvcrypt.reportfields", "lvcrypt.metadata_text",
-                         "lvcrypt.report_select", "lvcrypt.report_sort", "lvcrypt.report_query"),)),
+                         "lvcrypt.report_select", "lvcrypt.report_sort", "lvcrypt.report_query", "lvcrypt.report_all"),)),
     Layer("cli", (("lvcrypt.cli", "lvcrypt.__main__"),)),
 )
 

@@ -55,7 +55,7 @@ def _render(kind: str, columns: list[str], fields: dict[str, "Field"], rows: lis
     def value(row: object, name: str) -> str:
         field = fields[name]
         raw = field.get(row)
-        if not field.size:
+        if not field.size or isinstance(raw, str):  # sizes lvm2 leaves empty or names (`auto`)
             return str(raw)
         text = format_size(int(raw), args.units)  # type: ignore[call-overload]
         # --nosuffix drops the unit letter, except for the human units (h, H, r, R) as in lvm2
@@ -88,8 +88,12 @@ def _render(kind: str, columns: list[str], fields: dict[str, "Field"], rows: lis
         for line in table:
             print("  " + separator.join(line))
         return
-    right = [fields[name].size or bool(rows) and isinstance(fields[name].get(rows[0]), int) for name in columns]
-    minimum = [max(fields[name].width, len(heading)) for name, heading in zip(columns, headings)]
+    right = [fields[name].right if fields[name].right is not None else
+             fields[name].size or bool(rows) and isinstance(fields[name].get(rows[0]), int) for name in columns]
+    # lvm2's width is the field's own (columns.h) or its heading's, cut to it, unless a value is wider
+    minimum = [fields[name].width or len(heading) for name, heading in zip(columns, headings)]
+    widest = [max([minimum[index]] + [len(line[index]) for line in table]) for index in range(len(columns))]
+    headings = [heading[:width] for heading, width in zip(headings, widest)]
     lines = [headings, *table]
     out = aligned(lines, right, skip_first=True, minimum=minimum, separator=separator)
     sys.stdout.write("".join(f"  {row}\n" for row in (out if not args.noheadings else out[1:])))
