@@ -36,14 +36,17 @@ NUMBER_FIELDS = frozenset({
     "cache_write_hits", "cache_write_misses", "kernel_metadata_format", "vdo_used_size", "vdo_saving_percent",
     "writecache_total_blocks", "writecache_free_blocks", "writecache_writeback_blocks", "writecache_error",
     "vg_missing_pv_count", "vg_mda_used_count", "vg_mda_copies", "pv_ext_vsn", "pv_mda_used_count",
-    "lv_major", "lv_minor", "lv_kernel_major", "lv_kernel_minor",
-    # binary fields: numbers to lvm2, printed as words (`allocatable`) or with --binary as 0/1
+    "lv_major", "lv_minor", "lv_kernel_major", "lv_kernel_minor"})
+# Binary fields: numbers to lvm2 (1 set, 0 not, -1 unknown), printed as words (`allocatable`, ``,
+# `unknown`) or, with --binary, as those numbers.
+BINARY_FIELDS = frozenset({
     "lv_initial_image_sync", "lv_image_synced", "lv_merging", "lv_converting", "lv_allocation_locked",
     "lv_fixed_minor", "lv_skip_activation", "lv_autoactivation", "lv_active_locally", "lv_active_remotely",
     "lv_active_exclusively", "lv_historical", "lv_suspended", "lv_live_table", "lv_inactive_table",
     "lv_device_open", "lv_check_needed", "lv_merge_failed", "lv_snapshot_invalid", "vg_extendable",
     "vg_exported", "vg_autoactivation", "vg_partial", "vg_clustered", "vg_shared", "pv_allocatable",
     "pv_exported", "pv_missing", "pv_in_use", "pv_duplicate"})
+NUMBER_FIELDS |= BINARY_FIELDS
 PERCENT_FIELDS = frozenset({"data_percent", "metadata_percent", "snap_percent", "copy_percent", "sync_percent"})
 LIST_FIELDS = frozenset({"lv_tags", "vg_tags", "pv_tags", "devices", "seg_pe_ranges", "lv_role", "lv_layout",
                          "lv_ancestors", "lv_full_ancestors", "lv_descendants", "lv_full_descendants", "lv_modules",
@@ -80,9 +83,16 @@ def resolve(name: str, fields: dict[str, "Field"], prefix: str) -> str | None:
     return None
 
 
+def binary(value: object) -> int:
+    """A binary field's number: its word means 1, empty 0, `unknown` -1."""
+    return -1 if value == "unknown" else 1 if value else 0
+
+
 def value_of(row: object, name: str, fields: dict[str, "Field"]) -> object:
+    """What lvm2 selects and sorts on: the number of a binary field, the bare name of a hidden LV."""
     raw = RAW_VALUES.get(name)
-    return raw(row) if raw else fields[name].get(row)
+    value = raw(row) if raw else fields[name].get(row)
+    return binary(value) if name in BINARY_FIELDS else value
 
 
 def list_items(value: object) -> list[str]:

@@ -52,9 +52,13 @@ def format_size(size: int, units: str) -> str:
 
 def _render(kind: str, columns: list[str], fields: dict[str, "Field"], rows: list[object],
             args: argparse.Namespace) -> None:
+    from lvcrypt.report_select import BINARY_FIELDS, binary
+
     def value(row: object, name: str) -> str:
         field = fields[name]
         raw = field.get(row)
+        if args.binary and name in BINARY_FIELDS:
+            return str(binary(raw))
         if not field.size or isinstance(raw, str):  # sizes lvm2 leaves empty or names (`auto`)
             return str(raw)
         text = format_size(int(raw), args.units)  # type: ignore[call-overload]

@@ -71,7 +71,11 @@ VG_LINES = [["vgs", "-o", "+vg_tags"], ["vgs", "-o", "name,tags,size"], ["vgs", 
             ["pvs", "--nameprefixes"], ["pvs", "--rows", "--units", "k", "--nosuffix"],
             ["pvs", "-S", "pv_size=60m && pv_tags!=slow", "-o", "pv_name,pv_tags"],
             ["lvs", "-a", "-o", "all"], ["vgs", "-o", "all"], ["pvs", "-o", "all"], ["pvs", "-o", "all", "--rows"],
-            ["vgs", "-o", "all", "--nameprefixes"], ["lvs", "-o", "+lv_layout,lv_dm_path", "-S", "lv_layout=striped"]]
+            ["vgs", "-o", "all", "--nameprefixes"], ["lvs", "-a", "-o", "all", "--binary"],
+            ["pvs", "--binary", "-o", "pv_name,pv_allocatable,pv_exported,pv_in_use"],
+            ["vgs", "--binary", "-o", "vg_name,vg_extendable,vg_partial,vg_autoactivation"],
+            ["lvs", "-S", "lv_autoactivation=1", "-o", "lv_name"], ["lvs", "-S", "lv_merging=0", "-o", "lv_name"],
+            ["lvs", "-S", "lv_autoactivation=enabled", "-o", "lv_name"], ["lvs", "-O", "-lv_merging,lv_name"], ["lvs", "-o", "+lv_layout,lv_dm_path", "-S", "lv_layout=striped"]]
 # The same options on every lvm2-written fixture (thin, snapshot, raid, mirror, cache...).
 FIXTURE_LINES = [
     ["lvs", "-a", "-O", "-lv_size,lv_name"], ["lvs", "-a", "-O", "lv_attr"], ["lvs", "-O", "-name"],
