@@ -35,9 +35,9 @@ class ReportRequest:
 
 
 def columns_of(spec: list[str] | None, default: list[str], fields: dict[str, "Field"], prefix: str,
-               every: list[str] | None = None) -> list[str]:
+               all_fields: list[str] | None = None) -> list[str]:
     """`-o` as lvm2 reads it: a list replaces the default, `+f` adds, `-f` removes, `all` is every
-    field of the report (`every`), names as -S reads them."""
+    field of the report (`all_fields`), names as -S reads them."""
     from lvcrypt.report_select import resolve
 
     columns = list(default)
@@ -48,8 +48,8 @@ def columns_of(spec: list[str] | None, default: list[str], fields: dict[str, "Fi
             columns = []
         first = False
         for word in words:
-            if every is not None and word.lstrip("+").lower() == "all":
-                columns += every
+            if all_fields is not None and word.lstrip("+").lower() == "all":
+                columns += all_fields
                 continue
             name = resolve(word.lstrip("+-"), fields, prefix)
             if name is None:
@@ -75,18 +75,35 @@ def field_help(fields: dict[str, "Field"]) -> str:
                    for name in fields)
 
 
+def _extended(request: ReportRequest, fields: dict[str, "Field"], prefix: str) -> bool:
+    """Whether the request names a field beyond the common ones (or `all`): only then is report_all
+    loaded, which keeps a plain `lvs` as fast as before."""
+    import re
+
+    from lvcrypt.report_select import resolve
+
+    words = {word.strip().lstrip("+-") for item in (request.options or []) + (request.sort or [])
+             for word in item.split(",")}
+    words |= set(re.findall(r"([A-Za-z0-9_-]+)\s*(?:=~|!~|!=|>=|<=|=|>|<)", request.select or ""))
+    return any(word and (word.lower() == "all" or resolve(word, fields, prefix) is None) for word in words)
+
+
 def lv_report(devices: str | None, request: ReportRequest, every: bool, shared: bool, foreign: bool,
               sysfs_root: str) -> tuple[list[str], dict[str, "Field"], list[object]]:
     from lvcrypt.report_select import parse, select
     from lvcrypt.report_sort import sort_keys, sort_rows
-    from lvcrypt.report_all import EXTRA_LV_FIELDS, EXTRA_VG_FIELDS, LV_ALL, VG_ALL
     from lvcrypt.reportfields import LV_DEFAULT, LV_FIELDS, SEGMENT_FIELDS, VG_FIELDS, lv_rows
 
-    # lvm2's lvs also reports the LV's VG fields
-    fields = {**VG_FIELDS, **LV_FIELDS, **EXTRA_LV_FIELDS, **EXTRA_VG_FIELDS}
+    fields = {**VG_FIELDS, **LV_FIELDS}  # lvm2's lvs also reports the LV's VG fields
     prefix = PREFIX["seg" if request.segments else "lv"]
+    all_fields = None
+    if _extended(request, fields, prefix):
+        from lvcrypt.report_all import EXTRA_LV_FIELDS, EXTRA_VG_FIELDS, LV_ALL, VG_ALL
+
+        fields = {**fields, **EXTRA_LV_FIELDS, **EXTRA_VG_FIELDS}
+        all_fields = LV_ALL + VG_ALL
     columns = columns_of(request.options, SEGMENT_DEFAULT if request.segments else LV_DEFAULT, fields, prefix,
-                         LV_ALL + VG_ALL)
+                         all_fields)
     test, used = parse(request.select or "", fields, prefix)
     keys = sort_keys(request.sort, fields, prefix)
     named = set(columns) | used | {name for name, _ in keys}
@@ -106,29 +123,43 @@ def _collection_order(row: object) -> tuple[str, int, int]:
 
 def vg_report(devices: str | None, request: ReportRequest, shared: bool,
               foreign: bool) -> tuple[list[str], dict[str, "Field"], list[object]]:
-    from lvcrypt.report_all import EXTRA_VG_FIELDS, VG_ALL
     from lvcrypt.reportfields import VG_DEFAULT, VG_FIELDS, vg_rows
 
-    return _plain_report(VG_DEFAULT, {**VG_FIELDS, **EXTRA_VG_FIELDS}, VG_ALL, PREFIX["vg"], request,
+    return _plain_report(VG_DEFAULT, VG_FIELDS, _vg_extras, PREFIX["vg"], request,
                          lambda: list(vg_rows(devices, list(request.names), shared, foreign)))
 
 
 def pv_report(devices: str | None, request: ReportRequest, shared: bool,
               foreign: bool) -> tuple[list[str], dict[str, "Field"], list[object]]:
-    from lvcrypt.report_all import EXTRA_PV_FIELDS, PV_ALL
     from lvcrypt.reportfields import PV_DEFAULT, PV_FIELDS, pv_rows
 
-    return _plain_report(PV_DEFAULT, {**PV_FIELDS, **EXTRA_PV_FIELDS}, PV_ALL, PREFIX["pv"], request,
+    return _plain_report(PV_DEFAULT, PV_FIELDS, _pv_extras, PREFIX["pv"], request,
                          lambda: list(pv_rows(devices, request.names, shared, foreign)))
 
 
-def _plain_report(default: list[str], fields: dict[str, "Field"], every: list[str], prefix: str,
-                  request: ReportRequest,
+def _vg_extras() -> tuple[dict[str, "Field"], list[str]]:
+    from lvcrypt.report_all import EXTRA_VG_FIELDS, VG_ALL
+
+    return EXTRA_VG_FIELDS, VG_ALL
+
+
+def _pv_extras() -> tuple[dict[str, "Field"], list[str]]:
+    from lvcrypt.report_all import EXTRA_PV_FIELDS, PV_ALL
+
+    return EXTRA_PV_FIELDS, PV_ALL
+
+
+def _plain_report(default: list[str], fields: dict[str, "Field"],
+                  extras: "Callable[[], tuple[dict[str, Field], list[str]]]", prefix: str, request: ReportRequest,
                   load: "Callable[[], list[object]]") -> tuple[list[str], dict[str, "Field"], list[object]]:
     from lvcrypt.report_select import parse, select
     from lvcrypt.report_sort import sort_keys, sort_rows
 
-    columns = columns_of(request.options, default, fields, prefix, every)
+    all_fields = None
+    if _extended(request, fields, prefix):
+        more, all_fields = extras()
+        fields = {**fields, **more}
+    columns = columns_of(request.options, default, fields, prefix, all_fields)
     test, _ = parse(request.select or "", fields, prefix)
     keys = sort_keys(request.sort, fields, prefix)
     rows = select(load(), test, fields)

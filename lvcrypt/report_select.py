@@ -256,10 +256,10 @@ def _build(tree: "Tree | object", fields: dict[str, "Field"], prefix: str, used:
 def parse(text: str, fields: dict[str, "Field"], prefix: str) -> tuple[Node | None, set[str]]:
     """The selection as a test of one row, and the fields it reads; None selects every row
     (empty or `all`, as lvm2)."""
-    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
-
     if not text.strip() or text.strip().lower() == "all":
         return None, set()
+    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+
     try:
         tree = _parser().parse(text)
     except UnexpectedToken as error:
