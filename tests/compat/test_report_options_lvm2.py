@@ -94,13 +94,14 @@ FIXTURE_LINES = [
 
 @pytest.fixture(scope="module")
 def tagged_vg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`tg` on three loop devices, made by lvm2: linear, striped, two segments, tags everywhere."""
+    """`tg` on three loop devices, made by lvm2: linear, striped, two segments, tags everywhere;
+    a fourth device is a PV of no VG (an orphan, as pvs lists it)."""
     if os.geteuid() != 0:
         pytest.skip("needs root for loop devices")
     directory = tmp_path_factory.mktemp("reports")
     devices: list[str] = []
     try:
-        for index in range(3):
+        for index in range(4):
             image = directory / f"t{index}.img"
             with open(image, "wb") as f:
                 f.truncate(64 << 20)
@@ -108,7 +109,7 @@ def tagged_vg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                                           check=True).stdout.strip())
         listed = ",".join(devices)
         steps = [["pvcreate", "-q", *devices], ["vgcreate", "-q", "--addtag", "vgtag", "--addtag", "other.tag",
-                                                 "tg", *devices]]
+                                                 "tg", *devices[:3]]]
         for spec in (["-n", "lin", "-L", "8m", "--addtag", "db", "--addtag", "prod"],
                      ["-n", "str", "-i", "2", "-I", "64k", "-L", "16m", "--addtag", "db"],
                      ["-n", "big", "-L", "20m", "--addtag", "web"], ["-n", "small", "-L", "4m"]):
