@@ -8,6 +8,7 @@ per segment, `-S` keeps rows, `-O` orders them from lvm2's collection order.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -111,21 +112,59 @@ def lv_report(devices: str | None, request: ReportRequest, every: bool, shared: 
     rows: list[object] = list(lv_rows(devices, request.names, every, per_segment, shared, foreign, sysfs_root))
     rows = select(rows, test, fields)
     if keys:
-        rows = sort_rows(rows, keys, fields, sorted(rows, key=_collection_order))
+        rows = sort_rows(rows, keys, fields, sorted(rows, key=_collection_order(request.names)))
     return columns, fields, rows
 
 
-def _collection_order(row: object) -> tuple[str, int, int]:
-    """lvm2 collects a VG's LVs in metadata order (then segment order), VGs by name."""
-    vg, lv, segment = row.vg, row.lv, row.segment  # type: ignore[attr-defined]
-    return vg.name, list(vg.lvs).index(lv.name), segment.start_extent if segment is not None else 0
+def _device_rank(path: str) -> int:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return 0
+    return status.st_rdev or status.st_ino
+
+
+def _vg_rank(loaded: object, names: list[str]) -> tuple[int, int]:
+    """Where lvm2 handles a VG: in the order named, else the reverse of its device scan (by device
+    number), which gives the order of rows that -O keys leave equal."""
+    vg = loaded.vg  # type: ignore[attr-defined]
+    named = [item.split("/")[0] for item in names]
+    if vg.name in named:
+        return 0, named.index(vg.name)
+    paths = [pv.path for pv in loaded.pvs.values()]  # type: ignore[attr-defined]
+    return 1, -min((_device_rank(path) for path in paths), default=0)
+
+
+def _collection_order(names: list[str]) -> "Callable[[object], tuple[object, ...]]":
+    """lvm2 collects each VG's LVs in metadata order (then segment order), except thin pools,
+    which it puts at the front as it meets them (toollib's process_each_lv_in_vg)."""
+    def key(row: object) -> tuple[object, ...]:
+        vg, lv, segment = row.vg, row.lv, row.segment  # type: ignore[attr-defined]
+        index = list(vg.lvs).index(lv.name)
+        pool = row.view.family(lv) == "thin-pool"  # type: ignore[attr-defined]
+        return (_vg_rank(row.loaded, names), (0, -index) if pool else (1, index),  # type: ignore[attr-defined]
+                segment.start_extent if segment is not None else 0)
+    return key
+
+
+def _vg_collection_order(names: list[str]) -> "Callable[[object], tuple[object, ...]]":
+    return lambda row: (_vg_rank(row.loaded, names),)  # type: ignore[attr-defined]
+
+
+def _pv_collection_order(row: object) -> tuple[object, ...]:
+    """PVs of each VG in metadata order, in lvm2's VG order; PVs of no VG last."""
+    loaded, vg, key = row.loaded, row.vg, row.key  # type: ignore[attr-defined]
+    if loaded is None or vg is None:
+        return (1, (0, 0), 0, _device_rank(row.path))  # type: ignore[attr-defined]
+    return (0, _vg_rank(loaded, []), list(vg.pvs).index(key), 0)
 
 
 def vg_report(devices: str | None, request: ReportRequest, shared: bool,
               foreign: bool) -> tuple[list[str], dict[str, "Field"], list[object]]:
     from lvcrypt.reportfields import VG_DEFAULT, VG_FIELDS, vg_rows
 
-    return _plain_report(VG_DEFAULT, VG_FIELDS, _vg_extras, PREFIX["vg"], request,
+    return _plain_report(VG_DEFAULT, VG_FIELDS, _vg_extras, _vg_collection_order(request.names), PREFIX["vg"],
+                         request,
                          lambda: list(vg_rows(devices, list(request.names), shared, foreign)))
 
 
@@ -133,7 +172,7 @@ def pv_report(devices: str | None, request: ReportRequest, shared: bool,
               foreign: bool) -> tuple[list[str], dict[str, "Field"], list[object]]:
     from lvcrypt.reportfields import PV_DEFAULT, PV_FIELDS, pv_rows
 
-    return _plain_report(PV_DEFAULT, PV_FIELDS, _pv_extras, PREFIX["pv"], request,
+    return _plain_report(PV_DEFAULT, PV_FIELDS, _pv_extras, _pv_collection_order, PREFIX["pv"], request,
                          lambda: list(pv_rows(devices, request.names, shared, foreign)))
 
 
@@ -150,7 +189,8 @@ def _pv_extras() -> tuple[dict[str, "Field"], list[str]]:
 
 
 def _plain_report(default: list[str], fields: dict[str, "Field"],
-                  extras: "Callable[[], tuple[dict[str, Field], list[str]]]", prefix: str, request: ReportRequest,
+                  extras: "Callable[[], tuple[dict[str, Field], list[str]]]",
+                  collection: "Callable[[object], tuple[object, ...]]", prefix: str, request: ReportRequest,
                   load: "Callable[[], list[object]]") -> tuple[list[str], dict[str, "Field"], list[object]]:
     from lvcrypt.report_select import parse, select
     from lvcrypt.report_sort import sort_keys, sort_rows
@@ -163,4 +203,4 @@ def _plain_report(default: list[str], fields: dict[str, "Field"],
     test, _ = parse(request.select or "", fields, prefix)
     keys = sort_keys(request.sort, fields, prefix)
     rows = select(load(), test, fields)
-    return columns, fields, sort_rows(rows, keys, fields)
+    return columns, fields, sort_rows(rows, keys, fields, sorted(rows, key=collection) if keys else None)

@@ -85,7 +85,8 @@ FIXTURE_LINES = [
     ["lvs", "-a", "--nameprefixes", "--noheadings", "--unquoted"], ["lvs", "-a", "--units", "k", "--nosuffix"],
     ["lvs", "-a", "-S", "lv_name=~rimage && seg_count=1"], ["lvs", "-a", "-o", "+lv_tags", "-S", "lv_tags=[]"],
     ["vgs", "-O", "vg_name", "--units", "b"], ["lvs", "-a", "-S", "lv_role=public"],
-    ["lvs", "-a", "-S", "lv_role={private}"], ["lvs", "-a", "-o", "all"], ["lvs", "-a", "-o", "all", "--units", "b"],
+    ["lvs", "-a", "-S", "lv_role={private}"], ["lvs", "-a", "-O", "vg_name"], ["lvs", "-a", "--segments", "-O", "vg_name"],
+    ["lvs", "-a", "-o", "all"], ["lvs", "-a", "-o", "all", "--units", "b"],
     ["vgs", "-o", "all"], ["pvs", "-o", "all"], ["lvs", "-a", "-o", "all", "--rows"],
     ["lvs", "-a", "-o", "lv_name,lv_layout,lv_parent,lv_ancestors,lv_full_descendants,lv_modules,origin_size"],
     ["lvs", "-a", "-S", "lv_layout=pool || lv_modules=~raid", "-o", "lv_name,lv_layout,lv_modules"],
@@ -219,3 +220,20 @@ def test_matrix_size() -> None:
     cases = TAGGED + [words for _, words in ((f, w) for f in FIXTURES for w in FIXTURE_LINES)]
     assert len(cases) >= 200
     assert sum(1 for words in cases if "-S" in words and "-O" in words) >= 10
+
+
+# Every VG at once: rows that -O leaves equal come in lvm2's collection order (VGs in the order
+# named, else the reverse of the device scan; LVs and PVs in metadata order; orphan PVs last).
+MULTI_LINES = [["lvs", "-O", "-lv_size"], ["lvs", "-a", "-O", "seg_count,-lv_name"], ["vgs", "-O", "-vg_free"],
+               ["vgs", "-O", "vg_fmt"], ["pvs", "-O", "-pv_free"], ["pvs", "-O", "vg_name"], ["pvs", "-O", "pv_fmt"],
+               ["lvs", "-S", "lv_size>=4m", "-O", "lv_attr"], ["lvs", "-a", "-O", "lv_allocation_policy"],
+               ["vgs", "-O", "vg_fmt", "cache", "thin", "mixed"], ["vgs", "-O", "vg_fmt", "mixed", "cache", "tg"],
+               ["lvs", "-O", "lv_allocation_policy", "mixed/plain1", "cache", "thin/plain"], ["vgs"], ["pvs"],
+               ["lvs", "-S", "lv_name=~^r && lv_size<4m"], ["pvs", "-o", "all", "-S", "vg_name=\"\""]]
+
+
+@pytest.mark.parametrize("words", MULTI_LINES, ids=[" ".join(words) for words in MULTI_LINES])
+def test_every_vg_at_once_matches_lvm2(words: list[str], tagged_vg: str, fixture_devices: Callable[[Fixture], str],
+                                       tmp_path: Path) -> None:
+    devices = ",".join([tagged_vg, *(fixture_devices(fixture) for fixture in FIXTURES)])
+    compare(words, devices, [], tmp_path)
