@@ -83,16 +83,57 @@ def resolve(name: str, fields: dict[str, "Field"], prefix: str) -> str | None:
     return None
 
 
+# lvm2's reserved values (lib/report/values.h): words a selection may use for a number, and the
+# names of binary and named string fields.  An undefined number is lvm2's UINT64_MAX: equal to
+# itself (`-1`, `undefined`), never greater or less than anything, sorted after every number.
+UNDEFINED = 2 ** 64 - 1
+UNDEFINED_WORDS = ("-1", "unknown", "undefined", "undef")
+BINARY_WORDS: dict[str, tuple[str, ...]] = {
+    "pv_allocatable": ("allocatable",), "pv_exported": ("exported",), "pv_missing": ("missing",),
+    "pv_in_use": ("used", "in use"), "pv_duplicate": ("duplicate",), "vg_extendable": ("extendable",),
+    "vg_exported": ("exported",), "vg_partial": ("partial",), "vg_clustered": ("clustered",),
+    "vg_shared": ("shared",), "lv_initial_image_sync": ("initial image sync", "sync"),
+    "lv_image_synced": ("image synced", "synced"), "lv_merging": ("merging",), "lv_converting": ("converting",),
+    "lv_allocation_locked": ("allocation locked", "locked"), "lv_fixed_minor": ("fixed minor", "fixed"),
+    "lv_active_locally": ("active locally", "active", "locally"),
+    "lv_active_remotely": ("active remotely", "active", "remotely"),
+    "lv_active_exclusively": ("active exclusively", "active", "exclusively"),
+    "lv_merge_failed": ("merge failed", "failed"), "lv_snapshot_invalid": ("snapshot invalid", "invalid"),
+    "lv_suspended": ("suspended",), "lv_live_table": ("live table present", "live table", "live"),
+    "lv_inactive_table": ("inactive table present", "inactive table", "inactive"), "lv_device_open": ("open",),
+    "lv_skip_activation": ("skip activation", "skip"), "lv_check_needed": ("check needed", "needed")}
+NAMED_STRINGS: dict[str, dict[str, str]] = {
+    "lv_when_full": {"error when full": "error", "error if no space": "error", "queue when full": "queue",
+                     "queue if no space": "queue", "undefined": ""},
+    "lv_permissions": {"rw": "writeable", "read-write": "writeable", "r": "read-only", "ro": "read-only",
+                       "ro-override": "read-only-override", "r-override": "read-only-override",
+                       "R": "read-only-override"},
+    "vg_permissions": {"rw": "writeable", "read-write": "writeable", "r": "read-only", "ro": "read-only"},
+    "lv_health_status": {"undefined": ""}, "kernel_discards": {"undefined": ""}}
+RESERVED_SIZES = {"lv_read_ahead": ("auto",)}
+
+
 def binary(value: object) -> int:
-    """A binary field's number: its word means 1, empty 0, `unknown` -1."""
+    """A binary field's number as --binary prints it: its word means 1, empty 0, `unknown` -1."""
     return -1 if value == "unknown" else 1 if value else 0
 
 
+def number_of(name: str, field_kind: str, value: object) -> float:
+    """The number lvm2 selects and sorts a number, binary or size field on (sizes in sectors)."""
+    if name in BINARY_FIELDS:
+        number = binary(value)
+        return UNDEFINED if number < 0 else number
+    if name == "origin_size" and value == "":
+        return 0  # the one empty size lvm2 gives the value zero
+    if not isinstance(value, int) or value < 0:
+        return UNDEFINED  # empty number, `auto`, `unmanaged`, -1: lvm2's reserved undefined value
+    return value / 512 if field_kind == "size" else value
+
+
 def value_of(row: object, name: str, fields: dict[str, "Field"]) -> object:
-    """What lvm2 selects and sorts on: the number of a binary field, the bare name of a hidden LV."""
+    """What lvm2 selects and sorts on where it differs from what it prints (hidden LVs' bare names)."""
     raw = RAW_VALUES.get(name)
-    value = raw(row) if raw else fields[name].get(row)
-    return binary(value) if name in BINARY_FIELDS else value
+    return raw(row) if raw else fields[name].get(row)
 
 
 def list_items(value: object) -> list[str]:
@@ -133,10 +174,10 @@ class Item:
             return _list_matches(list_items(value), *self.operand) == (self.op == "=")
         if self.kind == "string":
             return (str(value) == self.operand) == (self.op == "=")
-        if not isinstance(value, int):
-            return False  # an empty or named value (lvm2's reserved values) matches no number
-        number = value / 512 if self.kind == "size" else value
+        number = number_of(self.field, self.kind, value)
         assert isinstance(self.operand, (int, float))
+        if UNDEFINED in (number, self.operand) and self.op not in ("=", "!="):
+            return False
         return _compare(number, self.op, self.operand)
 
 
@@ -226,9 +267,14 @@ def _item(tree: "Tree", fields: dict[str, "Field"], prefix: str) -> Item:
         raise LvcryptError(f"Operator can be used only with number, size, time or percent fields: {field_token}")
     if field_kind == "list":
         return Item(name, field_kind, op, _list_operand(token, name))
+    text = _unquote(token)
     if field_kind == "string":
-        return Item(name, field_kind, op, _unquote(token))
-    return Item(name, field_kind, op, _number_operand(_unquote(token), name, field_kind))
+        return Item(name, field_kind, op, NAMED_STRINGS.get(name, {}).get(text, text))
+    if field_kind == "number" and text in UNDEFINED_WORDS or text in RESERVED_SIZES.get(name, ()):
+        return Item(name, field_kind, op, UNDEFINED)
+    if text in BINARY_WORDS.get(name, ()):
+        return Item(name, field_kind, op, 1)
+    return Item(name, field_kind, op, _number_operand(text, name, field_kind))
 
 
 Node = Callable[[object, dict[str, "Field"]], bool]

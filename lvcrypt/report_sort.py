@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from lvcrypt.errors import LvcryptError, UsageError
-from lvcrypt.report_select import kind, list_items, resolve, value_of
+from lvcrypt.report_select import kind, list_items, number_of, resolve, value_of
 
 if TYPE_CHECKING:
     from lvcrypt.reportfields import Field
@@ -36,7 +36,7 @@ def _key(row: object, name: str, fields: dict[str, "Field"]) -> object:
     value = value_of(row, name, fields)
     field_kind = kind(name, fields[name])
     if field_kind in ("number", "size"):
-        return int(value) if value != "" else -1  # type: ignore[call-overload]
+        return number_of(name, field_kind, value)
     if field_kind == "list":
         return ",".join(list_items(value)).encode()
     return str(value).encode()
