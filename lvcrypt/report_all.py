@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable
 from lvcrypt.reportfields import Field, LvRow, PvRow, VgRow
 
 if TYPE_CHECKING:
-    from lvcrypt.metadata.model import LogicalVolume, VolumeGroup
+    from lvcrypt.metadata.model import LogicalVolume
     from lvcrypt.store.physical import PvOnDisk
 
 MDA_HEADER_SIZE = 512

@@ -149,7 +149,6 @@ def _parser() -> "Lark":
     return Lark((Path(__file__).parent / "report_select.lark").read_text(), parser="lalr")
 
 
-Check = Callable[[object], bool]
 Operand = Union[str, float, int, "re.Pattern[str]", tuple[str, list[str]]]
 
 
