@@ -304,23 +304,6 @@ PV_FIELDS: dict[str, Field] = {
 }
 
 
-def select_columns(spec: list[str] | None, default: list[str], fields: dict[str, Field]) -> list[str]:
-    """The fields `-o` asks for: lvm2's rules for a plain list, `+FIELD` added to the default, repeats."""
-    from lvcrypt.errors import UsageError
-
-    columns = list(default)
-    for item in spec or []:
-        names = [name.strip() for name in item.split(",") if name.strip()]
-        if item.startswith("+"):
-            columns += [name.lstrip("+") for name in names]
-        else:
-            columns = names if columns is default or not spec or item is spec[0] else columns + names
-    for name in columns:
-        if name not in fields:
-            raise UsageError(f"unrecognised field: {name} (known: {', '.join(sorted(fields))})")
-    return columns
-
-
 def load_vgs(devices: str | None, names: list[str], command: str, shared: bool = False,
              foreign: bool = False) -> tuple["Scan", list["LoadedVg"], set[str]]:
     """Load the requested VGs (all when none named), each read under its shared lock.
