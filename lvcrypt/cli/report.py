@@ -129,10 +129,11 @@ def _request(args: argparse.Namespace) -> "ReportRequest":
     return ReportRequest(args.options, args.select, args.sort, getattr(args, "segments", False), list(args.names))
 
 
-def _help(fields: dict[str, "Field"]) -> int:
+def _help(kind: str) -> int:
+    """`-o help`: lvm2 lists the fields on standard error and reports nothing (exit 0)."""
     from lvcrypt.report_query import field_help
 
-    sys.stderr.write(field_help(fields))
+    sys.stderr.write(field_help(kind))
     return 0
 
 
@@ -140,9 +141,7 @@ def cmd_lvs(args: argparse.Namespace) -> int:
     from lvcrypt.report_query import lv_report, wants_help
 
     if wants_help(args.options):
-        from lvcrypt.reportfields import LV_FIELDS, VG_FIELDS
-
-        return _help({**LV_FIELDS, **VG_FIELDS})
+        return _help("lv")
     columns, fields, rows = lv_report(args.devices, _request(args), args.all, args.shared, args.foreign,
                                       args.sysfs_root)
     _render("lv", columns, fields, rows, args)
@@ -153,9 +152,7 @@ def cmd_vgs(args: argparse.Namespace) -> int:
     from lvcrypt.report_query import vg_report, wants_help
 
     if wants_help(args.options):
-        from lvcrypt.reportfields import VG_FIELDS
-
-        return _help(VG_FIELDS)
+        return _help("vg")
     columns, fields, rows = vg_report(args.devices, _request(args), args.shared, args.foreign)
     _render("vg", columns, fields, rows, args)
     return 0
@@ -165,9 +162,7 @@ def cmd_pvs(args: argparse.Namespace) -> int:
     from lvcrypt.report_query import pv_report, wants_help
 
     if wants_help(args.options):
-        from lvcrypt.reportfields import PV_FIELDS
-
-        return _help(PV_FIELDS)
+        return _help("pv")
     columns, fields, rows = pv_report(args.devices, _request(args), args.shared, args.foreign)
     _render("pv", columns, fields, rows, args)
     return 0
