@@ -51,8 +51,10 @@ PERCENT_FIELDS = frozenset({"data_percent", "metadata_percent", "snap_percent", 
 LIST_FIELDS = frozenset({"lv_tags", "vg_tags", "pv_tags", "devices", "seg_pe_ranges", "lv_role", "lv_layout",
                          "lv_ancestors", "lv_full_ancestors", "lv_descendants", "lv_full_descendants", "lv_modules",
                          "kernel_cache_settings"})
-# The value lvm2 selects and sorts on where it differs from what it prints (hidden LVs' brackets).
-RAW_VALUES: dict[str, Callable[[object], object]] = {"lv_name": lambda row: row.lv.name}  # type: ignore[attr-defined]
+# Fields whose value lvm2 selects and sorts on is the LV's bare name, without the brackets it
+# prints around hidden LVs.
+BARE_NAME_FIELDS = frozenset({"lv_name", "origin", "pool_lv", "data_lv", "metadata_lv", "mirror_log",
+                              "convert_lv", "lv_parent"})
 
 # Bytes per unit letter in a selection value (libdm's dm_units_to_factor).
 _POWERS = {"b": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5, "e": 6}
@@ -132,8 +134,8 @@ def number_of(name: str, field_kind: str, value: object) -> float:
 
 def value_of(row: object, name: str, fields: dict[str, "Field"]) -> object:
     """What lvm2 selects and sorts on where it differs from what it prints (hidden LVs' bare names)."""
-    raw = RAW_VALUES.get(name)
-    return raw(row) if raw else fields[name].get(row)
+    value = fields[name].get(row)
+    return str(value).strip("[]") if name in BARE_NAME_FIELDS else value
 
 
 def list_items(value: object) -> list[str]:
@@ -290,6 +292,9 @@ def _build(tree: "Tree | object", fields: dict[str, "Field"], prefix: str, used:
     children = [child for child in tree.children if not isinstance(child, Token)]  # type: ignore[attr-defined]
     parts = [_build(child, fields, prefix, used) for child in children]
     if data == "negated":
+        inner = children[0]
+        if getattr(inner, "data", None) == "negated":  # lvm2 sets one "not" flag: `!(!(x))` is `!(x)`
+            return parts[0]
         return lambda row, f: not parts[0](row, f)
     if data == "and_ex":
         return lambda row, f: all(part(row, f) for part in parts)

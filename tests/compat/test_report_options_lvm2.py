@@ -74,6 +74,11 @@ VG_LINES = [["vgs", "-o", "+vg_tags"], ["vgs", "-o", "name,tags,size"], ["vgs", 
     ["lvs", "-a", "-S", "lv_layout={thin} || lv_layout=[raid,raid1]", "-o", "lv_name,lv_layout"],
     ["lvs", "-a", "-S", "lv_parent!=\"\" && lv_read_ahead=auto", "-o", "lv_name,lv_parent"],
     ["lvs", "-a", "-S", "lv_skip_activation=1 || lv_merging=1", "-o", "lv_name"],
+    # linked LVs select and sort by bare name; lvm2 keeps one "not" flag, so !(!(x)) is !(x)
+    ["lvs", "-a", "-S", "data_lv=pool_tdata || origin=cached_corig || mirror_log=mdisk_mlog || pool_lv=cpool_cpool",
+     "-o", "lv_name"],
+    ["lvs", "-a", "-S", "!(!(lv_size>1m)) || !(!(!(seg_count=1)))", "-o", "lv_name"],
+    ["lvs", "-a", "-O", "data_lv,-origin,lv_parent,lv_name", "-o", "lv_name,data_lv,origin,lv_parent"],
     # lvm2's reserved values: undefined numbers, `auto`, binary fields' and named fields' words
     ["lvs", "-a", "-S", "lv_major=-1 && raid_mismatch_count=undefined && lv_suspended=unknown", "-o", "lv_name"],
     ["lvs", "-a", "-S", "lv_major>5 || lv_major<5 || lv_read_ahead>1 || lv_read_ahead<1", "-o", "lv_name"],
@@ -101,6 +106,11 @@ FIXTURE_LINES = [
     ["lvs", "-a", "-S", "lv_layout={thin} || lv_layout=[raid,raid1]", "-o", "lv_name,lv_layout"],
     ["lvs", "-a", "-S", "lv_parent!=\"\" && lv_read_ahead=auto", "-o", "lv_name,lv_parent"],
     ["lvs", "-a", "-S", "lv_skip_activation=1 || lv_merging=1", "-o", "lv_name"],
+    # linked LVs select and sort by bare name; lvm2 keeps one "not" flag, so !(!(x)) is !(x)
+    ["lvs", "-a", "-S", "data_lv=pool_tdata || origin=cached_corig || mirror_log=mdisk_mlog || pool_lv=cpool_cpool",
+     "-o", "lv_name"],
+    ["lvs", "-a", "-S", "!(!(lv_size>1m)) || !(!(!(seg_count=1)))", "-o", "lv_name"],
+    ["lvs", "-a", "-O", "data_lv,-origin,lv_parent,lv_name", "-o", "lv_name,data_lv,origin,lv_parent"],
     # lvm2's reserved values: undefined numbers, `auto`, binary fields' and named fields' words
     ["lvs", "-a", "-S", "lv_major=-1 && raid_mismatch_count=undefined && lv_suspended=unknown", "-o", "lv_name"],
     ["lvs", "-a", "-S", "lv_major>5 || lv_major<5 || lv_read_ahead>1 || lv_read_ahead<1", "-o", "lv_name"],
