@@ -39,6 +39,7 @@ SELECTIONS = [
     "lv_tags=db", "tags=db", "lv_tags=[db]", "lv_tags={db}", "lv_tags=[db,prod]", "lv_tags={prod,db}",
     "lv_tags=[db||web]", "lv_tags={db||web}", 'lv_tags=""', "lv_tags=[]", "lv_tags!=db", "lv_tags!=[db]",
     "vg_tags=vgtag", "vg_tags={other.tag}", "seg_count=2", "seg_count>1", "stripes=2", "segtype=striped",
+    "seg_size>4m", "seg_start>0", "seg_start_pe=0", "stripe_size>0",
     "lv_size<16m && !(lv_name=lin)", "lv_name=lin,lv_name=big", "lv_name=lin#lv_name=big",
     "lv_name=lin || lv_name=big", "(lv_name=lin || lv_name=big) && lv_tags=db", "vg_name=tg",
     "pool_lv=\"\"", "origin=\"\"", "data_percent>=0", "!(data_percent>=0)", "lv_size>8 || lv_tags={web}",
