@@ -71,9 +71,9 @@ def _layout(row: LvRow) -> str:
 
 def _parent(row: LvRow) -> str:
     """The LV a sub-LV is a component of (raid images, pool data and metadata...)."""
-    for holder in row.vg.lvs.values():
-        from lvcrypt.metadata.lvreport import areas
+    from lvcrypt.metadata.lvreport import areas
 
+    for holder in row.vg.lvs.values():
         if holder.name == row.lv.name or not holder.segments:
             continue
         family = row.view.family(holder)
