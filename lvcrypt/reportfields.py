@@ -62,6 +62,7 @@ class Field:
     get: Callable[..., object]
     size: bool = False  # value in bytes, formatted with --units
     width: int = 0  # lvm2's minimum column width (lib/report/columns.h), when wider than the heading
+    right: bool | None = None  # right-aligned (lvm2's numeric types); None: sizes and numbers are
 
 
 @functools.lru_cache(maxsize=1)
@@ -229,6 +230,7 @@ LV_FIELDS: dict[str, Field] = {
     "crypt_users": Field("Users", lambda r: ",".join(u.name for u in r.vg.users_of_keystore(r.lv.name))),
     "seg_size": Field("SSize", lambda r: (r.segment.extent_count if r.segment else r.lv.extent_count)
                       * r.vg.extent_bytes, size=True),
+    "lv_tags": Field("LV Tags", lambda r: ",".join(sorted(r.lv.tags))),
 }
 
 VG_FIELDS: dict[str, Field] = {
@@ -247,6 +249,7 @@ VG_FIELDS: dict[str, Field] = {
     "max_lv": Field("MaxLV", lambda r: r.vg.max_lv),
     "max_pv": Field("MaxPV", lambda r: r.vg.max_pv),
     "vg_mda_count": Field("#VMda", lambda r: sum(len(pv.mdas) for pv in r.loaded.pvs.values())),
+    "vg_tags": Field("VG Tags", lambda r: ",".join(sorted(r.vg.tags))),
 }
 
 
@@ -297,24 +300,8 @@ PV_FIELDS: dict[str, Field] = {
     "pv_mda_count": Field("#PMda", lambda r: len(r.pv.mdas) if r.pv else 0),
     "pv_mda_size": Field("PMdaSize", lambda r: min((m.locn.size for m in r.pv.mdas), default=0) if r.pv else 0,
                          size=True, width=9),
+    "pv_tags": Field("PV Tags", lambda r: ",".join(sorted(r.vg.pvs[r.key].tags)) if r.vg and r.key else ""),
 }
-
-
-def select_columns(spec: list[str] | None, default: list[str], fields: dict[str, Field]) -> list[str]:
-    """The fields `-o` asks for: lvm2's rules for a plain list, `+FIELD` added to the default, repeats."""
-    from lvcrypt.errors import UsageError
-
-    columns = list(default)
-    for item in spec or []:
-        names = [name.strip() for name in item.split(",") if name.strip()]
-        if item.startswith("+"):
-            columns += [name.lstrip("+") for name in names]
-        else:
-            columns = names if columns is default or not spec or item is spec[0] else columns + names
-    for name in columns:
-        if name not in fields:
-            raise UsageError(f"unrecognised field: {name} (known: {', '.join(sorted(fields))})")
-    return columns
 
 
 def load_vgs(devices: str | None, names: list[str], command: str, shared: bool = False,

@@ -45,6 +45,10 @@ class CryptType(SegmentType[CryptSegment]):
     def stripe_size(self, segment: CryptSegment) -> int | None:
         return segment.stripe_size
 
+    def stripe_count(self, segment: CryptSegment) -> int:
+        """#Str of a striped crypt LV: its areas (the striped layer below dm-crypt)."""
+        return len(segment.areas)
+
     def grown(self, segment: CryptSegment, start: int, areas: list[Area], per_area: int,
               stripe_size: int | None) -> CryptSegment:
         return crypt_segment(start, areas, per_area, segment.crypto_store, stripe_size, segment.sector_size)

@@ -48,7 +48,8 @@ LAYERS = (
                          "lvcrypt.keystore_admin", "lvcrypt.keystore_tokens", "lvcrypt.keystore_header",
                          "lvcrypt.kdump_keys", "lvcrypt.fuse_mount",
                          "lvcrypt.luks_lv_conversion", "lvcrypt.reportfields", "lvcrypt.metadata_text",
-                         "lvcrypt.displays", "lvcrypt.extent_map"),)),
+                         "lvcrypt.displays", "lvcrypt.extent_map",
+                         "lvcrypt.report_select", "lvcrypt.report_sort", "lvcrypt.report_query", "lvcrypt.report_all"),)),
     Layer("cli", (("lvcrypt.cli", "lvcrypt.__main__"),)),
 )
 

@@ -16,10 +16,27 @@ from typing import TYPE_CHECKING
 from lvcrypt.cli import lvm2_options
 
 if TYPE_CHECKING:
+    from lvcrypt.report_query import ReportRequest
     from lvcrypt.reportfields import Field
+
+UNITS = "rRhHbBsSkKmMgGtTpPeE"
+
+
+def _units(text: str) -> str:
+    """lvm2's --units letters (one letter; lvm2 also takes a number before it, lvcrypt does not)."""
+    if len(text) != 1 or text not in UNITS:
+        raise argparse.ArgumentTypeError(f"Invalid argument for --units: {text}")
+    return text
+
 
 def format_size(size: int, units: str) -> str:
     """lvm2's rendering: `8.00m`, `8388608B` for --units b, `16384S` for --units s."""
+    if units == "r":  # lvm2's default: human units, "<" before a value shown rounded
+        units = "h"
+    if units == "R":
+        from lvcrypt.units import format_size as lvm_format
+
+        return lvm_format(size, "H") if size else "0 "
     if units in ("b", "B"):
         return f"{size}B"
     if units in ("s", "S"):
@@ -35,10 +52,18 @@ def format_size(size: int, units: str) -> str:
 
 def _render(kind: str, columns: list[str], fields: dict[str, "Field"], rows: list[object],
             args: argparse.Namespace) -> None:
+    from lvcrypt.report_select import BINARY_FIELDS, binary
+
     def value(row: object, name: str) -> str:
         field = fields[name]
         raw = field.get(row)
-        return format_size(int(raw), args.units) if field.size else str(raw)  # type: ignore[call-overload]
+        if args.binary and name in BINARY_FIELDS:
+            return str(binary(raw))
+        if not field.size or isinstance(raw, str):  # sizes lvm2 leaves empty or names (`auto`)
+            return str(raw)
+        text = format_size(int(raw), args.units)  # type: ignore[call-overload]
+        # --nosuffix drops the unit letter, except for the human units (h, H, r, R) as in lvm2
+        return text[:-1] if args.nosuffix and args.units not in "hHrR" and text[-1:].isalpha() else text
 
     table = [[value(row, name) for name in columns] for row in rows]
     if args.reportformat == "json":
@@ -48,22 +73,38 @@ def _render(kind: str, columns: list[str], fields: dict[str, "Field"], rows: lis
         print("  {\n      \"report\": [\n          {\n              \"" + kind + "\": [\n"
               + (body + "\n" if body else "") + "              ]\n          }\n      ]\n  }")
         return
-    if args.separator is not None:
-        if not args.noheadings:
-            print("  " + args.separator.join(fields[name].heading for name in columns))
-        for line in table:
-            print("  " + args.separator.join(line))
+    if not rows:  # lvm2 prints no headings for a report without rows
         return
-    right = [fields[name].size or bool(rows) and isinstance(fields[name].get(rows[0]), int) for name in columns]
     headings = [fields[name].heading for name in columns]
-    minimum = [max(fields[name].width, len(heading)) for name, heading in zip(columns, headings)]
+    if args.nameprefixes:
+        quote = "" if args.unquoted else "'"
+        table = [[f"LVM2_{name.upper()}={quote}{cell}{quote}" for name, cell in zip(columns, line)]
+                 for line in table]
+    separator = " " if args.separator is None else args.separator
+    if args.rows:  # one line per field, not aligned (lvm2 ignores --aligned here)
+        lines = [[heading] * (not args.noheadings) + [line[index] for line in table]
+                 for index, heading in enumerate(headings)]
+        sys.stdout.write("".join(f"  {separator.join(line)}\n" for line in lines))
+        return
+    if args.nameprefixes or (args.separator is not None and not args.aligned):
+        if not args.noheadings:
+            print("  " + separator.join(headings))
+        for line in table:
+            print("  " + separator.join(line))
+        return
+    right = [fields[name].right if fields[name].right is not None else
+             fields[name].size or bool(rows) and isinstance(fields[name].get(rows[0]), int) for name in columns]
+    # lvm2's width is the field's own (columns.h) or its heading's, cut to it, unless a value is wider
+    minimum = [fields[name].width or len(heading) for name, heading in zip(columns, headings)]
+    widest = [max([minimum[index]] + [len(line[index]) for line in table]) for index in range(len(columns))]
+    headings = [heading[:width] for heading, width in zip(headings, widest)]
     lines = [headings, *table]
-    out = aligned(lines, right, skip_first=True, minimum=minimum)
+    out = aligned(lines, right, skip_first=True, minimum=minimum, separator=separator)
     sys.stdout.write("".join(f"  {row}\n" for row in (out if not args.noheadings else out[1:])))
 
 
 def aligned(lines: list[list[str]], right: list[bool], skip_first: bool,
-            minimum: list[int] | None = None) -> list[str]:
+            minimum: list[int] | None = None, separator: str = " ") -> list[str]:
     """lvm2's column layout: one space between columns, numbers and sizes right-aligned
     (headings always left-aligned), every column padded to its widest cell, its heading or
     lvm2's minimum width for the field, with or without --noheadings.
@@ -77,7 +118,7 @@ def aligned(lines: list[list[str]], right: list[bool], skip_first: bool,
     out = []
     for number, line in enumerate(lines):
         heading = skip_first and number == 0
-        out.append(" ".join(cell.rjust(width) if flush and not heading else cell.ljust(width)
+        out.append(separator.join(cell.rjust(width) if flush and not heading else cell.ljust(width)
                             for cell, width, flush in zip(line, widths, right)))
     return out
 
@@ -92,17 +133,31 @@ def _selected(args: argparse.Namespace) -> list[str] | None:
     return None if args.names and not names else names
 
 
-def cmd_lvs(args: argparse.Namespace) -> int:
-    from lvcrypt.reportfields import LV_DEFAULT, LV_FIELDS, SEGMENT_FIELDS, VG_FIELDS, lv_rows, select_columns
+def _request(args: argparse.Namespace, names: list[str]) -> "ReportRequest":
+    from lvcrypt.report_query import ReportRequest
 
-    fields = {**VG_FIELDS, **LV_FIELDS}  # lvm2's lvs also reports the LV's VG fields
-    columns = select_columns(args.options, LV_DEFAULT, fields)
-    per_segment = any(name in SEGMENT_FIELDS for name in columns)
+    return ReportRequest(args.options, args.select, args.sort, getattr(args, "segments", False), names)
+
+
+def _help(kind: str) -> int:
+    """`-o help`: lvm2 lists the fields on standard error and reports nothing (exit 0)."""
+    from lvcrypt.report_query import field_help
+
+    sys.stderr.write(field_help(kind))
+    return 0
+
+
+def cmd_lvs(args: argparse.Namespace) -> int:
+    from lvcrypt.report_query import lv_report, wants_help
+
+    if wants_help(args.options):
+        return _help("lv")
     names = _selected(args)
     if names is None:
         return 0
-    rows = lv_rows(args.devices, names, args.all, per_segment, args.shared, args.foreign, args.sysfs_root)
-    _render("lv", columns, fields, list(rows), args)
+    columns, fields, rows = lv_report(args.devices, _request(args, names), args.all, args.shared, args.foreign,
+                                      args.sysfs_root)
+    _render("lv", columns, fields, rows, args)
     return 0
 
 
@@ -123,40 +178,71 @@ def _print_map(args: argparse.Namespace, command: str) -> int:
 
 
 def cmd_vgs(args: argparse.Namespace) -> int:
-    from lvcrypt.reportfields import VG_DEFAULT, VG_FIELDS, select_columns, vg_rows
+    from lvcrypt.report_query import vg_report, wants_help
 
+    if wants_help(args.options):
+        return _help("vg")
     if args.map:
         return _print_map(args, "vgs")
-    columns = select_columns(args.options, VG_DEFAULT, VG_FIELDS)
     names = _selected(args)
     if names is None:
         return 0
-    rows = vg_rows(args.devices, names, args.shared, args.foreign)
-    _render("vg", columns, VG_FIELDS, list(rows), args)
+    columns, fields, rows = vg_report(args.devices, _request(args, names), args.shared, args.foreign)
+    _render("vg", columns, fields, rows, args)
     return 0
 
 
 def cmd_pvs(args: argparse.Namespace) -> int:
-    from lvcrypt.reportfields import PV_DEFAULT, PV_FIELDS, pv_rows, select_columns
+    from lvcrypt.report_query import pv_report, wants_help
 
+    if wants_help(args.options):
+        return _help("pv")
     if args.map:
         return _print_map(args, "pvs")
     names = _selected(args)
     if names is None:
         return 0
-    rows = pv_rows(args.devices, names, args.shared, args.foreign)
-    columns = select_columns(args.options, PV_DEFAULT, PV_FIELDS)
-    _render("pv", columns, PV_FIELDS, list(rows), args)
+    columns, fields, rows = pv_report(args.devices, _request(args, names), args.shared, args.foreign)
+    _render("pv", columns, fields, rows, args)
     return 0
+
+
+def _report_parser(base: type[argparse.ArgumentParser]) -> type[argparse.ArgumentParser]:
+    class ReportParser(base):  # type: ignore[valid-type, misc]
+        """lvm2 takes `-O -lv_size` and `-o -lv_tags`: a dashed word that is no option is a value."""
+
+        def _parse_optional(self, arg_string: str) -> object:
+            if arg_string.startswith("-") and not arg_string.startswith("--") and len(arg_string) > 2 \
+                    and arg_string not in self._option_string_actions:
+                action = self._option_string_actions.get(arg_string[:2])
+                if action is None or action.nargs == 0:
+                    return None
+            return super()._parse_optional(arg_string)  # type: ignore[misc]
+
+    return ReportParser
 
 
 def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
     what = {"pvs": "physical volumes", "vgs": "volume groups", "lvs": "logical volumes"}[name]
-    parser = sub.add_parser(name, parents=[lvm2_options()], help=f"report on {what}")
+    plain = sub._parser_class
+    sub._parser_class = _report_parser(plain)
+    try:
+        parser = sub.add_parser(name, parents=[lvm2_options()], help=f"report on {what}")
+    finally:
+        sub._parser_class = plain
     parser.add_argument("-o", "--options", action="append", help="fields (lvm2 names), +FIELD to add")
     parser.add_argument("-a", "--all", action="store_true", help="hidden LVs too")
     parser.add_argument("--noheadings", action="store_true")
-    parser.add_argument("--units", default="h", help="h H b s k m g t p e (upper case: powers of 1000)")
+    parser.add_argument("--units", default="r", type=_units,
+                        help="r R h H b s k m g t p e (upper case: powers of 1000; r, R mark rounding with <)")
+    parser.add_argument("-S", "--select", help="lvm2's selection, e.g. 'lv_size>1g && lv_tags=db'")
+    parser.add_argument("-O", "--sort", action="append", help="fields to sort by, -FIELD descending")
+    parser.add_argument("--nosuffix", action="store_true", help="sizes without their unit letter (not h, H, r, R)")
+    parser.add_argument("--nameprefixes", action="store_true", help="FIELD='value' pairs, LVM2_ prefixed")
+    parser.add_argument("--unquoted", action="store_true", help="no quotes around --nameprefixes values")
+    parser.add_argument("--rows", action="store_true", help="one line per field instead of per object")
+    parser.add_argument("--aligned", action="store_true", help="align columns also with --separator")
+    parser.add_argument("--binary", action="store_true", help="0/1 for fields with two values")
     parser.add_argument("--separator", help="separate fields with this instead of aligning them")
     parser.add_argument("--reportformat", choices=("basic", "json"), default="basic")
     parser.add_argument("--shared", action="store_true", help="also VGs with a lock type (read without lvmlockd)")
@@ -165,6 +251,7 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         parser.add_argument("--map", action="store_true",
                             help="a picture of each PV's extents: which LV, encrypted or keystore, free")
     if name == "lvs":
+        parser.add_argument("--segments", action="store_true", help="one row per segment, segment fields shown")
         parser.add_argument("--sysfs-root", default="/sys", metavar="DIR",
                             help="where inline_crypto reads block devices' queue/crypto capabilities")
     parser.add_argument("names", nargs="*", help={"pvs": "PVs", "vgs": "VGs", "lvs": "VGs or VG/LVs"}[name])

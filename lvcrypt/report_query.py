@@ -1,0 +1,210 @@
+"""One report command's columns and rows: `-o`, `-S`, `-O` and `--segments` put together.
+
+The CLI lays out what this returns.  It lives apart from the field model
+(reportfields.py) because the choices between fields are lvm2's report rules:
+a segment field named anywhere (`-o`, `-S`, `-O`) or `--segments` makes one row
+per segment, `-S` keeps rows, `-O` orders them from lvm2's collection order.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from lvcrypt.errors import UsageError
+
+if TYPE_CHECKING:
+    from typing import Callable
+
+    from lvcrypt.reportfields import Field
+
+# lvm2's field prefix per report (what `size`, `name`, `tags` mean), lib/report/report.c.
+PREFIX = {"lv": "lv_", "vg": "vg_", "pv": "pv_", "seg": "seg_"}
+SEGMENT_DEFAULT = ["lv_name", "vg_name", "lv_attr", "stripes", "segtype", "seg_size"]
+
+
+@dataclass
+class ReportRequest:
+    """What the user asked of a report, as lvm2's options say it."""
+
+    options: list[str] | None = None
+    select: str | None = None
+    sort: list[str] | None = None
+    segments: bool = False
+    names: list[str] = field(default_factory=list)
+
+
+def columns_of(spec: list[str] | None, default: list[str], fields: dict[str, "Field"], prefix: str,
+               all_fields: list[str] | None = None) -> list[str]:
+    """`-o` as lvm2 reads it: a list replaces the default, `+f` adds, `-f` removes, `all` is every
+    field of the report (`all_fields`), names as -S reads them."""
+    from lvcrypt.report_select import resolve
+
+    columns = list(default)
+    first = True
+    for item in spec or []:
+        words = [word.strip() for word in item.split(",") if word.strip()]
+        if first and words and not words[0].startswith(("+", "-")):
+            columns = []
+        first = False
+        for word in words:
+            if all_fields is not None and word.lstrip("+").lower() == "all":
+                columns += all_fields
+                continue
+            name = resolve(word.lstrip("+-"), fields, prefix)
+            if name is None:
+                raise UsageError(f"unrecognised field: {word.lstrip('+-')} (known: {', '.join(sorted(fields))})")
+            if word.startswith("-"):
+                columns = [column for column in columns if column != name]
+            else:
+                columns.append(name)
+    return columns
+
+
+def wants_help(spec: list[str] | None) -> bool:
+    """`-o help` (or `-o ?`): lvm2 lists the report's fields instead of reporting."""
+    return any(word.strip() in ("help", "?") for item in spec or [] for word in item.split(","))
+
+
+def field_help(kind: str) -> str:
+    """`-o help` of pvs (`pv`), vgs (`vg`) or lvs (`lv`): each field with its heading and type."""
+    from lvcrypt.report_all import EXTRA_LV_FIELDS, EXTRA_PV_FIELDS, EXTRA_VG_FIELDS
+    from lvcrypt.report_select import kind as field_kind
+    from lvcrypt.reportfields import LV_FIELDS, PV_FIELDS, VG_FIELDS
+
+    fields = {"pv": {**PV_FIELDS, **EXTRA_PV_FIELDS}, "vg": {**VG_FIELDS, **EXTRA_VG_FIELDS},
+              "lv": {**LV_FIELDS, **EXTRA_LV_FIELDS, **VG_FIELDS, **EXTRA_VG_FIELDS}}[kind]
+    width = max(len(name) for name in fields)
+    return "".join(f"    {name.ljust(width)} - {fields[name].heading}. [{field_kind(name, fields[name])}]\n"
+                   for name in fields)
+
+
+def _extended(request: ReportRequest, fields: dict[str, "Field"], prefix: str) -> bool:
+    """Whether the request names a field beyond the common ones (or `all`): only then is report_all
+    loaded, which keeps a plain `lvs` as fast as before."""
+    import re
+
+    from lvcrypt.report_select import resolve
+
+    words = {word.strip().lstrip("+-") for item in (request.options or []) + (request.sort or [])
+             for word in item.split(",")}
+    words |= set(re.findall(r"([A-Za-z0-9_-]+)\s*(?:=~|!~|!=|>=|<=|=|>|<)", request.select or ""))
+    return any(word and (word.lower() == "all" or resolve(word, fields, prefix) is None) for word in words)
+
+
+def lv_report(devices: str | None, request: ReportRequest, every: bool, shared: bool, foreign: bool,
+              sysfs_root: str) -> tuple[list[str], dict[str, "Field"], list[object]]:
+    from lvcrypt.report_select import parse, select
+    from lvcrypt.report_sort import sort_keys, sort_rows
+    from lvcrypt.reportfields import LV_DEFAULT, LV_FIELDS, SEGMENT_FIELDS, VG_FIELDS, lv_rows
+
+    fields = {**VG_FIELDS, **LV_FIELDS}  # lvm2's lvs also reports the LV's VG fields
+    prefix = PREFIX["seg" if request.segments else "lv"]
+    all_fields = None
+    if _extended(request, fields, prefix):
+        from lvcrypt.report_all import EXTRA_LV_FIELDS, EXTRA_VG_FIELDS, LV_ALL, VG_ALL
+
+        fields = {**fields, **EXTRA_LV_FIELDS, **EXTRA_VG_FIELDS}
+        all_fields = LV_ALL + VG_ALL
+    columns = columns_of(request.options, SEGMENT_DEFAULT if request.segments else LV_DEFAULT, fields, prefix,
+                         all_fields)
+    test, used = parse(request.select or "", fields, prefix)
+    keys = sort_keys(request.sort, fields, prefix)
+    named = set(columns) | used | {name for name, _ in keys}
+    per_segment = request.segments or bool(named & SEGMENT_FIELDS)
+    rows: list[object] = list(lv_rows(devices, request.names, every, per_segment, shared, foreign, sysfs_root))
+    rows = select(rows, test, fields)
+    if keys:
+        rows = sort_rows(rows, keys, fields, sorted(rows, key=_collection_order(request.names)))
+    return columns, fields, rows
+
+
+def _device_rank(path: str) -> int:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return 0
+    return status.st_rdev or status.st_ino
+
+
+def _vg_rank(loaded: object, names: list[str]) -> tuple[int, int]:
+    """Where lvm2 handles a VG: in the order named, else the reverse of its device scan (by device
+    number), which gives the order of rows that -O keys leave equal."""
+    vg = loaded.vg  # type: ignore[attr-defined]
+    named = [item.split("/")[0] for item in names]
+    if vg.name in named:
+        return 0, named.index(vg.name)
+    paths = [pv.path for pv in loaded.pvs.values()]  # type: ignore[attr-defined]
+    return 1, -min((_device_rank(path) for path in paths), default=0)
+
+
+def _collection_order(names: list[str]) -> "Callable[[object], tuple[object, ...]]":
+    """lvm2 collects each VG's LVs in metadata order (then segment order), except thin pools,
+    which it puts at the front as it meets them (toollib's process_each_lv_in_vg)."""
+    def key(row: object) -> tuple[object, ...]:
+        vg, lv, segment = row.vg, row.lv, row.segment  # type: ignore[attr-defined]
+        index = list(vg.lvs).index(lv.name)
+        pool = row.view.family(lv) == "thin-pool"  # type: ignore[attr-defined]
+        return (_vg_rank(row.loaded, names), (0, -index) if pool else (1, index),  # type: ignore[attr-defined]
+                segment.start_extent if segment is not None else 0)
+    return key
+
+
+def _vg_collection_order(names: list[str]) -> "Callable[[object], tuple[object, ...]]":
+    return lambda row: (_vg_rank(row.loaded, names),)  # type: ignore[attr-defined]
+
+
+def _pv_collection_order(row: object) -> tuple[object, ...]:
+    """PVs of each VG in metadata order, in lvm2's VG order; PVs of no VG last."""
+    loaded, vg, key = row.loaded, row.vg, row.key  # type: ignore[attr-defined]
+    if loaded is None or vg is None:
+        return (1, (0, 0), 0, _device_rank(row.path))  # type: ignore[attr-defined]
+    return (0, _vg_rank(loaded, []), list(vg.pvs).index(key), 0)
+
+
+def vg_report(devices: str | None, request: ReportRequest, shared: bool,
+              foreign: bool) -> tuple[list[str], dict[str, "Field"], list[object]]:
+    from lvcrypt.reportfields import VG_DEFAULT, VG_FIELDS, vg_rows
+
+    return _plain_report(VG_DEFAULT, VG_FIELDS, _vg_extras, _vg_collection_order(request.names), PREFIX["vg"],
+                         request,
+                         lambda: list(vg_rows(devices, list(request.names), shared, foreign)))
+
+
+def pv_report(devices: str | None, request: ReportRequest, shared: bool,
+              foreign: bool) -> tuple[list[str], dict[str, "Field"], list[object]]:
+    from lvcrypt.reportfields import PV_DEFAULT, PV_FIELDS, pv_rows
+
+    return _plain_report(PV_DEFAULT, PV_FIELDS, _pv_extras, _pv_collection_order, PREFIX["pv"], request,
+                         lambda: list(pv_rows(devices, request.names, shared, foreign)))
+
+
+def _vg_extras() -> tuple[dict[str, "Field"], list[str]]:
+    from lvcrypt.report_all import EXTRA_VG_FIELDS, VG_ALL
+
+    return EXTRA_VG_FIELDS, VG_ALL
+
+
+def _pv_extras() -> tuple[dict[str, "Field"], list[str]]:
+    from lvcrypt.report_all import EXTRA_PV_FIELDS, PV_ALL
+
+    return EXTRA_PV_FIELDS, PV_ALL
+
+
+def _plain_report(default: list[str], fields: dict[str, "Field"],
+                  extras: "Callable[[], tuple[dict[str, Field], list[str]]]",
+                  collection: "Callable[[object], tuple[object, ...]]", prefix: str, request: ReportRequest,
+                  load: "Callable[[], list[object]]") -> tuple[list[str], dict[str, "Field"], list[object]]:
+    from lvcrypt.report_select import parse, select
+    from lvcrypt.report_sort import sort_keys, sort_rows
+
+    all_fields = None
+    if _extended(request, fields, prefix):
+        more, all_fields = extras()
+        fields = {**fields, **more}
+    columns = columns_of(request.options, default, fields, prefix, all_fields)
+    test, _ = parse(request.select or "", fields, prefix)
+    keys = sort_keys(request.sort, fields, prefix)
+    rows = select(load(), test, fields)
+    return columns, fields, sort_rows(rows, keys, fields, sorted(rows, key=collection) if keys else None)
