@@ -40,11 +40,14 @@ LAYERS = (
     Layer("store and model operations", (("lvcrypt.store", "lvcrypt.alloc", "lvcrypt.lvops", "lvcrypt.pvops",
                                           "lvcrypt.vgops", "lvcrypt.lvsize", "lvcrypt.cryptlv", "lvcrypt.keystores",
                                           "lvcrypt.keycache", "lvcrypt.inuse", "lvcrypt.lv_names",
-                                          "lvcrypt.convert_luks"),)),
-    Layer("activation", (("lvcrypt.activate", "lvcrypt.keyring", "lvcrypt.inline", "lvcrypt.kdump"),)),
+                                          "lvcrypt.convert_luks", "lvcrypt.conversion_record",
+                                          "lvcrypt.extent_mover"),)),
+    Layer("activation", (("lvcrypt.activate", "lvcrypt.keyring", "lvcrypt.inline", "lvcrypt.kdump",
+                           "lvcrypt.chunk_copy"),)),
     Layer("services", (("lvcrypt.api", "lvcrypt.unlock", "lvcrypt.activation", "lvcrypt.encrypted_lv",
                          "lvcrypt.keystore_admin", "lvcrypt.kdump_keys", "lvcrypt.fuse_mount",
-                         "lvcrypt.luks_lv_conversion", "lvcrypt.reportfields", "lvcrypt.metadata_text"),)),
+                         "lvcrypt.luks_lv_conversion", "lvcrypt.reportfields", "lvcrypt.metadata_text",
+                         "lvcrypt.lv_conversion", "lvcrypt.pv_move"),)),
     Layer("cli", (("lvcrypt.cli", "lvcrypt.__main__"),)),
 )
 
