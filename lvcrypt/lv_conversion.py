@@ -14,6 +14,7 @@ first chunk, so a crash never loses the key of data already written.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -195,12 +196,17 @@ def _like(tx: "VgTransaction", source: str, new: KeystoreRequest) -> KeystoreReq
 
 
 def _new_keystore(tx: "VgTransaction", new: KeystoreRequest, passphrase: "Secret", keys: KeyCache) -> str:
-    """A keystore formatted in free extents with one keyslot for `passphrase`; its key goes into `keys`."""
+    """A keystore formatted in free extents with one keyslot for `passphrase`; its key goes into `keys`.
+
+    Its header puts the payload right after the keystore's extents (not a detached header), so the
+    converted LV is laid out as an imported LUKS volume and `lvconvert --type linear` exports it.
+    """
     handler = registry.get(new.handler or registry.DEFAULT)
     attrs = handler.new_attrs(new.cipher, new.key_bits, new.hash)
     options = FormatOptions(pbkdf=pbkdf_request(handler, new), sector_size=handler.default_sector_size,
                             data_offset=0)
     store = new_keystore(tx.vg, attrs, handler.area_size(attrs, options))
+    options = dataclasses.replace(options, data_offset=store.extent_count * tx.vg.extent_size)
     area = open_area(tx.vg, store.name, tx.loaded.device_of, writable=True)
     try:
         keys.put(store.name, handler.format(area, attrs, passphrase, options))
