@@ -21,6 +21,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from lvcrypt.alloc import AllocationError, allocate
+from lvcrypt.conversion_record import read_conversion
 from lvcrypt.errors import LvcryptError
 from lvcrypt.metadata.model import (
     Area,
@@ -230,3 +231,16 @@ def next_area_move(vg: VolumeGroup, lv: LogicalVolume, source_pv: str, chunk_ext
         merge_segments(lv)
         return AreaMove(moved, target, length)
     return None
+
+
+def conversion_progress(lv: LogicalVolume) -> tuple[str, float] | None:
+    """The conversion in progress on `lv` (its action, "abort encrypt" while aborting) and the percentage
+    of the LV already in its target form; None when there is none (or only owed wipes are left)."""
+    record = read_conversion(lv)
+    if record is None or not lv.extent_count:
+        return None
+    try:
+        done = in_form(lv, record.target)
+    except MoveRefused:
+        return None
+    return ("abort " if record.aborting else "") + record.action, 100.0 * done / lv.extent_count

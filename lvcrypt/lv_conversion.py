@@ -269,14 +269,3 @@ def _finish(tx: "VgTransaction", users: list[str]) -> list[str]:
     tx.commit()
     return removed
 
-
-def conversion_percent(lv: "LogicalVolume") -> float | None:
-    """Percentage of the LV already in the conversion's target form (None: no conversion in progress)."""
-    record = read_conversion(lv)
-    if record is None or not lv.extent_count:
-        return None
-    try:
-        return 100.0 * in_form(lv, record.target) / lv.extent_count
-    except MoveRefused:
-        return None
-
