@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from lvcrypt.activate.tables import build_table
 from lvcrypt.chunk_copy import Pace, Progress, copy_through, wipe_extents
@@ -74,13 +74,13 @@ def convert_lv(devices: str | None, vg_name: str, lv_name: str, request: Convers
         check_movable(tx.vg, lv)
         done = ConversionDone()
         record = read_conversion(lv)
+        chunk = max(1, (request.chunk_bytes or DEFAULT_CHUNK_BYTES) // tx.vg.extent_bytes)
         if record is None:
             if request.abort:
                 raise LvcryptError(f"no conversion of {vg_name}/{lv_name} is in progress")
-            users = _start(tx, lv, request, sources, keys, done)
+            users = _start(tx, lv, request, sources, keys, done, chunk)
         else:
             users = _resume(tx, lv, record, request, sources, keys, done)
-        chunk = max(1, (request.chunk_bytes or DEFAULT_CHUNK_BYTES) // tx.vg.extent_bytes)
         pace = Pace(request.rate, progress)
         pace.total = sum(_remaining(tx.vg.lvs[name]) for name in users) * tx.vg.extent_bytes
         for name in users:
@@ -121,9 +121,16 @@ def _resume(tx: "VgTransaction", lv: "LogicalVolume", record: Conversion, reques
 
 
 def _start(tx: "VgTransaction", lv: "LogicalVolume", request: ConversionRequest, sources: KeySources,
-           keys: KeyCache, done: ConversionDone) -> list[str]:
-    """Check the LV, make or unlock the keystores, and commit the record (with a new keystore) before any data moves."""
+           keys: KeyCache, done: ConversionDone, chunk: int) -> list[str]:
+    """Check the LV, make or unlock the keystores, and commit the record (with a new keystore) before any data moves.
+
+    A VG without free extents for one chunk (once a new keystore has its own) is refused before
+    anything is written.
+    """
     where = f"{tx.vg.name}/{lv.name}"
+
+    def room(source: str | None, target: str | None) -> None:
+        next_chunk(tx.vg, lv, source, target, chunk)
     stores = lv.keystores()
     users = [lv.name]
     if request.action == "encrypt":
@@ -131,12 +138,13 @@ def _start(tx: "VgTransaction", lv: "LogicalVolume", request: ConversionRequest,
             raise MoveRefused(f"{where} is already encrypted (keystore {stores[0]}); use --reencrypt")
         if request.keystore:
             _existing_keystore(tx, request.keystore)
+            room(None, request.keystore)
             _unlock(tx, [request.keystore], sources, keys)
             target = request.keystore
         else:
             with read_passphrase(sources, f"Enter passphrase for the new keystore of {where}: ",
                                  verify=True) as passphrase:
-                target = _new_keystore(tx, request.new, passphrase, keys)
+                target = _new_keystore(tx, request.new, passphrase, keys, lambda name: room(None, name))
             done.created = target
         records = {lv.name: Conversion("encrypt", None, target)}
     else:
@@ -145,6 +153,7 @@ def _start(tx: "VgTransaction", lv: "LogicalVolume", request: ConversionRequest,
                               f"{where} uses several keystores ({', '.join(stores)}); convert them one at a time")
         source = stores[0]
         if request.action == "decrypt":
+            room(source, None)
             _unlock(tx, [source], sources, keys)
             records = {lv.name: Conversion("decrypt", source, None)}
         else:
@@ -152,7 +161,8 @@ def _start(tx: "VgTransaction", lv: "LogicalVolume", request: ConversionRequest,
             with read_passphrase(sources, f"Enter passphrase for {where}: ") as passphrase:
                 with KeystoreSessions(tx.vg, tx.loaded.device_of) as sessions:
                     unlock_keystore(sessions.session(source), source, passphrase, keys)
-                target = _new_keystore(tx, _like(tx, source, request.new), passphrase, keys)
+                target = _new_keystore(tx, _like(tx, source, request.new), passphrase, keys,
+                                       lambda name: room(source, name))
             done.created = target
             records = {name: Conversion("reencrypt", source, target) for name in users}
     for name, record in records.items():
@@ -195,8 +205,10 @@ def _like(tx: "VgTransaction", source: str, new: KeystoreRequest) -> KeystoreReq
                            force_iterations=new.force_iterations)
 
 
-def _new_keystore(tx: "VgTransaction", new: KeystoreRequest, passphrase: "Secret", keys: KeyCache) -> str:
+def _new_keystore(tx: "VgTransaction", new: KeystoreRequest, passphrase: "Secret", keys: KeyCache,
+                  check: Callable[[str], None]) -> str:
     """A keystore formatted in free extents with one keyslot for `passphrase`; its key goes into `keys`.
+    `check(name)` runs once its extents are taken in the model and before anything is written.
 
     Its header puts the payload right after the keystore's extents (not a detached header), so the
     converted LV is laid out as an imported LUKS volume and `lvconvert --type linear` exports it.
@@ -206,6 +218,7 @@ def _new_keystore(tx: "VgTransaction", new: KeystoreRequest, passphrase: "Secret
     options = FormatOptions(pbkdf=pbkdf_request(handler, new), sector_size=handler.default_sector_size,
                             data_offset=0)
     store = new_keystore(tx.vg, attrs, handler.area_size(attrs, options))
+    check(store.name)
     options = dataclasses.replace(options, data_offset=store.extent_count * tx.vg.extent_size)
     area = open_area(tx.vg, store.name, tx.loaded.device_of, writable=True)
     try:

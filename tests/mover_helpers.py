@@ -40,17 +40,17 @@ def make_vg(pair: Pair, encrypted: bool) -> bytes:
     return data
 
 
-def write_lv(pair: Pair, data: bytes, encrypted: bool) -> None:
+def write_lv(pair: Pair, data: bytes, encrypted: bool, lv: str = "lv") -> None:
     keys = ["--key-file", key_path(pair)] if encrypted else []
     result = subprocess.run([sys.executable, "-m", "lvcrypt", "write", "--devices", pair.device_list, *keys,
-                             "vgc/lv"], input=data, capture_output=True, env=pair.env, cwd=ROOT)
+                             f"vgc/{lv}"], input=data, capture_output=True, env=pair.env, cwd=ROOT)
     assert result.returncode == 0, result.stderr
 
 
-def read_lv(pair: Pair, encrypted: bool) -> bytes:
+def read_lv(pair: Pair, encrypted: bool, lv: str = "lv") -> bytes:
     keys = ["--key-file", key_path(pair)] if encrypted else []
     result = subprocess.run([sys.executable, "-m", "lvcrypt", "read", "--devices", pair.device_list, *keys,
-                             "vgc/lv"], capture_output=True, env=pair.env, cwd=ROOT)
+                             f"vgc/{lv}"], capture_output=True, env=pair.env, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
