@@ -66,10 +66,10 @@ def form_of(segment: Segment) -> str | None:
 
 
 def _areas(segment: Segment) -> list[Area]:
-    if isinstance(segment, CryptSegment):
+    if isinstance(segment, StripedSegment):
+        return segment.stripes
+    if isinstance(segment, (CryptSegment, KeystoreSegment)):
         return segment.areas
-    if isinstance(segment, (StripedSegment, KeystoreSegment)):
-        return segment.stripes if isinstance(segment, StripedSegment) else segment.areas
     raise MoveRefused(f"segment type '{segment.type}' is not moved or converted by lvcrypt; use lvm2")
 
 
@@ -118,9 +118,6 @@ def _continues(first: Segment, second: Segment) -> bool:
     if isinstance(first, StripedSegment) and isinstance(second, StripedSegment):
         if (first.stripe_count, first.stripe_size) != (second.stripe_count, second.stripe_size):
             return False
-    if set(first.raw) - {"start_extent", "extent_count", "type", *type(first).__dataclass_fields__} != \
-            set(second.raw) - {"start_extent", "extent_count", "type", *type(second).__dataclass_fields__}:
-        return False
     a, b = _areas(first), _areas(second)
     per_area = first.extent_count // len(a)
     return len(a) == len(b) and all(x.pv == y.pv and x.extent + per_area == y.extent for x, y in zip(a, b))

@@ -78,7 +78,7 @@ def convert_lv(devices: str | None, vg_name: str, lv_name: str, request: Convers
         if record is None:
             if request.abort:
                 raise LvcryptError(f"no conversion of {vg_name}/{lv_name} is in progress")
-            users = _start(tx, lv, request, sources, keys, done, chunk)
+            users = _start(tx, lv, request, sources, keys, done, chunk, sysfs_root)
         else:
             users = _resume(tx, lv, record, request, sources, keys, done)
         pace = Pace(request.rate, progress)
@@ -121,7 +121,7 @@ def _resume(tx: "VgTransaction", lv: "LogicalVolume", record: Conversion, reques
 
 
 def _start(tx: "VgTransaction", lv: "LogicalVolume", request: ConversionRequest, sources: KeySources,
-           keys: KeyCache, done: ConversionDone, chunk: int) -> list[str]:
+           keys: KeyCache, done: ConversionDone, chunk: int, sysfs_root: str) -> list[str]:
     """Check the LV, make or unlock the keystores, and commit the record (with a new keystore) before any data moves.
 
     A VG without free extents for one chunk (once a new keystore has its own) is refused before
@@ -157,7 +157,7 @@ def _start(tx: "VgTransaction", lv: "LogicalVolume", request: ConversionRequest,
             _unlock(tx, [source], sources, keys)
             records = {lv.name: Conversion("decrypt", source, None)}
         else:
-            users = _reencrypt_users(tx, lv, source, request)
+            users = _reencrypt_users(tx, lv, source, request, sysfs_root)
             with read_passphrase(sources, f"Enter passphrase for {where}: ") as passphrase:
                 with KeystoreSessions(tx.vg, tx.loaded.device_of) as sessions:
                     unlock_keystore(sessions.session(source), source, passphrase, keys)
@@ -171,7 +171,8 @@ def _start(tx: "VgTransaction", lv: "LogicalVolume", request: ConversionRequest,
     return users
 
 
-def _reencrypt_users(tx: "VgTransaction", lv: "LogicalVolume", source: str, request: ConversionRequest) -> list[str]:
+def _reencrypt_users(tx: "VgTransaction", lv: "LogicalVolume", source: str, request: ConversionRequest,
+                     sysfs_root: str) -> list[str]:
     """The shared-keystore rule: every user (`--all-users`) or this LV alone on a new keystore (`--new-keystore`)."""
     others = [user.name for user in tx.vg.users_of_keystore(source) if user.name != lv.name]
     if request.all_users and request.new_keystore:
@@ -180,6 +181,7 @@ def _reencrypt_users(tx: "VgTransaction", lv: "LogicalVolume", source: str, requ
         return [lv.name]
     if request.all_users:
         for name in others:
+            refuse_change(tx.vg, tx.vg.lvs[name], "convert", sysfs_root)
             check_movable(tx.vg, tx.vg.lvs[name])
             if read_conversion(tx.vg.lvs[name]) is not None:
                 raise MoveRefused(f"{tx.vg.name}/{name} has a conversion in progress; finish it first")

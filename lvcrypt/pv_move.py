@@ -21,7 +21,7 @@ from lvcrypt.lv_conversion import DEFAULT_CHUNK_BYTES
 from lvcrypt.lvops import find_lv, refuse_change
 
 if TYPE_CHECKING:
-    from lvcrypt.metadata.model import LogicalVolume, VolumeGroup
+    from lvcrypt.metadata.model import LogicalVolume
     from lvcrypt.store.transaction import VgTransaction
 
 
@@ -63,7 +63,7 @@ def _key_of(tx: "VgTransaction", path: str) -> str:
     raise LvcryptError(f"Physical volume {path} not in volume group {tx.vg.name}.")
 
 
-def _on_pv(vg: "VolumeGroup", lv: "LogicalVolume", key: str) -> bool:
+def _on_pv(lv: "LogicalVolume", key: str) -> bool:
     return any(area.pv == key for segment in lv.segments for area, count in segment.pv_areas() if count)
 
 
@@ -71,9 +71,9 @@ def _lvs_to_move(tx: "VgTransaction", record: PvMove, sysfs_root: str) -> list[s
     """LVs with extents on the source PV (the named one only), checked before anything is written."""
     vg = tx.vg
     if record.lv is not None:
-        names = [find_lv(vg, record.lv).name] if _on_pv(vg, find_lv(vg, record.lv), record.source) else []
+        names = [find_lv(vg, record.lv).name] if _on_pv(find_lv(vg, record.lv), record.source) else []
     else:
-        names = [name for name, lv in vg.lvs.items() if _on_pv(vg, lv, record.source)]
+        names = [name for name, lv in vg.lvs.items() if _on_pv(lv, record.source)]
     for name in names:
         lv = vg.lvs[name]
         if not lv.is_keystore:
