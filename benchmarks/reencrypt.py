@@ -26,6 +26,7 @@ EXTENT_MIB = 4
 # cryptsetup's --reduce-device-size; lvcrypt gets the same room: its 16 MiB keystore and one 16 MiB chunk.
 HEADER_MIB = 32
 CHUNK = "16m"
+VG = f"vgbench{os.getpid()}"  # lock files are shared with every lvm2 and lvcrypt on the host
 
 
 @dataclass
@@ -61,11 +62,11 @@ def lvcrypt_encrypt(work: Path, mib: int, key: Path) -> Run:
     env = {**os.environ, "LVCRYPT_STATE_DIR": str(work / "state"), "LVCRYPT_RUN_DIR": str(work / "run")}
     devices = ["--devices", str(image)]
     for command in (lvcrypt("pvcreate", *devices, str(image)),
-                    lvcrypt("vgcreate", *devices, "-s", f"{EXTENT_MIB}m", "vgb", str(image)),
-                    lvcrypt("lvcreate", *devices, "-L", f"{mib}m", "-n", "lv", "vgb")):
+                    lvcrypt("vgcreate", *devices, "-s", f"{EXTENT_MIB}m", VG, str(image)),
+                    lvcrypt("lvcreate", *devices, "-L", f"{mib}m", "-n", "lv", VG)):
         subprocess.run(command, env=env, check=True, capture_output=True)
     return measured(lvcrypt("lvconvert", *devices, "--encrypt", "--handler", "luks2", "--cipher", "aes-xts-plain64",
-                            "--key-size", "512", *KDF, "--chunk-size", CHUNK, "--key-file", str(key), "vgb/lv"), env)
+                            "--key-size", "512", *KDF, "--chunk-size", CHUNK, "--key-file", str(key), f"{VG}/lv"), env)
 
 
 def cryptsetup_encrypt(work: Path, mib: int, key: Path) -> Run:

@@ -42,8 +42,9 @@ DEFAULT_CHUNK_BYTES = 32 << 20
 
 @dataclass(frozen=True)
 class ConversionRequest:
-    """What lvconvert asked: the action ("" with `--abort` alone), `--keystore` to share (encrypt), a new keystore's options,
-    the shared-keystore choice (reencrypt), `--abort`, `--chunk-size`, `--rate` (bytes per second)."""
+    """What lvconvert asked: the action ("" with `--abort` alone), `--keystore` to share (encrypt), a new
+    keystore's options, the shared-keystore choice (reencrypt), `--abort`, `--chunk-size`, `--rate` (bytes
+    per second)."""
 
     action: str
     keystore: str | None = None

@@ -42,8 +42,7 @@ def _vg(pv_extents: int = 12) -> VolumeGroup:
 
 
 def _layout(lv: LogicalVolume) -> list[tuple[int, int, str, list[Area]]]:
-    return [(s.start_extent, s.extent_count, s.type,
-             list(s.stripes if isinstance(s, StripedSegment) else s.areas)) for s in lv.segments]  # type: ignore[attr-defined]
+    return [(s.start_extent, s.extent_count, s.type, [area for area, _ in s.pv_areas()]) for s in lv.segments]
 
 
 def test_cutting_then_merging_gives_the_same_segments() -> None:
