@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lvcrypt.conversion_record import owed_wipes
 from lvcrypt.errors import LvcryptError
 from lvcrypt.metadata.model import Area, VolumeGroup
 
@@ -39,8 +40,14 @@ class Piece:
 
 
 def free_runs(vg: VolumeGroup, pv_keys: list[str] | None = None) -> dict[str, list[Run]]:
-    """Free runs per allocatable PV, in extent order; none past the end of a device smaller than its PV."""
+    """Free runs per allocatable PV, in extent order; none past the end of a device smaller than its PV.
+
+    Extents a conversion still has to wipe (lvcrypt/conversion_record.py) are free for lvm2's count
+    but not given out until the wipe is done.
+    """
     used = vg.used_spans()
+    for area, count in owed_wipes(vg):
+        used[area.pv] = sorted([*used.get(area.pv, []), (area.extent, area.extent + count)])
     runs: dict[str, list[Run]] = {}
     for key, pv in vg.pvs.items():
         if not pv.allocatable or (pv_keys is not None and key not in pv_keys):

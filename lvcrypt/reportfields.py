@@ -180,6 +180,16 @@ def _inline_crypto(row: LvRow) -> str:
     return caps.describe() if caps else ""
 
 
+def _conversion(row: LvRow, part: int) -> str:
+    """lvconvert --encrypt/--decrypt/--reencrypt in progress: its action, or the percentage done."""
+    from lvcrypt.extent_mover import conversion_progress
+
+    progress = conversion_progress(row.lv)
+    if progress is None:
+        return ""
+    return progress[0] if part == 0 else f"{progress[1]:.2f}"
+
+
 def _lv_name(row: LvRow) -> str:
     return row.view.display(row.lv.name)
 
@@ -228,6 +238,8 @@ LV_FIELDS: dict[str, Field] = {
                                                                                   else "")),
     "inline_crypto": Field("InlineCrypto", _inline_crypto),
     "crypt_users": Field("Users", lambda r: ",".join(u.name for u in r.vg.users_of_keystore(r.lv.name))),
+    "crypt_convert": Field("CryptConvert", lambda r: _conversion(r, 0)),
+    "crypt_convert_percent": Field("CryptConv%", lambda r: _conversion(r, 1)),
     "seg_size": Field("SSize", lambda r: (r.segment.extent_count if r.segment else r.lv.extent_count)
                       * r.vg.extent_bytes, size=True),
     "lv_tags": Field("LV Tags", lambda r: ",".join(sorted(r.lv.tags))),

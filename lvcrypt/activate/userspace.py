@@ -194,7 +194,11 @@ class Stack:
     def __init__(self, table: Table, volume_keys: Mapping[str, bytes | bytearray], writable: bool = False):
         self.files: dict[str, FileIO] = {}
         self.devices: list[MappedDevice] = []
-        lower: dict[DeviceRef, BlockIO] = {}
+        # Each device reaches the ones below it, and itself, through this map: close() empties it, so a
+        # closed stack's buffers and ciphers go at once, not at the next cyclic GC (a pass per chunk
+        # would otherwise hold several, growing with the LV size).
+        self._lower: dict[DeviceRef, BlockIO] = {}
+        lower = self._lower
         try:
             for layer in table.walk():
                 for target in layer.targets:
@@ -236,6 +240,7 @@ class Stack:
         for io in self.files.values():
             io.close()
         self.files.clear()
+        self._lower.clear()
 
     def __enter__(self) -> "Stack":
         return self

@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "lvreduce": "lvcrypt.cli.lv",
     "lvrename": "lvcrypt.cli.lv",
     "lvconvert": "lvcrypt.cli.convert",
+    "pvmove": "lvcrypt.cli.move",
     "pvs": "lvcrypt.cli.report",
     "vgs": "lvcrypt.cli.report",
     "lvs": "lvcrypt.cli.report",

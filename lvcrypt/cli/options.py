@@ -83,13 +83,24 @@ def add_sysfs_root_option(parser: argparse.ArgumentParser) -> None:
 def add_encrypt_options(parser: argparse.ArgumentParser) -> None:
     """lvcreate's options for encrypted LVs (cryptsetup's names and defaults)."""
     from lvcrypt.handlers import registry
-    from lvcrypt.handlers.kdf import PBKDF_KINDS
 
     group = parser.add_argument_group("encryption")
     group.add_argument("--encrypt", action="store_true", help="create an encrypted LV (same as --type crypt)")
     group.add_argument("--handler", choices=registry.available(),
                        help=f"key handler of a new keystore, any installed one (default {registry.DEFAULT})")
     group.add_argument("--keystore", metavar="NAME", help="use an existing keystore (one passphrase for many LVs)")
+    add_keystore_options(group)
+    group.add_argument("--sector-size", type=int, choices=(512, 1024, 2048, 4096), help="encryption sector size")
+    group.add_argument("--wipe", action="store_true",
+                       help="fill the new LV with random data through the mapping (else old data is only "
+                            "unreadable, not gone: new LVs are not wiped by default)")
+    add_key_file_option(parser)
+
+
+def add_keystore_options(group: "argparse._ActionsContainer") -> None:
+    """A new keystore's cipher and PBKDF options (cryptsetup's names): lvcreate --encrypt, lvconvert --encrypt."""
+    from lvcrypt.handlers.kdf import PBKDF_KINDS
+
     group.add_argument("--cipher", type=cipher_spec_argument, help="cipher of a new keystore, e.g. aes-xts-plain64")
     group.add_argument("--key-size", type=non_negative, metavar="BITS", help="volume key size in bits")
     group.add_argument("--hash", help="hash of the PBKDF (luks) or of the passphrase (hashed)")
@@ -98,11 +109,6 @@ def add_encrypt_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--pbkdf-memory", type=non_negative, metavar="KIB", help="Argon2 memory cost")
     group.add_argument("--pbkdf-parallel", type=non_negative, metavar="THREADS", help="Argon2 parallel cost")
     group.add_argument("--pbkdf-force-iterations", type=non_negative, metavar="N", help="fixed PBKDF cost (tests)")
-    group.add_argument("--sector-size", type=int, choices=(512, 1024, 2048, 4096), help="encryption sector size")
-    group.add_argument("--wipe", action="store_true",
-                       help="fill the new LV with random data through the mapping (else old data is only "
-                            "unreadable, not gone: new LVs are not wiped by default)")
-    add_key_file_option(parser)
 
 
 def keystore_request(args: argparse.Namespace, handler: str | None) -> "KeystoreRequest":
@@ -220,3 +226,45 @@ def cipher_spec_argument(text: str) -> str:
     except HandlerError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return text
+
+
+def add_mover_options(parser: argparse.ArgumentParser) -> None:
+    """The extent mover's pace: chunk size and rate (lvconvert --encrypt/--decrypt/--reencrypt, pvmove)."""
+    parser.add_argument("--chunk-size", metavar="SIZE",
+                        help="data moved per metadata commit, rounded down to whole extents (default 32M)")
+    parser.add_argument("--rate", metavar="SIZE", help="limit the copy to SIZE per second, e.g. 50M")
+
+
+def mover_pace(args: argparse.Namespace) -> tuple[int | None, int | None]:
+    """(chunk bytes, rate in bytes per second) from --chunk-size and --rate; a zero is a bad argument."""
+    from lvcrypt.errors import UsageError
+    from lvcrypt.units import parse_size
+
+    values = []
+    for name in ("chunk_size", "rate"):
+        text = getattr(args, name)
+        value = None if text is None else parse_size(text)
+        if value is not None and value <= 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be more than zero")
+        values.append(value)
+    return values[0], values[1]
+
+
+def move_progress(label: str) -> Callable[[int, int], None] | None:
+    """`LABEL: NN.N% at R MiB/s, ETA Ns` on a terminal's stderr, rewritten in place; nothing elsewhere."""
+    import time
+
+    if not sys.stderr.isatty():
+        return None
+    started = time.monotonic()
+
+    def show(done: int, total: int) -> None:
+        elapsed = max(time.monotonic() - started, 1e-6)
+        rate = done / elapsed
+        eta = (total - done) / rate if rate else 0.0
+        percent = 100.0 * done / total if total else 100.0
+        print(f"\r  {label}: {percent:5.1f}% at {rate / (1 << 20):.1f} MiB/s, ETA {eta:.0f}s ", end="",
+              file=sys.stderr)
+        if done >= total:
+            print(file=sys.stderr)
+    return show

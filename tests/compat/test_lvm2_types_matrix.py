@@ -476,6 +476,7 @@ class Command:
     removes_vg: bool = False
     renames_vg_to: str | None = None
     renames_lv_to: str | None = None
+    moves_extents: bool = False  # pvmove: any LV's extents after the move may have been written
 
 
 def _write(space: Workspace, lv: str | None, vg: str) -> subprocess.CompletedProcess[bytes]:
@@ -509,6 +510,11 @@ def _lvcreate_wipe(space: Workspace, lv: str | None, vg: str) -> subprocess.Comp
                                         "-l", "2", "-n", "fresh", "-y", vg])
 
 
+def _lvconvert_encrypt(space: Workspace, lv: str | None, vg: str) -> subprocess.CompletedProcess[bytes]:
+    return space.lvcrypt(["lvconvert"], ["--encrypt", *FAST, "--key-file", str(space.tmp / "pass"), "--chunk-size",
+                                         "1m", f"{vg}/{lv}"])
+
+
 def _simple(words: list[str], *args: str) -> Callable[[Workspace, str | None, str], subprocess.CompletedProcess[bytes]]:
     """A command whose arguments only name the LV (`{lv}`), the VG (`{vg}`) or the fixture file."""
     def run(space: Workspace, lv: str | None, vg: str) -> subprocess.CompletedProcess[bytes]:
@@ -525,6 +531,7 @@ LV_COMMANDS = [
     Command("lvreduce", _simple(["lvreduce"], "-l", "-1", "-y", "{lv}")),
     Command("lvconvert_crypt", _simple(["lvconvert"], "--type", "crypt", "{lv}")),
     Command("lvconvert_linear", _simple(["lvconvert"], "--type", "linear", "{lv}")),
+    Command("lvconvert_encrypt", _lvconvert_encrypt),
     Command("lvchange_ay", _simple(["lvchange"], "-ay", "{lv}")),
     Command("write", _write, writes_data=True),
     Command("read", _read, read_only=True),
@@ -545,8 +552,9 @@ VG_COMMANDS = [
 def _pv_command(kind: str, pv_key: str) -> Command:
     def run(space: Workspace, lv: str | None, vg: str) -> subprocess.CompletedProcess[bytes]:
         device = space.device_of(pv_key)
-        return space.lvcrypt([kind], [vg, device] if kind == "vgreduce" else ["-y", device])
-    return Command(f"{kind}_{pv_key}", run)
+        return space.lvcrypt([kind], [vg, device] if kind == "vgreduce" else [device] if kind == "pvmove"
+                             else ["-y", device])
+    return Command(f"{kind}_{pv_key}", run, moves_extents=kind == "pvmove")
 
 
 # LVs whose role another fixture already covers: skipped unless LVCRYPT_MATRIX_FULL=1, to keep the
@@ -579,7 +587,7 @@ def cases() -> Iterator[object]:
                     continue
                 yield pytest.param(fixture, lv, command, id=f"{fixture.name}-{lv}-{command.name}")
         vg_commands = VG_COMMANDS + [_pv_command(kind, pv.key) for pv in fixture.layout.pvs
-                                     for kind in ("vgreduce", "pvremove")]
+                                     for kind in ("vgreduce", "pvremove", "pvmove")]
         for command in vg_commands:
             yield pytest.param(fixture, None, command, id=f"{fixture.name}-vg-{command.name}")
 
@@ -597,6 +605,8 @@ def _owned_after(space: Workspace, command: Command, lv: str | None) -> set[tupl
         names = {name for name in (lv, command.renames_lv_to) if name}
         owned |= after.owned_by({name for name in names if name in after.lvs})
         owned |= after.owned_by(set(after.lvs) - set(layout.lvs) - names)
+        if command.moves_extents:
+            owned |= after.owned_by(set(after.lvs))
     return owned
 
 

@@ -1,0 +1,88 @@
+"""The extent mover's data side: one chunk read through one table stack and written through another,
+raw extent copies (pvmove) and the wipes a conversion owes, all in bounded pieces, rate-limited.
+
+Everything here writes only extents that are free in the committed metadata;
+the commit that makes them used is the caller's, after `sync`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from lvcrypt.activate.tables import Table
+from lvcrypt.activate.userspace import Stack
+from lvcrypt.blockfile import BlockFile
+from lvcrypt.metadata.model import SECTOR, Area, VolumeGroup
+
+PIECE = 1 << 20  # bytes per read/write: memory stays flat whatever the chunk or LV size
+
+Progress = Callable[[int, int], None]  # (bytes done, bytes in all), after each piece
+
+
+@dataclass
+class Pace:
+    """--rate (bytes per second, None: as fast as the disks go) and the progress report, across chunks."""
+
+    rate: int | None = None
+    progress: Progress | None = None
+    total: int = 0
+    done: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        if self.rate:
+            ahead = self.done / self.rate - (time.monotonic() - self.started)
+            if ahead > 0:
+                time.sleep(ahead)
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
+def extent_offset(vg: VolumeGroup, area: Area) -> int:
+    """Byte offset of `area`'s first extent on its PV."""
+    return (vg.pvs[area.pv].pe_start + area.extent * vg.extent_size) * SECTOR
+
+
+def copy_through(source: Table, target: Table, keys: Mapping[str, bytes | bytearray], start: int, length: int,
+                 pace: Pace) -> None:
+    """LV bytes [start, start + length) read through `source` (decrypting) and written through `target`
+    (encrypting with the LV's IVs), then synced; the staging buffer is wiped."""
+    buffer = bytearray(PIECE)
+    try:
+        with Stack(source, keys) as reader, Stack(target, keys, writable=True) as writer:
+            view = memoryview(buffer)
+            for offset in range(start, start + length, PIECE):
+                piece = view[:min(PIECE, start + length - offset)]
+                reader.readinto(offset, piece)
+                writer.write(offset, piece)
+                pace.advance(len(piece))
+            writer.sync()
+    finally:
+        buffer[:] = bytes(len(buffer))
+
+
+def copy_raw(vg: VolumeGroup, device_of: Callable[[str], str], source: Area, target: Area, count: int,
+             pace: Pace) -> None:
+    """`count` extents copied byte for byte (ciphertext stays ciphertext: no key), then synced."""
+    length = count * vg.extent_bytes
+    with BlockFile(device_of(source.pv)) as reader, BlockFile(device_of(target.pv), writable=True) as writer:
+        src, dst = extent_offset(vg, source), extent_offset(vg, target)
+        for offset in range(0, length, PIECE):
+            size = min(PIECE, length - offset)
+            writer.write_at(dst + offset, reader.read_at(src + offset, size))
+            pace.advance(size)
+        writer.flush()
+
+
+def wipe_extents(vg: VolumeGroup, device_of: Callable[[str], str], ranges: list[tuple[Area, int]]) -> None:
+    """Overwrite freed extents with zeros, so they keep nothing the conversion was meant to remove."""
+    zeros = bytes(PIECE)
+    for area, count in ranges:
+        with BlockFile(device_of(area.pv), writable=True) as disk:
+            start, length = extent_offset(vg, area), count * vg.extent_bytes
+            for offset in range(0, length, PIECE):
+                disk.write_at(start + offset, zeros[:min(PIECE, length - offset)])
+            disk.flush()

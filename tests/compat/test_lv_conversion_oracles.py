@@ -1,0 +1,133 @@
+"""lvconvert --encrypt/--decrypt/--reencrypt and pvmove judged by lvm2, cryptsetup and an independent decryption.
+
+- After --encrypt, `lvconvert --type linear` exports a LUKS2 volume: cryptsetup's keyslot opens it and
+  `cryptography`, sector by sector with dm-crypt's IV rule, decrypts its payload to the original bytes;
+  no 512-byte sector of the original plaintext is left anywhere on the PVs.
+- After --decrypt, lvm2 sees a plain LV whose extents (where lvm2 says they are) hold the original bytes.
+- After --reencrypt, no sector on the PVs decrypts under the old volume key to the original plaintext.
+- pvmove empties the PV as lvm2 reports it, and the crypt LV still reads back without re-encryption.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from crypt_lv_layout import decrypt, extent_bytes, keystore_image, lvm2_layout
+from cryptsetup_oracle import cryptsetup, dumped_volume_key, opens_with
+from lvcrypt.metadata.model import CryptSegment, StripedSegment, VolumeGroup
+from mover_helpers import PASSPHRASE, key_path, lvm2_reads, make_vg, read_lv, tmp_file
+from store_helpers import Pair
+
+pytestmark = pytest.mark.oracle
+LUKS2_FAST = ("--handler", "luks2", "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000")
+
+
+@pytest.fixture
+def pair(loop_devices: Callable[..., list[str]], tmp_path: Path, lvm2: None) -> Pair:
+    return Pair(loop_devices(2, 48), tmp_path)
+
+
+def _sectors(data: bytes) -> set[bytes]:
+    return {data[offset:offset + 512] for offset in range(0, len(data), 512)}
+
+
+def _pv_sectors(pair: Pair) -> list[bytes]:
+    out = []
+    for device in pair.devices:
+        with open(device, "rb") as f:
+            image = f.read()
+        out.extend(image[offset:offset + 512] for offset in range(0, len(image), 512))
+    return out
+
+
+def _plain_lv_bytes(pair: Pair, lv: str = "lv") -> bytes:
+    """The LV as lvm2 lays it out (its own vgcfgbackup), read straight from the PVs."""
+    vg = lvm2_layout(pair)
+    parts = []
+    for segment in vg.lvs[lv].segments:
+        assert isinstance(segment, StripedSegment) and segment.stripe_count == 1, segment
+        area = segment.stripes[0]
+        parts.append(extent_bytes(pair, vg, area.pv, area.extent, segment.extent_count))
+    return b"".join(parts)
+
+
+def test_encrypt_then_export_is_a_luks2_volume_cryptsetup_opens(pair: Pair) -> None:
+    data = make_vg(pair, encrypted=False)
+    pair.lvc("lvconvert", "--encrypt", *LUKS2_FAST, "--chunk-size", "2m", "--key-file", key_path(pair), "vgc/lv")
+    assert lvm2_reads(pair, "after --encrypt") >= {"lv", "cryptostore0"}
+    assert read_lv(pair, encrypted=True) == data
+    assert not _sectors(data) & set(_pv_sectors(pair)), "plaintext left on a PV after --encrypt"
+
+    pair.lvc("lvconvert", "--type", "linear", "vgc/lv")
+    exported = tmp_file(pair, "exported.img", _plain_lv_bytes(pair))
+    keyfile = tmp_file(pair, "key", PASSPHRASE)
+    assert opens_with(exported, keyfile)
+    dump = cryptsetup("luksDump", str(exported)).stdout
+    offset = int(next(line.split()[1] for line in dump.splitlines() if line.strip().startswith("offset:")))
+    assert "aes-xts-plain64" in dump
+    key = dumped_volume_key(exported, keyfile)
+    payload = exported.read_bytes()[offset:]
+    sector = int(next(line.split()[1] for line in dump.splitlines() if line.strip().startswith("sector:")))
+    assert decrypt("aes-xts-plain64", key, payload, sector) == data
+
+
+def test_decrypt_gives_lvm2_a_plain_lv_with_the_original_bytes(pair: Pair) -> None:
+    data = make_vg(pair, encrypted=True)
+    pair.lvc("lvconvert", "--decrypt", "--chunk-size", "3m", "--key-file", key_path(pair), "vgc/lv")
+    assert lvm2_reads(pair, "after --decrypt") == {"first", "lv"}, "the keystore goes with its last user"
+    attr = pair.lvm("lvs", "--noheadings", "-o", "lv_attr,segtype", "vgc/lv").stdout.split()
+    assert attr[0].startswith("-wi") and set(attr[1:]) == {"linear"}, attr
+    assert _plain_lv_bytes(pair) == data
+
+
+def _crypt_places(vg: VolumeGroup, lv: str) -> Iterator[tuple[str, int, int, int]]:
+    """(PV key, extent, byte offset in it, length, first IV) of every run of the LV's ciphertext, stripes
+    spelled out: where dm-crypt put each stripe chunk, and the LV sector (the IV) it starts at."""
+    lv_sector = 0
+    for segment in vg.lvs[lv].segments:
+        assert isinstance(segment, CryptSegment)
+        size = segment.extent_count * vg.extent_bytes
+        if len(segment.areas) == 1:
+            yield segment.areas[0].pv, segment.areas[0].extent, 0, size, lv_sector
+        else:
+            assert segment.stripe_size is not None
+            stripe = segment.stripe_size * 512
+            for index in range(size // stripe):
+                area = segment.areas[index % len(segment.areas)]
+                yield area.pv, area.extent, (index // len(segment.areas)) * stripe, stripe, \
+                    lv_sector + index * stripe // 512
+        lv_sector += size // 512
+
+
+def test_reencrypt_leaves_no_sector_under_the_old_key(pair: Pair) -> None:
+    data = make_vg(pair, encrypted=True)
+    before = lvm2_layout(pair)
+    old_key = dumped_volume_key(keystore_image(pair, before, "cryptostore0"), Path(key_path(pair)))
+    places = list(_crypt_places(before, "lv"))
+    assert b"".join(decrypt("aes-xts-plain64", old_key,
+                            extent_bytes(pair, before, pv, extent, 1 + (offset + length) // before.extent_bytes)
+                            [offset:offset + length], 512, iv) for pv, extent, offset, length, iv in places) == data
+    done = pair.lvc("lvconvert", "--reencrypt", *LUKS2_FAST, "--chunk-size", "2m", "--key-file", key_path(pair),
+                    "vgc/lv")
+    assert "keyslots were not carried over" in done.stdout
+    names = lvm2_reads(pair, "after --reencrypt")
+    assert "cryptostore0" not in names and "cryptostore1" in names
+    assert read_lv(pair, encrypted=True) == data
+    wanted = _sectors(data)
+    for pv, extent, offset, length, iv in places:  # wherever old ciphertext was, nothing decrypts under the old key
+        block = extent_bytes(pair, before, pv, extent, 1 + (offset + length) // before.extent_bytes)
+        assert not _sectors(decrypt("aes-xts-plain64", old_key, block[offset:offset + length], 512, iv)) & wanted
+
+
+def test_pvmove_empties_the_pv_and_crypt_extents_move_as_ciphertext(pair: Pair) -> None:
+    data = make_vg(pair, encrypted=True)
+    a = pair.devices[0]
+    pair.lvc("pvmove", "--chunk-size", "2m", a)
+    used = pair.lvm("pvs", "--noheadings", "-o", "pv_used", "--units", "b", a).stdout.strip()
+    assert used == "0B", used
+    assert lvm2_reads(pair, "after pvmove") == {"first", "lv", "cryptostore0"}
+    assert read_lv(pair, encrypted=True) == data
+    assert "No data to move" in pair.lvc("pvmove", a, check=False).stderr

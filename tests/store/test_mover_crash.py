@@ -1,0 +1,188 @@
+"""Crash safety of the extent mover: lvconvert --encrypt/--decrypt/--reencrypt and pvmove die before each
+of their writes (data, wipes, metadata) in turn, and are killed with SIGKILL at random moments.
+
+After every crash lvm2 reads the VG (vgck, lvs); the same command then resumes and finishes, and the LV
+holds exactly the bytes it held before.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from conftest import ROOT
+from lvcrypt.blockfile import BlockFile
+from lvcrypt.cli import main
+from lvcrypt.conversion_record import PVMOVE_KEY, read_conversion
+from lvcrypt.metadata.model import CryptSegment, VolumeGroup
+from lvcrypt.store.commit import load_vg, scan
+from mover_helpers import FAST_KDF, key_path, lvm2_reads, make_vg
+from store_helpers import Pair
+
+pytestmark = pytest.mark.oracle
+CRASH_STATUS = 86
+
+
+
+def _no_record(vg: VolumeGroup) -> bool:
+    return read_conversion(vg.lvs["lv"]) is None and PVMOVE_KEY not in vg.raw
+
+
+def _lv_keystores(vg: VolumeGroup) -> list[str | None]:
+    return [s.crypto_store if isinstance(s, CryptSegment) else None for s in vg.lvs["lv"].segments]
+
+
+# name: (is the LV encrypted before, after; argv after the devices; has the work been done in this VG)
+CASES: dict[str, tuple[bool, bool, Callable[[Pair], list[str]], Callable[[VolumeGroup], bool]]] = {
+    "encrypt": (False, True, lambda p: ["lvconvert", "--encrypt", *FAST_KDF, "--chunk-size", "2m",
+                                        "--key-file", key_path(p), "vgc/lv"],
+                lambda vg: _no_record(vg) and set(_lv_keystores(vg)) == {"cryptostore0"}),
+    "decrypt": (True, False, lambda p: ["lvconvert", "--decrypt", "--chunk-size", "2m", "--key-file", key_path(p),
+                                        "vgc/lv"],
+                lambda vg: _no_record(vg) and set(_lv_keystores(vg)) == {None}),
+    "reencrypt": (True, True, lambda p: ["lvconvert", "--reencrypt", *FAST_KDF, "--chunk-size", "2m",
+                                         "--key-file", key_path(p), "vgc/lv"],
+                  lambda vg: _no_record(vg) and set(_lv_keystores(vg)) == {"cryptostore1"}),
+    "pvmove": (True, True, lambda p: ["pvmove", "--chunk-size", "2m", p.devices[0], p.devices[1]],
+               lambda vg: _no_record(vg) and vg.used_extents("pv0") == 0),
+}
+
+
+def _run_until_write(argv: list[str], stop_at: int | None) -> int:
+    """`lvcrypt ARGV` in a forked child that dies just before write number `stop_at`; returns the writes done."""
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(reader)
+        count = 0
+        original = BlockFile.write_at
+
+        def write_at(self: BlockFile, offset: int, data: bytes | bytearray | memoryview) -> None:
+            nonlocal count
+            if count == stop_at:
+                os.write(writer, str(count).encode())
+                os._exit(CRASH_STATUS)
+            count += 1
+            original(self, offset, data)
+
+        BlockFile.write_at = write_at  # type: ignore[method-assign]
+        status = 1
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            status = main(argv)
+        finally:
+            os.write(writer, str(count).encode())
+            os._exit(status)
+    os.close(writer)
+    with os.fdopen(reader) as pipe:
+        done = int(pipe.read() or -1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == (0 if stop_at is None else CRASH_STATUS), (argv, stop_at)
+    return done
+
+
+def _snapshot(devices: list[str]) -> dict[str, bytes]:
+    out = {}
+    for device in devices:
+        with open(device, "rb") as f:
+            out[device] = f.read()
+    return out
+
+
+def _restore(snapshot: dict[str, bytes]) -> None:
+    for device, data in snapshot.items():
+        fd = os.open(device, os.O_WRONLY)
+        try:
+            os.pwrite(fd, data, 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _lv_bytes(pair: Pair, encrypted: bool) -> bytes:
+    """`lvcrypt read vgc/lv` in a forked child (no interpreter start-up per crash point)."""
+    out = pair.tmp / "read.out"
+    keys = ["--key-file", key_path(pair)] if encrypted else []
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            sys.stdout = io.TextIOWrapper(open(out, "wb"))  # pytest's capture is not fd 1
+            status = main(["read", "--devices", pair.device_list, *keys, "vgc/lv"])
+            sys.stdout.flush()
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return out.read_bytes()
+
+
+def _finished(pair: Pair, data: bytes, case: str, where: str) -> None:
+    vg = load_vg(scan(pair.devices), "vgc").vg
+    assert CASES[case][3](vg), f"{where}: not finished"
+    assert _lv_bytes(pair, CASES[case][1]) == data, f"{where}: the LV's data changed"
+
+
+def _setup(loop_devices: Callable[..., list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+           encrypted: bool) -> tuple[Pair, bytes]:
+    pair = Pair(loop_devices(2, 16), tmp_path)
+    for key in ("LVCRYPT_STATE_DIR", "LVCRYPT_RUN_DIR"):
+        monkeypatch.setenv(key, pair.env[key])
+    return pair, make_vg(pair, encrypted)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(CASES))
+def test_crash_at_every_write_then_resume(case: str, loop_devices: Callable[..., list[str]], tmp_path: Path,
+                                          lvm2: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    before, _, command, done = CASES[case]
+    pair, data = _setup(loop_devices, tmp_path, monkeypatch, before)
+    argv = [*command(pair)[:1], "--devices", pair.device_list, *command(pair)[1:]]
+    snapshot = _snapshot(pair.devices)
+
+    total = _run_until_write(argv, None)
+    _finished(pair, data, case, "uninterrupted")
+    assert "lv" in lvm2_reads(pair, "uninterrupted")
+    assert total > 20, f"{case} took only {total} writes"
+    for stop_at in range(total):
+        where = f"{case}, crash before write {stop_at}"
+        _restore(snapshot)
+        _run_until_write(argv, stop_at)
+        assert "lv" in lvm2_reads(pair, where)
+        if not done(load_vg(scan(pair.devices), "vgc").vg):  # else the crash hit the last commit's last copies
+            _run_until_write(argv, None)
+        _finished(pair, data, case, f"{where}, then resumed")
+    print(f"crash points tried for {case}: {total}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(CASES))
+def test_kill_at_random_moments_then_resume(case: str, loop_devices: Callable[..., list[str]], tmp_path: Path,
+                                            lvm2: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    before, _, command, done = CASES[case]
+    pair, data = _setup(loop_devices, tmp_path, monkeypatch, before)
+    argv = [*command(pair)[:1], "--devices", pair.device_list, "--rate", "4m", *command(pair)[1:]]
+    chooser = random.Random(17)
+    for attempt in range(3):
+        if done(load_vg(scan(pair.devices), "vgc").vg):
+            break  # run again, the command would start over (a second re-encryption)
+        child = subprocess.Popen([sys.executable, "-m", "lvcrypt", *argv], env=pair.env, cwd=ROOT,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(chooser.uniform(0.3, 2.0))
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        lvm2_reads(pair, f"{case}, killed (attempt {attempt})")
+    if not done(load_vg(scan(pair.devices), "vgc").vg):
+        result = subprocess.run([sys.executable, "-m", "lvcrypt", *argv], env=pair.env, cwd=ROOT, capture_output=True)
+        assert result.returncode == 0, result.stderr
+    _finished(pair, data, case, f"{case}, resumed after kills")
