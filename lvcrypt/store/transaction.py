@@ -105,6 +105,7 @@ class VgTransaction:
         self.lock.revalidate = self._unchanged
         self.allow_missing = allow_missing
         self.held = contextlib.ExitStack()
+        self.archived = False  # lvm2 archives the version a command started from once, before its first commit
         self.scan: Scan
         self.loaded: LoadedVg
 
@@ -145,11 +146,17 @@ class VgTransaction:
     def commit(self, extra: dict[str, PvOnDisk] | None = None, repair: bool = False) -> None:
         """Write the changed VG (seqno + 1) to all its PVs; `extra` are PVs new to the VG.
 
+        Only the first commit of a transaction archives (the version the command started from), as
+        lvm2 archives once per command: a conversion committing chunk by chunk leaves one archive
+        file, not one per chunk.
+
         `repair` also rewrites metadata area headers that point outside their area (vgck --updatemetadata).
         """
         vg_access.check(self.vg, vg_access.Access(change=True, exported=self.access.exported))
         self.vg.seqno += 1
-        text = _write(self.vg, self.members(extra), (self.name, self.loaded.text), repair)
+        replaced = None if self.archived else (self.name, self.loaded.text)
+        text = _write(self.vg, self.members(extra), replaced, repair)
+        self.archived = True
         self.loaded.text = text.rstrip(b"\0")
         if self.vg.name != self.name:  # renamed: the backup under the old name is no longer the VG's
             archive.remove_backup(self.name)

@@ -92,6 +92,17 @@ def test_interrupted_decrypt_resumes_with_the_same_command(pair: Pair) -> None:
     assert "cryptostore0" not in pair.lvc("lvs", "-a", "-o", "lv_name").stdout
 
 
+def test_a_conversion_archives_once_however_many_chunks_it_commits(pair: Pair) -> None:
+    """lvm2 archives the version a command started from once; a chunk-by-chunk conversion must not
+    leave one archive file per chunk (thousands for a large LV, all kept for 30 days)."""
+    data = make_vg(pair, encrypted=True)
+    archives = Path(pair.env["LVCRYPT_STATE_DIR"]) / "archive"
+    before = set(archives.glob("vgc_*.vg"))
+    pair.lvc("lvconvert", "--decrypt", "--chunk-size", "1M", "--key-file", key_path(pair), "vgc/lv")
+    assert read_lv(pair, encrypted=False) == data
+    assert len(set(archives.glob("vgc_*.vg")) - before) == 1
+
+
 def _fast_request() -> KeystoreRequest:
     return KeystoreRequest(handler="luks1", pbkdf="pbkdf2", force_iterations=1000)
 
