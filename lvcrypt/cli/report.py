@@ -215,9 +215,14 @@ def _report_parser(base: type[argparse.ArgumentParser]) -> type[argparse.Argumen
             if arg_string.startswith("-") and not arg_string.startswith("--") and len(arg_string) > 2 \
                     and arg_string not in self._option_string_actions:
                 action = self._option_string_actions.get(arg_string[:2])
-                if action is None or action.nargs == 0:
+                if action is None or (action.nargs == 0 and not self._flags(arg_string[1:])):
                     return None
             return super()._parse_optional(arg_string)  # type: ignore[misc]
+
+        def _flags(self, letters: str) -> bool:
+            """`-qq`, `-vv`: every letter a flag of this command (else `-devices` is a field to remove)."""
+            return all(getattr(self._option_string_actions.get(f"-{letter}"), "nargs", None) == 0
+                       for letter in letters)
 
     return ReportParser
 
