@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
 import sys
 import traceback
@@ -94,6 +95,9 @@ def _command_name(argv: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # numpy's OpenBLAS starts a thread per core when numpy is imported and joins them at exit;
+    # lvcrypt does no linear algebra (numpy only computes XTS tweaks), so that is pure start-up cost.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     debug = any(a in ("-d", "--debug", "-v", "--verbose") for a in argv)
     try:
         args = build_parser(_command_name(argv)).parse_args(argv)
