@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 from lvcrypt.errors import LvcryptError
@@ -41,6 +40,8 @@ def private_directory(path: Path, create: bool = True) -> Path | None:
 
 def write_atomically(path: str | Path, text: str, mode: int = 0o600) -> None:
     """Write beside the target, fsync, keep the target's mode (or `mode` for a new file), rename over it."""
+    import tempfile  # with random: only commands that write a file pay for it
+
     target = Path(path)
     if target.exists():
         mode = target.stat().st_mode & 0o7777

@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from lvcrypt import keyring
 from lvcrypt.errors import HandlerError, KeyringError, UsageError, WrongPassphrase
 from lvcrypt.handlers.secret import Secret, read_key_file
 from lvcrypt.keycache import KeyCache
@@ -124,6 +123,8 @@ def adopt_volume_key(tx: "VgTransaction", store: str, key: Secret, keys: KeyCach
 def _unlock_from_volume_key_keyring(spec_text: str, tx: "VgTransaction", stores: list[str], keys: KeyCache,
                                     sessions: KeystoreSessions) -> None:
     """--volume-key-keyring: a `user` key whose payload must verify as each keystore's volume key."""
+    from lvcrypt import keyring
+
     spec = keyring.parse_key_spec(spec_text)
     if spec.type != "user":
         raise KeyringError(f"{spec}: a logon key cannot be read back to check it against the keystore; "
@@ -137,6 +138,8 @@ def _unlock_from_volume_key_keyring(spec_text: str, tx: "VgTransaction", stores:
 
 def _unlock_from_token(session: "KeystoreSession", store: str, keys: KeyCache) -> bool:
     """The keystore's keyring tokens (LUKS2's `luks2-keyring`): try each whose passphrase is in the keyring."""
+    from lvcrypt import keyring  # with its dataclasses and libkeyutils: only when no key file is given
+
     for token in session.keyring_tokens():
         serial = keyring.request_key("user", token.key_description)
         if serial is None:

@@ -12,7 +12,6 @@ import importlib
 import os
 import re
 import sys
-import traceback
 from typing import Any, NoReturn
 
 from lvcrypt.errors import LvcryptError, UsageError
@@ -89,6 +88,13 @@ def build_parser(command: str | None) -> ArgumentParser:
     return parser
 
 
+def _print_traceback() -> None:
+    """Only --debug shows tracebacks, so only then is `traceback` (with linecache, tokenize) imported."""
+    import traceback
+
+    traceback.print_exc()
+
+
 def _command_name(argv: list[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
@@ -104,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except LvcryptError as error:
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         print(f"lvcrypt: {error}", file=sys.stderr)
         return error.exit_status
     except KeyboardInterrupt:
@@ -114,13 +120,13 @@ def main(argv: list[str] | None = None) -> int:
         return 5
     except OSError as error:
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         print(f"lvcrypt: {error.strerror or error}"
               + (f": {error.filename}" if error.filename else ""), file=sys.stderr)
         return 5
     except Exception as error:  # noqa: BLE001 - the one place that turns bugs into a one-line report
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         print(f"lvcrypt: internal error: {type(error).__name__}: {error} (run with --debug for details)",
               file=sys.stderr)
         return 5
