@@ -170,6 +170,10 @@ def report(args: argparse.Namespace, read_args: list[str], lvm_dev: str, env: di
         "python -c pass": [sys.executable, "-c", "pass"],
         "python -S -c pass": [sys.executable, "-S", "-c", "pass"],
         "python -I -S -c pass": [sys.executable, "-I", "-S", "-c", "pass"],
+        "python -c 'import numpy' (one BLAS thread)": [
+            sys.executable, "-c", "import os; os.environ['OPENBLAS_NUM_THREADS'] = '1'; import numpy"],
+        "python -c 'import cryptography ciphers'": [
+            sys.executable, "-c", "import cryptography.hazmat.primitives.ciphers"],
     }, args.runs, env)
     anchor, ours = main_times["lvm2 lvs"], main_times["lvcrypt read"]
     print(f"start-up of `lvcrypt read --length 4096` (crypt LV, LUKS2, PBKDF2 1000 iterations, key file), "
@@ -181,7 +185,7 @@ def report(args: argparse.Namespace, read_args: list[str], lvm_dev: str, env: di
           f"{min(ours.wall) / min(anchor.wall):.2f}x (load only adds time; this shows the load's share)")
     print("where lvcrypt's time goes (whole processes: median wall, median CPU user+system):")
     for name, runs in main_times.items():
-        print(f"  {name:38} {runs.median * 1000:7.1f} ms  cpu {statistics.median(runs.cpu) * 1000:7.1f} ms")
+        print(f"  {name:44} {runs.median * 1000:7.1f} ms  cpu {statistics.median(runs.cpu) * 1000:7.1f} ms")
     print(f"inside one process (medians of {args.runs}; a phase includes its lazy imports):")
     for label, seconds in phases(read_args, args.runs, env).items():
         print(f"  {label:58} {seconds * 1000:7.1f} ms")
