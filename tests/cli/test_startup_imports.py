@@ -38,6 +38,8 @@ NOT_FOR_READ = {
     "subprocess": "nothing is run",
     "tempfile": "no file is written",
     "secrets": "no id is made",
+    "random": "no id is made and no VG version archived",
+    "uuid": "no LUKS header is formatted",
     "getpass": "no prompt",
     "traceback": "no --debug",
     "lvcrypt.metadata.write": "no metadata is written",
