@@ -186,6 +186,9 @@ def report(args: argparse.Namespace, read_args: list[str], lvm_dev: str, env: di
     print("where lvcrypt's time goes (whole processes: median wall, median CPU user+system):")
     for name, runs in main_times.items():
         print(f"  {name:44} {runs.median * 1000:7.1f} ms  cpu {statistics.median(runs.cpu) * 1000:7.1f} ms")
+    numpy_alone = main_times["python -c 'import numpy' (one BLAS thread)"].median - main_times["python -c pass"].median
+    print(f"  numpy's import is {numpy_alone * 1000:.1f} ms of it: a read that did not load numpy would take about "
+          f"{(ours.median - numpy_alone) * 1000:.1f} ms, ratio {(ours.median - numpy_alone) / anchor.median:.2f}x")
     print(f"inside one process (medians of {args.runs}; a phase includes its lazy imports):")
     for label, seconds in phases(read_args, args.runs, env).items():
         print(f"  {label:58} {seconds * 1000:7.1f} ms")
