@@ -22,26 +22,35 @@ from lvcrypt.handlers.secret import Secret, wipe
 LUKS_STRIPES = 4000
 
 
-def _digest_size(hash_name: str) -> int:
-    try:
-        return hashlib.new(_hashlib_name(hash_name)).digest_size
-    except ValueError:
-        raise HandlerError(f"hash {hash_name} is not available") from None
+class _Diffuser:
+    """One hash set up for every stripe of a split or merge: looking the hash up again for each of
+    the 4000 stripes cost more than hashing them (most of a PBKDF2-1000 unlock).  Each piece's hash
+    starts as a copy of a hash already fed its index prefix."""
+
+    def __init__(self, hash_name: str, block_size: int):
+        name = _hashlib_name(hash_name)
+        try:
+            first = hashlib.new(name)
+        except ValueError:
+            raise HandlerError(f"hash {hash_name} is not available") from None
+        self.digest_size = first.digest_size
+        starts = range(0, block_size, self.digest_size)
+        self._pieces = [(start, hashlib.new(name, index.to_bytes(4, "big"))) for index, start in enumerate(starts)]
+
+    def diffuse(self, block: bytearray) -> None:
+        """Replace `block` by the hash of its digest-sized pieces, each prefixed by its big-endian index."""
+        view = memoryview(block)
+        size = self.digest_size
+        for start, prefixed in self._pieces:
+            piece = view[start:start + size]
+            digest = prefixed.copy()
+            digest.update(piece)
+            piece[:] = digest.digest()[:len(piece)]
 
 
 def _hashlib_name(hash_name: str) -> str:
     """cryptsetup spells hashes `sha3-256`, hashlib `sha3_256`."""
     return hash_name.lower().replace("-", "_")
-
-
-def _diffuse(block: bytearray, hash_name: str) -> None:
-    """Replace `block` by the hash of its digest-sized pieces, each prefixed by its big-endian index."""
-    name = _hashlib_name(hash_name)
-    size = _digest_size(hash_name)
-    for index, start in enumerate(range(0, len(block), size)):
-        piece = memoryview(block)[start:start + size]
-        digest = hashlib.new(name, index.to_bytes(4, "big") + piece).digest()
-        piece[:] = digest[:len(piece)]
 
 
 def _xor_into(target: bytearray | memoryview, other: bytes | bytearray | memoryview) -> None:
@@ -53,6 +62,7 @@ def _xor_into(target: bytearray | memoryview, other: bytes | bytearray | memoryv
 def split(material: Secret, stripes: int, hash_name: str) -> Secret:
     """Expand `material` to `stripes` blocks of its size (random ones first, the key last)."""
     size = len(material)
+    diffuser = _Diffuser(hash_name, size)
     out = Secret(size * stripes)
     running = bytearray(size)
     try:
@@ -61,7 +71,7 @@ def split(material: Secret, stripes: int, hash_name: str) -> Secret:
             stripe = view[index * size:(index + 1) * size]
             stripe[:] = os.urandom(size)
             _xor_into(running, stripe)
-            _diffuse(running, hash_name)
+            diffuser.diffuse(running)
         last = view[(stripes - 1) * size:]
         last[:] = running
         _xor_into(last, material.buffer)
@@ -75,12 +85,14 @@ def merge(split_material: Secret | bytearray, size: int, stripes: int, hash_name
     data = split_material.buffer if isinstance(split_material, Secret) else split_material
     if len(data) < size * stripes:
         raise HandlerError("anti-forensic material is shorter than its stripes")
+    diffuser = _Diffuser(hash_name, size)
     view = memoryview(data)
     out = Secret(size)
+    running = out.buffer
     for index in range(stripes - 1):
-        _xor_into(out.buffer, view[index * size:(index + 1) * size])
-        _diffuse(out.buffer, hash_name)
-    _xor_into(out.buffer, view[(stripes - 1) * size:stripes * size])
+        _xor_into(running, view[index * size:(index + 1) * size])
+        diffuser.diffuse(running)
+    _xor_into(running, view[(stripes - 1) * size:stripes * size])
     return out
 
 

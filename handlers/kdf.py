@@ -19,7 +19,6 @@ import os
 import time
 from dataclasses import dataclass
 
-from argon2.low_level import ffi, lib
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
@@ -144,6 +143,8 @@ def argon2(kind: str, password: bytes | bytearray, salt: bytes, time_cost: int, 
     if time_cost < 1 or memory_kib < 8 * parallel or parallel < 1 or len(salt) < 8:
         raise HandlerError(f"invalid {kind} parameters: time {time_cost}, memory {memory_kib} KiB, "
                            f"threads {parallel}")
+    from argon2.low_level import ffi, lib  # argon2-cffi loads a C library: only when an Argon2 slot is used
+
     out = Secret(length)
     pwd = ffi.from_buffer(password) if len(password) else ffi.NULL
     result = lib.argon2_hash(time_cost, memory_kib, parallel, pwd, len(password),

@@ -1,47 +1,73 @@
 """Finding key handlers by name through the `lvcrypt.key_handlers` entry points.
 
 The built-in handlers register the same way as third-party ones (in
-pyproject.toml), so there is one lookup path.  A keystore whose handler is
-not installed keeps its attributes and area readable; only operations that
-need the handler fail, with a message naming the handler to install.
+pyproject.toml), and `available()` lists every registered name.  Looking a
+built-in name up needs no installed-package metadata, though: `BUILT_IN`
+resolves it directly, because `importlib.metadata` (and the email package it
+loads) costs a data command more start-up than its whole unlock, and another
+package's entry point must not shadow lvcrypt's own LUKS handlers.  A keystore
+whose handler is not installed keeps its attributes and area readable; only
+operations that need the handler fail, with a message naming the handler to
+install.
 """
 
 from __future__ import annotations
 
+import importlib
 from functools import cache
-from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING
 
 from lvcrypt.errors import FormatError, HandlerError
 from lvcrypt.handlers.base import Area, KeyHandler
 from lvcrypt.handlers.checkvalue import read_handler_name
 from lvcrypt.handlers.luks2.header import PREFIX, PRIMARY_MAGIC
 
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
 GROUP = "lvcrypt.key_handlers"
 DEFAULT = "luks2"  # the handler of a new keystore when the user names none (cryptsetup's default type)
+# lvcrypt's own entries of GROUP in pyproject.toml (tests/handlers/test_handler_registry.py keeps them equal).
+BUILT_IN = {
+    "plain": "lvcrypt.handlers.plain:PlainHandler",
+    "hashed": "lvcrypt.handlers.hashed:HashedHandler",
+    "luks1": "lvcrypt.handlers.luks1:Luks1Handler",
+    "luks2": "lvcrypt.handlers.luks2:Luks2Handler",
+}
 
 
-def _entry_points() -> dict[str, EntryPoint]:
+def _entry_points() -> dict[str, "EntryPoint"]:
+    from importlib.metadata import entry_points
+
     return {ep.name: ep for ep in entry_points(group=GROUP)}
 
 
 def available() -> list[str]:
     """Names of the handlers installed on this system."""
-    return sorted(_entry_points())
+    return sorted(set(BUILT_IN) | set(_entry_points()))
+
+
+def _load(name: str) -> tuple[object, str]:
+    """The object `name` is registered as, and how it is registered (for messages)."""
+    if name in BUILT_IN:
+        module, _, attribute = BUILT_IN[name].partition(":")
+        return getattr(importlib.import_module(module), attribute), BUILT_IN[name]
+    entry = _entry_points().get(name)
+    if entry is None:
+        raise HandlerError(f"key handler {name!r} is not installed: install a package that provides "
+                           f"it in the {GROUP} entry-point group")
+    return entry.load(), entry.value
 
 
 @cache
 def get(name: str) -> KeyHandler:
     """The handler called `name`; HandlerError if no installed package provides it."""
-    entry = _entry_points().get(name)
-    if entry is None:
-        raise HandlerError(f"key handler {name!r} is not installed: install a package that provides "
-                           f"it in the {GROUP} entry-point group")
     try:
-        handler_class = entry.load()
+        handler_class, registered = _load(name)
     except (ImportError, AttributeError) as error:
         raise HandlerError(f"key handler {name!r} failed to load: {error}") from None
     if not (isinstance(handler_class, type) and issubclass(handler_class, KeyHandler)):
-        raise HandlerError(f"key handler {name!r} ({entry.value}) is not a KeyHandler")
+        raise HandlerError(f"key handler {name!r} ({registered}) is not a KeyHandler")
     return handler_class()
 
 

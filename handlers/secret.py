@@ -12,7 +12,6 @@ copies that we cannot wipe; callers keep those to the smallest scope.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import hmac
 import io
 import os
@@ -22,11 +21,19 @@ from typing import BinaryIO
 
 from lvcrypt.errors import HandlerError
 
-_libc: ctypes.CDLL | None
-try:
-    _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-except OSError:  # no libc to call: secrets are still wiped, just not locked
-    _libc = None
+
+def _process_libc() -> ctypes.CDLL | None:
+    """libc's mlock/munlock through the interpreter's own symbols: `ctypes.util.find_library` would
+    import subprocess and tempfile and run ldconfig in every command to name a library already loaded.
+    None (secrets are still wiped, just not locked) where there is no such libc."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    return libc if hasattr(libc, "mlock") and hasattr(libc, "munlock") else None
+
+
+_libc = _process_libc()
 
 
 def _lock(address: int, length: int) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 from lvcrypt.errors import LvcryptError
@@ -47,6 +46,8 @@ def write_atomically(path: str | Path, text: str, mode: int = 0o600) -> None:
     """
     if test_mode():
         return
+    import tempfile  # with random: only commands that write a file pay for it
+
     target = Path(path)
     if target.exists():
         mode = target.stat().st_mode & 0o7777

@@ -8,7 +8,6 @@ segment types.
 
 from __future__ import annotations
 
-import secrets
 from typing import Callable
 import socket
 import time
@@ -27,6 +26,8 @@ DEFAULT_STRIPE_SIZE = 128  # sectors: lvm2's 64 KiB
 
 def new_uuid() -> str:
     """A random id in lvm2's dashed 6-4-4-4-4-4-6 form."""
+    import secrets  # only commands that create something: it loads random, base64 and hmac
+
     raw = "".join(secrets.choice(_ID_CHARS) for _ in range(32))
     cuts = (0, 6, 10, 14, 18, 22, 26, 32)
     return "-".join(raw[a:b] for a, b in zip(cuts, cuts[1:]))

@@ -26,7 +26,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from lvcrypt import keyring
 from lvcrypt.errors import HandlerError, KeyringError, UsageError, WrongPassphrase
 from lvcrypt.handlers.secret import Secret, read_key_file
 from lvcrypt.keycache import KeyCache
@@ -148,6 +147,8 @@ def adopt_volume_key(tx: "VgTransaction", store: str, key: Secret, keys: KeyCach
 
 def volume_key_from_keyring(spec_text: str) -> Secret:
     """--volume-key-keyring: the payload of a `user` key (not yet checked against any keystore)."""
+    from lvcrypt import keyring
+
     spec = keyring.parse_key_spec(spec_text)
     if spec.type != "user":
         raise KeyringError(f"{spec}: a logon key cannot be read back to check it against the keystore; "
@@ -186,6 +187,8 @@ def _usable_tokens(session: "KeystoreSession", sources: KeySources) -> list["Key
 
 def _unlock_from_token(session: "KeystoreSession", store: str, keys: KeyCache, sources: KeySources) -> bool:
     """The keystore's keyring tokens (LUKS2's `luks2-keyring`): try each whose passphrase is in the keyring."""
+    from lvcrypt import keyring  # with its dataclasses and libkeyutils: only when no key file is given
+
     for token in _usable_tokens(session, sources):
         serial = keyring.request_key("user", token.key_description)
         if serial is None:

@@ -11,7 +11,6 @@ dataclasses, validation), `disk` (choosing and writing the copies),
 from __future__ import annotations
 
 import copy
-import uuid as uuid_module
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -79,6 +78,8 @@ class Layout:
 
 def _checked_uuid(text: str | None) -> str:
     """cryptsetup only takes UUIDs in the canonical form (it compares and prints them as such)."""
+    import uuid as uuid_module  # with platform: only formatting needs it, not every unlock
+
     if text is None:
         return str(uuid_module.uuid4())
     try:

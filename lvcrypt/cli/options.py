@@ -8,7 +8,6 @@ the parsed arguments into.
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 from typing import TYPE_CHECKING, Callable
 
@@ -136,6 +135,8 @@ def encrypted_lv_request(args: argparse.Namespace) -> "EncryptedLvRequest":
 
 def terminal_prompt(prompt: str) -> "Secret":
     """One passphrase typed on the terminal (no echo), straight into a Secret."""
+    import getpass  # only for a terminal prompt: key files and keyrings need no termios
+
     from lvcrypt.handlers.secret import Secret
 
     text = getpass.getpass(prompt)

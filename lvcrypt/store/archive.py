@@ -11,7 +11,6 @@ before they become part of a file name.
 from __future__ import annotations
 
 import os
-import random
 import time
 from pathlib import Path
 
@@ -73,6 +72,8 @@ def backup_path(vg_name: str) -> Path | None:
 
 def archive_version(vg_name: str, text: str) -> Path:
     """Keep a VG version that is about to be replaced (lvm2 names these VG_NNNNN-RANDOM.vg)."""
+    import random  # only commands that change a VG archive one
+
     vg_name = file_name_of(vg_name)
     directory = state_path("archive")
     numbers = [int(p.name[len(vg_name) + 1:len(vg_name) + 6]) for p in directory.glob(f"{vg_name}_[0-9][0-9][0-9][0-9][0-9]-*.vg")

@@ -1,0 +1,109 @@
+"""What `read` and `lvs` load: only what their work needs.
+
+Start-up is most of these commands' run time (benchmarks/startup.py: a 4 KiB
+`read` of a crypt LV against lvm2's `lvs`), so every module below was taken
+off their path on purpose, and loading one again would cost every run without
+failing anything else.  The commands run as users run them, in a process of
+their own, which then reports its modules and threads.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import run_lvcrypt
+
+# The command, then what it left loaded: its module names and its thread count (numpy's BLAS starts threads).
+PROBE = ("import os, sys, lvcrypt.cli\n"
+         "status = lvcrypt.cli.main(sys.argv[2:])\n"
+         "with open(sys.argv[1], 'w') as out:\n"
+         "    out.write(' '.join(sorted(sys.modules)) + '\\n' + str(len(os.listdir('/proc/self/task'))))\n"
+         "sys.exit(status)\n")
+
+# Not needed by `read --key-file` of a LUKS2/PBKDF2 crypt LV, and why.
+NOT_FOR_READ = {
+    "importlib.metadata": "built-in key handlers resolve without installed-package metadata",
+    "email": "importlib.metadata's dependency",
+    "argon2": "the keystore's keyslot uses PBKDF2",
+    "lvcrypt.keyring": "the passphrase comes from a key file, not a keyring token",
+    "lvcrypt.handlers.luks1": "only the keystore's own handler loads",
+    "lvcrypt.handlers.plain": "only the keystore's own handler loads",
+    "lvcrypt.handlers.hashed": "only the keystore's own handler loads",
+    "ctypes.util": "mlock comes from the process's own libc symbols",
+    "subprocess": "nothing is run",
+    "tempfile": "no file is written",
+    "secrets": "no id is made",
+    "random": "no id is made and no VG version archived",
+    "uuid": "no LUKS header is formatted",
+    "getpass": "no prompt",
+    "traceback": "no --debug",
+    "lvcrypt.metadata.write": "no metadata is written",
+    "pyudev": "--devices names the devices",
+    "mfusepy": "nothing is mounted",
+    "tabulate": "no table is printed",
+}
+# Not needed by `lvs`: it reads metadata and prints it.
+NOT_FOR_LVS = {
+    "numpy": "no data is encrypted",
+    "cryptography": "no key is derived",
+    "argon2": "no key is derived",
+    "lvcrypt.handlers.registry": "no keystore is opened",
+    "importlib.metadata": "no handler is looked up",
+    "subprocess": "nothing is run",
+    "tempfile": "no file is written",
+    "traceback": "no --debug",
+}
+
+
+def loaded_by(tmp_path: Path, env: dict[str, str], *argv: str) -> tuple[set[str], int]:
+    """The second run's modules: the first fills the parse cache (a miss loads the parser and writes an entry)."""
+    run_lvcrypt(*argv, env=env, check=True)
+    report = tmp_path / "modules"
+    result = subprocess.run([sys.executable, "-c", PROBE, str(report), *argv], capture_output=True, env=env)
+    assert result.returncode == 0, result.stderr
+    modules, threads = report.read_text().split("\n")
+    return set(modules.split()), int(threads)
+
+
+def top_level_hits(loaded: set[str], forbidden: dict[str, str]) -> dict[str, str]:
+    return {name: why for name, why in forbidden.items()
+            if name in loaded or any(module.startswith(name + ".") for module in loaded)}
+
+
+@pytest.fixture
+def crypt_lv(tmp_path: Path) -> tuple[list[str], dict[str, str]]:
+    """A LUKS2 crypt LV (PBKDF2, 1000 iterations) on an image file; its --devices and key-file options."""
+    image = tmp_path / "pv.img"
+    with open(image, "wb") as f:
+        f.truncate(32 << 20)
+    env = {key: value for key, value in os.environ.items() if key != "OPENBLAS_NUM_THREADS"}
+    env.update(LVCRYPT_STATE_DIR=str(tmp_path / "state"), LVCRYPT_RUN_DIR=str(tmp_path / "run"))
+    (tmp_path / "pass").write_bytes(b"correct horse battery staple")
+    devices = ["--devices", str(image)]
+    run_lvcrypt("pvcreate", *devices, str(image), env=env, check=True)
+    run_lvcrypt("vgcreate", *devices, "vgs0", str(image), env=env, check=True)
+    run_lvcrypt("lvcreate", *devices, "--encrypt", "--handler", "luks2", "--pbkdf", "pbkdf2",
+                "--pbkdf-force-iterations", "1000", "--key-file", str(tmp_path / "pass"), "-L", "4M", "-n", "data",
+                "vgs0", env=env, check=True)
+    return [*devices, "--key-file", str(tmp_path / "pass")], env
+
+
+def test_read_of_a_crypt_lv_loads_only_what_it_needs(crypt_lv: tuple[list[str], dict[str, str]],
+                                                      tmp_path: Path) -> None:
+    options, env = crypt_lv
+    loaded, threads = loaded_by(tmp_path, env, "read", *options, "--length", "4096", "vgs0/data")
+    assert "lvcrypt.crypto.sector" in loaded and "lvcrypt.handlers.luks2" in loaded  # it did decrypt
+    assert top_level_hits(loaded, NOT_FOR_READ) == {}
+    assert threads == 1, "numpy's BLAS started threads: lvcrypt does no linear algebra"
+
+
+def test_lvs_loads_no_crypto(crypt_lv: tuple[list[str], dict[str, str]], tmp_path: Path) -> None:
+    options, env = crypt_lv
+    loaded, _ = loaded_by(tmp_path, env, "lvs", *options[:2], "vgs0")
+    assert "lvcrypt.reportfields" in loaded  # it did report
+    assert top_level_hits(loaded, NOT_FOR_LVS) == {}
