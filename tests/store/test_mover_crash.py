@@ -20,16 +20,15 @@ from typing import Callable
 import pytest
 
 from conftest import ROOT
-from lvcrypt.blockfile import BlockFile
 from lvcrypt.cli import main
 from lvcrypt.conversion_record import PVMOVE_KEY, read_conversion
 from lvcrypt.metadata.model import CryptSegment, VolumeGroup
 from lvcrypt.store.commit import load_vg, scan
 from mover_helpers import FAST_KDF, key_path, lvm2_reads, make_vg
+from crash_points import restore, run_until_write, snapshot
 from store_helpers import Pair
 
 pytestmark = pytest.mark.oracle
-CRASH_STATUS = 86
 
 
 
@@ -55,58 +54,6 @@ CASES: dict[str, tuple[bool, bool, Callable[[Pair], list[str]], Callable[[Volume
     "pvmove": (True, True, lambda p: ["pvmove", "--chunk-size", "2m", p.devices[0], p.devices[1]],
                lambda vg: _no_record(vg) and vg.used_extents("pv0") == 0),
 }
-
-
-def _run_until_write(argv: list[str], stop_at: int | None) -> int:
-    """`lvcrypt ARGV` in a forked child that dies just before write number `stop_at`; returns the writes done."""
-    reader, writer = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(reader)
-        count = 0
-        original = BlockFile.write_at
-
-        def write_at(self: BlockFile, offset: int, data: bytes | bytearray | memoryview) -> None:
-            nonlocal count
-            if count == stop_at:
-                os.write(writer, str(count).encode())
-                os._exit(CRASH_STATUS)
-            count += 1
-            original(self, offset, data)
-
-        BlockFile.write_at = write_at  # type: ignore[method-assign]
-        status = 1
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            status = main(argv)
-        finally:
-            os.write(writer, str(count).encode())
-            os._exit(status)
-    os.close(writer)
-    with os.fdopen(reader) as pipe:
-        done = int(pipe.read() or -1)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == (0 if stop_at is None else CRASH_STATUS), (argv, stop_at)
-    return done
-
-
-def _snapshot(devices: list[str]) -> dict[str, bytes]:
-    out = {}
-    for device in devices:
-        with open(device, "rb") as f:
-            out[device] = f.read()
-    return out
-
-
-def _restore(snapshot: dict[str, bytes]) -> None:
-    for device, data in snapshot.items():
-        fd = os.open(device, os.O_WRONLY)
-        try:
-            os.pwrite(fd, data, 0)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _lv_bytes(pair: Pair, encrypted: bool) -> bytes:
@@ -148,19 +95,19 @@ def test_crash_at_every_write_then_resume(case: str, loop_devices: Callable[...,
     before, _, command, done = CASES[case]
     pair, data = _setup(loop_devices, tmp_path, monkeypatch, before)
     argv = [*command(pair)[:1], "--devices", pair.device_list, *command(pair)[1:]]
-    snapshot = _snapshot(pair.devices)
+    saved = snapshot(pair.devices)
 
-    total = _run_until_write(argv, None)
+    total = run_until_write(argv, None, quiet=True)
     _finished(pair, data, case, "uninterrupted")
     assert "lv" in lvm2_reads(pair, "uninterrupted")
     assert total > 20, f"{case} took only {total} writes"
     for stop_at in range(total):
         where = f"{case}, crash before write {stop_at}"
-        _restore(snapshot)
-        _run_until_write(argv, stop_at)
+        restore(saved)
+        run_until_write(argv, stop_at, quiet=True)
         assert "lv" in lvm2_reads(pair, where)
         if not done(load_vg(scan(pair.devices), "vgc").vg):  # else the crash hit the last commit's last copies
-            _run_until_write(argv, None)
+            run_until_write(argv, None, quiet=True)
         _finished(pair, data, case, f"{where}, then resumed")
     print(f"crash points tried for {case}: {total}")
 

@@ -6,70 +6,18 @@ on which), and the next commit must leave every metadata area at the same, newes
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
-from lvcrypt.cli import main
 from lvcrypt.store import disk as disk_module
 from lvcrypt.store.commit import load_vg, scan
+from crash_points import restore, run_until_write, snapshot
 from store_helpers import Pair
 
 pytestmark = pytest.mark.oracle
-CRASH_STATUS = 86
-
-
-def _run_until_write(argv: list[str], stop_at: int | None) -> int:
-    """Run `lvcrypt ARGV` in a child that dies just before write number `stop_at`; returns writes done."""
-    reader, writer = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(reader)
-        count = 0
-        original = disk_module.Disk.write_at
-
-        def write_at(self: disk_module.Disk, offset: int, data: bytes) -> None:
-            nonlocal count
-            if count == stop_at:
-                os.write(writer, str(count).encode())
-                os._exit(CRASH_STATUS)
-            count += 1
-            original(self, offset, data)
-
-        disk_module.Disk.write_at = write_at  # type: ignore[method-assign]
-        status = 1
-        try:
-            status = main(argv)
-        finally:
-            os.write(writer, str(count).encode())
-            os._exit(status)
-    os.close(writer)
-    with os.fdopen(reader) as pipe:
-        done = int(pipe.read() or -1)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == (0 if stop_at is None else CRASH_STATUS)
-    return done
-
-
-def _snapshot(devices: list[str]) -> dict[str, bytes]:
-    out = {}
-    for device in devices:
-        with open(device, "rb") as f:
-            out[device] = f.read()
-    return out
-
-
-def _restore(snapshot: dict[str, bytes]) -> None:
-    for device, data in snapshot.items():
-        fd = os.open(device, os.O_WRONLY)
-        try:
-            os.pwrite(fd, data, 0)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _churn_until_next_copy_wraps(pair: Pair, argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -122,9 +70,9 @@ def test_crash_at_every_write_of_a_commit(command: list[str], wrap: bool, loop_d
     before = load_vg(scan(pair.devices), "vgc")
     old_seqno = before.vg.seqno
     old_lvs = {name: lv.extent_count for name, lv in before.vg.lvs.items()}
-    snapshot = _snapshot(pair.devices)
+    saved = snapshot(pair.devices)
 
-    total = _run_until_write(argv, None)
+    total = run_until_write(argv, None, disk_module.Disk)
     after = load_vg(scan(pair.devices), "vgc")
     new_lvs = {name: lv.extent_count for name, lv in after.vg.lvs.items()}
     assert after.vg.seqno == old_seqno + 1 and new_lvs != old_lvs
@@ -136,8 +84,8 @@ def test_crash_at_every_write_of_a_commit(command: list[str], wrap: bool, loop_d
 
     outcomes = []
     for stop_at in range(total):
-        _restore(snapshot)
-        _run_until_write(argv, stop_at)
+        restore(saved)
+        run_until_write(argv, stop_at, disk_module.Disk)
         found = load_vg(scan(pair.devices), "vgc")
         seen = {name: lv.extent_count for name, lv in found.vg.lvs.items()}
         assert (found.vg.seqno, seen) in ((old_seqno, old_lvs), (old_seqno + 1, new_lvs)), stop_at
