@@ -1,7 +1,7 @@
 """Shared fixtures: image files, loop devices and the lvm2 oracle.
 
 Everything a test attaches is detached again, also when the test fails: CI and
-later sessions share the machine's loop devices.
+later sessions share the machine's loop devices and kernel keyrings.
 """
 
 from __future__ import annotations
@@ -78,3 +78,21 @@ def lvm2() -> None:
     """Skip where the lvm2 oracle is missing (README's install puts it there)."""
     if shutil.which("lvm") is None:
         pytest.skip("lvm2 is not installed (bash install.sh installs it)")
+
+
+@pytest.fixture
+def made() -> Iterator[list[int]]:
+    """A session keyring of the test's own (inherited by the commands it runs); every serial the test
+    appends, and the keyring itself, is invalidated afterwards."""
+    from lvcrypt import keyring
+
+    try:
+        serials = [keyring.join_session_keyring()]
+    except Exception as error:  # noqa: BLE001 - a machine without keyrings skips, it does not fail
+        pytest.skip(f"no kernel keyring here: {error}")
+    yield serials
+    for serial in reversed(serials):
+        try:
+            keyring.invalidate(serial)
+        except Exception:  # noqa: BLE001 - already gone
+            pass

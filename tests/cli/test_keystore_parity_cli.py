@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -65,21 +64,6 @@ def vg(vg_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pa
     monkeypatch.setenv("LVCRYPT_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("LVCRYPT_RUN_DIR", str(tmp_path / "run"))
     return Pair([str(pv)], tmp_path)
-
-
-@pytest.fixture
-def made() -> Iterator[list[int]]:
-    """A session keyring of this test's own (inherited by the commands it runs); invalidated afterwards."""
-    try:
-        serials = [keyring.join_session_keyring()]
-    except Exception as error:  # noqa: BLE001 - a machine without keyrings skips, it does not fail
-        pytest.skip(f"no kernel keyring here: {error}")
-    yield serials
-    for serial in reversed(serials):
-        try:
-            keyring.invalidate(serial)
-        except Exception:  # noqa: BLE001 - already gone
-            pass
 
 
 def lvcrypt(*args: str, input: bytes = b"", env: dict[str, str] | None = None) -> tuple[int, str, str]:

@@ -32,7 +32,7 @@ def as_striped(text: str) -> str:
         items = [item.strip() for item in areas.group(1).split(",")]
         stripe = re.search(r"stripe_size ?= ?(\d+)", body)
         head = body[:body.index("type = ")]
-        lines = [f'type = "striped"', f"stripe_count = {len(items) // 2}"]
+        lines = ['type = "striped"', f"stripe_count = {len(items) // 2}"]
         if stripe:
             lines.append(f"stripe_size = {stripe.group(1)}")
         lines.append(f"stripes = [{', '.join(items)}]")

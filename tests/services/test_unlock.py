@@ -12,7 +12,6 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -55,21 +54,6 @@ def vg(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pair:
     monkeypatch.setenv("LVCRYPT_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("LVCRYPT_RUN_DIR", str(tmp_path / "run"))
     return Pair([str(image)], tmp_path)
-
-
-@pytest.fixture
-def made() -> Iterator[list[int]]:
-    """Keys a test adds, in a session keyring of its own; all invalidated afterwards."""
-    try:
-        serials = [keyring.join_session_keyring()]
-    except Exception as error:  # noqa: BLE001 - a machine without keyrings skips, it does not fail
-        pytest.skip(f"no kernel keyring here: {error}")
-    yield serials
-    for serial in reversed(serials):
-        try:
-            keyring.invalidate(serial)
-        except Exception:  # noqa: BLE001 - already gone
-            pass
 
 
 def refuse_prompt(prompt: str) -> Secret:

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -18,7 +17,6 @@ from lvcrypt import keyring
 from lvcrypt.errors import HandlerError, WrongPassphrase
 from lvcrypt.handlers.secret import Secret
 from lvcrypt.keycache import KeyCache
-from lvcrypt.keystores import KeystoreSessions
 from lvcrypt.store.transaction import VgTransaction
 from lvcrypt.unlock import KeySources, unlock_lv
 from store_helpers import Pair
@@ -58,20 +56,6 @@ def vg(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pair:
     monkeypatch.setenv("LVCRYPT_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("LVCRYPT_RUN_DIR", str(tmp_path / "run"))
     return Pair([str(image)], tmp_path)
-
-
-@pytest.fixture
-def made() -> Iterator[list[int]]:
-    try:
-        serials = [keyring.join_session_keyring()]
-    except Exception as error:  # noqa: BLE001 - a machine without keyrings skips, it does not fail
-        pytest.skip(f"no kernel keyring here: {error}")
-    yield serials
-    for serial in reversed(serials):
-        try:
-            keyring.invalidate(serial)
-        except Exception:  # noqa: BLE001 - already gone
-            pass
 
 
 def refuse_prompt(prompt: str) -> Secret:
