@@ -20,10 +20,11 @@ from lvcrypt.metadata.tree import Section, Value
 
 _SEGMENT_KEY = re.compile(r"segment([1-9][0-9]*)\Z")
 
-VG_KEYS = ["id", "seqno", "format", "status", "flags", "tags", "extent_size", "max_lv", "max_pv",
-           "metadata_copies", "physical_volumes", "logical_volumes"]
+VG_KEYS = ["id", "seqno", "format", "status", "flags", "tags", "system_id", "lock_type", "lock_args", "extent_size",
+           "max_lv", "max_pv", "metadata_copies", "physical_volumes", "logical_volumes"]
 PV_KEYS = ["id", "device", "status", "flags", "tags", "dev_size", "pe_start", "pe_count"]
-LV_KEYS = ["id", "status", "flags", "tags", "creation_time", "creation_host", "segment_count"]
+LV_KEYS = ["id", "status", "flags", "tags", "creation_time", "creation_host", "lock_args", "allocation_policy",
+           "profile", "read_ahead", "major", "minor", "segment_count"]
 SEGMENT_KEYS = ["start_extent", "extent_count", "type"]
 HEADER_KEYS = ["contents", "version", "description", "creation_host", "creation_time"]
 
@@ -52,7 +53,8 @@ def _lv(name: str, section: Section, source: str | None, names: Names = Names())
     if declared != len(segments):
         raise f.fail("segment_count", f"segment_count is {declared} but {len(segments)} segments are present")
     return LogicalVolume(name, f.str("id"), f.strings("status"), f.strings("flags", []), f.strings("tags", []),
-                         f.int("creation_time", None), f.str("creation_host", None), segments, section)
+                         f.int("creation_time", None), f.str("creation_host", None), segments, section,
+                         f.str("lock_args", None))
 
 
 def _pv(key: str, section: Section, source: str | None) -> PhysicalVolume:
@@ -88,7 +90,7 @@ def tree_to_vg(tree: Section, source: str | None = None) -> VolumeGroup:
     return VolumeGroup(name, f.str("id"), f.int("seqno"), f.str("format", "lvm2"), f.strings("status"),
                        f.strings("flags", []), f.strings("tags", []), f.int("extent_size", minimum=1),
                        f.int("max_lv", 0), f.int("max_pv", 0), f.int("metadata_copies", 0), pvs, lvs,
-                       section, header)
+                       section, header, f.str("lock_type", None), f.str("lock_args", None))
 
 
 def _only_sections(section: Section, what: str, source: str | None) -> list[tuple[str, Section]]:
@@ -134,7 +136,7 @@ def _lv_tree(lv: LogicalVolume) -> Section:
     body = _merge(Section((k, v) for k, v in lv.raw.items() if not _SEGMENT_KEY.match(k)),
                   {"id": lv.id, "status": list(lv.status), "flags": list(lv.flags), "tags": list(lv.tags) or None,
                    "creation_time": lv.creation_time, "creation_host": lv.creation_host,
-                   "segment_count": len(lv.segments)}, LV_KEYS)
+                   "lock_args": lv.lock_args, "segment_count": len(lv.segments)}, LV_KEYS)
     for number, segment in enumerate(lv.segments, 1):
         body[f"segment{number}"] = _segment_tree(segment)
     return body
@@ -156,7 +158,8 @@ def vg_to_tree(vg: VolumeGroup, vg_first: bool = False) -> Section:
     pvs = Section((key, _pv_tree(pv)) for key, pv in vg.pvs.items())
     lvs = Section((name, _lv_tree(lv)) for name, lv in vg.lvs.items())
     body = _merge(vg.raw, {"id": vg.id, "seqno": vg.seqno, "format": vg.format, "status": list(vg.status),
-                           "flags": list(vg.flags), "tags": list(vg.tags) or None, "extent_size": vg.extent_size,
+                           "flags": list(vg.flags), "tags": list(vg.tags) or None, "lock_type": vg.lock_type,
+                           "lock_args": vg.lock_args, "extent_size": vg.extent_size,
                            "max_lv": vg.max_lv, "max_pv": vg.max_pv, "metadata_copies": vg.metadata_copies,
                            "physical_volumes": pvs,
                            "logical_volumes": lvs if lvs or "logical_volumes" in vg.raw else None}, VG_KEYS)

@@ -37,8 +37,7 @@ class Access:
 
 
 def lock_type(vg: VolumeGroup) -> str | None:
-    value = vg.raw.get("lock_type")
-    return value if isinstance(value, str) and value not in ("", "none") else None
+    return vg.lock_type if vg.shared else None
 
 
 def system_id(vg: VolumeGroup) -> str | None:
