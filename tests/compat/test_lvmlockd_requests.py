@@ -1,0 +1,95 @@
+"""lvcrypt talks to lvmlockd as lvm2 does: the same requests, byte for byte, for the same command.
+
+lvm2 is the oracle: both tools are pointed at one recording stand-in lvmlockd (tests/fake_lvmlockd.py)
+with an lvm.conf that sets use_lvmlockd = 1, on a shared VG lvm2 restored; the requests each sends
+are compared with only the pid (and a new LV's random uuid) normalised.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from fake_lvmlockd import FakeLvmlockd, fake_lvmlockd, granted  # noqa: F401 - the fixture
+from lvcrypt.store.lvmlockd import EMANAGER, ENOLS
+from shared_vg_text import make_shared
+from store_helpers import Pair, digests
+
+pytestmark = [pytest.mark.oracle, pytest.mark.usefixtures("lvm2"), pytest.mark.xdist_group("lvmlockd")]
+
+NOISE = re.compile(r"Activation disabled|/dev/mapper/control|device-mapper|libdevmapper|not zeroed")
+
+
+def lvm_lockd(pair: Pair, *args: str) -> subprocess.CompletedProcess[str]:
+    """lvm2 with the test's lvm.conf and socket (os.environ as the fixture set it)."""
+    env = {**os.environ, "LVM_SUPPRESS_FD_WARNINGS": "1", "LC_ALL": "C"}
+    return subprocess.run([args[0], "--devices", pair.device_list, "--driverloaded", "n", *args[1:]],
+                          capture_output=True, text=True, env=env)
+
+
+def messages(stderr: str) -> list[str]:
+    return [line.strip().removeprefix("lvcrypt: ").removeprefix("warning: ").removeprefix("WARNING: ")
+            for line in stderr.splitlines() if line.strip() and not NOISE.search(line)]
+
+
+@pytest.fixture
+def pair(loop_devices: Callable[..., list[str]], tmp_path: Path) -> Pair:
+    made = Pair(loop_devices(1, 320), tmp_path)
+    make_shared(made)
+    return made
+
+
+@pytest.mark.parametrize("command", [("lvs", "vgx"), ("vgs", "vgx"), ("lvs",), ("vgs",), ("pvs",)],
+                         ids=" ".join)
+def test_reports_send_lvm2s_requests(pair: Pair, fake_lvmlockd: FakeLvmlockd, command: tuple[str, ...]) -> None:
+    theirs = lvm_lockd(pair, *command)
+    assert theirs.returncode == 0, theirs.stderr
+    expected = fake_lvmlockd.take()
+    assert any(b'request="lock_vg"' in raw for raw in expected) or command == ("pvs",)
+    ours = pair.lvc(*command)
+    assert fake_lvmlockd.take() == expected, ours.stderr
+    assert ours.stdout.split() == theirs.stdout.split()
+
+
+def test_a_local_vg_ignores_lvmlockds_answer(fake_lvmlockd: FakeLvmlockd, loop_devices: Callable[..., list[str]],
+                                             tmp_path: Path) -> None:
+    """lvm2 asks lock_vg for a VG before it knows its type; a local VG's failed answer (no lockspace)
+    is ignored, and no unlock follows it."""
+    local = Pair(loop_devices(1, 16), tmp_path)
+    local.lvm("vgcreate", "vgl", *local.devices)
+    fake_lvmlockd.answer = lambda request, n: {**granted(request, n), "op_result": -ENOLS}
+    theirs = lvm_lockd(local, "lvcreate", "-an", "-Zn", "-l", "1", "-n", "a", "vgl")
+    assert theirs.returncode == 0, theirs.stderr
+    expected = fake_lvmlockd.take()
+    assert [raw.split(b"\n")[0] for raw in expected] == [b'request="lock_vg"']
+    ours = local.lvc("lvcreate", "-l", "1", "-n", "b", "vgl")
+    assert fake_lvmlockd.take() == expected
+    assert not messages(ours.stderr), ours.stderr
+    local.assert_lvm2_clean("vgl")
+
+
+@pytest.mark.parametrize("failure", [-EMANAGER, -ENOLS], ids=["lock-manager-down", "lockspace-not-started"])
+def test_failed_vg_lock_reads_with_a_warning_and_refuses_changes(pair: Pair, fake_lvmlockd: FakeLvmlockd,
+                                                                 failure: int) -> None:
+    fake_lvmlockd.answer = lambda request, n: {**granted(request, n), "op_result": failure}
+    theirs, ours = lvm_lockd(pair, "lvs", "vgx"), pair.lvc("lvs", "vgx")
+    assert "Reading VG vgx without a lock." in messages(theirs.stderr)
+    assert messages(ours.stderr) == messages(theirs.stderr)
+    assert ours.stdout.split() == theirs.stdout.split()
+    before = digests(pair.devices)
+    fake_lvmlockd.take()
+    for command in (("lvcreate", "-an", "-Zn", "-l", "2", "-n", "new", "vgx"), ("lvextend", "-l", "+1", "vgx/l1"),
+                    ("lvremove", "-y", "vgx/l1")):
+        theirs = lvm_lockd(pair, *command)
+        expected = fake_lvmlockd.take()
+        ours = pair.lvc(*[arg for arg in command if arg not in ("-an", "-Zn")], check=False)
+        assert theirs.returncode == ours.returncode == 5, ours.stderr
+        assert messages(ours.stderr) == ["Cannot access VG vgx due to failed lock."]
+        assert messages(ours.stderr)[0] in messages(theirs.stderr)
+        assert fake_lvmlockd.take() == expected
+        assert digests(pair.devices) == before
