@@ -174,7 +174,8 @@ def _command() -> str:
 
 
 def warn(message: str) -> None:
-    print(f"  WARNING: {message}", file=sys.stderr)
+    """lvm2's log_warn: the message as is, indented (it carries its own WARNING: where lvm2's does)."""
+    print(f"  {message}", file=sys.stderr)
 
 
 def connection() -> Connection | None:
@@ -184,12 +185,12 @@ def connection() -> Connection | None:
     if not _session.tried:
         _session.tried = True
         if not os.path.exists(PID_FILE):
-            warn("lvmlockd process is not running.")
+            warn("WARNING: lvmlockd process is not running.")
         else:
             try:
                 _session.connection = Connection(socket_path())
             except OSError:
-                warn("lvmlockd connect failed.")
+                warn("WARNING: lvmlockd connect failed.")
     return _session.connection
 
 
@@ -251,7 +252,9 @@ def _gl_reason(result: int) -> str:
 
 def lock_vg(name: str, mode: str) -> VgLockState:
     """lvm2's lockd_vg before reading: -EAGAIN is retried (global/lvmlockd_lock_retries, 1 s apart);
-    the answer is remembered for `access_problem`, which judges it once the VG's type is known."""
+    an ex lock held elsewhere, a lockspace starting or failing refuses at once, sh reads on with a
+    warning; -ENOLS (no lockspace: a local VG answers that too) is remembered for `access_problem`,
+    which judges it once the VG's type is known."""
     if mode == "un":
         state = _session.vg_states.pop(name, None)
         if state is not None and not state.failed:
@@ -268,7 +271,23 @@ def lock_vg(name: str, mode: str) -> VgLockState:
         reply = _request("lock_vg", fields)
     state = VgLockState(mode, None if reply is None else reply.result)
     _session.vg_states[name] = state
+    reason = _vg_reason(state.result) if state.result else None
+    if reason and mode == "ex":
+        del _session.vg_states[name]
+        raise LockError(f"VG {name} lock failed: {reason}")
+    if reason:
+        warn(f"VG {name} lock skipped: {reason}")
     return state
+
+
+def _vg_reason(result: int) -> str | None:
+    """Why lock_vg failed, in lvm2's words (lockd_vg); none for -ENOLS, which a local VG answers too."""
+    if result == -ENOLS:
+        return None
+    reasons = {-EREMOVED: "removed", -ESTARTING: "lock start in progress",
+               -EVGKILLED: "storage failed for sanlock leases", -ELOCKIO: "storage errors for sanlock leases",
+               -EAGAIN: "held by other host."}
+    return reasons.get(result, f"error {result}")
 
 
 def vg_lock_state(name: str) -> VgLockState | None:
