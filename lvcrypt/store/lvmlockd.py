@@ -22,13 +22,16 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from lvcrypt.errors import LockError
+from lvcrypt.metadata.model import LogicalVolume, VolumeGroup
 from lvcrypt.store import lvm_config
 
 SOCKET_ENV = "LVM_LVMLOCKD_SOCKET"
 DEFAULT_SOCKET = "/run/lvm/lvmlockd.socket"
 PID_FILE = "/run/lvmlockd.pid"  # lvm2's LVMLOCKD_PIDFILE: lvm2 does not connect when it is missing
+LVMLOCK_LV = "lvmlock"  # sanlock's leases live in this hidden LV of the VG
 PROTOCOL = "lvmlockd"
 PROTOCOL_VERSION = 1
 END = b"\n##\n"
@@ -408,3 +411,52 @@ def start_wait() -> int:
 def stop_vg(vg_name: str) -> int:
     reply = _request("stop_vg", [("pid", os.getpid()), ("vg_name", vg_name)])
     return -ELOCKD if reply is None else reply.result
+
+
+@dataclass(frozen=True)
+class LvSnapshot:
+    """What an LV was when the transaction read the VG: enough to see it created, removed or resized."""
+
+    name: str
+    extent_count: int
+    lock_args: str | None
+
+
+def needs_lock(lv: LogicalVolume) -> bool:
+    """lvm2's lockd_lv_uses_lock, for the LVs lvcrypt makes: visible ones; hidden sub-LVs and the
+    lvmlock LV itself ride on their top LV or the VG."""
+    return lv.visible and lv.name != LVMLOCK_LV
+
+
+def snapshot(vg: VolumeGroup) -> dict[str, LvSnapshot]:
+    return {lv.id: LvSnapshot(lv.name, lv.extent_count, lv.lock_args) for lv in vg.lvs.values() if needs_lock(lv)}
+
+
+def target(vg: VolumeGroup, lv_id: str, name: str, lock_args: str | None) -> LvTarget:
+    return LvTarget(vg.name, vg.lock_type or "none", vg.lock_args or "none", name, lv_id, lock_args)
+
+
+def before_commit(vg: VolumeGroup, before: dict[str, LvSnapshot]) -> list[Callable[[], None]]:
+    """The LV locks lvm2 takes around writing a shared VG, in lvm2's order; returns what follows the
+    write.  A new LV gets its lease (init_lv, lock_args written with it) and, not being activated,
+    its persistent lock released after; a removed LV is locked ex (refused if active on any host)
+    and released, its lease freed after the write; a resized one is locked ex for the command only;
+    every write ends with vg_update so other hosts reread the VG."""
+    after: list[Callable[[], None]] = []
+    released: list[Callable[[], None]] = []
+    now = {lv.id: lv for lv in vg.lvs.values() if needs_lock(lv)}
+    for lv_id, lv in now.items():
+        if lv_id not in before:
+            lv.lock_args = init_lv(target(vg, lv_id, lv.name, None))
+            new = target(vg, lv_id, lv.name, lv.lock_args)
+            released.append(lambda new=new: lock_lv(new, "un"))  # type: ignore[misc]
+        elif before[lv_id].extent_count != lv.extent_count:
+            lock_lv(target(vg, lv_id, lv.name, lv.lock_args), "ex", persistent=False)
+    for lv_id, old in before.items():
+        if lv_id not in now:
+            gone = target(vg, lv_id, old.name, old.lock_args)
+            lock_lv(gone, "ex")
+            lock_lv(gone, "un")
+            after.append(lambda gone=gone: free_lv(gone))  # type: ignore[misc]
+    after.append(lambda: vg_update(vg.name, vg.seqno))
+    return after + released

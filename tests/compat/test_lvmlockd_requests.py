@@ -94,3 +94,33 @@ def test_failed_vg_lock_reads_with_a_warning_and_refuses_changes(pair: Pair, fak
         assert messages(ours.stderr) == messages(theirs.stderr) == [refusal]
         assert fake_lvmlockd.take() == expected
         assert digests(pair.devices) == before
+
+
+def _comparable(requests: list[bytes]) -> list[bytes]:
+    """Requests with the new LV's random uuid and the VG's seqno (vg_update's version) normalised."""
+    return [re.sub(rb"\nversion =[0-9]+\n", b"\nversion =SEQNO\n", re.sub(rb'lv_uuid ="[^"]*"', b'lv_uuid ="UUID"', raw))
+            for raw in requests]
+
+
+def test_lv_changes_take_lvm2s_lv_locks(pair: Pair, fake_lvmlockd: FakeLvmlockd) -> None:
+    """lvcreate (a lease by init_lv, the new LV left unlocked), lvextend (a transient ex lock),
+    lvremove (ex then un, the lease freed), each write followed by vg_update: lvm2's requests."""
+    steps = [("lvcreate", "-l", "4", "-n", "n1", "vgx"), ("lvextend", "-l", "+1", "vgx/n1"), ("lvremove", "-y", "vgx/n1")]
+    expected = []
+    for step in steps:
+        theirs = lvm_lockd(pair, *(step[:1] + (("-an", "-Zn") if step[0] == "lvcreate" else ()) + step[1:]))
+        assert theirs.returncode == 0, theirs.stderr
+        expected.append(_comparable(fake_lvmlockd.take()))
+    assert [b'request="vg_update"' in raw for raw in expected[2]].count(True) == 1
+    for step, requests in zip(steps, expected):
+        ours = pair.lvc(*step)
+        sent = fake_lvmlockd.take()
+        assert _comparable(sent) == requests, (step, ours.stderr)
+        seqno = pair.report("lvm2", "vgs", "vg_seqno", "--shared")[0]["vg_seqno"]
+        assert f"\nversion ={seqno}\n".encode() in b"".join(sent)
+        if step[0] == "lvcreate":
+            fields = "lv_name,lv_lockargs,lv_size"
+            assert pair.report("lvm2", "lvs", fields, "--shared") == pair.report("lvcrypt", "lvs", fields, "--shared")
+            assert {row["lv_name"]: row["lv_lockargs"] for row in pair.report("lvm2", "lvs", fields, "--shared")}[
+                "n1"].startswith("1.0.0:")
+            fake_lvmlockd.take()  # the report's own requests
