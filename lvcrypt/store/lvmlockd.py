@@ -15,6 +15,7 @@ A host without use_lvmlockd never opens the socket.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -22,7 +23,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from lvcrypt.errors import LockError
 from lvcrypt.metadata.model import LogicalVolume, VolumeGroup
@@ -156,6 +157,7 @@ class _Session:
     """This process's link to lvmlockd, opened on the first lock as lvm2 opens it at command start."""
 
     tried: bool = False
+    vg_locks: bool = True
     connection: Connection | None = None
     command: str | None = None
     vg_states: dict[str, "VgLockState"] = field(default_factory=dict)
@@ -253,11 +255,24 @@ def _gl_reason(result: int) -> str:
     return reasons.get(result, f"error {result}")
 
 
+@contextlib.contextmanager
+def without_vg_locks() -> Iterator[None]:
+    """lvm2's lockd_vg_disable: VGs read without asking lvmlockd (vgchange --lock-start, whose
+    lockspace is not there yet)."""
+    _session.vg_locks = False
+    try:
+        yield
+    finally:
+        _session.vg_locks = True
+
+
 def lock_vg(name: str, mode: str) -> VgLockState:
     """lvm2's lockd_vg before reading: -EAGAIN is retried (global/lvmlockd_lock_retries, 1 s apart);
     an ex lock held elsewhere, a lockspace starting or failing refuses at once, sh reads on with a
     warning; -ENOLS (no lockspace: a local VG answers that too) is remembered for `access_problem`,
     which judges it once the VG's type is known."""
+    if not _session.vg_locks:
+        return VgLockState(mode, 0)
     if mode == "un":
         state = _session.vg_states.pop(name, None)
         if state is not None and not state.failed:
@@ -393,14 +408,12 @@ def vg_update(vg_name: str, seqno: int) -> None:
     _request("vg_update", [("pid", os.getpid()), ("vg_name", vg_name), ("version", seqno)])
 
 
-def start_vg(vg_name: str, lock_type: str, lock_args: str, vg_uuid: str, host_id: int = 0) -> int:
+def start_vg(vg_name: str, lock_type: str, lock_args: str, vg_uuid: str, seqno: int, host_id: int) -> int:
     """vgchange --lock-start: join the VG's lockspace (sanlock may take 20 s to 3 min: start_wait)."""
     reply = _request("start_vg", [("pid", os.getpid()), ("vg_name", vg_name), ("vg_lock_type", lock_type),
-                                  ("vg_lock_args", lock_args), ("vg_uuid", vg_uuid), ("version", 2),
+                                  ("vg_lock_args", lock_args), ("vg_uuid", vg_uuid), ("version", seqno),
                                   ("host_id", host_id), ("opts", "none")])
-    if reply is None:
-        raise LockError(f"VG {vg_name} start failed: lvmlockd not available")
-    return reply.result
+    return -ELOCKD if reply is None else reply.result
 
 
 def start_wait() -> int:

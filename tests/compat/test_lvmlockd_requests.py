@@ -124,3 +124,16 @@ def test_lv_changes_take_lvm2s_lv_locks(pair: Pair, fake_lvmlockd: FakeLvmlockd)
             assert {row["lv_name"]: row["lv_lockargs"] for row in pair.report("lvm2", "lvs", fields, "--shared")}[
                 "n1"].startswith("1.0.0:")
             fake_lvmlockd.take()  # the report's own requests
+
+
+@pytest.mark.parametrize("option", ["--lock-start", "--lock-stop"])
+def test_lock_start_and_stop_send_lvm2s_requests(pair: Pair, fake_lvmlockd: FakeLvmlockd, option: str) -> None:
+    theirs = lvm_lockd(pair, "vgchange", option, "vgx")
+    assert theirs.returncode == 0, theirs.stderr
+    expected = fake_lvmlockd.take()
+    if option == "--lock-start":
+        assert [raw.split(b"\n")[0] for raw in expected] == [b'request="lock_gl"', b'request="start_vg"',
+                                                             b'request="start_wait"']
+    ours = pair.lvc("vgchange", option, "vgx")
+    assert fake_lvmlockd.take() == expected
+    assert ours.stdout.split("\n") == theirs.stdout.split("\n")
