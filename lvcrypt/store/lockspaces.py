@@ -13,7 +13,7 @@ import contextlib
 import errno
 import sys
 
-from lvcrypt.errors import LockError
+from lvcrypt.errors import LockError, LvcryptError, UsageError
 from lvcrypt.metadata.model import VolumeGroup
 from lvcrypt.store import lvm_config, lvmlockd
 from lvcrypt.store.commit import load_vg, scan
@@ -85,3 +85,19 @@ def change_lockspaces(devices: str | None, names: list[str], start: bool) -> Non
         else:
             _say("Starting locking.  Waiting until locks are ready...")
         lvmlockd.start_wait()
+
+
+def check_new_lock_type(shared: bool, lock_type: str | None) -> None:
+    """vgcreate --shared / --lock-type: lvm2's refusal on a host without lvmlockd (a usage error, as
+    lvm2's); with lvmlockd lvcrypt does not create shared VGs yet (lvm2's vgcreate --shared does,
+    and lvcrypt then works in them)."""
+    kind = "sanlock" if shared and lock_type is None else lock_type
+    if kind in (None, "none"):
+        return
+    if kind not in ("sanlock", "dlm"):
+        raise UsageError(f"lock_type {kind} is invalid")
+    if not lvmlockd.enabled():
+        raise UsageError("Using a shared lock type requires lvmlockd (lvm.conf use_lvmlockd.)" if lock_type is None
+                         else "Using a shared lock type requires lvmlockd.")
+    raise LvcryptError(f"creating a {kind} VG is not supported by lvcrypt yet (issue 18): "
+                       "create it with lvm2's vgcreate --shared")

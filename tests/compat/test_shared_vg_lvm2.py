@@ -18,7 +18,7 @@ from lvcrypt.metadata.parse import parse_text
 from lvcrypt.metadata.write import write_text
 from metadata_helpers import significant
 from shared_vg_text import DLM, SANLOCK, lvm2_written, make_shared
-from store_helpers import Pair
+from store_helpers import Pair, digests
 
 pytestmark = [pytest.mark.oracle, pytest.mark.usefixtures("lvm2")]
 
@@ -78,3 +78,25 @@ def test_lock_keys_set_on_the_model_land_where_lvm2_writes_them(pair: Pair) -> N
     cleared.lock_type, cleared.lock_args = "sanlock", "1.0.0:lvmlock"
     cleared.lock_type = cleared.lock_args = None
     assert significant(write_text(vg_to_tree(cleared))) == significant(local)
+
+
+@pytest.mark.parametrize("options", [("--shared",), ("--lock-type", "sanlock"), ("--lock-type", "dlm")],
+                         ids=" ".join)
+def test_vgcreate_shared_refused_without_lvmlockd_as_lvm2(loop_devices: Callable[..., list[str]], tmp_path: Path,
+                                                          options: tuple[str, ...]) -> None:
+    pair = Pair(loop_devices(1, 16), tmp_path)
+    before = digests(pair.devices)
+    theirs = pair.lvm("vgcreate", *options, "vgs1", *pair.devices, check=False)
+    ours = pair.lvc("vgcreate", *options, "vgs1", *pair.devices, check=False)
+    assert theirs.returncode == ours.returncode == 3
+    assert ours.stderr.count("\n") == 1
+    assert ours.stderr.removeprefix("lvcrypt: ").strip() == theirs.stderr.splitlines()[0].strip()
+    assert digests(pair.devices) == before
+
+
+@pytest.mark.parametrize("option", ["--lock-start", "--lock-stop"])
+def test_lock_start_without_lvmlockd_says_so_as_lvm2(pair: Pair, option: str) -> None:
+    make_shared(pair)
+    theirs, ours = pair.lvm("vgchange", option, "vgx"), pair.lvc("vgchange", option, "vgx")
+    assert "Using lock start and lock stop requires lvmlockd." in theirs.stderr
+    assert ours.stderr == "  Using lock start and lock stop requires lvmlockd.\n"
