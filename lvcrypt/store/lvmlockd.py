@@ -166,6 +166,16 @@ class _Session:
 _session = _Session()
 
 
+def reset() -> None:
+    """Forget the connection and the VG lock answers, and read lvm.conf again: the next lock
+    starts a new session, as a new lvm2 command would (callers running several commands in one
+    process)."""
+    if _session.connection is not None:
+        _session.connection.close()
+    lvm_config.settings.cache_clear()
+    _session.__init__()  # type: ignore[misc]
+
+
 def set_command(name: str) -> None:
     """The command name sent in every lock request, for callers that are not the command line."""
     _session.command = name or "none"

@@ -17,7 +17,7 @@ import pytest
 
 from fake_lvmlockd import FakeLvmlockd, fake_lvmlockd, granted  # noqa: F401 - the fixture
 from lvcrypt.store.lvmlockd import EMANAGER, ENOLS
-from shared_vg_text import make_shared
+from shared_vg_text import DLM, SANLOCK, lvm2_written, make_shared
 from store_helpers import Pair, digests
 
 pytestmark = [pytest.mark.oracle, pytest.mark.usefixtures("lvm2"), pytest.mark.xdist_group("lvmlockd")]
@@ -137,3 +137,56 @@ def test_lock_start_and_stop_send_lvm2s_requests(pair: Pair, fake_lvmlockd: Fake
     ours = pair.lvc("vgchange", option, "vgx")
     assert fake_lvmlockd.take() == expected
     assert ours.stdout.split("\n") == theirs.stdout.split("\n")
+
+
+def _fresh_session() -> None:
+    """In this process: lvm.conf read again (the fixture's), no connection yet, lvm2's command name."""
+    from lvcrypt.store import lvmlockd
+
+    lvmlockd.reset()
+    lvmlockd.set_command("lvchange")
+
+
+@pytest.mark.parametrize("kind", [SANLOCK, DLM], ids=["sanlock", "dlm"])
+def test_activation_lv_locks_encode_as_lvm2s(loop_devices: Callable[..., list[str]], tmp_path: Path,
+                                             fake_lvmlockd: FakeLvmlockd, kind: tuple[str, str, str]) -> None:
+    """lvchange -aey / -asy / -an: lvm2's lock_lv (persistent, ex / sh / un) for the same LV; for dlm
+    the same requests with its lock type and args (dlm itself needs a cluster these hosts lack)."""
+    from lvcrypt.metadata.convert import tree_to_vg
+    from lvcrypt.metadata.parse import parse_text
+    from lvcrypt.store import lvmlockd
+
+    pair = Pair(loop_devices(1, 320), tmp_path)
+    make_shared(pair, kind)
+    vg = tree_to_vg(parse_text(lvm2_written(pair)))
+    lv = vg.lvs["l1"]
+    _fresh_session()
+    try:
+        for option, mode in (("-aey", "ex"), ("-asy", "sh"), ("-an", "un")):
+            theirs = lvm_lockd(pair, "lvchange", option, "vgx/l1")
+            expected = [raw for raw in fake_lvmlockd.take() if raw.startswith(b'request="lock_lv"')]
+            assert len(expected) == 1, theirs.stderr
+            lvmlockd.lock_lv(lvmlockd.target(vg, lv.id, lv.name, lv.lock_args), mode)
+            assert fake_lvmlockd.take() == expected
+    finally:
+        lvmlockd.reset()
+
+
+def test_lv_held_by_another_host_is_refused_with_lvm2s_message(pair: Pair, fake_lvmlockd: FakeLvmlockd) -> None:
+    from lvcrypt.metadata.convert import tree_to_vg
+    from lvcrypt.metadata.parse import parse_text
+    from lvcrypt.errors import LockError
+    from lvcrypt.store import lvmlockd
+
+    fake_lvmlockd.answer = lambda request, n: {**granted(request, n), "op_result": -11 if request["request"] == "lock_lv"
+                                               else 0}
+    theirs = lvm_lockd(pair, "lvchange", "-aey", "vgx/l1")
+    assert theirs.returncode == 5
+    vg = tree_to_vg(parse_text(lvm2_written(pair)))
+    _fresh_session()
+    try:
+        with pytest.raises(LockError) as refused:
+            lvmlockd.lock_lv(lvmlockd.target(vg, vg.lvs["l1"].id, "l1", vg.lvs["l1"].lock_args), "ex")
+        assert str(refused.value) in messages(theirs.stderr)
+    finally:
+        lvmlockd.reset()
