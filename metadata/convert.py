@@ -32,10 +32,11 @@ HEADER_KEYS = ["contents", "version", "description", "creation_host", "creation_
 WRITE_LOCKED = "WRITE_LOCKED"
 
 
-def _unlock_write(status: list[str], flags: list[str]) -> tuple[list[str], list[str]]:
-    """lvm2 writes a shared or system-id VG's WRITE as the flag WRITE_LOCKED (so that older lvm2,
-    which knows neither, cannot change it) and reads it back as WRITE: the model holds WRITE."""
-    if WRITE_LOCKED not in flags:
+def _unlock_write(status: list[str], flags: list[str], shared: bool) -> tuple[list[str], list[str]]:
+    """lvm2 writes a shared (or system-id) VG's WRITE as the flag WRITE_LOCKED (so that older lvm2,
+    which knows neither, cannot change it) and reads it back as WRITE: the model of a shared VG
+    holds WRITE.  System-id VGs keep their flags as read (lvcrypt changes only this host's)."""
+    if not shared or WRITE_LOCKED not in flags:
         return status, flags
     flags = [flag for flag in flags if flag != WRITE_LOCKED]
     if "WRITE" not in status:
@@ -51,9 +52,8 @@ def _lock_write(status: list[str], flags: list[str], locked: bool) -> tuple[list
     return [item for item in status if item != "WRITE"], [WRITE_LOCKED, *flags]
 
 
-def _write_locked(vg: VolumeGroup) -> bool:
-    """lvm2's vg_flag_write_locked: a system ID or a lock type."""
-    return bool(vg.raw.get("system_id")) or vg.shared
+def _is_shared(lock_type: str | None) -> bool:
+    return lock_type not in (None, "", "none")
 
 
 def _segment(key: str, section: Section, lv: str, source: str | None, names: Names) -> Segment:
@@ -64,7 +64,7 @@ def _segment(key: str, section: Section, lv: str, source: str | None, names: Nam
     return (segment_type(kind) or UNKNOWN).read(f, start, count, kind, names)
 
 
-def _lv(name: str, section: Section, source: str | None, names: Names = Names()) -> LogicalVolume:
+def _lv(name: str, section: Section, source: str | None, names: Names = Names(), shared: bool = False) -> LogicalVolume:
     f = Fields(section, f"logical volume {name}", source)
     segments = []
     numbers = []
@@ -79,7 +79,7 @@ def _lv(name: str, section: Section, source: str | None, names: Names = Names())
     declared = f.int("segment_count")
     if declared != len(segments):
         raise f.fail("segment_count", f"segment_count is {declared} but {len(segments)} segments are present")
-    status, flags = _unlock_write(f.strings("status"), f.strings("flags", []))
+    status, flags = _unlock_write(f.strings("status"), f.strings("flags", []), shared)
     return LogicalVolume(name, f.str("id"), status, flags, f.strings("tags", []),
                          f.int("creation_time", None), f.str("creation_host", None), segments, section,
                          f.str("lock_args", None))
@@ -111,15 +111,16 @@ def tree_to_vg(tree: Section, source: str | None = None) -> VolumeGroup:
     pvs = {key: _pv(key, child, source) for key, child in _only_sections(pvs_section, "physical_volumes", source)}
     lv_sections = _only_sections(lvs_section, "logical_volumes", source)
     names = Names(frozenset(pvs), frozenset(key for key, _ in lv_sections))
-    lvs = {key: _lv(key, child, source, names) for key, child in lv_sections}
+    lock_type = f.str("lock_type", None)
+    lvs = {key: _lv(key, child, source, names, _is_shared(lock_type)) for key, child in lv_sections}
     header = Section((key, value) for key, value in tree.items() if not isinstance(value, Section))
     header.line = 1
     header.key_lines = {key: line for key, line in tree.key_lines.items() if key in header}
-    status, flags = _unlock_write(f.strings("status"), f.strings("flags", []))
+    status, flags = _unlock_write(f.strings("status"), f.strings("flags", []), _is_shared(lock_type))
     return VolumeGroup(name, f.str("id"), f.int("seqno"), f.str("format", "lvm2"), status, flags,
                        f.strings("tags", []), f.int("extent_size", minimum=1), f.int("max_lv", 0),
                        f.int("max_pv", 0), f.int("metadata_copies", 0), pvs, lvs, section, header,
-                       f.str("lock_type", None), f.str("lock_args", None))
+                       lock_type, f.str("lock_args", None))
 
 
 def _only_sections(section: Section, what: str, source: str | None) -> list[tuple[str, Section]]:
@@ -186,7 +187,7 @@ def default_header(description: str = "") -> Section:
 def vg_to_tree(vg: VolumeGroup, vg_first: bool = False) -> Section:
     """The whole metadata tree: top-level keys and the VG section (VG first as in a metadata area)."""
     pvs = Section((key, _pv_tree(pv)) for key, pv in vg.pvs.items())
-    locked = _write_locked(vg)
+    locked = vg.shared
     lvs = Section((name, _lv_tree(lv, locked)) for name, lv in vg.lvs.items())
     status, flags = _lock_write(vg.status, vg.flags, locked)
     body = _merge(vg.raw, {"id": vg.id, "seqno": vg.seqno, "format": vg.format, "status": status,
