@@ -22,6 +22,12 @@ from .guest import Guest, GuestResult, GuestUnavailable
 
 pytestmark = [pytest.mark.host_side, pytest.mark.slow, pytest.mark.xdist_group("kernel")]
 
+@pytest.fixture(autouse=True)
+def kernel_modules() -> None:
+    """The tier's fixture of that name loads guest modules (and skips on the host); this test runs on
+    the host and its guests load their own."""
+
+
 SETUP = r"""
 set -x
 modprobe virtio_blk; modprobe dm_mod; modprobe softdog; modprobe loop
