@@ -105,3 +105,75 @@ def test_lvm2_alone_exclusive_lv_across_two_guests(tmp_path: Path) -> None:
     print(f"guest1: boot+setup {stamps1['up']} s, lockspace started {stamps1['started']} s; "
           f"guest2: lockspace started {stamps2['started']} s, granted {stamps2['granted']} s after {refused} "
           f"refusals; wall {result1.seconds:.0f} s / {result2.seconds:.0f} s")
+
+
+LVCRYPT1 = SETUP + r"""
+LVC=".venv/bin/python -m lvcrypt"
+printf 'correct horse' > /tmp/pass
+vgcreate --shared --devices $D vgsh $D || exit 91
+vgchange --lock-start --devices $D vgsh || exit 92
+stamp started
+$LVC lvcreate --devices $D --encrypt --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-file /tmp/pass \
+    -L 8m -n lvc vgsh || exit 93
+printf 'written by guest one' | $LVC write --devices $D --key-file /tmp/pass vgsh/lvc || exit 94
+$LVC lvchange --devices $D -aey --key-file /tmp/pass vgsh/lvc || exit 95
+stamp held
+sleep %(hold)d
+$LVC lvchange --devices $D -an vgsh/lvc || exit 96
+stamp released
+sleep 120
+stamp done
+"""
+
+LVCRYPT2 = SETUP + r"""
+LVC=".venv/bin/python -m lvcrypt"
+printf 'correct horse' > /tmp/pass
+i=0
+until lvs --shared --devices $D vgsh/lvc >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 200 ] && exit 95; sleep 3; done
+stamp seen
+vgchange --lock-start --devices $D vgsh || { sleep 2; vgchange --lock-start --devices $D vgsh; } || exit 96
+stamp started
+echo "LVM2LVS $(lvs --noheadings --devices $D -o lv_name,lv_lockargs vgsh/lvc)"
+refused=0
+while [ $refused -lt 60 ]; do
+    if $LVC lvchange --devices $D -aey --key-file /tmp/pass vgsh/lvc; then
+        stamp granted; echo "REFUSED $refused"
+        $LVC lvchange --devices $D -an vgsh/lvc || exit 98
+        echo "READBACK $($LVC read --devices $D --key-file /tmp/pass --length 20 vgsh/lvc)"
+        exit 0
+    fi
+    refused=$((refused+1)); sleep 4
+done
+exit 97
+"""
+
+
+def test_lvcrypt_encrypted_lv_exclusive_across_two_guests(tmp_path: Path) -> None:
+    """lvcrypt on both sides of an lvm2-made shared VG: an encrypted LV guest 1 holds ex is refused on
+    guest 2 with lvm2's message; once released, guest 2 activates it and reads what guest 1 wrote."""
+    disk = tmp_path / "shared.img"
+    with open(disk, "wb") as image:
+        image.truncate(400 << 20)
+    out: dict[int, tuple[GuestResult, str]] = {}
+    try:
+        with Guest(total_timeout=1500, shared_disks=(disk,)) as first, \
+                Guest(total_timeout=1500, shared_disks=(disk,)) as second:
+            threads = [threading.Thread(target=_boot, args=(first, LVCRYPT1 % {"host_id": 1, "hold": 300}, out, 1)),
+                       threading.Thread(target=_boot, args=(second, LVCRYPT2 % {"host_id": 2}, out, 2))]
+            threads[0].start()
+            time.sleep(3)
+            threads[1].start()
+            for thread in threads:
+                thread.join()
+    except GuestUnavailable as reason:
+        pytest.skip(str(reason))
+    (result1, log1), (result2, log2) = out[1], out[2]
+    assert result1.problem is None and result1.status == 0, (result1, log1[-3000:])
+    assert result2.problem is None and result2.status == 0, (result2, log2[-3000:])
+    assert "lvcrypt: LV locked by other host: vgsh/lvc" in log2, log2[-3000:]
+    assert re.search(r"LVM2LVS\s+lvc\s+1\.0\.0:\d+", log2), log2[-3000:]
+    assert "READBACK written by guest one" in log2, log2[-3000:]
+    refused = re.search(r"REFUSED (\d+)", log2)
+    assert refused is not None and int(refused.group(1)) >= 1
+    print(f"lvcrypt on both guests: wall {result1.seconds:.0f} s / {result2.seconds:.0f} s; "
+          f"refused {refused.group(1)} times")
