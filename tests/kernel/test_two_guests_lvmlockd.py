@@ -3,10 +3,11 @@ first, as the issue's test bed asks (issue 18).  Runs on the host (`host_side`):
 guests itself, 3 s apart, and reads what each printed.
 
 Guest 1 creates the shared VG, starts its lockspace and creates an LV, which lvm2 activates with
-an exclusive lock, holds it a while, then deactivates it.  Guest 2 waits for the VG on the shared
-disk, starts the lockspace (twice: the first start races the lvmlock device node, no udev here,
-see ../shared/notes/kernel-guest.md), then tries `lvchange -aey` every few seconds: refused with
-lvm2's "LV locked by other host" while guest 1 holds it, granted once guest 1 let go.
+an exclusive lock, and holds it until guest 2 says (a VG tag) it was refused; then deactivates it.
+Guest 2 waits for the VG on the shared disk, starts the lockspace (twice: the first start races
+the lvmlock device node, no udev here, see ../shared/notes/kernel-guest.md), then tries
+`lvchange -aey` every few seconds: refused with lvm2's "LV locked by other host" while guest 1
+holds it, granted once guest 1 let go.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ wdmd && sanlock daemon -w 0 && lvmlockd || exit 90
 sleep 2
 D=/dev/vda
 stamp() { echo "STAMP $1 $(cut -d' ' -f1 /proc/uptime)"; }
+# The guests signal each other with VG tags on the shared disk (lvm2 changes them under the VG lock).
+signal() { vgchange --devices $D --addtag "$1" vgsh >/dev/null 2>&1 || vgchange --devices $D --addtag "$1" vgsh; }
+wait_for() { n=0; until vgs --shared --noheadings -o vg_tags --devices $D vgsh 2>/dev/null | grep -q "$1"; do
+    n=$((n+1)); [ $n -gt 300 ] && return 1; sleep 2; done; }
 stamp up
 """
 
@@ -49,10 +54,10 @@ vgchange --lock-start --devices $D vgsh || exit 92
 stamp started
 lvcreate --devices $D -Zn -L 8m -n lv1 vgsh || exit 93
 stamp held
-sleep %(hold)d
+wait_for refused || exit 98
 lvchange --devices $D -an vgsh/lv1 || exit 94
 stamp released
-sleep 90
+wait_for granted
 stamp done
 """
 
@@ -64,7 +69,10 @@ vgchange --lock-start --devices $D vgsh || { sleep 2; vgchange --lock-start --de
 stamp started
 refused=0
 while [ $refused -lt 100 ]; do
-    if lvchange --devices $D -aey vgsh/lv1; then stamp granted; echo "REFUSED $refused"; exit 0; fi
+    if lvchange --devices $D -aey vgsh/lv1; then
+        stamp granted; echo "REFUSED $refused"; lvchange --devices $D -an vgsh/lv1; signal granted; exit 0
+    fi
+    [ $refused -eq 0 ] && signal refused
     refused=$((refused+1)); sleep 4
 done
 exit 97
@@ -85,7 +93,7 @@ def test_lvm2_alone_exclusive_lv_across_two_guests(tmp_path: Path) -> None:
     try:
         with Guest(total_timeout=1200, shared_disks=(disk,)) as first, \
                 Guest(total_timeout=1200, shared_disks=(disk,)) as second:
-            threads = [threading.Thread(target=_boot, args=(first, GUEST1 % {"host_id": 1, "hold": 240}, out, 1))]
+            threads = [threading.Thread(target=_boot, args=(first, GUEST1 % {"host_id": 1}, out, 1))]
             threads.append(threading.Thread(target=_boot, args=(second, GUEST2 % {"host_id": 2}, out, 2)))
             threads[0].start()
             time.sleep(3)
@@ -150,7 +158,9 @@ exit 97
 
 def test_lvcrypt_encrypted_lv_exclusive_across_two_guests(tmp_path: Path) -> None:
     """lvcrypt on both sides of an lvm2-made shared VG: an encrypted LV guest 1 holds ex is refused on
-    guest 2 with lvm2's message; once released, guest 2 activates it and reads what guest 1 wrote."""
+    guest 2 with lvm2's message; once released, guest 2 activates it and reads what guest 1 wrote.
+    Guest 1 holds for a fixed time: the tag signal of the lvm2 test cannot be used, lvm2 will not
+    change a VG with lvcrypt's segment types in it."""
     disk = tmp_path / "shared.img"
     with open(disk, "wb") as image:
         image.truncate(400 << 20)
