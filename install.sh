@@ -19,8 +19,9 @@ fi
 if [ "${1:-}" = "test" ]; then
     # The kernel test tier's guest (tests/kernel/README.md): Debian's kernel, QEMU (TCG),
     # busybox for its initramfs, dmsetup; without recommends (QEMU's GUI, firmware).
+    # lvm2-lockd and sanlock: lvmlockd with disk leases, run in the guest for shared VGs (issue 18).
     kernel_missing=()
-    for package in linux-image-amd64 qemu-system-x86 busybox-static dmsetup kmod; do
+    for package in linux-image-amd64 qemu-system-x86 busybox-static dmsetup kmod lvm2-lockd sanlock; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || kernel_missing+=("$package")
     done
     if [ ${#kernel_missing[@]} -gt 0 ]; then

@@ -18,12 +18,13 @@ from lvcrypt.errors import DeviceError, LvcryptError
 from lvcrypt.keycache import KeyCache
 from lvcrypt.keystores import KeystoreSessions
 from lvcrypt.lvops import find_lv, refuse_change, refuse_unless_changeable
+from lvcrypt.store import lvmlockd
 from lvcrypt.unlock import KeySources, keystore_sessions, unlock_lv
 
 if TYPE_CHECKING:
     from lvcrypt.activate.tables import KeyFormat, Table
     from lvcrypt.activate.userspace import Stack
-    from lvcrypt.metadata.model import VolumeGroup
+    from lvcrypt.metadata.model import LogicalVolume, VolumeGroup
     from lvcrypt.store.transaction import VgTransaction
 
 
@@ -42,6 +43,7 @@ class ActivationRequest:
     activate: bool
     refresh: bool = False
     link_vk_to_keyring: str | None = None  # KEYRING::%TYPE:DESC
+    shared: bool = False  # -asy: in a shared VG the LV lock is taken sh (other hosts may activate too), else ex
 
 
 def check_before_starting(request: ActivationRequest, sources: KeySources) -> None:
@@ -94,11 +96,30 @@ def change_lv(tx: "VgTransaction", lv_name: str, keys: KeyCache, request: Activa
     if test_mode():  # lvm2's -t: the LV is checked, nothing is (de)activated
         check_pvs_present(tx, lv.name)
         return
+    lock = _lv_lock(tx, lv)
     if not request.activate:
         kernel.deactivate(dm_name(tx.vg.name, lv.name), dm_uuid(tx.vg, lv))
+        if lock is not None:
+            lvmlockd.lock_lv(lock, "un")
         return
-    with keystore_sessions(tx, sessions) as opened:
-        _activate_or_refresh(tx, lv.name, keys, request, sources, opened)
+    if lock is not None and not request.refresh:
+        lvmlockd.lock_lv(lock, "sh" if request.shared else "ex")
+    try:
+        with keystore_sessions(tx, sessions) as opened:
+            _activate_or_refresh(tx, lv.name, keys, request, sources, opened)
+    except BaseException:
+        if lock is not None and not request.refresh:
+            lvmlockd.lock_lv(lock, "un")
+        raise
+
+
+def _lv_lock(tx: "VgTransaction", lv: "LogicalVolume") -> "lvmlockd.LvTarget | None":
+    """The LV lock lvm2 takes to activate an LV of a shared VG (persistent: it outlives the command,
+    so no other host activates the LV meanwhile); None for a local VG.  Keystores get none: they are
+    never activated themselves, and their headers change under the VG lock."""
+    if not (tx.vg.shared and lvmlockd.enabled()) or not lvmlockd.needs_lock(lv) or lv.is_keystore:
+        return None
+    return lvmlockd.target(tx.vg, lv.id, lv.name, lv.lock_args)
 
 
 def change_lvs(tx: "VgTransaction", names: list[str], keys: KeyCache, request: ActivationRequest,

@@ -202,6 +202,7 @@ LV_FIELDS: dict[str, Field] = {
     "lv_name": Field("LV", _lv_name, width=4),
     "vg_name": Field("VG", lambda r: r.vg.name),
     "lv_attr": Field("Attr", _lv_attr),
+    "lv_lockargs": Field("LLockArgs", lambda r: r.lv.lock_args or ""),
     "lv_size": Field("LSize", lambda r: r.lv.extent_count * r.vg.extent_bytes, size=True),
     "pool_lv": Field("Pool", _link("pool_lv")),
     "origin": Field("Origin", _link("origin")),
@@ -260,6 +261,8 @@ VG_FIELDS: dict[str, Field] = {
     "vg_seqno": Field("Seq", lambda r: r.vg.seqno),
     "max_lv": Field("MaxLV", lambda r: r.vg.max_lv),
     "max_pv": Field("MaxPV", lambda r: r.vg.max_pv),
+    "vg_lock_type": Field("LockType", lambda r: r.vg.lock_type or ""),
+    "vg_lock_args": Field("VLockArgs", lambda r: r.vg.lock_args or ""),
     "vg_mda_count": Field("#VMda", lambda r: sum(len(pv.mdas) for pv in r.loaded.pvs.values())),
     "vg_tags": Field("VG Tags", lambda r: ",".join(sorted(r.vg.tags))),
 }

@@ -21,12 +21,40 @@ from lvcrypt.metadata.tree import Section, Value
 
 _SEGMENT_KEY = re.compile(r"segment([1-9][0-9]*)\Z")
 
-VG_KEYS = ["id", "seqno", "format", "status", "flags", "tags", "extent_size", "max_lv", "max_pv",
-           "metadata_copies", "physical_volumes", "logical_volumes"]
+VG_KEYS = ["id", "seqno", "format", "status", "flags", "tags", "system_id", "lock_type", "lock_args", "extent_size",
+           "max_lv", "max_pv", "metadata_copies", "physical_volumes", "logical_volumes"]
 PV_KEYS = ["id", "device", "status", "flags", "tags", "dev_size", "pe_start", "pe_count"]
-LV_KEYS = ["id", "status", "flags", "tags", "creation_time", "creation_host", "segment_count"]
+LV_KEYS = ["id", "status", "flags", "tags", "creation_time", "creation_host", "lock_args", "allocation_policy",
+           "profile", "read_ahead", "major", "minor", "segment_count"]
 SEGMENT_KEYS = ["start_extent", "extent_count", "type"]
 HEADER_KEYS = ["contents", "version", "description", "creation_host", "creation_time"]
+
+
+WRITE_LOCKED = "WRITE_LOCKED"
+
+
+def _unlock_write(status: list[str], flags: list[str], shared: bool) -> tuple[list[str], list[str]]:
+    """lvm2 writes a shared (or system-id) VG's WRITE as the flag WRITE_LOCKED (so that older lvm2,
+    which knows neither, cannot change it) and reads it back as WRITE: the model of a shared VG
+    holds WRITE.  System-id VGs keep their flags as read (lvcrypt changes only this host's)."""
+    if not shared or WRITE_LOCKED not in flags:
+        return status, flags
+    flags = [flag for flag in flags if flag != WRITE_LOCKED]
+    if "WRITE" not in status:
+        at = status.index("READ") + 1 if "READ" in status else len(status)
+        status = [*status[:at], "WRITE", *status[at:]]
+    return status, flags
+
+
+def _lock_write(status: list[str], flags: list[str], locked: bool) -> tuple[list[str], list[str]]:
+    """The other way, when writing (lvm2's export.c): WRITE leaves status, WRITE_LOCKED leads flags."""
+    if not locked or "WRITE" not in status:
+        return list(status), list(flags)
+    return [item for item in status if item != "WRITE"], [WRITE_LOCKED, *flags]
+
+
+def _is_shared(lock_type: str | None) -> bool:
+    return lock_type not in (None, "", "none")
 
 
 def _segment(key: str, section: Section, lv: str, source: str | None, names: Names) -> Segment:
@@ -37,7 +65,7 @@ def _segment(key: str, section: Section, lv: str, source: str | None, names: Nam
     return (segment_type(kind) or UNKNOWN).read(f, start, count, kind, names)
 
 
-def _lv(name: str, section: Section, source: str | None, names: Names = Names()) -> LogicalVolume:
+def _lv(name: str, section: Section, source: str | None, names: Names = Names(), shared: bool = False) -> LogicalVolume:
     f = Fields(section, f"logical volume {name}", source)
     segments = []
     keys = []
@@ -50,8 +78,10 @@ def _lv(name: str, section: Section, source: str | None, names: Names = Names())
     declared = f.int("segment_count")
     if declared != len(segments):
         raise f.fail("segment_count", f"segment_count is {declared} but {len(segments)} segments are present")
-    return LogicalVolume(name, f.str("id"), f.strings("status"), f.strings("flags", []), f.strings("tags", []),
-                         f.int("creation_time", None), f.str("creation_host", None), segments, section)
+    status, flags = _unlock_write(f.strings("status"), f.strings("flags", []), shared)
+    return LogicalVolume(name, f.str("id"), status, flags, f.strings("tags", []),
+                         f.int("creation_time", None), f.str("creation_host", None), segments, section,
+                         f.str("lock_args", None))
 
 
 def _pv(key: str, section: Section, source: str | None) -> PhysicalVolume:
@@ -85,14 +115,16 @@ def _tree_to_vg(tree: Section, source: str | None) -> VolumeGroup:
     pvs = {key: _pv(key, child, source) for key, child in _only_sections(pvs_section, "physical_volumes", source)}
     lv_sections = _only_sections(lvs_section, "logical_volumes", source)
     names = Names(frozenset(pvs), frozenset(key for key, _ in lv_sections))
-    lvs = {key: _lv(key, child, source, names) for key, child in lv_sections}
+    lock_type = f.str("lock_type", None)
+    lvs = {key: _lv(key, child, source, names, _is_shared(lock_type)) for key, child in lv_sections}
     header = Section((key, value) for key, value in tree.items() if not isinstance(value, Section))
     header.line = 1
     header.key_lines = {key: line for key, line in tree.key_lines.items() if key in header}
-    return VolumeGroup(name, f.str("id"), f.int("seqno"), f.str("format", "lvm2"), f.strings("status"),
-                       f.strings("flags", []), f.strings("tags", []), f.int("extent_size", minimum=1),
-                       f.int("max_lv", 0), f.int("max_pv", 0), f.int("metadata_copies", 0), pvs, lvs,
-                       section, header)
+    status, flags = _unlock_write(f.strings("status"), f.strings("flags", []), _is_shared(lock_type))
+    return VolumeGroup(name, f.str("id"), f.int("seqno"), f.str("format", "lvm2"), status, flags,
+                       f.strings("tags", []), f.int("extent_size", minimum=1), f.int("max_lv", 0),
+                       f.int("max_pv", 0), f.int("metadata_copies", 0), pvs, lvs, section, header,
+                       lock_type, f.str("lock_args", None))
 
 
 def _only_sections(section: Section, what: str, source: str | None) -> list[tuple[str, Section]]:
@@ -134,11 +166,12 @@ def _segment_tree(segment: Segment) -> Section:
     return _merge(segment.raw, {**common, **entry.write(segment)}, SEGMENT_KEYS + list(entry.keys))
 
 
-def _lv_tree(lv: LogicalVolume) -> Section:
+def _lv_tree(lv: LogicalVolume, write_locked: bool = False) -> Section:
+    status, flags = _lock_write(lv.status, lv.flags, write_locked)
     body = _merge(Section((k, v) for k, v in lv.raw.items() if not _SEGMENT_KEY.match(k)),
-                  {"id": lv.id, "status": list(lv.status), "flags": list(lv.flags), "tags": list(lv.tags) or None,
+                  {"id": lv.id, "status": status, "flags": flags, "tags": list(lv.tags) or None,
                    "creation_time": lv.creation_time, "creation_host": lv.creation_host,
-                   "segment_count": len(lv.segments)}, LV_KEYS)
+                   "lock_args": lv.lock_args, "segment_count": len(lv.segments)}, LV_KEYS)
     for number, segment in enumerate(lv.segments, 1):
         body[f"segment{number}"] = _segment_tree(segment)
     return body
@@ -158,9 +191,12 @@ def default_header(description: str = "") -> Section:
 def vg_to_tree(vg: VolumeGroup, vg_first: bool = False) -> Section:
     """The whole metadata tree: top-level keys and the VG section (VG first as in a metadata area)."""
     pvs = Section((key, _pv_tree(pv)) for key, pv in vg.pvs.items())
-    lvs = Section((name, _lv_tree(lv)) for name, lv in vg.lvs.items())
-    body = _merge(vg.raw, {"id": vg.id, "seqno": vg.seqno, "format": vg.format, "status": list(vg.status),
-                           "flags": list(vg.flags), "tags": list(vg.tags) or None, "extent_size": vg.extent_size,
+    locked = vg.shared
+    lvs = Section((name, _lv_tree(lv, locked)) for name, lv in vg.lvs.items())
+    status, flags = _lock_write(vg.status, vg.flags, locked)
+    body = _merge(vg.raw, {"id": vg.id, "seqno": vg.seqno, "format": vg.format, "status": status,
+                           "flags": flags, "tags": list(vg.tags) or None, "lock_type": vg.lock_type,
+                           "lock_args": vg.lock_args, "extent_size": vg.extent_size,
                            "max_lv": vg.max_lv, "max_pv": vg.max_pv, "metadata_copies": vg.metadata_copies,
                            "physical_volumes": pvs,
                            "logical_volumes": lvs if lvs or "logical_volumes" in vg.raw else None}, VG_KEYS)

@@ -145,6 +145,8 @@ class LogicalVolume:
     creation_host: str | None = None
     segments: list[Segment] = field(default_factory=list)
     raw: Section = field(default_factory=Section, repr=False, compare=False)
+    # The LV's lease in a shared VG, as lvmlockd's init_lv returned it (sanlock: "1.0.0:<offset>").
+    lock_args: str | None = None
 
     @property
     def visible(self) -> bool:
@@ -189,6 +191,14 @@ class VolumeGroup:
     raw: Section = field(default_factory=Section, repr=False, compare=False)
     # Top-level keys of the metadata text (contents, version, description, creation_host, ...).
     header: Section = field(default_factory=Section, repr=False, compare=False)
+    # A shared VG's lock manager ("sanlock", "dlm") and its arguments ("1.0.0:lvmlock"); None: a local VG.
+    lock_type: str | None = None
+    lock_args: str | None = None
+
+    @property
+    def shared(self) -> bool:
+        """lvm2 counts "none" (left by `vgchange --lock-type none`) as a local VG."""
+        return self.lock_type not in (None, "", "none")
 
     @property
     def extent_bytes(self) -> int:

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 def _request(args: argparse.Namespace, refresh: bool) -> "ActivationRequest":
     from lvcrypt.activation import ActivationRequest
 
-    return ActivationRequest(activate=args.activate == "y", refresh=refresh,
-                             link_vk_to_keyring=args.link_vk_to_keyring)
+    return ActivationRequest(activate=args.activate in ("y", "ey", "sy"), refresh=refresh,
+                             link_vk_to_keyring=args.link_vk_to_keyring, shared=args.activate == "sy")
 
 
 def cmd_lvchange(args: argparse.Namespace) -> int:
@@ -67,6 +67,13 @@ def cmd_vgchange(args: argparse.Namespace) -> int:
     from lvcrypt.keycache import KeyCache
     from lvcrypt.store.transaction import VgTransaction, warn
 
+    if args.lock_start or args.lock_stop:
+        from lvcrypt.store.lockspaces import change_lockspaces
+
+        change_lockspaces(args.devices, args.vgs, start=args.lock_start)
+        return 0
+    if not args.vgs:
+        raise UsageError("vgchange: name a VG")
     from lvcrypt.object_names import expand_vg_arguments
 
     vg_names = expand_vg_arguments(args.devices, args.vgs)
@@ -87,7 +94,7 @@ def cmd_vgchange(args: argparse.Namespace) -> int:
             for problem in skipped:
                 warn(f"skipping: {problem}")  # lvm2's LVs stay lvm2's; the rest are activated
             change_lvs(tx, names, keys, request, sources)
-            state = "active" if args.activate == "y" else "inactive"
+            state = "inactive" if args.activate == "n" else "active"
             print(f"  {len(names)} logical volume(s) in volume group \"{vg_name}\" now {state}")
     return 0
 
@@ -96,7 +103,9 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
     parser = sub.add_parser(name, parents=[lvm2_options()],
                             help="activate or deactivate an LV (device-mapper)" if name == "lvchange"
                             else "activate or deactivate every LV of a VG (device-mapper)")
-    parser.add_argument("-a", "--activate", choices=("y", "n"), help="y: create the dm devices; n: remove them")
+    parser.add_argument("-a", "--activate", choices=("y", "n", "ey", "sy"),
+                        help="y: create the dm devices; n: remove them; in a shared VG ey (as y) takes the LV's "
+                        "lock exclusively, sy shared")
     add_key_file_option(parser)
     add_keyring_options(parser)
     add_token_options(parser)
@@ -106,5 +115,10 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         parser.add_argument("lvs", nargs="+", metavar="VG/LV")
         parser.set_defaults(func=cmd_lvchange)
     else:
-        parser.add_argument("vgs", nargs="+", metavar="VG")
+        lockspace = parser.add_mutually_exclusive_group()
+        lockspace.add_argument("--lock-start", "--lockstart", action="store_true",
+                               help="join the lockspaces of shared VGs (lvmlockd)")
+        lockspace.add_argument("--lock-stop", "--lockstop", action="store_true",
+                               help="leave the lockspaces of shared VGs (lvmlockd)")
+        parser.add_argument("vgs", nargs="*", metavar="VG")
         parser.set_defaults(func=cmd_vgchange)

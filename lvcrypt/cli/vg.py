@@ -14,8 +14,10 @@ def _created(path: str) -> None:
 
 def cmd_vgcreate(args: argparse.Namespace) -> int:
     from lvcrypt.cli.options import yes_no
+    from lvcrypt.store.lockspaces import check_new_lock_type
     from lvcrypt.vgops import create_vg
 
+    check_new_lock_type(args.shared, args.lock_type)
     create_vg(args.devices, args.vg, args.device, args.physicalextentsize, args.command, args.force, yes_no(args),
               _created, args.addtag)
     print(f"  Volume group \"{args.vg}\" successfully created")
@@ -91,6 +93,8 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         parser = sub.add_parser(name, parents=common, help="create a volume group")
         parser.add_argument("-s", "--physicalextentsize", type=lambda t: parse_size(t, "m"), default=4 << 20)
         add_tag_options(parser, delete=False)
+        parser.add_argument("--shared", action="store_true", help="a VG shared between hosts (lvmlockd, sanlock)")
+        parser.add_argument("--lock-type", "--locktype", metavar="sanlock|dlm|none", help="the shared VG's lock manager")
         parser.add_argument("vg")
         parser.add_argument("device", nargs="+")
         parser.set_defaults(func=cmd_vgcreate)

@@ -8,7 +8,8 @@ lvm2 2.03.16 (lib/metadata/metadata.c, `_access_vg_*`, and tools/toollib.c `_ign
 - an exported VG is listed by vgs/pvs but refused for everything else (vgrename, vgcfgbackup and
   reports excepted);
 - a VG without WRITE in its status is read-only: read, never changed.
-lvcrypt does not speak to lvmlockd (a later issue), so it behaves as that host.
+A host whose lvm.conf sets use_lvmlockd = 1 reads and changes shared VGs under lvmlockd's VG lock
+(store/lvmlockd.py): the lock failed, a change is refused and a read goes on with a warning.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from lvcrypt.errors import LvcryptError
 from lvcrypt.metadata.model import VolumeGroup
-from lvcrypt.store import lvm_config
+from lvcrypt.store import lvm_config, lvmlockd
 
 
 class VgAccessError(LvcryptError):
@@ -37,8 +38,7 @@ class Access:
 
 
 def lock_type(vg: VolumeGroup) -> str | None:
-    value = vg.raw.get("lock_type")
-    return value if isinstance(value, str) and value not in ("", "none") else None
+    return vg.lock_type if vg.shared else None
 
 
 def system_id(vg: VolumeGroup) -> str | None:
@@ -58,7 +58,11 @@ def is_writable(vg: VolumeGroup) -> bool:
 def refusal(vg: VolumeGroup, access: Access, local_id: str | None) -> str | None:
     """lvm2's message refusing this access, or None when lvm2 would allow it."""
     kind = lock_type(vg)
-    if kind and not (access.shared and not access.change):
+    if kind and lvmlockd.enabled():
+        problem = lvmlockd.access_problem(vg.name, kind)
+        if problem:
+            return problem
+    elif kind and not (access.shared and not access.change):
         return f"Cannot access VG {vg.name} with lock type {kind} that requires lvmlockd."
     owner = system_id(vg)
     if owner and owner != local_id and not (access.foreign and not access.change):

@@ -163,6 +163,7 @@ class VgLock:
 
     def acquire(self) -> None:
         file_name = lock_file_name(self.name)
+        self._lvmlockd_lock()
         where = locking_dir()
         private_directory(where)
         try:
@@ -174,7 +175,27 @@ class VgLock:
         except BaseException:
             os.close(self.directory_fd)
             self.directory_fd = -1
+            self._lvmlockd_unlock()
             raise
+
+    def _lvmlockd_lock(self) -> None:
+        """lvm2 asks lvmlockd (when lvm.conf uses it) before taking its file lock: the global lock, or
+        the VG's, whose answer is judged once the VG is read (store/lvmlockd.py)."""
+        from lvcrypt.store import lvmlockd
+
+        mode = "ex" if self.exclusive else "sh"
+        if self.name == GLOBAL:
+            lvmlockd.lock_gl(mode)
+        else:
+            lvmlockd.lock_vg(self.name, mode)
+
+    def _lvmlockd_unlock(self) -> None:
+        """The VG lock is given back after the file lock; the global one lasts as long as the
+        connection, as in lvm2 (which never sends an unlock for it)."""
+        from lvcrypt.store import lvmlockd
+
+        if self.name != GLOBAL:
+            lvmlockd.lock_vg(self.name, "un")
 
     def _take(self, file_name: str, where: Path) -> int:
         operation = fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH
@@ -199,6 +220,7 @@ class VgLock:
         if self.directory_fd >= 0:
             os.close(self.directory_fd)
             self.directory_fd = -1
+            self._lvmlockd_unlock()
 
 
 _held: list[VgLock] = []

@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 from lvcrypt.errors import LockError
 from lvcrypt.metadata.model import VolumeGroup
 from lvcrypt.store import access as vg_access
-from lvcrypt.store import archive
+from lvcrypt.store import archive, lvmlockd
 from lvcrypt.store.commit import LoadedVg, Scan, commit, load_vg, scan
 from lvcrypt.store.devices import candidate_devices
 from lvcrypt.store.lock import GLOBAL, VgLock
@@ -108,6 +108,8 @@ class VgTransaction:
         self.archived = False  # lvm2 archives the version a command started from once, before its first commit
         self.scan: Scan
         self.loaded: LoadedVg
+        # A shared VG's LVs as read (None: no lvmlockd involved): commit takes their locks from the difference.
+        self.lv_locks: dict[str, lvmlockd.LvSnapshot] | None = None
 
     def __enter__(self) -> "VgTransaction":
         with contextlib.ExitStack() as held:
@@ -117,6 +119,8 @@ class VgTransaction:
             self.scan = scan(list(dict.fromkeys(candidate_devices(self.devices) + self.also_scan)))
             self.loaded = load_vg(self.scan, self.name)
             vg_access.check(self.loaded.vg, self.access)
+            if self.loaded.vg.shared and lvmlockd.enabled():
+                self.lv_locks = lvmlockd.snapshot(self.loaded.vg)
             for note in self.loaded.stale:
                 warn(note)
             if not self.allow_missing:
@@ -153,11 +157,16 @@ class VgTransaction:
         `repair` also rewrites metadata area headers that point outside their area (vgck --updatemetadata).
         """
         vg_access.check(self.vg, vg_access.Access(change=True, exported=self.access.exported))
+        after = lvmlockd.before_commit(self.vg, self.lv_locks) if self.lv_locks is not None else []
         self.vg.seqno += 1
         replaced = None if self.archived else (self.name, self.loaded.text)
         text = _write(self.vg, self.members(extra), replaced, repair)
         self.archived = True
         self.loaded.text = text.rstrip(b"\0")
+        for step in after:
+            step()
+        if self.lv_locks is not None:
+            self.lv_locks = lvmlockd.snapshot(self.vg)
         if self.vg.name != self.name:  # renamed: the backup under the old name is no longer the VG's
             archive.remove_backup(self.name)
 

@@ -40,7 +40,9 @@ BOOT_ATTEMPTS = 2
 
 
 def _is_kernel_test(item: pytest.Item) -> bool:
-    return isinstance(item, pytest.Function) and KERNEL_DIR in item.path.resolve().parents
+    """Tests under tests/kernel run in the guest, except `host_side` ones, which boot guests themselves."""
+    return isinstance(item, pytest.Function) and KERNEL_DIR in item.path.resolve().parents \
+        and item.get_closest_marker("host_side") is None
 
 
 class GuestTestFailed(Exception):

@@ -273,6 +273,9 @@ class Guest:
     boot_timeout: float = 180.0
     total_timeout: float = 900.0
     cpus: int = 1
+    # Raw images attached as virtio disks (/dev/vda ...), uncached and unlocked so that two guests
+    # may open one image at once (a disk shared between hosts, for lvmlockd and sanlock).
+    shared_disks: tuple[Path, ...] = ()
     workdir: Path = field(init=False)
     xfer: Path = field(init=False)
     kernel: GuestKernel = field(init=False)
@@ -320,7 +323,9 @@ class Guest:
                 # and panic ("IO-APIC + timer doesn't work!"), seen in CI runs here.
                 "-append", "console=ttyS0 panic=-1 loglevel=4 rdinit=/init no_timer_check",
                 *share("hostroot", Path("/"), True), *share("checkout", CHECKOUT, False),
-                *share("xfer", self.xfer, False)]
+                *share("xfer", self.xfer, False),
+                *(arg for disk in self.shared_disks for arg in
+                  ("-drive", f"file={disk},format=raw,if=virtio,cache=none,file.locking=off"))]
 
     def run(self, argv: Sequence[str], env: Mapping[str, str] | None = None,
             cwd: Path = CHECKOUT) -> GuestResult:

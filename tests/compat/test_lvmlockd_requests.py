@@ -1,0 +1,192 @@
+"""lvcrypt talks to lvmlockd as lvm2 does: the same requests, byte for byte, for the same command.
+
+lvm2 is the oracle: both tools are pointed at one recording stand-in lvmlockd (tests/fake_lvmlockd.py)
+with an lvm.conf that sets use_lvmlockd = 1, on a shared VG lvm2 restored; the requests each sends
+are compared with only the pid (and a new LV's random uuid) normalised.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from fake_lvmlockd import FakeLvmlockd, fake_lvmlockd, granted  # noqa: F401 - the fixture
+from lvcrypt.store.lvmlockd import EMANAGER, ENOLS
+from shared_vg_text import DLM, SANLOCK, lvm2_written, make_shared
+from store_helpers import Pair, digests
+
+pytestmark = [pytest.mark.oracle, pytest.mark.usefixtures("lvm2"), pytest.mark.xdist_group("lvmlockd")]
+
+NOISE = re.compile(r"Activation disabled|/dev/mapper/control|device-mapper|libdevmapper|not zeroed")
+
+
+def lvm_lockd(pair: Pair, *args: str) -> subprocess.CompletedProcess[str]:
+    """lvm2 with the test's lvm.conf and socket (os.environ as the fixture set it)."""
+    env = {**os.environ, "LVM_SUPPRESS_FD_WARNINGS": "1", "LC_ALL": "C"}
+    return subprocess.run([args[0], "--devices", pair.device_list, "--driverloaded", "n", *args[1:]],
+                          capture_output=True, text=True, env=env)
+
+
+def messages(stderr: str) -> list[str]:
+    return [line.strip().removeprefix("lvcrypt: ").removeprefix("warning: ").removeprefix("WARNING: ")
+            for line in stderr.splitlines() if line.strip() and not NOISE.search(line)]
+
+
+@pytest.fixture
+def pair(loop_devices: Callable[..., list[str]], tmp_path: Path) -> Pair:
+    made = Pair(loop_devices(1, 320), tmp_path)
+    make_shared(made)
+    return made
+
+
+@pytest.mark.parametrize("command", [("lvs", "vgx"), ("vgs", "vgx"), ("lvs",), ("vgs",), ("pvs",)],
+                         ids=" ".join)
+def test_reports_send_lvm2s_requests(pair: Pair, fake_lvmlockd: FakeLvmlockd, command: tuple[str, ...]) -> None:
+    theirs = lvm_lockd(pair, *command)
+    assert theirs.returncode == 0, theirs.stderr
+    expected = fake_lvmlockd.take()
+    assert any(b'request="lock_vg"' in raw for raw in expected) or command == ("pvs",)
+    ours = pair.lvc(*command)
+    assert fake_lvmlockd.take() == expected, ours.stderr
+    assert ours.stdout.split() == theirs.stdout.split()
+
+
+def test_a_local_vg_ignores_lvmlockds_answer(fake_lvmlockd: FakeLvmlockd, loop_devices: Callable[..., list[str]],
+                                             tmp_path: Path) -> None:
+    """lvm2 asks lock_vg for a VG before it knows its type; a local VG's failed answer (no lockspace)
+    is ignored, and no unlock follows it."""
+    local = Pair(loop_devices(1, 16), tmp_path)
+    local.lvm("vgcreate", "vgl", *local.devices)
+    fake_lvmlockd.answer = lambda request, n: {**granted(request, n), "op_result": -ENOLS}
+    theirs = lvm_lockd(local, "lvcreate", "-an", "-Zn", "-l", "1", "-n", "a", "vgl")
+    assert theirs.returncode == 0, theirs.stderr
+    expected = fake_lvmlockd.take()
+    assert [raw.split(b"\n")[0] for raw in expected] == [b'request="lock_vg"']
+    ours = local.lvc("lvcreate", "-l", "1", "-n", "b", "vgl")
+    assert fake_lvmlockd.take() == expected
+    assert not messages(ours.stderr), ours.stderr
+    local.assert_lvm2_clean("vgl")
+
+
+@pytest.mark.parametrize("failure", [-EMANAGER, -ENOLS], ids=["lock-manager-down", "lockspace-not-started"])
+def test_failed_vg_lock_reads_with_a_warning_and_refuses_changes(pair: Pair, fake_lvmlockd: FakeLvmlockd,
+                                                                 failure: int) -> None:
+    fake_lvmlockd.answer = lambda request, n: {**granted(request, n), "op_result": failure}
+    theirs, ours = lvm_lockd(pair, "lvs", "vgx"), pair.lvc("lvs", "vgx")
+    assert "Reading VG vgx without a lock." in messages(theirs.stderr)
+    assert messages(ours.stderr) == messages(theirs.stderr)
+    assert ours.stdout.split() == theirs.stdout.split()
+    before = digests(pair.devices)
+    fake_lvmlockd.take()
+    # lvm2 refuses an ex lock that failed for a reason at once; without a lockspace, once it read the VG
+    refusal = "Cannot access VG vgx due to failed lock." if failure == -ENOLS else "VG vgx lock failed: error -214"
+    for command in (("lvcreate", "-an", "-Zn", "-l", "2", "-n", "new", "vgx"), ("lvextend", "-l", "+1", "vgx/l1"),
+                    ("lvremove", "-y", "vgx/l1")):
+        theirs = lvm_lockd(pair, *command)
+        expected = fake_lvmlockd.take()
+        ours = pair.lvc(*[arg for arg in command if arg not in ("-an", "-Zn")], check=False)
+        assert theirs.returncode == ours.returncode == 5, ours.stderr
+        assert messages(ours.stderr) == messages(theirs.stderr) == [refusal]
+        assert fake_lvmlockd.take() == expected
+        assert digests(pair.devices) == before
+
+
+def _comparable(requests: list[bytes]) -> list[bytes]:
+    """Requests with the new LV's random uuid and the VG's seqno (vg_update's version) normalised."""
+    return [re.sub(rb"\nversion =[0-9]+\n", b"\nversion =SEQNO\n", re.sub(rb'lv_uuid ="[^"]*"', b'lv_uuid ="UUID"', raw))
+            for raw in requests]
+
+
+def test_lv_changes_take_lvm2s_lv_locks(pair: Pair, fake_lvmlockd: FakeLvmlockd) -> None:
+    """lvcreate (a lease by init_lv, the new LV left unlocked), lvextend (a transient ex lock),
+    lvremove (ex then un, the lease freed), each write followed by vg_update: lvm2's requests."""
+    steps = [("lvcreate", "-l", "4", "-n", "n1", "vgx"), ("lvextend", "-l", "+1", "vgx/n1"), ("lvremove", "-y", "vgx/n1")]
+    expected = []
+    for step in steps:
+        theirs = lvm_lockd(pair, *(step[:1] + (("-an", "-Zn") if step[0] == "lvcreate" else ()) + step[1:]))
+        assert theirs.returncode == 0, theirs.stderr
+        expected.append(_comparable(fake_lvmlockd.take()))
+    assert [b'request="vg_update"' in raw for raw in expected[2]].count(True) == 1
+    for step, requests in zip(steps, expected):
+        ours = pair.lvc(*step)
+        sent = fake_lvmlockd.take()
+        assert _comparable(sent) == requests, (step, ours.stderr)
+        seqno = pair.report("lvm2", "vgs", "vg_seqno", "--shared")[0]["vg_seqno"]
+        assert f"\nversion ={seqno}\n".encode() in b"".join(sent)
+        if step[0] == "lvcreate":
+            fields = "lv_name,lv_lockargs,lv_size"
+            assert pair.report("lvm2", "lvs", fields, "--shared") == pair.report("lvcrypt", "lvs", fields, "--shared")
+            assert {row["lv_name"]: row["lv_lockargs"] for row in pair.report("lvm2", "lvs", fields, "--shared")}[
+                "n1"].startswith("1.0.0:")
+            fake_lvmlockd.take()  # the report's own requests
+
+
+@pytest.mark.parametrize("option", ["--lock-start", "--lock-stop"])
+def test_lock_start_and_stop_send_lvm2s_requests(pair: Pair, fake_lvmlockd: FakeLvmlockd, option: str) -> None:
+    theirs = lvm_lockd(pair, "vgchange", option, "vgx")
+    assert theirs.returncode == 0, theirs.stderr
+    expected = fake_lvmlockd.take()
+    if option == "--lock-start":
+        assert [raw.split(b"\n")[0] for raw in expected] == [b'request="lock_gl"', b'request="start_vg"',
+                                                             b'request="start_wait"']
+    ours = pair.lvc("vgchange", option, "vgx")
+    assert fake_lvmlockd.take() == expected
+    assert ours.stdout.split("\n") == theirs.stdout.split("\n")
+
+
+def _fresh_session() -> None:
+    """In this process: lvm.conf read again (the fixture's), no connection yet, lvm2's command name."""
+    from lvcrypt.store import lvmlockd
+
+    lvmlockd.reset()
+    lvmlockd.set_command("lvchange")
+
+
+@pytest.mark.parametrize("kind", [SANLOCK, DLM], ids=["sanlock", "dlm"])
+def test_activation_lv_locks_encode_as_lvm2s(loop_devices: Callable[..., list[str]], tmp_path: Path,
+                                             fake_lvmlockd: FakeLvmlockd, kind: tuple[str, str, str]) -> None:
+    """lvchange -aey / -asy / -an: lvm2's lock_lv (persistent, ex / sh / un) for the same LV; for dlm
+    the same requests with its lock type and args (dlm itself needs a cluster these hosts lack)."""
+    from lvcrypt.metadata.convert import tree_to_vg
+    from lvcrypt.metadata.parse import parse_text
+    from lvcrypt.store import lvmlockd
+
+    pair = Pair(loop_devices(1, 320), tmp_path)
+    make_shared(pair, kind)
+    vg = tree_to_vg(parse_text(lvm2_written(pair)))
+    lv = vg.lvs["l1"]
+    _fresh_session()
+    try:
+        for option, mode in (("-aey", "ex"), ("-asy", "sh"), ("-an", "un")):
+            theirs = lvm_lockd(pair, "lvchange", option, "vgx/l1")
+            expected = [raw for raw in fake_lvmlockd.take() if raw.startswith(b'request="lock_lv"')]
+            assert len(expected) == 1, theirs.stderr
+            lvmlockd.lock_lv(lvmlockd.target(vg, lv.id, lv.name, lv.lock_args), mode)
+            assert fake_lvmlockd.take() == expected
+    finally:
+        lvmlockd.reset()
+
+
+def test_lv_held_by_another_host_is_refused_with_lvm2s_message(pair: Pair, fake_lvmlockd: FakeLvmlockd) -> None:
+    from lvcrypt.metadata.convert import tree_to_vg
+    from lvcrypt.metadata.parse import parse_text
+    from lvcrypt.errors import LockError
+    from lvcrypt.store import lvmlockd
+
+    fake_lvmlockd.answer = lambda request, n: {**granted(request, n), "op_result": -11 if request["request"] == "lock_lv"
+                                               else 0}
+    theirs = lvm_lockd(pair, "lvchange", "-aey", "vgx/l1")
+    assert theirs.returncode == 5
+    vg = tree_to_vg(parse_text(lvm2_written(pair)))
+    _fresh_session()
+    try:
+        with pytest.raises(LockError) as refused:
+            lvmlockd.lock_lv(lvmlockd.target(vg, vg.lvs["l1"].id, "l1", vg.lvs["l1"].lock_args), "ex")
+        assert str(refused.value) in messages(theirs.stderr)
+    finally:
+        lvmlockd.reset()

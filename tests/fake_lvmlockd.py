@@ -1,0 +1,135 @@
+"""A stand-in lvmlockd on a socket of our own: it records every request byte for byte and answers
+as the test says, so lvm2 (pointed at it by LVM_LVMLOCKD_SOCKET) and lvcrypt can be compared.
+
+lvm2 only connects when lvmlockd's pid file (/run/lvmlockd.pid, compiled in) exists; `fake_lvmlockd`
+creates it for the test when it is missing and removes what it created.  Tests using it share one
+xdist group so that no two of them create and remove that file at once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+PID_FILE = Path("/run/lvmlockd.pid")
+END = b"\n##\n"
+HELLO_REPLY = b'response = "OK"\nprotocol = "lvmlockd"\nversion = 1\n' + END
+_LINE = re.compile(r'\s*(\w+)\s*=\s*(?:"([^"]*)"|(-?\d+))')
+
+Answer = Callable[[dict[str, str], int], dict[str, str | int]]
+
+
+def parse(raw: bytes) -> dict[str, str]:
+    """A recorded request as key -> value text (numbers as their digits)."""
+    out = {}
+    for line in raw.decode().splitlines():
+        match = _LINE.match(line)
+        if match:
+            out[match.group(1)] = match.group(2) if match.group(2) is not None else match.group(3)
+    return out
+
+
+def normalised(raw: bytes) -> bytes:
+    """A request with its pid replaced, the one field two runs of the same command never share."""
+    return re.sub(rb"\npid =-?[0-9]+\n", b"\npid =PID\n", raw)
+
+
+def reply_text(values: dict[str, str | int]) -> bytes:
+    lines = [f"{key} = {value}" if isinstance(value, int) else f'{key} = "{value}"' for key, value in values.items()]
+    return ("\n".join(lines) + "\n").encode() + END
+
+
+def granted(request: dict[str, str], counter: int) -> dict[str, str | int]:
+    """Every lock granted; sanlock's init_lv hands out the next lease offset, 1 MiB apart."""
+    answer: dict[str, str | int] = {"response": "OK", "op_result": 0, "lock_type": "sanlock",
+                                    "result_flags": "none"}
+    if request.get("request") == "init_lv":
+        answer["lv_lock_args"] = f"1.0.0:{70254592 + counter * 1048576}"
+    return answer
+
+
+@dataclass
+class FakeLvmlockd:
+    path: Path
+    answer: Answer = granted
+    requests: list[bytes] = field(default_factory=list)
+    sock: socket.socket | None = None
+
+    def start(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(self.path))
+        self.sock.listen(16)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        assert self.sock is not None
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        buffer = b""
+        with client:
+            while True:
+                data = client.recv(4096)
+                if not data:
+                    return
+                buffer += data
+                while END in buffer:
+                    raw, buffer = buffer.split(END, 1)
+                    raw += END
+                    request = parse(raw)
+                    if request.get("request") == "hello":
+                        client.sendall(HELLO_REPLY)
+                        continue
+                    self.requests.append(raw)
+                    client.sendall(reply_text(self.answer(request, len(self.requests))))
+
+    def take(self) -> list[bytes]:
+        """The requests recorded since the last take, pids normalised."""
+        taken = [normalised(raw) for raw in self.requests]
+        self.requests.clear()
+        return taken
+
+    def stop(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+
+
+@pytest.fixture
+def fake_lvmlockd(tmp_path: Path) -> Iterator[FakeLvmlockd]:
+    """A recording lvmlockd, with LVM_LVMLOCKD_SOCKET and an lvm.conf (LVM_SYSTEM_DIR) using it,
+    for lvm2 and lvcrypt alike."""
+    config = tmp_path / "lvm-lockd"
+    config.mkdir()
+    (config / "lvm.conf").write_text("global {\n\tuse_lvmlockd = 1\n}\n")
+    daemon = FakeLvmlockd(tmp_path / "lvmlockd.socket")
+    daemon.start()
+    created = False
+    if not PID_FILE.exists():
+        PID_FILE.write_text(f"{os.getpid()}\n")
+        created = True
+    saved = {key: os.environ.get(key) for key in ("LVM_LVMLOCKD_SOCKET", "LVM_SYSTEM_DIR")}
+    os.environ["LVM_LVMLOCKD_SOCKET"] = str(daemon.path)
+    os.environ["LVM_SYSTEM_DIR"] = str(config)
+    try:
+        yield daemon
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        daemon.stop()
+        if created:
+            PID_FILE.unlink(missing_ok=True)

@@ -1,0 +1,123 @@
+"""lvcrypt in a sanlock VG under a real lvmlockd, beside lvm2, in one guest (issue 18).
+
+The recipe of ../shared/notes/kernel-guest.md: softdog, wdmd, `sanlock daemon -w 0` (no watchdog
+use, as sanlock allows for tests), lvmlockd, an lvm.conf with use_lvmlockd = 1 and host_id 1 in
+lvmlocal.conf under LVM_SYSTEM_DIR.  lvm2 creates the shared VG and starts its lockspace; lvcrypt
+creates an LV in it (sanlock hands out its lease), activates it exclusively (lvmlockd then holds
+the LV's lock ex), deactivates it (released) and removes it (lease freed); lvm2 reads every step.
+Commands run as processes: each is one lvmlockd client, as an lvm2 command is.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.usefixtures("lvm2")
+
+VG = "vgsh"
+
+
+def _need(program: str) -> str:
+    path = shutil.which(program)
+    if path is None:
+        pytest.skip(f"{program} is not installed (bash install.sh test installs lvm2-lockd and sanlock)")
+    return path
+
+
+@pytest.fixture
+def lockd_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The daemons running, and the environment every command of the test uses; stopped afterwards."""
+    for program in ("lvmlockd", "sanlock", "wdmd"):
+        _need(program)
+    config = tmp_path / "lvm"
+    shutil.copytree("/etc/lvm", config, ignore=shutil.ignore_patterns("archive", "backup", "cache", "devices"))
+    with open(config / "lvm.conf", "a") as conf:
+        conf.write("\nglobal {\n\tuse_lvmlockd = 1\n}\n")
+    (config / "lvmlocal.conf").write_text("local {\n\thost_id = 1\n}\n")
+    env = {**os.environ, "LVM_SYSTEM_DIR": str(config), "DM_DISABLE_UDEV": "1", "LC_ALL": "C",
+           "LVM_SUPPRESS_FD_WARNINGS": "1", "LVCRYPT_STATE_DIR": str(tmp_path / "state"),
+           "LVCRYPT_RUN_DIR": str(tmp_path / "run")}
+    for module in ("softdog", "loop", "dm_mod"):
+        subprocess.run(["modprobe", module], capture_output=True)
+    for directory in ("/run/lvm", "/run/lock/lvm", "/run/sanlock", "/run/wdmd"):
+        os.makedirs(directory, exist_ok=True)
+    logs = open(tmp_path / "daemons.log", "wb")
+    daemons: list[subprocess.Popen[bytes]] = []
+    try:
+        for argv in (["wdmd", "-D"], ["sanlock", "daemon", "-D", "-w", "0"], ["lvmlockd", "-f"]):
+            daemons.append(subprocess.Popen(argv, env=env, stdout=logs, stderr=logs))
+            time.sleep(1)
+        for _ in range(30):
+            if Path("/run/lvm/lvmlockd.socket").exists():
+                break
+            time.sleep(0.5)
+        yield env
+    finally:
+        for daemon in reversed(daemons):
+            daemon.terminate()
+            try:
+                daemon.wait(10)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                daemon.wait()
+        logs.close()
+
+
+def run(env: dict[str, str], *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(list(argv), capture_output=True, text=True, env=env, cwd=ROOT)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr}")
+    return result
+
+
+def lvcrypt(env: dict[str, str], device: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run(env, sys.executable, "-m", "lvcrypt", args[0], "--devices", device, *args[1:], check=check)
+
+
+def lvm(env: dict[str, str], device: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run(env, args[0], "--devices", device, *args[1:], check=check)
+
+
+def lock_info(env: dict[str, str]) -> str:
+    return run(env, "lvmlockctl", "--info").stdout
+
+
+def test_lvcrypt_lv_in_a_sanlock_vg(lockd_env: dict[str, str], loop_devices: Callable[..., list[str]]) -> None:
+    env = lockd_env
+    device = loop_devices(1, 320)[0]
+    started = time.monotonic()
+    lvm(env, device, "vgcreate", "--shared", VG, device)
+    try:
+        lvm(env, device, "vgchange", "--lock-start", VG)
+        lease_seconds = time.monotonic() - started
+        fields = ["lvs", "--noheadings", "-o", "lv_name,lv_lockargs", VG]
+        lvcrypt(env, device, "lvcreate", "-L", "8m", "-n", "lc", VG)
+        theirs = lvm(env, device, *fields).stdout.split()
+        assert theirs == lvcrypt(env, device, *fields).stdout.split()
+        assert theirs[0] == "lc" and theirs[1].startswith("1.0.0:"), theirs
+        lv_uuid = lvm(env, device, "lvs", "--noheadings", "-o", "lv_uuid", f"{VG}/lc").stdout.strip()
+        lvcrypt(env, device, "lvchange", "-aey", f"{VG}/lc")
+        assert Path(f"/dev/mapper/{VG}-lc").exists() or "vgsh-lc" in run(env, "dmsetup", "ls").stdout
+        held = [line for line in lock_info(env).splitlines() if "LK LV" in line]
+        assert any(" ex " in f" {line} " and lv_uuid.replace("-", "") in line.replace("-", "") for line in held), \
+            lock_info(env)
+        lvcrypt(env, device, "lvchange", "-an", f"{VG}/lc")
+        assert not [line for line in lock_info(env).splitlines() if "LK LV" in line and " ex " in f" {line} "]
+        lvcrypt(env, device, "lvremove", "-y", f"{VG}/lc")
+        assert lvm(env, device, "lvs", "--noheadings", "-o", "lv_name", VG).stdout.split() == []
+        lvm(env, device, "vgck", VG)
+        print(f"lock-start done {lease_seconds:.0f} s after vgcreate --shared; whole test "
+              f"{time.monotonic() - started:.0f} s")
+    finally:
+        lvm(env, device, "vgremove", "-y", VG, check=False)
+        lvm(env, device, "vgchange", "--lock-stop", VG, check=False)
