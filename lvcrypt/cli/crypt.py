@@ -48,11 +48,16 @@ def cmd_read(args: argparse.Namespace) -> int:
 
 
 def _input_size() -> int | None:
-    """The bytes standard input will give when it is a regular file (`< image`), else unknown."""
+    """The bytes standard input will give when it is a regular file (`< image`), else unknown
+    (a pipe, a terminal, or a stream with no file behind it, as when `main` is called in process)."""
+    import io
     import os
     import stat
 
-    info = os.fstat(sys.stdin.fileno())
+    try:
+        info = os.fstat(sys.stdin.fileno())
+    except (OSError, io.UnsupportedOperation):
+        return None
     return info.st_size - sys.stdin.buffer.tell() if stat.S_ISREG(info.st_mode) and info.st_size else None
 
 

@@ -301,7 +301,8 @@ def test_refusals_leave_no_entry_and_no_key(pair: Pair, fake: FakeKernel, sessio
     assert "not encrypted" in one_line_failure(kd(pair, fake, "register", "--key-file", str(pair.tmp / "pass"),
                                                   "vgk/first", "vgk/plain", check=False))
     one_line_failure(kd(pair, fake, "register", "--key-file", str(pair.tmp / "wrong"), "vgk/first", check=False))
-    assert "not found" in one_line_failure(kd(pair, fake, "register", "vgk/absent", check=False))
+    assert 'Failed to find logical volume "vgk/absent"' in one_line_failure(kd(pair, fake, "register", "vgk/absent",
+                                                                                check=False))
     one_line_failure(kd(pair, fake, "register", check=False), status=3)
     one_line_failure(kd(pair, fake, "register", "--all", "vgk/first", check=False), status=3)
     assert count(fake) == 0 and in_user_keyring("logon", first) is None

@@ -115,8 +115,15 @@ def test_lvm2_alone_exclusive_lv_across_two_guests(tmp_path: Path) -> None:
           f"refusals; wall {result1.seconds:.0f} s / {result2.seconds:.0f} s")
 
 
-LVCRYPT1 = SETUP + r"""
+# lvm2 will not change a VG holding lvcrypt's segment types, so here lvcrypt itself carries the signals.
+LVCRYPT_SIGNALS = r"""
 LVC=".venv/bin/python -m lvcrypt"
+lvc_signal() { $LVC vgchange --devices $D --addtag "$1" vgsh >/dev/null 2>&1 || $LVC vgchange --devices $D --addtag "$1" vgsh; }
+lvc_wait_for() { n=0; until $LVC vgs --shared --noheadings -o vg_tags --devices $D vgsh 2>/dev/null | grep -q "$1"; do
+    n=$((n+1)); [ $n -gt 300 ] && return 1; sleep 2; done; }
+"""
+
+LVCRYPT1 = SETUP + LVCRYPT_SIGNALS + r"""
 printf 'correct horse' > /tmp/pass
 vgcreate --shared --devices $D vgsh $D || exit 91
 vgchange --lock-start --devices $D vgsh || exit 92
@@ -126,15 +133,14 @@ $LVC lvcreate --devices $D --encrypt --pbkdf pbkdf2 --pbkdf-force-iterations 100
 printf 'written by guest one' | $LVC write --devices $D --key-file /tmp/pass vgsh/lvc || exit 94
 $LVC lvchange --devices $D -aey --key-file /tmp/pass vgsh/lvc || exit 95
 stamp held
-sleep %(hold)d
+lvc_wait_for refused || exit 98
 $LVC lvchange --devices $D -an vgsh/lvc || exit 96
 stamp released
-sleep 120
+lvc_wait_for granted || exit 99
 stamp done
 """
 
-LVCRYPT2 = SETUP + r"""
-LVC=".venv/bin/python -m lvcrypt"
+LVCRYPT2 = SETUP + LVCRYPT_SIGNALS + r"""
 printf 'correct horse' > /tmp/pass
 i=0
 until lvs --shared --devices $D vgsh/lvc >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 200 ] && exit 95; sleep 3; done
@@ -148,9 +154,12 @@ while [ $refused -lt 60 ]; do
         stamp granted; echo "REFUSED $refused"
         $LVC lvchange --devices $D -an vgsh/lvc || exit 98
         echo "READBACK $($LVC read --devices $D --key-file /tmp/pass --length 20 vgsh/lvc)"
+        lvc_signal granted || exit 99
         exit 0
     fi
-    refused=$((refused+1)); sleep 4
+    refused=$((refused+1))
+    [ $refused -eq 1 ] && { lvc_signal refused || exit 99; }
+    sleep 4
 done
 exit 97
 """
@@ -159,8 +168,8 @@ exit 97
 def test_lvcrypt_encrypted_lv_exclusive_across_two_guests(tmp_path: Path) -> None:
     """lvcrypt on both sides of an lvm2-made shared VG: an encrypted LV guest 1 holds ex is refused on
     guest 2 with lvm2's message; once released, guest 2 activates it and reads what guest 1 wrote.
-    Guest 1 holds for a fixed time: the tag signal of the lvm2 test cannot be used, lvm2 will not
-    change a VG with lvcrypt's segment types in it."""
+    The guests signal each other with VG tags as in the lvm2 test, but written by lvcrypt (under the
+    VG lock lvmlockd grants): lvm2 will not change a VG with lvcrypt's segment types in it."""
     disk = tmp_path / "shared.img"
     with open(disk, "wb") as image:
         image.truncate(400 << 20)
@@ -168,7 +177,7 @@ def test_lvcrypt_encrypted_lv_exclusive_across_two_guests(tmp_path: Path) -> Non
     try:
         with Guest(total_timeout=1500, shared_disks=(disk,)) as first, \
                 Guest(total_timeout=1500, shared_disks=(disk,)) as second:
-            threads = [threading.Thread(target=_boot, args=(first, LVCRYPT1 % {"host_id": 1, "hold": 300}, out, 1)),
+            threads = [threading.Thread(target=_boot, args=(first, LVCRYPT1 % {"host_id": 1}, out, 1)),
                        threading.Thread(target=_boot, args=(second, LVCRYPT2 % {"host_id": 2}, out, 2))]
             threads[0].start()
             time.sleep(3)
