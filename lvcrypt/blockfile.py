@@ -35,6 +35,10 @@ class BlockFile:
         if not (stat.S_ISBLK(mode) or stat.S_ISREG(mode)):
             os.close(self.fd)
             raise DeviceError(f"{path}: not a block device or regular file")
+        if stat.S_ISBLK(mode):
+            # Another host may have written a shared disk since this one cached its blocks (a shared VG
+            # under lvmlockd): drop the clean cached pages so reads see the disk, as lvm2's O_DIRECT does.
+            os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_DONTNEED)
         self.size = os.lseek(self.fd, 0, os.SEEK_END)
 
     def read_at(self, offset: int, length: int) -> bytes:
