@@ -16,7 +16,7 @@ from lvcrypt.store.disk import Disk
 from lvcrypt.store.mda import RawLocn, text_checksum
 from lvcrypt.store.physical import read_pv
 from store_helpers import Pair
-from test_store_crash import _restore, _run_until_write, _snapshot
+from crash_points import restore, run_until_write, snapshot
 
 pytestmark = pytest.mark.oracle
 
@@ -49,14 +49,14 @@ def test_crash_during_vgrename_never_shows_one_vg_under_two_names(pair: Pair, mo
     pair.lvc("pvcreate", "--pvmetadatacopies", "2", b)
     pair.lvc("vgcreate", "-s", "1m", "vgold", a, b)
     pair.lvc("lvcreate", "-l", "2", "-n", "lv0", "vgold")
-    snapshot = _snapshot(pair.devices)
+    saved = snapshot(pair.devices)
     argv = ["vgrename", "--devices", pair.device_list, "vgold", "vgnew"]
-    total = _run_until_write(argv, None)
+    total = run_until_write(argv, None, Disk)
     assert scan(pair.devices).vg_names() == ["vgnew"]
     seen = []
     for stop_at in range(total):
-        _restore(snapshot)
-        _run_until_write(argv, stop_at)
+        restore(saved)
+        run_until_write(argv, stop_at, Disk)
         names = scan(pair.devices).vg_names()
         assert names in (["vgold"], ["vgnew"]), (stop_at, names)
         listed = pair.lvc("vgs", "--noheadings", "-o", "vg_name").stdout.split()
