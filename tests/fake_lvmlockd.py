@@ -8,6 +8,8 @@ xdist group so that no two of them create and remove that file at once.
 
 from __future__ import annotations
 
+import fcntl
+import io
 import os
 import re
 import socket
@@ -19,6 +21,8 @@ from typing import Callable, Iterator
 import pytest
 
 PID_FILE = Path("/run/lvmlockd.pid")
+# How many stand-ins (in any xdist worker) rely on a PID_FILE one of them made; its lock orders them.
+PID_USERS = Path("/run/lvcrypt-test-fake-lvmlockd.users")
 END = b"\n##\n"
 HELLO_REPLY = b'response = "OK"\nprotocol = "lvmlockd"\nversion = 1\n' + END
 _LINE = re.compile(r'\s*(\w+)\s*=\s*(?:"([^"]*)"|(-?\d+))')
@@ -106,6 +110,40 @@ class FakeLvmlockd:
             self.sock.close()
 
 
+def _use_pid_file(step: int) -> bool:
+    """lvm2 believes lvmlockd runs while PID_FILE exists. Stand-ins in several xdist workers share one
+    file: the first makes it, the last removes it (a count kept under a lock), and a file a real
+    lvmlockd made is never touched.  Returns whether the stand-ins own the file."""
+    while True:
+        with open(PID_USERS, "a+") as users:
+            fcntl.flock(users, fcntl.LOCK_EX)
+            try:
+                if os.stat(PID_USERS).st_ino == os.fstat(users.fileno()).st_ino:
+                    return _count_users(users, step)
+            except FileNotFoundError:
+                pass  # the last user removed it while this one waited: open it anew
+
+
+def _count_users(users: "io.TextIOWrapper[str]", step: int) -> bool:
+    """The count in `users` (locked by the caller) moved by `step`, PID_FILE made or removed with it."""
+    users.seek(0)
+    count = int(users.read().strip() or 0)
+    if step > 0 and count == 0:
+        if PID_FILE.exists():
+            return False  # a real lvmlockd's, or one this count does not know: leave it alone
+        PID_FILE.write_text(f"{os.getpid()}\n")
+    count += step
+    if count == 0:
+        PID_FILE.unlink(missing_ok=True)
+        os.unlink(PID_USERS)  # under the lock: a waiter sees another inode and opens the file anew
+        return True
+    users.seek(0)
+    users.truncate()
+    users.write(f"{count}\n")
+    users.flush()
+    return True
+
+
 @pytest.fixture
 def fake_lvmlockd(tmp_path: Path) -> Iterator[FakeLvmlockd]:
     """A recording lvmlockd, with LVM_LVMLOCKD_SOCKET and an lvm.conf (LVM_SYSTEM_DIR) using it,
@@ -115,10 +153,7 @@ def fake_lvmlockd(tmp_path: Path) -> Iterator[FakeLvmlockd]:
     (config / "lvm.conf").write_text("global {\n\tuse_lvmlockd = 1\n}\n")
     daemon = FakeLvmlockd(tmp_path / "lvmlockd.socket")
     daemon.start()
-    created = False
-    if not PID_FILE.exists():
-        PID_FILE.write_text(f"{os.getpid()}\n")
-        created = True
+    made_here = _use_pid_file(+1)
     saved = {key: os.environ.get(key) for key in ("LVM_LVMLOCKD_SOCKET", "LVM_SYSTEM_DIR")}
     os.environ["LVM_LVMLOCKD_SOCKET"] = str(daemon.path)
     os.environ["LVM_SYSTEM_DIR"] = str(config)
@@ -131,5 +166,5 @@ def fake_lvmlockd(tmp_path: Path) -> Iterator[FakeLvmlockd]:
             else:
                 os.environ[key] = value
         daemon.stop()
-        if created:
-            PID_FILE.unlink(missing_ok=True)
+        if made_here:
+            _use_pid_file(-1)
