@@ -9,6 +9,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
+
+import pytest
 
 from conftest import ROOT
 from store_helpers import Pair
@@ -73,3 +76,32 @@ def tmp_file(pair: Pair, name: str, data: bytes) -> Path:
     path = pair.tmp / name
     path.write_bytes(data)
     return path
+
+
+class Interrupted(Exception):
+    """What `interrupt_after` raises: the conversion stops there as on Ctrl-C."""
+
+
+def interrupt_after(pieces: int) -> Callable[[int, int], None]:
+    """A progress callback that stops a conversion or pvmove after `pieces` pieces of data."""
+    seen: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append(done)
+        if len(seen) == pieces:
+            raise Interrupted()
+    return progress
+
+
+def two_image_pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pair:
+    """Two 16 MiB image files, with this process's state and run directories the Pair's own."""
+    images = []
+    for name in ("a.img", "b.img"):
+        path = tmp_path / name
+        with open(path, "wb") as f:
+            f.truncate(16 << 20)
+        images.append(str(path))
+    found = Pair(images, tmp_path)
+    for key in ("LVCRYPT_STATE_DIR", "LVCRYPT_RUN_DIR"):
+        monkeypatch.setenv(key, found.env[key])
+    return found

@@ -7,44 +7,19 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 from lvcrypt.keystore_admin import KeystoreRequest
 from lvcrypt.lv_conversion import ConversionRequest, convert_lv
 from lvcrypt.unlock import KeySources
-from mover_helpers import FAST_KDF, key_path, make_vg, read_lv, write_lv
+from mover_helpers import Interrupted, interrupt_after, two_image_pair, FAST_KDF, key_path, make_vg, read_lv, write_lv
 from store_helpers import Pair, digests
-
-
-class Interrupted(Exception):
-    pass
 
 
 @pytest.fixture
 def pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pair:
-    images = []
-    for name in ("a.img", "b.img"):
-        path = tmp_path / name
-        with open(path, "wb") as f:
-            f.truncate(16 << 20)
-        images.append(str(path))
-    found = Pair(images, tmp_path)
-    for key in ("LVCRYPT_STATE_DIR", "LVCRYPT_RUN_DIR"):
-        monkeypatch.setenv(key, found.env[key])
-    return found
-
-
-def _interrupt_after(pieces: int) -> Callable[[int, int], None]:
-    """A progress callback that stops the conversion (as Ctrl-C would) after `pieces` pieces of data."""
-    seen = []
-
-    def progress(done: int, total: int) -> None:
-        seen.append(done)
-        if len(seen) == pieces:
-            raise Interrupted()
-    return progress
+    return two_image_pair(tmp_path, monkeypatch)
 
 
 def _progress_row(pair: Pair) -> dict[str, str]:
@@ -64,7 +39,7 @@ def test_interrupted_encrypt_shows_in_lvs_resumes_and_aborts(pair: Pair) -> None
     request = ConversionRequest("encrypt", new=_fast_request(), chunk_bytes=2 << 20)
     with pytest.raises(Interrupted):
         convert_lv(pair.device_list, "vgc", "lv", request, KeySources(key_file=key_path(pair)),
-                   progress=_interrupt_after(5))  # inside the third chunk: two are committed
+                   progress=interrupt_after(5))  # inside the third chunk: two are committed
     row = _progress_row(pair)
     assert row["crypt_convert"] == "encrypt" and row["crypt_convert_percent"] == "57.14", row
     assert row["segtype"] == "crypt,linear"
@@ -85,7 +60,7 @@ def test_interrupted_decrypt_resumes_with_the_same_command(pair: Pair) -> None:
     request = ConversionRequest("decrypt", chunk_bytes=2 << 20)
     with pytest.raises(Interrupted):
         convert_lv(pair.device_list, "vgc", "lv", request, KeySources(key_file=key_path(pair)),
-                   progress=_interrupt_after(3))
+                   progress=interrupt_after(3))
     assert _progress_row(pair)["crypt_convert"] == "decrypt"
     pair.lvc("lvconvert", "--decrypt", "--key-file", key_path(pair), "vgc/lv")
     assert read_lv(pair, encrypted=False) == data

@@ -3,43 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 from lvcrypt.conversion_record import read_pvmove
 from lvcrypt.pv_move import pvmove
 from lvcrypt.store.commit import load_vg, scan
-from mover_helpers import make_vg, read_lv
+from mover_helpers import Interrupted, interrupt_after, two_image_pair, make_vg, read_lv
 from store_helpers import Pair
-
-
-class Interrupted(Exception):
-    pass
 
 
 @pytest.fixture
 def pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pair:
-    images = []
-    for name in ("a.img", "b.img"):
-        path = tmp_path / name
-        with open(path, "wb") as f:
-            f.truncate(16 << 20)
-        images.append(str(path))
-    found = Pair(images, tmp_path)
-    for key in ("LVCRYPT_STATE_DIR", "LVCRYPT_RUN_DIR"):
-        monkeypatch.setenv(key, found.env[key])
-    return found
-
-
-def _stop_after(pieces: int) -> Callable[[int, int], None]:
-    seen: list[int] = []
-
-    def progress(done: int, total: int) -> None:
-        seen.append(done)
-        if len(seen) == pieces:
-            raise Interrupted()
-    return progress
+    return two_image_pair(tmp_path, monkeypatch)
 
 
 def _extents_on(pair: Pair, key: str) -> int:
@@ -50,7 +26,7 @@ def test_bare_pvmove_resumes_an_interrupted_move(pair: Pair) -> None:
     data = make_vg(pair, encrypted=True)
     before = _extents_on(pair, "pv0")
     with pytest.raises(Interrupted):
-        pvmove(pair.device_list, pair.devices[0], [], None, False, 1 << 20, progress=_stop_after(3))
+        pvmove(pair.device_list, pair.devices[0], [], None, False, 1 << 20, progress=interrupt_after(3))
     assert 0 < _extents_on(pair, "pv0") < before
     assert read_pvmove(load_vg(scan(pair.devices), "vgc").vg) is not None
     assert read_lv(pair, encrypted=True) == data
@@ -67,7 +43,7 @@ def test_pvmove_abort_keeps_what_moved_and_forgets_the_rest(pair: Pair) -> None:
     before = _extents_on(pair, "pv0")
     with pytest.raises(Interrupted):
         pvmove(pair.device_list, pair.devices[0], [pair.devices[1]], "lv", False, 1 << 20,
-               progress=_stop_after(2))
+               progress=interrupt_after(2))
     moved = _extents_on(pair, "pv0")
     assert moved < before
     assert "aborted" in pair.lvc("pvmove", "--abort").stdout
