@@ -29,9 +29,6 @@ from lvcrypt.crypto.sector import SectorCipher, open_sector_cipher
 from lvcrypt.errors import DeviceError, LvcryptError
 
 CHUNK = 1 << 20  # bytes handled per step of a crypt target: bounds memory and batches the cipher
-# The cipher's batch: 128 KiB -> 512 KiB measured +7-12% (fewer numpy calls per byte); its work arrays, about
-# five times the batch, are allocated once per cipher.
-STREAM_BATCH = 512 << 10
 
 
 class BlockIO(Protocol):
@@ -82,8 +79,9 @@ class MappedDevice:
                 if len(key) != target.key.key_bytes:
                     raise LvcryptError(f"the volume key of {target.key.keystore} has {len(key) * 8} bits, "
                                        f"the table needs {target.key.key_bytes * 8}")
-                self._ciphers[index] = open_sector_cipher(target.cipher, key, target.sector_size,
-                                                          batch_bytes=STREAM_BATCH)
+                # The cipher's default batch (128 KiB): 512 KiB, whose work arrays outgrow the L2 cache,
+                # ciphers 14% slower per CPU second on a shared machine (issue 14's notes).
+                self._ciphers[index] = open_sector_cipher(target.cipher, key, target.sector_size)
         self._buffer = bytearray(CHUNK)
 
     def _pieces(self, offset: int, length: int) -> list[tuple[int, Target, int, int]]:
