@@ -15,11 +15,15 @@ from typing import TYPE_CHECKING, BinaryIO, Callable
 from lvcrypt.errors import LvcryptError
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
+    from concurrent.futures import Future, ThreadPoolExecutor
 
+    from lvcrypt.activate.chunk_worker import ChunkWorker
     from lvcrypt.activate.userspace import Stack
 
 CHUNK = 1 << 20  # bytes per step: what the stack ciphers in one window
+# From this length on, a read forks a worker process that deciphers every other chunk on another CPU
+# (chunk_worker.py); below it, the fork and its pages cost more than the second CPU gives back.
+WORKER_MIN = 16 * CHUNK
 
 Progress = Callable[[int], None]  # told the bytes done so far after each chunk (the CLI's progress line)
 
@@ -39,23 +43,54 @@ def copy_out(stack: Stack, offset: int, length: int, out: BinaryIO, progress: Pr
         return
     from concurrent.futures import ThreadPoolExecutor
 
+    from lvcrypt.activate.chunk_worker import ChunkWorker, spare_cpu
+
+    # Fork before the writer thread starts: the worker process is a copy of this one with one thread.
+    worker = ChunkWorker(stack, 2, CHUNK) if length >= WORKER_MIN and spare_cpu() else None
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lvcrypt-stream") as pool:
+            _pipeline_out(stack, worker, pool, offset, length, out, progress)
+    finally:
+        if worker is not None:
+            worker.close()
+    out.flush()
+
+
+def _pipeline_out(stack: Stack, worker: ChunkWorker | None, pool: ThreadPoolExecutor, offset: int, length: int,
+                  out: BinaryIO, progress: Progress) -> None:
+    """Cipher chunk after chunk while the pool's thread writes the previous ones out.
+
+    With a worker, each step is two chunks: this process deciphers the first
+    while the worker deciphers the second.  Each has two buffers, used in
+    turn, so the step's writes overlap the next step's ciphering.
+    """
     start, end = offset, offset + length
     buffers = [memoryview(bytearray(CHUNK)) for _ in range(2)]
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lvcrypt-stream") as pool:
-        pending: Future[object] | None = None
-        step = 0
-        while offset < end:
-            view = buffers[step % 2][:min(CHUNK, end - offset)]
-            stack.readinto(offset, view)
-            if pending is not None:
-                pending.result()  # the previous chunk is out: its buffer is free again
-            pending = pool.submit(out.write, view)
-            offset += len(view)
-            step += 1
-            progress(offset - start)
+    pending: Future[object] | None = None
+    step = 0
+    while offset < end:
+        mine = buffers[step % 2][:min(CHUNK, end - offset)]
+        theirs = None
+        if worker is not None and offset + len(mine) < end:
+            theirs = worker.slots[step % 2][:min(CHUNK, end - offset - len(mine))]
+            worker.submit(offset + len(mine), len(theirs), step % 2)
+        stack.readinto(offset, mine)
+        if theirs is not None:
+            worker.result()
         if pending is not None:
-            pending.result()
-    out.flush()
+            pending.result()  # the previous step is out: its buffers are free again
+        pending = pool.submit(_write_all, out, mine, theirs)
+        offset += len(mine) + (len(theirs) if theirs is not None else 0)
+        step += 1
+        progress(offset - start)
+    if pending is not None:
+        pending.result()
+
+
+def _write_all(out: BinaryIO, *views: memoryview | None) -> None:
+    for view in views:
+        if view is not None:
+            out.write(view)
 
 
 def copy_in(stack: Stack, offset: int, source: BinaryIO, name: str, progress: Progress = _no_progress) -> int:

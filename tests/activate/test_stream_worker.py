@@ -1,0 +1,79 @@
+"""`lvcrypt read`'s stream with its worker process (activate/stream.py, chunk_worker.py).
+
+The worker deciphers every other MiB in a forked process: what reaches the
+output must be the same bytes, in the same order, as the one-process path and
+as an independent one-call-per-sector decryption of the PV, from any offset;
+and a failure in the worker must come back as the parent's one-line error,
+with the worker gone.  WORKER_MIN is lowered so that a few MiB take that path.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from activate_helpers import add_crypt_lv, make_vg, mapping, random_key
+from lvcrypt.activate import stream
+from lvcrypt.activate.stream import CHUNK, copy_out
+from lvcrypt.activate.tables import CryptTarget, build_table
+from lvcrypt.activate.userspace import Stack
+from lvcrypt.errors import LvcryptError
+from test_userspace_datapath import pv_bytes, reference_decrypt
+
+EXTENTS = 112  # 32 KiB extents: a 3.5 MiB LV, so a read is three and a half chunks
+
+
+def _children() -> set[int]:
+    pids = set()
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/children") as children:
+            pids.update(int(pid) for pid in children.read().split())
+    return pids
+
+
+@pytest.fixture
+def crypt_lv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[object, bytearray, bytes]:
+    monkeypatch.setattr(stream, "WORKER_MIN", 2 * CHUNK)
+    vg, paths = make_vg(tmp_path, pv_count=1, pe_count=EXTENTS + 1)
+    add_crypt_lv(vg, "secret", [[("pv0", 1)]], [EXTENTS])
+    key = random_key(512)
+    table = build_table(vg, "secret", paths.__getitem__, lambda spec: mapping("aes-xts-plain64", 512, 512))
+    plaintext = os.urandom(table.size * 512)
+    with Stack(table, {"cryptostore0": key}, writable=True) as stack:
+        stack.write(0, plaintext)
+        stack.sync()
+    return table, key, plaintext
+
+
+@pytest.mark.parametrize("offset,length", [(0, None), (4097, 3 * CHUNK + 12345), (CHUNK - 1, 2 * CHUNK + 2)])
+def test_the_worker_path_gives_the_bytes_of_an_independent_decryption(crypt_lv: tuple[object, bytearray, bytes],
+                                                                        offset: int, length: int | None) -> None:
+    table, key, plaintext = crypt_lv
+    (target,) = table.targets
+    assert isinstance(target, CryptTarget)
+    independent = reference_decrypt("aes-xts-plain64", bytes(key), pv_bytes(target.device.path, target.offset,
+                                                                          target.length), target.iv_offset, 512)
+    assert independent == plaintext
+    length = len(plaintext) - offset if length is None else length
+    out = io.BytesIO()
+    done: list[int] = []
+    with Stack(table, {"cryptostore0": key}) as stack:
+        copy_out(stack, offset, length, out, done.append)
+    assert out.getvalue() == independent[offset:offset + length]
+    assert done[-1] == length and done == sorted(done)
+    assert not _children()
+
+
+def test_a_failure_in_the_worker_is_the_parents_error_and_the_worker_is_gone(
+        crypt_lv: tuple[object, bytearray, bytes]) -> None:
+    table, key, _ = crypt_lv
+    (target,) = table.targets
+    with Stack(table, {"cryptostore0": key}) as stack:
+        # The PV loses its end after the stack opened: the worker's chunk (the second MiB) is past it.
+        os.truncate(target.device.path, target.offset * 512 + CHUNK + 4096)
+        with pytest.raises(LvcryptError, match="short read"):
+            copy_out(stack, 0, 3 * CHUNK, io.BytesIO())
+    assert not _children()
