@@ -1,17 +1,18 @@
-"""A forked second process that reads and deciphers chunks of a stack: the streams' second CPU.
+"""A forked second process that ciphers chunks of a stack, read or written: the streams' second CPU.
 
 Ciphering is numpy and OpenSSL calls on one thread (about a third of
 `openssl speed` per CPU second), and threads sharing that work hand the GIL
 to each other at every numpy call, which is slower than one thread.  A
 process has a GIL of its own: forked once the stack is open, it inherits the
 opened PVs and the ciphers' expanded keys (no pipe, file or argument ever
-carries a key) and deciphers the chunks its parent gives it into memory
-shared with the parent.  That memory is an anonymous mapping: nothing of the
+carries a key) and deciphers the chunks its parent asks for into memory
+shared with the parent, or enciphers and writes the chunks the parent put
+there.  That memory is an anonymous mapping: nothing of the
 plaintext reaches /dev/shm or any other file, and the parent wipes it when
 the worker is done.
 
-The protocol is one fixed-size request per chunk, (offset, length, slot),
-and one reply, an error message that is empty on success; the worker exits
+The protocol is one fixed-size request per chunk, (offset, length, slot,
+read or write), and one reply, an error message that is empty on success; the worker exits
 when its request pipe closes, after wiping its copy of the stack's buffers.
 """
 
@@ -27,7 +28,7 @@ from lvcrypt.errors import LvcryptError
 if TYPE_CHECKING:
     from lvcrypt.activate.userspace import Stack
 
-_REQUEST = struct.Struct("<QQI")  # offset, length, slot
+_REQUEST = struct.Struct("<QQIB")  # offset, length, slot, whether to write the slot (else read into it)
 _REPLY = struct.Struct("<I")  # length of the error message that follows; 0: the slot holds the bytes
 
 
@@ -64,7 +65,11 @@ class ChunkWorker:
 
     def submit(self, offset: int, length: int, slot: int) -> None:
         """Ask for bytes [offset, offset+length) of the stack's top device in slot `slot`."""
-        os.write(self._requests, _REQUEST.pack(offset, length, slot))
+        os.write(self._requests, _REQUEST.pack(offset, length, slot, 0))
+
+    def submit_write(self, offset: int, length: int, slot: int) -> None:
+        """Ask for the first `length` bytes of slot `slot` to be written at `offset` of the top device."""
+        os.write(self._requests, _REQUEST.pack(offset, length, slot, 1))
 
     def result(self) -> None:
         """Wait for the oldest request; its slot then holds the bytes.  Raise the worker's error."""
@@ -101,9 +106,12 @@ def _serve(stack: Stack, slots: list[memoryview], requests: int, replies: int) -
     """The worker's loop: one request, one reply, until the parent closes the request pipe."""
     try:
         while len(request := _read_exact(requests, _REQUEST.size)) == _REQUEST.size:
-            offset, length, slot = _REQUEST.unpack(request)
+            offset, length, slot, write = _REQUEST.unpack(request)
             try:
-                stack.readinto(offset, slots[slot][:length])
+                if write:
+                    stack.write(offset, slots[slot][:length])
+                else:
+                    stack.readinto(offset, slots[slot][:length])
                 message = b""
             except Exception as error:  # reported to the parent, which raises it as its own error
                 message = str(error).encode()

@@ -97,36 +97,86 @@ def copy_in(stack: Stack, offset: int, source: BinaryIO, name: str, progress: Pr
     """Write `source` to the stack's top device from `offset` until its end; return the byte count.
 
     Input longer than the device is written up to the device's end, synced,
-    and refused.  The next chunk is read ahead only while the device has room
-    after the current one, so that input going on past the end is noticed
-    with the same reads as without read-ahead.
+    and refused.  The next step's input is read ahead only while the device
+    has room after the current one, so that input going on past the end is
+    noticed with the same reads as without read-ahead.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    buffers = [memoryview(bytearray(CHUNK)) for _ in range(2)]
-    written = 0
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lvcrypt-stream") as pool:
-        def read_ahead(step: int) -> Future[int | None]:
-            return pool.submit(source.readinto, buffers[step % 2])
+    from lvcrypt.activate.chunk_worker import ChunkWorker, spare_cpu
 
-        pending = read_ahead(0)
-        step = 0
-        while got := pending.result():
-            data = buffers[step % 2][:got]
-            step += 1
-            room = offset + got < stack.size
-            if room:
-                pending = read_ahead(step)
-            elif offset + got > stack.size:
-                stack.write(offset, data[:stack.size - offset])
-                stack.sync()
-                raise LvcryptError(f"{name}: input is longer than the LV; wrote {written + stack.size - offset} "
-                                   f"bytes up to its end")
-            stack.write(offset, data)
-            offset += got
-            written += got
-            progress(written)
-            if not room:
-                pending = read_ahead(step)  # the LV is full: read on only to see whether the input goes on
+    eligible = stack.size - offset >= WORKER_MIN and spare_cpu() and stack.whole_sectors_at(offset, CHUNK)
+    worker = ChunkWorker(stack, 2, CHUNK) if eligible else None  # forked before the reading thread starts
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lvcrypt-stream") as pool:
+            written = _pipeline_in(stack, worker, pool, offset, source, name, progress)
+    finally:
+        if worker is not None:
+            worker.close()
     stack.sync()
     return written
+
+
+def _pipeline_in(stack: Stack, worker: ChunkWorker | None, pool: ThreadPoolExecutor, offset: int,
+                 source: BinaryIO, name: str, progress: Progress) -> int:
+    """Read the next step's input on the pool's thread while this step's chunks are enciphered and written.
+
+    A step is one chunk, or two with a worker: this process writes the first
+    while the worker writes the second, which covers whole encryption
+    sectors of its own (`Stack.whole_sectors_at`), so the two never
+    rewrite the same sector.
+    """
+    buffers = [memoryview(bytearray(CHUNK)) for _ in range(2)]
+    written = 0
+
+    def read_ahead(step: int) -> Future[list[memoryview]]:
+        views = [buffers[step % 2]] + ([worker.slots[step % 2]] if worker is not None else [])
+        return pool.submit(_read_step, source, views)
+
+    pending = read_ahead(0)
+    step = 0
+    while pieces := pending.result():
+        got = sum(len(piece) for piece in pieces)
+        step += 1
+        room = offset + got < stack.size
+        if room:
+            pending = read_ahead(step)
+        elif offset + got > stack.size:
+            _write_pieces(stack, offset, pieces, stack.size - offset)
+            stack.sync()
+            raise LvcryptError(f"{name}: input is longer than the LV; wrote {written + stack.size - offset} "
+                               f"bytes up to its end")
+        if worker is not None and len(pieces) == 2:
+            worker.submit_write(offset + len(pieces[0]), len(pieces[1]), (step - 1) % 2)
+            stack.write(offset, pieces[0])
+            worker.result()
+        else:
+            _write_pieces(stack, offset, pieces, got)
+        offset += got
+        written += got
+        progress(written)
+        if not room:
+            pending = read_ahead(step)  # the LV is full: read on only to see whether the input goes on
+    return written
+
+
+def _read_step(source: BinaryIO, views: list[memoryview]) -> list[memoryview]:
+    """Fill the views in turn from `source`; the filled parts, none at the end of the input."""
+    pieces = []
+    for view in views:
+        got = source.readinto(view) or 0
+        if got:
+            pieces.append(view[:got])
+        if got < len(view):
+            break
+    return pieces
+
+
+def _write_pieces(stack: Stack, offset: int, pieces: list[memoryview], limit: int) -> None:
+    """Write the first `limit` bytes of consecutive pieces from `offset`, in this process."""
+    for piece in pieces:
+        take = min(len(piece), limit)
+        if take:
+            stack.write(offset, piece[:take])
+        offset += take
+        limit -= take

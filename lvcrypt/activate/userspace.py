@@ -228,6 +228,23 @@ class Stack:
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         self.top.write(offset, memoryview(data).cast("B"))
 
+    def whole_sectors_at(self, offset: int, step: int) -> bool:
+        """Whether pieces cut at offset + k*step of the top device cover whole encryption sectors each.
+
+        Two processes writing neighbouring pieces (the streams' worker) must
+        never read-modify-write the same sector.  Only the top device's crypt
+        targets are checked: below it, where a byte lands depends on every
+        mapping above, so a stack with crypt targets lower down says no.
+        """
+        for device in self.devices:
+            for target in device.table.targets:
+                if not isinstance(target, CryptTarget):
+                    continue
+                if device is not self.top or (offset - target.start * SECTOR) % target.sector_size \
+                        or step % target.sector_size:
+                    return False
+        return True
+
     def sync(self) -> None:
         for io in self.files.values():
             io.sync()

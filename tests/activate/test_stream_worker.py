@@ -1,10 +1,11 @@
-"""`lvcrypt read`'s stream with its worker process (activate/stream.py, chunk_worker.py).
+"""`lvcrypt read` and `write` streams with their worker process (activate/stream.py, chunk_worker.py).
 
-The worker deciphers every other MiB in a forked process: what reaches the
-output must be the same bytes, in the same order, as the one-process path and
-as an independent one-call-per-sector decryption of the PV, from any offset;
-and a failure in the worker must come back as the parent's one-line error,
-with the worker gone.  WORKER_MIN is lowered so that a few MiB take that path.
+The worker ciphers every other MiB in a forked process: what reaches the
+output must be the same bytes, in the same order, as an independent
+one-call-per-sector decryption of the PV, from any offset; what is written
+must decrypt that way to the input; a failure in the worker must come back
+as the parent's one-line error, with the worker gone.  WORKER_MIN is lowered
+so that a few MiB take that path.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import pytest
 
 from activate_helpers import add_crypt_lv, make_vg, mapping, random_key
 from lvcrypt.activate import stream
-from lvcrypt.activate.stream import CHUNK, copy_out
-from lvcrypt.activate.tables import CryptTarget, build_table
+from lvcrypt.activate.stream import CHUNK, copy_in, copy_out
+from lvcrypt.activate.tables import CryptTarget, PvDevice, Table, build_table
 from lvcrypt.activate.userspace import Stack
 from lvcrypt.errors import LvcryptError
 from test_userspace_datapath import pv_bytes, reference_decrypt
@@ -34,13 +35,24 @@ def _children() -> set[int]:
     return pids
 
 
-@pytest.fixture
-def crypt_lv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[object, bytearray, bytes]:
-    monkeypatch.setattr(stream, "WORKER_MIN", 2 * CHUNK)
+def _crypt_table(tmp_path: Path, sector_size: int = 512) -> Table:
     vg, paths = make_vg(tmp_path, pv_count=1, pe_count=EXTENTS + 1)
-    add_crypt_lv(vg, "secret", [[("pv0", 1)]], [EXTENTS])
+    add_crypt_lv(vg, "secret", [[("pv0", 1)]], [EXTENTS], sector_size=sector_size)
+    return build_table(vg, "secret", paths.__getitem__, lambda spec: mapping("aes-xts-plain64", 512, sector_size))
+
+
+def _decrypted_pv(table: Table, key: bytearray, sector_size: int = 512) -> bytes:
+    (target,) = table.targets
+    assert isinstance(target, CryptTarget) and isinstance(target.device, PvDevice)
+    return reference_decrypt("aes-xts-plain64", bytes(key), pv_bytes(target.device.path, target.offset,
+                                                                   target.length), target.iv_offset, sector_size)
+
+
+@pytest.fixture
+def crypt_lv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Table, bytearray, bytes]:
+    monkeypatch.setattr(stream, "WORKER_MIN", 2 * CHUNK)
     key = random_key(512)
-    table = build_table(vg, "secret", paths.__getitem__, lambda spec: mapping("aes-xts-plain64", 512, 512))
+    table = _crypt_table(tmp_path)
     plaintext = os.urandom(table.size * 512)
     with Stack(table, {"cryptostore0": key}, writable=True) as stack:
         stack.write(0, plaintext)
@@ -49,13 +61,10 @@ def crypt_lv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[object, b
 
 
 @pytest.mark.parametrize("offset,length", [(0, None), (4097, 3 * CHUNK + 12345), (CHUNK - 1, 2 * CHUNK + 2)])
-def test_the_worker_path_gives_the_bytes_of_an_independent_decryption(crypt_lv: tuple[object, bytearray, bytes],
+def test_the_worker_path_gives_the_bytes_of_an_independent_decryption(crypt_lv: tuple[Table, bytearray, bytes],
                                                                         offset: int, length: int | None) -> None:
     table, key, plaintext = crypt_lv
-    (target,) = table.targets
-    assert isinstance(target, CryptTarget)
-    independent = reference_decrypt("aes-xts-plain64", bytes(key), pv_bytes(target.device.path, target.offset,
-                                                                          target.length), target.iv_offset, 512)
+    independent = _decrypted_pv(table, key)
     assert independent == plaintext
     length = len(plaintext) - offset if length is None else length
     out = io.BytesIO()
@@ -68,12 +77,44 @@ def test_the_worker_path_gives_the_bytes_of_an_independent_decryption(crypt_lv: 
 
 
 def test_a_failure_in_the_worker_is_the_parents_error_and_the_worker_is_gone(
-        crypt_lv: tuple[object, bytearray, bytes]) -> None:
+        crypt_lv: tuple[Table, bytearray, bytes]) -> None:
     table, key, _ = crypt_lv
     (target,) = table.targets
+    assert isinstance(target, CryptTarget) and isinstance(target.device, PvDevice)
     with Stack(table, {"cryptostore0": key}) as stack:
         # The PV loses its end after the stack opened: the worker's chunk (the second MiB) is past it.
         os.truncate(target.device.path, target.offset * 512 + CHUNK + 4096)
         with pytest.raises(LvcryptError, match="short read"):
             copy_out(stack, 0, 3 * CHUNK, io.BytesIO())
     assert not _children()
+
+
+@pytest.mark.parametrize("offset", [0, 4097])
+def test_a_written_stream_decrypts_independently_to_its_input(crypt_lv: tuple[Table, bytearray, bytes],
+                                                              offset: int) -> None:
+    """From offset 0 the worker writes every other MiB; from 4097 the chunks would share sectors, so it does not."""
+    table, key, before = crypt_lv
+    data = os.urandom(3 * CHUNK + 5000)
+    done: list[int] = []
+    with Stack(table, {"cryptostore0": key}, writable=True) as stack:
+        assert stack.whole_sectors_at(offset, CHUNK) is (offset == 0)
+        assert copy_in(stack, offset, io.BytesIO(data), "vg/secret", done.append) == len(data)
+    assert _decrypted_pv(table, key) == before[:offset] + data + before[offset + len(data):]
+    assert done[-1] == len(data) and not _children()
+
+
+def test_input_longer_than_the_lv_is_written_to_its_end_and_refused(crypt_lv: tuple[Table, bytearray, bytes]) -> None:
+    table, key, _ = crypt_lv
+    data = os.urandom(table.size * 512 + 7)
+    with Stack(table, {"cryptostore0": key}, writable=True) as stack:
+        with pytest.raises(LvcryptError, match=f"input is longer than the LV; wrote {table.size * 512} bytes"):
+            copy_in(stack, 0, io.BytesIO(data), "vg/secret")
+    assert _decrypted_pv(table, key) == data[:table.size * 512]
+    assert not _children()
+
+
+def test_4096_byte_sectors_are_whole_in_each_chunk_only_from_an_aligned_offset(tmp_path: Path) -> None:
+    with Stack(_crypt_table(tmp_path, 4096), {"cryptostore0": random_key(512)}) as stack:
+        assert stack.whole_sectors_at(8192, CHUNK)
+        assert not stack.whole_sectors_at(512, CHUNK)
+        assert not stack.whole_sectors_at(0, CHUNK + 512)
