@@ -11,8 +11,8 @@ and `lvcrypt read VG/LV | ...` are used:
 - the LV is written or read once before the measured passes (2nd pass: its
   blocks exist in the image, the page cache is warm), and the best of the
   measured passes counts;
-- lvcrypt runs as a user runs it, unpinned (one thread ciphers, a second one
-  moves the pipe's bytes); the anchor is `openssl speed -evp aes-256-xts
+- lvcrypt runs as a user runs it, unpinned (a process and its worker cipher
+  every other MiB each, a thread moves the pipe's bytes); the anchor is `openssl speed -evp aes-256-xts
   -bytes 512` on one CPU, in the same run;
 - two figures each: wall-clock MB/s (what the user waits for; the machine's
   load lowers it) and MB per CPU second of all lvcrypt's threads, the way
@@ -20,7 +20,8 @@ and `lvcrypt read VG/LV | ...` are used:
   less, by evicting lvcrypt's MiB buffers from the caches, which openssl's
   512-byte buffer does not feel).  Start-up cancels out of the CPU figure as a
   difference of two sizes (the LV against its first MiB).
-Memory: peak RSS (VmHWM, sampled while it streams) of a 2 GiB read against a 256 MiB read.
+Memory: peak RSS (VmHWM of lvcrypt and its worker, sampled while it streams) of a 2 GiB read against
+a 256 MiB read.
 
     .venv/bin/python benchmarks/datapath_lv.py [--size-mib 256] [--passes 2]
 """
@@ -78,11 +79,12 @@ class Run:
 class Command:
     """`lvcrypt read|write` of an LV in the work directory, as a subprocess over a pipe."""
 
-    def __init__(self, work: Path, env: dict[str, str]):
-        self.work, self.env = work, env
+    def __init__(self, work: Path, env: dict[str, str], cpus: set[int]):
+        self.work, self.env, self.cpus = work, env, cpus
 
     def start(self, verb: str, lv: str, *extra: str, **pipes: int) -> subprocess.Popen[bytes]:
-        argv = [sys.executable, "-m", "lvcrypt", verb, "--devices", str(self.work / "pv.img"),
+        argv = ["taskset", "-c", ",".join(map(str, sorted(self.cpus))),
+                sys.executable, "-m", "lvcrypt", verb, "--devices", str(self.work / "pv.img"),
                 "--key-file", str(self.work / "pass"), *extra, f"vgb/{lv}"]
         return subprocess.Popen(argv, env=self.env, stderr=subprocess.PIPE, **pipes)
 
@@ -116,13 +118,17 @@ class Command:
 
 
 def _peak_rss(pid: int) -> int:
-    """VmHWM (KiB) of a running process: its peak RSS since exec.  (wait4's ru_maxrss would
-    include this benchmark's own RSS, which the child shares between fork and exec.)"""
+    """VmHWM (KiB) of a running process plus that of its children (the read's worker process): peak
+    RSS since exec.  (wait4's ru_maxrss would include this benchmark's own RSS, which the child shares
+    between fork and exec.)  The worker's pages are mostly shared with its parent: the sum overstates."""
     try:
         with open(f"/proc/{pid}/status") as status:
-            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+            own = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+        children = [int(child) for task in os.listdir(f"/proc/{pid}/task")
+                    for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
     except (FileNotFoundError, StopIteration):
         return 0
+    return own + sum(_peak_rss(child) for child in children)
 
 
 def _reap(process: subprocess.Popen[bytes]) -> float:
@@ -160,13 +166,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=256)
     parser.add_argument("--passes", type=int, default=2, help="measured passes after the first (best counts)")
+    parser.add_argument("--one-cpu", action="store_true",
+                        help="run lvcrypt on the anchor's CPU only (then it forks no worker process)")
     args = parser.parse_args()
     cpu = min(os.sched_getaffinity(0))
+    cpus = {cpu} if args.one_cpu else os.sched_getaffinity(0)
     size = args.size_mib * MIB
     data = memoryview(os.urandom(size))
     with tempfile.TemporaryDirectory(prefix="lvcrypt-bench-") as temp:
         work = Path(temp)
-        command = Command(work, setup(work, args.size_mib))
+        command = Command(work, setup(work, args.size_mib), cpus)
         anchor = openssl_xts_mb_s(SECTOR, 2, cpu)
         write = rates(args.passes, size, lambda: command.write("stream", data),
                       lambda: command.write("stream", data[:MIB]))
@@ -175,7 +184,7 @@ def main() -> None:
         small_rss = max(command.read("stream").peak_rss for _ in range(2))
         big_rss = command.read("big").peak_rss
     print(f"crypt LV of {args.size_mib} MiB, aes-xts-plain64 512-bit key, {SECTOR}-byte sectors, 2nd pass, "
-          f"start-up excluded; lvcrypt may use {len(os.sched_getaffinity(0))} CPUs, openssl speed runs on "
+          f"start-up excluded; lvcrypt may use {len(cpus)} CPUs, openssl speed runs on "
           f"cpu {cpu}; load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print("wall: first MiB through the pipe to the end, as the user waits; CPU: bytes per CPU second of all "
           "threads (difference of two sizes), as openssl counts")

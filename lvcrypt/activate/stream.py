@@ -3,9 +3,11 @@
 Moving 1 MiB through a pipe costs a good part of what ciphering it does, so
 a second thread does the file side (writing the previous chunk out, or
 reading the next one in) while the stack ciphers the current chunk: the user
-waits for the longer of the two rather than their sum.  Two chunk buffers:
-memory stays flat whatever the length.  A read of one chunk or less stays on
-one thread and does not import `concurrent.futures` (several ms at start-up).
+waits for the longer of the two rather than their sum.  Long runs also use
+the second CPU: a forked worker (`chunk_worker.py`) ciphers every other
+chunk.  Two chunk buffers per process: memory stays flat whatever the
+length.  A read of one chunk or less stays on one thread and does not import
+`concurrent.futures` (several ms at start-up).
 """
 
 from __future__ import annotations
