@@ -38,7 +38,7 @@ def spare_cpu() -> bool:
 
 
 class ChunkWorker:
-    """A worker process filling `slots` shared buffers of `slot_bytes` from `stack`, one request at a time.
+    """A worker process reading `stack` into, or writing it from, `slots` shared buffers of `slot_bytes`.
 
     Use it as a context manager: leaving it ends the worker, waits for it and
     wipes the shared buffers, also when the parent's work failed.
@@ -50,7 +50,12 @@ class ChunkWorker:
         self.slots = [memoryview(self._memory)[i * slot_bytes:(i + 1) * slot_bytes] for i in range(slots)]
         child_requests, self._requests = os.pipe()
         self._replies, child_replies = os.pipe()
-        self._pid = os.fork()
+        try:
+            self._pid = os.fork()
+        except OSError:
+            for descriptor in (child_requests, self._requests, self._replies, child_replies):
+                os.close(descriptor)
+            raise
         if self._pid == 0:  # the worker: never returns into the parent's code
             status = 1
             try:
@@ -65,11 +70,17 @@ class ChunkWorker:
 
     def submit(self, offset: int, length: int, slot: int) -> None:
         """Ask for bytes [offset, offset+length) of the stack's top device in slot `slot`."""
-        os.write(self._requests, _REQUEST.pack(offset, length, slot, 0))
+        self._send(_REQUEST.pack(offset, length, slot, 0))
 
     def submit_write(self, offset: int, length: int, slot: int) -> None:
         """Ask for the first `length` bytes of slot `slot` to be written at `offset` of the top device."""
-        os.write(self._requests, _REQUEST.pack(offset, length, slot, 1))
+        self._send(_REQUEST.pack(offset, length, slot, 1))
+
+    def _send(self, request: bytes) -> None:
+        try:
+            os.write(self._requests, request)
+        except BrokenPipeError:
+            raise LvcryptError("the data path's worker process ended unexpectedly") from None
 
     def result(self) -> None:
         """Wait for the oldest request; its slot then holds the bytes.  Raise the worker's error."""

@@ -45,10 +45,8 @@ def copy_out(stack: Stack, offset: int, length: int, out: BinaryIO, progress: Pr
         return
     from concurrent.futures import ThreadPoolExecutor
 
-    from lvcrypt.activate.chunk_worker import ChunkWorker, spare_cpu
-
     # Fork before the writer thread starts: the worker process is a copy of this one with one thread.
-    worker = ChunkWorker(stack, 2, CHUNK) if length >= WORKER_MIN and spare_cpu() else None
+    worker = _start_worker(stack) if length >= WORKER_MIN else None
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lvcrypt-stream") as pool:
             _pipeline_out(stack, worker, pool, offset, length, out, progress)
@@ -56,6 +54,19 @@ def copy_out(stack: Stack, offset: int, length: int, out: BinaryIO, progress: Pr
         if worker is not None:
             worker.close()
     out.flush()
+
+
+def _start_worker(stack: Stack) -> ChunkWorker | None:
+    """A worker process for the stream, or None on one CPU or when the system refuses a process
+    or its shared memory (the stream then runs in this process alone, as fast as one CPU allows)."""
+    from lvcrypt.activate.chunk_worker import ChunkWorker, spare_cpu
+
+    if not spare_cpu():
+        return None
+    try:
+        return ChunkWorker(stack, 2, CHUNK)
+    except OSError:
+        return None
 
 
 def _pipeline_out(stack: Stack, worker: ChunkWorker | None, pool: ThreadPoolExecutor, offset: int, length: int,
@@ -105,10 +116,8 @@ def copy_in(stack: Stack, offset: int, source: BinaryIO, name: str, progress: Pr
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from lvcrypt.activate.chunk_worker import ChunkWorker, spare_cpu
-
-    eligible = stack.size - offset >= WORKER_MIN and spare_cpu() and stack.whole_sectors_at(offset, CHUNK)
-    worker = ChunkWorker(stack, 2, CHUNK) if eligible else None  # forked before the reading thread starts
+    eligible = stack.size - offset >= WORKER_MIN and stack.whole_sectors_at(offset, CHUNK)
+    worker = _start_worker(stack) if eligible else None  # forked before the reading thread starts
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lvcrypt-stream") as pool:
             written = _pipeline_in(stack, worker, pool, offset, source, name, progress)
