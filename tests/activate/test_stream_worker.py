@@ -11,6 +11,7 @@ so that a few MiB take that path.
 from __future__ import annotations
 
 import io
+import signal
 import os
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 
 from activate_helpers import add_crypt_lv, make_vg, mapping, random_key
 from lvcrypt.activate import stream
+from lvcrypt.activate.chunk_worker import ChunkWorker
 from lvcrypt.activate.stream import CHUNK, copy_in, copy_out
 from lvcrypt.activate.tables import CryptTarget, PvDevice, Table, build_table
 from lvcrypt.activate.userspace import Stack
@@ -118,3 +120,14 @@ def test_4096_byte_sectors_are_whole_in_each_chunk_only_from_an_aligned_offset(t
         assert stack.whole_sectors_at(8192, CHUNK)
         assert not stack.whole_sectors_at(512, CHUNK)
         assert not stack.whole_sectors_at(0, CHUNK + 512)
+
+
+def test_a_worker_killed_under_the_stream_is_a_one_line_error(crypt_lv: tuple[Table, bytearray, bytes]) -> None:
+    table, key, _ = crypt_lv
+    with Stack(table, {"cryptostore0": key}) as stack, ChunkWorker(stack, 2, CHUNK) as worker:
+        (pid,) = _children()
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(LvcryptError, match="worker process ended unexpectedly"):
+            worker.submit(0, CHUNK, 0)
+            worker.result()
+    assert not _children()
