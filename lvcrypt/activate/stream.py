@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from lvcrypt.activate.userspace import Stack
 
 CHUNK = 1 << 20  # bytes per step: what the stack ciphers in one window
-# From this length on, a read forks a worker process that deciphers every other chunk on another CPU
-# (chunk_worker.py); below it, the fork and its pages cost more than the second CPU gives back.
+# From this length on (a read's length, or a write's room on the LV, its input length being unknown), the
+# stream forks a worker process that ciphers every other chunk on another CPU (chunk_worker.py); below it,
+# the fork and its copied pages (a few ms) cost more than the second CPU gives back.
 WORKER_MIN = 16 * CHUNK
 
 Progress = Callable[[int], None]  # told the bytes done so far after each chunk (the CLI's progress line)
