@@ -63,6 +63,7 @@ class Field:
     size: bool = False  # value in bytes, formatted with --units
     width: int = 0  # lvm2's minimum column width (lib/report/columns.h), when wider than the heading
     right: bool | None = None  # right-aligned (lvm2's numeric types); None: sizes and numbers are
+    key: Callable[..., object] | None = None  # what -S and -O compare when not what is printed (times)
 
 
 @functools.lru_cache(maxsize=1)

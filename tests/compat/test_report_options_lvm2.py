@@ -20,6 +20,7 @@ import contextlib
 import io
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -47,6 +48,27 @@ SELECTIONS = [
     # refused: exit 5 and nothing on stdout, as lvm2
     "lv_size>8x", "nosuch=1", "lv_tags=~db", "devices=~loop", "seg_count=2m", "lv_name<a", "(lv_name=lin",
     "lv_name=lin)", "!lv_name=lin",
+]
+# Time selections (issue 15): lvm2's formatted dates and times (ranges when coarser than a second,
+# zones, compact forms), @epoch, its words (today, weekdays, months, `N units ago`, AM/PM, noon),
+# the time operators, and its quirks (`!=` on a range is `=`, a clock at the end of a quoted value
+# reads on past the quote).  `tg` was made a moment ago, the fixtures on 2026-12-01 near 22:08 UTC.
+TIME_SELECTIONS = [
+    "lv_time>@1796162930", "lv_time<=@1796162930", "lv_time=@0", "lv_time!=@0", "lv_time>@1.9", "time since 2026",
+    "lv_time since 2026-12-01", "lv_time after 2026-12-01", "lv_time until 2026-12-01", "lv_time before 2026-12-02",
+    "lv_time=2026-12", "lv_time>2025-12-30", "lv_time=202612", "lv_time=20261202", "lv_time!=2026-12-02", "lv_time>2026-11-30",
+    'lv_time="2026-12-02 10"', 'lv_time<"2026-12-02 1000"', 'lv_time>="2026-12-02 08:00:00"',
+    'lv_time<="2026-12-02 23:59 +14:00"', 'lv_time>"2026-12-01 23:00 -02"', "lv_time since today",
+    "lv_time=yesterday", "lv_time!=today", 'lv_time since "1 day ago"', 'lv_time since "3 hours ago"',
+    'lv_time before "30 min ago"', 'lv_time after "2 weeks ago"', 'lv_time until "1 month ago"', "lv_time=Dec",
+    'lv_time="Dec 2026"', 'lv_time="2 Dec 2026"', 'lv_time="2026 Dec 2"', 'lv_time>"Nov 30"', "lv_time=Wednesdays",
+    'lv_time since "yesterday 10 PM"', 'lv_time since "midnight"', 'lv_time before "noon today"',
+    'lv_time since "yesterday 20:00"', 'lv_time since "yesterday 20:00" && lv_name=~i', "lv_time_removed=@0",
+    "lv_time_removed<@1 && lv_time>@1", "time_removed since 2000",
+    # refused: exit 5, as lvm2 (the last one: a clock ends the quoted value and a parenthesis follows)
+    "lv_time>2026-13-01", "lv_time>2026-02-30", "lv_time=soon", "lv_time>12:00", "lv_time>@x", 'lv_time>"@5"',
+    "lv_time=~2026", "lv_name since 2026", "lv_time=\"\"", 'lv_time="3 hours ago today"',
+    '(lv_time since "yesterday 20:00")',
 ]
 # Not string lists (tags, devices) nor percentages: lvm2 2.03.16 compares those sort keys with
 # strcmp() over its internal value structures, so their order depends on lvm2's memory layout.
@@ -125,6 +147,13 @@ FIXTURE_LINES = [
     ["lvs", "-a", "-S", "lv_layout=pool || lv_modules=~raid", "-o", "lv_name,lv_layout,lv_modules"],
 ]
 
+# Creation times on lvm2-written VGs: seconds apart, -a's hidden LVs, and sorting by time.
+FIXTURE_TIME_LINES = [
+    ["lvs", "-a", "-o", "lv_name,lv_time", "-S", 'lv_time since "2026-12-01 22:08:45"'],
+    ["lvs", "-a", "-S", 'lv_time=@1796162942 || lv_time="2026-12-01 22:09"', "-o", "lv_name"],
+    ["lvs", "-a", "-O", "-lv_time,lv_name", "-o", "lv_name,lv_time", "-S", "lv_time since yesterday"],
+]
+
 
 @pytest.fixture(scope="module")
 def tagged_vg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -200,9 +229,15 @@ def run_lvcrypt_here(words: list[str], tmp_path: Path) -> tuple[int, str]:
 
 
 def compare(words: list[str], devices: str, names: list[str], tmp_path: Path) -> None:
+    """Both tools on one command line; a line about times is run again until both ran within one
+    second, since relative times ("3 hours ago", "today") are read against each tool's clock."""
     line = [words[0], "--devices", devices, *words[1:], *names]
-    theirs = subprocess.run(["lvm", *line], capture_output=True, text=True, env=LVM_ENV)
-    status, ours = run_lvcrypt_here(line, tmp_path)
+    for _ in range(5):
+        started = int(time.time())
+        theirs = subprocess.run(["lvm", *line], capture_output=True, text=True, env=LVM_ENV)
+        status, ours = run_lvcrypt_here(line, tmp_path)
+        if int(time.time()) == started or not any("time" in word for word in words):
+            break
     assert (status, ours) == (theirs.returncode, theirs.stdout), (
         f"lvm {' '.join(line)}\nlvm2 ({theirs.returncode}):\n{theirs.stdout}{theirs.stderr}\n"
         f"lvcrypt ({status}):\n{ours}")
@@ -212,6 +247,9 @@ def _tagged_lines() -> Iterator[list[str]]:
     fields = ["-o", "lv_name,lv_size,lv_tags,seg_count"]
     for selection in SELECTIONS:
         yield ["lvs", *fields, "-S", selection]
+    for selection in TIME_SELECTIONS:
+        yield ["lvs", "-o", "lv_name,lv_time", "-S", selection]
+    yield ["lvs", "-o", "lv_name,lv_time", "-O", "-lv_time,lv_name"]
     for keys in SORTS:
         yield ["lvs", *fields, "-O", keys]
     for selection, keys in zip(SELECTIONS[:12], SORTS * 2):
@@ -235,7 +273,7 @@ def test_tagged_vg_report_matches_lvm2(words: list[str], tagged_vg: str, tmp_pat
 
 def _fixture_cases() -> Iterator[object]:
     for fixture in FIXTURES:
-        for words in FIXTURE_LINES:
+        for words in FIXTURE_LINES + FIXTURE_TIME_LINES:
             yield pytest.param(fixture, words, id=f"{fixture.name}-{' '.join(words)}")
         for unit in ("r", "H", "b", "s", "k", "M", "e"):
             yield pytest.param(fixture, ["vgs", "--units", unit, "-o", "+vg_extent_size"],
