@@ -74,6 +74,12 @@ TIME_SELECTIONS = [
 # strcmp() over its internal value structures, so their order depends on lvm2's memory layout.
 SORTS = ["lv_size", "-lv_size", "-size,name", "lv_full_name,-lv_name", "seg_count,lv_name", "-seg_count",
          "vg_name,-lv_size", "lv_attr", "-stripes,lv_name", "lv_name", "-lv_name"]
+# --units with a number (lvm2's dm_units_to_factor): a custom unit printed U, a fraction that keeps
+# its letter (1.5k), a number ignored before human units, exponents; refused: exit 3, nothing printed.
+CUSTOM_UNITS = [["--units", unit] for unit in ("3m", "3M", "1.5k", "2.5m", "0.5g", "10b", "7s", "3h", "2r", "1.0m",
+                                               "5.m", "1e3m", "2.7R", "0x10m", "2x", "3mm", "0m", "0.5h", "m3", "0.1")]
+CUSTOM_UNITS += [["--units", "3m", "--nosuffix"], ["--units", "1.5k", "--nosuffix"],
+                 ["--units", "3m", "--reportformat", "json"], ["--units", "3m", "-S", "lv_size>9"]]
 LAYOUTS = [
     ["--nosuffix", "--units", "b"], ["--nosuffix", "--units", "s"], ["--nosuffix", "--units", "k"],
     ["--nosuffix"], ["--nameprefixes"], ["--nameprefixes", "--unquoted"], ["--nameprefixes", "--noheadings"],
@@ -256,6 +262,9 @@ def _tagged_lines() -> Iterator[list[str]]:
         yield ["lvs", "-S", selection, "-O", keys, "-o", "+lv_tags"]
     for layout in LAYOUTS:
         yield ["lvs", *layout]
+    for words in CUSTOM_UNITS:
+        yield ["lvs", *words]
+    yield from [["vgs", "--units", "3m"], ["pvs", "--units", "7s", "-o", "+pv_used"], ["vgs", "--units", "1.5K"]]
     for unit in UNITS:
         yield ["lvs", "--units", unit]
         yield ["vgs", "--units", unit]
