@@ -137,7 +137,7 @@ def cmd_lvs(args: argparse.Namespace) -> int:
         return 0
     columns, fields, rows = lv_report(args.devices, _request(args, names), args.all, args.shared, args.foreign,
                                       args.sysfs_root)
-    _render("lv", columns, fields, rows, args)
+    _render("seg" if args.segments else "lv", columns, fields, rows, args)
     return 0
 
 

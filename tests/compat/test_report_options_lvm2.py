@@ -153,8 +153,11 @@ FIXTURE_LINES = [
     ["lvs", "-a", "-S", "lv_layout=pool || lv_modules=~raid", "-o", "lv_name,lv_layout,lv_modules"],
 ]
 
-# Creation times on lvm2-written VGs: seconds apart, -a's hidden LVs, and sorting by time.
+# Creation times on lvm2-written VGs: seconds apart, -a's hidden LVs, and sorting by time; and
+# `--segments -o all` (lvm2's segment fields of every type: raid copies and parity, thin ids,
+# cache settings, LE ranges, metadata devices).
 FIXTURE_TIME_LINES = [
+    ["lvs", "-a", "--segments", "-o", "all"], ["lvs", "-a", "--segments", "-o", "all", "--rows", "--units", "k"],
     ["lvs", "-a", "-o", "lv_name,lv_time", "-S", 'lv_time since "2026-12-01 22:08:45"'],
     ["lvs", "-a", "-S", 'lv_time=@1796162942 || lv_time="2026-12-01 22:09"', "-o", "lv_name"],
     ["lvs", "-a", "-O", "-lv_time,lv_name", "-o", "lv_name,lv_time", "-S", "lv_time since yesterday"],
@@ -264,7 +267,10 @@ def _tagged_lines() -> Iterator[list[str]]:
         yield ["lvs", *layout]
     for words in CUSTOM_UNITS:
         yield ["lvs", *words]
-    yield from [["vgs", "--units", "3m"], ["pvs", "--units", "7s", "-o", "+pv_used"], ["vgs", "--units", "1.5K"]]
+    yield from [["vgs", "--units", "3m"], ["pvs", "--units", "7s", "-o", "+pv_used"], ["vgs", "--units", "1.5K"],
+                ["lvs", "--segments", "-o", "all"], ["lvs", "--segments", "-o", "all", "--reportformat", "json"],
+                ["lvs", "--segments", "-o", "lv_name,seg_le_ranges,data_copies,region_size,seg_size_pe",
+                 "-S", "data_stripes=2"]]
     for unit in UNITS:
         yield ["lvs", "--units", unit]
         yield ["vgs", "--units", unit]
