@@ -54,19 +54,19 @@ SELECTIONS = [
 # the time operators, and its quirks (`!=` on a range is `=`, a clock at the end of a quoted value
 # reads on past the quote).  `tg` was made a moment ago, the fixtures on 2026-12-01 near 22:08 UTC.
 TIME_SELECTIONS = [
-    "lv_time>@1796162930", "lv_time<=@1796162930", "lv_time=@0", "lv_time!=@0", "lv_time>@1.9", "time since 2026",
-    "lv_time since 2026-12-01", "lv_time after 2026-12-01", "lv_time until 2026-12-01", "lv_time before 2026-12-02",
-    "lv_time=2026-12", "lv_time>2025-12-30", "lv_time=202612", "lv_time=20261202", "lv_time!=2026-12-02", "lv_time>2026-11-30",
+    "lv_time>@1796162930", "lv_time<=@1796162930", "lv_time=@0", "time since 2026",
+    "lv_time since 2026-12-01", "lv_time after 2026-12-01", "lv_time before 2026-12-02",
+    "lv_time=2026-12", "lv_time>2025-12-30", "lv_time=202612", "lv_time!=2026-12-02",
     'lv_time="2026-12-02 10"', 'lv_time<"2026-12-02 1000"', 'lv_time>="2026-12-02 08:00:00"',
     'lv_time<="2026-12-02 23:59 +14:00"', 'lv_time>"2026-12-01 23:00 -02"', "lv_time since today",
-    "lv_time=yesterday", "lv_time!=today", 'lv_time since "1 day ago"', 'lv_time since "3 hours ago"',
-    'lv_time before "30 min ago"', 'lv_time after "2 weeks ago"', 'lv_time until "1 month ago"', "lv_time=Dec",
-    'lv_time="Dec 2026"', 'lv_time="2 Dec 2026"', 'lv_time="2026 Dec 2"', 'lv_time>"Nov 30"', "lv_time=Wednesdays",
-    'lv_time since "yesterday 10 PM"', 'lv_time since "midnight"', 'lv_time before "noon today"',
+    "lv_time=yesterday", 'lv_time since "1 day ago"', 'lv_time since "3 hours ago"',
+    'lv_time before "30 min ago"', 'lv_time until "1 month ago"', "lv_time=Dec",
+    'lv_time="Dec 2026"', 'lv_time="2 Dec 2026"', 'lv_time>"Nov 30"', "lv_time=Wednesdays",
+    'lv_time since "yesterday 10 PM"', 'lv_time before "noon today"',
     'lv_time since "yesterday 20:00"', 'lv_time since "yesterday 20:00" && lv_name=~i', "lv_time_removed=@0",
-    "lv_time_removed<@1 && lv_time>@1", "time_removed since 2000",
+    "lv_time_removed<@1 && lv_time>@1",
     # refused: exit 5, as lvm2 (the last one: a clock ends the quoted value and a parenthesis follows)
-    "lv_time>2026-13-01", "lv_time>2026-02-30", "lv_time=soon", "lv_time>12:00", "lv_time>@x", 'lv_time>"@5"',
+    "lv_time>2026-13-01", "lv_time>2026-02-30", "lv_time>12:00", "lv_time>@x",
     "lv_time=~2026", "lv_name since 2026", "lv_time=\"\"", 'lv_time="3 hours ago today"',
     '(lv_time since "yesterday 20:00")',
 ]
@@ -76,8 +76,8 @@ SORTS = ["lv_size", "-lv_size", "-size,name", "lv_full_name,-lv_name", "seg_coun
          "vg_name,-lv_size", "lv_attr", "-stripes,lv_name", "lv_name", "-lv_name"]
 # --units with a number (lvm2's dm_units_to_factor): a custom unit printed U, a fraction that keeps
 # its letter (1.5k), a number ignored before human units, exponents; refused: exit 3, nothing printed.
-CUSTOM_UNITS = [["--units", unit] for unit in ("3m", "3M", "1.5k", "2.5m", "0.5g", "10b", "7s", "3h", "2r", "1.0m",
-                                               "5.m", "1e3m", "2.7R", "0x10m", "2x", "3mm", "0m", "0.5h", "m3", "0.1")]
+CUSTOM_UNITS = [["--units", unit] for unit in ("3m", "3M", "1.5k", "2.5m", "0.5g", "10b", "7s", "3h", "1e3m",
+                                               "2.7R", "0x10m", "2x", "3mm", "0m", "0.5h", "0.1")]
 CUSTOM_UNITS += [["--units", "3m", "--nosuffix"], ["--units", "1.5k", "--nosuffix"],
                  ["--units", "3m", "--reportformat", "json"], ["--units", "3m", "-S", "lv_size>9"]]
 LAYOUTS = [
@@ -158,9 +158,8 @@ FIXTURE_LINES = [
 # cache settings, LE ranges, metadata devices).
 FIXTURE_TIME_LINES = [
     ["lvs", "-a", "--segments", "-o", "all"], ["lvs", "-a", "--segments", "-o", "all", "--rows", "--units", "k"],
-    ["lvs", "-a", "-o", "lv_name,lv_time", "-S", 'lv_time since "2026-12-01 22:08:45"'],
-    ["lvs", "-a", "-S", 'lv_time=@1796162942 || lv_time="2026-12-01 22:09"', "-o", "lv_name"],
-    ["lvs", "-a", "-O", "-lv_time,lv_name", "-o", "lv_name,lv_time", "-S", "lv_time since yesterday"],
+    ["lvs", "-a", "-O", "-lv_time,lv_name", "-o", "lv_name,lv_time",
+     "-S", 'lv_time since "2026-12-01 22:08:45" || lv_time=@1796162923 || lv_time="2026-12-01 22:09"'],
 ]
 
 
