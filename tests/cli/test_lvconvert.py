@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import hashlib
 import os
 import re
 import subprocess
@@ -349,6 +350,14 @@ def test_striped_luks_lv_imports_and_exports(pair: Pair, case: Case,
     start = payload_offset(volume.image)
     layout_before = lvm2_layout(pair, VG)
     assert [s.stripe_count for s in layout_before.lvs["old"].segments] == [2]  # type: ignore[attr-defined]
+    untouched = [hashlib.sha256(Path(device).read_bytes()).digest() for device in pair.devices]
+    pair.lvc("lvconvert", "-t", "--type", "crypt", f"{VG}/old")  # every check, no byte written
+    assert [hashlib.sha256(Path(device).read_bytes()).digest() for device in pair.devices] == untouched
+    pair.lvm("lvcreate", "-l", "100%FREE", "-n", "filler", VG)
+    filled = seqno(pair)
+    assert_refused(pair, lvconvert(pair, "--type", "crypt", f"{VG}/old"), "no room for the keystore")
+    assert seqno(pair) == filled
+    pair.lvm("lvremove", "-y", f"{VG}/filler")
 
     imported = pair.lvc("lvconvert", "--type", "crypt", "--verify", "--key-file", str(pair.tmp / "pass"),
                         f"{VG}/old")
