@@ -89,7 +89,8 @@ def _extended(request: ReportRequest, fields: dict[str, "Field"], prefix: str) -
 
     words = {word.strip().lstrip("+-") for item in (request.options or []) + (request.sort or [])
              for word in item.split(",")}
-    words |= set(re.findall(r"([A-Za-z0-9_-]+)\s*(?:=~|!~|!=|>=|<=|=|>|<)", request.select or ""))
+    words |= set(re.findall(r"([A-Za-z0-9_-]+)\s*(?:=~|!~|!=|>=|<=|=|>|<|(?:since|after|until|before)\b)",
+                            request.select or ""))
     return any(word and (word.lower() == "all" or resolve(word, fields, prefix) is None) for word in words)
 
 

@@ -255,8 +255,8 @@ def _tagged_lines() -> Iterator[list[str]]:
     fields = ["-o", "lv_name,lv_size,lv_tags,seg_count"]
     for selection in SELECTIONS:
         yield ["lvs", *fields, "-S", selection]
-    for selection in TIME_SELECTIONS:
-        yield ["lvs", "-o", "lv_name,lv_time", "-S", selection]
+    for index, selection in enumerate(TIME_SELECTIONS):  # lv_time shown, or only selected on
+        yield ["lvs", "-o", "lv_name,lv_time" if index % 2 else "lv_name", "-S", selection]
     yield ["lvs", "-o", "lv_name,lv_time", "-O", "-lv_time,lv_name"]
     for keys in SORTS:
         yield ["lvs", *fields, "-O", keys]
