@@ -13,6 +13,15 @@ overlap metadata validation allows).  Export is the inverse: the header's
 extents and the data's extents, in order, as plain segments, so the LV's
 bytes are the LUKS device cryptsetup knows.
 
+A LUKS volume on a striped LV (its first segment striped) has its header
+spread over the stripes, and a keystore is one run of extents: import copies
+the header's extents, in LV order, into a new linear keystore, keeps the whole
+striped segment in the crypt LV with `data_offset` at the payload (the header's
+rows stay allocated, unused), and after the commit wipes the header's old copy
+there, so a keyslot removed later leaves no copy behind.  Export writes the
+keystore's header back into those rows and makes the segment plain again: the
+LV is the striped LUKS device cryptsetup wrote, with the keyslots of today.
+
 Header parsing stays in the handlers: this module only asks them to probe,
 and asks one session per area to validate, check importability, unlock and
 report the data mapping.  Any handler that keeps a header in front of its
@@ -27,7 +36,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from lvcrypt.crypto.spec import check_data_cipher, check_kernel_cipher
-from lvcrypt.errors import FormatError, HandlerError, LvcryptError, UsageError
+from lvcrypt.alloc import allocate
+from lvcrypt.errors import DeviceError, FormatError, HandlerError, LvcryptError, UsageError
 from lvcrypt.handlers import registry
 from lvcrypt.handlers.base import DataMapping, FileArea, KeyHandler, KeystoreAttrs
 from lvcrypt.handlers.secret import Secret
@@ -48,6 +58,7 @@ from lvcrypt.metadata.segtypes import handler_of
 from lvcrypt.metadata.validate import KEYSTORE_NAME
 
 DeviceOf = Callable[[str], str]
+COPY_BYTES = 1 << 20  # a header is copied and wiped a MiB at a time
 
 
 class ConvertRefused(LvcryptError):
@@ -81,8 +92,74 @@ def _linear_area(vg: VolumeGroup, segment: Segment) -> Area | None:
     return None
 
 
-def _open_head(vg: VolumeGroup, area: Area, extents: int, device_of: DeviceOf) -> FileArea:
-    return FileArea(device_of(area.pv), _area_start(vg, area), extents * vg.extent_bytes, writable=False)
+class StripedArea:
+    """The first bytes of a striped segment in LV order (dm-striped's chunk rotation over its
+    areas), read and written like a FileArea: a header cryptsetup wrote on a striped LV."""
+
+    def __init__(self, parts: list[FileArea], chunk_bytes: int, size: int):
+        self.parts = parts
+        self.chunk = chunk_bytes
+        self._size = size
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def _pieces(self, offset: int, length: int) -> list[tuple[FileArea, int, int]]:
+        if offset < 0 or length < 0 or offset + length > self._size:
+            raise DeviceError(f"striped area: bytes {offset}+{length} outside its {self._size}")
+        pieces = []
+        while length:
+            chunk, within = divmod(offset, self.chunk)
+            row, stripe = divmod(chunk, len(self.parts))
+            count = min(length, self.chunk - within)
+            pieces.append((self.parts[stripe], row * self.chunk + within, count))
+            offset, length = offset + count, length - count
+        return pieces
+
+    def read(self, offset: int, length: int) -> bytes:
+        return b"".join(part.read(at, count) for part, at, count in self._pieces(offset, length))
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        for part, at, count in self._pieces(offset, len(view)):
+            part.write(at, view[:count])
+            view = view[count:]
+
+    def close(self) -> None:
+        for part in self.parts:
+            part.close()
+
+
+def _striped(segment: Segment) -> tuple[list[Area], int] | None:
+    """A plain (or crypt) segment's stripes and chunk size in sectors, when it has several."""
+    entry = handler_of(segment)
+    areas = entry.data_areas(segment)
+    size = entry.stripe_size(segment)
+    return (areas, size) if areas is not None and len(areas) > 1 and size else None
+
+
+def _open_lv_start(vg: VolumeGroup, segment: Segment, extents: int, device_of: DeviceOf, where: str,
+                   writable: bool = False) -> FileArea | StripedArea:
+    """The first `extents` extents of an LV whose first segment is `segment`, linear or striped."""
+    area = _linear_area(vg, segment)
+    if area is not None:
+        return FileArea(device_of(area.pv), _area_start(vg, area), extents * vg.extent_bytes, writable=writable)
+    striped = _striped(segment)
+    if striped is None:
+        raise ConvertRefused(f"{where}: the first segment is neither linear nor striped; a LUKS header must lie "
+                             "on plain extents")
+    areas, chunk = striped
+    per_area = segment.extent_count // len(areas) * vg.extent_bytes
+    parts: list[FileArea] = []
+    try:
+        for stripe in areas:
+            parts.append(FileArea(device_of(stripe.pv), _area_start(vg, stripe), per_area, writable=writable))
+    except BaseException:
+        for part in parts:
+            part.close()
+        raise
+    return StripedArea(parts, chunk * SECTOR, extents * vg.extent_bytes)
 
 
 def _detect(head: FileArea, where: str) -> KeyHandler:
@@ -99,10 +176,8 @@ def _detect(head: FileArea, where: str) -> KeyHandler:
 def inspect(vg: VolumeGroup, lv: LogicalVolume, device_of: DeviceOf, handler_name: str | None = None) -> FoundLuks:
     """The LUKS header at the start of `lv`, checked the way the keystore will later read it."""
     where = f"{vg.name}/{lv.name}"
-    first = _linear_area(vg, lv.segments[0])
-    if first is None:
-        raise ConvertRefused(f"{where}: the first segment is not linear; a LUKS header must lie on one PV")
-    head = _open_head(vg, first, lv.segments[0].extent_count, device_of)
+    first = lv.segments[0]
+    head = _open_lv_start(vg, first, first.extent_count, device_of, where)
     try:
         handler = _detect(head, where)
         name = handler.name
@@ -150,10 +225,10 @@ def inspect(vg: VolumeGroup, lv: LogicalVolume, device_of: DeviceOf, handler_nam
     return found
 
 
-def _check_keystore_view(vg: VolumeGroup, first: Area, extents: int, found: FoundLuks, device_of: DeviceOf,
+def _check_keystore_view(vg: VolumeGroup, first: Segment, extents: int, found: FoundLuks, device_of: DeviceOf,
                          where: str, lv_bytes: int) -> None:
     """The header read through the future keystore area (only its extents) must say the same."""
-    area = _open_head(vg, first, extents, device_of)
+    area = _open_lv_start(vg, first, extents, device_of, where)
     try:
         session = found.handler.open(area, found.attrs)
         session.validate()
@@ -171,9 +246,8 @@ def _check_keystore_view(vg: VolumeGroup, first: Area, extents: int, found: Foun
 def verify_passphrase(vg: VolumeGroup, lv: LogicalVolume, found: FoundLuks, device_of: DeviceOf,
                       passphrase: Secret) -> int:
     """Unlock once (WrongPassphrase otherwise); returns the keyslot that opened."""
-    first = _linear_area(vg, lv.segments[0])
-    assert first is not None
-    head = _open_head(vg, first, lv.segments[0].extent_count, device_of)
+    first = lv.segments[0]
+    head = _open_lv_start(vg, first, first.extent_count, device_of, f"{vg.name}/{lv.name}")
     try:
         slot, key = found.handler.open(head, found.attrs).unlock_keyslot(passphrase)
         key.close()
@@ -213,9 +287,13 @@ def refuse_unless_importable(vg: VolumeGroup, lv: LogicalVolume, sysfs_root: str
         raise ConvertRefused(f"{where} is in use: {problem}")
 
 
-def import_luks(vg: VolumeGroup, lv: LogicalVolume, found: FoundLuks, keystore: str | None = None) -> LogicalVolume:
-    """Rewrite `lv` in the model as keystore + crypt segments over the same extents; returns the keystore LV."""
+def import_luks(vg: VolumeGroup, lv: LogicalVolume, found: FoundLuks, device_of: DeviceOf,
+                keystore: str | None = None) -> LogicalVolume:
+    """Rewrite `lv` in the model as keystore + crypt segments over the same extents (a striped LV:
+    its header copied into new keystore extents); returns the keystore LV."""
     name = _keystore_name(vg, keystore)
+    if _linear_area(vg, lv.segments[0]) is None:
+        return _import_striped(vg, lv, found, device_of, name)
     extent_sectors = vg.extent_size
     offset = found.mapping.data_offset  # sectors
     shared_extent, skip = divmod(offset, extent_sectors)
@@ -241,6 +319,70 @@ def import_luks(vg: VolumeGroup, lv: LogicalVolume, found: FoundLuks, keystore: 
     vg.lvs[name] = keystore_lv
     lv.segments = segments
     return keystore_lv
+
+
+def _keystore_lv(name: str, found: FoundLuks, extents: int, area: Area) -> LogicalVolume:
+    store = KeystoreSegment(0, extents, "crypt-keystore", handler=found.attrs.handler,
+                            cipher=found.attrs.cipher or None, key_size=found.attrs.key_size or None,
+                            key_hash=found.attrs.key_hash, areas=[area])
+    return LogicalVolume(name, new_uuid(), ["READ"], [], [], int(time.time()), socket.gethostname(), [store])
+
+
+def _copy(source: FileArea | StripedArea, target: FileArea | StripedArea, length: int) -> None:
+    for offset in range(0, length, COPY_BYTES):
+        target.write(offset, source.read(offset, min(COPY_BYTES, length - offset)))
+
+
+def _import_striped(vg: VolumeGroup, lv: LogicalVolume, found: FoundLuks, device_of: DeviceOf,
+                    name: str) -> LogicalVolume:
+    """The header's extents copied into a new linear keystore; the crypt LV keeps every extent and
+    starts its first (striped) segment at the payload."""
+    where = f"{vg.name}/{lv.name}"
+    first = lv.segments[0]
+    header_extents = -(-found.mapping.data_offset // vg.extent_size)
+    try:
+        (piece,) = allocate(vg, header_extents, 1, "contiguous")
+    except LvcryptError as error:
+        raise ConvertRefused(f"{where}: no room for the keystore's {header_extents} contiguous extents, where "
+                             f"the striped LV's LUKS header is copied: {error}") from None
+    source = _open_lv_start(vg, first, header_extents, device_of, where)
+    try:
+        target = FileArea(device_of(piece.areas[0].pv), _area_start(vg, piece.areas[0]),
+                          header_extents * vg.extent_bytes)
+        try:
+            _copy(source, target, header_extents * vg.extent_bytes)
+        finally:
+            target.close()
+    finally:
+        source.close()
+    keystore_lv = _keystore_lv(name, found, header_extents, piece.areas[0])
+    crypt = [_crypt_from(segment, segment.start_extent, name) for segment in lv.segments]
+    head = crypt[0]
+    assert isinstance(head, CryptSegment)
+    head.data_offset = found.mapping.data_offset
+    if found.mapping.iv_offset:
+        for segment in crypt:
+            assert isinstance(segment, CryptSegment)
+            segment.iv_offset = 0
+    vg.lvs[name] = keystore_lv
+    lv.segments = crypt
+    return keystore_lv
+
+
+def wipe_old_header(vg: VolumeGroup, lv: LogicalVolume, device_of: DeviceOf) -> None:
+    """Zero the header's first copy in an imported striped LV's unused rows (after the commit: the
+    keystore is then the header of record, and a keyslot removed from it must leave no copy)."""
+    first = lv.segments[0] if lv.segments else None
+    if not isinstance(first, CryptSegment) or len(first.areas) < 2 or not first.data_offset:
+        return
+    length = first.data_offset * SECTOR
+    area = _open_lv_start(vg, first, -(-length // vg.extent_bytes), device_of, f"{vg.name}/{lv.name}",
+                          writable=True)
+    try:
+        for offset in range(0, length, COPY_BYTES):
+            area.write(offset, bytes(min(COPY_BYTES, length - offset)))
+    finally:
+        area.close()
 
 
 def _export_mapping(vg: VolumeGroup, lv: LogicalVolume, device_of: DeviceOf) -> tuple[str, KeystoreSegment,
@@ -298,6 +440,8 @@ def export_luks(vg: VolumeGroup, lv: LogicalVolume, device_of: DeviceOf, sysfs_r
     header_area = store.areas[0]
     first = lv.segments[0]
     assert isinstance(first, CryptSegment)
+    if len(first.areas) > 1 and first.data_offset == mapping.data_offset:
+        return _export_striped(vg, lv, name, store, mapping, device_of)
     extent_sectors = vg.extent_size
     header_full, header_tail = divmod(mapping.data_offset, extent_sectors)
     skipped, into = divmod(first.data_offset or 0, extent_sectors)
@@ -325,6 +469,32 @@ def export_luks(vg: VolumeGroup, lv: LogicalVolume, device_of: DeviceOf, sysfs_r
         assert isinstance(crypt, CryptSegment)
         segments.append(_plain(position, crypt.extent_count, crypt.areas, crypt.stripe_size))
         position += crypt.extent_count
+    lv.segments = segments
+    del vg.lvs[name]
+    return name
+
+
+def _export_striped(vg: VolumeGroup, lv: LogicalVolume, name: str, store: KeystoreSegment, mapping: DataMapping,
+                    device_of: DeviceOf) -> str:
+    """The keystore's header written back into the striped rows before the payload; then every
+    segment plain again and the keystore gone."""
+    length = mapping.data_offset * SECTOR
+    first = lv.segments[0]
+    source = FileArea(device_of(store.areas[0].pv), _area_start(vg, store.areas[0]), store.extent_count * vg.extent_bytes,
+                      writable=False)
+    try:
+        target = _open_lv_start(vg, first, -(-length // vg.extent_bytes), device_of, f"{vg.name}/{lv.name}",
+                                writable=True)
+        try:
+            _copy(source, target, length)
+        finally:
+            target.close()
+    finally:
+        source.close()
+    segments: list[Segment] = []
+    for crypt in lv.segments:
+        assert isinstance(crypt, CryptSegment)
+        segments.append(_plain(crypt.start_extent, crypt.extent_count, crypt.areas, crypt.stripe_size))
     lv.segments = segments
     del vg.lvs[name]
     return name

@@ -17,7 +17,6 @@ two-space log prefix; the CLI adds it.
 from __future__ import annotations
 
 import functools
-import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -41,42 +40,12 @@ _EXPORTED = 0x2
 _READ_AHEAD_AUTO = -1  # DM_READ_AHEAD_AUTO (UINT32_MAX) printed with %d
 _ORPHAN_VG = "#orphans_lvm2"  # lvm2's orphan VG name, which pvscan's column width counts
 
-# dm_size_to_string's unit tables (libdm/libdm-string.c): letter -> (bytes per unit, short suffix).
-_UNITS = {**{letter: (1024 ** (6 - index), f" {letter.upper()}iB") for index, letter in enumerate("eptgmk")},
-          **{letter: (1000 ** (6 - index), f" {letter}B") for index, letter in enumerate("EPTGM")},
-          "K": (1000, " kB"), "b": (1, " B "), "B": (1, " B "), "s": (512, " Se"), "S": (512, " Se")}
-_HUMAN = {"r": (1024, " B"), "h": (1024, " B"), "R": (1000, " B "), "H": (1000, " B ")}
-
-
 def display_size(size: int, units: str = "r") -> str:
-    """lvm2's display_size (dm_size_to_string, short suffixes): `64.00 MiB`, `<1.99 GiB` with units r.
+    """lvm2's display_size (dm_size_to_string, short suffixes): `64.00 MiB`, `<1.99 GiB` with units r,
+    `4.00 Un` with a custom unit (`--units 3m`); lvcrypt/units.py has lvm2's rules for both."""
+    from lvcrypt.units import SHORT, parse_units, size_to_string
 
-    Human units (r, h: powers of 1024; R, H: of 1000) pick the largest unit that keeps the
-    number at least 1; r and R mark with `<` a value that two decimals round up.  Zero is `0`
-    followed by the unit's blank suffix, as lvm2 prints it; bytes and sectors have no decimals.
-    """
-    from lvcrypt.errors import UsageError
-
-    if units in _HUMAN:
-        if size == 0:
-            return "0   "
-        base, byte_suffix = _HUMAN[units]
-        power = 6
-        while power and size < base ** power:
-            power -= 1
-        if not power:
-            return f"{size}{byte_suffix}"
-        factor = base ** power
-        letter = "eptgmk"[6 - power] if base == 1024 else "EPTGMK"[6 - power]
-        hundredths = 100 * size / factor
-        rounded_up = units in "rR" and abs(round(hundredths) - math.floor(hundredths)) > 1e-9
-        return f"{'<' if rounded_up else ''}{size / factor:.2f}{_UNITS[letter][1]}"
-    if units not in _UNITS:
-        raise UsageError(f"invalid units '{units}' (use one of r h b s k m g t p e, upper case for powers of 1000)")
-    factor, suffix = _UNITS[units]
-    if size == 0:
-        return f"0{suffix}"
-    return f"{size / factor:.{0 if factor in (1, 512) else 2}f}{suffix}"
+    return size_to_string(size, parse_units(units), style=SHORT)
 
 
 @dataclass(frozen=True)

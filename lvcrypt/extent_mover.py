@@ -87,8 +87,9 @@ def check_movable(vg: VolumeGroup, lv: LogicalVolume) -> None:
             continue
         form_of(segment)
         if isinstance(segment, CryptSegment) and segment.data_offset:
-            raise MoveRefused(f"{vg.name}/{lv.name}: an imported LUKS volume's payload shares an extent with "
-                              "its header; export it first (lvconvert --type linear)")
+            raise MoveRefused(f"{vg.name}/{lv.name}: an imported LUKS volume's payload starts inside its first "
+                              "segment (after its header's extent or, on a striped LV, its header's old rows); "
+                              "export it first (lvconvert --type linear)")
 
 
 def split_at(lv: LogicalVolume, extent: int) -> None:

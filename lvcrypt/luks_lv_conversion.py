@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lvcrypt.convert_luks import export_luks, import_luks, inspect, refuse_unless_importable, verify_passphrase
+from lvcrypt.convert_luks import (
+    export_luks,
+    import_luks,
+    inspect,
+    refuse_unless_importable,
+    verify_passphrase,
+    wipe_old_header,
+)
 from lvcrypt.lvops import find_lv, refuse_unless_changeable
 from lvcrypt.unlock import KeySources, read_passphrase
 
@@ -38,8 +45,9 @@ def import_luks_lv(devices: str | None, vg_name: str, lv_name: str, handler: str
         if verify is not None:
             with read_passphrase(verify, f"Enter passphrase for {tx.vg.name}/{lv.name}: ") as passphrase:
                 slot = verify_passphrase(tx.vg, lv, found, tx.loaded.device_of, passphrase)
-        store = import_luks(tx.vg, lv, found, keystore)
+        store = import_luks(tx.vg, lv, found, tx.loaded.device_of, keystore)
         tx.commit()
+        wipe_old_header(tx.vg, lv, tx.loaded.device_of)  # a striped LV's header, now copied into the keystore
     return Imported(store.name, found.handler.name, found.payload_offset, slot, list(found.warnings))
 
 

@@ -283,8 +283,8 @@ EXTRA_LV_FIELDS: dict[str, Field] = {
     "pool_lv_uuid": Field("Pool UUID", _uuid_of("pool_lv"), width=38),
     "lv_profile": _const("LProfile", ""),
     "lv_lockargs": _const("LLockArgs", ""),
-    "lv_time": Field("CTime", _lv_time),
-    "lv_time_removed": _const("RTime", ""),
+    "lv_time": Field("CTime", _lv_time, key=lambda row: row.lv.creation_time or 0),
+    "lv_time_removed": Field("RTime", lambda row: "", key=lambda row: 0),  # lvcrypt lists no historical LV
     "lv_modules": Field("Modules", _modules),
     "lv_historical": _const("Historical", ""),
     "writecache_block_size": Field("WCacheBlkSize", _number_or(-1, "writecache_block_size")),

@@ -89,7 +89,8 @@ def _extended(request: ReportRequest, fields: dict[str, "Field"], prefix: str) -
 
     words = {word.strip().lstrip("+-") for item in (request.options or []) + (request.sort or [])
              for word in item.split(",")}
-    words |= set(re.findall(r"([A-Za-z0-9_-]+)\s*(?:=~|!~|!=|>=|<=|=|>|<)", request.select or ""))
+    words |= set(re.findall(r"([A-Za-z0-9_-]+)\s*(?:=~|!~|!=|>=|<=|=|>|<|(?:since|after|until|before)\b)",
+                            request.select or ""))
     return any(word and (word.lower() == "all" or resolve(word, fields, prefix) is None) for word in words)
 
 
@@ -102,17 +103,20 @@ def lv_report(devices: str | None, request: ReportRequest, every: bool, shared: 
     fields = {**VG_FIELDS, **LV_FIELDS}  # lvm2's lvs also reports the LV's VG fields
     prefix = PREFIX["seg" if request.segments else "lv"]
     all_fields = None
+    segment_fields = set(SEGMENT_FIELDS)
     if _extended(request, fields, prefix):
         from lvcrypt.report_all import EXTRA_LV_FIELDS, EXTRA_VG_FIELDS, LV_ALL, VG_ALL
+        from lvcrypt.report_segments import LV_ALL_UNTIL, SEG_ALL, SEG_EXTRA_FIELDS
 
-        fields = {**fields, **EXTRA_LV_FIELDS, **EXTRA_VG_FIELDS}
-        all_fields = LV_ALL + VG_ALL
+        fields = {**fields, **EXTRA_LV_FIELDS, **EXTRA_VG_FIELDS, **SEG_EXTRA_FIELDS}
+        segment_fields |= set(SEG_EXTRA_FIELDS)
+        all_fields = LV_ALL[:LV_ALL.index(LV_ALL_UNTIL)] + VG_ALL + SEG_ALL if request.segments else LV_ALL + VG_ALL
     columns = columns_of(request.options, SEGMENT_DEFAULT if request.segments else LV_DEFAULT, fields, prefix,
                          all_fields)
     test, used = parse(request.select or "", fields, prefix)
     keys = sort_keys(request.sort, fields, prefix)
     named = set(columns) | used | {name for name, _ in keys}
-    per_segment = request.segments or bool(named & SEGMENT_FIELDS)
+    per_segment = request.segments or bool(named & segment_fields)
     rows: list[object] = list(lv_rows(devices, request.names, every, per_segment, shared, foreign, sysfs_root))
     rows = select(rows, test, fields)
     if keys:

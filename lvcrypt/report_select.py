@@ -15,11 +15,14 @@ from __future__ import annotations
 import functools
 import re
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Union
 
+from lvcrypt import report_time
 from lvcrypt.errors import LvcryptError
+from lvcrypt.report_time import TimeValue
 
 if TYPE_CHECKING:
     from lark import Lark, Tree
@@ -47,6 +50,7 @@ BINARY_FIELDS = frozenset({
     "vg_exported", "vg_autoactivation", "vg_partial", "vg_clustered", "vg_shared", "pv_allocatable",
     "pv_exported", "pv_missing", "pv_in_use", "pv_duplicate"})
 NUMBER_FIELDS |= BINARY_FIELDS
+TIME_FIELDS = frozenset({"lv_time", "lv_time_removed"})  # seconds since the epoch, 0 when unknown
 PERCENT_FIELDS = frozenset({"data_percent", "metadata_percent", "snap_percent", "copy_percent", "sync_percent"})
 LIST_FIELDS = frozenset({"lv_tags", "vg_tags", "pv_tags", "devices", "seg_pe_ranges", "lv_role", "lv_layout",
                          "lv_ancestors", "lv_full_ancestors", "lv_descendants", "lv_full_descendants", "lv_modules",
@@ -63,13 +67,15 @@ _EPSILON = sys.float_info.epsilon
 
 
 def kind(name: str, field: "Field") -> str:
-    """lvm2's type of a field: number, size, percent, string list or string."""
+    """lvm2's type of a field: number, size, percent, time, string list or string."""
     if field.size:
         return "size"
     if name in NUMBER_FIELDS:
         return "number"
     if name in PERCENT_FIELDS:
         return "percent"
+    if name in TIME_FIELDS:
+        return "time"
     return "list" if name in LIST_FIELDS else "string"
 
 
@@ -133,8 +139,10 @@ def number_of(name: str, field_kind: str, value: object) -> float:
 
 
 def value_of(row: object, name: str, fields: dict[str, "Field"]) -> object:
-    """What lvm2 selects and sorts on where it differs from what it prints (hidden LVs' bare names)."""
-    value = fields[name].get(row)
+    """What lvm2 selects and sorts on where it differs from what it prints (hidden LVs' bare names,
+    times in seconds)."""
+    field = fields[name]
+    value = field.key(row) if field.key is not None else field.get(row)
     return str(value).strip("[]") if name in BARE_NAME_FIELDS else value
 
 
@@ -151,7 +159,9 @@ def _parser() -> "Lark":
     return Lark((Path(__file__).parent / "report_select.lark").read_text(), parser="lalr")
 
 
-Operand = Union[str, float, int, "re.Pattern[str]", tuple[str, list[str]]]
+Operand = Union[str, float, int, "re.Pattern[str]", tuple[str, list[str]], TimeValue]
+# libdm's operators for time fields only, and the comparison each is the same as.
+TIME_OPERATORS = {"since": ">=", "after": ">", "until": "<=", "before": "<"}
 
 
 @dataclass(frozen=True)
@@ -175,6 +185,9 @@ class Item:
             return _list_matches(list_items(value), *self.operand) == (self.op == "=")
         if self.kind == "string":
             return (str(value) == self.operand) == (self.op == "=")
+        if self.kind == "time":
+            assert isinstance(self.operand, TimeValue) and isinstance(value, int)
+            return _compare_time(value, self.op, self.operand)
         number = number_of(self.field, self.kind, value)
         assert isinstance(self.operand, (int, float))
         if UNDEFINED in (number, self.operand) and self.op not in ("=", "!="):
@@ -186,6 +199,17 @@ def _compare(value: float, op: str, operand: float) -> bool:
     equal = abs(value - operand) < _EPSILON
     return {"=": equal, "!=": not equal, ">": value > operand and not equal, ">=": value > operand or equal,
             "<": value < operand and not equal, "<=": value < operand or equal}[op]
+
+
+def _compare_time(value: int, op: str, operand: TimeValue) -> bool:
+    """libdm's _cmp_field_time: a range is its first second for `>=` and `<`, its last for `>`
+    and `<=`; `=` is inside the range, and so is `!=` (lvm2 2.03.16 does not negate a range)."""
+    first, last = operand.first, operand.last
+    if last is None:
+        return {"=": value == first, "!=": value != first, ">": value > first, ">=": value >= first,
+                "<": value < first, "<=": value <= first}[op]
+    return {"=": first <= value <= last, "!=": first <= value <= last, ">": value > last, ">=": value >= first,
+            "<": value < first, "<=": value <= last}[op]
 
 
 def _list_matches(items: list[str], mode: str, wanted: list[str]) -> bool:
@@ -249,13 +273,18 @@ def _number_operand(token: str, name: str, field_kind: str) -> float:
     return int(float(digits)) if field_kind == "number" else float(digits)
 
 
-def _item(tree: "Tree", fields: dict[str, "Field"], prefix: str) -> Item:
+def _item(tree: "Tree", fields: dict[str, "Field"], prefix: str, context: "_Context") -> Item:
     field_token, op_token, value_tree = tree.children
     name = resolve(str(field_token), fields, prefix)
     if name is None:
         raise LvcryptError(f"Unrecognised selection field: {field_token}")
     field_kind = kind(name, fields[name])
-    op, token = str(op_token), str(value_tree.children[0])  # type: ignore[union-attr]
+    value_token = value_tree.children[0]  # type: ignore[union-attr]
+    op, token = str(op_token), str(value_token)
+    if op in TIME_OPERATORS:
+        if field_kind != "time":
+            raise LvcryptError(f"Operator can be used only with time fields: {field_token}")
+        op = TIME_OPERATORS[op]
     if op in ("=~", "!~"):
         if field_kind != "string":
             raise LvcryptError(f"dm_report: incompatible comparison type for selection field {name}")
@@ -268,6 +297,13 @@ def _item(tree: "Tree", fields: dict[str, "Field"], prefix: str) -> Item:
         raise LvcryptError(f"Operator can be used only with number, size, time or percent fields: {field_token}")
     if field_kind == "list":
         return Item(name, field_kind, op, _list_operand(token, name))
+    if field_kind == "time":
+        end = getattr(value_token, "end_pos", None)
+        try:
+            value = report_time.parse(token, context.text[end:] if end is not None else "", context.now)
+        except LvcryptError as error:
+            raise LvcryptError(f"Failed to parse time value for selection field {name}: {error}") from None
+        return Item(name, field_kind, op, value)
     text = _unquote(token)
     if field_kind == "string":
         return Item(name, field_kind, op, NAMED_STRINGS.get(name, {}).get(text, text))
@@ -281,16 +317,26 @@ def _item(tree: "Tree", fields: dict[str, "Field"], prefix: str) -> Item:
 Node = Callable[[object, dict[str, "Field"]], bool]
 
 
-def _build(tree: "Tree | object", fields: dict[str, "Field"], prefix: str, used: set[str]) -> Node:
+@dataclass(frozen=True)
+class _Context:
+    """What reading a time value needs beyond its token: the whole selection (lvm2's parser may
+    read past the value) and the one `now` of the command, as lvm2 takes it once per report."""
+
+    text: str
+    now: int
+
+
+def _build(tree: "Tree | object", fields: dict[str, "Field"], prefix: str, used: set[str],
+           context: _Context) -> Node:
     from lark import Token
 
     data = getattr(tree, "data", None)
     if data == "item":
-        item = _item(tree, fields, prefix)  # type: ignore[arg-type]
+        item = _item(tree, fields, prefix, context)  # type: ignore[arg-type]
         used.add(item.field)
         return item
     children = [child for child in tree.children if not isinstance(child, Token)]  # type: ignore[attr-defined]
-    parts = [_build(child, fields, prefix, used) for child in children]
+    parts = [_build(child, fields, prefix, used, context) for child in children]
     if data == "negated":
         inner = children[0]
         if getattr(inner, "data", None) == "negated":  # lvm2 sets one "not" flag: `!(!(x))` is `!(x)`
@@ -320,7 +366,7 @@ def parse(text: str, fields: dict[str, "Field"], prefix: str) -> tuple[Node | No
         position = getattr(error, "pos_in_stream", None) or 0
         raise _syntax(text[position:]) from None
     used: set[str] = set()
-    return _build(tree, fields, prefix, used), used
+    return _build(tree, fields, prefix, used, _Context(text, int(time.time()))), used
 
 
 def select(rows: list[object], test: Node | None, fields: dict[str, "Field"]) -> list[object]:

@@ -3,7 +3,7 @@
 lvm2 sorts the rows it collected (VGs by name, each VG's LVs in metadata order)
 with a stable sort on the keys given, `-field` descending; without -O it uses
 each command's default keys, which is the order lvcrypt builds its rows in.
-Numbers and sizes compare as numbers, everything else as strings (C locale).
+Numbers, sizes and times compare as numbers, everything else as strings (C locale).
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ def _key(row: object, name: str, fields: dict[str, "Field"]) -> object:
     field_kind = kind(name, fields[name])
     if field_kind in ("number", "size"):
         return number_of(name, field_kind, value)
+    if field_kind == "time":
+        return value  # seconds since the epoch
     if field_kind == "list":
         return ",".join(list_items(value)).encode()
     return str(value).encode()

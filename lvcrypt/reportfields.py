@@ -63,6 +63,7 @@ class Field:
     size: bool = False  # value in bytes, formatted with --units
     width: int = 0  # lvm2's minimum column width (lib/report/columns.h), when wider than the heading
     right: bool | None = None  # right-aligned (lvm2's numeric types); None: sizes and numbers are
+    key: Callable[..., object] | None = None  # what -S and -O compare when not what is printed (times)
 
 
 @functools.lru_cache(maxsize=1)
@@ -141,7 +142,11 @@ def _stripes(segment: "Segment | None") -> int:
 def _stripe_size(segment: "Segment | None") -> int | None:
     from lvcrypt.metadata.segtypes import handler_of
 
-    return handler_of(segment).stripe_size(segment) if segment is not None else None
+    if segment is None:
+        return None
+    size = handler_of(segment).stripe_size(segment)
+    raw = segment.raw.get("stripe_size")  # lvm2's raid4/5/6/10 stripe size, which lvcrypt does not manage
+    return size if size is not None else raw if isinstance(raw, int) and not isinstance(raw, bool) else None
 
 
 def _keystore_segment(row: LvRow) -> "Segment | None":

@@ -110,7 +110,8 @@ _HELP = {"pvdisplay": "display physical volumes (lvm2's format)", "vgdisplay": "
 def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser(name, parents=[common_options()], help=_HELP[name])
     if name in ("pvdisplay", "vgdisplay", "lvdisplay"):  # lvm2's scans have no --units
-        parser.add_argument("--units", default="r", help="r h H b s k m g t p e (upper case: powers of 1000)")
+        parser.add_argument("--units", default="r", help="r h H b s k m g t p e (upper case: powers of 1000), "
+                            "or a number and a letter (3m: in units of 3 MiB)")
         parser.add_argument("-C", "--columns", action="store_true", help="the report (pvs, vgs, lvs) instead")
         parser.add_argument("-c", "--colon", action="store_true", help="one colon-separated line each")
     if name in ("pvdisplay", "lvdisplay"):

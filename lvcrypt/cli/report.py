@@ -18,41 +18,23 @@ from lvcrypt.cli import lvm2_options
 if TYPE_CHECKING:
     from lvcrypt.report_query import ReportRequest
     from lvcrypt.reportfields import Field
+    from lvcrypt.units import Units
 
-UNITS = "rRhHbBsSkKmMgGtTpPeE"
+def _units(text: str) -> "Units":
+    """lvm2's --units: a letter, or a number and a letter (`3m`: sizes in units of 3 MiB)."""
+    from lvcrypt.errors import UsageError
+    from lvcrypt.units import parse_units
 
-
-def _units(text: str) -> str:
-    """lvm2's --units letters (one letter; lvm2 also takes a number before it, lvcrypt does not)."""
-    if len(text) != 1 or text not in UNITS:
-        raise argparse.ArgumentTypeError(f"Invalid argument for --units: {text}")
-    return text
-
-
-def format_size(size: int, units: str) -> str:
-    """lvm2's rendering: `8.00m`, `8388608B` for --units b, `16384S` for --units s."""
-    if units == "r":  # lvm2's default: human units, "<" before a value shown rounded
-        units = "h"
-    if units == "R":
-        from lvcrypt.units import format_size as lvm_format
-
-        return lvm_format(size, "H") if size else "0 "
-    if units in ("b", "B"):
-        return f"{size}B"
-    if units in ("s", "S"):
-        return f"{size // 512}S"
-    if size == 0:
-        return "0 " if units in ("h", "H") else f"0{units}"
-    from lvcrypt.units import format_size as lvm_format
-
-    if units == "H":  # lvm2 marks rounding with "<" only in its default (r) and h units
-        return lvm_format(size, units).lstrip("<")
-    return lvm_format(size, units)
+    try:
+        return parse_units(text)
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _render(kind: str, columns: list[str], fields: dict[str, "Field"], rows: list[object],
             args: argparse.Namespace) -> None:
     from lvcrypt.report_select import BINARY_FIELDS, binary
+    from lvcrypt.units import size_to_string
 
     def value(row: object, name: str) -> str:
         field = fields[name]
@@ -61,9 +43,7 @@ def _render(kind: str, columns: list[str], fields: dict[str, "Field"], rows: lis
             return str(binary(raw))
         if not field.size or isinstance(raw, str):  # sizes lvm2 leaves empty or names (`auto`)
             return str(raw)
-        text = format_size(int(raw), args.units)  # type: ignore[call-overload]
-        # --nosuffix drops the unit letter, except for the human units (h, H, r, R) as in lvm2
-        return text[:-1] if args.nosuffix and args.units not in "hHrR" and text[-1:].isalpha() else text
+        return size_to_string(int(raw), args.units, suffix=not args.nosuffix)  # type: ignore[call-overload]
 
     table = [[value(row, name) for name in columns] for row in rows]
     if args.reportformat == "json":
@@ -157,7 +137,7 @@ def cmd_lvs(args: argparse.Namespace) -> int:
         return 0
     columns, fields, rows = lv_report(args.devices, _request(args, names), args.all, args.shared, args.foreign,
                                       args.sysfs_root)
-    _render("lv", columns, fields, rows, args)
+    _render("seg" if args.segments else "lv", columns, fields, rows, args)
     return 0
 
 
@@ -239,7 +219,8 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
     parser.add_argument("-a", "--all", action="store_true", help="hidden LVs too")
     parser.add_argument("--noheadings", action="store_true")
     parser.add_argument("--units", default="r", type=_units,
-                        help="r R h H b s k m g t p e (upper case: powers of 1000; r, R mark rounding with <)")
+                        help="r R h H b s k m g t p e (upper case: powers of 1000; r, R mark rounding with <), "
+                        "or a number and a letter (3m: in units of 3 MiB)")
     parser.add_argument("-S", "--select", help="lvm2's selection, e.g. 'lv_size>1g && lv_tags=db'")
     parser.add_argument("-O", "--sort", action="append", help="fields to sort by, -FIELD descending")
     parser.add_argument("--nosuffix", action="store_true", help="sizes without their unit letter (not h, H, r, R)")

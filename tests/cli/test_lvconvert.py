@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import hashlib
 import os
 import re
 import subprocess
@@ -130,7 +131,7 @@ class Case:
     pbkdf: str
     sector: int
     offset: int | None  # payload offset in 512-byte sectors; None: the default
-    layout: str  # single | two-pvs | gap | header-segment | striped-tail
+    layout: str  # single | two-pvs | gap | header-segment | striped-tail | striped
     in_place: bool = False
     key_bits: int = 512
     align_payload: int | None = None
@@ -160,6 +161,9 @@ def make_lv(pair: Pair, layout: str) -> None:
     pv0, pv1 = pair.devices
     if layout == "single":
         pair.lvm("lvcreate", "-L", "16M", "-n", "old", VG, pv0)
+        return
+    if layout == "striped":
+        pair.lvm("lvcreate", "-i", "2", "-I", "64k", "-L", "16M", "-n", "old", VG, pv0, pv1)
         return
     pair.lvm("lvcreate", "-L", "8M", "-n", "old", VG, pv0)
     if layout == "two-pvs":
@@ -327,6 +331,68 @@ def test_import_keyslot_export_round_trip(pair: Pair, case: Case,
     assert opens_with(device, pair.tmp / "pass") and opens_with(device, pair.tmp / "new")
     assert not opens_with(device, pair.tmp / "wrong")
     assert payload_offset(device) == start
+    key = dumped_volume_key(device, pair.tmp / "new")
+    assert decrypt("aes-xts-plain64", key, device.read_bytes()[start:], case.sector) == volume.payload
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", [Case("luks2", "pbkdf2", 512, None, "striped"),
+                                  Case("luks1", "pbkdf2", 512, None, "striped", key_bits=256)], ids=str)
+def test_striped_luks_lv_imports_and_exports(pair: Pair, case: Case,
+                                             lvc_bytes: Callable[..., subprocess.CompletedProcess[bytes]]) -> None:
+    """A LUKS volume cryptsetup wrote on an lvm2 striped LV (issue 15): its header, spread over the
+    stripes, is copied into a linear keystore cryptsetup opens and wiped where it was; the payload
+    reads back as cryptsetup's; export puts today's header back and cryptsetup opens the LV again."""
+    make_lv(pair, case.layout)
+    devices = Devices(pair)
+    volume = luks_volume(pair, case, devices)
+    original = volume.image.read_bytes()
+    start = payload_offset(volume.image)
+    layout_before = lvm2_layout(pair, VG)
+    assert [s.stripe_count for s in layout_before.lvs["old"].segments] == [2]  # type: ignore[attr-defined]
+    untouched = [hashlib.sha256(Path(device).read_bytes()).digest() for device in pair.devices]
+    pair.lvc("lvconvert", "-t", "--type", "crypt", f"{VG}/old")  # every check, no byte written
+    assert [hashlib.sha256(Path(device).read_bytes()).digest() for device in pair.devices] == untouched
+    pair.lvm("lvcreate", "-l", "100%FREE", "-n", "filler", VG)
+    filled = seqno(pair)
+    assert_refused(pair, lvconvert(pair, "--type", "crypt", f"{VG}/old"), "no room for the keystore")
+    assert seqno(pair) == filled
+    pair.lvm("lvremove", "-y", f"{VG}/filler")
+
+    imported = pair.lvc("lvconvert", "--type", "crypt", "--verify", "--key-file", str(pair.tmp / "pass"),
+                        f"{VG}/old")
+    assert f"payload at byte {start}" in imported.stdout
+    assert set(lvm2_lists(pair, VG)) >= {"old", "[cryptostore0]"}  # lvm2 still reads the VG
+    vg = lvm2_layout(pair, VG)
+    assert vg.lvs["cryptostore0"].segments[0].extent_count == -(-start // vg.extent_bytes)
+    (crypt,) = vg.lvs["old"].segments  # every striped extent kept, the payload found by data_offset
+    assert (crypt.type, crypt.areas, crypt.raw.get("data_offset")) == \
+        ("crypt", layout_before.lvs["old"].segments[0].stripes, start // 512)  # type: ignore[attr-defined]
+    header = pair.tmp / "keystore.img"
+    header.write_bytes(keystore_bytes(vg, "cryptostore0", devices))
+    assert header.read_bytes()[:start] == original[:start]  # the header, in LV order
+    assert opens_with(header, pair.tmp / "pass")
+    old_bytes = read_lv_bytes(layout_before, "old", devices)
+    assert old_bytes[:start] == bytes(start)  # no second copy of the keyslots left in the stripes
+    assert old_bytes[start:] == original[start:]  # the payload never moved
+    read = lvc_bytes("read", "--key-file", str(pair.tmp / "pass"), f"{VG}/old")
+    assert read.returncode == 0, read.stderr
+    assert read.stdout == volume.payload
+
+    added = subprocess.run([sys.executable, "-m", "lvcrypt", "keyslot", "add", "--devices", pair.device_list,
+                            "--key-file", str(pair.tmp / "pass"), "--new-key-file", str(pair.tmp / "new"),
+                            *LVCRYPT_FAST, f"{VG}/cryptostore0"], capture_output=True, env=pair.env, cwd=ROOT)
+    assert added.returncode == 0, added.stderr
+    pair.lvc("lvconvert", "--type", "linear", f"{VG}/old")
+    exported = lvm2_layout(pair, VG)
+    assert "cryptostore0" not in exported.lvs
+    assert [(s.type, s.stripes, s.stripe_size) for s in exported.lvs["old"].segments] == \
+        [(s.type, s.stripes, s.stripe_size) for s in layout_before.lvs["old"].segments]  # type: ignore[attr-defined]
+    device = pair.tmp / "exported.img"
+    device.write_bytes(read_lv_bytes(exported, "old", devices))
+    assert device.read_bytes()[start:] == original[start:]
+    assert payload_offset(device) == start
+    assert opens_with(device, pair.tmp / "pass") and opens_with(device, pair.tmp / "new")
     key = dumped_volume_key(device, pair.tmp / "new")
     assert decrypt("aes-xts-plain64", key, device.read_bytes()[start:], case.sector) == volume.payload
 

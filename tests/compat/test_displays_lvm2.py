@@ -100,6 +100,9 @@ EXTRA: list[list[str]] = [
     ["lvdisplay", "vg0/nosuch"], ["vgdisplay", "nosuch"], ["lvdisplay", "-c", "-m"], ["pvdisplay", "-c", "-m"],
     ["vgdisplay", "-s", "--units", "R"], ["vgdisplay", "--units", "s"], ["pvscan", "-e"],
     ["pvscan", "--units", "b"], ["lvscan", "--units", "b"], ["vgdisplay", "-c", "-s"], ["pvdisplay", "-C", "-m"],
+    # --units with a number (issue 15): a custom unit (Un), a fraction keeping its letter, refused ones
+    ["vgdisplay", "--units", "3m"], ["lvdisplay", "-m", "--units", "1.5k"], ["pvdisplay", "--units", "7s"],
+    ["vgdisplay", "-s", "--units", "2.5M"], ["vgdisplay", "--units", "0m"], ["lvdisplay", "--units", "3mm"],
 ]
 
 

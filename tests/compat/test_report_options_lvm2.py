@@ -20,6 +20,7 @@ import contextlib
 import io
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -48,10 +49,37 @@ SELECTIONS = [
     "lv_size>8x", "nosuch=1", "lv_tags=~db", "devices=~loop", "seg_count=2m", "lv_name<a", "(lv_name=lin",
     "lv_name=lin)", "!lv_name=lin",
 ]
+# Time selections (issue 15): lvm2's formatted dates and times (ranges when coarser than a second,
+# zones, compact forms), @epoch, its words (today, weekdays, months, `N units ago`, AM/PM, noon),
+# the time operators, and its quirks (`!=` on a range is `=`, a clock at the end of a quoted value
+# reads on past the quote).  `tg` was made a moment ago, the fixtures on 2026-12-01 near 22:08 UTC.
+TIME_SELECTIONS = [
+    "lv_time>@1796162930", "lv_time<=@1796162930", "lv_time=@0", "time since 2026",
+    "lv_time since 2026-12-01", "lv_time after 2026-12-01", "lv_time before 2026-12-02",
+    "lv_time=2026-12", "lv_time>2025-12-30", "lv_time=202612", "lv_time!=2026-12-02",
+    'lv_time="2026-12-02 10"', 'lv_time<"2026-12-02 1000"', 'lv_time>="2026-12-02 08:00:00"',
+    'lv_time<="2026-12-02 23:59 +14:00"', 'lv_time>"2026-12-01 23:00 -02"', "lv_time since today",
+    "lv_time=yesterday", 'lv_time since "1 day ago"', 'lv_time since "3 hours ago"',
+    'lv_time before "30 min ago"', 'lv_time until "1 month ago"', "lv_time=Dec",
+    'lv_time="Dec 2026"', 'lv_time="2 Dec 2026"', 'lv_time>"Nov 30"', "lv_time=Wednesdays",
+    'lv_time since "yesterday 10 PM"', 'lv_time before "noon today"',
+    'lv_time since "yesterday 20:00"', 'lv_time since "yesterday 20:00" && lv_name=~i', "lv_time_removed=@0",
+    "lv_time_removed<@1 && lv_time>@1",
+    # refused: exit 5, as lvm2 (the last one: a clock ends the quoted value and a parenthesis follows)
+    "lv_time>2026-13-01", "lv_time>2026-02-30", "lv_time>12:00", "lv_time>@x",
+    "lv_time=~2026", "lv_name since 2026", "lv_time=\"\"", 'lv_time="3 hours ago today"',
+    '(lv_time since "yesterday 20:00")',
+]
 # Not string lists (tags, devices) nor percentages: lvm2 2.03.16 compares those sort keys with
 # strcmp() over its internal value structures, so their order depends on lvm2's memory layout.
 SORTS = ["lv_size", "-lv_size", "-size,name", "lv_full_name,-lv_name", "seg_count,lv_name", "-seg_count",
          "vg_name,-lv_size", "lv_attr", "-stripes,lv_name", "lv_name", "-lv_name"]
+# --units with a number (lvm2's dm_units_to_factor): a custom unit printed U, a fraction that keeps
+# its letter (1.5k), a number ignored before human units, exponents; refused: exit 3, nothing printed.
+CUSTOM_UNITS = [["--units", unit] for unit in ("3m", "3M", "1.5k", "2.5m", "0.5g", "10b", "7s", "3h", "1e3m",
+                                               "2.7R", "0x10m", "2x", "3mm", "0m", "0.5h", "0.1")]
+CUSTOM_UNITS += [["--units", "3m", "--nosuffix"], ["--units", "1.5k", "--nosuffix"],
+                 ["--units", "3m", "--reportformat", "json"], ["--units", "3m", "-S", "lv_size>9"]]
 LAYOUTS = [
     ["--nosuffix", "--units", "b"], ["--nosuffix", "--units", "s"], ["--nosuffix", "--units", "k"],
     ["--nosuffix"], ["--nameprefixes"], ["--nameprefixes", "--unquoted"], ["--nameprefixes", "--noheadings"],
@@ -123,6 +151,15 @@ FIXTURE_LINES = [
     ["vgs", "-o", "all"], ["pvs", "-o", "all"], ["lvs", "-a", "-o", "all", "--rows"],
     ["lvs", "-a", "-o", "lv_name,lv_layout,lv_parent,lv_ancestors,lv_full_descendants,lv_modules,origin_size"],
     ["lvs", "-a", "-S", "lv_layout=pool || lv_modules=~raid", "-o", "lv_name,lv_layout,lv_modules"],
+]
+
+# Creation times on lvm2-written VGs: seconds apart, -a's hidden LVs, and sorting by time; and
+# `--segments -o all` (lvm2's segment fields of every type: raid copies and parity, thin ids,
+# cache settings, LE ranges, metadata devices).
+FIXTURE_TIME_LINES = [
+    ["lvs", "-a", "--segments", "-o", "all"], ["lvs", "-a", "--segments", "-o", "all", "--rows", "--units", "k"],
+    ["lvs", "-a", "-O", "-lv_time,lv_name", "-o", "lv_name,lv_time",
+     "-S", 'lv_time since "2026-12-01 22:08:45" || lv_time=@1796162923 || lv_time="2026-12-01 22:09"'],
 ]
 
 
@@ -200,9 +237,17 @@ def run_lvcrypt_here(words: list[str], tmp_path: Path) -> tuple[int, str]:
 
 
 def compare(words: list[str], devices: str, names: list[str], tmp_path: Path) -> None:
+    """Both tools on one command line; a line about times whose outputs differ is run again when
+    the two runs straddled a second, since relative times ("3 hours ago") are read against each
+    tool's clock."""
     line = [words[0], "--devices", devices, *words[1:], *names]
-    theirs = subprocess.run(["lvm", *line], capture_output=True, text=True, env=LVM_ENV)
-    status, ours = run_lvcrypt_here(line, tmp_path)
+    for _ in range(3):
+        started = int(time.time())
+        theirs = subprocess.run(["lvm", *line], capture_output=True, text=True, env=LVM_ENV)
+        status, ours = run_lvcrypt_here(line, tmp_path)
+        same = (status, ours) == (theirs.returncode, theirs.stdout)
+        if same or int(time.time()) == started or not any("time" in word for word in words):
+            break
     assert (status, ours) == (theirs.returncode, theirs.stdout), (
         f"lvm {' '.join(line)}\nlvm2 ({theirs.returncode}):\n{theirs.stdout}{theirs.stderr}\n"
         f"lvcrypt ({status}):\n{ours}")
@@ -212,12 +257,21 @@ def _tagged_lines() -> Iterator[list[str]]:
     fields = ["-o", "lv_name,lv_size,lv_tags,seg_count"]
     for selection in SELECTIONS:
         yield ["lvs", *fields, "-S", selection]
+    for index, selection in enumerate(TIME_SELECTIONS):  # lv_time shown, or only selected on
+        yield ["lvs", "-o", "lv_name,lv_time" if index % 2 else "lv_name", "-S", selection]
+    yield ["lvs", "-o", "lv_name,lv_time", "-O", "-lv_time,lv_name"]
     for keys in SORTS:
         yield ["lvs", *fields, "-O", keys]
     for selection, keys in zip(SELECTIONS[:12], SORTS * 2):
         yield ["lvs", "-S", selection, "-O", keys, "-o", "+lv_tags"]
     for layout in LAYOUTS:
         yield ["lvs", *layout]
+    for words in CUSTOM_UNITS:
+        yield ["lvs", *words]
+    yield from [["vgs", "--units", "3m"], ["pvs", "--units", "7s", "-o", "+pv_used"], ["vgs", "--units", "1.5K"],
+                ["lvs", "--segments", "-o", "all"], ["lvs", "--segments", "-o", "all", "--reportformat", "json"],
+                ["lvs", "--segments", "-o", "lv_name,seg_le_ranges,data_copies,region_size,seg_size_pe",
+                 "-S", "data_stripes=2"]]
     for unit in UNITS:
         yield ["lvs", "--units", unit]
         yield ["vgs", "--units", unit]
@@ -235,7 +289,7 @@ def test_tagged_vg_report_matches_lvm2(words: list[str], tagged_vg: str, tmp_pat
 
 def _fixture_cases() -> Iterator[object]:
     for fixture in FIXTURES:
-        for words in FIXTURE_LINES:
+        for words in FIXTURE_LINES + FIXTURE_TIME_LINES:
             yield pytest.param(fixture, words, id=f"{fixture.name}-{' '.join(words)}")
         for unit in ("r", "H", "b", "s", "k", "M", "e"):
             yield pytest.param(fixture, ["vgs", "--units", unit, "-o", "+vg_extent_size"],
