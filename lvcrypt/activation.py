@@ -192,10 +192,34 @@ def open_lv_stack(devices: str | None, vg_name: str, lv_name: str, writable: boo
         lv = find_lv(tx.vg, lv_name)
         if writable:
             refuse_change(tx.vg, lv, "data-write", sysfs_root)
-        table = build_lv_table(tx, lv_name, sessions)
-        unlock_lv(tx, lv_name, keys, sources, sessions)
-        with Stack(table, keys, writable=writable) as stack:
-            yield stack
+        with _data_lock(tx, lv, writable, sysfs_root):
+            table = build_lv_table(tx, lv_name, sessions)
+            unlock_lv(tx, lv_name, keys, sources, sessions)
+            with Stack(table, keys, writable=writable) as stack:
+                yield stack
+
+
+@contextmanager
+def _data_lock(tx: "VgTransaction", lv: "LogicalVolume", writable: bool, sysfs_root: str) -> Iterator[None]:
+    """The LV lock lvm2's activation would take, for the command only: sh to read (other hosts may
+    read or have it active sh), ex to write; refused with lvm2's message when another host holds it.
+    It is transient (lvmlockd drops it when this process goes, even killed) and asked before any
+    passphrase.  An LV active here already has this host's persistent lock, which lvmlockd lets the
+    transient one share and which must outlive the command: then nothing is released at the end
+    (lvmlockd keeps no record of a transient lock granted under a persistent one)."""
+    from lvcrypt.inuse import live_devices
+    from lvcrypt.lv_names import dm_uuid
+
+    lock = _lv_lock(tx, lv)
+    if lock is None:
+        yield
+        return
+    lvmlockd.lock_lv(lock, "ex" if writable else "sh", persistent=False)
+    try:
+        yield
+    finally:
+        if dm_uuid(tx.vg, lv) not in live_devices(sysfs_root):
+            lvmlockd.lock_lv(lock, "un", persistent=False)
 
 
 def lv_table_text(devices: str | None, vg_name: str, lv_name: str, key_format: "KeyFormat", sources: KeySources,

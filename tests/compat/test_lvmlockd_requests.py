@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -17,6 +18,7 @@ import pytest
 
 from fake_lvmlockd import FakeLvmlockd, fake_lvmlockd, granted  # noqa: F401 - the fixture
 from lvcrypt.store.lvmlockd import EMANAGER, ENOLS
+from conftest import ROOT
 from shared_vg_text import DLM, SANLOCK, lvm2_written, make_shared
 from store_helpers import Pair, digests
 
@@ -190,3 +192,54 @@ def test_lv_held_by_another_host_is_refused_with_lvm2s_message(pair: Pair, fake_
         assert str(refused.value) in messages(theirs.stderr)
     finally:
         lvmlockd.reset()
+
+
+def _lv_lock_requests(requests: list[bytes]) -> list[bytes]:
+    return [raw for raw in requests if raw.startswith(b'request="lock_lv"')]
+
+
+def _data_command(pair: Pair, *args: str, data: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "lvcrypt", args[0], "--devices", pair.device_list, *args[1:]],
+                          input=data, capture_output=True, env=pair.env, cwd=ROOT)
+
+
+def test_read_and_write_take_the_lv_lock_as_lvm2(pair: Pair, fake_lvmlockd: FakeLvmlockd, tmp_path: Path) -> None:
+    """write takes the LV lock ex, read sh, for the command only: lvm2's transient lock_lv (as its
+    lvextend of an inactive LV sends it) with the mode changed, released at the end; an LV active on
+    this host keeps its activation's lock (nothing released); held by another host: lvm2's refusal,
+    before anything is read or written."""
+    lvm_lockd(pair, "lvextend", "-l", "+1", "vgx/l1")
+    (transient,) = _lv_lock_requests(fake_lvmlockd.take())
+    assert b'\nmode ="ex"\n' in transient and b'\nopts ="none"\n' in transient
+    as_ours = transient.replace(b'cmd ="lvextend"', b'cmd ="CMD"')
+
+    def expected(command: str, *modes: str) -> list[bytes]:
+        return [as_ours.replace(b"CMD", command.encode()).replace(b'mode ="ex"', f'mode ="{mode}"'.encode())
+                for mode in modes]
+
+    data = os.urandom(8192)
+    wrote = _data_command(pair, "write", "vgx/l1", data=data)
+    assert wrote.returncode == 0, wrote.stderr
+    assert _lv_lock_requests(fake_lvmlockd.take()) == expected("write", "ex", "un")
+    read = _data_command(pair, "read", "--length", "8192", "vgx/l1")
+    assert read.returncode == 0 and read.stdout == data, read.stderr
+    assert _lv_lock_requests(fake_lvmlockd.take()) == expected("read", "sh", "un")
+
+    vg_uuid, lv_uuid = pair.lvc("lvs", "--noheadings", "-o", "vg_uuid,lv_uuid", "vgx/l1").stdout.split()
+    active = tmp_path / "sys" / "block" / "dm-0" / "dm"
+    active.mkdir(parents=True)
+    (active / "uuid").write_text("LVM-" + vg_uuid.replace("-", "") + lv_uuid.replace("-", "") + "\n")
+    fake_lvmlockd.take()
+    read = _data_command(pair, "read", "--length", "8192", "--sysfs-root", str(tmp_path / "sys"), "vgx/l1")
+    assert read.returncode == 0 and read.stdout == data, read.stderr
+    assert _lv_lock_requests(fake_lvmlockd.take()) == expected("read", "sh")
+
+    fake_lvmlockd.answer = lambda request, n: {**granted(request, n), "op_result": -11 if request["request"] == "lock_lv"
+                                               else 0}
+    before = digests(pair.devices)
+    for command in (("read", "vgx/l1"), ("write", "vgx/l1")):
+        refused = _data_command(pair, *command, data=os.urandom(4096))
+        assert refused.returncode == 5 and not refused.stdout
+        assert messages(refused.stderr.decode()) == ["LV locked by other host: vgx/l1"]
+        assert _lv_lock_requests(fake_lvmlockd.take()) == expected(command[0], "sh" if command[0] == "read" else "ex")
+    assert digests(pair.devices) == before
