@@ -3,8 +3,10 @@
 The recipe of ../shared/notes/kernel-guest.md: softdog, wdmd, `sanlock daemon -w 0` (no watchdog
 use, as sanlock allows for tests), lvmlockd, an lvm.conf with use_lvmlockd = 1 and host_id 1 in
 lvmlocal.conf under LVM_SYSTEM_DIR.  lvm2 creates the shared VG and starts its lockspace; lvcrypt
-creates an LV in it (sanlock hands out its lease), activates it exclusively (lvmlockd then holds
-the LV's lock ex), deactivates it (released) and removes it (lease freed); lvm2 reads every step.
+creates an LV in it (sanlock hands out its lease), writes it (`write` takes the LV lock ex for the
+command only), activates it exclusively (lvmlockd then holds the LV's lock ex), reads it back
+(`read` shares that lock, which stays), deactivates it (released) and removes it (lease freed);
+lvm2 reads every step.
 Commands run as processes: each is one lvmlockd client, as an lvm2 command is.
 """
 
@@ -92,6 +94,10 @@ def lock_info(env: dict[str, str]) -> str:
     return run(env, "lvmlockctl", "--info").stdout
 
 
+def lv_locks(env: dict[str, str]) -> list[str]:
+    return [line for line in lock_info(env).splitlines() if "LK LV" in line]
+
+
 def test_lvcrypt_lv_in_a_sanlock_vg(lockd_env: dict[str, str], loop_devices: Callable[..., list[str]]) -> None:
     env = lockd_env
     device = loop_devices(1, 320)[0]
@@ -106,9 +112,17 @@ def test_lvcrypt_lv_in_a_sanlock_vg(lockd_env: dict[str, str], loop_devices: Cal
         assert theirs == lvcrypt(env, device, *fields).stdout.split()
         assert theirs[0] == "lc" and theirs[1].startswith("1.0.0:"), theirs
         lv_uuid = lvm(env, device, "lvs", "--noheadings", "-o", "lv_uuid", f"{VG}/lc").stdout.strip()
+        data = os.urandom(4096)
+        wrote = subprocess.run([sys.executable, "-m", "lvcrypt", "write", "--devices", device, f"{VG}/lc"],
+                               input=data, capture_output=True, env=env, cwd=ROOT)
+        assert wrote.returncode == 0, wrote.stderr
+        assert not lv_locks(env), lock_info(env)  # write's ex lock was for the command only
         lvcrypt(env, device, "lvchange", "-aey", f"{VG}/lc")
+        read = subprocess.run([sys.executable, "-m", "lvcrypt", "read", "--length", "4096", "--devices", device,
+                               f"{VG}/lc"], capture_output=True, env=env, cwd=ROOT)
+        assert read.returncode == 0 and read.stdout == data, read.stderr
         assert Path(f"/dev/mapper/{VG}-lc").exists() or "vgsh-lc" in run(env, "dmsetup", "ls").stdout
-        held = [line for line in lock_info(env).splitlines() if "LK LV" in line]
+        held = lv_locks(env)  # the activation's ex lock, which read shared and left in place
         assert any(" ex " in f" {line} " and lv_uuid.replace("-", "") in line.replace("-", "") for line in held), \
             lock_info(env)
         lvcrypt(env, device, "lvchange", "-an", f"{VG}/lc")
