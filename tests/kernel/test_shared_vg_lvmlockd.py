@@ -95,7 +95,8 @@ def lock_info(env: dict[str, str]) -> str:
 
 
 def lv_locks(env: dict[str, str]) -> list[str]:
-    return [line for line in lock_info(env).splitlines() if "LK LV" in line]
+    """lvmlockctl's lines for LV locks held (ex or sh); a released one stays listed as `LK LV un`."""
+    return [line for line in lock_info(env).splitlines() if line.split()[:3] in (["LK", "LV", "ex"], ["LK", "LV", "sh"])]
 
 
 def test_lvcrypt_lv_in_a_sanlock_vg(lockd_env: dict[str, str], loop_devices: Callable[..., list[str]]) -> None:
@@ -126,7 +127,7 @@ def test_lvcrypt_lv_in_a_sanlock_vg(lockd_env: dict[str, str], loop_devices: Cal
         assert any(" ex " in f" {line} " and lv_uuid.replace("-", "") in line.replace("-", "") for line in held), \
             lock_info(env)
         lvcrypt(env, device, "lvchange", "-an", f"{VG}/lc")
-        assert not [line for line in lock_info(env).splitlines() if "LK LV" in line and " ex " in f" {line} "]
+        assert not lv_locks(env), lock_info(env)
         lvcrypt(env, device, "lvremove", "-y", f"{VG}/lc")
         assert lvm(env, device, "lvs", "--noheadings", "-o", "lv_name", VG).stdout.split() == []
         lvm(env, device, "vgck", VG)
