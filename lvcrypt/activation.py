@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from lvcrypt.errors import DeviceError, LvcryptError
 from lvcrypt.keycache import KeyCache
@@ -24,6 +24,7 @@ from lvcrypt.unlock import KeySources, keystore_sessions, unlock_lv
 if TYPE_CHECKING:
     from lvcrypt.activate.tables import KeyFormat, Table
     from lvcrypt.activate.userspace import Stack
+    from lvcrypt.handlers.base import DataMapping
     from lvcrypt.metadata.model import LogicalVolume, VolumeGroup
     from lvcrypt.store.transaction import VgTransaction
 
@@ -120,6 +121,21 @@ def _lv_lock(tx: "VgTransaction", lv: "LogicalVolume") -> "lvmlockd.LvTarget | N
     if not (tx.vg.shared and lvmlockd.enabled()) or not lvmlockd.needs_lock(lv) or lv.is_keystore:
         return None
     return lvmlockd.target(tx.vg, lv.id, lv.name, lv.lock_args)
+
+
+def activate_lock_lv(vg: "VolumeGroup", pv_path: Callable[[str], str]) -> Callable[[], None]:
+    """lvm2's _activate_sanlock_lv for vgcreate --shared: the lvmlock LV (plain, no keys) live here,
+    /dev/mapper/VG-lvmlock included, so that lvmlockd's sanlock can write the leases in it.  Returns
+    its deactivation, for a creation that fails after; a VG that was made stays active, as lvm2's."""
+    from lvcrypt.activate import kernel
+    from lvcrypt.activate.tables import build_table
+
+    def no_keystore(name: str) -> "DataMapping":
+        raise LvcryptError(f"{vg.name}/{lvmlockd.LVMLOCK_LV} has no keystore {name}")
+
+    table = build_table(vg, lvmlockd.LVMLOCK_LV, pv_path, no_keystore)
+    kernel.activate(table, {})
+    return lambda: kernel.deactivate(table.name, table.uuid)
 
 
 def change_lvs(tx: "VgTransaction", names: list[str], keys: KeyCache, request: ActivationRequest,

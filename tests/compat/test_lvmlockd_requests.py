@@ -243,3 +243,99 @@ def test_read_and_write_take_the_lv_lock_as_lvm2(pair: Pair, fake_lvmlockd: Fake
         assert messages(refused.stderr.decode()) == ["LV locked by other host: vgx/l1"]
         assert _lv_lock_requests(fake_lvmlockd.take()) == expected(command[0], "sh" if command[0] == "read" else "ex")
     assert digests(pair.devices) == before
+
+
+def _creation_answers(init_result: int = 0) -> Callable[[dict[str, str], int], dict[str, str | int]]:
+    """lvmlockd with no lockspace yet (the first sanlock VG: lock_gl answers -ENOLS, no global lock
+    anywhere; dlm's global lockspace grants it), a sanlock lock manager running, init_vg answering `init_result` and its lock_args."""
+    def answer(request: dict[str, str], n: int) -> dict[str, str | int]:
+        reply = granted(request, n)
+        if request["request"] == "lock_gl" and request["mode"] == "ex" and request["vg_lock_type"] == "sanlock":
+            reply.update(op_result=-ENOLS, result_flags="NO_GL_LS,NO_LOCKSPACES")
+        elif request["request"] == "running_lm":
+            reply["op_result"] = 3  # lvm2's LOCK_TYPE_SANLOCK
+        elif request["request"] == "init_vg":
+            reply.update(op_result=init_result, vg_lock_args="1.0.0:lvmlock")
+        return reply
+    return answer
+
+
+def _create_in_process(pair: Pair, name: str, *options: str) -> tuple[int, str, str]:
+    """lvcrypt's vgcreate in this process (exit status, stdout, stderr), its lvmlock LV's activation
+    a no-op: device-mapper is not on this host (lvm2's --driverloaded n skips it too); the kernel tier
+    activates it for real."""
+    import contextlib
+    import io
+
+    from lvcrypt.cli import main
+    from lvcrypt.store import lvmlockd
+
+    out, err = io.StringIO(), io.StringIO()
+    lvmlockd.reset()
+    try:
+        with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            patch.setattr(sys, "argv", ["lvcrypt", "vgcreate"])
+            patch.setattr("lvcrypt.activation.activate_lock_lv", lambda vg, path: (lambda: None))
+            for key, value in pair.env.items():
+                if key.startswith("LVCRYPT_"):
+                    patch.setenv(key, value)
+            status = main(["vgcreate", "--devices", pair.device_list, *options, name, *pair.devices])
+    finally:
+        lvmlockd.reset()
+    return status, out.getvalue(), err.getvalue()
+
+
+def _rows(pair: Pair, tool: str, command: str, fields: str) -> list[dict[str, str]]:
+    """A report of the shared VG with the PV's path (the two pairs' differ) as PV."""
+    return [{key: value.replace(pair.devices[0], "PV") for key, value in row.items()}
+            for row in pair.report(tool, command, fields, "--shared")]
+
+
+def _comparable_creation(requests: list[bytes]) -> list[bytes]:
+    return [re.sub(rb'vg_uuid ="[^"]*"', b'vg_uuid ="UUID"', raw) for raw in _comparable(requests)]
+
+
+@pytest.mark.parametrize("options", [("--shared",), ("--shared", "--lock-type", "sanlock"), ("--lock-type", "dlm")],
+                         ids=" ".join)
+def test_vgcreate_shared_sends_lvm2s_requests_and_writes_lvm2s_vg(loop_devices: Callable[..., list[str]],
+                                                                   tmp_path: Path, fake_lvmlockd: FakeLvmlockd,
+                                                                   options: tuple[str, ...]) -> None:
+    """vgcreate --shared: lock_gl ex with the lock type (the first sanlock VG enables its global lock),
+    the lvmlock LV for sanlock, init_vg, the VG written with lvmlockd's lock_args, start_vg with
+    start_init, the global lock given back, start_wait: lvm2's requests, output and VG."""
+    fake_lvmlockd.answer = _creation_answers()
+    theirs_pair, ours_pair = Pair(loop_devices(1, 320), tmp_path / "a"), Pair(loop_devices(1, 320), tmp_path / "b")
+    theirs = lvm_lockd(theirs_pair, "vgcreate", *options, "vgt", *theirs_pair.devices)
+    assert theirs.returncode == 0, theirs.stderr
+    expected = _comparable_creation(fake_lvmlockd.take())
+    status, stdout, stderr = _create_in_process(ours_pair, "vgt", *options)
+    assert status == 0 and not messages(stderr), stderr
+    assert _comparable_creation(fake_lvmlockd.take()) == expected
+    assert stdout.replace(ours_pair.devices[0], "PV").split("\n") == \
+        theirs.stdout.replace(theirs_pair.devices[0], "PV").split("\n")
+    vg_fields, lv_fields = "vg_attr,vg_lock_type,vg_lock_args,vg_free_count,lv_count", "lv_name,lv_attr,seg_pe_ranges"
+    for fields, command in ((vg_fields, "vgs"), (lv_fields, "lvs")):
+        mine = _rows(ours_pair, "lvm2", command, fields)
+        assert mine == _rows(theirs_pair, "lvm2", command, fields), command
+        assert mine == _rows(ours_pair, "lvcrypt", command, fields), command
+    checked = lvm_lockd(ours_pair, "vgck", "vgt")
+    assert checked.returncode == 0 and not messages(checked.stderr), checked.stderr
+
+
+def test_vgcreate_shared_refused_by_lvmlockd_leaves_no_vg(loop_devices: Callable[..., list[str]], tmp_path: Path,
+                                                         fake_lvmlockd: FakeLvmlockd) -> None:
+    """init_vg refused (sanlock not running): lvm2's message, exit 5, and the VG removed again as lvm2
+    removes it (the devices stay PVs, in no VG); lvm2 sent the same requests."""
+    fake_lvmlockd.answer = _creation_answers(-EMANAGER)
+    theirs_pair, ours_pair = Pair(loop_devices(1, 320), tmp_path / "a"), Pair(loop_devices(1, 320), tmp_path / "b")
+    theirs = lvm_lockd(theirs_pair, "vgcreate", "--shared", "vgt", *theirs_pair.devices)
+    expected = _comparable_creation(fake_lvmlockd.take())
+    status, _, stderr = _create_in_process(ours_pair, "vgt", "--shared")
+    assert (status, theirs.returncode) == (5, 5)
+    refusal = "VG vgt init failed: lock manager sanlock is not running"
+    assert messages(stderr) == [refusal]
+    assert [line for line in messages(theirs.stderr) if "init" in line] == [
+        refusal, "Failed to initialize lock args for lock type sanlock"]
+    assert _comparable_creation(fake_lvmlockd.take()) == expected
+    for pair in (theirs_pair, ours_pair):
+        assert pair.report("lvm2", "pvs", "pv_name,vg_name") == [{"pv_name": pair.devices[0], "vg_name": ""}]
