@@ -138,6 +138,14 @@ def activate_lock_lv(vg: "VolumeGroup", pv_path: Callable[[str], str]) -> Callab
     return lambda: kernel.deactivate(table.name, table.uuid)
 
 
+def deactivate_lock_lv(vg: "VolumeGroup") -> None:
+    """lvm2's _deactivate_sanlock_lv after stop_vg: the lvmlock LV taken down (nothing if it is not live)."""
+    from lvcrypt.activate import kernel
+    from lvcrypt.lv_names import dm_name, dm_uuid
+
+    kernel.deactivate(dm_name(vg.name, lvmlockd.LVMLOCK_LV), dm_uuid(vg, vg.lvs[lvmlockd.LVMLOCK_LV]))
+
+
 def change_lvs(tx: "VgTransaction", names: list[str], keys: KeyCache, request: ActivationRequest,
                sources: KeySources) -> None:
     """`change_lv` for each of a VG's LVs in turn, with the keystores they share opened once."""

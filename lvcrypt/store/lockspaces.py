@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import sys
+from dataclasses import dataclass
+from typing import Callable
 
 from lvcrypt.errors import LockError, UsageError
 from lvcrypt.metadata.model import VolumeGroup
@@ -39,6 +41,16 @@ def _host_id() -> int:
     return value if isinstance(value, int) else 0
 
 
+@dataclass(frozen=True)
+class LockLvSwitch:
+    """How this host makes a sanlock VG's lvmlock LV live and takes it down (activation services,
+    which the store layer cannot import): lvm2 activates it before start_vg (sanlock reads its
+    leases through /dev/mapper/VG-lvmlock) and deactivates it after stop_vg."""
+
+    activate: Callable[[VolumeGroup, Callable[[str], str]], object]
+    deactivate: Callable[[VolumeGroup], None]
+
+
 def _start(vg: VolumeGroup, start_init: bool = False) -> bool:
     """start_vg for one VG; True when its lockspace is (being) started."""
     host_id = _host_id() if vg.lock_type == "sanlock" else 0
@@ -60,7 +72,7 @@ def _stop(vg: VolumeGroup) -> None:
         raise LockError(f"VG {vg.name} stop failed: {result}")
 
 
-def change_lockspaces(devices: str | None, names: list[str], start: bool) -> None:
+def change_lockspaces(devices: str | None, names: list[str], start: bool, lock_lv: LockLvSwitch) -> None:
     """Start or stop the lockspaces of the named shared VGs (all of them when none is named)."""
     if not lvmlockd.enabled():
         print("  Using lock start and lock stop requires lvmlockd.", file=sys.stderr)
@@ -73,12 +85,19 @@ def change_lockspaces(devices: str | None, names: list[str], start: bool) -> Non
             held.enter_context(lvmlockd.without_vg_locks())
         for name in names or sorted(scan(paths).vg_names()):
             with VgLock(name, exclusive=False):
-                vg = load_vg(scan(paths), name).vg
+                loaded = load_vg(scan(paths), name)
+                vg = loaded.vg
                 if not vg.shared:
                     continue
+                sanlock = vg.lock_type == "sanlock" and lvmlockd.LVMLOCK_LV in vg.lvs
                 if not start:
                     _stop(vg)
-                elif _start(vg):
+                    if sanlock:
+                        lock_lv.deactivate(vg)
+                    continue
+                if sanlock:
+                    lock_lv.activate(vg, loaded.device_of)
+                if _start(vg):
                     started.append(vg)
     if started:
         if any(vg.lock_type == "sanlock" for vg in started):

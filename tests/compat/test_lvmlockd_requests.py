@@ -136,9 +136,10 @@ def test_lock_start_and_stop_send_lvm2s_requests(pair: Pair, fake_lvmlockd: Fake
     if option == "--lock-start":
         assert [raw.split(b"\n")[0] for raw in expected] == [b'request="lock_gl"', b'request="start_vg"',
                                                              b'request="start_wait"']
-    ours = pair.lvc("vgchange", option, "vgx")
+    status, stdout, stderr = _in_process(pair, "vgchange", option, "vgx")
+    assert status == 0, stderr
     assert fake_lvmlockd.take() == expected
-    assert ours.stdout.split("\n") == theirs.stdout.split("\n")
+    assert stdout.split("\n") == theirs.stdout.split("\n")
 
 
 def _fresh_session() -> None:
@@ -260,10 +261,10 @@ def _creation_answers(init_result: int = 0) -> Callable[[dict[str, str], int], d
     return answer
 
 
-def _create_in_process(pair: Pair, name: str, *options: str) -> tuple[int, str, str]:
-    """lvcrypt's vgcreate in this process (exit status, stdout, stderr), its lvmlock LV's activation
-    a no-op: device-mapper is not on this host (lvm2's --driverloaded n skips it too); the kernel tier
-    activates it for real."""
+def _in_process(pair: Pair, *argv: str) -> tuple[int, str, str]:
+    """An lvcrypt command in this process (exit status, stdout, stderr) whose sanlock lvmlock LV
+    (de)activation is a no-op: device-mapper is not on this host (lvm2's --driverloaded n skips it
+    too); the kernel tier activates it for real."""
     import contextlib
     import io
 
@@ -274,15 +275,20 @@ def _create_in_process(pair: Pair, name: str, *options: str) -> tuple[int, str, 
     lvmlockd.reset()
     try:
         with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            patch.setattr(sys, "argv", ["lvcrypt", "vgcreate"])
+            patch.setattr(sys, "argv", ["lvcrypt", argv[0]])
             patch.setattr("lvcrypt.activation.activate_lock_lv", lambda vg, path: (lambda: None))
+            patch.setattr("lvcrypt.activation.deactivate_lock_lv", lambda vg: None)
             for key, value in pair.env.items():
                 if key.startswith("LVCRYPT_"):
                     patch.setenv(key, value)
-            status = main(["vgcreate", "--devices", pair.device_list, *options, name, *pair.devices])
+            status = main([argv[0], "--devices", pair.device_list, *argv[1:]])
     finally:
         lvmlockd.reset()
     return status, out.getvalue(), err.getvalue()
+
+
+def _create_in_process(pair: Pair, name: str, *options: str) -> tuple[int, str, str]:
+    return _in_process(pair, "vgcreate", *options, name, *pair.devices)
 
 
 def _rows(pair: Pair, tool: str, command: str, fields: str) -> list[dict[str, str]]:

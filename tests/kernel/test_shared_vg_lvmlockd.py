@@ -105,8 +105,12 @@ def test_lvcrypt_lv_in_a_sanlock_vg(lockd_env: dict[str, str], loop_devices: Cal
     started = time.monotonic()
     lvm(env, device, "vgcreate", "--shared", VG, device)
     try:
-        lvm(env, device, "vgchange", "--lock-start", VG)
-        lease_seconds = time.monotonic() - started
+        created_seconds = time.monotonic() - started
+        lvm(env, device, "vgchange", "--lock-stop", VG)
+        assert not Path(f"/dev/mapper/{VG}-lvmlock").exists()
+        restarted = time.monotonic()
+        lvcrypt(env, device, "vgchange", "--lock-start", VG)  # lvmlock activated again, the lockspace joined
+        lease_seconds = time.monotonic() - restarted
         fields = ["lvs", "--noheadings", "-o", "lv_name,lv_lockargs", VG]
         lvcrypt(env, device, "lvcreate", "-L", "8m", "-n", "lc", VG)
         theirs = lvm(env, device, *fields).stdout.split()
@@ -131,8 +135,50 @@ def test_lvcrypt_lv_in_a_sanlock_vg(lockd_env: dict[str, str], loop_devices: Cal
         lvcrypt(env, device, "lvremove", "-y", f"{VG}/lc")
         assert lvm(env, device, "lvs", "--noheadings", "-o", "lv_name", VG).stdout.split() == []
         lvm(env, device, "vgck", VG)
-        print(f"lock-start done {lease_seconds:.0f} s after vgcreate --shared; whole test "
-              f"{time.monotonic() - started:.0f} s")
+        print(f"lvm2's vgcreate --shared (its lockspace started) {created_seconds:.0f} s, lvcrypt's lock-start "
+              f"{lease_seconds:.0f} s; whole test {time.monotonic() - started:.0f} s")
     finally:
         lvm(env, device, "vgremove", "-y", VG, check=False)
         lvm(env, device, "vgchange", "--lock-stop", VG, check=False)
+
+
+def test_lvcrypt_creates_a_sanlock_vg_lvm2_uses(lockd_env: dict[str, str],
+                                               loop_devices: Callable[..., list[str]]) -> None:
+    """lvcrypt's vgcreate --shared: lvmlock activated, leases written by lvmlockd's sanlock, the
+    lockspace started; lvm2 then makes, locks and releases LVs in it, and after lvcrypt stopped the
+    lockspace (lvmlock taken down), lvm2 starts it again from what lvcrypt wrote and locks an LV."""
+    env = lockd_env
+    device = loop_devices(1, 320)[0]
+    vg = "vgc"
+    started = time.monotonic()
+    created = lvcrypt(env, device, "vgcreate", "--shared", vg, device)
+    created_seconds = time.monotonic() - started
+    try:
+        assert f'Volume group "{vg}" successfully created' in created.stdout
+        fields = ["vgs", "--noheadings", "-o", "vg_attr,vg_lock_type,vg_lock_args", vg]
+        assert lvm(env, device, *fields).stdout.split() == ["wz--ns", "sanlock", "1.0.0:lvmlock"]
+        assert lvm(env, device, "lvs", "-a", "--noheadings", "-o", "lv_name", vg).stdout.split() == ["[lvmlock]"]
+        lvm(env, device, "lvcreate", "-an", "-L", "8m", "-n", "l2", vg)
+        lvcrypt(env, device, "lvcreate", "-L", "8m", "-n", "l3", vg)
+        lv_fields = ["lvs", "--noheadings", "-o", "lv_name,lv_lockargs", vg]
+        theirs = lvm(env, device, *lv_fields).stdout.split()
+        assert theirs == lvcrypt(env, device, *lv_fields).stdout.split()
+        assert len(set(theirs[1::2])) == 2 and all(args.startswith("1.0.0:") for args in theirs[1::2]), theirs
+        lvcrypt(env, device, "lvchange", "-aey", f"{vg}/l3")
+        assert len(lv_locks(env)) == 1, lock_info(env)
+        lvm(env, device, "lvchange", "-an", f"{vg}/l3")  # lvm2 releases what lvcrypt locked
+        assert not lv_locks(env), lock_info(env)
+        lvm(env, device, "vgck", vg)
+        lvcrypt(env, device, "vgchange", "--lock-stop", vg)
+        assert not Path(f"/dev/mapper/{vg}-lvmlock").exists()
+        restarted = time.monotonic()
+        lvm(env, device, "vgchange", "--lock-start", vg)
+        lease_seconds = time.monotonic() - restarted
+        lvm(env, device, "lvchange", "-aey", f"{vg}/l2")
+        assert len(lv_locks(env)) == 1, lock_info(env)
+        lvm(env, device, "lvchange", "-an", f"{vg}/l2")
+        print(f"lvcrypt's vgcreate --shared {created_seconds:.0f} s, lvm2's lock-start {lease_seconds:.0f} s; "
+              f"whole test {time.monotonic() - started:.0f} s")
+    finally:
+        lvm(env, device, "vgremove", "-y", vg, check=False)
+        lvm(env, device, "vgchange", "--lock-stop", vg, check=False)
