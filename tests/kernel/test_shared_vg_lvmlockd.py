@@ -106,11 +106,14 @@ def test_lvcrypt_lv_in_a_sanlock_vg(lockd_env: dict[str, str], loop_devices: Cal
     lvm(env, device, "vgcreate", "--shared", VG, device)
     try:
         created_seconds = time.monotonic() - started
+        theirs_node = os.stat(f"/dev/mapper/{VG}-lvmlock")
         lvm(env, device, "vgchange", "--lock-stop", VG)
         assert not Path(f"/dev/mapper/{VG}-lvmlock").exists()
         restarted = time.monotonic()
         lvcrypt(env, device, "vgchange", "--lock-start", VG)  # lvmlock activated again, the lockspace joined
         lease_seconds = time.monotonic() - restarted
+        ours_node = os.stat(f"/dev/mapper/{VG}-lvmlock")  # sanlock (user sanlock, group disk) opens it
+        assert (ours_node.st_mode, ours_node.st_gid) == (theirs_node.st_mode, theirs_node.st_gid)
         fields = ["lvs", "--noheadings", "-o", "lv_name,lv_lockargs", VG]
         lvcrypt(env, device, "lvcreate", "-L", "8m", "-n", "lc", VG)
         theirs = lvm(env, device, *fields).stdout.split()
