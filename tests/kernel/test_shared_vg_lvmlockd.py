@@ -1,7 +1,8 @@
 """lvcrypt in a sanlock VG under a real lvmlockd, beside lvm2, in one guest (issue 18).
 
 The recipe of ../shared/notes/kernel-guest.md: softdog, wdmd, `sanlock daemon -w 0` (no watchdog
-use, as sanlock allows for tests), lvmlockd, an lvm.conf with use_lvmlockd = 1 and host_id 1 in
+use, as sanlock allows for tests), lvmlockd (sanlock io_timeout 5 s, not 10: shorter lockspace
+joins), an lvm.conf with use_lvmlockd = 1 and host_id 1 in
 lvmlocal.conf under LVM_SYSTEM_DIR.  lvm2 creates the shared VG and starts its lockspace; lvcrypt
 creates an LV in it (sanlock hands out its lease), writes it (`write` takes the LV lock ex for the
 command only), activates it exclusively (lvmlockd then holds the LV's lock ex), reads it back
@@ -56,7 +57,7 @@ def lockd_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     logs = open(tmp_path / "daemons.log", "wb")
     daemons: list[subprocess.Popen[bytes]] = []
     try:
-        for argv in (["wdmd", "-D"], ["sanlock", "daemon", "-D", "-w", "0"], ["lvmlockd", "-f"]):
+        for argv in (["wdmd", "-D"], ["sanlock", "daemon", "-D", "-w", "0"], ["lvmlockd", "-f", "--sanlock-timeout", "5"]):
             daemons.append(subprocess.Popen(argv, env=env, stdout=logs, stderr=logs))
             time.sleep(1)
         for _ in range(30):
