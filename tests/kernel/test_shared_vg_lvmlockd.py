@@ -2,12 +2,13 @@
 
 The recipe of ../shared/notes/kernel-guest.md: softdog, wdmd, `sanlock daemon -w 0` (no watchdog
 use, as sanlock allows for tests), lvmlockd (sanlock io_timeout 5 s, not 10: shorter lockspace
-joins), an lvm.conf with use_lvmlockd = 1 and host_id 1 in
-lvmlocal.conf under LVM_SYSTEM_DIR.  lvm2 creates the shared VG and starts its lockspace; lvcrypt
-creates an LV in it (sanlock hands out its lease), writes it (`write` takes the LV lock ex for the
-command only), activates it exclusively (lvmlockd then holds the LV's lock ex), reads it back
-(`read` shares that lock, which stays), deactivates it (released) and removes it (lease freed);
-lvm2 reads every step.
+joins), an lvm.conf with use_lvmlockd = 1 and host_id 1 in lvmlocal.conf under LVM_SYSTEM_DIR.
+First test: lvm2 creates the shared VG, stops its lockspace, lvcrypt starts it again (activating
+lvmlock itself); lvcrypt creates an LV in it (sanlock hands out its lease), writes it (`write`
+takes the LV lock ex for the command only), activates it exclusively (lvmlockd then holds the LV's
+lock ex), reads it back (`read` shares that lock, which stays), deactivates it (released) and
+removes it (lease freed); lvm2 reads every step.  Second test: the other way round, lvcrypt creates
+the shared VG and lvm2 uses it.
 Commands run as processes: each is one lvmlockd client, as an lvm2 command is.
 """
 
