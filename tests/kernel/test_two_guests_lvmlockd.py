@@ -45,12 +45,14 @@ def kernel_modules() -> None:
 
 SETUP = r"""
 set -x
+echo "STAMP boot $(cut -d' ' -f1 /proc/uptime)"
 modprobe virtio_blk; modprobe dm_mod; modprobe softdog; modprobe loop
 mkdir -p /run/lvm /run/lock/lvm /run/sanlock /run/wdmd
 rm -rf /tmp/lvm && cp -r /etc/lvm /tmp/lvm
 printf 'global {\n\tuse_lvmlockd = 1\n}\n' >> /tmp/lvm/lvm.conf
 printf 'local {\n\thost_id = %(host_id)d\n}\n' > /tmp/lvm/lvmlocal.conf
 export LVM_SYSTEM_DIR=/tmp/lvm DM_DISABLE_UDEV=1 LVM_SUPPRESS_FD_WARNINGS=1
+echo "STAMP config $(cut -d' ' -f1 /proc/uptime)"
 wdmd && sanlock daemon -w 0 && lvmlockd --sanlock-timeout %(io_timeout)d || exit 60
 D=/dev/vda S=/dev/vdb LVC=".venv/bin/python -m lvcrypt"
 printf 'correct horse' > /tmp/pass
@@ -195,6 +197,9 @@ def test_two_guests_shared_vg_scenarios(tmp_path: Path) -> None:
     assert refused is not None and int(refused.group(1)) >= 1, log2[-3000:]
     assert granted is not None
     stamps1, stamps2 = _stamps(log1), _stamps(log2)
+    print(f"setup (guest uptime at the command, config done, daemons up): guest 1 {stamps1['boot']:.0f}, "
+          f"{stamps1['config']:.0f}, {stamps1['up']:.0f} s; guest 2 {stamps2['boot']:.0f}, {stamps2['config']:.0f}, "
+          f"{stamps2['up']:.0f} s")
     print(f"guest 1: up {stamps1['up']:.0f} s, VG created and lockspace started {stamps1['started']:.0f} s, "
           f"A {stamps1['a_done']:.0f} s, B {stamps1['b_done']:.0f} s, C {stamps1['c_done']:.0f} s (guest uptime); "
           f"guest 2 lockspace started {stamps2['started']:.0f} s; killed guest 1's lease expired: lvk granted "
