@@ -93,8 +93,8 @@ vgck --devices $D vgsh || exit 76
 $LVC vgck --devices $D vgsh || exit 77
 stamp c_done
 lvcreate --devices $D -Zn -L 8m -n lvk vgsh || exit 78
-stamp held_k
 sig 13
+stamp held_k
 sleep 900
 """
 
@@ -171,7 +171,7 @@ def test_two_guests_shared_vg_scenarios(tmp_path: Path) -> None:
             threads[0].start()
             time.sleep(3)
             threads[1].start()
-            held = _wait_for(first, "STAMP held_k", threads[0])
+            held = _wait_for(first, "STAMP held_k", threads[0])  # printed once guest 2 was told
             first.kill()
             granted = _wait_for(second, "STAMP granted_k", threads[1]) if held is not None else None
             for thread in threads:
