@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from lvcrypt.errors import DeviceError, LvcryptError
 from lvcrypt.keycache import KeyCache
@@ -24,6 +24,7 @@ from lvcrypt.unlock import KeySources, keystore_sessions, unlock_lv
 if TYPE_CHECKING:
     from lvcrypt.activate.tables import KeyFormat, Table
     from lvcrypt.activate.userspace import Stack
+    from lvcrypt.handlers.base import DataMapping
     from lvcrypt.metadata.model import LogicalVolume, VolumeGroup
     from lvcrypt.store.transaction import VgTransaction
 
@@ -122,6 +123,29 @@ def _lv_lock(tx: "VgTransaction", lv: "LogicalVolume") -> "lvmlockd.LvTarget | N
     return lvmlockd.target(tx.vg, lv.id, lv.name, lv.lock_args)
 
 
+def activate_lock_lv(vg: "VolumeGroup", pv_path: Callable[[str], str]) -> Callable[[], None]:
+    """lvm2's _activate_sanlock_lv for vgcreate --shared: the lvmlock LV (plain, no keys) live here,
+    /dev/mapper/VG-lvmlock included, so that lvmlockd's sanlock can write the leases in it.  Returns
+    its deactivation, for a creation that fails after; a VG that was made stays active, as lvm2's."""
+    from lvcrypt.activate import kernel
+    from lvcrypt.activate.tables import build_table
+
+    def no_keystore(name: str) -> "DataMapping":
+        raise LvcryptError(f"{vg.name}/{lvmlockd.LVMLOCK_LV} has no keystore {name}")
+
+    table = build_table(vg, lvmlockd.LVMLOCK_LV, pv_path, no_keystore)
+    kernel.activate(table, {})
+    return lambda: kernel.deactivate(table.name, table.uuid)
+
+
+def deactivate_lock_lv(vg: "VolumeGroup") -> None:
+    """lvm2's _deactivate_sanlock_lv after stop_vg: the lvmlock LV taken down (nothing if it is not live)."""
+    from lvcrypt.activate import kernel
+    from lvcrypt.lv_names import dm_name, dm_uuid
+
+    kernel.deactivate(dm_name(vg.name, lvmlockd.LVMLOCK_LV), dm_uuid(vg, vg.lvs[lvmlockd.LVMLOCK_LV]))
+
+
 def change_lvs(tx: "VgTransaction", names: list[str], keys: KeyCache, request: ActivationRequest,
                sources: KeySources) -> None:
     """`change_lv` for each of a VG's LVs in turn, with the keystores they share opened once."""
@@ -192,10 +216,34 @@ def open_lv_stack(devices: str | None, vg_name: str, lv_name: str, writable: boo
         lv = find_lv(tx.vg, lv_name)
         if writable:
             refuse_change(tx.vg, lv, "data-write", sysfs_root)
-        table = build_lv_table(tx, lv_name, sessions)
-        unlock_lv(tx, lv_name, keys, sources, sessions)
-        with Stack(table, keys, writable=writable) as stack:
-            yield stack
+        with _data_lock(tx, lv, writable, sysfs_root):
+            table = build_lv_table(tx, lv_name, sessions)
+            unlock_lv(tx, lv_name, keys, sources, sessions)
+            with Stack(table, keys, writable=writable) as stack:
+                yield stack
+
+
+@contextmanager
+def _data_lock(tx: "VgTransaction", lv: "LogicalVolume", writable: bool, sysfs_root: str) -> Iterator[None]:
+    """The LV lock lvm2's activation would take, for the command only: sh to read (other hosts may
+    read or have it active sh), ex to write; refused with lvm2's message when another host holds it.
+    It is transient (lvmlockd drops it when this process goes, even killed) and asked before any
+    passphrase.  An LV active here already has this host's persistent lock, which lvmlockd lets the
+    transient one share and which must outlive the command: then nothing is released at the end
+    (lvmlockd keeps no record of a transient lock granted under a persistent one)."""
+    from lvcrypt.inuse import live_devices
+    from lvcrypt.lv_names import dm_uuid
+
+    lock = _lv_lock(tx, lv)
+    if lock is None:
+        yield
+        return
+    lvmlockd.lock_lv(lock, "ex" if writable else "sh", persistent=False)
+    try:
+        yield
+    finally:
+        if dm_uuid(tx.vg, lv) not in live_devices(sysfs_root):
+            lvmlockd.lock_lv(lock, "un", persistent=False)
 
 
 def lv_table_text(devices: str | None, vg_name: str, lv_name: str, key_format: "KeyFormat", sources: KeySources,

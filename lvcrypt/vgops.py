@@ -13,12 +13,12 @@ import os
 from typing import Callable
 
 from lvcrypt.errors import DeviceError, LvcryptError, UsageError
-from lvcrypt.lvops import add_pv, check_vg_name, new_vg, remove_pv
+from lvcrypt.lvops import add_pv, check_vg_name, create_lv, new_vg, remove_pv
 from lvcrypt.metadata.model import VolumeGroup
 from lvcrypt.pvops import (Confirm, answer_no, check_unused, create_pv, make_orphan, orphan_pv, pv_owner,
                            reinitialise_pv, set_in_use)
 from lvcrypt.store.access import Access
-from lvcrypt.store import archive
+from lvcrypt.store import archive, lvmlockd
 from lvcrypt.store.commit import Scan, scan
 from lvcrypt.store.devices import candidate_devices, remember_devices
 from lvcrypt.store.lock import GLOBAL, VgLock
@@ -66,14 +66,22 @@ def _add_members(vg: VolumeGroup, members: dict[str, PvOnDisk]) -> dict[str, PvO
     return keyed
 
 
+# Makes a sanlock VG's lvmlock LV live on this host (the VG as written, a PV key's path); returns
+# what takes it down again.  An activation service: the store layer cannot activate.
+LockLvActivation = Callable[[VolumeGroup, Callable[[str], str]], Callable[[], None]]
+
+
 def create_vg(devices: str | None, name: str, paths: list[str], extent_bytes: int, command: str = "vgcreate",
               force: int = 0, confirm: Confirm = answer_no, created: Created = _quiet,
-              tags: list[str] | None = None) -> None:
+              tags: list[str] | None = None, lock_type: str | None = None,
+              activate_lock_lv: LockLvActivation | None = None,
+              announce: Callable[[], None] = lambda: None) -> None:
     """A new VG on `paths` (labelled as PVs first where they are not); remembered as devices to scan
-    when no --devices list was given."""
+    when no --devices list was given.  `announce` runs once the VG is written (lvm2 says so before a
+    shared VG's lockspace starts); a `lock_type` (sanlock, dlm) makes it shared, as lvm2's vgcreate."""
     vg = new_vg(name, extent_bytes // 512)
     vg.tags = list(dict.fromkeys(tags or []))
-    with VgCreation(devices, name, also_scan=paths) as new:
+    with VgCreation(devices, name, also_scan=paths, lock_type=lock_type) as new:
         if name in new.scan.vg_names():
             raise LvcryptError(f"a volume group called {name} already exists")
         keyed = _add_members(vg, _new_members(paths, new.scan, command, force, confirm, created))
@@ -81,8 +89,82 @@ def create_vg(devices: str | None, name: str, paths: list[str], extent_bytes: in
         new.commit(vg, keyed)
         for pv in keyed.values():
             set_in_use(pv, True)
+        if lock_type:
+            _make_shared(new, vg, keyed, lock_type, activate_lock_lv)
+        announce()
+        if lock_type:
+            start_created(vg)
     if not devices:
         remember_devices(paths)
+
+
+def _make_shared(new: VgCreation, vg: VolumeGroup, keyed: dict[str, PvOnDisk], lock_type: str,
+                 activate_lock_lv: LockLvActivation | None) -> None:
+    """lvm2's lockd_init_vg after the VG was written local: for sanlock the lvmlock LV (written
+    visible, activated so that lvmlockd's sanlock can write the leases in it, then hidden); init_vg;
+    the VG written again with lvmlockd's lock_args, and vg_update as after any shared VG's write.
+    When lvmlockd refuses, the VG is removed again, as lvm2 does (its PVs stay PVs)."""
+    deactivate: Callable[[], None] = lambda: None
+    try:
+        if lock_type == "sanlock":
+            lock_lv = create_lv(vg, lvmlockd.LVMLOCK_LV, _lock_lv_extents(vg, [pv.path for pv in keyed.values()]))
+            lock_lv.raw["read_ahead"] = -1  # lvm2 makes it with read-ahead off ("None")
+            vg.seqno += 1
+            new.commit(vg, keyed)
+            print(f"  Logical volume \"{lvmlockd.LVMLOCK_LV}\" created.")
+            if activate_lock_lv is None:
+                raise LvcryptError("a sanlock VG needs its lvmlock LV active here")
+            deactivate = activate_lock_lv(vg, lambda key: keyed[key].path)
+            lock_lv.status.remove("VISIBLE")
+        vg.lock_args = lvmlockd.init_vg(vg.name, lock_type)
+    except BaseException:
+        deactivate()
+        for pv in keyed.values():
+            make_orphan(pv)
+        archive.remove_backup(vg.name)
+        raise
+    vg.lock_type = lock_type
+    vg.seqno += 1
+    new.commit(vg, keyed)
+    lvmlockd.vg_update(vg.name, vg.seqno)
+
+
+def _lock_lv_extents(vg: VolumeGroup, paths: list[str]) -> int:
+    """lvm2's size for the lvmlock LV: 256 MiB of leases on 512-byte sectors, 1 GiB when a PV has
+    4096-byte sectors (sanlock's leases grow with the sector size)."""
+    mib = 1024 if any(_sector_size(path) == 4096 for path in paths) else 256
+    return mib * 1024 * 1024 // vg.extent_bytes
+
+
+def _sector_size(path: str) -> int:
+    """The larger of a block device's logical and physical sector sizes (lvm2's
+    dev_get_direct_block_sizes); 512 for an image file."""
+    import fcntl
+    import stat
+    import struct
+
+    blksszget, blkpbszget = 0x1268, 0x127B
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return 512
+    try:
+        if not stat.S_ISBLK(os.fstat(fd).st_mode):
+            return 512
+        sizes = [struct.unpack("I", fcntl.ioctl(fd, request, b"\0" * 4))[0] for request in (blksszget, blkpbszget)]
+        return max(sizes)
+    except OSError:
+        return 512
+    finally:
+        os.close(fd)
+
+
+def start_created(vg: VolumeGroup) -> None:
+    """After vgcreate --shared, as lvm2: the new VG's lockspace started (start_init), the global lock
+    given back, then the wait for the lockspace to be ready."""
+    from lvcrypt.store.lockspaces import start_new
+
+    start_new(vg)
 
 
 def extend_vg(devices: str | None, name: str, paths: list[str], command: str = "vgextend", force: int = 0,

@@ -596,18 +596,31 @@ def _ioctl_error(command: int, name: str, error: OSError) -> DeviceError:
 
 
 def create_node(name: str, major: int, minor: int, directory: str = "/dev/mapper") -> str:
-    """/dev/mapper/NAME as udev would make it; what lvcrypt does where no udev runs."""
+    """/dev/mapper/NAME as udev would make it (root:disk 0660, as udev's block devices and Debian's
+    libdevmapper nodes are); what lvcrypt does where no udev runs.  Daemons that run in the disk
+    group need that: sanlock opens a shared VG's lvmlock LV through its node."""
     path = os.path.join(directory, name)
     device = os.makedev(major, minor)
     try:
         existing = os.stat(path)
     except FileNotFoundError:
-        os.mknod(path, 0o600 | stat.S_IFBLK, device)
+        _make_node(path, device)
         return path
     if not stat.S_ISBLK(existing.st_mode) or existing.st_rdev != device:
         os.unlink(path)
-        os.mknod(path, 0o600 | stat.S_IFBLK, device)
+        _make_node(path, device)
     return path
+
+
+def _make_node(path: str, device: int) -> None:
+    import grp
+
+    os.mknod(path, 0o600 | stat.S_IFBLK, device)
+    try:
+        os.chown(path, 0, grp.getgrnam("disk").gr_gid)
+    except KeyError:
+        return  # no disk group: root only
+    os.chmod(path, 0o660)
 
 
 def remove_node(name: str, directory: str = "/dev/mapper") -> None:

@@ -68,9 +68,10 @@ def cmd_vgchange(args: argparse.Namespace) -> int:
     from lvcrypt.store.transaction import VgTransaction, warn
 
     if args.lock_start or args.lock_stop:
-        from lvcrypt.store.lockspaces import change_lockspaces
+        from lvcrypt.activation import activate_lock_lv, deactivate_lock_lv
+        from lvcrypt.store.lockspaces import LockLvSwitch, change_lockspaces
 
-        change_lockspaces(args.devices, args.vgs, start=args.lock_start)
+        change_lockspaces(args.devices, args.vgs, args.lock_start, LockLvSwitch(activate_lock_lv, deactivate_lock_lv))
         return 0
     if not args.vgs:
         raise UsageError("vgchange: name a VG")

@@ -13,7 +13,8 @@ import sys
 from typing import TYPE_CHECKING, ContextManager
 
 from lvcrypt.cli import common_options
-from lvcrypt.cli.options import ProgressLine, add_key_file_option, add_token_options, key_sources, split_lv
+from lvcrypt.cli.options import (ProgressLine, add_key_file_option, add_sysfs_root_option, add_token_options,
+                                 key_sources, split_lv)
 
 if TYPE_CHECKING:
     from lvcrypt.activate.userspace import Stack
@@ -24,7 +25,7 @@ def _open_lv(args: argparse.Namespace, writable: bool) -> ContextManager["Stack"
 
     vg_name, lv_name = split_lv(args.lv)
     return open_lv_stack(args.devices, vg_name, lv_name, writable, key_sources(args),
-                         getattr(args, "sysfs_root", "/sys"))
+                         args.sysfs_root)
 
 
 def _offset_and_length(args: argparse.Namespace, size: int) -> tuple[int, int]:
@@ -127,6 +128,7 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
                             help="use this keyring key as the volume key (e.g. restored by kdump) instead of a "
                                  "passphrase")
         add_token_options(parser)
+        add_sysfs_root_option(parser)
         parser.set_defaults(func=cmd_read)
     elif name == "write":
         parser = sub.add_parser(name, parents=common, help="write standard input into an LV (encrypting it)")
@@ -134,6 +136,7 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         add_key_file_option(parser)
         parser.add_argument("--volume-key-keyring", metavar="%user:DESC",
                             help="use this keyring key as the volume key instead of a passphrase")
+        add_sysfs_root_option(parser)
         parser.set_defaults(func=cmd_write)
     elif name == "mount":
         parser = sub.add_parser(name, parents=common, help="expose an LV (decrypted) as the file DIR/LV via FUSE")

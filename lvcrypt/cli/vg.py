@@ -14,13 +14,16 @@ def _created(path: str) -> None:
 
 def cmd_vgcreate(args: argparse.Namespace) -> int:
     from lvcrypt.cli.options import yes_no
-    from lvcrypt.store.lockspaces import check_new_lock_type
+    from lvcrypt.store.lockspaces import new_lock_type
     from lvcrypt.vgops import create_vg
 
-    check_new_lock_type(args.shared, args.lock_type)
+    lock_type = new_lock_type(args.shared, args.lock_type)
+    activate_lock_lv = None
+    if lock_type == "sanlock":
+        from lvcrypt.activation import activate_lock_lv
     create_vg(args.devices, args.vg, args.device, args.physicalextentsize, args.command, args.force, yes_no(args),
-              _created, args.addtag)
-    print(f"  Volume group \"{args.vg}\" successfully created")
+              _created, args.addtag, lock_type, activate_lock_lv,
+              lambda: print(f"  Volume group \"{args.vg}\" successfully created"))
     return 0
 
 

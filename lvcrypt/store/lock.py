@@ -143,9 +143,12 @@ class VgLock:
     taken again by `released_while`; it raises when the VG changed meanwhile.
     """
 
-    def __init__(self, name: str, exclusive: bool):
+    def __init__(self, name: str, exclusive: bool, creating: str | None = None):
         self.name = name
         self.exclusive = exclusive
+        # The lock type of a shared VG being created (vgcreate --shared): the global lock is asked
+        # for with it, and the new VG's own lock is not asked of lvmlockd (it has no lockspace yet).
+        self.creating = creating
         self.fd = -1
         self.directory_fd = -1
         self.revalidate: Callable[[], None] | None = None
@@ -184,9 +187,11 @@ class VgLock:
         from lvcrypt.store import lvmlockd
 
         mode = "ex" if self.exclusive else "sh"
-        if self.name == GLOBAL:
+        if self.name == GLOBAL and self.creating:
+            lvmlockd.lock_gl_create(self.creating)
+        elif self.name == GLOBAL:
             lvmlockd.lock_gl(mode)
-        else:
+        elif not self.creating:
             lvmlockd.lock_vg(self.name, mode)
 
     def _lvmlockd_unlock(self) -> None:
@@ -194,7 +199,7 @@ class VgLock:
         connection, as in lvm2 (which never sends an unlock for it)."""
         from lvcrypt.store import lvmlockd
 
-        if self.name != GLOBAL:
+        if self.name != GLOBAL and not self.creating:
             lvmlockd.lock_vg(self.name, "un")
 
     def _take(self, file_name: str, where: Path) -> int:

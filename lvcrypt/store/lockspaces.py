@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import sys
+from dataclasses import dataclass
+from typing import Callable
 
-from lvcrypt.errors import LockError, LvcryptError, UsageError
+from lvcrypt.errors import LockError, UsageError
 from lvcrypt.metadata.model import VolumeGroup
 from lvcrypt.store import lvm_config, lvmlockd
 from lvcrypt.store.commit import load_vg, scan
@@ -39,10 +41,21 @@ def _host_id() -> int:
     return value if isinstance(value, int) else 0
 
 
-def _start(vg: VolumeGroup) -> bool:
+@dataclass(frozen=True)
+class LockLvSwitch:
+    """How this host makes a sanlock VG's lvmlock LV live and takes it down (activation services,
+    which the store layer cannot import): lvm2 activates it before start_vg (sanlock reads its
+    leases through /dev/mapper/VG-lvmlock) and deactivates it after stop_vg."""
+
+    activate: Callable[[VolumeGroup, Callable[[str], str]], object]
+    deactivate: Callable[[VolumeGroup], None]
+
+
+def _start(vg: VolumeGroup, start_init: bool = False) -> bool:
     """start_vg for one VG; True when its lockspace is (being) started."""
     host_id = _host_id() if vg.lock_type == "sanlock" else 0
-    result = lvmlockd.start_vg(vg.name, vg.lock_type or "none", vg.lock_args or "none", vg.id, vg.seqno, host_id)
+    result = lvmlockd.start_vg(vg.name, vg.lock_type or "none", vg.lock_args or "none", vg.id, vg.seqno, host_id,
+                               start_init)
     if result == 0:
         _say(f"VG {vg.name} starting {vg.lock_type} lockspace")
         return True
@@ -59,7 +72,7 @@ def _stop(vg: VolumeGroup) -> None:
         raise LockError(f"VG {vg.name} stop failed: {result}")
 
 
-def change_lockspaces(devices: str | None, names: list[str], start: bool) -> None:
+def change_lockspaces(devices: str | None, names: list[str], start: bool, lock_lv: LockLvSwitch) -> None:
     """Start or stop the lockspaces of the named shared VGs (all of them when none is named)."""
     if not lvmlockd.enabled():
         print("  Using lock start and lock stop requires lvmlockd.", file=sys.stderr)
@@ -72,12 +85,19 @@ def change_lockspaces(devices: str | None, names: list[str], start: bool) -> Non
             held.enter_context(lvmlockd.without_vg_locks())
         for name in names or sorted(scan(paths).vg_names()):
             with VgLock(name, exclusive=False):
-                vg = load_vg(scan(paths), name).vg
+                loaded = load_vg(scan(paths), name)
+                vg = loaded.vg
                 if not vg.shared:
                     continue
+                sanlock = vg.lock_type == "sanlock" and lvmlockd.LVMLOCK_LV in vg.lvs
                 if not start:
                     _stop(vg)
-                elif _start(vg):
+                    if sanlock:
+                        lock_lv.deactivate(vg)
+                    continue
+                if sanlock:
+                    lock_lv.activate(vg, loaded.device_of)
+                if _start(vg):
                     started.append(vg)
     if started:
         if any(vg.lock_type == "sanlock" for vg in started):
@@ -87,17 +107,27 @@ def change_lockspaces(devices: str | None, names: list[str], start: bool) -> Non
         lvmlockd.start_wait()
 
 
-def check_new_lock_type(shared: bool, lock_type: str | None) -> None:
-    """vgcreate --shared / --lock-type: lvm2's refusal on a host without lvmlockd (a usage error, as
-    lvm2's); with lvmlockd lvcrypt does not create shared VGs yet (lvm2's vgcreate --shared does,
-    and lvcrypt then works in them)."""
-    kind = "sanlock" if shared and lock_type is None else lock_type
-    if kind in (None, "none"):
-        return
-    if kind not in ("sanlock", "dlm"):
-        raise UsageError(f"lock_type {kind} is invalid")
+def new_lock_type(shared: bool, lock_type: str | None) -> str | None:
+    """vgcreate --shared / --lock-type, as lvm2's vgcreate_params_set_from_args: the lock type of the
+    new VG (None: local); --shared alone takes the lock manager lvmlockd finds running.  Refusals
+    are usage errors, as lvm2's."""
+    if lock_type is None and shared:
+        if not lvmlockd.enabled():
+            raise UsageError("Using a shared lock type requires lvmlockd (lvm.conf use_lvmlockd.)")
+        return lvmlockd.running_lock_type()
+    if lock_type in (None, "none"):
+        return None
+    if lock_type not in ("sanlock", "dlm"):
+        raise UsageError(f"lock_type {lock_type} is invalid")
     if not lvmlockd.enabled():
-        raise UsageError("Using a shared lock type requires lvmlockd (lvm.conf use_lvmlockd.)" if lock_type is None
-                         else "Using a shared lock type requires lvmlockd.")
-    raise LvcryptError(f"creating a {kind} VG is not supported by lvcrypt yet (issue 18): "
-                       "create it with lvm2's vgcreate --shared")
+        raise UsageError("Using a shared lock type requires lvmlockd.")
+    return lock_type
+
+
+def start_new(vg: VolumeGroup) -> None:
+    """vgcreate --shared's last steps, as lvm2: start the new VG's lockspace (start_init), give the
+    global lock back, wait until the locks are ready."""
+    _start(vg, start_init=True)
+    lvmlockd.unlock_gl()
+    _say("Starting locking.  Waiting until locks are ready...")
+    lvmlockd.start_wait()

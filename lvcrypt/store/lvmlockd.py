@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from lvcrypt.errors import LockError
+from lvcrypt.errors import LockError, UsageError
 from lvcrypt.metadata.model import LogicalVolume, VolumeGroup
 from lvcrypt.store import lvm_config
 
@@ -240,6 +240,83 @@ def _retries() -> int:
     return value if isinstance(value, int) else 3
 
 
+def lock_gl_create(lock_type: str) -> None:
+    """vgcreate's global lock, lvm2's lockd_global_create: ex, with the new VG's lock type.  The first
+    sanlock VG has no global lock to take (lvmlockd answers -ENOLS with no lockspace at all): it
+    goes on and the new VG's lockspace holds the global lock from then on."""
+    fields = [*_lock_fields("ex"), ("vg_lock_type", lock_type)]
+    reply = _request("lock_gl", fields)
+    retries = 0
+    while reply is not None and reply.result == -EAGAIN and retries < _retries():
+        warn("Retrying ex global lock")
+        time.sleep(1)
+        retries += 1
+        reply = _request("lock_gl", fields)
+    if reply is None:
+        raise LockError("Global lock failed: check that lvmlockd is running.")
+    result = reply.result
+    if result == -ENOLS:
+        if "NO_GL_LS" in reply.flags and "NO_LOCKSPACES" in reply.flags and lock_type == "sanlock":
+            print("  Enabling sanlock global lock")
+            return
+        raise LockError("Global lock failed: check that VG holding global lock exists and is started."
+                        if lock_type == "sanlock" else "Global lock failed: check that global lockspace is started.")
+    if result < 0:
+        reasons = {-ESTARTING: "Global lock failed: lockspace is starting.",
+                   -EAGAIN: "Global lock failed: held by other host.",
+                   -errno.EPROTONOSUPPORT: f"VG create failed: lock manager {lock_type} is not supported by lvmlockd."}
+        raise LockError(reasons.get(result, f"Global lock failed: error {result}"))
+
+
+def unlock_gl() -> None:
+    """vgcreate gives the global lock back once the new VG's lockspace is starting (lvm2's lock_global un)."""
+    _request("lock_gl", [*_lock_fields("un"), ("vg_lock_type", "none")])
+
+
+# lvm2's LOCK_TYPE_* numbers, which running_lm answers as its op_result.
+_RUNNING_LOCK_TYPES = {2: "dlm", 3: "sanlock"}
+
+
+def running_lock_type() -> str:
+    """`vgcreate --shared` without --lock-type: the lock manager lvmlockd finds running (lvm2's
+    lockd_running_lock_type); a usage error when there is none or more than one, as lvm2's."""
+    reply = _request("running_lm", [("pid", os.getpid())])
+    result = None if reply is None else reply.result
+    if result is not None and result in _RUNNING_LOCK_TYPES:
+        return _RUNNING_LOCK_TYPES[result]
+    if result == -errno.EXFULL:
+        raise UsageError("Found multiple lock managers, select one with --lock-type.")
+    raise UsageError("Failed to detect a running lock manager to select lock type.")
+
+
+def init_vg(vg_name: str, lock_type: str) -> str:
+    """A new shared VG's lockspace made by lvmlockd (lvm2's _init_vg_sanlock / _init_vg_dlm): for
+    sanlock it writes the leases into the VG's lvmlock LV, which must be active here; returns the
+    VG's lock_args as lvmlockd answers them ("1.0.0:lvmlock", dlm: "1.0.0:<cluster>")."""
+    fields: list[Field] = [("pid", os.getpid()), ("vg_name", vg_name), ("vg_lock_type", lock_type)]
+    if lock_type == "sanlock":
+        fields += [("vg_lock_args", LVMLOCK_LV), ("opts", "none")]
+    reply = _request("init_vg", fields)
+    result = -ELOCKD if reply is None else reply.result
+    if result < 0:
+        raise LockError(f"VG {vg_name} init failed: {_init_reason(vg_name, lock_type, result)}")
+    args = reply.text("vg_lock_args") if reply is not None else None
+    if not args:
+        raise LockError(f"VG {vg_name} init failed: lock_args not returned")
+    return args
+
+
+def _init_reason(vg_name: str, lock_type: str, result: int) -> str:
+    reasons = {-ELOCKD: "lvmlockd not available", -EARGS: f"invalid parameters for {lock_type}",
+               -EMANAGER: f"lock manager {lock_type} is not running",
+               -errno.EPROTONOSUPPORT: f"lock manager {lock_type} is not supported by lvmlockd",
+               -errno.EEXIST: "a lockspace with the same name exists"}
+    if lock_type == "sanlock":
+        reasons[-EDEVOPEN] = f"sanlock cannot open device /dev/mapper/{vg_name}-{LVMLOCK_LV}"
+        reasons[-errno.EMSGSIZE] = "no disk space for leases"
+    return reasons.get(result, str(result))
+
+
 def lock_gl(mode: str) -> int | None:
     """The global lock (vgcreate, vgremove, listing every VG), lvm2's lockd_global; None without lvmlockd.
 
@@ -418,11 +495,13 @@ def vg_update(vg_name: str, seqno: int) -> None:
     _request("vg_update", [("pid", os.getpid()), ("vg_name", vg_name), ("version", seqno)])
 
 
-def start_vg(vg_name: str, lock_type: str, lock_args: str, vg_uuid: str, seqno: int, host_id: int) -> int:
-    """vgchange --lock-start: join the VG's lockspace (sanlock may take 20 s to 3 min: start_wait)."""
+def start_vg(vg_name: str, lock_type: str, lock_args: str, vg_uuid: str, seqno: int, host_id: int,
+             start_init: bool = False) -> int:
+    """vgchange --lock-start: join the VG's lockspace (sanlock may take 20 s to 3 min: start_wait);
+    `start_init` for the VG vgcreate just made."""
     reply = _request("start_vg", [("pid", os.getpid()), ("vg_name", vg_name), ("vg_lock_type", lock_type),
                                   ("vg_lock_args", lock_args), ("vg_uuid", vg_uuid), ("version", seqno),
-                                  ("host_id", host_id), ("opts", "none")])
+                                  ("host_id", host_id), ("opts", "start_init" if start_init else "none")])
     return -ELOCKD if reply is None else reply.result
 
 

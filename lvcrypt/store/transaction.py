@@ -187,17 +187,19 @@ class VgCreation:
     Holds the global lock and the VG's lock; `scan` is what the devices (and `also_scan`) hold.
     """
 
-    def __init__(self, devices: str | None, name: str, also_scan: list[str] | None = None):
+    def __init__(self, devices: str | None, name: str, also_scan: list[str] | None = None,
+                 lock_type: str | None = None):
         self.devices = devices
         self.name = name
+        self.lock_type = lock_type  # a shared VG's (vgcreate --shared): lvmlockd's locks as lvm2 asks them
         self.also_scan = list(also_scan or [])
         self.locks = contextlib.ExitStack()
         self.scan: Scan
 
     def __enter__(self) -> "VgCreation":
         with contextlib.ExitStack() as locks:
-            locks.enter_context(VgLock(GLOBAL, exclusive=True))
-            locks.enter_context(VgLock(self.name, exclusive=True))
+            locks.enter_context(VgLock(GLOBAL, exclusive=True, creating=self.lock_type))
+            locks.enter_context(VgLock(self.name, exclusive=True, creating=self.lock_type))
             self.scan = scan(list(dict.fromkeys(candidate_devices(self.devices) + self.also_scan)))
             self.locks = locks.pop_all()
         return self

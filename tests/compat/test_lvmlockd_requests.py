@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -17,6 +18,7 @@ import pytest
 
 from fake_lvmlockd import FakeLvmlockd, fake_lvmlockd, granted  # noqa: F401 - the fixture
 from lvcrypt.store.lvmlockd import EMANAGER, ENOLS
+from conftest import ROOT
 from shared_vg_text import DLM, SANLOCK, lvm2_written, make_shared
 from store_helpers import Pair, digests
 
@@ -134,9 +136,10 @@ def test_lock_start_and_stop_send_lvm2s_requests(pair: Pair, fake_lvmlockd: Fake
     if option == "--lock-start":
         assert [raw.split(b"\n")[0] for raw in expected] == [b'request="lock_gl"', b'request="start_vg"',
                                                              b'request="start_wait"']
-    ours = pair.lvc("vgchange", option, "vgx")
+    status, stdout, stderr = _in_process(pair, "vgchange", option, "vgx")
+    assert status == 0, stderr
     assert fake_lvmlockd.take() == expected
-    assert ours.stdout.split("\n") == theirs.stdout.split("\n")
+    assert stdout.split("\n") == theirs.stdout.split("\n")
 
 
 def _fresh_session() -> None:
@@ -190,3 +193,155 @@ def test_lv_held_by_another_host_is_refused_with_lvm2s_message(pair: Pair, fake_
         assert str(refused.value) in messages(theirs.stderr)
     finally:
         lvmlockd.reset()
+
+
+def _lv_lock_requests(requests: list[bytes]) -> list[bytes]:
+    return [raw for raw in requests if raw.startswith(b'request="lock_lv"')]
+
+
+def _data_command(pair: Pair, *args: str, data: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "lvcrypt", args[0], "--devices", pair.device_list, *args[1:]],
+                          input=data, capture_output=True, env=pair.env, cwd=ROOT)
+
+
+def test_read_and_write_take_the_lv_lock_as_lvm2(pair: Pair, fake_lvmlockd: FakeLvmlockd, tmp_path: Path) -> None:
+    """write takes the LV lock ex, read sh, for the command only: lvm2's transient lock_lv (as its
+    lvextend of an inactive LV sends it) with the mode changed, released at the end; an LV active on
+    this host keeps its activation's lock (nothing released); held by another host: lvm2's refusal,
+    before anything is read or written."""
+    lvm_lockd(pair, "lvextend", "-l", "+1", "vgx/l1")
+    (transient,) = _lv_lock_requests(fake_lvmlockd.take())
+    assert b'\nmode ="ex"\n' in transient and b'\nopts ="none"\n' in transient
+    as_ours = transient.replace(b'cmd ="lvextend"', b'cmd ="CMD"')
+
+    def expected(command: str, *modes: str) -> list[bytes]:
+        return [as_ours.replace(b"CMD", command.encode()).replace(b'mode ="ex"', f'mode ="{mode}"'.encode())
+                for mode in modes]
+
+    data = os.urandom(8192)
+    wrote = _data_command(pair, "write", "vgx/l1", data=data)
+    assert wrote.returncode == 0, wrote.stderr
+    assert _lv_lock_requests(fake_lvmlockd.take()) == expected("write", "ex", "un")
+    read = _data_command(pair, "read", "--length", "8192", "vgx/l1")
+    assert read.returncode == 0 and read.stdout == data, read.stderr
+    assert _lv_lock_requests(fake_lvmlockd.take()) == expected("read", "sh", "un")
+
+    vg_uuid, lv_uuid = pair.lvc("lvs", "--noheadings", "-o", "vg_uuid,lv_uuid", "vgx/l1").stdout.split()
+    active = tmp_path / "sys" / "block" / "dm-0" / "dm"
+    active.mkdir(parents=True)
+    (active / "uuid").write_text("LVM-" + vg_uuid.replace("-", "") + lv_uuid.replace("-", "") + "\n")
+    fake_lvmlockd.take()
+    read = _data_command(pair, "read", "--length", "8192", "--sysfs-root", str(tmp_path / "sys"), "vgx/l1")
+    assert read.returncode == 0 and read.stdout == data, read.stderr
+    assert _lv_lock_requests(fake_lvmlockd.take()) == expected("read", "sh")
+
+    fake_lvmlockd.answer = lambda request, n: {**granted(request, n), "op_result": -11 if request["request"] == "lock_lv"
+                                               else 0}
+    before = digests(pair.devices)
+    for command in (("read", "vgx/l1"), ("write", "vgx/l1")):
+        refused = _data_command(pair, *command, data=os.urandom(4096))
+        assert refused.returncode == 5 and not refused.stdout
+        assert messages(refused.stderr.decode()) == ["LV locked by other host: vgx/l1"]
+        assert _lv_lock_requests(fake_lvmlockd.take()) == expected(command[0], "sh" if command[0] == "read" else "ex")
+    assert digests(pair.devices) == before
+
+
+def _creation_answers(init_result: int = 0) -> Callable[[dict[str, str], int], dict[str, str | int]]:
+    """lvmlockd with no lockspace yet (the first sanlock VG: lock_gl answers -ENOLS, no global lock
+    anywhere; dlm's global lockspace grants it), a sanlock lock manager running, init_vg answering `init_result` and its lock_args."""
+    def answer(request: dict[str, str], n: int) -> dict[str, str | int]:
+        reply = granted(request, n)
+        if request["request"] == "lock_gl" and request["mode"] == "ex" and request["vg_lock_type"] == "sanlock":
+            reply.update(op_result=-ENOLS, result_flags="NO_GL_LS,NO_LOCKSPACES")
+        elif request["request"] == "running_lm":
+            reply["op_result"] = 3  # lvm2's LOCK_TYPE_SANLOCK
+        elif request["request"] == "init_vg":
+            reply.update(op_result=init_result, vg_lock_args="1.0.0:lvmlock")
+        return reply
+    return answer
+
+
+def _in_process(pair: Pair, *argv: str) -> tuple[int, str, str]:
+    """An lvcrypt command in this process (exit status, stdout, stderr) whose sanlock lvmlock LV
+    (de)activation is a no-op: device-mapper is not on this host (lvm2's --driverloaded n skips it
+    too); the kernel tier activates it for real."""
+    import contextlib
+    import io
+
+    from lvcrypt.cli import main
+    from lvcrypt.store import lvmlockd
+
+    out, err = io.StringIO(), io.StringIO()
+    lvmlockd.reset()
+    try:
+        with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            patch.setattr(sys, "argv", ["lvcrypt", argv[0]])
+            patch.setattr("lvcrypt.activation.activate_lock_lv", lambda vg, path: (lambda: None))
+            patch.setattr("lvcrypt.activation.deactivate_lock_lv", lambda vg: None)
+            for key, value in pair.env.items():
+                if key.startswith("LVCRYPT_"):
+                    patch.setenv(key, value)
+            status = main([argv[0], "--devices", pair.device_list, *argv[1:]])
+    finally:
+        lvmlockd.reset()
+    return status, out.getvalue(), err.getvalue()
+
+
+def _create_in_process(pair: Pair, name: str, *options: str) -> tuple[int, str, str]:
+    return _in_process(pair, "vgcreate", *options, name, *pair.devices)
+
+
+def _rows(pair: Pair, tool: str, command: str, fields: str) -> list[dict[str, str]]:
+    """A report of the shared VG with the PV's path (the two pairs' differ) as PV."""
+    return [{key: value.replace(pair.devices[0], "PV") for key, value in row.items()}
+            for row in pair.report(tool, command, fields, "--shared")]
+
+
+def _comparable_creation(requests: list[bytes]) -> list[bytes]:
+    return [re.sub(rb'vg_uuid ="[^"]*"', b'vg_uuid ="UUID"', raw) for raw in _comparable(requests)]
+
+
+@pytest.mark.parametrize("options", [("--shared",), ("--shared", "--lock-type", "sanlock"), ("--lock-type", "dlm")],
+                         ids=" ".join)
+def test_vgcreate_shared_sends_lvm2s_requests_and_writes_lvm2s_vg(loop_devices: Callable[..., list[str]],
+                                                                   tmp_path: Path, fake_lvmlockd: FakeLvmlockd,
+                                                                   options: tuple[str, ...]) -> None:
+    """vgcreate --shared: lock_gl ex with the lock type (the first sanlock VG enables its global lock),
+    the lvmlock LV for sanlock, init_vg, the VG written with lvmlockd's lock_args, start_vg with
+    start_init, the global lock given back, start_wait: lvm2's requests, output and VG."""
+    fake_lvmlockd.answer = _creation_answers()
+    theirs_pair, ours_pair = Pair(loop_devices(1, 320), tmp_path / "a"), Pair(loop_devices(1, 320), tmp_path / "b")
+    theirs = lvm_lockd(theirs_pair, "vgcreate", *options, "vgt", *theirs_pair.devices)
+    assert theirs.returncode == 0, theirs.stderr
+    expected = _comparable_creation(fake_lvmlockd.take())
+    status, stdout, stderr = _create_in_process(ours_pair, "vgt", *options)
+    assert status == 0 and not messages(stderr), stderr
+    assert _comparable_creation(fake_lvmlockd.take()) == expected
+    assert stdout.replace(ours_pair.devices[0], "PV").split("\n") == \
+        theirs.stdout.replace(theirs_pair.devices[0], "PV").split("\n")
+    vg_fields, lv_fields = "vg_attr,vg_lock_type,vg_lock_args,vg_free_count,lv_count", "lv_name,lv_attr,seg_pe_ranges"
+    for fields, command in ((vg_fields, "vgs"), (lv_fields, "lvs")):
+        mine = _rows(ours_pair, "lvm2", command, fields)
+        assert mine == _rows(theirs_pair, "lvm2", command, fields), command
+        assert mine == _rows(ours_pair, "lvcrypt", command, fields), command
+    checked = lvm_lockd(ours_pair, "vgck", "vgt")
+    assert checked.returncode == 0 and not messages(checked.stderr), checked.stderr
+
+
+def test_vgcreate_shared_refused_by_lvmlockd_leaves_no_vg(loop_devices: Callable[..., list[str]], tmp_path: Path,
+                                                         fake_lvmlockd: FakeLvmlockd) -> None:
+    """init_vg refused (sanlock not running): lvm2's message, exit 5, and the VG removed again as lvm2
+    removes it (the devices stay PVs, in no VG); lvm2 sent the same requests."""
+    fake_lvmlockd.answer = _creation_answers(-EMANAGER)
+    theirs_pair, ours_pair = Pair(loop_devices(1, 320), tmp_path / "a"), Pair(loop_devices(1, 320), tmp_path / "b")
+    theirs = lvm_lockd(theirs_pair, "vgcreate", "--shared", "vgt", *theirs_pair.devices)
+    expected = _comparable_creation(fake_lvmlockd.take())
+    status, _, stderr = _create_in_process(ours_pair, "vgt", "--shared")
+    assert (status, theirs.returncode) == (5, 5)
+    refusal = "VG vgt init failed: lock manager sanlock is not running"
+    assert messages(stderr) == [refusal]
+    assert [line for line in messages(theirs.stderr) if "init" in line] == [
+        refusal, "Failed to initialize lock args for lock type sanlock"]
+    assert _comparable_creation(fake_lvmlockd.take()) == expected
+    for pair in (theirs_pair, ours_pair):
+        assert pair.report("lvm2", "pvs", "pv_name,vg_name") == [{"pv_name": pair.devices[0], "vg_name": ""}]

@@ -281,6 +281,8 @@ class Guest:
     kernel: GuestKernel = field(init=False)
     qemu: str = field(init=False)
     busybox: Path = field(init=False)
+    # QEMU while `run` runs it: `kill` pulls the plug (a host dying with its leases held).
+    process: "subprocess.Popen[bytes] | None" = field(init=False, default=None)
 
     def __enter__(self) -> "Guest":
         self._check_machine()
@@ -341,18 +343,27 @@ class Guest:
         with open(qemu_log, "wb") as log:
             process = subprocess.Popen(self.qemu_argv(initramfs, console), stdin=subprocess.DEVNULL,
                                        stdout=log, stderr=log, preexec_fn=_die_with_parent)
+        self.process = process
         try:
             problem = self._wait(process, start)
         finally:
             if process.poll() is None:
                 process.kill()
             process.wait()
+            self.process = None
         status = _read_status(self.xfer / "status")
         if problem is None and status is None:
             problem = f"the guest stopped before the command finished (QEMU exit {process.returncode})" \
                       f"\n{_tail(qemu_log)}"
         return GuestResult(started=(self.xfer / "started").exists(), status=status, problem=problem,
                            console_tail=_tail(console), seconds=time.monotonic() - start)
+
+    def kill(self) -> None:
+        """SIGKILL to QEMU, from another thread than `run`'s: the guest stops dead, as a host losing
+        power does (its sanlock leases stay on the shared disk until they expire)."""
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.kill()
 
     def _wait(self, process: subprocess.Popen[bytes], start: float) -> str | None:
         """Poll until QEMU exits; a problem text if the boot or the whole run took too long."""
