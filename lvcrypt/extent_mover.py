@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from lvcrypt.alloc import AllocationError, allocate
 from lvcrypt.conversion_record import read_conversion
 from lvcrypt.errors import LvcryptError
+from lvcrypt.inuse import kernel_active, userspace_mountpoint
+from lvcrypt.lvops import refuse_unless_changeable
 from lvcrypt.metadata.model import (
     Area,
     CryptSegment,
@@ -89,6 +91,18 @@ def check_movable(vg: VolumeGroup, lv: LogicalVolume) -> None:
         if isinstance(segment, CryptSegment) and segment.data_offset:
             raise MoveRefused(f"{vg.name}/{lv.name}: an imported LUKS volume's payload shares an extent with "
                               "its header; export it first (lvconvert --type linear)")
+
+
+def check_live(vg: VolumeGroup, lv: LogicalVolume, sysfs_root: str = "/sys") -> bool:
+    """Whether the LV is active in the kernel, so that each chunk is switched under its running device;
+    refuses, before anything is written, an LV lvcrypt may not change or one served in userspace (the
+    FUSE server maps extents itself: nothing could switch them under it)."""
+    refuse_unless_changeable(vg, lv, "convert")
+    mountpoint = userspace_mountpoint(vg, lv)
+    if mountpoint is not None:
+        raise MoveRefused(f"cannot move or convert {vg.name}/{lv.name}: it is active in userspace (lvcrypt mount "
+                          f"at {mountpoint}); unmount it, or activate it in the kernel to convert it online")
+    return kernel_active(vg, lv, sysfs_root)
 
 
 def split_at(lv: LogicalVolume, extent: int) -> None:
