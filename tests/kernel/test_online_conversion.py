@@ -1,0 +1,159 @@
+"""Online extent mover (issue 17): `lvconvert --encrypt` and `pvmove` of an LV active in the kernel, with a
+mounted ext4 on it and a writer syncing checksummed blocks the whole time; and a chunk failing while the
+LV is suspended, which must leave it running on its old tables with the metadata as it was.
+
+Oracles: e2fsck, lvm2's vgck and pvs, dmsetup (tables, state), keyctl, the raw PVs (no plaintext left),
+lvcrypt's userspace backend (reads what the metadata maps, not what the kernel shows).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lvcrypt.keystore_admin import KeystoreRequest
+from lvcrypt.lv_conversion import ConversionRequest, convert_lv
+from lvcrypt.unlock import KeySources
+from mover_helpers import Interrupted, interrupt_after
+from store_helpers import Pair
+
+from . import pattern_writer
+from .test_activation import (FAST, MIB, VG, dm_devices, lvchange, lvcrypt, mapper, pair, read_dev,  # noqa: F401
+                              read_lv, session_keys, sh, write_dev)  # (pair is a fixture)
+from .test_dm_crypt import payload
+
+pytestmark = pytest.mark.usefixtures("lvm2")
+
+LUKS1 = ["--handler", "luks1", *FAST]  # a one-extent keystore, a fast KDF
+CHUNK = ["--chunk-size", "4M"]  # one extent per chunk: the LV is switched 4 times per command
+PAUSE = re.compile(r"longest I/O pause: (\d+) ms")
+
+
+class Writer:
+    """pattern_writer.py running on the mounted LV until stopped."""
+
+    def __init__(self, directory: Path, mountpoint: Path):
+        self.progress, self.stop_file = directory / "writer.progress", directory / "writer.stop"
+        self.process = subprocess.Popen(
+            [sys.executable, pattern_writer.__file__, str(mountpoint / "ring"), str(self.progress),
+             str(self.stop_file)], stdout=subprocess.PIPE, text=True)
+
+    def synced(self) -> int:
+        try:
+            return int(self.progress.read_text() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def wait_for(self, count: int) -> None:
+        while self.synced() < count:
+            assert self.process.poll() is None, "the writer died"
+            time.sleep(0.2)
+
+    def stop(self) -> tuple[int, int]:
+        """(blocks synced, longest gap in ms)."""
+        self.stop_file.touch()
+        out, _ = self.process.communicate(timeout=120)
+        assert self.process.returncode == 0
+        count, gap = out.split()
+        return int(count), int(gap)
+
+
+def table_lines(name: str) -> list[str]:
+    return sh("dmsetup", "table", name).stdout.strip().splitlines()
+
+
+def target_types(name: str) -> list[str]:
+    return [line.split()[2] for line in table_lines(name)]
+
+
+def pause_of(output: bytes) -> int:
+    found = PAUSE.search(output.decode())
+    assert found, output
+    return int(found.group(1))
+
+
+def test_online_encrypt_and_pvmove_of_a_mounted_ext4_lose_no_write(pair: Pair) -> None:
+    key = ["--key-file", str(pair.tmp / "pass")]
+    mnt = pair.tmp / "mnt"
+    mnt.mkdir()
+    lvcrypt(pair, "lvcreate", "-L", "16M", "-n", "fs", VG, pair.devices[0])
+    lvchange(pair, "-ay", f"{VG}/fs")
+    sh("mkfs.ext4", "-q", "-F", str(mapper("fs")))
+    sh("mount", str(mapper("fs")), str(mnt))
+    writer = Writer(pair.tmp, mnt)
+    try:
+        writer.wait_for(20)
+        before = writer.synced()
+        encrypt = lvcrypt(pair, "lvconvert", "--encrypt", *LUKS1, *key, *CHUNK, f"{VG}/fs")
+        during_encrypt = writer.synced() - before
+        assert target_types(f"{VG}-fs") == ["crypt"]  # one segment again, on the device the file system uses
+        assert not any(name.startswith(f"{VG}-fs-") for name in dm_devices())
+        before = writer.synced()
+        move = lvcrypt(pair, "pvmove", *CHUNK, pair.devices[0])  # the LV and its keystore, as ciphertext
+        during_move = writer.synced() - before
+    finally:
+        count, gap = writer.stop()
+    sh("umount", str(mnt))
+    print(f"\nonline encrypt: longest I/O pause {pause_of(encrypt.stdout)} ms, {during_encrypt} blocks synced "
+          f"meanwhile; pvmove: {pause_of(move.stdout)} ms, {during_move} blocks; writer: {count} blocks, "
+          f"longest gap between two syncs {gap} ms")
+    assert during_encrypt > 0 and during_move > 0  # the file system took writes while its LV moved
+
+    sh("e2fsck", "-fn", str(mapper("fs")))  # exit 0: clean
+    sh("mount", "-o", "ro", str(mapper("fs")), str(mnt))
+    try:
+        assert (mnt / "ring").read_bytes() == pattern_writer.expected_ring(count)
+    finally:
+        sh("umount", str(mnt))
+    pair.lvm("vgck", VG)
+    used = dict(line.split() for line in pair.lvm("pvs", "--noheadings", "--units", "m", "--nosuffix", "-o",
+                                                  "pv_name,pv_used").stdout.splitlines())
+    assert float(used[pair.devices[0]]) == 0.0, used
+    for device in pair.devices:  # the writer's blocks are ciphertext now, the freed extents wiped
+        with open(device, "rb") as disk:
+            assert pattern_writer.MAGIC not in disk.read(), device
+    assert read_lv(pair, "fs") == read_dev(mapper("fs"), 16 * MIB)  # the kernel maps what the metadata says
+    lvchange(pair, "-an", f"{VG}/fs")
+    assert not any("lvcrypt:" in text for text in session_keys())
+
+
+def test_a_chunk_failing_while_suspended_leaves_the_lv_running_on_its_old_tables(
+        pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    lvcrypt(pair, "lvcreate", "-L", "16M", "-n", "fs", VG, pair.devices[0])
+    lvchange(pair, "-ay", f"{VG}/fs")
+    data = payload(16 * MIB, "online")
+    write_dev(mapper("fs"), data)
+    device, offset = table_lines(f"{VG}-fs")[0].split()[3:5]
+    for name in ("LVCRYPT_STATE_DIR", "LVCRYPT_RUN_DIR"):
+        monkeypatch.setenv(name, pair.env[name])
+    request = ConversionRequest("encrypt", new=KeystoreRequest(handler="luks1", pbkdf="pbkdf2",
+                                                               force_iterations=1000), chunk_bytes=4 * MIB)
+    sources = KeySources(key_file=str(pair.tmp / "pass"))
+    with pytest.raises(Interrupted):  # 1 MiB pieces: the 6th is in the second chunk, copied while suspended
+        convert_lv(pair.device_list, VG, "fs", request, sources, interrupt_after(6))
+
+    info = sh("dmsetup", "info", f"{VG}-fs").stdout
+    assert re.search(r"State:\s+ACTIVE", info) and re.search(r"Tables present:\s+LIVE\n", info), info
+    lines = table_lines(f"{VG}-fs")  # the first chunk is encrypted; the rest is where it always was
+    assert [line.split()[:3] for line in lines] == [["0", "8192", "crypt"], ["8192", "24576", "linear"]], lines
+    assert lines[1].split()[3:] == [device, str(int(offset) + 8192)]
+    assert read_dev(mapper("fs"), 16 * MIB) == data
+    assert read_lv(pair, "fs") == data  # userspace maps what the metadata says: the same as the kernel
+    lvchange(pair, "--refresh", f"{VG}/fs")  # reloads from the keyring: the rollback left the right key there
+    assert read_dev(mapper("fs"), 16 * MIB) == data
+    write_dev(mapper("fs"), payload(8 * MIB, "after"), 4 * MIB)  # I/O flows on the old tables
+    data = data[:4 * MIB] + payload(8 * MIB, "after") + data[12 * MIB:]
+
+    resumed = lvcrypt(pair, "lvconvert", "--encrypt", "--key-file", str(pair.tmp / "pass"), *CHUNK, f"{VG}/fs")
+    pause_of(resumed.stdout)
+    assert target_types(f"{VG}-fs") == ["crypt"]
+    assert read_dev(mapper("fs"), 16 * MIB) == data
+    pair.lvm("vgck", VG)
+    lvchange(pair, "-an", f"{VG}/fs")
+    assert not any("lvcrypt:" in text for text in session_keys())
+    assert read_lv(pair, "fs") == data
