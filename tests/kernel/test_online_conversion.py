@@ -45,7 +45,7 @@ class Writer:
 
     def synced(self) -> int:
         try:
-            return int(self.progress.read_text() or 0)
+            return int(self.progress.read_text())
         except (FileNotFoundError, ValueError):
             return 0
 
