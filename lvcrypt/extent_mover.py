@@ -100,8 +100,9 @@ def check_live(vg: VolumeGroup, lv: LogicalVolume, sysfs_root: str = "/sys") -> 
     refuse_unless_changeable(vg, lv, "convert")
     mountpoint = userspace_mountpoint(vg, lv)
     if mountpoint is not None:
-        raise MoveRefused(f"cannot move or convert {vg.name}/{lv.name}: it is active in userspace (lvcrypt mount "
-                          f"at {mountpoint}); unmount it, or activate it in the kernel to convert it online")
+        raise MoveRefused(f"cannot move or convert {vg.name}/{lv.name}: it is mounted with lvcrypt mount at "
+                          f"{mountpoint} (in userspace, where nothing can switch its extents under it); unmount "
+                          "it, or activate it in the kernel (lvchange -ay) to convert it online")
     return kernel_active(vg, lv, sysfs_root)
 
 
