@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import stat
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
 
 from lvcrypt import keyring
 from lvcrypt.activate import loop
@@ -311,8 +313,10 @@ def switch(table: Table, before: Table, volume_keys: Mapping[str, bytes | bytear
     new tables are resumed.  If `during()` fails, the inactive tables are
     dropped and the old ones resumed, with the keyring as `before` needs it:
     the dm table is only a view of the committed metadata, which `during()`
-    has not changed then.  Once `during()` returned, only the new tables are
-    resumed, whatever happens.  Keys only the old stack used leave the keyring.
+    has not changed then.  Keys only the old stack used leave the keyring.
+    Ctrl-C and termination signals wait from the suspend to the end (as lvm2
+    holds them in its critical section): a process killed there would leave
+    the file system frozen, or interrupt the commit half-way.
     """
     undo = _Undo()
     created: dict[str, DeviceInfo] = {}
@@ -332,44 +336,44 @@ def switch(table: Table, before: Table, volume_keys: Mapping[str, bytes | bytear
             elif not keys_present(table):
                 raise ActivationError(f"the key of {table.name} is not in the session keyring")
             reloaded = _load_stack(dm, table, devices, created, old, undo)
-            started = _suspend_stack(dm, reloaded, suspended)
         except BaseException as error:
             failure = _failure(f"switching {table.name} to its new extents", error, undo)
-            _resume_all(dm, suspended)
             if isinstance(error, (LvcryptError, OSError)):
                 raise failure from None
             raise
         finally:
             devices.release()
-        try:
-            during()
-        except BaseException:
-            undo.run()  # inactive tables first, so that the resume brings the old ones back
-            _resume_all(dm, suspended)
-            raise
-        _resume_surely(dm, reloaded)
-        held = time.monotonic() - started
-        for name in old:
-            if name not in created:
-                dm.remove(name)
-                remove_node(name, MAPPER_DIR)
-    drop_keys([description for description in old_keys if description not in _descriptions(table)])
+        with _signals_held():
+            started = time.monotonic()
+            try:
+                _suspend_stack(dm, reloaded, suspended)
+                during()
+            except BaseException:
+                undo.run()  # inactive tables first, so that the resume brings the old ones back
+                _resume_all(dm, suspended)
+                raise
+            for name in reloaded:
+                dm.resume(name)
+            held = time.monotonic() - started
+            for name in old:
+                if name not in created:
+                    dm.remove(name)
+                    remove_node(name, MAPPER_DIR)
+            drop_keys([description for description in old_keys if description not in _descriptions(table)])
     return held
 
 
-def _resume_surely(dm: DeviceMapper, names: list[str]) -> None:
-    """Resume the new tables lowest first even if Ctrl-C comes meanwhile: the metadata is committed, so
-    the old tables must never come back (a resume of a running device is a no-op, so one is retried)."""
-    interrupted: KeyboardInterrupt | None = None
-    for name in names:
-        while True:
-            try:
-                dm.resume(name)
-                break
-            except KeyboardInterrupt as error:
-                interrupted = error
-    if interrupted is not None:
-        raise interrupted
+HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C and termination signals stay pending until the block ends (then they act as usual)."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _descriptions(table: Table) -> set[str]:
@@ -395,14 +399,12 @@ def _load_stack(dm: DeviceMapper, table: Table, devices: _Devices, created: dict
     return [device.name for device in table.walk() if device.name in old]
 
 
-def _suspend_stack(dm: DeviceMapper, reloaded: list[str], suspended: list[str]) -> float:
+def _suspend_stack(dm: DeviceMapper, reloaded: list[str], suspended: list[str]) -> None:
     """Suspend top first (the top with lockfs: lvm2's way of freezing a mounted file system; the layers
-    under it see no I/O by then); returns when the pause began."""
-    started = time.monotonic()
+    under it see no I/O by then)."""
     for name in reversed(reloaded):
         dm.suspend(name, skip_lockfs=bool(suspended))
         suspended.append(name)
-    return started
 
 
 def _resume_all(dm: DeviceMapper, names: list[str]) -> None:

@@ -1,6 +1,7 @@
 """Online extent mover (issue 17): `lvconvert --encrypt` and `pvmove` of an LV active in the kernel, with a
 mounted ext4 on it and a writer syncing checksummed blocks the whole time; and a chunk failing while the
-LV is suspended, which must leave it running on its old tables with the metadata as it was.
+LV is suspended, which must leave it running on its old tables with the metadata as it was (and a Ctrl-C
+there, which waits until the chunk is committed and the LV resumed on its new tables).
 
 Oracles: e2fsck, lvm2's vgck and pvs, dmsetup (tables, state), keyctl, the raw PVs (no plaintext left),
 lvcrypt's userspace backend (reads what the metadata maps, not what the kernel shows).
@@ -8,7 +9,9 @@ lvcrypt's userspace backend (reads what the metadata maps, not what the kernel s
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -69,6 +72,19 @@ def table_lines(name: str) -> list[str]:
 
 def target_types(name: str) -> list[str]:
     return [line.split()[2] for line in table_lines(name)]
+
+
+def coverage(name: str) -> list[tuple[str, int]]:
+    """The device's target types in order with the sectors each covers, neighbours of one type joined."""
+    runs: list[tuple[str, int]] = []
+    for line in table_lines(name):
+        fields = line.split()
+        kind, length = fields[2], int(fields[1])
+        if runs and runs[-1][0] == kind:
+            runs[-1] = (kind, runs[-1][1] + length)
+        else:
+            runs.append((kind, length))
+    return runs
 
 
 def pause_of(output: bytes) -> int:
@@ -148,6 +164,15 @@ def test_a_chunk_failing_while_suspended_leaves_the_lv_running_on_its_old_tables
     assert read_dev(mapper("fs"), 16 * MIB) == data
     write_dev(mapper("fs"), payload(8 * MIB, "after"), 4 * MIB)  # I/O flows on the old tables
     data = data[:4 * MIB] + payload(8 * MIB, "after") + data[12 * MIB:]
+
+    def ctrl_c(done: int, total: int) -> None:
+        if done == 2 * MIB:  # while the next chunk is copied, the LV suspended
+            os.kill(os.getpid(), signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):  # held until that chunk is committed and the LV resumed
+        convert_lv(pair.device_list, VG, "fs", request, sources, ctrl_c)
+    assert re.search(r"State:\s+ACTIVE", sh("dmsetup", "info", f"{VG}-fs").stdout)
+    assert coverage(f"{VG}-fs") == [("crypt", 16384), ("linear", 16384)]
+    assert read_lv(pair, "fs") == read_dev(mapper("fs"), 16 * MIB) == data
 
     resumed = lvcrypt(pair, "lvconvert", "--encrypt", "--key-file", str(pair.tmp / "pass"), *CHUNK, f"{VG}/fs")
     pause_of(resumed.stdout)
