@@ -26,8 +26,9 @@ from mover_helpers import Interrupted, interrupt_after
 from store_helpers import Pair
 
 from . import pattern_writer
-from .test_activation import (FAST, MIB, VG, dm_devices, lvchange, lvcrypt, mapper, pair, read_dev,  # noqa: F401
-                              read_lv, session_keys, sh, write_dev)  # (pair is a fixture)
+from .test_activation import (FAST, MIB, VG, crypt_lv, dm_devices, lvchange, lvcrypt, mapper, read_dev, read_lv,
+                              session_keys, sh, write_dev)
+from .test_activation import pair  # noqa: F401 (a fixture)
 from .test_dm_crypt import payload
 
 pytestmark = pytest.mark.usefixtures("lvm2")
@@ -182,3 +183,34 @@ def test_a_chunk_failing_while_suspended_leaves_the_lv_running_on_its_old_tables
     lvchange(pair, "-an", f"{VG}/fs")
     assert not any("lvcrypt:" in text for text in session_keys())
     assert read_lv(pair, "fs") == data
+
+
+def lvcrypt_keys() -> list[str]:
+    return [text for text in session_keys() if "lvcrypt:" in text]
+
+
+def test_online_reencrypt_then_decrypt_swap_keys_in_the_keyring_as_the_tables_need_them(pair: Pair) -> None:
+    """Mid-reencryption the table holds both keys (the new one takes the LV's key description); at the end
+    only the new key is left, and after --decrypt none: each switch drops what its tables no longer use."""
+    key = ["--key-file", str(pair.tmp / "pass")]
+    crypt_lv(pair, "cr", "8M")
+    lvchange(pair, "-ay", *key, f"{VG}/cr")
+    data = payload(8 * MIB, "reencrypt")
+    write_dev(mapper("cr"), data)
+    old_key = lvcrypt_keys()
+    assert len(old_key) == 1
+
+    reencrypt = lvcrypt(pair, "lvconvert", "--reencrypt", *FAST, *key, *CHUNK, f"{VG}/cr")
+    pause_of(reencrypt.stdout)
+    assert coverage(f"{VG}-cr") == [("crypt", 16384)] and read_dev(mapper("cr"), 8 * MIB) == data
+    assert len(lvcrypt_keys()) == 1  # the old keystore's key went with the last old segment
+    lvchange(pair, "--refresh", f"{VG}/cr")  # the keyring's key is the new keystore's: the data reads back
+    assert read_dev(mapper("cr"), 8 * MIB) == data == read_lv(pair, "cr")
+
+    decrypt = lvcrypt(pair, "lvconvert", "--decrypt", *key, *CHUNK, f"{VG}/cr")
+    pause_of(decrypt.stdout)
+    assert coverage(f"{VG}-cr") == [("linear", 16384)] and read_dev(mapper("cr"), 8 * MIB) == data
+    assert lvcrypt_keys() == []
+    pair.lvm("vgck", VG)
+    lvchange(pair, "-an", f"{VG}/cr")
+    assert pair.lvm("lvs", "-a", "--noheadings", "-o", "lv_name", VG).stdout.split() == ["cr"]  # keystores gone
