@@ -264,9 +264,10 @@ class ChunkSwitch:
     def settle(self, lv_name: str) -> None:
         """Put an active LV on its committed mapping before its first chunk: a move killed between its
         commit and its resume left the device suspended on the old tables, whose extents the metadata
-        now calls free (owed wipes)."""
+        now calls free (owed wipes).  The archive is written now, not while the LV is suspended."""
         from lvcrypt.activate import kernel
 
+        self.tx.archive_now()
         table = self.table(self.tx.vg, lv_name)
         if self.volume_keys is None and not kernel.keys_present(table):
             raise kernel.ActivationError(
@@ -276,15 +277,19 @@ class ChunkSwitch:
 
     def commit(self, lv_name: str, before: "VolumeGroup", copy: Callable[[], None], live: bool) -> None:
         """`copy()` (into extents free in `before`), then the commit of `self.tx.vg`; for a `live` LV both
-        happen while it is suspended, and on failure it runs on its old tables again."""
+        happen while it is suspended (the backup file is written after the resume: nothing touches a file
+        system meanwhile, the LV may hold it), and on failure it runs on its old tables again."""
         from lvcrypt.activate import kernel
+
+        if not live:
+            copy()
+            self.tx.commit()
+            return
 
         def during() -> None:
             copy()
-            self.tx.commit()
-        if not live:
-            during()
-            return
+            self.tx.commit(backup=False)
         held = kernel.switch(self.table(self.tx.vg, lv_name), self.table(before, lv_name), self.volume_keys,
                              during)
         self.longest = max(held, self.longest or 0.0)
+        self.tx.write_backup()
