@@ -102,16 +102,20 @@ def test_online_encrypt_and_pvmove_of_a_mounted_ext4_lose_no_write(pair: Pair) -
     lvchange(pair, "-ay", f"{VG}/fs")
     sh("mkfs.ext4", "-q", "-F", str(mapper("fs")))
     sh("mount", str(mapper("fs")), str(mnt))
+    # lvcrypt's archive, backup and lock files on the file system being moved (as /etc/lvm on a root LV):
+    # a write there while the LV is suspended would never return.
+    on_lv = Pair(pair.devices, mnt)
     writer = Writer(pair.tmp, mnt)
     try:
         writer.wait_for(20)
         before = writer.synced()
-        encrypt = lvcrypt(pair, "lvconvert", "--encrypt", *LUKS1, *key, *CHUNK, f"{VG}/fs")
+        encrypt = lvcrypt(on_lv, "lvconvert", "--encrypt", *LUKS1, *key, *CHUNK, f"{VG}/fs")
         during_encrypt = writer.synced() - before
         assert target_types(f"{VG}-fs") == ["crypt"]  # one segment again, on the device the file system uses
         assert not any(name.startswith(f"{VG}-fs-") for name in dm_devices())
         before = writer.synced()
-        move = lvcrypt(pair, "pvmove", *CHUNK, pair.devices[0])  # the LV and its keystore, as ciphertext
+        move = lvcrypt(on_lv, "pvmove", *CHUNK, pair.devices[0])  # the LV and its keystore, as ciphertext
+        backups = sorted(path.name for path in mnt.glob("state/**/*") if path.is_file())
         during_move = writer.synced() - before
     finally:
         count, gap = writer.stop()
@@ -120,6 +124,7 @@ def test_online_encrypt_and_pvmove_of_a_mounted_ext4_lose_no_write(pair: Pair) -
           f"meanwhile; pvmove: {pause_of(move.stdout)} ms, {during_move} blocks; writer: {count} blocks, "
           f"longest gap between two syncs {gap} ms")
     assert during_encrypt > 0 and during_move > 0  # the file system took writes while its LV moved
+    assert backups, "no archive or backup was written"
 
     sh("e2fsck", "-fn", str(mapper("fs")))  # exit 0: clean
     sh("mount", "-o", "ro", str(mapper("fs")), str(mnt))
