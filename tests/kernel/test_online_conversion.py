@@ -219,3 +219,36 @@ def test_online_reencrypt_then_decrypt_swap_keys_in_the_keyring_as_the_tables_ne
     pair.lvm("vgck", VG)
     lvchange(pair, "-an", f"{VG}/cr")
     assert pair.lvm("lvs", "-a", "--noheadings", "-o", "lv_name", VG).stdout.split() == ["cr"]  # keystores gone
+
+
+def test_a_conversion_killed_while_the_lv_is_suspended_is_finished_by_the_same_command(pair: Pair) -> None:
+    """kill -9 during a chunk's switch leaves the LV suspended (before or after that chunk's commit); the
+    same command first puts it on the committed mapping (the old tables may map extents now free and
+    owed a wipe), then finishes."""
+    from lvcrypt.activate.dm_ioctl import DeviceMapper
+
+    name, password = f"{VG}-fs", str(pair.tmp / "pass")
+    lvcrypt(pair, "lvcreate", "-L", "16M", "-n", "fs", VG, pair.devices[0])
+    lvchange(pair, "-ay", f"{VG}/fs")
+    data = payload(16 * MIB, "killed")
+    write_dev(mapper("fs"), data)
+    process = subprocess.Popen([sys.executable, "-m", "lvcrypt", "lvconvert", "--encrypt", "--devices",
+                                pair.device_list, *LUKS1, "--key-file", password, *CHUNK, f"{VG}/fs"],
+                               env=pair.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with DeviceMapper() as dm:  # a switch after the first chunk: suspended with a crypt target live
+        while process.poll() is None:
+            info = dm.info(name)
+            if info is not None and info.suspended and "crypt" in [t.type for t in dm.table(name)]:
+                process.kill()
+                break
+        process.wait()
+        assert process.returncode == -9, f"no switch was caught: {process.stderr.read() if process.stderr else ''}"
+        assert dm.info(name).suspended  # type: ignore[union-attr]
+
+    resumed = lvcrypt(pair, "lvconvert", "--encrypt", "--key-file", password, *CHUNK, f"{VG}/fs")
+    pause_of(resumed.stdout)
+    assert "ACTIVE" in sh("dmsetup", "info", name).stdout and coverage(name) == [("crypt", 32768)]
+    assert read_dev(mapper("fs"), 16 * MIB) == data == read_lv(pair, "fs")
+    pair.lvm("vgck", VG)
+    lvchange(pair, "-an", f"{VG}/fs")
+    assert lvcrypt_keys() == []
