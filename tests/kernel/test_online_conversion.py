@@ -235,12 +235,18 @@ def test_a_conversion_killed_while_the_lv_is_suspended_is_finished_by_the_same_c
     process = subprocess.Popen([sys.executable, "-m", "lvcrypt", "lvconvert", "--encrypt", "--devices",
                                 pair.device_list, *LUKS1, "--key-file", password, *CHUNK, f"{VG}/fs"],
                                env=pair.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    with DeviceMapper() as dm:  # a switch after the first chunk: suspended with a crypt target live
-        while process.poll() is None:
+    with DeviceMapper() as dm:
+        def in_a_switch() -> bool:
+            """Suspended with a crypt target live: a chunk's switch after the first chunk's."""
             info = dm.info(name)
-            if info is not None and info.suspended and "crypt" in [t.type for t in dm.table(name)]:
-                process.kill()
-                break
+            return info is not None and info.suspended and "crypt" in [t.type for t in dm.table(name)]
+        while process.poll() is None:
+            if in_a_switch():
+                process.send_signal(signal.SIGSTOP)  # stopped, it cannot resume the LV before the kill
+                if in_a_switch():
+                    process.kill()
+                    break
+                process.send_signal(signal.SIGCONT)
         process.wait()
         assert process.returncode == -9, f"no switch was caught: {process.stderr.read() if process.stderr else ''}"
         assert dm.info(name).suspended  # type: ignore[union-attr]
