@@ -258,3 +258,22 @@ def test_a_conversion_killed_while_the_lv_is_suspended_is_finished_by_the_same_c
     pair.lvm("vgck", VG)
     lvchange(pair, "-an", f"{VG}/fs")
     assert lvcrypt_keys() == []
+
+
+def test_online_decrypt_of_a_striped_crypt_lv_takes_its_hidden_layer_away(pair: Pair) -> None:
+    """A striped crypt segment maps through a hidden striped layer (`-crypt0`); cut chunk by chunk into
+    linear plain segments, the layer is renamed as segments shift and removed at the end."""
+    key = ["--key-file", str(pair.tmp / "pass")]
+    crypt_lv(pair, "scr", "16M", "-i", "2", "-I", "64k")
+    lvchange(pair, "-ay", *key, f"{VG}/scr")
+    assert f"{VG}-scr-crypt0" in dm_devices()
+    data = payload(16 * MIB, "striped")
+    write_dev(mapper("scr"), data)
+    decrypt = lvcrypt(pair, "lvconvert", "--decrypt", *key, "--chunk-size", "8M", f"{VG}/scr")
+    pause_of(decrypt.stdout)
+    assert coverage(f"{VG}-scr")[0][0] == "linear" and len(coverage(f"{VG}-scr")) == 1
+    assert {name for name in dm_devices() if name.startswith(f"{VG}-scr")} == {f"{VG}-scr"}
+    assert read_dev(mapper("scr"), 16 * MIB) == data == read_lv(pair, "scr")
+    assert lvcrypt_keys() == []
+    pair.lvm("vgck", VG)
+    lvchange(pair, "-an", f"{VG}/scr")
