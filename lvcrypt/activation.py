@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping
 
 from lvcrypt.errors import DeviceError, LvcryptError
 from lvcrypt.keycache import KeyCache
@@ -289,3 +289,55 @@ def check_reload(tx: "VgTransaction", name: str, live: "Table", force: bool, sys
         raise LvcryptError(f"lvextend {tx.vg.name}/{name} is active and {text}; nothing changed "
                            "(--force extends anyway)")
     return f"{text}; extending anyway (--force)."
+
+
+@dataclass
+class ChunkSwitch:
+    """How the extent mover commits one chunk: copy then commit, and for an LV active in the kernel the
+    same under `kernel.switch` (new tables loaded, the LV suspended for the copy and the commit only, then
+    resumed on its new extents).  `volume_keys` are the keys new tables need (None: pvmove, whose tables
+    keep the keys already in the session keyring).  `longest` is the longest I/O pause so far, in seconds
+    (None while no chunk of an active LV was switched)."""
+
+    tx: "VgTransaction"
+    sessions: KeystoreSessions
+    volume_keys: "Mapping[str, bytes | bytearray] | None"
+    longest: float | None = None
+
+    def table(self, vg: "VolumeGroup", lv_name: str) -> "Table":
+        from lvcrypt.activate.tables import build_table
+
+        return build_table(vg, lv_name, self.tx.loaded.device_of, self.sessions.data_mapping)
+
+    def settle(self, lv_name: str) -> None:
+        """Put an active LV on its committed mapping before its first chunk: a move killed between its
+        commit and its resume left the device suspended on the old tables, whose extents the metadata
+        now calls free (owed wipes).  The archive is written now, not while the LV is suspended."""
+        from lvcrypt.activate import kernel
+
+        self.tx.archive_now()
+        table = self.table(self.tx.vg, lv_name)
+        if self.volume_keys is None and not kernel.keys_present(table):
+            raise kernel.ActivationError(
+                f"the key of active {self.tx.vg.name}/{lv_name} is not in this session's keyring; load it "
+                f"with lvcrypt lvchange --refresh {self.tx.vg.name}/{lv_name} and a key source, then retry")
+        kernel.refresh(table, self.volume_keys)
+
+    def commit(self, lv_name: str, before: "VolumeGroup", copy: Callable[[], None], live: bool) -> None:
+        """`copy()` (into extents free in `before`), then the commit of `self.tx.vg`; for a `live` LV both
+        happen while it is suspended (the backup file is written after the resume: nothing touches a file
+        system meanwhile, the LV may hold it), and on failure it runs on its old tables again."""
+        from lvcrypt.activate import kernel
+
+        if not live:
+            copy()
+            self.tx.commit()
+            return
+
+        def during() -> None:
+            copy()
+            self.tx.commit(backup=False)
+        held = kernel.switch(self.table(self.tx.vg, lv_name), self.table(before, lv_name), self.volume_keys,
+                             during)
+        self.longest = max(held, self.longest or 0.0)
+        self.tx.write_backup()

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from lvcrypt.alloc import AllocationError, allocate
 from lvcrypt.conversion_record import read_conversion
 from lvcrypt.errors import LvcryptError
+from lvcrypt.inuse import kernel_active, userspace_mountpoint
+from lvcrypt.lvops import refuse_unless_changeable
 from lvcrypt.metadata.model import (
     Area,
     CryptSegment,
@@ -90,6 +92,19 @@ def check_movable(vg: VolumeGroup, lv: LogicalVolume) -> None:
             raise MoveRefused(f"{vg.name}/{lv.name}: an imported LUKS volume's payload starts inside its first "
                               "segment (after its header's extent or, on a striped LV, its header's old rows); "
                               "export it first (lvconvert --type linear)")
+
+
+def check_live(vg: VolumeGroup, lv: LogicalVolume, sysfs_root: str = "/sys") -> bool:
+    """Whether the LV is active in the kernel, so that each chunk is switched under its running device;
+    refuses, before anything is written, an LV lvcrypt may not change or one served in userspace (the
+    FUSE server maps extents itself: nothing could switch them under it)."""
+    refuse_unless_changeable(vg, lv, "convert")
+    mountpoint = userspace_mountpoint(vg, lv)
+    if mountpoint is not None:
+        raise MoveRefused(f"cannot move or convert {vg.name}/{lv.name}: it is mounted with lvcrypt mount at "
+                          f"{mountpoint} (in userspace, where nothing can switch its extents under it); unmount "
+                          "it, or activate it in the kernel (lvchange -ay) to convert it online")
+    return kernel_active(vg, lv, sysfs_root)
 
 
 def split_at(lv: LogicalVolume, extent: int) -> None:

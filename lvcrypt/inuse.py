@@ -54,6 +54,16 @@ def _fuse_mountpoint(vg: VolumeGroup, lv: LogicalVolume, mountinfo: str) -> str 
     return None
 
 
+def kernel_active(vg: VolumeGroup, lv: LogicalVolume, sysfs_root: str = "/sys") -> bool:
+    """The kernel has the LV's top dm device (lvcrypt's or lvm2's activation): the extent mover then works online."""
+    return dm_uuid(vg, lv) in live_devices(sysfs_root)
+
+
+def userspace_mountpoint(vg: VolumeGroup, lv: LogicalVolume, mountinfo: str = MOUNTINFO) -> str | None:
+    """Where `lvcrypt mount` serves the LV, if anywhere."""
+    return _fuse_mountpoint(vg, lv, mountinfo)
+
+
 def _holders(device: Path) -> list[str]:
     try:
         return sorted(entry.name for entry in (device / "holders").iterdir())

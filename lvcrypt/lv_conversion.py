@@ -18,18 +18,18 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-from lvcrypt.activate.tables import build_table
+from lvcrypt.activation import ChunkSwitch
 from lvcrypt.chunk_copy import Pace, Progress, copy_through, wipe_extents
 from lvcrypt.conversion_record import Conversion, read_conversion, write_conversion
 from lvcrypt.cryptlv import new_keystore
 from lvcrypt.errors import LvcryptError, UsageError
-from lvcrypt.extent_mover import MoveRefused, check_movable, convert_chunk, in_form, next_chunk
+from lvcrypt.extent_mover import MoveRefused, check_live, check_movable, convert_chunk, in_form, next_chunk
 from lvcrypt.handlers import registry
 from lvcrypt.handlers.base import FormatOptions
 from lvcrypt.keycache import KeyCache
 from lvcrypt.keystore_admin import KeystoreRequest, pbkdf_request
 from lvcrypt.keystores import KeystoreSessions, attrs_of, close_area, keystore_segment, open_area
-from lvcrypt.lvops import find_lv, refuse_change
+from lvcrypt.lvops import find_lv
 from lvcrypt.unlock import KeySources, read_passphrase, unlock_keystore
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ class ConversionDone:
     created: str | None = None
     removed: list[str] = field(default_factory=list)
     resumed: bool = False
+    longest_pause: float | None = None  # seconds; None when no LV was active in the kernel
 
 
 def convert_lv(devices: str | None, vg_name: str, lv_name: str, request: ConversionRequest, sources: KeySources,
@@ -71,7 +72,7 @@ def convert_lv(devices: str | None, vg_name: str, lv_name: str, request: Convers
 
     with VgTransaction(devices, vg_name) as tx, KeyCache() as keys:
         lv = find_lv(tx.vg, lv_name)
-        refuse_change(tx.vg, lv, "convert", sysfs_root)
+        check_live(tx.vg, lv, sysfs_root)
         check_movable(tx.vg, lv)
         done = ConversionDone()
         record = read_conversion(lv)
@@ -85,7 +86,9 @@ def convert_lv(devices: str | None, vg_name: str, lv_name: str, request: Convers
         pace = Pace(request.rate, progress)
         pace.total = sum(_remaining(tx.vg.lvs[name]) for name in users) * tx.vg.extent_bytes
         for name in users:
-            _run(tx, tx.vg.lvs[name], chunk, keys, pace)
+            pause = _run(tx, tx.vg.lvs[name], chunk, keys, pace, sysfs_root)
+            if pause is not None:
+                done.longest_pause = max(pause, done.longest_pause or 0.0)
         done.lvs = users
         done.removed = _finish(tx, users)
         return done
@@ -182,7 +185,7 @@ def _reencrypt_users(tx: "VgTransaction", lv: "LogicalVolume", source: str, requ
         return [lv.name]
     if request.all_users:
         for name in others:
-            refuse_change(tx.vg, tx.vg.lvs[name], "convert", sysfs_root)
+            check_live(tx.vg, tx.vg.lvs[name], sysfs_root)
             check_movable(tx.vg, tx.vg.lvs[name])
             if read_conversion(tx.vg.lvs[name]) is not None:
                 raise MoveRefused(f"{tx.vg.name}/{name} has a conversion in progress; finish it first")
@@ -244,12 +247,19 @@ def _unlock(tx: "VgTransaction", stores: list[str], sources: KeySources, keys: K
             unlock_keystore(sessions.session(store), store, passphrase, keys)
 
 
-def _run(tx: "VgTransaction", lv: "LogicalVolume", chunk: int, keys: KeyCache, pace: Pace) -> None:
-    """Owed wipes first, then chunk after chunk, each committed; ends with the record cleared of work."""
+def _run(tx: "VgTransaction", lv: "LogicalVolume", chunk: int, keys: KeyCache, pace: Pace,
+         sysfs_root: str) -> float | None:
+    """Owed wipes first, then chunk after chunk, each committed (switched under the running device when
+    the LV is active in the kernel); ends with the record cleared of work.  Returns the longest I/O pause
+    (seconds) of an active LV, None for an inactive one."""
     record = read_conversion(lv)
     assert record is not None
     device_of = tx.loaded.device_of
+    live = check_live(tx.vg, lv, sysfs_root)
     with KeystoreSessions(tx.vg, device_of) as sessions:
+        switch = ChunkSwitch(tx, sessions, keys)
+        if live:
+            switch.settle(lv.name)
         while True:
             if record.wipes:
                 wipe_extents(tx.vg, device_of, record.wipes)
@@ -260,13 +270,13 @@ def _run(tx: "VgTransaction", lv: "LogicalVolume", chunk: int, keys: KeyCache, p
                 break
             before = copy.deepcopy(tx.vg)
             freed = convert_chunk(lv, found, record.target)
-            extent = tx.vg.extent_bytes
-            copy_through(build_table(before, lv.name, device_of, sessions.data_mapping),
-                         build_table(tx.vg, lv.name, device_of, sessions.data_mapping),
-                         keys, found.start * extent, found.count * extent, pace)
             record.wipes = freed if record.wipes_freed else []
             write_conversion(lv, record)
-            tx.commit()
+            extent = tx.vg.extent_bytes
+            switch.commit(lv.name, before, lambda: copy_through(
+                switch.table(before, lv.name), switch.table(tx.vg, lv.name), keys, found.start * extent,
+                found.count * extent, pace), live)
+    return switch.longest if live else None
 
 
 def _finish(tx: "VgTransaction", users: list[str]) -> list[str]:

@@ -13,12 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from lvcrypt.activation import ChunkSwitch
 from lvcrypt.chunk_copy import Pace, Progress, copy_raw
 from lvcrypt.conversion_record import PvMove, read_pvmove, write_pvmove
 from lvcrypt.errors import LvcryptError
-from lvcrypt.extent_mover import MoveRefused, check_movable, next_area_move
+from lvcrypt.extent_mover import MoveRefused, check_live, check_movable, next_area_move
+from lvcrypt.keystores import KeystoreSessions
 from lvcrypt.lv_conversion import DEFAULT_CHUNK_BYTES
-from lvcrypt.lvops import find_lv, refuse_change
+from lvcrypt.lvops import find_lv
 
 if TYPE_CHECKING:
     from lvcrypt.metadata.model import LogicalVolume
@@ -31,6 +33,7 @@ class PvMoveDone:
 
     moves: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (vg, source device, lvs)
     aborted: list[str] = field(default_factory=list)
+    longest_pause: float | None = None  # seconds; None when no LV moved was active in the kernel
 
 
 def _vg_names(devices: str | None) -> list[str]:
@@ -67,19 +70,20 @@ def _on_pv(lv: "LogicalVolume", key: str) -> bool:
     return any(area.pv == key for segment in lv.segments for area, count in segment.pv_areas() if count)
 
 
-def _lvs_to_move(tx: "VgTransaction", record: PvMove, sysfs_root: str) -> list[str]:
-    """LVs with extents on the source PV (the named one only), checked before anything is written."""
+def _lvs_to_move(tx: "VgTransaction", record: PvMove, sysfs_root: str) -> dict[str, bool]:
+    """LVs with extents on the source PV (the named one only), checked before anything is written, each
+    with whether it is active in the kernel (then moved online)."""
     vg = tx.vg
     if record.lv is not None:
         names = [find_lv(vg, record.lv).name] if _on_pv(find_lv(vg, record.lv), record.source) else []
     else:
         names = [name for name, lv in vg.lvs.items() if _on_pv(lv, record.source)]
+    live = {}
     for name in names:
         lv = vg.lvs[name]
-        if not lv.is_keystore:
-            refuse_change(vg, lv, "convert", sysfs_root)
+        live[name] = not lv.is_keystore and check_live(vg, lv, sysfs_root)
         check_movable(vg, lv)
-    return names
+    return live
 
 
 def pvmove(devices: str | None, source: str | None, destinations: list[str], lv_name: str | None, abort: bool,
@@ -114,33 +118,47 @@ def pvmove(devices: str | None, source: str | None, destinations: list[str], lv_
                     done.aborted.append(name)
                 continue
             assert record is not None
-            done.moves.append((name, tx.loaded.device_of(record.source), _move(tx, record, chunk_bytes,
-                                                                               Pace(rate, progress), sysfs_root)))
+            moved, pause = _move(tx, record, chunk_bytes, Pace(rate, progress), sysfs_root)
+            done.moves.append((name, tx.loaded.device_of(record.source), moved))
+            if pause is not None:
+                done.longest_pause = max(pause, done.longest_pause or 0.0)
     return done
 
 
-def _move(tx: "VgTransaction", record: PvMove, chunk_bytes: int | None, pace: Pace, sysfs_root: str) -> list[str]:
+def _move(tx: "VgTransaction", record: PvMove, chunk_bytes: int | None, pace: Pace,
+          sysfs_root: str) -> tuple[list[str], float | None]:
+    """The LVs moved and the longest I/O pause (seconds) of those active in the kernel (None: none was)."""
+    import copy
+
     vg = tx.vg
     if record.source in record.destinations:
         raise MoveRefused("the source PV cannot also be a destination")
-    names = _lvs_to_move(tx, record, sysfs_root)
+    live = _lvs_to_move(tx, record, sysfs_root)
+    names = list(live)
     if not names:
         if read_pvmove(vg) is None:
             raise MoveRefused(f"No data to move for {vg.name}.")
         write_pvmove(vg, None)  # a resumed move whose last chunk was committed: only the record is left
         tx.commit()
-        return []
+        return [], None
     targets = list(record.destinations) or [key for key in vg.pvs if key != record.source]
     chunk = max(1, (chunk_bytes or DEFAULT_CHUNK_BYTES) // vg.extent_bytes)
     pace.total = sum(count for name in names for segment in vg.lvs[name].segments
                      for area, count in segment.pv_areas() if area.pv == record.source) * vg.extent_bytes
     write_pvmove(vg, record)
     tx.commit()
-    for name in names:
-        lv = vg.lvs[name]
-        while (move := next_area_move(vg, lv, record.source, chunk, targets)) is not None:
-            copy_raw(vg, tx.loaded.device_of, move.source, move.target, move.count, pace)
-            tx.commit()
+    with KeystoreSessions(vg, tx.loaded.device_of) as sessions:
+        switch = ChunkSwitch(tx, sessions, None)
+        for name in names:
+            if live[name]:
+                switch.settle(name)
+            while True:
+                before = copy.deepcopy(vg)
+                move = next_area_move(vg, vg.lvs[name], record.source, chunk, targets)
+                if move is None:
+                    break
+                switch.commit(name, before, lambda: copy_raw(vg, tx.loaded.device_of, move.source, move.target,
+                                                              move.count, pace), live[name])
     write_pvmove(vg, None)
     tx.commit()
-    return names
+    return names, switch.longest

@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import stat
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
 
 from lvcrypt import keyring
 from lvcrypt.activate import loop
@@ -296,6 +299,112 @@ def refresh(table: Table, volume_keys: Mapping[str, bytes | bytearray] | None) -
             raise
         finally:
             devices.release()
+
+
+def switch(table: Table, before: Table, volume_keys: Mapping[str, bytes | bytearray] | None,
+           during: Callable[[], None]) -> float:
+    """Swap an active LV's stack from `before` to `table` with `during()` run while it is suspended;
+    returns how long I/O was held (seconds).
+
+    This is one chunk of an online conversion or pvmove: every new table is
+    loaded (new layers created) while I/O still flows; then the top device is
+    suspended with lockfs (a mounted file system is frozen, its dirty data
+    flushed), `during()` copies the chunk and commits the metadata, and the
+    new tables are resumed.  If `during()` fails, the inactive tables are
+    dropped and the old ones resumed, with the keyring as `before` needs it:
+    the dm table is only a view of the committed metadata, which `during()`
+    has not changed then.  Keys only the old stack used leave the keyring.
+    Ctrl-C and termination signals wait from the suspend to the end (as lvm2
+    holds them in its critical section): a process killed there would leave
+    the file system frozen, or interrupt the commit half-way.
+    """
+    undo = _Undo()
+    created: dict[str, DeviceInfo] = {}
+    devices = _Devices(created)
+    suspended: list[str] = []
+    with DeviceMapper() as dm:  # the undo steps use this session: it outlives them
+        try:
+            if not is_active(dm, table):
+                raise ActivationError(f"{table.name} is not active")
+            old = stack_names(dm, table.name, table.uuid)
+            old_keys = _live_key_descriptions(dm, old)
+            if volume_keys is not None:
+                # Last undone: a description both stacks use (the new key replaced the old one's payload)
+                # gets the old key back after the new keys are invalidated.
+                undo.push("keys of the old tables", lambda: _add_keys(before, volume_keys, _Undo()))
+                _add_keys(table, volume_keys, undo)
+            elif not keys_present(table):
+                raise ActivationError(f"the key of {table.name} is not in the session keyring")
+            reloaded = _load_stack(dm, table, devices, created, old, undo)
+        except BaseException as error:
+            failure = _failure(f"switching {table.name} to its new extents", error, undo)
+            if isinstance(error, (LvcryptError, OSError)):
+                raise failure from None
+            raise
+        finally:
+            devices.release()
+        with _signals_held():
+            started = time.monotonic()
+            try:
+                _suspend_stack(dm, reloaded, suspended)
+                during()
+            except BaseException:
+                undo.run()  # inactive tables first, so that the resume brings the old ones back
+                _resume_all(dm, suspended)
+                raise
+            for name in reloaded:
+                dm.resume(name)
+            held = time.monotonic() - started
+            for name in old:
+                if name not in created:
+                    dm.remove(name)
+                    remove_node(name, MAPPER_DIR)
+            drop_keys([description for description in old_keys if description not in _descriptions(table)])
+    return held
+
+
+HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C and termination signals stay pending until the block ends (then they act as usual)."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _descriptions(table: Table) -> set[str]:
+    return {ref.description for ref in key_refs(table)}
+
+
+def _load_stack(dm: DeviceMapper, table: Table, devices: _Devices, created: dict[str, DeviceInfo],
+                old: list[str], undo: _Undo) -> list[str]:
+    """New layers created and resumed, existing devices given their new table in the inactive slot;
+    returns the devices reloaded, lowest first (the ones to suspend)."""
+    for device in table.walk():
+        info = dm.info(device.name)
+        if info is None or device.name not in old:
+            created[device.name] = dm.create(device.name, device.uuid)
+            undo.push(f"dm device {device.name}", lambda name=device.name: dm.remove(name))
+            dm.load(device.name, _dm_targets(device, devices), secure=device.holds_keys)
+            created[device.name] = dm.resume(device.name)
+            _make_node(device.name, created[device.name], undo)
+        else:
+            created[device.name] = info
+            dm.load(device.name, _dm_targets(device, devices), secure=device.holds_keys)
+            undo.push(f"inactive table of {device.name}", lambda name=device.name: dm.clear(name))
+    return [device.name for device in table.walk() if device.name in old]
+
+
+def _suspend_stack(dm: DeviceMapper, reloaded: list[str], suspended: list[str]) -> None:
+    """Suspend top first (the top with lockfs: lvm2's way of freezing a mounted file system; the layers
+    under it see no I/O by then)."""
+    for name in reversed(reloaded):
+        dm.suspend(name, skip_lockfs=bool(suspended))
+        suspended.append(name)
 
 
 def _resume_all(dm: DeviceMapper, names: list[str]) -> None:

@@ -85,6 +85,8 @@ def _convert_in_place(args: argparse.Namespace, vg_name: str, lv_name: str, acti
     what = "aborted" if args.abort else {"encrypt": "encrypted", "decrypt": "decrypted",
                                          "reencrypt": "re-encrypted"}.get(action, "converted")
     print(f"  Logical volume {vg_name}/{', '.join(done.lvs)} {what}.")
+    if done.longest_pause is not None:
+        print(f"  longest I/O pause: {done.longest_pause * 1000:.0f} ms")
     return 0
 
 

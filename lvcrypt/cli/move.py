@@ -24,6 +24,8 @@ def cmd_pvmove(args: argparse.Namespace) -> int:
         print(f"  pvmove in {vg} aborted; extents already moved stay where they are.")
     for _, device, _lvs in done.moves:
         print(f"  {device}: Moved: 100.00%")
+    if done.longest_pause is not None:
+        print(f"  longest I/O pause: {done.longest_pause * 1000:.0f} ms")
     return 0
 
 

@@ -69,18 +69,23 @@ def write_backup_after_commit(vg: VolumeGroup) -> None:
              "This metadata update is NOT backed up.")
 
 
-def _write(vg: VolumeGroup, members: dict[str, PvOnDisk], replaced: tuple[str, bytes] | None,
-           repair: bool = False) -> bytes:
-    """Archive `replaced` (the VG's name and metadata text before this command), commit `vg` to
-    `members`, refresh the backup; returns the text written."""
+def _archive(name: str, text: bytes, seqno: int) -> None:
+    """Archive `text`, the VG's metadata before this command changed it."""
     from lvcrypt.command_mode import verbose
 
-    line = command_line()
+    verbose(f"Archiving volume group \"{name}\" metadata (seqno {seqno}).")
+    archive.archive_version(name, archive_text(text, f"Created *before* executing '{command_line()}'"))
+
+
+def _write(vg: VolumeGroup, members: dict[str, PvOnDisk], replaced: tuple[str, bytes] | None,
+           repair: bool = False, backup: bool = True) -> bytes:
+    """Archive `replaced` (the VG's name and metadata text before this command), commit `vg` to
+    `members`, refresh the backup (unless the caller does it later); returns the text written."""
     if replaced is not None:
-        verbose(f"Archiving volume group \"{replaced[0]}\" metadata (seqno {vg.seqno - 1}).")
-        archive.archive_version(replaced[0], archive_text(replaced[1], f"Created *before* executing '{line}'"))
-    text = commit(vg, members, f"Write from {line}.", repair)
-    write_backup_after_commit(vg)
+        _archive(replaced[0], replaced[1], vg.seqno - 1)
+    text = commit(vg, members, f"Write from {command_line()}.", repair)
+    if backup:
+        write_backup_after_commit(vg)
     return text
 
 
@@ -147,7 +152,7 @@ class VgTransaction:
     def members(self, extra: dict[str, PvOnDisk] | None = None) -> dict[str, PvOnDisk]:
         return {**self.loaded.pvs, **(extra or {})}
 
-    def commit(self, extra: dict[str, PvOnDisk] | None = None, repair: bool = False) -> None:
+    def commit(self, extra: dict[str, PvOnDisk] | None = None, repair: bool = False, backup: bool = True) -> None:
         """Write the changed VG (seqno + 1) to all its PVs; `extra` are PVs new to the VG.
 
         Only the first commit of a transaction archives (the version the command started from), as
@@ -155,12 +160,14 @@ class VgTransaction:
         file, not one per chunk.
 
         `repair` also rewrites metadata area headers that point outside their area (vgck --updatemetadata).
+        `backup=False` leaves the backup file to a later `write_backup()`: an online move commits while
+        an LV is suspended, and the backup directory may be on that LV's (frozen) file system.
         """
         vg_access.check(self.vg, vg_access.Access(change=True, exported=self.access.exported))
         after = lvmlockd.before_commit(self.vg, self.lv_locks) if self.lv_locks is not None else []
         self.vg.seqno += 1
         replaced = None if self.archived else (self.name, self.loaded.text)
-        text = _write(self.vg, self.members(extra), replaced, repair)
+        text = _write(self.vg, self.members(extra), replaced, repair, backup)
         self.archived = True
         self.loaded.text = text.rstrip(b"\0")
         for step in after:
@@ -169,6 +176,17 @@ class VgTransaction:
             self.lv_locks = lvmlockd.snapshot(self.vg)
         if self.vg.name != self.name:  # renamed: the backup under the old name is no longer the VG's
             archive.remove_backup(self.name)
+
+    def archive_now(self) -> None:
+        """Archive the version the command started from before its first commit (once): an online move
+        does it before it suspends an LV, whose frozen file system may hold the archive directory."""
+        if not self.archived:
+            _archive(self.name, self.loaded.text, self.vg.seqno)
+            self.archived = True
+
+    def write_backup(self) -> None:
+        """The backup file of the VG as last committed (after a `commit(backup=False)`)."""
+        write_backup_after_commit(self.vg)
 
     def remove(self, release: Callable[[PvOnDisk], None]) -> None:
         """Remove the VG: archive its last version, `release` each of its PVs (make it an orphan),

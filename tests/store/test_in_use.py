@@ -91,6 +91,11 @@ def test_lvs_served_by_lvcrypt_mount_are_not_taken_away(pair: Pair, mounts: list
                  ("write", f"{VG}/lin"), ("lvremove", f"{VG}/sec"), ("lvconvert", "--type", "linear", f"{VG}/sec"),
                  ("vgremove", "-f", VG), ("lvremove", "-f", VG)):
         assert_refused(pair, args, at)
+    # The extent mover works online only under a kernel device: nothing could switch a FUSE server's extents.
+    for lv, args in (("lin", ("lvconvert", "--encrypt", "--key-file", str(tmp_path / "vk"), f"{VG}/lin")),
+                     ("sec", ("lvconvert", "--decrypt", f"{VG}/sec")),
+                     ("lin", ("pvmove", "-n", "lin", pair.devices[0]))):
+        assert_refused(pair, args, f"cannot move or convert {VG}/{lv}: {at}")
     # A second read-write mount of the same LV would be a second writer.
     (tmp_path / "m3").mkdir()
     assert_refused(pair, ("mount", f"{VG}/lin", str(tmp_path / "m3")), at)

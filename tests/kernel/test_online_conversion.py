@@ -1,0 +1,279 @@
+"""Online extent mover (issue 17): `lvconvert --encrypt` and `pvmove` of an LV active in the kernel, with a
+mounted ext4 on it and a writer syncing checksummed blocks the whole time; and a chunk failing while the
+LV is suspended, which must leave it running on its old tables with the metadata as it was (and a Ctrl-C
+there, which waits until the chunk is committed and the LV resumed on its new tables).
+
+Oracles: e2fsck, lvm2's vgck and pvs, dmsetup (tables, state), keyctl, the raw PVs (no plaintext left),
+lvcrypt's userspace backend (reads what the metadata maps, not what the kernel shows).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lvcrypt.keystore_admin import KeystoreRequest
+from lvcrypt.lv_conversion import ConversionRequest, convert_lv
+from lvcrypt.unlock import KeySources
+from mover_helpers import Interrupted, interrupt_after
+from store_helpers import Pair
+
+from . import pattern_writer
+from .test_activation import (FAST, MIB, VG, crypt_lv, dm_devices, lvchange, lvcrypt, mapper, read_dev, read_lv,
+                              session_keys, sh, write_dev)
+from .test_activation import pair  # noqa: F401 (a fixture)
+from .test_dm_crypt import payload
+
+pytestmark = pytest.mark.usefixtures("lvm2")
+
+LUKS1 = ["--handler", "luks1", *FAST]  # a one-extent keystore, a fast KDF
+CHUNK = ["--chunk-size", "4M"]  # one extent per chunk: the LV is switched 4 times per command
+PAUSE = re.compile(r"longest I/O pause: (\d+) ms")
+
+
+class Writer:
+    """pattern_writer.py running on the mounted LV until stopped."""
+
+    def __init__(self, directory: Path, mountpoint: Path):
+        self.progress, self.stop_file = directory / "writer.progress", directory / "writer.stop"
+        self.process = subprocess.Popen(
+            [sys.executable, pattern_writer.__file__, str(mountpoint / "ring"), str(self.progress),
+             str(self.stop_file)], stdout=subprocess.PIPE, text=True)
+
+    def synced(self) -> int:
+        try:
+            return int(self.progress.read_text())
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def wait_for(self, count: int) -> None:
+        while self.synced() < count:
+            assert self.process.poll() is None, "the writer died"
+            time.sleep(0.2)
+
+    def stop(self) -> tuple[int, int]:
+        """(blocks synced, longest gap in ms)."""
+        self.stop_file.touch()
+        out, _ = self.process.communicate(timeout=120)
+        assert self.process.returncode == 0
+        count, gap = out.split()
+        return int(count), int(gap)
+
+
+def table_lines(name: str) -> list[str]:
+    return sh("dmsetup", "table", name).stdout.strip().splitlines()
+
+
+def target_types(name: str) -> list[str]:
+    return [line.split()[2] for line in table_lines(name)]
+
+
+def coverage(name: str) -> list[tuple[str, int]]:
+    """The device's target types in order with the sectors each covers, neighbours of one type joined."""
+    runs: list[tuple[str, int]] = []
+    for line in table_lines(name):
+        fields = line.split()
+        kind, length = fields[2], int(fields[1])
+        if runs and runs[-1][0] == kind:
+            runs[-1] = (kind, runs[-1][1] + length)
+        else:
+            runs.append((kind, length))
+    return runs
+
+
+def pause_of(output: bytes) -> int:
+    found = PAUSE.search(output.decode())
+    assert found, output
+    return int(found.group(1))
+
+
+def test_online_encrypt_and_pvmove_of_a_mounted_ext4_lose_no_write(pair: Pair) -> None:
+    key = ["--key-file", str(pair.tmp / "pass")]
+    mnt = pair.tmp / "mnt"
+    mnt.mkdir()
+    lvcrypt(pair, "lvcreate", "-L", "16M", "-n", "fs", VG, pair.devices[0])
+    lvchange(pair, "-ay", f"{VG}/fs")
+    sh("mkfs.ext4", "-q", "-F", str(mapper("fs")))
+    sh("mount", str(mapper("fs")), str(mnt))
+    # lvcrypt's archive, backup and lock files on the file system being moved (as /etc/lvm on a root LV):
+    # a write there while the LV is suspended would never return.
+    on_lv = Pair(pair.devices, mnt)
+    writer = Writer(pair.tmp, mnt)
+    try:
+        writer.wait_for(20)
+        before = writer.synced()
+        encrypt = lvcrypt(on_lv, "lvconvert", "--encrypt", *LUKS1, *key, *CHUNK, f"{VG}/fs")
+        during_encrypt = writer.synced() - before
+        assert target_types(f"{VG}-fs") == ["crypt"]  # one segment again, on the device the file system uses
+        assert not any(name.startswith(f"{VG}-fs-") for name in dm_devices())
+        before = writer.synced()
+        move = lvcrypt(on_lv, "pvmove", *CHUNK, pair.devices[0])  # the LV and its keystore, as ciphertext
+        backups = sorted(path.name for path in mnt.glob("state/**/*") if path.is_file())
+        during_move = writer.synced() - before
+    finally:
+        count, gap = writer.stop()
+    sh("umount", str(mnt))
+    print(f"\nonline encrypt: longest I/O pause {pause_of(encrypt.stdout)} ms, {during_encrypt} blocks synced "
+          f"meanwhile; pvmove: {pause_of(move.stdout)} ms, {during_move} blocks; writer: {count} blocks, "
+          f"longest gap between two syncs {gap} ms")
+    assert during_encrypt > 0 and during_move > 0  # the file system took writes while its LV moved
+    assert backups, "no archive or backup was written"
+
+    sh("e2fsck", "-fn", str(mapper("fs")))  # exit 0: clean
+    sh("mount", "-o", "ro", str(mapper("fs")), str(mnt))
+    try:
+        assert (mnt / "ring").read_bytes() == pattern_writer.expected_ring(count)
+    finally:
+        sh("umount", str(mnt))
+    pair.lvm("vgck", VG)
+    used = dict(line.split() for line in pair.lvm("pvs", "--noheadings", "--units", "m", "--nosuffix", "-o",
+                                                  "pv_name,pv_used").stdout.splitlines())
+    assert float(used[pair.devices[0]]) == 0.0, used
+    for device in pair.devices:  # the writer's blocks are ciphertext now, the freed extents wiped
+        with open(device, "rb") as disk:
+            assert pattern_writer.MAGIC not in disk.read(), device
+    assert read_lv(pair, "fs") == read_dev(mapper("fs"), 16 * MIB)  # the kernel maps what the metadata says
+    lvchange(pair, "-an", f"{VG}/fs")
+    assert not any("lvcrypt:" in text for text in session_keys())
+
+
+def test_a_chunk_failing_while_suspended_leaves_the_lv_running_on_its_old_tables(
+        pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    lvcrypt(pair, "lvcreate", "-L", "16M", "-n", "fs", VG, pair.devices[0])
+    lvchange(pair, "-ay", f"{VG}/fs")
+    data = payload(16 * MIB, "online")
+    write_dev(mapper("fs"), data)
+    device, offset = table_lines(f"{VG}-fs")[0].split()[3:5]
+    for name in ("LVCRYPT_STATE_DIR", "LVCRYPT_RUN_DIR"):
+        monkeypatch.setenv(name, pair.env[name])
+    request = ConversionRequest("encrypt", new=KeystoreRequest(handler="luks1", pbkdf="pbkdf2",
+                                                               force_iterations=1000), chunk_bytes=4 * MIB)
+    sources = KeySources(key_file=str(pair.tmp / "pass"))
+    with pytest.raises(Interrupted):  # 1 MiB pieces: the 6th is in the second chunk, copied while suspended
+        convert_lv(pair.device_list, VG, "fs", request, sources, interrupt_after(6))
+
+    info = sh("dmsetup", "info", f"{VG}-fs").stdout
+    assert re.search(r"State:\s+ACTIVE", info) and re.search(r"Tables present:\s+LIVE\n", info), info
+    lines = table_lines(f"{VG}-fs")  # the first chunk is encrypted; the rest is where it always was
+    assert [line.split()[:3] for line in lines] == [["0", "8192", "crypt"], ["8192", "24576", "linear"]], lines
+    assert lines[1].split()[3:] == [device, str(int(offset) + 8192)]
+    assert read_dev(mapper("fs"), 16 * MIB) == data
+    assert read_lv(pair, "fs") == data  # userspace maps what the metadata says: the same as the kernel
+    lvchange(pair, "--refresh", f"{VG}/fs")  # reloads from the keyring: the rollback left the right key there
+    assert read_dev(mapper("fs"), 16 * MIB) == data
+    write_dev(mapper("fs"), payload(8 * MIB, "after"), 4 * MIB)  # I/O flows on the old tables
+    data = data[:4 * MIB] + payload(8 * MIB, "after") + data[12 * MIB:]
+
+    def ctrl_c(done: int, total: int) -> None:
+        if done == 2 * MIB:  # while the next chunk is copied, the LV suspended
+            os.kill(os.getpid(), signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):  # held until that chunk is committed and the LV resumed
+        convert_lv(pair.device_list, VG, "fs", request, sources, ctrl_c)
+    assert re.search(r"State:\s+ACTIVE", sh("dmsetup", "info", f"{VG}-fs").stdout)
+    assert coverage(f"{VG}-fs") == [("crypt", 16384), ("linear", 16384)]
+    assert read_lv(pair, "fs") == read_dev(mapper("fs"), 16 * MIB) == data
+
+    resumed = lvcrypt(pair, "lvconvert", "--encrypt", "--key-file", str(pair.tmp / "pass"), *CHUNK, f"{VG}/fs")
+    pause_of(resumed.stdout)
+    assert target_types(f"{VG}-fs") == ["crypt"]
+    assert read_dev(mapper("fs"), 16 * MIB) == data
+    pair.lvm("vgck", VG)
+    lvchange(pair, "-an", f"{VG}/fs")
+    assert not any("lvcrypt:" in text for text in session_keys())
+    assert read_lv(pair, "fs") == data
+
+
+def lvcrypt_keys() -> list[str]:
+    return [text for text in session_keys() if "lvcrypt:" in text]
+
+
+def test_online_reencrypt_then_decrypt_swap_keys_in_the_keyring_as_the_tables_need_them(pair: Pair) -> None:
+    """Mid-reencryption the table holds both keys (the new one takes the LV's key description); at the end
+    only the new key is left, and after --decrypt none: each switch drops what its tables no longer use."""
+    key = ["--key-file", str(pair.tmp / "pass")]
+    crypt_lv(pair, "cr", "8M")
+    lvchange(pair, "-ay", *key, f"{VG}/cr")
+    data = payload(8 * MIB, "reencrypt")
+    write_dev(mapper("cr"), data)
+    old_key = lvcrypt_keys()
+    assert len(old_key) == 1
+
+    reencrypt = lvcrypt(pair, "lvconvert", "--reencrypt", *FAST, *key, *CHUNK, f"{VG}/cr")
+    pause_of(reencrypt.stdout)
+    assert coverage(f"{VG}-cr") == [("crypt", 16384)] and read_dev(mapper("cr"), 8 * MIB) == data
+    assert len(lvcrypt_keys()) == 1  # the old keystore's key went with the last old segment
+    lvchange(pair, "--refresh", f"{VG}/cr")  # the keyring's key is the new keystore's: the data reads back
+    assert read_dev(mapper("cr"), 8 * MIB) == data == read_lv(pair, "cr")
+
+    decrypt = lvcrypt(pair, "lvconvert", "--decrypt", *key, *CHUNK, f"{VG}/cr")
+    pause_of(decrypt.stdout)
+    assert coverage(f"{VG}-cr") == [("linear", 16384)] and read_dev(mapper("cr"), 8 * MIB) == data
+    assert lvcrypt_keys() == []
+    pair.lvm("vgck", VG)
+    lvchange(pair, "-an", f"{VG}/cr")
+    assert pair.lvm("lvs", "-a", "--noheadings", "-o", "lv_name", VG).stdout.split() == ["cr"]  # keystores gone
+
+
+def test_a_conversion_killed_while_the_lv_is_suspended_is_finished_by_the_same_command(pair: Pair) -> None:
+    """kill -9 during a chunk's switch leaves the LV suspended (before or after that chunk's commit); the
+    same command first puts it on the committed mapping (the old tables may map extents now free and
+    owed a wipe), then finishes."""
+    from lvcrypt.activate.dm_ioctl import DeviceMapper
+
+    name, password = f"{VG}-fs", str(pair.tmp / "pass")
+    lvcrypt(pair, "lvcreate", "-L", "16M", "-n", "fs", VG, pair.devices[0])
+    lvchange(pair, "-ay", f"{VG}/fs")
+    data = payload(16 * MIB, "killed")
+    write_dev(mapper("fs"), data)
+    process = subprocess.Popen([sys.executable, "-m", "lvcrypt", "lvconvert", "--encrypt", "--devices",
+                                pair.device_list, *LUKS1, "--key-file", password, *CHUNK, f"{VG}/fs"],
+                               env=pair.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with DeviceMapper() as dm:
+        def in_a_switch() -> bool:
+            """Suspended with a crypt target live: a chunk's switch after the first chunk's."""
+            info = dm.info(name)
+            return info is not None and info.suspended and "crypt" in [t.type for t in dm.table(name)]
+        while process.poll() is None:
+            if in_a_switch():
+                process.send_signal(signal.SIGSTOP)  # stopped, it cannot resume the LV before the kill
+                if in_a_switch():
+                    process.kill()
+                    break
+                process.send_signal(signal.SIGCONT)
+        process.wait()
+        assert process.returncode == -9, f"no switch was caught: {process.stderr.read() if process.stderr else ''}"
+        assert dm.info(name).suspended  # type: ignore[union-attr]
+
+    resumed = lvcrypt(pair, "lvconvert", "--encrypt", "--key-file", password, *CHUNK, f"{VG}/fs")
+    pause_of(resumed.stdout)
+    assert "ACTIVE" in sh("dmsetup", "info", name).stdout and coverage(name) == [("crypt", 32768)]
+    assert read_dev(mapper("fs"), 16 * MIB) == data == read_lv(pair, "fs")
+    pair.lvm("vgck", VG)
+    lvchange(pair, "-an", f"{VG}/fs")
+    assert lvcrypt_keys() == []
+
+
+def test_online_decrypt_of_a_striped_crypt_lv_takes_its_hidden_layer_away(pair: Pair) -> None:
+    """A striped crypt segment maps through a hidden striped layer (`-crypt0`); cut chunk by chunk into
+    linear plain segments, the layer is renamed as segments shift and removed at the end."""
+    key = ["--key-file", str(pair.tmp / "pass")]
+    crypt_lv(pair, "scr", "16M", "-i", "2", "-I", "64k")
+    lvchange(pair, "-ay", *key, f"{VG}/scr")
+    assert f"{VG}-scr-crypt0" in dm_devices()
+    data = payload(16 * MIB, "striped")
+    write_dev(mapper("scr"), data)
+    decrypt = lvcrypt(pair, "lvconvert", "--decrypt", *key, "--chunk-size", "8M", f"{VG}/scr")
+    pause_of(decrypt.stdout)
+    assert coverage(f"{VG}-scr")[0][0] == "linear" and len(coverage(f"{VG}-scr")) == 1
+    assert {name for name in dm_devices() if name.startswith(f"{VG}-scr")} == {f"{VG}-scr"}
+    assert read_dev(mapper("scr"), 16 * MIB) == data == read_lv(pair, "scr")
+    assert lvcrypt_keys() == []
+    pair.lvm("vgck", VG)
+    lvchange(pair, "-an", f"{VG}/scr")
