@@ -6,19 +6,25 @@
 - After --decrypt, lvm2 sees a plain LV whose extents (where lvm2 says they are) hold the original bytes.
 - After --reencrypt, no sector on the PVs decrypts under the old volume key to the original plaintext.
 - pvmove empties the PV as lvm2 reports it, and the crypt LV still reads back without re-encryption.
+- A keystore a conversion drops (--decrypt, --reencrypt, --abort of --encrypt) leaves no sector of its
+  header or keyslots anywhere on the PVs, and cryptsetup no longer finds a LUKS header where lvm2 had it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import pytest
 
 from crypt_lv_layout import decrypt, extent_bytes, keystore_image, lvm2_layout
 from cryptsetup_oracle import cryptsetup, dumped_volume_key, opens_with
+from lvcrypt.keystore_admin import KeystoreRequest
+from lvcrypt.lv_conversion import ConversionRequest, convert_lv
 from lvcrypt.metadata.model import CryptSegment, StripedSegment, VolumeGroup
-from mover_helpers import PASSPHRASE, key_path, lvm2_reads, make_vg, read_lv, tmp_file
+from lvcrypt.unlock import KeySources
+from mover_helpers import PASSPHRASE, Interrupted, interrupt_after, key_path, lvm2_reads, make_vg, read_lv, tmp_file
 from store_helpers import Pair
 
 pytestmark = pytest.mark.oracle
@@ -41,6 +47,31 @@ def _pv_sectors(pair: Pair) -> list[bytes]:
             image = f.read()
         out.extend(image[offset:offset + 512] for offset in range(0, len(image), 512))
     return out
+
+
+@dataclass(frozen=True)
+class HeaderTraces:
+    """Where lvm2 put a keystore and the non-zero sectors of its LUKS header and keyslots there."""
+
+    layout: VolumeGroup
+    sectors: frozenset[bytes]
+
+
+def _header_traces(pair: Pair, store: str = "cryptostore0") -> HeaderTraces:
+    layout = lvm2_layout(pair)
+    image = keystore_image(pair, layout, store)
+    assert cryptsetup("luksDump", str(image), check=False).returncode == 0, "the oracle cannot see the header"
+    sectors = frozenset(sector for sector in _sectors(image.read_bytes()) if sector.strip(b"\0"))
+    assert any(sector.startswith(b"LUKS\xba\xbe") for sector in sectors)
+    return HeaderTraces(layout, sectors)
+
+
+def _assert_header_gone(pair: Pair, traces: HeaderTraces, store: str = "cryptostore0") -> None:
+    """No sector of the old header or keyslots on any PV; cryptsetup finds no LUKS header in its old extents."""
+    assert not traces.sectors & set(_pv_sectors(pair)), f"the dropped keystore {store}'s header is still on a PV"
+    image = keystore_image(pair, traces.layout, store)
+    assert b"LUKS\xba\xbe" not in image.read_bytes()
+    assert cryptsetup("luksDump", str(image), check=False).returncode != 0
 
 
 def _plain_lv_bytes(pair: Pair, lv: str = "lv") -> bytes:
@@ -76,8 +107,10 @@ def test_encrypt_then_export_is_a_luks2_volume_cryptsetup_opens(pair: Pair) -> N
 
 def test_decrypt_gives_lvm2_a_plain_lv_with_the_original_bytes(pair: Pair) -> None:
     data = make_vg(pair, encrypted=True)
+    traces = _header_traces(pair)
     pair.lvc("lvconvert", "--decrypt", "--chunk-size", "3m", "--key-file", key_path(pair), "vgc/lv")
     assert lvm2_reads(pair, "after --decrypt") == {"first", "lv"}, "the keystore goes with its last user"
+    _assert_header_gone(pair, traces)
     attr = pair.lvm("lvs", "--noheadings", "-o", "lv_attr,segtype", "vgc/lv").stdout.split()
     assert attr[0].startswith("-wi") and set(attr[1:]) == {"linear"}, attr
     assert _plain_lv_bytes(pair) == data
@@ -105,6 +138,7 @@ def _crypt_places(vg: VolumeGroup, lv: str) -> Iterator[tuple[str, int, int, int
 def test_reencrypt_leaves_no_sector_under_the_old_key(pair: Pair) -> None:
     data = make_vg(pair, encrypted=True)
     before = lvm2_layout(pair)
+    traces = _header_traces(pair)
     old_key = dumped_volume_key(keystore_image(pair, before, "cryptostore0"), Path(key_path(pair)))
     places = list(_crypt_places(before, "lv"))
     assert b"".join(decrypt("aes-xts-plain64", old_key,
@@ -115,11 +149,28 @@ def test_reencrypt_leaves_no_sector_under_the_old_key(pair: Pair) -> None:
     assert "keyslots were not carried over" in done.stdout
     names = lvm2_reads(pair, "after --reencrypt")
     assert "cryptostore0" not in names and "cryptostore1" in names
+    _assert_header_gone(pair, traces)
     assert read_lv(pair, encrypted=True) == data
     wanted = _sectors(data)
     for pv, extent, offset, length, iv in places:  # wherever old ciphertext was, nothing decrypts under the old key
         block = extent_bytes(pair, before, pv, extent, 1 + (offset + length) // before.extent_bytes)
         assert not _sectors(decrypt("aes-xts-plain64", old_key, block[offset:offset + length], 512, iv)) & wanted
+
+
+def test_abort_of_encrypt_wipes_the_keystore_it_made(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = make_vg(pair, encrypted=False)
+    for key in ("LVCRYPT_STATE_DIR", "LVCRYPT_RUN_DIR"):
+        monkeypatch.setenv(key, pair.env[key])
+    request = ConversionRequest("encrypt", new=KeystoreRequest(handler="luks2", pbkdf="pbkdf2", force_iterations=1000),
+                                chunk_bytes=2 << 20)
+    with pytest.raises(Interrupted):
+        convert_lv(pair.device_list, "vgc", "lv", request, KeySources(key_file=key_path(pair)),
+                   progress=interrupt_after(3))
+    traces = _header_traces(pair)
+    pair.lvc("lvconvert", "--abort", "--key-file", key_path(pair), "vgc/lv")
+    assert lvm2_reads(pair, "after --abort") == {"first", "lv"}
+    assert read_lv(pair, encrypted=False) == data
+    _assert_header_gone(pair, traces)
 
 
 def test_pvmove_empties_the_pv_and_crypt_extents_move_as_ciphertext(pair: Pair) -> None:

@@ -2,7 +2,8 @@
 of their writes (data, wipes, metadata) in turn, and are killed with SIGKILL at random moments.
 
 After every crash lvm2 reads the VG (vgck, lvs); the same command then resumes and finishes, and the LV
-holds exactly the bytes it held before.
+holds exactly the bytes it held before; a keystore the command drops (decrypt, reencrypt) has left no
+sector of its header on the PVs.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ CASES: dict[str, tuple[bool, bool, Callable[[Pair], list[str]], Callable[[Volume
     "pvmove": (True, True, lambda p: ["pvmove", "--chunk-size", "2m", p.devices[0], p.devices[1]],
                lambda vg: _no_record(vg) and vg.used_extents("pv0") == 0),
 }
+DROPS_KEYSTORE = ("decrypt", "reencrypt")
 
 
 def _lv_bytes(pair: Pair, encrypted: bool) -> bytes:
@@ -74,10 +76,31 @@ def _lv_bytes(pair: Pair, encrypted: bool) -> bytes:
     return out.read_bytes()
 
 
-def _finished(pair: Pair, data: bytes, case: str, where: str) -> None:
+def _sectors(devices: list[str]) -> set[bytes]:
+    out = set()
+    for device in devices:
+        with open(device, "rb") as f:
+            image = f.read()
+        out.update(image[offset:offset + 512] for offset in range(0, len(image), 512))
+    return out
+
+
+def _keystore_sectors(pair: Pair) -> frozenset[bytes]:
+    """The non-zero sectors of cryptostore0's extents (its LUKS header and keyslots), before the command."""
+    loaded = load_vg(scan(pair.devices), "vgc")
+    vg = loaded.vg
+    area = vg.lvs["cryptostore0"].segments[0].pv_areas()[0][0]
+    with open(loaded.device_of(area.pv), "rb") as f:
+        f.seek((vg.pvs[area.pv].pe_start + area.extent * vg.extent_size) * 512)
+        image = f.read(vg.lvs["cryptostore0"].extent_count * vg.extent_bytes)
+    return frozenset(image[offset:offset + 512] for offset in range(0, len(image), 512)) - {bytes(512)}
+
+
+def _finished(pair: Pair, data: bytes, case: str, where: str, header: frozenset[bytes] = frozenset()) -> None:
     vg = load_vg(scan(pair.devices), "vgc").vg
     assert CASES[case][3](vg), f"{where}: not finished"
     assert _lv_bytes(pair, CASES[case][1]) == data, f"{where}: the LV's data changed"
+    assert not header & _sectors(pair.devices), f"{where}: the dropped keystore's header is still on a PV"
 
 
 def _setup(loop_devices: Callable[..., list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -96,9 +119,10 @@ def test_crash_at_every_write_then_resume(case: str, loop_devices: Callable[...,
     pair, data = _setup(loop_devices, tmp_path, monkeypatch, before)
     argv = [*command(pair)[:1], "--devices", pair.device_list, *command(pair)[1:]]
     saved = snapshot(pair.devices)
+    header = _keystore_sectors(pair) if case in DROPS_KEYSTORE else frozenset()
 
     total = run_until_write(argv, None, quiet=True)
-    _finished(pair, data, case, "uninterrupted")
+    _finished(pair, data, case, "uninterrupted", header)
     assert "lv" in lvm2_reads(pair, "uninterrupted")
     assert total > 20, f"{case} took only {total} writes"
     for stop_at in range(total):
@@ -108,7 +132,7 @@ def test_crash_at_every_write_then_resume(case: str, loop_devices: Callable[...,
         assert "lv" in lvm2_reads(pair, where)
         if not done(load_vg(scan(pair.devices), "vgc").vg):  # else the crash hit the last commit's last copies
             run_until_write(argv, None, quiet=True)
-        _finished(pair, data, case, f"{where}, then resumed")
+        _finished(pair, data, case, f"{where}, then resumed", header)
     print(f"crash points tried for {case}: {total}")
 
 
