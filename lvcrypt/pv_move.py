@@ -10,8 +10,9 @@ lvm2's non-atomic pvmove, leaves the extents already moved where they are.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from lvcrypt.chunk_copy import Pace, Progress, copy_raw
 from lvcrypt.conversion_record import PvMove, read_pvmove, write_pvmove
@@ -21,7 +22,7 @@ from lvcrypt.lv_conversion import DEFAULT_CHUNK_BYTES
 from lvcrypt.lvops import find_lv, refuse_change
 
 if TYPE_CHECKING:
-    from lvcrypt.metadata.model import LogicalVolume
+    from lvcrypt.metadata.model import LogicalVolume, VolumeGroup
     from lvcrypt.store.transaction import VgTransaction
 
 
@@ -119,6 +120,16 @@ def pvmove(devices: str | None, source: str | None, destinations: list[str], lv_
     return done
 
 
+def _check_room(vg: "VolumeGroup", names: list[str], source: str, chunk: int, targets: list[str],
+                name_of: Callable[[str], str]) -> None:
+    """The whole move planned on a copy of the model: a stripe that fits nowhere (free space, or only on
+    PVs its segment's other stripes use) is refused before anything is written."""
+    plan = copy.deepcopy(vg)
+    for name in names:
+        while next_area_move(plan, plan.lvs[name], source, chunk, targets, name_of) is not None:
+            pass
+
+
 def _move(tx: "VgTransaction", record: PvMove, chunk_bytes: int | None, pace: Pace, sysfs_root: str) -> list[str]:
     vg = tx.vg
     if record.source in record.destinations:
@@ -134,11 +145,12 @@ def _move(tx: "VgTransaction", record: PvMove, chunk_bytes: int | None, pace: Pa
     chunk = max(1, (chunk_bytes or DEFAULT_CHUNK_BYTES) // vg.extent_bytes)
     pace.total = sum(count for name in names for segment in vg.lvs[name].segments
                      for area, count in segment.pv_areas() if area.pv == record.source) * vg.extent_bytes
+    _check_room(vg, names, record.source, chunk, targets, tx.loaded.device_of)
     write_pvmove(vg, record)
     tx.commit()
     for name in names:
         lv = vg.lvs[name]
-        while (move := next_area_move(vg, lv, record.source, chunk, targets)) is not None:
+        while (move := next_area_move(vg, lv, record.source, chunk, targets, tx.loaded.device_of)) is not None:
             copy_raw(vg, tx.loaded.device_of, move.source, move.target, move.count, pace)
             tx.commit()
     write_pvmove(vg, None)

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+import os
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -24,8 +25,9 @@ from lvcrypt.keystore_admin import KeystoreRequest
 from lvcrypt.lv_conversion import ConversionRequest, convert_lv
 from lvcrypt.metadata.model import CryptSegment, StripedSegment, VolumeGroup
 from lvcrypt.unlock import KeySources
-from mover_helpers import PASSPHRASE, Interrupted, interrupt_after, key_path, lvm2_reads, make_vg, read_lv, tmp_file
-from store_helpers import Pair
+from mover_helpers import (PASSPHRASE, Interrupted, interrupt_after, key_path, lvm2_reads, make_vg, read_lv, tmp_file,
+                           write_lv)
+from store_helpers import Pair, digests
 
 pytestmark = pytest.mark.oracle
 LUKS2_FAST = ("--handler", "luks2", "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000")
@@ -182,3 +184,41 @@ def test_pvmove_empties_the_pv_and_crypt_extents_move_as_ciphertext(pair: Pair) 
     assert lvm2_reads(pair, "after pvmove") == {"first", "lv", "cryptostore0"}
     assert read_lv(pair, encrypted=True) == data
     assert "No data to move" in pair.lvc("pvmove", a, check=False).stderr
+
+
+def _lvm2_segment_devices(pair: Pair) -> list[list[str]]:
+    """lvm2's `lvs --segments -o devices`: the PV of each stripe of each segment of vgc/lv."""
+    out = pair.lvm("lvs", "--segments", "--noheadings", "-o", "devices", "vgc/lv").stdout
+    return [[item.split("(")[0] for item in line.strip().split(",")] for line in out.splitlines() if line.strip()]
+
+
+def test_pvmove_keeps_the_stripes_of_a_segment_on_distinct_pvs(loop_devices: Callable[..., list[str]],
+                                                                 tmp_path: Path, lvm2: None) -> None:
+    """lvm2's pvmove needs device-mapper (absent here), so the rule is read from lvm2's allocator: pvmove
+    allocates through _add_mirrors_that_preserve_segments (lib/metadata/mirror.c), whose
+    build_parallel_areas_from_lv (lib/metadata/lv_manip.c) keeps each new area off the PVs the other
+    areas of its segment use.  lvm2 is the oracle of the layout lvcrypt leaves (lvs devices)."""
+    pair = Pair(loop_devices(3, 16), tmp_path)
+    a, b, c = pair.devices
+    for device in pair.devices:
+        pair.lvc("pvcreate", device)
+    pair.lvc("vgcreate", "-s", "1m", "vgc", a, b, c)
+    pair.lvc("lvcreate", "-l", "6", "-i", "2", "-n", "lv", "vgc", a, b)
+    data = os.urandom(6 << 20)
+    write_lv(pair, data, encrypted=False)
+    assert _lvm2_segment_devices(pair) == [[a, b]]
+
+    pair.lvc("pvmove", "--chunk-size", "2m", a)  # b comes first and has room, but holds the other stripe
+    placed = _lvm2_segment_devices(pair)
+    assert all(len(set(stripes)) == len(stripes) == 2 for stripes in placed), placed
+    assert {device for stripes in placed for device in stripes} == {b, c}
+    assert read_lv(pair, encrypted=False) == data
+
+    before = digests(pair.devices)
+    refused = pair.lvc("pvmove", b, c, check=False)  # the only destination holds the other stripe
+    assert refused.returncode == 5 and refused.stderr.count("\n") == 1, refused.stderr
+    assert f"on a PV other than {c}" in refused.stderr and "3 free extents" in refused.stderr, refused.stderr
+    assert digests(pair.devices) == before, "a refused pvmove wrote to a PV"
+    pair.lvc("pvmove", b, a)  # a, emptied above, is free again
+    assert sorted(_lvm2_segment_devices(pair)[0]) == sorted([a, c])
+    assert read_lv(pair, encrypted=False) == data
