@@ -175,7 +175,9 @@ def test_abort_of_encrypt_wipes_the_keystore_it_made(pair: Pair, monkeypatch: py
     _assert_header_gone(pair, traces)
 
 
-def test_pvmove_empties_the_pv_and_crypt_extents_move_as_ciphertext(pair: Pair) -> None:
+def test_pvmove_empties_the_pv_and_crypt_extents_move_as_ciphertext(loop_devices: Callable[..., list[str]],
+                                                                    tmp_path: Path, lvm2: None) -> None:
+    pair = Pair(loop_devices(3, 16), tmp_path)  # the third PV takes the stripe beside the other one
     data = make_vg(pair, encrypted=True)
     a = pair.devices[0]
     pair.lvc("pvmove", "--chunk-size", "2m", a)

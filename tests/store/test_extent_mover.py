@@ -140,12 +140,15 @@ def test_progress_is_the_share_already_in_the_target_form() -> None:
 def test_pvmove_plan_moves_one_stripe_and_keeps_the_other() -> None:
     vg = _vg(pv_extents=16)
     lv = vg.lvs["lv"]
-    move = next_area_move(vg, lv, "pv0", 8, ["pv1"])
-    assert move is not None and move.source.pv == "pv0" and move.target.pv == "pv1" and move.count == 2
+    with pytest.raises(MoveRefused, match="on a PV other than pv1 .*2-stripe segment"):
+        next_area_move(vg, lv, "pv0", 8, ["pv1"])  # pv1 has room, but holds the other stripe
+    add_pv(vg, new_uuid(), "/dev/c", 17 * MIB, MIB, 17 * MIB)
+    move = next_area_move(vg, lv, "pv0", 8, ["pv1", "pv2"])
+    assert move is not None and move.source.pv == "pv0" and move.target.pv == "pv2" and move.count == 2
     first = lv.segments[0]
-    assert isinstance(first, StripedSegment) and [a.pv for a in first.stripes] == ["pv1", "pv1"]
-    while next_area_move(vg, lv, "pv0", 8, ["pv1"]) is not None:
+    assert isinstance(first, StripedSegment) and [a.pv for a in first.stripes] == ["pv2", "pv1"]
+    while next_area_move(vg, lv, "pv0", 8, ["pv1", "pv2"]) is not None:
         pass
-    assert all(area.pv == "pv1" for s in lv.segments for area, _ in s.pv_areas())
+    assert not any(area.pv == "pv0" for s in lv.segments for area, _ in s.pv_areas())
     assert lv.extent_count == 7
     validate(vg)

@@ -52,7 +52,7 @@ CASES: dict[str, tuple[bool, bool, Callable[[Pair], list[str]], Callable[[Volume
     "reencrypt": (True, True, lambda p: ["lvconvert", "--reencrypt", *FAST_KDF, "--chunk-size", "2m",
                                          "--key-file", key_path(p), "vgc/lv"],
                   lambda vg: _no_record(vg) and set(_lv_keystores(vg)) == {"cryptostore1"}),
-    "pvmove": (True, True, lambda p: ["pvmove", "--chunk-size", "2m", p.devices[0], p.devices[1]],
+    "pvmove": (True, True, lambda p: ["pvmove", "--chunk-size", "2m", *p.devices],  # the stripe goes to the third
                lambda vg: _no_record(vg) and vg.used_extents("pv0") == 0),
 }
 DROPS_KEYSTORE = ("decrypt", "reencrypt")
@@ -109,8 +109,8 @@ def _finished(pair: Pair, data: bytes, case: str, where: str, header: frozenset[
 
 
 def _setup(loop_devices: Callable[..., list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-           encrypted: bool) -> tuple[Pair, bytes]:
-    pair = Pair(loop_devices(2, 16), tmp_path)
+           encrypted: bool, case: str) -> tuple[Pair, bytes]:
+    pair = Pair(loop_devices(3 if case == "pvmove" else 2, 16), tmp_path)
     for key in ("LVCRYPT_STATE_DIR", "LVCRYPT_RUN_DIR"):
         monkeypatch.setenv(key, pair.env[key])
     return pair, make_vg(pair, encrypted)
@@ -121,7 +121,7 @@ def _setup(loop_devices: Callable[..., list[str]], tmp_path: Path, monkeypatch: 
 def test_crash_at_every_write_then_resume(case: str, loop_devices: Callable[..., list[str]], tmp_path: Path,
                                           lvm2: None, monkeypatch: pytest.MonkeyPatch) -> None:
     before, _, command, done = CASES[case]
-    pair, data = _setup(loop_devices, tmp_path, monkeypatch, before)
+    pair, data = _setup(loop_devices, tmp_path, monkeypatch, before, case)
     argv = [*command(pair)[:1], "--devices", pair.device_list, *command(pair)[1:]]
     saved = snapshot(pair.devices)
     header = _keystore_sectors(pair) if case in DROPS_KEYSTORE else frozenset()
@@ -146,7 +146,7 @@ def test_crash_at_every_write_then_resume(case: str, loop_devices: Callable[...,
 def test_kill_at_random_moments_then_resume(case: str, loop_devices: Callable[..., list[str]], tmp_path: Path,
                                             lvm2: None, monkeypatch: pytest.MonkeyPatch) -> None:
     before, _, command, done = CASES[case]
-    pair, data = _setup(loop_devices, tmp_path, monkeypatch, before)
+    pair, data = _setup(loop_devices, tmp_path, monkeypatch, before, case)
     argv = [*command(pair)[:1], "--devices", pair.device_list, "--rate", "4m", *command(pair)[1:]]
     chooser = random.Random(17)
     for attempt in range(3):
