@@ -179,6 +179,22 @@ def _new_segment(template: Segment, form: str | None, start: int, count: int, ar
     return CryptSegment(start, count, "crypt", Section(), crypto_store=form, areas=[area], sector_size=sector_size)
 
 
+def uncovered(ranges: list[tuple[Area, int]], covers: tuple[tuple[Area, int], ...] | list[tuple[Area, int]]
+              ) -> list[tuple[Area, int]]:
+    """The parts of the extent `ranges` that no range of `covers` overlaps, in order."""
+    out = []
+    for area, count in ranges:
+        pieces = [(area.extent, area.extent + count)]
+        for cover, length in covers:
+            if cover.pv != area.pv:
+                continue
+            cut = (cover.extent, cover.extent + length)
+            pieces = [part for start, end in pieces
+                      for part in ((start, min(end, cut[0])), (max(start, cut[1]), end)) if part[0] < part[1]]
+        out.extend((Area(area.pv, start), end - start) for start, end in pieces)
+    return out
+
+
 def convert_chunk(lv: LogicalVolume, chunk: Chunk, target: str | None) -> list[tuple[Area, int]]:
     """Point the chunk at its new extents in the `target` form; returns the PV ranges it freed."""
     split_at(lv, chunk.start)

@@ -25,7 +25,7 @@ from lvcrypt.chunk_copy import Pace, Progress, copy_through, wipe_extents
 from lvcrypt.conversion_record import Conversion, read_conversion, write_conversion
 from lvcrypt.cryptlv import new_keystore
 from lvcrypt.errors import LvcryptError, UsageError
-from lvcrypt.extent_mover import MoveRefused, check_movable, convert_chunk, in_form, next_chunk
+from lvcrypt.extent_mover import MoveRefused, check_movable, convert_chunk, in_form, next_chunk, uncovered
 from lvcrypt.handlers import registry
 from lvcrypt.handlers.base import FormatOptions
 from lvcrypt.keycache import KeyCache
@@ -258,17 +258,22 @@ def _unlock(tx: "VgTransaction", stores: list[str], sources: KeySources, keys: K
 
 
 def _run(tx: "VgTransaction", lv: "LogicalVolume", chunk: int, keys: KeyCache, pace: Pace) -> None:
-    """Owed wipes first, then chunk after chunk, each committed; ends with the record cleared of work."""
+    """Chunk after chunk, each committed; ends with the record cleared of work.
+
+    The extents a commit owes a wipe are usually where the next chunk goes (they were just freed):
+    its data overwrites them whole, so only the owed extents it does not cover are zeroed (all of
+    them after the last chunk).  Until the next commit the record on disk still owes them all, so a
+    crash or Ctrl-C in between is finished by a resume, which wipes them before anything else.
+    """
     record = read_conversion(lv)
     assert record is not None
     device_of = tx.loaded.device_of
     with KeystoreSessions(tx.vg, device_of) as sessions:
         while True:
-            if record.wipes:
-                wipe_extents(tx.vg, device_of, record.wipes)
-                record.wipes = []
-                write_conversion(lv, record)  # in memory: the wiped extents may take the next chunk
+            owed, record.wipes = record.wipes, []
+            write_conversion(lv, record)  # in memory: the owed extents may take the next chunk
             found = next_chunk(tx.vg, lv, record.source, record.target, chunk)
+            wipe_extents(tx.vg, device_of, uncovered(owed, found.targets if found else ()))
             if found is None:
                 break
             before = copy.deepcopy(tx.vg)
@@ -279,7 +284,7 @@ def _run(tx: "VgTransaction", lv: "LogicalVolume", chunk: int, keys: KeyCache, p
                          keys, found.start * extent, found.count * extent, pace)
             record.wipes = freed if record.wipes_freed else []
             write_conversion(lv, record)
-            tx.commit()
+            tx.commit(backup=False)
 
 
 def _finish(tx: "VgTransaction", users: list[str]) -> list[str]:
@@ -302,7 +307,7 @@ def _finish(tx: "VgTransaction", users: list[str]) -> list[str]:
     first = records[users[0]]
     if wipes and first is not None:
         write_conversion(tx.vg.lvs[users[0]], dataclasses.replace(first, wipes=wipes))
-        tx.commit()
+        tx.commit(backup=False)
         wipe_extents(tx.vg, tx.loaded.device_of, wipes)
         write_conversion(tx.vg.lvs[users[0]], None)
     tx.commit()

@@ -152,7 +152,7 @@ def _move(tx: "VgTransaction", record: PvMove, chunk_bytes: int | None, pace: Pa
         lv = vg.lvs[name]
         while (move := next_area_move(vg, lv, record.source, chunk, targets, tx.loaded.device_of)) is not None:
             copy_raw(vg, tx.loaded.device_of, move.source, move.target, move.count, pace)
-            tx.commit()
+            tx.commit(backup=False)  # the backup file once, with the last commit (lvm2 backs up once per command)
     write_pvmove(vg, None)
     tx.commit()
     return names

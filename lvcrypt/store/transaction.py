@@ -53,15 +53,18 @@ def warn(message: str) -> None:
     print(f"lvcrypt: warning: {message}", file=sys.stderr)
 
 
-def write_backup_after_commit(vg: VolumeGroup) -> None:
-    """Refresh the backup file; the commit already happened, so a failure here is a warning (lvm2's)."""
+def write_backup_after_commit(vg: VolumeGroup, committed: bytes | None = None) -> None:
+    """Refresh the backup file (from `committed`, the text last committed, when given); the commit already
+    happened, so a failure here is a warning (lvm2's)."""
     from lvcrypt.command_mode import autobackup, verbose
     from lvcrypt.errors import LvcryptError
 
     if not autobackup():
         return
+    description = f"Created *after* executing '{command_line()}'"
     try:
-        path = archive.write_backup(vg.name, backup_text(vg, f"Created *after* executing '{command_line()}'"))
+        text = backup_text(vg, description) if committed is None else archive_text(committed, description)
+        path = archive.write_backup(vg.name, text)
         verbose(f"Creating volume group backup \"{path}\" (seqno {vg.seqno}).")
     except (OSError, LvcryptError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
@@ -70,9 +73,9 @@ def write_backup_after_commit(vg: VolumeGroup) -> None:
 
 
 def _write(vg: VolumeGroup, members: dict[str, PvOnDisk], replaced: tuple[str, bytes] | None,
-           repair: bool = False) -> bytes:
+           repair: bool = False, backup: bool = True) -> bytes:
     """Archive `replaced` (the VG's name and metadata text before this command), commit `vg` to
-    `members`, refresh the backup; returns the text written."""
+    `members`, refresh the backup (unless not `backup`); returns the text written."""
     from lvcrypt.command_mode import verbose
 
     line = command_line()
@@ -80,7 +83,8 @@ def _write(vg: VolumeGroup, members: dict[str, PvOnDisk], replaced: tuple[str, b
         verbose(f"Archiving volume group \"{replaced[0]}\" metadata (seqno {vg.seqno - 1}).")
         archive.archive_version(replaced[0], archive_text(replaced[1], f"Created *before* executing '{line}'"))
     text = commit(vg, members, f"Write from {line}.", repair)
-    write_backup_after_commit(vg)
+    if backup:
+        write_backup_after_commit(vg)
     return text
 
 
@@ -106,6 +110,7 @@ class VgTransaction:
         self.allow_missing = allow_missing
         self.held = contextlib.ExitStack()
         self.archived = False  # lvm2 archives the version a command started from once, before its first commit
+        self.backup_owed = False  # a commit left the backup file to a later one (or to the end)
         self.scan: Scan
         self.loaded: LoadedVg
         # A shared VG's LVs as read (None: no lvmlockd involved): commit takes their locks from the difference.
@@ -130,7 +135,11 @@ class VgTransaction:
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        self.held.__exit__(kind, value, traceback)
+        try:
+            if self.backup_owed:  # interrupted between commits: back up what was last committed
+                write_backup_after_commit(self.vg, self.loaded.text)
+        finally:
+            self.held.__exit__(kind, value, traceback)
 
     def _unchanged(self) -> None:
         """After the lock was dropped for a passphrase prompt: refuse to go on if the VG changed meanwhile."""
@@ -147,12 +156,14 @@ class VgTransaction:
     def members(self, extra: dict[str, PvOnDisk] | None = None) -> dict[str, PvOnDisk]:
         return {**self.loaded.pvs, **(extra or {})}
 
-    def commit(self, extra: dict[str, PvOnDisk] | None = None, repair: bool = False) -> None:
+    def commit(self, extra: dict[str, PvOnDisk] | None = None, repair: bool = False, backup: bool = True) -> None:
         """Write the changed VG (seqno + 1) to all its PVs; `extra` are PVs new to the VG.
 
         Only the first commit of a transaction archives (the version the command started from), as
         lvm2 archives once per command: a conversion committing chunk by chunk leaves one archive
-        file, not one per chunk.
+        file, not one per chunk.  It passes `backup=False` to its chunk commits for the same reason:
+        the backup file (rewritten and fsynced) is refreshed by the last commit, or when the
+        transaction ends after an interruption, as lvm2 backs up once per command.
 
         `repair` also rewrites metadata area headers that point outside their area (vgck --updatemetadata).
         """
@@ -160,7 +171,8 @@ class VgTransaction:
         after = lvmlockd.before_commit(self.vg, self.lv_locks) if self.lv_locks is not None else []
         self.vg.seqno += 1
         replaced = None if self.archived else (self.name, self.loaded.text)
-        text = _write(self.vg, self.members(extra), replaced, repair)
+        text = _write(self.vg, self.members(extra), replaced, repair, backup)
+        self.backup_owed = not backup
         self.archived = True
         self.loaded.text = text.rstrip(b"\0")
         for step in after:

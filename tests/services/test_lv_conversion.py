@@ -62,6 +62,7 @@ def test_interrupted_decrypt_resumes_with_the_same_command(pair: Pair) -> None:
         convert_lv(pair.device_list, "vgc", "lv", request, KeySources(key_file=key_path(pair)),
                    progress=interrupt_after(3))
     assert _progress_row(pair)["crypt_convert"] == "decrypt"
+    assert _backup_seqno(pair) == _seqno(pair), "the backup file is not the VG as last committed"
     pair.lvc("lvconvert", "--decrypt", "--key-file", key_path(pair), "vgc/lv")
     assert read_lv(pair, encrypted=False) == data
     assert "cryptostore0" not in pair.lvc("lvs", "-a", "-o", "lv_name").stdout
@@ -76,6 +77,17 @@ def test_a_conversion_archives_once_however_many_chunks_it_commits(pair: Pair) -
     pair.lvc("lvconvert", "--decrypt", "--chunk-size", "1M", "--key-file", key_path(pair), "vgc/lv")
     assert read_lv(pair, encrypted=False) == data
     assert len(set(archives.glob("vgc_*.vg")) - before) == 1
+    assert _backup_seqno(pair) == _seqno(pair), "the backup file is not the VG as last committed"
+
+
+def _seqno(pair: Pair) -> int:
+    return int(pair.lvc("vgs", "--noheadings", "-o", "vg_seqno", "vgc").stdout)
+
+
+def _backup_seqno(pair: Pair) -> int:
+    """The seqno in the backup file: written once per command (not per chunk), at its end or interruption."""
+    text = (Path(pair.env["LVCRYPT_STATE_DIR"]) / "backup" / "vgc").read_text()
+    return int(next(line.split("=")[1] for line in text.splitlines() if line.strip().startswith("seqno")))
 
 
 def _fast_request() -> KeystoreRequest:

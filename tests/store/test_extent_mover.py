@@ -15,6 +15,7 @@ from lvcrypt.extent_mover import (
     next_area_move,
     next_chunk,
     split_at,
+    uncovered,
 )
 from lvcrypt.lvops import add_pv, create_lv, extend_lv, new_uuid, new_vg
 from lvcrypt.metadata.convert import tree_to_vg, vg_to_tree
@@ -152,3 +153,12 @@ def test_pvmove_plan_moves_one_stripe_and_keeps_the_other() -> None:
     assert not any(area.pv == "pv0" for s in lv.segments for area, _ in s.pv_areas())
     assert lv.extent_count == 7
     validate(vg)
+
+
+def test_owed_wipes_a_chunk_overwrites_are_not_zeroed_again() -> None:
+    """A conversion's next chunk usually lands on the extents the last commit freed; only the rest is zeroed."""
+    owed = [(Area("pv0", 0), 10), (Area("pv1", 4), 2)]
+    assert uncovered(owed, ((Area("pv0", 2), 3), (Area("pv1", 0), 5))) == \
+        [(Area("pv0", 0), 2), (Area("pv0", 5), 5), (Area("pv1", 5), 1)]
+    assert uncovered(owed, ((Area("pv0", 0), 10), (Area("pv1", 4), 2))) == []
+    assert uncovered(owed, ()) == owed
