@@ -305,7 +305,8 @@ def _finish(tx: "VgTransaction", users: list[str]) -> list[str]:
     for name in users:
         write_conversion(tx.vg.lvs[name], None)
     first = records[users[0]]
-    if wipes and first is not None:
+    if wipes:
+        assert first is not None  # every LV converted together has a record until here
         write_conversion(tx.vg.lvs[users[0]], dataclasses.replace(first, wipes=wipes))
         tx.commit(backup=False)
         wipe_extents(tx.vg, tx.loaded.device_of, wipes)
