@@ -325,13 +325,14 @@ class ChunkSwitch:
 
     def commit(self, lv_name: str, before: "VolumeGroup", copy: Callable[[], None], live: bool) -> None:
         """`copy()` (into extents free in `before`), then the commit of `self.tx.vg`; for a `live` LV both
-        happen while it is suspended (the backup file is written after the resume: nothing touches a file
-        system meanwhile, the LV may hold it), and on failure it runs on its old tables again."""
+        happen while it is suspended (the backup file is left to the transaction's last commit or end, as for
+        every chunk: nothing touches a file system meanwhile, the LV may hold it), and on failure it runs
+        on its old tables again."""
         from lvcrypt.activate import kernel
 
         if not live:
             copy()
-            self.tx.commit()
+            self.tx.commit(backup=False)  # the backup file once per command, as lvm2 (the transaction's end)
             return
 
         def during() -> None:
@@ -340,4 +341,3 @@ class ChunkSwitch:
         held = kernel.switch(self.table(self.tx.vg, lv_name), self.table(before, lv_name), self.volume_keys,
                              during)
         self.longest = max(held, self.longest or 0.0)
-        self.tx.write_backup()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Callable
 
 from lvcrypt.alloc import AllocationError, allocate
 from lvcrypt.conversion_record import read_conversion
@@ -194,6 +195,22 @@ def _new_segment(template: Segment, form: str | None, start: int, count: int, ar
     return CryptSegment(start, count, "crypt", Section(), crypto_store=form, areas=[area], sector_size=sector_size)
 
 
+def uncovered(ranges: list[tuple[Area, int]], covers: tuple[tuple[Area, int], ...] | list[tuple[Area, int]]
+              ) -> list[tuple[Area, int]]:
+    """The parts of the extent `ranges` that no range of `covers` overlaps, in order."""
+    out = []
+    for area, count in ranges:
+        pieces = [(area.extent, area.extent + count)]
+        for cover, length in covers:
+            if cover.pv != area.pv:
+                continue
+            cut = (cover.extent, cover.extent + length)
+            pieces = [part for start, end in pieces
+                      for part in ((start, min(end, cut[0])), (max(start, cut[1]), end)) if part[0] < part[1]]
+        out.extend((Area(area.pv, start), end - start) for start, end in pieces)
+    return out
+
+
 def convert_chunk(lv: LogicalVolume, chunk: Chunk, target: str | None) -> list[tuple[Area, int]]:
     """Point the chunk at its new extents in the `target` form; returns the PV ranges it freed."""
     split_at(lv, chunk.start)
@@ -213,11 +230,13 @@ def convert_chunk(lv: LogicalVolume, chunk: Chunk, target: str | None) -> list[t
 
 
 def next_area_move(vg: VolumeGroup, lv: LogicalVolume, source_pv: str, chunk_extents: int,
-                   pv_keys: list[str]) -> AreaMove | None:
+                   pv_keys: list[str], name_of: Callable[[str], str] = str) -> AreaMove | None:
     """Plan (in the model) the move of the LV's next run on `source_pv` into `pv_keys`; None when none is left.
 
     A keystore's one segment moves whole; other segments are cut so that the run moved is one area
-    of one segment (a striped segment keeps its other stripes where they are).
+    of one segment (a striped segment keeps its other stripes where they are).  As lvm2's allocator
+    (the parallel areas of lib/metadata/lv_manip.c), a stripe never goes to a PV another stripe of its
+    segment uses: two stripes on one PV would halve the segment's throughput and lose both to one disk.
     """
     for index, segment in enumerate(lv.segments):
         areas = _areas(segment)
@@ -228,11 +247,14 @@ def next_area_move(vg: VolumeGroup, lv: LogicalVolume, source_pv: str, chunk_ext
         per_area = segment.extent_count // stripes
         whole = isinstance(segment, KeystoreSegment)
         wanted = per_area if whole else min(per_area, chunk_extents)
+        others = {area.pv for number, area in enumerate(areas) if number != which}
+        allowed = [key for key in pv_keys if key not in others]
         try:
-            pieces = allocate(vg, wanted, 1, "contiguous" if whole else "normal", pv_keys)
+            if not allowed:
+                raise AllocationError("no PV")
+            pieces = allocate(vg, wanted, 1, "contiguous" if whole else "normal", allowed)
         except AllocationError:
-            raise MoveRefused(f"insufficient free extents on the destination PVs: moving {lv.name} needs "
-                              f"{wanted} free extents") from None
+            raise MoveRefused(_no_room(vg, lv, segment, wanted, allowed, sorted(map(name_of, others)))) from None
         target, length = pieces[0].areas[0], pieces[0].length
         if length < per_area:
             split_at(lv, segment.start_extent + length * stripes)
@@ -244,6 +266,18 @@ def next_area_move(vg: VolumeGroup, lv: LogicalVolume, source_pv: str, chunk_ext
         merge_segments(lv)
         return AreaMove(moved, target, length)
     return None
+
+
+def _no_room(vg: VolumeGroup, lv: LogicalVolume, segment: Segment, wanted: int, allowed: list[str],
+             others: list[str]) -> str:
+    """The refusal naming what the move needs: free extents, on a PV none of the segment's other stripes use."""
+    need = f"moving {lv.name} needs {wanted} free extents on the destination PVs"
+    if not others:
+        return f"insufficient free extents: {need}"
+    free = sum(vg.free_extents(key) for key in allowed)
+    return (f"insufficient suitable free extents: {need}, on a PV other than {', '.join(others)} "
+            f"(the other stripes of its {len(_areas(segment))}-stripe segment at extent {segment.start_extent}; "
+            f"{free} free on the others: name or add one more PV)")
 
 
 def conversion_progress(lv: LogicalVolume) -> tuple[str, float] | None:

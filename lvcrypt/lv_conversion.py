@@ -8,7 +8,9 @@ and the next commit drops them from the record.  A crash anywhere leaves a VG
 whose LV is a valid mix of old and new segments; the same command resumes
 (owed wipes first), `--abort` takes the done part back to the original form.
 The keystore a conversion makes is committed (with the record) before the
-first chunk, so a crash never loses the key of data already written.
+first chunk, so a crash never loses the key of data already written; a keystore
+it drops is overwritten (an owed wipe like the others), since its keyslots would
+still unwrap the old key with the old passphrase.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from lvcrypt.chunk_copy import Pace, Progress, copy_through, wipe_extents
 from lvcrypt.conversion_record import Conversion, read_conversion, write_conversion
 from lvcrypt.cryptlv import new_keystore
 from lvcrypt.errors import LvcryptError, UsageError
-from lvcrypt.extent_mover import MoveRefused, check_live, check_movable, convert_chunk, in_form, next_chunk
+from lvcrypt.extent_mover import MoveRefused, check_live, check_movable, convert_chunk, in_form, next_chunk, uncovered
 from lvcrypt.handlers import registry
 from lvcrypt.handlers.base import FormatOptions
 from lvcrypt.keycache import KeyCache
@@ -115,6 +117,11 @@ def _resume(tx: "VgTransaction", lv: "LogicalVolume", record: Conversion, reques
     together = [other.name for other in tx.vg.lvs.values()
                 if (found := read_conversion(other)) is not None
                 and {found.source, found.target} == {record.source, record.target}]
+    if _only_wipes_left(tx, record):
+        if request.abort:
+            raise LvcryptError(f"{tx.vg.name}/{lv.name}: lvconvert --{record.action} is done and its old keystore "
+                               f"{record.source} removed; run it again (without --abort) to finish wiping it")
+        return together
     if request.abort and not record.aborting:
         for name in together:
             found = read_conversion(tx.vg.lvs[name])
@@ -122,6 +129,12 @@ def _resume(tx: "VgTransaction", lv: "LogicalVolume", record: Conversion, reques
             write_conversion(tx.vg.lvs[name], found.aborted())
     _unlock(tx, [store for store in (record.source, record.target) if store], sources, keys)
     return together
+
+
+def _only_wipes_left(tx: "VgTransaction", record: Conversion) -> bool:
+    """The conversion's last commit removed its source keystore: no chunk is left, only the owed wipes
+    (the removed keystore's header among them), which need no key."""
+    return record.source is not None and record.source not in tx.vg.lvs
 
 
 def _start(tx: "VgTransaction", lv: "LogicalVolume", request: ConversionRequest, sources: KeySources,
@@ -249,9 +262,15 @@ def _unlock(tx: "VgTransaction", stores: list[str], sources: KeySources, keys: K
 
 def _run(tx: "VgTransaction", lv: "LogicalVolume", chunk: int, keys: KeyCache, pace: Pace,
          sysfs_root: str) -> float | None:
-    """Owed wipes first, then chunk after chunk, each committed (switched under the running device when
-    the LV is active in the kernel); ends with the record cleared of work.  Returns the longest I/O pause
-    (seconds) of an active LV, None for an inactive one."""
+    """Chunk after chunk, each committed (switched under the running device when the LV is active in
+    the kernel); ends with the record cleared of work.  Returns the longest I/O pause (seconds) of an
+    active LV, None for an inactive one.
+
+    The extents a commit owes a wipe are usually where the next chunk goes (they were just freed):
+    its data overwrites them whole, so only the owed extents it does not cover are zeroed (all of
+    them after the last chunk).  Until the next commit the record on disk still owes them all, so a
+    crash or Ctrl-C in between is finished by a resume, which wipes them before anything else.
+    """
     record = read_conversion(lv)
     assert record is not None
     device_of = tx.loaded.device_of
@@ -261,11 +280,10 @@ def _run(tx: "VgTransaction", lv: "LogicalVolume", chunk: int, keys: KeyCache, p
         if live:
             switch.settle(lv.name)
         while True:
-            if record.wipes:
-                wipe_extents(tx.vg, device_of, record.wipes)
-                record.wipes = []
-                write_conversion(lv, record)  # in memory: the wiped extents may take the next chunk
+            owed, record.wipes = record.wipes, []
+            write_conversion(lv, record)  # in memory: the owed extents may take the next chunk
             found = next_chunk(tx.vg, lv, record.source, record.target, chunk)
+            wipe_extents(tx.vg, device_of, uncovered(owed, found.targets if found else ()))
             if found is None:
                 break
             before = copy.deepcopy(tx.vg)
@@ -280,18 +298,28 @@ def _run(tx: "VgTransaction", lv: "LogicalVolume", chunk: int, keys: KeyCache, p
 
 
 def _finish(tx: "VgTransaction", users: list[str]) -> list[str]:
-    """Clear the records and remove the keystores nobody uses any more, in one commit."""
-    sources = set()
-    for name in users:
-        lv = tx.vg.lvs[name]
-        record = read_conversion(lv)
-        if record is not None:
-            sources.add(record.source)
-        write_conversion(lv, None)
-    removed = [store for store in sorted(s for s in sources if s)
-               if store in tx.vg.lvs and not tx.vg.users_of_keystore(store)]
+    """Clear the records and remove the keystores nobody uses any more.
+
+    A removed keystore's header still unwraps the old volume key with the old passphrase (exactly what
+    `--decrypt`, `--reencrypt` or an `--abort` dropping its new keystore is meant to remove), so its extents
+    are owed wipes in the commit that removes it; they are overwritten, then a last commit clears the
+    record.  A crash in between leaves the wipe recorded (and the extents unallocatable): the same
+    command finishes it.
+    """
+    records = {name: read_conversion(tx.vg.lvs[name]) for name in users}
+    sources = {record.source for record in records.values() if record is not None and record.source}
+    removed = [store for store in sorted(sources) if store in tx.vg.lvs and not tx.vg.users_of_keystore(store)]
+    wipes = [pair for store in removed for segment in tx.vg.lvs[store].segments for pair in segment.pv_areas()]
     for store in removed:
         del tx.vg.lvs[store]
+    for name in users:
+        write_conversion(tx.vg.lvs[name], None)
+    first = records[users[0]]
+    if wipes:
+        assert first is not None  # every LV converted together has a record until here
+        write_conversion(tx.vg.lvs[users[0]], dataclasses.replace(first, wipes=wipes))
+        tx.commit(backup=False)
+        wipe_extents(tx.vg, tx.loaded.device_of, wipes)
+        write_conversion(tx.vg.lvs[users[0]], None)
     tx.commit()
     return removed
-

@@ -10,8 +10,9 @@ lvm2's non-atomic pvmove, leaves the extents already moved where they are.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from lvcrypt.activation import ChunkSwitch
 from lvcrypt.chunk_copy import Pace, Progress, copy_raw
@@ -23,7 +24,7 @@ from lvcrypt.lv_conversion import DEFAULT_CHUNK_BYTES
 from lvcrypt.lvops import find_lv
 
 if TYPE_CHECKING:
-    from lvcrypt.metadata.model import LogicalVolume
+    from lvcrypt.metadata.model import LogicalVolume, VolumeGroup
     from lvcrypt.store.transaction import VgTransaction
 
 
@@ -125,11 +126,19 @@ def pvmove(devices: str | None, source: str | None, destinations: list[str], lv_
     return done
 
 
+def _check_room(vg: "VolumeGroup", names: list[str], source: str, chunk: int, targets: list[str],
+                name_of: Callable[[str], str]) -> None:
+    """The whole move planned on a copy of the model: a stripe that fits nowhere (free space, or only on
+    PVs its segment's other stripes use) is refused before anything is written."""
+    plan = copy.deepcopy(vg)
+    for name in names:
+        while next_area_move(plan, plan.lvs[name], source, chunk, targets, name_of) is not None:
+            pass
+
+
 def _move(tx: "VgTransaction", record: PvMove, chunk_bytes: int | None, pace: Pace,
           sysfs_root: str) -> tuple[list[str], float | None]:
     """The LVs moved and the longest I/O pause (seconds) of those active in the kernel (None: none was)."""
-    import copy
-
     vg = tx.vg
     if record.source in record.destinations:
         raise MoveRefused("the source PV cannot also be a destination")
@@ -145,6 +154,7 @@ def _move(tx: "VgTransaction", record: PvMove, chunk_bytes: int | None, pace: Pa
     chunk = max(1, (chunk_bytes or DEFAULT_CHUNK_BYTES) // vg.extent_bytes)
     pace.total = sum(count for name in names for segment in vg.lvs[name].segments
                      for area, count in segment.pv_areas() if area.pv == record.source) * vg.extent_bytes
+    _check_room(vg, names, record.source, chunk, targets, tx.loaded.device_of)
     write_pvmove(vg, record)
     tx.commit()
     with KeystoreSessions(vg, tx.loaded.device_of) as sessions:
@@ -154,7 +164,7 @@ def _move(tx: "VgTransaction", record: PvMove, chunk_bytes: int | None, pace: Pa
                 switch.settle(name)
             while True:
                 before = copy.deepcopy(vg)
-                move = next_area_move(vg, vg.lvs[name], record.source, chunk, targets)
+                move = next_area_move(vg, vg.lvs[name], record.source, chunk, targets, tx.loaded.device_of)
                 if move is None:
                     break
                 switch.commit(name, before, lambda: copy_raw(vg, tx.loaded.device_of, move.source, move.target,

@@ -29,14 +29,15 @@ def key_path(pair: Pair) -> str:
 
 
 def make_vg(pair: Pair, encrypted: bool) -> bytes:
-    """vgc on both devices (1 MiB extents) with vgc/lv (crypt with --encrypted) full of random data; returns it."""
-    a, b = pair.devices
-    for device in (a, b):
+    """vgc on every device (1 MiB extents) with vgc/lv (crypt with --encrypted) on the first two, full of random
+    data; returns it.  A third device is where pvmove can put a stripe (not beside the other one)."""
+    a, b = pair.devices[:2]
+    for device in pair.devices:
         pair.lvc("pvcreate", "--metadatasize", "64k", "--dataalignment", "64k", device)
-    pair.lvc("vgcreate", "-s", "1m", "vgc", a, b)
+    pair.lvc("vgcreate", "-s", "1m", "vgc", *pair.devices)
     pair.lvc("lvcreate", "-l", "1", "-n", "first", "vgc", a)  # the LV does not start at extent 0
     crypt = ["--encrypt", *FAST_KDF, "--key-file", key_path(pair)] if encrypted else []
-    pair.lvc("lvcreate", "-l", "4", "-i", "2", "-I", "64k", "-n", "lv", *crypt, "vgc")
+    pair.lvc("lvcreate", "-l", "4", "-i", "2", "-I", "64k", "-n", "lv", *crypt, "vgc", a, b)
     pair.lvc("lvextend", "-l", f"+{LV_EXTENTS - 4}", "-i", "1", "vgc/lv", a)
     data = os.urandom(LV_EXTENTS << 20)
     write_lv(pair, data, encrypted)
@@ -93,10 +94,10 @@ def interrupt_after(pieces: int) -> Callable[[int, int], None]:
     return progress
 
 
-def two_image_pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pair:
-    """Two 16 MiB image files, with this process's state and run directories the Pair's own."""
+def two_image_pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int = 2) -> Pair:
+    """Two (or `count`) 16 MiB image files, with this process's state and run directories the Pair's own."""
     images = []
-    for name in ("a.img", "b.img"):
+    for name in ("a.img", "b.img", "c.img")[:count]:
         path = tmp_path / name
         with open(path, "wb") as f:
             f.truncate(16 << 20)

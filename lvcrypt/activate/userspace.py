@@ -71,6 +71,9 @@ class MappedDevice:
         self.size = table.size * SECTOR
         self._lower = lower
         self._ciphers: dict[int, SectorCipher] = {}
+        # Targets of one key, cipher and sector size share one cipher: its work arrays cost milliseconds
+        # to set up, and an LV in the middle of a conversion has many crypt targets.
+        shared: dict[tuple[str, str, int], SectorCipher] = {}
         for index, target in enumerate(table.targets):
             if isinstance(target, CryptTarget):
                 key = volume_keys.get(target.key.keystore)
@@ -79,9 +82,12 @@ class MappedDevice:
                 if len(key) != target.key.key_bytes:
                     raise LvcryptError(f"the volume key of {target.key.keystore} has {len(key) * 8} bits, "
                                        f"the table needs {target.key.key_bytes * 8}")
-                # The cipher's default batch (128 KiB): 512 KiB, whose work arrays outgrow the L2 cache,
-                # ciphers 14% slower per CPU second on a shared machine (issue 14's notes).
-                self._ciphers[index] = open_sector_cipher(target.cipher, key, target.sector_size)
+                same = (target.key.keystore, target.cipher, target.sector_size)
+                if same not in shared:
+                    # The cipher's default batch (128 KiB): 512 KiB, whose work arrays outgrow the L2 cache,
+                    # ciphers 14% slower per CPU second on a shared machine (issue 14's notes).
+                    shared[same] = open_sector_cipher(target.cipher, key, target.sector_size)
+                self._ciphers[index] = shared[same]
         self._buffer = bytearray(CHUNK)
 
     def _pieces(self, offset: int, length: int) -> list[tuple[int, Target, int, int]]:

@@ -53,15 +53,18 @@ def warn(message: str) -> None:
     print(f"lvcrypt: warning: {message}", file=sys.stderr)
 
 
-def write_backup_after_commit(vg: VolumeGroup) -> None:
-    """Refresh the backup file; the commit already happened, so a failure here is a warning (lvm2's)."""
+def write_backup_after_commit(vg: VolumeGroup, committed: bytes | None = None) -> None:
+    """Refresh the backup file (from `committed`, the text last committed, when given); the commit already
+    happened, so a failure here is a warning (lvm2's)."""
     from lvcrypt.command_mode import autobackup, verbose
     from lvcrypt.errors import LvcryptError
 
     if not autobackup():
         return
+    description = f"Created *after* executing '{command_line()}'"
     try:
-        path = archive.write_backup(vg.name, backup_text(vg, f"Created *after* executing '{command_line()}'"))
+        text = backup_text(vg, description) if committed is None else archive_text(committed, description)
+        path = archive.write_backup(vg.name, text)
         verbose(f"Creating volume group backup \"{path}\" (seqno {vg.seqno}).")
     except (OSError, LvcryptError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
@@ -111,6 +114,7 @@ class VgTransaction:
         self.allow_missing = allow_missing
         self.held = contextlib.ExitStack()
         self.archived = False  # lvm2 archives the version a command started from once, before its first commit
+        self.backup_owed = False  # a commit left the backup file to a later one (or to the end)
         self.scan: Scan
         self.loaded: LoadedVg
         # A shared VG's LVs as read (None: no lvmlockd involved): commit takes their locks from the difference.
@@ -135,7 +139,11 @@ class VgTransaction:
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        self.held.__exit__(kind, value, traceback)
+        try:
+            if self.backup_owed:  # interrupted between commits: back up what was last committed
+                write_backup_after_commit(self.vg, self.loaded.text)
+        finally:
+            self.held.__exit__(kind, value, traceback)
 
     def _unchanged(self) -> None:
         """After the lock was dropped for a passphrase prompt: refuse to go on if the VG changed meanwhile."""
@@ -157,17 +165,20 @@ class VgTransaction:
 
         Only the first commit of a transaction archives (the version the command started from), as
         lvm2 archives once per command: a conversion committing chunk by chunk leaves one archive
-        file, not one per chunk.
+        file, not one per chunk.  It passes `backup=False` to its chunk commits for the same reason:
+        the backup file (rewritten and fsynced) is refreshed by the last commit, or when the
+        transaction ends after an interruption, as lvm2 backs up once per command.
 
         `repair` also rewrites metadata area headers that point outside their area (vgck --updatemetadata).
-        `backup=False` leaves the backup file to a later `write_backup()`: an online move commits while
-        an LV is suspended, and the backup directory may be on that LV's (frozen) file system.
+        An online move also commits with `backup=False` while an LV is suspended: the backup directory
+        may be on that LV's (frozen) file system.
         """
         vg_access.check(self.vg, vg_access.Access(change=True, exported=self.access.exported))
         after = lvmlockd.before_commit(self.vg, self.lv_locks) if self.lv_locks is not None else []
         self.vg.seqno += 1
         replaced = None if self.archived else (self.name, self.loaded.text)
         text = _write(self.vg, self.members(extra), replaced, repair, backup)
+        self.backup_owed = not backup
         self.archived = True
         self.loaded.text = text.rstrip(b"\0")
         for step in after:
@@ -183,10 +194,6 @@ class VgTransaction:
         if not self.archived:
             _archive(self.name, self.loaded.text, self.vg.seqno)
             self.archived = True
-
-    def write_backup(self) -> None:
-        """The backup file of the VG as last committed (after a `commit(backup=False)`)."""
-        write_backup_after_commit(self.vg)
 
     def remove(self, release: Callable[[PvOnDisk], None]) -> None:
         """Remove the VG: archive its last version, `release` each of its PVs (make it an orphan),

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from lvcrypt import lv_conversion
 from lvcrypt.keystore_admin import KeystoreRequest
 from lvcrypt.lv_conversion import ConversionRequest, convert_lv
+from lvcrypt.store.commit import load_vg, scan
 from lvcrypt.unlock import KeySources
 from mover_helpers import Interrupted, interrupt_after, two_image_pair, FAST_KDF, key_path, make_vg, read_lv, write_lv
 from store_helpers import Pair, digests
@@ -62,6 +64,7 @@ def test_interrupted_decrypt_resumes_with_the_same_command(pair: Pair) -> None:
         convert_lv(pair.device_list, "vgc", "lv", request, KeySources(key_file=key_path(pair)),
                    progress=interrupt_after(3))
     assert _progress_row(pair)["crypt_convert"] == "decrypt"
+    assert _backup_seqno(pair) == _seqno(pair), "the backup file is not the VG as last committed"
     pair.lvc("lvconvert", "--decrypt", "--key-file", key_path(pair), "vgc/lv")
     assert read_lv(pair, encrypted=False) == data
     assert "cryptostore0" not in pair.lvc("lvs", "-a", "-o", "lv_name").stdout
@@ -76,6 +79,17 @@ def test_a_conversion_archives_once_however_many_chunks_it_commits(pair: Pair) -
     pair.lvc("lvconvert", "--decrypt", "--chunk-size", "1M", "--key-file", key_path(pair), "vgc/lv")
     assert read_lv(pair, encrypted=False) == data
     assert len(set(archives.glob("vgc_*.vg")) - before) == 1
+    assert _backup_seqno(pair) == _seqno(pair), "the backup file is not the VG as last committed"
+
+
+def _seqno(pair: Pair) -> int:
+    return int(pair.lvc("vgs", "--noheadings", "-o", "vg_seqno", "vgc").stdout)
+
+
+def _backup_seqno(pair: Pair) -> int:
+    """The seqno in the backup file: written once per command (not per chunk), at its end or interruption."""
+    text = (Path(pair.env["LVCRYPT_STATE_DIR"]) / "backup" / "vgc").read_text()
+    return int(next(line.split("=")[1] for line in text.splitlines() if line.strip().startswith("seqno")))
 
 
 def _fast_request() -> KeystoreRequest:
@@ -131,3 +145,34 @@ def test_bad_arguments_are_exit_3(pair: Pair, argv: list[str], message: str) -> 
     result = pair.lvc("lvconvert", *argv, "vgc/lv", check=False)
     assert result.returncode == 3 and message in result.stderr, result.stderr
 
+
+
+def test_a_decrypt_stopped_before_wiping_its_old_keystore_finishes_the_wipe_without_a_key(
+        pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commit that drops the keystore owes its wipe; stopped there, `--abort` is refused (nothing is
+    left to take back) and the same command finishes the wipe, with no passphrase (no key is needed)."""
+    data = make_vg(pair, encrypted=True)
+    store = load_vg(scan(pair.devices), "vgc")
+    area = store.vg.lvs["cryptostore0"].segments[0].pv_areas()[0][0]
+    with open(store.device_of(area.pv), "rb") as f:
+        f.seek((store.vg.pvs[area.pv].pe_start + area.extent * store.vg.extent_size) * 512)
+        header = f.read(4096)
+    assert header.startswith(b"LUKS\xba\xbe")
+
+    def stop(vg: object, device_of: object, ranges: list[object]) -> None:
+        if ranges:  # decrypt owes no other wipe: this is the keystore's
+            raise Interrupted()
+    monkeypatch.setattr(lv_conversion, "wipe_extents", stop)
+    with pytest.raises(Interrupted):
+        convert_lv(pair.device_list, "vgc", "lv", ConversionRequest("decrypt"), KeySources(key_file=key_path(pair)))
+    monkeypatch.undo()
+    assert "[cryptostore0]" not in _keystores(pair)
+    assert any(header in Path(device).read_bytes() for device in pair.devices), "the wipe ran after all"
+
+    refused = pair.lvc("lvconvert", "--abort", "vgc/lv", check=False)
+    assert refused.returncode == 5 and refused.stderr.count("\n") == 1 and "is done" in refused.stderr, \
+        refused.stderr
+    pair.lvc("lvconvert", "--decrypt", "vgc/lv")
+    assert not any(header in Path(device).read_bytes() for device in pair.devices)
+    assert _progress_row(pair)["crypt_convert"] == ""
+    assert read_lv(pair, encrypted=False) == data

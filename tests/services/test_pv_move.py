@@ -15,7 +15,7 @@ from store_helpers import Pair
 
 @pytest.fixture
 def pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pair:
-    return two_image_pair(tmp_path, monkeypatch)
+    return two_image_pair(tmp_path, monkeypatch, 3)  # the third PV takes the stripe beside the other one
 
 
 def _extents_on(pair: Pair, key: str) -> int:
@@ -42,7 +42,7 @@ def test_pvmove_abort_keeps_what_moved_and_forgets_the_rest(pair: Pair) -> None:
     data = make_vg(pair, encrypted=False)
     before = _extents_on(pair, "pv0")
     with pytest.raises(Interrupted):
-        pvmove(pair.device_list, pair.devices[0], [pair.devices[1]], "lv", False, 1 << 20,
+        pvmove(pair.device_list, pair.devices[0], pair.devices[1:], "lv", False, 1 << 20,
                progress=interrupt_after(2))
     moved = _extents_on(pair, "pv0")
     assert moved < before

@@ -15,6 +15,7 @@ from lvcrypt.extent_mover import (
     next_area_move,
     next_chunk,
     split_at,
+    uncovered,
 )
 from lvcrypt.lvops import add_pv, create_lv, extend_lv, new_uuid, new_vg
 from lvcrypt.metadata.convert import tree_to_vg, vg_to_tree
@@ -140,12 +141,24 @@ def test_progress_is_the_share_already_in_the_target_form() -> None:
 def test_pvmove_plan_moves_one_stripe_and_keeps_the_other() -> None:
     vg = _vg(pv_extents=16)
     lv = vg.lvs["lv"]
-    move = next_area_move(vg, lv, "pv0", 8, ["pv1"])
-    assert move is not None and move.source.pv == "pv0" and move.target.pv == "pv1" and move.count == 2
+    with pytest.raises(MoveRefused, match="on a PV other than pv1 .*2-stripe segment"):
+        next_area_move(vg, lv, "pv0", 8, ["pv1"])  # pv1 has room, but holds the other stripe
+    add_pv(vg, new_uuid(), "/dev/c", 17 * MIB, MIB, 17 * MIB)
+    move = next_area_move(vg, lv, "pv0", 8, ["pv1", "pv2"])
+    assert move is not None and move.source.pv == "pv0" and move.target.pv == "pv2" and move.count == 2
     first = lv.segments[0]
-    assert isinstance(first, StripedSegment) and [a.pv for a in first.stripes] == ["pv1", "pv1"]
-    while next_area_move(vg, lv, "pv0", 8, ["pv1"]) is not None:
+    assert isinstance(first, StripedSegment) and [a.pv for a in first.stripes] == ["pv2", "pv1"]
+    while next_area_move(vg, lv, "pv0", 8, ["pv1", "pv2"]) is not None:
         pass
-    assert all(area.pv == "pv1" for s in lv.segments for area, _ in s.pv_areas())
+    assert not any(area.pv == "pv0" for s in lv.segments for area, _ in s.pv_areas())
     assert lv.extent_count == 7
     validate(vg)
+
+
+def test_owed_wipes_a_chunk_overwrites_are_not_zeroed_again() -> None:
+    """A conversion's next chunk usually lands on the extents the last commit freed; only the rest is zeroed."""
+    owed = [(Area("pv0", 0), 10), (Area("pv1", 4), 2)]
+    assert uncovered(owed, ((Area("pv0", 2), 3), (Area("pv1", 0), 5))) == \
+        [(Area("pv0", 0), 2), (Area("pv0", 5), 5), (Area("pv1", 5), 1)]
+    assert uncovered(owed, ((Area("pv0", 0), 10), (Area("pv1", 4), 2))) == []
+    assert uncovered(owed, ()) == owed

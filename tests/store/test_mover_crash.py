@@ -2,7 +2,8 @@
 of their writes (data, wipes, metadata) in turn, and are killed with SIGKILL at random moments.
 
 After every crash lvm2 reads the VG (vgck, lvs); the same command then resumes and finishes, and the LV
-holds exactly the bytes it held before.
+holds exactly the bytes it held before; a keystore the command drops (decrypt, reencrypt) has left no
+sector of its header on the PVs.
 """
 
 from __future__ import annotations
@@ -51,9 +52,10 @@ CASES: dict[str, tuple[bool, bool, Callable[[Pair], list[str]], Callable[[Volume
     "reencrypt": (True, True, lambda p: ["lvconvert", "--reencrypt", *FAST_KDF, "--chunk-size", "2m",
                                          "--key-file", key_path(p), "vgc/lv"],
                   lambda vg: _no_record(vg) and set(_lv_keystores(vg)) == {"cryptostore1"}),
-    "pvmove": (True, True, lambda p: ["pvmove", "--chunk-size", "2m", p.devices[0], p.devices[1]],
+    "pvmove": (True, True, lambda p: ["pvmove", "--chunk-size", "2m", *p.devices],  # the stripe goes to the third
                lambda vg: _no_record(vg) and vg.used_extents("pv0") == 0),
 }
+DROPS_KEYSTORE = ("decrypt", "reencrypt")
 
 
 def _lv_bytes(pair: Pair, encrypted: bool) -> bytes:
@@ -74,15 +76,41 @@ def _lv_bytes(pair: Pair, encrypted: bool) -> bytes:
     return out.read_bytes()
 
 
-def _finished(pair: Pair, data: bytes, case: str, where: str) -> None:
+def _sectors(devices: list[str]) -> set[bytes]:
+    out = set()
+    for device in devices:
+        with open(device, "rb") as f:
+            image = f.read()
+        out.update(image[offset:offset + 512] for offset in range(0, len(image), 512))
+    return out
+
+
+def _keystore_sectors(pair: Pair, kept: bool = False) -> frozenset[bytes]:
+    """The non-zero sectors of cryptostore0's extents (its LUKS header and keyslots) before the command, or
+    (`kept`) of the keystores the VG has now: a new LUKS1 header repeats the old one's constant sectors."""
+    loaded = load_vg(scan(pair.devices), "vgc")
+    vg, out = loaded.vg, set()
+    for name in [name for name, lv in vg.lvs.items() if lv.is_keystore] if kept else ["cryptostore0"]:
+        area = vg.lvs[name].segments[0].pv_areas()[0][0]
+        with open(loaded.device_of(area.pv), "rb") as f:
+            f.seek((vg.pvs[area.pv].pe_start + area.extent * vg.extent_size) * 512)
+            image = f.read(vg.lvs[name].extent_count * vg.extent_bytes)
+        out.update(image[offset:offset + 512] for offset in range(0, len(image), 512))
+    return frozenset(out - {bytes(512)})
+
+
+def _finished(pair: Pair, data: bytes, case: str, where: str, header: frozenset[bytes] = frozenset()) -> None:
     vg = load_vg(scan(pair.devices), "vgc").vg
     assert CASES[case][3](vg), f"{where}: not finished"
     assert _lv_bytes(pair, CASES[case][1]) == data, f"{where}: the LV's data changed"
+    if header:  # the old one-sector table of unused LUKS1 keyslots is in the new header too
+        left = header & _sectors(pair.devices) - _keystore_sectors(pair, kept=True)
+        assert not left, f"{where}: the dropped keystore's header is still on a PV"
 
 
 def _setup(loop_devices: Callable[..., list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-           encrypted: bool) -> tuple[Pair, bytes]:
-    pair = Pair(loop_devices(2, 16), tmp_path)
+           encrypted: bool, case: str) -> tuple[Pair, bytes]:
+    pair = Pair(loop_devices(3 if case == "pvmove" else 2, 16), tmp_path)
     for key in ("LVCRYPT_STATE_DIR", "LVCRYPT_RUN_DIR"):
         monkeypatch.setenv(key, pair.env[key])
     return pair, make_vg(pair, encrypted)
@@ -93,12 +121,13 @@ def _setup(loop_devices: Callable[..., list[str]], tmp_path: Path, monkeypatch: 
 def test_crash_at_every_write_then_resume(case: str, loop_devices: Callable[..., list[str]], tmp_path: Path,
                                           lvm2: None, monkeypatch: pytest.MonkeyPatch) -> None:
     before, _, command, done = CASES[case]
-    pair, data = _setup(loop_devices, tmp_path, monkeypatch, before)
+    pair, data = _setup(loop_devices, tmp_path, monkeypatch, before, case)
     argv = [*command(pair)[:1], "--devices", pair.device_list, *command(pair)[1:]]
     saved = snapshot(pair.devices)
+    header = _keystore_sectors(pair) if case in DROPS_KEYSTORE else frozenset()
 
     total = run_until_write(argv, None, quiet=True)
-    _finished(pair, data, case, "uninterrupted")
+    _finished(pair, data, case, "uninterrupted", header)
     assert "lv" in lvm2_reads(pair, "uninterrupted")
     assert total > 20, f"{case} took only {total} writes"
     for stop_at in range(total):
@@ -108,7 +137,7 @@ def test_crash_at_every_write_then_resume(case: str, loop_devices: Callable[...,
         assert "lv" in lvm2_reads(pair, where)
         if not done(load_vg(scan(pair.devices), "vgc").vg):  # else the crash hit the last commit's last copies
             run_until_write(argv, None, quiet=True)
-        _finished(pair, data, case, f"{where}, then resumed")
+        _finished(pair, data, case, f"{where}, then resumed", header)
     print(f"crash points tried for {case}: {total}")
 
 
@@ -117,7 +146,7 @@ def test_crash_at_every_write_then_resume(case: str, loop_devices: Callable[...,
 def test_kill_at_random_moments_then_resume(case: str, loop_devices: Callable[..., list[str]], tmp_path: Path,
                                             lvm2: None, monkeypatch: pytest.MonkeyPatch) -> None:
     before, _, command, done = CASES[case]
-    pair, data = _setup(loop_devices, tmp_path, monkeypatch, before)
+    pair, data = _setup(loop_devices, tmp_path, monkeypatch, before, case)
     argv = [*command(pair)[:1], "--devices", pair.device_list, "--rate", "4m", *command(pair)[1:]]
     chooser = random.Random(17)
     for attempt in range(3):
