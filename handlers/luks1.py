@@ -188,11 +188,12 @@ def _material_length(header: Header, slot: Keyslot) -> int:
 
 def _open_slot(area: Area, header: Header, slot: Keyslot, passphrase: Secret) -> Secret | None:
     """The volume key if `passphrase` opens `slot`, else None."""
-    from lvcrypt.crypto.sector import SectorCipher  # numpy: loaded when a keyslot is used
+    from lvcrypt.crypto.sector import SectorCipher
     length = _material_length(header, slot)
     encrypted = area.read(slot.material_offset * SECTOR, length)
     with pbkdf2(header.hash_spec, passphrase.buffer, slot.salt, slot.iterations, header.key_bytes) as key:
-        material = SectorCipher(header.cipher, key).decrypt(encrypted, 0)
+        with SectorCipher(header.cipher, key) as cipher:
+            material = cipher.decrypt(encrypted, 0)
     try:
         candidate = af.merge(material, header.key_bytes, slot.stripes, header.hash_spec)
     finally:
@@ -206,7 +207,7 @@ def _open_slot(area: Area, header: Header, slot: Keyslot, passphrase: Secret) ->
 def _seal_slot(header: Header, index: int, volume_key: Secret, passphrase: Secret,
                iterations: int) -> tuple[Keyslot, bytearray]:
     """A new enabled keyslot descriptor and its encrypted material."""
-    from lvcrypt.crypto.sector import SectorCipher  # numpy: loaded when a keyslot is used
+    from lvcrypt.crypto.sector import SectorCipher
     old = header.keyslots[index]
     salt = os.urandom(SALT_SIZE)
     length = _material_length(header, old)
@@ -215,7 +216,8 @@ def _seal_slot(header: Header, index: int, volume_key: Secret, passphrase: Secre
         with padded:
             padded.buffer[:len(split)] = split.buffer
             with pbkdf2(header.hash_spec, passphrase.buffer, salt, iterations, header.key_bytes) as key:
-                encrypted = SectorCipher(header.cipher, key).encrypt(padded.buffer, 0)
+                with SectorCipher(header.cipher, key) as cipher:
+                    encrypted = cipher.encrypt(padded.buffer, 0)
     return Keyslot(KEY_ENABLED, iterations, salt, old.material_offset, af.LUKS_STRIPES), encrypted
 
 
