@@ -31,6 +31,7 @@ from lvcrypt import __version__
 from lvcrypt.atomic_file import private_directory
 from lvcrypt.errors import LvcryptError
 from lvcrypt.metadata import model, tree
+from lvcrypt.metadata.gc_pause import gc_paused
 from lvcrypt.metadata.model import VolumeGroup
 from lvcrypt.store.lock import run_dir
 
@@ -98,7 +99,8 @@ def lookup(vg_id: str, text: bytes) -> VolumeGroup | None:
         stamp, digest, payload = marshal.loads(data)
         if stamp != _code_stamp() or digest != hashlib.sha256(text).digest() or type(payload) is not bytes:
             return None
-        vg = _ModelUnpickler(io.BytesIO(payload)).load()
+        with gc_paused():  # thousands of new objects, none garbage (see gc_pause)
+            vg = _ModelUnpickler(io.BytesIO(payload)).load()
     except _FAILURES:
         return None
     return vg if type(vg) is VolumeGroup else None
