@@ -2,9 +2,10 @@
 
 Both run as whole processes on the same loop devices in the same run (median of
 several runs each); prints both times and the ratios of issue 14's row (goal:
-<= 1.0x with a warm parse cache, <= 2.0x cold, i.e. with the cache emptied
-before each run), and where lvcrypt's time goes: interpreter start-up,
-imports, scan, parse and the parse cache.
+<= 1.0x with a warm model cache, <= 2.0x cold, i.e. with the cache emptied
+before each run), with valgrind installed the instruction counts of the three
+(callgrind: what the machine's load does not move), and where lvcrypt's time
+goes: interpreter start-up, imports, scan, parse and the model cache.
 Needs root (loop devices) and lvm2.
 
     .venv/bin/python benchmarks/lvs_many.py [--lvs 2000] [--runs 15]
@@ -23,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Callable
+
+import callgrind
 
 LVM_ENV = {**os.environ, "LVM_SUPPRESS_FD_WARNINGS": "1", "LC_ALL": "C"}
 
@@ -125,11 +128,18 @@ def run_benchmark(device: str, tmp: Path, args: argparse.Namespace) -> None:
 
     print(f"VG with {args.lvs} LVs written by lvm2 (vgcfgrestore), median of {args.runs} runs")
     print(f"  lvm2 lvs:     {lvm_time * 1000:8.1f} ms ({lvm_cpu * 1000:.1f} ms CPU)")
-    print(f"  lvcrypt lvs:  {ours_time * 1000:8.1f} ms warm (parse cache hit), "
+    print(f"  lvcrypt lvs:  {ours_time * 1000:8.1f} ms warm (model cache hit), "
           f"{cold_time * 1000:.1f} ms cold (no cache); CPU {ours_cpu * 1000:.1f} ms warm, {cold_cpu * 1000:.1f} ms cold")
     print(f"  ratio:        {ours_time / lvm_time:8.2f}x warm, {cold_time / lvm_time:.2f}x cold "
           "(goal <= 1.0x warm, <= 2.0x cold)")
     print(f"  CPU ratio:    {ours_cpu / lvm_cpu:8.2f}x warm, {cold_cpu / lvm_cpu:.2f}x cold")
+    if callgrind.available():
+        shutil.rmtree(tmp / "run" / "cache", ignore_errors=True)
+        cold_ir = callgrind.instructions(ours_argv, env)
+        warm_ir = callgrind.instructions(ours_argv, env)
+        lvm_ir = callgrind.instructions(["lvs", *lvm, "vgbench"], LVM_ENV)
+        print(f"  instructions: lvm2 {lvm_ir / 1e6:.0f}M, lvcrypt {warm_ir / 1e6:.0f}M warm, {cold_ir / 1e6:.0f}M cold; "
+              f"ratio {warm_ir / lvm_ir:.2f}x warm, {cold_ir / lvm_ir:.2f}x cold")
     print("where lvcrypt's time goes:")
     print(f"  python start-up:                       {startup * 1000:7.1f} ms")
     print(f"  imports of the lvs path (with start-up): {imports * 1000:7.1f} ms")
