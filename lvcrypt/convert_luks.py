@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import socket
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 from lvcrypt.crypto.spec import check_data_cipher, check_kernel_cipher
@@ -46,6 +45,7 @@ from lvcrypt.metadata.model import (
 )
 from lvcrypt.metadata.segtypes import handler_of
 from lvcrypt.metadata.validate import KEYSTORE_NAME
+from lvcrypt.records import dataclass
 
 DeviceOf = Callable[[str], str]
 

@@ -6,10 +6,11 @@ optional proof of a passphrase (`--verify`) before an import is committed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from lvcrypt.convert_luks import export_luks, import_luks, inspect, refuse_unless_importable, verify_passphrase
 from lvcrypt.lvops import find_lv, refuse_unless_changeable
+from lvcrypt.records import dataclass
 from lvcrypt.unlock import KeySources, read_passphrase
 
 

@@ -10,7 +10,7 @@ lvm2's non-atomic pvmove, leaves the extents already moved where they are.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING
 
 from lvcrypt.chunk_copy import Pace, Progress, copy_raw
@@ -19,6 +19,7 @@ from lvcrypt.errors import LvcryptError
 from lvcrypt.extent_mover import MoveRefused, check_movable, next_area_move
 from lvcrypt.lv_conversion import DEFAULT_CHUNK_BYTES
 from lvcrypt.lvops import find_lv, refuse_change
+from lvcrypt.records import dataclass
 
 if TYPE_CHECKING:
     from lvcrypt.metadata.model import LogicalVolume

@@ -15,11 +15,11 @@ from __future__ import annotations
 import functools
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Union
 
 from lvcrypt.errors import LvcryptError
+from lvcrypt.records import dataclass
 
 if TYPE_CHECKING:
     from lark import Lark, Tree

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Callable, Mapping
 
 from lvcrypt import keyring
@@ -31,6 +31,7 @@ from lvcrypt.activate.dm_ioctl import DeviceInfo, DeviceMapper, Target, create_n
 from lvcrypt.activate.tables import CryptTarget, DeviceRef, KeyFormat, KeyRef, LayerDevice, PvDevice, Table, \
     target_params
 from lvcrypt.errors import DeviceError, KeyringError, LvcryptError
+from lvcrypt.records import dataclass
 
 MAPPER_DIR = "/dev/mapper"
 KEY_TYPE = "logon"
