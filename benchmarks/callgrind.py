@@ -22,7 +22,8 @@ def instructions(argv: list[str], env: dict[str, str]) -> int:
     """Instructions executed by `argv` and its threads (callgrind's `Collected`)."""
     with tempfile.TemporaryDirectory() as tmp:
         result = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={os.path.join(tmp, 'out')}",
-                                 *argv], capture_output=True, text=True, env=env)
+                                 *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                errors="replace", env=env)
     found = re.search(r"Collected : (\d+)", result.stderr)
     if result.returncode != 0 or found is None:
         raise SystemExit(f"callgrind failed on {' '.join(argv)}: {result.stderr[-2000:]}")
