@@ -31,7 +31,9 @@ with one OpenSSL XTS call per sector, which needs nothing but
 `cryptography`, and moves to the batch engine once it has done
 `PER_SECTOR_BYTES`: per-sector work then stops before it costs more than
 the import it saved (the ski-rental rule: never more than twice the better
-choice made in hindsight).  The per-sector contexts need the whole key, so
+choice made in hindsight).  A call larger than `PER_SECTOR_CALL_BYTES` (the
+data path's 1 MiB steps, a conversion's chunks) is bulk work and goes to the
+batch engine at once.  The per-sector contexts need the whole key, so
 until the move the cipher keeps a copy in a bytearray that `close()` (or the
 move, or the collector) wipes; other specs and XTS keys with equal halves
 (OpenSSL's XTS may refuse those) use the batch engine from the start and
@@ -58,6 +60,7 @@ BLOCK = 16
 DEFAULT_BATCH_BYTES = 128 << 10  # a batch and its tweak work arrays (~6x its size) stay in L2
 # About what numpy's import costs (~75 ms CPU) at the per-sector path's slowest rate (512-byte sectors).
 PER_SECTOR_BYTES = 4 << 20
+PER_SECTOR_CALL_BYTES = 256 << 10  # holds a keyslot area (4000 stripes of a 512-bit key: 256,000 bytes)
 _U64 = (1 << 64) - 1
 
 _ALGORITHMS: dict[str, Callable[[Buffer], CipherAlgorithm]] = {"aes": algorithms.AES, "sm4": algorithms.SM4}
@@ -202,7 +205,7 @@ class SectorCipher:
             raise ValueError("source and destination differ in length")
         if sector < 0 or sector % (self.sector_size // 512):
             raise ValueError(f"sector {sector} is not aligned to the {self.sector_size}-byte sector size")
-        if self._key is not None and length <= self._per_sector_left:
+        if self._key is not None and length <= min(self._per_sector_left, PER_SECTOR_CALL_BYTES):
             self._per_sector_left -= length
             self._per_sector(src, dst, sector, decrypt)
             return

@@ -337,6 +337,11 @@ def test_aes_xts_starts_per_sector_and_its_kept_key_is_wiped_on_close_or_move():
     assert moving._batch is not None and moving._key is None and kept == bytes(64)
     assert bytes(moving.decrypt(expected, 0)) == data
 
+    bulk = open_sector_cipher("aes-xts-plain64", key)
+    large = os.urandom(1 << 20)  # one step of the data path: bulk work, the batch engine at once
+    assert bytes(bulk.encrypt(large, 64)) == reference("aes-xts-plain64", key, large, 512, 64)
+    assert bulk._batch is not None and bulk._key is None
+
 
 def test_cbc_and_equal_xts_halves_keep_no_key():
     """Only AES-XTS with distinct halves runs per sector; the rest opens the batch engine at once, from the
