@@ -10,7 +10,9 @@ interpreter (`python -m lvcrypt` is timed too).  Byte-code caching is left on
 for the children (an installed package has its .pyc files), whatever this
 shell's PYTHONDONTWRITEBYTECODE says, and one warm-up run writes them.
 
-Then where lvcrypt's time goes: interpreter start-up with and without `site`
+With valgrind installed, both commands' instruction counts (callgrind) and
+their ratio follow: the one figure the machine's load does not move.  Then
+where lvcrypt's time goes: interpreter start-up with and without `site`
 (which runs the editable install's finder), each phase of the command timed in
 one process (a phase includes the imports it makes lazily), and the modules
 `python -X importtime` finds slowest.  Needs root (loop devices) and lvm2.
@@ -29,9 +31,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import callgrind
+
 LVM_ENV = {**os.environ, "LVM_SUPPRESS_FD_WARNINGS": "1", "LC_ALL": "C"}
 GOAL, AIM = 3.0, 2.0
 NO_BACKUPS = "backup { backup = 0 archive = 0 }"  # the throw-away VG leaves nothing in /etc/lvm
+NUMPY = "python -c 'import numpy' (one BLAS thread)"
 
 # Run in a fresh interpreter: the command's phases, timed by wrapping the functions it calls
 # (installed before the modules that import them by name are loaded).
@@ -164,14 +169,15 @@ def slowest_imports(argv: list[str], env: dict[str, str], count: int) -> tuple[f
 def report(args: argparse.Namespace, read_args: list[str], lvm_dev: str, env: dict[str, str]) -> None:
     script = console_script()
     check_run([script, *read_args], env)  # writes the .pyc files, fills the parse cache
+    lvm2_lvs = ["lvs", "--devices", lvm_dev, "--driverloaded", "n", "vgref"]
     main_times = interleaved({
-        "lvm2 lvs": ["lvs", "--devices", lvm_dev, "--driverloaded", "n", "vgref"],
+        "lvm2 lvs": lvm2_lvs,
         "lvcrypt read": [script, *read_args],
         "python -m lvcrypt read": [sys.executable, "-m", "lvcrypt", *read_args],
         "python -c pass": [sys.executable, "-c", "pass"],
         "python -S -c pass": [sys.executable, "-S", "-c", "pass"],
         "python -I -S -c pass": [sys.executable, "-I", "-S", "-c", "pass"],
-        "python -c 'import numpy' (one BLAS thread)": [
+        NUMPY: [
             sys.executable, "-c", "import os; os.environ['OPENBLAS_NUM_THREADS'] = '1'; import numpy"],
         "python -c 'import cryptography ciphers'": [
             sys.executable, "-c", "import cryptography.hazmat.primitives.ciphers"],
@@ -187,9 +193,15 @@ def report(args: argparse.Namespace, read_args: list[str], lvm_dev: str, env: di
     print("where lvcrypt's time goes (whole processes: median wall, median CPU user+system):")
     for name, runs in main_times.items():
         print(f"  {name:44} {runs.median * 1000:7.1f} ms  cpu {statistics.median(runs.cpu) * 1000:7.1f} ms")
-    numpy_alone = main_times["python -c 'import numpy' (one BLAS thread)"].median - main_times["python -c pass"].median
-    print(f"  numpy's import is {numpy_alone * 1000:.1f} ms of it: a read that did not load numpy would take about "
-          f"{(ours.median - numpy_alone) * 1000:.1f} ms, ratio {(ours.median - numpy_alone) / anchor.median:.2f}x")
+    loaded = check_run([sys.executable, "-c", "import sys, lvcrypt.cli; lvcrypt.cli.main(sys.argv[1:]); "
+                        "print('numpy' in sys.modules, file=sys.stderr)", *read_args], env).stderr.decode().split()[-1]
+    print(f"  numpy loaded by the read: {loaded == 'True'} (its import alone is "
+          f"{(main_times[NUMPY].median - main_times['python -c pass'].median) * 1000:.1f} ms)")
+    if callgrind.available():
+        ours_ir = callgrind.instructions([script, *read_args], env)
+        anchor_ir = callgrind.instructions(lvm2_lvs, LVM_ENV)
+        print(f"  instructions (callgrind): lvcrypt read {ours_ir / 1e6:.1f}M, lvm2 lvs {anchor_ir / 1e6:.1f}M, "
+              f"ratio {ours_ir / anchor_ir:.2f}x")
     print(f"inside one process (medians of {args.runs}; a phase includes its lazy imports):")
     for label, seconds in phases(read_args, args.runs, env).items():
         print(f"  {label:58} {seconds * 1000:7.1f} ms")

@@ -31,13 +31,13 @@ from __future__ import annotations
 import hmac
 import os
 import zlib
-from dataclasses import dataclass
 
 from lvcrypt.binary_layout import Layout
 from lvcrypt.errors import FormatError, WrongPassphrase
 from lvcrypt.handlers.base import Area
 from lvcrypt.handlers.kdf import pbkdf2
 from lvcrypt.handlers.secret import Secret
+from lvcrypt.records import dataclass
 
 MAGIC = b"LVCRKCV\x01"
 VERSION = 1

@@ -17,13 +17,13 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
 from lvcrypt.errors import HandlerError
 from lvcrypt.handlers.secret import Secret, wipe
+from lvcrypt.records import dataclass
 
 PBKDF_KINDS = ("pbkdf2", "argon2i", "argon2id")
 

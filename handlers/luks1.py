@@ -18,7 +18,7 @@ from __future__ import annotations
 import hmac
 import os
 import uuid as uuidlib
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from lvcrypt.binary_layout import Layout, Record
 from lvcrypt.crypto import CipherSpec
@@ -29,6 +29,7 @@ from lvcrypt.handlers.base import (Area, DataMapping, FormatOptions, HeaderIdent
 from lvcrypt.handlers.kdf import (DIGEST_ITER_TIME_MS, PBKDF2_MIN_ITERATIONS, PbkdfRequest,
                                   check_hash, pbkdf2, pbkdf2_iterations)
 from lvcrypt.handlers.secret import Secret, require_passphrase, wipe
+from lvcrypt.records import dataclass
 
 MAGIC = b"LUKS\xba\xbe"
 NUM_KEYSLOTS = 8
@@ -188,11 +189,12 @@ def _material_length(header: Header, slot: Keyslot) -> int:
 
 def _open_slot(area: Area, header: Header, slot: Keyslot, passphrase: Secret) -> Secret | None:
     """The volume key if `passphrase` opens `slot`, else None."""
-    from lvcrypt.crypto.sector import SectorCipher  # numpy: loaded when a keyslot is used
+    from lvcrypt.crypto.sector import SectorCipher
     length = _material_length(header, slot)
     encrypted = area.read(slot.material_offset * SECTOR, length)
     with pbkdf2(header.hash_spec, passphrase.buffer, slot.salt, slot.iterations, header.key_bytes) as key:
-        material = SectorCipher(header.cipher, key).decrypt(encrypted, 0)
+        with SectorCipher(header.cipher, key) as cipher:
+            material = cipher.decrypt(encrypted, 0)
     try:
         candidate = af.merge(material, header.key_bytes, slot.stripes, header.hash_spec)
     finally:
@@ -206,7 +208,7 @@ def _open_slot(area: Area, header: Header, slot: Keyslot, passphrase: Secret) ->
 def _seal_slot(header: Header, index: int, volume_key: Secret, passphrase: Secret,
                iterations: int) -> tuple[Keyslot, bytearray]:
     """A new enabled keyslot descriptor and its encrypted material."""
-    from lvcrypt.crypto.sector import SectorCipher  # numpy: loaded when a keyslot is used
+    from lvcrypt.crypto.sector import SectorCipher
     old = header.keyslots[index]
     salt = os.urandom(SALT_SIZE)
     length = _material_length(header, old)
@@ -215,7 +217,8 @@ def _seal_slot(header: Header, index: int, volume_key: Secret, passphrase: Secre
         with padded:
             padded.buffer[:len(split)] = split.buffer
             with pbkdf2(header.hash_spec, passphrase.buffer, salt, iterations, header.key_bytes) as key:
-                encrypted = SectorCipher(header.cipher, key).encrypt(padded.buffer, 0)
+                with SectorCipher(header.cipher, key) as cipher:
+                    encrypted = cipher.encrypt(padded.buffer, 0)
     return Keyslot(KEY_ENABLED, iterations, salt, old.material_offset, af.LUKS_STRIPES), encrypted
 
 

@@ -9,11 +9,11 @@ continuing the last segment when possible, any number of runs).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from lvcrypt.conversion_record import owed_wipes
 from lvcrypt.errors import LvcryptError
 from lvcrypt.metadata.model import Area, VolumeGroup
+from lvcrypt.records import dataclass
 
 POLICIES = ("normal", "contiguous")
 

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, ClassVar, TypeVar
 
 from lvcrypt.errors import FormatError
+from lvcrypt.records import dataclass
 
 Buffer = bytes | bytearray | memoryview
 

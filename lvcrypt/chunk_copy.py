@@ -8,13 +8,14 @@ the commit that makes them used is the caller's, after `sync`.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Callable, Mapping
 
 from lvcrypt.activate.tables import Table
 from lvcrypt.activate.userspace import Stack
 from lvcrypt.blockfile import BlockFile
 from lvcrypt.metadata.model import SECTOR, Area, VolumeGroup
+from lvcrypt.records import dataclass
 
 PIECE = 1 << 20  # bytes per read/write: memory stays flat whatever the chunk or LV size
 

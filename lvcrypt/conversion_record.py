@@ -16,10 +16,11 @@ are wiped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from lvcrypt.errors import LvcryptError
 from lvcrypt.metadata.model import Area, LogicalVolume, VolumeGroup
+from lvcrypt.records import dataclass
 
 CONVERSION_KEY = "lvcrypt_conversion"
 WIPES_KEY = "lvcrypt_wipes_owed"

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import socket
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 from lvcrypt.crypto.spec import check_data_cipher, check_kernel_cipher
@@ -56,6 +55,7 @@ from lvcrypt.metadata.model import (
 )
 from lvcrypt.metadata.segtypes import handler_of
 from lvcrypt.metadata.validate import KEYSTORE_NAME
+from lvcrypt.records import dataclass
 
 DeviceOf = Callable[[str], str]
 COPY_BYTES = 1 << 20  # a header is copied and wiped a MiB at a time

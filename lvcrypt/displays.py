@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from lvcrypt.records import dataclass
 from lvcrypt.reportfields import LV_FIELDS, PV_FIELDS, VG_FIELDS, LvRow, PvRow, VgRow
 
 if TYPE_CHECKING:

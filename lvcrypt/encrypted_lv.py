@@ -9,7 +9,6 @@ one thing `--wipe` adds after the commit.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from lvcrypt.activation import build_lv_table
@@ -21,6 +20,7 @@ from lvcrypt.keycache import KeyCache
 from lvcrypt.keystore_admin import KeystoreRequest, pbkdf_request
 from lvcrypt.keystores import KeystoreSessions, close_area, open_area
 from lvcrypt.lvops import refuse_change
+from lvcrypt.records import dataclass
 from lvcrypt.unlock import KeySources, read_passphrase, unlock_lv
 
 if TYPE_CHECKING:

@@ -18,8 +18,9 @@ pipe or a log.  The legend after each VG names every symbol used.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from lvcrypt.records import dataclass
 
 if TYPE_CHECKING:
     from lvcrypt.metadata.model import LogicalVolume, VolumeGroup

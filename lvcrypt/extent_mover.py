@@ -18,7 +18,6 @@ start, so a crypt segment can be cut or moved without touching its data.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Callable
 
 from lvcrypt.alloc import AllocationError, allocate
@@ -36,6 +35,7 @@ from lvcrypt.metadata.model import (
     VolumeGroup,
 )
 from lvcrypt.metadata.tree import Section
+from lvcrypt.records import dataclass
 
 
 class MoveRefused(LvcryptError):

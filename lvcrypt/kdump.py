@@ -31,11 +31,11 @@ bytes is accepted by configfs but copied into a 128-byte buffer with its NUL
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 
 from lvcrypt import keyring
 from lvcrypt.errors import KdumpError, KeyringError
+from lvcrypt.records import dataclass
 
 SUBSYSTEM = "crash_dm_crypt_keys"
 MAX_KEYS = 128

@@ -17,9 +17,9 @@ import ctypes
 import errno
 import os
 import re
-from dataclasses import dataclass
 
 from lvcrypt.errors import KeyringError
+from lvcrypt.records import dataclass
 
 # The soname of Debian's libkeyutils1 (keyutils' library) on every architecture.
 LIBRARY = "libkeyutils.so.1"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Callable
 
 from lvcrypt.activation import ChunkSwitch
@@ -32,6 +32,7 @@ from lvcrypt.keycache import KeyCache
 from lvcrypt.keystore_admin import KeystoreRequest, pbkdf_request
 from lvcrypt.keystores import KeystoreSessions, attrs_of, close_area, keystore_segment, open_area
 from lvcrypt.lvops import find_lv
+from lvcrypt.records import dataclass
 from lvcrypt.unlock import KeySources, read_passphrase, unlock_keystore
 
 if TYPE_CHECKING:

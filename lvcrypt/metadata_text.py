@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from lvcrypt.atomic_file import write_atomically
@@ -19,6 +18,7 @@ from lvcrypt.metadata.parse import parse_bytes
 from lvcrypt.metadata.tree import Section
 from lvcrypt.metadata.validate import validate
 from lvcrypt.metadata.write import write_text
+from lvcrypt.records import dataclass
 
 # Larger than any metadata area lvm2 creates (its maximum is far below this);
 # refusing earlier keeps a mistaken `lvcrypt metadata check /dev/sda` cheap.

@@ -11,7 +11,7 @@ lvm2's non-atomic pvmove, leaves the extents already moved where they are.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Callable
 
 from lvcrypt.activation import ChunkSwitch
@@ -22,6 +22,7 @@ from lvcrypt.extent_mover import MoveRefused, check_live, check_movable, next_ar
 from lvcrypt.keystores import KeystoreSessions
 from lvcrypt.lv_conversion import DEFAULT_CHUNK_BYTES
 from lvcrypt.lvops import find_lv
+from lvcrypt.records import dataclass
 
 if TYPE_CHECKING:
     from lvcrypt.metadata.model import LogicalVolume, VolumeGroup

@@ -9,10 +9,11 @@ per segment, `-S` keeps rows, `-O` orders them from lvm2's collection order.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING
 
 from lvcrypt.errors import UsageError
+from lvcrypt.records import dataclass
 
 if TYPE_CHECKING:
     from typing import Callable

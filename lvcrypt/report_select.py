@@ -16,12 +16,12 @@ import functools
 import re
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Union
 
 from lvcrypt import report_time
 from lvcrypt.errors import LvcryptError
+from lvcrypt.records import dataclass
 from lvcrypt.report_time import TimeValue
 
 if TYPE_CHECKING:

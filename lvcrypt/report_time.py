@@ -25,9 +25,10 @@ from __future__ import annotations
 import enum
 import re
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from lvcrypt.errors import LvcryptError
+from lvcrypt.records import dataclass
 
 _LONG_MAX = 2 ** 63 - 1
 _DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)

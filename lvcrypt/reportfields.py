@@ -12,8 +12,9 @@ import contextlib
 import functools
 import os
 import sys
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
+
+from lvcrypt.records import dataclass
 
 if TYPE_CHECKING:
     from lvcrypt.activate.dm_ioctl import DeviceInfo

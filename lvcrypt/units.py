@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 import sys
-from dataclasses import dataclass
+from lvcrypt.records import dataclass
 
 from lvcrypt.errors import UsageError
 

@@ -23,13 +23,13 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from lvcrypt.errors import HandlerError, KeyringError, UsageError, WrongPassphrase
 from lvcrypt.handlers.secret import Secret, read_key_file
 from lvcrypt.keycache import KeyCache
 from lvcrypt.keystores import KeystoreSessions
+from lvcrypt.records import dataclass
 
 if TYPE_CHECKING:
     from lvcrypt.handlers.base import KeyringToken, KeystoreSession

@@ -6,10 +6,10 @@ with the old and the new value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from lvcrypt.metadata.tree import Section, Value
 from lvcrypt.metadata.write import scalar
+from lvcrypt.records import dataclass
 
 
 @dataclass(frozen=True)

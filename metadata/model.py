@@ -8,10 +8,11 @@ the text format.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import ClassVar
 
 from lvcrypt.metadata.tree import Section
+from lvcrypt.records import dataclass
 
 SECTOR = 512
 

@@ -33,13 +33,13 @@ activate/; a type needing another dm target extends this vocabulary there.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar, Generic, TypeVar, Union
 
 from lvcrypt.errors import LvcryptError
 from lvcrypt.metadata.fields import Fields, Names
 from lvcrypt.metadata.model import Area, Segment, UnknownSegment
 from lvcrypt.metadata.tree import Section, Value
+from lvcrypt.records import dataclass
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ The queries are pure functions of the model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Iterator
 
 from lvcrypt.metadata.model import LogicalVolume, Segment, UnknownSegment, VolumeGroup
@@ -33,6 +32,7 @@ from lvcrypt.metadata.segtype_crypt import CRYPT, KEYSTORE
 from lvcrypt.metadata.segtype_handler import SegmentType, area_pairs
 from lvcrypt.metadata.segtype_striped import STRIPED
 from lvcrypt.metadata.tree import Section, Value
+from lvcrypt.records import dataclass
 
 HISTORICAL_PREFIX = "-"  # lvm2 names historical LVs "-name" where live and historical names meet
 ACTIONS = ("rename", "remove", "extend", "reduce", "convert", "data-write", "activate")

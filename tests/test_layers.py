@@ -36,7 +36,7 @@ class Layer:
 LAYERS = (
     Layer("base", (("lvcrypt.__init__", "lvcrypt.errors", "lvcrypt.units", "lvcrypt.crypto",
                     "lvcrypt.atomic_file", "lvcrypt.binary_layout", "lvcrypt.blockfile",
-                    "lvcrypt.command_mode"),)),
+                    "lvcrypt.command_mode", "lvcrypt.records"),)),
     Layer("formats", (("lvcrypt.metadata",), ("lvcrypt.handlers",))),
     Layer("store and model operations", (("lvcrypt.store", "lvcrypt.alloc", "lvcrypt.lvops", "lvcrypt.pvops",
                                           "lvcrypt.vgops", "lvcrypt.lvsize", "lvcrypt.cryptlv", "lvcrypt.keystores",

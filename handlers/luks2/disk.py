@@ -11,7 +11,6 @@ both copies overwritten from the one they did not expect.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from lvcrypt.errors import FormatError, NeedsRepair
 from lvcrypt.handlers.base import Area
@@ -19,6 +18,7 @@ from lvcrypt.handlers.base import Area
 from lvcrypt.handlers.luks2 import json_area
 from lvcrypt.handlers.luks2.header import METADATA_SIZES, BinaryHeader, HeaderCopy, new_salt, read_copy, write_copy
 from lvcrypt.handlers.luks2.json_area import Metadata
+from lvcrypt.records import dataclass
 
 
 @dataclass

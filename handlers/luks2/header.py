@@ -31,11 +31,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from lvcrypt.binary_layout import Layout
 from lvcrypt.errors import FormatError
 from lvcrypt.handlers.base import Area
+from lvcrypt.records import dataclass
 
 PRIMARY_MAGIC = b"LUKS\xba\xbe"
 SECONDARY_MAGIC = b"SKUL\xba\xbe"

@@ -20,12 +20,13 @@ import base64
 import binascii
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from lvcrypt.errors import FormatError
 
 from lvcrypt.handlers.luks2.header import BINARY_SIZE, METADATA_SIZES
+from lvcrypt.records import dataclass
 
 MAX_KEYSLOTS = 32
 MAX_TOKENS = 32

@@ -33,14 +33,15 @@ def _pbkdf_of(kdf: KdfSpec) -> Pbkdf:
 
 def open_keyslot(area: Area, slot: Keyslot, passphrase: Secret) -> Secret:
     """The candidate volume key this slot yields for `passphrase` (not yet checked against a digest)."""
-    from lvcrypt.crypto.sector import SectorCipher  # numpy: loaded when a keyslot is used
+    from lvcrypt.crypto.sector import SectorCipher
     if slot.type != "luks2" or slot.kdf is None or slot.af is None or slot.area.encryption is None:
         raise HandlerError(f"keyslot type {slot.type!r} cannot be opened with a passphrase")
     spec = CipherSpec.parse(slot.area.encryption)
     length = material_size(slot.key_size, slot.af.stripes)
     encrypted = area.read(slot.area.offset, length)
     with derive(_pbkdf_of(slot.kdf), passphrase, slot.kdf.salt, slot.area.key_size or 0) as key:
-        material = SectorCipher(spec, key).decrypt(encrypted, 0)
+        with SectorCipher(spec, key) as cipher:
+            material = cipher.decrypt(encrypted, 0)
     try:
         return af.merge(material, slot.key_size, slot.af.stripes, slot.af.hash)
     finally:
@@ -94,7 +95,7 @@ def store_keyslot(area: Area, metadata: Metadata, volume_key: Secret, passphrase
     The keyslot's area cipher and key size are the data segment's, as
     cryptsetup chooses them by default.
     """
-    from lvcrypt.crypto.sector import SectorCipher  # numpy: loaded when a keyslot is used
+    from lvcrypt.crypto.sector import SectorCipher
     spec = CipherSpec.parse(cipher)
     spec.check_key_size(len(volume_key))
     key_size = len(volume_key)
@@ -108,7 +109,8 @@ def store_keyslot(area: Area, metadata: Metadata, volume_key: Secret, passphrase
         material[:len(split)] = split.buffer
         try:
             with derive(_pbkdf_of(kdf), passphrase, kdf.salt, key_size) as key:
-                encrypted = SectorCipher(spec, key).encrypt(material, 0)
+                with SectorCipher(spec, key) as cipher:
+                    encrypted = cipher.encrypt(material, 0)
         finally:
             wipe(material)
     area.write(offset, encrypted + os.urandom(length - len(encrypted)))

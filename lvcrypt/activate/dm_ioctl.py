@@ -18,11 +18,12 @@ import errno
 import fcntl
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Iterable, Sequence
 
 from lvcrypt.binary_layout import Buffer, Layout, Record
 from lvcrypt.errors import DeviceError
+from lvcrypt.records import dataclass
 
 CONTROL_PATH = "/dev/mapper/control"
 USERSPACE_HINT = "use `lvcrypt mount` or `lvcrypt read`/`write` for userspace access"

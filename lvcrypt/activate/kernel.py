@@ -25,7 +25,7 @@ import signal
 import stat
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Callable, Iterator, Mapping
 
 from lvcrypt import keyring
@@ -34,6 +34,7 @@ from lvcrypt.activate.dm_ioctl import DeviceInfo, DeviceMapper, Target, create_n
 from lvcrypt.activate.tables import CryptTarget, DeviceRef, KeyFormat, KeyRef, LayerDevice, PvDevice, Table, \
     target_params
 from lvcrypt.errors import DeviceError, KeyringError, LvcryptError
+from lvcrypt.records import dataclass
 
 MAPPER_DIR = "/dev/mapper"
 KEY_TYPE = "logon"

@@ -16,10 +16,10 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-from dataclasses import dataclass
 
 from lvcrypt.binary_layout import Layout
 from lvcrypt.errors import DeviceError
+from lvcrypt.records import dataclass
 
 LOOP_CONTROL = "/dev/loop-control"
 LOOP_SET_FD = 0x4C00

@@ -188,8 +188,10 @@ class MappedDevice:
             done += take
 
     def wipe(self) -> None:
-        """Clear the plaintext staging buffer."""
+        """Clear the plaintext staging buffer and close the ciphers (the per-sector path keeps a key copy)."""
         self._buffer[:] = bytes(len(self._buffer))
+        for cipher in self._ciphers.values():
+            cipher.close()
 
 
 class Stack:

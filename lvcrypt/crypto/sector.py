@@ -24,37 +24,50 @@ dm-crypt does not set): a volume the kernel reads, lvcrypt reads.  Such a
 key is refused where lvcrypt starts using a key for new data
 (`spec.check_new_volume_key`), the one rule for every caller.
 
-Work is done in batches of whole sectors over preallocated buffers: numpy
-views of the caller's buffers, one OpenSSL ECB call per batch for the bulk
-cipher, and tweaks computed array-wide (see gf128), because a cipher call per
-sector costs more in Python than the encryption itself.  Instances are not
-thread-safe; use one per thread.
+Two engines give the same bytes.  Bulk work goes to `sector_batch` (numpy,
+one OpenSSL call per batch); but numpy's import costs more than a short
+command's whole run (a 4 KiB `read`, a keyslot unlock), so AES-XTS starts
+with one OpenSSL XTS call per sector, which needs nothing but
+`cryptography`, and moves to the batch engine once it has done
+`PER_SECTOR_BYTES`: per-sector work then stops before it costs more than
+the import it saved (the ski-rental rule: never more than twice the better
+choice made in hindsight).  A call larger than `PER_SECTOR_CALL_BYTES` (the
+data path's 1 MiB steps, a conversion's chunks) is bulk work and goes to the
+batch engine at once.  The per-sector contexts need the whole key, so
+until the move the cipher keeps a copy in a bytearray that `close()` (or the
+move, or the collector) wipes; other specs and XTS keys with equal halves
+(OpenSSL's XTS may refuse those) use the batch engine from the start and
+keep no key.  Instances are not thread-safe; use one per thread.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, Protocol
+import hmac
+from typing import TYPE_CHECKING, Callable, Protocol
 
-import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherAlgorithm, CipherContext, algorithms, modes
 
-from lvcrypt.crypto.gf128 import U64, TweakExpander
 from lvcrypt.crypto.spec import CipherSpec, parse_cipher_spec
 from lvcrypt.errors import HandlerError
+
+if TYPE_CHECKING:
+    from lvcrypt.crypto.sector_batch import BatchCipher
 
 Buffer = bytes | bytearray | memoryview
 SECTOR_SIZES = (512, 1024, 2048, 4096)
 BLOCK = 16
 DEFAULT_BATCH_BYTES = 128 << 10  # a batch and its tweak work arrays (~6x its size) stay in L2
-IV_BATCH_BYTES = 4 << 20
-
+# About what numpy's import costs (~75 ms CPU) at the per-sector path's slowest rate (512-byte sectors).
+PER_SECTOR_BYTES = 4 << 20
+PER_SECTOR_CALL_BYTES = 256 << 10  # holds a keyslot area (4000 stripes of a 512-bit key: 256,000 bytes)
+_U64 = (1 << 64) - 1
 
 _ALGORITHMS: dict[str, Callable[[Buffer], CipherAlgorithm]] = {"aes": algorithms.AES, "sm4": algorithms.SM4}
 
 
 class KeyHolder(Protocol):
-    """A key kept in a buffer of its own (handlers' `Secret`): the cipher reads `buffer`, never keeps it."""
+    """A key kept in a buffer of its own (handlers' `Secret`): the cipher reads `buffer`."""
 
     @property
     def buffer(self) -> bytearray: ...
@@ -63,63 +76,106 @@ class KeyHolder(Protocol):
 Key = bytes | bytearray | memoryview | KeyHolder
 
 
-def _key_view(key: Key) -> memoryview:
+def key_view(key: Key) -> memoryview:
     return memoryview(key if isinstance(key, (bytes, bytearray, memoryview)) else key.buffer)
 
 
-def _ecb(cipher: str, key: Buffer, decrypt: bool = False) -> CipherContext:
+def ecb(cipher: str, key: Buffer, decrypt: bool = False) -> CipherContext:
     context = Cipher(_ALGORITHMS[cipher](key), modes.ECB())
     return context.decryptor() if decrypt else context.encryptor()
 
 
+def essiv_cipher(spec: CipherSpec, key: memoryview) -> CipherContext:
+    """ESSIV's IV encryptor: the spec's cipher keyed by the hash of the whole key."""
+    salt = bytearray(hashlib.new(spec.iv_option, key).digest())
+    try:
+        return ecb(spec.cipher, salt)
+    finally:
+        salt[:] = bytes(len(salt))
+
+
+def parsed(spec: str | CipherSpec) -> CipherSpec:
+    """A spec the engine computes; a `CipherSpec` parsed elsewhere (e.g. kernel grammar only) is checked again."""
+    return parse_cipher_spec(str(spec))
+
+
+def sector_iv(iv_mode: str, number: int) -> bytes:
+    """The 16-byte IV of IV number `number` before ESSIV's encryption (ESSIV encrypts the plain64 IV)."""
+    if iv_mode == "null":
+        return bytes(BLOCK)
+    if iv_mode == "plain":
+        return (number & 0xFFFFFFFF).to_bytes(BLOCK, "little")
+    if iv_mode == "plain64be":
+        return bytes(8) + (number & _U64).to_bytes(8, "big")
+    return (number & _U64).to_bytes(BLOCK, "little")
+
+
 class SectorCipher:
-    """Common part: argument checks, batching and IV generation; subclasses do one batch.
+    """Whole sectors in, whole sectors out, from the per-sector or the batch engine (see the module)."""
 
-    ``SectorCipher(spec, key, ...)`` returns the subclass for the spec's chain
-    mode, so callers name one class whatever the spec.
-    """
-
-    def __new__(cls, spec: str | CipherSpec, key: Key, sector_size: int = 512, iv_large_sectors: bool = False,
-                batch_bytes: int = DEFAULT_BATCH_BYTES) -> "SectorCipher":
-        if cls is SectorCipher:
-            cls = _ENGINES[_parsed(spec).chain_mode]
-        return super().__new__(cls)
+    _key: bytearray | None = None  # set before anything can fail, for __del__
 
     def __init__(self, spec: str | CipherSpec, key: Key, sector_size: int = 512, iv_large_sectors: bool = False,
                  batch_bytes: int = DEFAULT_BATCH_BYTES):
         if sector_size not in SECTOR_SIZES:
             raise HandlerError(f"sector size {sector_size} is not one of {', '.join(map(str, SECTOR_SIZES))}")
-        spec = _parsed(spec)
-        view = _key_view(key)
+        spec = parsed(spec)
+        view = key_view(key)
         spec.check_key_size(view.nbytes)
         self.spec = spec
         self.sector_size = sector_size
         self.key_size = view.nbytes
         self.iv_large_sectors = iv_large_sectors
-        self.blocks_per_sector = sector_size // BLOCK
-        self._shift = (sector_size // 512).bit_length() - 1
-        self.batch_sectors = max(1, batch_bytes // sector_size)
-        # IVs and group starts are computed for many batches at once: per-call
-        # numpy overhead on these small arrays would otherwise dominate.
-        self.iv_batch_sectors = self.batch_sectors * max(1, IV_BATCH_BYTES // (self.batch_sectors * sector_size))
+        self._batch_bytes = batch_bytes
         self._iv_step = 1 if iv_large_sectors else sector_size // 512
-        self._iv_steps = np.arange(self.iv_batch_sectors, dtype=U64) * np.uint64(self._iv_step)
-        self._ivs = np.zeros((self.iv_batch_sectors, 2), dtype=U64)
-        self._ivs_out = bytearray(self.iv_batch_sectors * BLOCK + BLOCK)
-        self._essiv = self._essiv_cipher(spec, view) if spec.iv_mode == "essiv" and spec.chain_mode != "ecb" else None
-        self._next_iv = -1  # where the previous call stopped: a call starting there is streaming
-        self._ahead: tuple[int, int, tuple[np.ndarray, ...]] | None = None
+        self._shift = (sector_size // 512).bit_length() - 1
+        self._batch: BatchCipher | None = None
+        self._key: bytearray | None = None
+        self._per_sector_left = PER_SECTOR_BYTES
+        self._essiv: CipherContext | None = None
+        half = view.nbytes // 2
+        if spec.chain_mode == "xts" and spec.cipher == "aes" and not hmac.compare_digest(view[:half], view[half:]):
+            self._key = bytearray(view)
+            if spec.iv_mode == "essiv":
+                self._essiv = essiv_cipher(spec, view)
+        else:
+            self._batch = self._open_batch(view)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec} key={self.key_size * 8} bits sector_size={self.sector_size}>"
 
-    @staticmethod
-    def _essiv_cipher(spec: CipherSpec, key: memoryview) -> CipherContext:
-        salt = bytearray(hashlib.new(spec.iv_option, key).digest())
-        try:
-            return _ecb(spec.cipher, salt)
-        finally:
-            salt[:] = bytes(len(salt))
+    def _open_batch(self, key: Key) -> BatchCipher:
+        from lvcrypt.crypto.sector_batch import open_batch_cipher  # numpy: only when the batch engine is needed
+
+        return open_batch_cipher(self.spec, key, self.sector_size, self.iv_large_sectors, self._batch_bytes)
+
+    def _engine(self) -> BatchCipher:
+        """The batch engine, opened from the kept key (then wiped: it is needed no more) on first use."""
+        if self._batch is None:
+            if self._key is None:
+                raise ValueError("the sector cipher is closed")
+            self._batch = self._open_batch(self._key)
+            self._wipe_key()
+        return self._batch
+
+    def _wipe_key(self) -> None:
+        if self._key is not None:
+            self._key[:] = bytes(len(self._key))
+            self._key = None
+
+    def close(self) -> None:
+        """Wipe the kept key and drop the engines; the cipher cannot be used after."""
+        self._wipe_key()
+        self._batch = None
+
+    def __enter__(self) -> "SectorCipher":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self._wipe_key()
 
     def encrypt(self, data: Buffer, sector: int) -> bytearray:
         """Ciphertext of whole sectors `data` starting at dm-crypt sector `sector`."""
@@ -135,13 +191,13 @@ class SectorCipher:
 
     def encrypt_into(self, src: Buffer, dst: bytearray | memoryview, sector: int) -> None:
         """Encrypt `src` into `dst` (same length; may be the same buffer)."""
-        self._run(src, dst, sector, self._encrypt_batch)
+        self._run(src, dst, sector, decrypt=False)
 
     def decrypt_into(self, src: Buffer, dst: bytearray | memoryview, sector: int) -> None:
         """Decrypt `src` into `dst` (same length; may be the same buffer)."""
-        self._run(src, dst, sector, self._decrypt_batch)
+        self._run(src, dst, sector, decrypt=True)
 
-    def _run(self, src: Buffer, dst: Buffer, sector: int, batch: Callable[..., None]) -> None:
+    def _run(self, src: Buffer, dst: Buffer, sector: int, decrypt: bool) -> None:
         length = memoryview(src).nbytes
         if length % self.sector_size:
             raise ValueError(f"{length} bytes is not a whole number of {self.sector_size}-byte sectors")
@@ -149,192 +205,41 @@ class SectorCipher:
             raise ValueError("source and destination differ in length")
         if sector < 0 or sector % (self.sector_size // 512):
             raise ValueError(f"sector {sector} is not aligned to the {self.sector_size}-byte sector size")
-        shape = (-1, self.blocks_per_sector, 2)
-        src64 = np.frombuffer(src, dtype=U64).reshape(shape)
-        dst64 = np.frombuffer(dst, dtype=U64).reshape(shape)
-        first_iv = sector >> self._shift if self.iv_large_sectors else sector
-        total = src64.shape[0]
-        for start in range(0, total, self.iv_batch_sectors):
-            count = min(self.iv_batch_sectors, total - start)
-            state = self._state_for(first_iv + start * self._iv_step, count)
-            for first in range(0, count, self.batch_sectors):
-                last = min(first + self.batch_sectors, count)
-                batch(src64[start + first:start + last], dst64[start + first:start + last],
-                      *(part[first:last] for part in state))
-        self._next_iv = first_iv + total * self._iv_step
+        if self._key is not None and length <= min(self._per_sector_left, PER_SECTOR_CALL_BYTES):
+            self._per_sector_left -= length
+            self._per_sector(src, dst, sector, decrypt)
+            return
+        engine = self._engine()
+        (engine.decrypt_into if decrypt else engine.encrypt_into)(src, dst, sector)
 
-    def _state_for(self, first_iv: int, count: int) -> tuple[np.ndarray, ...]:
-        """Per-sector state of `count` sectors from IV `first_iv`, taken from the read-ahead when it has them.
-
-        A call that starts where the previous one stopped is streaming: its
-        state is prepared for a whole IV batch ahead, so that a data path
-        moving 1 MiB per call pays the per-call setup once per IV batch.
-        """
-        if self._ahead is not None:
-            ahead_first, ahead_count, state = self._ahead
-            skip, misaligned = divmod(first_iv - ahead_first, self._iv_step)
-            if not misaligned and 0 <= skip and skip + count <= ahead_count:
-                return tuple(part[skip:skip + count] for part in state)
-        prepared = max(count, self.iv_batch_sectors) if first_iv == self._next_iv else count
-        state = self._prepare(self._iv_blocks(first_iv, prepared))
-        self._ahead = (first_iv, prepared, state)
-        return tuple(part[:count] for part in state)
-
-    def _iv_blocks(self, first_iv: int, n: int) -> np.ndarray:
-        """The dm-crypt IVs of n consecutive sectors as (n, 2) little-endian words."""
-        ivs = self._ivs[:n]
-        np.add(self._iv_steps[:n], np.uint64(first_iv & 0xFFFFFFFFFFFFFFFF), out=ivs[:, 0])
-        if self.spec.iv_mode == "null":
-            ivs[:] = 0
-        elif self.spec.iv_mode == "plain":
-            ivs[:, 0] &= np.uint64(0xFFFFFFFF)
-        elif self.spec.iv_mode == "plain64be":  # dm-crypt: the big-endian number fills the IV's last 8 bytes
-            ivs[:, 1] = ivs[:, 0].byteswap()
-            ivs[:, 0] = 0
+    def _tweaks(self, sector: int, count: int) -> list[bytes]:
+        """The XTS tweak (dm-crypt's IV) of `count` sectors from dm-crypt sector `sector`."""
+        first = sector >> self._shift if self.iv_large_sectors else sector
+        ivs = [sector_iv(self.spec.iv_mode, first + index * self._iv_step) for index in range(count)]
         if self._essiv is None:
             return ivs
-        out = memoryview(self._ivs_out)
-        self._essiv.update_into(ivs.data.cast("B"), out)
-        return np.frombuffer(out[: n * BLOCK], dtype=U64).reshape(n, 2)
+        joined = b"".join(ivs)
+        encrypted = bytearray(len(joined) + BLOCK)
+        self._essiv.update_into(joined, encrypted)
+        return [bytes(encrypted[index * BLOCK:(index + 1) * BLOCK]) for index in range(count)]
 
-    def _prepare(self, ivs: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Per-sector state for a run of batches (indexed by sector along the first axis)."""
-        raise NotImplementedError
-
-    def _encrypt_batch(self, src: np.ndarray, dst: np.ndarray, *state: np.ndarray) -> None:
-        raise NotImplementedError
-
-    def _decrypt_batch(self, src: np.ndarray, dst: np.ndarray, *state: np.ndarray) -> None:
-        raise NotImplementedError
-
-
-class XtsSectorCipher(SectorCipher):
-    """XTS as ECB between two XORs with all tweaks of the batch: C = E_K1(P ^ T) ^ T."""
-
-    def __init__(self, spec: str | CipherSpec, key: Key, sector_size: int = 512, iv_large_sectors: bool = False,
-                 batch_bytes: int = DEFAULT_BATCH_BYTES):
-        super().__init__(spec, key, sector_size, iv_large_sectors, batch_bytes)
-        view = _key_view(key)
-        half = view.nbytes // 2
-        self._data_enc = _ecb(self.spec.cipher, view[:half])
-        self._data_dec = _ecb(self.spec.cipher, view[:half], decrypt=True)
-        self._tweak_enc = _ecb(self.spec.cipher, view[half:])
-        self._tweaks = TweakExpander(self.blocks_per_sector, self.batch_sectors)
-        self._t0 = bytearray(self.iv_batch_sectors * BLOCK + BLOCK)
-        self._work = bytearray(self.batch_sectors * sector_size + BLOCK)
-        self._work_view = memoryview(self._work)
-        self._work_sectors = np.frombuffer(self._work, dtype=U64)[: self.batch_sectors * sector_size // 8].reshape(
-            self.batch_sectors, self.blocks_per_sector, 2)
-
-    def _prepare(self, ivs: np.ndarray) -> tuple[np.ndarray, ...]:
-        """T0 = E_K2(IV) of every sector, expanded to the start of each 16-block group."""
-        n = ivs.shape[0]
-        t0 = memoryview(self._t0)
-        self._tweak_enc.update_into(np.ascontiguousarray(ivs).data.cast("B"), t0)
-        return self._tweaks.group_starts(np.frombuffer(t0[: n * BLOCK], dtype=U64).reshape(n, 2))
-
-    def _crypt(self, src: np.ndarray, dst: np.ndarray, starts_lo: np.ndarray, starts_hi: np.ndarray,
-               context: CipherContext) -> None:
-        tweaks = self._tweaks.expand(starts_lo, starts_hi)
-        n = src.shape[0]
-        work = self._work_sectors[:n]
-        np.bitwise_xor(src, tweaks, out=work)
-        # In place; the work buffer's spare block satisfies update_into's size rule.
-        context.update_into(self._work_view[:n * self.sector_size], self._work_view)
-        np.bitwise_xor(work, tweaks, out=dst)
-
-    def _encrypt_batch(self, src: np.ndarray, dst: np.ndarray, *state: np.ndarray) -> None:
-        self._crypt(src, dst, *state, self._data_enc)
-
-    def _decrypt_batch(self, src: np.ndarray, dst: np.ndarray, *state: np.ndarray) -> None:
-        self._crypt(src, dst, *state, self._data_dec)
-
-
-class CbcSectorCipher(SectorCipher):
-    """CBC restarted at every sector with that sector's IV.
-
-    Decryption is parallel (P_j = D(C_j) ^ C_{j-1}): one ECB call per batch.
-    Encryption is a chain inside each sector, so it walks the block columns:
-    block j of every sector of the batch in one ECB call.
-    """
-
-    def __init__(self, spec: str | CipherSpec, key: Key, sector_size: int = 512, iv_large_sectors: bool = False,
-                 batch_bytes: int = DEFAULT_BATCH_BYTES):
-        super().__init__(spec, key, sector_size, iv_large_sectors, batch_bytes)
-        self._enc = _ecb(self.spec.cipher, _key_view(key))
-        self._dec = _ecb(self.spec.cipher, _key_view(key), decrypt=True)
-        n = self.batch_sectors
-        self._column = np.empty((n, 2), dtype=U64)
-        self._column_out = bytearray(n * BLOCK + BLOCK)
-        self._work = bytearray(n * sector_size + BLOCK)
-        self._work64 = np.frombuffer(self._work, dtype=U64)
-
-    def _prepare(self, ivs: np.ndarray) -> tuple[np.ndarray, ...]:
-        return (ivs.copy(),)  # the IV buffer is reused by the next preparation
-
-    def _encrypt_batch(self, src: np.ndarray, dst: np.ndarray, *state: np.ndarray) -> None:
-        (ivs,) = state
-        n = src.shape[0]
-        column = self._column[:n]
-        out_view = memoryview(self._column_out)
-        chained = np.frombuffer(out_view[: n * BLOCK], dtype=U64).reshape(n, 2)
-        previous = ivs
-        for j in range(self.blocks_per_sector):
-            np.bitwise_xor(src[:, j], previous, out=column)
-            self._enc.update_into(column.data.cast("B"), out_view)
-            dst[:, j] = chained
-            previous = dst[:, j]
-
-    def _decrypt_batch(self, src: np.ndarray, dst: np.ndarray, *state: np.ndarray) -> None:
-        (ivs,) = state
-        nbytes = src.nbytes
-        view = memoryview(self._work)
-        self._dec.update_into(np.ascontiguousarray(src).data.cast("B"), view)
-        work = self._work64[: nbytes // 8].reshape(src.shape)
-        work[:, 1:] ^= src[:, :-1]
-        work[:, 0] ^= ivs
-        np.copyto(dst, work)
-
-
-class EcbSectorCipher(SectorCipher):
-    """ECB: every block on its own, no IV; the whole batch is one OpenSSL call each way."""
-
-    def __init__(self, spec: str | CipherSpec, key: Key, sector_size: int = 512, iv_large_sectors: bool = False,
-                 batch_bytes: int = DEFAULT_BATCH_BYTES):
-        super().__init__(spec, key, sector_size, iv_large_sectors, batch_bytes)
-        self._enc = _ecb(self.spec.cipher, _key_view(key))
-        self._dec = _ecb(self.spec.cipher, _key_view(key), decrypt=True)
-        self._work = bytearray(self.batch_sectors * sector_size + BLOCK)
-        self._work64 = np.frombuffer(self._work, dtype=U64)
-
-    def _state_for(self, first_iv: int, count: int) -> tuple[np.ndarray, ...]:
-        return ()  # no IVs to compute
-
-    def _crypt(self, src: np.ndarray, dst: np.ndarray, context: CipherContext) -> None:
-        nbytes = src.nbytes
-        context.update_into(np.ascontiguousarray(src).data.cast("B"), memoryview(self._work))
-        np.copyto(dst, self._work64[: nbytes // 8].reshape(src.shape))
-
-    def _encrypt_batch(self, src: np.ndarray, dst: np.ndarray, *state: np.ndarray) -> None:
-        self._crypt(src, dst, self._enc)
-
-    def _decrypt_batch(self, src: np.ndarray, dst: np.ndarray, *state: np.ndarray) -> None:
-        self._crypt(src, dst, self._dec)
-
-
-_ENGINES: dict[str, type[SectorCipher]] = {"xts": XtsSectorCipher, "cbc": CbcSectorCipher, "ecb": EcbSectorCipher}
-
-
-def _parsed(spec: str | CipherSpec) -> CipherSpec:
-    """A spec the engine computes; a `CipherSpec` parsed elsewhere (e.g. kernel grammar only) is checked again."""
-    return parse_cipher_spec(str(spec))
+    def _per_sector(self, src: Buffer, dst: Buffer, sector: int, decrypt: bool) -> None:
+        """One OpenSSL AES-XTS call per sector, straight into `dst` (the tweak is the sector's IV)."""
+        size = self.sector_size
+        source = memoryview(src).cast("B")
+        target = memoryview(dst).cast("B")
+        algorithm = algorithms.AES(self._key)
+        for index, tweak in enumerate(self._tweaks(sector, source.nbytes // size)):
+            cipher = Cipher(algorithm, modes.XTS(tweak))
+            context = cipher.decryptor() if decrypt else cipher.encryptor()
+            context.update_into(source[index * size:(index + 1) * size], target[index * size:(index + 1) * size])
 
 
 def open_sector_cipher(spec: str | CipherSpec, key: Key, sector_size: int = 512,
                        iv_large_sectors: bool = False, batch_bytes: int = DEFAULT_BATCH_BYTES) -> SectorCipher:
     """The sector cipher of a dm-crypt table's cipher string and key.
 
-    The key is used, not kept: OpenSSL holds the expanded keys inside the
-    cipher contexts, and the caller stays the owner (and wiper) of `key`.
+    The caller stays the owner (and wiper) of `key`; for AES-XTS the cipher
+    keeps its own copy until `close()` or until it moves to the batch engine.
     """
     return SectorCipher(spec, key, sector_size, iv_large_sectors, batch_bytes)

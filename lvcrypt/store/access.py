@@ -15,11 +15,11 @@ A host whose lvm.conf sets use_lvmlockd = 1 reads and changes shared VGs under l
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 
 from lvcrypt.errors import LvcryptError
 from lvcrypt.metadata.model import VolumeGroup
+from lvcrypt.records import dataclass
 from lvcrypt.store import lvm_config, lvmlockd
 
 

@@ -1,32 +1,63 @@
-"""A cache of parsed metadata trees, so that report commands skip the text parser (most of their time).
+"""A cache of converted VG models, so that report commands skip the text parser and the conversion (most of their time).
 
-An entry is used only for exactly the text it was parsed from (its SHA-256 is
-in the entry), so a changed VG simply misses.  Only trees that converted and
-validated are stored, so a hit needs only the conversion to the model.
+An entry is used only for exactly the text it was read from (its SHA-256 is
+in the entry) and for exactly the code that converted it (the lvcrypt and
+Python versions, and the size and time of every module of the metadata
+package, which decides how a text becomes a model), so a changed VG or a
+changed converter simply misses; a damaged or unreadable entry is ignored and
+the text parsed again, never trusted over the disk.  Only models that
+converted and validated are stored.
 
-Nothing in it can run code or pick a path: entries are `marshal` data of
-plain tuples, lists, strings and numbers (never code objects or classes;
-every node is type-checked while rebuilding), named by a hash of the VG id,
-in a subdirectory of the private run directory that is verified to be ours
-and writable by nobody else, opened without following symbolic links.
+The entry is `marshal` data (stamp, digest, payload), checked before the
+payload is looked at.  The payload is a pickle of the model, loaded by an
+unpickler that resolves no global but the model's own data classes (no
+function, no other class: a planted pickle cannot run code); the file is
+named by a hash of the VG id, in a subdirectory of the private run directory
+that is verified to be ours and writable by nobody else, opened without
+following symbolic links, and the loaded object must be a `VolumeGroup`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import marshal
 import os
+import pickle
 import stat
 import sys
 
 from lvcrypt import __version__
 from lvcrypt.atomic_file import private_directory
 from lvcrypt.errors import LvcryptError
-from lvcrypt.metadata.tree import Section, Value
+from lvcrypt.metadata import model, tree
+from lvcrypt.metadata.gc_pause import gc_paused
+from lvcrypt.metadata.model import VolumeGroup
 from lvcrypt.store.lock import run_dir
 
-_STAMP = (__version__, sys.version_info[:2], 2)
+_FORMAT = 3
 _MAX_ENTRY = 64 << 20
+# The only globals a payload may name: the model's classes and the tree's Section.
+_CLASSES = {(module.__name__, name): value for module in (model, tree) for name, value in vars(module).items()
+            if isinstance(value, type) and value.__module__ == module.__name__}
+_FAILURES = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+             RecursionError, MemoryError)
+
+
+def _code_stamp() -> tuple[object, ...]:
+    """What the conversion depends on: versions, and every metadata module's size and modification time."""
+    folder = os.path.dirname(model.__file__)
+    modules = sorted((entry.name, entry.stat().st_size, entry.stat().st_mtime_ns)
+                     for entry in os.scandir(folder) if entry.name.endswith((".py", ".lark")))
+    return (_FORMAT, __version__, sys.version_info[:2], tuple(modules))
+
+
+class _ModelUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> type:
+        found = _CLASSES.get((module, name))
+        if found is None:
+            raise pickle.UnpicklingError(f"{module}.{name} is not a model class")
+        return found
 
 
 def _directory() -> str | None:
@@ -40,43 +71,6 @@ def _directory() -> str | None:
 
 def _name(vg_id: str) -> str:
     return hashlib.sha256(vg_id.encode("utf-8", "surrogateescape")).hexdigest()
-
-
-def _encode(node: Value) -> object:
-    if isinstance(node, Section):
-        lines = tuple(item for pair in node.key_lines.items() for item in pair)
-        return (node.line, lines, tuple((key, _encode(value)) for key, value in node.items()))
-    return node
-
-
-def _scalar(value: object) -> bool:
-    return type(value) in (str, int, float)
-
-
-def _decode(node: object) -> Section:
-    """The Section encoded by `_encode`; ValueError on anything else."""
-    if type(node) is not tuple or len(node) != 3:
-        raise ValueError("not a section")
-    line, lines, items = node
-    if (line is not None and type(line) is not int) or type(lines) is not tuple or type(items) is not tuple:
-        raise ValueError("not a section")
-    section = Section(line=line)
-    for key, value in items:
-        if type(key) is not str:
-            raise ValueError("bad key")
-        if type(value) is tuple:
-            section[key] = _decode(value)
-        elif type(value) is list and all(_scalar(item) for item in value):
-            section[key] = value
-        elif _scalar(value):
-            section[key] = value
-        else:
-            raise ValueError("bad value")
-    for index in range(0, len(lines) - 1, 2):
-        if type(lines[index]) is not str or type(lines[index + 1]) is not int:
-            raise ValueError("bad line number")
-        section.key_lines[lines[index]] = lines[index + 1]
-    return section
 
 
 def _read(path: str) -> bytes | None:
@@ -95,35 +89,39 @@ def _read(path: str) -> bytes | None:
         os.close(fd)
 
 
-def lookup(vg_id: str, text: bytes) -> Section | None:
-    """The parsed tree of exactly this text (already validated once), or None."""
+def lookup(vg_id: str, text: bytes) -> VolumeGroup | None:
+    """The model of exactly this text, converted and validated once by this code, or None."""
     directory = _directory()
     data = _read(os.path.join(directory, _name(vg_id))) if directory else None
     if data is None:
         return None
     try:
-        stamp, digest, tree = marshal.loads(data)
-        if stamp != _STAMP or digest != hashlib.sha256(text).digest():
+        stamp, digest, payload = marshal.loads(data)
+        if stamp != _code_stamp() or digest != hashlib.sha256(text).digest() or type(payload) is not bytes:
             return None
-        return _decode(tree)
-    except (ValueError, EOFError, TypeError, RecursionError):
+        with gc_paused():  # thousands of new objects, none garbage (see gc_pause)
+            vg = _ModelUnpickler(io.BytesIO(payload)).load()
+    except _FAILURES:
         return None
+    return vg if type(vg) is VolumeGroup else None
 
 
-def store(vg_id: str, text: bytes, tree: Section) -> None:
-    """Remember the tree of a text that parsed and validated; failures only cost the next reader a parse."""
+def store(vg_id: str, text: bytes, vg: VolumeGroup) -> None:
+    """Remember the model of a text that converted and validated, before anyone changes it; failures only
+    cost the next reader a parse."""
     directory = _directory()
     if directory is None:
         return
     path = os.path.join(directory, _name(vg_id))
     temp = f"{path}.{os.getpid()}.tmp"
     try:
-        data = marshal.dumps((_STAMP, hashlib.sha256(text).digest(), _encode(tree)))
+        payload = pickle.dumps(vg, protocol=pickle.HIGHEST_PROTOCOL)
+        data = marshal.dumps((_code_stamp(), hashlib.sha256(text).digest(), payload))
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(temp, path)
-    except (OSError, ValueError, RecursionError):
+    except (OSError, ValueError, RecursionError, pickle.PicklingError):
         try:
             os.unlink(temp)
         except OSError:

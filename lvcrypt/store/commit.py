@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from lvcrypt.errors import DeviceError, FormatError, LvcryptError, MetadataError
 from lvcrypt.metadata.model import VolumeGroup
@@ -20,6 +20,7 @@ from lvcrypt.store.disk import Disk
 from lvcrypt.store.mda import MdaHeader, RawLocn, plan_write
 from lvcrypt.store.physical import MetadataCopy, PvOnDisk, read_pv
 from lvcrypt.command_mode import test_mode
+from lvcrypt.records import dataclass
 
 
 @dataclass
@@ -116,21 +117,20 @@ class LoadedVg:
 
 
 def parse_vg(text: bytes, source: str, vg_id: str | None = None) -> VolumeGroup:
-    """The validated VG of a metadata text; with `vg_id`, through the parse cache (a hit skips the parser)."""
-    from lvcrypt.metadata.convert import tree_to_vg
+    """The validated VG of a metadata text; with `vg_id`, through the model cache (a hit skips the parser)."""
     from lvcrypt.store import cache
 
-    tree = cache.lookup(vg_id, text) if vg_id is not None else None
-    if tree is not None:
-        return tree_to_vg(tree, source)
+    vg = cache.lookup(vg_id, text) if vg_id is not None else None
+    if vg is not None:
+        return vg
+    from lvcrypt.metadata.convert import tree_to_vg
     from lvcrypt.metadata.parse import parse_bytes
     from lvcrypt.metadata.validate import validate
 
-    tree = parse_bytes(text, source)
-    vg = tree_to_vg(tree, source)
+    vg = tree_to_vg(parse_bytes(text, source), source)
     validate(vg, source)
     if vg_id is not None:
-        cache.store(vg_id, text, tree)
+        cache.store(vg_id, text, vg)
     return vg
 
 

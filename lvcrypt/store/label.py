@@ -6,10 +6,10 @@ that follows the 32-byte label header is protected by the same checksum.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from lvcrypt.binary_layout import Layout
 from lvcrypt.errors import FormatError
+from lvcrypt.records import dataclass
 from lvcrypt.store.crc import lvm_crc
 
 SECTOR = 512

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import sys
-from dataclasses import dataclass
+from lvcrypt.records import dataclass
 from typing import Callable
 
 from lvcrypt.errors import LockError, UsageError

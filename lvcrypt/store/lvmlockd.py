@@ -22,11 +22,12 @@ import re
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Callable, Iterator
 
 from lvcrypt.errors import LockError, UsageError
 from lvcrypt.metadata.model import LogicalVolume, VolumeGroup
+from lvcrypt.records import dataclass
 from lvcrypt.store import lvm_config
 
 SOCKET_ENV = "LVM_LVMLOCKD_SOCKET"

@@ -9,10 +9,11 @@ place and pad copies identically.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from lvcrypt.binary_layout import Layout, Record
 from lvcrypt.errors import FormatError, LvcryptError
+from lvcrypt.records import dataclass
 from lvcrypt.store.crc import lvm_crc
 
 MDA_HEADER_SIZE = 512

@@ -8,10 +8,11 @@ a VG) and a list of bootloader areas.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from lvcrypt.binary_layout import Layout, Record
 from lvcrypt.errors import FormatError
+from lvcrypt.records import dataclass
 
 ID_LEN = 32
 # uuid: pv_uuid, 32 characters without dashes; device_size in bytes

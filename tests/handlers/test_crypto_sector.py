@@ -1,8 +1,10 @@
-"""The batched sector ciphers against a per-sector reference built directly on `cryptography`.
+"""The sector cipher's two engines against a per-sector reference built directly on `cryptography`.
 
 The reference is written from dm-crypt's documented rules (one XTS or CBC
 operation per sector, IV = sector number in 512-byte units, 32-bit for plain,
 ESSIV = AES_{sha256(key)}(plain64 IV)) and shares no code with lvcrypt.crypto.
+Both engines face it: the per-sector one short commands use (AES-XTS, no
+numpy) and the batch engine of bulk work, and they are compared with each other.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from hypothesis import strategies as st
 
 from lvcrypt.crypto import (SectorCipher, check_new_volume_key, open_sector_cipher, parse_cipher_spec,
                             parse_kernel_cipher_spec)
+from lvcrypt.crypto.sector_batch import open_batch_cipher
 from lvcrypt.errors import HandlerError
 
 SPECS = ["aes-xts-plain64", "aes-xts-plain", "aes-cbc-essiv:sha256", "aes-cbc-plain", "aes-cbc-plain64",
@@ -49,6 +52,11 @@ def reference(spec: str, key: bytes, data: bytes, sector_size: int, sector: int,
     return b"".join(out)
 
 
+def engines(spec: str, key: bytes, sector_size: int = 512, **options: object) -> list[object]:
+    """The cipher as commands open it (per-sector for AES-XTS at first) and its batch engine alone."""
+    return [open_sector_cipher(spec, key, sector_size, **options), open_batch_cipher(spec, key, sector_size, **options)]
+
+
 @settings(max_examples=60, deadline=None)
 @given(spec=st.sampled_from(SPECS), sector_size=st.sampled_from([512, 1024, 2048, 4096]), long_key=st.booleans(),
        count=st.integers(1, 40), start=st.one_of(st.integers(0, 2**20), st.integers(2**32 - 64, 2**32 + 64),
@@ -60,20 +68,19 @@ def test_batched_cipher_equals_per_sector_reference(spec, sector_size, long_key,
     key = hashlib.sha512(seed).digest()[:key_size]
     data = hashlib.shake_256(seed).digest(count * sector_size)
     sector = start - start % (sector_size // 512)
-    cipher = open_sector_cipher(spec, key, sector_size, batch_bytes=batch_sectors * sector_size)
     expected = reference(spec, key, data, sector_size, sector)
-
-    if in_place:
-        ciphertext = bytearray(data)
-        cipher.encrypt_into(ciphertext, ciphertext, sector)
-    else:
-        ciphertext = cipher.encrypt(data, sector)
-    assert bytes(ciphertext) == expected
-    if in_place:
-        cipher.decrypt_into(ciphertext, ciphertext, sector)
-        assert bytes(ciphertext) == data
-    else:
-        assert bytes(cipher.decrypt(bytes(ciphertext), sector)) == data
+    for cipher in engines(spec, key, sector_size, batch_bytes=batch_sectors * sector_size):
+        if in_place:
+            ciphertext = bytearray(data)
+            cipher.encrypt_into(ciphertext, ciphertext, sector)
+        else:
+            ciphertext = cipher.encrypt(data, sector)
+        assert bytes(ciphertext) == expected
+        if in_place:
+            cipher.decrypt_into(ciphertext, ciphertext, sector)
+            assert bytes(ciphertext) == data
+        else:
+            assert bytes(cipher.decrypt(bytes(ciphertext), sector)) == data
 
 
 @settings(max_examples=25, deadline=None)
@@ -84,7 +91,7 @@ def test_streaming_and_jumping_calls_equal_the_reference(spec, sector_size, call
     re-reads inside that state and direction changes must still give dm-crypt's bytes."""
     key = hashlib.sha512(spec.encode()).digest()[: 64 if "xts" in spec else 32]
     unit = sector_size // 512
-    cipher = open_sector_cipher(spec, key, sector_size, batch_bytes=8 * sector_size)
+    cipher = open_batch_cipher(spec, key, sector_size, batch_bytes=8 * sector_size)
     cipher.iv_batch_sectors = 64  # small enough for these calls to cross IV batches
     position = 10_000 * unit
     for count, jump, decrypt in calls:
@@ -220,13 +227,13 @@ IEEE_1619_VECTORS = [
 @pytest.mark.parametrize("batch_sectors", [1, 3])
 def test_ieee_1619_vectors(key_hex: str, data_unit: int, ciphertext_hex: str, batch_sectors: int) -> None:
     """The batched XTS path gives the standard's ciphertext, alone and as one sector among others."""
-    cipher = open_sector_cipher("aes-xts-plain64", bytes.fromhex(key_hex), batch_bytes=batch_sectors * 512)
     expected = bytes.fromhex(ciphertext_hex)
-    assert bytes(cipher.encrypt(IEEE_1619_PLAINTEXT, data_unit)) == expected
-    assert bytes(cipher.decrypt(expected, data_unit)) == IEEE_1619_PLAINTEXT
-    # The vector's sector at the head of a longer run: its bytes do not depend on the sectors after it.
-    run = IEEE_1619_PLAINTEXT + os.urandom(1024)
-    assert bytes(cipher.encrypt(run, data_unit))[:512] == expected
+    for cipher in engines("aes-xts-plain64", bytes.fromhex(key_hex), batch_bytes=batch_sectors * 512):
+        assert bytes(cipher.encrypt(IEEE_1619_PLAINTEXT, data_unit)) == expected
+        assert bytes(cipher.decrypt(expected, data_unit)) == IEEE_1619_PLAINTEXT
+        # The vector's sector at the head of a longer run: its bytes do not depend on the sectors after it.
+        run = IEEE_1619_PLAINTEXT + os.urandom(1024)
+        assert bytes(cipher.encrypt(run, data_unit))[:512] == expected
 
 
 def per_sector_reference(spec: str, key: bytes, data: bytes, sector_size: int, sector: int) -> bytes:
@@ -254,12 +261,12 @@ def per_sector_reference(spec: str, key: bytes, data: bytes, sector_size: int, s
 def test_every_computed_spec_equals_the_per_sector_reference(spec: str, key_size: int, sector_size: int) -> None:
     key = hashlib.sha512(spec.encode()).digest()[:key_size]
     data = hashlib.shake_256(spec.encode()).digest(7 * sector_size)
-    cipher = open_sector_cipher(spec, key, sector_size, batch_bytes=2 * sector_size)
     reference_spec = spec.replace("capi:cbc(aes)-", "aes-cbc-")
     expected = per_sector_reference(reference_spec, key, data, sector_size, 800)
-    assert bytes(cipher.encrypt(data, 800)) == expected
-    assert bytes(cipher.decrypt(expected, 800)) == data
-    assert str(cipher.spec) == spec
+    for cipher in engines(spec, key, sector_size, batch_bytes=2 * sector_size):
+        assert bytes(cipher.encrypt(data, 800)) == expected
+        assert bytes(cipher.decrypt(expected, 800)) == data
+        assert str(cipher.spec) == spec
 
 
 @pytest.mark.parametrize("spec", ["aes-xts-plain64", "aes-xts-essiv:sha256", "capi:xts(aes)-plain64"])
@@ -278,6 +285,71 @@ def test_equal_xts_key_halves_compute_as_dm_crypt_but_no_new_key_has_them(spec: 
     assert key.hex()[:16] not in str(error.value)
     check_new_volume_key(parse_cipher_spec(spec), bytes(range(64)))
     check_new_volume_key(parse_cipher_spec("aes-cbc-essiv:sha256"), bytes(16) * 2)  # CBC has one key
+
+
+XTS_IV_SPECS = ["aes-xts-plain64", "aes-xts-plain", "aes-xts-plain64be", "aes-xts-null", "aes-xts-essiv:sha256",
+                "capi:xts(aes)-plain64"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(spec=st.sampled_from(XTS_IV_SPECS), sector_size=st.sampled_from([512, 1024, 4096]),
+       iv_large_sectors=st.booleans(), long_key=st.booleans(), counts=st.lists(st.integers(1, 12), min_size=1,
+                                                                              max_size=4),
+       start=st.one_of(st.integers(0, 2**20), st.integers(2**32 - 64, 2**32 + 64), st.integers(2**64 - 2**12, 2**64)),
+       switch_after=st.integers(0, 30), seed=st.binary(min_size=8, max_size=8))
+def test_per_sector_path_and_batch_engine_give_the_same_bytes(spec, sector_size, iv_large_sectors, long_key, counts,
+                                                              start, switch_after, seed):
+    """A cipher moves from per-sector calls to the batch engine after some bytes; wherever it moves, each call's
+    bytes are the batch engine's, in both directions, for every IV rule (plain wraps, plain64be, ESSIV)."""
+    key = hashlib.sha512(seed).digest()[:64 if long_key else 32]
+    unit = sector_size // 512
+    position = start - start % unit
+    moving = open_sector_cipher(spec, key, sector_size, iv_large_sectors)
+    moving._per_sector_left = switch_after * sector_size  # the move, early enough for these small calls
+    batch = open_batch_cipher(spec, key, sector_size, iv_large_sectors)
+    for count in counts:
+        data = hashlib.shake_256(seed + bytes([count])).digest(count * sector_size)
+        ciphertext = bytes(batch.encrypt(data, position))
+        assert bytes(moving.encrypt(data, position)) == ciphertext
+        assert bytes(moving.decrypt(ciphertext, position)) == data
+        position += count * unit
+
+
+def test_aes_xts_starts_per_sector_and_its_kept_key_is_wiped_on_close_or_move():
+    """The per-sector path keeps a copy of the key (the caller's stays the caller's): wiped when the cipher
+    moves to the batch engine, which needs no copy, or when it closes."""
+    key = bytes(range(64))
+    data = os.urandom(2048)
+    with open_sector_cipher("aes-xts-plain64", key) as closing:
+        kept = closing._key
+        assert kept == key and kept is not key
+        closing.encrypt(data, 0)
+        assert closing._batch is None  # a short request: no batch engine, so no numpy
+    assert kept == bytes(64) and key == bytes(range(64))
+    with pytest.raises(ValueError, match="closed"):
+        closing.encrypt(data, 0)
+
+    moving = open_sector_cipher("aes-xts-plain64", key)
+    kept = moving._key
+    moving._per_sector_left = 1024
+    expected = reference("aes-xts-plain64", key, data, 512, 0)
+    assert bytes(moving.encrypt(data, 0)) == expected  # more than is left: the batch engine's first call
+    assert moving._batch is not None and moving._key is None and kept == bytes(64)
+    assert bytes(moving.decrypt(expected, 0)) == data
+
+    bulk = open_sector_cipher("aes-xts-plain64", key)
+    large = os.urandom(1 << 20)  # one step of the data path: bulk work, the batch engine at once
+    assert bytes(bulk.encrypt(large, 64)) == reference("aes-xts-plain64", key, large, 512, 64)
+    assert bulk._batch is not None and bulk._key is None
+
+
+def test_cbc_and_equal_xts_halves_keep_no_key():
+    """Only AES-XTS with distinct halves runs per sector; the rest opens the batch engine at once, from the
+    caller's key, and keeps no copy of it."""
+    for spec, key in (("aes-cbc-essiv:sha256", bytes(range(32))), ("aes-xts-plain64", bytes(range(32)) * 2),
+                      ("sm4-ecb", bytes(range(16)))):
+        cipher = open_sector_cipher(spec, key)
+        assert cipher._key is None and cipher._batch is not None
 
 
 @pytest.mark.parametrize("spec, kernel", [

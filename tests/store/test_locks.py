@@ -3,7 +3,7 @@
 lvm2 and lvcrypt exclude each other through the same flock files, with
 lvm2's write priority (`:aux` files) and inode re-check; a planted symbolic
 link or a directory others can write is refused; a passphrase prompt holds no
-lock; the parse cache cannot run code and never follows a disk's idea of a
+lock; the model cache cannot run code and never follows a disk's idea of a
 path.  Whether a process is waiting on a lock is read from /proc/locks, and
 whether it sits in a read of stdin from /proc/PID/syscall: no sleeps, no
 timing assertions.
@@ -446,7 +446,7 @@ def cache_entry(pair: Pair, name: str) -> Path:
     return pair.tmp / "run" / "cache" / hashlib.sha256(vg_id.encode()).hexdigest()
 
 
-def test_the_parse_cache_holds_plain_data_in_a_private_directory(vg: tuple[Pair, str]) -> None:
+def test_the_model_cache_runs_no_code_and_is_trusted_only_from_a_private_directory(vg: tuple[Pair, str]) -> None:
     pair, name = vg
     pair.lvc("lvcreate", "-l", "1", "-n", "real", name)
     pair.lvc("lvs", name)
@@ -454,29 +454,26 @@ def test_the_parse_cache_holds_plain_data_in_a_private_directory(vg: tuple[Pair,
     assert stat.S_IMODE(os.lstat(entry.parent).st_mode) == 0o700
     assert stat.S_IMODE(os.lstat(entry).st_mode) == 0o600
     assert [p.name for p in entry.parent.iterdir()] == [entry.name]
-    stamp, digest, tree = marshal.loads(entry.read_bytes())
+    stamp, digest, payload = marshal.loads(entry.read_bytes())
 
-    # A pickle that would run code if unpickled: never executed, the VG is read from the disk.
+    # A pickle that would run code if unpickled, as the whole entry or as the payload of a valid header:
+    # never executed, the VG is read from the disk.
     marker = pair.tmp / "pwned"
 
     class Exploit:
         def __reduce__(self) -> tuple[object, tuple[str]]:
             return (os.system, (f"touch {marker}",))
 
-    entry.write_bytes(pickle.dumps(Exploit()))
-    assert pair.lvc("lvs", "--noheadings", "-o", "lv_name", name).stdout.split() == ["real"]
-    assert not marker.exists()
+    for planted in (pickle.dumps(Exploit()), marshal.dumps((stamp, digest, pickle.dumps(Exploit())))):
+        entry.write_bytes(planted)
+        assert pair.lvc("lvs", "--noheadings", "-o", "lv_name", name).stdout.split() == ["real"]
+        assert not marker.exists()
 
     # A forged entry for the current text is used only from a directory nobody else can write.
-    forged = marshal.loads(marshal.dumps(tree))
-
-    def rename(node: object) -> object:
-        if type(node) is tuple and len(node) == 3 and type(node[2]) is tuple:
-            return (node[0], tuple(x.replace("real", "fake") if type(x) is str else x for x in node[1]),
-                    tuple((key.replace("real", "fake"), rename(value)) for key, value in node[2]))
-        return node
-
-    entry.write_bytes(marshal.dumps((stamp, digest, rename(forged))))
+    forged = pickle.loads(payload)  # this test's own entry: trusted here
+    forged.lvs["fake"] = forged.lvs.pop("real")
+    forged.lvs["fake"].name = "fake"
+    entry.write_bytes(marshal.dumps((stamp, digest, pickle.dumps(forged))))
     entry.parent.chmod(0o777)
     assert pair.lvc("lvs", "--noheadings", "-o", "lv_name", name).stdout.split() == ["real"]
     entry.parent.chmod(0o700)

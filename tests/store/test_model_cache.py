@@ -1,0 +1,80 @@
+"""The model cache: a hit gives the model a parse would, and anything else (another text, other code, a damaged
+entry) is a miss that parses the text again."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from lvcrypt.lvops import new_uuid
+from lvcrypt.metadata import parse as parse_module
+from lvcrypt.metadata.convert import vg_to_tree
+from lvcrypt.metadata.model import Area, LogicalVolume, PhysicalVolume, StripedSegment, VolumeGroup
+from lvcrypt.metadata.tree import ordered_items
+from lvcrypt.metadata.write import write_text
+from lvcrypt.store import cache
+from lvcrypt.store.commit import parse_vg
+
+
+def metadata_text(lv_names: list[str]) -> bytes:
+    vg = VolumeGroup("vgcache", new_uuid(), seqno=3)
+    vg.pvs["pv0"] = PhysicalVolume("pv0", new_uuid(), "/dev/loop7", ["ALLOCATABLE"], [], [], 1 << 20, 2048, 100)
+    for index, name in enumerate(lv_names):
+        vg.lvs[name] = LogicalVolume(name, new_uuid(), ["READ", "WRITE", "VISIBLE"], [], ["t1"], 1700000000, "h",
+                                     [StripedSegment(0, 2, "striped", stripes=[Area("pv0", 2 * index)])])
+    return write_text(vg_to_tree(vg)).encode()
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("LVCRYPT_RUN_DIR", str(tmp_path / "run"))
+    return tmp_path / "run"
+
+
+def no_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object) -> None:
+        raise AssertionError("the text was parsed")
+
+    monkeypatch.setattr(parse_module, "parse_bytes", refuse)
+
+
+def test_a_hit_gives_the_parsed_model_without_parsing(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = metadata_text(["alpha", "beta", "gamma"])
+    parsed = parse_vg(text, "test", "vg-id")
+    no_parser(monkeypatch)
+    cached = parse_vg(text, "test", "vg-id")
+    assert cached == parsed and cached is not parsed
+    # What a later write keeps (unknown keys, order): the trees it was read from (write_text stamps the time).
+    assert ordered_items(cached.raw) == ordered_items(parsed.raw) and cached.header == parsed.header
+    assert cached.lvs["beta"].raw.line_of("id") == parsed.lvs["beta"].raw.line_of("id")  # errors still name lines
+    cached.lvs.pop("alpha")  # a command changing its model changes no later reader's
+    assert list(parse_vg(text, "test", "vg-id").lvs) == ["alpha", "beta", "gamma"]
+
+
+def test_another_text_or_other_code_misses(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = metadata_text(["alpha"])
+    parse_vg(text, "test", "vg-id")
+    assert cache.lookup("vg-id", text) is not None
+    assert cache.lookup("vg-id", text.replace(b"alpha", b"alpho")) is None
+    assert cache.lookup("other-id", text) is None
+    convert_py = Path(parse_module.__file__).with_name("convert.py")
+    before = os.stat(convert_py)
+    try:
+        os.utime(convert_py, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+        assert cache.lookup("vg-id", text) is None  # the converter changed: its old models are not used
+    finally:
+        os.utime(convert_py, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert cache.lookup("vg-id", text) is not None
+
+
+def test_a_damaged_entry_is_ignored_and_the_text_parsed(run_dir: Path) -> None:
+    text = metadata_text(["alpha", "beta"])
+    parse_vg(text, "test", "vg-id")
+    (entry,) = (run_dir / "cache").iterdir()
+    whole = entry.read_bytes()
+    for damaged in (whole[: len(whole) // 2], whole[:-40] + bytes(40), b"", os.urandom(300)):
+        entry.write_bytes(damaged)
+        assert cache.lookup("vg-id", text) is None
+        assert list(parse_vg(text, "test", "vg-id").lvs) == ["alpha", "beta"]

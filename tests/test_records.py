@@ -1,0 +1,84 @@
+"""`lvcrypt.records.dataclass` against the standard library's, its oracle: the same classes, compared, shown and
+hashed alike, for the two forms lvcrypt uses (plain and frozen)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import field
+from typing import Callable
+
+import pytest
+
+from lvcrypt.records import dataclass as record
+
+FORMS = [pytest.param({}, id="plain"), pytest.param({"frozen": True}, id="frozen")]
+
+
+def make(decorator: Callable[..., object], options: dict[str, bool]) -> tuple[type, type]:
+    """A base and a subclass with every kind of field: defaults, factories, hidden from repr or compare."""
+    apply = decorator(**options) if options else decorator
+
+    @apply
+    class Base:
+        name: str
+        sizes: list[int] = field(default_factory=list)
+        note: str = field(default="", repr=False)
+        cached: int = field(default=0, compare=False)
+
+    @apply
+    class Child(Base):
+        extra: tuple[int, ...] = ()
+
+    return Base, Child
+
+
+def behaviour(base: type, child: type) -> list[object]:
+    """What a user of the classes sees: reprs, equalities, hashability and hash agreement."""
+    a, b, c = base("a", [1]), base("a", [1], cached=5), base("a", [2], note="n")
+    kid = child("a", [1])
+    seen: list[object] = [repr(a).split(".")[-1], repr(c).split(".")[-1], repr(kid).split(".")[-1], a == b, a == c,
+                          a != c, a == kid, kid == child("a", [1]), a == "a", base.__hash__ is None]
+    if base.__hash__ is not None:
+        frozen_a, frozen_b = base("a", (1,)), base("a", (1,), cached=9)  # type: ignore[arg-type]
+        seen += [hash(frozen_a) == hash(frozen_b), len({frozen_a, frozen_b, base("b", (1,))})]
+    return seen
+
+
+@pytest.mark.parametrize("options", FORMS)
+def test_the_same_behaviour_as_the_standard_dataclass(options: dict[str, bool]) -> None:
+    ours = make(record, options)
+    assert behaviour(*ours) == behaviour(*make(dataclasses.dataclass, options))
+    assert dataclasses.is_dataclass(ours[0])
+    assert dataclasses.replace(ours[1]("a", extra=(1,)), name="b") == ours[1]("b", extra=(1,))
+    assert dataclasses.asdict(ours[0]("a", [3])) == {"name": "a", "sizes": [3], "note": "", "cached": 0}
+
+
+def test_frozen_stays_frozen_and_a_class_keeps_its_own_methods() -> None:
+    @record(frozen=True)
+    class Point:
+        x: int
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Point(1).x = 2  # type: ignore[misc]
+
+    @record
+    class Own:
+        value: int
+
+        def __repr__(self) -> str:
+            return "mine"
+
+        def __eq__(self, other: object) -> bool:
+            return True
+
+    assert repr(Own(1)) == "mine" and Own(1) == 5 and Own.__hash__ is None  # as the standard library leaves it
+
+
+def test_a_recursive_repr_ends() -> None:
+    @record
+    class Node:
+        child: object = None
+
+    node = Node()
+    node.child = node
+    assert repr(node).endswith("Node(child=...)")
