@@ -23,6 +23,7 @@ from typing import Hashable, Iterable, Sequence, TypeVar
 SEED_ENV = "LVCRYPT_TEST_SEED"
 FULL_ENV = "LVCRYPT_TEST_FULL"
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 def full() -> bool:
@@ -66,6 +67,21 @@ def spread(total: int, count: int, kind: Hashable, keep: Iterable[int] = ()) -> 
         low, high = part * total // count, (part + 1) * total // count
         chosen.add(rng.randrange(low, max(high, low + 1)))
     return sorted(chosen)
+
+
+def cover(rows: Sequence[T], columns: Sequence[U], per_row: int, kind: Hashable) -> list[tuple[T, U]]:
+    """(row, column) pairs of a grid (command lines x lvm2 fixtures, say): each row with `per_row`
+    columns, the columns dealt in turn from a seeded shuffle, so every row AND every column is in
+    every run (the whole grid with LVCRYPT_TEST_FULL=1)."""
+    if full() or len(columns) <= per_row:
+        return [(row, column) for row in rows for column in columns]
+    order = list(range(len(columns)))
+    _rng(kind).shuffle(order)
+    dealt = []
+    for index, row in enumerate(rows):
+        picked = sorted(order[(index * per_row + offset) % len(order)] for offset in range(per_row))
+        dealt += [(row, columns[column]) for column in picked]
+    return dealt
 
 
 def describe() -> str:
