@@ -126,6 +126,13 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
     return PathGroupScheduling(config, log)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, `slow` tests first (in their order): the workers then end on short tests instead
+    of one worker finishing a minutes-long crash test alone. The kernel group goes first anyway."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Choose this run's sampling seed before xdist starts its workers, which inherit it (they must
     collect the same sampled cases)."""
