@@ -15,6 +15,8 @@ from typing import Callable, Iterator
 
 import pytest
 
+import sampling
+
 ROOT = Path(__file__).resolve().parent.parent
 LVM_ENV = {**os.environ, "LVM_SUPPRESS_FD_WARNINGS": "1", "LC_ALL": "C"}
 
@@ -96,3 +98,55 @@ def made() -> Iterator[list[int]]:
             keyring.invalidate(serial)
         except Exception:  # noqa: BLE001 - already gone
             pass
+
+
+# Tests that must share one xdist worker, by path: the kernel tier boots ONE guest for all its tests
+# (each worker that runs one of them boots its own, for all of them), the lvmlockd stand-ins share a
+# daemon. The files also carry `xdist_group` marks, but pytest 9.2 stores node ids where xdist 3.8's
+# loadgroup no longer finds them (it sets `item._nodeid`), so the marks alone group nothing: the tier
+# ran twice, once per worker. The scheduler below groups by these paths whatever xdist does.
+XDIST_GROUPS = {"tests/kernel/": "kernel", "tests/compat/test_lvmlockd_requests.py": "lvmlockd"}
+
+
+def xdist_group_of(nodeid: str) -> str | None:
+    """The group a test id belongs to by its path (XDIST_GROUPS), None for a test of its own."""
+    return next((group for prefix, group in XDIST_GROUPS.items() if nodeid.startswith(prefix)), None)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """`--dist loadgroup` with the path groups above; the biggest group (the kernel tier) goes first."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class PathGroupScheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group_of(nodeid) or super()._split_scope(nodeid)
+
+    return PathGroupScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, `slow` tests first (in their order): the workers then end on short tests instead
+    of one worker finishing a minutes-long crash test alone. The kernel group goes first anyway."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Choose this run's sampling seed before xdist starts its workers, which inherit it (they must
+    collect the same sampled cases)."""
+    sampling.seed()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed sampled test says how to rerun the same sample."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and item.get_closest_marker("sampled") is not None:
+        report.sections.append(("sampling", sampling.describe()))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    terminalreporter.write_line(sampling.describe())

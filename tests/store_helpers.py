@@ -6,12 +6,20 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conftest import LVM_ENV, ROOT
+
+if TYPE_CHECKING:
+    import pytest
+
+# A LUKS2 keyslot that opens in milliseconds: tests are about behaviour, not the KDF's cost.
+FAST_PBKDF2 = ("--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000")
 
 # Fields both tools must agree on (sizes in bytes so no rounding hides a difference).
 LV_FIELDS = "lv_name,vg_name,lv_attr,lv_size,lv_uuid,seg_count,segtype,stripes,stripe_size,devices"
@@ -100,3 +108,31 @@ def digests(paths: list[str]) -> list[str]:
         with open(path, "rb") as f:
             out.append(hashlib.sha256(f.read()).hexdigest())
     return out
+
+
+def image_vg_template(directory: Path, vg: str, size_mib: int = 32, encrypted_lv: str | None = None,
+                      passphrase: bytes = b"") -> Pair:
+    """`vg` on one image file, made by the CLI as a user would, with (if named) a 4 MiB LUKS2 crypt LV
+    whose passphrase is in `directory/pass`: built once per module, copied per test (image_vg_copy)."""
+    image = directory / "pv.img"
+    with open(image, "wb") as f:
+        f.truncate(size_mib << 20)
+    pair = Pair([str(image)], directory)
+    pair.lvc("pvcreate", str(image))
+    pair.lvc("vgcreate", vg, str(image))
+    if encrypted_lv:
+        (directory / "pass").write_bytes(passphrase)
+        pair.lvc("lvcreate", "--encrypt", *FAST_PBKDF2, "--key-file", str(directory / "pass"), "-L", "4M",
+                 "-n", encrypted_lv, vg)
+    return pair
+
+
+def image_vg_copy(template: Path, tmp_path: Path, monkeypatch: "pytest.MonkeyPatch", passphrase: bytes) -> Pair:
+    """A test's own copy of a template image, the passphrase in `tmp_path/pass`; this process takes the
+    copy's state and run directories, as a command would."""
+    image = tmp_path / "pv.img"
+    shutil.copyfile(template, image)
+    (tmp_path / "pass").write_bytes(passphrase)
+    monkeypatch.setenv("LVCRYPT_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("LVCRYPT_RUN_DIR", str(tmp_path / "run"))
+    return Pair([str(image)], tmp_path)

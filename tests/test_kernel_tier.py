@@ -5,6 +5,7 @@ initramfs it builds is one the real cpio reads."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import xdist_group_of
 from kernel.guest import CpioEntry, GuestUnavailable, cpio_newc, find_kernel, module_load_order
 from kernel.guest_results import Verdict, verdicts
 
@@ -64,6 +66,26 @@ def run_kernel_tier(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[s
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
                            "-m", "not host_side", "tests/kernel"], capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, "TMPDIR": str(tmp_path), **env})
+
+
+def test_the_tier_runs_on_one_xdist_worker_with_tests_run_sh_options(tmp_path: Path) -> None:
+    """Each worker that runs a kernel test boots a guest for ALL of them: split over two workers, the
+    tier ran twice. tests/run.sh's `-n 2 --dist loadgroup` must put every kernel test on one worker,
+    and the lvmlockd stand-ins (one shared daemon) on one worker too."""
+    result = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-v", "-p",
+                             "no:cacheprovider", "-m", "not host_side", "tests/kernel/test_dm_crypt.py",
+                             "tests/kernel/test_in_use_kernel.py", "tests/handlers/test_binary_layout.py"],
+                            capture_output=True, text=True, cwd=ROOT,
+                            env={**os.environ, "TMPDIR": str(tmp_path),
+                                 "LVCRYPT_KERNEL_IMAGE": str(tmp_path / "vmlinuz-none")})
+    assert result.returncode == 0, result.stdout + result.stderr
+    ran = re.findall(r"^\[(gw\d)\] .*? (tests/\S+::\S+)", result.stdout, re.M)
+    kernel_workers = {worker for worker, test in ran if test.startswith("tests/kernel/")}
+    assert len([test for _, test in ran if test.startswith("tests/kernel/")]) == 14
+    assert len(kernel_workers) == 1, result.stdout
+    assert len({worker for worker, _ in ran}) == 2  # the rest is spread: the check is not vacuous
+    assert xdist_group_of("tests/compat/test_lvmlockd_requests.py::test_x[a]") == "lvmlockd"
+    assert xdist_group_of("tests/compat/test_lvm2_interop.py::test_x") is None
 
 
 def test_kernel_tests_are_skipped_with_the_reason_when_no_kernel_is_there(tmp_path: Path) -> None:

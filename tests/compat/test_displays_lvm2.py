@@ -20,10 +20,12 @@ from typing import Callable, Iterator
 import pytest
 
 from conftest import ROOT, lvm
+from sampling import cover
 from test_lvm2_types_matrix import FIXTURES, Fixture, detach, lvm2_problems, templates  # noqa: F401
 from test_reports_lvm2_types import _attach_read_only
 
 pytestmark = pytest.mark.slow
+FIXTURES_PER_COMMAND = 3  # of the lvm2_types fixtures, per run (tests/sampling.py; LVCRYPT_TEST_FULL=1: all)
 
 COMMANDS: list[list[str]] = [
     ["pvdisplay"], ["pvdisplay", "-m"], ["pvdisplay", "-c"], ["pvdisplay", "-s"],
@@ -72,8 +74,11 @@ def attached(templates: Callable[[Fixture], list[Path]]) -> Iterator[Callable[[F
         detach(found)
 
 
+@pytest.mark.sampled
 @pytest.mark.parametrize("fixture,words", [pytest.param(fixture, words, id=f"{fixture.name}-{' '.join(words)}")
-                                           for fixture in FIXTURES for words in COMMANDS])
+                                           for words, fixture in sorted(
+                                               cover(COMMANDS, FIXTURES, FIXTURES_PER_COMMAND, "displays"),
+                                               key=lambda case: FIXTURES.index(case[1]))])
 def test_display_matches_lvm2_on_lvm2_types(fixture: Fixture, words: list[str],
                                             attached: Callable[[Fixture], str], tmp_path: Path) -> None:
     assert_same(words, attached(fixture), tmp_path)

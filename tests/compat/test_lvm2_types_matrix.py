@@ -22,9 +22,11 @@ device-mapper), lvcrypt must refuse too. `test_unreferenced_lvs_keep_working` ch
 and crypt LVs next to all of this still work.
 
 Each case is one test id `FIXTURE-LV-COMMAND` (or `FIXTURE-vg-COMMAND`), so
-`-k "thin-pool_tdata"` or `-k "snap- and lvreduce"` runs a subset. LVCRYPT_MATRIX_FULL=1 adds
-the LVs whose role another fixture already covers; LVCRYPT_MATRIX_LOG=FILE appends what each
-command decided (case, exit status, first stderr line).
+`-k "thin-pool_tdata"` or `-k "snap- and lvreduce"` runs a subset. Each run takes, per command,
+one LV of each role (`lv_role`: thin/plain and mixed/plain1 are alike), seeded anew per run
+(tests/sampling.py: LVCRYPT_TEST_SEED reruns a sample). LVCRYPT_MATRIX_FULL=1 (or
+LVCRYPT_TEST_FULL=1) runs every LV, including those whose role another fixture already covers;
+LVCRYPT_MATRIX_LOG=FILE appends what each command decided (case, exit status, first stderr line).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from typing import Callable, Iterator, Union
 
 import pytest
 
+import sampling
 from conftest import LVM_ENV, ROOT
 
 pytestmark = pytest.mark.slow
@@ -560,7 +563,7 @@ def _pv_command(kind: str, pv_key: str) -> Command:
 # LVs whose role another fixture already covers: skipped unless LVCRYPT_MATRIX_FULL=1, to keep the
 # matrix near 4 minutes on 2 cores (mixed and history repeat thin/snapshot/raid/mirror roles; the
 # images of raid5/raid10 are raid images like raid1's).
-FULL = os.environ.get("LVCRYPT_MATRIX_FULL") == "1"
+FULL = os.environ.get("LVCRYPT_MATRIX_FULL") == "1" or sampling.full()
 REPEATED_ROLES = {
     "mixed": re.compile(r"^(?!plain)"),
     "history": re.compile(r"^(pool|lvol0_pmspare)"),
@@ -577,13 +580,55 @@ def matrix_lvs(fixture: "Fixture") -> list[str]:
     return [lv for lv in names if FULL or not repeated or not repeated.search(lv)] + historical
 
 
+def lv_role(fixture: Fixture, lv: str) -> tuple[object, ...]:
+    """What makes two LVs the same kind of case: segment types and stripes, visibility, the keys by
+    which they name other LVs and are named by them, lvm2's sub-LV suffix (thin/plain and
+    mixed/plain1 are alike; raid/r1_rimage_0 and raid/r1_rmeta_0 are not)."""
+    if lv.startswith("-"):
+        return ("historical",)
+    layout = fixture.layout
+    segments = layout.segments(lv)
+
+    def names_lv(value: Value, target: str | None) -> bool:
+        items = value if isinstance(value, list) else [value]
+        return any(isinstance(item, str) and item in layout.lvs and item != lv and target in (None, item)
+                   for item in items)
+
+    shape = sorted({(str(segment.get("type")), int(segment.get("stripe_count", 1))) for segment in segments})
+    names = sorted({key for segment in segments for key, value in segment.items()
+                    if key not in ("type", "tags") and names_lv(value, None)})
+    named_by = sorted({(str(segment.get("type")), key) for other in layout.lvs if other != lv
+                       for segment in layout.segments(other) for key, value in segment.items()
+                       if key not in ("type", "tags") and names_lv(value, lv)})
+    suffix = re.findall(r"_(rimage|rmeta|mimage|mlog|tmeta|tdata|cdata|cmeta|corig|wcorig|iorig|imeta|cvol|pmspare)",
+                        lv)
+    return (tuple(shape), len(segments), "VISIBLE" in layout.lvs[lv].get("status", []), tuple(names),
+            tuple(named_by), tuple(suffix))
+
+
+def sampled_lvs(kind: str) -> set[tuple[str, str]]:
+    """(fixture, LV) pairs a command runs on in this run: one LV of each role (lv_role), seeded
+    (tests/sampling.py; all with LVCRYPT_TEST_FULL=1 or LVCRYPT_MATRIX_FULL=1)."""
+    by_role: dict[tuple[object, ...], list[tuple[str, str]]] = {}
+    for fixture in FIXTURES:
+        for lv in matrix_lvs(fixture):
+            by_role.setdefault(lv_role(fixture, lv), []).append((fixture.name, lv))
+    if FULL:
+        return {case for members in by_role.values() for case in members}
+    return {case for role, members in by_role.items() for case in sampling.pick(members, 1, (kind, role))}
+
+
 def cases() -> Iterator[object]:
+    chosen = {command.name: sampled_lvs(f"matrix {command.name}") for command in LV_COMMANDS}
     for fixture in FIXTURES:
         lvs = matrix_lvs(fixture)
         for lv in lvs:
             for command in LV_COMMANDS:
                 # Without device-mapper, activation is refused before the LV is looked at: one LV says it.
-                if command.name == "lvchange_ay" and lv != lvs[0] and not FULL:
+                if command.name == "lvchange_ay":
+                    if lv != lvs[0] and not FULL:
+                        continue
+                elif (fixture.name, lv) not in chosen[command.name]:
                     continue
                 yield pytest.param(fixture, lv, command, id=f"{fixture.name}-{lv}-{command.name}")
         vg_commands = VG_COMMANDS + [_pv_command(kind, pv.key) for pv in fixture.layout.pvs
@@ -610,6 +655,7 @@ def _owned_after(space: Workspace, command: Command, lv: str | None) -> set[tupl
     return owned
 
 
+@pytest.mark.sampled
 @pytest.mark.parametrize("fixture,lv,command", list(cases()))
 def test_command_keeps_lvm2_vg_intact(fixture: Fixture, lv: str | None, command: Command,
                                       workspace: Callable[..., Workspace],
@@ -700,12 +746,16 @@ NO_DM_REFUSAL = re.compile(r"driver|device-mapper|kernel|activ|not detected", re
 
 
 def oracle_cases() -> Iterator[object]:
+    chosen = {name: sampled_lvs(f"oracle {name}") for name in LVM2_ORACLE}
     for fixture in FIXTURES:
         for lv in matrix_lvs(fixture):
             for name in LVM2_ORACLE:
+                if (fixture.name, lv) not in chosen[name]:
+                    continue
                 yield pytest.param(fixture, lv, name, id=f"{fixture.name}-{lv}-{name}")
 
 
+@pytest.mark.sampled
 @pytest.mark.parametrize("fixture,lv,name", list(oracle_cases()))
 def test_refuses_what_lvm2_refuses(fixture: Fixture, lv: str, name: str,
                                    workspace: Callable[..., Workspace]) -> None:

@@ -27,9 +27,11 @@ from typing import Callable, Iterator
 import pytest
 
 from conftest import LVM_ENV
+from sampling import cover
 from test_lvm2_types_matrix import FIXTURES, Fixture, detach, templates  # noqa: F401
 
 pytestmark = pytest.mark.slow  # builds one VG with lvm2 and restores the lvm2_types fixtures
+FIXTURES_PER_LINE = 3  # of the ten lvm2_types fixtures, per run (tests/sampling.py; LVCRYPT_TEST_FULL=1: all)
 
 UNITS = list("rRhHbBsSkKmMgGtTpPeE")
 SELECTIONS = [
@@ -288,14 +290,16 @@ def test_tagged_vg_report_matches_lvm2(words: list[str], tagged_vg: str, tmp_pat
 
 
 def _fixture_cases() -> Iterator[object]:
-    for fixture in FIXTURES:
-        for words in FIXTURE_LINES + FIXTURE_TIME_LINES:
-            yield pytest.param(fixture, words, id=f"{fixture.name}-{' '.join(words)}")
-        for unit in ("r", "H", "b", "s", "k", "M", "e"):
-            yield pytest.param(fixture, ["vgs", "--units", unit, "-o", "+vg_extent_size"],
-                               id=f"{fixture.name}-vgs --units {unit}")
+    """Every line on FIXTURES_PER_LINE fixtures, every fixture on some lines, drawn anew each run."""
+    lines = [(words, " ".join(words)) for words in FIXTURE_LINES + FIXTURE_TIME_LINES]
+    lines += [(["vgs", "--units", unit, "-o", "+vg_extent_size"], f"vgs --units {unit}")
+              for unit in ("r", "H", "b", "s", "k", "M", "e")]
+    for (words, name), fixture in sorted(cover(lines, FIXTURES, FIXTURES_PER_LINE, "report lines"),
+                                         key=lambda case: FIXTURES.index(case[1])):
+        yield pytest.param(fixture, words, id=f"{fixture.name}-{name}")
 
 
+@pytest.mark.sampled
 @pytest.mark.parametrize("fixture,words", list(_fixture_cases()))
 def test_lvm2_types_report_matches_lvm2(fixture: Fixture, words: list[str],
                                         fixture_devices: Callable[[Fixture], str], tmp_path: Path) -> None:

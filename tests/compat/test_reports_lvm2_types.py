@@ -24,9 +24,11 @@ from typing import Callable, Iterator
 import pytest
 
 from conftest import ROOT
+from sampling import cover
 from test_lvm2_types_matrix import FIXTURES, Fixture, detach, lvm, lvm2_problems, templates  # noqa: F401
 
 pytestmark = pytest.mark.slow  # restores ten lvm2 VGs (shared with the matrix when both run in one worker)
+FIXTURES_PER_COMMAND = 4  # per run (tests/sampling.py; LVCRYPT_TEST_FULL=1: every fixture)
 
 # The brief's list, then the fields lvm2 has for layered LVs, segment fields and script formats.
 COMMANDS: list[list[str]] = [
@@ -80,11 +82,13 @@ def _case_id(words: list[str]) -> str:
 
 
 def cases() -> Iterator[object]:
-    for fixture in FIXTURES:
-        for words in COMMANDS:
-            yield pytest.param(fixture, words, id=f"{fixture.name}-{_case_id(words)}")
+    """Every command on FIXTURES_PER_COMMAND fixtures, every fixture on some commands, drawn anew each run."""
+    for words, fixture in sorted(cover(COMMANDS, FIXTURES, FIXTURES_PER_COMMAND, "type reports"),
+                                 key=lambda case: FIXTURES.index(case[1])):
+        yield pytest.param(fixture, words, id=f"{fixture.name}-{_case_id(words)}")
 
 
+@pytest.mark.sampled
 @pytest.mark.parametrize("fixture,words", list(cases()))
 def test_report_matches_lvm2(fixture: Fixture, words: list[str], attached: Callable[[Fixture], str],
                              tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ A VG in an image file (made by the CLI) is changed in a VgTransaction as
 from __future__ import annotations
 
 import hashlib
-import shutil
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from lvcrypt.keystore_admin import KeystoreRequest
 from lvcrypt.keystores import keystore_segment
 from lvcrypt.store.transaction import VgTransaction
 from lvcrypt.unlock import KeySources
-from store_helpers import Pair
+from store_helpers import Pair, image_vg_copy, image_vg_template
 
 FAST = KeystoreRequest(pbkdf="pbkdf2", force_iterations=1000)
 PASSPHRASE = b"encrypted lv passphrase"
@@ -33,24 +32,12 @@ def no_prompt(prompt: str) -> Secret:
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty VG `vge` in an image file, made once by the CLI."""
-    tmp = tmp_path_factory.mktemp("template")
-    image = tmp / "pv.img"
-    with open(image, "wb") as f:
-        f.truncate(64 << 20)
-    pair = Pair([str(image)], tmp)
-    pair.lvc("pvcreate", str(image))
-    pair.lvc("vgcreate", "vge", str(image))
-    return image
+    return Path(image_vg_template(tmp_path_factory.mktemp("template"), "vge", size_mib=64).devices[0])
 
 
 @pytest.fixture
 def vg(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pair:
-    image = tmp_path / "pv.img"
-    shutil.copyfile(template, image)
-    (tmp_path / "pass").write_bytes(PASSPHRASE)
-    monkeypatch.setenv("LVCRYPT_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("LVCRYPT_RUN_DIR", str(tmp_path / "run"))
-    return Pair([str(image)], tmp_path)
+    return image_vg_copy(template, tmp_path, monkeypatch, PASSPHRASE)
 
 
 def sources(pair: Pair) -> KeySources:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -22,9 +21,8 @@ from lvcrypt.keycache import KeyCache
 from lvcrypt.keystores import KeystoreSessions
 from lvcrypt.store.transaction import VgTransaction
 from lvcrypt.unlock import KeySources, adopt_volume_key, unlock_lv
-from store_helpers import Pair
+from store_helpers import Pair, image_vg_copy, image_vg_template
 
-FAST = ["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"]
 PASSPHRASE = b"unlock order passphrase"
 STORE = "cryptostore0"
 
@@ -32,28 +30,15 @@ STORE = "cryptostore0"
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """vgu/secret, a LUKS2 crypt LV, made once by the CLI in an image file each test copies."""
-    tmp = tmp_path_factory.mktemp("template")
-    image = tmp / "pv.img"
-    with open(image, "wb") as f:
-        f.truncate(32 << 20)
-    pair = Pair([str(image)], tmp)
-    (tmp / "pass").write_bytes(PASSPHRASE)
-    pair.lvc("pvcreate", str(image))
-    pair.lvc("vgcreate", "vgu", str(image))
-    pair.lvc("lvcreate", "--encrypt", *FAST, "--key-file", str(tmp / "pass"), "-L", "4M", "-n", "secret", "vgu")
-    return image
+    return Path(image_vg_template(tmp_path_factory.mktemp("template"), "vgu", encrypted_lv="secret",
+                                  passphrase=PASSPHRASE).devices[0])
 
 
 @pytest.fixture
 def vg(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pair:
     """A copy of the template VG; this process uses state directories of its own, as a command would."""
-    image = tmp_path / "pv.img"
-    shutil.copyfile(template, image)
-    (tmp_path / "pass").write_bytes(PASSPHRASE)
     (tmp_path / "wrong").write_bytes(b"not the passphrase")
-    monkeypatch.setenv("LVCRYPT_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("LVCRYPT_RUN_DIR", str(tmp_path / "run"))
-    return Pair([str(image)], tmp_path)
+    return image_vg_copy(template, tmp_path, monkeypatch, PASSPHRASE)
 
 
 def refuse_prompt(prompt: str) -> Secret:

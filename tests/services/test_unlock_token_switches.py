@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,9 +18,8 @@ from lvcrypt.handlers.secret import Secret
 from lvcrypt.keycache import KeyCache
 from lvcrypt.store.transaction import VgTransaction
 from lvcrypt.unlock import KeySources, unlock_lv
-from store_helpers import Pair
+from store_helpers import FAST_PBKDF2, Pair, image_vg_copy, image_vg_template
 
-FAST = ["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"]
 PASSPHRASE = b"token switch passphrase"
 STORE = "cryptostore0"
 
@@ -30,32 +28,20 @@ STORE = "cryptostore0"
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """vgt/secret, a LUKS2 crypt LV with keyslots 0 and 1 and keyring tokens 0 (slot 0) and 5 (slot 1)."""
     tmp = tmp_path_factory.mktemp("template")
-    image = tmp / "pv.img"
-    with open(image, "wb") as f:
-        f.truncate(32 << 20)
-    pair = Pair([str(image)], tmp)
-    (tmp / "pass").write_bytes(PASSPHRASE)
-    pair.lvc("pvcreate", str(image))
-    pair.lvc("vgcreate", "vgt", str(image))
-    pair.lvc("lvcreate", "--encrypt", *FAST, "--key-file", str(tmp / "pass"), "-L", "4M", "-n", "secret", "vgt")
+    pair = image_vg_template(tmp, "vgt", encrypted_lv="secret", passphrase=PASSPHRASE)
     (tmp / "second").write_bytes(b"second " + PASSPHRASE)
-    for args in (["keyslot", "add", *FAST, "--key-file", str(tmp / "pass"), "--new-key-file", str(tmp / "second")],
+    for args in (["keyslot", "add", *FAST_PBKDF2, "--key-file", str(tmp / "pass"), "--new-key-file", str(tmp / "second")],
                  ["token", "add", "--key-description", f"lvcrypt-test:first-{os.getpid()}", "-S", "0"],
                  ["token", "add", "--key-description", f"lvcrypt-test:second-{os.getpid()}", "-S", "1",
                   "--token-id", "5"]):
         subprocess.run([sys.executable, "-m", "lvcrypt", *args, "--devices", pair.device_list, f"vgt/{STORE}"],
                        check=True, capture_output=True, env=pair.env, cwd=ROOT)
-    return image
+    return Path(pair.devices[0])
 
 
 @pytest.fixture
 def vg(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pair:
-    image = tmp_path / "pv.img"
-    shutil.copyfile(template, image)
-    (tmp_path / "pass").write_bytes(PASSPHRASE)
-    monkeypatch.setenv("LVCRYPT_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("LVCRYPT_RUN_DIR", str(tmp_path / "run"))
-    return Pair([str(image)], tmp_path)
+    return image_vg_copy(template, tmp_path, monkeypatch, PASSPHRASE)
 
 
 def refuse_prompt(prompt: str) -> Secret:

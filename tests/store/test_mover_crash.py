@@ -1,5 +1,7 @@
 """Crash safety of the extent mover: lvconvert --encrypt/--decrypt/--reencrypt and pvmove die before each
 of their writes (data, wipes, metadata) in turn, and are killed with SIGKILL at random moments.
+Each run tries the first and last write and a seeded sample spread over the rest (tests/sampling.py:
+LVCRYPT_TEST_FULL=1 tries every write, LVCRYPT_TEST_SEED reruns a sample).
 
 After every crash lvm2 reads the VG (vgck, lvs); the same command then resumes and finishes, and the LV
 holds exactly the bytes it held before; a keystore the command drops (decrypt, reencrypt) has left no
@@ -27,9 +29,11 @@ from lvcrypt.metadata.model import CryptSegment, VolumeGroup
 from lvcrypt.store.commit import load_vg, scan
 from mover_helpers import FAST_KDF, key_path, lvm2_reads, make_vg
 from crash_points import restore, run_until_write, snapshot
+from sampling import spread
 from store_helpers import Pair
 
 pytestmark = pytest.mark.oracle
+CRASH_POINTS = 12  # per command and run, one from each twelfth of its writes
 
 
 
@@ -117,6 +121,7 @@ def _setup(loop_devices: Callable[..., list[str]], tmp_path: Path, monkeypatch: 
 
 
 @pytest.mark.slow
+@pytest.mark.sampled
 @pytest.mark.parametrize("case", list(CASES))
 def test_crash_at_every_write_then_resume(case: str, loop_devices: Callable[..., list[str]], tmp_path: Path,
                                           lvm2: None, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -130,7 +135,7 @@ def test_crash_at_every_write_then_resume(case: str, loop_devices: Callable[...,
     _finished(pair, data, case, "uninterrupted", header)
     assert "lv" in lvm2_reads(pair, "uninterrupted")
     assert total > 20, f"{case} took only {total} writes"
-    for stop_at in range(total):
+    for stop_at in spread(total, CRASH_POINTS, ("mover crash", case), keep=(0, total - 1)):
         where = f"{case}, crash before write {stop_at}"
         restore(saved)
         run_until_write(argv, stop_at, quiet=True)
