@@ -190,6 +190,57 @@ def test_a_chunk_failing_while_suspended_leaves_the_lv_running_on_its_old_tables
     assert read_lv(pair, "fs") == data
 
 
+def test_a_commit_failing_after_the_first_pvs_header_resumes_the_mapping_it_committed(
+        pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pvmove of a one-chunk LV whose commit fails at the second PV's committed header, the first PV's
+    already written: the first PV's new seqno is what readers take (lvm2 too), so the LV must run on the
+    new extents, or writes would go to extents the metadata calls free (issue 17)."""
+    from lvcrypt.activate import kernel
+    from lvcrypt.store.disk import Disk
+    from lvcrypt.store.mda import MAGIC
+
+    source, target = pair.devices
+    lvcrypt(pair, "lvcreate", "-L", "4M", "-n", "mv", VG, source)
+    lvchange(pair, "-ay", f"{VG}/mv")
+    write_dev(mapper("mv"), payload(4 * MIB, "before"))
+    headers = []
+    suspend, write_at = kernel._suspend_stack, Disk.write_at
+
+    def suspended(*args: object) -> None:
+        headers.append(0)  # from here on, the switch's commit: count the headers written to the target PV
+        suspend(*args)  # type: ignore[arg-type]
+
+    def failing(self: Disk, offset: int, data: bytes) -> None:
+        if headers and self.path == target and bytes(data[4:20]) == MAGIC:
+            headers[0] += 1
+            if headers[0] == 2:  # precommit, then the committed slot (the source PV's is written by now)
+                raise OSError(5, "Input/output error")
+        write_at(self, offset, data)
+    monkeypatch.setattr(kernel, "_suspend_stack", suspended)
+    monkeypatch.setattr(Disk, "write_at", failing)
+    failed = lvcrypt(pair, "pvmove", *CHUNK, source, check=False)
+    monkeypatch.undo()
+    assert failed.returncode == 5 and headers == [2], (headers, failed.stderr)
+    assert failed.stderr.count("\n") == 1 and "reached only some PVs" in failed.stderr, failed.stderr
+    assert re.search(r"State:\s+ACTIVE", sh("dmsetup", "info", f"{VG}-mv").stdout)
+
+    after = payload(4 * MIB, "after")  # written after the failure: it must land where the metadata maps
+    write_dev(mapper("mv"), after)
+    [line] = table_lines(f"{VG}-mv")
+    device, offset = line.split()[3:5]
+    [mapped] = pair.lvm("lvs", "--noheadings", "-o", "devices", f"{VG}/mv").stdout.split()
+    pe_start = pair.lvm("pvs", "--noheadings", "--units", "s", "--nosuffix", "-o", "pe_start", target).stdout
+    rdev, extent = os.stat(target).st_rdev, int(mapped.removeprefix(f"{target}(").rstrip(")"))
+    assert device == f"{os.major(rdev)}:{os.minor(rdev)}" and mapped.startswith(f"{target}(")
+    assert int(offset) == int(pe_start) + extent * 8192  # 4 MiB extents
+    assert read_lv(pair, "mv") == after == read_dev(mapper("mv"), 4 * MIB)
+
+    lvcrypt(pair, "pvmove", source)  # the next command ends the move and rewrites the stale copy
+    pair.lvm("vgck", VG)
+    assert read_lv(pair, "mv") == after
+    lvchange(pair, "-an", f"{VG}/mv")
+
+
 def lvcrypt_keys() -> list[str]:
     return [text for text in session_keys() if "lvcrypt:" in text]
 
