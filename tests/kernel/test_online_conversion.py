@@ -241,6 +241,49 @@ def test_a_commit_failing_after_the_first_pvs_header_resumes_the_mapping_it_comm
     lvchange(pair, "-an", f"{VG}/mv")
 
 
+def test_a_resume_failing_after_the_commit_names_the_refresh_that_settles_the_lv(
+        pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commit went through but the new tables could not be resumed (a dm failure, injected): the LV
+    stays suspended, and the one line names `lvchange --refresh`, which puts it on the committed mapping."""
+    from lvcrypt.activate import kernel
+    from lvcrypt.activate.dm_ioctl import DeviceMapper
+    from lvcrypt.errors import DeviceError
+
+    source, target = pair.devices
+    lvcrypt(pair, "lvcreate", "-L", "4M", "-n", "mv", VG, source)
+    lvchange(pair, "-ay", f"{VG}/mv")
+    data = payload(4 * MIB, "resume")
+    write_dev(mapper("mv"), data)
+    armed = []
+    suspend, resume = kernel._suspend_stack, DeviceMapper.resume
+
+    def suspended(*args: object) -> None:
+        suspend(*args)  # type: ignore[arg-type]
+        armed.append(True)
+
+    def failing(self: DeviceMapper, name: str) -> object:
+        if armed:
+            armed.clear()
+            raise DeviceError("injected resume failure")
+        return resume(self, name)
+    monkeypatch.setattr(kernel, "_suspend_stack", suspended)
+    monkeypatch.setattr(DeviceMapper, "resume", failing)
+    failed = lvcrypt(pair, "pvmove", *CHUNK, source, check=False)
+    monkeypatch.undo()
+    assert failed.returncode == 5 and failed.stderr.count("\n") == 1, failed.stderr
+    assert "stays suspended" in failed.stderr and f"lvcrypt lvchange --refresh {VG}/mv" in failed.stderr
+    assert re.search(r"State:\s+SUSPENDED", sh("dmsetup", "info", f"{VG}-mv").stdout)
+
+    lvchange(pair, "--refresh", f"{VG}/mv")  # what the line says to run
+    assert re.search(r"State:\s+ACTIVE", sh("dmsetup", "info", f"{VG}-mv").stdout)
+    rdev = os.stat(target).st_rdev
+    assert table_lines(f"{VG}-mv")[0].split()[3] == f"{os.major(rdev)}:{os.minor(rdev)}"
+    assert pair.lvm("lvs", "--noheadings", "-o", "devices", f"{VG}/mv").stdout.split()[0].startswith(f"{target}(")
+    assert read_dev(mapper("mv"), 4 * MIB) == data == read_lv(pair, "mv")
+    lvcrypt(pair, "pvmove", source)
+    lvchange(pair, "-an", f"{VG}/mv")
+
+
 def lvcrypt_keys() -> list[str]:
     return [text for text in session_keys() if "lvcrypt:" in text]
 
