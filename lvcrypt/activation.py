@@ -22,6 +22,7 @@ from lvcrypt.store import lvmlockd
 from lvcrypt.unlock import KeySources, keystore_sessions, unlock_lv
 
 if TYPE_CHECKING:
+    from lvcrypt.activate import kernel
     from lvcrypt.activate.tables import KeyFormat, Table
     from lvcrypt.activate.userspace import Stack
     from lvcrypt.handlers.base import DataMapping
@@ -326,18 +327,85 @@ class ChunkSwitch:
     def commit(self, lv_name: str, before: "VolumeGroup", copy: Callable[[], None], live: bool) -> None:
         """`copy()` (into extents free in `before`), then the commit of `self.tx.vg`; for a `live` LV both
         happen while it is suspended (the backup file is left to the transaction's last commit or end, as for
-        every chunk: nothing touches a file system meanwhile, the LV may hold it), and on failure it runs
-        on its old tables again."""
+        every chunk: nothing touches a file system meanwhile, the LV may hold it).  If the copy fails, it runs
+        on its old tables again; if the commit fails, on the tables of the metadata read back from the PVs
+        (see `after_failed_commit`)."""
         from lvcrypt.activate import kernel
 
         if not live:
             copy()
             self.tx.commit(backup=False)  # the backup file once per command, as lvm2 (the transaction's end)
             return
+        committing = False
+        outcome: list[tuple["kernel.Resume", str]] = []
 
         def during() -> None:
+            nonlocal committing
             copy()
+            committing = True
             self.tx.commit(backup=False)
-        held = kernel.switch(self.table(self.tx.vg, lv_name), self.table(before, lv_name), self.volume_keys,
-                             during)
+
+        def after_failure(error: BaseException) -> "kernel.Resume":
+            if not committing:
+                return kernel.Resume.OLD
+            read_back, why = read_back_vg(self.tx)
+            outcome.append((after_failed_commit(read_back, self.tx.vg.seqno), why))
+            return outcome[0][0]
+        name = f"{self.tx.vg.name}/{lv_name}"
+        try:
+            held = kernel.switch(self.table(self.tx.vg, lv_name), self.table(before, lv_name), self.volume_keys,
+                                 during, after_failure)
+        except kernel.ResumeFailed as error:
+            raise kernel.ActivationError(f"{error}, though its metadata is committed; run lvcrypt lvchange "
+                                         f"--refresh {name} to put it on its new extents") from None
+        except (LvcryptError, OSError) as error:
+            if not outcome:
+                raise
+            reason = str(error) if isinstance(error, LvcryptError) else (error.strerror or str(error))
+            raise LvcryptError(failed_commit_message(name, reason, *outcome[0], self.tx.vg.seqno)) from None
         self.longest = max(held, self.longest or 0.0)
+
+
+def read_back_vg(tx: "VgTransaction") -> tuple["VolumeGroup | None", str]:
+    """The VG as the next command reads it from its PVs (highest valid seqno), or None and why not."""
+    from lvcrypt.store.commit import load_vg, scan
+
+    paths = [pv.path for pv in tx.loaded.pvs.values()]
+    try:
+        return load_vg(scan(paths), tx.vg.name).vg, ""
+    except LvcryptError as error:
+        return None, str(error)
+
+
+def after_failed_commit(read_back: "VolumeGroup | None", new_seqno: int) -> "kernel.Resume":
+    """Which tables a suspended LV resumes after its chunk's commit (of `new_seqno`) failed part-way: the
+    ones of the mapping the next reader gets from the PVs.  Once one PV's header holds the new seqno, it
+    wins (for lvm2 too), and the chunk was copied while the LV was suspended, so the new tables see the
+    same bytes; the old tables would send writes to extents the metadata calls free.  Unreadable, or a
+    seqno this commit did not write: neither mapping is known to be right, so the LV stays suspended."""
+    from lvcrypt.activate import kernel
+
+    if read_back is None:
+        return kernel.Resume.NONE
+    if read_back.seqno == new_seqno:
+        return kernel.Resume.NEW
+    if read_back.seqno == new_seqno - 1:
+        return kernel.Resume.OLD
+    return kernel.Resume.NONE
+
+
+def failed_commit_message(name: str, reason: str, resume: "kernel.Resume", why: str, new_seqno: int) -> str:
+    """One line for a chunk commit that failed while LV `name` was suspended, by what was resumed."""
+    from lvcrypt.activate import kernel
+    from lvcrypt.store.transaction import command_line
+
+    if resume is kernel.Resume.NEW:
+        return (f"committing a chunk of {name} failed ({reason}) after the metadata (seqno {new_seqno}) reached "
+                f"only some PVs; {name} runs on its new extents, as the PVs now say, and the next command "
+                "rewrites the other PVs' copies")
+    if resume is kernel.Resume.OLD:
+        return f"committing a chunk of {name} failed ({reason}) before any PV took it; {name} runs on its old extents"
+    unreadable = f"its metadata cannot be read back ({why})" if why else "the metadata read back is neither version"
+    return (f"committing a chunk of {name} failed ({reason}) and {unreadable}; {name} stays suspended, as either "
+            f"mapping could be wrong: once the PVs are readable, run {command_line()} again or lvcrypt lvchange "
+            f"--refresh {name}")

@@ -26,6 +26,7 @@ import stat
 import time
 from contextlib import contextmanager
 from dataclasses import field
+from enum import Enum
 from typing import Callable, Iterator, Mapping
 
 from lvcrypt import keyring
@@ -44,6 +45,23 @@ KEYRING_REFERENCE = re.compile(r":\d+:logon:(\S+)")
 
 class ActivationError(LvcryptError):
     """Activation, deactivation or refresh failed; what was done was undone."""
+
+
+class ResumeFailed(ActivationError):
+    """A switch's `during()` succeeded (the metadata names the new mapping) but the new tables could not be
+    resumed: the LV stays suspended, and only a refresh onto the committed mapping settles it."""
+
+
+class Resume(Enum):
+    """What a switch resumes after its `during()` failed while the LV was suspended."""
+
+    OLD = "old"  # nothing changed on disk: the old tables again
+    NEW = "new"  # the metadata on disk already names the new mapping: the new tables (then the error)
+    NONE = "none"  # nobody can tell which mapping the metadata names: the LV stays suspended
+
+
+def _old_tables(error: BaseException) -> Resume:
+    return Resume.OLD
 
 
 @dataclass
@@ -303,7 +321,7 @@ def refresh(table: Table, volume_keys: Mapping[str, bytes | bytearray] | None) -
 
 
 def switch(table: Table, before: Table, volume_keys: Mapping[str, bytes | bytearray] | None,
-           during: Callable[[], None]) -> float:
+           during: Callable[[], None], after_failure: Callable[[BaseException], Resume] = _old_tables) -> float:
     """Swap an active LV's stack from `before` to `table` with `during()` run while it is suspended;
     returns how long I/O was held (seconds).
 
@@ -311,10 +329,13 @@ def switch(table: Table, before: Table, volume_keys: Mapping[str, bytes | bytear
     loaded (new layers created) while I/O still flows; then the top device is
     suspended with lockfs (a mounted file system is frozen, its dirty data
     flushed), `during()` copies the chunk and commits the metadata, and the
-    new tables are resumed.  If `during()` fails, the inactive tables are
-    dropped and the old ones resumed, with the keyring as `before` needs it:
-    the dm table is only a view of the committed metadata, which `during()`
-    has not changed then.  Keys only the old stack used leave the keyring.
+    new tables are resumed.  If `during()` fails, `after_failure(error)` says
+    which tables match the metadata on disk now (a commit can fail after some
+    PVs took it): OLD drops the inactive tables and resumes the old ones, with
+    the keyring as `before` needs it; NEW resumes the new ones; NONE leaves the
+    LV suspended with both stacks' keys, for a refresh once the metadata can
+    be read.  Then the error goes on.  Keys only the old stack used leave the
+    keyring.  A resume of the new tables that fails raises ResumeFailed.
     Ctrl-C and termination signals wait from the suspend to the end (as lvm2
     holds them in its critical section): a process killed there would leave
     the file system frozen, or interrupt the commit half-way.
@@ -349,19 +370,35 @@ def switch(table: Table, before: Table, volume_keys: Mapping[str, bytes | bytear
             try:
                 _suspend_stack(dm, reloaded, suspended)
                 during()
-            except BaseException:
-                undo.run()  # inactive tables first, so that the resume brings the old ones back
-                _resume_all(dm, suspended)
+            except BaseException as error:
+                resume = after_failure(error) if len(suspended) == len(reloaded) else Resume.OLD
+                if resume is Resume.OLD:
+                    undo.run()  # inactive tables first, so that the resume brings the old ones back
+                    _resume_all(dm, suspended)
+                elif resume is Resume.NEW:
+                    _resume_new(dm, table, reloaded, old, created, old_keys)
+                # Resume.NONE: new layers, inactive tables and keys stay, for the refresh that settles the LV
                 raise
-            for name in reloaded:
-                dm.resume(name)
+            _resume_new(dm, table, reloaded, old, created, old_keys)
             held = time.monotonic() - started
-            for name in old:
-                if name not in created:
-                    dm.remove(name)
-                    remove_node(name, MAPPER_DIR)
-            drop_keys([description for description in old_keys if description not in _descriptions(table)])
     return held
+
+
+def _resume_new(dm: DeviceMapper, table: Table, reloaded: list[str], old: list[str],
+                created: dict[str, DeviceInfo], old_keys: list[str]) -> None:
+    """The end of a switch: the new tables live, the old stack's devices and keys the new one lacks gone."""
+    for name in reloaded:
+        try:
+            dm.resume(name)
+        except (LvcryptError, OSError) as error:
+            reason = str(error) if isinstance(error, LvcryptError) else error.strerror
+            raise ResumeFailed(f"resuming {name} on its new tables failed ({reason}); {table.name} stays "
+                               "suspended") from None
+    for name in old:
+        if name not in created:
+            dm.remove(name)
+            remove_node(name, MAPPER_DIR)
+    drop_keys([description for description in old_keys if description not in _descriptions(table)])
 
 
 HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}

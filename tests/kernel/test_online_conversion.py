@@ -190,6 +190,145 @@ def test_a_chunk_failing_while_suspended_leaves_the_lv_running_on_its_old_tables
     assert read_lv(pair, "fs") == data
 
 
+def fail_the_second_committed_header(monkeypatch: pytest.MonkeyPatch, target: str,
+                                     then_unreadable: bool) -> list[int]:
+    """Fault injection in this process: once a switch has suspended the LV, the write of `target`'s
+    committed header (its second header write: precommit, then commit) fails with EIO, the other PV's
+    written by then; `then_unreadable` also fails every read of a PV after that.  Returns the count of
+    `target`'s header writes (a list, empty until the suspend)."""
+    from lvcrypt.activate import kernel
+    from lvcrypt.store.disk import Disk
+    from lvcrypt.store.mda import MAGIC
+
+    headers: list[int] = []
+    suspend, write_at, read_at = kernel._suspend_stack, Disk.write_at, Disk.read_at
+
+    def suspended(*args: object) -> None:
+        headers.append(0)
+        suspend(*args)  # type: ignore[arg-type]
+
+    def failing_write(self: Disk, offset: int, data: bytes) -> None:
+        if headers and self.path == target and bytes(data[4:20]) == MAGIC:
+            headers[0] += 1
+            if headers[0] == 2:
+                raise OSError(5, "Input/output error")
+        write_at(self, offset, data)
+
+    def failing_read(self: Disk, offset: int, length: int) -> bytes:
+        if headers and headers[0] >= 2:
+            raise OSError(5, "Input/output error")
+        return read_at(self, offset, length)
+    monkeypatch.setattr(kernel, "_suspend_stack", suspended)
+    monkeypatch.setattr(Disk, "write_at", failing_write)
+    if then_unreadable:
+        monkeypatch.setattr(Disk, "read_at", failing_read)
+    return headers
+
+
+def test_a_commit_failing_after_the_first_pvs_header_resumes_the_mapping_it_committed(
+        pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pvmove of a one-chunk LV whose commit fails at the second PV's committed header, the first PV's
+    already written: the first PV's new seqno is what readers take (lvm2 too), so the LV must run on the
+    new extents, or writes would go to extents the metadata calls free (issue 17)."""
+    source, target = pair.devices
+    lvcrypt(pair, "lvcreate", "-L", "4M", "-n", "mv", VG, source)
+    lvchange(pair, "-ay", f"{VG}/mv")
+    write_dev(mapper("mv"), payload(4 * MIB, "before"))
+    headers = fail_the_second_committed_header(monkeypatch, target, then_unreadable=False)
+    failed = lvcrypt(pair, "pvmove", *CHUNK, source, check=False)
+    monkeypatch.undo()
+    assert failed.returncode == 5 and headers == [2], (headers, failed.stderr)
+    assert failed.stderr.count("\n") == 1 and "reached only some PVs" in failed.stderr, failed.stderr
+    assert re.search(r"State:\s+ACTIVE", sh("dmsetup", "info", f"{VG}-mv").stdout)
+
+    after = payload(4 * MIB, "after")  # written after the failure: it must land where the metadata maps
+    write_dev(mapper("mv"), after)
+    [line] = table_lines(f"{VG}-mv")
+    device, offset = line.split()[3:5]
+    [mapped] = pair.lvm("lvs", "--noheadings", "-o", "devices", f"{VG}/mv").stdout.split()
+    pe_start = pair.lvm("pvs", "--noheadings", "--units", "s", "--nosuffix", "-o", "pe_start", target).stdout
+    rdev, extent = os.stat(target).st_rdev, int(mapped.removeprefix(f"{target}(").rstrip(")"))
+    assert device == f"{os.major(rdev)}:{os.minor(rdev)}" and mapped.startswith(f"{target}(")
+    assert int(offset) == int(pe_start) + extent * 8192  # 4 MiB extents
+    assert read_lv(pair, "mv") == after == read_dev(mapper("mv"), 4 * MIB)
+
+    lvcrypt(pair, "pvmove", source)  # the next command ends the move and rewrites the stale copy
+    pair.lvm("vgck", VG)
+    assert read_lv(pair, "mv") == after
+    lvchange(pair, "-an", f"{VG}/mv")
+
+
+def test_a_commit_failing_with_the_pvs_unreadable_leaves_the_lv_suspended_until_a_refresh(
+        pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commit fails at the second PV and then no PV can be read back: either table could be wrong, so
+    the LV stays suspended; once the PVs read again, the refresh the line names puts it on the mapping lvm2
+    reads, with the data intact."""
+    source, target = pair.devices
+    lvcrypt(pair, "lvcreate", "-L", "4M", "-n", "mv", VG, source)
+    lvchange(pair, "-ay", f"{VG}/mv")
+    data = payload(4 * MIB, "unreadable")
+    write_dev(mapper("mv"), data)
+    headers = fail_the_second_committed_header(monkeypatch, target, then_unreadable=True)
+    failed = lvcrypt(pair, "pvmove", *CHUNK, source, check=False)
+    monkeypatch.undo()
+    assert failed.returncode == 5 and headers == [2], (headers, failed.stderr)
+    assert failed.stderr.count("\n") == 1 and "cannot be read back" in failed.stderr, failed.stderr
+    assert "stays suspended" in failed.stderr and f"lvcrypt lvchange --refresh {VG}/mv" in failed.stderr
+    assert re.search(r"State:\s+SUSPENDED", sh("dmsetup", "info", f"{VG}-mv").stdout)
+
+    lvchange(pair, "--refresh", f"{VG}/mv")  # the PVs read again
+    assert re.search(r"State:\s+ACTIVE", sh("dmsetup", "info", f"{VG}-mv").stdout)
+    rdev = os.stat(target).st_rdev
+    assert table_lines(f"{VG}-mv")[0].split()[3] == f"{os.major(rdev)}:{os.minor(rdev)}"
+    assert pair.lvm("lvs", "--noheadings", "-o", "devices", f"{VG}/mv").stdout.split()[0].startswith(f"{target}(")
+    assert read_dev(mapper("mv"), 4 * MIB) == data == read_lv(pair, "mv")
+    lvcrypt(pair, "pvmove", source)
+    lvchange(pair, "-an", f"{VG}/mv")
+
+
+def test_a_resume_failing_after_the_commit_names_the_refresh_that_settles_the_lv(
+        pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commit went through but the new tables could not be resumed (a dm failure, injected): the LV
+    stays suspended, and the one line names `lvchange --refresh`, which puts it on the committed mapping."""
+    from lvcrypt.activate import kernel
+    from lvcrypt.activate.dm_ioctl import DeviceMapper
+    from lvcrypt.errors import DeviceError
+
+    source, target = pair.devices
+    lvcrypt(pair, "lvcreate", "-L", "4M", "-n", "mv", VG, source)
+    lvchange(pair, "-ay", f"{VG}/mv")
+    data = payload(4 * MIB, "resume")
+    write_dev(mapper("mv"), data)
+    armed = []
+    suspend, resume = kernel._suspend_stack, DeviceMapper.resume
+
+    def suspended(*args: object) -> None:
+        suspend(*args)  # type: ignore[arg-type]
+        armed.append(True)
+
+    def failing(self: DeviceMapper, name: str) -> object:
+        if armed:
+            armed.clear()
+            raise DeviceError("injected resume failure")
+        return resume(self, name)
+    monkeypatch.setattr(kernel, "_suspend_stack", suspended)
+    monkeypatch.setattr(DeviceMapper, "resume", failing)
+    failed = lvcrypt(pair, "pvmove", *CHUNK, source, check=False)
+    monkeypatch.undo()
+    assert failed.returncode == 5 and failed.stderr.count("\n") == 1, failed.stderr
+    assert "stays suspended" in failed.stderr and f"lvcrypt lvchange --refresh {VG}/mv" in failed.stderr
+    assert re.search(r"State:\s+SUSPENDED", sh("dmsetup", "info", f"{VG}-mv").stdout)
+
+    lvchange(pair, "--refresh", f"{VG}/mv")  # what the line says to run
+    assert re.search(r"State:\s+ACTIVE", sh("dmsetup", "info", f"{VG}-mv").stdout)
+    rdev = os.stat(target).st_rdev
+    assert table_lines(f"{VG}-mv")[0].split()[3] == f"{os.major(rdev)}:{os.minor(rdev)}"
+    assert pair.lvm("lvs", "--noheadings", "-o", "devices", f"{VG}/mv").stdout.split()[0].startswith(f"{target}(")
+    assert read_dev(mapper("mv"), 4 * MIB) == data == read_lv(pair, "mv")
+    lvcrypt(pair, "pvmove", source)
+    lvchange(pair, "-an", f"{VG}/mv")
+
+
 def lvcrypt_keys() -> list[str]:
     return [text for text in session_keys() if "lvcrypt:" in text]
 

@@ -232,3 +232,62 @@ def test_truncated_pv_warns_and_allocation_stays_inside(lvm2: None, tmp_path: Pa
         Pair([loop], tmp_path).lvm("vgck", "vgt")
     finally:
         subprocess.run(["losetup", "-d", loop], capture_output=True)
+
+
+@pytest.mark.parametrize(("failing", "resume"), [(("text", 0), "old"), (("header", 0), "old"),
+                                                 (("header", 1), "new")])
+def test_a_commit_failing_on_the_second_pv_resumes_the_tables_readers_will_map(
+        pair: Pair, monkeypatch: pytest.MonkeyPatch, failing: tuple[str, int], resume: str) -> None:
+    """An online move's commit dying at the second PV's text, precommit or commit write (issue 17): the
+    version read back (lvcrypt's read path, and lvm2 as oracle) decides which tables the LV resumes, and
+    the next commit rewrites the stale copy."""
+    from lvcrypt.activate.kernel import Resume
+    from lvcrypt.activation import after_failed_commit, read_back_vg
+    from lvcrypt.store.mda import MAGIC
+    from lvcrypt.store.transaction import VgTransaction
+
+    for key in ("LVCRYPT_STATE_DIR", "LVCRYPT_RUN_DIR"):
+        monkeypatch.setenv(key, pair.env[key])
+    a, b = pair.devices
+    pair.lvc("vgcreate", "-s", "1m", "vgk", a, b)
+    pair.lvc("lvcreate", "-l", "2", "-n", "lv0", "vgk", a)
+    original = Disk.write_at
+    seen = {"text": 0, "header": 0}
+
+    def write_at(self: Disk, offset: int, data: bytes) -> None:
+        if self.path == b:
+            kind = "header" if bytes(data[4:20]) == MAGIC else "text"
+            if (kind, seen[kind]) == failing:
+                raise OSError(5, "Input/output error")
+            seen[kind] += 1
+        original(self, offset, data)
+    with VgTransaction(pair.device_list, "vgk") as tx:
+        seqno = tx.vg.seqno
+        monkeypatch.setattr(Disk, "write_at", write_at)
+        with pytest.raises(OSError):
+            tx.commit(backup=False)
+        monkeypatch.setattr(Disk, "write_at", original)
+        read_back, why = read_back_vg(tx)
+    assert read_back is not None and why == ""
+    assert after_failed_commit(read_back, seqno + 1) is Resume(resume)
+    expected = seqno + 1 if resume == "new" else seqno
+    assert read_back.seqno == expected
+    assert pair.lvm("vgs", "--noheadings", "-o", "vg_seqno", "vgk").stdout.split() == [str(expected)]
+    pair.lvc("lvcreate", "-l", "1", "-n", "after", "vgk")
+    pair.assert_lvm2_clean("vgk")
+
+
+def test_a_commit_read_back_as_no_version_of_this_move_leaves_the_lv_suspended(pair: Pair) -> None:
+    """Unreadable, or a seqno the failed commit did not write: neither table is known right; the one-line
+    message names the commands that settle the LV."""
+    from lvcrypt.activate.kernel import Resume
+    from lvcrypt.activation import after_failed_commit, failed_commit_message
+
+    a, b = pair.devices
+    pair.lvc("vgcreate", "-s", "1m", "vgk", a, b)
+    vg = load_vg(scan(pair.devices), "vgk").vg
+    assert after_failed_commit(None, vg.seqno) is Resume.NONE
+    assert after_failed_commit(vg, vg.seqno - 1) is Resume.NONE  # a newer version than this commit's
+    assert after_failed_commit(vg, vg.seqno + 2) is Resume.NONE  # older than the version it started from
+    message = failed_commit_message("vgk/lv0", "Input/output error", Resume.NONE, "no copy readable", 9)
+    assert "\n" not in message and "stays suspended" in message and "lvchange --refresh vgk/lv0" in message
