@@ -68,19 +68,6 @@ def wants_help(spec: list[str] | None) -> bool:
     return any(word.strip() in ("help", "?") for item in spec or [] for word in item.split(","))
 
 
-def field_help(kind: str) -> str:
-    """`-o help` of pvs (`pv`), vgs (`vg`) or lvs (`lv`): each field with its heading and type."""
-    from lvcrypt.report_all import EXTRA_LV_FIELDS, EXTRA_PV_FIELDS, EXTRA_VG_FIELDS
-    from lvcrypt.report_select import kind as field_kind
-    from lvcrypt.reportfields import LV_FIELDS, PV_FIELDS, VG_FIELDS
-
-    fields = {"pv": {**PV_FIELDS, **EXTRA_PV_FIELDS}, "vg": {**VG_FIELDS, **EXTRA_VG_FIELDS},
-              "lv": {**LV_FIELDS, **EXTRA_LV_FIELDS, **VG_FIELDS, **EXTRA_VG_FIELDS}}[kind]
-    width = max(len(name) for name in fields)
-    return "".join(f"    {name.ljust(width)} - {fields[name].heading}. [{field_kind(name, fields[name])}]\n"
-                   for name in fields)
-
-
 def _extended(request: ReportRequest, fields: dict[str, "Field"], prefix: str) -> bool:
     """Whether the request names a field beyond the common ones (or `all`): only then is report_all
     loaded, which keeps a plain `lvs` as fast as before."""
