@@ -34,6 +34,7 @@ class ReportRequest:
     sort: list[str] | None = None
     segments: bool = False
     names: list[str] = field(default_factory=list)
+    history: bool = False  # lvs -H: removed LVs lvm2 remembers, as rows (report_history)
 
 
 def columns_of(spec: list[str] | None, default: list[str], fields: dict[str, "Field"], prefix: str,
@@ -99,13 +100,17 @@ def lv_report(devices: str | None, request: ReportRequest, every: bool, shared: 
         fields = {**fields, **EXTRA_LV_FIELDS, **EXTRA_VG_FIELDS, **SEG_EXTRA_FIELDS}
         segment_fields |= set(SEG_EXTRA_FIELDS)
         all_fields = LV_ALL[:LV_ALL.index(LV_ALL_UNTIL)] + VG_ALL + SEG_ALL if request.segments else LV_ALL + VG_ALL
+    if request.history:
+        from lvcrypt.report_history import with_history
+
+        fields = with_history(fields)
     columns = columns_of(request.options, SEGMENT_DEFAULT if request.segments else LV_DEFAULT, fields, prefix,
                          all_fields)
     test, used = parse(request.select or "", fields, prefix)
     keys = sort_keys(request.sort, fields, prefix)
     named = set(columns) | used | {name for name, _ in keys}
     per_segment = request.segments or bool(named & segment_fields)
-    rows: list[object] = list(lv_rows(devices, request.names, every, per_segment, shared, foreign, sysfs_root))
+    rows = lv_rows(devices, request.names, every, per_segment, shared, foreign, sysfs_root, request.history)
     rows = select(rows, test, fields)
     if keys:
         rows = sort_rows(rows, keys, fields, sorted(rows, key=_collection_order(request.names)))
@@ -134,7 +139,11 @@ def _vg_rank(loaded: object, names: list[str]) -> tuple[int, int]:
 def _collection_order(names: list[str]) -> "Callable[[object], tuple[object, ...]]":
     """lvm2 collects each VG's LVs in metadata order (then segment order), except thin pools,
     which it puts at the front as it meets them (toollib's process_each_lv_in_vg)."""
+    from lvcrypt.report_history import HistoricalRow
+
     def key(row: object) -> tuple[object, ...]:
+        if isinstance(row, HistoricalRow):  # after the VG's LVs
+            return _vg_rank(row.loaded, names), (2, row.name), 0
         vg, lv, segment = row.vg, row.lv, row.segment  # type: ignore[attr-defined]
         index = list(vg.lvs).index(lv.name)
         pool = row.view.family(lv) == "thin-pool"  # type: ignore[attr-defined]

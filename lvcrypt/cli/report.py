@@ -117,7 +117,8 @@ def _request(args: argparse.Namespace, names: list[str]) -> "ReportRequest":
     from lvcrypt.report_query import ReportRequest, wants_help
 
     options = None if wants_help(args.options) else args.options
-    return ReportRequest(options, args.select, args.sort, getattr(args, "segments", False), names)
+    return ReportRequest(options, args.select, args.sort, getattr(args, "segments", False), names,
+                         getattr(args, "history", False))
 
 
 def _help(args: argparse.Namespace) -> bool:
@@ -243,6 +244,7 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
                             help="a picture of each PV's extents: which LV, encrypted or keystore, free")
     if name == "lvs":
         parser.add_argument("--segments", action="store_true", help="one row per segment, segment fields shown")
+        parser.add_argument("-H", "--history", action="store_true", help="removed LVs lvm2 remembers too (-NAME)")
         parser.add_argument("--sysfs-root", default="/sys", metavar="DIR",
                             help="where inline_crypto reads block devices' queue/crypto capabilities")
     parser.add_argument("names", nargs="*", help={"pvs": "PVs", "vgs": "VGs", "lvs": "VGs or VG/LVs"}[name])
