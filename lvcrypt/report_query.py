@@ -159,9 +159,10 @@ def _vg_collection_order(names: list[str]) -> "Callable[[object], tuple[object, 
 def _pv_collection_order(row: object) -> tuple[object, ...]:
     """PVs of each VG in metadata order, in lvm2's VG order; PVs of no VG last."""
     loaded, vg, key = row.loaded, row.vg, row.key  # type: ignore[attr-defined]
+    start = row.pvseg[0] if row.pvseg else 0  # type: ignore[attr-defined]
     if loaded is None or vg is None:
-        return (1, (0, 0), 0, _device_rank(row.path))  # type: ignore[attr-defined]
-    return (0, _vg_rank(loaded, []), list(vg.pvs).index(key), 0)
+        return (1, (0, 0), 0, _device_rank(row.path), start)  # type: ignore[attr-defined]
+    return (0, _vg_rank(loaded, []), list(vg.pvs).index(key), 0, start)
 
 
 def vg_report(devices: str | None, request: ReportRequest, shared: bool,
@@ -170,15 +171,21 @@ def vg_report(devices: str | None, request: ReportRequest, shared: bool,
 
     return _plain_report(VG_DEFAULT, VG_FIELDS, _vg_extras, _vg_collection_order(request.names), PREFIX["vg"],
                          request,
-                         lambda: list(vg_rows(devices, list(request.names), shared, foreign)))
+                         lambda named: list(vg_rows(devices, list(request.names), shared, foreign)))
 
 
 def pv_report(devices: str | None, request: ReportRequest, shared: bool,
               foreign: bool) -> tuple[list[str], dict[str, "Field"], list[object]]:
+    from lvcrypt.report_pvsegments import PVSEG_DEFAULT, PVSEG_FIELDS, pv_segment_rows
     from lvcrypt.reportfields import PV_DEFAULT, PV_FIELDS, pv_rows
 
-    return _plain_report(PV_DEFAULT, PV_FIELDS, _pv_extras, _pv_collection_order, PREFIX["pv"], request,
-                         lambda: list(pv_rows(devices, request.names, shared, foreign)))
+    def load(named: set[str]) -> list[object]:
+        rows = pv_rows(devices, request.names, shared, foreign)
+        return list(pv_segment_rows(rows) if request.segments or named & set(PVSEG_FIELDS) else rows)
+
+    return _plain_report(PVSEG_DEFAULT if request.segments else PV_DEFAULT, {**PV_FIELDS, **PVSEG_FIELDS},
+                         _pv_segment_extras if request.segments else _pv_extras, _pv_collection_order,
+                         PREFIX["pv"], request, load)
 
 
 def _vg_extras() -> tuple[dict[str, "Field"], list[str]]:
@@ -193,10 +200,18 @@ def _pv_extras() -> tuple[dict[str, "Field"], list[str]]:
     return EXTRA_PV_FIELDS, PV_ALL
 
 
+def _pv_segment_extras() -> tuple[dict[str, "Field"], list[str]]:
+    """`pvs --segments -o all`: lvm2's PV label fields, then the segment's."""
+    from lvcrypt.report_all import EXTRA_PV_FIELDS, PV_ALL
+    from lvcrypt.report_pvsegments import LABEL_FIELDS_UNTIL, PVSEG_FIELDS
+
+    return EXTRA_PV_FIELDS, PV_ALL[:PV_ALL.index(LABEL_FIELDS_UNTIL) + 1] + list(PVSEG_FIELDS)
+
+
 def _plain_report(default: list[str], fields: dict[str, "Field"],
                   extras: "Callable[[], tuple[dict[str, Field], list[str]]]",
                   collection: "Callable[[object], tuple[object, ...]]", prefix: str, request: ReportRequest,
-                  load: "Callable[[], list[object]]") -> tuple[list[str], dict[str, "Field"], list[object]]:
+                  load: "Callable[[set[str]], list[object]]") -> tuple[list[str], dict[str, "Field"], list[object]]:
     from lvcrypt.report_select import parse, select
     from lvcrypt.report_sort import sort_keys, sort_rows
 
@@ -205,7 +220,7 @@ def _plain_report(default: list[str], fields: dict[str, "Field"],
         more, all_fields = extras()
         fields = {**fields, **more}
     columns = columns_of(request.options, default, fields, prefix, all_fields)
-    test, _ = parse(request.select or "", fields, prefix)
+    test, used = parse(request.select or "", fields, prefix)
     keys = sort_keys(request.sort, fields, prefix)
-    rows = select(load(), test, fields)
+    rows = select(load(set(columns) | used | {name for name, _ in keys}), test, fields)
     return columns, fields, sort_rows(rows, keys, fields, sorted(rows, key=collection) if keys else None)

@@ -55,6 +55,7 @@ class PvRow:
     vg: "VolumeGroup | None"
     key: str | None
     loaded: "LoadedVg | None"
+    pvseg: tuple[int, int] | None = None  # pvs --segments: this row's run of extents (report_pvsegments)
 
 
 @dataclass(frozen=True)

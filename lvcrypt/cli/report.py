@@ -189,7 +189,7 @@ def cmd_pvs(args: argparse.Namespace) -> int:
         return 0
     columns, fields, rows = pv_report(args.devices, _request(args, names), args.shared, args.foreign)
     if not help_only:
-        _render("pv", columns, fields, rows, args)
+        _render("pvseg" if args.segments else "pv", columns, fields, rows, args)
     return 0
 
 
@@ -242,8 +242,9 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
     if name in ("pvs", "vgs"):
         parser.add_argument("--map", action="store_true",
                             help="a picture of each PV's extents: which LV, encrypted or keystore, free")
-    if name == "lvs":
+    if name in ("lvs", "pvs"):
         parser.add_argument("--segments", action="store_true", help="one row per segment, segment fields shown")
+    if name == "lvs":
         parser.add_argument("-H", "--history", action="store_true", help="removed LVs lvm2 remembers too (-NAME)")
         parser.add_argument("--sysfs-root", default="/sys", metavar="DIR",
                             help="where inline_crypto reads block devices' queue/crypto capabilities")

@@ -123,6 +123,15 @@ VG_LINES = [["vgs", "-o", "+vg_tags"], ["vgs", "-o", "name,tags,size"], ["vgs", 
             ["vgs", "--binary", "-o", "vg_name,vg_extendable,vg_partial,vg_autoactivation"],
             ["lvs", "-S", "lv_autoactivation=1", "-o", "lv_name"], ["lvs", "-S", "lv_merging=0", "-o", "lv_name"],
             ["lvs", "-S", "lv_autoactivation=enabled", "-o", "lv_name"], ["lvs", "-O", "-lv_merging,lv_name"], ["lvs", "-o", "+lv_layout,lv_dm_path", "-S", "lv_layout=striped"]]
+# `pvs --segments` and the pvseg_* fields: LV areas and free runs in extent order, a PV of no VG as
+# one empty segment; -o +f, -S and -O on them, the JSON report's `pvseg` key.
+PVSEG_LINES = [["pvs", "--segments"], ["pvs", "--segments", "-o", "+pvseg_start,pvseg_size,pv_tags"],
+               ["pvs", "-o", "pv_name,pvseg_start,pvseg_size"], ["pvs", "--segments", "-o", "all"],
+               ["pvs", "--segments", "-S", "pvseg_size>2 && pv_tags=fast"],
+               ["pvs", "-S", "pvseg_start=0", "-o", "pv_name"],
+               ["pvs", "--segments", "-O", "-pvseg_size,pv_name"], ["pvs", "--segments", "--units", "k", "--rows"],
+               ["pvs", "--segments", "--reportformat", "json", "-S", "pvseg_start>=4"],
+               ["pvs", "--segments", "--nameprefixes", "-o", "pv_name,pvseg_size", "-S", "pvseg_size<5"]]
 # The same options on every lvm2-written fixture (thin, snapshot, raid, mirror, cache...).
 FIXTURE_LINES = [
     ["lvs", "-a", "-O", "-lv_size,lv_name"], ["lvs", "-a", "-O", "lv_attr"], ["lvs", "-O", "-name"],
@@ -153,6 +162,7 @@ FIXTURE_LINES = [
     ["vgs", "-o", "all"], ["pvs", "-o", "all"], ["lvs", "-a", "-o", "all", "--rows"],
     ["lvs", "-a", "-o", "lv_name,lv_layout,lv_parent,lv_ancestors,lv_full_descendants,lv_modules,origin_size"],
     ["lvs", "-a", "-S", "lv_layout=pool || lv_modules=~raid", "-o", "lv_name,lv_layout,lv_modules"],
+    ["pvs", "--segments", "-o", "+pv_used"], ["pvs", "--segments", "-S", "pvseg_size>1", "-O", "-pvseg_size,pv_name"],
 ]
 
 # Creation times on lvm2-written VGs: seconds apart, -a's hidden LVs, and sorting by time; and
@@ -279,6 +289,7 @@ def _tagged_lines() -> Iterator[list[str]]:
         yield ["vgs", "--units", unit]
         yield ["pvs", "--units", unit, "-o", "+pv_used"]
     yield from VG_LINES
+    yield from PVSEG_LINES
 
 
 TAGGED = list(_tagged_lines())
