@@ -194,21 +194,22 @@ def _origin_of(row: LvRow, name: str, full: bool) -> str | None:
     return None
 
 
-def _ancestors(row: LvRow, name: str, full: bool) -> list[str]:
+def ancestors_of(row: LvRow, name: str, full: bool, historical: bool = False) -> list[str]:
+    """The LVs `name` descends from; removed ones (`-NAME`) only for `lvs -H` (`historical`)."""
     found: list[str] = []
     current = _origin_of(row, name, full)
     while current is not None and current not in found:
         found.append(current)
         current = _origin_of(row, current, full)
-    return [ancestor for ancestor in found if not ancestor.startswith("-")]
+    return [ancestor for ancestor in found if historical or not ancestor.startswith("-")]
 
 
 def _ancestry(descend: bool, full: bool) -> Callable[[LvRow], str]:
     def get(row: LvRow) -> str:
         if not descend:
-            return ",".join(sorted(_ancestors(row, row.lv.name, full)))
+            return ",".join(sorted(ancestors_of(row, row.lv.name, full)))
         return ",".join(sorted(other for other in row.vg.lvs
-                               if other != row.lv.name and row.lv.name in _ancestors(row, other, full)))
+                               if other != row.lv.name and row.lv.name in ancestors_of(row, other, full)))
     return get
 
 
@@ -284,7 +285,7 @@ EXTRA_LV_FIELDS: dict[str, Field] = {
     "lv_profile": _const("LProfile", ""),
     "lv_lockargs": _const("LLockArgs", ""),
     "lv_time": Field("CTime", _lv_time, key=lambda row: row.lv.creation_time or 0),
-    "lv_time_removed": Field("RTime", lambda row: "", key=lambda row: 0),  # lvcrypt lists no historical LV
+    "lv_time_removed": Field("RTime", lambda row: "", key=lambda row: 0),  # LVs that exist (lvs -H: report_history)
     "lv_modules": Field("Modules", _modules),
     "lv_historical": _const("Historical", ""),
     "writecache_block_size": Field("WCacheBlkSize", _number_or(-1, "writecache_block_size")),

@@ -34,6 +34,7 @@ class ReportRequest:
     sort: list[str] | None = None
     segments: bool = False
     names: list[str] = field(default_factory=list)
+    history: bool = False  # lvs -H: removed LVs lvm2 remembers, as rows (report_history)
 
 
 def columns_of(spec: list[str] | None, default: list[str], fields: dict[str, "Field"], prefix: str,
@@ -68,19 +69,6 @@ def wants_help(spec: list[str] | None) -> bool:
     return any(word.strip() in ("help", "?") for item in spec or [] for word in item.split(","))
 
 
-def field_help(kind: str) -> str:
-    """`-o help` of pvs (`pv`), vgs (`vg`) or lvs (`lv`): each field with its heading and type."""
-    from lvcrypt.report_all import EXTRA_LV_FIELDS, EXTRA_PV_FIELDS, EXTRA_VG_FIELDS
-    from lvcrypt.report_select import kind as field_kind
-    from lvcrypt.reportfields import LV_FIELDS, PV_FIELDS, VG_FIELDS
-
-    fields = {"pv": {**PV_FIELDS, **EXTRA_PV_FIELDS}, "vg": {**VG_FIELDS, **EXTRA_VG_FIELDS},
-              "lv": {**LV_FIELDS, **EXTRA_LV_FIELDS, **VG_FIELDS, **EXTRA_VG_FIELDS}}[kind]
-    width = max(len(name) for name in fields)
-    return "".join(f"    {name.ljust(width)} - {fields[name].heading}. [{field_kind(name, fields[name])}]\n"
-                   for name in fields)
-
-
 def _extended(request: ReportRequest, fields: dict[str, "Field"], prefix: str) -> bool:
     """Whether the request names a field beyond the common ones (or `all`): only then is report_all
     loaded, which keeps a plain `lvs` as fast as before."""
@@ -112,13 +100,17 @@ def lv_report(devices: str | None, request: ReportRequest, every: bool, shared: 
         fields = {**fields, **EXTRA_LV_FIELDS, **EXTRA_VG_FIELDS, **SEG_EXTRA_FIELDS}
         segment_fields |= set(SEG_EXTRA_FIELDS)
         all_fields = LV_ALL[:LV_ALL.index(LV_ALL_UNTIL)] + VG_ALL + SEG_ALL if request.segments else LV_ALL + VG_ALL
+    if request.history:
+        from lvcrypt.report_history import with_history
+
+        fields = with_history(fields)
     columns = columns_of(request.options, SEGMENT_DEFAULT if request.segments else LV_DEFAULT, fields, prefix,
                          all_fields)
     test, used = parse(request.select or "", fields, prefix)
     keys = sort_keys(request.sort, fields, prefix)
     named = set(columns) | used | {name for name, _ in keys}
     per_segment = request.segments or bool(named & segment_fields)
-    rows: list[object] = list(lv_rows(devices, request.names, every, per_segment, shared, foreign, sysfs_root))
+    rows = lv_rows(devices, request.names, every, per_segment, shared, foreign, sysfs_root, request.history)
     rows = select(rows, test, fields)
     if keys:
         rows = sort_rows(rows, keys, fields, sorted(rows, key=_collection_order(request.names)))
@@ -147,7 +139,11 @@ def _vg_rank(loaded: object, names: list[str]) -> tuple[int, int]:
 def _collection_order(names: list[str]) -> "Callable[[object], tuple[object, ...]]":
     """lvm2 collects each VG's LVs in metadata order (then segment order), except thin pools,
     which it puts at the front as it meets them (toollib's process_each_lv_in_vg)."""
+    from lvcrypt.report_history import HistoricalRow
+
     def key(row: object) -> tuple[object, ...]:
+        if isinstance(row, HistoricalRow):  # after the VG's LVs
+            return _vg_rank(row.loaded, names), (2, row.name), 0
         vg, lv, segment = row.vg, row.lv, row.segment  # type: ignore[attr-defined]
         index = list(vg.lvs).index(lv.name)
         pool = row.view.family(lv) == "thin-pool"  # type: ignore[attr-defined]
@@ -163,9 +159,10 @@ def _vg_collection_order(names: list[str]) -> "Callable[[object], tuple[object, 
 def _pv_collection_order(row: object) -> tuple[object, ...]:
     """PVs of each VG in metadata order, in lvm2's VG order; PVs of no VG last."""
     loaded, vg, key = row.loaded, row.vg, row.key  # type: ignore[attr-defined]
+    start = row.pvseg[0] if row.pvseg else 0  # type: ignore[attr-defined]
     if loaded is None or vg is None:
-        return (1, (0, 0), 0, _device_rank(row.path))  # type: ignore[attr-defined]
-    return (0, _vg_rank(loaded, []), list(vg.pvs).index(key), 0)
+        return (1, (0, 0), 0, _device_rank(row.path), start)  # type: ignore[attr-defined]
+    return (0, _vg_rank(loaded, []), list(vg.pvs).index(key), 0, start)
 
 
 def vg_report(devices: str | None, request: ReportRequest, shared: bool,
@@ -174,15 +171,21 @@ def vg_report(devices: str | None, request: ReportRequest, shared: bool,
 
     return _plain_report(VG_DEFAULT, VG_FIELDS, _vg_extras, _vg_collection_order(request.names), PREFIX["vg"],
                          request,
-                         lambda: list(vg_rows(devices, list(request.names), shared, foreign)))
+                         lambda named: list(vg_rows(devices, list(request.names), shared, foreign)))
 
 
 def pv_report(devices: str | None, request: ReportRequest, shared: bool,
               foreign: bool) -> tuple[list[str], dict[str, "Field"], list[object]]:
+    from lvcrypt.report_pvsegments import PVSEG_DEFAULT, PVSEG_FIELDS, pv_segment_rows
     from lvcrypt.reportfields import PV_DEFAULT, PV_FIELDS, pv_rows
 
-    return _plain_report(PV_DEFAULT, PV_FIELDS, _pv_extras, _pv_collection_order, PREFIX["pv"], request,
-                         lambda: list(pv_rows(devices, request.names, shared, foreign)))
+    def load(named: set[str]) -> list[object]:
+        rows = pv_rows(devices, request.names, shared, foreign)
+        return list(pv_segment_rows(rows) if request.segments or named & set(PVSEG_FIELDS) else rows)
+
+    return _plain_report(PVSEG_DEFAULT if request.segments else PV_DEFAULT, {**PV_FIELDS, **PVSEG_FIELDS},
+                         _pv_segment_extras if request.segments else _pv_extras, _pv_collection_order,
+                         PREFIX["pv"], request, load)
 
 
 def _vg_extras() -> tuple[dict[str, "Field"], list[str]]:
@@ -197,10 +200,18 @@ def _pv_extras() -> tuple[dict[str, "Field"], list[str]]:
     return EXTRA_PV_FIELDS, PV_ALL
 
 
+def _pv_segment_extras() -> tuple[dict[str, "Field"], list[str]]:
+    """`pvs --segments -o all`: lvm2's PV label fields, then the segment's."""
+    from lvcrypt.report_all import EXTRA_PV_FIELDS, PV_ALL
+    from lvcrypt.report_pvsegments import LABEL_FIELDS_UNTIL, PVSEG_FIELDS
+
+    return EXTRA_PV_FIELDS, PV_ALL[:PV_ALL.index(LABEL_FIELDS_UNTIL) + 1] + list(PVSEG_FIELDS)
+
+
 def _plain_report(default: list[str], fields: dict[str, "Field"],
                   extras: "Callable[[], tuple[dict[str, Field], list[str]]]",
                   collection: "Callable[[object], tuple[object, ...]]", prefix: str, request: ReportRequest,
-                  load: "Callable[[], list[object]]") -> tuple[list[str], dict[str, "Field"], list[object]]:
+                  load: "Callable[[set[str]], list[object]]") -> tuple[list[str], dict[str, "Field"], list[object]]:
     from lvcrypt.report_select import parse, select
     from lvcrypt.report_sort import sort_keys, sort_rows
 
@@ -209,7 +220,7 @@ def _plain_report(default: list[str], fields: dict[str, "Field"],
         more, all_fields = extras()
         fields = {**fields, **more}
     columns = columns_of(request.options, default, fields, prefix, all_fields)
-    test, _ = parse(request.select or "", fields, prefix)
+    test, used = parse(request.select or "", fields, prefix)
     keys = sort_keys(request.sort, fields, prefix)
-    rows = select(load(), test, fields)
+    rows = select(load(set(columns) | used | {name for name, _ in keys}), test, fields)
     return columns, fields, sort_rows(rows, keys, fields, sorted(rows, key=collection) if keys else None)

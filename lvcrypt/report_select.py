@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 # lvm2's field types (lib/report/columns.h) for the fields lvcrypt reports; the rest are strings.
 NUMBER_FIELDS = frozenset({
     "pv_count", "lv_count", "snap_count", "vg_extent_count", "vg_free_count", "vg_seqno", "max_lv", "max_pv",
-    "vg_mda_count", "seg_count", "stripes", "seg_start_pe", "pv_pe_count", "pv_pe_alloc_count", "pv_mda_count",
+    "vg_mda_count", "seg_count", "pvseg_start", "pvseg_size", "stripes",
+    "seg_start_pe", "pv_pe_count", "pv_pe_alloc_count", "pv_mda_count",
     "pe_start", "crypt_key_size", "raid_mismatch_count", "raid_write_behind", "raid_min_recovery_rate",
     "raid_max_recovery_rate", "raidintegrityblocksize", "integritymismatches", "writecache_block_size",
     "cache_total_blocks", "cache_used_blocks", "cache_dirty_blocks", "cache_read_hits", "cache_read_misses",

@@ -55,6 +55,7 @@ class PvRow:
     vg: "VolumeGroup | None"
     key: str | None
     loaded: "LoadedVg | None"
+    pvseg: tuple[int, int] | None = None  # pvs --segments: this row's run of extents (report_pvsegments)
 
 
 @dataclass(frozen=True)
@@ -381,19 +382,29 @@ def load_vgs(devices: str | None, names: list[str], command: str, shared: bool =
 
 
 def lv_rows(devices: str | None, names: list[str], every: bool = False, per_segment: bool = False,
-            shared: bool = False, foreign: bool = False, sysfs_root: str = "/sys") -> list[LvRow]:
-    """The rows of `lvs NAMES` (VGs or VG/LVs; hidden LVs too with `every`), one per segment with
-    `per_segment`, in lvm2's order."""
+            shared: bool = False, foreign: bool = False, sysfs_root: str = "/sys",
+            history: bool = False) -> list[object]:
+    """The rows of `lvs NAMES` (VGs or VG/LVs; hidden LVs too with `every`, removed LVs lvm2
+    remembers with `history`), one per segment with `per_segment`, in lvm2's order (by name)."""
+    from lvcrypt.report_history import PREFIX, HistoricalRow, historical_rows
+
     _active_devices.cache_clear()  # once per command, also when several run in one process
     vg_names = list(dict.fromkeys(item.split("/")[0] for item in names))
     only = {tuple(item.split("/", 1)) for item in names if "/" in item}
     _, loaded, _ = load_vgs(devices, vg_names, "lvs", shared, foreign)
-    rows: list[LvRow] = []
+    rows: list[object] = []
     shown: set[tuple[str, str]] = set()
     for vg in sorted(loaded, key=lambda item: item.vg.name):
         view = _vg_report(vg.vg)
         named = vg.vg.name in {v for v, _ in only}
-        for lv in sorted(vg.vg.lvs.values(), key=lambda item: item.name):
+        gone = historical_rows(vg.vg, vg, view) if history else []
+        for item in sorted([*vg.vg.lvs.values(), *gone], key=lambda item: item.name):
+            if isinstance(item, HistoricalRow):
+                if not named or (vg.vg.name, PREFIX + item.name) in only:
+                    shown.add((vg.vg.name, PREFIX + item.name))
+                    rows.append(item)
+                continue
+            lv = item
             # An LV named on the command line is shown even if hidden, as lvm2 shows it.
             wanted = (vg.vg.name, lv.name) in only if named else every or view.visible(lv)
             if not view.listed(lv) or not wanted:

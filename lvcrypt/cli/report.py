@@ -114,30 +114,36 @@ def _selected(args: argparse.Namespace) -> list[str] | None:
 
 
 def _request(args: argparse.Namespace, names: list[str]) -> "ReportRequest":
-    from lvcrypt.report_query import ReportRequest
+    from lvcrypt.report_query import ReportRequest, wants_help
 
-    return ReportRequest(args.options, args.select, args.sort, getattr(args, "segments", False), names)
+    options = None if wants_help(args.options) else args.options
+    return ReportRequest(options, args.select, args.sort, getattr(args, "segments", False), names,
+                         getattr(args, "history", False))
 
 
-def _help(kind: str) -> int:
-    """`-o help`: lvm2 lists the fields on standard error and reports nothing (exit 0)."""
-    from lvcrypt.report_query import field_help
+def _help(args: argparse.Namespace) -> bool:
+    """`-o help`: lvm2 lists every report's fields on standard error and reports nothing, but still
+    looks the objects up (a missing VG exits 5 after the list); True when the report is not printed."""
+    from lvcrypt.report_help import field_help
+    from lvcrypt.report_query import wants_help
 
-    sys.stderr.write(field_help(kind))
-    return 0
+    if not wants_help(args.options):
+        return False
+    sys.stderr.write(field_help())
+    return True
 
 
 def cmd_lvs(args: argparse.Namespace) -> int:
-    from lvcrypt.report_query import lv_report, wants_help
+    from lvcrypt.report_query import lv_report
 
-    if wants_help(args.options):
-        return _help("lv")
+    help_only = _help(args)
     names = _selected(args)
     if names is None:
         return 0
     columns, fields, rows = lv_report(args.devices, _request(args, names), args.all, args.shared, args.foreign,
                                       args.sysfs_root)
-    _render("seg" if args.segments else "lv", columns, fields, rows, args)
+    if not help_only:
+        _render("seg" if args.segments else "lv", columns, fields, rows, args)
     return 0
 
 
@@ -158,32 +164,32 @@ def _print_map(args: argparse.Namespace, command: str) -> int:
 
 
 def cmd_vgs(args: argparse.Namespace) -> int:
-    from lvcrypt.report_query import vg_report, wants_help
+    from lvcrypt.report_query import vg_report
 
-    if wants_help(args.options):
-        return _help("vg")
-    if args.map:
+    help_only = _help(args)
+    if args.map and not help_only:
         return _print_map(args, "vgs")
     names = _selected(args)
     if names is None:
         return 0
     columns, fields, rows = vg_report(args.devices, _request(args, names), args.shared, args.foreign)
-    _render("vg", columns, fields, rows, args)
+    if not help_only:
+        _render("vg", columns, fields, rows, args)
     return 0
 
 
 def cmd_pvs(args: argparse.Namespace) -> int:
-    from lvcrypt.report_query import pv_report, wants_help
+    from lvcrypt.report_query import pv_report
 
-    if wants_help(args.options):
-        return _help("pv")
-    if args.map:
+    help_only = _help(args)
+    if args.map and not help_only:
         return _print_map(args, "pvs")
     names = _selected(args)
     if names is None:
         return 0
     columns, fields, rows = pv_report(args.devices, _request(args, names), args.shared, args.foreign)
-    _render("pv", columns, fields, rows, args)
+    if not help_only:
+        _render("pvseg" if args.segments else "pv", columns, fields, rows, args)
     return 0
 
 
@@ -236,8 +242,10 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
     if name in ("pvs", "vgs"):
         parser.add_argument("--map", action="store_true",
                             help="a picture of each PV's extents: which LV, encrypted or keystore, free")
-    if name == "lvs":
+    if name in ("lvs", "pvs"):
         parser.add_argument("--segments", action="store_true", help="one row per segment, segment fields shown")
+    if name == "lvs":
+        parser.add_argument("-H", "--history", action="store_true", help="removed LVs lvm2 remembers too (-NAME)")
         parser.add_argument("--sysfs-root", default="/sys", metavar="DIR",
                             help="where inline_crypto reads block devices' queue/crypto capabilities")
     parser.add_argument("names", nargs="*", help={"pvs": "PVs", "vgs": "VGs", "lvs": "VGs or VG/LVs"}[name])
