@@ -2,25 +2,38 @@
 
 The command unlocks, forks a daemon that owns the key, and returns once the
 daemon reports the file is there; the daemon wipes the key when unmounted.
+In a shared VG the mount holds the LV lock an activation holds (persistent, ex
+read-write, sh read-only), taken before unlocking and released by the daemon
+once unmounted, as `lvchange -an` releases it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import select
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
-from lvcrypt.activation import build_lv_table
+from lvcrypt.activation import build_lv_table, release_mount_lock, take_mount_lock
 from lvcrypt.errors import LvcryptError, UsageError
 from lvcrypt.keycache import KeyCache
 from lvcrypt.keystores import KeystoreSessions
 from lvcrypt.lvops import find_lv, refuse_change
+from lvcrypt.store import lvmlockd
 from lvcrypt.unlock import KeySources, unlock_lv
 
 if TYPE_CHECKING:
     from lvcrypt.activate.userspace import Stack
 
 START_TIMEOUT_S = 60
+
+# Gives the mount's LV lock back (shared VGs; nothing otherwise).
+Unlock = Callable[[], None]
+
+
+def _nothing() -> None:
+    """No lock taken yet."""
 
 
 def mount_lv(devices: str | None, vg_name: str, lv_name: str, directory: str, read_only: bool,
@@ -38,31 +51,42 @@ def mount_lv(devices: str | None, vg_name: str, lv_name: str, directory: str, re
         raise UsageError(f"{directory}: not a directory")
     if os.path.ismount(directory):
         raise LvcryptError(f"{directory}: something is already mounted there")
-    with KeyCache() as keys:
-        with VgTransaction(devices, vg_name, exclusive=False) as tx, \
-                KeystoreSessions(tx.vg, tx.loaded.device_of) as sessions:
-            lv = find_lv(tx.vg, lv_name)
-            if not read_only:
-                refuse_change(tx.vg, lv, "data-write")
-            source = mount_source(tx.vg, lv)
-            table = build_lv_table(tx, lv_name, sessions)
-            unlock_lv(tx, lv_name, keys, sources, sessions)
-        stack = Stack(table, keys, writable=not read_only)
-        ready, report = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            _mount_daemon(stack, keys, directory, lv_name, source, ready, report, fuse)
-        os.close(report)
-        stack.close()
-    _await_mount(ready, pid, directory)
+    unlock: Unlock = _nothing
+    try:
+        with KeyCache() as keys:
+            with VgTransaction(devices, vg_name, exclusive=False) as tx, \
+                    KeystoreSessions(tx.vg, tx.loaded.device_of) as sessions:
+                lv = find_lv(tx.vg, lv_name)
+                if not read_only:
+                    refuse_change(tx.vg, lv, "data-write")
+                unlock = functools.partial(release_mount_lock, tx.vg, lv, take_mount_lock(tx, lv, not read_only))
+                source = mount_source(tx.vg, lv)
+                table = build_lv_table(tx, lv_name, sessions)
+                unlock_lv(tx, lv_name, keys, sources, sessions)
+            stack = Stack(table, keys, writable=not read_only)
+            ready, report = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                _mount_daemon(stack, keys, directory, lv_name, source, ready, report, fuse, unlock)
+            os.close(report)
+            stack.close()
+        _await_mount(ready, pid, directory)
+    except BaseException:
+        with contextlib.suppress(LvcryptError):  # the refusal or failure is what the user must see
+            unlock()
+        raise
     return f"{directory}/{lv_name}"
 
 
 def _mount_daemon(stack: "Stack", keys: KeyCache, mountpoint: str, name: str, fsname: str, ready: int,
-                  report: int, fuse) -> None:  # type: ignore[no-untyped-def]
-    """The forked daemon: detach, serve until unmounted, wipe the key, exit (never returns)."""
+                  report: int, fuse, unlock: Unlock) -> None:  # type: ignore[no-untyped-def]
+    """The forked daemon: detach, serve until unmounted, wipe the key, give the LV lock back, exit
+    (never returns).  It first drops the lvmlockd connection it inherited: lvmlockd keeps a
+    connection's transient locks (the command's global lock) while it is open, and the command's
+    own copy closes when the command ends."""
     status = 0
     try:
+        lvmlockd.reset()
         os.close(ready)
         os.setsid()
         devnull = os.open(os.devnull, os.O_RDWR)
@@ -87,6 +111,10 @@ def _mount_daemon(stack: "Stack", keys: KeyCache, mountpoint: str, name: str, fs
     finally:
         stack.close()
         keys.close()
+        try:
+            unlock()
+        except Exception:  # noqa: BLE001 - nobody to tell: the lock stays, as after a failed lvchange -an
+            status = 1
         os._exit(status)
 
 
