@@ -10,17 +10,23 @@ once unmounted, as `lvchange -an` releases it.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
+import hashlib
 import os
 import select
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from lvcrypt.activation import build_lv_table, release_mount_lock, take_mount_lock
+from lvcrypt.atomic_file import private_directory
 from lvcrypt.errors import LvcryptError, UsageError
 from lvcrypt.keycache import KeyCache
 from lvcrypt.keystores import KeystoreSessions
 from lvcrypt.lvops import find_lv, refuse_change
 from lvcrypt.store import lvmlockd
+from lvcrypt.store.lock import run_dir
 from lvcrypt.unlock import KeySources, unlock_lv
 
 if TYPE_CHECKING:
@@ -87,6 +93,7 @@ def _mount_daemon(stack: "Stack", keys: KeyCache, mountpoint: str, name: str, fs
     status = 0
     try:
         lvmlockd.reset()
+        _hold(_end_marker(mountpoint))
         os.close(ready)
         os.setsid()
         devnull = os.open(os.devnull, os.O_RDWR)
@@ -143,3 +150,44 @@ def unmount(directory: str) -> None:
                             capture_output=True, text=True)
     if result.returncode != 0:
         raise LvcryptError(f"unmounting {directory} failed: {result.stderr.strip().splitlines()[-1:] or '?'}")
+    _await_end(_end_marker(directory), directory)
+
+
+END_TIMEOUT_S = 30
+
+
+def _end_marker(directory: str) -> Path:
+    """A file the mount's daemon holds locked (flock) until it has wiped the key and given its LV
+    lock back: `umount` waits for it, so that once it returns the LV is free for other hosts, as
+    after `lvchange -an` (the kernel lets fusermount return before the daemon ends)."""
+    key = hashlib.sha256(os.path.realpath(directory).encode()).hexdigest()[:32]
+    return run_dir() / f"mount-{key}.lock"
+
+
+def _hold(marker: Path) -> None:
+    """The daemon's side: locked until the process exits (the descriptor is never closed before)."""
+    private_directory(marker.parent)
+    fd = os.open(marker, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+def _await_end(marker: Path, directory: str) -> None:
+    """`umount`'s side: wait until the daemon released the marker (a mount made before the marker
+    existed has none to wait for)."""
+    try:
+        fd = os.open(marker, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        deadline = time.monotonic() + END_TIMEOUT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LvcryptError(f"{directory} is unmounted but its process has not ended yet "
+                                       "(it still holds the LV's lock)") from None
+                time.sleep(0.05)
+    finally:
+        os.close(fd)

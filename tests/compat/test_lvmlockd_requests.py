@@ -389,21 +389,10 @@ def test_vgcreate_shared_beside_an_unstarted_sanlock_vg_as_lvm2(pair: Pair, loop
     assert stdout.splitlines()[0] == theirs.stdout.splitlines()[0] == "  Enabling sanlock global lock"
 
 
-def _await_requests(daemon: FakeLvmlockd, count: int) -> list[bytes]:
-    """The lock_lv requests once `count` arrived: the FUSE daemon sends its unlock as it ends, a moment
-    after the unmount returned (30 s at most: the machine may be loaded)."""
-    import time
-
-    deadline = time.monotonic() + 30
-    while len(_lv_lock_requests(daemon.requests)) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return _lv_lock_requests(daemon.take())
-
-
 @pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")
 def test_mount_holds_the_lv_lock_of_an_activation(pair: Pair, fake_lvmlockd: FakeLvmlockd, tmp_path: Path) -> None:
     """`lvcrypt mount` is an activation: lvm2's lock_lv of `lvchange -aey` (read-write) or `-asy`
-    (--read-only), persistent, and that of `lvchange -an` once unmounted; held by another host:
+    (--read-only), persistent, and that of `lvchange -an` sent before `umount` returns; held by another host:
     lvm2's refusal, exit 5, nothing mounted or written."""
     as_lvm2 = {}
     for option in ("-aey", "-asy", "-an"):
@@ -424,7 +413,7 @@ def test_mount_holds_the_lv_lock_of_an_activation(pair: Pair, fake_lvmlockd: Fak
             else:
                 assert (directory / "l1").read_bytes()[:4096] == data
             assert _data_command(pair, "umount", str(directory)).returncode == 0
-            assert _await_requests(fake_lvmlockd, 1) == [as_lvm2["-an"]]
+            assert _lv_lock_requests(fake_lvmlockd.take()) == [as_lvm2["-an"]]  # umount waited for it
 
         fake_lvmlockd.answer = lambda request, n: {**granted(request, n),
                                                    "op_result": -11 if request["request"] == "lock_lv" else 0}
