@@ -247,6 +247,36 @@ def _data_lock(tx: "VgTransaction", lv: "LogicalVolume", writable: bool, sysfs_r
             lvmlockd.lock_lv(lock, "un", persistent=False)
 
 
+def take_mount_lock(tx: "VgTransaction", lv: "LogicalVolume", writable: bool,
+                    sysfs_root: str = "/sys") -> "lvmlockd.LvTarget | None":
+    """`lvcrypt mount` is an activation: in a shared VG it takes the LV lock lvm2's activation takes,
+    persistent (it outlives the command, for the mount's lifetime), ex read-write as `lvchange -aey`,
+    sh read-only as `-asy`; refused with lvm2's message when another host holds it.  Asked before
+    any passphrase.  An LV live in this host's kernel already has its activation's lock (asking
+    again in another mode would convert it): then the mount takes none.  Returns what
+    `release_mount_lock` gives back at unmount."""
+    from lvcrypt.inuse import live_devices
+    from lvcrypt.lv_names import dm_uuid
+
+    lock = _lv_lock(tx, lv)
+    if lock is None or dm_uuid(tx.vg, lv) in live_devices(sysfs_root):
+        return None
+    lvmlockd.lock_lv(lock, "ex" if writable else "sh")
+    return lock
+
+
+def release_mount_lock(vg: "VolumeGroup", lv: "LogicalVolume", lock: "lvmlockd.LvTarget | None",
+                       sysfs_root: str = "/sys") -> None:
+    """At unmount, as `lvchange -an`: the persistent LV lock released (lock_lv un), unless the LV is
+    still active here otherwise (a kernel device, another lvcrypt mount), whose activation it serves."""
+    from lvcrypt.inuse import live_devices, userspace_mountpoint
+    from lvcrypt.lv_names import dm_uuid
+
+    if lock is None or dm_uuid(vg, lv) in live_devices(sysfs_root) or userspace_mountpoint(vg, lv) is not None:
+        return
+    lvmlockd.lock_lv(lock, "un")
+
+
 def lv_table_text(devices: str | None, vg_name: str, lv_name: str, key_format: "KeyFormat", sources: KeySources,
                   sysfs_root: str = "/sys") -> str:
     """The LV's tables in dmsetup syntax with inline-crypto comments; keys as hex only after unlocking."""

@@ -81,7 +81,7 @@ def create_vg(devices: str | None, name: str, paths: list[str], extent_bytes: in
     shared VG's lockspace starts); a `lock_type` (sanlock, dlm) makes it shared, as lvm2's vgcreate."""
     vg = new_vg(name, extent_bytes // 512)
     vg.tags = list(dict.fromkeys(tags or []))
-    with VgCreation(devices, name, also_scan=paths, lock_type=lock_type) as new:
+    with VgCreation(devices, name, also_scan=paths, lock_type=lock_type or "none") as new:
         if name in new.scan.vg_names():
             raise LvcryptError(f"a volume group called {name} already exists")
         keyed = _add_members(vg, _new_members(paths, new.scan, command, force, confirm, created))

@@ -146,8 +146,8 @@ class VgLock:
     def __init__(self, name: str, exclusive: bool, creating: str | None = None):
         self.name = name
         self.exclusive = exclusive
-        # The lock type of a shared VG being created (vgcreate --shared): the global lock is asked
-        # for with it, and the new VG's own lock is not asked of lvmlockd (it has no lockspace yet).
+        # The lock type of the VG vgcreate makes ("none" when local): the global lock is asked for
+        # with it, and the new VG's own lock is not asked of lvmlockd (lvm2's vgcreate never does).
         self.creating = creating
         self.fd = -1
         self.directory_fd = -1

@@ -244,7 +244,14 @@ def _retries() -> int:
 def lock_gl_create(lock_type: str) -> None:
     """vgcreate's global lock, lvm2's lockd_global_create: ex, with the new VG's lock type.  The first
     sanlock VG has no global lock to take (lvmlockd answers -ENOLS with no lockspace at all): it
-    goes on and the new VG's lockspace holds the global lock from then on."""
+    goes on and the new VG's lockspace holds the global lock from then on.  A local VG's global lock
+    is asked for the same way (lock type "none") and refused alike; without use_lvmlockd, nothing.
+
+    Like lvm2 2.03.16 this asks before the devices are scanned, so sanlock VGs on them whose
+    lockspace is not started do not stop "Enabling sanlock global lock" (lvm2's refusal for that
+    case looks at a device cache still empty at this point)."""
+    if not enabled():
+        return
     fields = [*_lock_fields("ex"), ("vg_lock_type", lock_type)]
     reply = _request("lock_gl", fields)
     retries = 0

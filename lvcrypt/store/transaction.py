@@ -216,7 +216,9 @@ class VgCreation:
                  lock_type: str | None = None):
         self.devices = devices
         self.name = name
-        self.lock_type = lock_type  # a shared VG's (vgcreate --shared): lvmlockd's locks as lvm2 asks them
+        # vgcreate's new VG's lock type ("none" for a local one): lvm2 then asks lvmlockd for the global
+        # lock with it and none for the new VG; None (vgcfgrestore): the locks of any change
+        self.lock_type = lock_type
         self.also_scan = list(also_scan or [])
         self.locks = contextlib.ExitStack()
         self.scan: Scan

@@ -345,3 +345,84 @@ def test_vgcreate_shared_refused_by_lvmlockd_leaves_no_vg(loop_devices: Callable
     assert _comparable_creation(fake_lvmlockd.take()) == expected
     for pair in (theirs_pair, ours_pair):
         assert pair.report("lvm2", "pvs", "pv_name,vg_name") == [{"pv_name": pair.devices[0], "vg_name": ""}]
+
+
+@pytest.mark.parametrize("answer", ["granted", "no-lockspace"])
+def test_local_vgcreate_asks_only_lvm2s_global_lock(loop_devices: Callable[..., list[str]], tmp_path: Path,
+                                                   fake_lvmlockd: FakeLvmlockd, answer: str) -> None:
+    """A local vgcreate on a host using lvmlockd: lock_gl ex with lock type "none" and no lock on the
+    new VG, as lvm2; without a global lockspace (even when lvmlockd knows none at all) lvm2's refusal,
+    exit 5, the devices left as they were."""
+    if answer == "no-lockspace":
+        fake_lvmlockd.answer = lambda request, n: {**granted(request, n), "op_result": -ENOLS,
+                                                   "result_flags": "NO_GL_LS,NO_LOCKSPACES"}
+    theirs_pair, ours_pair = Pair(loop_devices(1, 16), tmp_path / "a"), Pair(loop_devices(1, 16), tmp_path / "b")
+    theirs = lvm_lockd(theirs_pair, "vgcreate", "vgl", *theirs_pair.devices)
+    expected = fake_lvmlockd.take()
+    assert [raw.split(b"\n")[0] for raw in expected] == [b'request="lock_gl"']
+    before = digests(ours_pair.devices)
+    status, stdout, stderr = _create_in_process(ours_pair, "vgl")
+    assert fake_lvmlockd.take() == expected
+    assert (status, messages(stderr)) == (theirs.returncode, messages(theirs.stderr)), stderr
+    if answer == "granted":
+        assert status == 0 and "Volume group \"vgl\" successfully created" in stdout
+        ours_pair.assert_lvm2_clean("vgl")
+    else:
+        assert status == 5 and messages(stderr) == ["Global lock failed: check that global lockspace is started."]
+        assert digests(ours_pair.devices) == before
+
+
+def test_vgcreate_shared_beside_an_unstarted_sanlock_vg_as_lvm2(pair: Pair, loop_devices: Callable[..., list[str]],
+                                                                 tmp_path: Path, fake_lvmlockd: FakeLvmlockd) -> None:
+    """Another sanlock VG visible, its lockspace not started (lvmlockd: no lockspace at all): lvm2
+    2.03.16 asks the global lock before scanning the devices, so its "start existing sanlock VGs"
+    refusal does not fire and it enables a global lock in the new VG.  lvcrypt does the same:
+    same requests, same output, exit 0."""
+    fake_lvmlockd.answer = _creation_answers()
+    theirs_pair, ours_pair = (Pair([*pair.devices, *loop_devices(1, 320)], tmp_path / name) for name in "ab")
+    theirs = lvm_lockd(theirs_pair, "vgcreate", "--shared", "vgt", theirs_pair.devices[-1])
+    assert theirs.returncode == 0, theirs.stderr
+    expected = _comparable_creation(fake_lvmlockd.take())
+    status, stdout, stderr = _in_process(ours_pair, "vgcreate", "--shared", "vgt", ours_pair.devices[-1])
+    assert status == 0 and not messages(stderr), stderr
+    assert _comparable_creation(fake_lvmlockd.take()) == expected
+    assert stdout.splitlines()[0] == theirs.stdout.splitlines()[0] == "  Enabling sanlock global lock"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")
+def test_mount_holds_the_lv_lock_of_an_activation(pair: Pair, fake_lvmlockd: FakeLvmlockd, tmp_path: Path) -> None:
+    """`lvcrypt mount` is an activation: lvm2's lock_lv of `lvchange -aey` (read-write) or `-asy`
+    (--read-only), persistent, and that of `lvchange -an` sent before `umount` returns; held by another host:
+    lvm2's refusal, exit 5, nothing mounted or written."""
+    as_lvm2 = {}
+    for option in ("-aey", "-asy", "-an"):
+        lvm_lockd(pair, "lvchange", option, "vgx/l1")
+        (request,) = _lv_lock_requests(fake_lvmlockd.take())
+        as_lvm2[option] = request.replace(b'cmd ="lvchange"', b'cmd ="mount"')
+    directory = tmp_path / "mnt"
+    directory.mkdir()
+    data = os.urandom(4096)
+    try:
+        for options, activation in (((), "-aey"), (("--read-only",), "-asy")):
+            mounted = _data_command(pair, "mount", *options, "vgx/l1", str(directory))
+            assert mounted.returncode == 0, mounted.stderr
+            assert _lv_lock_requests(fake_lvmlockd.take()) == [as_lvm2[activation]]
+            if not options:
+                with open(directory / "l1", "r+b") as lv_file:
+                    lv_file.write(data)
+            else:
+                assert (directory / "l1").read_bytes()[:4096] == data
+            assert _data_command(pair, "umount", str(directory)).returncode == 0
+            assert _lv_lock_requests(fake_lvmlockd.take()) == [as_lvm2["-an"]]  # umount waited for it
+
+        fake_lvmlockd.answer = lambda request, n: {**granted(request, n),
+                                                   "op_result": -11 if request["request"] == "lock_lv" else 0}
+        before = digests(pair.devices)
+        refused = _data_command(pair, "mount", "vgx/l1", str(directory))
+        assert refused.returncode == 5 and not os.path.ismount(directory)
+        assert messages(refused.stderr.decode()) == ["LV locked by other host: vgx/l1"]
+        assert _lv_lock_requests(fake_lvmlockd.take()) == [as_lvm2["-aey"]]
+        assert digests(pair.devices) == before
+    finally:
+        if os.path.ismount(directory):
+            subprocess.run(["fusermount3", "-u", "-z", str(directory)], capture_output=True)

@@ -6,8 +6,9 @@ joins), an lvm.conf with use_lvmlockd = 1 and host_id 1 in lvmlocal.conf under L
 First test: lvm2 creates the shared VG, stops its lockspace, lvcrypt starts it again (activating
 lvmlock itself); lvcrypt creates an LV in it (sanlock hands out its lease), writes it (`write`
 takes the LV lock ex for the command only), activates it exclusively (lvmlockd then holds the LV's
-lock ex), reads it back (`read` shares that lock, which stays), deactivates it (released) and
-removes it (lease freed); lvm2 reads every step.  Second test: the other way round, lvcrypt creates
+lock ex), reads it back (`read` shares that lock, which stays), deactivates it (released), mounts
+it with FUSE (the lock ex again, released by umount) and removes it (lease freed); lvm2 reads
+every step.  Second test: the other way round, lvcrypt creates
 the shared VG and lvm2 uses it.
 Commands run as processes: each is one lvmlockd client, as an lvm2 command is.
 """
@@ -51,7 +52,7 @@ def lockd_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     env = {**os.environ, "LVM_SYSTEM_DIR": str(config), "DM_DISABLE_UDEV": "1", "LC_ALL": "C",
            "LVM_SUPPRESS_FD_WARNINGS": "1", "LVCRYPT_STATE_DIR": str(tmp_path / "state"),
            "LVCRYPT_RUN_DIR": str(tmp_path / "run")}
-    for module in ("softdog", "loop", "dm_mod"):
+    for module in ("softdog", "loop", "dm_mod", "fuse"):
         subprocess.run(["modprobe", module], capture_output=True)
     for directory in ("/run/lvm", "/run/lock/lvm", "/run/sanlock", "/run/wdmd"):
         os.makedirs(directory, exist_ok=True)
@@ -137,6 +138,15 @@ def test_lvcrypt_lv_in_a_sanlock_vg(lockd_env: dict[str, str], loop_devices: Cal
             lock_info(env)
         lvcrypt(env, device, "lvchange", "-an", f"{VG}/lc")
         assert not lv_locks(env), lock_info(env)
+        mounted = Path(env["LVCRYPT_RUN_DIR"]).parent / "mnt"
+        mounted.mkdir()
+        lvcrypt(env, device, "mount", f"{VG}/lc", str(mounted))  # an activation: the LV lock ex, persistent
+        try:
+            assert (mounted / "lc").read_bytes()[:4096] == data
+            assert [line.split()[2] for line in lv_locks(env)] == ["ex"], lock_info(env)
+        finally:
+            lvcrypt(env, device, "umount", str(mounted))
+        assert not lv_locks(env), lock_info(env)  # the mount's process unlocked before umount returned
         lvcrypt(env, device, "lvremove", "-y", f"{VG}/lc")
         assert lvm(env, device, "lvs", "--noheadings", "-o", "lv_name", VG).stdout.split() == []
         lvm(env, device, "vgck", VG)
