@@ -74,7 +74,7 @@ def test_every_listed_option_is_taken(command: str) -> None:
 NOT_THERE = {"lvchange": ["--permission", "--contiguous", "--readahead", "--monitor", "--resync", "--select"],
              "vgchange": ["--resizeable", "--refresh", "--locktype", "--systemid", "--select"],
              "pvchange": ["--allocatable", "--uuid", "--metadataignore", "--all"],
-             "lvs": ["--history", "--configreport", "--unbuffered"], "pvs": ["--segments"],
+             "lvs": ["--configreport", "--unbuffered"],
              "pvmove": ["--atomic", "--background", "--interval", "--alloc"],
              "lvcreate": ["--thin", "--snapshot", "--mirrors", "--readahead", "--permission"]}
 
