@@ -110,7 +110,30 @@ def sector_iv(iv_mode: str, number: int) -> bytes:
     return (number & _U64).to_bytes(BLOCK, "little")
 
 
-class SectorCipher:
+class WholeSectors:
+    """`encrypt`/`decrypt` returning new buffers, over an engine's `encrypt_into`/`decrypt_into`
+    (both engines, per-sector and batch, share these)."""
+
+    def encrypt_into(self, src: Buffer, dst: bytearray | memoryview, sector: int) -> None:
+        raise NotImplementedError
+
+    def decrypt_into(self, src: Buffer, dst: bytearray | memoryview, sector: int) -> None:
+        raise NotImplementedError
+
+    def encrypt(self, data: Buffer, sector: int) -> bytearray:
+        """Ciphertext of whole sectors `data` starting at dm-crypt sector `sector`."""
+        out = bytearray(len(data))
+        self.encrypt_into(data, out, sector)
+        return out
+
+    def decrypt(self, data: Buffer, sector: int) -> bytearray:
+        """Plaintext of whole sectors `data` starting at dm-crypt sector `sector`."""
+        out = bytearray(len(data))
+        self.decrypt_into(data, out, sector)
+        return out
+
+
+class SectorCipher(WholeSectors):
     """Whole sectors in, whole sectors out, from the per-sector or the batch engine (see the module)."""
 
     _key: bytearray | None = None  # set before anything can fail, for __del__
@@ -176,18 +199,6 @@ class SectorCipher:
 
     def __del__(self) -> None:
         self._wipe_key()
-
-    def encrypt(self, data: Buffer, sector: int) -> bytearray:
-        """Ciphertext of whole sectors `data` starting at dm-crypt sector `sector`."""
-        out = bytearray(len(data))
-        self.encrypt_into(data, out, sector)
-        return out
-
-    def decrypt(self, data: Buffer, sector: int) -> bytearray:
-        """Plaintext of whole sectors `data` starting at dm-crypt sector `sector`."""
-        out = bytearray(len(data))
-        self.decrypt_into(data, out, sector)
-        return out
 
     def encrypt_into(self, src: Buffer, dst: bytearray | memoryview, sector: int) -> None:
         """Encrypt `src` into `dst` (same length; may be the same buffer)."""

@@ -17,15 +17,15 @@ import numpy as np
 from cryptography.hazmat.primitives.ciphers import CipherContext
 
 from lvcrypt.crypto.gf128 import U64, TweakExpander
-from lvcrypt.crypto.sector import (BLOCK, DEFAULT_BATCH_BYTES, SECTOR_SIZES, Buffer, Key, ecb, essiv_cipher,
-                                   key_view, parsed)
+from lvcrypt.crypto.sector import (BLOCK, DEFAULT_BATCH_BYTES, SECTOR_SIZES, Buffer, Key, WholeSectors, ecb,
+                                   essiv_cipher, key_view, parsed)
 from lvcrypt.crypto.spec import CipherSpec
 from lvcrypt.errors import HandlerError
 
 IV_BATCH_BYTES = 4 << 20
 
 
-class BatchCipher:
+class BatchCipher(WholeSectors):
     """Common part: argument checks, batching and IV generation; subclasses do one batch."""
 
     def __init__(self, spec: str | CipherSpec, key: Key, sector_size: int = 512, iv_large_sectors: bool = False,
@@ -55,18 +55,6 @@ class BatchCipher:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec} key={self.key_size * 8} bits sector_size={self.sector_size}>"
-
-    def encrypt(self, data: Buffer, sector: int) -> bytearray:
-        """Ciphertext of whole sectors `data` starting at dm-crypt sector `sector`."""
-        out = bytearray(len(data))
-        self.encrypt_into(data, out, sector)
-        return out
-
-    def decrypt(self, data: Buffer, sector: int) -> bytearray:
-        """Plaintext of whole sectors `data` starting at dm-crypt sector `sector`."""
-        out = bytearray(len(data))
-        self.decrypt_into(data, out, sector)
-        return out
 
     def encrypt_into(self, src: Buffer, dst: bytearray | memoryview, sector: int) -> None:
         """Encrypt `src` into `dst` (same length; may be the same buffer)."""
