@@ -86,9 +86,14 @@ def refuse_lv_and_pv(report: str, lv_named: bool, pv_named: bool) -> None:
 
 
 def vg_lv_rows(rows: list[LvRow]) -> list[LvRow]:
-    """vgs with LV fields: lvm2 walks each VG's LVs in metadata order, not by name as lvs sorts them."""
-    return sorted(rows, key=lambda row: (row.vg.name, list(row.vg.lvs).index(row.lv.name),
-                                         row.segment.start_extent if row.segment is not None else 0))
+    """vgs with LV fields: lvm2 walks each VG's LVs in metadata order, not by name as lvs sorts them,
+    except thin pools, which it puts at the front as it meets them (toollib's process_each_lv_in_vg)."""
+    def key(row: LvRow) -> tuple[object, ...]:
+        index = list(row.vg.lvs).index(row.lv.name)
+        pool = row.view.family(row.lv) == "thin-pool"
+        return (row.vg.name, (0, -index) if pool else (1, index),
+                row.segment.start_extent if row.segment is not None else 0)
+    return sorted(rows, key=key)
 
 
 def vg_pv_rows(rows: "list[object]") -> list[PvRow]:
