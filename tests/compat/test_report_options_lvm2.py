@@ -143,6 +143,8 @@ JOINED_LINES = [["pvs", "-o", "+lv_name"], ["pvs", "--segments", "-o", "+lv_name
                 ["pvs", "-o", "+lv_name", "--reportformat", "json"],
                 ["vgs", "-o", "+lv_name"], ["vgs", "-o", "vg_name,lv_name,seg_size", "-O", "-seg_size"],
                 ["vgs", "-o", "+pv_name,pv_free"], ["vgs", "-o", "vg_name,lv_name,pv_name"],
+                ["pvs", "-o", "pv_name,lv_name", "-S", "seg_size>10m", "-O", "lv_size,pv_name"],
+                ["vgs", "-o", "vg_name,pv_name,seg_size"],
                 ["lvs", "-o", "lv_name,pv_name"], ["lvs", "--segments", "-o", "+pv_name"]]
 # The same options on every lvm2-written fixture (thin, snapshot, raid, mirror, cache...).
 FIXTURE_LINES = [
