@@ -104,10 +104,14 @@ def lv_report(devices: str | None, request: ReportRequest, every: bool, shared: 
         from lvcrypt.report_history import with_history
 
         fields = with_history(fields)
-    columns = columns_of(request.options, SEGMENT_DEFAULT if request.segments else LV_DEFAULT, fields, prefix,
-                         all_fields)
+    try:
+        columns = columns_of(request.options, SEGMENT_DEFAULT if request.segments else LV_DEFAULT, fields, prefix,
+                             all_fields)
+        keys = sort_keys(request.sort, fields, prefix)
+    except UsageError:
+        _refuse_pv_fields(request, prefix)
+        raise
     test, used = parse(request.select or "", fields, prefix)
-    keys = sort_keys(request.sort, fields, prefix)
     named = set(columns) | used | {name for name, _ in keys}
     per_segment = request.segments or bool(named & segment_fields)
     rows = lv_rows(devices, request.names, every, per_segment, shared, foreign, sysfs_root, request.history)
@@ -115,6 +119,20 @@ def lv_report(devices: str | None, request: ReportRequest, every: bool, shared: 
     if keys:
         rows = sort_rows(rows, keys, fields, sorted(rows, key=_collection_order(request.names)))
     return columns, fields, rows
+
+
+def _refuse_pv_fields(request: ReportRequest, prefix: str) -> None:
+    """lvs naming a PV field fails as lvm2's does (status 5), not as an unknown field."""
+    from lvcrypt.report_joined import refuse_lv_and_pv
+    from lvcrypt.report_pvsegments import PVSEG_FIELDS
+    from lvcrypt.report_select import resolve
+    from lvcrypt.reportfields import PV_FIELDS
+
+    pv_only = {name: field for name, field in {**PV_FIELDS, **PVSEG_FIELDS}.items() if name != "vg_name"}
+    words = {word.strip().lstrip("+-") for item in (request.options or []) + (request.sort or [])
+             for word in item.split(",")}
+    refuse_lv_and_pv("seg" if request.segments else "lv", True,
+                     any(word and resolve(word, pv_only, prefix) for word in words))
 
 
 def _device_rank(path: str) -> int:
@@ -167,11 +185,22 @@ def _pv_collection_order(row: object) -> tuple[object, ...]:
 
 def vg_report(devices: str | None, request: ReportRequest, shared: bool,
               foreign: bool) -> tuple[list[str], dict[str, "Field"], list[object]]:
-    from lvcrypt.reportfields import VG_DEFAULT, VG_FIELDS, vg_rows
+    from lvcrypt.report_joined import refuse_lv_and_pv, vg_lv_rows, vg_pv_rows
+    from lvcrypt.reportfields import LV_FIELDS, PV_FIELDS, SEGMENT_FIELDS, VG_DEFAULT, VG_FIELDS, lv_rows, vg_rows
 
-    return _plain_report(VG_DEFAULT, VG_FIELDS, _vg_extras, _vg_collection_order(request.names), PREFIX["vg"],
-                         request,
-                         lambda named: list(vg_rows(devices, list(request.names), shared, foreign)))
+    lv_fields = {name: field for name, field in LV_FIELDS.items() if name not in VG_FIELDS}
+    pv_fields = {name: field for name, field in PV_FIELDS.items() if name not in VG_FIELDS}
+
+    def load(named: set[str]) -> list[object]:
+        refuse_lv_and_pv("vg", bool(named & set(lv_fields)), bool(named & set(pv_fields)))
+        if named & set(lv_fields):
+            return list(vg_lv_rows(lv_rows(devices, list(request.names), False, bool(named & SEGMENT_FIELDS),
+                                           shared, foreign)))
+        rows = vg_rows(devices, list(request.names), shared, foreign)
+        return list(vg_pv_rows(list(rows)) if named & set(pv_fields) else rows)
+
+    return _plain_report(VG_DEFAULT, {**lv_fields, **pv_fields, **VG_FIELDS}, _vg_extras,
+                         _vg_collection_order(request.names), PREFIX["vg"], request, load)
 
 
 def pv_report(devices: str | None, request: ReportRequest, shared: bool,
@@ -179,11 +208,20 @@ def pv_report(devices: str | None, request: ReportRequest, shared: bool,
     from lvcrypt.report_pvsegments import PVSEG_DEFAULT, PVSEG_FIELDS, pv_segment_rows
     from lvcrypt.reportfields import PV_DEFAULT, PV_FIELDS, pv_rows
 
+    from lvcrypt.metadata.lvreport import VgReport
+    from lvcrypt.report_joined import area_rows, pv_lv_fields
+    from lvcrypt.reportfields import LV_FIELDS
+
+    pv_fields = {**PV_FIELDS, **PVSEG_FIELDS}
+    lv_fields = pv_lv_fields(LV_FIELDS, pv_fields)
+
     def load(named: set[str]) -> list[object]:
         rows = pv_rows(devices, request.names, shared, foreign)
+        if named & set(lv_fields):
+            return list(area_rows(rows, VgReport))
         return list(pv_segment_rows(rows) if request.segments or named & set(PVSEG_FIELDS) else rows)
 
-    return _plain_report(PVSEG_DEFAULT if request.segments else PV_DEFAULT, {**PV_FIELDS, **PVSEG_FIELDS},
+    return _plain_report(PVSEG_DEFAULT if request.segments else PV_DEFAULT, {**lv_fields, **pv_fields},
                          _pv_segment_extras if request.segments else _pv_extras, _pv_collection_order,
                          PREFIX["pv"], request, load)
 

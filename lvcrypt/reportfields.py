@@ -56,6 +56,8 @@ class PvRow:
     key: str | None
     loaded: "LoadedVg | None"
     pvseg: tuple[int, int] | None = None  # pvs --segments: this row's run of extents (report_pvsegments)
+    area: LvRow | None = None  # pvs -o +lv_name: the LV segment on this run, None for free (report_joined)
+    view: "VgReport | None" = None  # vgs -o +pv_name: the VG's fields read on this PV's row (report_joined)
 
 
 @dataclass(frozen=True)

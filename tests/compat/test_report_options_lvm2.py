@@ -132,6 +132,20 @@ PVSEG_LINES = [["pvs", "--segments"], ["pvs", "--segments", "-o", "+pvseg_start,
                ["pvs", "--segments", "-O", "-pvseg_size,pv_name"], ["pvs", "--segments", "--units", "k", "--rows"],
                ["pvs", "--segments", "--reportformat", "json", "-S", "pvseg_start>=4"],
                ["pvs", "--segments", "--nameprefixes", "-o", "pv_name,pvseg_size", "-S", "pvseg_size<5"]]
+# Reports that join objects (lvm2's _get_final_report_type): pvs with LV or segment fields has a row
+# per PV segment (free runs as lvm2's `free` segment of no LV), vgs with LV fields one per LV (per LV
+# segment with segment fields), with PV fields one per PV; lvs with PV fields and vgs with both fail.
+JOINED_LINES = [["pvs", "-o", "+lv_name"], ["pvs", "--segments", "-o", "+lv_name,seg_size"],
+                ["pvs", "-o", "+lv_name,lv_size,segtype,seg_start,seg_size,devices,seg_pe_ranges,stripe_size"],
+                ["pvs", "-o", "pv_name,lv_name,lv_full_name,lv_path,seg_count,stripes,seg_start_pe,pvseg_start",
+                 "--nameprefixes"],
+                ["pvs", "-o", "pv_name,lv_name,lv_tags", "-S", "lv_tags=db", "-O", "-lv_name"],
+                ["pvs", "-o", "+lv_name", "--reportformat", "json"],
+                ["vgs", "-o", "+lv_name"], ["vgs", "-o", "vg_name,lv_name,seg_size", "-O", "-seg_size"],
+                ["vgs", "-o", "+pv_name,pv_free"], ["vgs", "-o", "vg_name,lv_name,pv_name"],
+                ["pvs", "-o", "pv_name,lv_name", "-S", "seg_size>10m", "-O", "lv_size,pv_name"],
+                ["vgs", "-o", "vg_name,pv_name,seg_size"],
+                ["lvs", "-o", "lv_name,pv_name"], ["lvs", "--segments", "-o", "+pv_name"]]
 # The same options on every lvm2-written fixture (thin, snapshot, raid, mirror, cache...).
 FIXTURE_LINES = [
     ["lvs", "-a", "-O", "-lv_size,lv_name"], ["lvs", "-a", "-O", "lv_attr"], ["lvs", "-O", "-name"],
@@ -163,6 +177,8 @@ FIXTURE_LINES = [
     ["lvs", "-a", "-o", "lv_name,lv_layout,lv_parent,lv_ancestors,lv_full_descendants,lv_modules,origin_size"],
     ["lvs", "-a", "-S", "lv_layout=pool || lv_modules=~raid", "-o", "lv_name,lv_layout,lv_modules"],
     ["pvs", "--segments", "-o", "+pv_used"], ["pvs", "--segments", "-S", "pvseg_size>1", "-O", "-pvseg_size,pv_name"],
+    ["pvs", "-o", "+lv_name,lv_attr,segtype,seg_size,devices"], ["vgs", "-o", "+lv_name,lv_attr,segtype"],
+    ["vgs", "-o", "+pv_name,pv_attr,pv_used"],
 ]
 
 # Creation times on lvm2-written VGs: seconds apart, -a's hidden LVs, and sorting by time; and
@@ -290,6 +306,7 @@ def _tagged_lines() -> Iterator[list[str]]:
         yield ["pvs", "--units", unit, "-o", "+pv_used"]
     yield from VG_LINES
     yield from PVSEG_LINES
+    yield from JOINED_LINES
 
 
 TAGGED = list(_tagged_lines())
