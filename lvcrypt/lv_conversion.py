@@ -20,6 +20,7 @@ import dataclasses
 from dataclasses import field
 from typing import TYPE_CHECKING, Callable
 
+from lvcrypt.activate.userspace import Ciphers
 from lvcrypt.activation import ChunkSwitch
 from lvcrypt.chunk_copy import Pace, Progress, copy_through, wipe_extents
 from lvcrypt.conversion_record import Conversion, read_conversion, write_conversion
@@ -276,7 +277,7 @@ def _run(tx: "VgTransaction", lv: "LogicalVolume", chunk: int, keys: KeyCache, p
     assert record is not None
     device_of = tx.loaded.device_of
     live = check_live(tx.vg, lv, sysfs_root)
-    with KeystoreSessions(tx.vg, device_of) as sessions:
+    with KeystoreSessions(tx.vg, device_of) as sessions, Ciphers(keys) as ciphers:
         switch = ChunkSwitch(tx, sessions, keys)
         if live:
             switch.settle(lv.name)
@@ -293,7 +294,7 @@ def _run(tx: "VgTransaction", lv: "LogicalVolume", chunk: int, keys: KeyCache, p
             write_conversion(lv, record)
             extent = tx.vg.extent_bytes
             switch.commit(lv.name, before, lambda: copy_through(
-                switch.table(before, lv.name), switch.table(tx.vg, lv.name), keys, found.start * extent,
+                switch.table(before, lv.name), switch.table(tx.vg, lv.name), keys, ciphers, found.start * extent,
                 found.count * extent, pace), live)
     return switch.longest if live else None
 

@@ -44,6 +44,7 @@ class FileIO:
         self.path = path
         self._file = BlockFile(path, writable)
         self.size = self._file.size
+        self._unsent: tuple[int, int] | None = None  # bytes written since the last start_writeback
 
     def readinto(self, offset: int, buffer: memoryview) -> None:
         if offset + len(buffer) > self.size:
@@ -54,6 +55,14 @@ class FileIO:
         if offset + len(data) > self.size:
             raise DeviceError(f"{self.path}: write beyond the end of the device (byte {offset + len(data)})")
         self._file.write_at(offset, data)
+        lo, hi = self._unsent or (offset, offset)
+        self._unsent = (min(lo, offset), max(hi, offset + len(data)))
+
+    def start_writeback(self) -> None:
+        if self._unsent is not None:
+            lo, hi = self._unsent
+            self._file.start_writeback(lo, hi - lo)
+            self._unsent = None
 
     def sync(self) -> None:
         self._file.flush()
@@ -62,32 +71,62 @@ class FileIO:
         self._file.close()
 
 
+class Ciphers:
+    """The sector ciphers of one set of volume keys, by (keystore, cipher, sector size), for every table that
+    asks: targets of one key, cipher and sector size share one cipher, since its work arrays cost
+    milliseconds to set up and an LV in the middle of a conversion has many crypt targets.  The extent
+    mover keeps one for a whole conversion (a stack per chunk would otherwise set its ciphers up again
+    each chunk); `close()` wipes them."""
+
+    def __init__(self, volume_keys: Mapping[str, bytes | bytearray]):
+        self._keys = volume_keys
+        self._open: dict[tuple[str, str, int], SectorCipher] = {}
+
+    def of(self, target: CryptTarget) -> SectorCipher:
+        key = self._keys.get(target.key.keystore)
+        if key is None:
+            raise LvcryptError(f"the volume key of {target.key.keystore} is not unlocked")
+        if len(key) != target.key.key_bytes:
+            raise LvcryptError(f"the volume key of {target.key.keystore} has {len(key) * 8} bits, "
+                               f"the table needs {target.key.key_bytes * 8}")
+        same = (target.key.keystore, target.cipher, target.sector_size)
+        if same not in self._open:
+            # The cipher's default batch (128 KiB): 512 KiB, whose work arrays outgrow the L2 cache,
+            # ciphers 14% slower per CPU second on a shared machine (issue 14's notes).
+            self._open[same] = open_sector_cipher(target.cipher, key, target.sector_size)
+        return self._open[same]
+
+    def close(self) -> None:
+        for cipher in self._open.values():
+            cipher.close()
+        self._open.clear()
+
+    def __enter__(self) -> "Ciphers":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class MappedDevice:
-    """One table of a stack, readable and writable at byte granularity."""
+    """One table of a stack, readable and writable at byte granularity; its ciphers come from `ciphers`
+    (whose owner closes them) or from a set of its own, closed by `wipe()`."""
 
     def __init__(self, table: Table, lower: Mapping[DeviceRef, BlockIO],
-                 volume_keys: Mapping[str, bytes | bytearray]):
+                 volume_keys: Mapping[str, bytes | bytearray], ciphers: Ciphers | None = None):
         self.table = table
         self.size = table.size * SECTOR
         self._lower = lower
-        self._ciphers: dict[int, SectorCipher] = {}
-        # Targets of one key, cipher and sector size share one cipher: its work arrays cost milliseconds
-        # to set up, and an LV in the middle of a conversion has many crypt targets.
-        shared: dict[tuple[str, str, int], SectorCipher] = {}
-        for index, target in enumerate(table.targets):
-            if isinstance(target, CryptTarget):
-                key = volume_keys.get(target.key.keystore)
-                if key is None:
-                    raise LvcryptError(f"the volume key of {target.key.keystore} is not unlocked")
-                if len(key) != target.key.key_bytes:
-                    raise LvcryptError(f"the volume key of {target.key.keystore} has {len(key) * 8} bits, "
-                                       f"the table needs {target.key.key_bytes * 8}")
-                same = (target.key.keystore, target.cipher, target.sector_size)
-                if same not in shared:
-                    # The cipher's default batch (128 KiB): 512 KiB, whose work arrays outgrow the L2 cache,
-                    # ciphers 14% slower per CPU second on a shared machine (issue 14's notes).
-                    shared[same] = open_sector_cipher(target.cipher, key, target.sector_size)
-                self._ciphers[index] = shared[same]
+        self._own = Ciphers(volume_keys) if ciphers is None else None
+        source = ciphers or self._own
+        assert source is not None
+        try:
+            self._ciphers = {index: source.of(target) for index, target in enumerate(table.targets)
+                             if isinstance(target, CryptTarget)}
+        except BaseException:
+            if self._own is not None:
+                self._own.close()
+            raise
         self._buffer = bytearray(CHUNK)
 
     def _pieces(self, offset: int, length: int) -> list[tuple[int, Target, int, int]]:
@@ -190,14 +229,15 @@ class MappedDevice:
     def wipe(self) -> None:
         """Clear the plaintext staging buffer and close the ciphers (the per-sector path keeps a key copy)."""
         self._buffer[:] = bytes(len(self._buffer))
-        for cipher in self._ciphers.values():
-            cipher.close()
+        if self._own is not None:
+            self._own.close()
 
 
 class Stack:
     """A whole table stack over opened PVs: the LV's top device plus its layers."""
 
-    def __init__(self, table: Table, volume_keys: Mapping[str, bytes | bytearray], writable: bool = False):
+    def __init__(self, table: Table, volume_keys: Mapping[str, bytes | bytearray], writable: bool = False,
+                 ciphers: Ciphers | None = None):
         self.files: dict[str, FileIO] = {}
         self.devices: list[MappedDevice] = []
         # Each device reaches the ones below it, and itself, through this map: close() empties it, so a
@@ -213,7 +253,7 @@ class Stack:
                             io = self.files.get(ref.path) or FileIO(ref.path, writable)
                             self.files[ref.path] = io
                             lower[ref] = io
-                device = MappedDevice(layer, lower, volume_keys)
+                device = MappedDevice(layer, lower, volume_keys, ciphers)
                 self.devices.append(device)
                 lower[LayerDevice(layer.name)] = device
         except BaseException:
@@ -252,6 +292,12 @@ class Stack:
                         or step % target.sector_size:
                     return False
         return True
+
+    def start_writeback(self) -> None:
+        """Send what was written since the last call towards the disks, without waiting (see
+        `BlockFile.start_writeback`)."""
+        for io in self.files.values():
+            io.start_writeback()
 
     def sync(self) -> None:
         for io in self.files.values():

@@ -240,6 +240,16 @@ def commit(vg: VolumeGroup, members: dict[str, PvOnDisk], description: str, repa
     (sizes checked) before the first byte is written.  Returns the text written.
     A header whose text location lies outside its area is left alone with a warning, as lvm2
     leaves it, unless `repair` (vgck --updatemetadata): then it is rewritten empty first.
+
+    Two flushes order it.  The first, after the text and before any header points at it, fsyncs
+    every PV of the VG (those without a metadata area too): it also makes durable whatever the
+    caller wrote to the VG's PVs before calling, through any descriptor (fsync covers the file or
+    device, not one descriptor), so the extent mover's chunk copies and wipes need no fsync of their
+    own: their data is on disk before the metadata that maps it.  The second, after the headers, makes
+    the commit durable before the caller goes on (wiping the extents it freed, say).  The precommitted
+    slot is written as lvm2 writes it, but needs no flush of its own: readers after a crash follow
+    committed slots only, and the committed write that follows it lands on the same sector, so a
+    crash leaves each header old or new whether or not the precommit reached the disk.
     """
     missing = [key for key in vg.pvs if key not in members]
     if missing:
@@ -273,7 +283,6 @@ def commit(vg: VolumeGroup, members: dict[str, PvOnDisk], description: str, repa
         for target in targets:
             target.header.precommitted = target.locn
             target.disk.write_at(target.header.start, target.header.to_bytes())
-        _flush(disks)
         for target in targets:
             target.header.committed = target.locn
             target.header.precommitted = RawLocn()
