@@ -23,6 +23,7 @@ from lvcrypt.metadata.model import SECTOR, Area, VolumeGroup
 from lvcrypt.records import dataclass
 
 PIECE = 1 << 20  # bytes per read/write: memory stays flat whatever the chunk or LV size
+ZEROS = bytes(PIECE)  # wipes write these and the staging buffer is cleared with them, never reallocated
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all), after each piece
 
@@ -69,7 +70,7 @@ def copy_through(source: Table, target: Table, keys: Mapping[str, bytes | bytear
                 writer.start_writeback()
                 pace.advance(len(piece))
     finally:
-        buffer[:] = bytes(len(buffer))
+        buffer[:] = ZEROS
 
 
 def copy_raw(vg: VolumeGroup, device_of: Callable[[str], str], source: Area, target: Area, count: int,
@@ -87,7 +88,7 @@ def copy_raw(vg: VolumeGroup, device_of: Callable[[str], str], source: Area, tar
 
 def wipe_extents(vg: VolumeGroup, device_of: Callable[[str], str], ranges: list[tuple[Area, int]]) -> None:
     """Overwrite freed extents with zeros, so they keep nothing the conversion was meant to remove."""
-    zeros = bytes(PIECE)
+    zeros = memoryview(ZEROS)
     for area, count in ranges:
         with BlockFile(device_of(area.pv), writable=True) as disk:
             start, length = extent_offset(vg, area), count * vg.extent_bytes

@@ -29,6 +29,7 @@ from lvcrypt.crypto.sector import SectorCipher, open_sector_cipher
 from lvcrypt.errors import DeviceError, LvcryptError
 
 CHUNK = 1 << 20  # bytes handled per step of a crypt target: bounds memory and batches the cipher
+ZEROS = bytes(CHUNK)  # what staging buffers are wiped with: no megabyte allocated (and faulted in) per wipe
 
 
 class BlockIO(Protocol):
@@ -127,7 +128,7 @@ class MappedDevice:
             if self._own is not None:
                 self._own.close()
             raise
-        self._buffer = bytearray(CHUNK)
+        self._buffer = bytearray(CHUNK if self._ciphers else 0)  # staging for crypt targets only
 
     def _pieces(self, offset: int, length: int) -> list[tuple[int, Target, int, int]]:
         """(target index, target, offset inside the target, byte count) covering [offset, offset+length)."""
@@ -228,7 +229,7 @@ class MappedDevice:
 
     def wipe(self) -> None:
         """Clear the plaintext staging buffer and close the ciphers (the per-sector path keeps a key copy)."""
-        self._buffer[:] = bytes(len(self._buffer))
+        self._buffer[:] = memoryview(ZEROS)[:len(self._buffer)]
         if self._own is not None:
             self._own.close()
 
