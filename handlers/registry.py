@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from lvcrypt.errors import FormatError, HandlerError
 from lvcrypt.handlers.base import Area, KeyHandler
@@ -80,6 +80,26 @@ def loadable() -> list[KeyHandler]:
         except HandlerError:
             continue
     return handlers
+
+
+class Choices:
+    """Handler names as an option's argparse `choices`, looked up when asked: a built-in name on the
+    command line is checked without the installed-package metadata (importlib.metadata costs lvconvert
+    and lvcreate tens of milliseconds of start-up); another name, the help and a usage error's list read
+    every installed handler.  `with_header`: only handlers whose keystore has a header (LUKS)."""
+
+    def __init__(self, with_header: bool = False):
+        self.with_header = with_header
+
+    def __contains__(self, name: object) -> bool:
+        if isinstance(name, str) and name in BUILT_IN:
+            return not self.with_header or get(name).has_header
+        return name in list(self)
+
+    def __iter__(self) -> Iterator[str]:
+        if self.with_header:
+            return iter([handler.name for handler in loadable() if handler.has_header])
+        return iter(available())
 
 
 def detect(area: Area) -> str:

@@ -98,8 +98,8 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
                                  "(--type linear)", description=__doc__)
     parser.add_argument("--type", choices=TYPES,
                         help="crypt: the LV holds a LUKS1/LUKS2 volume to import; linear: export a crypt LV")
-    parser.add_argument("--handler", choices=[handler.name for handler in registry.loadable() if handler.has_header],
-                        help="expected header format, e.g. luks1 or luks2 (detected by default)")
+    parser.add_argument("--handler", choices=registry.Choices(with_header=True), metavar="HANDLER",
+                        help="expected header format: %(choices)s (detected by default)")
     parser.add_argument("--keystore", metavar="NAME", help="name of the new keystore (default: next cryptostoreN)")
     parser.add_argument("--verify", action="store_true", help="unlock once with the passphrase before importing")
     action = parser.add_mutually_exclusive_group()

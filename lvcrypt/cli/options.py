@@ -85,8 +85,9 @@ def add_encrypt_options(parser: argparse.ArgumentParser) -> None:
 
     group = parser.add_argument_group("encryption")
     group.add_argument("--encrypt", action="store_true", help="create an encrypted LV (same as --type crypt)")
-    group.add_argument("--handler", choices=registry.available(),
-                       help=f"key handler of a new keystore, any installed one (default {registry.DEFAULT})")
+    group.add_argument("--handler", choices=registry.Choices(), metavar="HANDLER",
+                       help=f"key handler of a new keystore, any installed one: %(choices)s (default "
+                            f"{registry.DEFAULT})")
     group.add_argument("--keystore", metavar="NAME", help="use an existing keystore (one passphrase for many LVs)")
     add_keystore_options(group)
     group.add_argument("--sector-size", type=int, choices=(512, 1024, 2048, 4096), help="encryption sector size")

@@ -108,3 +108,15 @@ def test_lvs_loads_no_crypto(crypt_lv: tuple[list[str], dict[str, str]], tmp_pat
     loaded, _ = loaded_by(tmp_path, env, "lvs", *options[:2], "vgs0")
     assert "lvcrypt.reportfields" in loaded  # it did report
     assert top_level_hits(loaded, NOT_FOR_LVS) == {}
+
+
+def test_a_built_in_handler_option_reads_no_package_metadata(crypt_lv: tuple[list[str], dict[str, str]],
+                                                             tmp_path: Path) -> None:
+    """`--handler luks2` is checked against the built-in names: no entry-point scan (importlib.metadata)."""
+    options, env = crypt_lv
+    report = tmp_path / "modules"
+    result = subprocess.run([sys.executable, "-c", PROBE, str(report), "lvconvert", *options, "--encrypt",
+                             "--handler", "luks2", "vgs0/data"], capture_output=True, env=env)
+    assert result.returncode == 5 and b"already encrypted" in result.stderr  # parsed, then refused
+    loaded = set(report.read_text().split("\n")[0].split())
+    assert top_level_hits(loaded, {"importlib.metadata": "luks2 is built in", "email": "its dependency"}) == {}
