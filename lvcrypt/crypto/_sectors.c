@@ -84,31 +84,42 @@ static int sector_ivs(Engine *self, uint64_t first, size_t count, unsigned char 
     return self->essiv == NULL || ecb_update(self->essiv, ivs, ivs, count * BLOCK);
 }
 
-static void xor_blocks(unsigned char *dst, const unsigned char *a, const unsigned char *b, size_t length)
+typedef uint64_t block_t __attribute__((vector_size(BLOCK))); /* one SSE2 register on x86-64 */
+
+static block_t load_block(const unsigned char *p)
 {
-    for (size_t i = 0; i < length; i += 8) {
-        uint64_t x, y;
-        memcpy(&x, a + i, 8);
-        memcpy(&y, b + i, 8);
-        x ^= y;
-        memcpy(dst + i, &x, 8);
-    }
+    block_t value;
+    memcpy(&value, p, BLOCK);
+    return value;
 }
 
-/* Every block's tweak from each sector's first tweak (in place at the head of each sector's run). */
-static void expand_tweaks(unsigned char *tweaks, const unsigned char *firsts, size_t sectors, size_t blocks)
+static void store_block(unsigned char *p, block_t value)
+{
+    memcpy(p, &value, BLOCK);
+}
+
+/* dst = src ^ T for every block of `sectors` sectors, T running from each sector's first tweak (T_j+1 =
+ * T_j * x in GF(2^128), little-endian as IEEE 1619 has it); every T is kept in `tweaks` for the way back. */
+static void xor_first_tweaks(unsigned char *dst, const unsigned char *src, unsigned char *tweaks,
+                             const unsigned char *firsts, size_t sectors, size_t blocks)
 {
     for (size_t s = 0; s < sectors; s++) {
         uint64_t lo = load_le64(firsts + s * BLOCK), hi = load_le64(firsts + s * BLOCK + 8);
-        unsigned char *t = tweaks + s * blocks * BLOCK;
-        for (size_t j = 0; j < blocks; j++, t += BLOCK) {
-            store_le64(t, lo);
-            store_le64(t + 8, hi);
+        for (size_t j = 0; j < blocks; j++, src += BLOCK, dst += BLOCK, tweaks += BLOCK) {
+            block_t tweak = {lo, hi};
+            store_block(tweaks, tweak);
+            store_block(dst, load_block(src) ^ tweak);
             uint64_t carry = hi >> 63;
             hi = (hi << 1) | (lo >> 63);
             lo = (lo << 1) ^ (0x87 & (0 - carry));
         }
     }
+}
+
+static void xor_tweaks(unsigned char *dst, const unsigned char *tweaks, size_t length)
+{
+    for (size_t i = 0; i < length; i += BLOCK)
+        store_block(dst + i, load_block(dst + i) ^ load_block(tweaks + i));
 }
 
 static int xts_run(Engine *self, const unsigned char *src, unsigned char *dst, size_t length, uint64_t first_iv,
@@ -125,12 +136,11 @@ static int xts_run(Engine *self, const unsigned char *src, unsigned char *dst, s
         size_t bytes = sectors * self->sector_size;
         if (!sector_ivs(self, first_iv, sectors, firsts) || !ecb_update(self->tweak, firsts, firsts, sectors * BLOCK))
             return 0;
-        expand_tweaks(self->tweaks, firsts, sectors, blocks);
         /* In dst: the plaintext never sits in a buffer of ours. */
-        xor_blocks(dst + done, src + done, self->tweaks, bytes);
+        xor_first_tweaks(dst + done, src + done, self->tweaks, firsts, sectors, blocks);
         if (!ecb_update(ctx, dst + done, dst + done, bytes))
             return 0;
-        xor_blocks(dst + done, dst + done, self->tweaks, bytes);
+        xor_tweaks(dst + done, self->tweaks, bytes);
         done += bytes;
         first_iv += sectors * self->iv_step;
     }
