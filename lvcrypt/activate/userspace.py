@@ -62,32 +62,37 @@ class FileIO:
         self._file.close()
 
 
+def open_ciphers(table: Table, volume_keys: Mapping[str, bytes | bytearray]) -> dict[int, SectorCipher]:
+    """The sector cipher of each crypt target of `table`, by target index.
+
+    Targets of one key, cipher and sector size share one cipher: an LV in
+    the middle of a conversion has many crypt targets.
+    """
+    ciphers: dict[int, SectorCipher] = {}
+    shared: dict[tuple[str, str, int], SectorCipher] = {}
+    for index, target in enumerate(table.targets):
+        if isinstance(target, CryptTarget):
+            key = volume_keys.get(target.key.keystore)
+            if key is None:
+                raise LvcryptError(f"the volume key of {target.key.keystore} is not unlocked")
+            if len(key) != target.key.key_bytes:
+                raise LvcryptError(f"the volume key of {target.key.keystore} has {len(key) * 8} bits, "
+                                   f"the table needs {target.key.key_bytes * 8}")
+            same = (target.key.keystore, target.cipher, target.sector_size)
+            if same not in shared:
+                shared[same] = open_sector_cipher(target.cipher, key, target.sector_size)
+            ciphers[index] = shared[same]
+    return ciphers
+
+
 class MappedDevice:
     """One table of a stack, readable and writable at byte granularity."""
 
-    def __init__(self, table: Table, lower: Mapping[DeviceRef, BlockIO],
-                 volume_keys: Mapping[str, bytes | bytearray]):
+    def __init__(self, table: Table, lower: Mapping[DeviceRef, BlockIO], ciphers: Mapping[int, SectorCipher]):
         self.table = table
         self.size = table.size * SECTOR
         self._lower = lower
-        self._ciphers: dict[int, SectorCipher] = {}
-        # Targets of one key, cipher and sector size share one cipher: its work arrays cost milliseconds
-        # to set up, and an LV in the middle of a conversion has many crypt targets.
-        shared: dict[tuple[str, str, int], SectorCipher] = {}
-        for index, target in enumerate(table.targets):
-            if isinstance(target, CryptTarget):
-                key = volume_keys.get(target.key.keystore)
-                if key is None:
-                    raise LvcryptError(f"the volume key of {target.key.keystore} is not unlocked")
-                if len(key) != target.key.key_bytes:
-                    raise LvcryptError(f"the volume key of {target.key.keystore} has {len(key) * 8} bits, "
-                                       f"the table needs {target.key.key_bytes * 8}")
-                same = (target.key.keystore, target.cipher, target.sector_size)
-                if same not in shared:
-                    # The cipher's default batch (128 KiB): 512 KiB, whose work arrays outgrow the L2 cache,
-                    # ciphers 14% slower per CPU second on a shared machine (issue 14's notes).
-                    shared[same] = open_sector_cipher(target.cipher, key, target.sector_size)
-                self._ciphers[index] = shared[same]
+        self._ciphers = dict(ciphers)  # by crypt target index
         self._buffer = bytearray(CHUNK)
 
     def _pieces(self, offset: int, length: int) -> list[tuple[int, Target, int, int]]:
@@ -187,8 +192,19 @@ class MappedDevice:
             lower.write(base + first, work)
             done += take
 
+    def twin(self, lower: Mapping[DeviceRef, BlockIO]) -> "MappedDevice":
+        """This device over `lower` with copies of its ciphers (shared where they were) and a staging buffer
+        of its own: what a second thread needs, since neither is safe to share."""
+        copies: dict[int, SectorCipher] = {}
+        ciphers: dict[int, SectorCipher] = {}
+        for index, cipher in self._ciphers.items():
+            if id(cipher) not in copies:
+                copies[id(cipher)] = cipher.copy()
+            ciphers[index] = copies[id(cipher)]
+        return MappedDevice(self.table, lower, ciphers)
+
     def wipe(self) -> None:
-        """Clear the plaintext staging buffer and close the ciphers (the per-sector path keeps a key copy)."""
+        """Clear the plaintext staging buffer and close the ciphers (freeing their keys' OpenSSL contexts)."""
         self._buffer[:] = bytes(len(self._buffer))
         for cipher in self._ciphers.values():
             cipher.close()
@@ -213,13 +229,27 @@ class Stack:
                             io = self.files.get(ref.path) or FileIO(ref.path, writable)
                             self.files[ref.path] = io
                             lower[ref] = io
-                device = MappedDevice(layer, lower, volume_keys)
+                device = MappedDevice(layer, lower, open_ciphers(layer, volume_keys))
                 self.devices.append(device)
                 lower[LayerDevice(layer.name)] = device
         except BaseException:
             self.close()
             raise
         self.top = self.devices[-1]
+
+    def twin(self) -> "Stack":
+        """The same stack for a second thread: over the same opened PVs (positional I/O, safe to share), with
+        its own ciphers and staging buffers.  Closing it wipes those and leaves the PVs to this stack."""
+        twin = object.__new__(Stack)
+        twin.files = {}
+        twin._lower = {ref: io for ref, io in self._lower.items() if isinstance(ref, PvDevice)}
+        twin.devices = []
+        for device in self.devices:
+            copy = device.twin(twin._lower)
+            twin.devices.append(copy)
+            twin._lower[LayerDevice(device.table.name)] = copy
+        twin.top = twin.devices[-1]
+        return twin
 
     @property
     def size(self) -> int:

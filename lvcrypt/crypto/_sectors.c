@@ -335,6 +335,49 @@ static PyObject *engine_decrypt_into(Engine *self, PyObject *args)
     return engine_run(self, args, 1);
 }
 
+static PyTypeObject EngineType;
+
+static EVP_CIPHER_CTX *copy_context(const EVP_CIPHER_CTX *ctx, int *ok)
+{
+    if (ctx == NULL || !*ok)
+        return NULL;
+    EVP_CIPHER_CTX *copy = EVP_CIPHER_CTX_new();
+    if (copy == NULL || EVP_CIPHER_CTX_copy(copy, ctx) != 1) {
+        EVP_CIPHER_CTX_free(copy);
+        *ok = 0;
+        return NULL;
+    }
+    return copy;
+}
+
+/* A second engine with copies of the contexts: for another thread, without the key passing through Python. */
+static PyObject *engine_copy(Engine *self, PyObject *Py_UNUSED(unused))
+{
+    if (self->enc == NULL || self->busy) {
+        PyErr_SetString(PyExc_ValueError, self->enc == NULL ? "the sector cipher is closed"
+                                                            : "the sector cipher is in use by another thread");
+        return NULL;
+    }
+    Engine *copy = (Engine *)EngineType.tp_alloc(&EngineType, 0);
+    if (copy == NULL)
+        return NULL;
+    int ok = 1;
+    copy->chain = self->chain;
+    copy->iv_mode = self->iv_mode;
+    copy->sector_size = self->sector_size;
+    copy->iv_step = self->iv_step;
+    copy->enc = copy_context(self->enc, &ok);
+    copy->dec = copy_context(self->dec, &ok);
+    copy->tweak = copy_context(self->tweak, &ok);
+    copy->essiv = copy_context(self->essiv, &ok);
+    copy->tweaks = ok ? PyMem_Malloc(BATCH_BYTES) : NULL;
+    if (copy->tweaks == NULL) {
+        Py_DECREF(copy);
+        return ok ? PyErr_NoMemory() : PyErr_Format(PyExc_ValueError, "OpenSSL failed to copy the sector cipher");
+    }
+    return (PyObject *)copy;
+}
+
 static PyObject *engine_close(Engine *self, PyObject *Py_UNUSED(unused))
 {
     if (self->busy) {
@@ -356,6 +399,7 @@ static PyMethodDef engine_methods[] = {
      "encrypt_into(src, dst, first_iv): encrypt whole sectors; dst may be src."},
     {"decrypt_into", (PyCFunction)engine_decrypt_into, METH_VARARGS,
      "decrypt_into(src, dst, first_iv): decrypt whole sectors; dst may be src."},
+    {"copy", (PyCFunction)engine_copy, METH_NOARGS, "A second engine with the same key, for another thread."},
     {"close", (PyCFunction)engine_close, METH_NOARGS, "Free (and so cleanse) the OpenSSL contexts."},
     {NULL, NULL, 0, NULL},
 };

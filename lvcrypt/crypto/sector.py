@@ -89,6 +89,12 @@ class SectorCipher:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec} key={self.key_size * 8} bits sector_size={self.sector_size}>"
 
+    def copy(self) -> "SectorCipher":
+        """The same cipher with OpenSSL contexts of its own, for another thread (the key is not needed again)."""
+        twin = object.__new__(SectorCipher)
+        twin.__dict__.update(self.__dict__, _engine=self._engine.copy())
+        return twin
+
     def close(self) -> None:
         """Free (and so cleanse) the key's OpenSSL contexts; the cipher cannot be used after."""
         self._engine.close()
