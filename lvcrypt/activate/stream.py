@@ -31,6 +31,17 @@ WORKER_MIN = 16 * CHUNK
 Progress = Callable[[int], None]  # told the bytes done so far after each chunk (the CLI's progress line)
 
 
+def _widen_pipe(file: BinaryIO) -> None:
+    """Let a pipe hold a whole chunk: with the default 64 KiB, each chunk takes sixteen reads or writes,
+    and as many wake-ups of the process on the other side."""
+    import fcntl
+
+    try:
+        fcntl.fcntl(file.fileno(), fcntl.F_SETPIPE_SZ, CHUNK)
+    except (OSError, ValueError, AttributeError):
+        pass  # not a pipe (a file, a terminal, a BytesIO), or over the user's pipe quota: the default stands
+
+
 def _no_progress(done: int) -> None:
     """The default: nobody watches."""
 
@@ -46,6 +57,7 @@ def copy_out(stack: Stack, offset: int, length: int, out: BinaryIO, progress: Pr
         return
     from concurrent.futures import ThreadPoolExecutor
 
+    _widen_pipe(out)
     worker = stack.twin() if length >= WORKER_MIN and spare_cpu() else None
     try:
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="lvcrypt-stream") as pool:
@@ -117,6 +129,7 @@ def copy_in(stack: Stack, offset: int, source: BinaryIO, name: str, progress: Pr
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    _widen_pipe(source)
     eligible = stack.size - offset >= WORKER_MIN and stack.whole_sectors_at(offset, CHUNK)
     worker = stack.twin() if eligible and spare_cpu() else None
     try:
