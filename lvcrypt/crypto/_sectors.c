@@ -4,7 +4,8 @@
  * IVs and the XTS tweaks are computed here, with the GIL released; every
  * block cipher call is OpenSSL's.  The key is copied into OpenSSL contexts
  * and nowhere else; EVP_CIPHER_CTX_free cleanses them.  What the Python side
- * checks (spec, key size, sector alignment) is not checked again here.
+ * checks (spec, key size, sector alignment) is not checked again here; the
+ * buffers (lengths, overlap) are, since only this side sees their addresses.
  *
  * XTS is computed as ECB between two XORs with the tweaks, C = E_K1(P ^ T) ^ T,
  * T_0 = E_K2(IV), T_j+1 = T_j * x in GF(2^128): OpenSSL's XTS refuses a key
