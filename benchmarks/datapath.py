@@ -1,6 +1,6 @@
 """Userspace data path throughput against `openssl speed -evp aes-256-xts`, same run, one core.
 
-Crypto part: lvcrypt's batched aes-xts-plain64 sector cipher (512-bit key,
+Crypto part: lvcrypt's compiled aes-xts-plain64 sector cipher (512-bit key,
 like LUKS2's default) encrypting and decrypting a streaming buffer in place,
 against OpenSSL's own XTS on sectors of the same size (`-bytes S`).  Both run
 pinned to the same CPU, alternating in short rounds; each side keeps its best

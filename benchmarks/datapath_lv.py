@@ -11,8 +11,8 @@ and `lvcrypt read VG/LV | ...` are used:
 - the LV is written or read once before the measured passes (2nd pass: its
   blocks exist in the image, the page cache is warm), and the best of the
   measured passes counts;
-- lvcrypt runs as a user runs it, unpinned (a process and its worker cipher
-  every other MiB each, a thread moves the pipe's bytes); the anchor is `openssl speed -evp aes-256-xts
+- lvcrypt runs as a user runs it, unpinned (with an idle CPU, two threads
+  cipher every other MiB each, and a third moves the pipe's bytes); the anchor is `openssl speed -evp aes-256-xts
   -bytes 512` on one CPU, in the same run;
 - two figures each: wall-clock MB/s (what the user waits for; the machine's
   load lowers it) and MB per CPU second of all lvcrypt's threads, the way
@@ -20,7 +20,7 @@ and `lvcrypt read VG/LV | ...` are used:
   less, by evicting lvcrypt's MiB buffers from the caches, which openssl's
   512-byte buffer does not feel).  Start-up cancels out of the CPU figure as a
   difference of two sizes (the LV against its first MiB).
-Memory: peak RSS (VmHWM of lvcrypt and its worker, sampled while it streams) of a 2 GiB read against
+Memory: peak RSS (VmHWM of lvcrypt, sampled while it streams) of a 2 GiB read against
 a 256 MiB read.
 
     .venv/bin/python benchmarks/datapath_lv.py [--size-mib 256] [--passes 2]
@@ -118,9 +118,9 @@ class Command:
 
 
 def _peak_rss(pid: int) -> int:
-    """VmHWM (KiB) of a running process plus that of its children (the read's worker process): peak
-    RSS since exec.  (wait4's ru_maxrss would include this benchmark's own RSS, which the child shares
-    between fork and exec.)  The worker's pages are mostly shared with its parent: the sum overstates."""
+    """VmHWM (KiB) of a running process plus that of its children, if any: peak RSS since exec.
+    (wait4's ru_maxrss would include this benchmark's own RSS, which the child shares between fork
+    and exec.)"""
     try:
         with open(f"/proc/{pid}/status") as status:
             own = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
@@ -167,7 +167,7 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=256)
     parser.add_argument("--passes", type=int, default=2, help="measured passes after the first (best counts)")
     parser.add_argument("--one-cpu", action="store_true",
-                        help="run lvcrypt on the anchor's CPU only (then it forks no worker process)")
+                        help="run lvcrypt on the anchor's CPU only (then it starts no worker thread)")
     args = parser.parse_args()
     cpu = min(os.sched_getaffinity(0))
     cpus = {cpu} if args.one_cpu else os.sched_getaffinity(0)

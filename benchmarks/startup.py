@@ -36,7 +36,6 @@ import callgrind
 LVM_ENV = {**os.environ, "LVM_SUPPRESS_FD_WARNINGS": "1", "LC_ALL": "C"}
 GOAL, AIM = 3.0, 2.0
 NO_BACKUPS = "backup { backup = 0 archive = 0 }"  # the throw-away VG leaves nothing in /etc/lvm
-NUMPY = "python -c 'import numpy' (one BLAS thread)"
 
 # Run in a fresh interpreter: the command's phases, timed by wrapping the functions it calls
 # (installed before the modules that import them by name are loaded).
@@ -177,8 +176,6 @@ def report(args: argparse.Namespace, read_args: list[str], lvm_dev: str, env: di
         "python -c pass": [sys.executable, "-c", "pass"],
         "python -S -c pass": [sys.executable, "-S", "-c", "pass"],
         "python -I -S -c pass": [sys.executable, "-I", "-S", "-c", "pass"],
-        NUMPY: [
-            sys.executable, "-c", "import os; os.environ['OPENBLAS_NUM_THREADS'] = '1'; import numpy"],
         "python -c 'import cryptography ciphers'": [
             sys.executable, "-c", "import cryptography.hazmat.primitives.ciphers"],
     }, args.runs, env)
@@ -193,10 +190,6 @@ def report(args: argparse.Namespace, read_args: list[str], lvm_dev: str, env: di
     print("where lvcrypt's time goes (whole processes: median wall, median CPU user+system):")
     for name, runs in main_times.items():
         print(f"  {name:44} {runs.median * 1000:7.1f} ms  cpu {statistics.median(runs.cpu) * 1000:7.1f} ms")
-    loaded = check_run([sys.executable, "-c", "import sys, lvcrypt.cli; lvcrypt.cli.main(sys.argv[1:]); "
-                        "print('numpy' in sys.modules, file=sys.stderr)", *read_args], env).stderr.decode().split()[-1]
-    print(f"  numpy loaded by the read: {loaded == 'True'} (its import alone is "
-          f"{(main_times[NUMPY].median - main_times['python -c pass'].median) * 1000:.1f} ms)")
     if callgrind.available():
         ours_ir = callgrind.instructions([script, *read_args], env)
         anchor_ir = callgrind.instructions(lvm2_lvs, LVM_ENV)

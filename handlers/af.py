@@ -6,9 +6,8 @@ even on disks that remap sectors.  Every stripe but the last is random; the
 last one is the key XOR a running value that is re-hashed ("diffused") after
 each stripe, so all stripes are needed to merge the key back.
 
-The XOR goes through Python integers rather than numpy: importing numpy
-costs about a third of `unlock-test`'s start-up, and the running value's
-integers are no worse than the hashlib digests diffusion already produces.
+The XOR goes through Python integers: no worse than the hashlib digests
+diffusion already produces.
 """
 
 from __future__ import annotations

@@ -4,14 +4,16 @@ Moving 1 MiB through a pipe costs a good part of what ciphering it does, so
 a second thread does the file side (writing the previous chunk out, or
 reading the next one in) while the stack ciphers the current chunk: the user
 waits for the longer of the two rather than their sum.  Long runs also use
-the second CPU: a forked worker (`chunk_worker.py`) ciphers every other
-chunk.  Two chunk buffers per process: memory stays flat whatever the
-length.  A read of one chunk or less stays on one thread and does not import
+the second CPU: a worker thread ciphers every other chunk with a twin of the
+stack (`Stack.twin`: its own ciphers and staging buffers over the same open
+PVs), since the sector cipher's loop, like positional I/O, runs without the
+GIL.  Two chunk buffers per side: memory stays flat whatever the length.  A read of one chunk or less stays on one thread and does not import
 `concurrent.futures` (several ms at start-up).
 """
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, BinaryIO, Callable
 
 from lvcrypt.errors import LvcryptError
@@ -19,16 +21,25 @@ from lvcrypt.errors import LvcryptError
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    from lvcrypt.activate.chunk_worker import ChunkWorker
     from lvcrypt.activate.userspace import Stack
 
 CHUNK = 1 << 20  # bytes per step: what the stack ciphers in one window
-# From this length on (a read's length, or a write's room on the LV, its input length being unknown), the
-# stream forks a worker process that ciphers every other chunk on another CPU (chunk_worker.py); below it,
-# the fork and its copied pages (a few ms) cost more than the second CPU gives back.
+# From this length on (a read's length, or a write's room on the LV, its input length being unknown), a
+# worker thread ciphers every other chunk on another CPU; below it, its setup costs more than it gives back.
 WORKER_MIN = 16 * CHUNK
 
 Progress = Callable[[int], None]  # told the bytes done so far after each chunk (the CLI's progress line)
+
+
+def _widen_pipe(file: BinaryIO) -> None:
+    """Let a pipe hold a whole chunk: with the default 64 KiB, each chunk takes sixteen reads or writes,
+    and as many wake-ups of the process on the other side."""
+    import fcntl
+
+    try:
+        fcntl.fcntl(file.fileno(), fcntl.F_SETPIPE_SZ, CHUNK)
+    except (OSError, ValueError, AttributeError):
+        pass  # not a pipe (a file, a terminal, a BytesIO), or over the user's pipe quota: the default stands
 
 
 def _no_progress(done: int) -> None:
@@ -46,10 +57,10 @@ def copy_out(stack: Stack, offset: int, length: int, out: BinaryIO, progress: Pr
         return
     from concurrent.futures import ThreadPoolExecutor
 
-    # Fork before the writer thread starts: the worker process is a copy of this one with one thread.
-    worker = _start_worker(stack) if length >= WORKER_MIN else None
+    _widen_pipe(out)
+    worker = stack.twin() if length >= WORKER_MIN and spare_cpu() else None
     try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lvcrypt-stream") as pool:
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="lvcrypt-stream") as pool:
             _pipeline_out(stack, worker, pool, offset, length, out, progress)
     finally:
         if worker is not None:
@@ -57,40 +68,41 @@ def copy_out(stack: Stack, offset: int, length: int, out: BinaryIO, progress: Pr
     out.flush()
 
 
-def _start_worker(stack: Stack) -> ChunkWorker | None:
-    """A worker process for the stream, or None on one CPU or when the system refuses a process
-    or its shared memory (the stream then runs in this process alone, as fast as one CPU allows)."""
-    from lvcrypt.activate.chunk_worker import ChunkWorker, spare_cpu
+def spare_cpu() -> bool:
+    """Whether a second CPU is likely free for the worker: this process may run on several, and the
+    load average leaves at least one of them idle.
 
-    if not spare_cpu():
-        return None
-    try:
-        return ChunkWorker(stack, 2, CHUNK)
-    except OSError:
-        return None
+    The two sides wait for each other at every other MiB, so on a machine
+    whose CPUs are all busy each also waits for its turn on a CPU: measured
+    at load 14 on two CPUs with a worker process, a 256 MiB read took
+    1.3-1.6 s with the worker against 0.8-1.0 s without (issue 14's notes).
+    """
+    cpus = len(os.sched_getaffinity(0))
+    return cpus > 1 and os.getloadavg()[0] <= cpus - 1
 
 
-def _pipeline_out(stack: Stack, worker: ChunkWorker | None, pool: ThreadPoolExecutor, offset: int, length: int,
+def _pipeline_out(stack: Stack, worker: Stack | None, pool: ThreadPoolExecutor, offset: int, length: int,
                   out: BinaryIO, progress: Progress) -> None:
-    """Cipher chunk after chunk while the pool's thread writes the previous ones out.
+    """Cipher chunk after chunk while a pool thread writes the previous ones out.
 
-    With a worker, each step is two chunks: this process deciphers the first
-    while the worker deciphers the second.  Each has two buffers, used in
-    turn, so the step's writes overlap the next step's ciphering.
+    With a worker (the stack's twin), each step is two chunks: this thread
+    deciphers the first while a pool thread deciphers the second with the
+    twin.  Each side has two buffers, used in turn, so the step's writes
+    overlap the next step's ciphering.
     """
     start, end = offset, offset + length
-    buffers = [memoryview(bytearray(CHUNK)) for _ in range(2)]
+    buffers = [memoryview(bytearray(CHUNK)) for _ in range(4 if worker is not None else 2)]
     pending: Future[object] | None = None
     step = 0
     while offset < end:
         mine = buffers[step % 2][:min(CHUNK, end - offset)]
         theirs = None
         if worker is not None and offset + len(mine) < end:
-            theirs = worker.slots[step % 2][:min(CHUNK, end - offset - len(mine))]
-            worker.submit(offset + len(mine), len(theirs), step % 2)
+            theirs = buffers[2 + step % 2][:min(CHUNK, end - offset - len(mine))]
+            twin = pool.submit(worker.readinto, offset + len(mine), theirs)
         stack.readinto(offset, mine)
         if theirs is not None:
-            worker.result()
+            twin.result()
         if pending is not None:
             pending.result()  # the previous step is out: its buffers are free again
         pending = pool.submit(_write_all, out, mine, theirs)
@@ -117,10 +129,11 @@ def copy_in(stack: Stack, offset: int, source: BinaryIO, name: str, progress: Pr
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    _widen_pipe(source)
     eligible = stack.size - offset >= WORKER_MIN and stack.whole_sectors_at(offset, CHUNK)
-    worker = _start_worker(stack) if eligible else None  # forked before the reading thread starts
+    worker = stack.twin() if eligible and spare_cpu() else None
     try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lvcrypt-stream") as pool:
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="lvcrypt-stream") as pool:
             written = _pipeline_in(stack, worker, pool, offset, source, name, progress)
     finally:
         if worker is not None:
@@ -129,20 +142,20 @@ def copy_in(stack: Stack, offset: int, source: BinaryIO, name: str, progress: Pr
     return written
 
 
-def _pipeline_in(stack: Stack, worker: ChunkWorker | None, pool: ThreadPoolExecutor, offset: int,
+def _pipeline_in(stack: Stack, worker: Stack | None, pool: ThreadPoolExecutor, offset: int,
                  source: BinaryIO, name: str, progress: Progress) -> int:
     """Read the next step's input on the pool's thread while this step's chunks are enciphered and written.
 
-    A step is one chunk, or two with a worker: this process writes the first
-    while the worker writes the second, which covers whole encryption
-    sectors of its own (`Stack.whole_sectors_at`), so the two never
-    rewrite the same sector.
+    A step is one chunk, or two with a worker: this thread writes the first
+    while a pool thread writes the second with the stack's twin, which
+    covers whole encryption sectors of its own (`Stack.whole_sectors_at`),
+    so the two never rewrite the same sector.
     """
-    buffers = [memoryview(bytearray(CHUNK)) for _ in range(2)]
+    buffers = [memoryview(bytearray(CHUNK)) for _ in range(4 if worker is not None else 2)]
     written = 0
 
     def read_ahead(step: int) -> Future[list[memoryview]]:
-        views = [buffers[step % 2]] + ([worker.slots[step % 2]] if worker is not None else [])
+        views = [buffers[step % 2]] + ([buffers[2 + step % 2]] if worker is not None else [])
         return pool.submit(_read_step, source, views)
 
     pending = read_ahead(0)
@@ -159,9 +172,9 @@ def _pipeline_in(stack: Stack, worker: ChunkWorker | None, pool: ThreadPoolExecu
             raise LvcryptError(f"{name}: input is longer than the LV; wrote {written + stack.size - offset} "
                                f"bytes up to its end")
         if worker is not None and len(pieces) == 2:
-            worker.submit_write(offset + len(pieces[0]), len(pieces[1]), (step - 1) % 2)
+            twin = pool.submit(worker.write, offset + len(pieces[0]), pieces[1])
             stack.write(offset, pieces[0])
-            worker.result()
+            twin.result()
         else:
             _write_pieces(stack, offset, pieces, got)
         offset += got

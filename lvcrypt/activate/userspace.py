@@ -74,8 +74,8 @@ class FileIO:
 
 class Ciphers:
     """The sector ciphers of one set of volume keys, by (keystore, cipher, sector size), for every table that
-    asks: targets of one key, cipher and sector size share one cipher, since its work arrays cost
-    milliseconds to set up and an LV in the middle of a conversion has many crypt targets.  The extent
+    asks: targets of one key, cipher and sector size share one cipher (an LV in the middle of a
+    conversion has many crypt targets, each a table entry but one cipher).  The extent
     mover keeps one for a whole conversion (a stack per chunk would otherwise set its ciphers up again
     each chunk); `close()` wipes them."""
 
@@ -84,18 +84,24 @@ class Ciphers:
         self._open: dict[tuple[str, str, int], SectorCipher] = {}
 
     def of(self, target: CryptTarget) -> SectorCipher:
+        same = (target.key.keystore, target.cipher, target.sector_size)
+        if same in self._open:
+            return self._open[same]
         key = self._keys.get(target.key.keystore)
         if key is None:
             raise LvcryptError(f"the volume key of {target.key.keystore} is not unlocked")
         if len(key) != target.key.key_bytes:
             raise LvcryptError(f"the volume key of {target.key.keystore} has {len(key) * 8} bits, "
                                f"the table needs {target.key.key_bytes * 8}")
-        same = (target.key.keystore, target.cipher, target.sector_size)
-        if same not in self._open:
-            # The cipher's default batch (128 KiB): 512 KiB, whose work arrays outgrow the L2 cache,
-            # ciphers 14% slower per CPU second on a shared machine (issue 14's notes).
-            self._open[same] = open_sector_cipher(target.cipher, key, target.sector_size)
+        self._open[same] = open_sector_cipher(target.cipher, key, target.sector_size)
         return self._open[same]
+
+    def copy(self) -> "Ciphers":
+        """The same ciphers with their OpenSSL contexts duplicated, for another thread (a cipher is not
+        safe to share); the key does not pass through Python again."""
+        twin = Ciphers(self._keys)
+        twin._open = {same: cipher.copy() for same, cipher in self._open.items()}
+        return twin
 
     def close(self) -> None:
         for cipher in self._open.values():
@@ -110,19 +116,17 @@ class Ciphers:
 
 
 class MappedDevice:
-    """One table of a stack, readable and writable at byte granularity; its ciphers come from `ciphers`
-    (whose owner closes them) or from a set of its own, closed by `wipe()`."""
+    """One table of a stack, readable and writable at byte granularity; its ciphers come from `ciphers`,
+    closed by `wipe()` when the device owns them and by their owner otherwise."""
 
-    def __init__(self, table: Table, lower: Mapping[DeviceRef, BlockIO],
-                 volume_keys: Mapping[str, bytes | bytearray], ciphers: Ciphers | None = None):
+    def __init__(self, table: Table, lower: Mapping[DeviceRef, BlockIO], ciphers: Ciphers, owns_ciphers: bool):
         self.table = table
         self.size = table.size * SECTOR
         self._lower = lower
-        self._own = Ciphers(volume_keys) if ciphers is None else None
-        source = ciphers or self._own
-        assert source is not None
+        self._source = ciphers
+        self._own = ciphers if owns_ciphers else None
         try:
-            self._ciphers = {index: source.of(target) for index, target in enumerate(table.targets)
+            self._ciphers = {index: ciphers.of(target) for index, target in enumerate(table.targets)
                              if isinstance(target, CryptTarget)}
         except BaseException:
             if self._own is not None:
@@ -227,8 +231,14 @@ class MappedDevice:
             lower.write(base + first, work)
             done += take
 
+    def twin(self, lower: Mapping[DeviceRef, BlockIO]) -> "MappedDevice":
+        """This device over `lower` with copies of its ciphers (shared where they were) and a staging buffer
+        of its own: what a second thread needs, since neither is safe to share.  The twin owns the copies."""
+        return MappedDevice(self.table, lower, self._source.copy(), owns_ciphers=True)
+
     def wipe(self) -> None:
-        """Clear the plaintext staging buffer and close the ciphers (the per-sector path keeps a key copy)."""
+        """Clear the plaintext staging buffer and close the ciphers it owns (freeing their keys' OpenSSL
+        contexts); a shared `Ciphers` is closed by its owner."""
         self._buffer[:] = memoryview(ZEROS)[:len(self._buffer)]
         if self._own is not None:
             self._own.close()
@@ -254,13 +264,28 @@ class Stack:
                             io = self.files.get(ref.path) or FileIO(ref.path, writable)
                             self.files[ref.path] = io
                             lower[ref] = io
-                device = MappedDevice(layer, lower, volume_keys, ciphers)
+                own = ciphers is None
+                device = MappedDevice(layer, lower, Ciphers(volume_keys) if own else ciphers, own)
                 self.devices.append(device)
                 lower[LayerDevice(layer.name)] = device
         except BaseException:
             self.close()
             raise
         self.top = self.devices[-1]
+
+    def twin(self) -> "Stack":
+        """The same stack for a second thread: over the same opened PVs (positional I/O, safe to share), with
+        its own ciphers and staging buffers.  Closing it wipes those and leaves the PVs to this stack."""
+        twin = object.__new__(Stack)
+        twin.files = {}
+        twin._lower = {ref: io for ref, io in self._lower.items() if isinstance(ref, PvDevice)}
+        twin.devices = []
+        for device in self.devices:
+            copy = device.twin(twin._lower)
+            twin.devices.append(copy)
+            twin._lower[LayerDevice(device.table.name)] = copy
+        twin.top = twin.devices[-1]
+        return twin
 
     @property
     def size(self) -> int:

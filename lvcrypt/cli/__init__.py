@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
 def _end_process(status: int) -> NoReturn:
     """Flush what the command printed and exit without tearing the interpreter down.
 
-    Teardown frees every object of every module (numpy's too) and runs the garbage collector
+    Teardown frees every object of every module and runs the garbage collector
     over them: about a fifth of the CPU time of a 4 KiB `read` (benchmarks/startup.py), for
     nothing, since the command already closed its files and locks and wiped its keys in its
     own `with` blocks, and lvcrypt registers no atexit handler and starts no threads that
@@ -201,10 +201,6 @@ def _end_process(status: int) -> NoReturn:
 
 def run(argv: list[str]) -> int:
     argv = list(argv)
-    # numpy's OpenBLAS starts a thread per core when numpy is imported and joins them at exit;
-    # lvcrypt does no linear algebra (numpy only computes XTS tweaks), so that is pure start-up cost.
-    if not os.environ.get("OPENBLAS_NUM_THREADS"):
-        os.environ["OPENBLAS_NUM_THREADS"] = "1"
     args: argparse.Namespace | None = None
     try:
         argv = _columns_form(argv)

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> object:
-    """`SectorCipher` and `open_sector_cipher` load on first use: they bring numpy, which parsing a spec
-    (`keystore dump`, `lvs`) should not pay for at start-up."""
+    """`SectorCipher` and `open_sector_cipher` load on first use: they bring the compiled engine and the
+    system's libcrypto (milliseconds of dynamic linking), which parsing a spec (`keystore dump`, `lvs`)
+    should not pay for at start-up."""
     if name in ("SectorCipher", "open_sector_cipher"):
         from lvcrypt.crypto import sector
 

@@ -24,46 +24,28 @@ dm-crypt does not set): a volume the kernel reads, lvcrypt reads.  Such a
 key is refused where lvcrypt starts using a key for new data
 (`spec.check_new_volume_key`), the one rule for every caller.
 
-Two engines give the same bytes.  Bulk work goes to `sector_batch` (numpy,
-one OpenSSL call per batch); but numpy's import costs more than a short
-command's whole run (a 4 KiB `read`, a keyslot unlock), so AES-XTS starts
-with one OpenSSL XTS call per sector, which needs nothing but
-`cryptography`, and moves to the batch engine once it has done
-`PER_SECTOR_BYTES`: per-sector work then stops before it costs more than
-the import it saved (the ski-rental rule: never more than twice the better
-choice made in hindsight).  A call larger than `PER_SECTOR_CALL_BYTES` (the
-data path's 1 MiB steps, a conversion's chunks) is bulk work and goes to the
-batch engine at once.  The per-sector contexts need the whole key, so
-until the move the cipher keeps a copy in a bytearray that `close()` (or the
-move, or the collector) wipes; other specs and XTS keys with equal halves
-(OpenSSL's XTS may refuse those) use the batch engine from the start and
-keep no key.  Instances are not thread-safe; use one per thread.
+The loop over sectors is the compiled `_sectors` module (C over OpenSSL's
+libcrypto), because a Python step per sector costs more than the AES it
+drives; every block cipher call is OpenSSL's.  XTS is computed there as
+ECB between XORs with the tweaks, which OpenSSL's XTS would refuse for the
+equal halves above.  The key is copied into OpenSSL's contexts only (freed,
+and so cleansed, by `close()` or the collector); the caller stays the owner
+and wiper of its buffer.  The loop runs without the GIL, so two threads with
+a cipher each use two CPUs; one cipher refuses a second thread while busy.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import Protocol
 
-from cryptography.hazmat.primitives.ciphers import Cipher, CipherAlgorithm, CipherContext, algorithms, modes
-
+from lvcrypt.crypto._sectors import Engine
 from lvcrypt.crypto.spec import CipherSpec, parse_cipher_spec
 from lvcrypt.errors import HandlerError
 
-if TYPE_CHECKING:
-    from lvcrypt.crypto.sector_batch import BatchCipher
-
 Buffer = bytes | bytearray | memoryview
 SECTOR_SIZES = (512, 1024, 2048, 4096)
-BLOCK = 16
-DEFAULT_BATCH_BYTES = 128 << 10  # a batch and its tweak work arrays (~6x its size) stay in L2
-# About what numpy's import costs (~75 ms CPU) at the per-sector path's slowest rate (512-byte sectors).
-PER_SECTOR_BYTES = 4 << 20
-PER_SECTOR_CALL_BYTES = 256 << 10  # holds a keyslot area (4000 stripes of a 512-bit key: 256,000 bytes)
 _U64 = (1 << 64) - 1
-
-_ALGORITHMS: dict[str, Callable[[Buffer], CipherAlgorithm]] = {"aes": algorithms.AES, "sm4": algorithms.SM4}
 
 
 class KeyHolder(Protocol):
@@ -76,49 +58,65 @@ class KeyHolder(Protocol):
 Key = bytes | bytearray | memoryview | KeyHolder
 
 
-def key_view(key: Key) -> memoryview:
-    return memoryview(key if isinstance(key, (bytes, bytearray, memoryview)) else key.buffer)
+def openssl_name(cipher: str, chain_mode: str, key_bytes: int) -> str:
+    """OpenSSL's name of the block cipher in `chain_mode` (XTS runs on ECB with one half of the key)."""
+    mode = "ecb" if chain_mode == "xts" else chain_mode
+    return f"{cipher}-{mode}" if cipher == "sm4" else f"{cipher}-{key_bytes * 8}-{mode}"
 
 
-def ecb(cipher: str, key: Buffer, decrypt: bool = False) -> CipherContext:
-    context = Cipher(_ALGORITHMS[cipher](key), modes.ECB())
-    return context.decryptor() if decrypt else context.encryptor()
+class SectorCipher:
+    """Whole sectors in, whole sectors out (see the module); not for two threads at once."""
 
+    def __init__(self, spec: str | CipherSpec, key: Key, sector_size: int = 512, iv_large_sectors: bool = False):
+        if sector_size not in SECTOR_SIZES:
+            raise HandlerError(f"sector size {sector_size} is not one of {', '.join(map(str, SECTOR_SIZES))}")
+        spec = parse_cipher_spec(str(spec))  # a `CipherSpec` parsed elsewhere (kernel grammar only) is checked again
+        view = memoryview(key if isinstance(key, (bytes, bytearray, memoryview)) else key.buffer)
+        spec.check_key_size(view.nbytes)
+        self.spec = spec
+        self.sector_size = sector_size
+        self.key_size = view.nbytes
+        self.iv_large_sectors = iv_large_sectors
+        self._unit = sector_size // 512
+        data_key = view.nbytes // 2 if spec.chain_mode == "xts" else view.nbytes
+        essiv = spec.iv_mode == "essiv" and spec.chain_mode != "ecb"
+        # ESSIV's cipher is keyed by the digest: AES-256 for sha256 (spec.py refuses digests of other sizes).
+        essiv_cipher = openssl_name(spec.cipher, "ecb", hashlib.new(spec.iv_option).digest_size) if essiv else None
+        self._engine = Engine(openssl_name(spec.cipher, spec.chain_mode, data_key), spec.chain_mode, view,
+                              sector_size, spec.iv_mode or "null", 1 if iv_large_sectors else self._unit,
+                              essiv_cipher, spec.iv_option if essiv else None)
 
-def essiv_cipher(spec: CipherSpec, key: memoryview) -> CipherContext:
-    """ESSIV's IV encryptor: the spec's cipher keyed by the hash of the whole key."""
-    salt = bytearray(hashlib.new(spec.iv_option, key).digest())
-    try:
-        return ecb(spec.cipher, salt)
-    finally:
-        salt[:] = bytes(len(salt))
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.spec} key={self.key_size * 8} bits sector_size={self.sector_size}>"
 
+    def copy(self) -> "SectorCipher":
+        """The same cipher with OpenSSL contexts of its own, for another thread (the key is not needed again)."""
+        twin = object.__new__(SectorCipher)
+        twin.__dict__.update(self.__dict__, _engine=self._engine.copy())
+        return twin
 
-def parsed(spec: str | CipherSpec) -> CipherSpec:
-    """A spec the engine computes; a `CipherSpec` parsed elsewhere (e.g. kernel grammar only) is checked again."""
-    return parse_cipher_spec(str(spec))
+    def close(self) -> None:
+        """Free (and so cleanse) the key's OpenSSL contexts; the cipher cannot be used after."""
+        self._engine.close()
 
+    def __enter__(self) -> "SectorCipher":
+        return self
 
-def sector_iv(iv_mode: str, number: int) -> bytes:
-    """The 16-byte IV of IV number `number` before ESSIV's encryption (ESSIV encrypts the plain64 IV)."""
-    if iv_mode == "null":
-        return bytes(BLOCK)
-    if iv_mode == "plain":
-        return (number & 0xFFFFFFFF).to_bytes(BLOCK, "little")
-    if iv_mode == "plain64be":
-        return bytes(8) + (number & _U64).to_bytes(8, "big")
-    return (number & _U64).to_bytes(BLOCK, "little")
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
-
-class WholeSectors:
-    """`encrypt`/`decrypt` returning new buffers, over an engine's `encrypt_into`/`decrypt_into`
-    (both engines, per-sector and batch, share these)."""
+    def _first_iv(self, sector: int) -> int:
+        if sector < 0 or sector % self._unit:
+            raise ValueError(f"sector {sector} is not aligned to the {self.sector_size}-byte sector size")
+        return (sector // self._unit if self.iv_large_sectors else sector) & _U64
 
     def encrypt_into(self, src: Buffer, dst: bytearray | memoryview, sector: int) -> None:
-        raise NotImplementedError
+        """Encrypt `src` into `dst` (same length; may be the same buffer) from dm-crypt sector `sector`."""
+        self._engine.encrypt_into(src, dst, self._first_iv(sector))
 
     def decrypt_into(self, src: Buffer, dst: bytearray | memoryview, sector: int) -> None:
-        raise NotImplementedError
+        """Decrypt `src` into `dst` (same length; may be the same buffer) from dm-crypt sector `sector`."""
+        self._engine.decrypt_into(src, dst, self._first_iv(sector))
 
     def encrypt(self, data: Buffer, sector: int) -> bytearray:
         """Ciphertext of whole sectors `data` starting at dm-crypt sector `sector`."""
@@ -133,124 +131,7 @@ class WholeSectors:
         return out
 
 
-class SectorCipher(WholeSectors):
-    """Whole sectors in, whole sectors out, from the per-sector or the batch engine (see the module)."""
-
-    _key: bytearray | None = None  # set before anything can fail, for __del__
-
-    def __init__(self, spec: str | CipherSpec, key: Key, sector_size: int = 512, iv_large_sectors: bool = False,
-                 batch_bytes: int = DEFAULT_BATCH_BYTES):
-        if sector_size not in SECTOR_SIZES:
-            raise HandlerError(f"sector size {sector_size} is not one of {', '.join(map(str, SECTOR_SIZES))}")
-        spec = parsed(spec)
-        view = key_view(key)
-        spec.check_key_size(view.nbytes)
-        self.spec = spec
-        self.sector_size = sector_size
-        self.key_size = view.nbytes
-        self.iv_large_sectors = iv_large_sectors
-        self._batch_bytes = batch_bytes
-        self._iv_step = 1 if iv_large_sectors else sector_size // 512
-        self._shift = (sector_size // 512).bit_length() - 1
-        self._batch: BatchCipher | None = None
-        self._key: bytearray | None = None
-        self._per_sector_left = PER_SECTOR_BYTES
-        self._essiv: CipherContext | None = None
-        half = view.nbytes // 2
-        if spec.chain_mode == "xts" and spec.cipher == "aes" and not hmac.compare_digest(view[:half], view[half:]):
-            self._key = bytearray(view)
-            if spec.iv_mode == "essiv":
-                self._essiv = essiv_cipher(spec, view)
-        else:
-            self._batch = self._open_batch(view)
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.spec} key={self.key_size * 8} bits sector_size={self.sector_size}>"
-
-    def _open_batch(self, key: Key) -> BatchCipher:
-        from lvcrypt.crypto.sector_batch import open_batch_cipher  # numpy: only when the batch engine is needed
-
-        return open_batch_cipher(self.spec, key, self.sector_size, self.iv_large_sectors, self._batch_bytes)
-
-    def _engine(self) -> BatchCipher:
-        """The batch engine, opened from the kept key (then wiped: it is needed no more) on first use."""
-        if self._batch is None:
-            if self._key is None:
-                raise ValueError("the sector cipher is closed")
-            self._batch = self._open_batch(self._key)
-            self._wipe_key()
-        return self._batch
-
-    def _wipe_key(self) -> None:
-        if self._key is not None:
-            self._key[:] = bytes(len(self._key))
-            self._key = None
-
-    def close(self) -> None:
-        """Wipe the kept key and drop the engines; the cipher cannot be used after."""
-        self._wipe_key()
-        self._batch = None
-
-    def __enter__(self) -> "SectorCipher":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        self._wipe_key()
-
-    def encrypt_into(self, src: Buffer, dst: bytearray | memoryview, sector: int) -> None:
-        """Encrypt `src` into `dst` (same length; may be the same buffer)."""
-        self._run(src, dst, sector, decrypt=False)
-
-    def decrypt_into(self, src: Buffer, dst: bytearray | memoryview, sector: int) -> None:
-        """Decrypt `src` into `dst` (same length; may be the same buffer)."""
-        self._run(src, dst, sector, decrypt=True)
-
-    def _run(self, src: Buffer, dst: Buffer, sector: int, decrypt: bool) -> None:
-        length = memoryview(src).nbytes
-        if length % self.sector_size:
-            raise ValueError(f"{length} bytes is not a whole number of {self.sector_size}-byte sectors")
-        if memoryview(dst).nbytes != length:
-            raise ValueError("source and destination differ in length")
-        if sector < 0 or sector % (self.sector_size // 512):
-            raise ValueError(f"sector {sector} is not aligned to the {self.sector_size}-byte sector size")
-        if self._key is not None and length <= min(self._per_sector_left, PER_SECTOR_CALL_BYTES):
-            self._per_sector_left -= length
-            self._per_sector(src, dst, sector, decrypt)
-            return
-        engine = self._engine()
-        (engine.decrypt_into if decrypt else engine.encrypt_into)(src, dst, sector)
-
-    def _tweaks(self, sector: int, count: int) -> list[bytes]:
-        """The XTS tweak (dm-crypt's IV) of `count` sectors from dm-crypt sector `sector`."""
-        first = sector >> self._shift if self.iv_large_sectors else sector
-        ivs = [sector_iv(self.spec.iv_mode, first + index * self._iv_step) for index in range(count)]
-        if self._essiv is None:
-            return ivs
-        joined = b"".join(ivs)
-        encrypted = bytearray(len(joined) + BLOCK)
-        self._essiv.update_into(joined, encrypted)
-        return [bytes(encrypted[index * BLOCK:(index + 1) * BLOCK]) for index in range(count)]
-
-    def _per_sector(self, src: Buffer, dst: Buffer, sector: int, decrypt: bool) -> None:
-        """One OpenSSL AES-XTS call per sector, straight into `dst` (the tweak is the sector's IV)."""
-        size = self.sector_size
-        source = memoryview(src).cast("B")
-        target = memoryview(dst).cast("B")
-        algorithm = algorithms.AES(self._key)
-        for index, tweak in enumerate(self._tweaks(sector, source.nbytes // size)):
-            cipher = Cipher(algorithm, modes.XTS(tweak))
-            context = cipher.decryptor() if decrypt else cipher.encryptor()
-            context.update_into(source[index * size:(index + 1) * size], target[index * size:(index + 1) * size])
-
-
 def open_sector_cipher(spec: str | CipherSpec, key: Key, sector_size: int = 512,
-                       iv_large_sectors: bool = False, batch_bytes: int = DEFAULT_BATCH_BYTES) -> SectorCipher:
-    """The sector cipher of a dm-crypt table's cipher string and key.
-
-    The caller stays the owner (and wiper) of `key`; for AES-XTS the cipher
-    keeps its own copy until `close()` or until it moves to the batch engine.
-    """
-    return SectorCipher(spec, key, sector_size, iv_large_sectors, batch_bytes)
+                       iv_large_sectors: bool = False) -> SectorCipher:
+    """The sector cipher of a dm-crypt table's cipher string and key; the caller stays the owner (and wiper) of `key`."""
+    return SectorCipher(spec, key, sector_size, iv_large_sectors)

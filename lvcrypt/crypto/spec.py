@@ -17,9 +17,9 @@ Two questions are asked of a spec, at different times, and kept apart here:
   existing volume and activate it with the kernel;
 - can lvcrypt's sector cipher compute it (`parse_cipher_spec`,
   `check_data_cipher`)? Needed to create a volume, to open LUKS keyslot
-  areas and for the userspace data path.  `cryptography` (OpenSSL) provides
-  the block ciphers; what it lacks (twofish, serpent, ...) is refused, not
-  emulated.
+  areas and for the userspace data path.  OpenSSL provides the block
+  ciphers (through the compiled sector loop, `_sectors.c`); what it lacks
+  (twofish, serpent, ...) is refused, not emulated.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from lvcrypt.errors import HandlerError
 # IV generators dm-crypt knows (crypt_ctr_ivmode); only some are computed here.
 KERNEL_IV_MODES = ("plain", "plain64", "plain64be", "essiv", "benbi", "null", "lmk", "tcw", "random", "eboiv",
                    "elephant")
-# What the sector cipher computes: block ciphers `cryptography` has with a 16-byte block, their chain modes,
+# What the sector cipher computes: block ciphers OpenSSL has with a 16-byte block, their chain modes,
 # their key sizes in bytes, and the IV generators.
 BLOCK_CIPHERS = {"aes": ((16, 24, 32), ("xts", "cbc", "ecb")), "sm4": ((16,), ("cbc", "ecb"))}
 XTS_KEY_BYTES = (32, 64)  # two AES-128 or AES-256 keys: OpenSSL has no AES-192-XTS

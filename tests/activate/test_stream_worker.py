@@ -1,26 +1,25 @@
-"""`lvcrypt read` and `write` streams with their worker process (activate/stream.py, chunk_worker.py).
+"""`lvcrypt read` and `write` streams with their worker thread (activate/stream.py, `Stack.twin`).
 
-The worker ciphers every other MiB in a forked process: what reaches the
-output must be the same bytes, in the same order, as an independent
-one-call-per-sector decryption of the PV, from any offset; what is written
-must decrypt that way to the input; a failure in the worker must come back
-as the parent's one-line error, with the worker gone.  WORKER_MIN is lowered
-so that a few MiB take that path, and the load
-average is not asked (the worker is wanted only when a CPU is idle).
+The worker ciphers every other MiB on a thread of its own with a twin of the
+stack: what reaches the output must be the same bytes, in the same order, as
+an independent one-call-per-sector decryption of the PV, from any offset;
+what is written must decrypt that way to the input; a failure in the worker
+must come back as the command's one-line error.  WORKER_MIN is lowered so
+that a few MiB take that path, and the load average is not asked (the worker
+is wanted only when a CPU is idle).
 """
 
 from __future__ import annotations
 
 import io
-import signal
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
 from activate_helpers import add_crypt_lv, make_vg, mapping, random_key
-from lvcrypt.activate import chunk_worker, stream
-from lvcrypt.activate.chunk_worker import ChunkWorker
+from lvcrypt.activate import stream
 from lvcrypt.activate.stream import CHUNK, copy_in, copy_out
 from lvcrypt.activate.tables import CryptTarget, PvDevice, Table, build_table
 from lvcrypt.activate.userspace import Stack
@@ -30,12 +29,8 @@ from test_userspace_datapath import pv_bytes, reference_decrypt
 EXTENTS = 112  # 32 KiB extents: a 3.5 MiB LV, so a read is three and a half chunks
 
 
-def _children() -> set[int]:
-    pids = set()
-    for task in os.listdir("/proc/self/task"):
-        with open(f"/proc/self/task/{task}/children") as children:
-            pids.update(int(pid) for pid in children.read().split())
-    return pids
+def _stream_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name.startswith("lvcrypt-stream")]
 
 
 def _crypt_table(tmp_path: Path, sector_size: int = 512) -> Table:
@@ -54,7 +49,7 @@ def _decrypted_pv(table: Table, key: bytearray, sector_size: int = 512) -> bytes
 @pytest.fixture
 def crypt_lv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Table, bytearray, bytes]:
     monkeypatch.setattr(stream, "WORKER_MIN", 2 * CHUNK)
-    monkeypatch.setattr(chunk_worker, "spare_cpu", lambda: True)  # whatever the machine's load now
+    monkeypatch.setattr(stream, "spare_cpu", lambda: True)  # whatever the machine's load now
     key = random_key(512)
     table = _crypt_table(tmp_path)
     plaintext = os.urandom(table.size * 512)
@@ -77,7 +72,7 @@ def test_the_worker_path_gives_the_bytes_of_an_independent_decryption(crypt_lv: 
         copy_out(stack, offset, length, out, done.append)
     assert out.getvalue() == independent[offset:offset + length]
     assert done[-1] == length and done == sorted(done)
-    assert not _children()
+    assert not _stream_threads()
 
 
 def test_a_failure_in_the_worker_is_the_parents_error_and_the_worker_is_gone(
@@ -90,7 +85,7 @@ def test_a_failure_in_the_worker_is_the_parents_error_and_the_worker_is_gone(
         os.truncate(target.device.path, target.offset * 512 + CHUNK + 4096)
         with pytest.raises(LvcryptError, match="short read"):
             copy_out(stack, 0, 3 * CHUNK, io.BytesIO())
-    assert not _children()
+    assert not _stream_threads()
 
 
 @pytest.mark.parametrize("offset", [0, 4097])
@@ -104,7 +99,7 @@ def test_a_written_stream_decrypts_independently_to_its_input(crypt_lv: tuple[Ta
         assert stack.whole_sectors_at(offset, CHUNK) is (offset == 0)
         assert copy_in(stack, offset, io.BytesIO(data), "vg/secret", done.append) == len(data)
     assert _decrypted_pv(table, key) == before[:offset] + data + before[offset + len(data):]
-    assert done[-1] == len(data) and not _children()
+    assert done[-1] == len(data) and not _stream_threads()
 
 
 def test_input_longer_than_the_lv_is_written_to_its_end_and_refused(crypt_lv: tuple[Table, bytearray, bytes]) -> None:
@@ -114,7 +109,7 @@ def test_input_longer_than_the_lv_is_written_to_its_end_and_refused(crypt_lv: tu
         with pytest.raises(LvcryptError, match=f"input is longer than the LV; wrote {table.size * 512} bytes"):
             copy_in(stack, 0, io.BytesIO(data), "vg/secret")
     assert _decrypted_pv(table, key) == data[:table.size * 512]
-    assert not _children()
+    assert not _stream_threads()
 
 
 def test_4096_byte_sectors_are_whole_in_each_chunk_only_from_an_aligned_offset(tmp_path: Path) -> None:
@@ -124,12 +119,16 @@ def test_4096_byte_sectors_are_whole_in_each_chunk_only_from_an_aligned_offset(t
         assert not stack.whole_sectors_at(0, CHUNK + 512)
 
 
-def test_a_worker_killed_under_the_stream_is_a_one_line_error(crypt_lv: tuple[Table, bytearray, bytes]) -> None:
-    table, key, _ = crypt_lv
-    with Stack(table, {"cryptostore0": key}) as stack, ChunkWorker(stack, 2, CHUNK) as worker:
-        (pid,) = _children()
-        os.kill(pid, signal.SIGKILL)
-        with pytest.raises(LvcryptError, match="worker process ended unexpectedly"):
-            worker.submit(0, CHUNK, 0)
-            worker.result()
-    assert not _children()
+def test_the_twin_shares_the_pvs_but_not_the_ciphers_and_closing_it_leaves_the_stack_working(
+        crypt_lv: tuple[Table, bytearray, bytes]) -> None:
+    table, key, plaintext = crypt_lv
+    with Stack(table, {"cryptostore0": key}) as stack:
+        twin = stack.twin()
+        assert twin.files == {} and twin.top is not stack.top
+        assert twin.read(CHUNK, 8192) == plaintext[CHUNK:CHUNK + 8192]
+        twin_cipher = twin.top._ciphers[0]
+        assert twin_cipher is not stack.top._ciphers[0]
+        twin.close()
+        with pytest.raises(ValueError, match="closed"):
+            twin_cipher.decrypt(bytes(512), 0)
+        assert stack.read(CHUNK, 8192) == plaintext[CHUNK:CHUNK + 8192]

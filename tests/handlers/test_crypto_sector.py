@@ -1,16 +1,18 @@
-"""The sector cipher's two engines against a per-sector reference built directly on `cryptography`.
+"""The sector cipher (its compiled engine, lvcrypt/crypto/_sectors.c) against a per-sector reference on `cryptography`.
 
 The reference is written from dm-crypt's documented rules (one XTS or CBC
-operation per sector, IV = sector number in 512-byte units, 32-bit for plain,
-ESSIV = AES_{sha256(key)}(plain64 IV)) and shares no code with lvcrypt.crypto.
-Both engines face it: the per-sector one short commands use (AES-XTS, no
-numpy) and the batch engine of bulk work, and they are compared with each other.
+operation per sector, or ECB per block; IV = sector number in 512-byte
+units, 32-bit for plain, big-endian in the last 8 bytes for plain64be, zero
+for null, ESSIV = AES_{sha256(key)}(plain64 IV)) and shares no code with
+lvcrypt.crypto; its OpenSSL is the one in cryptography's wheel, not the
+system libcrypto the engine links.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -19,20 +21,32 @@ from hypothesis import strategies as st
 
 from lvcrypt.crypto import (SectorCipher, check_new_volume_key, open_sector_cipher, parse_cipher_spec,
                             parse_kernel_cipher_spec)
-from lvcrypt.crypto.sector_batch import open_batch_cipher
 from lvcrypt.errors import HandlerError
 
 SPECS = ["aes-xts-plain64", "aes-xts-plain", "aes-cbc-essiv:sha256", "aes-cbc-plain", "aes-cbc-plain64",
          "capi:xts(aes)-plain64"]
+# Every spec the engine computes, with its key sizes in bytes.
+ALL_SPECS = {"aes-xts-plain64": (32, 64), "aes-xts-plain": (32, 64), "aes-xts-plain64be": (32, 64),
+             "aes-xts-null": (32, 64), "aes-xts-essiv:sha256": (32, 64), "capi:xts(aes)-plain64": (32, 64),
+             "aes-cbc-plain": (16, 24, 32), "aes-cbc-plain64": (16, 24, 32), "aes-cbc-plain64be": (16, 24, 32),
+             "aes-cbc-null": (16, 24, 32), "aes-cbc-essiv:sha256": (16, 24, 32), "capi:cbc(aes)-plain64": (32,),
+             "aes-ecb": (16, 24, 32), "sm4-cbc-plain64": (16,), "sm4-cbc-plain": (16,),
+             "sm4-ecb": (16,)}
 
 
 def reference_iv(spec: str, key: bytes, iv_sector: int) -> bytes:
-    if spec.endswith("-plain"):
+    iv_mode = spec.rsplit("-", 1)[1]
+    if iv_mode == "plain":
         return (iv_sector & 0xFFFFFFFF).to_bytes(16, "little")
+    if iv_mode == "null":
+        return bytes(16)
+    if iv_mode == "plain64be":
+        return bytes(8) + (iv_sector & (2**64 - 1)).to_bytes(8, "big")
     plain64 = (iv_sector & (2**64 - 1)).to_bytes(16, "little")
     if "essiv" in spec:
         salt = hashlib.sha256(key).digest()
-        encryptor = Cipher(algorithms.AES(salt), modes.ECB()).encryptor()
+        algorithm = algorithms.SM4(salt[:16]) if spec.startswith("sm4") else algorithms.AES(salt)
+        encryptor = Cipher(algorithm, modes.ECB()).encryptor()
         return encryptor.update(plain64) + encryptor.finalize()
     return plain64
 
@@ -40,59 +54,61 @@ def reference_iv(spec: str, key: bytes, iv_sector: int) -> bytes:
 def reference(spec: str, key: bytes, data: bytes, sector_size: int, sector: int, decrypt: bool = False,
               iv_large_sectors: bool = False) -> bytes:
     """One `cryptography` call per sector, the obviously-correct slow way."""
+    spec = spec.replace("capi:xts(aes)-", "aes-xts-").replace("capi:cbc(aes)-", "aes-cbc-")
+    algorithm = algorithms.SM4(key) if spec.startswith("sm4") else algorithms.AES(key)
     out = []
     for index in range(len(data) // sector_size):
         dm_sector = sector + index * (sector_size // 512)
         iv_sector = dm_sector // (sector_size // 512) if iv_large_sectors else dm_sector
-        iv = reference_iv(spec, key, iv_sector)
-        mode = modes.XTS(iv) if "xts" in spec else modes.CBC(iv)
-        cipher = Cipher(algorithms.AES(key), mode)
+        if "-ecb" in spec:
+            mode: modes.Mode = modes.ECB()
+        else:
+            iv = reference_iv(spec, key, iv_sector)
+            mode = modes.XTS(iv) if "-xts-" in spec else modes.CBC(iv)
+        cipher = Cipher(algorithm, mode)
         context = cipher.decryptor() if decrypt else cipher.encryptor()
         out.append(context.update(data[index * sector_size:(index + 1) * sector_size]) + context.finalize())
     return b"".join(out)
 
 
-def engines(spec: str, key: bytes, sector_size: int = 512, **options: object) -> list[object]:
-    """The cipher as commands open it (per-sector for AES-XTS at first) and its batch engine alone."""
-    return [open_sector_cipher(spec, key, sector_size, **options), open_batch_cipher(spec, key, sector_size, **options)]
-
-
-@settings(max_examples=60, deadline=None)
-@given(spec=st.sampled_from(SPECS), sector_size=st.sampled_from([512, 1024, 2048, 4096]), long_key=st.booleans(),
-       count=st.integers(1, 40), start=st.one_of(st.integers(0, 2**20), st.integers(2**32 - 64, 2**32 + 64),
-                                                 st.integers(2**63, 2**64 - 2**20)),
-       batch_sectors=st.integers(1, 9), in_place=st.booleans(), seed=st.binary(min_size=8, max_size=8))
-def test_batched_cipher_equals_per_sector_reference(spec, sector_size, long_key, count, start, batch_sectors,
+@settings(max_examples=80, deadline=None)
+@given(spec=st.sampled_from(sorted(ALL_SPECS)), sector_size=st.sampled_from([512, 1024, 2048, 4096]),
+       key_choice=st.integers(0, 2), count=st.integers(1, 40), iv_large_sectors=st.booleans(),
+       start=st.one_of(st.integers(0, 2**20), st.integers(2**32 - 64, 2**32 + 64), st.integers(2**63, 2**64 - 1)),
+       in_place=st.booleans(), seed=st.binary(min_size=8, max_size=8))
+def test_every_spec_equals_the_per_sector_reference(spec, sector_size, key_choice, count, iv_large_sectors, start,
                                                     in_place, seed):
-    key_size = (64 if long_key else 32) if "xts" in spec else (32 if long_key else 16)
-    key = hashlib.sha512(seed).digest()[:key_size]
+    """Both directions, in place or not, from any aligned first sector (odd IVs, plain's 32-bit wrap, plain64's
+    64-bit wrap) and with iv_large_sectors; 40 sectors cross the engine's 16 KiB batches."""
+    sizes = ALL_SPECS[spec]
+    key = hashlib.sha512(seed).digest()[:sizes[key_choice % len(sizes)]]
     data = hashlib.shake_256(seed).digest(count * sector_size)
     sector = start - start % (sector_size // 512)
-    expected = reference(spec, key, data, sector_size, sector)
-    for cipher in engines(spec, key, sector_size, batch_bytes=batch_sectors * sector_size):
-        if in_place:
-            ciphertext = bytearray(data)
-            cipher.encrypt_into(ciphertext, ciphertext, sector)
-        else:
-            ciphertext = cipher.encrypt(data, sector)
-        assert bytes(ciphertext) == expected
-        if in_place:
-            cipher.decrypt_into(ciphertext, ciphertext, sector)
-            assert bytes(ciphertext) == data
-        else:
-            assert bytes(cipher.decrypt(bytes(ciphertext), sector)) == data
+    expected = reference(spec, key, data, sector_size, sector, iv_large_sectors=iv_large_sectors)
+    cipher = open_sector_cipher(spec, key, sector_size, iv_large_sectors)
+    if in_place:
+        ciphertext = bytearray(data)
+        cipher.encrypt_into(ciphertext, ciphertext, sector)
+    else:
+        ciphertext = cipher.encrypt(data, sector)
+    assert bytes(ciphertext) == expected
+    if in_place:
+        cipher.decrypt_into(ciphertext, ciphertext, sector)
+        assert bytes(ciphertext) == data
+    else:
+        assert bytes(cipher.decrypt(bytes(ciphertext), sector)) == data
+    assert reference(spec, key, expected, sector_size, sector, decrypt=True, iv_large_sectors=iv_large_sectors) == data
 
 
 @settings(max_examples=25, deadline=None)
 @given(spec=st.sampled_from(["aes-xts-plain64", "aes-cbc-essiv:sha256"]), sector_size=st.sampled_from([512, 4096]),
        calls=st.lists(st.tuples(st.integers(1, 300), st.integers(-400, 400), st.booleans()), min_size=1, max_size=12))
 def test_streaming_and_jumping_calls_equal_the_reference(spec, sector_size, calls):
-    """Calls that continue where the last one stopped reuse IV state prepared ahead; jumps,
-    re-reads inside that state and direction changes must still give dm-crypt's bytes."""
+    """Calls that continue where the last one stopped, jumps, re-reads and direction changes on one cipher:
+    each call's bytes depend on its own sectors only."""
     key = hashlib.sha512(spec.encode()).digest()[: 64 if "xts" in spec else 32]
     unit = sector_size // 512
-    cipher = open_batch_cipher(spec, key, sector_size, batch_bytes=8 * sector_size)
-    cipher.iv_batch_sectors = 64  # small enough for these calls to cross IV batches
+    cipher = open_sector_cipher(spec, key, sector_size)
     position = 10_000 * unit
     for count, jump, decrypt in calls:
         if jump % 3 == 0:
@@ -224,49 +240,16 @@ IEEE_1619_VECTORS = [
 
 
 @pytest.mark.parametrize("key_hex, data_unit, ciphertext_hex", IEEE_1619_VECTORS)
-@pytest.mark.parametrize("batch_sectors", [1, 3])
-def test_ieee_1619_vectors(key_hex: str, data_unit: int, ciphertext_hex: str, batch_sectors: int) -> None:
-    """The batched XTS path gives the standard's ciphertext, alone and as one sector among others."""
+def test_ieee_1619_vectors(key_hex: str, data_unit: int, ciphertext_hex: str) -> None:
+    """The engine's XTS (ECB between tweak XORs) gives the standard's ciphertext, alone and as one sector among
+    others."""
     expected = bytes.fromhex(ciphertext_hex)
-    for cipher in engines("aes-xts-plain64", bytes.fromhex(key_hex), batch_bytes=batch_sectors * 512):
+    for cipher in [open_sector_cipher("aes-xts-plain64", bytes.fromhex(key_hex))]:
         assert bytes(cipher.encrypt(IEEE_1619_PLAINTEXT, data_unit)) == expected
         assert bytes(cipher.decrypt(expected, data_unit)) == IEEE_1619_PLAINTEXT
         # The vector's sector at the head of a longer run: its bytes do not depend on the sectors after it.
         run = IEEE_1619_PLAINTEXT + os.urandom(1024)
         assert bytes(cipher.encrypt(run, data_unit))[:512] == expected
-
-
-def per_sector_reference(spec: str, key: bytes, data: bytes, sector_size: int, sector: int) -> bytes:
-    """dm-crypt's rules for the per-sector IV modes, one `cryptography` call per sector."""
-    algorithm = algorithms.SM4 if spec.startswith("sm4") else algorithms.AES
-    out = []
-    for index in range(len(data) // sector_size):
-        number = sector + index * (sector_size // 512)
-        if "-ecb" in spec:
-            mode: modes.Mode = modes.ECB()
-        else:
-            iv = {"null": bytes(16), "plain64be": bytes(8) + number.to_bytes(8, "big"),
-                  "plain64": number.to_bytes(16, "little")}[spec.rsplit("-", 1)[1]]
-            mode = modes.XTS(iv) if "-xts-" in spec else modes.CBC(iv)
-        context = Cipher(algorithm(key), mode).encryptor()
-        out.append(context.update(data[index * sector_size:(index + 1) * sector_size]) + context.finalize())
-    return b"".join(out)
-
-
-@pytest.mark.parametrize("spec, key_size", [("aes-ecb", 32), ("aes-ecb", 16), ("aes-cbc-null", 32),
-                                            ("aes-xts-null", 64), ("aes-cbc-plain64be", 24),
-                                            ("aes-xts-plain64be", 32), ("sm4-cbc-plain64", 16),
-                                            ("sm4-ecb", 16), ("capi:cbc(aes)-plain64", 32)])
-@pytest.mark.parametrize("sector_size", [512, 4096])
-def test_every_computed_spec_equals_the_per_sector_reference(spec: str, key_size: int, sector_size: int) -> None:
-    key = hashlib.sha512(spec.encode()).digest()[:key_size]
-    data = hashlib.shake_256(spec.encode()).digest(7 * sector_size)
-    reference_spec = spec.replace("capi:cbc(aes)-", "aes-cbc-")
-    expected = per_sector_reference(reference_spec, key, data, sector_size, 800)
-    for cipher in engines(spec, key, sector_size, batch_bytes=2 * sector_size):
-        assert bytes(cipher.encrypt(data, 800)) == expected
-        assert bytes(cipher.decrypt(expected, 800)) == data
-        assert str(cipher.spec) == spec
 
 
 @pytest.mark.parametrize("spec", ["aes-xts-plain64", "aes-xts-essiv:sha256", "capi:xts(aes)-plain64"])
@@ -287,69 +270,54 @@ def test_equal_xts_key_halves_compute_as_dm_crypt_but_no_new_key_has_them(spec: 
     check_new_volume_key(parse_cipher_spec("aes-cbc-essiv:sha256"), bytes(16) * 2)  # CBC has one key
 
 
-XTS_IV_SPECS = ["aes-xts-plain64", "aes-xts-plain", "aes-xts-plain64be", "aes-xts-null", "aes-xts-essiv:sha256",
-                "capi:xts(aes)-plain64"]
-
-
-@settings(max_examples=40, deadline=None)
-@given(spec=st.sampled_from(XTS_IV_SPECS), sector_size=st.sampled_from([512, 1024, 4096]),
-       iv_large_sectors=st.booleans(), long_key=st.booleans(), counts=st.lists(st.integers(1, 12), min_size=1,
-                                                                              max_size=4),
-       start=st.one_of(st.integers(0, 2**20), st.integers(2**32 - 64, 2**32 + 64), st.integers(2**64 - 2**12, 2**64)),
-       switch_after=st.integers(0, 30), seed=st.binary(min_size=8, max_size=8))
-def test_per_sector_path_and_batch_engine_give_the_same_bytes(spec, sector_size, iv_large_sectors, long_key, counts,
-                                                              start, switch_after, seed):
-    """A cipher moves from per-sector calls to the batch engine after some bytes; wherever it moves, each call's
-    bytes are the batch engine's, in both directions, for every IV rule (plain wraps, plain64be, ESSIV)."""
-    key = hashlib.sha512(seed).digest()[:64 if long_key else 32]
-    unit = sector_size // 512
-    position = start - start % unit
-    moving = open_sector_cipher(spec, key, sector_size, iv_large_sectors)
-    moving._per_sector_left = switch_after * sector_size  # the move, early enough for these small calls
-    batch = open_batch_cipher(spec, key, sector_size, iv_large_sectors)
-    for count in counts:
-        data = hashlib.shake_256(seed + bytes([count])).digest(count * sector_size)
-        ciphertext = bytes(batch.encrypt(data, position))
-        assert bytes(moving.encrypt(data, position)) == ciphertext
-        assert bytes(moving.decrypt(ciphertext, position)) == data
-        position += count * unit
-
-
-def test_aes_xts_starts_per_sector_and_its_kept_key_is_wiped_on_close_or_move():
-    """The per-sector path keeps a copy of the key (the caller's stays the caller's): wiped when the cipher
-    moves to the batch engine, which needs no copy, or when it closes."""
-    key = bytes(range(64))
+@pytest.mark.parametrize("spec, key", [("aes-xts-plain64", bytes(range(64))), ("aes-cbc-essiv:sha256", bytes(range(32))),
+                                       ("aes-xts-plain64", bytes(range(32)) * 2), ("sm4-ecb", bytes(range(16)))])
+def test_the_cipher_keeps_no_key_of_its_own_and_close_ends_it(spec: str, key: bytes) -> None:
+    """The key goes into OpenSSL's contexts only (freed and cleansed by close()); the caller's buffer stays
+    the caller's, and a closed cipher refuses work instead of computing with a freed context."""
+    caller = bytearray(key)
     data = os.urandom(2048)
-    with open_sector_cipher("aes-xts-plain64", key) as closing:
-        kept = closing._key
-        assert kept == key and kept is not key
-        closing.encrypt(data, 0)
-        assert closing._batch is None  # a short request: no batch engine, so no numpy
-    assert kept == bytes(64) and key == bytes(range(64))
+    with open_sector_cipher(spec, caller) as cipher:
+        assert not any(isinstance(value, (bytes, bytearray)) and key in value for value in vars(cipher).values())
+        expected = reference(spec, key, data, 512, 3) if spec != "aes-xts-plain64" or key[:32] != key[32:] else None
+        ciphertext = bytes(cipher.encrypt(data, 3))
+        assert expected is None or ciphertext == expected
+    assert caller == key
     with pytest.raises(ValueError, match="closed"):
-        closing.encrypt(data, 0)
-
-    moving = open_sector_cipher("aes-xts-plain64", key)
-    kept = moving._key
-    moving._per_sector_left = 1024
-    expected = reference("aes-xts-plain64", key, data, 512, 0)
-    assert bytes(moving.encrypt(data, 0)) == expected  # more than is left: the batch engine's first call
-    assert moving._batch is not None and moving._key is None and kept == bytes(64)
-    assert bytes(moving.decrypt(expected, 0)) == data
-
-    bulk = open_sector_cipher("aes-xts-plain64", key)
-    large = os.urandom(1 << 20)  # one step of the data path: bulk work, the batch engine at once
-    assert bytes(bulk.encrypt(large, 64)) == reference("aes-xts-plain64", key, large, 512, 64)
-    assert bulk._batch is not None and bulk._key is None
+        cipher.encrypt(data, 3)
+    cipher.close()  # twice is harmless
 
 
-def test_cbc_and_equal_xts_halves_keep_no_key():
-    """Only AES-XTS with distinct halves runs per sector; the rest opens the batch engine at once, from the
-    caller's key, and keeps no copy of it."""
-    for spec, key in (("aes-cbc-essiv:sha256", bytes(range(32))), ("aes-xts-plain64", bytes(range(32)) * 2),
-                      ("sm4-ecb", bytes(range(16)))):
-        cipher = open_sector_cipher(spec, key)
-        assert cipher._key is None and cipher._batch is not None
+def test_partly_overlapping_buffers_are_refused_and_leave_the_destination_as_it_was() -> None:
+    cipher = open_sector_cipher("aes-xts-plain64", bytes(range(64)))
+    buffer = bytearray(os.urandom(2048))
+    before = bytes(buffer)
+    view = memoryview(buffer)
+    with pytest.raises(ValueError, match="overlap"):
+        cipher.encrypt_into(view[:1024], view[512:1536], 0)
+    assert buffer == before
+    with pytest.raises(ValueError, match="differ in length"):
+        cipher.encrypt_into(view[:1024], view[1024:1536], 0)
+
+
+def test_threads_with_a_cipher_each_give_the_same_bytes_as_one_thread() -> None:
+    """The engine's loop runs without the GIL: concurrent ciphers must not share any state."""
+    key = hashlib.sha512(b"threads").digest()
+    data = hashlib.shake_256(b"threads").digest(4 << 20)
+    expected = reference("aes-xts-plain64", key, data[:8192], 512, 0)
+    results: list[bytes] = []
+
+    def work() -> None:
+        cipher = open_sector_cipher("aes-xts-plain64", key)
+        for _ in range(4):
+            results.append(bytes(cipher.encrypt(data, 0)))
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 8 and len(set(results)) == 1 and results[0][:8192] == expected
 
 
 @pytest.mark.parametrize("spec, kernel", [

@@ -1,0 +1,440 @@
+/* The sector loop of lvcrypt's sector cipher, in C over OpenSSL's libcrypto (see sector.py).
+ *
+ * Python costs more per sector than AES does, so the loop over sectors, the
+ * IVs and the XTS tweaks are computed here, with the GIL released; every
+ * block cipher call is OpenSSL's.  The key is copied into OpenSSL contexts
+ * and nowhere else; EVP_CIPHER_CTX_free cleanses them.  What the Python side
+ * checks (spec, key size, sector alignment) is not checked again here; the
+ * buffers (lengths, overlap) are, since only this side sees their addresses.
+ *
+ * XTS is computed as ECB between two XORs with the tweaks, C = E_K1(P ^ T) ^ T,
+ * T_0 = E_K2(IV), T_j+1 = T_j * x in GF(2^128): OpenSSL's XTS refuses a key
+ * whose halves are equal, which dm-crypt computes (sector.py explains why).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdint.h>
+#include <string.h>
+
+#define BLOCK 16
+#define BATCH_BYTES (16 * 1024) /* the tweaks of one batch stay in L1 with the data */
+
+enum chain { CHAIN_XTS, CHAIN_CBC, CHAIN_ECB };
+enum iv_mode { IV_PLAIN, IV_PLAIN64, IV_PLAIN64BE, IV_NULL, IV_ESSIV };
+
+typedef struct {
+    PyObject_HEAD
+    EVP_CIPHER_CTX *enc;   /* XTS: ECB with K1; CBC: CBC; ECB: ECB */
+    EVP_CIPHER_CTX *dec;
+    EVP_CIPHER_CTX *tweak; /* XTS: ECB encryptor with K2 */
+    EVP_CIPHER_CTX *essiv; /* ESSIV: ECB encryptor keyed by the hash of the key */
+    int chain;
+    int iv_mode;
+    size_t sector_size;
+    uint64_t iv_step;
+    int busy; /* the loop runs without the GIL: a second thread must not share the contexts */
+    unsigned char *tweaks; /* one batch of XTS tweaks, or one batch of CBC IVs */
+} Engine;
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the tweak arithmetic below reads 64-bit words in the host's order: little-endian hosts only"
+#endif
+
+static uint64_t load_le64(const unsigned char *p)
+{
+    uint64_t value;
+    memcpy(&value, p, 8);
+    return value;
+}
+
+static void store_le64(unsigned char *p, uint64_t value)
+{
+    memcpy(p, &value, 8);
+}
+
+static void store_be64(unsigned char *p, uint64_t value)
+{
+    store_le64(p, __builtin_bswap64(value));
+}
+
+/* The IV of IV number `number` before ESSIV's encryption (ESSIV encrypts the plain64 IV). */
+static void plain_iv(int mode, uint64_t number, unsigned char *iv)
+{
+    memset(iv, 0, BLOCK);
+    if (mode == IV_PLAIN)
+        store_le64(iv, number & 0xFFFFFFFFu);
+    else if (mode == IV_PLAIN64BE)
+        store_be64(iv + 8, number);
+    else if (mode != IV_NULL)
+        store_le64(iv, number);
+}
+
+static int ecb_update(EVP_CIPHER_CTX *ctx, const unsigned char *in, unsigned char *out, size_t length)
+{
+    int written;
+    return EVP_CipherUpdate(ctx, out, &written, in, (int)length) == 1 && (size_t)written == length;
+}
+
+/* The IVs of `count` sectors from IV number `first` into `ivs`, ESSIV-encrypted when the spec says so. */
+static int sector_ivs(Engine *self, uint64_t first, size_t count, unsigned char *ivs)
+{
+    for (size_t i = 0; i < count; i++)
+        plain_iv(self->iv_mode, first + i * self->iv_step, ivs + i * BLOCK);
+    return self->essiv == NULL || ecb_update(self->essiv, ivs, ivs, count * BLOCK);
+}
+
+typedef uint64_t block_t __attribute__((vector_size(BLOCK))); /* one SSE2 register on x86-64 */
+
+static block_t load_block(const unsigned char *p)
+{
+    block_t value;
+    memcpy(&value, p, BLOCK);
+    return value;
+}
+
+static void store_block(unsigned char *p, block_t value)
+{
+    memcpy(p, &value, BLOCK);
+}
+
+/* dst = src ^ T for every block of `sectors` sectors, T running from each sector's first tweak (T_j+1 =
+ * T_j * x in GF(2^128), little-endian as IEEE 1619 has it); every T is kept in `tweaks` for the way back. */
+static void xor_first_tweaks(unsigned char *dst, const unsigned char *src, unsigned char *tweaks,
+                             const unsigned char *firsts, size_t sectors, size_t blocks)
+{
+    for (size_t s = 0; s < sectors; s++) {
+        uint64_t lo = load_le64(firsts + s * BLOCK), hi = load_le64(firsts + s * BLOCK + 8);
+        for (size_t j = 0; j < blocks; j++, src += BLOCK, dst += BLOCK, tweaks += BLOCK) {
+            block_t tweak = {lo, hi};
+            store_block(tweaks, tweak);
+            store_block(dst, load_block(src) ^ tweak);
+            uint64_t carry = hi >> 63;
+            hi = (hi << 1) | (lo >> 63);
+            lo = (lo << 1) ^ (0x87 & (0 - carry));
+        }
+    }
+}
+
+static void xor_tweaks(unsigned char *dst, const unsigned char *tweaks, size_t length)
+{
+    for (size_t i = 0; i < length; i += BLOCK)
+        store_block(dst + i, load_block(dst + i) ^ load_block(tweaks + i));
+}
+
+static int xts_run(Engine *self, const unsigned char *src, unsigned char *dst, size_t length, uint64_t first_iv,
+                   int decrypt)
+{
+    size_t batch_sectors = BATCH_BYTES >= self->sector_size ? BATCH_BYTES / self->sector_size : 1;
+    size_t blocks = self->sector_size / BLOCK;
+    unsigned char firsts[BLOCK * (BATCH_BYTES / 512)];
+    EVP_CIPHER_CTX *ctx = decrypt ? self->dec : self->enc;
+    for (size_t done = 0; done < length;) {
+        size_t sectors = (length - done) / self->sector_size;
+        if (sectors > batch_sectors)
+            sectors = batch_sectors;
+        size_t bytes = sectors * self->sector_size;
+        if (!sector_ivs(self, first_iv, sectors, firsts) || !ecb_update(self->tweak, firsts, firsts, sectors * BLOCK))
+            return 0;
+        /* In dst: the plaintext never sits in a buffer of ours. */
+        xor_first_tweaks(dst + done, src + done, self->tweaks, firsts, sectors, blocks);
+        if (!ecb_update(ctx, dst + done, dst + done, bytes))
+            return 0;
+        xor_tweaks(dst + done, self->tweaks, bytes);
+        done += bytes;
+        first_iv += sectors * self->iv_step;
+    }
+    return 1;
+}
+
+static int cbc_run(Engine *self, const unsigned char *src, unsigned char *dst, size_t length, uint64_t first_iv,
+                   int decrypt)
+{
+    EVP_CIPHER_CTX *ctx = decrypt ? self->dec : self->enc;
+    size_t batch_sectors = BATCH_BYTES / 512;
+    unsigned char *ivs = self->tweaks;
+    for (size_t done = 0; done < length;) {
+        size_t sectors = (length - done) / self->sector_size;
+        if (sectors > batch_sectors)
+            sectors = batch_sectors;
+        if (!sector_ivs(self, first_iv, sectors, ivs))
+            return 0;
+        for (size_t s = 0; s < sectors; s++, done += self->sector_size)
+            if (EVP_CipherInit_ex(ctx, NULL, NULL, NULL, ivs + s * BLOCK, -1) != 1
+                || !ecb_update(ctx, src + done, dst + done, self->sector_size))
+                return 0;
+        first_iv += sectors * self->iv_step;
+    }
+    return 1;
+}
+
+static int ecb_run(Engine *self, const unsigned char *src, unsigned char *dst, size_t length, int decrypt)
+{
+    const size_t step = 1 << 30; /* EVP takes an int length */
+    for (size_t done = 0; done < length; done += step)
+        if (!ecb_update(decrypt ? self->dec : self->enc, src + done, dst + done, length - done < step ? length - done : step))
+            return 0;
+    return 1;
+}
+
+static EVP_CIPHER_CTX *new_context(const char *name, const unsigned char *key, size_t key_size, int encrypt)
+{
+    EVP_CIPHER *cipher = EVP_CIPHER_fetch(NULL, name, NULL);
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int ok = cipher != NULL && ctx != NULL && (size_t)EVP_CIPHER_get_key_length(cipher) == key_size
+             && EVP_CipherInit_ex2(ctx, cipher, key, NULL, encrypt, NULL) == 1 && EVP_CIPHER_CTX_set_padding(ctx, 0) == 1;
+    EVP_CIPHER_free(cipher);
+    if (!ok) {
+        EVP_CIPHER_CTX_free(ctx);
+        PyErr_Format(PyExc_ValueError, "OpenSSL has no usable %s for this key size", name);
+        return NULL;
+    }
+    return ctx;
+}
+
+static void engine_free_contexts(Engine *self)
+{
+    EVP_CIPHER_CTX_free(self->enc);
+    EVP_CIPHER_CTX_free(self->dec);
+    EVP_CIPHER_CTX_free(self->tweak);
+    EVP_CIPHER_CTX_free(self->essiv);
+    self->enc = self->dec = self->tweak = self->essiv = NULL;
+    if (self->tweaks != NULL) {
+        OPENSSL_cleanse(self->tweaks, BATCH_BYTES);
+        PyMem_Free(self->tweaks);
+        self->tweaks = NULL;
+    }
+}
+
+static int lookup(const char *text, const char *const names[], int count, const char *what)
+{
+    for (int i = 0; i < count; i++)
+        if (strcmp(text, names[i]) == 0)
+            return i;
+    PyErr_Format(PyExc_ValueError, "unknown %s '%s'", what, text);
+    return -1;
+}
+
+/* The ESSIV encryptor: `cipher` keyed by hash(key); the digest is cleansed at once. */
+static EVP_CIPHER_CTX *essiv_context(const char *cipher, const char *hash, const unsigned char *key, size_t key_size)
+{
+    unsigned char salt[EVP_MAX_MD_SIZE];
+    unsigned int salt_size = 0;
+    EVP_MD *md = EVP_MD_fetch(NULL, hash, NULL);
+    int ok = md != NULL && EVP_Digest(key, key_size, salt, &salt_size, md, NULL) == 1;
+    EVP_MD_free(md);
+    EVP_CIPHER_CTX *ctx = NULL;
+    if (ok)
+        ctx = new_context(cipher, salt, salt_size, 1);
+    else
+        PyErr_Format(PyExc_ValueError, "OpenSSL has no hash %s", hash);
+    OPENSSL_cleanse(salt, sizeof salt);
+    return ctx;
+}
+
+static int engine_init(Engine *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"cipher", "chain", "key", "sector_size", "iv_mode", "iv_step", "essiv_cipher",
+                               "essiv_hash", NULL};
+    static const char *const chains[] = {"xts", "cbc", "ecb"};
+    static const char *const iv_modes[] = {"plain", "plain64", "plain64be", "null", "essiv"};
+    const char *cipher, *chain, *iv_mode, *essiv_cipher = NULL, *essiv_hash = NULL;
+    Py_buffer key;
+    Py_ssize_t sector_size;
+    unsigned long long iv_step;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ssy*nsK|zz:Engine", keywords, &cipher, &chain, &key,
+                                     &sector_size, &iv_mode, &iv_step, &essiv_cipher, &essiv_hash))
+        return -1;
+    engine_free_contexts(self);
+    int ok = 0;
+    self->chain = lookup(chain, chains, 3, "chain mode");
+    self->iv_mode = lookup(iv_mode, iv_modes, 5, "IV mode");
+    if (self->chain < 0 || self->iv_mode < 0)
+        goto done;
+    if (sector_size < 512 || sector_size % 512 || sector_size > BATCH_BYTES) {
+        PyErr_SetString(PyExc_ValueError, "the sector size is not a multiple of 512 up to 16 KiB");
+        goto done;
+    }
+    self->sector_size = (size_t)sector_size;
+    self->iv_step = iv_step;
+    const unsigned char *bytes = key.buf;
+    size_t data_key = self->chain == CHAIN_XTS ? (size_t)key.len / 2 : (size_t)key.len;
+    if (!(self->enc = new_context(cipher, bytes, data_key, 1)) || !(self->dec = new_context(cipher, bytes, data_key, 0)))
+        goto done;
+    if (self->chain == CHAIN_XTS && !(self->tweak = new_context(cipher, bytes + data_key, data_key, 1)))
+        goto done;
+    if (self->iv_mode == IV_ESSIV && self->chain != CHAIN_ECB) {
+        if (essiv_cipher == NULL || essiv_hash == NULL) {
+            PyErr_SetString(PyExc_ValueError, "essiv needs its cipher and hash");
+            goto done;
+        }
+        if (!(self->essiv = essiv_context(essiv_cipher, essiv_hash, bytes, (size_t)key.len)))
+            goto done;
+    }
+    if (!(self->tweaks = PyMem_Malloc(BATCH_BYTES))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    ok = 1;
+done:
+    PyBuffer_Release(&key);
+    if (!ok)
+        engine_free_contexts(self);
+    return ok ? 0 : -1;
+}
+
+static PyObject *engine_run(Engine *self, PyObject *args, int decrypt)
+{
+    Py_buffer src, dst;
+    unsigned long long first_iv;
+    if (!PyArg_ParseTuple(args, "y*w*K", &src, &dst, &first_iv))
+        return NULL;
+    const char *problem = NULL;
+    if (self->enc == NULL)
+        problem = "the sector cipher is closed";
+    else if (self->busy)
+        problem = "the sector cipher is in use by another thread";
+    else if (src.len != dst.len)
+        problem = "source and destination differ in length";
+    else if ((size_t)src.len % self->sector_size)
+        problem = "the length is not a whole number of sectors";
+    else if (src.buf != dst.buf && (const char *)src.buf < (const char *)dst.buf + dst.len
+             && (const char *)dst.buf < (const char *)src.buf + src.len)
+        problem = "source and destination overlap without being the same buffer";
+    if (problem == NULL) {
+        int ok;
+        self->busy = 1;
+        Py_BEGIN_ALLOW_THREADS
+        if (self->chain == CHAIN_XTS)
+            ok = xts_run(self, src.buf, dst.buf, (size_t)src.len, first_iv, decrypt);
+        else if (self->chain == CHAIN_CBC)
+            ok = cbc_run(self, src.buf, dst.buf, (size_t)src.len, first_iv, decrypt);
+        else
+            ok = ecb_run(self, src.buf, dst.buf, (size_t)src.len, decrypt);
+        Py_END_ALLOW_THREADS
+        self->busy = 0;
+        if (!ok)
+            problem = "OpenSSL failed to cipher the sectors";
+    }
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&dst);
+    if (problem != NULL) {
+        PyErr_SetString(PyExc_ValueError, problem);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *engine_encrypt_into(Engine *self, PyObject *args)
+{
+    return engine_run(self, args, 0);
+}
+
+static PyObject *engine_decrypt_into(Engine *self, PyObject *args)
+{
+    return engine_run(self, args, 1);
+}
+
+static PyTypeObject EngineType;
+
+static EVP_CIPHER_CTX *copy_context(const EVP_CIPHER_CTX *ctx, int *ok)
+{
+    if (ctx == NULL || !*ok)
+        return NULL;
+    EVP_CIPHER_CTX *copy = EVP_CIPHER_CTX_new();
+    if (copy == NULL || EVP_CIPHER_CTX_copy(copy, ctx) != 1) {
+        EVP_CIPHER_CTX_free(copy);
+        *ok = 0;
+        return NULL;
+    }
+    return copy;
+}
+
+/* A second engine with copies of the contexts: for another thread, without the key passing through Python. */
+static PyObject *engine_copy(Engine *self, PyObject *Py_UNUSED(unused))
+{
+    if (self->enc == NULL || self->busy) {
+        PyErr_SetString(PyExc_ValueError, self->enc == NULL ? "the sector cipher is closed"
+                                                            : "the sector cipher is in use by another thread");
+        return NULL;
+    }
+    Engine *copy = (Engine *)EngineType.tp_alloc(&EngineType, 0);
+    if (copy == NULL)
+        return NULL;
+    int ok = 1;
+    copy->chain = self->chain;
+    copy->iv_mode = self->iv_mode;
+    copy->sector_size = self->sector_size;
+    copy->iv_step = self->iv_step;
+    copy->enc = copy_context(self->enc, &ok);
+    copy->dec = copy_context(self->dec, &ok);
+    copy->tweak = copy_context(self->tweak, &ok);
+    copy->essiv = copy_context(self->essiv, &ok);
+    copy->tweaks = ok ? PyMem_Malloc(BATCH_BYTES) : NULL;
+    if (copy->tweaks == NULL) {
+        Py_DECREF(copy);
+        return ok ? PyErr_NoMemory() : PyErr_Format(PyExc_ValueError, "OpenSSL failed to copy the sector cipher");
+    }
+    return (PyObject *)copy;
+}
+
+static PyObject *engine_close(Engine *self, PyObject *Py_UNUSED(unused))
+{
+    if (self->busy) {
+        PyErr_SetString(PyExc_ValueError, "the sector cipher is in use by another thread");
+        return NULL;
+    }
+    engine_free_contexts(self);
+    Py_RETURN_NONE;
+}
+
+static void engine_dealloc(Engine *self)
+{
+    engine_free_contexts(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef engine_methods[] = {
+    {"encrypt_into", (PyCFunction)engine_encrypt_into, METH_VARARGS,
+     "encrypt_into(src, dst, first_iv): encrypt whole sectors; dst may be src."},
+    {"decrypt_into", (PyCFunction)engine_decrypt_into, METH_VARARGS,
+     "decrypt_into(src, dst, first_iv): decrypt whole sectors; dst may be src."},
+    {"copy", (PyCFunction)engine_copy, METH_NOARGS, "A second engine with the same key, for another thread."},
+    {"close", (PyCFunction)engine_close, METH_NOARGS, "Free (and so cleanse) the OpenSSL contexts."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject EngineType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "lvcrypt.crypto._sectors.Engine",
+    .tp_doc = PyDoc_STR("Engine(cipher, chain, key, sector_size, iv_mode, iv_step, essiv_cipher=None, "
+                        "essiv_hash=None): dm-crypt's sectors over OpenSSL; the key goes into OpenSSL contexts only."),
+    .tp_basicsize = sizeof(Engine),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)engine_init,
+    .tp_dealloc = (destructor)engine_dealloc,
+    .tp_methods = engine_methods,
+};
+
+static struct PyModuleDef sectors_module = {
+    .m_base = PyModuleDef_HEAD_INIT,
+    .m_name = "_sectors",
+    .m_doc = "dm-crypt's sector loop over OpenSSL (see lvcrypt/crypto/sector.py).",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC PyInit__sectors(void)
+{
+    if (PyType_Ready(&EngineType) < 0)
+        return NULL;
+    PyObject *module = PyModule_Create(&sectors_module);
+    if (module == NULL)
+        return NULL;
+    if (PyModule_AddObjectRef(module, "Engine", (PyObject *)&EngineType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
