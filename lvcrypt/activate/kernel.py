@@ -264,6 +264,13 @@ def deactivate(name: str, uuid: str) -> bool:
     return True
 
 
+def open_count(name: str) -> int | None:
+    """How many openers a dm device has (a daemon holding it), None if there is no such device."""
+    with DeviceMapper() as dm:
+        info = dm.info(name)
+    return None if info is None else info.open_count
+
+
 def keys_present(table: Table) -> bool:
     """True if every key the stack references is in the session keyring (a refresh then needs no unlock)."""
     return all(keyring.search(SESSION, KEY_TYPE, ref.description) is not None for ref in key_refs(table))
