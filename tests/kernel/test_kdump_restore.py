@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from store_helpers import Pair
+from store_helpers import Pair, image_vg_template
 
 from .guest import CHECKOUT
 from .test_activation import lvcrypt, read_dev
@@ -25,18 +25,10 @@ ARGON2_KIB = 655360  # the keyslot's Argon2id memory: more than the guest has
 
 
 def prepare_on_host(directory: Path) -> None:
-    """Two 32 MiB PV images with VG vgk and the encrypted LV `heavy` (Argon2id, 640 MiB), 4 MiB of random
-    data written to it, its volume key in `key` and its key description in `description`."""
-    images = []
-    for number in range(2):
-        image = directory / f"pv{number}.img"
-        with open(image, "wb") as f:
-            f.truncate(32 * MIB)
-        images.append(str(image))
-    files = Pair(images, directory)
+    """VG vgk on a 32 MiB image with the encrypted LV `heavy` (Argon2id, 640 MiB), 4 MiB of random data
+    written to it, its volume key in `key` and its key description in `description`."""
+    files = image_vg_template(directory, "vgk")
     (directory / "pass").write_bytes(b"kdump test passphrase")
-    files.lvc("pvcreate", *images)
-    files.lvc("vgcreate", "vgk", *images)
     files.lvc("lvcreate", "--encrypt", "--pbkdf", "argon2id", "--pbkdf-memory", str(ARGON2_KIB),
               "--pbkdf-force-iterations", "4", "--pbkdf-parallel", "2", "--key-file", str(directory / "pass"),
               "-L", "8M", "-n", "heavy", "vgk")
@@ -66,8 +58,8 @@ def test_kdump_restore_activates_from_the_restored_key_with_less_memory_than_arg
     assert memory < ARGON2_KIB  # unlocking the keyslot is out of the question here
     description = (host_prepared / "description").read_text()
     data = (host_prepared / "data").read_bytes()
-    loops = [subprocess.run(["losetup", "-f", "--show", str(host_prepared / f"pv{n}.img")], capture_output=True,
-                            text=True, check=True).stdout.strip() for n in (0, 1)]
+    loops = [subprocess.run(["losetup", "-f", "--show", str(host_prepared / "pv.img")], capture_output=True,
+                            text=True, check=True).stdout.strip()]
     pair = Pair(loops, tmp_path)
     restore = tmp_path / "cfg" / "crash_dm_crypt_keys" / "restore"
     restore.parent.mkdir(parents=True)
