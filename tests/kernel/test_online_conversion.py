@@ -243,13 +243,13 @@ def fail_the_second_committed_header(monkeypatch: pytest.MonkeyPatch,
 
 def lvm2_mapping(pair: Pair, lv: str) -> tuple[str, int]:
     """Where lvm2 says a one-segment LV's data is: the PV as `major:minor` and the sector offset on it.
-    Read from the VG text lvm2 writes back (vgcfgbackup), which keeps the areas of the segment types
-    it does not know (crypt), where `lvs -o devices` shows nothing."""
+    Read from the VG text lvm2 writes back (vgcfgbackup): `stripes` of a linear segment, `areas` of the
+    segment types it does not know (crypt), for which `lvs -o devices` shows nothing."""
     backup = pair.tmp / "lvm2-backup.vg"
     pair.lvm("vgcfgbackup", "-f", str(backup), VG)
     text = backup.read_text()
     segment = text[re.search(rf"^\s*{lv} {{", text, re.M).end():]  # type: ignore[union-attr]
-    pv, extent = re.search(r'areas\s*=\s*\[\s*"(pv\d+)",\s*(\d+)', segment).groups()  # type: ignore[union-attr]
+    pv, extent = re.search(r'(?:areas|stripes)\s*=\s*\[\s*"(pv\d+)",\s*(\d+)', segment).groups()  # type: ignore[union-attr]
     header = text[re.search(rf"^\s*{pv} {{", text, re.M).end():]  # type: ignore[union-attr]
     device = re.search(r'device\s*=\s*"([^"]+)"', header).group(1)  # type: ignore[union-attr]
     pe_start = int(re.search(r"pe_start\s*=\s*(\d+)", header).group(1))  # type: ignore[union-attr]
