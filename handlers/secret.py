@@ -16,6 +16,7 @@ import hmac
 import io
 import os
 import stat
+import weakref
 from types import TracebackType
 from typing import BinaryIO
 
@@ -34,6 +35,7 @@ def _process_libc() -> ctypes.CDLL | None:
 
 
 _libc = _process_libc()
+MCL_CURRENT, MCL_FUTURE = 1, 2  # <sys/mman.h>, the same on every Linux architecture lvcrypt runs on
 
 
 def _lock(address: int, length: int) -> bool:
@@ -64,6 +66,8 @@ class Secret:
         self._buf: bytearray | None = bytearray(size)
         self._view = (ctypes.c_char * size).from_buffer(self._buf) if size else None
         self.locked = self._view is not None and _lock(ctypes.addressof(self._view), size)
+        if self.locked:
+            _locked[id(self)] = self
         if not isinstance(source, int):
             self._buf[:] = source
 
@@ -113,6 +117,7 @@ class Secret:
             ctypes.memset(ctypes.addressof(self._view), 0, size)
             if self.locked:
                 _unlock(ctypes.addressof(self._view), size)
+                _locked.pop(id(self), None)
             self._view = None
         self._buf = None
         self.locked = False
@@ -126,6 +131,34 @@ class Secret:
 
     def __del__(self) -> None:
         self.close()
+
+
+# The secrets whose pages are mlocked now, by id (a Secret is unhashable: it is mutable and secret).
+_locked: "weakref.WeakValueDictionary[int, Secret]" = weakref.WeakValueDictionary()
+
+
+def lock_process_memory() -> str | None:
+    """mlockall(MCL_CURRENT | MCL_FUTURE), as lvm2's critical section (lib/mm/memlock.c) while a device is
+    suspended: no page of this process may then need I/O (swap, a file) that could wait on that device.
+    Returns None, or why the memory could not be locked (the caller warns and goes on, as lvm2)."""
+    if _libc is None or not hasattr(_libc, "mlockall"):
+        return "this C library has no mlockall"
+    if _libc.mlockall(ctypes.c_int(MCL_CURRENT | MCL_FUTURE)) == 0:
+        return None
+    return os.strerror(ctypes.get_errno())
+
+
+def unlock_process_memory() -> None:
+    """munlockall, which also takes every secret's own lock away: those are taken again, so that key
+    material stays unswappable after the critical section."""
+    if _libc is None or not hasattr(_libc, "munlockall"):
+        return
+    _libc.munlockall()
+    for key, secret in list(_locked.items()):
+        view = secret._view
+        secret.locked = view is not None and _lock(ctypes.addressof(view), len(view))
+        if not secret.locked:
+            del _locked[key]
 
 
 def wipe(buffer: bytearray | memoryview) -> None:

@@ -10,10 +10,12 @@ again, so nothing stays behind.
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
+from enum import Enum
 from typing import TYPE_CHECKING, Callable, Iterator, Mapping
 
-from lvcrypt.errors import DeviceError, LvcryptError
+from lvcrypt.errors import DeviceError, LockError, LvcryptError
 from lvcrypt.keycache import KeyCache
 from lvcrypt.keystores import KeystoreSessions
 from lvcrypt.lvops import find_lv, refuse_change, refuse_unless_changeable
@@ -139,12 +141,58 @@ def activate_lock_lv(vg: "VolumeGroup", pv_path: Callable[[str], str]) -> Callab
     return lambda: kernel.deactivate(table.name, table.uuid)
 
 
+# How long `vgchange --lock-stop` waits for sanlock to close the lvmlock device (seen above 5 s under load).
+LOCK_LV_RELEASE_SECONDS = 30.0
+LOCK_LV_POLL_SECONDS = 0.2
+
+
+class LockLvStep(Enum):
+    """What `--lock-stop` does next with a VG's lvmlock device after stop_vg."""
+
+    GONE = "gone"  # not active here: nothing to do
+    REMOVE = "remove"  # nobody has it open: deactivate it now
+    WAIT = "wait"  # sanlock still has it open: look again shortly
+    GIVE_UP = "give up"  # still open after the bounded wait: say so
+
+
+def lock_lv_step(open_count: int | None, waited: float, limit: float = LOCK_LV_RELEASE_SECONDS) -> LockLvStep:
+    """lvmlockd answers stop_vg before sanlock has left the lockspace and closed lvmlock; removing it
+    then fails (busy) and the device stays, which broke the next lockspace init on this host (lvm2's own
+    race, seen under load).  So wait until nobody has it open, for at most `limit` seconds.
+    `open_count` None: the device is not active."""
+    if open_count is None:
+        return LockLvStep.GONE
+    if open_count == 0:
+        return LockLvStep.REMOVE
+    return LockLvStep.WAIT if waited < limit else LockLvStep.GIVE_UP
+
+
 def deactivate_lock_lv(vg: "VolumeGroup") -> None:
-    """lvm2's _deactivate_sanlock_lv after stop_vg: the lvmlock LV taken down (nothing if it is not live)."""
+    """lvm2's _deactivate_sanlock_lv after stop_vg: the lvmlock LV taken down (nothing if it is not live),
+    once sanlock has let it go (`lock_lv_step`).  A remove that still fails (opened again meanwhile) is
+    retried within the same bound."""
     from lvcrypt.activate import kernel
     from lvcrypt.lv_names import dm_name, dm_uuid
 
-    kernel.deactivate(dm_name(vg.name, lvmlockd.LVMLOCK_LV), dm_uuid(vg, vg.lvs[lvmlockd.LVMLOCK_LV]))
+    name, uuid = dm_name(vg.name, lvmlockd.LVMLOCK_LV), dm_uuid(vg, vg.lvs[lvmlockd.LVMLOCK_LV])
+    started = time.monotonic()
+    while True:
+        waited = time.monotonic() - started
+        step = lock_lv_step(kernel.open_count(name), waited)
+        if step is LockLvStep.GONE:
+            return
+        if step is LockLvStep.GIVE_UP:
+            raise LockError(f"VG {vg.name} lockspace stopped, but {name} is still open {waited:.0f} s later "
+                            f"(sanlock has not let it go); deactivate it with dmsetup remove {name} once it is "
+                            "closed")
+        if step is LockLvStep.REMOVE:
+            try:
+                kernel.deactivate(name, uuid)
+                return
+            except LvcryptError:
+                if waited >= LOCK_LV_RELEASE_SECONDS:
+                    raise
+        time.sleep(LOCK_LV_POLL_SECONDS)
 
 
 def change_lvs(tx: "VgTransaction", names: list[str], keys: KeyCache, request: ActivationRequest,

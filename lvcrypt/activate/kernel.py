@@ -35,7 +35,9 @@ from lvcrypt.activate.dm_ioctl import DeviceInfo, DeviceMapper, Target, create_n
 from lvcrypt.activate.tables import CryptTarget, DeviceRef, KeyFormat, KeyRef, LayerDevice, PvDevice, Table, \
     target_params
 from lvcrypt.errors import DeviceError, KeyringError, LvcryptError
+from lvcrypt.handlers import secret
 from lvcrypt.records import dataclass
+from lvcrypt.store.transaction import warn
 
 MAPPER_DIR = "/dev/mapper"
 KEY_TYPE = "logon"
@@ -262,9 +264,62 @@ def deactivate(name: str, uuid: str) -> bool:
     return True
 
 
+def open_count(name: str) -> int | None:
+    """How many openers a dm device has (a daemon holding it), None if there is no such device."""
+    with DeviceMapper() as dm:
+        info = dm.info(name)
+    return None if info is None else info.open_count
+
+
 def keys_present(table: Table) -> bool:
     """True if every key the stack references is in the session keyring (a refresh then needs no unlock)."""
     return all(keyring.search(SESSION, KEY_TYPE, ref.description) is not None for ref in key_refs(table))
+
+
+@dataclass
+class _Loaded:
+    """A live LV's new tables loaded beside its old ones: what a refresh or a switch then suspends and
+    resumes.  `undo` takes the new tables and layers (and keys, for a switch) away again."""
+
+    undo: _Undo
+    created: dict[str, DeviceInfo]
+    old: list[str]  # the live devices before, top first
+    reloaded: list[str]  # the devices holding a new inactive table, lowest first
+    suspended: list[str] = field(default_factory=list)
+
+
+def _load_beside_live(dm: DeviceMapper, table: Table, volume_keys: Mapping[str, bytes | bytearray] | None,
+                      before: Table | None, doing: str) -> _Loaded:
+    """The opening of a refresh or a switch, while I/O still flows: the LV must be active; its keys go
+    to the session keyring (or must be there already); new layers are created and resumed, existing
+    devices get their new table in the inactive slot.  On failure all of it is undone and one
+    ActivationError says `doing` failed.  The keys added are undone only for a switch (`before`, whose
+    keys then come back): a refresh adds the keys its own live tables use."""
+    undo = _Undo()
+    created: dict[str, DeviceInfo] = {}
+    devices = _Devices(created)
+    try:
+        if not is_active(dm, table):
+            raise ActivationError(f"{table.name} is not active")
+        old = stack_names(dm, table.name, table.uuid)
+        if volume_keys is not None and before is not None:
+            # Last undone: a description both stacks use (the new key replaced the old one's payload)
+            # gets the old key back after the new keys are invalidated.
+            undo.push("keys of the old tables", lambda: _add_keys(before, volume_keys, _Undo()))
+            _add_keys(table, volume_keys, undo)
+        elif volume_keys is not None:
+            _add_keys(table, volume_keys, _Undo())
+        elif not keys_present(table):
+            raise ActivationError(f"the key of {table.name} is not in the session keyring")
+        reloaded = _load_stack(dm, table, devices, created, old, undo)
+        return _Loaded(undo, created, old, reloaded)
+    except BaseException as error:
+        failure = _failure(doing, error, undo)
+        if isinstance(error, (LvcryptError, OSError)):
+            raise failure from None
+        raise
+    finally:
+        devices.release()
 
 
 def refresh(table: Table, volume_keys: Mapping[str, bytes | bytearray] | None) -> None:
@@ -274,50 +329,24 @@ def refresh(table: Table, volume_keys: Mapping[str, bytes | bytearray] | None) -
     the new stack no longer has are removed after the resume.  Without
     `volume_keys`, the keys already in the session keyring are used.
     """
-    undo = _Undo()
-    created: dict[str, DeviceInfo] = {}
-    devices = _Devices(created)
-    suspended: list[str] = []
+    doing = f"refreshing {table.name}"
     with DeviceMapper() as dm:  # the undo steps use this session: it outlives them
-        try:
-            if not is_active(dm, table):
-                raise ActivationError(f"{table.name} is not active")
-            old = stack_names(dm, table.name, table.uuid)
-            if volume_keys is not None:
-                _add_keys(table, volume_keys, _Undo())
-            for device in table.walk():
-                info = dm.info(device.name)
-                if info is None:
-                    created[device.name] = dm.create(device.name, device.uuid)
-                    undo.push(f"dm device {device.name}", lambda name=device.name: dm.remove(name))
-                    dm.load(device.name, _dm_targets(device, devices), secure=device.holds_keys)
-                    created[device.name] = dm.resume(device.name)
-                    _make_node(device.name, created[device.name], undo)
-                else:
-                    created[device.name] = info
-                    dm.load(device.name, _dm_targets(device, devices), secure=device.holds_keys)
-                    undo.push(f"inactive table of {device.name}", lambda name=device.name: dm.clear(name))
-            reloaded = [device.name for device in table.walk() if device.name in old]
-            for name in reversed(reloaded):
-                dm.suspend(name)
-                suspended.append(name)
-            undo.steps.clear()
-            for name in reloaded:
-                dm.resume(name)
-                suspended.remove(name)
-            for name in old:
-                if name not in created:
-                    dm.remove(name)
-                    remove_node(name, MAPPER_DIR)
-        except BaseException as error:
-            # Inactive tables go first, so that resuming brings the old tables back.
-            failure = _failure(f"refreshing {table.name}", error, undo)
-            _resume_all(dm, suspended)
-            if isinstance(error, (LvcryptError, OSError)):
-                raise failure from None
-            raise
-        finally:
-            devices.release()
+        loaded = _load_beside_live(dm, table, volume_keys, None, doing)
+        with _critical_section(table.name):
+            try:
+                _suspend_stack(dm, loaded.reloaded, loaded.suspended)
+                loaded.undo.steps.clear()
+                for name in loaded.reloaded:
+                    dm.resume(name)
+                    loaded.suspended.remove(name)
+                _remove_gone(dm, loaded)
+            except BaseException as error:
+                # Inactive tables go first, so that resuming brings the old tables back.
+                failure = _failure(doing, error, loaded.undo)
+                _resume_all(dm, loaded.suspended)
+                if isinstance(error, (LvcryptError, OSError)):
+                    raise failure from None
+                raise
 
 
 def switch(table: Table, before: Table, volume_keys: Mapping[str, bytes | bytearray] | None,
@@ -336,82 +365,75 @@ def switch(table: Table, before: Table, volume_keys: Mapping[str, bytes | bytear
     LV suspended with both stacks' keys, for a refresh once the metadata can
     be read.  Then the error goes on.  Keys only the old stack used leave the
     keyring.  A resume of the new tables that fails raises ResumeFailed.
-    Ctrl-C and termination signals wait from the suspend to the end (as lvm2
-    holds them in its critical section): a process killed there would leave
-    the file system frozen, or interrupt the commit half-way.
+    From the suspend to the end, the process is in lvm2's critical section
+    (`_critical_section`: memory locked, Ctrl-C held).
     """
-    undo = _Undo()
-    created: dict[str, DeviceInfo] = {}
-    devices = _Devices(created)
-    suspended: list[str] = []
     with DeviceMapper() as dm:  # the undo steps use this session: it outlives them
-        try:
-            if not is_active(dm, table):
-                raise ActivationError(f"{table.name} is not active")
-            old = stack_names(dm, table.name, table.uuid)
-            old_keys = _live_key_descriptions(dm, old)
-            if volume_keys is not None:
-                # Last undone: a description both stacks use (the new key replaced the old one's payload)
-                # gets the old key back after the new keys are invalidated.
-                undo.push("keys of the old tables", lambda: _add_keys(before, volume_keys, _Undo()))
-                _add_keys(table, volume_keys, undo)
-            elif not keys_present(table):
-                raise ActivationError(f"the key of {table.name} is not in the session keyring")
-            reloaded = _load_stack(dm, table, devices, created, old, undo)
-        except BaseException as error:
-            failure = _failure(f"switching {table.name} to its new extents", error, undo)
-            if isinstance(error, (LvcryptError, OSError)):
-                raise failure from None
-            raise
-        finally:
-            devices.release()
-        with _signals_held():
+        loaded = _load_beside_live(dm, table, volume_keys, before, f"switching {table.name} to its new extents")
+        old_keys = _live_key_descriptions(dm, loaded.old)
+        with _critical_section(table.name):
             started = time.monotonic()
             try:
-                _suspend_stack(dm, reloaded, suspended)
+                _suspend_stack(dm, loaded.reloaded, loaded.suspended)
                 during()
             except BaseException as error:
-                resume = after_failure(error) if len(suspended) == len(reloaded) else Resume.OLD
+                resume = after_failure(error) if len(loaded.suspended) == len(loaded.reloaded) else Resume.OLD
                 if resume is Resume.OLD:
-                    undo.run()  # inactive tables first, so that the resume brings the old ones back
-                    _resume_all(dm, suspended)
+                    loaded.undo.run()  # inactive tables first, so that the resume brings the old ones back
+                    _resume_all(dm, loaded.suspended)
                 elif resume is Resume.NEW:
-                    _resume_new(dm, table, reloaded, old, created, old_keys)
+                    _resume_new(dm, table, loaded, old_keys)
                 # Resume.NONE: new layers, inactive tables and keys stay, for the refresh that settles the LV
                 raise
-            _resume_new(dm, table, reloaded, old, created, old_keys)
+            _resume_new(dm, table, loaded, old_keys)
             held = time.monotonic() - started
     return held
 
 
-def _resume_new(dm: DeviceMapper, table: Table, reloaded: list[str], old: list[str],
-                created: dict[str, DeviceInfo], old_keys: list[str]) -> None:
+def _resume_new(dm: DeviceMapper, table: Table, loaded: _Loaded, old_keys: list[str]) -> None:
     """The end of a switch: the new tables live, the old stack's devices and keys the new one lacks gone."""
-    for name in reloaded:
+    for name in loaded.reloaded:
         try:
             dm.resume(name)
         except (LvcryptError, OSError) as error:
             reason = str(error) if isinstance(error, LvcryptError) else error.strerror
             raise ResumeFailed(f"resuming {name} on its new tables failed ({reason}); {table.name} stays "
                                "suspended") from None
-    for name in old:
-        if name not in created:
-            dm.remove(name)
-            remove_node(name, MAPPER_DIR)
+    _remove_gone(dm, loaded)
     drop_keys([description for description in old_keys if description not in _descriptions(table)])
 
 
+def _remove_gone(dm: DeviceMapper, loaded: _Loaded) -> None:
+    """After the resume: the layers of the old stack that the new one does not have."""
+    for name in loaded.old:
+        if name not in loaded.created:
+            dm.remove(name)
+            remove_node(name, MAPPER_DIR)
+
+
 HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
+_memory_warned: list[str] = []  # the one warning per process that memory could not be locked
 
 
 @contextmanager
-def _signals_held() -> Iterator[None]:
-    """Ctrl-C and termination signals stay pending until the block ends (then they act as usual)."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+def _critical_section(name: str) -> Iterator[None]:
+    """lvm2's critical section around a suspend (lib/mm/memlock.c), from before the first suspend to after
+    the last resume.  The process's memory is locked, so that no page fault needs I/O (swap, a file)
+    that could wait on the suspended device; a failure to lock is a warning, as in lvm2.  Ctrl-C and
+    termination signals stay pending until the end (then act as usual): a process killed in there would
+    leave the file system frozen, or interrupt a commit half-way."""
+    problem = secret.lock_process_memory()
+    if problem is not None and not _memory_warned:
+        _memory_warned.append(problem)
+        warn(f"cannot lock memory while {name} is suspended ({problem}); going on without")
     try:
-        yield
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        secret.unlock_process_memory()
 
 
 def _descriptions(table: Table) -> set[str]:

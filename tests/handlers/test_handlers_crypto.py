@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
+import subprocess
+import sys
 
 import pytest
 from argon2.low_level import Type, hash_secret_raw
@@ -38,6 +40,32 @@ def test_secret_is_wiped_when_dropped_and_locked_as_root() -> None:
     del secret
     gc.collect()
     assert buffer == bytearray(64)
+
+
+LOCK_ROUND_TRIP = """
+from lvcrypt.handlers.secret import Secret, lock_process_memory, unlock_process_memory
+def kib(field):
+    return int(next(l for l in open("/proc/self/status") if l.startswith(field + ":")).split()[1])
+with Secret(b"k" * 64) as secret:
+    before = kib("VmLck")
+    problem = lock_process_memory()
+    during, resident = kib("VmLck"), kib("VmRSS")
+    unlock_process_memory()
+    print(problem, before, during, resident, kib("VmLck"), secret.locked)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mlockall of a whole interpreter needs CAP_IPC_LOCK")
+def test_locking_the_process_memory_and_back_keeps_the_secrets_locked() -> None:
+    """The critical section around a dm suspend mlockalls the process; munlockall afterwards must not
+    leave key material swappable: the secrets' own pages are locked again (in a child: this test
+    process keeps its memory unlocked)."""
+    out = subprocess.run([sys.executable, "-c", LOCK_ROUND_TRIP], capture_output=True, text=True, check=True)
+    problem, before, during, resident, after, locked = out.stdout.split()
+    assert problem == "None" and locked == "True", out.stdout
+    # All but the kernel's special pages (vdso) locked, then only the secret's page again.
+    assert int(during) >= 0.95 * int(resident) and int(resident) > int(before) > 0
+    assert int(after) == int(before)
 
 
 def test_af_merge_inverts_split_and_needs_every_stripe() -> None:

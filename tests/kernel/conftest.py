@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ KERNEL_DIR = Path(__file__).resolve().parent
 IN_GUEST = os.environ.get(GUEST_ENV) == "1"
 SELECT_ENV = "LVCRYPT_KERNEL_SELECT"
 RESULTS_ENV = "LVCRYPT_KERNEL_RESULTS"
+PREPARED_ENV = "LVCRYPT_KERNEL_PREPARED"
 VERDICTS = pytest.StashKey[dict[str, Verdict]]()
 # Marks the guest evaluates itself: the host must not skip or xfail on its own view of them.
 GUEST_EVALUATED_MARKS = {"skip", "skipif", "xfail"}
@@ -81,18 +83,69 @@ class GuestReportedTest(pytest.Item):
 def _guest_verdicts(session: pytest.Session) -> dict[str, Verdict]:
     """Run the guest once per process, for every kernel test this session selected."""
     if VERDICTS not in session.stash:
-        wanted = [item.original_nodeid for item in session.items if isinstance(item, GuestReportedTest)]
-        session.stash[VERDICTS] = _run_in_guest(wanted)
+        stand_ins = [item for item in session.items if isinstance(item, GuestReportedTest)]
+        prepared = CHECKOUT / "build" / f"kernel-prepared-{os.urandom(4).hex()}"
+        try:
+            failed = _prepare_on_host(stand_ins, prepared) if _guest_can_start() else {}
+            wanted = [item.original_nodeid for item in stand_ins if item.original_nodeid not in failed]
+            session.stash[VERDICTS] = {**_run_in_guest(wanted, prepared), **failed}
+        finally:
+            shutil.rmtree(prepared, ignore_errors=True)
     return session.stash[VERDICTS]
 
 
-def _run_in_guest(wanted: list[str]) -> dict[str, Verdict]:
+def _guest_can_start() -> bool:
+    """The machine checks a boot makes first (QEMU, kernel, busybox, root): without them the tests
+    are skipped anyway, and nothing is prepared for them."""
+    try:
+        with Guest():
+            return True
+    except GuestUnavailable:
+        return False
+
+
+def _prepare_on_host(stand_ins: list[GuestReportedTest], prepared: Path) -> dict[str, Verdict]:
+    """Before the boot, each selected module's `prepare_on_host(directory)` (if it has one) fills
+    `prepared/<module name>` with what the guest cannot make itself (an Argon2 keyslot needing more
+    memory than the guest has); the guest finds it through $LVCRYPT_KERNEL_PREPARED (the checkout is
+    shared).  A preparation that fails fails its module's tests, which then do not run in the guest."""
+    failed: dict[str, Verdict] = {}
+    modules: dict[str, tuple[pytest.Module, list[str]]] = {}
+    for item in stand_ins:
+        module = item.getparent(pytest.Module)
+        if module is not None and hasattr(module.obj, "prepare_on_host"):
+            modules.setdefault(module.nodeid, (module, []))[1].append(item.original_nodeid)
+    for nodeid, (module, tests) in modules.items():
+        directory = prepared / module.path.stem
+        directory.mkdir(parents=True)
+        try:
+            module.obj.prepare_on_host(directory)
+        except Exception as error:  # any failure of the preparation is that module's failure
+            failed.update({test: Verdict("failed", f"prepare_on_host of {nodeid} failed on the host: {error!r}")
+                           for test in tests})
+    return failed
+
+
+@pytest.fixture(scope="module")
+def host_prepared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The directory this module's `prepare_on_host` filled on the host before the guest booted; made
+    here when the tests run without a guest ($LVCRYPT_KERNEL_GUEST=1 on a machine with device-mapper)."""
+    stem = Path(request.module.__file__).stem
+    root = os.environ.get(PREPARED_ENV)
+    if root:
+        return Path(root) / stem
+    directory = tmp_path_factory.mktemp(stem)
+    request.module.prepare_on_host(directory)
+    return directory
+
+
+def _run_in_guest(wanted: list[str], prepared: Path) -> dict[str, Verdict]:
     """Verdicts from one guest run; a guest that fails to boot (a rare panic under a loaded
     TCG host) is tried once more before its tests are skipped."""
     reason = ""
     for _ in range(BOOT_ATTEMPTS):
         try:
-            attempt = _guest_attempt(wanted)
+            attempt = _guest_attempt(wanted, prepared)
         except GuestUnavailable as error:
             return {nodeid: Verdict("skipped", f"kernel guest unavailable: {error}") for nodeid in wanted}
         if isinstance(attempt, dict):
@@ -101,7 +154,7 @@ def _run_in_guest(wanted: list[str]) -> dict[str, Verdict]:
     return {nodeid: Verdict("skipped", reason) for nodeid in wanted}
 
 
-def _guest_attempt(wanted: list[str]) -> dict[str, Verdict] | str:
+def _guest_attempt(wanted: list[str], prepared: Path) -> dict[str, Verdict] | str:
     """Boot once and run the wanted tests: their verdicts, or why the guest did not start."""
     env = os.environ
     with Guest(boot_timeout=float(env.get("LVCRYPT_KERNEL_BOOT_TIMEOUT", "180")),
@@ -112,7 +165,7 @@ def _guest_attempt(wanted: list[str]) -> dict[str, Verdict] | str:
         argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
                 "--rootdir", str(CHECKOUT), *files]
         result = guest.run(argv, env={SELECT_ENV: f"{GUEST_XFER}/select.json",
-                                      RESULTS_ENV: f"{GUEST_XFER}/results.jsonl"})
+                                      RESULTS_ENV: f"{GUEST_XFER}/results.jsonl", PREPARED_ENV: str(prepared)})
         records = read_records(guest.xfer / "results.jsonl")
         output_file = guest.xfer / "output.log"
         output = output_file.read_text(errors="replace") if output_file.exists() else ""

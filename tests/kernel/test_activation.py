@@ -111,7 +111,7 @@ def lvcrypt(pair: Pair, *args: str, input: bytes = b"", check: bool = True) -> O
     TCG makes every new Python process cost seconds (imports), so most calls run
     in-process; the fault tests also run the command as a process once.
     """
-    split = 2 if args[0] in ("keystore", "keyslot", "token") else 1  # after the action, where argparse takes it
+    split = 2 if args[0] in ("keystore", "keyslot", "token", "kdump") else 1  # after the action, where argparse takes it
     argv = [*args[:split], "--devices", pair.device_list, *args[split:]]
     stdout = io.TextIOWrapper(io.BytesIO())
     stdin = io.TextIOWrapper(io.BytesIO(input))

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -190,22 +191,37 @@ def test_a_chunk_failing_while_suspended_leaves_the_lv_running_on_its_old_tables
     assert read_lv(pair, "fs") == data
 
 
-def fail_the_second_committed_header(monkeypatch: pytest.MonkeyPatch, target: str,
-                                     then_unreadable: bool) -> list[int]:
-    """Fault injection in this process: once a switch has suspended the LV, the write of `target`'s
-    committed header (its second header write: precommit, then commit) fails with EIO, the other PV's
-    written by then; `then_unreadable` also fails every read of a PV after that.  Returns the count of
-    `target`'s header writes (a list, empty until the suspend)."""
+@pytest.fixture
+def while_suspended(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[], None]], None]:
+    """Fault injection in this process: `while_suspended(hook)` makes every chunk's switch run `hook()` with
+    the LV suspended, just before the chunk is copied and committed (`monkeypatch.undo()` ends it)."""
     from lvcrypt.activate import kernel
+
+    switch = kernel.switch
+
+    def install(hook: Callable[[], None]) -> None:
+        def hooked(table: object, before: object, volume_keys: object, during: Callable[[], None],
+                   *rest: object) -> float:
+            def hook_first() -> None:
+                hook()
+                during()
+            return switch(table, before, volume_keys, hook_first, *rest)  # type: ignore[arg-type]
+        monkeypatch.setattr(kernel, "switch", hooked)
+    return install
+
+
+def fail_the_second_committed_header(monkeypatch: pytest.MonkeyPatch,
+                                     while_suspended: Callable[[Callable[[], None]], None], target: str,
+                                     then_unreadable: bool) -> list[int]:
+    """Once a switch has suspended the LV, the write of `target`'s committed header (its second header
+    write: precommit, then commit) fails with EIO, the other PV's written by then; `then_unreadable`
+    also fails every read of a PV after that.  Returns the count of `target`'s header writes (a list,
+    empty until the suspend)."""
     from lvcrypt.store.disk import Disk
     from lvcrypt.store.mda import MAGIC
 
     headers: list[int] = []
-    suspend, write_at, read_at = kernel._suspend_stack, Disk.write_at, Disk.read_at
-
-    def suspended(*args: object) -> None:
-        headers.append(0)
-        suspend(*args)  # type: ignore[arg-type]
+    write_at, read_at = Disk.write_at, Disk.read_at
 
     def failing_write(self: Disk, offset: int, data: bytes) -> None:
         if headers and self.path == target and bytes(data[4:20]) == MAGIC:
@@ -218,15 +234,38 @@ def fail_the_second_committed_header(monkeypatch: pytest.MonkeyPatch, target: st
         if headers and headers[0] >= 2:
             raise OSError(5, "Input/output error")
         return read_at(self, offset, length)
-    monkeypatch.setattr(kernel, "_suspend_stack", suspended)
+    while_suspended(lambda: headers.append(0) if not headers else None)
     monkeypatch.setattr(Disk, "write_at", failing_write)
     if then_unreadable:
         monkeypatch.setattr(Disk, "read_at", failing_read)
     return headers
 
 
+def lvm2_mapping(pair: Pair, lv: str) -> tuple[str, int]:
+    """Where lvm2 says a one-segment LV's data is: the PV as `major:minor` and the sector offset on it.
+    Read from the VG text lvm2 writes back (vgcfgbackup): `stripes` of a linear segment, `areas` of the
+    segment types it does not know (crypt), for which `lvs -o devices` shows nothing."""
+    backup = pair.tmp / "lvm2-backup.vg"
+    pair.lvm("vgcfgbackup", "-f", str(backup), VG)
+    text = backup.read_text()
+    segment = text[re.search(rf"^\s*{lv} {{", text, re.M).end():]  # type: ignore[union-attr]
+    pv, extent = re.search(r'(?:areas|stripes)\s*=\s*\[\s*"(pv\d+)",\s*(\d+)', segment).groups()  # type: ignore[union-attr]
+    header = text[re.search(rf"^\s*{pv} {{", text, re.M).end():]  # type: ignore[union-attr]
+    device = re.search(r'device\s*=\s*"([^"]+)"', header).group(1)  # type: ignore[union-attr]
+    pe_start = int(re.search(r"pe_start\s*=\s*(\d+)", header).group(1))  # type: ignore[union-attr]
+    rdev = os.stat(device).st_rdev
+    return f"{os.major(rdev)}:{os.minor(rdev)}", pe_start + int(extent) * 8192  # 4 MiB extents
+
+
+def table_mapping(line: str) -> tuple[str, int]:
+    """The device and offset of one linear or crypt line of `dmsetup table`."""
+    fields = line.split()
+    device, offset = fields[6:8] if fields[2] == "crypt" else fields[3:5]
+    return device, int(offset)
+
+
 def test_a_commit_failing_after_the_first_pvs_header_resumes_the_mapping_it_committed(
-        pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+        pair: Pair, monkeypatch: pytest.MonkeyPatch, while_suspended: Callable[[Callable[[], None]], None]) -> None:
     """pvmove of a one-chunk LV whose commit fails at the second PV's committed header, the first PV's
     already written: the first PV's new seqno is what readers take (lvm2 too), so the LV must run on the
     new extents, or writes would go to extents the metadata calls free (issue 17)."""
@@ -234,7 +273,7 @@ def test_a_commit_failing_after_the_first_pvs_header_resumes_the_mapping_it_comm
     lvcrypt(pair, "lvcreate", "-L", "4M", "-n", "mv", VG, source)
     lvchange(pair, "-ay", f"{VG}/mv")
     write_dev(mapper("mv"), payload(4 * MIB, "before"))
-    headers = fail_the_second_committed_header(monkeypatch, target, then_unreadable=False)
+    headers = fail_the_second_committed_header(monkeypatch, while_suspended, target, then_unreadable=False)
     failed = lvcrypt(pair, "pvmove", *CHUNK, source, check=False)
     monkeypatch.undo()
     assert failed.returncode == 5 and headers == [2], (headers, failed.stderr)
@@ -244,12 +283,8 @@ def test_a_commit_failing_after_the_first_pvs_header_resumes_the_mapping_it_comm
     after = payload(4 * MIB, "after")  # written after the failure: it must land where the metadata maps
     write_dev(mapper("mv"), after)
     [line] = table_lines(f"{VG}-mv")
-    device, offset = line.split()[3:5]
-    [mapped] = pair.lvm("lvs", "--noheadings", "-o", "devices", f"{VG}/mv").stdout.split()
-    pe_start = pair.lvm("pvs", "--noheadings", "--units", "s", "--nosuffix", "-o", "pe_start", target).stdout
-    rdev, extent = os.stat(target).st_rdev, int(mapped.removeprefix(f"{target}(").rstrip(")"))
-    assert device == f"{os.major(rdev)}:{os.minor(rdev)}" and mapped.startswith(f"{target}(")
-    assert int(offset) == int(pe_start) + extent * 8192  # 4 MiB extents
+    rdev = os.stat(target).st_rdev
+    assert table_mapping(line) == lvm2_mapping(pair, "mv") and line.split()[3] == f"{os.major(rdev)}:{os.minor(rdev)}"
     assert read_lv(pair, "mv") == after == read_dev(mapper("mv"), 4 * MIB)
 
     lvcrypt(pair, "pvmove", source)  # the next command ends the move and rewrites the stale copy
@@ -259,7 +294,7 @@ def test_a_commit_failing_after_the_first_pvs_header_resumes_the_mapping_it_comm
 
 
 def test_a_commit_failing_with_the_pvs_unreadable_leaves_the_lv_suspended_until_a_refresh(
-        pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+        pair: Pair, monkeypatch: pytest.MonkeyPatch, while_suspended: Callable[[Callable[[], None]], None]) -> None:
     """The commit fails at the second PV and then no PV can be read back: either table could be wrong, so
     the LV stays suspended; once the PVs read again, the refresh the line names puts it on the mapping lvm2
     reads, with the data intact."""
@@ -268,7 +303,7 @@ def test_a_commit_failing_with_the_pvs_unreadable_leaves_the_lv_suspended_until_
     lvchange(pair, "-ay", f"{VG}/mv")
     data = payload(4 * MIB, "unreadable")
     write_dev(mapper("mv"), data)
-    headers = fail_the_second_committed_header(monkeypatch, target, then_unreadable=True)
+    headers = fail_the_second_committed_header(monkeypatch, while_suspended, target, then_unreadable=True)
     failed = lvcrypt(pair, "pvmove", *CHUNK, source, check=False)
     monkeypatch.undo()
     assert failed.returncode == 5 and headers == [2], (headers, failed.stderr)
@@ -287,10 +322,9 @@ def test_a_commit_failing_with_the_pvs_unreadable_leaves_the_lv_suspended_until_
 
 
 def test_a_resume_failing_after_the_commit_names_the_refresh_that_settles_the_lv(
-        pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+        pair: Pair, monkeypatch: pytest.MonkeyPatch, while_suspended: Callable[[Callable[[], None]], None]) -> None:
     """The commit went through but the new tables could not be resumed (a dm failure, injected): the LV
     stays suspended, and the one line names `lvchange --refresh`, which puts it on the committed mapping."""
-    from lvcrypt.activate import kernel
     from lvcrypt.activate.dm_ioctl import DeviceMapper
     from lvcrypt.errors import DeviceError
 
@@ -300,18 +334,14 @@ def test_a_resume_failing_after_the_commit_names_the_refresh_that_settles_the_lv
     data = payload(4 * MIB, "resume")
     write_dev(mapper("mv"), data)
     armed = []
-    suspend, resume = kernel._suspend_stack, DeviceMapper.resume
-
-    def suspended(*args: object) -> None:
-        suspend(*args)  # type: ignore[arg-type]
-        armed.append(True)
+    resume = DeviceMapper.resume
 
     def failing(self: DeviceMapper, name: str) -> object:
         if armed:
             armed.clear()
             raise DeviceError("injected resume failure")
         return resume(self, name)
-    monkeypatch.setattr(kernel, "_suspend_stack", suspended)
+    while_suspended(lambda: armed.append(True))
     monkeypatch.setattr(DeviceMapper, "resume", failing)
     failed = lvcrypt(pair, "pvmove", *CHUNK, source, check=False)
     monkeypatch.undo()
@@ -327,6 +357,78 @@ def test_a_resume_failing_after_the_commit_names_the_refresh_that_settles_the_lv
     assert read_dev(mapper("mv"), 4 * MIB) == data == read_lv(pair, "mv")
     lvcrypt(pair, "pvmove", source)
     lvchange(pair, "-an", f"{VG}/mv")
+
+
+def test_an_online_encrypt_and_reencrypt_whose_commit_fails_part_way_run_on_the_mapping_lvm2_reads(
+        pair: Pair, monkeypatch: pytest.MonkeyPatch, while_suspended: Callable[[Callable[[], None]], None]) -> None:
+    """`lvconvert --encrypt`, then `--reencrypt`, of a one-chunk active LV, each commit failing at the second
+    PV's committed header: the first PV's copy names the chunk's new extents (and new key), so the LV must
+    run on those (the tables lvm2's `lvs -o devices` gives), reading the same data; the same command
+    then finishes the conversion."""
+    key = ["--key-file", str(pair.tmp / "pass")]
+    source, target = pair.devices
+    lvcrypt(pair, "lvcreate", "-L", "4M", "-n", "en", VG, source)
+    lvchange(pair, "-ay", f"{VG}/en")
+    data = payload(4 * MIB, "encrypt")
+    write_dev(mapper("en"), data)
+    for command in (["--encrypt", *LUKS1], ["--reencrypt", *FAST]):
+        headers = fail_the_second_committed_header(monkeypatch, while_suspended, target, then_unreadable=False)
+        failed = lvcrypt(pair, "lvconvert", *command, *key, *CHUNK, f"{VG}/en", check=False)
+        monkeypatch.undo()
+        assert failed.returncode == 5 and headers == [2], (command, headers, failed.stderr)
+        assert failed.stderr.count("\n") == 1 and "reached only some PVs" in failed.stderr, failed.stderr
+        assert re.search(r"State:\s+ACTIVE", sh("dmsetup", "info", f"{VG}-en").stdout)
+        [line] = table_lines(f"{VG}-en")
+        assert line.split()[2] == "crypt" and table_mapping(line) == lvm2_mapping(pair, "en"), line
+        assert read_dev(mapper("en"), 4 * MIB) == data == read_lv(pair, "en")
+        data = payload(4 * MIB, f"after {command[0]}")  # written after the failure: where the metadata maps
+        write_dev(mapper("en"), data)
+        assert read_lv(pair, "en") == data
+
+        lvcrypt(pair, "lvconvert", command[0], *key, *CHUNK, f"{VG}/en")  # the same command finishes it
+        [line] = table_lines(f"{VG}-en")
+        assert table_mapping(line) == lvm2_mapping(pair, "en"), line
+        assert read_dev(mapper("en"), 4 * MIB) == data == read_lv(pair, "en")
+        pair.lvm("vgck", VG)
+    assert len(lvcrypt_keys()) == 1  # the re-encrypted LV's key alone
+    lvchange(pair, "-an", f"{VG}/en")
+    assert lvcrypt_keys() == []
+
+
+def status_kib(field: str) -> int:
+    """A `kB` line of this process's /proc/self/status."""
+    line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith(f"{field}:"))
+    return int(line.split()[1])
+
+
+def test_a_switch_locks_the_process_memory_while_the_lv_is_suspended(
+        pair: Pair, monkeypatch: pytest.MonkeyPatch, while_suspended: Callable[[Callable[[], None]], None]) -> None:
+    """lvm2's critical section (lib/mm/memlock.c): while the LV is suspended every page of the process is
+    locked (mlockall), so no page fault can wait on I/O from the suspended device; afterwards the lock is
+    gone again, except the secrets' own (a Secret made before is still locked)."""
+    from lvcrypt.handlers.secret import Secret
+
+    source = pair.devices[0]
+    lvcrypt(pair, "lvcreate", "-L", "4M", "-n", "ml", VG, source)
+    lvchange(pair, "-ay", f"{VG}/ml")
+    data = payload(4 * MIB, "memlock")
+    write_dev(mapper("ml"), data)
+    seen: list[tuple[int, int]] = []
+    with Secret(b"k" * 64) as secret:
+        assert secret.locked
+        locked_before = status_kib("VmLck")
+        while_suspended(lambda: seen.append((status_kib("VmLck"), status_kib("VmRSS"))))
+        move = lvcrypt(pair, "pvmove", *CHUNK, source)
+        monkeypatch.undo()
+        locked_after = status_kib("VmLck")
+        print(f"\nwhile suspended: VmLck {seen[0][0]} kB, VmRSS {seen[0][1]} kB; before {locked_before} kB, "
+              f"after {locked_after} kB; longest I/O pause {pause_of(move.stdout)} ms")
+        assert "cannot lock memory" not in move.stderr, move.stderr
+        [(locked, resident)] = seen  # one chunk, one switch
+        assert locked >= 0.95 * resident > 0  # all it maps is locked (all but the kernel's vdso pages)
+        assert 0 < locked_after <= locked_before  # the secret's page is locked again, nothing else
+    assert read_dev(mapper("ml"), 4 * MIB) == data
+    lvchange(pair, "-an", f"{VG}/ml")
 
 
 def lvcrypt_keys() -> list[str]:

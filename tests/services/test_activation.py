@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from lvcrypt import activation
 from lvcrypt.activation import ActivationRequest, change_lv, check_before_starting, open_lv_stack, \
     vg_activation_targets
 from lvcrypt.errors import DeviceError, KeyringError
@@ -94,3 +95,15 @@ def test_the_userspace_stack_reads_what_it_wrote(split_vg: Pair) -> None:
         back = bytearray(len(data))
         stack.readinto(4096, memoryview(back))
     assert back == data
+
+
+def test_lock_stop_waits_for_sanlock_to_close_lvmlock_then_removes_it_or_gives_up_bounded() -> None:
+    """After stop_vg, sanlock may hold the lvmlock device a while (seen above 5 s under load): removing
+    it then would fail and leave it for the next lockspace init to trip on.  Wait while it is open,
+    remove it once closed, and give up (with a line naming the device) only after the bound."""
+    limit = activation.LOCK_LV_RELEASE_SECONDS
+    assert activation.lock_lv_step(None, 0.0) is activation.LockLvStep.GONE
+    assert activation.lock_lv_step(1, 0.0) is activation.LockLvStep.WAIT
+    assert activation.lock_lv_step(1, limit - 0.1) is activation.LockLvStep.WAIT
+    assert activation.lock_lv_step(0, limit + 5) is activation.LockLvStep.REMOVE  # closed late: still removed
+    assert activation.lock_lv_step(1, limit) is activation.LockLvStep.GIVE_UP
