@@ -137,10 +137,19 @@ class Secret:
 _locked: "weakref.WeakValueDictionary[int, Secret]" = weakref.WeakValueDictionary()
 
 
+# How many holders want the process's memory locked: only the outermost lock and unlock call the C library.
+_lock_depth = [0]
+
+
 def lock_process_memory() -> str | None:
     """mlockall(MCL_CURRENT | MCL_FUTURE), as lvm2's critical section (lib/mm/memlock.c) while a device is
     suspended: no page of this process may then need I/O (swap, a file) that could wait on that device.
-    Returns None, or why the memory could not be locked (the caller warns and goes on, as lvm2)."""
+    Returns None, or why the memory could not be locked (the caller warns and goes on, as lvm2).  Calls
+    nest: locking a command-sized process costs tens of milliseconds of CPU (hundreds on a loaded
+    machine), so a conversion locks once around all its chunks and each chunk's suspend finds it done."""
+    _lock_depth[0] += 1
+    if _lock_depth[0] > 1:
+        return None
     if _libc is None or not hasattr(_libc, "mlockall"):
         return "this C library has no mlockall"
     if _libc.mlockall(ctypes.c_int(MCL_CURRENT | MCL_FUTURE)) == 0:
@@ -150,8 +159,9 @@ def lock_process_memory() -> str | None:
 
 def unlock_process_memory() -> None:
     """munlockall, which also takes every secret's own lock away: those are taken again, so that key
-    material stays unswappable after the critical section."""
-    if _libc is None or not hasattr(_libc, "munlockall"):
+    material stays unswappable after the critical section.  Only the outermost call unlocks."""
+    _lock_depth[0] = max(0, _lock_depth[0] - 1)
+    if _lock_depth[0] or _libc is None or not hasattr(_libc, "munlockall"):
         return
     _libc.munlockall()
     for key, secret in list(_locked.items()):

@@ -11,7 +11,7 @@ again, so nothing stays behind.
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from enum import Enum
 from typing import TYPE_CHECKING, Callable, Iterator, Mapping
 
@@ -382,6 +382,14 @@ class ChunkSwitch:
     sessions: KeystoreSessions
     volume_keys: "Mapping[str, bytes | bytearray] | None"
     longest: float | None = None
+    _memory: ExitStack | None = None  # the memory lock its live LVs' chunks share (see `settle`)
+
+    def __enter__(self) -> "ChunkSwitch":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._memory is not None:
+            self._memory.close()
 
     def table(self, vg: "VolumeGroup", lv_name: str) -> "Table":
         from lvcrypt.activate.tables import build_table
@@ -394,7 +402,12 @@ class ChunkSwitch:
         now calls free (owed wipes).  The archive is written now, not while the LV is suspended."""
         from lvcrypt.activate import kernel
 
+        from lvcrypt.activate.kernel import memory_locked
+
         self.tx.archive_now()
+        if self._memory is None:  # locked once for every chunk to come, until the switch ends
+            self._memory = ExitStack()
+            self._memory.enter_context(memory_locked(f"{self.tx.vg.name}/{lv_name}"))
         table = self.table(self.tx.vg, lv_name)
         if self.volume_keys is None and not kernel.keys_present(table):
             raise kernel.ActivationError(

@@ -277,8 +277,8 @@ def _run(tx: "VgTransaction", lv: "LogicalVolume", chunk: int, keys: KeyCache, p
     assert record is not None
     device_of = tx.loaded.device_of
     live = check_live(tx.vg, lv, sysfs_root)
-    with KeystoreSessions(tx.vg, device_of) as sessions, Ciphers(keys) as ciphers:
-        switch = ChunkSwitch(tx, sessions, keys)
+    with KeystoreSessions(tx.vg, device_of) as sessions, Ciphers(keys) as ciphers, \
+            ChunkSwitch(tx, sessions, keys) as switch:
         if live:
             switch.settle(lv.name)
         while True:

@@ -158,8 +158,7 @@ def _move(tx: "VgTransaction", record: PvMove, chunk_bytes: int | None, pace: Pa
     _check_room(vg, names, record.source, chunk, targets, tx.loaded.device_of)
     write_pvmove(vg, record)
     tx.commit()
-    with KeystoreSessions(vg, tx.loaded.device_of) as sessions:
-        switch = ChunkSwitch(tx, sessions, None)
+    with KeystoreSessions(vg, tx.loaded.device_of) as sessions, ChunkSwitch(tx, sessions, None) as switch:
         for name in names:
             if live[name]:
                 switch.settle(name)

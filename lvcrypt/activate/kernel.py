@@ -416,24 +416,32 @@ _memory_warned: list[str] = []  # the one warning per process that memory could 
 
 
 @contextmanager
-def _critical_section(name: str) -> Iterator[None]:
-    """lvm2's critical section around a suspend (lib/mm/memlock.c), from before the first suspend to after
-    the last resume.  The process's memory is locked, so that no page fault needs I/O (swap, a file)
-    that could wait on the suspended device; a failure to lock is a warning, as in lvm2.  Ctrl-C and
-    termination signals stay pending until the end (then act as usual): a process killed in there would
-    leave the file system frozen, or interrupt a commit half-way."""
+def memory_locked(name: str) -> Iterator[None]:
+    """The process's memory locked (see `secret.lock_process_memory`; nested holders lock once) while
+    `name` is or may be suspended; a failure to lock is one warning per process, as in lvm2."""
     problem = secret.lock_process_memory()
     if problem is not None and not _memory_warned:
         _memory_warned.append(problem)
         warn(f"cannot lock memory while {name} is suspended ({problem}); going on without")
     try:
+        yield
+    finally:
+        secret.unlock_process_memory()
+
+
+@contextmanager
+def _critical_section(name: str) -> Iterator[None]:
+    """lvm2's critical section around a suspend (lib/mm/memlock.c), from before the first suspend to after
+    the last resume.  The process's memory is locked, so that no page fault needs I/O (swap, a file) that
+    could wait on the suspended device.  Ctrl-C and termination signals stay pending until the end (then
+    act as usual): a process killed in there would leave the file system frozen, or interrupt a commit
+    half-way."""
+    with memory_locked(name):
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
         try:
             yield
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-    finally:
-        secret.unlock_process_memory()
 
 
 def _descriptions(table: Table) -> set[str]:

@@ -49,9 +49,11 @@ def kib(field):
 with Secret(b"k" * 64) as secret:
     before = kib("VmLck")
     problem = lock_process_memory()
+    inner = lock_process_memory()  # a chunk's suspend inside a conversion that holds the lock
+    unlock_process_memory()
     during, resident = kib("VmLck"), kib("VmRSS")
     unlock_process_memory()
-    print(problem, before, during, resident, kib("VmLck"), secret.locked)
+    print(problem, inner, before, during, resident, kib("VmLck"), secret.locked)
 """
 
 
@@ -59,10 +61,11 @@ with Secret(b"k" * 64) as secret:
 def test_locking_the_process_memory_and_back_keeps_the_secrets_locked() -> None:
     """The critical section around a dm suspend mlockalls the process; munlockall afterwards must not
     leave key material swappable: the secrets' own pages are locked again (in a child: this test
-    process keeps its memory unlocked)."""
+    process keeps its memory unlocked).  Locks nest: a conversion holds one over all its chunks, and a
+    chunk's own unlock must not end it."""
     out = subprocess.run([sys.executable, "-c", LOCK_ROUND_TRIP], capture_output=True, text=True, check=True)
-    problem, before, during, resident, after, locked = out.stdout.split()
-    assert problem == "None" and locked == "True", out.stdout
+    problem, inner, before, during, resident, after, locked = out.stdout.split()
+    assert problem == "None" and inner == "None" and locked == "True", out.stdout
     # All but the kernel's special pages (vdso) locked, then only the secret's page again.
     assert int(during) >= 0.95 * int(resident) and int(resident) > int(before) > 0
     assert int(after) == int(before)
