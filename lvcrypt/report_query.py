@@ -12,7 +12,7 @@ import os
 from dataclasses import field
 from typing import TYPE_CHECKING
 
-from lvcrypt.errors import UsageError
+from lvcrypt.errors import LvcryptError, UsageError
 from lvcrypt.records import dataclass
 
 if TYPE_CHECKING:
@@ -69,18 +69,23 @@ def wants_help(spec: list[str] | None) -> bool:
     return any(word.strip() in ("help", "?") for item in spec or [] for word in item.split(","))
 
 
-def _extended(request: ReportRequest, fields: dict[str, "Field"], prefix: str) -> bool:
-    """Whether the request names a field beyond the common ones (or `all`): only then is report_all
-    loaded, which keeps a plain `lvs` as fast as before."""
+def _named_words(request: ReportRequest) -> set[str]:
+    """The field names a request mentions in -o, -O and -S, as typed."""
     import re
-
-    from lvcrypt.report_select import resolve
 
     words = {word.strip().lstrip("+-") for item in (request.options or []) + (request.sort or [])
              for word in item.split(",")}
     words |= set(re.findall(r"([A-Za-z0-9_-]+)\s*(?:=~|!~|!=|>=|<=|=|>|<|(?:since|after|until|before)\b)",
                             request.select or ""))
-    return any(word and (word.lower() == "all" or resolve(word, fields, prefix) is None) for word in words)
+    return {word for word in words if word}
+
+
+def _extended(request: ReportRequest, fields: dict[str, "Field"], prefix: str) -> bool:
+    """Whether the request names a field beyond the common ones (or `all`): only then is report_all
+    loaded, which keeps a plain `lvs` as fast as before."""
+    from lvcrypt.report_select import resolve
+
+    return any(word.lower() == "all" or resolve(word, fields, prefix) is None for word in _named_words(request))
 
 
 def lv_report(devices: str | None, request: ReportRequest, every: bool, shared: bool, foreign: bool,
@@ -111,7 +116,11 @@ def lv_report(devices: str | None, request: ReportRequest, every: bool, shared: 
     except UsageError:
         _refuse_pv_fields(request, prefix)
         raise
-    test, used = parse(request.select or "", fields, prefix)
+    try:
+        test, used = parse(request.select or "", fields, prefix)
+    except LvcryptError:
+        _refuse_pv_fields(request, prefix)
+        raise
     named = set(columns) | used | {name for name, _ in keys}
     per_segment = request.segments or bool(named & segment_fields)
     rows = lv_rows(devices, request.names, every, per_segment, shared, foreign, sysfs_root, request.history)
@@ -122,17 +131,17 @@ def lv_report(devices: str | None, request: ReportRequest, every: bool, shared: 
 
 
 def _refuse_pv_fields(request: ReportRequest, prefix: str) -> None:
-    """lvs naming a PV field fails as lvm2's does (status 5), not as an unknown field."""
+    """lvs naming a PV field (in -o, -O or -S) fails as lvm2's does (status 5), not as an unknown field."""
+    from lvcrypt.report_all import EXTRA_PV_FIELDS
     from lvcrypt.report_joined import refuse_lv_and_pv
     from lvcrypt.report_pvsegments import PVSEG_FIELDS
     from lvcrypt.report_select import resolve
     from lvcrypt.reportfields import PV_FIELDS
 
-    pv_only = {name: field for name, field in {**PV_FIELDS, **PVSEG_FIELDS}.items() if name != "vg_name"}
-    words = {word.strip().lstrip("+-") for item in (request.options or []) + (request.sort or [])
-             for word in item.split(",")}
+    pv_only = {name: field for name, field in {**PV_FIELDS, **EXTRA_PV_FIELDS, **PVSEG_FIELDS}.items()
+               if name != "vg_name"}
     refuse_lv_and_pv("seg" if request.segments else "lv", True,
-                     any(word and resolve(word, pv_only, prefix) for word in words))
+                     any(word and resolve(word, pv_only, prefix) for word in _named_words(request)))
 
 
 def _device_rank(path: str) -> int:
@@ -185,78 +194,86 @@ def _pv_collection_order(row: object) -> tuple[object, ...]:
 
 def vg_report(devices: str | None, request: ReportRequest, shared: bool,
               foreign: bool) -> tuple[list[str], dict[str, "Field"], list[object]]:
+    """vgs: a row per VG; with LV fields a row per LV (per LV segment with segment fields), with PV
+    fields a row per PV (per PV segment with pvseg_* fields), as lvm2 joins them."""
     from lvcrypt.report_joined import refuse_lv_and_pv, vg_lv_rows, vg_pv_rows
+    from lvcrypt.report_pvsegments import PVSEG_FIELDS, pv_segment_rows
     from lvcrypt.reportfields import LV_FIELDS, PV_FIELDS, SEGMENT_FIELDS, VG_DEFAULT, VG_FIELDS, lv_rows, vg_rows
 
-    lv_fields = {name: field for name, field in LV_FIELDS.items() if name not in VG_FIELDS}
-    pv_fields = {name: field for name, field in PV_FIELDS.items() if name not in VG_FIELDS}
+    vg_fields, lv_fields, pv_fields = dict(VG_FIELDS), dict(LV_FIELDS), {**PV_FIELDS, **PVSEG_FIELDS}
+    segment_fields = set(SEGMENT_FIELDS)
+    all_fields = None
+    if _extended(request, {**lv_fields, **pv_fields, **vg_fields}, PREFIX["vg"]):
+        from lvcrypt.report_all import EXTRA_LV_FIELDS, EXTRA_PV_FIELDS, EXTRA_VG_FIELDS, VG_ALL
+        from lvcrypt.report_segments import SEG_EXTRA_FIELDS
+
+        vg_fields.update(EXTRA_VG_FIELDS)
+        lv_fields.update({**EXTRA_LV_FIELDS, **SEG_EXTRA_FIELDS})
+        pv_fields.update(EXTRA_PV_FIELDS)
+        segment_fields |= set(SEG_EXTRA_FIELDS)
+        all_fields = VG_ALL
+    lv_names = set(lv_fields) - set(vg_fields)
+    pv_names = set(pv_fields) - set(vg_fields)
 
     def load(named: set[str]) -> list[object]:
-        refuse_lv_and_pv("vg", bool(named & set(lv_fields)), bool(named & set(pv_fields)))
-        if named & set(lv_fields):
-            return list(vg_lv_rows(lv_rows(devices, list(request.names), False, bool(named & SEGMENT_FIELDS),
+        refuse_lv_and_pv("vg", bool(named & lv_names), bool(named & pv_names))
+        if named & lv_names:
+            return list(vg_lv_rows(lv_rows(devices, list(request.names), False, bool(named & segment_fields),
                                            shared, foreign)))
         rows = vg_rows(devices, list(request.names), shared, foreign)
-        return list(vg_pv_rows(list(rows)) if named & set(pv_fields) else rows)
+        if not named & pv_names:
+            return list(rows)
+        joined = vg_pv_rows(list(rows))
+        return list(pv_segment_rows(joined) if named & set(PVSEG_FIELDS) else joined)
 
-    return _plain_report(VG_DEFAULT, {**lv_fields, **pv_fields, **VG_FIELDS}, _vg_extras,
-                         _vg_collection_order(request.names), PREFIX["vg"], request, load)
+    fields = {**lv_fields, **pv_fields, **vg_fields}
+    return _plain_report(VG_DEFAULT, fields, all_fields, _vg_collection_order(request.names), PREFIX["vg"],
+                         request, load)
 
 
 def pv_report(devices: str | None, request: ReportRequest, shared: bool,
               foreign: bool) -> tuple[list[str], dict[str, "Field"], list[object]]:
-    from lvcrypt.report_pvsegments import PVSEG_DEFAULT, PVSEG_FIELDS, pv_segment_rows
-    from lvcrypt.reportfields import PV_DEFAULT, PV_FIELDS, pv_rows
-
+    """pvs: a row per PV (per PV segment with --segments or pvseg_* fields, each carrying its LV
+    area with LV or segment fields); VG fields read the PV's VG, the orphan VG's for a PV of none."""
     from lvcrypt.metadata.lvreport import VgReport
-    from lvcrypt.report_joined import area_rows, pv_lv_fields
-    from lvcrypt.reportfields import LV_FIELDS
+    from lvcrypt.report_joined import area_rows, pv_lv_fields, pv_vg_fields, with_views
+    from lvcrypt.report_pvsegments import LABEL_FIELDS_UNTIL, PVSEG_DEFAULT, PVSEG_FIELDS, pv_segment_rows
+    from lvcrypt.reportfields import LV_FIELDS, PV_DEFAULT, PV_FIELDS, VG_FIELDS, pv_rows
 
     pv_fields = {**PV_FIELDS, **PVSEG_FIELDS}
-    lv_fields = pv_lv_fields(LV_FIELDS, pv_fields)
+    lv_all, vg_all = dict(LV_FIELDS), dict(VG_FIELDS)
+    all_fields = None
+    if _extended(request, {**lv_all, **vg_all, **pv_fields}, PREFIX["pv"]):
+        from lvcrypt.report_all import EXTRA_LV_FIELDS, EXTRA_PV_FIELDS, EXTRA_VG_FIELDS, PV_ALL
+        from lvcrypt.report_segments import SEG_EXTRA_FIELDS
+
+        pv_fields.update(EXTRA_PV_FIELDS)
+        lv_all.update({**EXTRA_LV_FIELDS, **SEG_EXTRA_FIELDS})
+        vg_all.update(EXTRA_VG_FIELDS)
+        # `pvs --segments -o all`: lvm2's PV label fields, then the segment's
+        all_fields = PV_ALL[:PV_ALL.index(LABEL_FIELDS_UNTIL) + 1] + list(PVSEG_FIELDS) if request.segments \
+            else PV_ALL
+    lv_fields = pv_lv_fields(lv_all, pv_fields)
+    vg_fields = pv_vg_fields(vg_all, {**pv_fields, **lv_fields})
 
     def load(named: set[str]) -> list[object]:
         rows = pv_rows(devices, request.names, shared, foreign)
         if named & set(lv_fields):
             return list(area_rows(rows, VgReport))
-        return list(pv_segment_rows(rows) if request.segments or named & set(PVSEG_FIELDS) else rows)
+        if request.segments or named & set(PVSEG_FIELDS):
+            rows = pv_segment_rows(rows)
+        return list(with_views(rows, VgReport) if named & set(vg_fields) else rows)
 
-    return _plain_report(PVSEG_DEFAULT if request.segments else PV_DEFAULT, {**lv_fields, **pv_fields},
-                         _pv_segment_extras if request.segments else _pv_extras, _pv_collection_order,
-                         PREFIX["pv"], request, load)
-
-
-def _vg_extras() -> tuple[dict[str, "Field"], list[str]]:
-    from lvcrypt.report_all import EXTRA_VG_FIELDS, VG_ALL
-
-    return EXTRA_VG_FIELDS, VG_ALL
+    return _plain_report(PVSEG_DEFAULT if request.segments else PV_DEFAULT, {**vg_fields, **lv_fields, **pv_fields},
+                         all_fields, _pv_collection_order, PREFIX["pv"], request, load)
 
 
-def _pv_extras() -> tuple[dict[str, "Field"], list[str]]:
-    from lvcrypt.report_all import EXTRA_PV_FIELDS, PV_ALL
-
-    return EXTRA_PV_FIELDS, PV_ALL
-
-
-def _pv_segment_extras() -> tuple[dict[str, "Field"], list[str]]:
-    """`pvs --segments -o all`: lvm2's PV label fields, then the segment's."""
-    from lvcrypt.report_all import EXTRA_PV_FIELDS, PV_ALL
-    from lvcrypt.report_pvsegments import LABEL_FIELDS_UNTIL, PVSEG_FIELDS
-
-    return EXTRA_PV_FIELDS, PV_ALL[:PV_ALL.index(LABEL_FIELDS_UNTIL) + 1] + list(PVSEG_FIELDS)
-
-
-def _plain_report(default: list[str], fields: dict[str, "Field"],
-                  extras: "Callable[[], tuple[dict[str, Field], list[str]]]",
+def _plain_report(default: list[str], fields: dict[str, "Field"], all_fields: list[str] | None,
                   collection: "Callable[[object], tuple[object, ...]]", prefix: str, request: ReportRequest,
                   load: "Callable[[set[str]], list[object]]") -> tuple[list[str], dict[str, "Field"], list[object]]:
     from lvcrypt.report_select import parse, select
     from lvcrypt.report_sort import sort_keys, sort_rows
 
-    all_fields = None
-    if _extended(request, fields, prefix):
-        more, all_fields = extras()
-        fields = {**fields, **more}
     columns = columns_of(request.options, default, fields, prefix, all_fields)
     test, used = parse(request.select or "", fields, prefix)
     keys = sort_keys(request.sort, fields, prefix)
