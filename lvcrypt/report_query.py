@@ -35,6 +35,9 @@ class ReportRequest:
     segments: bool = False
     names: list[str] = field(default_factory=list)
     history: bool = False  # lvs -H: removed LVs lvm2 remembers, as rows (report_history)
+    # Filled by the report: what lvm2 says of each object named and not found; the report shows
+    # the others and the command then fails, as lvm2's.
+    missing: list[str] = field(default_factory=list)
 
 
 def columns_of(spec: list[str] | None, default: list[str], fields: dict[str, "Field"], prefix: str,
@@ -123,7 +126,8 @@ def lv_report(devices: str | None, request: ReportRequest, every: bool, shared: 
         raise
     named = set(columns) | used | {name for name, _ in keys}
     per_segment = request.segments or bool(named & segment_fields)
-    rows = lv_rows(devices, request.names, every, per_segment, shared, foreign, sysfs_root, request.history)
+    rows = lv_rows(devices, request.names, every, per_segment, shared, foreign, sysfs_root, request.history,
+                   request.missing)
     rows = select(rows, test, fields)
     if keys:
         rows = sort_rows(rows, keys, fields, sorted(rows, key=_collection_order(request.names)))
@@ -219,8 +223,8 @@ def vg_report(devices: str | None, request: ReportRequest, shared: bool,
         refuse_lv_and_pv("vg", bool(named & lv_names), bool(named & pv_names))
         if named & lv_names:
             return list(vg_lv_rows(lv_rows(devices, list(request.names), False, bool(named & segment_fields),
-                                           shared, foreign)))
-        rows = vg_rows(devices, list(request.names), shared, foreign)
+                                           shared, foreign, missing=request.missing)))
+        rows = vg_rows(devices, list(request.names), shared, foreign, request.missing)
         if not named & pv_names:
             return list(rows)
         joined = vg_pv_rows(list(rows))
