@@ -13,7 +13,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from lvcrypt.cli import lvm2_options
+from lvcrypt.cli import read_options
 
 if TYPE_CHECKING:
     from lvcrypt.report_query import ReportRequest
@@ -232,7 +232,7 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
     plain = sub._parser_class
     sub._parser_class = _report_parser(plain)
     try:
-        parser = sub.add_parser(name, parents=[lvm2_options()], help=f"report on {what}")
+        parser = sub.add_parser(name, parents=[read_options()], help=f"report on {what}")
     finally:
         sub._parser_class = plain
     parser.add_argument("-o", "--options", action="append", help="fields (lvm2 names), +FIELD to add")
