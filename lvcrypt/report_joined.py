@@ -54,6 +54,8 @@ ORPHAN_VG_VALUES: dict[str, object] = {
                             "max_pv", "pv_count", "vg_missing_pv_count", "lv_count", "snap_count", "vg_seqno",
                             "vg_mda_count", "vg_mda_used_count", "vg_mda_free", "vg_mda_size")},
 }
+# On the PV's segment rows (pvs --segments, or with LV fields) lvm2 leaves the orphan VG's format empty.
+ORPHAN_SEGMENT_VALUES = {**ORPHAN_VG_VALUES, "vg_fmt": ""}
 
 
 def _on_area(name: str, field: Field) -> Field:
@@ -76,14 +78,15 @@ def pv_lv_fields(lv_fields: dict[str, Field], pv_fields: dict[str, Field]) -> di
 
 def _on_pv(name: str, field: Field) -> Field:
     """A VG field read on a PV's row: its VG's value, the orphan VG's for a PV in no VG."""
-    orphan = ORPHAN_VG_VALUES.get(name, "")
+    def orphan(row: PvRow) -> object:
+        return (ORPHAN_VG_VALUES if row.pvseg is None else ORPHAN_SEGMENT_VALUES).get(name, "")
 
     def get(row: PvRow) -> object:
-        return field.get(row) if row.vg is not None else orphan
+        return field.get(row) if row.vg is not None else orphan(row)
 
     def key(row: PvRow) -> object:
         assert field.key is not None
-        return field.key(row) if row.vg is not None else orphan
+        return field.key(row) if row.vg is not None else orphan(row)
     return replace(field, get=get, key=key if field.key is not None else None)
 
 

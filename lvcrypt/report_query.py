@@ -57,6 +57,10 @@ def columns_of(spec: list[str] | None, default: list[str], fields: dict[str, "Fi
             if all_fields is not None and word.lstrip("+").lower() == "all":
                 columns += all_fields
                 continue
+            group = _field_groups().get(word.lstrip("+").lower()) if all_fields is not None else None
+            if group is not None:
+                columns += group
+                continue
             name = resolve(word.lstrip("+-"), fields, prefix)
             if name is None:
                 raise UsageError(f"unrecognised field: {word.lstrip('+-')} (known: {', '.join(sorted(fields))})")
@@ -70,6 +74,45 @@ def columns_of(spec: list[str] | None, default: list[str], fields: dict[str, "Fi
 def wants_help(spec: list[str] | None) -> bool:
     """`-o help` (or `-o ?`): lvm2 lists the report's fields instead of reporting."""
     return any(word.strip() in ("help", "?") for item in spec or [] for word in item.split(","))
+
+
+def _all_parts() -> list[tuple[str, list[str]]]:
+    """lvm2's fields by type (lib/report/columns.h), in its table's order: an LV's own, what the kernel
+    says of it (info, status, lv_attr needing both), a PV's label and the rest, VG, segment, PV segment."""
+    from lvcrypt.report_all import LV_ALL, PV_ALL, VG_ALL
+    from lvcrypt.report_pvsegments import LABEL_FIELDS_UNTIL, PVSEG_FIELDS
+    from lvcrypt.report_segments import SEG_ALL
+
+    info, status, attr = (LV_ALL.index(name) for name in ("lv_kernel_major", "data_percent", "lv_attr"))
+    label = PV_ALL.index(LABEL_FIELDS_UNTIL) + 1
+    return [("lv", LV_ALL[:info]), ("lvinfo", LV_ALL[info:status]), ("lvstatus", LV_ALL[status:attr]),
+            ("lvattr", LV_ALL[attr:]), ("label", PV_ALL[:label]), ("pv", PV_ALL[label:]), ("vg", VG_ALL),
+            ("seg", SEG_ALL), ("pvseg", list(PVSEG_FIELDS))]
+
+
+def _field_groups() -> dict[str, list[str]]:
+    """lvm2's `-o lv_all`, `vg_all`, `pv_all`, `seg_all`, `pvseg_all`: every field of one object."""
+    parts = dict(_all_parts())
+    return {"lv_all": parts["lv"] + parts["lvinfo"] + parts["lvstatus"] + parts["lvattr"], "vg_all": parts["vg"],
+            "pv_all": parts["label"] + parts["pv"], "seg_all": parts["seg"], "pvseg_all": parts["pvseg"]}
+
+
+def all_columns(own: set[str], request: ReportRequest, fields: dict[str, "Field"], prefix: str,
+                default: list[str]) -> list[str]:
+    """What `-o all` lists, as lvm2 2.03.16: every field of the report's own types (`own`, of
+    _all_parts) and of the type of each field named in -o or -O (not -S), the default ones too
+    when `-o` adds to them, in lvm2's table order; so `vgs -o all,lv_name` lists the LV fields
+    too, `pvs -o all,vg_name` and `pvs -o +all` the VG fields."""
+    from lvcrypt.report_select import resolve
+
+    parts = _all_parts()
+    words = {word.strip().lstrip("+-") for item in (request.options or []) + (request.sort or [])
+             for word in item.split(",")}
+    first = next((word.strip() for item in request.options or [] for word in item.split(",") if word.strip()), "+")
+    named = {resolve(word, fields, prefix) for word in words if word}
+    named |= set(default) if first.startswith(("+", "-")) else set()
+    kinds = own | {kind for kind, names in parts if named & set(names)}
+    return [name for kind, names in parts if kind in kinds for name in names]
 
 
 def _named_words(request: ReportRequest) -> set[str]:
@@ -102,12 +145,13 @@ def lv_report(devices: str | None, request: ReportRequest, every: bool, shared: 
     all_fields = None
     segment_fields = set(SEGMENT_FIELDS)
     if _extended(request, fields, prefix):
-        from lvcrypt.report_all import EXTRA_LV_FIELDS, EXTRA_VG_FIELDS, LV_ALL, VG_ALL
-        from lvcrypt.report_segments import LV_ALL_UNTIL, SEG_ALL, SEG_EXTRA_FIELDS
+        from lvcrypt.report_all import EXTRA_LV_FIELDS, EXTRA_VG_FIELDS
+        from lvcrypt.report_segments import SEG_EXTRA_FIELDS
 
         fields = {**fields, **EXTRA_LV_FIELDS, **EXTRA_VG_FIELDS, **SEG_EXTRA_FIELDS}
         segment_fields |= set(SEG_EXTRA_FIELDS)
-        all_fields = LV_ALL[:LV_ALL.index(LV_ALL_UNTIL)] + VG_ALL + SEG_ALL if request.segments else LV_ALL + VG_ALL
+        own = {"lv", "vg", "seg"} if request.segments else {"lv", "lvinfo", "lvstatus", "lvattr", "vg"}
+        all_fields = all_columns(own, request, fields, prefix, SEGMENT_DEFAULT if request.segments else LV_DEFAULT)
     if request.history:
         from lvcrypt.report_history import with_history
 
@@ -208,14 +252,14 @@ def vg_report(devices: str | None, request: ReportRequest, shared: bool,
     segment_fields = set(SEGMENT_FIELDS)
     all_fields = None
     if _extended(request, {**lv_fields, **pv_fields, **vg_fields}, PREFIX["vg"]):
-        from lvcrypt.report_all import EXTRA_LV_FIELDS, EXTRA_PV_FIELDS, EXTRA_VG_FIELDS, VG_ALL
+        from lvcrypt.report_all import EXTRA_LV_FIELDS, EXTRA_PV_FIELDS, EXTRA_VG_FIELDS
         from lvcrypt.report_segments import SEG_EXTRA_FIELDS
 
         vg_fields.update(EXTRA_VG_FIELDS)
         lv_fields.update({**EXTRA_LV_FIELDS, **SEG_EXTRA_FIELDS})
         pv_fields.update(EXTRA_PV_FIELDS)
         segment_fields |= set(SEG_EXTRA_FIELDS)
-        all_fields = VG_ALL
+        all_fields = all_columns({"vg"}, request, {**lv_fields, **pv_fields, **vg_fields}, PREFIX["vg"], VG_DEFAULT)
     lv_names = set(lv_fields) - set(vg_fields)
     pv_names = set(pv_fields) - set(vg_fields)
 
@@ -241,22 +285,22 @@ def pv_report(devices: str | None, request: ReportRequest, shared: bool,
     area with LV or segment fields); VG fields read the PV's VG, the orphan VG's for a PV of none."""
     from lvcrypt.metadata.lvreport import VgReport
     from lvcrypt.report_joined import area_rows, pv_lv_fields, pv_vg_fields, with_views
-    from lvcrypt.report_pvsegments import LABEL_FIELDS_UNTIL, PVSEG_DEFAULT, PVSEG_FIELDS, pv_segment_rows
+    from lvcrypt.report_pvsegments import PVSEG_DEFAULT, PVSEG_FIELDS, pv_segment_rows
     from lvcrypt.reportfields import LV_FIELDS, PV_DEFAULT, PV_FIELDS, VG_FIELDS, pv_rows
 
     pv_fields = {**PV_FIELDS, **PVSEG_FIELDS}
     lv_all, vg_all = dict(LV_FIELDS), dict(VG_FIELDS)
     all_fields = None
     if _extended(request, {**lv_all, **vg_all, **pv_fields}, PREFIX["pv"]):
-        from lvcrypt.report_all import EXTRA_LV_FIELDS, EXTRA_PV_FIELDS, EXTRA_VG_FIELDS, PV_ALL
+        from lvcrypt.report_all import EXTRA_LV_FIELDS, EXTRA_PV_FIELDS, EXTRA_VG_FIELDS
         from lvcrypt.report_segments import SEG_EXTRA_FIELDS
 
         pv_fields.update(EXTRA_PV_FIELDS)
         lv_all.update({**EXTRA_LV_FIELDS, **SEG_EXTRA_FIELDS})
         vg_all.update(EXTRA_VG_FIELDS)
-        # `pvs --segments -o all`: lvm2's PV label fields, then the segment's
-        all_fields = PV_ALL[:PV_ALL.index(LABEL_FIELDS_UNTIL) + 1] + list(PVSEG_FIELDS) if request.segments \
-            else PV_ALL
+        all_fields = all_columns({"label", "pvseg"} if request.segments else {"label", "pv"}, request,
+                                 {**vg_all, **lv_all, **pv_fields}, PREFIX["pv"],
+                                 PVSEG_DEFAULT if request.segments else PV_DEFAULT)
     lv_fields = pv_lv_fields(lv_all, pv_fields)
     vg_fields = pv_vg_fields(vg_all, {**pv_fields, **lv_fields})
 
