@@ -10,8 +10,9 @@ and exit status must be byte-equal.  lvm2 runs as a process; lvcrypt runs in thi
 The lines cover `-S` (every operator, regexes, lists and subsets, sizes with units, && || !
 and parentheses, field aliases), `-O` (ascending, descending, several keys), `--units` with
 every letter, `--nosuffix`, `--nameprefixes`, `--unquoted`, `--rows`, `--aligned`,
-`--separator`, `--segments`, `-o +f`/`-o -f` and the tag fields.  Nothing here is a crypt
-field, so no difference is expected anywhere.
+`--separator`, `--segments`, `-o +f`/`-o -f` and the tag fields, reports joining objects
+(`pvs -o +lv_name,vg_free`, `vgs -o all,pv_free`...), and objects named that are missing.
+Nothing here is a crypt field, so no difference is expected anywhere.
 """
 
 from __future__ import annotations
@@ -164,7 +165,16 @@ JOINED_LINES = [["pvs", "-o", "+lv_name"], ["pvs", "--segments", "-o", "+lv_name
                 ["vgs", "-S", "pvseg_start=0"], ["vgs", "-o", "vg_name,lv_name,pvseg_start"],
                 # lvs naming a PV field anywhere: lvm2's refusal (exit 5), not an unknown field (exit 3)
                 ["lvs", "-S", "pv_name=/dev/loop0"], ["lvs", "-S", "lv_name=lin && pv_free>0"], ["lvs", "-o", "+pv_major"],
-                ["lvs", "-O", "pv_in_use"]]
+                ["lvs", "-O", "pv_in_use"],
+                # -o all as lvm2 expands it in joined reports (the types of the fields named beside it),
+                # and the one-object groups
+                ["vgs", "-o", "all,lv_name"], ["vgs", "-o", "all,pv_free"], ["vgs", "-o", "all,pvseg_size"],
+                ["vgs", "-o", "all,data_percent"], ["vgs", "-o", "+all", "-O", "lv_attr"], ["pvs", "-o", "+all"],
+                ["pvs", "-o", "all,lv_name,vg_name"], ["pvs", "--segments", "-o", "all,vg_name", "--rows"],
+                ["pvs", "-o", "all,seg_size", "--reportformat", "json"], ["lvs", "-o", "all,seg_size"],
+                ["lvs", "--segments", "-o", "+all"], ["lvs", "-o", "lv_all"], ["lvs", "-o", "name,vg_all"],
+                ["lvs", "-o", "name,seg_all"], ["pvs", "-o", "pv_all"], ["pvs", "-o", "pv_name,pvseg_all"],
+                ["pvs", "-o", "pv_name,lv_all"], ["vgs", "-o", "vg_name,pv_all"], ["lvs", "-o", "pv_all"]]
 # lvm2's options of the commands that only read: -y, -q (-qq), -t taken; -f and -A refused (exit 3).
 READ_ONLY_LINES = [["lvs", "-t"], ["vgs", "-y", "-qq"], ["pvs", "--test", "--quiet"], ["lvs", "-f"],
                    ["pvs", "-A", "y"]]
@@ -205,6 +215,7 @@ FIXTURE_LINES = [
     ["pvs", "-o", "pv_name," + ",".join(LV_AND_SEGMENT_ALL), "--reportformat", "json"],
     ["vgs", "-o", "vg_name,lv_name,lv_layout,lv_parent,data_stripes", "-S", "lv_layout=~raid || lv_role=~private"],
     ["vgs", "-o", "vg_name,pv_name,pvseg_start,pvseg_size,pv_in_use"],
+    ["vgs", "-o", "all,lv_name", "-O", "lv_name"], ["pvs", "-o", "all,lv_name,vg_name", "-O", "pv_name,lv_name"],
 ]
 
 # Creation times on lvm2-written VGs: seconds apart, -a's hidden LVs, and sorting by time; and
