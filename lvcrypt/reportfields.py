@@ -347,6 +347,7 @@ def load_vgs(devices: str | None, names: list[str], command: str, shared: bool =
     access = Access(exported=command != "lvs", shared=shared, foreign=foreign)
     local_id = local_system_id()
     hidden: set[str] = set()
+    unfound = False
     with contextlib.ExitStack() as held:
         wanted = names
         if not names:  # as lvm2: a report over every VG holds the global lock shared, then each VG's
@@ -363,6 +364,7 @@ def load_vgs(devices: str | None, names: list[str], command: str, shared: bool =
                 if missing is None or not names:
                     raise
                 missing.append(str(error))
+                unfound = True
                 continue
             refused = refusal(vg.vg, access, local_id)
             if refused and names:
@@ -383,7 +385,7 @@ def load_vgs(devices: str | None, names: list[str], command: str, shared: bool =
             print(f"  WARNING: {problem}", file=sys.stderr)
     members = {pv.uuid for vg in loaded for pv in vg.pvs.values()}
     for pv in found.pvs.values():  # damage on PVs of no VG shown (the notes of members came with their VG)
-        if pv.uuid not in members and pv.uuid not in hidden:
+        if pv.uuid not in members and pv.uuid not in hidden and not unfound:  # a VG not found names its damage
             for mda in pv.mdas:
                 if mda.problem:
                     print(f"  WARNING: {mda.problem}", file=sys.stderr)

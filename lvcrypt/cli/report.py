@@ -125,10 +125,15 @@ def _request(args: argparse.Namespace, names: list[str]) -> "ReportRequest":
 
 
 def _status(missing: list[str]) -> int:
-    """After the report: lvm2's message for each object named and not found, and its status 5."""
-    for message in missing:
+    """After the report: lvm2's message for each object named and not found, and its status 5 (the
+    last message as the command's error, which `-d` traces)."""
+    from lvcrypt.errors import LvcryptError
+
+    for message in missing[:-1]:
         print(f"lvcrypt: {message}", file=sys.stderr)
-    return 5 if missing else 0
+    if missing:
+        raise LvcryptError(missing[-1])
+    return 0
 
 
 def _help(args: argparse.Namespace) -> bool:
