@@ -170,7 +170,8 @@ def pv_in_vg_short(row: PvRow) -> list[str]:
 
 
 def pvdisplay(rows: list[PvRow], opts: DisplayOptions, colon: bool = False, short: bool = False,
-              maps: bool = False) -> list[str]:
+              maps: bool = False, silent: bool = False) -> list[str]:
+    """`silent` (-qq) leaves out the line lvm2 logs of a PV in no VG, not the PV's own lines."""
     lines: list[str] = []
     for row in rows:
         if short:
@@ -178,7 +179,7 @@ def pvdisplay(rows: list[PvRow], opts: DisplayOptions, colon: bool = False, shor
             continue
         if _pv_exported(row):
             lines.append(f'Physical volume "{row.path}" of volume group "{row.vg.name}" is exported')  # type: ignore
-        if not _pv_member(row):
+        if not _pv_member(row) and not silent:
             lines.append(f'"{row.path}" is a new physical volume of "{display_size(_pv_size(row), opts.units)}"')
         if colon:
             lines.append(pv_colons(row))

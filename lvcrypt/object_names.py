@@ -119,11 +119,12 @@ def expand_vg_arguments(devices: str | None, items: list[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def expand_pv_arguments(devices: str | None, items: list[str]) -> list[str]:
+def expand_pv_arguments(devices: str | None, items: list[str], missing: list[str] | None = None) -> list[str]:
     """Arguments of pvs and pvchange as the scan names the PVs, `@tag` for the PVs (of any VG) carrying it.
 
     A PV may be named as the user named it (relative, through a symlink such as
-    /dev/disk/by-id/...); a name that is no PV is lvm2's refusal, exit 5.
+    /dev/disk/by-id/...); a name that is no PV is lvm2's refusal, exit 5, or, given `missing`,
+    a message added there (pvs then reports the others, as lvm2's).
     """
     import os
 
@@ -139,8 +140,12 @@ def expand_pv_arguments(devices: str | None, items: list[str]) -> list[str]:
             continue
         pv = found.pv_at(item)
         if pv is None:
-            raise LvcryptError(f"Cannot use {item}: device not found" if not os.path.exists(item)
-                               else f"Failed to find physical volume \"{item}\".")
+            message = (f"Cannot use {item}: device not found" if not os.path.exists(item)
+                       else f"Failed to find physical volume \"{item}\".")
+            if missing is None:
+                raise LvcryptError(message)
+            missing.append(message)
+            continue
         out.append(pv.path)
     tags = {item[1:] for item in items if is_tag(item)}
     for name in found.vg_names() if tags else []:

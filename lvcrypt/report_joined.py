@@ -25,15 +25,37 @@ def _free_size(row: PvRow) -> int:
     return row.pvseg[1] * row.vg.extent_bytes if row.vg is not None and row.pvseg else 0
 
 
-# What lvm2 prints for a free run (its `_free_logical_volume`, lib/report/report.c); other LV fields: empty.
+# What lvm2 prints for a free run (its `_free_logical_volume` and `_free_lv_segment`, lib/report/report.c,
+# with lvm2's reserved values for an LV it cannot ask the kernel about); other LV fields: empty.
 FREE_VALUES: dict[str, Callable[[PvRow], object]] = {
     "segtype": lambda r: "free",
     "seg_size": _free_size,
-    "lv_size": lambda r: 0, "seg_count": lambda r: 0, "stripes": lambda r: 0, "stripe_size": lambda r: 0,
-    "seg_start": lambda r: 0, "seg_start_pe": lambda r: 0,
+    "seg_size_pe": lambda r: r.pvseg[1] if r.vg is not None and r.pvseg else 0,
     "lv_full_name": lambda r: f"{r.vg.name if r.vg else ''}/",
     "lv_path": lambda r: f"/dev/{r.vg.name}/" if r.vg else "",
+    "lv_dm_path": lambda r: f"/dev/mapper/{r.vg.name.replace('-', '--')}-" if r.vg else "",
+    "parity_chunks": lambda r: 0xFFFFFFFF,
+    **{name: (lambda r: 0) for name in ("lv_size", "seg_count", "stripes", "stripe_size", "seg_start", "seg_start_pe",
+                                        "lv_read_ahead", "data_stripes", "region_size", "chunk_size")},
+    **{name: (lambda r: -1) for name in ("lv_major", "lv_minor", "lv_kernel_major", "lv_kernel_minor",
+                                         "lv_kernel_read_ahead", "raidintegrityblocksize", "writecache_block_size")},
+    **{name: (lambda r: "unknown") for name in (
+        "lv_layout", "lv_allocation_policy", "lv_permissions", "lv_suspended", "lv_live_table", "lv_inactive_table",
+        "lv_device_open", "lv_check_needed", "lv_merge_failed", "lv_snapshot_invalid", "zero")},
+    "lv_role": lambda r: "public",
+    "lv_autoactivation": lambda r: "enabled",
 }
+# A VG field on the row of a PV in no VG: lvm2 reads its orphan VG (lib/metadata/vg.c), a nameless,
+# read-only VG of no extents, no metadata areas and no allocation policy it can name.
+ORPHAN_VG_VALUES: dict[str, object] = {
+    "vg_fmt": "lvm2", "vg_attr": "r-----", "vg_permissions": "read-only", "vg_autoactivation": "enabled",
+    "vg_allocation_policy": "unknown", "vg_mda_copies": "unmanaged",
+    **{name: 0 for name in ("vg_size", "vg_free", "vg_extent_size", "vg_extent_count", "vg_free_count", "max_lv",
+                            "max_pv", "pv_count", "vg_missing_pv_count", "lv_count", "snap_count", "vg_seqno",
+                            "vg_mda_count", "vg_mda_used_count", "vg_mda_free", "vg_mda_size")},
+}
+# On the PV's segment rows (pvs --segments, or with LV fields) lvm2 leaves the orphan VG's format empty.
+ORPHAN_SEGMENT_VALUES = {**ORPHAN_VG_VALUES, "vg_fmt": ""}
 
 
 def _on_area(name: str, field: Field) -> Field:
@@ -54,6 +76,32 @@ def pv_lv_fields(lv_fields: dict[str, Field], pv_fields: dict[str, Field]) -> di
     return {name: _on_area(name, field) for name, field in lv_fields.items() if name not in pv_fields}
 
 
+def _on_pv(name: str, field: Field) -> Field:
+    """A VG field read on a PV's row: its VG's value, the orphan VG's for a PV in no VG."""
+    def orphan(row: PvRow) -> object:
+        return (ORPHAN_VG_VALUES if row.pvseg is None else ORPHAN_SEGMENT_VALUES).get(name, "")
+
+    def get(row: PvRow) -> object:
+        return field.get(row) if row.vg is not None else orphan(row)
+
+    def key(row: PvRow) -> object:
+        assert field.key is not None
+        return field.key(row) if row.vg is not None else orphan(row)
+    return replace(field, get=get, key=key if field.key is not None else None)
+
+
+def pv_vg_fields(vg_fields: dict[str, Field], pv_fields: dict[str, Field]) -> dict[str, Field]:
+    """The VG fields pvs reports (`pvs -o +vg_free`), on rows that carry their VG's view (with_views)."""
+    return {name: _on_pv(name, field) for name, field in vg_fields.items() if name not in pv_fields}
+
+
+def with_views(rows: list[PvRow], view_of: "Callable[[VolumeGroup], VgReport]") -> list[PvRow]:
+    """Each PV row with its VG's view (one per VG), which the VG fields and LV areas read."""
+    views: dict[int, "VgReport"] = {}
+    return [row if row.vg is None or row.view is not None
+            else replace(row, view=views.setdefault(id(row.vg), view_of(row.vg))) for row in rows]
+
+
 def _owner(vg: "VolumeGroup", key: str, start: int) -> "tuple[LogicalVolume, Segment] | None":
     for lv in vg.lvs.values():
         for segment in lv.segments:
@@ -66,16 +114,14 @@ def area_rows(rows: list[PvRow], view_of: "Callable[[VolumeGroup], VgReport]") -
     """PV segment rows (report_pvsegments), each LV area carrying its LV and LV segment."""
     from lvcrypt.report_pvsegments import pv_segment_rows
 
-    views: dict[int, "VgReport"] = {}
     joined: list[PvRow] = []
-    for row in pv_segment_rows(rows):
+    for row in with_views(pv_segment_rows(rows), view_of):
         found = _owner(row.vg, row.key, row.pvseg[0]) if row.vg and row.key and row.pvseg else None
         if found is None or row.loaded is None:
             joined.append(row)
             continue
-        assert row.vg is not None
-        view = views.setdefault(id(row.vg), view_of(row.vg))
-        joined.append(replace(row, area=LvRow(row.vg, row.loaded, found[0], found[1], view)))
+        assert row.vg is not None and row.view is not None
+        joined.append(replace(row, area=LvRow(row.vg, row.loaded, found[0], found[1], row.view)))
     return joined
 
 

@@ -12,7 +12,7 @@ import os
 from dataclasses import field
 from typing import TYPE_CHECKING
 
-from lvcrypt.errors import UsageError
+from lvcrypt.errors import LvcryptError, UsageError
 from lvcrypt.records import dataclass
 
 if TYPE_CHECKING:
@@ -35,6 +35,9 @@ class ReportRequest:
     segments: bool = False
     names: list[str] = field(default_factory=list)
     history: bool = False  # lvs -H: removed LVs lvm2 remembers, as rows (report_history)
+    # Filled by the report: what lvm2 says of each object named and not found; the report shows
+    # the others and the command then fails, as lvm2's.
+    missing: list[str] = field(default_factory=list)
 
 
 def columns_of(spec: list[str] | None, default: list[str], fields: dict[str, "Field"], prefix: str,
@@ -54,6 +57,10 @@ def columns_of(spec: list[str] | None, default: list[str], fields: dict[str, "Fi
             if all_fields is not None and word.lstrip("+").lower() == "all":
                 columns += all_fields
                 continue
+            group = _field_groups().get(word.lstrip("+").lower()) if all_fields is not None else None
+            if group is not None:
+                columns += group
+                continue
             name = resolve(word.lstrip("+-"), fields, prefix)
             if name is None:
                 raise UsageError(f"unrecognised field: {word.lstrip('+-')} (known: {', '.join(sorted(fields))})")
@@ -69,18 +76,62 @@ def wants_help(spec: list[str] | None) -> bool:
     return any(word.strip() in ("help", "?") for item in spec or [] for word in item.split(","))
 
 
-def _extended(request: ReportRequest, fields: dict[str, "Field"], prefix: str) -> bool:
-    """Whether the request names a field beyond the common ones (or `all`): only then is report_all
-    loaded, which keeps a plain `lvs` as fast as before."""
-    import re
+def _all_parts() -> list[tuple[str, list[str]]]:
+    """lvm2's fields by type (lib/report/columns.h), in its table's order: an LV's own, what the kernel
+    says of it (info, status, lv_attr needing both), a PV's label and the rest, VG, segment, PV segment."""
+    from lvcrypt.report_all import LV_ALL, PV_ALL, VG_ALL
+    from lvcrypt.report_pvsegments import LABEL_FIELDS_UNTIL, PVSEG_FIELDS
+    from lvcrypt.report_segments import SEG_ALL
 
+    info, status, attr = (LV_ALL.index(name) for name in ("lv_kernel_major", "data_percent", "lv_attr"))
+    label = PV_ALL.index(LABEL_FIELDS_UNTIL) + 1
+    return [("lv", LV_ALL[:info]), ("lvinfo", LV_ALL[info:status]), ("lvstatus", LV_ALL[status:attr]),
+            ("lvattr", LV_ALL[attr:]), ("label", PV_ALL[:label]), ("pv", PV_ALL[label:]), ("vg", VG_ALL),
+            ("seg", SEG_ALL), ("pvseg", list(PVSEG_FIELDS))]
+
+
+def _field_groups() -> dict[str, list[str]]:
+    """lvm2's `-o lv_all`, `vg_all`, `pv_all`, `seg_all`, `pvseg_all`: every field of one object."""
+    parts = dict(_all_parts())
+    return {"lv_all": parts["lv"] + parts["lvinfo"] + parts["lvstatus"] + parts["lvattr"], "vg_all": parts["vg"],
+            "pv_all": parts["label"] + parts["pv"], "seg_all": parts["seg"], "pvseg_all": parts["pvseg"]}
+
+
+def all_columns(own: set[str], request: ReportRequest, fields: dict[str, "Field"], prefix: str,
+                default: list[str]) -> list[str]:
+    """What `-o all` lists, as lvm2 2.03.16: every field of the report's own types (`own`, of
+    _all_parts) and of the type of each field named in -o or -O (not -S), the default ones too
+    when `-o` adds to them, in lvm2's table order; so `vgs -o all,lv_name` lists the LV fields
+    too, `pvs -o all,vg_name` and `pvs -o +all` the VG fields."""
     from lvcrypt.report_select import resolve
+
+    parts = _all_parts()
+    words = {word.strip().lstrip("+-") for item in (request.options or []) + (request.sort or [])
+             for word in item.split(",")}
+    first = next((word.strip() for item in request.options or [] for word in item.split(",") if word.strip()), "+")
+    named = {resolve(word, fields, prefix) for word in words if word}
+    named |= set(default) if first.startswith(("+", "-")) else set()
+    kinds = own | {kind for kind, names in parts if named & set(names)}
+    return [name for kind, names in parts if kind in kinds for name in names]
+
+
+def _named_words(request: ReportRequest) -> set[str]:
+    """The field names a request mentions in -o, -O and -S, as typed."""
+    import re
 
     words = {word.strip().lstrip("+-") for item in (request.options or []) + (request.sort or [])
              for word in item.split(",")}
     words |= set(re.findall(r"([A-Za-z0-9_-]+)\s*(?:=~|!~|!=|>=|<=|=|>|<|(?:since|after|until|before)\b)",
                             request.select or ""))
-    return any(word and (word.lower() == "all" or resolve(word, fields, prefix) is None) for word in words)
+    return {word for word in words if word}
+
+
+def _extended(request: ReportRequest, fields: dict[str, "Field"], prefix: str) -> bool:
+    """Whether the request names a field beyond the common ones (or `all`): only then is report_all
+    loaded, which keeps a plain `lvs` as fast as before."""
+    from lvcrypt.report_select import resolve
+
+    return any(word.lower() == "all" or resolve(word, fields, prefix) is None for word in _named_words(request))
 
 
 def lv_report(devices: str | None, request: ReportRequest, every: bool, shared: bool, foreign: bool,
@@ -94,12 +145,13 @@ def lv_report(devices: str | None, request: ReportRequest, every: bool, shared: 
     all_fields = None
     segment_fields = set(SEGMENT_FIELDS)
     if _extended(request, fields, prefix):
-        from lvcrypt.report_all import EXTRA_LV_FIELDS, EXTRA_VG_FIELDS, LV_ALL, VG_ALL
-        from lvcrypt.report_segments import LV_ALL_UNTIL, SEG_ALL, SEG_EXTRA_FIELDS
+        from lvcrypt.report_all import EXTRA_LV_FIELDS, EXTRA_VG_FIELDS
+        from lvcrypt.report_segments import SEG_EXTRA_FIELDS
 
         fields = {**fields, **EXTRA_LV_FIELDS, **EXTRA_VG_FIELDS, **SEG_EXTRA_FIELDS}
         segment_fields |= set(SEG_EXTRA_FIELDS)
-        all_fields = LV_ALL[:LV_ALL.index(LV_ALL_UNTIL)] + VG_ALL + SEG_ALL if request.segments else LV_ALL + VG_ALL
+        own = {"lv", "vg", "seg"} if request.segments else {"lv", "lvinfo", "lvstatus", "lvattr", "vg"}
+        all_fields = all_columns(own, request, fields, prefix, SEGMENT_DEFAULT if request.segments else LV_DEFAULT)
     if request.history:
         from lvcrypt.report_history import with_history
 
@@ -111,10 +163,15 @@ def lv_report(devices: str | None, request: ReportRequest, every: bool, shared: 
     except UsageError:
         _refuse_pv_fields(request, prefix)
         raise
-    test, used = parse(request.select or "", fields, prefix)
+    try:
+        test, used = parse(request.select or "", fields, prefix)
+    except LvcryptError:
+        _refuse_pv_fields(request, prefix)
+        raise
     named = set(columns) | used | {name for name, _ in keys}
     per_segment = request.segments or bool(named & segment_fields)
-    rows = lv_rows(devices, request.names, every, per_segment, shared, foreign, sysfs_root, request.history)
+    rows = lv_rows(devices, request.names, every, per_segment, shared, foreign, sysfs_root, request.history,
+                   request.missing)
     rows = select(rows, test, fields)
     if keys:
         rows = sort_rows(rows, keys, fields, sorted(rows, key=_collection_order(request.names)))
@@ -122,17 +179,17 @@ def lv_report(devices: str | None, request: ReportRequest, every: bool, shared: 
 
 
 def _refuse_pv_fields(request: ReportRequest, prefix: str) -> None:
-    """lvs naming a PV field fails as lvm2's does (status 5), not as an unknown field."""
+    """lvs naming a PV field (in -o, -O or -S) fails as lvm2's does (status 5), not as an unknown field."""
+    from lvcrypt.report_all import EXTRA_PV_FIELDS
     from lvcrypt.report_joined import refuse_lv_and_pv
     from lvcrypt.report_pvsegments import PVSEG_FIELDS
     from lvcrypt.report_select import resolve
     from lvcrypt.reportfields import PV_FIELDS
 
-    pv_only = {name: field for name, field in {**PV_FIELDS, **PVSEG_FIELDS}.items() if name != "vg_name"}
-    words = {word.strip().lstrip("+-") for item in (request.options or []) + (request.sort or [])
-             for word in item.split(",")}
+    pv_only = {name: field for name, field in {**PV_FIELDS, **EXTRA_PV_FIELDS, **PVSEG_FIELDS}.items()
+               if name != "vg_name"}
     refuse_lv_and_pv("seg" if request.segments else "lv", True,
-                     any(word and resolve(word, pv_only, prefix) for word in words))
+                     any(word and resolve(word, pv_only, prefix) for word in _named_words(request)))
 
 
 def _device_rank(path: str) -> int:
@@ -185,78 +242,86 @@ def _pv_collection_order(row: object) -> tuple[object, ...]:
 
 def vg_report(devices: str | None, request: ReportRequest, shared: bool,
               foreign: bool) -> tuple[list[str], dict[str, "Field"], list[object]]:
+    """vgs: a row per VG; with LV fields a row per LV (per LV segment with segment fields), with PV
+    fields a row per PV (per PV segment with pvseg_* fields), as lvm2 joins them."""
     from lvcrypt.report_joined import refuse_lv_and_pv, vg_lv_rows, vg_pv_rows
+    from lvcrypt.report_pvsegments import PVSEG_FIELDS, pv_segment_rows
     from lvcrypt.reportfields import LV_FIELDS, PV_FIELDS, SEGMENT_FIELDS, VG_DEFAULT, VG_FIELDS, lv_rows, vg_rows
 
-    lv_fields = {name: field for name, field in LV_FIELDS.items() if name not in VG_FIELDS}
-    pv_fields = {name: field for name, field in PV_FIELDS.items() if name not in VG_FIELDS}
+    vg_fields, lv_fields, pv_fields = dict(VG_FIELDS), dict(LV_FIELDS), {**PV_FIELDS, **PVSEG_FIELDS}
+    segment_fields = set(SEGMENT_FIELDS)
+    all_fields = None
+    if _extended(request, {**lv_fields, **pv_fields, **vg_fields}, PREFIX["vg"]):
+        from lvcrypt.report_all import EXTRA_LV_FIELDS, EXTRA_PV_FIELDS, EXTRA_VG_FIELDS
+        from lvcrypt.report_segments import SEG_EXTRA_FIELDS
+
+        vg_fields.update(EXTRA_VG_FIELDS)
+        lv_fields.update({**EXTRA_LV_FIELDS, **SEG_EXTRA_FIELDS})
+        pv_fields.update(EXTRA_PV_FIELDS)
+        segment_fields |= set(SEG_EXTRA_FIELDS)
+        all_fields = all_columns({"vg"}, request, {**lv_fields, **pv_fields, **vg_fields}, PREFIX["vg"], VG_DEFAULT)
+    lv_names = set(lv_fields) - set(vg_fields)
+    pv_names = set(pv_fields) - set(vg_fields)
 
     def load(named: set[str]) -> list[object]:
-        refuse_lv_and_pv("vg", bool(named & set(lv_fields)), bool(named & set(pv_fields)))
-        if named & set(lv_fields):
-            return list(vg_lv_rows(lv_rows(devices, list(request.names), False, bool(named & SEGMENT_FIELDS),
-                                           shared, foreign)))
-        rows = vg_rows(devices, list(request.names), shared, foreign)
-        return list(vg_pv_rows(list(rows)) if named & set(pv_fields) else rows)
+        refuse_lv_and_pv("vg", bool(named & lv_names), bool(named & pv_names))
+        if named & lv_names:
+            return list(vg_lv_rows(lv_rows(devices, list(request.names), False, bool(named & segment_fields),
+                                           shared, foreign, missing=request.missing)))
+        rows = vg_rows(devices, list(request.names), shared, foreign, request.missing)
+        if not named & pv_names:
+            return list(rows)
+        joined = vg_pv_rows(list(rows))
+        return list(pv_segment_rows(joined) if named & set(PVSEG_FIELDS) else joined)
 
-    return _plain_report(VG_DEFAULT, {**lv_fields, **pv_fields, **VG_FIELDS}, _vg_extras,
-                         _vg_collection_order(request.names), PREFIX["vg"], request, load)
+    fields = {**lv_fields, **pv_fields, **vg_fields}
+    return _plain_report(VG_DEFAULT, fields, all_fields, _vg_collection_order(request.names), PREFIX["vg"],
+                         request, load)
 
 
 def pv_report(devices: str | None, request: ReportRequest, shared: bool,
               foreign: bool) -> tuple[list[str], dict[str, "Field"], list[object]]:
-    from lvcrypt.report_pvsegments import PVSEG_DEFAULT, PVSEG_FIELDS, pv_segment_rows
-    from lvcrypt.reportfields import PV_DEFAULT, PV_FIELDS, pv_rows
-
+    """pvs: a row per PV (per PV segment with --segments or pvseg_* fields, each carrying its LV
+    area with LV or segment fields); VG fields read the PV's VG, the orphan VG's for a PV of none."""
     from lvcrypt.metadata.lvreport import VgReport
-    from lvcrypt.report_joined import area_rows, pv_lv_fields
-    from lvcrypt.reportfields import LV_FIELDS
+    from lvcrypt.report_joined import area_rows, pv_lv_fields, pv_vg_fields, with_views
+    from lvcrypt.report_pvsegments import PVSEG_DEFAULT, PVSEG_FIELDS, pv_segment_rows
+    from lvcrypt.reportfields import LV_FIELDS, PV_DEFAULT, PV_FIELDS, VG_FIELDS, pv_rows
 
     pv_fields = {**PV_FIELDS, **PVSEG_FIELDS}
-    lv_fields = pv_lv_fields(LV_FIELDS, pv_fields)
+    lv_all, vg_all = dict(LV_FIELDS), dict(VG_FIELDS)
+    all_fields = None
+    if _extended(request, {**lv_all, **vg_all, **pv_fields}, PREFIX["pv"]):
+        from lvcrypt.report_all import EXTRA_LV_FIELDS, EXTRA_PV_FIELDS, EXTRA_VG_FIELDS
+        from lvcrypt.report_segments import SEG_EXTRA_FIELDS
+
+        pv_fields.update(EXTRA_PV_FIELDS)
+        lv_all.update({**EXTRA_LV_FIELDS, **SEG_EXTRA_FIELDS})
+        vg_all.update(EXTRA_VG_FIELDS)
+        all_fields = all_columns({"label", "pvseg"} if request.segments else {"label", "pv"}, request,
+                                 {**vg_all, **lv_all, **pv_fields}, PREFIX["pv"],
+                                 PVSEG_DEFAULT if request.segments else PV_DEFAULT)
+    lv_fields = pv_lv_fields(lv_all, pv_fields)
+    vg_fields = pv_vg_fields(vg_all, {**pv_fields, **lv_fields})
 
     def load(named: set[str]) -> list[object]:
         rows = pv_rows(devices, request.names, shared, foreign)
         if named & set(lv_fields):
             return list(area_rows(rows, VgReport))
-        return list(pv_segment_rows(rows) if request.segments or named & set(PVSEG_FIELDS) else rows)
+        if request.segments or named & set(PVSEG_FIELDS):
+            rows = pv_segment_rows(rows)
+        return list(with_views(rows, VgReport) if named & set(vg_fields) else rows)
 
-    return _plain_report(PVSEG_DEFAULT if request.segments else PV_DEFAULT, {**lv_fields, **pv_fields},
-                         _pv_segment_extras if request.segments else _pv_extras, _pv_collection_order,
-                         PREFIX["pv"], request, load)
-
-
-def _vg_extras() -> tuple[dict[str, "Field"], list[str]]:
-    from lvcrypt.report_all import EXTRA_VG_FIELDS, VG_ALL
-
-    return EXTRA_VG_FIELDS, VG_ALL
+    return _plain_report(PVSEG_DEFAULT if request.segments else PV_DEFAULT, {**vg_fields, **lv_fields, **pv_fields},
+                         all_fields, _pv_collection_order, PREFIX["pv"], request, load)
 
 
-def _pv_extras() -> tuple[dict[str, "Field"], list[str]]:
-    from lvcrypt.report_all import EXTRA_PV_FIELDS, PV_ALL
-
-    return EXTRA_PV_FIELDS, PV_ALL
-
-
-def _pv_segment_extras() -> tuple[dict[str, "Field"], list[str]]:
-    """`pvs --segments -o all`: lvm2's PV label fields, then the segment's."""
-    from lvcrypt.report_all import EXTRA_PV_FIELDS, PV_ALL
-    from lvcrypt.report_pvsegments import LABEL_FIELDS_UNTIL, PVSEG_FIELDS
-
-    return EXTRA_PV_FIELDS, PV_ALL[:PV_ALL.index(LABEL_FIELDS_UNTIL) + 1] + list(PVSEG_FIELDS)
-
-
-def _plain_report(default: list[str], fields: dict[str, "Field"],
-                  extras: "Callable[[], tuple[dict[str, Field], list[str]]]",
+def _plain_report(default: list[str], fields: dict[str, "Field"], all_fields: list[str] | None,
                   collection: "Callable[[object], tuple[object, ...]]", prefix: str, request: ReportRequest,
                   load: "Callable[[set[str]], list[object]]") -> tuple[list[str], dict[str, "Field"], list[object]]:
     from lvcrypt.report_select import parse, select
     from lvcrypt.report_sort import sort_keys, sort_rows
 
-    all_fields = None
-    if _extended(request, fields, prefix):
-        more, all_fields = extras()
-        fields = {**fields, **more}
     columns = columns_of(request.options, default, fields, prefix, all_fields)
     test, used = parse(request.select or "", fields, prefix)
     keys = sort_keys(request.sort, fields, prefix)

@@ -329,12 +329,13 @@ PV_FIELDS: dict[str, Field] = {
 
 
 def load_vgs(devices: str | None, names: list[str], command: str, shared: bool = False,
-             foreign: bool = False) -> tuple["Scan", list["LoadedVg"], set[str]]:
+             foreign: bool = False, missing: list[str] | None = None) -> tuple["Scan", list["LoadedVg"], set[str]]:
     """Load the requested VGs (all when none named), each read under its shared lock.
 
     VGs lvm2 would not show on this host (shared without --shared, foreign without --foreign,
-    exported for lvs) are left out as lvm2 leaves them out; naming one is an error.  Returns
-    also the uuids of the PVs of the VGs left out, which pvs does not list as orphans either.
+    exported for lvs) are left out as lvm2 leaves them out; naming one is an error.  A named VG
+    that is not found is an error too, or, given `missing`, a message added there (a report then
+    shows the others, as lvm2's does).  Returns also the uuids of the PVs of the VGs left out, which pvs does not list as orphans either.
     """
     from lvcrypt.errors import LvcryptError
     from lvcrypt.store.access import Access, local_system_id, refusal, system_id
@@ -346,6 +347,7 @@ def load_vgs(devices: str | None, names: list[str], command: str, shared: bool =
     access = Access(exported=command != "lvs", shared=shared, foreign=foreign)
     local_id = local_system_id()
     hidden: set[str] = set()
+    unfound = False
     with contextlib.ExitStack() as held:
         wanted = names
         if not names:  # as lvm2: a report over every VG holds the global lock shared, then each VG's
@@ -356,7 +358,14 @@ def load_vgs(devices: str | None, names: list[str], command: str, shared: bool =
         found = scan(paths)
         loaded = []
         for name in wanted:
-            vg = load_vg(found, name)
+            try:
+                vg = load_vg(found, name)
+            except LvcryptError as error:
+                if missing is None or not names:
+                    raise
+                missing.append(str(error))
+                unfound = True
+                continue
             refused = refusal(vg.vg, access, local_id)
             if refused and names:
                 raise LvcryptError(refused)
@@ -376,7 +385,7 @@ def load_vgs(devices: str | None, names: list[str], command: str, shared: bool =
             print(f"  WARNING: {problem}", file=sys.stderr)
     members = {pv.uuid for vg in loaded for pv in vg.pvs.values()}
     for pv in found.pvs.values():  # damage on PVs of no VG shown (the notes of members came with their VG)
-        if pv.uuid not in members and pv.uuid not in hidden:
+        if pv.uuid not in members and pv.uuid not in hidden and not unfound:  # a VG not found names its damage
             for mda in pv.mdas:
                 if mda.problem:
                     print(f"  WARNING: {mda.problem}", file=sys.stderr)
@@ -385,20 +394,23 @@ def load_vgs(devices: str | None, names: list[str], command: str, shared: bool =
 
 def lv_rows(devices: str | None, names: list[str], every: bool = False, per_segment: bool = False,
             shared: bool = False, foreign: bool = False, sysfs_root: str = "/sys",
-            history: bool = False) -> list[object]:
+            history: bool = False, missing: list[str] | None = None) -> list[object]:
     """The rows of `lvs NAMES` (VGs or VG/LVs; hidden LVs too with `every`, removed LVs lvm2
-    remembers with `history`), one per segment with `per_segment`, in lvm2's order (by name)."""
+    remembers with `history`), one per segment with `per_segment`, in lvm2's order (by name).
+    A VG or LV named and not found is an error, or a message added to `missing` (load_vgs)."""
+    from lvcrypt.errors import LvcryptError
     from lvcrypt.report_history import PREFIX, HistoricalRow, historical_rows
 
     _active_devices.cache_clear()  # once per command, also when several run in one process
     vg_names = list(dict.fromkeys(item.split("/")[0] for item in names))
     only = {tuple(item.split("/", 1)) for item in names if "/" in item}
-    _, loaded, _ = load_vgs(devices, vg_names, "lvs", shared, foreign)
+    whole = {item for item in names if "/" not in item}  # a VG named alone: all its LVs, even if some are named
+    _, loaded, _ = load_vgs(devices, vg_names, "lvs", shared, foreign, missing)
     rows: list[object] = []
     shown: set[tuple[str, str]] = set()
     for vg in sorted(loaded, key=lambda item: item.vg.name):
         view = _vg_report(vg.vg)
-        named = vg.vg.name in {v for v, _ in only}
+        named = vg.vg.name in {v for v, _ in only} and vg.vg.name not in whole
         gone = historical_rows(vg.vg, vg, view) if history else []
         for item in sorted([*vg.vg.lvs.values(), *gone], key=lambda item: item.name):
             if isinstance(item, HistoricalRow):
@@ -416,17 +428,22 @@ def lv_rows(devices: str | None, names: list[str], every: bool = False, per_segm
                 rows += [LvRow(vg.vg, vg, lv, segment, view, sysfs_root) for segment in lv.segments]
             else:
                 rows.append(LvRow(vg.vg, vg, lv, None, view, sysfs_root))
-    missing = sorted(only - shown)
-    if missing:
-        from lvcrypt.errors import LvcryptError
-
-        raise LvcryptError(f'Failed to find logical volume "{missing[0][0]}/{missing[0][1]}"')
+    present = {vg.vg.name for vg in loaded}
+    for item in dict.fromkeys(names):
+        vg_name, _, lv_name = item.partition("/")
+        if lv_name and vg_name in present and vg_name not in whole and (vg_name, lv_name) not in shown:
+            message = f'Failed to find logical volume "{vg_name}/{lv_name}"'
+            if missing is None:
+                raise LvcryptError(message)
+            missing.append(message)
     return rows
 
 
-def vg_rows(devices: str | None, names: list[str], shared: bool = False, foreign: bool = False) -> list[VgRow]:
-    """The rows of `vgs NAMES` (every VG shown on this host when none is named), by name."""
-    _, loaded, _ = load_vgs(devices, names, "vgs", shared, foreign)
+def vg_rows(devices: str | None, names: list[str], shared: bool = False, foreign: bool = False,
+            missing: list[str] | None = None) -> list[VgRow]:
+    """The rows of `vgs NAMES` (every VG shown on this host when none is named), by name; a VG
+    named and not found is an error, or a message added to `missing` (load_vgs)."""
+    _, loaded, _ = load_vgs(devices, names, "vgs", shared, foreign, missing)
     return [VgRow(vg.vg, vg, _vg_report(vg.vg)) for vg in sorted(loaded, key=lambda item: item.vg.name)]
 
 

@@ -96,18 +96,25 @@ def common_options() -> ArgumentParser:
     return common
 
 
-def lvm2_options(force: bool = True) -> ArgumentParser:
-    """`common_options` and what lvm2 accepts on every one of its commands (lvm2's own commands here).
-
-    `force=False` for the commands where lvm2 spells `--file` as `-f` (vgcfgbackup, vgcfgrestore).
-    """
+def read_options() -> ArgumentParser:
+    """`common_options` and what lvm2 accepts on its commands that only read (reports, displays,
+    scans): `-y`, `-q` and `-t` (its TEST MODE line), but neither `-f` nor `-A`, as lvm2."""
     common = ArgumentParser(add_help=False, parents=[common_options()])
     common.add_argument("-y", "--yes", action="store_true", help="answer yes to every question")
-    if force:
-        common.add_argument("-f", "--force", action="count", default=0, help="override checks (-ff: more)")
     common.add_argument("-q", "--quiet", action="count", default=0, help="accepted, as lvm2 (which prints the same)")
     common.add_argument("-t", "--test", action="store_true",
                         help="run every check, write nothing to the devices and state files")
+    return common
+
+
+def lvm2_options(force: bool = True) -> ArgumentParser:
+    """`read_options` and what lvm2 accepts on every one of its commands that change something.
+
+    `force=False` for the commands where lvm2 spells `--file` as `-f` (vgcfgbackup, vgcfgrestore).
+    """
+    common = ArgumentParser(add_help=False, parents=[read_options()])
+    if force:
+        common.add_argument("-f", "--force", action="count", default=0, help="override checks (-ff: more)")
     common.add_argument("-A", "--autobackup", choices=("y", "n"), default="y",
                         help="n: do not refresh the VG's backup file after a change")
     return common

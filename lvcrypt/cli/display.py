@@ -10,11 +10,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lvcrypt.cli import common_options
+from lvcrypt.cli import read_options
 
 
 def _print(lines: list[str]) -> None:
     sys.stdout.write("".join(f"  {line}\n" for line in lines))
+
+
+def _silent(args: argparse.Namespace) -> bool:
+    """-qq: lvm2 then prints none of what it logs (the scans' lines), only displays and reports."""
+    return args.quiet >= 2
 
 
 def _verbose(args: argparse.Namespace) -> bool:
@@ -37,7 +42,8 @@ def cmd_pvdisplay(args: argparse.Namespace) -> int:
             ("colon", "short", "Option -c is not allowed with option -s"))
     loaded = displays.load(args.devices, [], "pvs")
     rows = displays.pv_rows(loaded, args.names)
-    _print(displays.pvdisplay(rows, displays.DisplayOptions(args.units), args.colon, args.short, args.maps))
+    _print(displays.pvdisplay(rows, displays.DisplayOptions(args.units), args.colon, args.short, args.maps,
+                              _silent(args)))
     return 0
 
 
@@ -82,15 +88,17 @@ def cmd_pvscan(args: argparse.Namespace) -> int:
     loaded = displays.load(args.devices, [], "pvs")
     rows = displays.pv_rows(loaded, [])
     vg_names = [vg.vg.name for vg in loaded.vgs]
-    _print(displays.pvscan(rows, list(loaded.pv_paths), vg_names, displays.DisplayOptions(),
-                           args.short, args.uuid, args.novolumegroup, args.exported))
+    lines = displays.pvscan(rows, list(loaded.pv_paths), vg_names, displays.DisplayOptions(),
+                            args.short, args.uuid, args.novolumegroup, args.exported)
+    _print([] if _silent(args) else lines)
     return 0
 
 
 def cmd_vgscan(args: argparse.Namespace) -> int:
     from lvcrypt import displays
 
-    _print(displays.vgscan(displays.vg_rows(displays.load(args.devices, [], "vgs"))))
+    lines = displays.vgscan(displays.vg_rows(displays.load(args.devices, [], "vgs")))
+    _print([] if _silent(args) else lines)
     return 0
 
 
@@ -98,7 +106,8 @@ def cmd_lvscan(args: argparse.Namespace) -> int:
     from lvcrypt import displays
 
     loaded = displays.load(args.devices, [], "lvs")
-    _print(displays.lvscan(displays.lv_rows(loaded, [], args.all), displays.DisplayOptions()))
+    lines = displays.lvscan(displays.lv_rows(loaded, [], args.all), displays.DisplayOptions())
+    _print([] if _silent(args) else lines)
     return 0
 
 
@@ -108,7 +117,7 @@ _HELP = {"pvdisplay": "display physical volumes (lvm2's format)", "vgdisplay": "
 
 
 def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
-    parser = sub.add_parser(name, parents=[common_options()], help=_HELP[name])
+    parser = sub.add_parser(name, parents=[read_options()], help=_HELP[name])
     if name in ("pvdisplay", "vgdisplay", "lvdisplay"):  # lvm2's scans have no --units
         parser.add_argument("--units", default="r", help="r h H b s k m g t p e (upper case: powers of 1000), "
                             "or a number and a letter (3m: in units of 3 MiB)")

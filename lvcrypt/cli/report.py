@@ -13,7 +13,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from lvcrypt.cli import lvm2_options
+from lvcrypt.cli import read_options
 
 if TYPE_CHECKING:
     from lvcrypt.report_query import ReportRequest
@@ -103,14 +103,17 @@ def aligned(lines: list[list[str]], right: list[bool], skip_first: bool,
     return out
 
 
-def _selected(args: argparse.Namespace) -> list[str] | None:
+def _selected(args: argparse.Namespace, missing: list[str]) -> list[str] | None:
     """The objects named, in any form lvm2 takes (`/dev/VG/LV`, `@tag`...); None when tags alone were
-    given and matched nothing: lvm2 then prints nothing at all, not even headings, and succeeds."""
+    given and matched nothing: lvm2 then prints nothing at all, not even headings, and succeeds.
+    A PV named and not found goes to `missing` (the others are reported)."""
     from lvcrypt.object_names import expand_lv_arguments, expand_pv_arguments, expand_vg_arguments
 
-    expand = {"lvs": expand_lv_arguments, "vgs": expand_vg_arguments, "pvs": expand_pv_arguments}[args.command]
-    names = expand(args.devices, args.names)
-    return None if args.names and not names else names
+    if args.command == "pvs":
+        names = expand_pv_arguments(args.devices, args.names, missing)
+    else:
+        names = {"lvs": expand_lv_arguments, "vgs": expand_vg_arguments}[args.command](args.devices, args.names)
+    return None if args.names and not names and not missing else names
 
 
 def _request(args: argparse.Namespace, names: list[str]) -> "ReportRequest":
@@ -119,6 +122,18 @@ def _request(args: argparse.Namespace, names: list[str]) -> "ReportRequest":
     options = None if wants_help(args.options) else args.options
     return ReportRequest(options, args.select, args.sort, getattr(args, "segments", False), names,
                          getattr(args, "history", False))
+
+
+def _status(missing: list[str]) -> int:
+    """After the report: lvm2's message for each object named and not found, and its status 5 (the
+    last message as the command's error, which `-d` traces)."""
+    from lvcrypt.errors import LvcryptError
+
+    for message in missing[:-1]:
+        print(f"lvcrypt: {message}", file=sys.stderr)
+    if missing:
+        raise LvcryptError(missing[-1])
+    return 0
 
 
 def _help(args: argparse.Namespace) -> bool:
@@ -137,14 +152,14 @@ def cmd_lvs(args: argparse.Namespace) -> int:
     from lvcrypt.report_query import lv_report
 
     help_only = _help(args)
-    names = _selected(args)
+    names = _selected(args, [])
     if names is None:
         return 0
-    columns, fields, rows = lv_report(args.devices, _request(args, names), args.all, args.shared, args.foreign,
-                                      args.sysfs_root)
+    request = _request(args, names)
+    columns, fields, rows = lv_report(args.devices, request, args.all, args.shared, args.foreign, args.sysfs_root)
     if not help_only:
         _render("seg" if args.segments else "lv", columns, fields, rows, args)
-    return 0
+    return _status(request.missing)
 
 
 def _print_map(args: argparse.Namespace, command: str) -> int:
@@ -169,13 +184,14 @@ def cmd_vgs(args: argparse.Namespace) -> int:
     help_only = _help(args)
     if args.map and not help_only:
         return _print_map(args, "vgs")
-    names = _selected(args)
+    names = _selected(args, [])
     if names is None:
         return 0
-    columns, fields, rows = vg_report(args.devices, _request(args, names), args.shared, args.foreign)
+    request = _request(args, names)
+    columns, fields, rows = vg_report(args.devices, request, args.shared, args.foreign)
     if not help_only:
         _render("vg", columns, fields, rows, args)
-    return 0
+    return _status(request.missing)
 
 
 def cmd_pvs(args: argparse.Namespace) -> int:
@@ -184,13 +200,16 @@ def cmd_pvs(args: argparse.Namespace) -> int:
     help_only = _help(args)
     if args.map and not help_only:
         return _print_map(args, "pvs")
-    names = _selected(args)
+    missing: list[str] = []
+    names = _selected(args, missing)
     if names is None:
         return 0
+    if args.names and not names:  # every PV named is missing: no report at all
+        return _status(missing)
     columns, fields, rows = pv_report(args.devices, _request(args, names), args.shared, args.foreign)
     if not help_only:
         _render("pvseg" if args.segments else "pv", columns, fields, rows, args)
-    return 0
+    return _status(missing)
 
 
 def _report_parser(base: type[argparse.ArgumentParser]) -> type[argparse.ArgumentParser]:
@@ -218,7 +237,7 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
     plain = sub._parser_class
     sub._parser_class = _report_parser(plain)
     try:
-        parser = sub.add_parser(name, parents=[lvm2_options()], help=f"report on {what}")
+        parser = sub.add_parser(name, parents=[read_options()], help=f"report on {what}")
     finally:
         sub._parser_class = plain
     parser.add_argument("-o", "--options", action="append", help="fields (lvm2 names), +FIELD to add")

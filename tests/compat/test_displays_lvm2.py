@@ -108,6 +108,9 @@ EXTRA: list[list[str]] = [
     # --units with a number (issue 15): a custom unit (Un), a fraction keeping its letter, refused ones
     ["vgdisplay", "--units", "3m"], ["lvdisplay", "-m", "--units", "1.5k"], ["pvdisplay", "--units", "7s"],
     ["vgdisplay", "-s", "--units", "2.5M"], ["vgdisplay", "--units", "0m"], ["lvdisplay", "--units", "3mm"],
+    # lvm2's options of the commands that only read: -y, -t, -q taken (-qq silences the scans' lines
+    # and pvdisplay's new-PV line), -f refused
+    ["pvscan", "-qq"], ["vgscan", "-t", "-y"], ["pvdisplay", "-qq", "-c"], ["lvscan", "-f"],
 ]
 
 

@@ -10,8 +10,9 @@ and exit status must be byte-equal.  lvm2 runs as a process; lvcrypt runs in thi
 The lines cover `-S` (every operator, regexes, lists and subsets, sizes with units, && || !
 and parentheses, field aliases), `-O` (ascending, descending, several keys), `--units` with
 every letter, `--nosuffix`, `--nameprefixes`, `--unquoted`, `--rows`, `--aligned`,
-`--separator`, `--segments`, `-o +f`/`-o -f` and the tag fields.  Nothing here is a crypt
-field, so no difference is expected anywhere.
+`--separator`, `--segments`, `-o +f`/`-o -f` and the tag fields, reports joining objects
+(`pvs -o +lv_name,vg_free`, `vgs -o all,pv_free`...), and objects named that are missing.
+Nothing here is a crypt field, so no difference is expected anywhere.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from typing import Callable, Iterator
 import pytest
 
 from conftest import LVM_ENV
+from lvcrypt.report_all import LV_ALL, PV_ALL, VG_ALL
+from lvcrypt.report_segments import SEG_ALL
 from sampling import cover
 from test_lvm2_types_matrix import FIXTURES, Fixture, detach, templates  # noqa: F401
 
@@ -34,6 +37,7 @@ pytestmark = pytest.mark.slow  # builds one VG with lvm2 and restores the lvm2_t
 FIXTURES_PER_LINE = 3  # of the ten lvm2_types fixtures, per run (tests/sampling.py; LVCRYPT_TEST_FULL=1: all)
 
 UNITS = list("rRhHbBsSkKmMgGtTpPeE")
+LV_AND_SEGMENT_ALL = [name for name in dict.fromkeys(LV_ALL + SEG_ALL) if name != "vg_name"]
 SELECTIONS = [
     "lv_size>8m", "lv_size>=8m", "lv_size<8m", "lv_size<=8m", "lv_size=8m", "lv_size!=8m", "lv_size>8",
     "lv_size>8M", "lv_size>16384s", "lv_size>0.01g", "lv_size=8.0m", "lv_size = 8m", "size>=12",
@@ -145,7 +149,35 @@ JOINED_LINES = [["pvs", "-o", "+lv_name"], ["pvs", "--segments", "-o", "+lv_name
                 ["vgs", "-o", "+pv_name,pv_free"], ["vgs", "-o", "vg_name,lv_name,pv_name"],
                 ["pvs", "-o", "pv_name,lv_name", "-S", "seg_size>10m", "-O", "lv_size,pv_name"],
                 ["vgs", "-o", "vg_name,pv_name,seg_size"],
-                ["lvs", "-o", "lv_name,pv_name"], ["lvs", "--segments", "-o", "+pv_name"]]
+                ["lvs", "-o", "lv_name,pv_name"], ["lvs", "--segments", "-o", "+pv_name"],
+                # VG fields in pvs (a PV of no VG reads lvm2's orphan VG: r-----, 0, unknown, unmanaged)
+                ["pvs", "-o", "+vg_free"], ["pvs", "-o", "pv_name,vg_name,vg_size", "-S", "vg_free>10m"],
+                ["pvs", "--rows", "-o", "pv_name," + ",".join(VG_ALL)], ["pvs", "-S", "vg_attr=r-----"],
+                ["pvs", "-O", "-vg_mda_free,pv_name", "-o", "+vg_mda_free,vg_tags", "--reportformat", "json"],
+                # -o all's LV and segment fields on pvs rows (lvm2's values on free runs) and in vgs rows
+                ["pvs", "-o", "pv_name," + ",".join(LV_AND_SEGMENT_ALL)],
+                ["pvs", "--segments", "--reportformat", "json", "-o", "pv_name," + ",".join(LV_AND_SEGMENT_ALL)],
+                ["pvs", "-o", "pv_name,lv_name,lv_layout,lv_dm_path", "-S", "lv_layout=unknown || lv_major=-1"],
+                ["vgs", "-o", "vg_name," + ",".join(LV_AND_SEGMENT_ALL)], ["vgs", "-o", "+lv_layout", "-O", "-lv_time"],
+                # PV fields beyond the common ones and pvseg_* in vgs (a row per PV segment)
+                ["vgs", "-o", "+" + ",".join(PV_ALL)], ["vgs", "-o", "+pvseg_start"],
+                ["vgs", "-o", "vg_name,pv_name,pvseg_start,pvseg_size", "-O", "-pvseg_size,pv_name"],
+                ["vgs", "-S", "pvseg_start=0"], ["vgs", "-o", "vg_name,lv_name,pvseg_start"],
+                # lvs naming a PV field anywhere: lvm2's refusal (exit 5), not an unknown field (exit 3)
+                ["lvs", "-S", "pv_name=/dev/loop0"], ["lvs", "-S", "lv_name=lin && pv_free>0"], ["lvs", "-o", "+pv_major"],
+                ["lvs", "-O", "pv_in_use"],
+                # -o all as lvm2 expands it in joined reports (the types of the fields named beside it),
+                # and the one-object groups
+                ["vgs", "-o", "all,lv_name"], ["vgs", "-o", "all,pv_free"], ["vgs", "-o", "all,pvseg_size"],
+                ["vgs", "-o", "all,data_percent"], ["vgs", "-o", "+all", "-O", "lv_attr"], ["pvs", "-o", "+all"],
+                ["pvs", "-o", "all,lv_name,vg_name"], ["pvs", "--segments", "-o", "all,vg_name", "--rows"],
+                ["pvs", "-o", "all,seg_size", "--reportformat", "json"], ["lvs", "-o", "all,seg_size"],
+                ["lvs", "--segments", "-o", "+all"], ["lvs", "-o", "lv_all"], ["lvs", "-o", "name,vg_all"],
+                ["lvs", "-o", "name,seg_all"], ["pvs", "-o", "pv_all"], ["pvs", "-o", "pv_name,pvseg_all"],
+                ["pvs", "-o", "pv_name,lv_all"], ["vgs", "-o", "vg_name,pv_all"], ["lvs", "-o", "pv_all"]]
+# lvm2's options of the commands that only read: -y, -q (-qq), -t taken; -f and -A refused (exit 3).
+READ_ONLY_LINES = [["lvs", "-t"], ["vgs", "-y", "-qq"], ["pvs", "--test", "--quiet"], ["lvs", "-f"],
+                   ["pvs", "-A", "y"]]
 # The same options on every lvm2-written fixture (thin, snapshot, raid, mirror, cache...).
 FIXTURE_LINES = [
     ["lvs", "-a", "-O", "-lv_size,lv_name"], ["lvs", "-a", "-O", "lv_attr"], ["lvs", "-O", "-name"],
@@ -179,6 +211,11 @@ FIXTURE_LINES = [
     ["pvs", "--segments", "-o", "+pv_used"], ["pvs", "--segments", "-S", "pvseg_size>1", "-O", "-pvseg_size,pv_name"],
     ["pvs", "-o", "+lv_name,lv_attr,segtype,seg_size,devices"], ["vgs", "-o", "+lv_name,lv_attr,segtype"],
     ["vgs", "-o", "+pv_name,pv_attr,pv_used"],
+    ["pvs", "-o", "pv_name,vg_name,vg_size,vg_free,lv_name,lv_layout,lv_role,seg_size_pe,region_size,chunk_size,zero"],
+    ["pvs", "-o", "pv_name," + ",".join(LV_AND_SEGMENT_ALL), "--reportformat", "json"],
+    ["vgs", "-o", "vg_name,lv_name,lv_layout,lv_parent,data_stripes", "-S", "lv_layout=~raid || lv_role=~private"],
+    ["vgs", "-o", "vg_name,pv_name,pvseg_start,pvseg_size,pv_in_use"],
+    ["vgs", "-o", "all,lv_name", "-O", "lv_name"], ["pvs", "-o", "all,lv_name,vg_name", "-O", "pv_name,lv_name"],
 ]
 
 # Creation times on lvm2-written VGs: seconds apart, -a's hidden LVs, and sorting by time; and
@@ -307,6 +344,7 @@ def _tagged_lines() -> Iterator[list[str]]:
     yield from VG_LINES
     yield from PVSEG_LINES
     yield from JOINED_LINES
+    yield from READ_ONLY_LINES
 
 
 TAGGED = list(_tagged_lines())
@@ -408,3 +446,34 @@ def test_history_matches_lvm2(words: list[str], fixture_devices: Callable[[Fixtu
     history = next(fixture for fixture in FIXTURES if fixture.name == "history")
     named = any("/" in word for word in words)
     compare(words, fixture_devices(history), [] if named else [history.vg], tmp_path)
+
+
+# Objects named and not found (issue 15): lvm2 reports the others' rows, says so of each missing one
+# and exits 5.  `PV0` is tg's first PV.
+MISSING_LINES = [["lvs", "nov/x", "tg/lin"], ["lvs", "tg/zz", "tg/lin", "tg/aa"], ["lvs", "nov1", "nov2", "tg/str"],
+                 ["lvs", "tg/lin", "tg"], ["lvs", "--reportformat", "json", "nov", "tg/str"],
+                 ["lvs", "-S", "lv_size>4m", "-o", "lv_name", "tg/lin", "tg/big", "tg/none"], ["lvs", "tg/none"],
+                 ["vgs", "-o", "+lv_name", "nov", "tg"], ["vgs", "nov"], ["pvs", "/dev/nosuch", "PV0"],
+                 ["pvs", "-o", "+lv_name", "PV0", "/dev/nosuch"], ["pvs", "/dev/nosuch"]]
+
+
+@pytest.mark.parametrize("words", MISSING_LINES, ids=[" ".join(words) for words in MISSING_LINES])
+def test_missing_objects_as_lvm2(words: list[str], tagged_vg: str, tmp_path: Path) -> None:
+    """Same rows and status; each lvcrypt error line is one of lvm2's, after `lvcrypt: `."""
+    words = [tagged_vg.split(",")[0] if word == "PV0" else word for word in words]
+    line = [words[0], "--devices", tagged_vg, *words[1:]]
+    theirs = subprocess.run(["lvm", *line], capture_output=True, text=True, env=LVM_ENV)
+    status, ours, errors = run_lvcrypt_here(line, tmp_path)
+    assert (status, ours) == (theirs.returncode, theirs.stdout)
+    said = errors.splitlines()
+    assert bool(said) == bool(status) and all(message.startswith("lvcrypt: ") and f"  {message[9:]}\n" in theirs.stderr
+                        for message in said), (errors, theirs.stderr)
+
+
+def test_pv_field_in_lvs_selection_is_lvm2s_refusal(tagged_vg: str, tmp_path: Path) -> None:
+    """The message too: a script reading lvm2's error reads the same words."""
+    line = ["lvs", "--devices", tagged_vg, "-S", "pv_free>0", "tg"]
+    theirs = subprocess.run(["lvm", *line], capture_output=True, text=True, env=LVM_ENV)
+    status, _, errors = run_lvcrypt_here(line, tmp_path)
+    assert status == theirs.returncode == 5
+    assert errors.startswith("lvcrypt: ") and f"  {errors[9:]}" in theirs.stderr
