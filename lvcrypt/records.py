@@ -1,4 +1,4 @@
-"""`dataclass` as the standard library makes it, without compiling a method per class but `__init__`.
+"""`dataclass` as the standard library makes it, without compiling methods per class.
 
 The standard decorator writes every generated method as source text and
 compiles it when the class is created, and gives a class without a docstring
@@ -8,24 +8,27 @@ LV that was 52 ms of CPU, a quarter of the whole command, a frozen class
 costing twice a mutable one (its `__setattr__` and `__delattr__` are compiled
 too; benchmarks/startup.py).  Here the standard decorator only collects the
 fields (so `dataclasses.fields`, `replace`, `asdict` and `is_dataclass` work
-as for any data class) and compiles nothing; this module compiles `__init__`
-alone (run for every object, so worth compiling) from a short source without
-annotations, and the comparison, representation, hash and a frozen class's
-guards come from small closures over the field names, with the standard
-library's semantics: `__init__` takes the `init` fields in order, fills
-defaults and factories and calls `__post_init__`; `__eq__` compares the
-`compare` fields of two objects of the same class (else `NotImplemented`),
-`__repr__` shows the `repr` fields and guards against recursion, a frozen
-class refuses assignment and deletion of its fields (`FrozenInstanceError`)
-and hashes its hashed fields, a mutable one is unhashable, and methods a class
-defines itself are kept.  tests/test_records.py holds it to the standard
-decorator.
+as for any data class) and compiles nothing.  `__init__` (run for every
+object, so real code, not a generic loop) is a template compiled once per
+shape (which fields take arguments, have factories, are keyword-only; frozen
+or not) and renamed to the class's fields, most classes sharing a shape with
+another; the comparison, representation, hash and a frozen class's guards are
+small closures over the field names.  All keep the standard library's
+semantics: `__init__` takes the `init` fields in order, `kw_only` ones after a
+`*`, fills defaults and factories and calls `__post_init__`; `__eq__` compares
+the `compare` fields of two objects of the same class (else
+`NotImplemented`), `__repr__` shows the `repr` fields and guards against
+recursion, a frozen class refuses assignment and deletion of its fields
+(`FrozenInstanceError`) and hashes its hashed fields, a mutable one is
+unhashable, and methods a class defines itself are kept.
+tests/test_records.py holds it to the standard decorator.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import reprlib
+import types
 from typing import Any, Callable, TypeVar, overload
 
 C = TypeVar("C", bound=type)
@@ -41,6 +44,7 @@ class _Factory:
 
 
 _FACTORY = _Factory()
+_TEMPLATES: dict[tuple[object, ...], types.CodeType] = {}  # (field kinds, frozen, __post_init__) -> code
 
 
 def _getter(names: tuple[str, ...]) -> Callable[[object], tuple[Any, ...]]:
@@ -50,39 +54,66 @@ def _getter(names: tuple[str, ...]) -> Callable[[object], tuple[Any, ...]]:
     return values
 
 
-def _init(cls: type, fields: tuple[dataclasses.Field[Any], ...], frozen: bool) -> Callable[..., None]:
-    """`__init__` from a few lines of source, its defaults and factories passed in its globals; `kw_only`
-    fields after a `*`, as the standard library orders them."""
-    namespace: dict[str, Any] = {"__name__": cls.__module__, "_dc_set": object.__setattr__, "_dc_factory": _FACTORY}
-    params, keywords, body, defaults = ["self"], [], [], False
-    for index, field in enumerate(fields):
-        name = field.name
-        if field.default_factory is not _MISSING:
-            namespace[f"_dc_f{index}"] = field.default_factory
-            value = f"_dc_f{index}() if {name} is _dc_factory else {name}" if field.init else f"_dc_f{index}()"
-        elif field.init:
-            value = name
+def _template(kinds: tuple[str, ...], frozen: bool, post_init: bool) -> types.CodeType:
+    """The code of an `__init__` for fields of these kinds, named `_dc_a0`, `_dc_a1`...: `a` an argument,
+    `f` one whose default is a factory's, `x` a field set from its factory alone, `k` a keyword-only one."""
+    params, keywords, body = ["self"], [], []
+    for index, kind in enumerate(kinds):
+        name = f"_dc_a{index}"
+        if kind == "x":
+            value = f"_dc_f{index}()"
         else:
-            continue  # no init, no factory: the class attribute holds the default
-        if field.init:
-            has_default = field.default is not _MISSING or field.default_factory is not _MISSING
-            if has_default:
-                namespace[f"_dc_d{index}"] = field.default if field.default is not _MISSING else _FACTORY
-            if field.kw_only:
-                keywords.append(f"{name}=_dc_d{index}" if has_default else name)
-            elif has_default:
-                params.append(f"{name}=_dc_d{index}")
-                defaults = True
-            elif defaults:
-                raise TypeError(f"non-default argument {name!r} follows default argument")
-            else:
-                params.append(name)
+            (keywords if kind.startswith("k") else params).append(name)
+            value = f"_dc_f{index}() if {name} is _dc_factory else {name}" if kind.endswith("f") else name
         body.append(f"_dc_set(self, {name!r}, {value})" if frozen else f"self.{name} = {value}")
-    if hasattr(cls, "__post_init__"):
+    if post_init:
         body.append("self.__post_init__()")
-    source = f"def __init__({', '.join(params + ['*'] * bool(keywords) + keywords)}):\n    " + ("\n    ".join(body) or "pass") + "\n"
-    exec(source, namespace)  # noqa: S102 - our own text, built from identifiers the class declares
-    init: Callable[..., None] = namespace["__init__"]
+    source = f"def __init__({', '.join(params + ['*'] * bool(keywords) + keywords)}):\n    " + \
+        ("\n    ".join(body) or "pass") + "\n"
+    module = compile(source, "<records>", "exec")
+    return next(const for const in module.co_consts if isinstance(const, types.CodeType))
+
+
+def _init(cls: type, fields: tuple[dataclasses.Field[Any], ...], frozen: bool) -> Callable[..., None]:
+    """`__init__` from a template compiled once per shape of class (most share one) and renamed to the
+    fields; defaults and factories reach it as the function's defaults and globals."""
+    namespace: dict[str, Any] = {"__name__": cls.__module__, "_dc_set": object.__setattr__, "_dc_factory": _FACTORY}
+    names: list[str] = []
+    kinds: list[str] = []
+    defaults: list[object] = []
+    keyword_defaults: dict[str, object] = {}
+    for field in fields:
+        factory = field.default_factory is not _MISSING
+        if factory:
+            namespace[f"_dc_f{len(kinds)}"] = field.default_factory
+        if not field.init:
+            if factory:  # else the class attribute holds the default
+                names.append(field.name)
+                kinds.append("x")
+            continue
+        has_default = factory or field.default is not _MISSING
+        default = _FACTORY if factory else field.default
+        if field.kw_only:
+            if has_default:
+                keyword_defaults[field.name] = default
+        elif has_default:
+            defaults.append(default)
+        elif defaults:
+            raise TypeError(f"non-default argument {field.name!r} follows default argument")
+        names.append(field.name)
+        kinds.append(("k" if field.kw_only else "") + ("f" if factory else "a"))
+    key = (tuple(kinds), frozen, hasattr(cls, "__post_init__"))
+    template = _TEMPLATES.get(key)
+    if template is None:
+        template = _TEMPLATES[key] = _template(*key)
+    real = {f"_dc_a{index}": name for index, name in enumerate(names)}
+    code = template.replace(co_varnames=tuple(real.get(name, name) for name in template.co_varnames),
+                            co_names=tuple(real.get(name, name) for name in template.co_names),
+                            co_consts=tuple(real.get(const, const) if isinstance(const, str) else const
+                                            for const in template.co_consts),
+                            co_qualname=f"{cls.__qualname__}.__init__")
+    init = types.FunctionType(code, namespace, "__init__", tuple(defaults) or None)
+    init.__kwdefaults__ = keyword_defaults or None
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     return init
 
