@@ -36,6 +36,16 @@ class _Diffuser:
         starts = range(0, block_size, self.digest_size)
         self._pieces = [(start, hashlib.new(name, index.to_bytes(4, "big"))) for index, start in enumerate(starts)]
 
+    def diffused(self, block: bytes) -> bytes:
+        """`diffuse` of an immutable block: the merge's running value, kept as an integer between stripes."""
+        size = self.digest_size
+        parts = []
+        for start, prefixed in self._pieces:
+            digest = prefixed.copy()
+            digest.update(block[start:start + size])
+            parts.append(digest.digest()[:len(block) - start])
+        return b"".join(parts)
+
     def diffuse(self, block: bytearray) -> None:
         """Replace `block` by the hash of its digest-sized pieces, each prefixed by its big-endian index."""
         view = memoryview(block)
@@ -86,12 +96,13 @@ def merge(split_material: Secret | bytearray, size: int, stripes: int, hash_name
         raise HandlerError("anti-forensic material is shorter than its stripes")
     diffuser = _Diffuser(hash_name, size)
     view = memoryview(data)
-    out = Secret(size)
-    running = out.buffer
+    number = int.from_bytes
+    running = 0  # an integer from stripe to stripe: a third fewer steps than XOR into a buffer (benchmarks/unlock.py)
     for index in range(stripes - 1):
-        _xor_into(running, view[index * size:(index + 1) * size])
-        diffuser.diffuse(running)
-    _xor_into(running, view[(stripes - 1) * size:stripes * size])
+        running = number(diffuser.diffused((running ^ number(view[index * size:(index + 1) * size], "little"))
+                                           .to_bytes(size, "little")), "little")
+    out = Secret(size)
+    out.buffer[:] = (running ^ number(view[(stripes - 1) * size:stripes * size], "little")).to_bytes(size, "little")
     return out
 
 

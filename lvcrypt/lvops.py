@@ -9,7 +9,6 @@ segment types.
 from __future__ import annotations
 
 from typing import Callable
-import socket
 import time
 
 from lvcrypt.alloc import Piece, allocate
@@ -124,6 +123,8 @@ def create_lv(vg: VolumeGroup, name: str, extents: int, stripes: int = 1, stripe
     for piece in pieces:
         segments.append(make_segment(start, piece, stripe_size))
         start += piece.length * stripes
+    import socket  # the creating host's name: only commands that create LVs need it
+
     lv = LogicalVolume(name, new_uuid(), ["READ", "WRITE", "VISIBLE"], [], [], int(time.time()),
                        socket.gethostname(), segments)
     vg.lvs[name] = lv

@@ -82,3 +82,59 @@ def test_a_recursive_repr_ends() -> None:
     node = Node()
     node.child = node
     assert repr(node).endswith("Node(child=...)")
+
+
+@pytest.mark.parametrize("options", FORMS)
+def test_init_takes_arguments_as_the_standard_dataclass_does(options: dict[str, bool]) -> None:
+    """Keyword-only fields after the others, fields left out of `__init__`, `__post_init__`; a field without a
+    default after one with a default is refused when the class is made, as the standard library refuses it."""
+    def make_ordered(decorator: Callable[..., object]) -> type:
+        apply = decorator(**options) if options else decorator
+
+        @apply
+        class Ordered:
+            order: tuple[str, ...] = field(default=(), kw_only=True, compare=False)
+            seen: list[str] = field(default_factory=list, init=False)
+
+        @apply
+        class Spec(Ordered):
+            kind: str
+            size: int = 4000
+            extra: dict[str, int] = field(default_factory=dict)
+
+            def __post_init__(self) -> None:
+                self.seen.append(self.kind)
+
+        return Spec
+
+    ours, theirs = make_ordered(record), make_ordered(dataclasses.dataclass)
+    for args, kwargs in (((("a",)), {}), (("a", 1, {"x": 1}), {"order": ("k",)}), ((), {"kind": "b", "size": 2})):
+        mine, reference = ours(*args, **kwargs), theirs(*args, **kwargs)
+        assert [(f.name, getattr(mine, f.name)) for f in dataclasses.fields(mine)] == \
+            [(f.name, getattr(reference, f.name)) for f in dataclasses.fields(reference)]
+    assert ours("a").extra is not ours("a").extra  # a new object from the factory each time
+    for bad in ((), ("a", 1, {}, ("k",))):
+        with pytest.raises(TypeError):
+            ours(*bad)
+    with pytest.raises(TypeError, match="non-default argument 'count' follows default argument"):
+        record(type("Late", (), {"__annotations__": {"name": "str", "count": "int"}, "name": "", "__module__": __name__}))
+
+
+def test_a_frozen_subclass_guards_its_fields_and_copies() -> None:
+    """Copies (and pickles: the same protocol) restore a frozen object without its guarded `__setattr__`."""
+    import copy
+
+    @record(frozen=True)
+    class Base:
+        name: str
+
+    @record(frozen=True)
+    class Child(Base):
+        size: int = 0
+
+    child = Child("a", 3)
+    for attempt in (lambda: setattr(child, "size", 4), lambda: delattr(child, "name")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            attempt()
+    duplicate = copy.deepcopy(child)
+    assert duplicate == child and duplicate is not child and hash(duplicate) == hash(child)

@@ -70,8 +70,24 @@ class ArgumentParser(argparse.ArgumentParser):
     command = ""  # the command being parsed, for mistakes the top-level parser reports (unknown options)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._checking_metavar = False
         super().__init__(*args, **kwargs)
         self._negative_number_matcher = re.compile(r"-[0-9]*\.?[0-9]+[A-Za-z]?(%[A-Za-z]+)?\Z")
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        """argparse checks each argument's metavar with a help formatter, and a formatter asks the
+        terminal's width, importing shutil (with bz2 and lzma): a cost to every command for help it
+        never prints.  The check gets a formatter of a fixed width (the metavar does not depend on it)."""
+        self._checking_metavar = True
+        try:
+            return super().add_argument(*args, **kwargs)
+        finally:
+            self._checking_metavar = False
+
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        if self._checking_metavar:
+            return self.formatter_class(prog=self.prog, width=80)
+        return super()._get_formatter()
 
     def error(self, message: str) -> NoReturn:
         """The message names the command (`lvcreate: ...`), not the program: main adds `lvcrypt: `."""
@@ -132,7 +148,8 @@ def build_parser(command: str | None) -> ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="say more (repeatable)")
     parser.add_argument("--version", action="version", version=_version_text())
     parser.command = command if command in COMMANDS else ""
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    # prog given, as argparse would compute it (the usage of `lvcrypt` alone) with a formatter, asking the terminal
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser, prog="lvcrypt")
     sub.required = True
     names = [command] if command in COMMANDS else list(COMMANDS)
     for name in names:

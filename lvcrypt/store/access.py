@@ -14,7 +14,6 @@ A host whose lvm.conf sets use_lvmlockd = 1 reads and changes shared VGs under l
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from lvcrypt.errors import LvcryptError
@@ -100,6 +99,8 @@ def local_system_id() -> str | None:
     if source == "lvmlocal":
         value = _config_string("local/system_id")
     elif source == "uname":
+        import socket  # most hosts have no system ID: the reports and `read` skip this import
+
         value = socket.gethostname()
     elif source == "machineid":
         value = _first_line(Path("/etc/machine-id"))

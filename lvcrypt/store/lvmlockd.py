@@ -19,7 +19,6 @@ import contextlib
 import errno
 import os
 import re
-import socket
 import sys
 import time
 from dataclasses import field
@@ -112,6 +111,8 @@ class Connection:
     """One socket to lvmlockd, greeted; `send` is one request and its answer."""
 
     def __init__(self, path: str):
+        import socket  # only hosts with use_lvmlockd = 1 connect: every other command skips its import
+
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self.sock.connect(path)

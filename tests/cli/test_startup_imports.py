@@ -36,6 +36,8 @@ NOT_FOR_READ = {
     "lvcrypt.handlers.hashed": "only the keystore's own handler loads",
     "ctypes.util": "mlock comes from the process's own libc symbols",
     "subprocess": "nothing is run",
+    "socket": "no lvmlockd in lvm.conf and no system ID from the host name",
+    "shutil": "no help is printed (argparse's metavar check asks no terminal width)",
     "tempfile": "no file is written",
     "secrets": "no id is made",
     "random": "no id is made and no VG version archived",
@@ -55,6 +57,8 @@ NOT_FOR_LVS = {
     "lvcrypt.handlers.registry": "no keystore is opened",
     "importlib.metadata": "no handler is looked up",
     "subprocess": "nothing is run",
+    "socket": "no lvmlockd in lvm.conf and no system ID from the host name",
+    "shutil": "no help is printed (argparse's metavar check asks no terminal width)",
     "tempfile": "no file is written",
     "traceback": "no --debug",
 }
