@@ -10,9 +10,6 @@ more to put back the historical LV, which lvm2 drops on write but reads and keep
 
 from __future__ import annotations
 
-import errno
-import hashlib
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +28,7 @@ from lvcrypt.metadata.tree import Section
 from lvcrypt.metadata.validate import validate
 from lvcrypt.metadata.write import write_text
 from lvm2_references_vg import VG, VISIBLE, lv_section, references_vg_text, restore_with_lvm2
-from store_helpers import Pair
+from store_helpers import Pair, digests
 
 pytestmark = [pytest.mark.oracle, pytest.mark.usefixtures("lvm2")]
 def model() -> VolumeGroup:
@@ -61,40 +58,6 @@ def lvm2_reads_cleanly(pair: Pair) -> list[str]:
     assert "historical_logical_volumes" in backup.read_text()
     listed = pair.lvm("lvs", "-a", "--noheadings", "-o", "lv_name", VG).stdout.split()
     return sorted(name.strip("[]") for name in listed)
-
-
-def device_states(pair: Pair) -> list[tuple[tuple[int, int, str], ...]]:
-    """Every byte of each device, read from its sparse image file: the data runs (offset, length,
-    sha256); a hole reads as zeros and costs nothing to compare.
-
-    Hashing each 200 MiB device after each refusal cost 2.7 s (the loop driver reads 400 MiB of
-    zeros), 100 s for the whole list.  The image files are sparse and lvm2 writes only its labels and
-    metadata areas, so the data runs are a few MiB.  Any write through the device, zeros included,
-    allocates blocks in the image and changes the runs, a discard punches a hole: equal runs mean
-    equal devices, and any write that a hash of the whole device would see changes them.  fsync on
-    the device first pushes anything still in its page cache into the image file.
-    """
-    states = []
-    for device in pair.devices:
-        with open(device, "rb") as f:
-            os.fsync(f.fileno())
-        image = Path(f"/sys/block/{Path(device).name}/loop/backing_file").read_text().strip()
-        runs = []
-        with open(image, "rb") as f:
-            size, offset = os.fstat(f.fileno()).st_size, 0
-            while offset < size:
-                try:
-                    offset = os.lseek(f.fileno(), offset, os.SEEK_DATA)
-                except OSError as error:
-                    if error.errno != errno.ENXIO:  # ENXIO: no data after offset
-                        raise
-                    break
-                end = os.lseek(f.fileno(), offset, os.SEEK_HOLE)
-                f.seek(offset)
-                runs.append((offset, end - offset, hashlib.sha256(f.read(end - offset)).hexdigest()))
-                offset = end
-        states.append(tuple(runs))
-    return states
 
 
 def lvc_in(pair: Pair, *args: str, data: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -145,14 +108,14 @@ REFUSALS = [
 
 def test_every_change_of_what_lvm2_manages_is_refused_and_writes_nothing(pair: Pair) -> None:
     names = lvm2_reads_cleanly(pair)
-    before = device_states(pair)
+    before = digests(pair.devices)  # of a few MiB: the 2 x 200 MiB images are sparse
     for args, text in REFUSALS:
         result = lvc_in(pair, *args, data=b"x" * 4096)
         err = result.stderr.decode()
         assert result.returncode == 5, (args, result.returncode, err)
         assert err.startswith("lvcrypt: ") and err.count("\n") == 1 and "Traceback" not in err, (args, err)
         assert text in err, (args, err)
-        assert device_states(pair) == before, args
+        assert digests(pair.devices) == before, args
     assert lvm2_reads_cleanly(pair) == names
 
 
