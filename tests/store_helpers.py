@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -102,12 +103,63 @@ class Pair:
 
 
 def digests(paths: list[str]) -> list[str]:
-    """SHA-256 of each device or image, to prove a refused command wrote nothing."""
-    out = []
-    for path in paths:
-        with open(path, "rb") as f:
-            out.append(hashlib.sha256(f.read()).hexdigest())
-    return out
+    """SHA-256 of the contents of each device or image, to prove a refused command wrote nothing.
+
+    Only the data runs of the image file are read (SEEK_DATA/SEEK_HOLE; behind a loop device, its
+    backing file): a hole reads as zeros, and the PVs of tests are sparse files with a few MiB
+    written.  Reading a 200 MiB loop device end to end took 1.3 s of wall time under load, for
+    zeros.  The digest covers every non-zero 4 KiB block with its offset, and the size, so it is a
+    function of the contents alone, whatever the file's allocation.
+    """
+    return [_contents_digest(path) for path in paths]
+
+
+def _image_behind(path: str) -> str:
+    """The file behind a loop device, once the device's cached writes are pushed into it; else `path`."""
+    backing = Path("/sys/block", Path(path).resolve().name, "loop", "backing_file")
+    if not path.startswith("/dev/") or not backing.exists():
+        return path
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+    return backing.read_text().strip()
+
+
+def _data_runs(fd: int, size: int) -> list[tuple[int, int]]:
+    """(start, end) of each stretch of the file that is not a hole."""
+    runs, offset = [], 0
+    while offset < size:
+        try:
+            offset = os.lseek(fd, offset, os.SEEK_DATA)
+        except OSError as error:
+            if error.errno == errno.ENXIO:  # nothing but a hole after offset
+                break
+            raise
+        end = os.lseek(fd, offset, os.SEEK_HOLE)
+        runs.append((offset, end))
+        offset = end
+    return runs
+
+
+def _contents_digest(path: str) -> str:
+    block, chunk = 4096, 1 << 20
+    digest = hashlib.sha256()
+    done = 0  # blocks before this offset are hashed already (two runs may share one block)
+    with open(_image_behind(path), "rb") as f:
+        size = os.lseek(f.fileno(), 0, os.SEEK_END)
+        for start, end in _data_runs(f.fileno(), size):
+            offset = max(done, start - start % block)
+            while offset < end:
+                f.seek(offset)
+                data = f.read(min(chunk, end - offset + (-end) % block))
+                for at in range(0, len(data), block):
+                    piece = data[at:at + block]
+                    if piece.count(0) != len(piece):
+                        digest.update((offset + at).to_bytes(8, "little"))
+                        digest.update(piece)
+                offset += len(data) or size  # nothing read: the end of the file
+            done = offset
+        digest.update(size.to_bytes(8, "little"))
+    return digest.hexdigest()
 
 
 def image_vg_template(directory: Path, vg: str, size_mib: int = 32, encrypted_lv: str | None = None,
