@@ -264,11 +264,23 @@ def attach(images: list[Path]) -> list[str]:
     return devices
 
 
+def backing_file(device: str) -> str | None:
+    try:
+        return Path(f"/sys/block/{Path(device).name}/loop/backing_file").read_text().strip()
+    except OSError:
+        return None
+
+
 def detach(devices: list[str]) -> None:
-    """Flush and detach; retried, because another process scanning devices can hold one open briefly."""
+    """Flush and detach; retried, because another process scanning devices can hold one open briefly, but
+    only while the device still holds our image: once it is free, another test (another xdist worker) may
+    attach its own image to the same number, and a retry would detach theirs."""
     for device in devices:
         subprocess.run(["blockdev", "--flushbufs", device], capture_output=True)
+        ours = backing_file(device)
         for _ in range(50):
+            if ours is None or backing_file(device) != ours:
+                break
             if subprocess.run(["losetup", "-d", device], capture_output=True).returncode == 0:
                 break
             time.sleep(0.1)
