@@ -666,11 +666,13 @@ class Loaded:
     hidden: set[str]  # uuids of PVs of VGs not shown on this host
 
 
-def load(devices: str | None, vg_names: list[str], command: str) -> Loaded:
+def load(devices: str | None, vg_names: list[str], command: str, missing: list[str] | None = None) -> Loaded:
+    """The VGs named (all when none); one named and not found is an error, or, given `missing`, a
+    message added there: lvm2 displays the others, then exits 5."""
     from lvcrypt.reportfields import load_vgs
 
     _live_devices.cache_clear()  # once per command, also when several run in one process
-    found, loaded, hidden = load_vgs(devices, list(dict.fromkeys(vg_names)), command)
+    found, loaded, hidden = load_vgs(devices, list(dict.fromkeys(vg_names)), command, missing=missing)
     return Loaded(sorted(loaded, key=lambda vg: vg.vg.name), dict(found.pvs), hidden)
 
 
@@ -686,11 +688,20 @@ def pv_rows_in_vg(vg: "LoadedVg") -> list[PvRow]:
             for key in vg.vg.pvs]
 
 
-def pv_rows(loaded: Loaded, names: list[str]) -> list[PvRow]:
-    """process_each_pv's order: each VG's PVs, then the PVs in no VG by path; NAMES (devices) filter them."""
-    import os
-
+def _not_found(message: str, missing: list[str] | None) -> None:
+    """An object named and not found: the command's error, or (given `missing`) one of the messages
+    printed after the objects that were found."""
     from lvcrypt.errors import LvcryptError
+
+    if missing is None:
+        raise LvcryptError(message)
+    missing.append(message)
+
+
+def pv_rows(loaded: Loaded, names: list[str], missing: list[str] | None = None) -> list[PvRow]:
+    """process_each_pv's order: each VG's PVs, then the PVs in no VG by path; NAMES (devices) filter them
+    (one not found: see `_not_found`)."""
+    import os
 
     rows = [row for vg in loaded.vgs for row in pv_rows_in_vg(vg)]
     members = {pv.id for vg in loaded.vgs for pv in vg.vg.pvs.values()}
@@ -701,18 +712,19 @@ def pv_rows(loaded: Loaded, names: list[str]) -> list[PvRow]:
     wanted = []
     for name in names:
         if not os.path.exists(name):
-            raise LvcryptError(f"Cannot use {name}: device not found")
+            _not_found(f"Cannot use {name}: device not found", missing)
+            continue
         match = [row for row in rows if row.path != "[unknown]" and os.path.samefile(row.path, name)]
         if not match:
-            raise LvcryptError(f'Failed to find physical volume "{name}".')
+            _not_found(f'Failed to find physical volume "{name}".', missing)
         wanted += [row for row in match if row not in wanted]
     return [row for row in rows if row in wanted]
 
 
-def lv_rows(loaded: Loaded, names: list[str], every: bool) -> list[LvRow]:
+def lv_rows(loaded: Loaded, names: list[str], every: bool, missing: list[str] | None = None) -> list[LvRow]:
     """process_each_lv's order: VGs by name, each VG's LVs in metadata order; hidden ones only with -a
-    (lvdisplay skips them even when named, unlike lvs)."""
-    from lvcrypt.errors import LvcryptError
+    (lvdisplay skips them even when named, unlike lvs).  An LV named and not found: see `_not_found`
+    (an LV of a VG not found has the VG's message only)."""
     from lvcrypt.metadata.lvreport import VgReport
 
     named = {tuple(item.split("/", 1)) for item in names if "/" in item}
@@ -735,8 +747,10 @@ def lv_rows(loaded: Loaded, names: list[str], every: bool) -> list[LvRow]:
         rows += pools + others
     for vg_name, lv_name in sorted(named):
         vg_found = next((vg.vg for vg in loaded.vgs if vg.vg.name == vg_name), None)
+        if vg_found is None and missing is not None:
+            continue  # the VG's own message is there already (load)
         if vg_found is None or lv_name not in vg_found.lvs or not VgReport(vg_found).listed(vg_found.lvs[lv_name]):
-            raise LvcryptError(f'Failed to find logical volume "{vg_name}/{lv_name}"')
+            _not_found(f'Failed to find logical volume "{vg_name}/{lv_name}"', missing)
     return rows
 
 

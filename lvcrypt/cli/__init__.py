@@ -112,6 +112,16 @@ def common_options() -> ArgumentParser:
     return common
 
 
+def not_found_status(missing: list[str]) -> int:
+    """After a report or display of what was found: lvm2's message for each object named and not found,
+    and its status 5 (the last message as the command's error, which `-d` traces)."""
+    for message in missing[:-1]:
+        print(f"lvcrypt: {message}", file=sys.stderr)
+    if missing:
+        raise LvcryptError(missing[-1])
+    return 0
+
+
 def read_options() -> ArgumentParser:
     """`common_options` and what lvm2 accepts on its commands that only read (reports, displays,
     scans): `-y`, `-q` and `-t` (its TEST MODE line), but neither `-f` nor `-A`, as lvm2."""

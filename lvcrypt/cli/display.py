@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lvcrypt.cli import read_options
+from lvcrypt.cli import not_found_status, read_options
 
 
 def _print(lines: list[str]) -> None:
@@ -40,11 +40,12 @@ def cmd_pvdisplay(args: argparse.Namespace) -> int:
 
     _refuse(args, ("colon", "maps", "Option -c not allowed with option -m"),
             ("colon", "short", "Option -c is not allowed with option -s"))
+    missing: list[str] = []
     loaded = displays.load(args.devices, [], "pvs")
-    rows = displays.pv_rows(loaded, args.names)
+    rows = displays.pv_rows(loaded, args.names, missing)
     _print(displays.pvdisplay(rows, displays.DisplayOptions(args.units), args.colon, args.short, args.maps,
                               _silent(args)))
-    return 0
+    return not_found_status(missing)
 
 
 def cmd_vgdisplay(args: argparse.Namespace) -> int:
@@ -54,7 +55,8 @@ def cmd_vgdisplay(args: argparse.Namespace) -> int:
     _refuse(args, ("colon", "short", "Option -c is not allowed with option -s"))
     if args.names and args.activevolumegroups:
         raise UsageError("Option -A is not allowed with volume group names")
-    loaded = displays.load(args.devices, args.names, "vgs")
+    missing: list[str] = []
+    loaded = displays.load(args.devices, args.names, "vgs", missing)
     rows = displays.vg_rows(loaded)
     if args.activevolumegroups:  # lvcrypt shows no VG with an active LV unless its dm devices are live
         rows = [row for row in rows if displays.active_lvs(row)]
@@ -63,17 +65,18 @@ def cmd_vgdisplay(args: argparse.Namespace) -> int:
         if verbose else {}
     pvs = {vg.vg.name: displays.pv_rows_in_vg(vg) for vg in loaded.vgs} if verbose else {}
     _print(displays.vgdisplay(rows, lvs, pvs, displays.DisplayOptions(args.units), args.colon, args.short, verbose))
-    return 0
+    return not_found_status(missing)
 
 
 def cmd_lvdisplay(args: argparse.Namespace) -> int:
     from lvcrypt import displays
 
     _refuse(args, ("colon", "maps", "Options -c and -m are incompatible."))
-    loaded = displays.load(args.devices, [name.split("/")[0] for name in args.names], "lvs")
-    rows = displays.lv_rows(loaded, args.names, args.all)
+    missing: list[str] = []
+    loaded = displays.load(args.devices, [name.split("/")[0] for name in args.names], "lvs", missing)
+    rows = displays.lv_rows(loaded, args.names, args.all, missing)
     _print(displays.lvdisplay(rows, displays.DisplayOptions(args.units), args.colon, args.maps))
-    return 0
+    return not_found_status(missing)
 
 
 def cmd_pvscan(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Callable
 
-from lvcrypt.cli import read_options
+from lvcrypt.cli import not_found_status, read_options
 
 if TYPE_CHECKING:
     from lvcrypt.report_query import ReportRequest
@@ -140,18 +140,6 @@ def _request(args: argparse.Namespace, names: list[str]) -> "ReportRequest":
                          getattr(args, "history", False))
 
 
-def _status(missing: list[str]) -> int:
-    """After the report: lvm2's message for each object named and not found, and its status 5 (the
-    last message as the command's error, which `-d` traces)."""
-    from lvcrypt.errors import LvcryptError
-
-    for message in missing[:-1]:
-        print(f"lvcrypt: {message}", file=sys.stderr)
-    if missing:
-        raise LvcryptError(missing[-1])
-    return 0
-
-
 def _help(args: argparse.Namespace) -> bool:
     """`-o help`: lvm2 lists every report's fields on standard error and reports nothing, but still
     looks the objects up (a missing VG exits 5 after the list); True when the report is not printed."""
@@ -175,7 +163,7 @@ def cmd_lvs(args: argparse.Namespace) -> int:
     columns, fields, rows = lv_report(args.devices, request, args.all, args.shared, args.foreign, args.sysfs_root)
     if not help_only:
         _render("seg" if args.segments else "lv", columns, fields, rows, args)
-    return _status(request.missing)
+    return not_found_status(request.missing)
 
 
 def _print_map(args: argparse.Namespace, command: str) -> int:
@@ -207,7 +195,7 @@ def cmd_vgs(args: argparse.Namespace) -> int:
     columns, fields, rows = vg_report(args.devices, request, args.shared, args.foreign)
     if not help_only:
         _render("vg", columns, fields, rows, args)
-    return _status(request.missing)
+    return not_found_status(request.missing)
 
 
 def cmd_pvs(args: argparse.Namespace) -> int:
@@ -221,11 +209,11 @@ def cmd_pvs(args: argparse.Namespace) -> int:
     if names is None:
         return 0
     if args.names and not names:  # every PV named is missing: no report at all
-        return _status(missing)
+        return not_found_status(missing)
     columns, fields, rows = pv_report(args.devices, _request(args, names), args.shared, args.foreign)
     if not help_only:
         _render("pvseg" if args.segments else "pv", columns, fields, rows, args)
-    return _status(missing)
+    return not_found_status(missing)
 
 
 def _report_parser(base: type[argparse.ArgumentParser]) -> type[argparse.ArgumentParser]:

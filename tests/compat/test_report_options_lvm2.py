@@ -448,13 +448,17 @@ def test_history_matches_lvm2(words: list[str], fixture_devices: Callable[[Fixtu
     compare(words, fixture_devices(history), [] if named else [history.vg], tmp_path)
 
 
-# Objects named and not found (issue 15): lvm2 reports the others' rows, says so of each missing one
-# and exits 5.  `PV0` is tg's first PV.
+# Objects named and not found (issue 15): lvm2 reports (or displays) the others, says so of each
+# missing one and exits 5.  `PV0` is tg's first PV.
 MISSING_LINES = [["lvs", "nov/x", "tg/lin"], ["lvs", "tg/zz", "tg/lin", "tg/aa"], ["lvs", "nov1", "nov2", "tg/str"],
                  ["lvs", "tg/lin", "tg"], ["lvs", "--reportformat", "json", "nov", "tg/str"],
                  ["lvs", "-S", "lv_size>4m", "-o", "lv_name", "tg/lin", "tg/big", "tg/none"], ["lvs", "tg/none"],
                  ["vgs", "-o", "+lv_name", "nov", "tg"], ["vgs", "nov"], ["pvs", "/dev/nosuch", "PV0"],
-                 ["pvs", "-o", "+lv_name", "PV0", "/dev/nosuch"], ["pvs", "/dev/nosuch"]]
+                 ["pvs", "-o", "+lv_name", "PV0", "/dev/nosuch"], ["pvs", "/dev/nosuch"],
+                 # The displays too: lvm2 shows what it found, then the messages and status 5.
+                 ["lvdisplay", "nov", "tg"], ["lvdisplay", "-c", "tg/x", "tg/lin"], ["lvdisplay", "nov/x", "tg/lin"],
+                 ["vgdisplay", "nov", "tg"], ["vgdisplay", "-s", "tg", "nov"], ["pvdisplay", "/dev/nosuch", "PV0"],
+                 ["pvdisplay", "-c", "PV0", "/dev/nosuch"], ["lvdisplay", "tg/x"]]
 
 
 @pytest.mark.parametrize("words", MISSING_LINES, ids=[" ".join(words) for words in MISSING_LINES])
