@@ -158,7 +158,7 @@ def _guest_attempt(wanted: list[str], prepared: Path) -> dict[str, Verdict] | st
     """Boot once and run the wanted tests: their verdicts, or why the guest did not start."""
     env = os.environ
     with Guest(boot_timeout=float(env.get("LVCRYPT_KERNEL_BOOT_TIMEOUT", "180")),
-               total_timeout=float(env.get("LVCRYPT_KERNEL_TIMEOUT", "900")),
+               total_timeout=float(env.get("LVCRYPT_KERNEL_TIMEOUT", "1800")),
                cpus=int(env.get("LVCRYPT_KERNEL_CPUS", "1"))) as guest:
         (guest.xfer / "select.json").write_text(json.dumps(wanted))
         files = sorted({nodeid.split("::", 1)[0] for nodeid in wanted})
