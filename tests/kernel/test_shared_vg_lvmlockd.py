@@ -1,8 +1,8 @@
 """lvcrypt in a sanlock VG under a real lvmlockd, beside lvm2, in one guest (issue 18).
 
 The recipe of ../shared/notes/kernel-guest.md: softdog, wdmd, `sanlock daemon -w 0` (no watchdog
-use, as sanlock allows for tests), lvmlockd (sanlock io_timeout 5 s, not 10: shorter lockspace
-joins), an lvm.conf with use_lvmlockd = 1 and host_id 1 in lvmlocal.conf under LVM_SYSTEM_DIR.
+use, as sanlock allows for tests), lvmlockd (sanlock's default io_timeout, 10 s), each waited for
+until it answers, an lvm.conf with use_lvmlockd = 1 and host_id 1 in lvmlocal.conf under LVM_SYSTEM_DIR.
 First test: lvm2 creates the shared VG, stops its lockspace, lvcrypt starts it again (activating
 lvmlock itself); lvcrypt creates an LV in it (sanlock hands out its lease), writes it (`write`
 takes the LV lock ex for the command only), activates it exclusively (lvmlockd then holds the LV's
@@ -30,6 +30,10 @@ from conftest import ROOT
 pytestmark = pytest.mark.usefixtures("lvm2")
 
 VG = "vgsh"
+# sanlock's io_timeout (lvmlockd --sanlock-timeout): lvmlockd's default. 5 s joined lockspaces sooner,
+# but a loaded CI host stalled the TCG guest past it, and vgcreate --shared failed with
+# SANLK_AIO_TIMEOUT (-202) for lvm2 and EIO for lvcrypt in the same run.
+SANLOCK_IO_TIMEOUT = 10
 
 
 def _need(program: str) -> str:
@@ -59,13 +63,12 @@ def lockd_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     logs = open(tmp_path / "daemons.log", "wb")
     daemons: list[subprocess.Popen[bytes]] = []
     try:
-        for argv in (["wdmd", "-D"], ["sanlock", "daemon", "-D", "-w", "0"], ["lvmlockd", "-f", "--sanlock-timeout", "5"]):
-            daemons.append(subprocess.Popen(argv, env=env, stdout=logs, stderr=logs))
-            time.sleep(1)
-        for _ in range(30):
-            if Path("/run/lvm/lvmlockd.socket").exists():
-                break
-            time.sleep(0.5)
+        daemons.append(subprocess.Popen(["wdmd", "-D"], env=env, stdout=logs, stderr=logs))
+        daemons.append(subprocess.Popen(["sanlock", "daemon", "-D", "-w", "0"], env=env, stdout=logs, stderr=logs))
+        _wait_until(lambda: run(env, "sanlock", "client", "status", check=False).returncode == 0, "sanlock")
+        daemons.append(subprocess.Popen(["lvmlockd", "-f", "--sanlock-timeout", str(SANLOCK_IO_TIMEOUT)],
+                                        env=env, stdout=logs, stderr=logs))
+        _wait_until(lambda: run(env, "lvmlockctl", "--info", check=False).returncode == 0, "lvmlockd")
         yield env
     finally:
         for daemon in reversed(daemons):
@@ -77,6 +80,16 @@ def lockd_env(tmp_path: Path) -> Iterator[dict[str, str]]:
                 daemon.wait()
         logs.close()
         _remove_lvmlock_devices(env)
+
+
+def _wait_until(ready: Callable[[], bool], daemon: str) -> None:
+    """A daemon answers before the first command needs it: a fixed pause was too short for sanlock
+    under a loaded CI host, and lvm2's first vgcreate --shared then failed."""
+    deadline = time.monotonic() + 60
+    while not ready():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{daemon} did not answer within 60 s")
+        time.sleep(0.5)
 
 
 def run(env: dict[str, str], *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
