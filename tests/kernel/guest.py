@@ -19,6 +19,7 @@ Run `python tests/kernel/guest.py -- CMD ARGS...` to run a command in the guest.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import platform
 import shlex
@@ -40,6 +41,20 @@ GUEST_XFER = "/run/lvcrypt-guest"
 MEMORY_MIB = 512
 BOOT_MODULES = ("virtio_pci", "9pnet_virtio", "9p")
 NINEP_OPTIONS = "trans=virtio,version=9p2000.L,msize=512000"
+
+
+def host_cache_mode(image: Path) -> str:
+    """QEMU's cache mode for a disk two guests share: `none` (O_DIRECT, nothing cached on the host)
+    where the image's file system takes O_DIRECT, else `writethrough` (tmpfs refuses O_DIRECT; both
+    QEMU processes then go through the one host page cache, which keeps them coherent too)."""
+    try:
+        fd = os.open(image, os.O_RDONLY | os.O_DIRECT)
+    except OSError as error:
+        if error.errno != errno.EINVAL:
+            raise
+        return "writethrough"
+    os.close(fd)
+    return "none"
 
 
 class GuestUnavailable(Exception):
@@ -327,7 +342,7 @@ class Guest:
                 *share("hostroot", Path("/"), True), *share("checkout", CHECKOUT, False),
                 *share("xfer", self.xfer, False),
                 *(arg for disk in self.shared_disks for arg in
-                  ("-drive", f"file={disk},format=raw,if=virtio,cache=none,file.locking=off"))]
+                  ("-drive", f"file={disk},format=raw,if=virtio,cache={host_cache_mode(disk)},file.locking=off"))]
 
     def run(self, argv: Sequence[str], env: Mapping[str, str] | None = None,
             cwd: Path = CHECKOUT) -> GuestResult:
