@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+import sampling
 from .guest import CHECKOUT, GUEST_ENV, GUEST_XFER, Guest, GuestUnavailable
 from .guest_results import (Verdict, append_record, collect_error_record, read_records,
                             report_record, start_record, verdicts)
@@ -164,8 +165,11 @@ def _guest_attempt(wanted: list[str], prepared: Path) -> dict[str, Verdict] | st
         files = sorted({nodeid.split("::", 1)[0] for nodeid in wanted})
         argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
                 "--rootdir", str(CHECKOUT), *files]
+        # The host's sampling seed goes in: the guest must collect the same sampled cases.
+        sampled = {name: env[name] for name in (sampling.SEED_ENV, sampling.FULL_ENV) if name in env}
         result = guest.run(argv, env={SELECT_ENV: f"{GUEST_XFER}/select.json",
-                                      RESULTS_ENV: f"{GUEST_XFER}/results.jsonl", PREPARED_ENV: str(prepared)})
+                                      RESULTS_ENV: f"{GUEST_XFER}/results.jsonl", PREPARED_ENV: str(prepared),
+                                      **sampled})
         records = read_records(guest.xfer / "results.jsonl")
         output_file = guest.xfer / "output.log"
         output = output_file.read_text(errors="replace") if output_file.exists() else ""
