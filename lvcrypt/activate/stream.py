@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, BinaryIO, Callable
 
+from lvcrypt.blockfile import aligned_buffer
 from lvcrypt.errors import LvcryptError
 
 if TYPE_CHECKING:
@@ -130,6 +131,7 @@ def copy_in(stack: Stack, offset: int, source: BinaryIO, name: str, progress: Pr
     from concurrent.futures import ThreadPoolExecutor
 
     _widen_pipe(source)
+    stack.bypass_cache()
     eligible = stack.size - offset >= WORKER_MIN and stack.whole_sectors_at(offset, CHUNK)
     worker = stack.twin() if eligible and spare_cpu() else None
     try:
@@ -151,7 +153,8 @@ def _pipeline_in(stack: Stack, worker: Stack | None, pool: ThreadPoolExecutor, o
     covers whole encryption sectors of its own (`Stack.whole_sectors_at`),
     so the two never rewrite the same sector.
     """
-    buffers = [memoryview(bytearray(CHUNK)) for _ in range(4 if worker is not None else 2)]
+    # Page-aligned, so that a linear LV's pieces can be written around the page cache as they are.
+    buffers = [memoryview(aligned_buffer(CHUNK)) for _ in range(4 if worker is not None else 2)]
     written = 0
 
     def read_ahead(step: int) -> Future[list[memoryview]]:
