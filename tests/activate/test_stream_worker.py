@@ -5,8 +5,9 @@ stack: what reaches the output must be the same bytes, in the same order, as
 an independent one-call-per-sector decryption of the PV, from any offset;
 what is written must decrypt that way to the input; a failure in the worker
 must come back as the command's one-line error.  WORKER_MIN is lowered so
-that a few MiB take that path, and the load average is not asked (the worker
-is wanted only when a CPU is idle).
+that a few MiB take that path, and the load average is not asked: each test
+runs with threads (as on an idle machine) and without (all CPUs busy: the
+same steps inline).
 """
 
 from __future__ import annotations
@@ -47,10 +48,11 @@ def _decrypted_pv(table: Table, key: bytearray, sector_size: int = 512) -> bytes
                                                                    target.length), target.iv_offset, sector_size)
 
 
-@pytest.fixture
-def crypt_lv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Table, bytearray, bytes]:
+@pytest.fixture(params=[True, False], ids=["threads", "inline"])
+def crypt_lv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+             ) -> tuple[Table, bytearray, bytes]:
     monkeypatch.setattr(stream, "WORKER_MIN", 2 * CHUNK)
-    monkeypatch.setattr(stream, "spare_cpu", lambda: True)  # whatever the machine's load now
+    monkeypatch.setattr(stream, "spare_cpu", lambda: request.param)  # whatever the machine's load now
     key = random_key(512)
     table = _crypt_table(tmp_path)
     plaintext = os.urandom(table.size * 512)
