@@ -98,13 +98,15 @@ def copy_out(stack: Stack, offset: int, length: int, out: BinaryIO, progress: Pr
 
 
 def spare_cpu() -> bool:
-    """Whether a second CPU is likely free for the worker: this process may run on several, and the
-    load average leaves at least one of them idle.
+    """Whether a second CPU is likely free for the stream's threads: this process may run on several, and
+    the load average leaves at least one of them idle.
 
-    The two sides wait for each other at every other MiB, so on a machine
-    whose CPUs are all busy each also waits for its turn on a CPU: measured
-    at load 14 on two CPUs with a worker process, a 256 MiB read took
-    1.3-1.6 s with the worker against 0.8-1.0 s without (issue 14's notes).
+    The threads wait for each other at every MiB, so on a machine whose
+    CPUs are all busy each also waits for its turn on a CPU: measured at
+    load 14 on two CPUs with a worker process, a 256 MiB read took 1.3-1.6 s
+    with the worker against 0.8-1.0 s without; at load 6.5-7.8 with the
+    worker thread, 87-160 MB/s against 266-577 MB/s on one thread, and
+    40-50% more CPU per byte (issue 14's notes).
     """
     cpus = len(os.sched_getaffinity(0))
     return cpus > 1 and os.getloadavg()[0] <= cpus - 1
