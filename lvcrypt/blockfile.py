@@ -5,15 +5,29 @@ userspace data path all open PVs through `BlockFile`; it lives in the bottom
 layer so that handlers, which import nothing above it, can use it too.  Every
 write goes through `BlockFile.write_at`, one place that tests can interrupt to
 simulate a crash between any two writes.
+
+A long stream of writes may bypass the page cache (`BlockFile.bypass_cache`):
+copying each page into the cache costs the kernel about as much CPU as the
+sector cipher, and nobody reads the data back soon.  cryptsetup's own bulk
+writes are O_DIRECT too.
 """
 
 from __future__ import annotations
 
+import errno
+import mmap
 import os
 import stat
 
 from lvcrypt.errors import DeviceError
 from lvcrypt.command_mode import test_mode
+
+DIRECT_ALIGN = mmap.PAGESIZE  # O_DIRECT's alignment of offsets, lengths and buffers (block sizes are no larger)
+
+
+def aligned_buffer(size: int) -> mmap.mmap:
+    """A zeroed, writable buffer at a page boundary: what an O_DIRECT write needs (`BlockFile.bypass_cache`)."""
+    return mmap.mmap(-1, size)
 
 
 class BlockFile:
@@ -40,6 +54,21 @@ class BlockFile:
             # under lvmlockd): drop the clean cached pages so reads see the disk, as lvm2's O_DIRECT does.
             os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_DONTNEED)
         self.size = os.lseek(self.fd, 0, os.SEEK_END)
+        self._direct = -1  # the same file opened O_DIRECT, once `bypass_cache` asks for it
+        self._use_direct = False  # cleared for good by a buffer the kernel refuses; the fd stays open till close
+
+    def bypass_cache(self) -> None:
+        """Write whole, page-aligned runs from page-aligned buffers (`aligned_buffer`) with O_DIRECT from now
+        on, other writes as before.  Whole pages only, so that no page is both in the cache and written
+        around it; `flush` keeps its meaning (the fsync also flushes the disk's cache).  A file system that
+        refuses O_DIRECT (tmpfs) leaves every write buffered."""
+        if not self.writable or self._direct >= 0:
+            return
+        try:
+            self._direct = os.open(f"/proc/self/fd/{self.fd}", os.O_RDWR | os.O_DIRECT | os.O_CLOEXEC)
+        except OSError:
+            return
+        self._use_direct = True
 
     def read_at(self, offset: int, length: int) -> bytes:
         data = os.pread(self.fd, length, offset)
@@ -61,11 +90,27 @@ class BlockFile:
             raise DeviceError(f"{self.path}: opened read-only")
         if test_mode():
             return
-        view = memoryview(data)
+        view = memoryview(data).cast("B")
         while view:
-            written = os.pwrite(self.fd, view, offset)
+            written = self._write_direct(offset, view) if self._use_direct else 0
+            if not written:
+                written = os.pwrite(self.fd, view, offset)
             view = view[written:]
             offset += written
+
+    def _write_direct(self, offset: int, view: memoryview) -> int:
+        """Bytes written around the page cache: none when the run is not whole pages, or when the kernel
+        finds the buffer misaligned (EINVAL, nothing written; this file then stays buffered: the O_DIRECT
+        descriptor stays open till `close`, since another thread may be writing through it)."""
+        if (offset | len(view)) % DIRECT_ALIGN:
+            return 0
+        try:
+            return os.pwrite(self._direct, view, offset)
+        except OSError as error:
+            if error.errno != errno.EINVAL:
+                raise
+            self._use_direct = False
+            return 0
 
     def start_writeback(self, offset: int, length: int) -> None:
         """Start writing bytes [offset, offset + length) to the disk without waiting, and drop the pages of
@@ -82,6 +127,10 @@ class BlockFile:
         os.fsync(self.fd)
 
     def close(self) -> None:
+        self._use_direct = False
+        if self._direct >= 0:
+            os.close(self._direct)
+            self._direct = -1
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1

@@ -1,27 +1,35 @@
-"""An LV's bytes to a file and back (`lvcrypt read` and `write`), with the file's copy overlapped.
+"""An LV's bytes to a file and back (`lvcrypt read` and `write`), with the file's copy overlapped when a CPU is idle.
 
 Moving 1 MiB through a pipe costs a good part of what ciphering it does, so
-a second thread does the file side (writing the previous chunk out, or
-reading the next one in) while the stack ciphers the current chunk: the user
-waits for the longer of the two rather than their sum.  Long runs also use
-the second CPU: a worker thread ciphers every other chunk with a twin of the
-stack (`Stack.twin`: its own ciphers and staging buffers over the same open
-PVs), since the sector cipher's loop, like positional I/O, runs without the
-GIL.  Two chunk buffers per side: memory stays flat whatever the length.  A read of one chunk or less stays on one thread and does not import
-`concurrent.futures` (several ms at start-up).
+when a CPU is idle a second thread does the file side (writing the previous
+chunk out, or reading the next one in) while the stack ciphers the current
+chunk: the user waits for the longer of the two rather than their sum.  Long
+runs then also use that CPU: a worker thread ciphers every other chunk with a
+twin of the stack (`Stack.twin`: its own ciphers and staging buffers over the
+same open PVs), since the sector cipher's loop, like positional I/O, runs
+without the GIL.  On a machine whose CPUs are all busy the same steps run one
+after the other on this thread (`_Inline`): handing each chunk between threads
+that each wait for a CPU cost more CPU per byte and, measured at load 6.5 on
+two CPUs, gave no wall time back (issue 14's notes).  Two chunk buffers per
+side: memory stays flat whatever the length.  Without threads nothing
+imports `concurrent.futures` (several ms at start-up).  Writes go around the
+page cache (`Stack.bypass_cache`).
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, BinaryIO, Callable
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Generic, TypeVar
 
+from lvcrypt.blockfile import aligned_buffer
 from lvcrypt.errors import LvcryptError
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
     from lvcrypt.activate.userspace import Stack
+
+T = TypeVar("T")
 
 CHUNK = 1 << 20  # bytes per step: what the stack ciphers in one window
 # From this length on (a read's length, or a write's room on the LV, its input length being unknown), a
@@ -46,19 +54,40 @@ def _no_progress(done: int) -> None:
     """The default: nobody watches."""
 
 
+class _Done(Generic[T]):
+    """What `_Inline.submit` ran: its result, or its exception raised by `result()` as a thread's would be."""
+
+    def __init__(self, call: Callable[..., T], *args: Any):
+        self._error: BaseException | None = None
+        try:
+            self._value = call(*args)
+        except BaseException as error:
+            self._error = error
+
+    def result(self) -> T:
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class _Inline:
+    """A pool of no threads: what is submitted runs at once, on the caller's thread."""
+
+    def submit(self, call: Callable[..., T], *args: Any) -> _Done[T]:
+        return _Done(call, *args)
+
+
 def copy_out(stack: Stack, offset: int, length: int, out: BinaryIO, progress: Progress = _no_progress) -> None:
     """Write bytes [offset, offset+length) of the stack's top device to `out`."""
-    if length <= CHUNK:
-        view = memoryview(bytearray(length))
-        stack.readinto(offset, view)
-        out.write(view)
+    if length > CHUNK:
+        _widen_pipe(out)
+    if length <= CHUNK or not spare_cpu():
+        _pipeline_out(stack, None, _Inline(), offset, length, out, progress)
         out.flush()
-        progress(length)
         return
     from concurrent.futures import ThreadPoolExecutor
 
-    _widen_pipe(out)
-    worker = stack.twin() if length >= WORKER_MIN and spare_cpu() else None
+    worker = stack.twin() if length >= WORKER_MIN else None
     try:
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="lvcrypt-stream") as pool:
             _pipeline_out(stack, worker, pool, offset, length, out, progress)
@@ -69,21 +98,23 @@ def copy_out(stack: Stack, offset: int, length: int, out: BinaryIO, progress: Pr
 
 
 def spare_cpu() -> bool:
-    """Whether a second CPU is likely free for the worker: this process may run on several, and the
-    load average leaves at least one of them idle.
+    """Whether a second CPU is likely free for the stream's threads: this process may run on several, and
+    the load average leaves at least one of them idle.
 
-    The two sides wait for each other at every other MiB, so on a machine
-    whose CPUs are all busy each also waits for its turn on a CPU: measured
-    at load 14 on two CPUs with a worker process, a 256 MiB read took
-    1.3-1.6 s with the worker against 0.8-1.0 s without (issue 14's notes).
+    The threads wait for each other at every MiB, so on a machine whose
+    CPUs are all busy each also waits for its turn on a CPU: measured at
+    load 14 on two CPUs with a worker process, a 256 MiB read took 1.3-1.6 s
+    with the worker against 0.8-1.0 s without; at load 6.5-7.8 with the
+    worker thread, 87-160 MB/s against 266-577 MB/s on one thread, and
+    40-50% more CPU per byte (issue 14's notes).
     """
     cpus = len(os.sched_getaffinity(0))
     return cpus > 1 and os.getloadavg()[0] <= cpus - 1
 
 
-def _pipeline_out(stack: Stack, worker: Stack | None, pool: ThreadPoolExecutor, offset: int, length: int,
+def _pipeline_out(stack: Stack, worker: Stack | None, pool: ThreadPoolExecutor | _Inline, offset: int, length: int,
                   out: BinaryIO, progress: Progress) -> None:
-    """Cipher chunk after chunk while a pool thread writes the previous ones out.
+    """Cipher chunk after chunk while a pool thread writes the previous ones out (`_Inline`: one after the other).
 
     With a worker (the stack's twin), each step is two chunks: this thread
     deciphers the first while a pool thread deciphers the second with the
@@ -91,8 +122,9 @@ def _pipeline_out(stack: Stack, worker: Stack | None, pool: ThreadPoolExecutor, 
     overlap the next step's ciphering.
     """
     start, end = offset, offset + length
-    buffers = [memoryview(bytearray(CHUNK)) for _ in range(4 if worker is not None else 2)]
-    pending: Future[object] | None = None
+    count = (4 if worker is not None else 2) if length > CHUNK else 1
+    buffers = [memoryview(bytearray(min(CHUNK, length))) for _ in range(count)]
+    pending: Future[object] | _Done[object] | None = None
     step = 0
     while offset < end:
         mine = buffers[step % 2][:min(CHUNK, end - offset)]
@@ -127,11 +159,16 @@ def copy_in(stack: Stack, offset: int, source: BinaryIO, name: str, progress: Pr
     has room after the current one, so that input going on past the end is
     noticed with the same reads as without read-ahead.
     """
+    _widen_pipe(source)
+    stack.bypass_cache()
+    if not spare_cpu():
+        written = _pipeline_in(stack, None, _Inline(), offset, source, name, progress)
+        stack.sync()
+        return written
     from concurrent.futures import ThreadPoolExecutor
 
-    _widen_pipe(source)
     eligible = stack.size - offset >= WORKER_MIN and stack.whole_sectors_at(offset, CHUNK)
-    worker = stack.twin() if eligible and spare_cpu() else None
+    worker = stack.twin() if eligible else None
     try:
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="lvcrypt-stream") as pool:
             written = _pipeline_in(stack, worker, pool, offset, source, name, progress)
@@ -142,19 +179,21 @@ def copy_in(stack: Stack, offset: int, source: BinaryIO, name: str, progress: Pr
     return written
 
 
-def _pipeline_in(stack: Stack, worker: Stack | None, pool: ThreadPoolExecutor, offset: int,
+def _pipeline_in(stack: Stack, worker: Stack | None, pool: ThreadPoolExecutor | _Inline, offset: int,
                  source: BinaryIO, name: str, progress: Progress) -> int:
-    """Read the next step's input on the pool's thread while this step's chunks are enciphered and written.
+    """Read the next step's input on the pool's thread (`_Inline`: first) while this step's chunks are enciphered
+    and written.
 
     A step is one chunk, or two with a worker: this thread writes the first
     while a pool thread writes the second with the stack's twin, which
     covers whole encryption sectors of its own (`Stack.whole_sectors_at`),
     so the two never rewrite the same sector.
     """
-    buffers = [memoryview(bytearray(CHUNK)) for _ in range(4 if worker is not None else 2)]
+    # Page-aligned, so that a linear LV's pieces can be written around the page cache as they are.
+    buffers = [memoryview(aligned_buffer(CHUNK)) for _ in range(4 if worker is not None else 2)]
     written = 0
 
-    def read_ahead(step: int) -> Future[list[memoryview]]:
+    def read_ahead(step: int) -> Future[list[memoryview]] | _Done[list[memoryview]]:
         views = [buffers[step % 2]] + ([buffers[2 + step % 2]] if worker is not None else [])
         return pool.submit(_read_step, source, views)
 

@@ -24,7 +24,7 @@ from lvcrypt.activate.tables import (
     Table,
     Target,
 )
-from lvcrypt.blockfile import BlockFile
+from lvcrypt.blockfile import BlockFile, aligned_buffer
 from lvcrypt.crypto.sector import SectorCipher, open_sector_cipher
 from lvcrypt.errors import DeviceError, LvcryptError
 
@@ -64,6 +64,9 @@ class FileIO:
             lo, hi = self._unsent
             self._file.start_writeback(lo, hi - lo)
             self._unsent = None
+
+    def bypass_cache(self) -> None:
+        self._file.bypass_cache()
 
     def sync(self) -> None:
         self._file.flush()
@@ -132,7 +135,9 @@ class MappedDevice:
             if self._own is not None:
                 self._own.close()
             raise
-        self._buffer = bytearray(CHUNK if self._ciphers else 0)  # staging for crypt targets only
+        # Staging for crypt targets only, page-aligned so that its ciphertext can be written around the page
+        # cache (`Stack.bypass_cache`).
+        self._buffer = aligned_buffer(CHUNK) if self._ciphers else bytearray()
 
     def _pieces(self, offset: int, length: int) -> list[tuple[int, Target, int, int]]:
         """(target index, target, offset inside the target, byte count) covering [offset, offset+length)."""
@@ -324,6 +329,12 @@ class Stack:
         `BlockFile.start_writeback`)."""
         for io in self.files.values():
             io.start_writeback()
+
+    def bypass_cache(self) -> None:
+        """Write whole pages of the PVs with O_DIRECT from now on (`BlockFile.bypass_cache`): for long writes
+        whose data nobody reads back soon.  `sync` still makes them durable."""
+        for io in self.files.values():
+            io.bypass_cache()
 
     def sync(self) -> None:
         for io in self.files.values():

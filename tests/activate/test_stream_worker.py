@@ -5,8 +5,9 @@ stack: what reaches the output must be the same bytes, in the same order, as
 an independent one-call-per-sector decryption of the PV, from any offset;
 what is written must decrypt that way to the input; a failure in the worker
 must come back as the command's one-line error.  WORKER_MIN is lowered so
-that a few MiB take that path, and the load average is not asked (the worker
-is wanted only when a CPU is idle).
+that a few MiB take that path, and the load average is not asked: each test
+runs with threads (as on an idle machine) and without (all CPUs busy: the
+same steps inline).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from lvcrypt.activate import stream
 from lvcrypt.activate.stream import CHUNK, copy_in, copy_out
 from lvcrypt.activate.tables import CryptTarget, PvDevice, Table, build_table
 from lvcrypt.activate.userspace import Stack
+from lvcrypt.blockfile import BlockFile, aligned_buffer
 from lvcrypt.errors import LvcryptError
 from test_userspace_datapath import pv_bytes, reference_decrypt
 
@@ -46,10 +48,11 @@ def _decrypted_pv(table: Table, key: bytearray, sector_size: int = 512) -> bytes
                                                                    target.length), target.iv_offset, sector_size)
 
 
-@pytest.fixture
-def crypt_lv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Table, bytearray, bytes]:
+@pytest.fixture(params=[True, False], ids=["threads", "inline"])
+def crypt_lv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+             ) -> tuple[Table, bytearray, bytes]:
     monkeypatch.setattr(stream, "WORKER_MIN", 2 * CHUNK)
-    monkeypatch.setattr(stream, "spare_cpu", lambda: True)  # whatever the machine's load now
+    monkeypatch.setattr(stream, "spare_cpu", lambda: request.param)  # whatever the machine's load now
     key = random_key(512)
     table = _crypt_table(tmp_path)
     plaintext = os.urandom(table.size * 512)
@@ -88,15 +91,17 @@ def test_a_failure_in_the_worker_is_the_parents_error_and_the_worker_is_gone(
     assert not _stream_threads()
 
 
-@pytest.mark.parametrize("offset", [0, 4097])
+@pytest.mark.parametrize("offset", [0, 4097, 1536])
 def test_a_written_stream_decrypts_independently_to_its_input(crypt_lv: tuple[Table, bytearray, bytes],
                                                               offset: int) -> None:
-    """From offset 0 the worker writes every other MiB; from 4097 the chunks would share sectors, so it does not."""
+    """From offset 0 the worker writes every other MiB; from 4097 the chunks would share sectors, so it does not.
+    From 1536 (whole sectors, with the worker) every window starts inside a page: those writes go through
+    the page cache, the whole pages of the other cases around it, and all read back."""
     table, key, before = crypt_lv
     data = os.urandom(3 * CHUNK + 5000)
     done: list[int] = []
     with Stack(table, {"cryptostore0": key}, writable=True) as stack:
-        assert stack.whole_sectors_at(offset, CHUNK) is (offset == 0)
+        assert stack.whole_sectors_at(offset, CHUNK) is (offset % 512 == 0)
         assert copy_in(stack, offset, io.BytesIO(data), "vg/secret", done.append) == len(data)
     assert _decrypted_pv(table, key) == before[:offset] + data + before[offset + len(data):]
     assert done[-1] == len(data) and not _stream_threads()
@@ -132,3 +137,23 @@ def test_the_twin_shares_the_pvs_but_not_the_ciphers_and_closing_it_leaves_the_s
         with pytest.raises(ValueError, match="closed"):
             twin_cipher.decrypt(bytes(512), 0)
         assert stack.read(CHUNK, 8192) == plaintext[CHUNK:CHUNK + 8192]
+
+
+def test_writes_around_the_page_cache_read_back_whatever_their_alignment(tmp_path: Path) -> None:
+    """Whole pages from an aligned buffer go O_DIRECT; a run starting inside a page, a part of a page, and a
+    buffer the kernel may refuse (bytes: not page-aligned) go through the cache; reads see every one."""
+    path = tmp_path / "pv.img"
+    path.write_bytes(bytes(4 * CHUNK))
+    expected = bytearray(4 * CHUNK)
+    page = aligned_buffer(CHUNK)
+    page[:] = os.urandom(CHUNK)
+    runs = [(0, memoryview(page)), (CHUNK + 512, os.urandom(8192)), (2 * CHUNK, memoryview(page)[:4096]),
+            (2 * CHUNK + 4096, os.urandom(100)), (3 * CHUNK, os.urandom(CHUNK)), (8192, memoryview(page)[:4096])]
+    with BlockFile(str(path), writable=True) as disk:
+        disk.bypass_cache()
+        for offset, data in runs:
+            disk.write_at(offset, data)
+            expected[offset:offset + len(data)] = data
+            assert disk.read_at(0, len(expected)) == expected
+        disk.flush()
+    assert path.read_bytes() == expected
