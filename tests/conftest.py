@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -38,6 +39,35 @@ def lvm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({result.returncode}): {result.stderr}")
     return result
+
+
+def _takes_o_direct(directory: Path) -> bool:
+    probe = directory / ".o_direct"
+    probe.touch()
+    try:
+        os.close(os.open(probe, os.O_RDONLY | os.O_DIRECT))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.unlink()
+
+
+@pytest.fixture
+def disk_tmp_path(tmp_path: Path) -> Iterator[Path]:
+    """A scratch directory on a file system that takes O_DIRECT, for the paths that write around the page
+    cache: tests/run.sh puts tmp_path on tmpfs, which refuses O_DIRECT (those paths then fall back to the
+    page cache and would go untested).  The same directory as tmp_path where that one takes O_DIRECT."""
+    if _takes_o_direct(tmp_path):
+        yield tmp_path
+        return
+    directory = Path(tempfile.mkdtemp(prefix="lvcrypt-disk-", dir="/var/tmp"))
+    try:
+        if not _takes_o_direct(directory):
+            pytest.skip("no file system here takes O_DIRECT (tmp_path and /var/tmp refuse it)")
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _can_losetup() -> str | None:

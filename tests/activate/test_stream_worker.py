@@ -49,12 +49,13 @@ def _decrypted_pv(table: Table, key: bytearray, sector_size: int = 512) -> bytes
 
 
 @pytest.fixture(params=[True, False], ids=["threads", "inline"])
-def crypt_lv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+def crypt_lv(disk_tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
              ) -> tuple[Table, bytearray, bytes]:
+    """On a file system that takes O_DIRECT: stream writes go around the page cache there."""
     monkeypatch.setattr(stream, "WORKER_MIN", 2 * CHUNK)
     monkeypatch.setattr(stream, "spare_cpu", lambda: request.param)  # whatever the machine's load now
     key = random_key(512)
-    table = _crypt_table(tmp_path)
+    table = _crypt_table(disk_tmp_path)
     plaintext = os.urandom(table.size * 512)
     with Stack(table, {"cryptostore0": key}, writable=True) as stack:
         stack.write(0, plaintext)
@@ -139,10 +140,24 @@ def test_the_twin_shares_the_pvs_but_not_the_ciphers_and_closing_it_leaves_the_s
         assert stack.read(CHUNK, 8192) == plaintext[CHUNK:CHUNK + 8192]
 
 
-def test_writes_around_the_page_cache_read_back_whatever_their_alignment(tmp_path: Path) -> None:
+def _direct_descriptors(path: Path) -> int:
+    """How many of this process's descriptors have `path` open with O_DIRECT (/proc/self/fdinfo's flags)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") != str(path):
+                continue
+            flags = Path(f"/proc/self/fdinfo/{fd}").read_text().split("flags:")[1].split()[0]
+        except OSError:
+            continue
+        count += bool(int(flags, 8) & os.O_DIRECT)
+    return count
+
+
+def test_writes_around_the_page_cache_read_back_whatever_their_alignment(disk_tmp_path: Path) -> None:
     """Whole pages from an aligned buffer go O_DIRECT; a run starting inside a page, a part of a page, and a
     buffer the kernel may refuse (bytes: not page-aligned) go through the cache; reads see every one."""
-    path = tmp_path / "pv.img"
+    path = disk_tmp_path / "pv.img"
     path.write_bytes(bytes(4 * CHUNK))
     expected = bytearray(4 * CHUNK)
     page = aligned_buffer(CHUNK)
@@ -151,6 +166,7 @@ def test_writes_around_the_page_cache_read_back_whatever_their_alignment(tmp_pat
             (2 * CHUNK + 4096, os.urandom(100)), (3 * CHUNK, os.urandom(CHUNK)), (8192, memoryview(page)[:4096])]
     with BlockFile(str(path), writable=True) as disk:
         disk.bypass_cache()
+        assert _direct_descriptors(path) == 1
         for offset, data in runs:
             disk.write_at(offset, data)
             expected[offset:offset + len(data)] = data
