@@ -19,7 +19,7 @@ from store_helpers import LV_FIELDS, Pair
 
 pytestmark = [pytest.mark.oracle, pytest.mark.slow]
 SEQUENCES = 50
-PER_RUN = 8  # sequences begun by lvcrypt, and as many begun by lvm2
+PER_RUN = 4  # sequences begun by lvcrypt, and as many begun by lvm2
 STEPS = 6
 
 

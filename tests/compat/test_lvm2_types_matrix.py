@@ -708,8 +708,13 @@ def test_command_keeps_lvm2_vg_intact(fixture: Fixture, lv: str | None, command:
 
 # ---- what must keep working next to all of this ----
 
-@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "crypt"])
-@pytest.mark.parametrize("fixture", FIXTURES, ids=[fixture.name for fixture in FIXTURES])
+# Each fixture with a plain or a crypt LV, dealt by the seed: both kinds and every fixture in each run.
+UNREFERENCED = sampling.cover(FIXTURES, [False, True], 1, "unreferenced LVs")
+
+
+@pytest.mark.sampled
+@pytest.mark.parametrize("fixture,encrypted", UNREFERENCED,
+                         ids=[f"{fixture.name}-{'crypt' if encrypted else 'plain'}" for fixture, encrypted in UNREFERENCED])
 def test_unreferenced_lvs_keep_working(fixture: Fixture, encrypted: bool, workspace: Callable[..., Workspace],
                                        templates: Callable[[Fixture], list[Path]]) -> None:
     """Create, extend, rename, write, read and remove an LV nothing references; lvm2 reads the VG after each."""

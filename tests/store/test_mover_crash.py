@@ -33,7 +33,7 @@ from sampling import spread
 from store_helpers import Pair
 
 pytestmark = pytest.mark.oracle
-CRASH_POINTS = 12  # per command and run, one from each twelfth of its writes
+CRASH_POINTS = 6  # per command and run, one from each sixth of its writes (with the first and last)
 
 
 
