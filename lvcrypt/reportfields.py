@@ -103,7 +103,8 @@ def _lv_attr(row: LvRow) -> str:
         info = _active_devices().get(dm_uuid(row.vg, lv))
         if info is not None:
             state, opened = "a", "o" if info.open_count > 0 else "-"
-    partial = "p" if any(area.pv in row.loaded.missing for s in lv.segments for area, _ in s.pv_areas()) else "-"
+    missing = row.loaded.missing
+    partial = "p" if missing and any(area.pv in missing for s in lv.segments for area, _ in s.pv_areas()) else "-"
     return f"{head}{state}{opened}{target}{partial}{skip}"
 
 
