@@ -9,7 +9,6 @@ prints for scripts.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import TYPE_CHECKING, Callable
 
@@ -62,6 +61,8 @@ def _render(kind: str, columns: list[str], fields: dict[str, "Field"], rows: lis
     cells = [_cell(fields[name], name, args) for name in columns]
     table = [[cell(row) for cell in cells] for row in rows]
     if args.reportformat == "json":
+        import json
+
         body = ",\n".join("                  {" + ", ".join(f"{json.dumps(name)}:{json.dumps(cell)}"
                                                           for name, cell in zip(columns, line)) + "}"
                           for line in table)
@@ -143,11 +144,12 @@ def _request(args: argparse.Namespace, names: list[str]) -> "ReportRequest":
 def _help(args: argparse.Namespace) -> bool:
     """`-o help`: lvm2 lists every report's fields on standard error and reports nothing, but still
     looks the objects up (a missing VG exits 5 after the list); True when the report is not printed."""
-    from lvcrypt.report_help import field_help
     from lvcrypt.report_query import wants_help
 
     if not wants_help(args.options):
         return False
+    from lvcrypt.report_help import field_help
+
     sys.stderr.write(field_help())
     return True
 
