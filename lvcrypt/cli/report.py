@@ -155,6 +155,7 @@ def _help(args: argparse.Namespace) -> bool:
 
 
 def cmd_lvs(args: argparse.Namespace) -> int:
+    from lvcrypt.metadata.gc_pause import gc_paused
     from lvcrypt.report_query import lv_report
 
     help_only = _help(args)
@@ -162,9 +163,11 @@ def cmd_lvs(args: argparse.Namespace) -> int:
     if names is None:
         return 0
     request = _request(args, names)
-    columns, fields, rows = lv_report(args.devices, request, args.all, args.shared, args.foreign, args.sysfs_root)
-    if not help_only:
-        _render("seg" if args.segments else "lv", columns, fields, rows, args)
+    with gc_paused():  # rows and cells by the thousand, none garbage: the collector would walk them again and again
+        columns, fields, rows = lv_report(args.devices, request, args.all, args.shared, args.foreign,
+                                          args.sysfs_root)
+        if not help_only:
+            _render("seg" if args.segments else "lv", columns, fields, rows, args)
     return not_found_status(request.missing)
 
 
