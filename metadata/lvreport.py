@@ -58,6 +58,18 @@ def _first_letter(ranks: dict[str, tuple[int, str]], traits: frozenset[str]) -> 
     return min((ranks[trait] for trait in traits if trait in ranks), default=(0, "-"))[1]
 
 
+def _static_attr(traits: frozenset[str], status: tuple[str, ...], flags: tuple[str, ...], policy_name: str,
+                 zeroing: str) -> tuple[str, str, str]:
+    policy = ALLOCATION_LETTERS.get(policy_name, "i")
+    if "LOCKED" in status:
+        policy = policy.upper()
+    permission = "-" if "PVMOVE" in status else "w" if "WRITE" in status else "r" if "READ" in status else "-"
+    minor = "m" if "FIXED_MINOR" in status else "-"
+    skip = "k" if "ACTIVATION_SKIP" in status or "ACTIVATION_SKIP" in flags else "-"
+    return (f"{_first_letter(_VOLUME_RANK, traits)}{permission}{policy}{minor}",
+            f"{_first_letter(_TARGET_RANK, traits)}{zeroing}", skip)
+
+
 @dataclass(frozen=True)
 class Area:
     """One data area of a segment as lvm2's `devices` field shows it: a PV key or an LV name, and where."""
@@ -77,8 +89,8 @@ class VgReport:
     _traits: dict[str, frozenset[str]] = field(default_factory=dict, init=False)  # reports ask per column
     _families: dict[str, str | None] = field(default_factory=dict, init=False)
     _visible: dict[str, bool] = field(default_factory=dict, init=False)
-    # letters 1 and 7 of lv_attr per set of traits: thousands of plain LVs share one set
-    _letters: dict[frozenset[str], tuple[str, str]] = field(default_factory=dict, init=False)
+    # static_attr per shape of LV (traits, status, flags, policy, zeroing): thousands of plain LVs share one
+    _static: dict[tuple[object, ...], tuple[str, str, str]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         for ref in all_references(self.vg):
@@ -169,19 +181,12 @@ class VgReport:
 
     def static_attr(self, lv: LogicalVolume) -> tuple[str, str, str]:
         """lv_attr letters 1-4 and 7-8 and 10 (what the metadata says); the caller adds state and health."""
-        policy = ALLOCATION_LETTERS.get(str(lv.raw.get("allocation_policy", "inherit")), "i")
-        if "LOCKED" in lv.status:
-            policy = policy.upper()
-        permission = "-" if "PVMOVE" in lv.status else "w" if "WRITE" in lv.status else \
-            "r" if "READ" in lv.status else "-"
-        minor = "m" if "FIXED_MINOR" in lv.status else "-"
-        skip = "k" if "ACTIVATION_SKIP" in lv.status or "ACTIVATION_SKIP" in lv.flags else "-"
-        traits = self.traits(lv)
-        letters = self._letters.get(traits)
-        if letters is None:
-            letters = self._letters[traits] = (_first_letter(_VOLUME_RANK, traits),
-                                               _first_letter(_TARGET_RANK, traits))
-        return f"{letters[0]}{permission}{policy}{minor}", f"{letters[1]}{self.zeroing_letter(lv)}", skip
+        shape = (self.traits(lv), tuple(lv.status), tuple(lv.flags), str(lv.raw.get("allocation_policy", "inherit")),
+                 self.zeroing_letter(lv))
+        found = self._static.get(shape)
+        if found is None:
+            found = self._static[shape] = _static_attr(*shape)
+        return found
 
     def never_queried(self, lv: LogicalVolume) -> bool:
         """lvm2 asks the kernel nothing for a thin pool or a used cache pool: state `--`, never `XX`."""
