@@ -103,7 +103,8 @@ def _lv_attr(row: LvRow) -> str:
         info = _active_devices().get(dm_uuid(row.vg, lv))
         if info is not None:
             state, opened = "a", "o" if info.open_count > 0 else "-"
-    partial = "p" if any(area.pv in row.loaded.missing for s in lv.segments for area, _ in s.pv_areas()) else "-"
+    missing = row.loaded.missing
+    partial = "p" if missing and any(area.pv in missing for s in lv.segments for area, _ in s.pv_areas()) else "-"
     return f"{head}{state}{opened}{target}{partial}{skip}"
 
 
@@ -399,8 +400,10 @@ def lv_rows(devices: str | None, names: list[str], every: bool = False, per_segm
     remembers with `history`), one per segment with `per_segment`, in lvm2's order (by name).
     A VG or LV named and not found is an error, or a message added to `missing` (load_vgs)."""
     from lvcrypt.errors import LvcryptError
-    from lvcrypt.report_history import PREFIX, HistoricalRow, historical_rows
 
+    historical = None
+    if history:  # report_history brings report_all's fields: imported only when asked
+        from lvcrypt import report_history as historical
     _active_devices.cache_clear()  # once per command, also when several run in one process
     vg_names = list(dict.fromkeys(item.split("/")[0] for item in names))
     only = {tuple(item.split("/", 1)) for item in names if "/" in item}
@@ -411,11 +414,11 @@ def lv_rows(devices: str | None, names: list[str], every: bool = False, per_segm
     for vg in sorted(loaded, key=lambda item: item.vg.name):
         view = _vg_report(vg.vg)
         named = vg.vg.name in {v for v, _ in only} and vg.vg.name not in whole
-        gone = historical_rows(vg.vg, vg, view) if history else []
+        gone = historical.historical_rows(vg.vg, vg, view) if historical else []
         for item in sorted([*vg.vg.lvs.values(), *gone], key=lambda item: item.name):
-            if isinstance(item, HistoricalRow):
-                if not named or (vg.vg.name, PREFIX + item.name) in only:
-                    shown.add((vg.vg.name, PREFIX + item.name))
+            if historical and isinstance(item, historical.HistoricalRow):
+                if not named or (vg.vg.name, historical.PREFIX + item.name) in only:
+                    shown.add((vg.vg.name, historical.PREFIX + item.name))
                     rows.append(item)
                 continue
             lv = item

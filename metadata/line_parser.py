@@ -118,21 +118,27 @@ def _parse(text: str) -> Section:
     lines = root.key_lines
     stack: list[Section] = []
     arrays: dict[str, tuple[Scalar, ...]] = {}  # lvm2 repeats the same few arrays (status, flags) in every LV
+    # One object per distinct key or string ("id", "striped", "pv0"), not one per line: the model cache's pickle
+    # then writes and reads each once and refers to it after (store/cache.py), and the tree is smaller.
+    shared: dict[str, str] = {}
     line = 0
     for chunk in _chunks(text):
         for key, value, opened, closed, other in chunk:
             line += 1
+            key = shared.setdefault(key, key)
             if value:
                 if key in section:
                     raise _Decline
                 first = value[0]
                 if first == '"':
                     value = value[1:-1]
-                    section[key] = _ESCAPE.sub(r"\1", value) if "\\" in value else value
+                    value = _ESCAPE.sub(r"\1", value) if "\\" in value else value
+                    section[key] = shared.setdefault(value, value)
                 elif first == "[":
                     elements = arrays.get(value)
                     if elements is None:
-                        elements = arrays[value] = _elements(value)
+                        elements = arrays[value] = tuple(shared.setdefault(item, item) if type(item) is str
+                                                         else item for item in _elements(value))
                     section[key] = list(elements)
                     lines[key] = line
                     line += value.count("\n")

@@ -49,12 +49,25 @@ _MULTI: dict[str, tuple[tuple[str, ...], str]] = {
 
 
 # The letter tables as trait -> (precedence, letter): an LV has a handful of traits, the tables ~40 rows.
+_UNSET = object()
 _VOLUME_RANK = {trait: (rank, letter) for rank, (trait, letter) in enumerate(VOLUME_LETTERS)}
 _TARGET_RANK = {trait: (rank, letter) for rank, (trait, letter) in enumerate(TARGET_LETTERS)}
 
 
 def _first_letter(ranks: dict[str, tuple[int, str]], traits: frozenset[str]) -> str:
     return min((ranks[trait] for trait in traits if trait in ranks), default=(0, "-"))[1]
+
+
+def _static_attr(traits: frozenset[str], status: tuple[str, ...], flags: tuple[str, ...], policy_name: str,
+                 zeroing: str) -> tuple[str, str, str]:
+    policy = ALLOCATION_LETTERS.get(policy_name, "i")
+    if "LOCKED" in status:
+        policy = policy.upper()
+    permission = "-" if "PVMOVE" in status else "w" if "WRITE" in status else "r" if "READ" in status else "-"
+    minor = "m" if "FIXED_MINOR" in status else "-"
+    skip = "k" if "ACTIVATION_SKIP" in status or "ACTIVATION_SKIP" in flags else "-"
+    return (f"{_first_letter(_VOLUME_RANK, traits)}{permission}{policy}{minor}",
+            f"{_first_letter(_TARGET_RANK, traits)}{zeroing}", skip)
 
 
 @dataclass(frozen=True)
@@ -75,6 +88,9 @@ class VgReport:
     _used_by: dict[str, list[Reference]] = field(default_factory=dict, init=False)
     _traits: dict[str, frozenset[str]] = field(default_factory=dict, init=False)  # reports ask per column
     _families: dict[str, str | None] = field(default_factory=dict, init=False)
+    _visible: dict[str, bool] = field(default_factory=dict, init=False)
+    # static_attr per shape of LV (traits, status, flags, policy, zeroing): thousands of plain LVs share one
+    _static: dict[tuple[object, ...], tuple[str, str, str]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         for ref in all_references(self.vg):
@@ -83,10 +99,11 @@ class VgReport:
 
     def family(self, lv: LogicalVolume) -> str | None:
         """The registry name of the LV's first segment type (None for an unknown type)."""
-        if lv.name not in self._families:
+        found = self._families.get(lv.name, _UNSET)
+        if found is _UNSET:
             entry = segment_type(lv.segments[0].type) if lv.segments else None
-            self._families[lv.name] = entry.name if entry else None
-        return self._families[lv.name]
+            found = self._families[lv.name] = entry.name if entry else None
+        return found  # type: ignore[return-value]
 
     def snapshot_segment(self, cow: LogicalVolume) -> Segment | None:
         """The `snapshot` segment (of a `snapshotN` LV) that uses `cow` as its exception store."""
@@ -100,10 +117,18 @@ class VgReport:
         return self.family(lv) != "snapshot"
 
     def visible(self, lv: LogicalVolume) -> bool:
-        """lvm2's lv_is_visible: a COW LV is as visible as its origin, unless it is being merged."""
+        """lvm2's lv_is_visible: a COW LV is as visible as its origin, unless it is being merged.
+
+        Remembered per LV: a report asks it for its rows, then again for each name and letter column."""
+        found = self._visible.get(lv.name)
+        if found is None:
+            found = self._visible[lv.name] = self._find_visible(lv)
+        return found
+
+    def _find_visible(self, lv: LogicalVolume) -> bool:
         if self.family(lv) == "snapshot":
             return False
-        snapshot = self.snapshot_segment(lv)
+        snapshot = self.snapshot_segment(lv) if lv.name in self._used_by else None
         if snapshot is not None:
             origin = self.vg.lvs.get(str(snapshot.raw.get("origin", "")))
             return "merging_store" not in snapshot.raw and (origin is None or self.visible(origin))
@@ -125,28 +150,25 @@ class VgReport:
         return self._traits[lv.name]
 
     def _find_traits(self, lv: LogicalVolume) -> set[str]:
-        found: set[str] = {f"type:{self.family(lv)}"} if self.family(lv) else set()
-        found |= {ref.role for ref in self._used_by.get(lv.name, [])}
+        family = self.family(lv)
+        used_by = self._used_by.get(lv.name, ())
+        found: set[str] = {f"type:{family}"} if family else set()
+        if used_by:
+            found |= {ref.role for ref in used_by}
         if any(segment_type(segment.type) is None for segment in lv.segments):
             found.add("unknown")
         if "PVMOVE" in lv.status:
             found.add("pvmove")
         if "CONVERTING" in lv.status:
             found.add("converting")
-        if not self.visible(lv) and "_pmspare" in lv.name:
+        if "_pmspare" in lv.name and not self.visible(lv):
             found.add("pool metadata spare")
         if any(ref.role == "snapshot origin" and "merging_store" in self.vg.lvs[ref.holder].segments[0].raw
-               for ref in self._used_by.get(lv.name, [])):
+               for ref in used_by):
             found.add("merging snapshot origin")
-        if self.family(lv) == "thin" and isinstance(lv.segments[0].raw.get("merge"), str):
+        if family == "thin" and isinstance(lv.segments[0].raw.get("merge"), str):
             found.add("merging thin origin")
         return found
-
-    def volume_letter(self, lv: LogicalVolume) -> str:
-        return _first_letter(_VOLUME_RANK, self.traits(lv))
-
-    def target_letter(self, lv: LogicalVolume) -> str:
-        return _first_letter(_TARGET_RANK, self.traits(lv))
 
     def zeroing_letter(self, lv: LogicalVolume) -> str:
         """'z' for a thin pool that zeroes new blocks, and for thin volumes in one."""
@@ -159,15 +181,12 @@ class VgReport:
 
     def static_attr(self, lv: LogicalVolume) -> tuple[str, str, str]:
         """lv_attr letters 1-4 and 7-8 and 10 (what the metadata says); the caller adds state and health."""
-        policy = ALLOCATION_LETTERS.get(str(lv.raw.get("allocation_policy", "inherit")), "i")
-        if "LOCKED" in lv.status:
-            policy = policy.upper()
-        permission = "-" if "PVMOVE" in lv.status else "w" if "WRITE" in lv.status else \
-            "r" if "READ" in lv.status else "-"
-        minor = "m" if "FIXED_MINOR" in lv.status else "-"
-        skip = "k" if "ACTIVATION_SKIP" in lv.status or "ACTIVATION_SKIP" in lv.flags else "-"
-        head = f"{self.volume_letter(lv)}{permission}{policy}{minor}"
-        return head, f"{self.target_letter(lv)}{self.zeroing_letter(lv)}", skip
+        shape = (self.traits(lv), tuple(lv.status), tuple(lv.flags), str(lv.raw.get("allocation_policy", "inherit")),
+                 self.zeroing_letter(lv))
+        found = self._static.get(shape)
+        if found is None:
+            found = self._static[shape] = _static_attr(*shape)
+        return found
 
     def never_queried(self, lv: LogicalVolume) -> bool:
         """lvm2 asks the kernel nothing for a thin pool or a used cache pool: state `--`, never `XX`."""
@@ -176,12 +195,14 @@ class VgReport:
 
     def link(self, lv: LogicalVolume, report_field: str) -> str:
         """origin, pool_lv, data_lv, metadata_lv or mirror_log: the LV this one names there, as displayed."""
-        if report_field == "origin":
+        if report_field == "origin" and lv.name in self._used_by:
             snapshot = self.snapshot_segment(lv)
             if snapshot is not None:
                 return self.display(str(snapshot.raw.get("origin", "")))
         entry = REGISTRY.get(self.family(lv) or "")
-        for key_field, key in entry.report_keys if entry else ():
+        if entry is None:
+            return ""
+        for key_field, key in entry.report_keys:
             name = lv.segments[0].raw.get(key)
             if key_field == report_field and isinstance(name, str):
                 return self.display(name)
