@@ -36,3 +36,8 @@ fi
 target="."
 [ "${1:-}" = "test" ] && target=".[test]"
 .venv/bin/pip install -q --disable-pip-version-check -e "$target"
+# The project's bytecode, written now: an editable install leaves none, and where
+# PYTHONDONTWRITEBYTECODE is set (these machines set it) every lvcrypt process would compile its
+# modules from source again: 0.38 s instead of 0.13 s per command here, ten times that in the
+# kernel tier's emulated guest. A source changed later is compiled in memory as usual.
+.venv/bin/python -m compileall -q -j 0 lvcrypt metadata handlers >/dev/null
