@@ -11,4 +11,5 @@ if [ -z "${TMPDIR:-}" ] && [ "$(df --output=avail -k /dev/shm 2>/dev/null | tail
     export TMPDIR=/dev/shm
 fi
 # loadgroup: the kernel tests share one xdist group, so their QEMU guest boots once.
-exec .venv/bin/python -m pytest -n 2 --dist loadgroup -q "$@"
+# --durations: the slowest tests in every log, where the suite's 20-minute budget goes.
+exec .venv/bin/python -m pytest -n 2 --dist loadgroup -q --durations=25 "$@"

@@ -163,7 +163,7 @@ def _guest_attempt(wanted: list[str], prepared: Path) -> dict[str, Verdict] | st
                cpus=int(env.get("LVCRYPT_KERNEL_CPUS", "1"))) as guest:
         (guest.xfer / "select.json").write_text(json.dumps(wanted))
         files = sorted({nodeid.split("::", 1)[0] for nodeid in wanted})
-        argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+        argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--durations=20",
                 "--rootdir", str(CHECKOUT), *files]
         # The host's sampling seed goes in: the guest must collect the same sampled cases.
         sampled = {name: env[name] for name in (sampling.SEED_ENV, sampling.FULL_ENV) if name in env}
@@ -173,6 +173,9 @@ def _guest_attempt(wanted: list[str], prepared: Path) -> dict[str, Verdict] | st
         records = read_records(guest.xfer / "results.jsonl")
         output_file = guest.xfer / "output.log"
         output = output_file.read_text(errors="replace") if output_file.exists() else ""
+    # Kept for whoever looks at where the tier's time went (the guest's own --durations list).
+    (CHECKOUT / "build").mkdir(exist_ok=True)
+    (CHECKOUT / "build" / "kernel-guest.log").write_text(output)
     if not result.started:
         return f"the kernel guest did not start: {result.problem}\n{result.console_tail}"
     output_tail = "\n".join(output.splitlines()[-30:])
