@@ -23,7 +23,7 @@ from lvcrypt.alloc import AllocationError, allocate
 from lvcrypt.conversion_record import read_conversion
 from lvcrypt.errors import LvcryptError
 from lvcrypt.inuse import kernel_active, userspace_mountpoint
-from lvcrypt.lvops import refuse_unless_changeable
+from lvcrypt.lv_checks import refuse_unless_changeable
 from lvcrypt.metadata.model import (
     Area,
     CryptSegment,

@@ -15,7 +15,7 @@ from lvcrypt import kdump
 from lvcrypt.errors import KdumpError, LvcryptError, UsageError
 from lvcrypt.keycache import KeyCache
 from lvcrypt.keystores import KeystoreSessions
-from lvcrypt.lvops import find_lv
+from lvcrypt.lv_checks import find_lv
 from lvcrypt.records import dataclass, field
 from lvcrypt.unlock import KeySources, adopt_volume_key, unlock_lv
 

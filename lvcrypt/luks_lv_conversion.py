@@ -15,7 +15,7 @@ from lvcrypt.convert_luks import (
     verify_passphrase,
     wipe_old_header,
 )
-from lvcrypt.lvops import find_lv, refuse_unless_changeable
+from lvcrypt.lv_checks import find_lv, refuse_unless_changeable
 from lvcrypt.records import dataclass, field
 from lvcrypt.unlock import KeySources, read_passphrase
 

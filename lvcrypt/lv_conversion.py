@@ -30,7 +30,7 @@ from lvcrypt.handlers.base import FormatOptions
 from lvcrypt.keycache import KeyCache
 from lvcrypt.keystore_admin import KeystoreRequest, pbkdf_request
 from lvcrypt.keystores import KeystoreSessions, attrs_of, close_area, keystore_segment, open_area
-from lvcrypt.lvops import find_lv
+from lvcrypt.lv_checks import find_lv
 from lvcrypt.records import dataclass, field, replace
 from lvcrypt.unlock import KeySources, read_passphrase, unlock_keystore
 

@@ -19,8 +19,8 @@ from lvcrypt.conversion_record import PvMove, read_pvmove, write_pvmove
 from lvcrypt.errors import LvcryptError
 from lvcrypt.extent_mover import MoveRefused, check_live, check_movable, next_area_move
 from lvcrypt.keystores import KeystoreSessions
+from lvcrypt.lv_checks import find_lv
 from lvcrypt.lv_conversion import DEFAULT_CHUNK_BYTES
-from lvcrypt.lvops import find_lv
 from lvcrypt.records import dataclass, field
 
 if TYPE_CHECKING:
