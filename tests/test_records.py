@@ -203,3 +203,30 @@ def test_a_class_is_refused_where_the_standard_library_refuses_it() -> None:
     for case in ("mutable default", "no annotation", "default and factory", "frozen from mutable",
                  "mutable from frozen"):
         assert refusal(record, records.field, case) == refusal(dataclasses.dataclass, dataclasses.field, case), case
+
+
+def test_init_compiled_at_the_first_object_works_through_a_subclass() -> None:
+    """A shape's `__init__` is compiled when its class makes the first object, which may come through a
+    subclass's own `__init__`; the refusals of bad arguments read the same before and after."""
+    @record
+    class Shape:
+        first: str
+        second: bytes
+        third: float
+        fourth: complex
+        fifth: tuple[int, ...] = ()
+
+    class Named(Shape):
+        def __init__(self, name: str) -> None:
+            super().__init__(name, b"", 0.0, 0j)
+
+    messages = []
+    for _ in range(2):
+        with pytest.raises(TypeError) as refused:
+            Shape("a")  # type: ignore[call-arg]
+        messages.append(str(refused.value))
+        assert vars(Named("n")) == vars(Shape("n", b"", 0.0, 0j)) == {"first": "n", "second": b"", "third": 0.0,
+                                                                    "fourth": 0j, "fifth": ()}
+    assert messages[0] == messages[1]
+    assert messages[0].endswith("Shape.__init__() missing 3 required positional arguments: 'second', 'third', and "
+                                "'fourth'")
