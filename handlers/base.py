@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from dataclasses import field
 from typing import ClassVar, Protocol, runtime_checkable
 
 from lvcrypt.blockfile import BlockFile
 from lvcrypt.errors import DeviceError, FormatError, HandlerError
 from lvcrypt.handlers.kdf import PbkdfRequest
 from lvcrypt.handlers.secret import Secret
-from lvcrypt.records import dataclass
+from lvcrypt.records import dataclass, field
 
 SECTOR = 512  # offsets in DataMapping count 512-byte sectors, like dm-crypt tables
 

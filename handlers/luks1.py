@@ -18,7 +18,6 @@ from __future__ import annotations
 import hmac
 import os
 import uuid as uuidlib
-from dataclasses import replace
 
 from lvcrypt.binary_layout import Layout, Record
 from lvcrypt.crypto import CipherSpec
@@ -29,7 +28,7 @@ from lvcrypt.handlers.base import (Area, DataMapping, FormatOptions, HeaderIdent
 from lvcrypt.handlers.kdf import (DIGEST_ITER_TIME_MS, PBKDF2_MIN_ITERATIONS, PbkdfRequest,
                                   check_hash, pbkdf2, pbkdf2_iterations)
 from lvcrypt.handlers.secret import Secret, require_passphrase, wipe
-from lvcrypt.records import dataclass
+from lvcrypt.records import dataclass, replace
 
 MAGIC = b"LUKS\xba\xbe"
 NUM_KEYSLOTS = 8

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Mapping
 from lvcrypt.errors import DeviceError, LockError, LvcryptError
 from lvcrypt.keycache import KeyCache
 from lvcrypt.keystores import KeystoreSessions
-from lvcrypt.lvops import find_lv, refuse_change, refuse_unless_changeable
+from lvcrypt.lv_checks import find_lv, refuse_change, refuse_unless_changeable
 from lvcrypt.records import dataclass
 from lvcrypt.store import lvmlockd
 from lvcrypt.unlock import KeySources, keystore_sessions, unlock_lv

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
-from dataclasses import field
 from typing import Any, ClassVar, TypeVar
 
 from lvcrypt.errors import FormatError
-from lvcrypt.records import dataclass
+from lvcrypt.records import dataclass, field
 
 Buffer = bytes | bytearray | memoryview
 

@@ -13,14 +13,13 @@ pieces are read and enciphered.
 from __future__ import annotations
 
 import time
-from dataclasses import field
 from typing import Callable, Mapping
 
 from lvcrypt.activate.tables import Table
 from lvcrypt.activate.userspace import Ciphers, Stack
 from lvcrypt.blockfile import BlockFile
 from lvcrypt.metadata.model import SECTOR, Area, VolumeGroup
-from lvcrypt.records import dataclass
+from lvcrypt.records import dataclass, field
 
 PIECE = 1 << 20  # bytes per read/write: memory stays flat whatever the chunk or LV size
 ZEROS = bytes(PIECE)  # wipes write these and the staging buffer is cleared with them, never reallocated

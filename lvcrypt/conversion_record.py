@@ -16,11 +16,10 @@ are wiped.
 
 from __future__ import annotations
 
-from dataclasses import field
 
 from lvcrypt.errors import LvcryptError
 from lvcrypt.metadata.model import Area, LogicalVolume, VolumeGroup
-from lvcrypt.records import dataclass
+from lvcrypt.records import dataclass, field
 
 CONVERSION_KEY = "lvcrypt_conversion"
 WIPES_KEY = "lvcrypt_wipes_owed"

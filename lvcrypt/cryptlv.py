@@ -17,7 +17,8 @@ from lvcrypt.crypto.spec import check_data_cipher
 from lvcrypt.errors import LvcryptError, UsageError
 from lvcrypt.handlers.base import KeystoreAttrs
 from lvcrypt.keystores import next_keystore_name
-from lvcrypt.lvops import create_lv, crypt_maker, new_uuid, refuse_unless_changeable
+from lvcrypt.lv_checks import refuse_unless_changeable
+from lvcrypt.lvops import create_lv, crypt_maker, new_uuid
 from lvcrypt.metadata.model import KeystoreSegment, LogicalVolume, VolumeGroup
 from lvcrypt.metadata.validate import full_name_problem
 

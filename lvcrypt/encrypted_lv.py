@@ -19,7 +19,7 @@ from lvcrypt.handlers.base import FormatOptions
 from lvcrypt.keycache import KeyCache
 from lvcrypt.keystore_admin import KeystoreRequest, pbkdf_request
 from lvcrypt.keystores import KeystoreSessions, close_area, open_area
-from lvcrypt.lvops import refuse_change
+from lvcrypt.lv_checks import refuse_change
 from lvcrypt.records import dataclass
 from lvcrypt.unlock import KeySources, read_passphrase, unlock_lv
 

@@ -17,14 +17,13 @@ start, so a crypt segment can be cut or moved without touching its data.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Callable
 
 from lvcrypt.alloc import AllocationError, allocate
 from lvcrypt.conversion_record import read_conversion
 from lvcrypt.errors import LvcryptError
 from lvcrypt.inuse import kernel_active, userspace_mountpoint
-from lvcrypt.lvops import refuse_unless_changeable
+from lvcrypt.lv_checks import refuse_unless_changeable
 from lvcrypt.metadata.model import (
     Area,
     CryptSegment,
@@ -35,7 +34,7 @@ from lvcrypt.metadata.model import (
     VolumeGroup,
 )
 from lvcrypt.metadata.tree import Section
-from lvcrypt.records import dataclass
+from lvcrypt.records import dataclass, replace
 
 
 class MoveRefused(LvcryptError):
@@ -79,8 +78,8 @@ def _areas(segment: Segment) -> list[Area]:
 def _with_areas(segment: Segment, start: int, count: int, areas: list[Area]) -> Segment:
     """A copy of `segment` over other extents (its unknown keys kept)."""
     if isinstance(segment, StripedSegment):
-        return dataclasses.replace(segment, start_extent=start, extent_count=count, stripes=list(areas))
-    return dataclasses.replace(segment, start_extent=start, extent_count=count, areas=list(areas))
+        return replace(segment, start_extent=start, extent_count=count, stripes=list(areas))
+    return replace(segment, start_extent=start, extent_count=count, areas=list(areas))
 
 
 def check_movable(vg: VolumeGroup, lv: LogicalVolume) -> None:

@@ -24,7 +24,7 @@ from lvcrypt.atomic_file import private_directory
 from lvcrypt.errors import LvcryptError, UsageError
 from lvcrypt.keycache import KeyCache
 from lvcrypt.keystores import KeystoreSessions
-from lvcrypt.lvops import find_lv, refuse_change
+from lvcrypt.lv_checks import find_lv, refuse_change
 from lvcrypt.store import lvmlockd
 from lvcrypt.store.lock import run_dir
 from lvcrypt.unlock import KeySources, unlock_lv

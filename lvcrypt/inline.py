@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import field
 from pathlib import Path
 from typing import Callable, Iterator
 
 from lvcrypt.activate.tables import CryptTarget, DeviceRef, LayerDevice, LinearTarget, PvDevice, Table
 from lvcrypt.inuse import live_devices
-from lvcrypt.records import dataclass
+from lvcrypt.records import dataclass, field
 
 KEY_TYPE_FILES = {"raw_keys": "raw", "hw_wrapped_keys": "hw_wrapped"}
 

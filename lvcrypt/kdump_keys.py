@@ -9,15 +9,14 @@ PBKDF) and activates the LV, or says how to read it without device-mapper.
 
 from __future__ import annotations
 
-from dataclasses import field
 from typing import TYPE_CHECKING, Iterator
 
 from lvcrypt import kdump
 from lvcrypt.errors import KdumpError, LvcryptError, UsageError
 from lvcrypt.keycache import KeyCache
 from lvcrypt.keystores import KeystoreSessions
-from lvcrypt.lvops import find_lv
-from lvcrypt.records import dataclass
+from lvcrypt.lv_checks import find_lv
+from lvcrypt.records import dataclass, field
 from lvcrypt.unlock import KeySources, adopt_volume_key, unlock_lv
 
 if TYPE_CHECKING:

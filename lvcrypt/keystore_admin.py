@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Callable, Iterator
 
 from lvcrypt.errors import FormatError, HandlerError, NeedsRepair, UsageError
@@ -20,7 +19,7 @@ from lvcrypt.handlers import registry
 from lvcrypt.handlers.base import FileArea, FormatOptions, KeyHandler, KeyslotInfo, KeystoreSession
 from lvcrypt.handlers.kdf import DEFAULT_ITER_TIME_MS, DEFAULT_MEMORY_KIB, PbkdfRequest
 from lvcrypt.handlers.secret import Secret
-from lvcrypt.records import dataclass
+from lvcrypt.records import dataclass, replace
 from lvcrypt.unlock import (KeySources, read_passphrase, verified_volume_key, volume_key_from_file,
                             volume_key_from_keyring)
 

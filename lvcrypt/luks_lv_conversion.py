@@ -6,7 +6,6 @@ optional proof of a passphrase (`--verify`) before an import is committed.
 
 from __future__ import annotations
 
-from dataclasses import field
 
 from lvcrypt.convert_luks import (
     export_luks,
@@ -16,8 +15,8 @@ from lvcrypt.convert_luks import (
     verify_passphrase,
     wipe_old_header,
 )
-from lvcrypt.lvops import find_lv, refuse_unless_changeable
-from lvcrypt.records import dataclass
+from lvcrypt.lv_checks import find_lv, refuse_unless_changeable
+from lvcrypt.records import dataclass, field
 from lvcrypt.unlock import KeySources, read_passphrase
 
 

@@ -16,8 +16,6 @@ still unwrap the old key with the old passphrase.
 from __future__ import annotations
 
 import copy
-import dataclasses
-from dataclasses import field
 from typing import TYPE_CHECKING, Callable
 
 from lvcrypt.activate.userspace import Ciphers
@@ -32,8 +30,8 @@ from lvcrypt.handlers.base import FormatOptions
 from lvcrypt.keycache import KeyCache
 from lvcrypt.keystore_admin import KeystoreRequest, pbkdf_request
 from lvcrypt.keystores import KeystoreSessions, attrs_of, close_area, keystore_segment, open_area
-from lvcrypt.lvops import find_lv
-from lvcrypt.records import dataclass
+from lvcrypt.lv_checks import find_lv
+from lvcrypt.records import dataclass, field, replace
 from lvcrypt.unlock import KeySources, read_passphrase, unlock_keystore
 
 if TYPE_CHECKING:
@@ -240,7 +238,7 @@ def _new_keystore(tx: "VgTransaction", new: KeystoreRequest, passphrase: "Secret
                             data_offset=0)
     store = new_keystore(tx.vg, attrs, handler.area_size(attrs, options))
     check(store.name)
-    options = dataclasses.replace(options, data_offset=store.extent_count * tx.vg.extent_size)
+    options = replace(options, data_offset=store.extent_count * tx.vg.extent_size)
     area = open_area(tx.vg, store.name, tx.loaded.device_of, writable=True)
     try:
         keys.put(store.name, handler.format(area, attrs, passphrase, options))
@@ -319,7 +317,7 @@ def _finish(tx: "VgTransaction", users: list[str]) -> list[str]:
     first = records[users[0]]
     if wipes:
         assert first is not None  # every LV converted together has a record until here
-        write_conversion(tx.vg.lvs[users[0]], dataclasses.replace(first, wipes=wipes))
+        write_conversion(tx.vg.lvs[users[0]], replace(first, wipes=wipes))
         tx.commit(backup=False)
         wipe_extents(tx.vg, tx.loaded.device_of, wipes)
         write_conversion(tx.vg.lvs[users[0]], None)

@@ -13,10 +13,11 @@ import time
 
 from lvcrypt.alloc import Piece, allocate
 from lvcrypt.errors import LvcryptError, UsageError
+from lvcrypt.lv_checks import find_lv, refuse_unless_changeable
 from lvcrypt.metadata.model import Area, CryptSegment, LogicalVolume, PhysicalVolume, Segment, VolumeGroup
 from lvcrypt.metadata.segtype_crypt import crypt_segment
 from lvcrypt.metadata.segtype_striped import striped_segment
-from lvcrypt.metadata.segtypes import change_problem, handler_of, name_taken_problem
+from lvcrypt.metadata.segtypes import handler_of, name_taken_problem
 from lvcrypt.metadata.validate import KEYSTORE_NAME, full_name_problem, name_problem, new_lv_name_problem
 
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -30,39 +31,6 @@ def new_uuid() -> str:
     raw = "".join(secrets.choice(_ID_CHARS) for _ in range(32))
     cuts = (0, 6, 10, 14, 18, 22, 26, 32)
     return "-".join(raw[a:b] for a, b in zip(cuts, cuts[1:]))
-
-
-def find_lv(vg: VolumeGroup, name: str, missing: str | None = None) -> LogicalVolume:
-    """The LV called `name`; lvm2's refusal when there is none (`missing`: the command's own wording,
-    as lvextend, lvreduce and lvrename word it differently from the rest)."""
-    lv = vg.lvs.get(name)
-    if lv is None:
-        raise LvcryptError(missing or f"Failed to find logical volume \"{vg.name}/{name}\"")
-    return lv
-
-
-# Actions that take extents or a mapping away from whoever uses the LV right now.
-IN_USE_ACTIONS = ("rename", "remove", "reduce", "convert", "data-write")
-
-
-def refuse_unless_changeable(vg: VolumeGroup, lv: LogicalVolume, action: str) -> None:
-    """The segment-type registry's verdict (metadata/segtypes.py) as an error: one place for every command."""
-    problem = change_problem(vg, lv, action)
-    if problem:
-        raise LvcryptError(problem)
-
-
-def refuse_change(vg: VolumeGroup, lv: LogicalVolume, action: str, sysfs_root: str = "/sys") -> None:
-    """What every command checks before changing an LV: the registry, then (for actions that take
-    something away from a user of the LV) whether it is in use (lvcrypt/inuse.py)."""
-    refuse_unless_changeable(vg, lv, action)
-    if action in IN_USE_ACTIONS:
-        from lvcrypt.inuse import in_use_problem
-
-        problem = in_use_problem(vg, lv, sysfs_root)
-        if problem:
-            verb = "write to" if action == "data-write" else action
-            raise LvcryptError(f"cannot {verb} {vg.name}/{lv.name}: {problem}")
 
 
 # Builds the segment for one allocated piece: (start extent in the LV, piece, stripe size).

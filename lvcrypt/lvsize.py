@@ -11,12 +11,11 @@ larger than an extent, so a whole stripe is `stripes` extents.
 
 from __future__ import annotations
 
-from dataclasses import field
 
 from lvcrypt.alloc import largest_allocation
 from lvcrypt.errors import LvcryptError
 from lvcrypt.metadata.model import VolumeGroup
-from lvcrypt.records import dataclass
+from lvcrypt.records import dataclass, field
 
 PERCENT_BASES = ("FREE", "VG", "PVS")
 

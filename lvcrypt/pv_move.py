@@ -11,7 +11,6 @@ lvm2's non-atomic pvmove, leaves the extents already moved where they are.
 from __future__ import annotations
 
 import copy
-from dataclasses import field
 from typing import TYPE_CHECKING, Callable
 
 from lvcrypt.activation import ChunkSwitch
@@ -20,9 +19,9 @@ from lvcrypt.conversion_record import PvMove, read_pvmove, write_pvmove
 from lvcrypt.errors import LvcryptError
 from lvcrypt.extent_mover import MoveRefused, check_live, check_movable, next_area_move
 from lvcrypt.keystores import KeystoreSessions
+from lvcrypt.lv_checks import find_lv
 from lvcrypt.lv_conversion import DEFAULT_CHUNK_BYTES
-from lvcrypt.lvops import find_lv
-from lvcrypt.records import dataclass
+from lvcrypt.records import dataclass, field
 
 if TYPE_CHECKING:
     from lvcrypt.metadata.model import LogicalVolume, VolumeGroup

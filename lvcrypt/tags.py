@@ -36,7 +36,7 @@ def apply(tags: list[str], add: list[str], delete: list[str]) -> bool:
 def change_lv_tags(devices: str | None, names: list[tuple[str, str]], add: list[str], delete: list[str],
                    done: Callable[[str, str], None]) -> None:
     """--addtag/--deltag on LVs, one commit per VG; `done(vg, lv)` after each VG's commit."""
-    from lvcrypt.lvops import find_lv
+    from lvcrypt.lv_checks import find_lv
     from lvcrypt.store.transaction import VgTransaction
 
     by_vg: dict[str, list[str]] = {}

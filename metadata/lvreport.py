@@ -11,12 +11,11 @@ lvcrypt must print the same; the facts per segment type live in the registry
 
 from __future__ import annotations
 
-from dataclasses import field
 
 from lvcrypt.metadata.model import LogicalVolume, Segment, VolumeGroup
 from lvcrypt.metadata.segtypes import (REGISTRY, TARGET_LETTERS, VOLUME_LETTERS, Reference, all_references,
                                        handler_of, managed, named_areas, segment_type)
-from lvcrypt.records import dataclass
+from lvcrypt.records import dataclass, field
 
 SNAPSHOT_ROLES = ("snapshot exception store", "merging snapshot exception store")
 ALLOCATION_LETTERS = {"contiguous": "c", "cling": "l", "cling_by_tags": "l", "normal": "n", "anywhere": "a",

@@ -8,11 +8,10 @@ the text format.
 
 from __future__ import annotations
 
-from dataclasses import field
 from typing import ClassVar
 
 from lvcrypt.metadata.tree import Section
-from lvcrypt.records import dataclass
+from lvcrypt.records import dataclass, field
 
 SECTOR = 512
 

@@ -39,7 +39,7 @@ LAYERS = (
                     "lvcrypt.command_mode", "lvcrypt.records"),)),
     Layer("formats", (("lvcrypt.metadata",), ("lvcrypt.handlers",))),
     Layer("store and model operations", (("lvcrypt.store", "lvcrypt.alloc", "lvcrypt.lvops", "lvcrypt.pvops",
-                                          "lvcrypt.vgops", "lvcrypt.lvsize", "lvcrypt.cryptlv", "lvcrypt.keystores",
+                                          "lvcrypt.lv_checks", "lvcrypt.vgops", "lvcrypt.lvsize", "lvcrypt.cryptlv", "lvcrypt.keystores",
                                           "lvcrypt.keycache", "lvcrypt.inuse", "lvcrypt.lv_names",
                                           "lvcrypt.object_names", "lvcrypt.tags",
                                           "lvcrypt.convert_luks", "lvcrypt.conversion_record",

@@ -11,7 +11,6 @@ dataclasses, validation), `disk` (choosing and writing the copies),
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
 from typing import ClassVar
 
 from lvcrypt.crypto import CipherSpec
@@ -27,7 +26,7 @@ from lvcrypt.handlers.luks2.header import (BINARY_SIZE, DEFAULT_METADATA_SIZE, M
                                           PREFIX, SECONDARY_MAGIC, BinaryHeader, new_salt)
 from lvcrypt.handlers.luks2.json_area import (KEYSLOTS_ALIGN, MAX_KEYSLOTS, MAX_KEYSLOTS_SIZE, Config, Digest,
                                               Metadata, Segment)
-from lvcrypt.records import dataclass
+from lvcrypt.records import dataclass, replace
 
 __all__ = ["Luks2Handler", "Luks2Session", "KeyringToken", "Layout"]
 

@@ -31,12 +31,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from dataclasses import replace
 
 from lvcrypt.binary_layout import Layout
 from lvcrypt.errors import FormatError
 from lvcrypt.handlers.base import Area
-from lvcrypt.records import dataclass
+from lvcrypt.records import dataclass, replace
 
 PRIMARY_MAGIC = b"LUKS\xba\xbe"
 SECONDARY_MAGIC = b"SKUL\xba\xbe"

@@ -20,13 +20,12 @@ import base64
 import binascii
 import hashlib
 import json
-from dataclasses import field
 from typing import Any
 
 from lvcrypt.errors import FormatError
 
 from lvcrypt.handlers.luks2.header import BINARY_SIZE, METADATA_SIZES
-from lvcrypt.records import dataclass
+from lvcrypt.records import dataclass, field
 
 MAX_KEYSLOTS = 32
 MAX_TOKENS = 32

@@ -18,12 +18,11 @@ import errno
 import fcntl
 import os
 import stat
-from dataclasses import field
 from typing import Iterable, Sequence
 
 from lvcrypt.binary_layout import Buffer, Layout, Record
 from lvcrypt.errors import DeviceError
-from lvcrypt.records import dataclass
+from lvcrypt.records import dataclass, field
 
 CONTROL_PATH = "/dev/mapper/control"
 USERSPACE_HINT = "use `lvcrypt mount` or `lvcrypt read`/`write` for userspace access"

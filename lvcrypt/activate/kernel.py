@@ -25,7 +25,6 @@ import signal
 import stat
 import time
 from contextlib import contextmanager
-from dataclasses import field
 from enum import Enum
 from typing import Callable, Iterator, Mapping
 
@@ -36,7 +35,7 @@ from lvcrypt.activate.tables import CryptTarget, DeviceRef, KeyFormat, KeyRef, L
     target_params
 from lvcrypt.errors import DeviceError, KeyringError, LvcryptError
 from lvcrypt.handlers import secret
-from lvcrypt.records import dataclass
+from lvcrypt.records import dataclass, field
 from lvcrypt.store.transaction import warn
 
 MAPPER_DIR = "/dev/mapper"

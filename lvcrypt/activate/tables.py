@@ -22,7 +22,6 @@ Layout rules (lvm2's naming, dm-crypt's parameters):
 
 from __future__ import annotations
 
-from dataclasses import field
 from enum import Enum
 from typing import Callable, Iterator, Mapping, Union
 
@@ -32,7 +31,7 @@ from lvcrypt.lv_names import dm_name, dm_uuid, key_description
 from lvcrypt.metadata.model import Area, VolumeGroup
 from lvcrypt.metadata.segtype_handler import AreaMap, CryptMap
 from lvcrypt.metadata.segtypes import handler_of
-from lvcrypt.records import dataclass
+from lvcrypt.records import dataclass, field
 
 SECTOR = 512
 

@@ -8,6 +8,7 @@ time of report commands such as `lvs` (see benchmarks/).
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import re
@@ -212,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         from lvcrypt.metadata.gc_pause import freeze_after_pauses
 
         freeze_after_pauses()
+        # Start-up makes tens of thousands of containers (modules' functions, classes, parsed headers) that
+        # all live on: a collection every 700 new ones made 40 in a 4 KiB read, 8M of its 386M instructions
+        # (benchmarks/startup.py).  Long commands still collect, 20,000 new containers apart.
+        gc.set_threshold(20000)
         _end_process(run(sys.argv[1:]))
     return run(argv)
 

@@ -143,7 +143,7 @@ def cmd_lvcreate(args: argparse.Namespace) -> int:
 def cmd_lvremove(args: argparse.Namespace) -> int:
     from lvcrypt.cryptlv import remove_lv_and_keystores
     from lvcrypt.errors import LvcryptError
-    from lvcrypt.lvops import find_lv, refuse_change
+    from lvcrypt.lv_checks import find_lv, refuse_change
     from lvcrypt.object_names import expand_lv_arguments
     from lvcrypt.store.transaction import VgTransaction
 
@@ -171,7 +171,8 @@ def _resize(args: argparse.Namespace, grow: bool) -> int:
     from lvcrypt.activation import check_reload, live_table
     from lvcrypt.errors import LvcryptError, UsageError
     from lvcrypt.lvsize import resize_extents
-    from lvcrypt.lvops import extend_lv, find_lv, reduce_lv, refuse_change
+    from lvcrypt.lv_checks import find_lv, refuse_change
+    from lvcrypt.lvops import extend_lv, reduce_lv
     from lvcrypt.store.transaction import VgTransaction
 
     vg_name, name = _split_lv(args.lv)
@@ -225,7 +226,8 @@ def cmd_lvreduce(args: argparse.Namespace) -> int:
 
 def cmd_lvrename(args: argparse.Namespace) -> int:
     from lvcrypt.errors import UsageError
-    from lvcrypt.lvops import find_lv, refuse_change, rename_lv
+    from lvcrypt.lv_checks import find_lv, refuse_change
+    from lvcrypt.lvops import rename_lv
     from lvcrypt.store.transaction import VgTransaction
 
     names = args.names

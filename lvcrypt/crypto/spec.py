@@ -27,9 +27,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass
 
 from lvcrypt.errors import HandlerError
+from lvcrypt.records import dataclass
 
 # IV generators dm-crypt knows (crypt_ctr_ivmode); only some are computed here.
 KERNEL_IV_MODES = ("plain", "plain64", "plain64be", "essiv", "benbi", "null", "lmk", "tcw", "random", "eboiv",

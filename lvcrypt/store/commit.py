@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import field
 
 from lvcrypt.errors import DeviceError, FormatError, LvcryptError, MetadataError
 from lvcrypt.metadata.model import VolumeGroup
@@ -20,7 +19,7 @@ from lvcrypt.store.disk import Disk
 from lvcrypt.store.mda import MdaHeader, RawLocn, plan_write
 from lvcrypt.store.physical import MetadataCopy, PvOnDisk, read_pv
 from lvcrypt.command_mode import test_mode
-from lvcrypt.records import dataclass
+from lvcrypt.records import dataclass, field
 
 
 @dataclass

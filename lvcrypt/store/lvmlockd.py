@@ -21,12 +21,11 @@ import os
 import re
 import sys
 import time
-from dataclasses import field
 from typing import Callable, Iterator
 
 from lvcrypt.errors import LockError, UsageError
 from lvcrypt.metadata.model import LogicalVolume, VolumeGroup
-from lvcrypt.records import dataclass
+from lvcrypt.records import dataclass, field
 from lvcrypt.store import lvm_config
 
 SOCKET_ENV = "LVM_LVMLOCKD_SOCKET"

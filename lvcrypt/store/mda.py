@@ -9,11 +9,10 @@ place and pad copies identically.
 
 from __future__ import annotations
 
-from dataclasses import field
 
 from lvcrypt.binary_layout import Layout, Record
 from lvcrypt.errors import FormatError, LvcryptError
-from lvcrypt.records import dataclass
+from lvcrypt.records import dataclass, field
 from lvcrypt.store.crc import lvm_crc
 
 MDA_HEADER_SIZE = 512

@@ -8,11 +8,10 @@ A damaged label does raise: without it the device is not a PV.
 from __future__ import annotations
 
 import re
-from dataclasses import field
 
 from lvcrypt.errors import DeviceError, FormatError, LvcryptError
 from lvcrypt.metadata.validate import uuid_valid
-from lvcrypt.records import dataclass
+from lvcrypt.records import dataclass, field
 from lvcrypt.store.disk import Disk
 from lvcrypt.store.label import DEFAULT_SECTOR, SCAN_SECTORS, SECTOR, Label, find_label
 from lvcrypt.store.mda import MDA_HEADER_SIZE, MdaHeader, RawLocn, text_checksum

@@ -8,11 +8,10 @@ a VG) and a list of bootloader areas.
 
 from __future__ import annotations
 
-from dataclasses import field
 
 from lvcrypt.binary_layout import Layout, Record
 from lvcrypt.errors import FormatError
-from lvcrypt.records import dataclass
+from lvcrypt.records import dataclass, field
 
 ID_LEN = 32
 # uuid: pv_uuid, 32 characters without dashes; device_size in bytes

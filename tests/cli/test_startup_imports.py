@@ -48,6 +48,8 @@ NOT_FOR_READ = {
     "pyudev": "--devices names the devices",
     "mfusepy": "nothing is mounted",
     "tabulate": "no table is printed",
+    "dataclasses": "lvcrypt.records makes the data classes (importing it ran inspect, ast and dis)",
+    "inspect": "dataclasses' dependency",
 }
 # Not needed by `lvs`: it reads metadata and prints it.
 NOT_FOR_LVS = {
