@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import replace
+from lvcrypt.records import replace
 from typing import TYPE_CHECKING, Callable
 
 from lvcrypt.reportfields import Field, LvRow, PvRow, VgRow

@@ -10,7 +10,7 @@ lvm2 prints it (lvm2 2.03.16 crashes on a few of them, which no script can rely 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from lvcrypt.records import replace
 from typing import TYPE_CHECKING, Callable
 
 from lvcrypt.records import dataclass

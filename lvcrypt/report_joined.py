@@ -10,7 +10,7 @@ refuse LV and PV fields together.  A script written against lvm2 gets its rows.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from lvcrypt.records import replace
 from typing import TYPE_CHECKING, Callable
 
 from lvcrypt.errors import LvcryptError

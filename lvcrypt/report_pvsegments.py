@@ -7,7 +7,7 @@ Naming `pvseg_start` or `pvseg_size` anywhere, or `--segments`, makes these rows
 
 from __future__ import annotations
 
-from dataclasses import replace
+from lvcrypt.records import replace
 
 from lvcrypt.reportfields import PV_DEFAULT, Field, PvRow
 

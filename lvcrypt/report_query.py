@@ -9,7 +9,7 @@ per segment, `-S` keeps rows, `-O` orders them from lvm2's collection order.
 from __future__ import annotations
 
 import os
-from dataclasses import field
+from lvcrypt.records import field
 from typing import TYPE_CHECKING
 
 from lvcrypt.errors import LvcryptError, UsageError

@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 import re
 import time
-from dataclasses import replace
+from lvcrypt.records import replace
 
 from lvcrypt.errors import LvcryptError
 from lvcrypt.records import dataclass
