@@ -6,8 +6,10 @@ even on disks that remap sectors.  Every stripe but the last is random; the
 last one is the key XOR a running value that is re-hashed ("diffused") after
 each stripe, so all stripes are needed to merge the key back.
 
-The XOR goes through Python integers: no worse than the hashlib digests
-diffusion already produces.
+The stripes' XOR goes through Python integers: no worse than the hashlib
+digests diffusion already produces.  The last XOR, whose result is the key
+itself, goes byte by byte into the key's wiped buffer: no integer or bytes
+object ever holds the key.
 """
 
 from __future__ import annotations
@@ -68,6 +70,13 @@ def _xor_into(target: bytearray | memoryview, other: bytes | bytearray | memoryv
     target[:] = value.to_bytes(size, "little")
 
 
+def _xor_bytewise(target: bytearray | memoryview, other: bytes | bytearray | memoryview) -> None:
+    """XOR into `target` one byte at a time, for steps that involve the key: the small integers this
+    makes are shared interpreter constants, not copies of it."""
+    for index, value in enumerate(other):
+        target[index] ^= value
+
+
 def split(material: Secret, stripes: int, hash_name: str) -> Secret:
     """Expand `material` to `stripes` blocks of its size (random ones first, the key last)."""
     size = len(material)
@@ -83,7 +92,7 @@ def split(material: Secret, stripes: int, hash_name: str) -> Secret:
             diffuser.diffuse(running)
         last = view[(stripes - 1) * size:]
         last[:] = running
-        _xor_into(last, material.buffer)
+        _xor_bytewise(last, material.buffer)
     finally:
         wipe(running)
     return out
@@ -102,7 +111,8 @@ def merge(split_material: Secret | bytearray, size: int, stripes: int, hash_name
         running = number(diffuser.diffused((running ^ number(view[index * size:(index + 1) * size], "little"))
                                            .to_bytes(size, "little")), "little")
     out = Secret(size)
-    out.buffer[:] = (running ^ number(view[(stripes - 1) * size:stripes * size], "little")).to_bytes(size, "little")
+    out.buffer[:] = view[(stripes - 1) * size:stripes * size]
+    _xor_bytewise(out.buffer, running.to_bytes(size, "little"))
     return out
 
 
