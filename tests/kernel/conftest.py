@@ -173,11 +173,12 @@ def _guest_attempt(wanted: list[str], prepared: Path) -> dict[str, Verdict] | st
         records = read_records(guest.xfer / "results.jsonl")
         output_file = guest.xfer / "output.log"
         output = output_file.read_text(errors="replace") if output_file.exists() else ""
-    # Kept for whoever looks at where the tier's time went (the guest's own --durations list).
-    (CHECKOUT / "build").mkdir(exist_ok=True)
-    (CHECKOUT / "build" / "kernel-guest.log").write_text(output)
     if not result.started:
         return f"the kernel guest did not start: {result.problem}\n{result.console_tail}"
+    # Kept for whoever looks at where the tier's time went (the guest's own --durations list); a
+    # guest that did not start (the tier's own tests make some) leaves the last run's log.
+    (CHECKOUT / "build").mkdir(exist_ok=True)
+    (CHECKOUT / "build" / "kernel-guest.log").write_text(output)
     output_tail = "\n".join(output.splitlines()[-30:])
     problem = result.problem or f"pytest exit status {result.status}"
     return verdicts(records, wanted, finished=result.status is not None,
