@@ -135,7 +135,12 @@ def made() -> Iterator[list[int]]:
 # daemon. The files also carry `xdist_group` marks, but pytest 9.2 stores node ids where xdist 3.8's
 # loadgroup no longer finds them (it sets `item._nodeid`), so the marks alone group nothing: the tier
 # ran twice, once per worker. The scheduler below groups by these paths whatever xdist does.
-XDIST_GROUPS = {"tests/kernel/": "kernel", "tests/compat/test_lvmlockd_requests.py": "lvmlockd"}
+# The two-guest lvmlockd test boots its own pair of guests: a group of its own runs it on the other
+# worker while the one-guest tier runs (much of its time is waiting on sanlock's leases), instead of
+# after it on the same worker. First match wins: the specific path before its directory.
+XDIST_GROUPS = {"tests/kernel/test_two_guests_lvmlockd.py": "two-guests", "tests/kernel/": "kernel",
+                "tests/compat/test_lvmlockd_requests.py": "lvmlockd"}
+GUEST_GROUPS = ("kernel", "two-guests")  # scheduled first, one per worker
 
 
 def xdist_group_of(nodeid: str) -> str | None:
@@ -157,10 +162,12 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under xdist, `slow` tests first (in their order): the workers then end on short tests instead
-    of one worker finishing a minutes-long crash test alone. The kernel group goes first anyway."""
+    """Under xdist, the guests' groups first, then `slow` tests (each in their order): the scheduler
+    hands the groups out in that order, one to each worker, so the two guest runs overlap; the workers
+    then end on short tests instead of one finishing a minutes-long crash test alone."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+        items.sort(key=lambda item: (xdist_group_of(item.nodeid) not in GUEST_GROUPS,
+                                     item.get_closest_marker("slow") is None))
 
 
 def pytest_configure(config: pytest.Config) -> None:
