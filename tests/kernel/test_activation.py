@@ -24,6 +24,7 @@ from typing import Callable, Iterator
 
 import pytest
 
+import sampling
 from lvcrypt.cli import main as cli_main
 from store_helpers import Pair
 from crypt_lv_layout import keystore_image, lvm2_layout, pv_path
@@ -282,7 +283,8 @@ def _crypt_fields(line: str) -> tuple[list[str], str, str, list[str]]:
     return fields[:4], fields[4], fields[5], fields[8:]
 
 
-@pytest.mark.parametrize("sector_size", [512, 4096])
+@pytest.mark.sampled
+@pytest.mark.parametrize("sector_size", sampling.pick([512, 4096], 1, "keystore as header sector size"))
 def test_cryptsetup_with_the_keystore_as_header_maps_the_same_data_and_table(pair: Pair, sector_size: int) -> None:
     crypt_lv(pair, "cr", "8M", "--sector-size", str(sector_size))
     lvchange(pair, "-ay", "--key-file", str(pair.tmp / "pass"), f"{VG}/cr")

@@ -18,6 +18,7 @@ from typing import Callable
 
 import pytest
 
+import sampling
 from crypt_lv_layout import lvm2_layout
 from store_helpers import Pair
 
@@ -33,7 +34,8 @@ def run(*argv: str, input: bytes | None = None, env: dict[str, str] | None = Non
     return result.stdout
 
 
-@pytest.mark.parametrize("source", ["named", "stdin"])
+@pytest.mark.sampled
+@pytest.mark.parametrize("source", sampling.pick(["named", "stdin"], 1, "hashed key file source"))
 def test_cryptsetup_plain_opens_what_lvcrypt_wrote(loop_devices: Callable[..., list[str]], tmp_path: Path,
                                                    dm_names: list[str], source: str) -> None:
     pair = Pair(loop_devices(1, 64), tmp_path)

@@ -8,8 +8,8 @@ lvmlock itself); lvcrypt creates an LV in it (sanlock hands out its lease), writ
 takes the LV lock ex for the command only), activates it exclusively (lvmlockd then holds the LV's
 lock ex), reads it back (`read` shares that lock, which stays), deactivates it (released), mounts
 it with FUSE (the lock ex again, released by umount) and removes it (lease freed); lvm2 reads
-every step.  Second test: the other way round, lvcrypt creates
-the shared VG and lvm2 uses it.
+every step.  Second direction: the other way round, lvcrypt creates
+the shared VG and lvm2 uses it.  Each run takes one direction (sampled).
 Commands run as processes: each is one lvmlockd client, as an lvm2 command is.
 """
 
@@ -25,6 +25,7 @@ from typing import Callable, Iterator
 
 import pytest
 
+import sampling
 from conftest import ROOT
 
 pytestmark = pytest.mark.usefixtures("lvm2")
@@ -141,9 +142,23 @@ def lv_locks(env: dict[str, str]) -> list[str]:
     return [line for line in lock_info(env).splitlines() if line.split()[:3] in (["LK", "LV", "ex"], ["LK", "LV", "sh"])]
 
 
-def test_lvcrypt_lv_in_a_sanlock_vg(lockd_env: dict[str, str], loop_devices: Callable[..., list[str]]) -> None:
-    env = lockd_env
+# One direction per run (tests/sampling.py): each costs two sanlock lockspace joins, 2-2.5 minutes of
+# the guest; the two-guest test runs lvm2's shared VG with lvcrypt in every run.
+DIRECTIONS = sampling.pick(["lvm2-made", "lvcrypt-made"], 1, "shared VG direction")  # who runs vgcreate --shared
+
+
+@pytest.mark.sampled
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_lvcrypt_and_lvm2_share_a_sanlock_vg(direction: str, lockd_env: dict[str, str],
+                                            loop_devices: Callable[..., list[str]]) -> None:
     device = loop_devices(1, 320)[0]
+    if direction.startswith("lvm2"):
+        _lvcrypt_lv_in_a_sanlock_vg(lockd_env, device)
+    else:
+        _lvcrypt_creates_a_sanlock_vg_lvm2_uses(lockd_env, device)
+
+
+def _lvcrypt_lv_in_a_sanlock_vg(env: dict[str, str], device: str) -> None:
     started = time.monotonic()
     lvm(env, device, "vgcreate", "--shared", VG, device)
     try:
@@ -196,13 +211,10 @@ def test_lvcrypt_lv_in_a_sanlock_vg(lockd_env: dict[str, str], loop_devices: Cal
         lvm(env, device, "vgchange", "--lock-stop", VG, check=False)
 
 
-def test_lvcrypt_creates_a_sanlock_vg_lvm2_uses(lockd_env: dict[str, str],
-                                               loop_devices: Callable[..., list[str]]) -> None:
+def _lvcrypt_creates_a_sanlock_vg_lvm2_uses(env: dict[str, str], device: str) -> None:
     """lvcrypt's vgcreate --shared: lvmlock activated, leases written by lvmlockd's sanlock, the
     lockspace started; lvm2 then makes, locks and releases LVs in it, and after lvcrypt stopped the
     lockspace (lvmlock taken down), lvm2 starts it again from what lvcrypt wrote and locks an LV."""
-    env = lockd_env
-    device = loop_devices(1, 320)[0]
     vg = "vgc"
     started = time.monotonic()
     created = lvcrypt(env, device, "vgcreate", "--shared", vg, device)
