@@ -17,6 +17,7 @@ from typing import Callable, Iterator
 import pytest
 
 import sampling
+from kernel.guest import opens_with_o_direct
 
 ROOT = Path(__file__).resolve().parent.parent
 LVM_ENV = {**os.environ, "LVM_SUPPRESS_FD_WARNINGS": "1", "LC_ALL": "C"}
@@ -45,10 +46,7 @@ def _takes_o_direct(directory: Path) -> bool:
     probe = directory / ".o_direct"
     probe.touch()
     try:
-        os.close(os.open(probe, os.O_RDONLY | os.O_DIRECT))
-        return True
-    except OSError:
-        return False
+        return opens_with_o_direct(probe)
     finally:
         probe.unlink()
 

@@ -8,7 +8,6 @@ time of report commands such as `lvs` (see benchmarks/).
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib
 import os
 import re
@@ -210,13 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command and return its exit status; as the process itself (no `argv`: the console
     script, `python -m lvcrypt`) end the process there instead (`_end_process`)."""
     if argv is None:  # the process's own command, short-lived: big metadata trees need no collector walk
-        from lvcrypt.metadata.gc_pause import freeze_after_pauses
+        from lvcrypt.metadata.gc_pause import for_a_command_process
 
-        freeze_after_pauses()
-        # Start-up makes tens of thousands of containers (modules' functions, classes, parsed headers) that
-        # all live on: a collection every 700 new ones made 40 in a 4 KiB read, 8M of its 386M instructions
-        # (benchmarks/startup.py).  Long commands still collect, 20,000 new containers apart.
-        gc.set_threshold(20000)
+        for_a_command_process()
         _end_process(run(sys.argv[1:]))
     return run(argv)
 
