@@ -95,6 +95,20 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{command}: {message}" if command else message)
 
 
+class StoreTrueOnce(argparse.Action):
+    """A flag lvm2 refuses to see twice (`lvremove -yy`: "Option -y/--yes may not be repeated", exit 3),
+    unlike its countable ones (-v, -d, -q, -f)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=False, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        if getattr(namespace, self.dest, False):
+            raise argparse.ArgumentError(None, f"Option {'/'.join(self.option_strings)} may not be repeated.")
+        setattr(namespace, self.dest, True)
+
+
 def common_options() -> ArgumentParser:
     """Options every command accepts: debugging, verbosity and the devices to look at.
 
@@ -126,7 +140,7 @@ def read_options() -> ArgumentParser:
     """`common_options` and what lvm2 accepts on its commands that only read (reports, displays,
     scans): `-y`, `-q` and `-t` (its TEST MODE line), but neither `-f` nor `-A`, as lvm2."""
     common = ArgumentParser(add_help=False, parents=[common_options()])
-    common.add_argument("-y", "--yes", action="store_true", help="answer yes to every question")
+    common.add_argument("-y", "--yes", action=StoreTrueOnce, help="answer yes to every question")
     common.add_argument("-q", "--quiet", action="count", default=0, help="accepted, as lvm2 (which prints the same)")
     common.add_argument("-t", "--test", action="store_true",
                         help="run every check, write nothing to the devices and state files")

@@ -137,6 +137,19 @@ def test_missing_objects_exit_and_say_what_lvm2_does(pair: Pair, command: tuple[
     assert digests(pair.devices) == before
 
 
+@pytest.mark.parametrize("command", [("lvremove", "-yy", "vg-a/plain"), ("lvremove", "-y", "--yes", "vg-a/plain"),
+                                     ("lvs", "-y", "-y", "vg-a")], ids=["-yy", "-y--yes", "lvs-y-y"])
+def test_yes_twice_refused_as_lvm2(pair: Pair, command: tuple[str, ...]) -> None:
+    """lvm2 counts -v, -d, -q and -f, but refuses -y given twice: a script that says it twice gets
+    exit 3 and nothing done, not a yes."""
+    before = digests(pair.devices)
+    ours, theirs = pair.lvc(*command, check=False), _lvm(pair, *command)
+    assert ours.returncode == theirs.returncode == 3, (ours.stderr, theirs.stderr)
+    assert "Option -y/--yes may not be repeated." in _said(theirs)
+    assert ours.stderr == f"lvcrypt: {command[0]}: Option -y/--yes may not be repeated.\n"
+    assert digests(pair.devices) == before
+
+
 # Every changing command under -t: it runs its checks and succeeds, and writes nothing anywhere.
 TEST_MODE = [
     ("lvcreate", "-l", "2", "-n", "new", "vg-a"), ("lvcreate", "-i", "2", "-l", "2", "-n", "new", "vg-a"),
