@@ -402,12 +402,10 @@ class ChunkSwitch:
         now calls free (owed wipes).  The archive is written now, not while the LV is suspended."""
         from lvcrypt.activate import kernel
 
-        from lvcrypt.activate.kernel import memory_locked
-
         self.tx.archive_now()
         if self._memory is None:  # locked once for every chunk to come, until the switch ends
             self._memory = ExitStack()
-            self._memory.enter_context(memory_locked(f"{self.tx.vg.name}/{lv_name}"))
+            self._memory.enter_context(kernel.memory_locked(f"{self.tx.vg.name}/{lv_name}"))
         table = self.table(self.tx.vg, lv_name)
         if self.volume_keys is None and not kernel.keys_present(table):
             raise kernel.ActivationError(

@@ -13,7 +13,7 @@ pieces are read and enciphered.
 from __future__ import annotations
 
 import time
-from typing import Callable, Mapping
+from typing import Callable
 
 from lvcrypt.activate.tables import Table
 from lvcrypt.activate.userspace import Ciphers, Stack
@@ -52,15 +52,13 @@ def extent_offset(vg: VolumeGroup, area: Area) -> int:
     return (vg.pvs[area.pv].pe_start + area.extent * vg.extent_size) * SECTOR
 
 
-def copy_through(source: Table, target: Table, keys: Mapping[str, bytes | bytearray], ciphers: Ciphers, start: int,
-                 length: int, pace: Pace) -> None:
+def copy_through(source: Table, target: Table, ciphers: Ciphers, start: int, length: int, pace: Pace) -> None:
     """LV bytes [start, start + length) read through `source` (decrypting) and written through `target`
     (encrypting with the LV's IVs), not synced (the caller's commit does it); the staging buffer is wiped.
-    `ciphers` (of `keys`) outlive the chunk: the conversion sets them up once."""
+    `ciphers` outlive the chunk: the conversion sets them up once."""
     buffer = bytearray(PIECE)
     try:
-        with Stack(source, keys, ciphers=ciphers) as reader, \
-                Stack(target, keys, writable=True, ciphers=ciphers) as writer:
+        with Stack(source, ciphers) as reader, Stack(target, ciphers, writable=True) as writer:
             view = memoryview(buffer)
             for offset in range(start, start + length, PIECE):
                 piece = view[:min(PIECE, start + length - offset)]

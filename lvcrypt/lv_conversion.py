@@ -292,7 +292,7 @@ def _run(tx: "VgTransaction", lv: "LogicalVolume", chunk: int, keys: KeyCache, p
             write_conversion(lv, record)
             extent = tx.vg.extent_bytes
             switch.commit(lv.name, before, lambda: copy_through(
-                switch.table(before, lv.name), switch.table(tx.vg, lv.name), keys, ciphers, found.start * extent,
+                switch.table(before, lv.name), switch.table(tx.vg, lv.name), ciphers, found.start * extent,
                 found.count * extent, pace), live)
     return switch.longest if live else None
 

@@ -250,10 +250,13 @@ class MappedDevice:
 
 
 class Stack:
-    """A whole table stack over opened PVs: the LV's top device plus its layers."""
+    """A whole table stack over opened PVs: the LV's top device plus its layers.
 
-    def __init__(self, table: Table, volume_keys: Mapping[str, bytes | bytearray], writable: bool = False,
-                 ciphers: Ciphers | None = None):
+    `keys` are either the volume keys, whose ciphers the stack sets up and closes itself, or a `Ciphers`
+    that outlives the stack (the extent mover's, set up once per conversion) and that its owner closes.
+    """
+
+    def __init__(self, table: Table, keys: Mapping[str, bytes | bytearray] | Ciphers, writable: bool = False):
         self.files: dict[str, FileIO] = {}
         self.devices: list[MappedDevice] = []
         # Each device reaches the ones below it, and itself, through this map: close() empties it, so a
@@ -269,8 +272,8 @@ class Stack:
                             io = self.files.get(ref.path) or FileIO(ref.path, writable)
                             self.files[ref.path] = io
                             lower[ref] = io
-                own = ciphers is None
-                device = MappedDevice(layer, lower, Ciphers(volume_keys) if own else ciphers, own)
+                own = not isinstance(keys, Ciphers)
+                device = MappedDevice(layer, lower, Ciphers(keys) if own else keys, own)
                 self.devices.append(device)
                 lower[LayerDevice(layer.name)] = device
         except BaseException:
