@@ -2,12 +2,14 @@
 raw extent copies (pvmove) and the wipes a conversion owes, all in bounded pieces, rate-limited.
 
 Everything here writes only extents that are free in the committed metadata;
-the commit that makes them used is the caller's.  `copy_through` does not fsync:
-the commit's first flush (lvcrypt/store/commit.py) fsyncs every PV of the VG
-before any header points at the new mapping, so the chunk is on disk before the
-metadata that maps it, at the cost of one fsync per PV per chunk instead of two.
-It starts the writeback piece by piece instead, so the disk writes while the next
-pieces are read and enciphered.
+the commit that makes them used is the caller's.  Nothing here fsyncs: the
+commit's first flush (lvcrypt/store/commit.py) fsyncs every PV of the VG before
+any header points at the new mapping, so a chunk copy or a wipe is on disk before
+the metadata that counts on it, at the cost of one fsync per PV per chunk instead
+of one more per range.  Every caller commits after these (a wipe owed by the
+committed record and lost in a crash is done again on resume).  The writeback is
+started piece by piece instead, so the disk writes while the next pieces are read
+and enciphered.
 """
 
 from __future__ import annotations
@@ -72,23 +74,26 @@ def copy_through(source: Table, target: Table, ciphers: Ciphers, start: int, len
 
 def copy_raw(vg: VolumeGroup, device_of: Callable[[str], str], source: Area, target: Area, count: int,
              pace: Pace) -> None:
-    """`count` extents copied byte for byte (ciphertext stays ciphertext: no key), then synced."""
+    """`count` extents copied byte for byte (ciphertext stays ciphertext: no key), not synced (the caller's
+    commit does it)."""
     length = count * vg.extent_bytes
     with BlockFile(device_of(source.pv)) as reader, BlockFile(device_of(target.pv), writable=True) as writer:
         src, dst = extent_offset(vg, source), extent_offset(vg, target)
         for offset in range(0, length, PIECE):
             size = min(PIECE, length - offset)
             writer.write_at(dst + offset, reader.read_at(src + offset, size))
+            writer.start_writeback(dst + offset, size)
             pace.advance(size)
-        writer.flush()
 
 
 def wipe_extents(vg: VolumeGroup, device_of: Callable[[str], str], ranges: list[tuple[Area, int]]) -> None:
-    """Overwrite freed extents with zeros, so they keep nothing the conversion was meant to remove."""
+    """Overwrite freed extents with zeros, so they keep nothing the conversion was meant to remove; not
+    synced (the caller's next commit does it, before it clears the record that owes the wipes)."""
     zeros = memoryview(ZEROS)
     for area, count in ranges:
         with BlockFile(device_of(area.pv), writable=True) as disk:
             start, length = extent_offset(vg, area), count * vg.extent_bytes
             for offset in range(0, length, PIECE):
-                disk.write_at(start + offset, zeros[:min(PIECE, length - offset)])
-            disk.flush()
+                size = min(PIECE, length - offset)
+                disk.write_at(start + offset, zeros[:size])
+                disk.start_writeback(start + offset, size)
