@@ -31,7 +31,7 @@ from lvcrypt.handlers.kdf import PbkdfRequest
 from lvcrypt.handlers.luks1 import Luks1Handler
 from lvcrypt.handlers.luks2 import Luks2Handler
 from lvcrypt.handlers.secret import Secret
-from store_helpers import Pair
+from store_helpers import Pair, digests
 
 HANDLER = Luks2Handler()
 ATTRS = KeystoreAttrs("luks2")
@@ -98,12 +98,12 @@ def test_data_path_refuses_what_it_cannot_do(spec: str, bits: int) -> None:
                                          ("aes-cbc-essiv:sha1", 256), ("aes:2-cbc-plain64", 256)])
 def test_lvcreate_refuses_a_cipher_read_would_refuse(tmp_path: Path, cipher: str, bits: int) -> None:
     pair = _vg(tmp_path)
-    before = _digests(pair)
+    before = digests(pair.devices)
     result = pair.lvc("lvcreate", "--encrypt", "--cipher", cipher, "--key-size", str(bits), *FAST,
                       "--key-file", str(tmp_path / "pass"), "-L", "4m", "-n", "data", "vgc", check=False)
     assert result.returncode == 5, result.stderr
     assert result.stderr.startswith("lvcrypt: ") and result.stderr.count("\n") == 1, result.stderr
-    assert _digests(pair) == before
+    assert digests(pair.devices) == before
     assert "data" not in pair.lvc("lvs", "-a", "vgc").stdout
 
 
@@ -160,11 +160,11 @@ def test_plain_keystore_refuses_a_new_xts_key_with_equal_halves(tmp_path: Path) 
     pair = _vg(tmp_path)
     key = tmp_path / "volume.key"
     key.write_bytes(bytes(range(32)) * 2)
-    before = _digests(pair)
+    before = digests(pair.devices)
     result = pair.lvc("lvcreate", "--encrypt", "--handler", "plain", "--cipher", "aes-xts-plain64", "--key-size",
                       "512", "--key-file", str(key), "-L", "4m", "-n", "data", "vgc", check=False)
     assert result.returncode == 5 and result.stderr.count("\n") == 1 and "halves" in result.stderr, result.stderr
-    assert _digests(pair) == before
+    assert digests(pair.devices) == before
     key.write_bytes(bytes(range(64)))
     pair.lvc("lvcreate", "--encrypt", "--handler", "plain", "--cipher", "aes-xts-plain64", "--key-size", "512",
              "--key-file", str(key), "-L", "4m", "-n", "data", "vgc")
@@ -190,10 +190,6 @@ def _vg(tmp_path: Path) -> Pair:
     pair.lvc("vgcreate", "vgc", str(path))
     (tmp_path / "pass").write_bytes(b"correct horse battery staple")
     return pair
-
-
-def _digests(pair: Pair) -> list[str]:
-    return [hashlib.sha256(Path(device).read_bytes()).hexdigest() for device in pair.devices]
 
 
 def _bytes(pair: Pair, *args: str, stdin: bytes = b"") -> bytes:
