@@ -30,6 +30,7 @@ NOT_FOR_READ = {
     "importlib.metadata": "built-in key handlers resolve without installed-package metadata",
     "email": "importlib.metadata's dependency",
     "argon2": "the keystore's keyslot uses PBKDF2",
+    "cryptography": "PBKDF2 and the AF merge run in lvcrypt's compiled module (its bindings cost more than the unlock)",
     "lvcrypt.keyring": "the passphrase comes from a key file, not a keyring token",
     "lvcrypt.handlers.luks1": "only the keystore's own handler loads",
     "lvcrypt.handlers.plain": "only the keystore's own handler loads",
