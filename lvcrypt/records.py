@@ -357,8 +357,10 @@ def _collect(cls: type, frozen: bool) -> dict[str, Field]:
             raise ValueError(f"mutable default {type(item.default)} for field {name} is not allowed: use "
                              "default_factory")
         fields[name] = item
+    standard = sys.modules.get("dataclasses")
+    field_types = (Field, standard.Field) if standard is not None else Field  # what `_own_field` takes
     for name, value in cls.__dict__.items():
-        if _own_field(value) is not None:
+        if isinstance(value, field_types):
             raise TypeError(f"{name!r} is a field but has no type annotation")
     return fields
 
