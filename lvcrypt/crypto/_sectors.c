@@ -16,7 +16,9 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <errno.h>
 #include <limits.h>
+#include <sys/mman.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -542,7 +544,56 @@ done:
     return result;
 }
 
+/* Page locking and wiping of secrets' buffers (handlers/secret.py), here rather than through ctypes, whose
+ * import cost a key file unlock more instructions than its PBKDF2.  A buffer is passed, not an address. */
+static PyObject *lock_buffer(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    int locked = view.len > 0 && mlock(view.buf, (size_t)view.len) == 0;
+    PyBuffer_Release(&view);
+    return PyBool_FromLong(locked);
+}
+
+static PyObject *unlock_buffer(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (view.len > 0)
+        munlock(view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
+static PyObject *cleanse_buffer(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_WRITABLE) < 0)
+        return NULL;
+    OPENSSL_cleanse(view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
+static PyObject *lock_all(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(unused))
+{
+    return PyLong_FromLong(mlockall(MCL_CURRENT | MCL_FUTURE) == 0 ? 0 : errno);
+}
+
+static PyObject *unlock_all(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(unused))
+{
+    munlockall();
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
+    {"lock_buffer", lock_buffer, METH_O, "lock_buffer(buffer) -> bool: mlock its pages (False where refused)."},
+    {"unlock_buffer", unlock_buffer, METH_O, "unlock_buffer(buffer): munlock its pages."},
+    {"cleanse_buffer", cleanse_buffer, METH_O, "cleanse_buffer(buffer): zero it with OPENSSL_cleanse."},
+    {"lock_all", lock_all, METH_NOARGS, "lock_all() -> errno: mlockall(MCL_CURRENT | MCL_FUTURE), 0 when done."},
+    {"unlock_all", unlock_all, METH_NOARGS, "unlock_all(): munlockall."},
     {"pbkdf2_hmac_into", pbkdf2_hmac_into, METH_VARARGS,
      "pbkdf2_hmac_into(hash, password, salt, iterations, out): PKCS5_PBKDF2_HMAC into the writable buffer out."},
     {"af_merge_into", af_merge_into, METH_VARARGS,
@@ -553,7 +604,7 @@ static PyMethodDef module_methods[] = {
 static struct PyModuleDef sectors_module = {
     .m_base = PyModuleDef_HEAD_INIT,
     .m_name = "_sectors",
-    .m_doc = "dm-crypt's sector loop over OpenSSL (see lvcrypt/crypto/sector.py), PBKDF2 and AF merge.",
+    .m_doc = "dm-crypt's sector loop over OpenSSL (see lvcrypt/crypto/sector.py), PBKDF2, AF merge, secrets' page locks.",
     .m_size = -1,
     .m_methods = module_methods,
 };

@@ -41,7 +41,7 @@ NOT_FOR_READ = {
     "lvcrypt.handlers.luks1": "only the keystore's own handler loads",
     "lvcrypt.handlers.plain": "only the keystore's own handler loads",
     "lvcrypt.handlers.hashed": "only the keystore's own handler loads",
-    "ctypes.util": "mlock comes from the process's own libc symbols",
+    "ctypes": "secrets are locked and wiped by lvcrypt's compiled module",
     "subprocess": "nothing is run",
     "socket": "no lvmlockd in lvm.conf and no system ID from the host name",
     "shutil": "no help is printed (argparse's metavar check asks no terminal width)",

@@ -42,6 +42,23 @@ def test_secret_is_wiped_when_dropped_and_locked_as_root() -> None:
     assert buffer == bytearray(64)
 
 
+def test_the_compiled_lock_and_wipe_take_buffers_only() -> None:
+    """Secrets lock, unlock and wipe through lvcrypt's compiled module: by buffer, never by address."""
+    from lvcrypt.crypto import _sectors
+
+    buffer = bytearray(b"k" * 100)
+    locked = _sectors.lock_buffer(buffer)
+    assert locked if os.geteuid() == 0 else locked in (True, False)  # others: as RLIMIT_MEMLOCK allows
+    _sectors.unlock_buffer(buffer)
+    _sectors.cleanse_buffer(memoryview(buffer)[10:20])
+    assert buffer == b"k" * 10 + bytes(10) + b"k" * 80
+    assert _sectors.lock_buffer(bytearray()) is False
+    with pytest.raises(BufferError):
+        _sectors.cleanse_buffer(b"read-only")
+    with pytest.raises(TypeError):
+        _sectors.lock_buffer(12345)
+
+
 LOCK_ROUND_TRIP = """
 from lvcrypt.handlers.secret import Secret, lock_process_memory, unlock_process_memory
 def kib(field):
