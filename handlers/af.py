@@ -6,10 +6,14 @@ even on disks that remap sectors.  Every stripe but the last is random; the
 last one is the key XOR a running value that is re-hashed ("diffused") after
 each stripe, so all stripes are needed to merge the key back.
 
-The stripes' XOR goes through Python integers: no worse than the hashlib
-digests diffusion already produces.  The last XOR, whose result is the key
-itself, goes byte by byte into the key's wiped buffer: no integer or bytes
-object ever holds the key.
+A merge runs in lvcrypt's compiled module (`af_merge_into`, C over OpenSSL):
+4000 stripes made 8,000 hashlib calls in Python, the most instructions of a
+PBKDF2-1000 unlock (benchmarks/startup.py).  The key goes straight into its
+wiped buffer and the running block is cleansed there.  Only a hash OpenSSL
+cannot fetch merges here in Python: the stripes' XOR goes through Python
+integers (no worse than the hashlib digests diffusion already produces), and
+the last XOR, whose result is the key itself, goes byte by byte into the
+key's wiped buffer, so no integer or bytes object ever holds the key.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 
+from lvcrypt.crypto._sectors import af_merge_into
 from lvcrypt.errors import HandlerError
 from lvcrypt.handlers.secret import Secret, wipe
 
@@ -101,8 +106,19 @@ def split(material: Secret, stripes: int, hash_name: str) -> Secret:
 def merge(split_material: Secret | bytearray, size: int, stripes: int, hash_name: str) -> Secret:
     """Recover the `size`-byte material from its split form."""
     data = split_material.buffer if isinstance(split_material, Secret) else split_material
-    if len(data) < size * stripes:
+    if stripes < 1 or len(data) < size * stripes:
         raise HandlerError("anti-forensic material is shorter than its stripes")
+    out = Secret(size)
+    try:
+        af_merge_into(hash_name.lower(), data, stripes, out.buffer)
+    except LookupError:
+        _merge_in_python(data, out.buffer, stripes, hash_name)
+    return out
+
+
+def _merge_in_python(data: bytes | bytearray, out: bytearray, stripes: int, hash_name: str) -> None:
+    """`merge` with a hash only hashlib offers."""
+    size = len(out)
     diffuser = _Diffuser(hash_name, size)
     view = memoryview(data)
     number = int.from_bytes
@@ -110,10 +126,8 @@ def merge(split_material: Secret | bytearray, size: int, stripes: int, hash_name
     for index in range(stripes - 1):
         running = number(diffuser.diffused((running ^ number(view[index * size:(index + 1) * size], "little"))
                                            .to_bytes(size, "little")), "little")
-    out = Secret(size)
-    out.buffer[:] = view[(stripes - 1) * size:stripes * size]
-    _xor_bytewise(out.buffer, running.to_bytes(size, "little"))
-    return out
+    out[:] = view[(stripes - 1) * size:stripes * size]
+    _xor_bytewise(out, running.to_bytes(size, "little"))
 
 
 def split_sectors(key_bytes: int, stripes: int = LUKS_STRIPES, sector: int = 512) -> int:

@@ -6,10 +6,12 @@ parallelism given) by timing this machine, with cryptsetup's minimums, so a
 keystore made here costs an attacker as much as one made by cryptsetup.
 `--pbkdf-force-iterations` skips the benchmark (tests use it to stay fast).
 
-Outputs are written straight into `Secret` buffers (`derive_into`, Argon2's C
-API through argon2-cffi's low-level `lib`) so no immutable copies of derived
-keys are left behind; only hashes that `cryptography` lacks (ripemd160,
-whirlpool) go through hashlib, which returns `bytes`.
+Outputs are written straight into `Secret` buffers (OpenSSL's PKCS5_PBKDF2_HMAC
+through lvcrypt's compiled module, Argon2's C API through argon2-cffi's
+low-level `lib`) so no immutable copies of derived keys are left behind; only
+hashes OpenSSL cannot fetch go through hashlib, which returns `bytes`.  The
+compiled module rather than `cryptography`: importing cryptography's bindings
+cost a key file unlock more instructions than its PBKDF2 (benchmarks/startup.py).
 """
 
 from __future__ import annotations
@@ -18,9 +20,7 @@ import hashlib
 import os
 import time
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
-
+from lvcrypt.crypto._sectors import pbkdf2_hmac_into
 from lvcrypt.errors import HandlerError
 from lvcrypt.handlers.secret import Secret, wipe
 from lvcrypt.records import dataclass
@@ -40,12 +40,9 @@ DIGEST_ITER_TIME_MS = 125  # LUKS master-key digest: cryptsetup's LUKS_MKD_ITERA
 _ARGON2_VERSION = 0x13
 _ARGON2_TYPES = {"argon2i": 1, "argon2id": 2}
 
-_CRYPTOGRAPHY_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    "sha1": hashes.SHA1, "sha224": hashes.SHA224, "sha256": hashes.SHA256,
-    "sha384": hashes.SHA384, "sha512": hashes.SHA512,
-    "sha3-224": hashes.SHA3_224, "sha3-256": hashes.SHA3_256,
-    "sha3-384": hashes.SHA3_384, "sha3-512": hashes.SHA3_512, "sm3": hashes.SM3,
-}
+# Hashes OpenSSL's default provider always has (the rest are asked of hashlib).
+_OPENSSL_HASHES = frozenset({"sha1", "sha224", "sha256", "sha384", "sha512",
+                             "sha3-224", "sha3-256", "sha3-384", "sha3-512", "sm3"})
 
 
 @dataclass(frozen=True)
@@ -96,8 +93,8 @@ def check_kind(kind: str) -> None:
 
 
 def check_hash(hash_name: str) -> None:
-    """Refuse a hash neither cryptography nor OpenSSL (through hashlib) offers."""
-    if hash_name.lower() in _CRYPTOGRAPHY_HASHES:
+    """Refuse a hash OpenSSL (directly or through hashlib) does not offer."""
+    if hash_name.lower() in _OPENSSL_HASHES:
         return
     try:
         hashlib.new(hash_name.lower().replace("-", "_"))
@@ -116,7 +113,7 @@ def derive(pbkdf: Pbkdf, passphrase: Secret, salt: bytes, length: int) -> Secret
 
 
 # OpenSSL's PKCS5_PBKDF2_HMAC takes an int, and cryptsetup's OpenSSL backend refuses larger counts
-# (-EINVAL); cryptography panics on them, so a damaged header's count is checked here.
+# (-EINVAL), so a damaged header's count is refused here with a message of its own.
 PBKDF2_MAX_ITERATIONS = 2**31 - 1
 
 
@@ -126,16 +123,21 @@ def pbkdf2(hash_name: str, password: bytes | bytearray, salt: bytes, iterations:
     if iterations > PBKDF2_MAX_ITERATIONS:
         raise HandlerError(f"PBKDF2 iteration count {iterations} is larger than {PBKDF2_MAX_ITERATIONS}")
     out = Secret(length)
-    algorithm = _CRYPTOGRAPHY_HASHES.get(hash_name.lower())
-    if algorithm is not None:
-        PBKDF2HMAC(algorithm(), length, salt, iterations).derive_into(password, out.buffer)
-        return out
+    try:
+        pbkdf2_hmac_into(hash_name.lower(), password, salt, iterations, out.buffer)
+    except LookupError:
+        _hashlib_pbkdf2(hash_name, password, salt, iterations, out.buffer)
+    return out
+
+
+def _hashlib_pbkdf2(hash_name: str, password: bytes | bytearray, salt: bytes, iterations: int,
+                    out: bytearray) -> None:
+    """PBKDF2 of a hash only hashlib offers: its `bytes` result is copied into `out` and wiped."""
     check_hash(hash_name)
     derived = bytearray(hashlib.pbkdf2_hmac(hash_name.lower().replace("-", "_"), password, salt,
-                                            iterations, length))
-    out.buffer[:] = derived
+                                            iterations, len(out)))
+    out[:] = derived
     wipe(derived)
-    return out
 
 
 def argon2(kind: str, password: bytes | bytearray, salt: bytes, time_cost: int, memory_kib: int,

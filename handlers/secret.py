@@ -7,11 +7,14 @@ the bytes are overwritten with zeros when the secret is closed, leaves a
 `with` block or is garbage collected, and the repr shows only the length.
 Libraries that can only return `bytes` (hashlib) still leave short-lived
 copies that we cannot wipe; callers keep those to the smallest scope.
+mlock, munlock and the wipe itself (OPENSSL_cleanse) are calls into
+lvcrypt's compiled module, which every user of a secret loads anyway:
+importing ctypes for them cost a 4 KiB read of a crypt LV some 8M
+instructions (benchmarks/startup.py).
 """
 
 from __future__ import annotations
 
-import ctypes
 import hmac
 import io
 import os
@@ -20,33 +23,8 @@ import weakref
 from types import TracebackType
 from typing import BinaryIO
 
+from lvcrypt.crypto._sectors import cleanse_buffer, lock_all, lock_buffer, unlock_all, unlock_buffer
 from lvcrypt.errors import HandlerError
-
-
-def _process_libc() -> ctypes.CDLL | None:
-    """libc's mlock/munlock through the interpreter's own symbols: `ctypes.util.find_library` would
-    import subprocess and tempfile and run ldconfig in every command to name a library already loaded.
-    None (secrets are still wiped, just not locked) where there is no such libc."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-    return libc if hasattr(libc, "mlock") and hasattr(libc, "munlock") else None
-
-
-_libc = _process_libc()
-MCL_CURRENT, MCL_FUTURE = 1, 2  # <sys/mman.h>, the same on every Linux architecture lvcrypt runs on
-
-
-def _lock(address: int, length: int) -> bool:
-    if _libc is None or length == 0:
-        return False
-    return _libc.mlock(ctypes.c_void_p(address), ctypes.c_size_t(length)) == 0
-
-
-def _unlock(address: int, length: int) -> None:
-    if _libc is not None and length:
-        _libc.munlock(ctypes.c_void_p(address), ctypes.c_size_t(length))
 
 
 class Secret:
@@ -64,8 +42,9 @@ class Secret:
         self.named_key_file = False
         size = source if isinstance(source, int) else len(source)
         self._buf: bytearray | None = bytearray(size)
-        self._view = (ctypes.c_char * size).from_buffer(self._buf) if size else None
-        self.locked = self._view is not None and _lock(ctypes.addressof(self._view), size)
+        # The view exports the buffer, so the bytearray cannot be resized (leaving its old copy behind).
+        self._view = memoryview(self._buf) if size else None
+        self.locked = self._view is not None and lock_buffer(self._view)
         if self.locked:
             _locked[id(self)] = self
         if not isinstance(source, int):
@@ -112,11 +91,10 @@ class Secret:
         """Overwrite the bytes with zeros and release the locked pages."""
         if self._buf is None:
             return
-        size = len(self._buf)
         if self._view is not None:
-            ctypes.memset(ctypes.addressof(self._view), 0, size)
+            cleanse_buffer(self._view)
             if self.locked:
-                _unlock(ctypes.addressof(self._view), size)
+                unlock_buffer(self._view)
                 _locked.pop(id(self), None)
             self._view = None
         self._buf = None
@@ -150,23 +128,20 @@ def lock_process_memory() -> str | None:
     _lock_depth[0] += 1
     if _lock_depth[0] > 1:
         return None
-    if _libc is None or not hasattr(_libc, "mlockall"):
-        return "this C library has no mlockall"
-    if _libc.mlockall(ctypes.c_int(MCL_CURRENT | MCL_FUTURE)) == 0:
-        return None
-    return os.strerror(ctypes.get_errno())
+    error = lock_all()
+    return os.strerror(error) if error else None
 
 
 def unlock_process_memory() -> None:
     """munlockall, which also takes every secret's own lock away: those are taken again, so that key
     material stays unswappable after the critical section.  Only the outermost call unlocks."""
     _lock_depth[0] = max(0, _lock_depth[0] - 1)
-    if _lock_depth[0] or _libc is None or not hasattr(_libc, "munlockall"):
+    if _lock_depth[0]:
         return
-    _libc.munlockall()
+    unlock_all()
     for key, secret in list(_locked.items()):
         view = secret._view
-        secret.locked = view is not None and _lock(ctypes.addressof(view), len(view))
+        secret.locked = view is not None and lock_buffer(view)
         if not secret.locked:
             del _locked[key]
 

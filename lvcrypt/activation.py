@@ -280,13 +280,13 @@ def _data_lock(tx: "VgTransaction", lv: "LogicalVolume", writable: bool, sysfs_r
     passphrase.  An LV active here already has this host's persistent lock, which lvmlockd lets the
     transient one share and which must outlive the command: then nothing is released at the end
     (lvmlockd keeps no record of a transient lock granted under a persistent one)."""
-    from lvcrypt.inuse import live_devices
-    from lvcrypt.lv_names import dm_uuid
-
     lock = _lv_lock(tx, lv)
     if lock is None:
         yield
         return
+    from lvcrypt.inuse import live_devices  # a shared VG's alone: inuse imports pathlib
+    from lvcrypt.lv_names import dm_uuid
+
     lvmlockd.lock_lv(lock, "ex" if writable else "sh", persistent=False)
     try:
         yield

@@ -103,9 +103,6 @@ class Layout:
         self.compiled.pack_into(buffer, offset, *self._flat(values))
 
 
-R = TypeVar("R", bound="Record")
-
-
 class Record:
     """Base of a dataclass that is exactly one layout: its fields are `LAYOUT.names`, in order.
 
@@ -135,4 +132,9 @@ class Record:
     @classmethod
     def unpack_from(cls: type[R], buffer: Buffer, offset: int = 0) -> R:
         return cls(**cls.LAYOUT.unpack_from(buffer, offset))
+
+
+# Bound to the class itself, not its name: a name is a ForwardRef, compiled at import, and the first
+# compile() of a process costs a millisecond (benchmarks/startup.py).
+R = TypeVar("R", bound=Record)
 

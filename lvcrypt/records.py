@@ -12,9 +12,10 @@ the same refusals), and compiles nothing per class.  `__init__` (run for
 every object, so real code, not a generic loop) is a template compiled once
 per shape (which fields take arguments, have factories, are keyword-only;
 frozen or not) and renamed to the class's fields, most classes sharing a
-shape with another, and compiled when a class of that shape makes its first
-object (a 4 KiB `read` compiles 27 of its classes' 39 shapes); the
-comparison, representation, hash and a frozen class's guards are small
+shape with another, and compiled only when a class of a shape not compiled
+yet makes its 33rd object: the first objects take a generic loop over the
+fields (a 4 KiB `read` makes 84 objects of 39 classes, at most 17 of one, and
+compiling their 27 shapes cost 22M of its instructions); the comparison, representation, hash and a frozen class's guards are small
 closures over the field names.  All keep the
 standard library's semantics: `__init__` takes the `init` fields in order,
 `kw_only` ones after a `*`, fills defaults and factories and calls
@@ -111,6 +112,9 @@ class _Factory:
 
 _FACTORY = _Factory()
 _TEMPLATES: dict[tuple[object, ...], types.CodeType] = {}  # (field kinds, frozen, __post_init__) -> code
+# Objects a class makes through `_Generic` before its shape's template is compiled: a compile costs
+# about as much as some hundred generic objects, and most classes make a few objects in a command.
+_GENERIC_OBJECTS = 32
 
 
 def _getter(names: tuple[str, ...]) -> Callable[[object], tuple[Any, ...]]:
@@ -140,15 +144,64 @@ def _template(kinds: tuple[str, ...], frozen: bool, post_init: bool) -> types.Co
     return next(const for const in module.co_consts if isinstance(const, types.CodeType))
 
 
+class _Generic:
+    """A class's `__init__` as a loop over its fields, for its first objects: `init` binds the arguments as the
+    compiled one would and sets the fields in order, or returns False (having set nothing) where Python's
+    binding would refuse them, so that the compiled `__init__` raises the refusal it words."""
+
+    def __init__(self, steps: tuple[tuple[str, str, object, Any], ...], frozen: bool, post_init: bool) -> None:
+        self.steps = steps  # (name, kind as in _template, default or _MISSING or _FACTORY, factory) per field
+        self.positional = sum(1 for _, kind, _, _ in steps if kind in ("a", "f"))
+        self.set = object.__setattr__ if frozen else setattr
+        self.post_init = post_init
+
+    def init(self, obj: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        values = self._bind(args, kwargs)
+        if values is None:
+            return False
+        for (name, _, _, factory), value in zip(self.steps, values):
+            self.set(obj, name, factory() if value is _FACTORY else value)
+        if self.post_init:
+            obj.__post_init__()  # type: ignore[attr-defined]
+        return True
+
+    def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any] | None:
+        if len(args) > self.positional:
+            return None
+        values: list[Any] = []
+        position = taken = 0
+        for name, kind, default, _ in self.steps:
+            if kind == "x":
+                values.append(_FACTORY)
+                continue
+            if kind in ("a", "f"):
+                position += 1
+                if position <= len(args):
+                    if name in kwargs:
+                        return None
+                    values.append(args[position - 1])
+                    continue
+            if name in kwargs:
+                values.append(kwargs[name])
+                taken += 1
+            elif default is not _MISSING:
+                values.append(default)
+            else:
+                return None
+        return values if taken == len(kwargs) else None
+
+
 def _init(cls: type, fields: tuple[Field, ...], frozen: bool) -> Callable[..., None]:
     """`__init__` from a template compiled once per shape of class (most share one) and renamed to the
     fields; defaults and factories reach it as the function's defaults and globals.  A shape not compiled
-    yet is compiled when the class makes its first object: a command uses few of the classes it loads."""
+    yet is compiled when the class makes its `_GENERIC_OBJECTS + 1`th object: a command uses few of the classes
+    it loads, and makes few objects of most of those it uses."""
     namespace: dict[str, Any] = {"__name__": cls.__module__, "_dc_set": object.__setattr__, "_dc_factory": _FACTORY}
     names: list[str] = []
     kinds: list[str] = []
     defaults: list[object] = []
     keyword_defaults: dict[str, object] = {}
+    steps: list[tuple[str, str, object, Any]] = []
     for field in fields:
         factory = field.default_factory is not _MISSING
         if factory:
@@ -157,6 +210,7 @@ def _init(cls: type, fields: tuple[Field, ...], frozen: bool) -> Callable[..., N
             if factory:  # else the class attribute holds the default
                 names.append(field.name)
                 kinds.append("x")
+                steps.append((field.name, "x", _FACTORY, field.default_factory))
             continue
         has_default = factory or field.default is not _MISSING
         default = _FACTORY if factory else field.default
@@ -169,6 +223,7 @@ def _init(cls: type, fields: tuple[Field, ...], frozen: bool) -> Callable[..., N
             raise TypeError(f"non-default argument {field.name!r} follows default argument")
         names.append(field.name)
         kinds.append(("k" if field.kw_only else "") + ("f" if factory else "a"))
+        steps.append((field.name, kinds[-1], default, field.default_factory))
     key = (tuple(kinds), frozen, hasattr(cls, "__post_init__"))
     qualname = f"{cls.__qualname__}.__init__"
 
@@ -189,8 +244,14 @@ def _init(cls: type, fields: tuple[Field, ...], frozen: bool) -> Callable[..., N
 
     if key in _TEMPLATES:
         return build()
+    generic = _Generic(tuple(steps), frozen, key[2])
+    made = 0
 
     def first_init(self: object, *args: Any, **kwargs: Any) -> None:
+        nonlocal made
+        made += 1
+        if made <= _GENERIC_OBJECTS and key not in _TEMPLATES and generic.init(self, args, kwargs):
+            return
         init = build()
         setattr(cls, "__init__", init)
         init(self, *args, **kwargs)
@@ -296,8 +357,10 @@ def _collect(cls: type, frozen: bool) -> dict[str, Field]:
             raise ValueError(f"mutable default {type(item.default)} for field {name} is not allowed: use "
                              "default_factory")
         fields[name] = item
+    standard = sys.modules.get("dataclasses")
+    field_types = (Field, standard.Field) if standard is not None else Field  # what `_own_field` takes
     for name, value in cls.__dict__.items():
-        if _own_field(value) is not None:
+        if isinstance(value, field_types):
             raise TypeError(f"{name!r} is a field but has no type annotation")
     return fields
 

@@ -67,14 +67,15 @@ class Units:
 
 DEFAULT_UNITS = Units("r", 1)  # lvm.conf's global/units default
 _EPSILON = sys.float_info.epsilon
-_STRTOD = re.compile(r"0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?"
-                     r"|[0-9]+\.?[0-9]*(?:[eE][+-]?[0-9]+)?")
+# Patterns only some commands use are strings, compiled at first use (re's cache): not at every start-up.
+_STRTOD = (r"0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?"
+           r"|[0-9]+\.?[0-9]*(?:[eE][+-]?[0-9]+)?")
 _MULTIPLIERS = {"b": 1, "B": 1, "s": 512, "S": 512, **{letter: 1024 ** power for power, letter in enumerate("kmgtpe", 1)},
                 **{letter: 1000 ** power for power, letter in enumerate("KMGTPE", 1)}}
 
 
 def _strtod(text: str) -> tuple[float, str]:
-    match = _STRTOD.match(text)
+    match = re.match(_STRTOD, text)
     assert match is not None  # text starts with a digit
     number = match.group()
     if number[:2] in ("0x", "0X"):

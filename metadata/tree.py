@@ -20,10 +20,9 @@ Scalar = Union[str, int, float]
 MAX_DEPTH = 32
 INT_MIN = -(1 << 63)
 INT_MAX = (1 << 64) - 1
-Value = Union[Scalar, list[Scalar], "Section"]
 
 
-class Section(dict[str, Value]):
+class Section(dict[str, "Value"]):  # "Value" a string here: typing would compile a ForwardRef of "Section"
     __slots__ = ("line", "key_lines")
 
     def __init__(self, *args: object, line: int | None = None, **kwargs: Value):
@@ -51,6 +50,9 @@ class Section(dict[str, Value]):
             else:
                 clone[key] = value
         return clone
+
+
+Value = Union[Scalar, list[Scalar], Section]
 
 
 def ordered_items(node: Value) -> object:

@@ -15,6 +15,15 @@ from lvcrypt.records import dataclass as record
 FORMS = [pytest.param({}, id="plain"), pytest.param({"frozen": True}, id="frozen")]
 
 
+@pytest.fixture(autouse=True, params=["generic", "compiled"])
+def init_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test both ways a class's `__init__` runs: the generic loop of its first objects, and the template
+    compiled for its shape (at once here); no shape compiled by another test."""
+    monkeypatch.setattr(records, "_TEMPLATES", {})
+    if request.param == "compiled":
+        monkeypatch.setattr(records, "_GENERIC_OBJECTS", 0)
+
+
 def make(decorator: Callable[..., object], options: dict[str, bool],
          field: Callable[..., object] = dataclasses.field) -> tuple[type, type]:
     """A base and a subclass with every kind of field: defaults, factories, hidden from repr or compare."""
@@ -230,3 +239,17 @@ def test_init_compiled_at_the_first_object_works_through_a_subclass() -> None:
     assert messages[0] == messages[1]
     assert messages[0].endswith("Shape.__init__() missing 3 required positional arguments: 'second', 'third', and "
                                 "'fourth'")
+
+
+def test_a_class_making_many_objects_gets_its_compiled_init(init_path: None) -> None:
+    """The generic loop serves a class's first objects only: then the shape's template is compiled."""
+    @record
+    class Point:
+        x: int
+        y: int = 0
+
+    for number in range(records._GENERIC_OBJECTS):
+        assert vars(Point(number, y=1)) == {"x": number, "y": 1}
+        assert Point.__init__.__code__.co_filename != "<records>"
+    assert vars(Point(7)) == {"x": 7, "y": 0}
+    assert Point.__init__.__code__.co_filename == "<records>"

@@ -10,7 +10,6 @@ dataclasses, validation), `disk` (choosing and writing the copies),
 
 from __future__ import annotations
 
-import copy
 from typing import ClassVar
 
 from lvcrypt.crypto import CipherSpec
@@ -21,7 +20,6 @@ from lvcrypt.handlers.kdf import PbkdfRequest, check_hash, check_kind
 from lvcrypt.handlers.secret import Secret, require_passphrase
 
 from lvcrypt.handlers.luks2 import digests, disk, json_area, keyslots, tokens
-from lvcrypt.handlers.luks2.dump import dump as dump_text
 from lvcrypt.handlers.luks2.header import (BINARY_SIZE, DEFAULT_METADATA_SIZE, METADATA_SIZES, PRIMARY_MAGIC,
                                           PREFIX, SECONDARY_MAGIC, BinaryHeader, new_salt)
 from lvcrypt.handlers.luks2.json_area import (KEYSLOTS_ALIGN, MAX_KEYSLOTS, MAX_KEYSLOTS_SIZE, Config, Digest,
@@ -309,7 +307,9 @@ class Luks2Session(KeystoreSession):
                            iv_offset=segment.iv_tweak or 0)
 
     def dump(self) -> str:
-        return dump_text(self.loaded)
+        from lvcrypt.handlers.luks2.dump import dump  # only `keystore dump` asks: not imported at every unlock
+
+        return dump(self.loaded)
 
     def list_keyslots(self) -> list[KeyslotInfo]:
         metadata = self.loaded.metadata
@@ -404,6 +404,8 @@ class Luks2Session(KeystoreSession):
         loaded = self._current()
         disk.require_intact(loaded)
         self._check_requirements(loaded.metadata)
+        import copy  # only a change copies the header; importing copy searches sys.path (for Jython's PyStringMap)
+
         return replace(loaded, metadata=copy.deepcopy(loaded.metadata))
 
     def _commit(self, loaded: disk.Loaded) -> None:

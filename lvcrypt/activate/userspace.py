@@ -138,6 +138,7 @@ class MappedDevice:
         # Staging for crypt targets only, page-aligned so that its ciphertext can be written around the page
         # cache (`Stack.bypass_cache`).
         self._buffer = aligned_buffer(CHUNK) if self._ciphers else bytearray()
+        self._staged = 0  # bytes of the staging buffer handed out so far: what `wipe` clears
 
     def _pieces(self, offset: int, length: int) -> list[tuple[int, Target, int, int]]:
         """(target index, target, offset inside the target, byte count) covering [offset, offset+length)."""
@@ -193,6 +194,7 @@ class MappedDevice:
             first = position - position % unit
             stop = min(first + CHUNK, -(-end // unit) * unit)
             take = min(stop, end) - position
+            self._staged = max(self._staged, stop - first)
             yield first, buffer[:stop - first], position - first, take
             position += take
 
@@ -243,8 +245,10 @@ class MappedDevice:
 
     def wipe(self) -> None:
         """Clear the plaintext staging buffer and close the ciphers it owns (freeing their keys' OpenSSL
-        contexts); a shared `Ciphers` is closed by its owner."""
-        self._buffer[:] = memoryview(ZEROS)[:len(self._buffer)]
+        contexts); a shared `Ciphers` is closed by its owner.  Only the part ever handed out is cleared: the
+        rest was never written, and clearing it would fault in a megabyte of pages a short read never used."""
+        self._buffer[:self._staged] = memoryview(ZEROS)[:self._staged]
+        self._staged = 0
         if self._own is not None:
             self._own.close()
 

@@ -14,7 +14,11 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <errno.h>
+#include <limits.h>
+#include <sys/mman.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -418,11 +422,191 @@ static PyTypeObject EngineType = {
     .tp_methods = engine_methods,
 };
 
+/* The key functions of LUKS keyslots, writing into the caller's buffer (a handler's wiped `Secret`), so
+ * no immutable copy of a derived key is made.  A digest is fetched by cryptsetup's name; one OpenSSL
+ * cannot fetch raises LookupError and the caller uses hashlib for it. */
+static EVP_MD *fetch_digest(const char *name)
+{
+    EVP_MD *md = EVP_MD_fetch(NULL, name, NULL);
+    if (md == NULL) {
+        ERR_clear_error();
+        PyErr_Format(PyExc_LookupError, "OpenSSL has no hash %s", name);
+    }
+    return md;
+}
+
+static PyObject *pbkdf2_hmac_into(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    const char *name;
+    Py_buffer password, salt, out;
+    int iterations;
+    if (!PyArg_ParseTuple(args, "sy*y*iw*:pbkdf2_hmac_into", &name, &password, &salt, &iterations, &out))
+        return NULL;
+    PyObject *result = NULL;
+    EVP_MD *md = NULL;
+    if (iterations < 1 || password.len > INT_MAX || salt.len > INT_MAX || out.len > INT_MAX) {
+        PyErr_SetString(PyExc_ValueError, "PBKDF2 parameters out of range");
+        goto done;
+    }
+    if ((md = fetch_digest(name)) == NULL)
+        goto done;
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = PKCS5_PBKDF2_HMAC(password.buf, (int)password.len, salt.buf, (int)salt.len, iterations, md,
+                           (int)out.len, out.buf);
+    Py_END_ALLOW_THREADS
+    if (!ok) {
+        ERR_clear_error();
+        PyErr_SetString(PyExc_ValueError, "PBKDF2 failed");
+        goto done;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    EVP_MD_free(md);
+    PyBuffer_Release(&password);
+    PyBuffer_Release(&salt);
+    PyBuffer_Release(&out);
+    return result;
+}
+
+/* cryptsetup's diffuse (lib/luks1/af.c): each digest-sized piece of `block` replaced in place by the hash
+ * of its big-endian index and the piece (the last piece may be shorter: its hash is truncated). */
+static int diffuse(EVP_MD_CTX *ctx, const EVP_MD *md, unsigned char *block, size_t size)
+{
+    size_t digest_size = (size_t)EVP_MD_get_size(md);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    int ok = 1;
+    for (size_t start = 0, index = 0; ok && start < size; start += digest_size, index++) {
+        size_t piece = size - start < digest_size ? size - start : digest_size;
+        unsigned char prefix[4] = {(unsigned char)(index >> 24), (unsigned char)(index >> 16),
+                                   (unsigned char)(index >> 8), (unsigned char)index};
+        ok = EVP_DigestInit_ex(ctx, md, NULL) == 1 && EVP_DigestUpdate(ctx, prefix, 4) == 1
+             && EVP_DigestUpdate(ctx, block + start, piece) == 1 && EVP_DigestFinal_ex(ctx, digest, NULL) == 1;
+        memcpy(block + start, digest, piece);
+    }
+    OPENSSL_cleanse(digest, sizeof(digest));
+    return ok;
+}
+
+/* cryptsetup's AF_merge: XOR each stripe but the last into a running block, diffusing it after each; the
+ * key is the last stripe XOR that block.  The running block is cleansed before it is freed. */
+static PyObject *af_merge_into(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    const char *name;
+    Py_buffer split, out;
+    Py_ssize_t stripes;
+    if (!PyArg_ParseTuple(args, "sy*nw*:af_merge_into", &name, &split, &stripes, &out))
+        return NULL;
+    PyObject *result = NULL;
+    EVP_MD *md = NULL;
+    EVP_MD_CTX *ctx = NULL;
+    unsigned char *running = NULL;
+    size_t size = (size_t)out.len;
+    if (stripes < 1 || (size != 0 && (size_t)split.len / size < (size_t)stripes)) {
+        PyErr_SetString(PyExc_ValueError, "anti-forensic material is shorter than its stripes");
+        goto done;
+    }
+    if (size == 0) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    if ((md = fetch_digest(name)) == NULL)
+        goto done;
+    if ((ctx = EVP_MD_CTX_new()) == NULL || (running = PyMem_Calloc(1, size)) == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const unsigned char *stripe = split.buf;
+    int ok = 1;
+    for (Py_ssize_t i = 0; ok && i < stripes - 1; i++, stripe += size) {
+        for (size_t j = 0; j < size; j++)
+            running[j] ^= stripe[j];
+        ok = diffuse(ctx, md, running, size);
+    }
+    if (!ok) {
+        ERR_clear_error();
+        PyErr_SetString(PyExc_ValueError, "hashing the anti-forensic stripes failed");
+        goto done;
+    }
+    unsigned char *key = out.buf;
+    for (size_t j = 0; j < size; j++)
+        key[j] = stripe[j] ^ running[j];
+    result = Py_NewRef(Py_None);
+done:
+    if (running != NULL) {
+        OPENSSL_cleanse(running, size);
+        PyMem_Free(running);
+    }
+    EVP_MD_CTX_free(ctx);
+    EVP_MD_free(md);
+    PyBuffer_Release(&split);
+    PyBuffer_Release(&out);
+    return result;
+}
+
+/* Page locking and wiping of secrets' buffers (handlers/secret.py), here rather than through ctypes, whose
+ * import cost a key file unlock more instructions than its PBKDF2.  A buffer is passed, not an address. */
+static PyObject *lock_buffer(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    int locked = view.len > 0 && mlock(view.buf, (size_t)view.len) == 0;
+    PyBuffer_Release(&view);
+    return PyBool_FromLong(locked);
+}
+
+static PyObject *unlock_buffer(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (view.len > 0)
+        munlock(view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
+static PyObject *cleanse_buffer(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_WRITABLE) < 0)
+        return NULL;
+    OPENSSL_cleanse(view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
+static PyObject *lock_all(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(unused))
+{
+    return PyLong_FromLong(mlockall(MCL_CURRENT | MCL_FUTURE) == 0 ? 0 : errno);
+}
+
+static PyObject *unlock_all(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(unused))
+{
+    munlockall();
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"lock_buffer", lock_buffer, METH_O, "lock_buffer(buffer) -> bool: mlock its pages (False where refused)."},
+    {"unlock_buffer", unlock_buffer, METH_O, "unlock_buffer(buffer): munlock its pages."},
+    {"cleanse_buffer", cleanse_buffer, METH_O, "cleanse_buffer(buffer): zero it with OPENSSL_cleanse."},
+    {"lock_all", lock_all, METH_NOARGS, "lock_all() -> errno: mlockall(MCL_CURRENT | MCL_FUTURE), 0 when done."},
+    {"unlock_all", unlock_all, METH_NOARGS, "unlock_all(): munlockall."},
+    {"pbkdf2_hmac_into", pbkdf2_hmac_into, METH_VARARGS,
+     "pbkdf2_hmac_into(hash, password, salt, iterations, out): PKCS5_PBKDF2_HMAC into the writable buffer out."},
+    {"af_merge_into", af_merge_into, METH_VARARGS,
+     "af_merge_into(hash, split, stripes, out): cryptsetup's AF_merge of len(out)-byte stripes into out."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef sectors_module = {
     .m_base = PyModuleDef_HEAD_INIT,
     .m_name = "_sectors",
-    .m_doc = "dm-crypt's sector loop over OpenSSL (see lvcrypt/crypto/sector.py).",
+    .m_doc = "dm-crypt's sector loop over OpenSSL (see lvcrypt/crypto/sector.py), PBKDF2, AF merge, secrets' page locks.",
     .m_size = -1,
+    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC PyInit__sectors(void)

@@ -43,7 +43,7 @@ IV_MODES = ("plain", "plain64", "plain64be", "essiv", "null")
 # only one whose size is a key size of the cipher works: sha256 for AES.  sha1's 160-bit digest is no AES key,
 # which is why the kernel refuses aes-cbc-essiv:sha1 too; the refusal says so (`_essiv_problem`).
 ESSIV_HASHES = ("sha1", "sha224", "sha256", "sha384", "sha512")
-_CAPI_SIMPLE = re.compile(r"(?P<chain>[a-z0-9]+)\((?P<cipher>[a-z0-9]+)\)")
+_CAPI_SIMPLE = r"(?P<chain>[a-z0-9]+)\((?P<cipher>[a-z0-9]+)\)"  # compiled at first use: kernel specs are rare
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def _parse_capi(text: str) -> CipherSpec:
     if colon and not dash:
         raise HandlerError(f"cipher '{text}': an IV option needs an IV mode")
     _check_iv(text, iv_mode, iv_option)
-    simple = _CAPI_SIMPLE.fullmatch(api)
+    simple = re.fullmatch(_CAPI_SIMPLE, api)
     cipher, chain = (simple["cipher"], simple["chain"]) if simple else ("", "")
     return CipherSpec(cipher, chain, iv_mode, iv_option, 1, api)
 

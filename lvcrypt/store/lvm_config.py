@@ -16,7 +16,9 @@ from pathlib import Path
 
 Setting = str | int | float | list[str | int | float]
 
-_TOKEN = re.compile(r'\s+|#[^\n]*|"(?:[^"\\]|\\.)*"|[{}\[\]=,]|[^\s{}\[\]=,"#]+', re.S)
+# A run of blanks and comments is one match with an empty group, the rest a token each: lvm.conf is
+# some 2,400 lines of mostly comments, and a Python step per comment line showed in every command's start-up.
+_TOKEN = re.compile(r'(?:\s+|#[^\n]*)+|("(?:[^"\\]|\\.)*"|[{}\[\]=,]|[^\s{}\[\]=,"#]+)', re.S)
 
 
 def config_dir() -> Path | None:
@@ -27,7 +29,7 @@ def config_dir() -> Path | None:
 
 
 def _tokens(text: str) -> list[str]:
-    return [token for token in _TOKEN.findall(text) if token.strip() and not token.startswith("#")]
+    return [token for token in _TOKEN.findall(text) if token]
 
 
 def _scalar(token: str) -> str | int | float:

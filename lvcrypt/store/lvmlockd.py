@@ -54,7 +54,8 @@ EAGAIN = errno.EAGAIN  # the lock is held by another host
 
 Field = tuple[str, "str | int"]
 
-_REPLY_LINE = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|(-?[0-9]+))\s*\Z')
+# Compiled at first use (re's cache): most commands ask no lvmlockd.
+_REPLY_LINE = r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|(-?[0-9]+))\s*\Z'
 
 
 def encode(request: str, fields: list[Field]) -> bytes:
@@ -99,7 +100,7 @@ def decode(data: bytes) -> Reply:
     """An answer's text (without its `##` line): flat `key = value` lines, as libdaemon writes them."""
     values: dict[str, str | int] = {}
     for line in data.decode(errors="replace").splitlines():
-        match = _REPLY_LINE.match(line)
+        match = re.match(_REPLY_LINE, line)
         if match:
             key, text, number = match.groups()
             values[key] = int(number) if number is not None else re.sub(r"\\(.)", r"\1", text)

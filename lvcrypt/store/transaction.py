@@ -9,7 +9,6 @@ removing a VG archives it and drops its backup here too.
 from __future__ import annotations
 
 import contextlib
-import shlex
 import sys
 from types import TracebackType
 from typing import Callable, Iterator
@@ -25,6 +24,8 @@ from lvcrypt.store.physical import PvOnDisk
 
 
 def command_line() -> str:
+    import shlex  # only a change names its command line (in archives): commands that read never import it
+
     return "lvcrypt " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
 
 

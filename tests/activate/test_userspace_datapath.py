@@ -103,6 +103,23 @@ def test_random_unaligned_reads_and_writes_match_a_plain_buffer(tmp_path: Path) 
         assert stack.read(0, len(model)) == model
 
 
+def test_closing_wipes_every_staged_byte(tmp_path: Path) -> None:
+    """The staging buffer holds plaintext of partial sectors: closing the stack clears all of it that a read or
+    write ever used (whatever the order of small and large ones), and nothing is left of what was read."""
+    vg, paths = make_vg(tmp_path)
+    add_crypt_lv(vg, "w", [[("pv1", 0)]], [3])
+    table = build_table(vg, "w", paths.__getitem__, lambda s: mapping(sector_size=4096))
+    plaintext = b"\xa5" * (table.size * 512)
+    with Stack(table, {"cryptostore0": random_key()}, writable=True) as stack:
+        stack.write(0, plaintext)
+        assert stack.read(50_001, 5) == plaintext[:5]
+        assert stack.read(3, 60_000) == plaintext[3:60_003]
+        assert stack.read(9, 7) == plaintext[9:16]
+        staging = [device._buffer for device in stack.devices]
+        assert any(b"\xa5" * 64 in bytes(buffer) for buffer in staging)
+    assert all(not any(bytes(buffer)) for buffer in staging)
+
+
 def test_moving_extents_keeps_the_plaintext(tmp_path: Path) -> None:
     """LV-relative IVs: copy the ciphertext of a segment to another PV, repoint the metadata, read the same."""
     vg, paths = make_vg(tmp_path)

@@ -42,6 +42,23 @@ def test_secret_is_wiped_when_dropped_and_locked_as_root() -> None:
     assert buffer == bytearray(64)
 
 
+def test_the_compiled_lock_and_wipe_take_buffers_only() -> None:
+    """Secrets lock, unlock and wipe through lvcrypt's compiled module: by buffer, never by address."""
+    from lvcrypt.crypto import _sectors
+
+    buffer = bytearray(b"k" * 100)
+    locked = _sectors.lock_buffer(buffer)
+    assert locked if os.geteuid() == 0 else locked in (True, False)  # others: as RLIMIT_MEMLOCK allows
+    _sectors.unlock_buffer(buffer)
+    _sectors.cleanse_buffer(memoryview(buffer)[10:20])
+    assert buffer == b"k" * 10 + bytes(10) + b"k" * 80
+    assert _sectors.lock_buffer(bytearray()) is False
+    with pytest.raises(BufferError):
+        _sectors.cleanse_buffer(b"read-only")
+    with pytest.raises(TypeError):
+        _sectors.lock_buffer(12345)
+
+
 LOCK_ROUND_TRIP = """
 from lvcrypt.handlers.secret import Secret, lock_process_memory, unlock_process_memory
 def kib(field):
@@ -82,6 +99,44 @@ def test_af_merge_inverts_split_and_needs_every_stripe() -> None:
             assert merged != key
 
 
+def _cryptsetup_af_merge(split: bytes, size: int, stripes: int, hash_name: str) -> bytes:
+    """lib/luks1/af.c's AF_merge written out with hashlib: the reference for the compiled merge."""
+    name = hash_name.replace("-", "_")
+    digest_size = hashlib.new(name).digest_size
+    running = bytes(size)
+    for index in range(stripes - 1):
+        mixed = bytes(a ^ b for a, b in zip(running, split[index * size:(index + 1) * size]))
+        running = b"".join(hashlib.new(name, piece.to_bytes(4, "big") + mixed[start:start + digest_size]).digest()
+                           [:size - start] for piece, start in enumerate(range(0, size, digest_size)))
+    return bytes(a ^ b for a, b in zip(running, split[(stripes - 1) * size:stripes * size]))
+
+
+@pytest.mark.parametrize("hash_name", ["sha1", "sha256", "sha512", "ripemd160", "sha3-256"])
+@pytest.mark.parametrize("size,stripes", [(16, 4000), (32, 4000), (64, 7), (33, 5), (100, 3), (20, 1)])
+def test_compiled_af_merge_matches_cryptsetups_algorithm(hash_name: str, size: int, stripes: int) -> None:
+    """Key sizes that are not a multiple of the digest (a truncated last piece) and a single stripe too."""
+    split = os.urandom(size * stripes + 3)  # material longer than its stripes, as a keyslot area's last sector
+    with af.merge(bytearray(split), size, stripes, hash_name) as merged:
+        assert bytes(merged.buffer) == _cryptsetup_af_merge(split, size, stripes, hash_name)
+
+
+def test_af_merge_refuses_short_material_and_unknown_hashes_in_one_line() -> None:
+    with pytest.raises(HandlerError, match="shorter than its stripes"):
+        af.merge(bytearray(32 * 3999), 32, af.LUKS_STRIPES, "sha256")
+    with pytest.raises(HandlerError, match="shorter than its stripes"):
+        af.merge(bytearray(32), 32, 0, "sha256")
+    with pytest.raises(HandlerError, match="hash whirlpool is not available"):
+        af.merge(bytearray(32 * 4), 32, 4, "whirlpool")
+
+
+@pytest.mark.parametrize("hash_name", ["sha1", "sha256", "sha512", "sha3-512", "sm3"])
+@pytest.mark.parametrize("length", [1, 20, 32, 65, 200])
+def test_compiled_pbkdf2_writes_hashlibs_bytes_into_the_secret(hash_name: str, length: int) -> None:
+    with Secret(b"pass\x00phrase") as pw, derive(Pbkdf("pbkdf2", hash_name, 1), pw, b"NaCl", length) as key:
+        assert bytes(key.buffer) == hashlib.pbkdf2_hmac(hash_name.replace("-", "_"), b"pass\x00phrase", b"NaCl",
+                                                        1, length)
+
+
 @pytest.mark.parametrize("hash_name", ["sha1", "sha256", "sha512", "ripemd160", "sha3-256"])
 def test_pbkdf2_matches_openssl_through_hashlib(hash_name: str) -> None:
     with Secret(b"passphrase") as pw, derive(Pbkdf("pbkdf2", hash_name, 1000), pw, b"salt" * 8, 64) as key:
@@ -92,7 +147,7 @@ def test_pbkdf2_matches_openssl_through_hashlib(hash_name: str) -> None:
 @pytest.mark.parametrize("hash_name", ["sha256", "whirlpool"])
 def test_an_iteration_count_openssl_cannot_take_is_refused_in_one_line(hash_name: str) -> None:
     """A damaged LUKS1 header's count (uint32 on disk) above INT_MAX: cryptsetup's OpenSSL backend says EINVAL;
-    cryptography would panic the interpreter instead of raising."""
+    PKCS5_PBKDF2_HMAC takes an int."""
     with Secret(b"passphrase") as pw, pytest.raises(HandlerError, match="iteration count 2147483648 is larger"):
         derive(Pbkdf("pbkdf2", hash_name, 2**31), pw, b"salt" * 8, 32)
 
