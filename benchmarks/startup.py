@@ -176,8 +176,6 @@ def report(args: argparse.Namespace, read_args: list[str], lvm_dev: str, env: di
         "python -c pass": [sys.executable, "-c", "pass"],
         "python -S -c pass": [sys.executable, "-S", "-c", "pass"],
         "python -I -S -c pass": [sys.executable, "-I", "-S", "-c", "pass"],
-        "python -c 'import cryptography ciphers'": [
-            sys.executable, "-c", "import cryptography.hazmat.primitives.ciphers"],
     }, args.runs, env)
     anchor, ours = main_times["lvm2 lvs"], main_times["lvcrypt read"]
     print(f"start-up of `lvcrypt read --length 4096` (crypt LV, LUKS2, PBKDF2 1000 iterations, key file), "

@@ -23,18 +23,19 @@ pytestmark = [needs_cryptsetup, pytest.mark.oracle, pytest.mark.slow]
 PASSPHRASE = b"fuzz passphrase"
 HANDLER = Luks1Handler()
 AREA_BYTES = 2 << 20
-# (start, end) byte ranges of the regions; iteration fields get their own low-bytes ranges.
+# (start, end) byte ranges of the regions; iteration fields (big-endian, the master-key digest's at
+# byte 164, after the digest and its salt) get their own low-bytes ranges.
 REGIONS = {
-    "fixed fields": (0, 196),
-    "digest iterations": (198, 200),
-    "uuid": (200, 208),
+    "fixed fields": (0, 164),
+    "digest iterations": (166, 168),
+    "uuid": (168, 208),
     "keyslot descriptors": (208, 592),
     "slot 0 iterations": (214, 216),
     "slot 1 iterations": (262, 264),
     "slot 0 material": (8 * 512, 8 * 512 + 32 * 4000),
     "slot 1 material": (264 * 512, 264 * 512 + 32 * 4000),
 }
-_ITERATION_HIGH_BYTES = {196, 197, 212, 213, 260, 261}
+_ITERATION_HIGH_BYTES = {164, 165, 212, 213, 260, 261}
 
 
 @pytest.fixture(scope="module")
