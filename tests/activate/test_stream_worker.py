@@ -28,7 +28,7 @@ from lvcrypt.blockfile import BlockFile, aligned_buffer
 from lvcrypt.errors import LvcryptError
 from test_userspace_datapath import pv_bytes, reference_decrypt
 
-EXTENTS = 112  # 32 KiB extents: a 3.5 MiB LV, so a read is three and a half chunks
+EXTENTS = 7 * CHUNK // (2 * 32 << 10)  # 32 KiB extents: a read of the LV is three and a half chunks
 
 
 def _stream_threads() -> list[threading.Thread]:
