@@ -82,6 +82,8 @@ class _Inline:
 
 def copy_out(stack: Stack, offset: int, length: int, out: BinaryIO, progress: Progress = _no_progress) -> None:
     """Write bytes [offset, offset+length) of the stack's top device to `out`."""
+    if length == 0:
+        return  # nothing to read, and no buffer to make: a mapping cannot be empty
     if length > CHUNK:
         _widen_pipe(out)
     if length <= CHUNK or not spare_cpu():

@@ -79,6 +79,16 @@ def test_the_worker_path_gives_the_bytes_of_an_independent_decryption(crypt_lv: 
     assert not _stream_threads()
 
 
+@pytest.mark.parametrize("offset", [0, 7 * CHUNK // 2])
+def test_an_empty_range_reads_nothing(crypt_lv: tuple[Table, bytearray, bytes], offset: int) -> None:
+    """`read --length 0`, or from the LV's end: no bytes and no buffer (a mapping cannot be empty)."""
+    table, key, _ = crypt_lv
+    out = io.BytesIO()
+    with Stack(table, {"cryptostore0": key}) as stack:
+        copy_out(stack, offset, 0, out)
+    assert out.getvalue() == b"" and not _stream_threads()
+
+
 def test_a_failure_in_the_worker_is_the_parents_error_and_the_worker_is_gone(
         crypt_lv: tuple[Table, bytearray, bytes]) -> None:
     table, key, _ = crypt_lv
