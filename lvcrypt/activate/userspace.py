@@ -28,8 +28,8 @@ from lvcrypt.blockfile import BlockFile, aligned_buffer
 from lvcrypt.crypto.sector import SectorCipher, open_sector_cipher
 from lvcrypt.errors import DeviceError, LvcryptError
 
-CHUNK = 1 << 20  # bytes handled per step of a crypt target: bounds memory and batches the cipher
-ZEROS = bytes(CHUNK)  # what staging buffers are wiped with: no megabyte allocated (and faulted in) per wipe
+CHUNK = 2 << 20  # bytes per step of a crypt target: bounds memory, batches the cipher; one huge page
+ZEROS = bytes(CHUNK)  # what staging buffers are wiped with: no buffer allocated (and faulted in) per wipe
 
 
 class BlockIO(Protocol):

@@ -26,9 +26,10 @@ key is refused where lvcrypt starts using a key for new data
 
 The loop over sectors is the compiled `_sectors` module (C over OpenSSL's
 libcrypto), because a Python step per sector costs more than the AES it
-drives; every block cipher call is OpenSSL's.  XTS is computed there as
-ECB between XORs with the tweaks, which OpenSSL's XTS would refuse for the
-equal halves above.  The key is copied into OpenSSL's contexts only (freed,
+drives; every block cipher call is OpenSSL's.  XTS is OpenSSL's own XTS
+there, one call per sector, except for the equal halves above, which
+OpenSSL's XTS refuses: those are computed as ECB between XORs with the
+tweaks.  The key is copied into OpenSSL's contexts only (freed,
 and so cleansed, by `close()` or the collector); the caller stays the owner
 and wiper of its buffer.  The loop runs without the GIL, so two threads with
 a cipher each use two CPUs; one cipher refuses a second thread while busy.

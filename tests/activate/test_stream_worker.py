@@ -28,7 +28,7 @@ from lvcrypt.blockfile import BlockFile, aligned_buffer
 from lvcrypt.errors import LvcryptError
 from test_userspace_datapath import pv_bytes, reference_decrypt
 
-EXTENTS = 112  # 32 KiB extents: a 3.5 MiB LV, so a read is three and a half chunks
+EXTENTS = 7 * CHUNK // (2 * 32 << 10)  # 32 KiB extents: a read of the LV is three and a half chunks
 
 
 def _stream_threads() -> list[threading.Thread]:
@@ -77,6 +77,16 @@ def test_the_worker_path_gives_the_bytes_of_an_independent_decryption(crypt_lv: 
     assert out.getvalue() == independent[offset:offset + length]
     assert done[-1] == length and done == sorted(done)
     assert not _stream_threads()
+
+
+@pytest.mark.parametrize("offset", [0, 7 * CHUNK // 2])
+def test_an_empty_range_reads_nothing(crypt_lv: tuple[Table, bytearray, bytes], offset: int) -> None:
+    """`read --length 0`, or from the LV's end: no bytes and no buffer (a mapping cannot be empty)."""
+    table, key, _ = crypt_lv
+    out = io.BytesIO()
+    with Stack(table, {"cryptostore0": key}) as stack:
+        copy_out(stack, offset, 0, out)
+    assert out.getvalue() == b"" and not _stream_threads()
 
 
 def test_a_failure_in_the_worker_is_the_parents_error_and_the_worker_is_gone(

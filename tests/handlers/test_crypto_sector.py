@@ -241,8 +241,8 @@ IEEE_1619_VECTORS = [
 
 @pytest.mark.parametrize("key_hex, data_unit, ciphertext_hex", IEEE_1619_VECTORS)
 def test_ieee_1619_vectors(key_hex: str, data_unit: int, ciphertext_hex: str) -> None:
-    """The engine's XTS (ECB between tweak XORs) gives the standard's ciphertext, alone and as one sector among
-    others."""
+    """The engine's XTS (OpenSSL's, its IV written into the context per sector) gives the standard's ciphertext,
+    alone and as one sector among others."""
     expected = bytes.fromhex(ciphertext_hex)
     for cipher in [open_sector_cipher("aes-xts-plain64", bytes.fromhex(key_hex))]:
         assert bytes(cipher.encrypt(IEEE_1619_PLAINTEXT, data_unit)) == expected
@@ -268,6 +268,23 @@ def test_equal_xts_key_halves_compute_as_dm_crypt_but_no_new_key_has_them(spec: 
     assert key.hex()[:16] not in str(error.value)
     check_new_volume_key(parse_cipher_spec(spec), bytes(range(64)))
     check_new_volume_key(parse_cipher_spec("aes-cbc-essiv:sha256"), bytes(16) * 2)  # CBC has one key
+
+
+@pytest.mark.parametrize("sector_size", [512, 1024, 2048, 4096])
+def test_equal_xts_key_halves_take_xts_on_ecb_and_decrypt_with_openssls_xts(sector_size: int) -> None:
+    """Such keys, which OpenSSL's XTS refuses to encrypt with, take the engine's XTS on ECB (tweaks computed in
+    16 KiB batches): every sector of a run longer than a batch, across the 32-bit IV boundary, decrypts with
+    `cryptography`'s XTS."""
+    key = bytes(range(32)) * 2
+    data = os.urandom(40 * sector_size)
+    unit = sector_size // 512
+    first = 2**32 - 3 * unit
+    ciphertext = bytes(SectorCipher("aes-xts-plain64", key, sector_size).encrypt(data, first))
+    for index in range(40):
+        iv = ((first + index * unit) & (2**64 - 1)).to_bytes(16, "little")
+        decryptor = Cipher(algorithms.AES(key), modes.XTS(iv)).decryptor()
+        sector = slice(index * sector_size, (index + 1) * sector_size)
+        assert decryptor.update(ciphertext[sector]) + decryptor.finalize() == data[sector]
 
 
 @pytest.mark.parametrize("spec, key", [("aes-xts-plain64", bytes(range(64))), ("aes-cbc-essiv:sha256", bytes(range(32))),
