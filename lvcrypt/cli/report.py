@@ -34,12 +34,14 @@ def _units(text: str) -> "Units":
 def _column(field: "Field", name: str, args: argparse.Namespace) -> Callable[[list[object]], list[str]]:
     """How one column prints its rows' values, chosen once per column and run over the whole column (`map`,
     no call of ours per cell): a report of 2,000 LVs has 24,000 cells by default."""
-    from lvcrypt.report_select import BINARY_FIELDS, binary
     from lvcrypt.units import size_to_string
 
     get = field.get
-    if args.binary and name in BINARY_FIELDS:
-        return lambda rows: [str(binary(value)) for value in map(get, rows)]
+    if args.binary:  # report_select knows the two-valued fields; imported only for --binary
+        from lvcrypt.report_select import BINARY_FIELDS, binary
+
+        if name in BINARY_FIELDS:
+            return lambda rows: [str(binary(value)) for value in map(get, rows)]
     if not field.size:
         return lambda rows: list(map(str, map(get, rows)))
     units, suffix = args.units, not args.nosuffix
