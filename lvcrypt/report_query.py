@@ -124,8 +124,9 @@ def _named_words(request: ReportRequest) -> set[str]:
 
     words = {word.strip().lstrip("+-") for item in (request.options or []) + (request.sort or [])
              for word in item.split(",")}
-    words |= set(re.findall(r"([A-Za-z0-9_-]+)\s*(?:=~|!~|!=|>=|<=|=|>|<|(?:since|after|until|before)\b)",
-                            request.select or ""))
+    if request.select:  # no regex to compile for a plain report
+        words |= set(re.findall(r"([A-Za-z0-9_-]+)\s*(?:=~|!~|!=|>=|<=|=|>|<|(?:since|after|until|before)\b)",
+                                request.select))
     return {word for word in words if word}
 
 
