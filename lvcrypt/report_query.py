@@ -18,6 +18,7 @@ from lvcrypt.records import dataclass
 if TYPE_CHECKING:
     from typing import Callable
 
+    from lvcrypt.report_select import Node
     from lvcrypt.reportfields import Field
 
 # lvm2's field prefix per report (what `size`, `name`, `tags` mean), lib/report/report.c.
@@ -44,6 +45,8 @@ def columns_of(spec: list[str] | None, default: list[str], fields: dict[str, "Fi
                all_fields: list[str] | None = None) -> list[str]:
     """`-o` as lvm2 reads it: a list replaces the default, `+f` adds, `-f` removes, `all` is every
     field of the report (`all_fields`), names as -S reads them."""
+    if not spec:  # the default columns: report_select (the field-name resolver) is not needed
+        return list(default)
     from lvcrypt.report_select import resolve
 
     columns = list(default)
@@ -121,23 +124,25 @@ def _named_words(request: ReportRequest) -> set[str]:
 
     words = {word.strip().lstrip("+-") for item in (request.options or []) + (request.sort or [])
              for word in item.split(",")}
-    words |= set(re.findall(r"([A-Za-z0-9_-]+)\s*(?:=~|!~|!=|>=|<=|=|>|<|(?:since|after|until|before)\b)",
-                            request.select or ""))
+    if request.select:  # no regex to compile for a plain report
+        words |= set(re.findall(r"([A-Za-z0-9_-]+)\s*(?:=~|!~|!=|>=|<=|=|>|<|(?:since|after|until|before)\b)",
+                                request.select))
     return {word for word in words if word}
 
 
 def _extended(request: ReportRequest, fields: dict[str, "Field"], prefix: str) -> bool:
     """Whether the request names a field beyond the common ones (or `all`): only then is report_all
     loaded, which keeps a plain `lvs` as fast as before."""
+    words = _named_words(request)
+    if not words:
+        return False
     from lvcrypt.report_select import resolve
 
-    return any(word.lower() == "all" or resolve(word, fields, prefix) is None for word in _named_words(request))
+    return any(word.lower() == "all" or resolve(word, fields, prefix) is None for word in words)
 
 
 def lv_report(devices: str | None, request: ReportRequest, every: bool, shared: bool, foreign: bool,
               sysfs_root: str) -> tuple[list[str], dict[str, "Field"], list[object]]:
-    from lvcrypt.report_select import parse, select
-    from lvcrypt.report_sort import sort_keys, sort_rows
     from lvcrypt.reportfields import LV_DEFAULT, LV_FIELDS, SEGMENT_FIELDS, VG_FIELDS, lv_rows
 
     fields = {**VG_FIELDS, **LV_FIELDS}  # lvm2's lvs also reports the LV's VG fields
@@ -159,12 +164,12 @@ def lv_report(devices: str | None, request: ReportRequest, every: bool, shared: 
     try:
         columns = columns_of(request.options, SEGMENT_DEFAULT if request.segments else LV_DEFAULT, fields, prefix,
                              all_fields)
-        keys = sort_keys(request.sort, fields, prefix)
+        keys = _sort_keys(request, fields, prefix)
     except UsageError:
         _refuse_pv_fields(request, prefix)
         raise
     try:
-        test, used = parse(request.select or "", fields, prefix)
+        test, used = _selection(request, fields, prefix)
     except LvcryptError:
         _refuse_pv_fields(request, prefix)
         raise
@@ -172,10 +177,31 @@ def lv_report(devices: str | None, request: ReportRequest, every: bool, shared: 
     per_segment = request.segments or bool(named & segment_fields)
     rows = lv_rows(devices, request.names, every, per_segment, shared, foreign, sysfs_root, request.history,
                    request.missing)
-    rows = select(rows, test, fields)
+    if test is not None:
+        rows = [row for row in rows if test(row, fields)]
     if keys:
+        from lvcrypt.report_sort import sort_rows
+
         rows = sort_rows(rows, keys, fields, sorted(rows, key=_collection_order(request.names)))
     return columns, fields, rows
+
+
+def _sort_keys(request: ReportRequest, fields: dict[str, "Field"], prefix: str) -> list[tuple[str, bool]]:
+    """-O's keys; report_sort (and report_select, report_time under it) imported only when -O is given."""
+    if not request.sort:
+        return []
+    from lvcrypt.report_sort import sort_keys
+
+    return sort_keys(request.sort, fields, prefix)
+
+
+def _selection(request: ReportRequest, fields: dict[str, "Field"], prefix: str) -> tuple["Node | None", set[str]]:
+    """-S as a test of one row and the fields it reads; report_select imported only when -S is given."""
+    if not request.select:
+        return None, set()
+    from lvcrypt.report_select import parse
+
+    return parse(request.select, fields, prefix)
 
 
 def _refuse_pv_fields(request: ReportRequest, prefix: str) -> None:

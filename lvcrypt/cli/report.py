@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from itertools import repeat
 from typing import TYPE_CHECKING, Callable
 
 from lvcrypt.cli import not_found_status, read_options
@@ -33,12 +34,14 @@ def _units(text: str) -> "Units":
 def _column(field: "Field", name: str, args: argparse.Namespace) -> Callable[[list[object]], list[str]]:
     """How one column prints its rows' values, chosen once per column and run over the whole column (`map`,
     no call of ours per cell): a report of 2,000 LVs has 24,000 cells by default."""
-    from lvcrypt.report_select import BINARY_FIELDS, binary
     from lvcrypt.units import size_to_string
 
     get = field.get
-    if args.binary and name in BINARY_FIELDS:
-        return lambda rows: [str(binary(value)) for value in map(get, rows)]
+    if args.binary:  # report_select knows the two-valued fields; imported only for --binary
+        from lvcrypt.report_select import BINARY_FIELDS, binary
+
+        if name in BINARY_FIELDS:
+            return lambda rows: [str(binary(value)) for value in map(get, rows)]
     if not field.size:
         return lambda rows: list(map(str, map(get, rows)))
     units, suffix = args.units, not args.nosuffix
@@ -57,66 +60,60 @@ def _column(field: "Field", name: str, args: argparse.Namespace) -> Callable[[li
 
 def _render(kind: str, columns: list[str], fields: dict[str, "Field"], rows: list[object],
             args: argparse.Namespace) -> None:
-    table = list(zip(*[_column(fields[name], name, args)(rows) for name in columns])) if columns else \
-        [() for _ in rows]
+    cells = [_column(fields[name], name, args)(rows) for name in columns]
     if args.reportformat == "json":
         import json
 
         body = ",\n".join("                  {" + ", ".join(f"{json.dumps(name)}:{json.dumps(cell)}"
                                                           for name, cell in zip(columns, line)) + "}"
-                          for line in table)
+                          for line in _table(cells, rows))
         print("  {\n      \"report\": [\n          {\n              \"" + kind + "\": [\n"
               + (body + "\n" if body else "") + "              ]\n          }\n      ]\n  }")
         return
     if not rows:  # lvm2 prints no headings for a report without rows
         return
     headings = [fields[name].heading for name in columns]
+    separator = " " if args.separator is None else args.separator
     if args.nameprefixes:
         quote = "" if args.unquoted else "'"
-        table = [[f"LVM2_{name.upper()}={quote}{cell}{quote}" for name, cell in zip(columns, line)]
-                 for line in table]
-    separator = " " if args.separator is None else args.separator
+        cells = [[f"LVM2_{name.upper()}={quote}{cell}{quote}" for cell in column]
+                 for name, column in zip(columns, cells)]
     if args.rows:  # one line per field, not aligned (lvm2 ignores --aligned here)
-        lines = [[heading] * (not args.noheadings) + [line[index] for line in table]
-                 for index, heading in enumerate(headings)]
+        lines = [[heading] * (not args.noheadings) + column for heading, column in zip(headings, cells)]
         sys.stdout.write("".join(f"  {separator.join(line)}\n" for line in lines))
         return
     if args.nameprefixes or (args.separator is not None and not args.aligned):
-        if not args.noheadings:
-            print("  " + separator.join(headings))
-        for line in table:
-            print("  " + separator.join(line))
+        lines = map(separator.join, _table(cells, rows))
+        sys.stdout.write("".join(f"  {line}\n" for line in ([] if args.noheadings else
+                                                              [separator.join(headings)]) + list(lines)))
         return
     right = [fields[name].right if fields[name].right is not None else
              fields[name].size or bool(rows) and isinstance(fields[name].get(rows[0]), int) for name in columns]
     # lvm2's width is the field's own (columns.h) or its heading's, cut to it, unless a value is wider
     minimum = [fields[name].width or len(heading) for name, heading in zip(columns, headings)]
-    widest = [max([minimum[index]] + [len(line[index]) for line in table]) for index in range(len(columns))]
-    headings = [heading[:width] for heading, width in zip(headings, widest)]
-    lines = [headings, *table]
-    out = aligned(lines, right, skip_first=True, minimum=minimum, separator=separator)
-    sys.stdout.write("".join(f"  {row}\n" for row in (out if not args.noheadings else out[1:])))
+    lines = aligned(headings, cells, right, minimum, separator, len(rows))
+    sys.stdout.write("".join(f"  {line}\n" for line in (lines if not args.noheadings else lines[1:])))
 
 
-def aligned(lines: list[list[str]], right: list[bool], skip_first: bool,
-            minimum: list[int] | None = None, separator: str = " ") -> list[str]:
-    """lvm2's column layout: one space between columns, numbers and sizes right-aligned
-    (headings always left-aligned), every column padded to its widest cell, its heading or
-    lvm2's minimum width for the field, with or without --noheadings.
+def _table(cells: list[list[str]], rows: list[object]) -> list[tuple[str, ...]]:
+    """The cells by row (one tuple per row, empty ones for a report of no columns)."""
+    return list(zip(*cells)) if cells else [() for _ in rows]
 
-    Not tabulate: for 2,000 LVs tabulate alone takes longer than lvm2's whole `lvs`.  Each line
-    is one `str.format` of a template made once (the separator's braces doubled), not a pad per cell.
+
+def aligned(headings: list[str], cells: list[list[str]], right: list[bool], minimum: list[int],
+            separator: str, count: int) -> list[str]:
+    """lvm2's column layout: the headings' line, then one line per row; numbers and sizes right-aligned
+    (headings always left-aligned), every column padded to its widest cell or lvm2's minimum width for
+    the field, the heading cut to that width.
+
+    Not tabulate: for 2,000 LVs tabulate alone takes longer than lvm2's whole `lvs`.  Each column is
+    padded as a whole (`map` of `str.ljust` or `str.rjust`, no call of ours per cell), then joined by row.
     """
-    if not lines:
-        return []
-    widths = [max([len(line[index]) for line in lines] + [minimum[index] if minimum else 0])
-              for index in range(len(right))]
-    glue = separator.replace("{", "{{").replace("}", "}}")
-    template = glue.join(f"{{:{'>' if flush else '<'}{width}}}" for width, flush in zip(widths, right)).format
-    plain = glue.join(f"{{:<{width}}}" for width in widths).format
-    out = [plain(*lines[0]) if skip_first else template(*lines[0])]
-    out += [template(*line) for line in lines[1:]]
-    return out
+    widths = [max(least, max(map(len, column), default=0)) for least, column in zip(minimum, cells)]
+    padded = [list(map(str.rjust if flush else str.ljust, column, repeat(width)))
+              for column, flush, width in zip(cells, right, widths)]
+    top = separator.join(heading[:width].ljust(width) for heading, width in zip(headings, widths))
+    return [top, *map(separator.join, zip(*padded) if padded else [()] * count)]
 
 
 def _selected(args: argparse.Namespace, missing: list[str]) -> list[str] | None:
