@@ -156,7 +156,7 @@ def _compute_problem(spec: CipherSpec) -> str | None:
     if spec.keycount != 1:
         return "multi-key (keycount) mode is not supported"
     if spec.cipher not in BLOCK_CIPHERS:
-        return f"lvcrypt does not compute {spec.cipher} (it computes {', '.join(BLOCK_CIPHERS)})"
+        return f"lvcrypt's sector cipher has no {spec.cipher} (it computes {', '.join(BLOCK_CIPHERS)})"
     if spec.chain_mode not in BLOCK_CIPHERS[spec.cipher][1]:
         return f"mode {spec.chain_mode} is not available for {spec.cipher}"
     if spec.chain_mode == "ecb":
