@@ -177,8 +177,7 @@ def lv_report(devices: str | None, request: ReportRequest, every: bool, shared: 
     per_segment = request.segments or bool(named & segment_fields)
     rows = lv_rows(devices, request.names, every, per_segment, shared, foreign, sysfs_root, request.history,
                    request.missing)
-    if test is not None:
-        rows = [row for row in rows if test(row, fields)]
+    rows = _kept(rows, test, fields)
     if keys:
         from lvcrypt.report_sort import sort_rows
 
@@ -202,6 +201,15 @@ def _selection(request: ReportRequest, fields: dict[str, "Field"], prefix: str) 
     from lvcrypt.report_select import parse
 
     return parse(request.select, fields, prefix)
+
+
+def _kept(rows: list[object], test: "Node | None", fields: dict[str, "Field"]) -> list[object]:
+    """The rows -S keeps (all without one); report_select imported only when there is a selection."""
+    if test is None:
+        return rows
+    from lvcrypt.report_select import select
+
+    return select(rows, test, fields)
 
 
 def _refuse_pv_fields(request: ReportRequest, prefix: str) -> None:
@@ -345,11 +353,12 @@ def pv_report(devices: str | None, request: ReportRequest, shared: bool,
 def _plain_report(default: list[str], fields: dict[str, "Field"], all_fields: list[str] | None,
                   collection: "Callable[[object], tuple[object, ...]]", prefix: str, request: ReportRequest,
                   load: "Callable[[set[str]], list[object]]") -> tuple[list[str], dict[str, "Field"], list[object]]:
-    from lvcrypt.report_select import parse, select
-    from lvcrypt.report_sort import sort_keys, sort_rows
-
     columns = columns_of(request.options, default, fields, prefix, all_fields)
-    test, used = parse(request.select or "", fields, prefix)
-    keys = sort_keys(request.sort, fields, prefix)
-    rows = select(load(set(columns) | used | {name for name, _ in keys}), test, fields)
-    return columns, fields, sort_rows(rows, keys, fields, sorted(rows, key=collection) if keys else None)
+    test, used = _selection(request, fields, prefix)
+    keys = _sort_keys(request, fields, prefix)
+    rows = _kept(load(set(columns) | used | {name for name, _ in keys}), test, fields)
+    if not keys:
+        return columns, fields, rows
+    from lvcrypt.report_sort import sort_rows
+
+    return columns, fields, sort_rows(rows, keys, fields, sorted(rows, key=collection))
