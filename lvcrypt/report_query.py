@@ -41,36 +41,52 @@ class ReportRequest:
     missing: list[str] = field(default_factory=list)
 
 
+def merged_options(spec: list[str] | None, default: list[str], prefix: str) -> list[str]:
+    """The field words of repeated `-o` options as lvm2 merges them (tools/reporter.c): each `-o` is one
+    group whose first character acts on the list so far, the default first: `+a,b` adds both, `-a,b`
+    removes the last occurrence of each (by name, with or without the report's prefix), anything else
+    replaces the list.  So `-o lv_name -o lv_size` shows LSize alone, and `+` inside a group is no prefix."""
+    words = list(default)
+    for item in spec or []:
+        if not item:
+            raise UsageError("Invalid options string: ")
+        action, body = (item[0], item[1:]) if item[0] in "+-" else ("", item)
+        group = [word.strip() for word in body.split(",") if word.strip()]
+        if action == "+":
+            words += group
+        elif action == "-":
+            for word in group:
+                bare = word.removeprefix(prefix)
+                last = next((i for i in range(len(words) - 1, -1, -1)
+                             if words[i] == word or words[i].removeprefix(prefix) == bare), None)
+                if last is not None:
+                    del words[last]
+        else:
+            words = group
+    return words
+
+
 def columns_of(spec: list[str] | None, default: list[str], fields: dict[str, "Field"], prefix: str,
                all_fields: list[str] | None = None) -> list[str]:
-    """`-o` as lvm2 reads it: a list replaces the default, `+f` adds, `-f` removes, `all` is every
-    field of the report (`all_fields`), names as -S reads them."""
+    """The columns of `-o` (merged_options), `all` being every field of the report (`all_fields`),
+    names as -S reads them."""
     if not spec:  # the default columns: report_select (the field-name resolver) is not needed
         return list(default)
     from lvcrypt.report_select import resolve
 
-    columns = list(default)
-    first = True
-    for item in spec or []:
-        words = [word.strip() for word in item.split(",") if word.strip()]
-        if first and words and not words[0].startswith(("+", "-")):
-            columns = []
-        first = False
-        for word in words:
-            if all_fields is not None and word.lstrip("+").lower() == "all":
-                columns += all_fields
-                continue
-            group = _field_groups().get(word.lstrip("+").lower()) if all_fields is not None else None
-            if group is not None:
-                columns += group
-                continue
-            name = resolve(word.lstrip("+-"), fields, prefix)
-            if name is None:
-                raise UsageError(f"unrecognised field: {word.lstrip('+-')} (known: {', '.join(sorted(fields))})")
-            if word.startswith("-"):
-                columns = [column for column in columns if column != name]
-            else:
-                columns.append(name)
+    columns: list[str] = []
+    for word in merged_options(spec, default, prefix):
+        if all_fields is not None and word.lower() == "all":
+            columns += all_fields
+            continue
+        group = _field_groups().get(word.lower()) if all_fields is not None else None
+        if group is not None:
+            columns += group
+            continue
+        name = resolve(word, fields, prefix)
+        if name is None:
+            raise UsageError(f"unrecognised field: {word} (known: {', '.join(sorted(fields))})")
+        columns.append(name)
     return columns
 
 
@@ -109,11 +125,9 @@ def all_columns(own: set[str], request: ReportRequest, fields: dict[str, "Field"
     from lvcrypt.report_select import resolve
 
     parts = _all_parts()
-    words = {word.strip().lstrip("+-") for item in (request.options or []) + (request.sort or [])
-             for word in item.split(",")}
-    first = next((word.strip() for item in request.options or [] for word in item.split(",") if word.strip()), "+")
+    words = {word.strip().lstrip("+-") for item in request.sort or [] for word in item.split(",")}
+    words |= set(merged_options(request.options, default, prefix))
     named = {resolve(word, fields, prefix) for word in words if word}
-    named |= set(default) if first.startswith(("+", "-")) else set()
     kinds = own | {kind for kind, names in parts if named & set(names)}
     return [name for kind, names in parts if kind in kinds for name in names]
 

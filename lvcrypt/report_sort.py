@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def sort_keys(spec: list[str] | None, fields: dict[str, "Field"], prefix: str) -> list[tuple[str, bool]]:
-    """(field, descending) for each key of `-O a,-b` (repeated -O options add keys)."""
+    """(field, descending) for each key of `-O a,-b`."""
     keys: list[tuple[str, bool]] = []
     for item in spec or []:
         for word in (part.strip() for part in item.split(",")):

@@ -84,6 +84,19 @@ class ArgumentParser(argparse.ArgumentParser):
         finally:
             self._checking_metavar = False
 
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:
+        self._given: set[argparse.Action] = set()
+        return super().parse_known_args(args, namespace)
+
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
+        """lvm2 refuses an option given twice unless it counts or groups them (`lvs --units k --units m`:
+        "Option --units may not be repeated.", exit 3): a script that says two things gets neither."""
+        if action.option_strings and not isinstance(action, _REPEATABLE):
+            if action in self._given:
+                self.error(f"Option {'/'.join(action.option_strings)} may not be repeated.")
+            self._given.add(action)
+        return super()._get_values(action, arg_strings)
+
     def _get_formatter(self) -> argparse.HelpFormatter:
         if self._checking_metavar:
             return self.formatter_class(prog=self.prog, width=80)
@@ -95,18 +108,24 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{command}: {message}" if command else message)
 
 
-class StoreTrueOnce(argparse.Action):
-    """A flag lvm2 refuses to see twice (`lvremove -yy`: "Option -y/--yes may not be repeated", exit 3),
-    unlike its countable ones (-v, -d, -q, -f)."""
-
-    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
-        super().__init__(option_strings, dest, nargs=0, default=False, **kwargs)
+class JoinedList(argparse.Action):
+    """An option lvm2 lets a command repeat and joins (`--devices A --devices B` looks at both)."""
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
                  option_string: str | None = None) -> None:
-        if getattr(namespace, self.dest, False):
-            raise argparse.ArgumentError(None, f"Option {'/'.join(self.option_strings)} may not be repeated.")
-        setattr(namespace, self.dest, True)
+        before = getattr(namespace, self.dest, None)
+        setattr(namespace, self.dest, f"{before},{values}" if before else values)
+
+
+class LastGiven(argparse._StoreAction):
+    """An option lvm2 lets a command repeat of which only the last counts (`lvs -S a -S b` selects b;
+    -O too)."""
+
+
+# What lvm2 lets a command line repeat: its countable options (-v, -d, -q, -f) and its groupable ones
+# (--addtag, -o, -O, -S, --devices...), which lvcrypt declares as counts, lists, JoinedList or LastGiven.
+_REPEATABLE = (argparse._CountAction, argparse._AppendAction, argparse._AppendConstAction, argparse._ExtendAction,
+               JoinedList, LastGiven)
 
 
 def common_options() -> ArgumentParser:
@@ -121,7 +140,7 @@ def common_options() -> ArgumentParser:
     common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="say more (repeatable)")
     common.add_argument("--version", action="version", version=_version_text(),
                         help="print lvcrypt's version and the lvm2 and cryptsetup versions it follows")
-    common.add_argument("--devices", metavar="PATH,PATH",
+    common.add_argument("--devices", action=JoinedList, metavar="PATH,PATH",
                         help="only look at these devices or image files (default: the devices file and udev)")
     return common
 
@@ -140,7 +159,7 @@ def read_options() -> ArgumentParser:
     """`common_options` and what lvm2 accepts on its commands that only read (reports, displays,
     scans): `-y`, `-q` and `-t` (its TEST MODE line), but neither `-f` nor `-A`, as lvm2."""
     common = ArgumentParser(add_help=False, parents=[common_options()])
-    common.add_argument("-y", "--yes", action=StoreTrueOnce, help="answer yes to every question")
+    common.add_argument("-y", "--yes", action="store_true", help="answer yes to every question")
     common.add_argument("-q", "--quiet", action="count", default=0, help="accepted, as lvm2 (which prints the same)")
     common.add_argument("-t", "--test", action="store_true",
                         help="run every check, write nothing to the devices and state files")

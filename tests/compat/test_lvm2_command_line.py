@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
-from conftest import LVM_ENV
+from conftest import LVM_ENV, ROOT
 from store_helpers import Pair, digests
 
 pytestmark = pytest.mark.oracle
@@ -137,17 +138,61 @@ def test_missing_objects_exit_and_say_what_lvm2_does(pair: Pair, command: tuple[
     assert digests(pair.devices) == before
 
 
-@pytest.mark.parametrize("command", [("lvremove", "-yy", "vg-a/plain"), ("lvremove", "-y", "--yes", "vg-a/plain"),
-                                     ("lvs", "-y", "-y", "vg-a")], ids=["-yy", "-y--yes", "lvs-y-y"])
-def test_yes_twice_refused_as_lvm2(pair: Pair, command: tuple[str, ...]) -> None:
-    """lvm2 counts -v, -d, -q and -f, but refuses -y given twice: a script that says it twice gets
-    exit 3 and nothing done, not a yes."""
+# An option given twice that lvm2 neither counts (-v, -d, -q, -f) nor groups (-o, -O, -S, --addtag,
+# --devices...): lvm2 refuses the command line.
+REPEATED = [
+    (("lvremove", "-yy", "vg-a/plain"), "-y/--yes"), (("lvremove", "-y", "--yes", "vg-a/plain"), "-y/--yes"),
+    (("lvs", "-y", "-y", "vg-a"), "-y/--yes"), (("lvs", "--units", "k", "--units", "m"), "--units"),
+    (("lvs", "--noheadings", "--noheadings"), "--noheadings"), (("lvs", "-a", "--all"), "-a/--all"),
+    (("vgs", "--separator", ",", "--separator", ":"), "--separator"),
+    (("lvcreate", "-L", "4m", "-L", "8m", "-n", "new", "vg-a"), "-L/--size"),
+    (("lvextend", "-l", "+1", "-l", "+2", "vg-a/plain"), "-l/--extents"),
+    (("lvchange", "-t", "--test", "--addtag", "x", "vg-a/plain"), "-t/--test"),
+]
+
+
+@pytest.mark.parametrize("command,option", REPEATED, ids=lambda c: "-".join(c) if isinstance(c, tuple) else None)
+def test_options_given_twice_refused_as_lvm2(pair: Pair, command: tuple[str, ...], option: str) -> None:
+    """A script that says one thing twice (`-yy`, `--units k --units m`, `-L 4m -L 8m`) gets exit 3 and
+    nothing done, not whichever came last."""
     before = digests(pair.devices)
     ours, theirs = pair.lvc(*command, check=False), _lvm(pair, *command)
     assert ours.returncode == theirs.returncode == 3, (ours.stderr, theirs.stderr)
-    assert "Option -y/--yes may not be repeated." in _said(theirs)
-    assert ours.stderr == f"lvcrypt: {command[0]}: Option -y/--yes may not be repeated.\n"
+    assert f"Option {option} may not be repeated." in _said(theirs)
+    assert ours.stderr == f"lvcrypt: {command[0]}: Option {option} may not be repeated.\n"
     assert digests(pair.devices) == before
+
+
+# Options lvm2 lets a report repeat: each -o acts on the columns so far by its first character (+ adds,
+# - removes, anything else replaces), the last -O and the last -S count.
+REPEATED_REPORT_OPTIONS = [
+    ("-o", "lv_name", "-o", "lv_size"), ("-o", "lv_name", "-o", "+lv_size", "-o", "-lv_name"),
+    ("-o", "+lv_size", "-o", "lv_name"), ("-o", "-lv_name,lv_attr"), ("-o", "lv_name,lv_name,lv_size", "-o", "-lv_name"),
+    ("-o", "size,name", "-o", "-lv_size"), ("-o", "lv_name,", "-o", "+,vg_name"),
+    ("-o", "lv_name,lv_size", "-O", "-lv_size", "-O", "lv_name"), ("-o", "lv_name,lv_size", "-O", "lv_name", "-O", "-lv_size"),
+    ("-o", "lv_name", "-S", "lv_name=plain", "-S", "lv_name=str"),
+]
+
+
+@pytest.mark.parametrize("options", REPEATED_REPORT_OPTIONS, ids="_".join)
+def test_repeated_report_options_combine_as_lvm2(pair: Pair, options: tuple[str, ...]) -> None:
+    command = ("lvs", *options, "vg-a")
+    ours, theirs = pair.lvc(*command, check=False), _lvm(pair, *command)
+    assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)
+    assert ours.stdout == theirs.stdout
+
+
+def test_devices_given_twice_are_both_looked_at(pair: Pair) -> None:
+    """--devices is one of lvm2's groupable options: `--devices A --devices B` looks at both (vg-a is on
+    two PVs: neither alone shows it whole)."""
+    a, b, _ = pair.devices
+    args = ("vgs", "--devices", a, "--devices", b, "-o", "vg_name,pv_count,vg_missing_pv_count", "--reportformat",
+            "json")
+    ours = subprocess.run([sys.executable, "-m", "lvcrypt", *args], capture_output=True, text=True, env=pair.env,
+                          cwd=ROOT)
+    theirs = subprocess.run(["vgs", *args[1:]], capture_output=True, text=True, env=LVM_ENV)
+    assert _rows(ours, "vg") == _rows(theirs, "vg") == [{"vg_name": "vg-a", "pv_count": "2",
+                                                           "vg_missing_pv_count": "0"}]
 
 
 # Every changing command under -t: it runs its checks and succeeds, and writes nothing anywhere.
