@@ -228,6 +228,26 @@ def _syntax(at: str) -> LvcryptError:
     return LvcryptError(f"Selection syntax error at '{at}'.")
 
 
+def _unfinished(text: str) -> LvcryptError:
+    """libdm's words for a selection that ends too early: inside a group, the missing parenthesis;
+    otherwise the unfinished last item (`vg_free`, `vg_free>`), or nothing after a trailing `&&`."""
+    depth, last_item, quote = 0, 0, ""
+    for position, char in enumerate(text):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char in ",#" or text.startswith(("&&", "||"), position):
+            last_item = position + (1 if char in ",#" else 2)
+    if depth > 0:
+        return LvcryptError("Syntax error: right parenthesis expected at ''")
+    return _syntax(text[last_item:].strip())
+
+
 def _unquote(text: str) -> str:
     return text[1:-1] if text[:1] in "\"'" and text[-1:] == text[:1] and len(text) > 1 else text
 
@@ -361,7 +381,7 @@ def parse(text: str, fields: dict[str, "Field"], prefix: str) -> tuple[Node | No
         tree = _parser().parse(text)
     except UnexpectedToken as error:
         if error.token.type == "$END":
-            raise LvcryptError("Syntax error: right parenthesis expected at ''") from None
+            raise _unfinished(text) from None
         raise _syntax(text[error.token.start_pos:] if error.token.start_pos is not None else text) from None
     except (UnexpectedCharacters, UnexpectedEOF) as error:
         position = getattr(error, "pos_in_stream", None) or 0

@@ -481,3 +481,14 @@ def test_pv_field_in_lvs_selection_is_lvm2s_refusal(tagged_vg: str, tmp_path: Pa
     status, _, errors = run_lvcrypt_here(line, tmp_path)
     assert status == theirs.returncode == 5
     assert errors.startswith("lvcrypt: ") and f"  {errors[9:]}" in theirs.stderr
+
+
+@pytest.mark.parametrize("selection", ["lv_size", "lv_size>", "lv_size>1m &&", "(lv_size>1m", "lv_size>1m && lv_name",
+                                       "lv_name='a,b' || lv_size", "lv_size>8x"])
+def test_unfinished_selection_is_lvm2s_refusal(selection: str, tagged_vg: str, tmp_path: Path) -> None:
+    """An unfinished -S says what libdm says: where the unfinished item starts, or the missing parenthesis."""
+    line = ["lvs", "--devices", tagged_vg, "-S", selection, "tg"]
+    theirs = subprocess.run(["lvm", *line], capture_output=True, text=True, env=LVM_ENV)
+    status, ours, errors = run_lvcrypt_here(line, tmp_path)
+    assert (status, ours) == (theirs.returncode, theirs.stdout) == (5, "")
+    assert errors.startswith("lvcrypt: ") and f"  {errors[9:]}" in theirs.stderr, (errors, theirs.stderr)
