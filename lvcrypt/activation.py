@@ -33,7 +33,14 @@ if TYPE_CHECKING:
 
 
 def build_lv_table(tx: "VgTransaction", lv_name: str, sessions: KeystoreSessions | None = None) -> "Table":
-    """The LV's table stack; `sessions` are the command's open keystores, when it asks them more than this."""
+    """The LV's table stack, to activate or open it; `sessions` are the command's open keystores, when it
+    asks them more than this.  Not while a PV shows on several devices: which one holds the data is
+    not ours to guess (lvm2 refuses activation alike)."""
+    tx.loaded.refuse_duplicates(f"Cannot activate LVs in VG {tx.vg.name} while PVs appear on duplicate devices.")
+    return _table(tx, lv_name, sessions)
+
+
+def _table(tx: "VgTransaction", lv_name: str, sessions: KeystoreSessions | None = None) -> "Table":
     from lvcrypt.activate.tables import build_table
 
     with keystore_sessions(tx, sessions) as opened:
@@ -350,7 +357,7 @@ def live_table(tx: "VgTransaction", name: str, sysfs_root: str = "/sys") -> "Tab
 
     if dm_uuid(tx.vg, tx.vg.lvs[name]) not in live_devices(sysfs_root):
         return None
-    return build_lv_table(tx, name)
+    return _table(tx, name)  # what is live already: deactivating it stays possible with duplicates
 
 
 def check_reload(tx: "VgTransaction", name: str, live: "Table", force: bool, sysfs_root: str = "/sys") -> str | None:

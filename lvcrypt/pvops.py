@@ -51,6 +51,8 @@ def check_unused(path: str, found: Scan, command: str, force: int = 0, confirm: 
     pv = found.pv_at(path)
     if pv is None:
         return False
+    if any(other.uuid == pv.uuid for other in found.duplicates.values()):  # not even -ff: which is the copy?
+        raise DeviceError(f"Cannot use device {path} with duplicates.")
     owner = pv_owner(found, pv.uuid)
     if owner is None and not pv.header.in_use:
         return False

@@ -11,10 +11,11 @@ commit rewrites every copy, repairing stale and damaged ones.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 
 from lvcrypt.errors import DeviceError, FormatError, LvcryptError, MetadataError
-from lvcrypt.metadata.model import VolumeGroup
+from lvcrypt.metadata.model import PhysicalVolume, VolumeGroup
 from lvcrypt.store.disk import Disk
 from lvcrypt.store.mda import MdaHeader, RawLocn, plan_write
 from lvcrypt.store.physical import MetadataCopy, PvOnDisk, read_pv
@@ -28,6 +29,9 @@ class Scan:
 
     pvs: dict[str, PvOnDisk] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
+    # Devices carrying a PV already found on another device (a cloned disk, a copy of an image), by path:
+    # the first device seen is the PV, as lvm2's last resort ("device was seen first").
+    duplicates: dict[str, PvOnDisk] = field(default_factory=dict)
 
     def pv_at(self, path: str) -> PvOnDisk | None:
         """The PV on `path`, however it is spelled (relative, absolute, another node of the same device).
@@ -35,10 +39,10 @@ class Scan:
         Looking PVs up by the exact string would take `pv1.img` for a blank device when the scan
         found it as `/abs/pv1.img`, and re-initialise a PV that belongs to a VG.
         """
-        pv = self.pvs.get(path)
+        pv = self.pvs.get(path) or self.duplicates.get(path)
         if pv is not None:
             return pv
-        for known, candidate in self.pvs.items():
+        for known, candidate in [*self.pvs.items(), *self.duplicates.items()]:
             try:
                 if os.path.samefile(known, path):
                     return candidate
@@ -74,8 +78,20 @@ class Scan:
         return sorted(set(self.current_names().values()))
 
 
+def _same_device(first: str, second: str) -> bool:
+    """Two names of one device (a node and a by-id link, two nodes of one block device), which is no duplicate."""
+    try:
+        a, b = os.stat(first), os.stat(second)
+    except OSError:
+        return False
+    if stat.S_ISBLK(a.st_mode) and stat.S_ISBLK(b.st_mode):
+        return a.st_rdev == b.st_rdev
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
 def scan(paths: list[str], with_text: bool = True) -> Scan:
     result = Scan()
+    first_seen: dict[str, str] = {}  # PV uuid -> path
     for path in paths:
         try:
             with Disk(path) as disk:
@@ -86,8 +102,13 @@ def scan(paths: list[str], with_text: bool = True) -> Scan:
         except OSError as error:
             result.problems[path] = f"{path}: {error.strerror}"
             continue
-        if pv is not None and pv.uuid not in {p.uuid for p in result.pvs.values()}:
+        if pv is None:
+            continue
+        first = first_seen.setdefault(pv.uuid, path)
+        if first == path:
             result.pvs[path] = pv
+        elif not _same_device(first, path):
+            result.duplicates[path] = pv
     return result
 
 
@@ -99,8 +120,16 @@ class LoadedVg:
     text: bytes
     pvs: dict[str, PvOnDisk]  # PV key (pv0...) -> PV found on a device
     missing: list[str]  # PV keys whose device was not found
-    stale: list[str]  # human-readable notes on old or damaged copies
+    stale: list[str]  # human-readable notes on old or damaged copies, and on duplicate devices
     unreadable: list[str] = field(default_factory=list)  # devices scanned that could not be read as PVs
+    duplicates: dict[str, list[str]] = field(default_factory=dict)  # PV key -> other devices with that PV
+
+    def refuse_duplicates(self, refusal: str) -> None:
+        """lvm2 neither writes nor activates a VG whose PVs show on several devices
+        (devices/allow_changes_with_duplicate_pvs=0): which disk is the real one, a clone's or the
+        original's, is the administrator's call, and a write to the wrong one forks the VG."""
+        if self.duplicates:
+            raise DeviceError(refusal)
 
     def device_of(self, key: str) -> str:
         pv = self.pvs.get(key)
@@ -159,7 +188,30 @@ def load_vg(found: Scan, name: str) -> LoadedVg:
     for key, member in members.items():
         stale.extend(f"{member.path}: {mda.problem}" for mda in member.mdas if mda.problem)
         stale.extend(_limit_to_device(vg, key, member))
-    return LoadedVg(vg, newest.text, members, missing, stale, list(found.problems.values()))
+    duplicates: dict[str, list[str]] = {}
+    for key, member in list(members.items()):
+        others = [pv for pv in found.duplicates.values() if pv.uuid == member.uuid]
+        if not others:
+            continue
+        chosen, reason = member, ""
+        for other in others:
+            chosen, reason = _preferred(vg.pvs[key], chosen, other)
+        members[key] = chosen
+        duplicates[key] = [pv.path for pv in (member, *others) if pv is not chosen]
+        # lvm2's two warnings (lib/cache/lvmcache.c)
+        stale += [f"Not using device {path} for PV {vg.pvs[key].id}." for path in duplicates[key]]
+        stale.append(f"PV {vg.pvs[key].id} prefers device {chosen.path} because {reason}.")
+    return LoadedVg(vg, newest.text, members, missing, stale, list(found.problems.values()), duplicates)
+
+
+def _preferred(recorded: PhysicalVolume, first: PvOnDisk, second: PvOnDisk) -> tuple[PvOnDisk, str]:
+    """Which of two devices carrying one PV lvm2 uses, by those of its rules that need no kernel (the device's
+    size as the VG records it, then the device name it records), and why; else the first seen."""
+    for name, holds in (("device size is correct", lambda pv: pv.size // 512 == recorded.dev_size),
+                        ("device name matches previous", lambda pv: recorded.device in (pv.path, os.path.abspath(pv.path)))):
+        if holds(first) != holds(second):
+            return (first if holds(first) else second), name
+    return first, "device was seen first"
 
 
 def _newest_parsable(copies: list[tuple[PvOnDisk, MetadataCopy]], name: str,
