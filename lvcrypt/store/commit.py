@@ -79,14 +79,29 @@ class Scan:
 
 
 def _same_device(first: str, second: str) -> bool:
-    """Two names of one device (a node and a by-id link, two nodes of one block device), which is no duplicate."""
+    """Two names of one device, which is no duplicate: a node and a by-id link, two nodes of one block
+    device, an image file and a loop device over it from its first byte."""
     try:
         a, b = os.stat(first), os.stat(second)
     except OSError:
         return False
     if stat.S_ISBLK(a.st_mode) and stat.S_ISBLK(b.st_mode):
         return a.st_rdev == b.st_rdev
+    if stat.S_ISBLK(a.st_mode) != stat.S_ISBLK(b.st_mode):
+        device, image = (a, b) if stat.S_ISBLK(a.st_mode) else (b, a)
+        backing = _loop_backing(device.st_rdev)
+        return backing is not None and (backing.st_dev, backing.st_ino) == (image.st_dev, image.st_ino)
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _loop_backing(rdev: int) -> os.stat_result | None:
+    """The file behind a loop device that maps it from offset 0, as sysfs names it."""
+    loop = f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}/loop"
+    try:
+        with open(f"{loop}/offset") as offset, open(f"{loop}/backing_file") as backing:
+            return os.stat(backing.read().rstrip("\n")) if offset.read().strip() == "0" else None
+    except OSError:
+        return None
 
 
 def scan(paths: list[str], with_text: bool = True) -> Scan:

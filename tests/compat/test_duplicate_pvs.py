@@ -113,3 +113,16 @@ def test_lvs_are_not_opened_until_one_copy_is_gone(cloned: Pair) -> None:
     assert len(cloned.lvc("read", "--length", "512", "vg0/one").stdout) == 512
     cloned.lvc("lvcreate", "-l", "1", "-n", "two", "vg0")
     assert _lvm(cloned.devices, "lvs", "--noheadings", "-o", "lv_name", "vg0").stdout.split() == ["one", "two"]
+
+
+def test_an_image_and_its_loop_device_are_one_device(loop_devices: Callable[..., list[str]], tmp_path: Path) -> None:
+    """A devices list naming both the image file and the loop device over it (the devices file and udev
+    can) names one PV, not a copy of it: no warning, changes go ahead."""
+    device, = loop_devices(1, 16)
+    image = tmp_path / "pv0.img"
+    pair = Pair([device, str(image)], tmp_path)
+    pair.lvc("pvcreate", device)
+    pair.lvc("vgcreate", "vg0", device)
+    created = pair.lvc("lvcreate", "-l", "1", "-n", "one", "vg0")
+    report = pair.lvc("pvs", "-o", "pv_name", "--noheadings")
+    assert "WARNING" not in created.stderr + report.stderr and report.stdout.split() == [device]
