@@ -105,8 +105,10 @@ def volume_key(pair: Pair, lv: str) -> bytes:
 
 
 def kd(pair: Pair, fake: FakeKernel, action: str, *args: str, check: bool = True,
-       limit_memory: int | None = None, new_session: bool = False) -> subprocess.CompletedProcess[str]:
-    """`lvcrypt kdump ACTION --devices ... --configfs-root FAKE ARGS` as a separate process.
+       limit_memory: int | None = None, new_session: bool = False,
+       configfs_root: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`lvcrypt kdump ACTION --devices ... --configfs-root FAKE ARGS` as a separate process (`configfs_root`: another
+    root than the fake kernel's, given once: lvcrypt refuses an option given twice, as lvm2).
 
     `new_session`: run it in a new anonymous session keyring that does not
     link @u (`keyctl session -`), as a restarted service or another login is.
@@ -116,7 +118,7 @@ def kd(pair: Pair, fake: FakeKernel, action: str, *args: str, check: bool = True
             resource.setrlimit(resource.RLIMIT_AS, (limit_memory, limit_memory))
 
     command = (["keyctl", "session", "-"] if new_session else []) + [sys.executable, "-m", "lvcrypt", "kdump", action, "--devices", pair.device_list,
-               "--configfs-root", str(fake.mountpoint), *args]
+               "--configfs-root", configfs_root or str(fake.mountpoint), *args]
     result = subprocess.run(command, capture_output=True, text=True, env=pair.env, cwd=ROOT,
                             stdin=subprocess.DEVNULL, preexec_fn=limited)
     if check and result.returncode != 0:
@@ -305,7 +307,7 @@ def test_refusals_leave_no_entry_and_no_key(pair: Pair, fake: FakeKernel, sessio
     one_line_failure(kd(pair, fake, "register", check=False), status=3)
     one_line_failure(kd(pair, fake, "register", "--all", "vgk/first", check=False), status=3)
     assert count(fake) == 0 and in_user_keyring("logon", first) is None
-    missing = kd(pair, fake, "register", "vgk/first", "--configfs-root", str(pair.tmp / "nowhere"), check=False)
+    missing = kd(pair, fake, "register", "vgk/first", configfs_root=str(pair.tmp / "nowhere"), check=False)
     assert "CONFIG_CRASH_DM_CRYPT" in one_line_failure(missing)
     assert "not a kdump kernel" in one_line_failure(kd(pair, fake, "restore", check=False))
 
