@@ -133,7 +133,8 @@ def _request(args: argparse.Namespace, names: list[str]) -> "ReportRequest":
     from lvcrypt.report_query import ReportRequest, wants_help
 
     options = None if wants_help(args.options) else args.options
-    return ReportRequest(options, args.select, [args.sort] if args.sort else None, getattr(args, "segments", False), names,
+    sort = [args.sort] if args.sort else None
+    return ReportRequest(options, args.select, sort, getattr(args, "segments", False), names,
                          getattr(args, "history", False))
 
 
@@ -251,8 +252,10 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
     parser.add_argument("--units", default="r", type=_units,
                         help="r R h H b s k m g t p e (upper case: powers of 1000; r, R mark rounding with <), "
                         "or a number and a letter (3m: in units of 3 MiB)")
-    parser.add_argument("-S", "--select", action=LastGiven, help="lvm2's selection, e.g. 'lv_size>1g && lv_tags=db'")
-    parser.add_argument("-O", "--sort", action=LastGiven, help="fields to sort by, -FIELD descending (the last -O counts)")
+    parser.add_argument("-S", "--select", action=LastGiven,
+                        help="lvm2's selection, e.g. 'lv_size>1g && lv_tags=db' (the last -S counts)")
+    parser.add_argument("-O", "--sort", action=LastGiven,
+                        help="fields to sort by, -FIELD descending (the last -O counts)")
     parser.add_argument("--nosuffix", action="store_true", help="sizes without their unit letter (not h, H, r, R)")
     parser.add_argument("--nameprefixes", action="store_true", help="FIELD='value' pairs, LVM2_ prefixed")
     parser.add_argument("--unquoted", action="store_true", help="no quotes around --nameprefixes values")

@@ -220,10 +220,11 @@ def load_vg(found: Scan, name: str) -> LoadedVg:
 
 
 def _preferred(recorded: PhysicalVolume, first: PvOnDisk, second: PvOnDisk) -> tuple[PvOnDisk, str]:
-    """Which of two devices carrying one PV lvm2 uses, by those of its rules that need no kernel (the device's
-    size as the VG records it, then the device name it records), and why; else the first seen."""
-    for name, holds in (("device size is correct", lambda pv: pv.size // 512 == recorded.dev_size),
-                        ("device name matches previous", lambda pv: recorded.device in (pv.path, os.path.abspath(pv.path)))):
+    """Which of two devices carrying one PV lvm2 uses, by those of its rules that need no kernel (the
+    device's size as the VG records it, then the device name it records), and why; else the first seen."""
+    rules = (("device size is correct", lambda pv: pv.size // 512 == recorded.dev_size),
+             ("device name matches previous", lambda pv: recorded.device in (pv.path, os.path.abspath(pv.path))))
+    for name, holds in rules:
         if holds(first) != holds(second):
             return (first if holds(first) else second), name
     return first, "device was seen first"

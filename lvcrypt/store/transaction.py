@@ -110,7 +110,6 @@ class VgTransaction:
         self.access = access or vg_access.Access(change=exclusive)
         self.also_scan = list(also_scan or [])
         self.name = name
-        self.exclusive = exclusive
         self.lock = VgLock(name, exclusive)
         self.lock.revalidate = self._unchanged
         self.allow_missing = allow_missing
@@ -136,7 +135,7 @@ class VgTransaction:
                 warn(note)
             if not self.allow_missing:
                 self.loaded.require_complete()
-            if self.exclusive:  # a changing command: refused before anything is asked or written, not at the first commit
+            if self.lock.exclusive:  # a changing command: refused before it asks or writes anything
                 self.loaded.refuse_duplicates(f"Cannot update volume group {self.name} with duplicate PV devices.")
             self.held = held.pop_all()
         return self
