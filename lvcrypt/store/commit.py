@@ -37,17 +37,15 @@ class Scan:
         """The PV on `path`, however it is spelled (relative, absolute, another node of the same device).
 
         Looking PVs up by the exact string would take `pv1.img` for a blank device when the scan
-        found it as `/abs/pv1.img`, and re-initialise a PV that belongs to a VG.
+        found it as `/abs/pv1.img` (or as a loop device over it), and re-initialise a PV that belongs
+        to a VG.
         """
         pv = self.pvs.get(path) or self.duplicates.get(path)
         if pv is not None:
             return pv
         for known, candidate in [*self.pvs.items(), *self.duplicates.items()]:
-            try:
-                if os.path.samefile(known, path):
-                    return candidate
-            except OSError:
-                continue
+            if _same_device(known, path):
+                return candidate
         return None
 
     def by_uuid(self) -> dict[str, PvOnDisk]:

@@ -126,3 +126,8 @@ def test_an_image_and_its_loop_device_are_one_device(loop_devices: Callable[...,
     created = pair.lvc("lvcreate", "-l", "1", "-n", "one", "vg0")
     report = pair.lvc("pvs", "-o", "pv_name", "--noheadings")
     assert "WARNING" not in created.stderr + report.stderr and report.stdout.split() == [device]
+    before = digests([device])
+    relabel = pair.lvc("pvcreate", str(image), check=False)  # the PV under its other name is still vg0's
+    assert relabel.returncode == 5
+    assert relabel.stderr == f'lvcrypt: Can\'t initialize physical volume "{image}" of volume group "vg0" without -ff\n'
+    assert digests([device]) == before
