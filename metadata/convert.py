@@ -69,8 +69,8 @@ def _lv(name: str, section: Section, source: str | None, names: Names = Names(),
     f = Fields(section, f"logical volume {name}", source)
     segments = []
     keys = []
-    for key, child in section.sections():
-        if _SEGMENT_KEY.match(key):
+    for key, child in section.items():
+        if isinstance(child, Section) and _SEGMENT_KEY.match(key):
             keys.append(key)
             segments.append(_segment(key, child, name, source, names))
     if keys != [f"segment{i}" for i in range(1, len(keys) + 1)]:

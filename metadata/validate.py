@@ -191,9 +191,8 @@ class _Checker:
 
     def check_keystore_rules(self, lv: LogicalVolume, what: str) -> None:
         reserved = KEYSTORE_NAME.match(lv.name) is not None
-        kinds = {isinstance(segment, KeystoreSegment) for segment in lv.segments}
         if lv.is_keystore:
-            if kinds != {True}:
+            if not all(isinstance(segment, KeystoreSegment) for segment in lv.segments):
                 raise self.fail(lv.raw, None, f"{what}: a keystore may only have crypt-keystore segments")
             if not reserved:
                 raise self.fail(lv.raw, None, f"{what}: keystores must be named cryptostoreN")
@@ -223,10 +222,10 @@ class _Checker:
         for pv, ranges in owners.items():
             ranges.sort()
             for (start, end, first), (next_start, _, second) in zip(ranges, ranges[1:]):
-                pairs = {(pv, next_start, first, second), (pv, next_start, second, first)}
-                if next_start == end - 1 and pairs & shared:
-                    continue
                 if next_start < end:
+                    if next_start == end - 1 and not shared.isdisjoint(((pv, next_start, first, second),
+                                                                         (pv, next_start, second, first))):
+                        continue
                     lv_name = second.split(":")[0]
                     raise MetadataError(f"{second}: extents of {pv} from {next_start} overlap {first}",
                                         self.source, self._line_of(lv_name))
