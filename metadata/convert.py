@@ -78,7 +78,9 @@ def _lv(name: str, section: Section, source: str | None, names: Names = Names(),
     declared = f.int("segment_count")
     if declared != len(segments):
         raise f.fail("segment_count", f"segment_count is {declared} but {len(segments)} segments are present")
-    status, flags = _unlock_write(f.strings("status"), f.strings("flags", []), shared)
+    status, flags = f.strings("status"), f.strings("flags", [])
+    if shared:
+        status, flags = _unlock_write(status, flags, shared)
     return LogicalVolume(name, f.str("id"), status, flags, f.strings("tags", []),
                          f.int("creation_time", None), f.str("creation_host", None), segments, section,
                          f.str("lock_args", None))

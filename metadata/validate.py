@@ -147,6 +147,7 @@ class _Checker:
         if not uuid_valid(lv.id):
             raise self.fail(lv.raw, "id", f"{what}: invalid uuid '{lv.id}'")
         expected_start = 0
+        keystore = False
         for number, segment in enumerate(lv.segments, 1):
             where = f"{what}: segment{number}"
             if segment.start_extent != expected_start:
@@ -161,9 +162,12 @@ class _Checker:
                                 f"{segment.stripe_count} stripes")
             if isinstance(segment, CryptSegment):
                 self.check_crypt(lv, segment, where)
-            if isinstance(segment, KeystoreSegment) and len(segment.areas) > 1:
-                raise self.fail(segment.raw, "areas", f"{where}: a crypt-keystore segment has at most one area")
-        self.check_keystore_rules(lv, what)
+            if isinstance(segment, KeystoreSegment):
+                keystore = True
+                if len(segment.areas) > 1:
+                    raise self.fail(segment.raw, "areas", f"{where}: a crypt-keystore segment has at most one area")
+        if keystore or lv.name.startswith("cryptostore"):  # else no keystore rule applies (most LVs)
+            self.check_keystore_rules(lv, what)
 
     def check_crypt(self, lv: LogicalVolume, segment: CryptSegment, where: str) -> None:
         store = self.vg.lvs.get(segment.crypto_store)
