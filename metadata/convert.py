@@ -69,8 +69,8 @@ def _lv(name: str, section: Section, source: str | None, names: Names = Names(),
     f = Fields(section, f"logical volume {name}", source)
     segments = []
     keys = []
-    for key, child in section.sections():
-        if _SEGMENT_KEY.match(key):
+    for key, child in section.items():
+        if isinstance(child, Section) and _SEGMENT_KEY.match(key):
             keys.append(key)
             segments.append(_segment(key, child, name, source, names))
     if keys != [f"segment{i}" for i in range(1, len(keys) + 1)]:
@@ -78,7 +78,9 @@ def _lv(name: str, section: Section, source: str | None, names: Names = Names(),
     declared = f.int("segment_count")
     if declared != len(segments):
         raise f.fail("segment_count", f"segment_count is {declared} but {len(segments)} segments are present")
-    status, flags = _unlock_write(f.strings("status"), f.strings("flags", []), shared)
+    status, flags = f.strings("status"), f.strings("flags", [])
+    if shared:
+        status, flags = _unlock_write(status, flags, shared)
     return LogicalVolume(name, f.str("id"), status, flags, f.strings("tags", []),
                          f.int("creation_time", None), f.str("creation_host", None), segments, section,
                          f.str("lock_args", None))

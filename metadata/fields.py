@@ -45,9 +45,11 @@ class Fields:
     # errors included, to the general path below it.
 
     def str(self, key: str, default: Any = _MISSING) -> Any:
-        value = self.section.get(key)
+        value = self.section.get(key, _MISSING)
         if type(value) is str:
             return value
+        if value is _MISSING and default is not _MISSING:  # an optional key left out (lock_args)
+            return default
         return self._get(key, str, "a string", default)
 
     def int(self, key: str, default: Any = _MISSING, minimum: int = 0) -> Any:

@@ -34,10 +34,17 @@ _ARRAY = rf"\[\s*+(?:{_ELEMENT}(?:\s*+,\s*+{_ELEMENT})*+)?+\s*+\]"
 # One line: (key, value, "{", "}", anything else).  Every match ends with a
 # newline, so the matches are the text's lines in order (an array may span
 # several), and a line of any other shape is caught whole by the last group.
+# The common cases come first where sre tests a literal before entering a
+# branch: an empty line, a line ending right after its item, and the values
+# that start with `"` or `[` before numbers (12% fewer instructions than
+# optional groups, measured on a 10,000-LV VG).  An item either matches whole
+# or not at all (its quantifiers are possessive), so the empty alternative
+# after it only ever serves blank and comment lines.
 _LINE = re.compile(rf"""
-    [ \t]*+
-    (?: ([A-Za-z0-9_.+\-]++) [ \t]*+ (?: = [ \t]*+ ({_STRING}|{_NUMBER}|{_ARRAY}) | (\{{) ) | (\}}) )?+
-    [ \t]*+ (?:\#[^\n]*+)?+ \n
+    \n
+  | [ \t]*+
+    (?: ([A-Za-z0-9_.+\-]++) [ \t]*+ (?: = [ \t]*+ ({_STRING}|{_ARRAY}|{_NUMBER}) | (\{{) ) | (\}}) | )
+    (?: \n | [ \t]*+ (?:\#[^\n]*+|) \n )
   | ([^\n]*+\n)
 """, re.VERBOSE)
 
@@ -50,6 +57,9 @@ _ELEMENTS = re.compile(rf"({_STRING})|(-?[0-9]+\.[0-9]+)|(-?[0-9]+)")
 _ESCAPE = re.compile(r"\\(.)")
 _LONG_NUMBER = re.compile(r"[0-9]{19}")
 _scan_json = json.JSONDecoder().scan_once
+# A nested section without `Section.__init__` (a Python call with *args and **kwargs): the parser sets its
+# two slots itself, 25,000 times for a 10,000-LV VG.
+new_section = dict.__new__
 
 
 class _Decline(Exception):
@@ -125,8 +135,8 @@ def _parse(text: str) -> Section:
     for chunk in _chunks(text):
         for key, value, opened, closed, other in chunk:
             line += 1
-            key = shared.setdefault(key, key)
             if value:
+                key = shared.setdefault(key, key)
                 if key in section:
                     raise _Decline
                 first = value[0]
@@ -149,15 +159,17 @@ def _parse(text: str) -> Section:
                     section[key] = _int(value) if len(value) > 18 else int(value)
                 lines[key] = line
             elif opened:
+                key = shared.setdefault(key, key)
                 if key in section:
                     raise _Decline
-                child = section[key] = Section(line=line)
-                lines[key] = line
+                child = section[key] = new_section(Section)
+                child.line = line
+                child.key_lines = lines = {}
+                section.key_lines[key] = line
                 stack.append(section)
                 if len(stack) > MAX_DEPTH:
                     raise _Decline
                 section = child
-                lines = child.key_lines
             elif closed:
                 if not stack:
                     raise _Decline

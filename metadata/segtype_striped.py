@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from lvcrypt.metadata.fields import Fields, Names
 from lvcrypt.metadata.model import Area, CryptSegment, StripedSegment
 from lvcrypt.metadata.segtype_handler import AreaMap, DmMap, SegmentType, flat_areas
 from lvcrypt.metadata.tree import Value
+
+_PV = attrgetter("pv")  # every area on a PV (the common case) is told in C, without a generator
 
 
 def striped_segment(start: int, areas: list[Area], per_area: int, stripe_size: int | None) -> StripedSegment:
@@ -25,7 +29,8 @@ class StripedType(SegmentType[StripedSegment]):
     def read_keys(self, f: Fields, start: int, count: int, names: Names) -> StripedSegment | None:
         stripe_count = f.int("stripe_count", minimum=1)
         stripes = f.areas("stripes")
-        if any(area.pv not in names.pv_keys and area.pv in names.lv_names for area in stripes):
+        if not names.pv_keys.issuperset(map(_PV, stripes)) and any(
+                area.pv not in names.pv_keys and area.pv in names.lv_names for area in stripes):
             return None  # striped over another LV (an LV being moved by pvmove): lvcrypt keeps it as it is
         if len(stripes) != stripe_count:
             raise f.fail("stripes", f"stripe_count is {stripe_count} but {len(stripes)} stripes are listed")

@@ -197,9 +197,12 @@ def _is_name(vg: VolumeGroup, text: str, historical: dict[str, Section]) -> bool
 def segment_references(vg: VolumeGroup, holder: str, number: int, segment: Segment,
                        historical: dict[str, Section] | None = None) -> list[Reference]:
     """The LVs one segment names; names that do not exist are kept too (validation reports them)."""
-    historical = historical_lvs(vg) if historical is None else historical
-    entry = segment_type(segment.type)
     kind = segment.type
+    entry = segment_type(kind)
+    if entry is not None and not (entry.lv_list_keys or entry.lv_keys or entry.message_keys) \
+            and entry.managed and isinstance(segment, entry.model):
+        return []  # a modelled segment of a type that names no LVs (a plain striped one: most of a big VG)
+    historical = historical_lvs(vg) if historical is None else historical
     if entry is None:
         return [Reference(holder, text, GENERIC_ROLE, kind, False, path, number)
                 for key, value in segment.raw.items() if key not in _SEGMENT_KEYS
@@ -208,8 +211,6 @@ def segment_references(vg: VolumeGroup, holder: str, number: int, segment: Segme
     found: list[Reference] = []
     raw = segment.raw
     kept = managed(segment)  # a striped segment over other LVs is kept verbatim, not managed
-    if kept and not (entry.lv_list_keys or entry.lv_keys or entry.message_keys):
-        return found  # nothing below can name an LV (a plain striped segment: most of a big VG)
     for key in entry.area_keys if not kept else ():  # modelled areas are PVs (validation checks them)
         found += [Reference(holder, name, entry.area_role, kind, kept, key, number)
                   for name, _ in area_pairs(raw.get(key)) if name not in vg.pvs]
