@@ -86,6 +86,7 @@ def copy_out(stack: Stack, offset: int, length: int, out: BinaryIO, progress: Pr
         return  # nothing to read, and no buffer to make: a mapping cannot be empty
     if length > CHUNK:
         _widen_pipe(out)
+        stack.bypass_cache()
     if length <= CHUNK or not spare_cpu():
         _pipeline_out(stack, None, _Inline(), offset, length, out, progress)
         out.flush()
@@ -216,8 +217,8 @@ def _pipeline_in(stack: Stack, worker: Stack | None, pool: ThreadPoolExecutor | 
             raise LvcryptError(f"{name}: input is longer than the LV; wrote {written + stack.size - offset} "
                                f"bytes up to its end")
         if worker is not None and len(pieces) == 2:
-            twin = pool.submit(worker.write, offset + len(pieces[0]), pieces[1])
-            stack.write(offset, pieces[0])
+            twin = pool.submit(worker.write, offset + len(pieces[0]), pieces[1], True)
+            stack.write(offset, pieces[0], in_place=True)
             twin.result()
         else:
             _write_pieces(stack, offset, pieces, got)
@@ -242,10 +243,11 @@ def _read_step(source: BinaryIO, views: list[memoryview]) -> list[memoryview]:
 
 
 def _write_pieces(stack: Stack, offset: int, pieces: list[memoryview], limit: int) -> None:
-    """Write the first `limit` bytes of consecutive pieces from `offset`, in this process."""
+    """Write the first `limit` bytes of consecutive pieces from `offset`, in this process, enciphering them in
+    place (the input buffers are refilled by the next read)."""
     for piece in pieces:
         take = min(len(piece), limit)
         if take:
-            stack.write(offset, piece[:take])
+            stack.write(offset, piece[:take], in_place=True)
         offset += take
         limit -= take
