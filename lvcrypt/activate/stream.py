@@ -12,8 +12,10 @@ after the other on this thread (`_Inline`): handing each chunk between threads
 that each wait for a CPU cost more CPU per byte and, measured at load 6.5 on
 two CPUs, gave no wall time back (issue 14's notes).  Two chunk buffers per
 side: memory stays flat whatever the length.  Without threads nothing
-imports `concurrent.futures` (several ms at start-up).  Writes go around the
-page cache (`Stack.bypass_cache`).
+imports `concurrent.futures` (several ms at start-up).  Whole pages of the
+PVs are read and written around the page cache (`Stack.bypass_cache`), and
+the input of a write is enciphered in its own buffer: each byte crosses one
+buffer of this process, once.
 """
 
 from __future__ import annotations
@@ -21,19 +23,15 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Generic, TypeVar
 
+from lvcrypt.activate.userspace import CHUNK, Stack  # CHUNK: a step is one window of the crypt target
 from lvcrypt.blockfile import aligned_buffer
 from lvcrypt.errors import LvcryptError
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    from lvcrypt.activate.userspace import Stack
-
 T = TypeVar("T")
 
-# Bytes per step: what the stack ciphers in one window.  One huge page (`aligned_buffer`): half the Python
-# steps of 1 MiB, and each buffer one TLB entry and one pin for an O_DIRECT write instead of 512.
-CHUNK = 2 << 20
 PIPE = 1 << 20  # what a pipe is widened to: Linux's pipe-max-size, the most an unprivileged user may ask for
 # From this length on (a read's length, or a write's room on the LV, its input length being unknown), a
 # worker thread ciphers every other chunk on another CPU; below it, its setup costs more than it gives back.

@@ -6,7 +6,8 @@ targets translate offsets, crypt targets decrypt and encrypt whole
 encryption sectors (partial sectors by read-modify-write).  Work is cut into
 bounded chunks so memory stays constant whatever the LV size.  Runs of whole
 sectors are read and deciphered in the caller's buffer, or enciphered from it
-into the staging buffer: no copy between buffers.
+into the staging buffer (or in it, when the caller has no further use for it):
+no copy between buffers.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ from lvcrypt.blockfile import BlockFile, aligned_buffer
 from lvcrypt.crypto.sector import SectorCipher, open_sector_cipher
 from lvcrypt.errors import DeviceError, LvcryptError
 
-CHUNK = 2 << 20  # bytes per step of a crypt target: bounds memory, batches the cipher; one huge page
+# Bytes per step of a crypt target, and of the streams (activate/stream.py): bounds memory, batches the cipher.
+# One huge page (`aligned_buffer`): half the Python steps of 1 MiB, and each buffer one TLB entry and one pin
+# for an O_DIRECT read or write instead of 512.
+CHUNK = 2 << 20
 ZEROS = bytes(CHUNK)  # what staging buffers are wiped with: no buffer allocated (and faulted in) per wipe
 
 
