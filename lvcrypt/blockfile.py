@@ -58,21 +58,25 @@ class BlockFile:
         if not (stat.S_ISBLK(mode) or stat.S_ISREG(mode)):
             os.close(self.fd)
             raise DeviceError(f"{path}: not a block device or regular file")
-        if stat.S_ISBLK(mode):
+        self._block = stat.S_ISBLK(mode)
+        if self._block:
             # Another host may have written a shared disk since this one cached its blocks (a shared VG
             # under lvmlockd): drop the clean cached pages so reads see the disk, as lvm2's O_DIRECT does.
             os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_DONTNEED)
         self.size = os.lseek(self.fd, 0, os.SEEK_END)
         self._direct = -1  # the same file opened O_DIRECT, once `bypass_cache` asks for it
         self._use_direct = False  # writes through it; cleared for good by a buffer the kernel refuses (fd open till close)
+        self._reads_direct = False  # reads through it (a block device's)
 
     def bypass_cache(self) -> None:
-        """Read and write whole, page-aligned runs into and from page-aligned buffers (`aligned_buffer`) with
-        O_DIRECT from now on, other runs as before.  Whole pages only, so that no page is both in the cache
-        and written around it; the kernel writes a range's dirty cached pages out before it reads the range
-        around the cache, so reads see every write.  `flush` keeps its meaning (the fsync also flushes the
-        disk's cache).  A file system that refuses O_DIRECT (tmpfs) leaves every run buffered."""
-        if self._direct >= 0:
+        """Write whole, page-aligned runs from page-aligned buffers (`aligned_buffer`) with O_DIRECT from now
+        on, other writes as before; on a block device, read such runs so too.  Whole pages only, so that no
+        page is both in the cache and written around it; the kernel writes a range's dirty cached pages out
+        before it reads the range around the cache, so reads see every write.  Reads of a block device only:
+        its cache was emptied at open, so a buffered read would go to the disk all the same and add a copy,
+        while a file's cached pages may spare the disk.  `flush` keeps its meaning (the fsync also flushes
+        the disk's cache).  A file system that refuses O_DIRECT (tmpfs) leaves every run buffered."""
+        if self._direct >= 0 or not (self.writable or self._block):
             return
         access = os.O_RDWR if self.writable else os.O_RDONLY
         try:
@@ -80,6 +84,7 @@ class BlockFile:
         except OSError:
             return
         self._use_direct = self.writable
+        self._reads_direct = self._block
 
     def read_at(self, offset: int, length: int) -> bytes:
         data = os.pread(self.fd, length, offset)
@@ -93,7 +98,7 @@ class BlockFile:
         done = 0
         while done < len(buffer):
             view = buffer[done:]
-            got = self._read_direct(offset + done, view) if self._direct >= 0 else 0
+            got = self._read_direct(offset + done, view) if self._reads_direct else 0
             if not got:
                 got = os.preadv(self.fd, [view], offset + done)
             if got <= 0:
@@ -154,7 +159,7 @@ class BlockFile:
         os.fsync(self.fd)
 
     def close(self) -> None:
-        self._use_direct = False
+        self._use_direct = self._reads_direct = False
         if self._direct >= 0:
             os.close(self._direct)
             self._direct = -1

@@ -16,6 +16,7 @@ import io
 import os
 import threading
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -187,22 +188,36 @@ def _direct_descriptors(path: Path) -> int:
     return count
 
 
-def test_reads_around_the_page_cache_see_cached_writes_whatever_their_alignment(disk_tmp_path: Path) -> None:
-    """A read-only file bypassing the cache reads whole pages into an aligned buffer with O_DIRECT, after the
+def test_reads_of_a_block_device_around_the_page_cache_see_cached_writes_whatever_their_alignment(
+        loop_devices: Callable[..., list[str]]) -> None:
+    """A block device bypassing the cache reads whole pages into an aligned buffer with O_DIRECT, after the
     kernel writes out what another descriptor left dirty in the cache; a run starting inside a page, a part
     of a page, or a buffer the kernel may refuse (bytearray: not page-aligned) go through the cache."""
-    path = disk_tmp_path / "pv.img"
+    (device,) = loop_devices(1, 16)
     expected = os.urandom(4 * CHUNK)
-    path.write_bytes(expected)  # buffered, and not synced: dirty in the page cache
+    with open(device, "r+b") as other:
+        other.write(expected)  # buffered, and not synced: dirty in the page cache
     page = memoryview(aligned_buffer(2 * CHUNK))
-    with BlockFile(str(path)) as disk:
+    with BlockFile(device) as disk:
         disk.bypass_cache()
-        assert _direct_descriptors(path) == 1
+        assert _direct_descriptors(Path(device)) == 1
         for offset, buffer in [(0, page), (CHUNK + 512, page[:8192]), (2 * CHUNK, page[:4096]),
                                (4096, page[4096:4096 + CHUNK]), (3 * CHUNK, memoryview(bytearray(CHUNK))),
                                (3 * CHUNK - 4096, page[:CHUNK + 4096])]:
             disk.readinto_at(offset, buffer)
             assert buffer == expected[offset:offset + len(buffer)]
+
+
+def test_an_image_file_read_only_keeps_its_page_cache(disk_tmp_path: Path) -> None:
+    """A file's cached pages may spare the disk: reads stay buffered, and no O_DIRECT descriptor is opened."""
+    path = disk_tmp_path / "pv.img"
+    path.write_bytes(os.urandom(CHUNK))
+    page = memoryview(aligned_buffer(CHUNK))
+    with BlockFile(str(path)) as disk:
+        disk.bypass_cache()
+        assert _direct_descriptors(path) == 0
+        disk.readinto_at(0, page)
+    assert page == path.read_bytes()
 
 
 def test_writes_around_the_page_cache_read_back_whatever_their_alignment(disk_tmp_path: Path) -> None:
