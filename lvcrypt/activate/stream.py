@@ -13,9 +13,9 @@ that each wait for a CPU cost more CPU per byte and, measured at load 6.5 on
 two CPUs, gave no wall time back (issue 14's notes).  Two chunk buffers per
 side: memory stays flat whatever the length.  Without threads nothing
 imports `concurrent.futures` (several ms at start-up).  Whole pages of the
-PVs are read and written around the page cache (`Stack.bypass_cache`), and
-the input of a write is enciphered in its own buffer: each byte crosses one
-buffer of this process, once.
+PVs are written, and read from block devices, around the page cache
+(`Stack.bypass_cache`), and the input of a write is enciphered in its own
+buffer: each byte crosses one buffer of this process, once.
 """
 
 from __future__ import annotations

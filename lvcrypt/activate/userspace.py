@@ -350,8 +350,9 @@ class Stack:
             io.start_writeback()
 
     def bypass_cache(self) -> None:
-        """Read and write whole pages of the PVs with O_DIRECT from now on (`BlockFile.bypass_cache`): for
-        long streams whose data nobody reads again soon.  `sync` still makes writes durable."""
+        """Write whole pages of the PVs, and read them from block devices, with O_DIRECT from now on
+        (`BlockFile.bypass_cache`): for long streams whose data nobody reads again soon.  `sync` still makes
+        writes durable."""
         for io in self.files.values():
             io.bypass_cache()
 
