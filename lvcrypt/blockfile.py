@@ -65,7 +65,7 @@ class BlockFile:
             os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_DONTNEED)
         self.size = os.lseek(self.fd, 0, os.SEEK_END)
         self._direct = -1  # the same file opened O_DIRECT, once `bypass_cache` asks for it
-        self._use_direct = False  # writes through it; cleared for good by a buffer the kernel refuses (fd open till close)
+        self._use_direct = False  # writes through it; cleared for good by a buffer the kernel refuses (the fd stays)
         self._reads_direct = False  # reads through it (a block device's)
 
     def bypass_cache(self) -> None:
