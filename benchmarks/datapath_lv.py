@@ -23,14 +23,17 @@ and `lvcrypt read VG/LV | ...` are used:
   512-byte buffer does not feel).  Start-up cancels out of the CPU figure as a
   difference of two sizes (the LV against its first MiB).
 Memory: peak RSS (VmHWM of lvcrypt, sampled while it streams) of a 2 GiB read against
-a 256 MiB read.
+a 256 MiB read.  With --loop the PV is a loop device over the image, as a disk
+is (lvcrypt then reads it around the page cache; the image file's cache may
+serve a read instead).
 
-    .venv/bin/python benchmarks/datapath_lv.py [--size-mib 256] [--passes 5]
+    .venv/bin/python benchmarks/datapath_lv.py [--size-mib 256] [--passes 5] [--loop]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -39,7 +42,7 @@ import time
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).parent))
 from datapath import openssl_xts_mb_s  # noqa: E402
@@ -56,16 +59,32 @@ def lvcrypt(env: dict[str, str], *args: str) -> None:
                    stderr=subprocess.PIPE)
 
 
-def setup(work: Path, size_mib: int) -> dict[str, str]:
-    """A VG on one sparse image with the measured LV and a 2 GiB one for the memory check."""
-    env = {**os.environ, "LVCRYPT_STATE_DIR": str(work / "state"), "LVCRYPT_RUN_DIR": str(work / "run")}
+def make_image(work: Path, size_mib: int) -> Path:
+    """The sparse image the PV lives on: room for the measured LV and a 2 GiB one for the memory check."""
     image = work / "pv.img"
     with open(image, "wb") as f:
         f.truncate((size_mib + BIG_MIB + 64) * MIB)
+    return image
+
+
+@contextlib.contextmanager
+def loop_device(image: Path) -> Iterator[str]:
+    """`image` attached to a free loop device for the block's length, detached after."""
+    device = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    try:
+        yield device
+    finally:
+        subprocess.run(["losetup", "-d", device], check=True)
+
+
+def setup(work: Path, size_mib: int, pv: str) -> dict[str, str]:
+    """A VG on the PV `pv` with the measured LV and a 2 GiB one for the memory check."""
+    env = {**os.environ, "LVCRYPT_STATE_DIR": str(work / "state"), "LVCRYPT_RUN_DIR": str(work / "run")}
     (work / "pass").write_bytes(b"benchmark passphrase")
-    devices = ["--devices", str(image)]
-    lvcrypt(env, "pvcreate", *devices, str(image))
-    lvcrypt(env, "vgcreate", *devices, "vgb", str(image))
+    devices = ["--devices", pv]
+    lvcrypt(env, "pvcreate", *devices, pv)
+    lvcrypt(env, "vgcreate", *devices, "vgb", pv)
     for name, mib in (("stream", size_mib), ("big", BIG_MIB)):
         lvcrypt(env, "lvcreate", *devices, "--encrypt", *FAST, "--sector-size", str(SECTOR), "--key-file",
                 str(work / "pass"), "-L", f"{mib}M", "-n", name, "vgb")
@@ -82,12 +101,12 @@ class Run:
 class Command:
     """`lvcrypt read|write` of an LV in the work directory, as a subprocess over a pipe."""
 
-    def __init__(self, work: Path, env: dict[str, str], cpus: set[int]):
-        self.work, self.env, self.cpus = work, env, cpus
+    def __init__(self, work: Path, pv: str, env: dict[str, str], cpus: set[int]):
+        self.work, self.pv, self.env, self.cpus = work, pv, env, cpus
 
     def start(self, verb: str, lv: str, *extra: str, **pipes: int) -> subprocess.Popen[bytes]:
         argv = ["taskset", "-c", ",".join(map(str, sorted(self.cpus))),
-                sys.executable, "-m", "lvcrypt", verb, "--devices", str(self.work / "pv.img"),
+                sys.executable, "-m", "lvcrypt", verb, "--devices", self.pv,
                 "--key-file", str(self.work / "pass"), *extra, f"vgb/{lv}"]
         return subprocess.Popen(argv, env=self.env, stderr=subprocess.PIPE, **pipes)
 
@@ -174,14 +193,17 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=5, help="measured passes after the first (median counts)")
     parser.add_argument("--one-cpu", action="store_true",
                         help="run lvcrypt on the anchor's CPU only (then it starts no worker thread)")
+    parser.add_argument("--loop", action="store_true", help="the PV is a loop device over the image (root)")
     args = parser.parse_args()
     cpu = min(os.sched_getaffinity(0))
     cpus = {cpu} if args.one_cpu else os.sched_getaffinity(0)
     size = args.size_mib * MIB
     data = memoryview(os.urandom(size))
-    with tempfile.TemporaryDirectory(prefix="lvcrypt-bench-") as temp:
+    with tempfile.TemporaryDirectory(prefix="lvcrypt-bench-") as temp, contextlib.ExitStack() as attached:
         work = Path(temp)
-        command = Command(work, setup(work, args.size_mib), cpus)
+        image = make_image(work, args.size_mib)
+        pv = attached.enter_context(loop_device(image)) if args.loop else str(image)
+        command = Command(work, pv, setup(work, args.size_mib, pv), cpus)
         anchor = openssl_xts_mb_s(SECTOR, 2, cpu)
         write = rates(args.passes, size, lambda: command.write("stream", data),
                       lambda: command.write("stream", data[:MIB]))
@@ -189,7 +211,8 @@ def main() -> None:
         anchor = max(anchor, openssl_xts_mb_s(SECTOR, 2, cpu))
         small_rss = max(command.read("stream").peak_rss for _ in range(2))
         big_rss = command.read("big").peak_rss
-    print(f"crypt LV of {args.size_mib} MiB, aes-xts-plain64 512-bit key, {SECTOR}-byte sectors, 2nd pass, "
+    print(f"crypt LV of {args.size_mib} MiB on {'a loop device' if args.loop else 'an image file'}, "
+          f"aes-xts-plain64 512-bit key, {SECTOR}-byte sectors, 2nd pass, "
           f"start-up excluded; lvcrypt may use {len(cpus)} CPUs, openssl speed runs on "
           f"cpu {cpu}; load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print("wall: first MiB through the pipe to the end, as the user waits; CPU: bytes per CPU second of all "

@@ -6,10 +6,10 @@ layer so that handlers, which import nothing above it, can use it too.  Every
 write goes through `BlockFile.write_at`, one place that tests can interrupt to
 simulate a crash between any two writes.
 
-A long stream of writes may bypass the page cache (`BlockFile.bypass_cache`):
-copying each page into the cache costs the kernel about as much CPU as the
+A long stream may bypass the page cache (`BlockFile.bypass_cache`): copying
+each page into or out of the cache costs the kernel about as much CPU as the
 sector cipher, and nobody reads the data back soon.  cryptsetup's own bulk
-writes are O_DIRECT too.
+writes are O_DIRECT too, and dm-crypt reads its device without the page cache.
 """
 
 from __future__ import annotations
@@ -58,26 +58,33 @@ class BlockFile:
         if not (stat.S_ISBLK(mode) or stat.S_ISREG(mode)):
             os.close(self.fd)
             raise DeviceError(f"{path}: not a block device or regular file")
-        if stat.S_ISBLK(mode):
+        self._block = stat.S_ISBLK(mode)
+        if self._block:
             # Another host may have written a shared disk since this one cached its blocks (a shared VG
             # under lvmlockd): drop the clean cached pages so reads see the disk, as lvm2's O_DIRECT does.
             os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_DONTNEED)
         self.size = os.lseek(self.fd, 0, os.SEEK_END)
         self._direct = -1  # the same file opened O_DIRECT, once `bypass_cache` asks for it
-        self._use_direct = False  # cleared for good by a buffer the kernel refuses; the fd stays open till close
+        self._use_direct = False  # writes through it; cleared for good by a buffer the kernel refuses (the fd stays)
+        self._reads_direct = False  # reads through it (a block device's)
 
     def bypass_cache(self) -> None:
         """Write whole, page-aligned runs from page-aligned buffers (`aligned_buffer`) with O_DIRECT from now
-        on, other writes as before.  Whole pages only, so that no page is both in the cache and written
-        around it; `flush` keeps its meaning (the fsync also flushes the disk's cache).  A file system that
-        refuses O_DIRECT (tmpfs) leaves every write buffered."""
-        if not self.writable or self._direct >= 0:
+        on, other writes as before; on a block device, read such runs so too.  Whole pages only, so that no
+        page is both in the cache and written around it; the kernel writes a range's dirty cached pages out
+        before it reads the range around the cache, so reads see every write.  Reads of a block device only:
+        its cache was emptied at open, so a buffered read would go to the disk all the same and add a copy,
+        while a file's cached pages may spare the disk.  `flush` keeps its meaning (the fsync also flushes
+        the disk's cache).  A file system that refuses O_DIRECT (tmpfs) leaves every run buffered."""
+        if self._direct >= 0 or not (self.writable or self._block):
             return
+        access = os.O_RDWR if self.writable else os.O_RDONLY
         try:
-            self._direct = os.open(f"/proc/self/fd/{self.fd}", os.O_RDWR | os.O_DIRECT | os.O_CLOEXEC)
+            self._direct = os.open(f"/proc/self/fd/{self.fd}", access | os.O_DIRECT | os.O_CLOEXEC)
         except OSError:
             return
-        self._use_direct = True
+        self._use_direct = self.writable
+        self._reads_direct = self._block
 
     def read_at(self, offset: int, length: int) -> bytes:
         data = os.pread(self.fd, length, offset)
@@ -86,13 +93,29 @@ class BlockFile:
         return data
 
     def readinto_at(self, offset: int, buffer: memoryview) -> None:
-        """Fill `buffer` from `offset` without an intermediate copy (the data path's large reads)."""
+        """Fill `buffer` from `offset` without an intermediate copy (the data path's large reads), around the
+        page cache where `bypass_cache` asked for it and the run allows."""
         done = 0
         while done < len(buffer):
-            got = os.preadv(self.fd, [buffer[done:]], offset + done)
+            view = buffer[done:]
+            got = self._read_direct(offset + done, view) if self._reads_direct else 0
+            if not got:
+                got = os.preadv(self.fd, [view], offset + done)
             if got <= 0:
                 raise DeviceError(f"{self.path}: short read at byte {offset + done}")
             done += got
+
+    def _read_direct(self, offset: int, view: memoryview) -> int:
+        """Bytes read around the page cache: none when the run is not whole pages, or when the kernel finds
+        the buffer misaligned (EINVAL, nothing read: this run goes through the cache, the next may not)."""
+        if (offset | len(view)) % DIRECT_ALIGN:
+            return 0
+        try:
+            return os.preadv(self._direct, [view], offset)
+        except OSError as error:
+            if error.errno != errno.EINVAL:
+                raise
+            return 0
 
     def write_at(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         if not self.writable:
@@ -136,7 +159,7 @@ class BlockFile:
         os.fsync(self.fd)
 
     def close(self) -> None:
-        self._use_direct = False
+        self._use_direct = self._reads_direct = False
         if self._direct >= 0:
             os.close(self._direct)
             self._direct = -1

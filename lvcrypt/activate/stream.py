@@ -12,8 +12,10 @@ after the other on this thread (`_Inline`): handing each chunk between threads
 that each wait for a CPU cost more CPU per byte and, measured at load 6.5 on
 two CPUs, gave no wall time back (issue 14's notes).  Two chunk buffers per
 side: memory stays flat whatever the length.  Without threads nothing
-imports `concurrent.futures` (several ms at start-up).  Writes go around the
-page cache (`Stack.bypass_cache`).
+imports `concurrent.futures` (several ms at start-up).  Whole pages of the
+PVs are written, and read from block devices, around the page cache
+(`Stack.bypass_cache`), and the input of a write is enciphered in its own
+buffer: each byte crosses one buffer of this process, once.
 """
 
 from __future__ import annotations
@@ -21,19 +23,15 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Generic, TypeVar
 
+from lvcrypt.activate.userspace import CHUNK, Stack  # CHUNK: a step is one window of the crypt target
 from lvcrypt.blockfile import aligned_buffer
 from lvcrypt.errors import LvcryptError
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    from lvcrypt.activate.userspace import Stack
-
 T = TypeVar("T")
 
-# Bytes per step: what the stack ciphers in one window.  One huge page (`aligned_buffer`): half the Python
-# steps of 1 MiB, and each buffer one TLB entry and one pin for an O_DIRECT write instead of 512.
-CHUNK = 2 << 20
 PIPE = 1 << 20  # what a pipe is widened to: Linux's pipe-max-size, the most an unprivileged user may ask for
 # From this length on (a read's length, or a write's room on the LV, its input length being unknown), a
 # worker thread ciphers every other chunk on another CPU; below it, its setup costs more than it gives back.
@@ -86,6 +84,7 @@ def copy_out(stack: Stack, offset: int, length: int, out: BinaryIO, progress: Pr
         return  # nothing to read, and no buffer to make: a mapping cannot be empty
     if length > CHUNK:
         _widen_pipe(out)
+        stack.bypass_cache()
     if length <= CHUNK or not spare_cpu():
         _pipeline_out(stack, None, _Inline(), offset, length, out, progress)
         out.flush()
@@ -216,8 +215,8 @@ def _pipeline_in(stack: Stack, worker: Stack | None, pool: ThreadPoolExecutor | 
             raise LvcryptError(f"{name}: input is longer than the LV; wrote {written + stack.size - offset} "
                                f"bytes up to its end")
         if worker is not None and len(pieces) == 2:
-            twin = pool.submit(worker.write, offset + len(pieces[0]), pieces[1])
-            stack.write(offset, pieces[0])
+            twin = pool.submit(worker.write, offset + len(pieces[0]), pieces[1], True)
+            stack.write(offset, pieces[0], in_place=True)
             twin.result()
         else:
             _write_pieces(stack, offset, pieces, got)
@@ -242,10 +241,11 @@ def _read_step(source: BinaryIO, views: list[memoryview]) -> list[memoryview]:
 
 
 def _write_pieces(stack: Stack, offset: int, pieces: list[memoryview], limit: int) -> None:
-    """Write the first `limit` bytes of consecutive pieces from `offset`, in this process."""
+    """Write the first `limit` bytes of consecutive pieces from `offset`, in this process, enciphering them in
+    place (the input buffers are refilled by the next read)."""
     for piece in pieces:
         take = min(len(piece), limit)
         if take:
-            stack.write(offset, piece[:take])
+            stack.write(offset, piece[:take], in_place=True)
         offset += take
         limit -= take

@@ -6,7 +6,8 @@ targets translate offsets, crypt targets decrypt and encrypt whole
 encryption sectors (partial sectors by read-modify-write).  Work is cut into
 bounded chunks so memory stays constant whatever the LV size.  Runs of whole
 sectors are read and deciphered in the caller's buffer, or enciphered from it
-into the staging buffer: no copy between buffers.
+into the staging buffer (or in it, when the caller has no further use for it):
+no copy between buffers.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ from lvcrypt.blockfile import BlockFile, aligned_buffer
 from lvcrypt.crypto.sector import SectorCipher, open_sector_cipher
 from lvcrypt.errors import DeviceError, LvcryptError
 
-CHUNK = 2 << 20  # bytes per step of a crypt target: bounds memory, batches the cipher; one huge page
+# Bytes per step of a crypt target, and of the streams (activate/stream.py): bounds memory, batches the cipher.
+# One huge page (`aligned_buffer`): half the Python steps of 1 MiB, and each buffer one TLB entry and one pin
+# for an O_DIRECT read or write instead of 512.
+CHUNK = 2 << 20
 ZEROS = bytes(CHUNK)  # what staging buffers are wiped with: no buffer allocated (and faulted in) per wipe
 
 
@@ -210,24 +214,29 @@ class MappedDevice:
                 out[done:done + take] = work[head:head + take]
             done += take
 
-    def write(self, offset: int, data: memoryview) -> None:
+    def write(self, offset: int, data: memoryview, in_place: bool = False) -> None:
+        """Write `data` at `offset`; with `in_place`, runs of whole encryption sectors are enciphered in `data`
+        itself, which then holds ciphertext (see `Stack.write`)."""
         done = 0
         for index, target, inner, count in self._pieces(offset, len(data)):
             piece = data[done:done + count]
             if isinstance(target, CryptTarget):
-                self._crypt_write(index, target, inner, piece)
+                self._crypt_write(index, target, inner, piece, in_place)
             else:
                 for io, where, (lo, hi) in self._translate(target, inner, count):
                     io.write(where, piece[lo:hi])
             done += count
 
-    def _crypt_write(self, index: int, target: CryptTarget, inner: int, data: memoryview) -> None:
+    def _crypt_write(self, index: int, target: CryptTarget, inner: int, data: memoryview, in_place: bool) -> None:
         cipher, lower, base = self._ciphers[index], self._lower[target.device], target.offset * SECTOR
         done = 0
         for first, work, head, take in self._windows(target, inner, len(data)):
             iv = first // SECTOR + target.iv_offset
             if head == 0 and take == len(work):
-                # whole sectors: encrypt straight from the caller's buffer into the staging one
+                # Whole sectors: encrypt straight from the caller's buffer into the staging one, or into the
+                # caller's buffer itself when it may be overwritten (one buffer fewer through the CPU's caches).
+                if in_place:
+                    work = data[done:done + take]
                 cipher.encrypt_into(data[done:done + take], work, iv)
             else:
                 # Partial encryption sectors: decrypt what is there and patch it.
@@ -311,8 +320,11 @@ class Stack:
     def readinto(self, offset: int, buffer: memoryview) -> None:
         self.top.readinto(offset, buffer)
 
-    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
-        self.top.write(offset, memoryview(data).cast("B"))
+    def write(self, offset: int, data: bytes | bytearray | memoryview, in_place: bool = False) -> None:
+        """Write `data` at `offset`.  With `in_place` (a writable buffer the caller has no further use for, such
+        as a stream's input), whole encryption sectors are enciphered in it rather than copied into a staging
+        buffer: it is left holding ciphertext."""
+        self.top.write(offset, memoryview(data).cast("B"), in_place)
 
     def whole_sectors_at(self, offset: int, step: int) -> bool:
         """Whether pieces cut at offset + k*step of the top device cover whole encryption sectors each.
@@ -338,8 +350,9 @@ class Stack:
             io.start_writeback()
 
     def bypass_cache(self) -> None:
-        """Write whole pages of the PVs with O_DIRECT from now on (`BlockFile.bypass_cache`): for long writes
-        whose data nobody reads back soon.  `sync` still makes them durable."""
+        """Write whole pages of the PVs, and read them from block devices, with O_DIRECT from now on
+        (`BlockFile.bypass_cache`): for long streams whose data nobody reads again soon.  `sync` still makes
+        writes durable."""
         for io in self.files.values():
             io.bypass_cache()
 

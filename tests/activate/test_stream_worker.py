@@ -16,6 +16,7 @@ import io
 import os
 import threading
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -128,6 +129,29 @@ def test_input_longer_than_the_lv_is_written_to_its_end_and_refused(crypt_lv: tu
     assert not _stream_threads()
 
 
+def test_a_write_in_place_leaves_the_ciphertext_in_the_buffer_and_the_pv_as_a_staged_write_would(
+        crypt_lv: tuple[Table, bytearray, bytes]) -> None:
+    """Whole sectors are enciphered in the caller's buffer, which ends up holding what the PV holds; a run
+    starting inside a sector goes through the staging buffer and leaves its part of the buffer as it was."""
+    table, key, _ = crypt_lv
+    (target,) = table.targets
+    assert isinstance(target, CryptTarget) and isinstance(target.device, PvDevice)
+    data, partial = os.urandom(CHUNK + 8192), os.urandom(100)
+    buffer = aligned_buffer(2 * CHUNK)
+    buffer[:len(data)] = data
+    buffer[CHUNK + 10000:CHUNK + 10100] = partial
+    with Stack(table, {"cryptostore0": key}, writable=True) as stack:
+        stack.write(4096, memoryview(buffer)[:len(data)], in_place=True)
+        stack.write(CHUNK + 12900, memoryview(buffer)[CHUNK + 10000:CHUNK + 10100], in_place=True)
+        stack.sync()
+    ciphertext = pv_bytes(target.device.path, target.offset, target.length)
+    assert buffer[:len(data)] == ciphertext[4096:4096 + len(data)] and buffer[:len(data)] != data
+    assert buffer[CHUNK + 10000:CHUNK + 10100] == partial
+    decrypted = _decrypted_pv(table, key)
+    assert decrypted[4096:4096 + len(data)] == data
+    assert decrypted[CHUNK + 12900:CHUNK + 13000] == partial
+
+
 def test_4096_byte_sectors_are_whole_in_each_chunk_only_from_an_aligned_offset(tmp_path: Path) -> None:
     with Stack(_crypt_table(tmp_path, 4096), {"cryptostore0": random_key(512)}) as stack:
         assert stack.whole_sectors_at(8192, CHUNK)
@@ -162,6 +186,38 @@ def _direct_descriptors(path: Path) -> int:
             continue
         count += bool(int(flags, 8) & os.O_DIRECT)
     return count
+
+
+def test_reads_of_a_block_device_around_the_page_cache_see_cached_writes_whatever_their_alignment(
+        loop_devices: Callable[..., list[str]]) -> None:
+    """A block device bypassing the cache reads whole pages into an aligned buffer with O_DIRECT, after the
+    kernel writes out what another descriptor left dirty in the cache; a run starting inside a page, a part
+    of a page, or a buffer the kernel may refuse (bytearray: not page-aligned) go through the cache."""
+    (device,) = loop_devices(1, 16)
+    expected = os.urandom(4 * CHUNK)
+    with open(device, "r+b") as other:
+        other.write(expected)  # buffered, and not synced: dirty in the page cache
+    page = memoryview(aligned_buffer(2 * CHUNK))
+    with BlockFile(device) as disk:
+        disk.bypass_cache()
+        assert _direct_descriptors(Path(device)) == 1
+        for offset, buffer in [(0, page), (CHUNK + 512, page[:8192]), (2 * CHUNK, page[:4096]),
+                               (4096, page[4096:4096 + CHUNK]), (3 * CHUNK, memoryview(bytearray(CHUNK))),
+                               (3 * CHUNK - 4096, page[:CHUNK + 4096])]:
+            disk.readinto_at(offset, buffer)
+            assert buffer == expected[offset:offset + len(buffer)]
+
+
+def test_an_image_file_read_only_keeps_its_page_cache(disk_tmp_path: Path) -> None:
+    """A file's cached pages may spare the disk: reads stay buffered, and no O_DIRECT descriptor is opened."""
+    path = disk_tmp_path / "pv.img"
+    path.write_bytes(os.urandom(CHUNK))
+    page = memoryview(aligned_buffer(CHUNK))
+    with BlockFile(str(path)) as disk:
+        disk.bypass_cache()
+        assert _direct_descriptors(path) == 0
+        disk.readinto_at(0, page)
+    assert page == path.read_bytes()
 
 
 def test_writes_around_the_page_cache_read_back_whatever_their_alignment(disk_tmp_path: Path) -> None:
