@@ -37,7 +37,7 @@ class LvRow:
     loaded: "LoadedVg"
     lv: "LogicalVolume"
     segment: "Segment | None"
-    view: "VgReport"  # lvm2's view of the VG (visibility, roles, links), built once per VG by the command
+    view: "VgReport | LvsView"  # lvm2's view of the VG (visibility, roles, links), built once per VG by the command
     sysfs_root: str = "/sys"
 
 
@@ -88,6 +88,116 @@ def _vg_report(vg: "VolumeGroup") -> "VgReport":
     from lvcrypt.metadata.lvreport import VgReport
 
     return VgReport(vg)
+
+
+# A listed LV's row of the view: display name, visible, lv_attr's static letters (3), never queried, and the
+# links of lvs' default columns (others, rarer, are asked of the VgReport).
+_VIEW_TYPES = (str, bool, str, str, str, bool, str, str, str)
+_LINK_COLUMN = {"pool_lv": 6, "origin": 7, "mirror_log": 8}
+
+
+class LvsView:
+    """lvm2's view of a VG (VgReport) as `lvs` asks it for every row, answered by one lookup per LV.
+
+    Built from a VgReport (`_view_table`) and kept in the model cache beside the model, under the same
+    text digest and code stamp (this module's too), so a warm `lvs` of thousands of LVs builds no
+    VgReport and derives no letter again.  Whatever the table does not hold (another question, an LV not
+    in it) is asked of a VgReport made on first use, so both give the same answers (tests/services)."""
+
+    __slots__ = ("vg", "_rows", "_report")
+
+    def __init__(self, vg: "VolumeGroup", rows: dict[str, tuple[object, ...] | None],
+                 report: "VgReport | None" = None):
+        self.vg = vg
+        self._rows = rows  # listed LVs: their row; LVs lvm2 never lists: None
+        self._report = report
+
+    def report(self) -> "VgReport":
+        if self._report is None:
+            self._report = _vg_report(self.vg)
+        return self._report
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.report(), name)
+
+    def listed(self, lv: "LogicalVolume") -> bool:
+        if lv.name in self._rows:
+            return self._rows[lv.name] is not None
+        return self.report().listed(lv)
+
+    def visible(self, lv: "LogicalVolume") -> bool:
+        row = self._rows.get(lv.name)
+        return row[1] if row else self.report().visible(lv)  # type: ignore[return-value]
+
+    def display(self, name: str) -> str:
+        row = self._rows.get(name)
+        return row[0] if row else self.report().display(name)  # type: ignore[return-value]
+
+    def static_attr(self, lv: "LogicalVolume") -> tuple[str, str, str]:
+        row = self._rows.get(lv.name)
+        return row[2:5] if row else self.report().static_attr(lv)  # type: ignore[return-value]
+
+    def never_queried(self, lv: "LogicalVolume") -> bool:
+        row = self._rows.get(lv.name)
+        return row[5] if row else self.report().never_queried(lv)  # type: ignore[return-value]
+
+    def link(self, lv: "LogicalVolume", report_field: str) -> str:
+        row = self._rows.get(lv.name)
+        column = _LINK_COLUMN.get(report_field)
+        return row[column] if row and column else self.report().link(lv, report_field)  # type: ignore[return-value]
+
+
+def _view_table(report: "VgReport") -> tuple[list[str], list[str], list[list[object]]]:
+    """The view's data by column (names listed, names never listed, one list per value of a row)."""
+    listed: list[str] = []
+    unlisted: list[str] = []
+    rows = []
+    for name, lv in report.vg.lvs.items():
+        if not report.listed(lv):
+            unlisted.append(name)
+            continue
+        listed.append(name)
+        rows.append((report.display(name), report.visible(lv), *report.static_attr(lv), report.never_queried(lv),
+                     report.link(lv, "pool_lv"), report.link(lv, "origin"), report.link(lv, "mirror_log")))
+    columns = [list(column) for column in zip(*rows)] if rows else [[] for _ in _VIEW_TYPES]
+    return listed, unlisted, columns
+
+
+def _view_rows(data: object) -> dict[str, tuple[object, ...] | None] | None:
+    """The rows of a table read back from the cache, or None unless it has exactly `_view_table`'s shape."""
+    if type(data) is not tuple or len(data) != 3:
+        return None
+    names, unlisted, columns = data
+    if (type(names) is not list or type(unlisted) is not list or type(columns) is not list
+            or len(columns) != len(_VIEW_TYPES) or not set(map(type, names + unlisted)) <= {str}):
+        return None
+    for column, kind in zip(columns, _VIEW_TYPES):
+        if type(column) is not list or len(column) != len(names) or not set(map(type, column)) <= {kind}:
+            return None
+    return _rows(names, unlisted, columns)
+
+
+def _rows(names: list[str], unlisted: list[str], columns: list[list[object]]) -> dict[str, tuple[object, ...] | None]:
+    rows: dict[str, tuple[object, ...] | None] = dict(zip(names, zip(*columns)))
+    rows.update(dict.fromkeys(unlisted))
+    return rows
+
+
+def lvs_view(loaded: "LoadedVg") -> LvsView:
+    """The view of a loaded VG `lvs` reads, from the model cache when this text's is there."""
+    from lvcrypt.store import cache
+
+    from lvcrypt.metadata.gc_pause import gc_paused
+
+    vg = loaded.vg
+    with gc_paused():  # thousands of rows, none garbage (see gc_pause)
+        rows = _view_rows(cache.lookup_derived("lvs", vg.id, loaded.text, (__file__,)))
+    if rows is not None:
+        return LvsView(vg, rows)
+    report = _vg_report(vg)
+    names, unlisted, columns = _view_table(report)
+    cache.store_derived("lvs", vg.id, loaded.text, (__file__,), (names, unlisted, columns))
+    return LvsView(vg, _rows(names, unlisted, columns), report)
 
 
 def _lv_attr(row: LvRow) -> str:
@@ -412,7 +522,7 @@ def lv_rows(devices: str | None, names: list[str], every: bool = False, per_segm
     rows: list[object] = []
     shown: set[tuple[str, str]] = set()
     for vg in sorted(loaded, key=lambda item: item.vg.name):
-        view = _vg_report(vg.vg)
+        view = lvs_view(vg)
         named = vg.vg.name in {v for v, _ in only} and vg.vg.name not in whole
         gone = historical.historical_rows(vg.vg, vg, view) if historical else []
         for item in sorted([*vg.vg.lvs.values(), *gone], key=lambda item: item.name):
@@ -422,9 +532,10 @@ def lv_rows(devices: str | None, names: list[str], every: bool = False, per_segm
                     rows.append(item)
                 continue
             lv = item
+            if not view.listed(lv):
+                continue
             # An LV named on the command line is shown even if hidden, as lvm2 shows it.
-            wanted = (vg.vg.name, lv.name) in only if named else every or view.visible(lv)
-            if not view.listed(lv) or not wanted:
+            if not ((vg.vg.name, lv.name) in only if named else every or view.visible(lv)):
                 continue
             shown.add((vg.vg.name, lv.name))
             if per_segment:
