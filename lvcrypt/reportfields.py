@@ -39,6 +39,7 @@ class LvRow:
     segment: "Segment | None"
     view: "VgReport | LvsView"  # lvm2's view of the VG (visibility, roles, links), built once per VG by the command
     sysfs_root: str = "/sys"
+    cells: tuple[object, ...] | None = None  # this LV's row of an LvsView's table (whole_column reads it)
 
 
 @dataclass
@@ -141,6 +142,10 @@ class LvsView:
         row = self._rows.get(lv.name)
         return row[5] if row else self.report().never_queried(lv)  # type: ignore[return-value]
 
+    def cells(self, name: str) -> tuple[object, ...] | None:
+        """The LV's row of the table (None when not in it): what LvRow.cells holds."""
+        return self._rows.get(name)
+
     def link(self, lv: "LogicalVolume", report_field: str) -> str:
         row = self._rows.get(lv.name)
         column = _LINK_COLUMN.get(report_field)
@@ -203,9 +208,10 @@ def lvs_view(loaded: "LoadedVg") -> LvsView:
 def _lv_attr(row: LvRow) -> str:
     """lvm2's ten letters; the metadata's part comes from VgReport, the kernel's (state, open) from here."""
     lv = row.lv
-    head, target, skip = row.view.static_attr(lv)
+    cells = row.cells
+    head, target, skip = cells[2:5] if cells else row.view.static_attr(lv)  # type: ignore[misc]
     state = opened = "X" if _no_dm() else "-"
-    if row.view.never_queried(lv):
+    if cells[5] if cells else row.view.never_queried(lv):
         state = opened = "-"
     elif state != "X":
         from lvcrypt.lv_names import dm_uuid
@@ -318,6 +324,11 @@ def _link(report_field: str) -> Callable[[LvRow], str]:
     return lambda row: row.view.link(row.lv, report_field)
 
 
+def _blank(row: object) -> str:
+    """Fields lvm2 leaves empty for every LV lvcrypt reports (see LV_FIELDS)."""
+    return ""
+
+
 LV_FIELDS: dict[str, Field] = {
     "lv_name": Field("LV", _lv_name, width=4),
     "vg_name": Field("VG", lambda r: r.vg.name),
@@ -330,13 +341,13 @@ LV_FIELDS: dict[str, Field] = {
     "metadata_lv": Field("Meta", _link("metadata_lv")),
     # Percentages come from the kernel's status of active thin, snapshot, raid, mirror and cache
     # LVs; lvcrypt activates none of those, and lvm2 leaves them empty for inactive LVs.
-    "data_percent": Field("Data%", lambda r: "", width=6),
-    "metadata_percent": Field("Meta%", lambda r: "", width=6),
-    "snap_percent": Field("Snap%", lambda r: "", width=6),
-    "move_pv": Field("Move", lambda r: ""),
+    "data_percent": Field("Data%", _blank, width=6),
+    "metadata_percent": Field("Meta%", _blank, width=6),
+    "snap_percent": Field("Snap%", _blank, width=6),
+    "move_pv": Field("Move", _blank),
     "mirror_log": Field("Log", _link("mirror_log")),
-    "copy_percent": Field("Cpy%Sync", lambda r: ""),
-    "convert_lv": Field("Convert", lambda r: ""),
+    "copy_percent": Field("Cpy%Sync", _blank),
+    "convert_lv": Field("Convert", _blank),
     "lv_uuid": Field("LV UUID", lambda r: r.lv.id),
     "lv_role": Field("Role", lambda r: r.view.role(r.lv), width=10),
     "lv_path": Field("Path", lambda r: f"/dev/{r.vg.name}/{r.lv.name}" if r.view.has_path(r.lv) else ""),
@@ -365,6 +376,31 @@ LV_FIELDS: dict[str, Field] = {
                       * r.vg.extent_bytes, size=True),
     "lv_tags": Field("LV Tags", lambda r: ",".join(sorted(r.lv.tags))),
 }
+
+
+
+def _from_cells(index: int, get: Callable[[LvRow], object]) -> Callable[[list[LvRow]], list[object]]:
+    """A column read from the rows' table cells, no call of ours per row; a row without cells (another kind of
+    row, an LvRow built elsewhere) asks `get`."""
+    def column(rows: list[LvRow]) -> list[object]:
+        return [cells[index] if cells is not None else get(row)
+                for row in rows for cells in [getattr(row, "cells", None)]]
+    return column
+
+
+# Whole columns for the fields of a plain `lvs` (thousands of rows), by the `get` they stand for: a field whose
+# `get` was replaced (report_history, report_joined) is no longer here and is read row by row.
+_WHOLE_COLUMNS: dict[Callable[..., object], Callable[[list[LvRow]], list[object]]] = {
+    _blank: lambda rows: [""] * len(rows),
+    _lv_name: _from_cells(0, _lv_name),
+    **{LV_FIELDS[name].get: _from_cells(column, LV_FIELDS[name].get) for name, column in _LINK_COLUMN.items()},
+}
+
+
+def whole_column(get: Callable[..., object]) -> Callable[[list[object]], list[object]] | None:
+    """How to read a field's values for all rows at once (the same values `get` gives), if there is a way."""
+    return _WHOLE_COLUMNS.get(get)  # type: ignore[return-value]
+
 
 VG_FIELDS: dict[str, Field] = {
     "vg_name": Field("VG", lambda r: r.vg.name),
@@ -539,9 +575,10 @@ def lv_rows(devices: str | None, names: list[str], every: bool = False, per_segm
                 continue
             shown.add((vg.vg.name, lv.name))
             if per_segment:
-                rows += [LvRow(vg.vg, vg, lv, segment, view, sysfs_root) for segment in lv.segments]
+                rows += [LvRow(vg.vg, vg, lv, segment, view, sysfs_root, view.cells(lv.name))
+                         for segment in lv.segments]
             else:
-                rows.append(LvRow(vg.vg, vg, lv, None, view, sysfs_root))
+                rows.append(LvRow(vg.vg, vg, lv, None, view, sysfs_root, view.cells(lv.name)))
     present = {vg.vg.name for vg in loaded}
     for item in dict.fromkeys(names):
         vg_name, _, lv_name = item.partition("/")
