@@ -91,9 +91,10 @@ def _vg_report(vg: "VolumeGroup") -> "VgReport":
     return VgReport(vg)
 
 
-# A listed LV's row of the view: display name, visible, lv_attr's static letters (3), never queried, and the
-# links of lvs' default columns (others, rarer, are asked of the VgReport).
-_VIEW_TYPES = (str, bool, str, str, str, bool, str, str, str)
+# A listed LV's row of the view: display name, visible, lv_attr's static letters (3), never queried, the
+# links of lvs' default columns (others, rarer, are asked of the VgReport), and its size in bytes.
+_VIEW_TYPES = (str, bool, str, str, str, bool, str, str, str, int)
+_SIZE_COLUMN = 9
 _LINK_COLUMN = {"pool_lv": 6, "origin": 7, "mirror_log": 8}
 
 
@@ -163,7 +164,8 @@ def _view_table(report: "VgReport") -> tuple[list[str], list[str], list[list[obj
             continue
         listed.append(name)
         rows.append((report.display(name), report.visible(lv), *report.static_attr(lv), report.never_queried(lv),
-                     report.link(lv, "pool_lv"), report.link(lv, "origin"), report.link(lv, "mirror_log")))
+                     report.link(lv, "pool_lv"), report.link(lv, "origin"), report.link(lv, "mirror_log"),
+                     _lv_size(lv, report.vg)))
     columns = [list(column) for column in zip(*rows)] if rows else [[] for _ in _VIEW_TYPES]
     return listed, unlisted, columns
 
@@ -205,6 +207,10 @@ def lvs_view(loaded: "LoadedVg") -> LvsView:
     return LvsView(vg, _rows(names, unlisted, columns), report)
 
 
+def _lv_size(lv: "LogicalVolume", vg: "VolumeGroup") -> int:
+    return lv.extent_count * vg.extent_bytes
+
+
 def _lv_attr(row: LvRow) -> str:
     """lvm2's ten letters; the metadata's part comes from VgReport, the kernel's (state, open) from here."""
     lv = row.lv
@@ -222,6 +228,17 @@ def _lv_attr(row: LvRow) -> str:
     missing = row.loaded.missing
     partial = "p" if missing and any(area.pv in missing for s in lv.segments for area, _ in s.pv_areas()) else "-"
     return f"{head}{state}{opened}{target}{partial}{skip}"
+
+
+def _lv_attrs(rows: list[LvRow]) -> list[object]:
+    """lv_attr of all rows at once.  Without a device-mapper to ask, a row with the view's cells and no missing
+    PV is its cells' letters around state and open `XX` (`--` for LVs lvm2 never asks about) and partial `-`,
+    with no call per row; any other row, and every row where the kernel has devices, is _lv_attr's."""
+    if not _no_dm():
+        return [_lv_attr(row) for row in rows]
+    return [f"{cells[2]}{'--' if cells[5] else 'XX'}{cells[3]}-{cells[4]}"
+            if cells is not None and not row.loaded.missing else _lv_attr(row)
+            for row in rows for cells in [getattr(row, "cells", None)]]
 
 
 def _segtype(segment: "Segment") -> str:
@@ -334,7 +351,7 @@ LV_FIELDS: dict[str, Field] = {
     "vg_name": Field("VG", lambda r: r.vg.name),
     "lv_attr": Field("Attr", _lv_attr),
     "lv_lockargs": Field("LLockArgs", lambda r: r.lv.lock_args or ""),
-    "lv_size": Field("LSize", lambda r: r.lv.extent_count * r.vg.extent_bytes, size=True),
+    "lv_size": Field("LSize", lambda r: _lv_size(r.lv, r.vg), size=True),
     "pool_lv": Field("Pool", _link("pool_lv")),
     "origin": Field("Origin", _link("origin")),
     "data_lv": Field("Data", _link("data_lv")),
@@ -393,6 +410,8 @@ def _from_cells(index: int, get: Callable[[LvRow], object]) -> Callable[[list[Lv
 _WHOLE_COLUMNS: dict[Callable[..., object], Callable[[list[LvRow]], list[object]]] = {
     _blank: lambda rows: [""] * len(rows),
     _lv_name: _from_cells(0, _lv_name),
+    _lv_attr: _lv_attrs,
+    LV_FIELDS["lv_size"].get: _from_cells(_SIZE_COLUMN, LV_FIELDS["lv_size"].get),
     **{LV_FIELDS[name].get: _from_cells(column, LV_FIELDS[name].get) for name, column in _LINK_COLUMN.items()},
 }
 
