@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import operator
 import os
 import sys
 from typing import TYPE_CHECKING, Callable
@@ -558,6 +559,9 @@ def load_vgs(devices: str | None, names: list[str], command: str, shared: bool =
     return found, loaded, hidden
 
 
+_NAME = operator.attrgetter("name")
+
+
 def lv_rows(devices: str | None, names: list[str], every: bool = False, per_segment: bool = False,
             shared: bool = False, foreign: bool = False, sysfs_root: str = "/sys",
             history: bool = False, missing: list[str] | None = None) -> list[object]:
@@ -580,24 +584,25 @@ def lv_rows(devices: str | None, names: list[str], every: bool = False, per_segm
         view = lvs_view(vg)
         named = vg.vg.name in {v for v, _ in only} and vg.vg.name not in whole
         gone = historical.historical_rows(vg.vg, vg, view) if historical else []
-        for item in sorted([*vg.vg.lvs.values(), *gone], key=lambda item: item.name):
+        for item in sorted([*vg.vg.lvs.values(), *gone], key=_NAME):
             if historical and isinstance(item, historical.HistoricalRow):
                 if not named or (vg.vg.name, historical.PREFIX + item.name) in only:
                     shown.add((vg.vg.name, historical.PREFIX + item.name))
                     rows.append(item)
                 continue
             lv = item
-            if not view.listed(lv):
+            cells = view.cells(lv.name)  # a listed LV's cached row: its visibility is cells[1]
+            if cells is None and not view.listed(lv):
                 continue
             # An LV named on the command line is shown even if hidden, as lvm2 shows it.
-            if not ((vg.vg.name, lv.name) in only if named else every or view.visible(lv)):
+            if not ((vg.vg.name, lv.name) in only if named else
+                    every or (cells[1] if cells is not None else view.visible(lv))):
                 continue
             shown.add((vg.vg.name, lv.name))
             if per_segment:
-                rows += [LvRow(vg.vg, vg, lv, segment, view, sysfs_root, view.cells(lv.name))
-                         for segment in lv.segments]
+                rows += [LvRow(vg.vg, vg, lv, segment, view, sysfs_root, cells) for segment in lv.segments]
             else:
-                rows.append(LvRow(vg.vg, vg, lv, None, view, sysfs_root, view.cells(lv.name)))
+                rows.append(LvRow(vg.vg, vg, lv, None, view, sysfs_root, cells))
     present = {vg.vg.name for vg in loaded}
     for item in dict.fromkeys(names):
         vg_name, _, lv_name = item.partition("/")
