@@ -47,17 +47,16 @@ def _column(field: "Field", name: str, args: argparse.Namespace) -> Callable[[li
     if not field.size:
         return lambda rows: list(map(str, values(rows)))
     units, suffix = args.units, not args.nosuffix
-    sizes: dict[int, str] = {}  # LVs of one size are common: format each size once
 
-    def size(raw: object) -> str:
-        if isinstance(raw, str):  # sizes lvm2 leaves empty or names (`auto`)
-            return raw
-        text = sizes.get(raw)  # type: ignore[call-overload]
-        if text is None:
-            text = sizes[raw] = size_to_string(int(raw), units, suffix=suffix)  # type: ignore[call-overload]
-        return text
+    def sizes(rows: list[object]) -> list[str]:
+        """LVs of one size are common: each distinct size formatted once, then looked up (`map`, no call of
+        ours per cell); sizes lvm2 leaves empty or names (`auto`) are strings, printed as they are."""
+        raws = values(rows)
+        texts = {raw: raw if isinstance(raw, str) else size_to_string(int(raw), units,  # type: ignore[call-overload]
+                                                                      suffix=suffix) for raw in set(raws)}
+        return list(map(texts.__getitem__, raws))
 
-    return lambda rows: list(map(size, values(rows)))
+    return sizes
 
 
 def _render(kind: str, columns: list[str], fields: dict[str, "Field"], rows: list[object],
