@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import operator
 import os
 import sys
 from typing import TYPE_CHECKING, Callable
@@ -37,8 +38,9 @@ class LvRow:
     loaded: "LoadedVg"
     lv: "LogicalVolume"
     segment: "Segment | None"
-    view: "VgReport"  # lvm2's view of the VG (visibility, roles, links), built once per VG by the command
+    view: "VgReport | LvsView"  # lvm2's view of the VG (visibility, roles, links), built once per VG by the command
     sysfs_root: str = "/sys"
+    cells: tuple[object, ...] | None = None  # this LV's row of an LvsView's table (whole_column reads it)
 
 
 @dataclass
@@ -90,12 +92,133 @@ def _vg_report(vg: "VolumeGroup") -> "VgReport":
     return VgReport(vg)
 
 
+# A listed LV's row of the view: display name, visible, lv_attr's static letters (3), never queried, the
+# links of lvs' default columns (others, rarer, are asked of the VgReport), and its size in bytes.
+_VIEW_TYPES = (str, bool, str, str, str, bool, str, str, str, int)
+_SIZE_COLUMN = 9
+_LINK_COLUMN = {"pool_lv": 6, "origin": 7, "mirror_log": 8}
+
+
+class LvsView:
+    """lvm2's view of a VG (VgReport) as `lvs` asks it for every row, answered by one lookup per LV.
+
+    Built from a VgReport (`_view_table`) and kept in the model cache beside the model, under the same
+    text digest and code stamp (this module's too), so a warm `lvs` of thousands of LVs builds no
+    VgReport and derives no letter again.  Whatever the table does not hold (another question, an LV not
+    in it) is asked of a VgReport made on first use, so both give the same answers (tests/services)."""
+
+    __slots__ = ("vg", "_rows", "_report")
+
+    def __init__(self, vg: "VolumeGroup", rows: dict[str, tuple[object, ...] | None],
+                 report: "VgReport | None" = None):
+        self.vg = vg
+        self._rows = rows  # listed LVs: their row; LVs lvm2 never lists: None
+        self._report = report
+
+    def report(self) -> "VgReport":
+        if self._report is None:
+            self._report = _vg_report(self.vg)
+        return self._report
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.report(), name)
+
+    def listed(self, lv: "LogicalVolume") -> bool:
+        if lv.name in self._rows:
+            return self._rows[lv.name] is not None
+        return self.report().listed(lv)
+
+    def visible(self, lv: "LogicalVolume") -> bool:
+        row = self._rows.get(lv.name)
+        return row[1] if row else self.report().visible(lv)  # type: ignore[return-value]
+
+    def display(self, name: str) -> str:
+        row = self._rows.get(name)
+        return row[0] if row else self.report().display(name)  # type: ignore[return-value]
+
+    def static_attr(self, lv: "LogicalVolume") -> tuple[str, str, str]:
+        row = self._rows.get(lv.name)
+        return row[2:5] if row else self.report().static_attr(lv)  # type: ignore[return-value]
+
+    def never_queried(self, lv: "LogicalVolume") -> bool:
+        row = self._rows.get(lv.name)
+        return row[5] if row else self.report().never_queried(lv)  # type: ignore[return-value]
+
+    def cells(self, name: str) -> tuple[object, ...] | None:
+        """The LV's row of the table (None when not in it): what LvRow.cells holds."""
+        return self._rows.get(name)
+
+    def link(self, lv: "LogicalVolume", report_field: str) -> str:
+        row = self._rows.get(lv.name)
+        column = _LINK_COLUMN.get(report_field)
+        return row[column] if row and column else self.report().link(lv, report_field)  # type: ignore[return-value]
+
+
+def _view_table(report: "VgReport") -> tuple[list[str], list[str], list[list[object]]]:
+    """The view's data by column (names listed, names never listed, one list per value of a row)."""
+    listed: list[str] = []
+    unlisted: list[str] = []
+    rows = []
+    for name, lv in report.vg.lvs.items():
+        if not report.listed(lv):
+            unlisted.append(name)
+            continue
+        listed.append(name)
+        rows.append((report.display(name), report.visible(lv), *report.static_attr(lv), report.never_queried(lv),
+                     report.link(lv, "pool_lv"), report.link(lv, "origin"), report.link(lv, "mirror_log"),
+                     _lv_size(lv, report.vg)))
+    columns = [list(column) for column in zip(*rows)] if rows else [[] for _ in _VIEW_TYPES]
+    return listed, unlisted, columns
+
+
+def _view_rows(data: object) -> dict[str, tuple[object, ...] | None] | None:
+    """The rows of a table read back from the cache, or None unless it has exactly `_view_table`'s shape."""
+    if type(data) is not tuple or len(data) != 3:
+        return None
+    names, unlisted, columns = data
+    if (type(names) is not list or type(unlisted) is not list or type(columns) is not list
+            or len(columns) != len(_VIEW_TYPES) or not set(map(type, names + unlisted)) <= {str}):
+        return None
+    for column, kind in zip(columns, _VIEW_TYPES):
+        if type(column) is not list or len(column) != len(names) or not set(map(type, column)) <= {kind}:
+            return None
+    return _rows(names, unlisted, columns)
+
+
+def _rows(names: list[str], unlisted: list[str], columns: list[list[object]]) -> dict[str, tuple[object, ...] | None]:
+    rows: dict[str, tuple[object, ...] | None] = dict(zip(names, zip(*columns)))
+    rows.update(dict.fromkeys(unlisted))
+    return rows
+
+
+def lvs_view(loaded: "LoadedVg") -> LvsView:
+    """The view of a loaded VG `lvs` reads, from the model cache when this text's is there."""
+    from lvcrypt.store import cache
+
+    from lvcrypt.metadata.gc_pause import gc_paused
+
+    vg = loaded.vg
+    with gc_paused():  # thousands of rows, none garbage (see gc_pause)
+        rows = _view_rows(cache.lookup_derived("lvs", vg.id, loaded.text, (__file__,)))
+    if rows is not None:
+        return LvsView(vg, rows)
+    report = _vg_report(vg)
+    names, unlisted, columns = _view_table(report)
+    cache.store_derived("lvs", vg.id, loaded.text, (__file__,), (names, unlisted, columns))
+    return LvsView(vg, _rows(names, unlisted, columns), report)
+
+
+def _lv_size(lv: "LogicalVolume", vg: "VolumeGroup") -> int:
+    return lv.extent_count * vg.extent_bytes
+
+
 def _lv_attr(row: LvRow) -> str:
     """lvm2's ten letters; the metadata's part comes from VgReport, the kernel's (state, open) from here."""
     lv = row.lv
-    head, target, skip = row.view.static_attr(lv)
+    cells = row.cells
+    head, target, skip = cells[2:5] if cells else row.view.static_attr(lv)  # type: ignore[misc]
     state = opened = "X" if _no_dm() else "-"
-    if row.view.never_queried(lv):
+    if cells[5] if cells else row.view.never_queried(lv):
         state = opened = "-"
     elif state != "X":
         from lvcrypt.lv_names import dm_uuid
@@ -106,6 +229,17 @@ def _lv_attr(row: LvRow) -> str:
     missing = row.loaded.missing
     partial = "p" if missing and any(area.pv in missing for s in lv.segments for area, _ in s.pv_areas()) else "-"
     return f"{head}{state}{opened}{target}{partial}{skip}"
+
+
+def _lv_attrs(rows: list[LvRow]) -> list[object]:
+    """lv_attr of all rows at once.  Without a device-mapper to ask, a row with the view's cells and no missing
+    PV is its cells' letters around state and open `XX` (`--` for LVs lvm2 never asks about) and partial `-`,
+    with no call per row; any other row, and every row where the kernel has devices, is _lv_attr's."""
+    if not _no_dm():
+        return [_lv_attr(row) for row in rows]
+    return [f"{cells[2]}{'--' if cells[5] else 'XX'}{cells[3]}-{cells[4]}"
+            if cells is not None and not row.loaded.missing else _lv_attr(row)
+            for row in rows for cells in [getattr(row, "cells", None)]]
 
 
 def _segtype(segment: "Segment") -> str:
@@ -208,25 +342,30 @@ def _link(report_field: str) -> Callable[[LvRow], str]:
     return lambda row: row.view.link(row.lv, report_field)
 
 
+def _blank(row: object) -> str:
+    """Fields lvm2 leaves empty for every LV lvcrypt reports (see LV_FIELDS)."""
+    return ""
+
+
 LV_FIELDS: dict[str, Field] = {
     "lv_name": Field("LV", _lv_name, width=4),
     "vg_name": Field("VG", lambda r: r.vg.name),
     "lv_attr": Field("Attr", _lv_attr),
     "lv_lockargs": Field("LLockArgs", lambda r: r.lv.lock_args or ""),
-    "lv_size": Field("LSize", lambda r: r.lv.extent_count * r.vg.extent_bytes, size=True),
+    "lv_size": Field("LSize", lambda r: _lv_size(r.lv, r.vg), size=True),
     "pool_lv": Field("Pool", _link("pool_lv")),
     "origin": Field("Origin", _link("origin")),
     "data_lv": Field("Data", _link("data_lv")),
     "metadata_lv": Field("Meta", _link("metadata_lv")),
     # Percentages come from the kernel's status of active thin, snapshot, raid, mirror and cache
     # LVs; lvcrypt activates none of those, and lvm2 leaves them empty for inactive LVs.
-    "data_percent": Field("Data%", lambda r: "", width=6),
-    "metadata_percent": Field("Meta%", lambda r: "", width=6),
-    "snap_percent": Field("Snap%", lambda r: "", width=6),
-    "move_pv": Field("Move", lambda r: ""),
+    "data_percent": Field("Data%", _blank, width=6),
+    "metadata_percent": Field("Meta%", _blank, width=6),
+    "snap_percent": Field("Snap%", _blank, width=6),
+    "move_pv": Field("Move", _blank),
     "mirror_log": Field("Log", _link("mirror_log")),
-    "copy_percent": Field("Cpy%Sync", lambda r: ""),
-    "convert_lv": Field("Convert", lambda r: ""),
+    "copy_percent": Field("Cpy%Sync", _blank),
+    "convert_lv": Field("Convert", _blank),
     "lv_uuid": Field("LV UUID", lambda r: r.lv.id),
     "lv_role": Field("Role", lambda r: r.view.role(r.lv), width=10),
     "lv_path": Field("Path", lambda r: f"/dev/{r.vg.name}/{r.lv.name}" if r.view.has_path(r.lv) else ""),
@@ -255,6 +394,33 @@ LV_FIELDS: dict[str, Field] = {
                       * r.vg.extent_bytes, size=True),
     "lv_tags": Field("LV Tags", lambda r: ",".join(sorted(r.lv.tags))),
 }
+
+
+
+def _from_cells(index: int, get: Callable[[LvRow], object]) -> Callable[[list[LvRow]], list[object]]:
+    """A column read from the rows' table cells, no call of ours per row; a row without cells (another kind of
+    row, an LvRow built elsewhere) asks `get`."""
+    def column(rows: list[LvRow]) -> list[object]:
+        return [cells[index] if cells is not None else get(row)
+                for row in rows for cells in [getattr(row, "cells", None)]]
+    return column
+
+
+# Whole columns for the fields of a plain `lvs` (thousands of rows), by the `get` they stand for: a field whose
+# `get` was replaced (report_history, report_joined) is no longer here and is read row by row.
+_WHOLE_COLUMNS: dict[Callable[..., object], Callable[[list[LvRow]], list[object]]] = {
+    _blank: lambda rows: [""] * len(rows),
+    _lv_name: _from_cells(0, _lv_name),
+    _lv_attr: _lv_attrs,
+    LV_FIELDS["lv_size"].get: _from_cells(_SIZE_COLUMN, LV_FIELDS["lv_size"].get),
+    **{LV_FIELDS[name].get: _from_cells(column, LV_FIELDS[name].get) for name, column in _LINK_COLUMN.items()},
+}
+
+
+def whole_column(get: Callable[..., object]) -> Callable[[list[object]], list[object]] | None:
+    """How to read a field's values for all rows at once (the same values `get` gives), if there is a way."""
+    return _WHOLE_COLUMNS.get(get)  # type: ignore[return-value]
+
 
 VG_FIELDS: dict[str, Field] = {
     "vg_name": Field("VG", lambda r: r.vg.name),
@@ -393,6 +559,9 @@ def load_vgs(devices: str | None, names: list[str], command: str, shared: bool =
     return found, loaded, hidden
 
 
+_NAME = operator.attrgetter("name")
+
+
 def lv_rows(devices: str | None, names: list[str], every: bool = False, per_segment: bool = False,
             shared: bool = False, foreign: bool = False, sysfs_root: str = "/sys",
             history: bool = False, missing: list[str] | None = None) -> list[object]:
@@ -412,25 +581,28 @@ def lv_rows(devices: str | None, names: list[str], every: bool = False, per_segm
     rows: list[object] = []
     shown: set[tuple[str, str]] = set()
     for vg in sorted(loaded, key=lambda item: item.vg.name):
-        view = _vg_report(vg.vg)
+        view = lvs_view(vg)
         named = vg.vg.name in {v for v, _ in only} and vg.vg.name not in whole
         gone = historical.historical_rows(vg.vg, vg, view) if historical else []
-        for item in sorted([*vg.vg.lvs.values(), *gone], key=lambda item: item.name):
+        for item in sorted([*vg.vg.lvs.values(), *gone], key=_NAME):
             if historical and isinstance(item, historical.HistoricalRow):
                 if not named or (vg.vg.name, historical.PREFIX + item.name) in only:
                     shown.add((vg.vg.name, historical.PREFIX + item.name))
                     rows.append(item)
                 continue
             lv = item
+            cells = view.cells(lv.name)  # a listed LV's cached row: its visibility is cells[1]
+            if cells is None and not view.listed(lv):
+                continue
             # An LV named on the command line is shown even if hidden, as lvm2 shows it.
-            wanted = (vg.vg.name, lv.name) in only if named else every or view.visible(lv)
-            if not view.listed(lv) or not wanted:
+            if not ((vg.vg.name, lv.name) in only if named else
+                    every or (cells[1] if cells is not None else view.visible(lv))):
                 continue
             shown.add((vg.vg.name, lv.name))
             if per_segment:
-                rows += [LvRow(vg.vg, vg, lv, segment, view, sysfs_root) for segment in lv.segments]
+                rows += [LvRow(vg.vg, vg, lv, segment, view, sysfs_root, cells) for segment in lv.segments]
             else:
-                rows.append(LvRow(vg.vg, vg, lv, None, view, sysfs_root))
+                rows.append(LvRow(vg.vg, vg, lv, None, view, sysfs_root, cells))
     present = {vg.vg.name for vg in loaded}
     for item in dict.fromkeys(names):
         vg_name, _, lv_name = item.partition("/")

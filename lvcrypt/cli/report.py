@@ -34,28 +34,29 @@ def _units(text: str) -> "Units":
 def _column(field: "Field", name: str, args: argparse.Namespace) -> Callable[[list[object]], list[str]]:
     """How one column prints its rows' values, chosen once per column and run over the whole column (`map`,
     no call of ours per cell): a report of 2,000 LVs has 24,000 cells by default."""
+    from lvcrypt.reportfields import whole_column
     from lvcrypt.units import size_to_string
 
     get = field.get
+    values = whole_column(get) or (lambda rows: list(map(get, rows)))
     if args.binary:  # report_select knows the two-valued fields; imported only for --binary
         from lvcrypt.report_select import BINARY_FIELDS, binary
 
         if name in BINARY_FIELDS:
-            return lambda rows: [str(binary(value)) for value in map(get, rows)]
+            return lambda rows: [str(binary(value)) for value in values(rows)]
     if not field.size:
-        return lambda rows: list(map(str, map(get, rows)))
+        return lambda rows: list(map(str, values(rows)))
     units, suffix = args.units, not args.nosuffix
-    sizes: dict[int, str] = {}  # LVs of one size are common: format each size once
 
-    def size(raw: object) -> str:
-        if isinstance(raw, str):  # sizes lvm2 leaves empty or names (`auto`)
-            return raw
-        text = sizes.get(raw)  # type: ignore[call-overload]
-        if text is None:
-            text = sizes[raw] = size_to_string(int(raw), units, suffix=suffix)  # type: ignore[call-overload]
-        return text
+    def sizes(rows: list[object]) -> list[str]:
+        """LVs of one size are common: each distinct size formatted once, then looked up (`map`, no call of
+        ours per cell); sizes lvm2 leaves empty or names (`auto`) are strings, printed as they are."""
+        raws = values(rows)
+        texts = {raw: raw if isinstance(raw, str) else size_to_string(int(raw), units,  # type: ignore[call-overload]
+                                                                      suffix=suffix) for raw in set(raws)}
+        return list(map(texts.__getitem__, raws))
 
-    return lambda rows: list(map(size, map(get, rows)))
+    return sizes
 
 
 def _render(kind: str, columns: list[str], fields: dict[str, "Field"], rows: list[object],

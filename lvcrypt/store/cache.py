@@ -1,6 +1,6 @@
 """A cache of converted VG models, so that report commands skip the text parser and the conversion (most of their time).
 
-An entry is used only for exactly the text it was read from (its SHA-256 is
+An entry is used only for exactly the text it was read from (its BLAKE2b is
 in the entry) and for exactly the code that converted it (the lvcrypt and
 Python versions, and the size and time of every module of the metadata
 package, which decides how a text becomes a model), so a changed VG or a
@@ -15,11 +15,14 @@ function, no other class: a planted pickle cannot run code); the file is
 named by a hash of the VG id, in a subdirectory of the private run directory
 that is verified to be ours and writable by nobody else, opened without
 following symbolic links, and the loaded object must be a `VolumeGroup`.
+
+Beside a model, a command may keep plain data it derived from it (`lookup_derived`:
+`lvs`'s view of the VG's LVs), under the same key plus the stamp of the code that
+derived it, in an entry of its own that is only `marshal` data, never a pickle.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import marshal
 import os
@@ -35,7 +38,12 @@ from lvcrypt.metadata.gc_pause import gc_paused
 from lvcrypt.metadata.model import VolumeGroup
 from lvcrypt.store.lock import run_dir
 
-_FORMAT = 3
+try:  # CPython's own BLAKE2: hashlib would load OpenSSL first (11M instructions, 2% of a warm `lvs`)
+    from _blake2 import blake2b
+except ImportError:  # a Python built without it
+    from hashlib import blake2b
+
+_FORMAT = 4
 _MAX_ENTRY = 64 << 20
 # The only globals a payload may name: the model's classes and the tree's Section.
 _CLASSES = {(module.__name__, name): value for module in (model, tree) for name, value in vars(module).items()
@@ -70,7 +78,7 @@ def _directory() -> str | None:
 
 
 def _name(vg_id: str) -> str:
-    return hashlib.sha256(vg_id.encode("utf-8", "surrogateescape")).hexdigest()
+    return blake2b(vg_id.encode("utf-8", "surrogateescape"), digest_size=32).hexdigest()
 
 
 def _read(path: str) -> bytes | None:
@@ -89,16 +97,58 @@ def _read(path: str) -> bytes | None:
         os.close(fd)
 
 
-def lookup(vg_id: str, text: bytes) -> VolumeGroup | None:
-    """The model of exactly this text, converted and validated once by this code, or None."""
-    directory = _directory()
-    data = _read(os.path.join(directory, _name(vg_id))) if directory else None
+def _stamp_of(files: tuple[str, ...]) -> tuple[object, ...]:
+    """Size and modification time of each file: code an entry depends on outside the metadata package."""
+    return tuple((os.path.basename(name), info.st_size, info.st_mtime_ns) for name in files
+                 for info in [os.stat(name)])
+
+
+def _digest(text: bytes) -> bytes:
+    """BLAKE2b of a text, remembered for the last text: a report reads the model and its view of one text."""
+    global _last_digest
+    if _last_digest[0] != text:
+        _last_digest = (text, blake2b(text, digest_size=32).digest())
+    return _last_digest[1]
+
+
+_last_digest: tuple[bytes, bytes] = (b"", blake2b(b"", digest_size=32).digest())
+
+
+def _payload(path: str, text: bytes, stamp: tuple[object, ...]) -> object:
+    """The payload of the entry at `path` if it was written for this text by this code, else None."""
+    data = _read(path)
     if data is None:
         return None
     try:
-        stamp, digest, payload = marshal.loads(data)
-        if stamp != _code_stamp() or digest != hashlib.sha256(text).digest() or type(payload) is not bytes:
-            return None
+        found, digest, payload = marshal.loads(data)
+    except _FAILURES:
+        return None
+    return payload if found == stamp and digest == _digest(text) else None
+
+
+def _write(path: str, text: bytes, stamp: tuple[object, ...], payload: object) -> None:
+    """Write an entry atomically (a reader sees the old entry or the new one); failures are ignored."""
+    temp = f"{path}.{os.getpid()}.tmp"
+    try:
+        data = marshal.dumps((stamp, _digest(text), payload))
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(temp, path)
+    except (OSError, ValueError):
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+
+
+def lookup(vg_id: str, text: bytes) -> VolumeGroup | None:
+    """The model of exactly this text, converted and validated once by this code, or None."""
+    directory = _directory()
+    payload = _payload(os.path.join(directory, _name(vg_id)), text, _code_stamp()) if directory else None
+    if type(payload) is not bytes:
+        return None
+    try:
         with gc_paused():  # thousands of new objects, none garbage (see gc_pause)
             vg = _ModelUnpickler(io.BytesIO(payload)).load()
     except _FAILURES:
@@ -112,17 +162,24 @@ def store(vg_id: str, text: bytes, vg: VolumeGroup) -> None:
     directory = _directory()
     if directory is None:
         return
-    path = os.path.join(directory, _name(vg_id))
-    temp = f"{path}.{os.getpid()}.tmp"
     try:
         payload = pickle.dumps(vg, protocol=pickle.HIGHEST_PROTOCOL)
-        data = marshal.dumps((_code_stamp(), hashlib.sha256(text).digest(), payload))
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(temp, path)
-    except (OSError, ValueError, RecursionError, pickle.PicklingError):
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
+    except (ValueError, RecursionError, pickle.PicklingError):
+        return
+    _write(os.path.join(directory, _name(vg_id)), text, _code_stamp(), payload)
+
+
+def lookup_derived(kind: str, vg_id: str, text: bytes, code: tuple[str, ...]) -> object:
+    """Plain data (`marshal`'s types: nothing that runs) a command derived from the model of exactly this
+    text with this code (the metadata package and the files `code`), or None; the caller checks its shape."""
+    directory = _directory()
+    if directory is None:
+        return None
+    return _payload(os.path.join(directory, f"{_name(vg_id)}.{kind}"), text, (*_code_stamp(), _stamp_of(code)))
+
+
+def store_derived(kind: str, vg_id: str, text: bytes, code: tuple[str, ...], data: object) -> None:
+    """Remember what `lookup_derived` gives back for this text and code; failures only cost a recomputation."""
+    directory = _directory()
+    if directory is not None:
+        _write(os.path.join(directory, f"{_name(vg_id)}.{kind}"), text, (*_code_stamp(), _stamp_of(code)), data)

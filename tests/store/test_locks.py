@@ -12,7 +12,6 @@ timing assertions.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import marshal
 import os
 import pickle
@@ -440,10 +439,11 @@ def test_an_unprivileged_user_locks_in_a_private_run_directory(stranger: tuple[i
 # Item 7: nothing from a disk picks a path; the cache cannot run code.
 
 def cache_entry(pair: Pair, name: str) -> Path:
+    from lvcrypt.store import cache
     from lvcrypt.store.commit import scan
 
     vg_id = scan(pair.devices).copies(name)[0][1].vg_id
-    return pair.tmp / "run" / "cache" / hashlib.sha256(vg_id.encode()).hexdigest()
+    return pair.tmp / "run" / "cache" / cache._name(vg_id)
 
 
 def test_the_model_cache_runs_no_code_and_is_trusted_only_from_a_private_directory(vg: tuple[Pair, str]) -> None:
@@ -453,7 +453,8 @@ def test_the_model_cache_runs_no_code_and_is_trusted_only_from_a_private_directo
     entry = cache_entry(pair, name)
     assert stat.S_IMODE(os.lstat(entry.parent).st_mode) == 0o700
     assert stat.S_IMODE(os.lstat(entry).st_mode) == 0o600
-    assert [p.name for p in entry.parent.iterdir()] == [entry.name]
+    assert sorted(p.name for p in entry.parent.iterdir()) == [entry.name, f"{entry.name}.lvs"]  # lvs' view beside
+    assert stat.S_IMODE(os.lstat(f"{entry}.lvs").st_mode) == 0o600
     stamp, digest, payload = marshal.loads(entry.read_bytes())
 
     # A pickle that would run code if unpickled, as the whole entry or as the payload of a valid header:

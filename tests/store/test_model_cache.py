@@ -4,6 +4,7 @@ entry) is a miss that parses the text again."""
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,33 @@ def test_a_damaged_entry_is_ignored_and_the_text_parsed(run_dir: Path) -> None:
         entry.write_bytes(damaged)
         assert cache.lookup("vg-id", text) is None
         assert list(parse_vg(text, "test", "vg-id").lvs) == ["alpha", "beta"]
+
+
+def test_derived_data_is_kept_for_exactly_its_text_and_code_and_never_runs(run_dir: Path, tmp_path: Path) -> None:
+    text = metadata_text(["alpha"])
+    code_file = tmp_path / "deriver.py"
+    code_file.write_text("# the code that derived the data\n")
+    code = (str(code_file),)
+    data = (["alpha"], [], [[1, 2], ["x"]])
+    cache.store_derived("lvs", "vg-id", text, code, data)
+    assert cache.lookup_derived("lvs", "vg-id", text, code) == data
+    assert cache.lookup_derived("lvs", "vg-id", text + b"\n", code) is None  # another text
+    assert cache.lookup_derived("vgs", "vg-id", text, code) is None  # another kind
+    assert cache.lookup_derived("lvs", "other-id", text, code) is None
+    before = os.stat(code_file)
+    os.utime(code_file, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+    assert cache.lookup_derived("lvs", "vg-id", text, code) is None  # the deriving code changed
+    os.utime(code_file, ns=(before.st_atime_ns, before.st_mtime_ns))
+    (entry,) = (path for path in (run_dir / "cache").iterdir() if path.name.endswith(".lvs"))
+    whole = entry.read_bytes()
+    for damaged in (whole[: len(whole) // 2], b"", os.urandom(300)):
+        entry.write_bytes(damaged)
+        assert cache.lookup_derived("lvs", "vg-id", text, code) is None
+    marker = tmp_path / "ran"
+
+    class Exploit:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, (f"touch {marker}",))
+
+    cache.store_derived("lvs", "vg-id", text, code, pickle.dumps(Exploit()))
+    assert type(cache.lookup_derived("lvs", "vg-id", text, code)) is bytes and not marker.exists()  # never unpickled
