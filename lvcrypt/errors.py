@@ -49,6 +49,10 @@ class DeviceError(LvcryptError):
     """A device or image file is missing, unreadable or not what was expected."""
 
 
+class ConfigError(LvcryptError):
+    """lvm.conf sets something lvcrypt must apply and cannot read (a malformed device filter)."""
+
+
 class FormatError(LvcryptError):
     """Binary on-disk data (label, PV header, mda, LUKS header) is malformed."""
 

@@ -12,7 +12,7 @@ from lvcrypt.errors import DeviceError, LvcryptError
 from lvcrypt.lvops import new_uuid
 from lvcrypt.metadata.validate import uuid_valid
 from lvcrypt.store.commit import Scan, clear_metadata, scan
-from lvcrypt.store.devices import candidate_devices, remember_devices
+from lvcrypt.store.devices import devices_with, remember_devices
 from lvcrypt.store.disk import Disk
 from lvcrypt.store.lock import GLOBAL, VgLock
 from lvcrypt.store.physical import PvOnDisk, plan_layout, wipe_pv, write_label, write_new_pv
@@ -154,7 +154,7 @@ def create_pvs(devices: str | None, paths: list[str], uuid: str | None = None, m
     """pvcreate: every refusal for every device first, then each is labelled (`created` hears of it);
     remembered as devices to scan when no --devices list was given."""
     with VgLock(GLOBAL, exclusive=True):
-        found = scan(list(dict.fromkeys(candidate_devices(devices) + paths)))
+        found = scan(devices_with(devices, paths))
         for path in paths:
             check_creatable(path, found, uuid, force, confirm)
         for path in paths:
@@ -169,7 +169,7 @@ def remove_pvs(devices: str | None, paths: list[str], force: int = 0, confirm: C
                wiped: Callable[[str], None] = lambda path: None) -> None:
     """pvremove: every refusal for every device first, then each label is wiped (`wiped` hears of it)."""
     with VgLock(GLOBAL, exclusive=True):
-        found = scan(list(dict.fromkeys(candidate_devices(devices) + paths)))
+        found = scan(devices_with(devices, paths))
         for path in paths:
             check_removable(path, found, force, confirm)
         for path in paths:

@@ -66,10 +66,10 @@ def change_pv_tags(devices: str | None, paths: list[str], add: list[str], delete
                    done: Callable[[str], None]) -> None:
     """Tags live in the VG's metadata: a PV of no VG has nowhere to keep them, as in lvm2."""
     from lvcrypt.store.commit import load_vg, scan
-    from lvcrypt.store.devices import candidate_devices
+    from lvcrypt.store.devices import devices_with
     from lvcrypt.store.transaction import VgTransaction
 
-    found = scan(list(dict.fromkeys(candidate_devices(devices) + paths)))
+    found = scan(devices_with(devices, paths))
     owners = {}
     for name in found.vg_names():
         try:

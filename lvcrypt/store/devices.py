@@ -2,7 +2,8 @@
 
 `--devices PATH,PATH` names them exactly (image files too).  Otherwise the
 devices file in the state directory (kept by pvcreate, vgcreate and vgextend)
-plus the block devices udev knows that carry an LVM2 label.
+plus the block devices udev knows that carry an LVM2 label, less those
+lvm.conf's device filters hide (device_filter).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 from lvcrypt.atomic_file import write_atomically
 from lvcrypt.errors import UsageError
 from lvcrypt.store.archive import existing_state_path, state_path
+from lvcrypt.store.device_filter import device_accepted, refuse_rejected
 
 DEVICES_FILE = "devices"
 
@@ -62,11 +64,20 @@ def udev_block_devices() -> list[str]:
 
 
 def candidate_devices(option: str | None) -> list[str]:
-    """Devices to scan: exactly --devices, else the devices file plus udev's LVM2 members."""
+    """Devices to scan: exactly --devices, else the devices file plus udev's LVM2 members that the
+    filters accept."""
     if option:
         return parse_devices_option(option)
     paths = read_devices_file()
     for node in udev_block_devices():
         if node not in paths:
             paths.append(node)
-    return paths
+    return [path for path in paths if device_accepted(path)]
+
+
+def devices_with(option: str | None, named: list[str]) -> list[str]:
+    """Devices to scan for a command that names devices: the candidates and the named ones; without
+    --devices, a named device the filters hide is refused as lvm2 refuses it."""
+    if not option:
+        refuse_rejected(named)
+    return list(dict.fromkeys(candidate_devices(option) + named))

@@ -18,7 +18,7 @@ from lvcrypt.metadata.model import VolumeGroup
 from lvcrypt.store import access as vg_access
 from lvcrypt.store import archive, lvmlockd
 from lvcrypt.store.commit import LoadedVg, Scan, commit, load_vg, scan
-from lvcrypt.store.devices import candidate_devices
+from lvcrypt.store.devices import candidate_devices, devices_with
 from lvcrypt.store.lock import GLOBAL, VgLock
 from lvcrypt.store.physical import PvOnDisk
 
@@ -126,7 +126,7 @@ class VgTransaction:
             if self.global_lock is not None:
                 held.enter_context(self.global_lock)
             held.enter_context(self.lock)
-            self.scan = scan(list(dict.fromkeys(candidate_devices(self.devices) + self.also_scan)))
+            self.scan = scan(devices_with(self.devices, self.also_scan))
             self.loaded = load_vg(self.scan, self.name)
             vg_access.check(self.loaded.vg, self.access)
             if self.loaded.vg.shared and lvmlockd.enabled():
@@ -230,7 +230,7 @@ class VgCreation:
         with contextlib.ExitStack() as locks:
             locks.enter_context(VgLock(GLOBAL, exclusive=True, creating=self.lock_type))
             locks.enter_context(VgLock(self.name, exclusive=True, creating=self.lock_type))
-            self.scan = scan(list(dict.fromkeys(candidate_devices(self.devices) + self.also_scan)))
+            self.scan = scan(devices_with(self.devices, self.also_scan))
             self.locks = locks.pop_all()
         return self
 
