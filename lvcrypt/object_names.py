@@ -129,18 +129,20 @@ def expand_pv_arguments(devices: str | None, items: list[str], missing: list[str
     import os
 
     from lvcrypt.store.commit import load_vg, scan
+    from lvcrypt.store.device_filter import device_accepted
     from lvcrypt.store.devices import candidate_devices
 
     if not items:
         return []
-    found = scan(list(dict.fromkeys(candidate_devices(devices) + [i for i in items if not is_tag(i)])))
+    named = [item for item in items if not is_tag(item)]
+    rejected = set() if devices else {item for item in named if os.path.exists(item) and not device_accepted(item)}
+    found = scan(list(dict.fromkeys(candidate_devices(devices) + [item for item in named if item not in rejected])))
     out = []
-    for item in items:
-        if is_tag(item):
-            continue
-        pv = found.pv_at(item)
+    for item in named:
+        pv = None if item in rejected else found.pv_at(item)
         if pv is None:
             message = (f"Cannot use {item}: device not found" if not os.path.exists(item)
+                       else f"Cannot use {item}: device is rejected by filter config" if item in rejected
                        else f"Failed to find physical volume \"{item}\".")
             if missing is None:
                 raise LvcryptError(message)

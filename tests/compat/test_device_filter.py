@@ -176,3 +176,13 @@ def test_no_filter_means_every_device(filtered: Filtered) -> None:
     filtered.configure(f"devices {{ global_filter = {_list(filtered.only_ours())} }}\n# filter = [ \"r|.*|\" ]\n")
     shown = _same_report(filtered, "pvs", "-o", "pv_name,vg_name")
     assert a in shown and b in shown
+
+
+def test_pvs_naming_a_rejected_device_reports_the_others_and_fails(filtered: Filtered) -> None:
+    a, b, _ = filtered.devices
+    filtered.configure(f"devices {{ global_filter = {_list([f'r|^{b}$|', *filtered.only_ours()])} }}\n")
+    for names in ((b,), (a, b)):
+        ours, theirs = filtered.lvcrypt("pvs", *names), filtered.lvm("pvs", *names)
+        assert ours.returncode == theirs.returncode == 5, (ours.stderr, theirs.stderr)
+        assert ours.stdout == theirs.stdout
+        assert _lines(ours.stderr) == _lines(theirs.stderr) == [f"Cannot use {b}: device is rejected by filter config"]
