@@ -142,6 +142,8 @@ def common_options() -> ArgumentParser:
                         help="print lvcrypt's version and the lvm2 and cryptsetup versions it follows")
     common.add_argument("--devices", action=JoinedList, metavar="PATH,PATH",
                         help="only look at these devices or image files (default: the devices file and udev)")
+    common.add_argument("--config", metavar="SETTINGS",
+                        help="lvm.conf settings for this command, over lvm.conf (lvm2's syntax)")
     return common
 
 
@@ -210,12 +212,17 @@ def _unknown_command(name: str) -> UsageError:
 
 
 def _apply_command_mode(args: argparse.Namespace) -> None:
-    """`-t`, `-A n` and `-v` hold for the whole process: every write checks them (lvcrypt.command_mode)."""
+    """`-t`, `-A n`, `-v` and `--config` hold for the whole command: every write checks the first ones
+    (lvcrypt.command_mode), every lvm.conf lookup sees the last."""
     from lvcrypt.command_mode import TEST_MODE_NOTICE, set_autobackup, set_test_mode, set_verbosity
 
     set_verbosity(getattr(args, "verbose", 0))
     set_autobackup(getattr(args, "autobackup", "y") != "n")
     set_test_mode(bool(getattr(args, "test", False)))
+    if getattr(args, "config", None) is not None:
+        from lvcrypt.store import lvm_config
+
+        lvm_config.override(args.config)
     if getattr(args, "test", False):
         print(TEST_MODE_NOTICE, file=sys.stderr)
 
@@ -300,6 +307,10 @@ def run(argv: list[str]) -> int:
         from lvcrypt.command_mode import reset
 
         reset()
+        if args is not None and getattr(args, "config", None) is not None:
+            from lvcrypt.store import lvm_config
+
+            lvm_config.override(None)
 
 
 def _traceback_if_debug(args: argparse.Namespace | None) -> None:

@@ -9,16 +9,16 @@ path name of a device the first pattern that matches decides; a device is
 accepted if any of its names is accepted, rejected if its names were only
 rejected, and accepted when no pattern matched any name.  The global filter and
 the filter must both accept.  As in lvm2 2.03, `--devices` names devices
-exactly and bypasses both.
+exactly and bypasses both (a malformed pattern still fails the command).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 
 from lvcrypt.errors import ConfigError, DeviceError
+from lvcrypt.records import dataclass
 from lvcrypt.store import lvm_config
 
 _CLOSING = {"(": ")", "[": "]", "{": "}"}

@@ -13,7 +13,7 @@ import os
 from lvcrypt.atomic_file import write_atomically
 from lvcrypt.errors import UsageError
 from lvcrypt.store.archive import existing_state_path, state_path
-from lvcrypt.store.device_filter import device_accepted, refuse_rejected
+from lvcrypt.store.device_filter import configured, device_accepted, refuse_rejected
 
 DEVICES_FILE = "devices"
 
@@ -66,13 +66,14 @@ def udev_block_devices() -> list[str]:
 def candidate_devices(option: str | None) -> list[str]:
     """Devices to scan: exactly --devices, else the devices file plus udev's LVM2 members that the
     filters accept."""
+    filters = configured()  # a malformed filter fails the command even with --devices, as in lvm2
     if option:
         return parse_devices_option(option)
     paths = read_devices_file()
     for node in udev_block_devices():
         if node not in paths:
             paths.append(node)
-    return [path for path in paths if device_accepted(path)]
+    return [path for path in paths if not filters or device_accepted(path)]
 
 
 def devices_with(option: str | None, named: list[str]) -> list[str]:

@@ -1,10 +1,13 @@
 """The few lvm.conf settings lvcrypt must share with lvm2 on the same machine.
 
 lvm2 reads `$LVM_SYSTEM_DIR/lvm.conf` (default /etc/lvm) and merges
-`lvmlocal.conf` over it; an empty LVM_SYSTEM_DIR means no configuration file.
-Only plain `section { key = value }` settings are read (strings, numbers,
-lists of them): enough for global/locking_dir and friends, and no lvm2 or
-parser import on the path of every command.
+`lvmlocal.conf` over it, then a command's `--config` string over both; an
+empty LVM_SYSTEM_DIR means no configuration file.  Only plain
+`section { key = value }` settings are read (strings, numbers, lists of them):
+enough for global/locking_dir and friends, and no lvm2 or parser import on the
+path of every command.  The files are read leniently (what is not understood
+is skipped, as a missing key); a `--config` string is the user's command line
+and is parsed strictly, with lvm2's errors.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
+
+from lvcrypt.errors import UsageError
 
 Setting = str | int | float | list[str | int | float]
 
@@ -72,18 +77,91 @@ def _parse(tokens: list[str]) -> dict[str, Setting]:
     return settings
 
 
+class _Override:
+    """A command line's `--config` settings, for the rest of the process's command (see `override`)."""
+
+    settings: dict[str, Setting] = {}
+
+
+def override(text: str | None) -> None:
+    """Merge `--config TEXT` over the files for this command (None: the files alone again), or refuse
+    it as lvm2 does (exit 3, before anything is read)."""
+    _Override.settings = {} if text is None else parse_command_line(text)
+    settings.cache_clear()
+
+
+def parse_command_line(text: str) -> dict[str, Setting]:
+    """`--config`'s text, with lvm2's refusals: a syntax error says where ("Parse error at byte N (line
+    L): ..."), and nothing set at all is "Failed to set overridden configuration entries."."""
+    tokens = [(match.start(), match.group(1)) for match in _TOKEN.finditer(text) if match.group(1)]
+    if not tokens:
+        raise UsageError("Failed to set overridden configuration entries.")
+    parsed: dict[str, Setting] = {}
+    index = 0
+
+    def fail(reason: str) -> UsageError:
+        at = tokens[index][0] if index < len(tokens) else len(text)
+        return UsageError(f"Parse error at byte {at + 1} (line {text.count(chr(10), 0, at) + 1}): {reason}")
+
+    def token() -> str | None:
+        return tokens[index][1] if index < len(tokens) else None
+
+    def scalar() -> str | int | float:
+        nonlocal index
+        found = token()
+        if found is None or found in _PUNCTUATION:
+            raise fail("expected a value")
+        index += 1
+        return _scalar(found)
+
+    def value() -> Setting:
+        nonlocal index
+        if token() != "[":
+            return scalar()
+        index += 1
+        items: list[str | int | float] = []
+        while token() != "]":
+            items.append(scalar())
+            if token() == ",":
+                index += 1
+        index += 1
+        return items
+
+    def section(path: list[str], closed: bool) -> None:
+        nonlocal index
+        while (name := token()) != ("}" if closed else None):
+            if name is None or name in _PUNCTUATION or name.startswith('"'):
+                raise fail("unexpected token")
+            index += 1
+            if token() == "{":
+                index += 1
+                section([*path, name], True)
+            elif token() == "=":
+                index += 1
+                parsed["/".join([*path, name])] = value()
+            else:
+                raise fail("unexpected token")
+        index += 1
+
+    section([], False)
+    return parsed
+
+
+_PUNCTUATION = frozenset("{}[]=,")
+
+
 @lru_cache(maxsize=None)
 def settings() -> dict[str, Setting]:
-    """lvm.conf with lvmlocal.conf merged over it (unreadable files count as empty, as lvm2's defaults)."""
+    """lvm.conf with lvmlocal.conf and then `--config` merged over it (unreadable files count as empty,
+    as lvm2's defaults)."""
     directory = config_dir()
     merged: dict[str, Setting] = {}
-    if directory is None:
-        return merged
-    for name in ("lvm.conf", "lvmlocal.conf"):
+    for name in ("lvm.conf", "lvmlocal.conf") if directory is not None else ():
         try:
             merged.update(_parse(_tokens((directory / name).read_text(errors="replace"))))
         except OSError:
             continue
+    merged.update(_Override.settings)
     return merged
 
 

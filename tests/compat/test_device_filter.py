@@ -186,3 +186,40 @@ def test_pvs_naming_a_rejected_device_reports_the_others_and_fails(filtered: Fil
         assert ours.returncode == theirs.returncode == 5, (ours.stderr, theirs.stderr)
         assert ours.stdout == theirs.stdout
         assert _lines(ours.stderr) == _lines(theirs.stderr) == [f"Cannot use {b}: device is rejected by filter config"]
+
+
+def test_config_option_sets_the_filter_for_one_command(filtered: Filtered) -> None:
+    a, b, _ = filtered.devices
+    filtered.configure(f"devices {{ filter = {_list([f'r|^{b}$|', *filtered.only_ours()])} }}\n")
+    assert b not in _same_report(filtered, "pvs", "-o", "pv_name")
+    override = f"devices {{ filter = {_list(filtered.only_ours())} }}"
+    shown = _same_report(filtered, "pvs", "--config", override, "-o", "pv_name")
+    assert a in shown and b in shown
+    path_form = f"devices/global_filter = {_list([f'r|^{a}$|', *filtered.only_ours()])}"
+    shown = _same_report(filtered, "pvs", "--config", path_form, "-o", "pv_name")
+    assert a not in shown and b not in shown
+    assert b not in _same_report(filtered, "pvs", "-o", "pv_name")  # the next command: lvm.conf alone again
+
+
+# --config strings lvm2 refuses as a bad command line (exit 3), each with its first line.
+BAD_CONFIG = [
+    ("devices { = 1 }",),
+    ("devices { filter = }",),
+    ("a = 1 }",),
+    ("devices { x = 1",),
+    ("x",),
+    ("   ",),
+    ('devices { filter = [ "a|x|" ] ',),
+    ("devices { }", "--config", "global { }"),
+]
+
+
+@pytest.mark.parametrize("config", BAD_CONFIG, ids=lambda config: repr(" ".join(config)))
+def test_a_bad_config_option_is_refused_as_lvm2_refuses_it(filtered: Filtered, config: tuple[str, ...]) -> None:
+    filtered.configure("devices { }\n")
+    before = digests(filtered.devices)
+    argv = ("pvcreate", "--config", *config, filtered.devices[2])
+    ours, theirs = filtered.lvcrypt(*argv), filtered.lvm(*argv)
+    assert ours.returncode == theirs.returncode == 3, (ours.stderr, theirs.stderr)
+    assert _lines(ours.stderr)[-1].removeprefix("pvcreate: ") == _lines(theirs.stderr)[0]
+    assert digests(filtered.devices) == before
