@@ -15,6 +15,8 @@ from contextlib import ExitStack, contextmanager
 from enum import Enum
 from typing import TYPE_CHECKING, Callable, Iterator, Mapping
 
+from lvcrypt import activation_filter
+from lvcrypt.command_mode import verbose
 from lvcrypt.errors import DeviceError, LockError, LvcryptError
 from lvcrypt.keycache import KeyCache
 from lvcrypt.keystores import KeystoreSessions
@@ -104,6 +106,9 @@ def change_lv(tx: "VgTransaction", lv_name: str, keys: KeyCache, request: Activa
 
     lv = find_lv(tx.vg, lv_name)
     refuse_unless_changeable(tx.vg, lv, "activate")
+    if request.activate and not request.refresh and not activation_filter.passes(tx.vg, lv):
+        verbose(f"Not activating {tx.vg.name}/{lv.name} since it does not pass activation filter.")
+        return  # lvm2 passes over it and succeeds: another host owns it (activation_filter)
     if test_mode():  # lvm2's -t: the LV is checked, nothing is (de)activated
         check_pvs_present(tx, lv.name)
         return

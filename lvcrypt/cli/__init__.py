@@ -219,10 +219,9 @@ def _apply_command_mode(args: argparse.Namespace) -> None:
     set_verbosity(getattr(args, "verbose", 0))
     set_autobackup(getattr(args, "autobackup", "y") != "n")
     set_test_mode(bool(getattr(args, "test", False)))
-    if getattr(args, "config", None) is not None:
-        from lvcrypt.store import lvm_config
+    from lvcrypt.store import lvm_config
 
-        lvm_config.override(args.config)
+    lvm_config.override(getattr(args, "config", None))  # also rereads the files: one command, one reading
     if getattr(args, "test", False):
         print(TEST_MODE_NOTICE, file=sys.stderr)
 

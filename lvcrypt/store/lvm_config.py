@@ -61,6 +61,7 @@ def _parse(tokens: list[str]) -> dict[str, Setting]:
             index += 1
         elif following == "{":
             path.append(token)
+            settings.setdefault(_section_key(path), [])
             index += 2
         elif following == "=" and index + 2 < len(tokens):
             value_token = tokens[index + 2]
@@ -87,7 +88,7 @@ def override(text: str | None) -> None:
     """Merge `--config TEXT` over the files for this command (None: the files alone again), or refuse
     it as lvm2 does (exit 3, before anything is read)."""
     _Override.settings = {} if text is None else parse_command_line(text)
-    settings.cache_clear()
+    reread()
 
 
 def parse_command_line(text: str) -> dict[str, Setting]:
@@ -135,6 +136,7 @@ def parse_command_line(text: str) -> dict[str, Setting]:
             index += 1
             if token() == "{":
                 index += 1
+                parsed.setdefault(_section_key([*path, name]), [])
                 section([*path, name], True)
             elif token() == "=":
                 index += 1
@@ -151,18 +153,45 @@ _PUNCTUATION = frozenset("{}[]=,")
 
 
 @lru_cache(maxsize=None)
-def settings() -> dict[str, Setting]:
-    """lvm.conf with lvmlocal.conf and then `--config` merged over it (unreadable files count as empty,
-    as lvm2's defaults)."""
+def _read() -> tuple[dict[str, Setting], dict[str, Setting]]:
+    """(the files' settings, with `--config`'s over them), read once per command (`reread`)."""
     directory = config_dir()
-    merged: dict[str, Setting] = {}
+    files: dict[str, Setting] = {}
     for name in ("lvm.conf", "lvmlocal.conf") if directory is not None else ():
         try:
-            merged.update(_parse(_tokens((directory / name).read_text(errors="replace"))))
+            files.update(_parse(_tokens((directory / name).read_text(errors="replace"))))
         except OSError:
             continue
-    merged.update(_Override.settings)
-    return merged
+    return files, {**files, **_Override.settings}
+
+
+def file_settings() -> dict[str, Setting]:
+    """lvm.conf with lvmlocal.conf merged over it (unreadable files count as empty, as lvm2's defaults);
+    lvm2 takes the host's tags from these alone, never from `--config`."""
+    return _read()[0]
+
+
+def settings() -> dict[str, Setting]:
+    """The files' settings with `--config`'s over them."""
+    return _read()[1]
+
+
+def reread() -> None:
+    """Read the files again at the next lookup: a new command in the same process (tests, tools)."""
+    _read.cache_clear()
+
+
+def _section_key(path: list[str]) -> str:
+    """A section is recorded as its path and a slash (no setting's key ends so): `tags { mytag {} }` defines
+    the host tag `mytag` by the section alone."""
+    return "/".join(path) + "/"
+
+
+def sections(path: str, found: dict[str, Setting]) -> list[str]:
+    """The names of the sections directly inside `path` in `found` (`tags` -> the host tags it defines)."""
+    prefix = path + "/"
+    names = (key[len(prefix):-1] for key in found if key.startswith(prefix) and key.endswith("/"))
+    return [name for name in names if name and "/" not in name]
 
 
 def setting(path: str, default: Setting) -> Setting:

@@ -174,7 +174,7 @@ def reset() -> None:
     process)."""
     if _session.connection is not None:
         _session.connection.close()
-    lvm_config.settings.cache_clear()
+    lvm_config.reread()
     _session.__init__()  # type: ignore[misc]
 
 

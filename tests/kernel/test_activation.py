@@ -387,6 +387,86 @@ def test_lvm2_activates_the_plain_lvs_of_an_lvcrypt_vg_and_refuses_the_crypt_one
     lvchange(pair, "-an", f"{VG}/cr")
 
 
+def _active(names: list[str]) -> set[str]:
+    return {name for name in names if f"{VG}-{name}" in dm_devices()}
+
+
+def _deactivate_with_lvm2(pair: Pair) -> None:
+    pair.lvm("vgchange", "-an", VG, check=False)
+    for node in Path("/dev/mapper").glob(f"{VG}-*"):
+        node.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _system_dir(conf: Path) -> Iterator[None]:
+    """LVM_SYSTEM_DIR for both tools: lvm2 runs as a process, lvcrypt in this one."""
+    saved = os.environ.get("LVM_SYSTEM_DIR")
+    os.environ["LVM_SYSTEM_DIR"] = str(conf)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("LVM_SYSTEM_DIR")
+        else:
+            os.environ["LVM_SYSTEM_DIR"] = saved
+
+
+def test_volume_list_and_host_tags_leave_lvs_inactive_as_lvm2_does(pair: Pair) -> None:
+    """An LV activation/volume_list does not match is passed over in silence, exit 0 (lvm2's rule for
+    clusters that keep an LV on one host with tags); lvm2 activates the plain LVs, lvcrypt all."""
+    for name in ("lin", "other"):
+        lvcrypt(pair, "lvcreate", "-L", "4M", "-n", name, VG)
+    crypt_lv(pair, "cr", "4M")
+    key = ["--key-file", str(pair.tmp / "pass")]
+    listed = f'activation {{ volume_list = [ "{VG}/lin", "@mine" ] }}'
+    try:
+        for tool in ("lvm2", "lvcrypt"):
+            for name in ("lin", "other"):
+                argv = ("lvchange", "--config", listed, "-ay", f"{VG}/{name}")
+                result = pair.lvm(*argv, check=False) if tool == "lvm2" else lvchange(pair, *argv[1:], check=False)
+                assert result.returncode == 0, (tool, name, result.stderr)
+            assert _active(["lin", "other"]) == {"lin"}, tool
+            if tool == "lvm2":
+                _deactivate_with_lvm2(pair)
+            else:
+                lvchange(pair, "-an", f"{VG}/lin")
+        lvchange(pair, "--config", listed, "-ay", *key, f"{VG}/cr")
+        assert _active(["cr"]) == set()
+        lvcrypt(pair, "lvchange", "--addtag", "mine", f"{VG}/other")
+        assert pair.lvm("lvchange", "--config", listed, "-ay", f"{VG}/other", check=False).returncode == 0
+        assert _active(["other"]) == {"other"}
+        _deactivate_with_lvm2(pair)
+        lvchange(pair, "--config", listed, "-ay", f"{VG}/other")
+        assert _active(["other"]) == {"other"}
+        lvchange(pair, "-an", f"{VG}/other")
+        lvcrypt(pair, "lvchange", "--addtag", "onhost", f"{VG}/cr")
+        # Host tags come from the files alone in lvm2: given with --config they do not count.
+        ignored = "tags { onhost { } }"
+        assert pair.lvm("vgchange", "--config", ignored, "-ay", VG, check=False).returncode != 0  # refuses cr
+        assert _active(["lin", "other"]) == {"lin", "other"}
+        _deactivate_with_lvm2(pair)
+        lvcrypt(pair, "vgchange", "--config", ignored, "-ay", *key, VG)
+        assert _active(["lin", "other", "cr"]) == {"lin", "other", "cr"}
+        lvcrypt(pair, "vgchange", "-an", VG)
+        conf = pair.tmp / "lvm-conf"
+        conf.mkdir()
+        (conf / "lvm.conf").write_text("tags { onhost { } }\n")  # no volume_list: LVs with a host tag only
+        with _system_dir(conf):
+            result = subprocess.run(["vgchange", "--devices", pair.device_list, "-ay", VG], capture_output=True,
+                                    text=True, env={**ENV, "LVM_SYSTEM_DIR": str(conf)})
+            assert _active(["lin", "other"]) == set(), result.stderr
+            lvcrypt(pair, "vgchange", "-ay", *key, VG)
+            assert _active(["lin", "other", "cr"]) == {"cr"}
+            lvcrypt(pair, "vgchange", "-an", VG)
+            vgwide = f'activation {{ volume_list = [ "{VG}" ] }}'
+            lvcrypt(pair, "vgchange", "--config", vgwide, "-ay", *key, VG)
+            assert _active(["lin", "other", "cr"]) == {"lin", "other", "cr"}
+    finally:
+        lvcrypt(pair, "vgchange", "-an", VG, check=False)
+        _deactivate_with_lvm2(pair)
+    assert dm_devices() == set()
+
+
 def test_faults_leave_nothing_behind(pair: Pair) -> None:
     crypt_lv(pair, "cr", "8M", "-i", "2", "-I", "64k")  # a hidden striped layer under the crypt target
     before = system_state()

@@ -526,7 +526,7 @@ def test_lvm_conf_is_read_as_lvm2_reads_it(tmp_path: Path, monkeypatch: pytest.M
         '    wait_for_locks = 0\n    prioritise_write_locks=1\n}\n')
     (conf / "lvmlocal.conf").write_text("local {\n    host_id = 7\n}\n")
     monkeypatch.setenv("LVM_SYSTEM_DIR", str(conf))
-    lvm_config.settings.cache_clear()
+    lvm_config.reread()
     try:
         for path in ("global/locking_dir", "global/wait_for_locks", "global/prioritise_write_locks",
                      "devices/filter", "local/host_id"):
@@ -540,4 +540,4 @@ def test_lvm_conf_is_read_as_lvm2_reads_it(tmp_path: Path, monkeypatch: pytest.M
             else:
                 assert expected in (str(ours), f'"{ours}"'), (path, expected, ours)
     finally:
-        lvm_config.settings.cache_clear()
+        lvm_config.reread()

@@ -32,11 +32,11 @@ def test_settings_read_as_lvm2_reads_them(tmp_path: Path, monkeypatch: pytest.Mo
     (tmp_path / "lvm.conf").write_text(LVM_CONF)
     (tmp_path / "lvmlocal.conf").write_text(LVMLOCAL_CONF)
     monkeypatch.setenv("LVM_SYSTEM_DIR", str(tmp_path))
-    lvm_config.settings.cache_clear()
+    lvm_config.reread()
     try:
         ours = {key: lvm_config.setting(key, "") for key in KEYS}
     finally:
-        lvm_config.settings.cache_clear()
+        lvm_config.reread()
     result = subprocess.run(["lvmconfig", *KEYS], capture_output=True, text=True, check=True,
                             env={**LVM_ENV, "LVM_SYSTEM_DIR": str(tmp_path)})
     theirs = dict(line.split("=", 1) for line in result.stdout.splitlines())
