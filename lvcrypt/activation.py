@@ -223,6 +223,9 @@ def _activate_or_refresh(tx: "VgTransaction", lv_name: str, keys: KeyCache, requ
 
     lv = tx.vg.lvs[lv_name]
     table = build_lv_table(tx, lv.name, sessions)
+    if "WRITE" not in lv.status or activation_filter.read_only(tx.vg, lv):
+        for device in table.walk():  # the hidden layers too: none is written through
+            device.read_only = True
     check_pvs_present(tx, lv.name)
     with DeviceMapper() as dm:
         active = kernel.is_active(dm, table)

@@ -10,7 +10,8 @@ here would put two hosts on one disk.  lvm2's rules
 LV is activated only if an item names its VG, `VG/LV`, a tag `@t` of the LV or
 of its VG, or `@*` and one of the host's tags is on the LV or the VG; without
 it, only host tags matter: none defined activates everything, otherwise the LV
-or VG must carry one.
+or VG must carry one.  `activation/read_only_volume_list` (same items) makes
+the LVs it matches read-only devices, as does an LV's own read-only permission.
 """
 
 from __future__ import annotations
@@ -39,15 +40,29 @@ def host_tags() -> set[str]:
 
 def passes(vg: "VolumeGroup", lv: "LogicalVolume") -> bool:
     """True when lvm2 would activate this LV on this host (see the module docstring)."""
-    mine = host_tags()
-    tagged = set(lv.tags) | set(vg.tags)
     listed = lvm_config.settings().get("activation/volume_list")
     if listed is None:
-        return not mine or bool(mine & tagged)
+        mine = host_tags()
+        return not mine or bool(mine & (set(lv.tags) | set(vg.tags)))
+    return _matches(listed, vg, lv)
+
+
+def read_only(vg: "VolumeGroup", lv: "LogicalVolume") -> bool:
+    """True when `activation/read_only_volume_list` matches the LV: lvm2 then activates it read-only,
+    whatever its permission."""
+    listed = lvm_config.settings().get("activation/read_only_volume_list")
+    return listed is not None and _matches(listed, vg, lv)
+
+
+def _matches(listed: object, vg: "VolumeGroup", lv: "LogicalVolume") -> bool:
+    """lvm2's matching of one of its volume lists against an LV."""
+    tagged = set(lv.tags) | set(vg.tags)
+    mine: set[str] | None = None
     for item in listed if isinstance(listed, list) else [listed]:
         if not isinstance(item, str) or not item:
             continue
         if item == "@*":
+            mine = host_tags() if mine is None else mine
             if mine & tagged:
                 return True
         elif item.startswith("@"):

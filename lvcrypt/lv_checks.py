@@ -37,6 +37,8 @@ def refuse_change(vg: VolumeGroup, lv: LogicalVolume, action: str, sysfs_root: s
     """What every command checks before changing an LV: the registry, then (for actions that take
     something away from a user of the LV) whether it is in use (lvcrypt/inuse.py)."""
     refuse_unless_changeable(vg, lv, action)
+    if action == "data-write" and "WRITE" not in lv.status:  # lvm2 maps it read-only: writes fail there
+        raise LvcryptError(f"cannot write to {vg.name}/{lv.name}: the logical volume is read-only")
     if action in IN_USE_ACTIONS:
         from lvcrypt.inuse import in_use_problem
 

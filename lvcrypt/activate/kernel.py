@@ -188,9 +188,10 @@ def activate(table: Table, volume_keys: Mapping[str, bytes | bytearray]) -> bool
             _check_names_free(dm, table)
             _add_keys(table, volume_keys, undo)
             for device in table.walk():
-                created[device.name] = dm.create(device.name, device.uuid)
+                created[device.name] = dm.create(device.name, device.uuid, readonly=device.read_only)
                 undo.push(f"dm device {device.name}", lambda name=device.name: dm.remove(name))
-                dm.load(device.name, _dm_targets(device, devices), secure=device.holds_keys)
+                dm.load(device.name, _dm_targets(device, devices), readonly=device.read_only,
+                        secure=device.holds_keys)
                 created[device.name] = dm.resume(device.name)
                 _make_node(device.name, created[device.name], undo)
             undo.steps.clear()
@@ -454,14 +455,16 @@ def _load_stack(dm: DeviceMapper, table: Table, devices: _Devices, created: dict
     for device in table.walk():
         info = dm.info(device.name)
         if info is None or device.name not in old:
-            created[device.name] = dm.create(device.name, device.uuid)
+            created[device.name] = dm.create(device.name, device.uuid, readonly=device.read_only)
             undo.push(f"dm device {device.name}", lambda name=device.name: dm.remove(name))
-            dm.load(device.name, _dm_targets(device, devices), secure=device.holds_keys)
+            dm.load(device.name, _dm_targets(device, devices), readonly=device.read_only,
+                    secure=device.holds_keys)
             created[device.name] = dm.resume(device.name)
             _make_node(device.name, created[device.name], undo)
         else:
             created[device.name] = info
-            dm.load(device.name, _dm_targets(device, devices), secure=device.holds_keys)
+            dm.load(device.name, _dm_targets(device, devices), readonly=device.read_only,
+                    secure=device.holds_keys)
             undo.push(f"inactive table of {device.name}", lambda name=device.name: dm.clear(name))
     return [device.name for device in table.walk() if device.name in old]
 

@@ -110,6 +110,7 @@ class Table:
     uuid: str
     targets: list[Target]
     layers: list["Table"] = field(default_factory=list)
+    read_only: bool = False  # a read-only LV's devices refuse writes in the kernel, as lvm2 maps them
 
     @property
     def size(self) -> int:

@@ -4,6 +4,8 @@ field by field, and each can go on changing the other's VGs.  lvm2 runs with --d
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -12,7 +14,8 @@ import pytest
 from lvcrypt.store.commit import scan
 from lvcrypt.store.physical import read_pv
 from lvcrypt.store.disk import Disk
-from store_helpers import Pair
+from conftest import ROOT
+from store_helpers import Pair, digests
 
 pytestmark = pytest.mark.oracle
 
@@ -170,3 +173,17 @@ def test_ignored_metadata_areas_stay_ignored(pair: Pair) -> None:
     assert [mda.copy for mda in scan([b]).pvs[b].mdas] == [None, None]
     pair.assert_agree("vgi")
     pair.assert_lvm2_clean("vgi")
+
+
+def test_a_read_only_lv_lvm2_made_is_read_not_written(pair: Pair) -> None:
+    """lvm2 maps an LV without write permission read-only; lvcrypt's userspace writes refuse it."""
+    pair.lvm("vgcreate", "vg0", *pair.devices)
+    pair.lvm("lvcreate", "-pr", "-L", "4m", "-n", "ro", "vg0")
+    before = digests(pair.devices)
+    refused = subprocess.run([sys.executable, "-m", "lvcrypt", "write", "--devices", pair.device_list, "vg0/ro"],
+                             input=b"\x5a" * 4096, capture_output=True, env=pair.env, cwd=ROOT, text=False)
+    assert refused.returncode == 5 and refused.stderr.decode().strip() == (
+        "lvcrypt: cannot write to vg0/ro: the logical volume is read-only"), refused.stderr
+    assert digests(pair.devices) == before
+    assert pair.lvc("read", "vg0/ro", "--length", "4096").returncode == 0
+    assert pair.lvc("lvs", "--noheadings", "-o", "lv_attr", "vg0/ro").stdout.split()[0].startswith("-r")

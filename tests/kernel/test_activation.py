@@ -467,6 +467,43 @@ def test_volume_list_and_host_tags_leave_lvs_inactive_as_lvm2_does(pair: Pair) -
     assert dm_devices() == set()
 
 
+def _read_only(name: str) -> bool:
+    return "READ-ONLY" in sh("dmsetup", "info", f"{VG}-{name}").stdout
+
+
+def test_read_only_lvs_are_read_only_devices_as_lvm2_maps_them(pair: Pair) -> None:
+    """An LV without write permission (lvm2's `lvchange -pr`), or one activation/read_only_volume_list
+    names, is a read-only dm device, its hidden layers too; lvcrypt's own writes refuse it."""
+    for name in ("ro", "rw"):
+        lvcrypt(pair, "lvcreate", "-L", "4M", "-n", name, VG)
+    pair.lvm("lvchange", "-pr", f"{VG}/ro")  # before any crypt LV: lvm2 changes plain VGs only
+    crypt_lv(pair, "cr", "4M", "-i", "2", "-I", "64k")  # a hidden striped layer under the crypt target
+    key = ["--key-file", str(pair.tmp / "pass")]
+    listed = f'activation {{ read_only_volume_list = [ "{VG}/rw", "{VG}/cr" ] }}'
+    try:
+        pair.lvm("vgchange", "--config", listed, "-ay", VG, check=False)
+        lvm2_says = {name: _read_only(name) for name in ("ro", "rw")}
+        _deactivate_with_lvm2(pair)
+        assert lvm2_says == {"ro": True, "rw": True}
+        lvchange(pair, "-ay", f"{VG}/ro")
+        assert _read_only("ro")
+        with pytest.raises(OSError):
+            write_dev(mapper("ro"), b"x" * 4096)
+        lvchange(pair, "-ay", f"{VG}/rw")
+        assert not _read_only("rw")
+        lvcrypt(pair, "vgchange", "-an", VG)
+        lvcrypt(pair, "vgchange", "--config", listed, "-ay", *key, VG)
+        layers = [name for name in dm_devices() if name.startswith(f"{VG}-cr")]
+        assert len(layers) > 1 and all("READ-ONLY" in sh("dmsetup", "info", layer).stdout for layer in layers)
+        assert _read_only("rw") and _read_only("ro")
+        refused = lvcrypt(pair, "write", *key, f"{VG}/ro", input=b"y" * 4096, check=False)
+        assert refused.returncode == 5 and "read-only" in refused.stderr
+    finally:
+        lvcrypt(pair, "vgchange", "-an", VG, check=False)
+        _deactivate_with_lvm2(pair)
+    assert dm_devices() == set()
+
+
 def test_faults_leave_nothing_behind(pair: Pair) -> None:
     crypt_lv(pair, "cr", "8M", "-i", "2", "-I", "64k")  # a hidden striped layer under the crypt target
     before = system_state()
