@@ -57,6 +57,7 @@ class ActivationRequest:
     refresh: bool = False
     link_vk_to_keyring: str | None = None  # KEYRING::%TYPE:DESC
     shared: bool = False  # -asy: in a shared VG the LV lock is taken sh (other hosts may activate too), else ex
+    ignore_skip: bool = False  # -K: activate LVs carrying lvm2's activation-skip flag too
 
 
 def check_before_starting(request: ActivationRequest, sources: KeySources) -> None:
@@ -106,9 +107,13 @@ def change_lv(tx: "VgTransaction", lv_name: str, keys: KeyCache, request: Activa
 
     lv = find_lv(tx.vg, lv_name)
     refuse_unless_changeable(tx.vg, lv, "activate")
-    if request.activate and not request.refresh and not activation_filter.passes(tx.vg, lv):
-        verbose(f"Not activating {tx.vg.name}/{lv.name} since it does not pass activation filter.")
-        return  # lvm2 passes over it and succeeds: another host owns it (activation_filter)
+    if request.activate and not request.refresh:  # lvm2 passes over these and succeeds
+        if "ACTIVATION_SKIP" in lv.status + lv.flags and not request.ignore_skip:
+            verbose(f"ACTIVATION_SKIP flag set for LV {tx.vg.name}/{lv.name}, skipping activation.")
+            return
+        if not activation_filter.passes(tx.vg, lv):  # another host owns it (activation_filter)
+            verbose(f"Not activating {tx.vg.name}/{lv.name} since it does not pass activation filter.")
+            return
     if test_mode():  # lvm2's -t: the LV is checked, nothing is (de)activated
         check_pvs_present(tx, lv.name)
         return
@@ -247,6 +252,15 @@ def _activate_or_refresh(tx: "VgTransaction", lv_name: str, keys: KeyCache, requ
     except LvcryptError:
         kernel.deactivate(table.name, table.uuid)  # as if the activation had failed: nothing stays behind
         raise
+
+
+def active_lv_count(vg: "VolumeGroup", sysfs_root: str = "/sys") -> int:
+    """The visible LVs of the VG the kernel has now, whoever activated them: what lvm2's vgchange reports."""
+    from lvcrypt.inuse import live_devices
+    from lvcrypt.lv_names import dm_uuid
+
+    live = live_devices(sysfs_root)
+    return sum(1 for lv in vg.lvs.values() if lv.visible and dm_uuid(vg, lv) in live)
 
 
 def vg_activation_targets(vg: "VolumeGroup") -> tuple[list[str], list[str]]:

@@ -26,7 +26,8 @@ def _request(args: argparse.Namespace, refresh: bool) -> "ActivationRequest":
     from lvcrypt.activation import ActivationRequest
 
     return ActivationRequest(activate=args.activate in ("y", "ey", "sy"), refresh=refresh,
-                             link_vk_to_keyring=args.link_vk_to_keyring, shared=args.activate == "sy")
+                             link_vk_to_keyring=args.link_vk_to_keyring, shared=args.activate == "sy",
+                             ignore_skip=args.ignoreactivationskip)
 
 
 def cmd_lvchange(args: argparse.Namespace) -> int:
@@ -62,7 +63,7 @@ def cmd_lvchange(args: argparse.Namespace) -> int:
 
 def cmd_vgchange(args: argparse.Namespace) -> int:
     """Every visible LV of each VG (keystores are metadata, never activated themselves)."""
-    from lvcrypt.activation import change_lvs, check_before_starting, vg_activation_targets
+    from lvcrypt.activation import active_lv_count, change_lvs, check_before_starting, vg_activation_targets
     from lvcrypt.errors import UsageError
     from lvcrypt.keycache import KeyCache
     from lvcrypt.store.transaction import VgTransaction, warn
@@ -95,8 +96,7 @@ def cmd_vgchange(args: argparse.Namespace) -> int:
             for problem in skipped:
                 warn(f"skipping: {problem}")  # lvm2's LVs stay lvm2's; the rest are activated
             change_lvs(tx, names, keys, request, sources)
-            state = "inactive" if args.activate == "n" else "active"
-            print(f"  {len(names)} logical volume(s) in volume group \"{vg_name}\" now {state}")
+            print(f"  {active_lv_count(tx.vg)} logical volume(s) in volume group \"{vg_name}\" now active")
     return 0
 
 
@@ -107,6 +107,8 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
     parser.add_argument("-a", "--activate", choices=("y", "n", "ey", "sy"),
                         help="y: create the dm devices; n: remove them; in a shared VG ey (as y) takes the LV's "
                         "lock exclusively, sy shared")
+    parser.add_argument("-K", "--ignoreactivationskip", action="store_true",
+                        help="activate LVs with the activation-skip flag too (lvm2's lvcreate -ky)")
     add_key_file_option(parser)
     add_keyring_options(parser)
     add_token_options(parser)

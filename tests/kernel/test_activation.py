@@ -504,6 +504,34 @@ def test_read_only_lvs_are_read_only_devices_as_lvm2_maps_them(pair: Pair) -> No
     assert dm_devices() == set()
 
 
+def test_activation_skip_flag_and_vgchange_count_as_lvm2(pair: Pair) -> None:
+    """lvm2's activation-skip flag (`lvcreate -ky`) keeps an LV inactive unless -K; vgchange says how
+    many of the VG's LVs the kernel has afterwards, as lvm2 counts them."""
+    for name in ("lin", "skipme"):
+        lvcrypt(pair, "lvcreate", "-L", "4M", "-n", name, VG)
+    pair.lvm("lvchange", "-ky", f"{VG}/skipme")
+    said = {}
+    try:
+        for tool in ("lvm2", "lvcrypt"):
+            run = (lambda *argv: pair.lvm(*argv).stdout) if tool == "lvm2" else \
+                (lambda *argv: lvcrypt(pair, *argv).stdout.decode())
+            said[tool] = [run("vgchange", "-ay", VG)]
+            assert _active(["lin", "skipme"]) == {"lin"}, tool
+            run("lvchange", "-ay", f"{VG}/skipme")
+            assert _active(["skipme"]) == set(), tool
+            run("lvchange", "-ay", "-K", f"{VG}/skipme")
+            assert _active(["skipme"]) == {"skipme"}, tool
+            said[tool] += [run("vgchange", "-ay", VG), run("vgchange", "-an", VG)]
+            assert _active(["lin", "skipme"]) == set(), tool
+            _deactivate_with_lvm2(pair)
+        assert said["lvcrypt"] == said["lvm2"]
+        assert said["lvm2"][0] == f'  1 logical volume(s) in volume group "{VG}" now active\n'
+    finally:
+        lvcrypt(pair, "vgchange", "-an", VG, check=False)
+        _deactivate_with_lvm2(pair)
+    assert dm_devices() == set()
+
+
 def test_faults_leave_nothing_behind(pair: Pair) -> None:
     crypt_lv(pair, "cr", "8M", "-i", "2", "-I", "64k")  # a hidden striped layer under the crypt target
     before = system_state()
