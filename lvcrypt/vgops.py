@@ -167,10 +167,18 @@ def start_created(vg: VolumeGroup) -> None:
     start_new(vg)
 
 
+def refuse_unless_resizeable(vg: VolumeGroup) -> None:
+    """lvm2's `vgchange -xn` keeps the VG's PVs as they are: vgextend and vgreduce refuse, before any label
+    is written (lvm2 itself labels a new device first)."""
+    if "RESIZEABLE" not in vg.status:
+        raise LvcryptError(f"Volume group {vg.name} is not resizeable.")
+
+
 def extend_vg(devices: str | None, name: str, paths: list[str], command: str = "vgextend", force: int = 0,
               confirm: Confirm = answer_no, created: Created = _quiet) -> None:
     """Add the devices on `paths` to the VG (labelled as PVs first where they are not)."""
     with VgTransaction(devices, name, also_scan=paths, membership=True) as tx:
+        refuse_unless_resizeable(tx.vg)
         for path in paths:  # not even -ff: that would relabel a PV of the VG being extended
             pv = tx.scan.pv_at(path)
             if pv is not None and tx.vg.pv_by_id(pv.uuid) is not None:
@@ -186,6 +194,7 @@ def extend_vg(devices: str | None, name: str, paths: list[str], command: str = "
 def reduce_vg(devices: str | None, name: str, paths: list[str], every_unused: bool = False) -> list[str]:
     """Take PVs out of the VG (with `every_unused`, each PV no LV uses, all but one); their paths."""
     with VgTransaction(devices, name, membership=True) as tx:
+        refuse_unless_resizeable(tx.vg)
         by_uuid = {pv.uuid: key for key, pv in tx.loaded.pvs.items()}
         if every_unused:
             used = {area.pv for lv in tx.vg.lvs.values() for s in lv.segments for area, _ in s.pv_areas()}

@@ -187,3 +187,20 @@ def test_a_read_only_lv_lvm2_made_is_read_not_written(pair: Pair) -> None:
     assert digests(pair.devices) == before
     assert pair.lvc("read", "vg0/ro", "--length", "4096").returncode == 0
     assert pair.lvc("lvs", "--noheadings", "-o", "lv_attr", "vg0/ro").stdout.split()[0].startswith("-r")
+
+
+def test_a_vg_lvm2_made_not_resizeable_is_neither_extended_nor_reduced(pair: Pair) -> None:
+    """`vgchange -xn` freezes the VG's PV list: both tools refuse vgextend and vgreduce, lvcrypt before it
+    writes a label (lvm2 labels the new device first)."""
+    a, b, c = pair.devices
+    pair.lvm("vgcreate", "vg0", a, b)
+    pair.lvm("vgchange", "-xn", "vg0")
+    for argv in (("vgextend", "vg0", c), ("vgreduce", "vg0", b), ("vgreduce", "-a", "vg0")):
+        before = digests(pair.devices)
+        ours = pair.lvc(*argv, check=False)
+        assert digests(pair.devices) == before
+        theirs = pair.lvm(*argv, check=False)
+        assert ours.returncode == theirs.returncode == 5, (argv, ours.stderr, theirs.stderr)
+        assert ours.stderr.strip().removeprefix("lvcrypt: ") == theirs.stderr.strip().splitlines()[-1].strip()
+    assert pair.report("lvcrypt", "vgs", "pv_count", "vg0") == pair.report("lvm2", "vgs", "pv_count", "vg0") \
+        == [{"pv_count": "2"}]
