@@ -82,6 +82,8 @@ def create_lv(vg: VolumeGroup, name: str, extents: int, stripes: int = 1, stripe
     taken = name_taken_problem(vg, name)
     if taken:
         raise LvcryptError(taken)
+    if vg.max_lv and sum(1 for lv in vg.lvs.values() if lv.visible) >= vg.max_lv:  # lvm2's vgcreate -l
+        raise LvcryptError(f"Maximum number of logical volumes ({vg.max_lv}) reached in volume group {vg.name}")
     if stripes > 1:
         stripe_size = stripe_size or DEFAULT_STRIPE_SIZE
         check_stripe_size(stripe_size, vg)

@@ -179,6 +179,9 @@ def extend_vg(devices: str | None, name: str, paths: list[str], command: str = "
     """Add the devices on `paths` to the VG (labelled as PVs first where they are not)."""
     with VgTransaction(devices, name, also_scan=paths, membership=True) as tx:
         refuse_unless_resizeable(tx.vg)
+        if tx.vg.max_pv and len(tx.vg.pvs) + len(paths) > tx.vg.max_pv:  # lvm2's vgcreate -p
+            raise LvcryptError(f"No space for '{paths[max(tx.vg.max_pv - len(tx.vg.pvs), 0)]}' - volume group "
+                               f"'{name}' holds max {tx.vg.max_pv} physical volume(s).")
         for path in paths:  # not even -ff: that would relabel a PV of the VG being extended
             pv = tx.scan.pv_at(path)
             if pv is not None and tx.vg.pv_by_id(pv.uuid) is not None:

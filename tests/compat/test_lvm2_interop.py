@@ -204,3 +204,19 @@ def test_a_vg_lvm2_made_not_resizeable_is_neither_extended_nor_reduced(pair: Pai
         assert ours.stderr.strip().removeprefix("lvcrypt: ") == theirs.stderr.strip().splitlines()[-1].strip()
     assert pair.report("lvcrypt", "vgs", "pv_count", "vg0") == pair.report("lvm2", "vgs", "pv_count", "vg0") \
         == [{"pv_count": "2"}]
+
+
+def test_the_lv_and_pv_limits_of_a_vg_lvm2_made_hold(pair: Pair) -> None:
+    """vgcreate -l/-p: lvm2 refuses the LV or PV past the limit (hidden LVs do not count), and so does
+    lvcrypt, before it writes anything."""
+    a, b, c = pair.devices
+    pair.lvm("vgcreate", "-l", "1", "-p", "2", "vg0", a, b)
+    pair.lvm("lvcreate", "-L", "4m", "-n", "one", "vg0")
+    for argv in (("lvcreate", "-L", "4m", "-n", "two", "vg0"), ("vgextend", "vg0", c)):
+        before = digests(pair.devices)
+        ours = pair.lvc(*argv, check=False)
+        assert digests(pair.devices) == before
+        theirs = pair.lvm(*argv, check=False)
+        assert ours.returncode == theirs.returncode == 5, (argv, ours.stderr, theirs.stderr)
+        line = ours.stderr.strip().removeprefix("lvcrypt: ")
+        assert line in [item.strip() for item in theirs.stderr.splitlines()], (line, theirs.stderr)
