@@ -3,8 +3,10 @@
 Works on the model only.  Free space is what no segment of any LV occupies,
 including segment types lvcrypt does not manage (their areas are kept out of
 reach).  Policies are lvm2's `contiguous` (each stripe in one run, continuing
-the LV's last segment when extending) and `normal` (first fit in PV order,
-continuing the last segment when possible, any number of runs).
+the LV's last segment when extending), `normal` (first fit in PV order,
+continuing the last segment when possible, any number of runs) and `cling`
+(as normal, but an extension stays on the PVs of the LV's last segment).  A
+policy an LV or VG lvm2 made records is applied (`policy_for`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,19 @@ from lvcrypt.errors import LvcryptError
 from lvcrypt.metadata.model import Area, VolumeGroup
 from lvcrypt.records import dataclass
 
-POLICIES = ("normal", "contiguous")
+POLICIES = ("normal", "contiguous", "cling")
+# lvm2's policies lvcrypt does not implement, as the one it does that gives only what they allow:
+# anywhere allows whatever normal does, and same PVs (cling) are also PVs with the same tags.
+_STRICTER = {"anywhere": "normal", "cling_by_tags": "cling"}
+
+
+def policy_for(vg: VolumeGroup, lv_policy: object, given: str | None) -> str:
+    """The policy lvm2 applies: `--alloc`, else the LV's own (`lvcreate --alloc`), else the VG's
+    (`vgcreate --alloc`, default normal); an extension of a contiguous LV stays contiguous."""
+    chosen = given or (lv_policy if lv_policy not in (None, "inherit") else None) \
+        or vg.raw.get("allocation_policy") or "normal"
+    chosen = str(chosen)
+    return _STRICTER.get(chosen, chosen)
 
 
 class AllocationError(LvcryptError):
@@ -85,8 +99,10 @@ def _run_at(runs: dict[str, list[Run]], pv: str, extent: int) -> Run | None:
 
 
 def allocate(vg: VolumeGroup, extents: int, stripes: int = 1, policy: str = "normal",
-             pv_keys: list[str] | None = None, after: tuple[Area, ...] | None = None) -> list[Piece]:
-    """Pieces adding up to `extents` (a multiple of `stripes`), each with one area per stripe.
+             pv_keys: list[str] | None = None, after: tuple[Area, ...] | None = None,
+             lv_name: str | None = None) -> list[Piece]:
+    """Pieces adding up to `extents` (a multiple of `stripes`), each with one area per stripe; a
+    contiguous request that does not fit is refused in lvm2's words when `lv_name` is given.
 
     `after` is the end of the LV's last segment (the extent following each of its
     stripes): space that continues it is used first, so extending merges runs.
@@ -95,6 +111,9 @@ def allocate(vg: VolumeGroup, extents: int, stripes: int = 1, policy: str = "nor
         raise LvcryptError(f"unknown allocation policy '{policy}' (use {' or '.join(POLICIES)})")
     if extents <= 0 or extents % stripes:
         raise LvcryptError(f"cannot allocate {extents} extents in {stripes} stripes")
+    if policy == "cling" and after is not None:  # a new LV has nothing to cling to: as normal
+        clinging = {area.pv for area in after}
+        pv_keys = [key for key in (pv_keys if pv_keys is not None else vg.pvs) if key in clinging]
     runs = free_runs(vg, pv_keys)
     per_stripe = extents // stripes
     total_free = sum(run.count for key in runs for run in runs[key])
@@ -110,9 +129,15 @@ def allocate(vg: VolumeGroup, extents: int, stripes: int = 1, policy: str = "nor
                 _take(runs, area.pv, area.extent, length)
             per_stripe -= length
     if per_stripe and policy == "contiguous":
-        if after is not None:
-            raise AllocationError("insufficient contiguous space to extend the LV")
-        pieces.append(_contiguous(runs, per_stripe, stripes, vg))
+        try:
+            if after is not None:
+                raise AllocationError("insufficient contiguous space to extend the LV")
+            pieces.append(_contiguous(runs, per_stripe, stripes, vg))
+        except AllocationError as error:
+            if lv_name is None:
+                raise
+            raise AllocationError(f"Insufficient suitable contiguous allocatable extents for logical volume "
+                                  f"{lv_name}: {per_stripe * stripes} more required") from error
         per_stripe = 0
     while per_stripe:
         piece = _next_piece(runs, per_stripe, stripes, vg)

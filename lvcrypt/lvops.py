@@ -87,7 +87,7 @@ def create_lv(vg: VolumeGroup, name: str, extents: int, stripes: int = 1, stripe
     if stripes > 1:
         stripe_size = stripe_size or DEFAULT_STRIPE_SIZE
         check_stripe_size(stripe_size, vg)
-    pieces = allocate(vg, extents, stripes, policy, pv_keys)
+    pieces = allocate(vg, extents, stripes, policy, pv_keys, lv_name=name)
     segments = []
     start = 0
     for piece in pieces:
@@ -121,7 +121,7 @@ def extend_lv(vg: VolumeGroup, lv: LogicalVolume, extents: int, stripes: int | N
     if last is not None and len(last_areas) == stripes and (stripes == 1 or _stripe_size(last) == stripe_size):
         per_stripe = last.extent_count // stripes
         continues = tuple(Area(area.pv, area.extent + per_stripe) for area in last_areas)
-    pieces = allocate(vg, extents, stripes, policy, pv_keys, after=continues)
+    pieces = allocate(vg, extents, stripes, policy, pv_keys, after=continues, lv_name=lv.name)
     start = lv.extent_count
     for piece in pieces:
         if last is not None and continues is not None and piece.areas == continues:

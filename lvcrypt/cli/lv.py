@@ -83,6 +83,7 @@ def _print_notes(sizing: "Sizing") -> None:
 
 
 def cmd_lvcreate(args: argparse.Namespace) -> int:
+    from lvcrypt.alloc import policy_for
     from lvcrypt.errors import UsageError
     from lvcrypt.lvsize import create_extents
     from lvcrypt.lvops import check_new_lv_name, create_lv, free_lv_name
@@ -109,7 +110,8 @@ def cmd_lvcreate(args: argparse.Namespace) -> int:
         name = free_lv_name(tx.vg) if name is None else name
         check_new_lv_name(vg_name, name)
         keys = _pv_keys(tx, args.pv)
-        sizing = create_extents(request, tx.vg, stripes, keys, args.alloc)
+        policy = policy_for(tx.vg, None, args.alloc)
+        sizing = create_extents(request, tx.vg, stripes, keys, policy)
         _print_notes(sizing)
         extents = sizing.extents
         if extents <= 0:
@@ -118,10 +120,10 @@ def cmd_lvcreate(args: argparse.Namespace) -> int:
             from lvcrypt.cli.options import encrypted_lv_request, key_sources
             from lvcrypt.encrypted_lv import create_encrypted
 
-            lv, key = create_encrypted(tx, name, extents, stripes, args.stripesize, args.alloc, keys,
+            lv, key = create_encrypted(tx, name, extents, stripes, args.stripesize, policy, keys,
                                        encrypted_lv_request(args), key_sources(args))
         else:
-            lv = create_lv(tx.vg, name, extents, stripes, args.stripesize, args.alloc, keys)
+            lv = create_lv(tx.vg, name, extents, stripes, args.stripesize, policy, keys)
         if args.alloc == "contiguous":
             lv.raw["allocation_policy"] = "contiguous"
         apply_tags(lv.tags, args.addtag, [])
@@ -169,6 +171,7 @@ def cmd_lvremove(args: argparse.Namespace) -> int:
 
 def _resize(args: argparse.Namespace, grow: bool) -> int:
     from lvcrypt.activation import check_reload, live_table
+    from lvcrypt.alloc import policy_for
     from lvcrypt.errors import LvcryptError, UsageError
     from lvcrypt.lvsize import resize_extents
     from lvcrypt.lv_checks import find_lv, refuse_change
@@ -189,7 +192,8 @@ def _resize(args: argparse.Namespace, grow: bool) -> int:
         keys = _pv_keys(tx, getattr(args, "pv", []))
         last = lv.segments[-1]
         stripes = (getattr(args, "stripes", None) or len(last.pv_areas()) or 1) if grow else 1
-        sizing = resize_extents(request, tx.vg, before, stripes, keys, args.alloc)
+        policy = policy_for(tx.vg, lv.raw.get("allocation_policy"), args.alloc)
+        sizing = resize_extents(request, tx.vg, before, stripes, keys, policy)
         _print_notes(sizing)
         target = sizing.extents
         if target == before:
@@ -199,7 +203,7 @@ def _resize(args: argparse.Namespace, grow: bool) -> int:
                 raise LvcryptError(f"{verb}: new size ({target} extents) is not larger than {before} extents")
             live = live_table(tx, name, args.sysfs_root)
             extend_lv(tx.vg, lv, target - before, getattr(args, "stripes", None), getattr(args, "stripesize", None),
-                      args.alloc, keys)
+                      policy, keys)
             if live is not None:
                 warning = check_reload(tx, name, live, bool(args.force), args.sysfs_root)
                 if warning:
@@ -272,7 +276,8 @@ def _stripe_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", "--stripes", type=_stripe_count, help="number of stripes")
     parser.add_argument("-I", "--stripesize", type=lambda text: parse_size(text, "k") // 512,
                         help="stripe size (default unit k)")
-    parser.add_argument("--alloc", choices=("normal", "contiguous"), default="normal", help="allocation policy")
+    parser.add_argument("--alloc", choices=("normal", "contiguous"),
+                        help="allocation policy (default: the LV's, else the VG's, as lvm2)")
 
 
 def _ignored_lvm2_options(parser: argparse.ArgumentParser) -> None:
@@ -308,7 +313,7 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         add_sysfs_root_option(parser)
         if grow:
             _stripe_options(parser)
-        parser.set_defaults(alloc="normal")
+        parser.set_defaults(alloc=None)
         parser.add_argument("lv", help="VG/LV")
         if grow:
             parser.add_argument("pv", nargs="*", help="allocate only on these PVs")

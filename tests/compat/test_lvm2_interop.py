@@ -220,3 +220,34 @@ def test_the_lv_and_pv_limits_of_a_vg_lvm2_made_hold(pair: Pair) -> None:
         assert ours.returncode == theirs.returncode == 5, (argv, ours.stderr, theirs.stderr)
         line = ours.stderr.strip().removeprefix("lvcrypt: ")
         assert line in [item.strip() for item in theirs.stderr.splitlines()], (line, theirs.stderr)
+
+
+def test_the_allocation_policy_an_lv_or_vg_records_is_kept(pair: Pair) -> None:
+    """lvm2's --alloc recorded in the metadata (LV's own, else the VG's) decides where new extents go:
+    a contiguous LV is not extended across a gap, a cling LV stays on its PVs, a contiguous VG's new LV
+    is one run; both tools refuse the same requests (lvcrypt before it writes) and accept the same."""
+    a, b, _ = pair.devices
+    pair.lvm("vgcreate", "vg0", a, b)
+    pair.lvm("lvcreate", "--alloc", "contiguous", "-L", "4m", "-n", "c", "vg0", a)
+    pair.lvm("lvcreate", "-L", "4m", "-n", "d", "vg0", a)
+    pair.lvm("lvcreate", "--alloc", "cling", "-L", "4m", "-n", "k", "vg0", b)
+    pair.lvm("lvcreate", "-l", "100%PVS", "-n", "fill", "vg0", b)
+    refused = [("lvextend", "-L", "8m", "vg0/c"), ("lvextend", "-L", "8m", "vg0/k")]
+    for argv in refused:
+        before = digests(pair.devices)
+        ours = pair.lvc(*argv, check=False)
+        assert digests(pair.devices) == before
+        theirs = pair.lvm(*argv, check=False)
+        assert ours.returncode == theirs.returncode == 5, (argv, ours.stderr, theirs.stderr)
+    ours, theirs = pair.lvc(*refused[0], check=False), pair.lvm(*refused[0], check=False)
+    assert ours.stderr.strip().removeprefix("lvcrypt: ") == theirs.stderr.strip().splitlines()[-1].strip() == \
+        "Insufficient suitable contiguous allocatable extents for logical volume c: 1 more required"
+    pair.lvm("lvremove", "-y", "vg0/fill")
+    pair.lvm("vgchange", "--alloc", "contiguous", "vg0")
+    pair.lvc("lvextend", "-L", "8m", "vg0/k")  # the cling LV grows on its own PV again
+    pair.lvc("lvcreate", "-L", "8m", "-n", "e", "vg0")
+    fields = "lv_name,seg_pe_ranges"
+    ranges = {row["lv_name"]: row["seg_pe_ranges"] for row in pair.report("lvm2", "lvs", fields, "vg0")}
+    assert ranges["k"].count(b) == 1 and a not in ranges["k"]
+    assert " " not in ranges["e"].strip()  # one run: the VG's policy
+    assert pair.lvm("vgck", "vg0").returncode == 0
