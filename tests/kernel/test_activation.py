@@ -471,44 +471,14 @@ def _read_only(name: str) -> bool:
     return "READ-ONLY" in sh("dmsetup", "info", f"{VG}-{name}").stdout
 
 
-def test_read_only_lvs_are_read_only_devices_as_lvm2_maps_them(pair: Pair) -> None:
-    """An LV without write permission (lvm2's `lvchange -pr`), or one activation/read_only_volume_list
-    names, is a read-only dm device, its hidden layers too; lvcrypt's own writes refuse it."""
-    for name in ("ro", "rw"):
+def test_read_only_and_activation_skip_lvs_as_lvm2_activates_them(pair: Pair) -> None:
+    """lvm2's per-LV flags, set by lvm2 itself: an LV without write permission (`-pr`), or one
+    activation/read_only_volume_list names, is a read-only dm device, its hidden layers too, and
+    lvcrypt's own writes refuse it; the activation-skip flag (`-ky`) keeps an LV inactive unless -K;
+    vgchange says how many of the VG's LVs the kernel has afterwards, as lvm2 counts them."""
+    for name in ("ro", "rw", "skipme"):
         lvcrypt(pair, "lvcreate", "-L", "4M", "-n", name, VG)
     pair.lvm("lvchange", "-pr", f"{VG}/ro")  # before any crypt LV: lvm2 changes plain VGs only
-    crypt_lv(pair, "cr", "4M", "-i", "2", "-I", "64k")  # a hidden striped layer under the crypt target
-    key = ["--key-file", str(pair.tmp / "pass")]
-    listed = f'activation {{ read_only_volume_list = [ "{VG}/rw", "{VG}/cr" ] }}'
-    try:
-        pair.lvm("vgchange", "--config", listed, "-ay", VG, check=False)
-        lvm2_says = {name: _read_only(name) for name in ("ro", "rw")}
-        _deactivate_with_lvm2(pair)
-        assert lvm2_says == {"ro": True, "rw": True}
-        lvchange(pair, "-ay", f"{VG}/ro")
-        assert _read_only("ro")
-        with pytest.raises(OSError):
-            write_dev(mapper("ro"), b"x" * 4096)
-        lvchange(pair, "-ay", f"{VG}/rw")
-        assert not _read_only("rw")
-        lvcrypt(pair, "vgchange", "-an", VG)
-        lvcrypt(pair, "vgchange", "--config", listed, "-ay", *key, VG)
-        layers = [name for name in dm_devices() if name.startswith(f"{VG}-cr")]
-        assert len(layers) > 1 and all("READ-ONLY" in sh("dmsetup", "info", layer).stdout for layer in layers)
-        assert _read_only("rw") and _read_only("ro")
-        refused = lvcrypt(pair, "write", *key, f"{VG}/ro", input=b"y" * 4096, check=False)
-        assert refused.returncode == 5 and "read-only" in refused.stderr
-    finally:
-        lvcrypt(pair, "vgchange", "-an", VG, check=False)
-        _deactivate_with_lvm2(pair)
-    assert dm_devices() == set()
-
-
-def test_activation_skip_flag_and_vgchange_count_as_lvm2(pair: Pair) -> None:
-    """lvm2's activation-skip flag (`lvcreate -ky`) keeps an LV inactive unless -K; vgchange says how
-    many of the VG's LVs the kernel has afterwards, as lvm2 counts them."""
-    for name in ("lin", "skipme"):
-        lvcrypt(pair, "lvcreate", "-L", "4M", "-n", name, VG)
     pair.lvm("lvchange", "-ky", f"{VG}/skipme")
     said = {}
     try:
@@ -516,16 +486,32 @@ def test_activation_skip_flag_and_vgchange_count_as_lvm2(pair: Pair) -> None:
             run = (lambda *argv: pair.lvm(*argv).stdout) if tool == "lvm2" else \
                 (lambda *argv: lvcrypt(pair, *argv).stdout.decode())
             said[tool] = [run("vgchange", "-ay", VG)]
-            assert _active(["lin", "skipme"]) == {"lin"}, tool
+            assert _active(["ro", "rw", "skipme"]) == {"ro", "rw"}, tool
+            assert _read_only("ro") and not _read_only("rw"), tool
             run("lvchange", "-ay", f"{VG}/skipme")
             assert _active(["skipme"]) == set(), tool
             run("lvchange", "-ay", "-K", f"{VG}/skipme")
             assert _active(["skipme"]) == {"skipme"}, tool
             said[tool] += [run("vgchange", "-ay", VG), run("vgchange", "-an", VG)]
-            assert _active(["lin", "skipme"]) == set(), tool
+            assert _active(["ro", "rw", "skipme"]) == set(), tool
             _deactivate_with_lvm2(pair)
         assert said["lvcrypt"] == said["lvm2"]
-        assert said["lvm2"][0] == f'  1 logical volume(s) in volume group "{VG}" now active\n'
+        assert said["lvm2"][0] == f'  2 logical volume(s) in volume group "{VG}" now active\n'
+        crypt_lv(pair, "cr", "4M", "-i", "2", "-I", "64k")  # a hidden striped layer under the crypt target
+        key = ["--key-file", str(pair.tmp / "pass")]
+        lvchange(pair, "-ay", f"{VG}/ro")
+        with pytest.raises(OSError):
+            write_dev(mapper("ro"), b"x" * 4096)
+        refused = lvcrypt(pair, "write", *key, f"{VG}/ro", input=b"y" * 4096, check=False)
+        assert refused.returncode == 5 and "read-only" in refused.stderr
+        listed = f'activation {{ read_only_volume_list = [ "{VG}/rw", "{VG}/cr" ] }}'
+        lvcrypt(pair, "vgchange", "--config", listed, "-ay", *key, VG)
+        layers = [name for name in dm_devices() if name.startswith(f"{VG}-cr")]
+        assert len(layers) > 1 and all("READ-ONLY" in sh("dmsetup", "info", layer).stdout for layer in layers)
+        assert _read_only("rw")
+        lvcrypt(pair, "vgchange", "-an", VG)
+        pair.lvm("lvchange", "--config", listed, "-ay", f"{VG}/rw", check=False)  # lvm2 reads its list alike
+        assert _read_only("rw")
     finally:
         lvcrypt(pair, "vgchange", "-an", VG, check=False)
         _deactivate_with_lvm2(pair)
