@@ -31,14 +31,20 @@ def _units(text: str) -> "Units":
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _values(field: "Field") -> Callable[[list[object]], list[object]]:
+    """A column's raw values, read for all rows at once where reportfields has a way (whole_column)."""
+    from lvcrypt.reportfields import whole_column
+
+    get = field.get
+    return whole_column(get) or (lambda rows: list(map(get, rows)))
+
+
 def _column(field: "Field", name: str, args: argparse.Namespace) -> Callable[[list[object]], list[str]]:
     """How one column prints its rows' values, chosen once per column and run over the whole column (`map`,
     no call of ours per cell): a report of 2,000 LVs has 24,000 cells by default."""
-    from lvcrypt.reportfields import whole_column
     from lvcrypt.units import size_to_string
 
-    get = field.get
-    values = whole_column(get) or (lambda rows: list(map(get, rows)))
+    values = _values(field)
     if args.binary:  # report_select knows the two-valued fields; imported only for --binary
         from lvcrypt.report_select import BINARY_FIELDS, binary
 
@@ -88,8 +94,10 @@ def _render(kind: str, columns: list[str], fields: dict[str, "Field"], rows: lis
         sys.stdout.write("".join(f"  {line}\n" for line in ([] if args.noheadings else
                                                               [separator.join(headings)]) + list(lines)))
         return
+    # the first row's value through the column's own way (whole_column): lvs' rows read from the cached view
     right = [fields[name].right if fields[name].right is not None else
-             fields[name].size or bool(rows) and isinstance(fields[name].get(rows[0]), int) for name in columns]
+             fields[name].size or bool(rows) and isinstance(_values(fields[name])(rows[:1])[0], int)
+             for name in columns]
     # lvm2's width is the field's own (columns.h) or its heading's, cut to it, unless a value is wider
     minimum = [fields[name].width or len(heading) for name, heading in zip(columns, headings)]
     lines = aligned(headings, cells, right, minimum, separator, len(rows))
