@@ -436,9 +436,13 @@ LV_FIELDS: dict[str, Field] = {
 def _from_cells(index: int, get: Callable[[LvRow], object]) -> Callable[[list[LvRow]], list[object]]:
     """A column read from the rows' table cells, no call of ours per row; a row without cells (another kind of
     row, an LvRow built elsewhere) asks `get`."""
+    cell = operator.itemgetter(index)
+
     def column(rows: list[LvRow]) -> list[object]:
-        return [cells[index] if cells is not None else get(row)
-                for row in rows for cells in [getattr(row, "cells", None)]]
+        table = [getattr(row, "cells", None) for row in rows]
+        if None not in table:
+            return list(map(cell, table))
+        return [cells[index] if cells is not None else get(row) for row, cells in zip(rows, table)]
     return column
 
 
@@ -455,7 +459,8 @@ _WHOLE_COLUMNS: dict[Callable[..., object], Callable[[list[LvRow]], list[object]
 
 
 def whole_column(get: Callable[..., object]) -> Callable[[list[object]], list[object]] | None:
-    """How to read a field's values for all rows at once (the same values `get` gives), if there is a way."""
+    """How to read a field's values for all rows at once (the same values `get` gives), if there is a way.
+    Each such field that is no size gives text (`str`), which the layout prints as it is."""
     return _WHOLE_COLUMNS.get(get)  # type: ignore[return-value]
 
 
