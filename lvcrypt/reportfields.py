@@ -120,9 +120,11 @@ def _vg_report(vg: "VolumeGroup") -> "VgReport":
 
 
 # A listed LV's row of the view: display name, visible, lv_attr's static letters (3), never queried, the
-# links of lvs' default columns (others, rarer, are asked of the VgReport), and its size in bytes.
-_VIEW_TYPES = (str, bool, str, str, str, bool, str, str, str, int)
+# links of lvs' default columns (others, rarer, are asked of the VgReport), its size in bytes, and its lv_attr
+# where there is no device-mapper to ask and no PV missing.
+_VIEW_TYPES = (str, bool, str, str, str, bool, str, str, str, int, str)
 _SIZE_COLUMN = 9
+_OFFLINE_ATTR_COLUMN = 10
 _LINK_COLUMN = {"pool_lv": 6, "origin": 7, "mirror_log": 8}
 
 
@@ -193,14 +195,18 @@ def _view_table(report: "VgReport") -> tuple[list[str], list[str], list[list[obj
     listed: list[str] = []
     unlisted: list[str] = []
     rows = []
+    attrs: dict[str, str] = {}
     for name, lv in report.vg.lvs.items():
         if not report.listed(lv):
             unlisted.append(name)
             continue
         listed.append(name)
-        rows.append((report.display(name), report.visible(lv), *report.static_attr(lv), report.never_queried(lv),
+        head, target, skip = report.static_attr(lv)
+        never = report.never_queried(lv)
+        offline = f"{head}{'--' if never else 'XX'}{target}-{skip}"
+        rows.append((report.display(name), report.visible(lv), head, target, skip, never,
                      report.link(lv, "pool_lv"), report.link(lv, "origin"), report.link(lv, "mirror_log"),
-                     _lv_size(lv, report.vg)))
+                     _lv_size(lv, report.vg), attrs.setdefault(offline, offline)))  # one object each: marshal refs
     columns = [list(column) for column in zip(*rows)] if rows else [[] for _ in _VIEW_TYPES]
     return listed, unlisted, columns
 
@@ -211,12 +217,24 @@ def _view_rows(data: object) -> dict[str, tuple[object, ...] | None] | None:
         return None
     names, unlisted, columns = data
     if (type(names) is not list or type(unlisted) is not list or type(columns) is not list
-            or len(columns) != len(_VIEW_TYPES) or not set(map(type, names + unlisted)) <= {str}):
+            or len(columns) != len(_VIEW_TYPES) or not _all_of(str, names + unlisted)):
         return None
     for column, kind in zip(columns, _VIEW_TYPES):
-        if type(column) is not list or len(column) != len(names) or not set(map(type, column)) <= {kind}:
+        if type(column) is not list or len(column) != len(names) or not _all_of(kind, column):
             return None
     return _rows(names, unlisted, columns)
+
+
+def _all_of(kind: type, values: list[object]) -> bool:
+    """Whether every value is of exactly this type (marshal makes no subclass): strings by joining them in C,
+    three times as fast as the set of their types that checks the others."""
+    if kind is not str:
+        return set(map(type, values)) <= {kind}
+    try:
+        "".join(values)  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    return True
 
 
 def _rows(names: list[str], unlisted: list[str], columns: list[list[object]]) -> dict[str, tuple[object, ...] | None]:
@@ -267,13 +285,16 @@ def _lv_attr(row: LvRow) -> str:
 
 
 def _lv_attrs(rows: list[LvRow]) -> list[object]:
-    """lv_attr of all rows at once.  Without a device-mapper to ask, a row with the view's cells and no missing
-    PV is its cells' letters around state and open `XX` (`--` for LVs lvm2 never asks about) and partial `-`,
-    with no call per row; any other row, and every row where the kernel has devices, is _lv_attr's."""
+    """lv_attr of all rows at once.  Without a device-mapper to ask, rows with the view's cells and no missing
+    PV have the table's offline lv_attr (the static letters around state and open `XX`, `--` for LVs lvm2 never
+    asks about, and partial `-`), read with no call per row; any other row, and every row where the kernel has
+    devices, is _lv_attr's."""
     if not _no_dm():
         return [_lv_attr(row) for row in rows]
-    return [f"{cells[2]}{'--' if cells[5] else 'XX'}{cells[3]}-{cells[4]}"
-            if cells is not None and not row.loaded.missing else _lv_attr(row)
+    table = _cells_table(rows)
+    if table is not None and not any(map(_MISSING_OF, rows)):
+        return list(map(operator.itemgetter(_OFFLINE_ATTR_COLUMN), table))
+    return [cells[_OFFLINE_ATTR_COLUMN] if cells is not None and not row.loaded.missing else _lv_attr(row)
             for row in rows for cells in [getattr(row, "cells", None)]]
 
 
@@ -382,8 +403,10 @@ def _vg_name(row: "LvRow | VgRow") -> str:
 
 
 def _vg_names(rows: list[LvRow]) -> list[object]:
-    """vg_name of all rows; a row with the view's cells is lv_rows', of its loaded VG: read from the VG's head,
+    """vg_name of all rows; rows with the view's cells are lv_rows', of their loaded VG: read from the VG's head,
     which a warm `lvs` has without loading the model."""
+    if _cells_table(rows) is not None:
+        return list(map(_HEAD_NAME, rows))
     return [row.loaded.head.name if getattr(row, "cells", None) is not None else row.vg.name for row in rows]
 
 
@@ -442,16 +465,31 @@ LV_FIELDS: dict[str, Field] = {
 
 
 
+_CELLS = operator.attrgetter("cells")
+_HEAD_NAME = operator.attrgetter("loaded.head.name")
+_MISSING_OF = operator.attrgetter("loaded.missing")
+
+
+def _cells_table(rows: list[LvRow]) -> list[tuple[object, ...]] | None:
+    """The rows' cells when every row has them (read in C, no call of ours per row), else None."""
+    try:
+        table = list(map(_CELLS, rows))
+    except AttributeError:  # another kind of row (report_history's)
+        return None
+    return None if None in table else table
+
+
 def _from_cells(index: int, get: Callable[[LvRow], object]) -> Callable[[list[LvRow]], list[object]]:
     """A column read from the rows' table cells, no call of ours per row; a row without cells (another kind of
     row, an LvRow built elsewhere) asks `get`."""
     cell = operator.itemgetter(index)
 
     def column(rows: list[LvRow]) -> list[object]:
-        table = [getattr(row, "cells", None) for row in rows]
-        if None not in table:
+        table = _cells_table(rows)
+        if table is not None:
             return list(map(cell, table))
-        return [cells[index] if cells is not None else get(row) for row, cells in zip(rows, table)]
+        return [cells[index] if cells is not None else get(row) for row in rows
+                for cells in [getattr(row, "cells", None)]]
     return column
 
 
