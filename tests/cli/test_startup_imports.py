@@ -70,6 +70,7 @@ NOT_FOR_LVS = {
     "shutil": "no help is printed (argparse's metavar check asks no terminal width)",
     "tempfile": "no file is written",
     "traceback": "no --debug",
+    "pickle": "the model cache unpickles the VG's head with the C unpickler alone (_pickle)",
 }
 
 
