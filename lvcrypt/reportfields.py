@@ -42,6 +42,24 @@ class LvRow:
     sysfs_root: str = "/sys"
     cells: tuple[object, ...] | None = None  # this LV's row of an LvsView's table (whole_column reads it)
 
+    @classmethod
+    def of_view(cls, loaded: "LoadedVg", name: str, view: "LvsView", sysfs_root: str,
+                cells: tuple[object, ...]) -> "LvRow":
+        """The row of LV `name` without its VG's model: `vg` and `lv` are read (the model loaded) when a field
+        first asks for them (__getattr__), which lvs' default fields, answered by the view's cells, never do."""
+        row = object.__new__(cls)
+        row.loaded, row.segment, row.view, row.sysfs_root, row.cells = loaded, None, view, sysfs_root, cells
+        row._lv_name = name
+        return row
+
+    def __getattr__(self, name: str) -> object:
+        """`vg` and `lv` of a row made by `of_view`, on first use (only missing attributes come here)."""
+        if name not in ("vg", "lv") or "_lv_name" not in self.__dict__:
+            raise AttributeError(name)
+        self.vg = self.loaded.vg
+        self.lv = self.vg.lvs[self._lv_name]
+        return self.__dict__[name]
+
 
 @dataclass
 class VgRow:
@@ -71,6 +89,15 @@ class Field:
     right: bool | None = None  # right-aligned (lvm2's numeric types); None: sizes and numbers are
     key: Callable[..., object] | None = None  # what -S and -O compare when not what is printed (times)
 
+    def __init__(self, heading: str, get: Callable[..., object], size: bool = False, width: int = 0,
+                 right: bool | None = None, key: Callable[..., object] | None = None) -> None:
+        """Written out (records keeps it): the report modules make some eighty fields, past the objects records
+        makes before it compiles an `__init__`, and a process's first compile() sets up the AST types, about
+        10M instructions, 4% of a warm `lvs` that compiles nothing else."""
+        for name, value in (("heading", heading), ("get", get), ("size", size), ("width", width),
+                            ("right", right), ("key", key)):
+            object.__setattr__(self, name, value)
+
 
 @functools.lru_cache(maxsize=1)
 def _no_dm() -> bool:
@@ -93,9 +120,11 @@ def _vg_report(vg: "VolumeGroup") -> "VgReport":
 
 
 # A listed LV's row of the view: display name, visible, lv_attr's static letters (3), never queried, the
-# links of lvs' default columns (others, rarer, are asked of the VgReport), and its size in bytes.
-_VIEW_TYPES = (str, bool, str, str, str, bool, str, str, str, int)
+# links of lvs' default columns (others, rarer, are asked of the VgReport), its size in bytes, and its lv_attr
+# where there is no device-mapper to ask and no PV missing.
+_VIEW_TYPES = (str, bool, str, str, str, bool, str, str, str, int, str)
 _SIZE_COLUMN = 9
+_OFFLINE_ATTR_COLUMN = 10
 _LINK_COLUMN = {"pool_lv": 6, "origin": 7, "mirror_log": 8}
 
 
@@ -107,18 +136,25 @@ class LvsView:
     VgReport and derives no letter again.  Whatever the table does not hold (another question, an LV not
     in it) is asked of a VgReport made on first use, so both give the same answers (tests/services)."""
 
-    __slots__ = ("vg", "_rows", "_report")
+    __slots__ = ("_source", "_rows", "_report")
 
-    def __init__(self, vg: "VolumeGroup", rows: dict[str, tuple[object, ...] | None],
+    def __init__(self, vg: "VolumeGroup | LoadedVg", rows: dict[str, tuple[object, ...] | None],
                  report: "VgReport | None" = None):
-        self.vg = vg
-        self._rows = rows  # listed LVs: their row; LVs lvm2 never lists: None
+        self._source = vg  # a LoadedVg's model is loaded only if a question needs the VgReport
+        self._rows = rows  # every LV of the VG: listed LVs their row, LVs lvm2 never lists None
         self._report = report
 
     def report(self) -> "VgReport":
         if self._report is None:
-            self._report = _vg_report(self.vg)
+            from lvcrypt.metadata.model import VolumeGroup
+
+            source = self._source
+            self._report = _vg_report(source if isinstance(source, VolumeGroup) else source.vg)
         return self._report
+
+    def names(self) -> list[str]:
+        """The names of the VG's LVs, listed or not."""
+        return list(self._rows)
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.report(), name)
@@ -159,14 +195,18 @@ def _view_table(report: "VgReport") -> tuple[list[str], list[str], list[list[obj
     listed: list[str] = []
     unlisted: list[str] = []
     rows = []
+    attrs: dict[str, str] = {}
     for name, lv in report.vg.lvs.items():
         if not report.listed(lv):
             unlisted.append(name)
             continue
         listed.append(name)
-        rows.append((report.display(name), report.visible(lv), *report.static_attr(lv), report.never_queried(lv),
+        head, target, skip = report.static_attr(lv)
+        never = report.never_queried(lv)
+        offline = f"{head}{'--' if never else 'XX'}{target}-{skip}"
+        rows.append((report.display(name), report.visible(lv), head, target, skip, never,
                      report.link(lv, "pool_lv"), report.link(lv, "origin"), report.link(lv, "mirror_log"),
-                     _lv_size(lv, report.vg)))
+                     _lv_size(lv, report.vg), attrs.setdefault(offline, offline)))  # one object each: marshal refs
     columns = [list(column) for column in zip(*rows)] if rows else [[] for _ in _VIEW_TYPES]
     return listed, unlisted, columns
 
@@ -177,12 +217,24 @@ def _view_rows(data: object) -> dict[str, tuple[object, ...] | None] | None:
         return None
     names, unlisted, columns = data
     if (type(names) is not list or type(unlisted) is not list or type(columns) is not list
-            or len(columns) != len(_VIEW_TYPES) or not set(map(type, names + unlisted)) <= {str}):
+            or len(columns) != len(_VIEW_TYPES) or not _all_of(str, names + unlisted)):
         return None
     for column, kind in zip(columns, _VIEW_TYPES):
-        if type(column) is not list or len(column) != len(names) or not set(map(type, column)) <= {kind}:
+        if type(column) is not list or len(column) != len(names) or not _all_of(kind, column):
             return None
     return _rows(names, unlisted, columns)
+
+
+def _all_of(kind: type, values: list[object]) -> bool:
+    """Whether every value is of exactly this type (marshal makes no subclass): strings by joining them in C,
+    three times as fast as the set of their types that checks the others."""
+    if kind is not str:
+        return set(map(type, values)) <= {kind}
+    try:
+        "".join(values)  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    return True
 
 
 def _rows(names: list[str], unlisted: list[str], columns: list[list[object]]) -> dict[str, tuple[object, ...] | None]:
@@ -197,11 +249,12 @@ def lvs_view(loaded: "LoadedVg") -> LvsView:
 
     from lvcrypt.metadata.gc_pause import gc_paused
 
-    vg = loaded.vg
+    vg_id = loaded.head.id
     with gc_paused():  # thousands of rows, none garbage (see gc_pause)
-        rows = _view_rows(cache.lookup_derived("lvs", vg.id, loaded.text, (__file__,)))
+        rows = _view_rows(cache.lookup_derived("lvs", vg_id, loaded.text, (__file__,)))
     if rows is not None:
-        return LvsView(vg, rows)
+        return LvsView(loaded, rows)
+    vg = loaded.vg
     report = _vg_report(vg)
     names, unlisted, columns = _view_table(report)
     cache.store_derived("lvs", vg.id, loaded.text, (__file__,), (names, unlisted, columns))
@@ -232,13 +285,16 @@ def _lv_attr(row: LvRow) -> str:
 
 
 def _lv_attrs(rows: list[LvRow]) -> list[object]:
-    """lv_attr of all rows at once.  Without a device-mapper to ask, a row with the view's cells and no missing
-    PV is its cells' letters around state and open `XX` (`--` for LVs lvm2 never asks about) and partial `-`,
-    with no call per row; any other row, and every row where the kernel has devices, is _lv_attr's."""
+    """lv_attr of all rows at once.  Without a device-mapper to ask, rows with the view's cells and no missing
+    PV have the table's offline lv_attr (the static letters around state and open `XX`, `--` for LVs lvm2 never
+    asks about, and partial `-`), read with no call per row; any other row, and every row where the kernel has
+    devices, is _lv_attr's."""
     if not _no_dm():
         return [_lv_attr(row) for row in rows]
-    return [f"{cells[2]}{'--' if cells[5] else 'XX'}{cells[3]}-{cells[4]}"
-            if cells is not None and not row.loaded.missing else _lv_attr(row)
+    table = _cells_table(rows)
+    if table is not None and not any(map(_MISSING_OF, rows)):
+        return list(map(operator.itemgetter(_OFFLINE_ATTR_COLUMN), table))
+    return [cells[_OFFLINE_ATTR_COLUMN] if cells is not None and not row.loaded.missing else _lv_attr(row)
             for row in rows for cells in [getattr(row, "cells", None)]]
 
 
@@ -342,6 +398,18 @@ def _link(report_field: str) -> Callable[[LvRow], str]:
     return lambda row: row.view.link(row.lv, report_field)
 
 
+def _vg_name(row: "LvRow | VgRow") -> str:
+    return row.vg.name
+
+
+def _vg_names(rows: list[LvRow]) -> list[object]:
+    """vg_name of all rows; rows with the view's cells are lv_rows', of their loaded VG: read from the VG's head,
+    which a warm `lvs` has without loading the model."""
+    if _cells_table(rows) is not None:
+        return list(map(_HEAD_NAME, rows))
+    return [row.loaded.head.name if getattr(row, "cells", None) is not None else row.vg.name for row in rows]
+
+
 def _blank(row: object) -> str:
     """Fields lvm2 leaves empty for every LV lvcrypt reports (see LV_FIELDS)."""
     return ""
@@ -349,7 +417,7 @@ def _blank(row: object) -> str:
 
 LV_FIELDS: dict[str, Field] = {
     "lv_name": Field("LV", _lv_name, width=4),
-    "vg_name": Field("VG", lambda r: r.vg.name),
+    "vg_name": Field("VG", _vg_name),
     "lv_attr": Field("Attr", _lv_attr),
     "lv_lockargs": Field("LLockArgs", lambda r: r.lv.lock_args or ""),
     "lv_size": Field("LSize", lambda r: _lv_size(r.lv, r.vg), size=True),
@@ -397,12 +465,31 @@ LV_FIELDS: dict[str, Field] = {
 
 
 
+_CELLS = operator.attrgetter("cells")
+_HEAD_NAME = operator.attrgetter("loaded.head.name")
+_MISSING_OF = operator.attrgetter("loaded.missing")
+
+
+def _cells_table(rows: list[LvRow]) -> list[tuple[object, ...]] | None:
+    """The rows' cells when every row has them (read in C, no call of ours per row), else None."""
+    try:
+        table = list(map(_CELLS, rows))
+    except AttributeError:  # another kind of row (report_history's)
+        return None
+    return None if None in table else table
+
+
 def _from_cells(index: int, get: Callable[[LvRow], object]) -> Callable[[list[LvRow]], list[object]]:
     """A column read from the rows' table cells, no call of ours per row; a row without cells (another kind of
     row, an LvRow built elsewhere) asks `get`."""
+    cell = operator.itemgetter(index)
+
     def column(rows: list[LvRow]) -> list[object]:
-        return [cells[index] if cells is not None else get(row)
-                for row in rows for cells in [getattr(row, "cells", None)]]
+        table = _cells_table(rows)
+        if table is not None:
+            return list(map(cell, table))
+        return [cells[index] if cells is not None else get(row) for row in rows
+                for cells in [getattr(row, "cells", None)]]
     return column
 
 
@@ -412,18 +499,20 @@ _WHOLE_COLUMNS: dict[Callable[..., object], Callable[[list[LvRow]], list[object]
     _blank: lambda rows: [""] * len(rows),
     _lv_name: _from_cells(0, _lv_name),
     _lv_attr: _lv_attrs,
+    _vg_name: _vg_names,
     LV_FIELDS["lv_size"].get: _from_cells(_SIZE_COLUMN, LV_FIELDS["lv_size"].get),
     **{LV_FIELDS[name].get: _from_cells(column, LV_FIELDS[name].get) for name, column in _LINK_COLUMN.items()},
 }
 
 
 def whole_column(get: Callable[..., object]) -> Callable[[list[object]], list[object]] | None:
-    """How to read a field's values for all rows at once (the same values `get` gives), if there is a way."""
+    """How to read a field's values for all rows at once (the same values `get` gives), if there is a way.
+    Each such field that is no size gives text (`str`), which the layout prints as it is."""
     return _WHOLE_COLUMNS.get(get)  # type: ignore[return-value]
 
 
 VG_FIELDS: dict[str, Field] = {
-    "vg_name": Field("VG", lambda r: r.vg.name),
+    "vg_name": Field("VG", _vg_name),
     "pv_count": Field("#PV", lambda r: len(r.vg.pvs)),
     "lv_count": Field("#LV", lambda r: r.view.lv_count()),
     "snap_count": Field("#SN", lambda r: r.view.snap_count()),
@@ -533,19 +622,20 @@ def load_vgs(devices: str | None, names: list[str], command: str, shared: bool =
                 missing.append(str(error))
                 unfound = True
                 continue
-            refused = refusal(vg.vg, access, local_id)
+            head = vg.head  # the VG's own fields and PVs: what deciding whether to show it reads (not its LVs)
+            refused = refusal(head, access, local_id)
             if refused and names:
                 raise LvcryptError(refused)
             if refused:
-                if system_id(vg.vg) and system_id(vg.vg) != local_id and not foreign:
+                if system_id(head) and system_id(head) != local_id and not foreign:
                     print(f"  {refused}", file=sys.stderr)
-                hidden.update(pv.id for pv in vg.vg.pvs.values())
+                hidden.update(pv.id for pv in head.pvs.values())
                 continue
             for note in vg.stale:
                 print(f"  WARNING: {note}", file=sys.stderr)
             for key in vg.missing:
-                print(f"  WARNING: VG {name} is missing PV {vg.vg.pvs[key].id} (last written to "
-                      f"{vg.vg.pvs[key].device or 'unknown device'}).", file=sys.stderr)
+                print(f"  WARNING: VG {name} is missing PV {head.pvs[key].id} (last written to "
+                      f"{head.pvs[key].device or 'unknown device'}).", file=sys.stderr)
             loaded.append(vg)
     for path, problem in found.problems.items():
         if devices:
@@ -580,30 +670,37 @@ def lv_rows(devices: str | None, names: list[str], every: bool = False, per_segm
     _, loaded, _ = load_vgs(devices, vg_names, "lvs", shared, foreign, missing)
     rows: list[object] = []
     shown: set[tuple[str, str]] = set()
-    for vg in sorted(loaded, key=lambda item: item.vg.name):
+    for vg in sorted(loaded, key=lambda item: item.head.name):
         view = lvs_view(vg)
-        named = vg.vg.name in {v for v, _ in only} and vg.vg.name not in whole
+        vg_name = vg.head.name
+        named = vg_name in {v for v, _ in only} and vg_name not in whole
+
+        def keep(name: str, visible: bool) -> bool:
+            # An LV named on the command line is shown even if hidden, as lvm2 shows it.
+            return (vg_name, name) in only if named else every or visible
+
+        if vg.model is not None and not per_segment and historical is None:
+            rows += _rows_of_view(vg, view, keep, sysfs_root, shown)
+            continue
         gone = historical.historical_rows(vg.vg, vg, view) if historical else []
         for item in sorted([*vg.vg.lvs.values(), *gone], key=_NAME):
             if historical and isinstance(item, historical.HistoricalRow):
-                if not named or (vg.vg.name, historical.PREFIX + item.name) in only:
-                    shown.add((vg.vg.name, historical.PREFIX + item.name))
+                if not named or (vg_name, historical.PREFIX + item.name) in only:
+                    shown.add((vg_name, historical.PREFIX + item.name))
                     rows.append(item)
                 continue
             lv = item
             cells = view.cells(lv.name)  # a listed LV's cached row: its visibility is cells[1]
             if cells is None and not view.listed(lv):
                 continue
-            # An LV named on the command line is shown even if hidden, as lvm2 shows it.
-            if not ((vg.vg.name, lv.name) in only if named else
-                    every or (cells[1] if cells is not None else view.visible(lv))):
+            if not keep(lv.name, cells[1] if cells is not None else view.visible(lv)):
                 continue
-            shown.add((vg.vg.name, lv.name))
+            shown.add((vg_name, lv.name))
             if per_segment:
                 rows += [LvRow(vg.vg, vg, lv, segment, view, sysfs_root, cells) for segment in lv.segments]
             else:
                 rows.append(LvRow(vg.vg, vg, lv, None, view, sysfs_root, cells))
-    present = {vg.vg.name for vg in loaded}
+    present = {vg.head.name for vg in loaded}
     for item in dict.fromkeys(names):
         vg_name, _, lv_name = item.partition("/")
         if lv_name and vg_name in present and vg_name not in whole and (vg_name, lv_name) not in shown:
@@ -611,6 +708,19 @@ def lv_rows(devices: str | None, names: list[str], every: bool = False, per_segm
             if missing is None:
                 raise LvcryptError(message)
             missing.append(message)
+    return rows
+
+
+def _rows_of_view(loaded: "LoadedVg", view: LvsView, keep: Callable[[str, bool], bool], sysfs_root: str,
+                  shown: set[tuple[str, str]]) -> list[object]:
+    """lv_rows of a VG whose model is not loaded (only its head, from the model cache), one per LV, from the
+    view alone: it names every LV, and its cells answer which are listed (cells) and visible (cells[1])."""
+    rows: list[object] = []
+    for name in sorted(view.names()):
+        cells = view.cells(name)
+        if cells is not None and keep(name, cells[1]):  # type: ignore[arg-type]
+            shown.add((loaded.head.name, name))
+            rows.append(LvRow.of_view(loaded, name, view, sysfs_root, cells))
     return rows
 
 

@@ -31,21 +31,28 @@ def _units(text: str) -> "Units":
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _values(field: "Field") -> Callable[[list[object]], list[object]]:
+    """A column's raw values, read for all rows at once where reportfields has a way (whole_column)."""
+    from lvcrypt.reportfields import whole_column
+
+    get = field.get
+    return whole_column(get) or (lambda rows: list(map(get, rows)))
+
+
 def _column(field: "Field", name: str, args: argparse.Namespace) -> Callable[[list[object]], list[str]]:
     """How one column prints its rows' values, chosen once per column and run over the whole column (`map`,
     no call of ours per cell): a report of 2,000 LVs has 24,000 cells by default."""
     from lvcrypt.reportfields import whole_column
     from lvcrypt.units import size_to_string
 
-    get = field.get
-    values = whole_column(get) or (lambda rows: list(map(get, rows)))
+    values = _values(field)
     if args.binary:  # report_select knows the two-valued fields; imported only for --binary
         from lvcrypt.report_select import BINARY_FIELDS, binary
 
         if name in BINARY_FIELDS:
             return lambda rows: [str(binary(value)) for value in values(rows)]
-    if not field.size:
-        return lambda rows: list(map(str, values(rows)))
+    if not field.size:  # a whole column of a field that is no size is already text
+        return values if whole_column(field.get) else lambda rows: list(map(str, values(rows)))
     units, suffix = args.units, not args.nosuffix
 
     def sizes(rows: list[object]) -> list[str]:
@@ -88,12 +95,14 @@ def _render(kind: str, columns: list[str], fields: dict[str, "Field"], rows: lis
         sys.stdout.write("".join(f"  {line}\n" for line in ([] if args.noheadings else
                                                               [separator.join(headings)]) + list(lines)))
         return
+    # the first row's value through the column's own way (whole_column): lvs' rows read from the cached view
     right = [fields[name].right if fields[name].right is not None else
-             fields[name].size or bool(rows) and isinstance(fields[name].get(rows[0]), int) for name in columns]
+             fields[name].size or bool(rows) and isinstance(_values(fields[name])(rows[:1])[0], int)
+             for name in columns]
     # lvm2's width is the field's own (columns.h) or its heading's, cut to it, unless a value is wider
     minimum = [fields[name].width or len(heading) for name, heading in zip(columns, headings)]
     lines = aligned(headings, cells, right, minimum, separator, len(rows))
-    sys.stdout.write("".join(f"  {line}\n" for line in (lines if not args.noheadings else lines[1:])))
+    sys.stdout.write("".join(map("  {}\n".format, lines if not args.noheadings else lines[1:])))
 
 
 def _table(cells: list[list[str]], rows: list[object]) -> list[tuple[str, ...]]:
@@ -107,14 +116,27 @@ def aligned(headings: list[str], cells: list[list[str]], right: list[bool], mini
     (headings always left-aligned), every column padded to its widest cell or lvm2's minimum width for
     the field, the heading cut to that width.
 
-    Not tabulate: for 2,000 LVs tabulate alone takes longer than lvm2's whole `lvs`.  Each column is
-    padded as a whole (`map` of `str.ljust` or `str.rjust`, no call of ours per cell), then joined by row.
+    Not tabulate: for 2,000 LVs tabulate alone takes longer than lvm2's whole `lvs`.  Each column is padded as
+    a whole (`map` of `str.ljust` or `str.rjust`, no call of ours per cell), a column of one value (six of lvs'
+    twelve default ones are empty) padded once and joined to its neighbours of one value, then the columns
+    are joined by row.
     """
-    widths = [max(least, max(map(len, column), default=0)) for least, column in zip(minimum, cells)]
-    padded = [list(map(str.rjust if flush else str.ljust, column, repeat(width)))
-              for column, flush, width in zip(cells, right, widths)]
+    parts: list[list[str] | str] = []  # padded columns, and the text of each run of columns of one value
+    widths = []
+    for column, flush, least in zip(cells, right, minimum):
+        pad = str.rjust if flush else str.ljust
+        if not column or column.count(column[0]) < len(column):
+            widths.append(max(least, max(map(len, column), default=0)))
+            parts.append(list(map(pad, column, repeat(widths[-1]))))
+            continue
+        widths.append(max(least, len(column[0])))
+        if parts and isinstance(parts[-1], str):
+            parts[-1] += separator + pad(column[0], widths[-1])
+        else:
+            parts.append(pad(column[0], widths[-1]))
     top = separator.join(heading[:width].ljust(width) for heading, width in zip(headings, widths))
-    return [top, *map(separator.join, zip(*padded) if padded else [()] * count)]
+    columns = [repeat(part, count) if isinstance(part, str) else part for part in parts]
+    return [top, *map(separator.join, zip(*columns) if columns else [()] * count)]
 
 
 def _selected(args: argparse.Namespace, missing: list[str]) -> list[str] | None:

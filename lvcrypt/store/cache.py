@@ -9,12 +9,18 @@ the text parsed again, never trusted over the disk.  Only models that
 converted and validated are stored.
 
 The entry is `marshal` data (stamp, digest, payload), checked before the
-payload is looked at.  The payload is a pickle of the model, loaded by an
+payload is looked at.  The payload is two pickles: the VG's head (the VG
+without its LVs and without the sections of its text: its own fields and its
+PVs, a few objects) and the whole model (some 15 objects per LV).  Finding a VG
+and deciding whether to show it reads only the head; the whole model is
+unpickled when a command first needs it (`lookup_head`), which a warm `lvs` of
+thousands of LVs, answered by its own view (below), never does: the whole
+model's unpickling was a quarter of its instructions.  Both are loaded by an
 unpickler that resolves no global but the model's own data classes (no
 function, no other class: a planted pickle cannot run code); the file is
 named by a hash of the VG id, in a subdirectory of the private run directory
 that is verified to be ours and writable by nobody else, opened without
-following symbolic links, and the loaded object must be a `VolumeGroup`.
+following symbolic links, and each loaded object must be a `VolumeGroup`.
 
 Beside a model, a command may keep plain data it derived from it (`lookup_derived`:
 `lvs`'s view of the VG's LVs), under the same key plus the stamp of the code that
@@ -26,9 +32,9 @@ from __future__ import annotations
 import io
 import marshal
 import os
-import pickle
 import stat
 import sys
+from typing import Callable
 
 from lvcrypt import __version__
 from lvcrypt.atomic_file import private_directory
@@ -36,6 +42,7 @@ from lvcrypt.errors import LvcryptError
 from lvcrypt.metadata import model, tree
 from lvcrypt.metadata.gc_pause import gc_paused
 from lvcrypt.metadata.model import VolumeGroup
+from lvcrypt.records import replace
 from lvcrypt.store.lock import run_dir
 
 try:  # CPython's own BLAKE2: hashlib would load OpenSSL first (11M instructions, 2% of a warm `lvs`)
@@ -43,7 +50,12 @@ try:  # CPython's own BLAKE2: hashlib would load OpenSSL first (11M instructions
 except ImportError:  # a Python built without it
     from hashlib import blake2b
 
-_FORMAT = 4
+try:  # the C pickler pickle.py wraps: pickle.py itself costs 5M instructions, 2% of a warm `lvs`
+    import _pickle as pickle
+except ImportError:  # a Python built without it
+    import pickle  # type: ignore[no-redef]
+
+_FORMAT = 5
 _MAX_ENTRY = 64 << 20
 # The only globals a payload may name: the model's classes and the tree's Section.
 _CLASSES = {(module.__name__, name): value for module in (model, tree) for name, value in vars(module).items()
@@ -142,18 +154,39 @@ def _write(path: str, text: bytes, stamp: tuple[object, ...], payload: object) -
             pass
 
 
-def lookup(vg_id: str, text: bytes) -> VolumeGroup | None:
-    """The model of exactly this text, converted and validated once by this code, or None."""
-    directory = _directory()
-    payload = _payload(os.path.join(directory, _name(vg_id)), text, _code_stamp()) if directory else None
-    if type(payload) is not bytes:
-        return None
+def _unpickled(payload: bytes) -> VolumeGroup | None:
     try:
         with gc_paused():  # thousands of new objects, none garbage (see gc_pause)
             vg = _ModelUnpickler(io.BytesIO(payload)).load()
     except _FAILURES:
         return None
     return vg if type(vg) is VolumeGroup else None
+
+
+def _head(vg: VolumeGroup) -> VolumeGroup:
+    """The VG without its LVs and without its text's sections (`raw` keeps its own keys: the system id...)."""
+    raw = tree.Section(((key, value) for key, value in vg.raw.items() if not isinstance(value, tree.Section)),
+                  line=vg.raw.line)
+    raw.key_lines = {key: line for key, line in vg.raw.key_lines.items() if key in raw}
+    return replace(vg, lvs={}, raw=raw)
+
+
+def lookup_head(vg_id: str, text: bytes) -> tuple[VolumeGroup, Callable[[], VolumeGroup | None]] | None:
+    """The head of the model of exactly this text, converted and validated once by this code (the VG's own
+    fields and its PVs; no LV, `raw` without sections), and a function that unpickles the whole model
+    (None when that part is damaged); None when there is no such entry."""
+    directory = _directory()
+    payload = _payload(os.path.join(directory, _name(vg_id)), text, _code_stamp()) if directory else None
+    if type(payload) is not tuple or len(payload) != 2 or not all(type(part) is bytes for part in payload):
+        return None
+    head = _unpickled(payload[0])
+    return None if head is None else (head, lambda: _unpickled(payload[1]))
+
+
+def lookup(vg_id: str, text: bytes) -> VolumeGroup | None:
+    """The model of exactly this text, converted and validated once by this code, or None."""
+    found = lookup_head(vg_id, text)
+    return found[1]() if found else None
 
 
 def store(vg_id: str, text: bytes, vg: VolumeGroup) -> None:
@@ -163,7 +196,7 @@ def store(vg_id: str, text: bytes, vg: VolumeGroup) -> None:
     if directory is None:
         return
     try:
-        payload = pickle.dumps(vg, protocol=pickle.HIGHEST_PROTOCOL)
+        payload = tuple(pickle.dumps(item, protocol=-1) for item in (_head(vg), vg))  # -1: the highest protocol
     except (ValueError, RecursionError, pickle.PicklingError):
         return
     _write(os.path.join(directory, _name(vg_id)), text, _code_stamp(), payload)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
+from typing import Callable
 
 from lvcrypt.errors import DeviceError, FormatError, LvcryptError, MetadataError
 from lvcrypt.metadata.model import PhysicalVolume, VolumeGroup
@@ -127,15 +128,33 @@ def scan(paths: list[str], with_text: bool = True) -> Scan:
 
 @dataclass
 class LoadedVg:
-    """The newest version of a VG and where its PVs are."""
+    """The newest version of a VG and where its PVs are.
 
-    vg: VolumeGroup
+    From the model cache the VG comes as its head (cache.lookup_head: its own fields and PVs, no LV) and
+    the rest is unpickled when `vg` is first read: finding a VG, deciding whether to show it and `lvs`'
+    cached view of its LVs (reportfields.lvs_view) read `head` alone, so a warm `lvs` of thousands of LVs
+    builds no LV object.
+    """
+
+    head: VolumeGroup  # the VG; with `model` set, only its own fields and PVs (no LV, `raw` without sections)
     text: bytes
     pvs: dict[str, PvOnDisk]  # PV key (pv0...) -> PV found on a device
     missing: list[str]  # PV keys whose device was not found
     stale: list[str]  # human-readable notes on old or damaged copies, and on duplicate devices
     unreadable: list[str] = field(default_factory=list)  # devices scanned that could not be read as PVs
     duplicates: dict[str, list[str]] = field(default_factory=dict)  # PV key -> other devices with that PV
+    model: Callable[[], VolumeGroup] | None = field(default=None, repr=False, compare=False)  # the whole VG
+
+    @property
+    def vg(self) -> VolumeGroup:
+        """The whole VG (its model loaded now if only its head was)."""
+        if self.model is not None:
+            self.head, self.model = self.model(), None
+        return self.head
+
+    @vg.setter
+    def vg(self, vg: VolumeGroup) -> None:
+        self.head, self.model = vg, None
 
     def refuse_duplicates(self, refusal: str) -> None:
         """lvm2 neither writes nor activates a VG whose PVs show on several devices
@@ -159,11 +178,25 @@ class LoadedVg:
 
 def parse_vg(text: bytes, source: str, vg_id: str | None = None) -> VolumeGroup:
     """The validated VG of a metadata text; with `vg_id`, through the model cache (a hit skips the parser)."""
+    vg, rest = _parse_head(text, source, vg_id)
+    return vg if rest is None else rest()
+
+
+def _parse_head(text: bytes, source: str, vg_id: str | None) -> tuple[VolumeGroup, Callable[[], VolumeGroup] | None]:
+    """The validated VG of a metadata text, and None; or, from the model cache, the VG's head and how to load the
+    whole VG (from the cache, or by parsing the text when that part of the entry is damaged)."""
     from lvcrypt.store import cache
 
-    vg = cache.lookup(vg_id, text) if vg_id is not None else None
-    if vg is not None:
-        return vg
+    found = cache.lookup_head(vg_id, text) if vg_id is not None else None
+    if found is None:
+        return _parse(text, source, vg_id), None
+    head, model = found
+    return head, lambda: model() or _parse(text, source, vg_id)
+
+
+def _parse(text: bytes, source: str, vg_id: str | None) -> VolumeGroup:
+    """Parse, convert and validate a text; with `vg_id`, keep the model in the cache."""
+    from lvcrypt.store import cache
     from lvcrypt.metadata.convert import tree_to_vg
     from lvcrypt.metadata.parse import parse_bytes
     from lvcrypt.metadata.validate import validate
@@ -191,7 +224,7 @@ def load_vg(found: Scan, name: str) -> LoadedVg:
     if len(ids) > 1:
         raise LvcryptError(f"several volume groups are named {name} (ids {', '.join(sorted(ids))})")
     stale: list[str] = []
-    pv, newest, vg = _newest_parsable(copies, name, stale)
+    pv, newest, vg, rest = _newest_parsable(copies, name, stale)
     by_uuid = found.by_uuid()
     members = {key: by_uuid[member.id] for key, member in vg.pvs.items() if member.id in by_uuid}
     missing = [key for key in vg.pvs if key not in members]
@@ -201,6 +234,7 @@ def load_vg(found: Scan, name: str) -> LoadedVg:
     for key, member in members.items():
         stale.extend(f"{member.path}: {mda.problem}" for mda in member.mdas if mda.problem)
         stale.extend(_limit_to_device(vg, key, member))
+    model = None if rest is None else _limited(rest, list(members.items()))
     duplicates: dict[str, list[str]] = {}
     for key, member in list(members.items()):
         others = [pv for pv in found.duplicates.values() if pv.uuid == member.uuid]
@@ -214,7 +248,17 @@ def load_vg(found: Scan, name: str) -> LoadedVg:
         # lvm2's two warnings (lib/cache/lvmcache.c)
         stale += [f"Not using device {path} for PV {vg.pvs[key].id}." for path in duplicates[key]]
         stale.append(f"PV {vg.pvs[key].id} prefers device {chosen.path} because {reason}.")
-    return LoadedVg(vg, newest.text, members, missing, stale, list(found.problems.values()), duplicates)
+    return LoadedVg(vg, newest.text, members, missing, stale, list(found.problems.values()), duplicates, model)
+
+
+def _limited(rest: Callable[[], VolumeGroup], members: list[tuple[str, PvOnDisk]]) -> Callable[[], VolumeGroup]:
+    """How to load the whole VG of a head: its PVs limited to their devices as the head's were."""
+    def load() -> VolumeGroup:
+        vg = rest()
+        for key, member in members:
+            _limit_to_device(vg, key, member)
+        return vg
+    return load
 
 
 def _preferred(recorded: PhysicalVolume, first: PvOnDisk, second: PvOnDisk) -> tuple[PvOnDisk, str]:
@@ -228,9 +272,10 @@ def _preferred(recorded: PhysicalVolume, first: PvOnDisk, second: PvOnDisk) -> t
     return first, "device was seen first"
 
 
-def _newest_parsable(copies: list[tuple[PvOnDisk, MetadataCopy]], name: str,
-                     notes: list[str]) -> tuple[PvOnDisk, MetadataCopy, VolumeGroup]:
-    """Copies by falling seqno (equal seqnos in a fixed order, not the scan's); the first that parses."""
+def _newest_parsable(copies: list[tuple[PvOnDisk, MetadataCopy]], name: str, notes: list[str]
+                     ) -> tuple[PvOnDisk, MetadataCopy, VolumeGroup, Callable[[], VolumeGroup] | None]:
+    """Copies by falling seqno (equal seqnos in a fixed order, not the scan's); the first that parses (its VG,
+    or from the model cache its head and how to load the rest: _parse_head)."""
     ordered = sorted(copies, key=lambda item: (-item[1].seqno, item[0].uuid, item[1].locn.offset))
     failures: dict[bytes, MetadataError] = {}
     for pv, copy in ordered:
@@ -239,13 +284,13 @@ def _newest_parsable(copies: list[tuple[PvOnDisk, MetadataCopy]], name: str,
             notes.append(f"{where}: bad metadata text ({failures[copy.text].problem}); ignored")
             continue
         try:
-            vg = parse_vg(copy.text, where, copy.vg_id)
+            vg, rest = _parse_head(copy.text, where, copy.vg_id)
         except MetadataError as error:
             failures[copy.text] = error
             notes.append(f"{where}: bad metadata text ({error}); ignored")
             continue
         _note_damaged_twins(ordered, copy, notes)
-        return pv, copy, vg
+        return pv, copy, vg, rest
     first = next(iter(failures.values()))
     raise MetadataError(f"volume group {name}: {first}")
 

@@ -70,6 +70,7 @@ NOT_FOR_LVS = {
     "shutil": "no help is printed (argparse's metavar check asks no terminal width)",
     "tempfile": "no file is written",
     "traceback": "no --debug",
+    "pickle": "the model cache unpickles the VG's head with the C unpickler alone (_pickle)",
 }
 
 
@@ -125,6 +126,7 @@ def test_lvs_loads_no_crypto(crypt_lv: tuple[list[str], dict[str, str]], tmp_pat
     loaded, _ = loaded_by(tmp_path, env, "lvs", *options[:2], "vgs0")
     assert "lvcrypt.reportfields" in loaded  # it did report
     assert top_level_hits(loaded, NOT_FOR_LVS) == {}
+    assert compiled_in_last_probe(tmp_path) == [], "source compiled: a records shape (the report fields')?"
 
 
 def test_a_built_in_handler_option_reads_no_package_metadata(crypt_lv: tuple[list[str], dict[str, str]],

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import argparse
 import marshal
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 
+from conftest import run_lvcrypt
 from lvcrypt import reportfields
 from lvcrypt.cli import build_parser
 from lvcrypt.cli.report import _column
@@ -95,3 +98,34 @@ def test_the_table_is_keyed_to_the_text_and_the_code(tmp_path: Path, monkeypatch
     assert cache.lookup_derived("lvs", "other-id", loaded.text, code) is None
     assert cache.lookup_derived("other", loaded.vg.id, loaded.text, code) is None
     assert cache.lookup_derived("lvs", loaded.vg.id, loaded.text, (argparse.__file__,)) is None  # other code
+
+
+def test_a_warm_lvs_reads_its_rows_from_the_view_without_the_model(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the view and the model's head in the cache, lv_rows makes its rows without loading the model, lvs'
+    default columns read none, and every field of such a row gives what it gives on a row of a parsed VG (the
+    model loaded, once, by the first field that needs it)."""
+    image = tmp_path / "pv.img"
+    with open(image, "wb") as f:
+        f.truncate(32 << 20)
+    env = {**os.environ, "LVCRYPT_STATE_DIR": str(tmp_path / "state"), "LVCRYPT_RUN_DIR": str(tmp_path / "run")}
+    for command in (["pvcreate", str(image)], ["vgcreate", "vgw", str(image)], ["lvcreate", "-L", "4m", "-n", "b",
+                    "vgw"], ["lvcreate", "-L", "8m", "-n", "a", "vgw"]):
+        run_lvcrypt(command[0], "--devices", str(image), *command[1:], env=env, check=True)
+    for name in ("LVCRYPT_STATE_DIR", "LVCRYPT_RUN_DIR"):
+        monkeypatch.setenv(name, env[name])
+    args = build_parser("lvs").parse_args(["lvs"])
+    fields = {**VG_FIELDS, **LV_FIELDS}
+    shutil.rmtree(tmp_path / "run" / "cache", ignore_errors=True)
+    parsed = reportfields.lv_rows(str(image), ["vgw"])  # a cold run: parsed, then the model and the view stored
+    assert parsed[0].loaded.model is None
+    rows = reportfields.lv_rows(str(image), ["vgw"])
+    loaded = rows[0].loaded
+    assert [row.cells[0] for row in rows] == ["a", "b"] and loaded.model is not None
+    default = [_column(fields[name], name, args)(rows) for name in reportfields.LV_DEFAULT]
+    assert loaded.model is not None  # the default columns read the view's cells and the VG's head
+    assert default == [_column(fields[name], name, args)(parsed) for name in reportfields.LV_DEFAULT]
+    for name in fields:
+        if name != "inline_crypto":  # asks the kernel's sysfs
+            assert _column(fields[name], name, args)(rows) == _column(fields[name], name, args)(parsed), name
+    assert loaded.model is None and all(row.lv is loaded.vg.lvs[row.lv.name] for row in rows)

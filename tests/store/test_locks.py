@@ -455,30 +455,33 @@ def test_the_model_cache_runs_no_code_and_is_trusted_only_from_a_private_directo
     assert stat.S_IMODE(os.lstat(entry).st_mode) == 0o600
     assert sorted(p.name for p in entry.parent.iterdir()) == [entry.name, f"{entry.name}.lvs"]  # lvs' view beside
     assert stat.S_IMODE(os.lstat(f"{entry}.lvs").st_mode) == 0o600
-    stamp, digest, payload = marshal.loads(entry.read_bytes())
+    stamp, digest, (head, payload) = marshal.loads(entry.read_bytes())  # the VG's head, then the whole model
 
-    # A pickle that would run code if unpickled, as the whole entry or as the payload of a valid header:
-    # never executed, the VG is read from the disk.
+    # A pickle that would run code if unpickled, as the whole entry, as the payload of a valid header or as
+    # either part of it (the whole model is unpickled only for a field that needs it: lv_uuid): never
+    # executed, the VG is read from the disk.
     marker = pair.tmp / "pwned"
 
     class Exploit:
         def __reduce__(self) -> tuple[object, tuple[str]]:
             return (os.system, (f"touch {marker}",))
 
-    for planted in (pickle.dumps(Exploit()), marshal.dumps((stamp, digest, pickle.dumps(Exploit())))):
+    exploit = pickle.dumps(Exploit())
+    for planted in (exploit, marshal.dumps((stamp, digest, exploit)),
+                    marshal.dumps((stamp, digest, (exploit, payload))), marshal.dumps((stamp, digest, (head, exploit)))):
         entry.write_bytes(planted)
-        assert pair.lvc("lvs", "--noheadings", "-o", "lv_name", name).stdout.split() == ["real"]
+        assert pair.lvc("lvs", "--noheadings", "-o", "lv_name,lv_uuid", name).stdout.split()[0] == "real"
         assert not marker.exists()
 
     # A forged entry for the current text is used only from a directory nobody else can write.
+    real_id = pair.lvc("lvs", "--noheadings", "-o", "lv_uuid", name).stdout.split()
     forged = pickle.loads(payload)  # this test's own entry: trusted here
-    forged.lvs["fake"] = forged.lvs.pop("real")
-    forged.lvs["fake"].name = "fake"
-    entry.write_bytes(marshal.dumps((stamp, digest, pickle.dumps(forged))))
+    forged.lvs["real"].id = "forged-id"
+    entry.write_bytes(marshal.dumps((stamp, digest, (head, pickle.dumps(forged)))))
     entry.parent.chmod(0o777)
-    assert pair.lvc("lvs", "--noheadings", "-o", "lv_name", name).stdout.split() == ["real"]
+    assert pair.lvc("lvs", "--noheadings", "-o", "lv_uuid", name).stdout.split() == real_id
     entry.parent.chmod(0o700)
-    assert pair.lvc("lvs", "--noheadings", "-o", "lv_name", name).stdout.split() == ["fake"]  # the check matters
+    assert pair.lvc("lvs", "--noheadings", "-o", "lv_uuid", name).stdout.split() == ["forged-id"]  # the check matters
 
 
 def test_names_from_a_disk_never_become_paths_unchecked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,6 +3,7 @@ entry) is a miss that parses the text again."""
 
 from __future__ import annotations
 
+import marshal
 import os
 import pickle
 from pathlib import Path
@@ -109,3 +110,28 @@ def test_derived_data_is_kept_for_exactly_its_text_and_code_and_never_runs(run_d
 
     cache.store_derived("lvs", "vg-id", text, code, pickle.dumps(Exploit()))
     assert type(cache.lookup_derived("lvs", "vg-id", text, code)) is bytes and not marker.exists()  # never unpickled
+
+
+def test_a_hit_gives_the_head_first_and_the_model_when_asked(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The head (what finding a VG and lvs' cached view read) is the VG without LVs or text sections; the whole
+    model comes from the same entry only when asked, and a damaged whole model is parsed again."""
+    text = metadata_text(["alpha", "beta"])
+    parsed = parse_vg(text, "test", "vg-id")
+    found = cache.lookup_head("vg-id", text)
+    assert found is not None
+    head, model = found
+    assert head.lvs == {} and head.pvs == parsed.pvs and head.header == parsed.header
+    assert (head.name, head.id, head.seqno, head.status, head.flags) == (parsed.name, parsed.id, parsed.seqno,
+                                                                         parsed.status, parsed.flags)
+    assert head.raw == {key: value for key, value in parsed.raw.items() if key not in ("physical_volumes",
+                                                                                        "logical_volumes")}
+    assert head.raw.line_of("seqno") == parsed.raw.line_of("seqno")
+    assert model() == parsed
+    (entry,) = (run_dir / "cache").iterdir()
+    stamp, digest, (head_part, _) = marshal.loads(entry.read_bytes())
+    entry.write_bytes(marshal.dumps((stamp, digest, (head_part, b"\x80\x05damaged"))))
+    found = cache.lookup_head("vg-id", text)
+    assert found is not None and found[1]() is None and cache.lookup("vg-id", text) is None
+    assert parse_vg(text, "test", "vg-id") == parsed  # parsed again
+    no_parser(monkeypatch)
+    assert parse_vg(text, "test", "vg-id") == parsed  # and stored whole again
