@@ -21,14 +21,17 @@ _INT = {int}
 class Fields:
     """Typed access to one section's keys, with errors that name the section and the line."""
 
-    def __init__(self, section: Section, what: str, source: str | None):
+    def __init__(self, section: Section, what: str | tuple[str, ...], source: str | None):
+        """`what` names the section in messages; as the parts of the name (joined only when a message
+        needs it), as convert.py gives it for each LV and segment, where a message is rare."""
         self.section = section
         self.what = what
         self.source = source
 
     def fail(self, key: str | None, problem: str) -> MetadataError:
         line = self.section.line_of(key) if key else self.section.line
-        return MetadataError(f"{self.what}: {problem}", self.source, line)
+        what = self.what if isinstance(self.what, str) else "".join(self.what)
+        return MetadataError(f"{what}: {problem}", self.source, line)
 
     def _get(self, key: str, kind: type | tuple[type, ...], kind_name: str, default: Any) -> Any:
         value = self.section.get(key, _MISSING)
