@@ -70,6 +70,8 @@ class Fields:
         value = self.section.get(key)
         if type(value) is list and set(map(type, value)) <= _STR:
             return list(value)
+        if value is None and default is not _MISSING:  # an optional key left out (lvm2 writes no empty tags)
+            return list(default)
         value = self._get(key, list, "a list of strings", default)
         if any(not isinstance(item, str) for item in value):
             raise self.fail(key, f"'{key}' must be a list of strings")
@@ -77,6 +79,9 @@ class Fields:
 
     def areas(self, key: str, default: Any = _MISSING) -> Any:
         value = self.section.get(key)
+        if type(value) is list and len(value) == 2 and type(value[0]) is str and type(value[1]) is int \
+                and value[1] >= 0:  # one area: a linear segment, most of a big VG
+            return [Area(value[0], value[1])]
         if type(value) is list and not len(value) % 2:
             names, extents = value[0::2], value[1::2]
             if set(map(type, names)) <= _STR and set(map(type, extents)) <= _INT and min(extents, default=0) >= 0:
