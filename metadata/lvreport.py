@@ -173,8 +173,11 @@ class VgReport:
 
     def zeroing_letter(self, lv: LogicalVolume) -> str:
         """'z' for a thin pool that zeroes new blocks, and for thin volumes in one."""
+        family = self.family(lv)
+        if family != "thin" and family != "thin-pool":  # no pool to ask (most LVs): one family lookup
+            return "-"
         pool: LogicalVolume | None = lv
-        if self.family(lv) == "thin":
+        if family == "thin":
             pool = self.vg.lvs.get(str(lv.segments[0].raw.get("thin_pool", "")))
         if pool is None or self.family(pool) != "thin-pool":
             return "-"
