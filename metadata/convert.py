@@ -9,7 +9,6 @@ position and new known keys land where lvm2 would put them.
 from __future__ import annotations
 
 import re
-import socket
 import time
 
 from lvcrypt.errors import MetadataError
@@ -58,22 +57,27 @@ def _is_shared(lock_type: str | None) -> bool:
 
 
 def _segment(key: str, section: Section, lv: str, source: str | None, names: Names) -> Segment:
-    f = Fields(section, f"logical volume {lv}: {key}", source)
+    f = Fields(section, ("logical volume ", lv, ": ", key), source)
     start = f.int("start_extent")
     count = f.int("extent_count")
     kind = f.str("type")
     return (segment_type(kind) or UNKNOWN).read(f, start, count, kind, names)
 
 
+# The keys of an LV's first segments, in order: compared to, not formatted again for each LV.
+_SEGMENT_NAMES = [[f"segment{i}" for i in range(1, count + 1)] for count in range(9)]
+
+
 def _lv(name: str, section: Section, source: str | None, names: Names = Names(), shared: bool = False) -> LogicalVolume:
-    f = Fields(section, f"logical volume {name}", source)
+    f = Fields(section, ("logical volume ", name), source)
     segments = []
     keys = []
     for key, child in section.items():
         if isinstance(child, Section) and _SEGMENT_KEY.match(key):
             keys.append(key)
             segments.append(_segment(key, child, name, source, names))
-    if keys != [f"segment{i}" for i in range(1, len(keys) + 1)]:
+    if keys != (_SEGMENT_NAMES[len(keys)] if len(keys) < len(_SEGMENT_NAMES) else
+                [f"segment{i}" for i in range(1, len(keys) + 1)]):
         raise f.fail(None, f"segments must be named segment1..segment{len(keys)} in order")
     declared = f.int("segment_count")
     if declared != len(segments):
@@ -186,6 +190,8 @@ def _pv_tree(pv: PhysicalVolume) -> Section:
 
 
 def default_header(description: str = "") -> Section:
+    import socket  # only a new VG's header names the host: socket (16M instructions) stays off the read path
+
     return Section(contents="Text Format Volume Group", version=1, description=description,
                    creation_host=socket.gethostname(), creation_time=int(time.time()))
 

@@ -21,14 +21,17 @@ _INT = {int}
 class Fields:
     """Typed access to one section's keys, with errors that name the section and the line."""
 
-    def __init__(self, section: Section, what: str, source: str | None):
+    def __init__(self, section: Section, what: str | tuple[str, ...], source: str | None):
+        """`what` names the section in messages; as the parts of the name (joined only when a message
+        needs it), as convert.py gives it for each LV and segment, where a message is rare."""
         self.section = section
         self.what = what
         self.source = source
 
     def fail(self, key: str | None, problem: str) -> MetadataError:
         line = self.section.line_of(key) if key else self.section.line
-        return MetadataError(f"{self.what}: {problem}", self.source, line)
+        what = self.what if isinstance(self.what, str) else "".join(self.what)
+        return MetadataError(f"{what}: {problem}", self.source, line)
 
     def _get(self, key: str, kind: type | tuple[type, ...], kind_name: str, default: Any) -> Any:
         value = self.section.get(key, _MISSING)
@@ -67,6 +70,8 @@ class Fields:
         value = self.section.get(key)
         if type(value) is list and set(map(type, value)) <= _STR:
             return list(value)
+        if value is None and default is not _MISSING:  # an optional key left out (lvm2 writes no empty tags)
+            return list(default)
         value = self._get(key, list, "a list of strings", default)
         if any(not isinstance(item, str) for item in value):
             raise self.fail(key, f"'{key}' must be a list of strings")
@@ -74,6 +79,9 @@ class Fields:
 
     def areas(self, key: str, default: Any = _MISSING) -> Any:
         value = self.section.get(key)
+        if type(value) is list and len(value) == 2 and type(value[0]) is str and type(value[1]) is int \
+                and value[1] >= 0:  # one area: a linear segment, most of a big VG
+            return [Area(value[0], value[1])]
         if type(value) is list and not len(value) % 2:
             names, extents = value[0::2], value[1::2]
             if set(map(type, names)) <= _STR and set(map(type, extents)) <= _INT and min(extents, default=0) >= 0:

@@ -154,7 +154,9 @@ class VgReport:
         found: set[str] = {f"type:{family}"} if family else set()
         if used_by:
             found |= {ref.role for ref in used_by}
-        if any(segment_type(segment.type) is None for segment in lv.segments):
+        segments = lv.segments  # the first one's type is the family's: no generator for a one-segment LV
+        if (segments and family is None) or (len(segments) > 1 and any(segment_type(segment.type) is None
+                                                                      for segment in segments[1:])):
             found.add("unknown")
         if "PVMOVE" in lv.status:
             found.add("pvmove")
@@ -162,8 +164,8 @@ class VgReport:
             found.add("converting")
         if "_pmspare" in lv.name and not self.visible(lv):
             found.add("pool metadata spare")
-        if any(ref.role == "snapshot origin" and "merging_store" in self.vg.lvs[ref.holder].segments[0].raw
-               for ref in used_by):
+        if used_by and any(ref.role == "snapshot origin" and "merging_store" in self.vg.lvs[ref.holder].segments[0].raw
+                           for ref in used_by):
             found.add("merging snapshot origin")
         if family == "thin" and isinstance(lv.segments[0].raw.get("merge"), str):
             found.add("merging thin origin")
@@ -171,8 +173,11 @@ class VgReport:
 
     def zeroing_letter(self, lv: LogicalVolume) -> str:
         """'z' for a thin pool that zeroes new blocks, and for thin volumes in one."""
+        family = self.family(lv)
+        if family != "thin" and family != "thin-pool":  # no pool to ask (most LVs): one family lookup
+            return "-"
         pool: LogicalVolume | None = lv
-        if self.family(lv) == "thin":
+        if family == "thin":
             pool = self.vg.lvs.get(str(lv.segments[0].raw.get("thin_pool", "")))
         if pool is None or self.family(pool) != "thin-pool":
             return "-"

@@ -199,8 +199,7 @@ def segment_references(vg: VolumeGroup, holder: str, number: int, segment: Segme
     """The LVs one segment names; names that do not exist are kept too (validation reports them)."""
     kind = segment.type
     entry = segment_type(kind)
-    if entry is not None and not (entry.lv_list_keys or entry.lv_keys or entry.message_keys) \
-            and entry.managed and isinstance(segment, entry.model):
+    if _names_no_lv(kind, type(segment)):
         return []  # a modelled segment of a type that names no LVs (a plain striped one: most of a big VG)
     historical = historical_lvs(vg) if historical is None else historical
     if entry is None:
@@ -232,13 +231,28 @@ def segment_references(vg: VolumeGroup, holder: str, number: int, segment: Segme
     return found
 
 
+def _names_no_lv(kind: str, model: type) -> bool:
+    """Whether a segment of type `kind` and class `model` names no LV whatever its keys: a modelled
+    segment of a registered type without LV keys."""
+    entry = segment_type(kind)
+    return entry is not None and not (entry.lv_list_keys or entry.lv_keys or entry.message_keys) \
+        and entry.managed and issubclass(model, entry.model)
+
+
 def all_references(vg: VolumeGroup) -> list[Reference]:
     """Every reference in the VG: LV segments, then historical LVs (`origin`, `descendants`)."""
     historical = historical_lvs(vg)
     found: list[Reference] = []
+    # _names_no_lv per (type, class) seen: thousands of striped segments ask it once, not a call each.
+    silent: dict[tuple[str, type], bool] = {}
     for lv in vg.lvs.values():
         for number, segment in enumerate(lv.segments, 1):
-            found += segment_references(vg, lv.name, number, segment, historical)
+            shape = (segment.type, type(segment))
+            quiet = silent.get(shape)
+            if quiet is None:
+                quiet = silent[shape] = _names_no_lv(*shape)
+            if not quiet:
+                found += segment_references(vg, lv.name, number, segment, historical)
     for name, section in historical.items():
         for key, role in (("origin", "origin of a removed LV"), ("descendants", "descendant of a removed LV")):
             value = section.get(key)

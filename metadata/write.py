@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import time
-from decimal import Decimal
 from typing import Literal
 
 from lvcrypt import __version__
@@ -43,6 +42,8 @@ def scalar(value: Scalar) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise MetadataError(f"cannot write {value!r}: not a finite number")
+        from decimal import Decimal  # floats are rare in metadata: decimal (5M instructions) only for them
+
         text = format(Decimal(repr(value)), "f")
         return text if "." in text else text + ".0"
     raise MetadataError(f"cannot write a value of type {type(value).__name__}")
