@@ -29,14 +29,14 @@ def sections(depth: int) -> st.SearchStrategy[Section]:
     return st.dictionaries(names, children, max_size=5).map(Section)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sections(3), st.sampled_from(["backup", "disk"]))
 def test_parse_of_write_is_identity(tree: Section, layout: str) -> None:
     text = write_text(tree, layout=layout)  # type: ignore[arg-type]
     assert ordered_items(parse_text(text)) == ordered_items(tree)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=400))
 def test_arbitrary_bytes_give_metadata_error_or_a_tree(data: bytes) -> None:
     try:
@@ -45,7 +45,7 @@ def test_arbitrary_bytes_give_metadata_error_or_a_tree(data: bytes) -> None:
         assert "\n" not in str(error)
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, len(RFC) - 1), st.integers(0, 40), st.text(alphabet='{}[]",=#\n \t"a1-.', max_size=6))
 def test_mutated_metadata_fails_only_with_metadata_error(position: int, cut: int, insert: str) -> None:
     """Damage anywhere in a valid file: parse, convert and validate either succeed or say what is wrong."""
