@@ -195,18 +195,19 @@ def _view_table(report: "VgReport") -> tuple[list[str], list[str], list[list[obj
     listed: list[str] = []
     unlisted: list[str] = []
     rows = []
-    attrs: dict[str, str] = {}
+    offlines: dict[tuple[object, ...], str] = {}  # per view_row: thousands of LVs share a handful
+    extent_bytes = report.vg.extent_bytes
     for name, lv in report.vg.lvs.items():
         if not report.listed(lv):
             unlisted.append(name)
             continue
         listed.append(name)
-        head, target, skip = report.static_attr(lv)
-        never = report.never_queried(lv)
-        offline = f"{head}{'--' if never else 'XX'}{target}-{skip}"
-        rows.append((report.display(name), report.visible(lv), head, target, skip, never,
-                     report.link(lv, "pool_lv"), report.link(lv, "origin"), report.link(lv, "mirror_log"),
-                     _lv_size(lv, report.vg), attrs.setdefault(offline, offline)))  # one object each: marshal refs
+        view = report.view_row(lv)
+        offline = offlines.get(view)
+        if offline is None:
+            _, head, target, skip, never = view[:5]
+            offline = offlines[view] = f"{head}{'--' if never else 'XX'}{target}-{skip}"
+        rows.append((name if view[0] else f"[{name}]", *view, lv.extent_count * extent_bytes, offline))
     columns = [list(column) for column in zip(*rows)] if rows else [[] for _ in _VIEW_TYPES]
     return listed, unlisted, columns
 

@@ -53,6 +53,12 @@ _VOLUME_RANK = {trait: (rank, letter) for rank, (trait, letter) in enumerate(VOL
 _TARGET_RANK = {trait: (rank, letter) for rank, (trait, letter) in enumerate(TARGET_LETTERS)}
 
 
+# Families whose visibility, letters or links read the LV's segment keys or other LVs: never a plain view_row.
+_KEYED_FAMILIES = frozenset({"snapshot", "thin", "thin-pool", "cache-pool"})
+# VgReport.view_row: visible, static_attr (3), never_queried, then the pool_lv, origin and mirror_log links.
+ViewRow = tuple[bool, str, str, str, bool, str, str, str]
+
+
 def _first_letter(ranks: dict[str, tuple[int, str]], traits: frozenset[str]) -> str:
     return min((ranks[trait] for trait in traits if trait in ranks), default=(0, "-"))[1]
 
@@ -90,6 +96,8 @@ class VgReport:
     _visible: dict[str, bool] = field(default_factory=dict, init=False)
     # static_attr per shape of LV (traits, status, flags, policy, zeroing): thousands of plain LVs share one
     _static: dict[tuple[object, ...], tuple[str, str, str]] = field(default_factory=dict, init=False)
+    # view_row per shape of a plain LV (segment types, status, flags, policy), None for shapes that are not plain
+    _plain_rows: dict[tuple[object, ...], ViewRow | None] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         for ref in all_references(self.vg):
@@ -191,6 +199,28 @@ class VgReport:
         if found is None:
             found = self._static[shape] = _static_attr(*shape)
         return found
+
+    def view_row(self, lv: LogicalVolume) -> ViewRow:
+        """What `lvs` asks per LV: visible, static_attr's three parts, never_queried, and the pool_lv, origin
+        and mirror_log links.
+
+        A plain LV (no other LV names it, not a pool metadata spare, of a family whose letters and links
+        read no segment keys) has a row that follows from its shape alone, computed once per shape: a VG
+        of thousands of linear LVs has a handful of shapes."""
+        if lv.name in self._used_by or "_pmspare" in lv.name:
+            return self._view_row(lv)
+        shape = (tuple([segment.type for segment in lv.segments]), tuple(lv.status), tuple(lv.flags),
+                 str(lv.raw.get("allocation_policy", "inherit")))
+        found = self._plain_rows.get(shape, _UNSET)
+        if found is _UNSET:
+            entry = REGISTRY.get(self.family(lv) or "")
+            plain = self.family(lv) not in _KEYED_FAMILIES and (entry is None or not entry.report_keys)
+            found = self._plain_rows[shape] = self._view_row(lv) if plain else None
+        return found if found is not None else self._view_row(lv)  # type: ignore[return-value]
+
+    def _view_row(self, lv: LogicalVolume) -> ViewRow:
+        return (self.visible(lv), *self.static_attr(lv), self.never_queried(lv), self.link(lv, "pool_lv"),
+                self.link(lv, "origin"), self.link(lv, "mirror_log"))
 
     def never_queried(self, lv: LogicalVolume) -> bool:
         """lvm2 asks the kernel nothing for a thin pool or a used cache pool: state `--`, never `XX`."""
