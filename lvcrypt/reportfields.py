@@ -616,7 +616,7 @@ def load_vgs(devices: str | None, names: list[str], command: str, shared: bool =
         loaded = []
         for name in wanted:
             try:
-                vg = load_vg(found, name)
+                vg = load_vg(found, name, whole=command != "lvs")  # lvs reads its own view (lvs_view)
             except LvcryptError as error:
                 if missing is None or not names:
                     raise

@@ -11,7 +11,11 @@ converted and validated are stored.
 The entry is `marshal` data (stamp, digest, payload), checked before the
 payload is looked at.  The payload is two pickles: the VG's head (the VG
 without its LVs and without the sections of its text: its own fields and its
-PVs, a few objects) and the whole model (some 15 objects per LV).  Finding a VG
+PVs, a few objects) and the whole model (some 15 objects per LV), or an empty part
+where the command that parsed the text needed no more than the head (a cold
+`lvs`, whose own view is kept beside it: pickling the whole model was an eighth
+of its instructions); the first command that needs the model parses the text
+and stores the entry whole.  Finding a VG
 and deciding whether to show it reads only the head; the whole model is
 unpickled when a command first needs it (`lookup_head`), which a warm `lvs` of
 thousands of LVs, answered by its own view (below), never does: the whole
@@ -174,13 +178,13 @@ def _head(vg: VolumeGroup) -> VolumeGroup:
 def lookup_head(vg_id: str, text: bytes) -> tuple[VolumeGroup, Callable[[], VolumeGroup | None]] | None:
     """The head of the model of exactly this text, converted and validated once by this code (the VG's own
     fields and its PVs; no LV, `raw` without sections), and a function that unpickles the whole model
-    (None when that part is damaged); None when there is no such entry."""
+    (None when that part is damaged or was not stored); None when there is no such entry."""
     directory = _directory()
     payload = _payload(os.path.join(directory, _name(vg_id)), text, _code_stamp()) if directory else None
     if type(payload) is not tuple or len(payload) != 2 or not all(type(part) is bytes for part in payload):
         return None
     head = _unpickled(payload[0])
-    return None if head is None else (head, lambda: _unpickled(payload[1]))
+    return None if head is None else (head, lambda: _unpickled(payload[1]) if payload[1] else None)
 
 
 def lookup(vg_id: str, text: bytes) -> VolumeGroup | None:
@@ -189,14 +193,15 @@ def lookup(vg_id: str, text: bytes) -> VolumeGroup | None:
     return found[1]() if found else None
 
 
-def store(vg_id: str, text: bytes, vg: VolumeGroup) -> None:
+def store(vg_id: str, text: bytes, vg: VolumeGroup, whole: bool = True) -> None:
     """Remember the model of a text that converted and validated, before anyone changes it; failures only
-    cost the next reader a parse."""
+    cost the next reader a parse.  Without `whole` only its head: `lookup_head` finds the head and no model."""
     directory = _directory()
     if directory is None:
         return
     try:
-        payload = tuple(pickle.dumps(item, protocol=-1) for item in (_head(vg), vg))  # -1: the highest protocol
+        head = pickle.dumps(_head(vg), protocol=-1)  # -1: the highest protocol
+        payload = (head, pickle.dumps(vg, protocol=-1) if whole else b"")
     except (ValueError, RecursionError, pickle.PicklingError):
         return
     _write(os.path.join(directory, _name(vg_id)), text, _code_stamp(), payload)

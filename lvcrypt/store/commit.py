@@ -182,20 +182,23 @@ def parse_vg(text: bytes, source: str, vg_id: str | None = None) -> VolumeGroup:
     return vg if rest is None else rest()
 
 
-def _parse_head(text: bytes, source: str, vg_id: str | None) -> tuple[VolumeGroup, Callable[[], VolumeGroup] | None]:
+def _parse_head(text: bytes, source: str, vg_id: str | None, whole: bool = True
+                ) -> tuple[VolumeGroup, Callable[[], VolumeGroup] | None]:
     """The validated VG of a metadata text, and None; or, from the model cache, the VG's head and how to load the
-    whole VG (from the cache, or by parsing the text when that part of the entry is damaged)."""
+    whole VG (from the cache, or by parsing the text when that part of the entry is damaged or was not stored).
+    Without `whole` a text parsed is cached as its head alone (cache.store)."""
     from lvcrypt.store import cache
 
     found = cache.lookup_head(vg_id, text) if vg_id is not None else None
     if found is None:
-        return _parse(text, source, vg_id), None
+        return _parse(text, source, vg_id, whole), None
     head, model = found
     return head, lambda: model() or _parse(text, source, vg_id)
 
 
-def _parse(text: bytes, source: str, vg_id: str | None) -> VolumeGroup:
-    """Parse, convert and validate a text; with `vg_id`, keep the model in the cache."""
+def _parse(text: bytes, source: str, vg_id: str | None, whole: bool = True) -> VolumeGroup:
+    """Parse, convert and validate a text; with `vg_id`, keep the model (or, without `whole`, its head) in the
+    cache."""
     from lvcrypt.store import cache
     from lvcrypt.metadata.convert import tree_to_vg
     from lvcrypt.metadata.parse import parse_bytes
@@ -204,12 +207,14 @@ def _parse(text: bytes, source: str, vg_id: str | None) -> VolumeGroup:
     vg = tree_to_vg(parse_bytes(text, source), source)
     validate(vg, source)
     if vg_id is not None:
-        cache.store(vg_id, text, vg)
+        cache.store(vg_id, text, vg, whole)
     return vg
 
 
-def load_vg(found: Scan, name: str) -> LoadedVg:
-    """The newest copy of VG `name` that parses, wherever it is and whatever the device order.
+def load_vg(found: Scan, name: str, whole: bool = True) -> LoadedVg:
+    """The newest copy of VG `name` that parses, wherever it is and whatever the device order; a copy
+    parsed now is cached whole, or only its head for a command that asks no more (`whole` false:
+    a cold `lvs`, which keeps its own view of the LVs beside it).
 
     A copy whose text is damaged (its checksum may even be right) is skipped with a note, and the
     next best copy used, as lvm2 does; only when no copy parses is the VG refused.
@@ -224,7 +229,7 @@ def load_vg(found: Scan, name: str) -> LoadedVg:
     if len(ids) > 1:
         raise LvcryptError(f"several volume groups are named {name} (ids {', '.join(sorted(ids))})")
     stale: list[str] = []
-    pv, newest, vg, rest = _newest_parsable(copies, name, stale)
+    pv, newest, vg, rest = _newest_parsable(copies, name, stale, whole)
     by_uuid = found.by_uuid()
     members = {key: by_uuid[member.id] for key, member in vg.pvs.items() if member.id in by_uuid}
     missing = [key for key in vg.pvs if key not in members]
@@ -272,7 +277,7 @@ def _preferred(recorded: PhysicalVolume, first: PvOnDisk, second: PvOnDisk) -> t
     return first, "device was seen first"
 
 
-def _newest_parsable(copies: list[tuple[PvOnDisk, MetadataCopy]], name: str, notes: list[str]
+def _newest_parsable(copies: list[tuple[PvOnDisk, MetadataCopy]], name: str, notes: list[str], whole: bool
                      ) -> tuple[PvOnDisk, MetadataCopy, VolumeGroup, Callable[[], VolumeGroup] | None]:
     """Copies by falling seqno (equal seqnos in a fixed order, not the scan's); the first that parses (its VG,
     or from the model cache its head and how to load the rest: _parse_head)."""
@@ -284,7 +289,7 @@ def _newest_parsable(copies: list[tuple[PvOnDisk, MetadataCopy]], name: str, not
             notes.append(f"{where}: bad metadata text ({failures[copy.text].problem}); ignored")
             continue
         try:
-            vg, rest = _parse_head(copy.text, where, copy.vg_id)
+            vg, rest = _parse_head(copy.text, where, copy.vg_id, whole)
         except MetadataError as error:
             failures[copy.text] = error
             notes.append(f"{where}: bad metadata text ({error}); ignored")

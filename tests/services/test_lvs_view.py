@@ -104,7 +104,7 @@ def test_a_warm_lvs_reads_its_rows_from_the_view_without_the_model(tmp_path: Pat
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """With the view and the model's head in the cache, lv_rows makes its rows without loading the model, lvs'
     default columns read none, and every field of such a row gives what it gives on a row of a parsed VG (the
-    model loaded, once, by the first field that needs it)."""
+    model loaded, once, by the first field that needs it: parsed, a cold lvs having stored only the head)."""
     image = tmp_path / "pv.img"
     with open(image, "wb") as f:
         f.truncate(32 << 20)
@@ -117,7 +117,7 @@ def test_a_warm_lvs_reads_its_rows_from_the_view_without_the_model(tmp_path: Pat
     args = build_parser("lvs").parse_args(["lvs"])
     fields = {**VG_FIELDS, **LV_FIELDS}
     shutil.rmtree(tmp_path / "run" / "cache", ignore_errors=True)
-    parsed = reportfields.lv_rows(str(image), ["vgw"])  # a cold run: parsed, then the model and the view stored
+    parsed = reportfields.lv_rows(str(image), ["vgw"])  # a cold run: parsed, then the head and the view stored
     assert parsed[0].loaded.model is None
     rows = reportfields.lv_rows(str(image), ["vgw"])
     loaded = rows[0].loaded

@@ -449,7 +449,8 @@ def cache_entry(pair: Pair, name: str) -> Path:
 def test_the_model_cache_runs_no_code_and_is_trusted_only_from_a_private_directory(vg: tuple[Pair, str]) -> None:
     pair, name = vg
     pair.lvc("lvcreate", "-l", "1", "-n", "real", name)
-    pair.lvc("lvs", name)
+    pair.lvc("lvs", name)  # stores the VG's head and lvs' view
+    pair.lvc("lvs", "-o", "lv_uuid", name)  # a field of the whole model: parsed, and the entry stored whole
     entry = cache_entry(pair, name)
     assert stat.S_IMODE(os.lstat(entry.parent).st_mode) == 0o700
     assert stat.S_IMODE(os.lstat(entry).st_mode) == 0o600

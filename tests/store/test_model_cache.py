@@ -135,3 +135,18 @@ def test_a_hit_gives_the_head_first_and_the_model_when_asked(run_dir: Path, monk
     assert parse_vg(text, "test", "vg-id") == parsed  # parsed again
     no_parser(monkeypatch)
     assert parse_vg(text, "test", "vg-id") == parsed  # and stored whole again
+
+
+def test_a_head_only_entry_gives_the_head_and_the_model_by_a_parse(run_dir: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command that needs only the head (a cold `lvs`) stores only the head: finding the VG again reads it
+    without a parse, while the whole model is a miss that parses the text once and stores the entry whole."""
+    text = metadata_text(["alpha", "beta"])
+    parsed = parse_vg(text, "test")
+    cache.store("vg-id", text, parsed, whole=False)
+    found = cache.lookup_head("vg-id", text)
+    assert found is not None and found[0].lvs == {} and found[0].pvs == parsed.pvs
+    assert found[1]() is None and cache.lookup("vg-id", text) is None
+    assert parse_vg(text, "test", "vg-id") == parsed  # parsed, and stored whole
+    no_parser(monkeypatch)
+    assert parse_vg(text, "test", "vg-id") == parsed
