@@ -198,11 +198,11 @@ def _view_table(report: "VgReport") -> tuple[list[str], list[str], list[list[obj
     offlines: dict[tuple[object, ...], str] = {}  # per view_row: thousands of LVs share a handful
     extent_bytes = report.vg.extent_bytes
     for name, lv in report.vg.lvs.items():
-        if not report.listed(lv):
+        view = report.view_row(lv)
+        if view is None:
             unlisted.append(name)
             continue
         listed.append(name)
-        view = report.view_row(lv)
         offline = offlines.get(view)
         if offline is None:
             _, head, target, skip, never = view[:5]

@@ -200,13 +200,13 @@ class VgReport:
             found = self._static[shape] = _static_attr(*shape)
         return found
 
-    def view_row(self, lv: LogicalVolume) -> ViewRow:
+    def view_row(self, lv: LogicalVolume) -> ViewRow | None:
         """What `lvs` asks per LV: visible, static_attr's three parts, never_queried, and the pool_lv, origin
-        and mirror_log links.
+        and mirror_log links; None for an LV lvm2 never lists.
 
         A plain LV (no other LV names it, not a pool metadata spare, of a family whose letters and links
-        read no segment keys) has a row that follows from its shape alone, computed once per shape: a VG
-        of thousands of linear LVs has a handful of shapes."""
+        read no segment keys, listed) has a row that follows from its shape alone, computed once per shape:
+        a VG of thousands of linear LVs has a handful of shapes."""
         if lv.name in self._used_by or "_pmspare" in lv.name:
             return self._view_row(lv)
         shape = (tuple([segment.type for segment in lv.segments]), tuple(lv.status), tuple(lv.flags),
@@ -218,7 +218,9 @@ class VgReport:
             found = self._plain_rows[shape] = self._view_row(lv) if plain else None
         return found if found is not None else self._view_row(lv)  # type: ignore[return-value]
 
-    def _view_row(self, lv: LogicalVolume) -> ViewRow:
+    def _view_row(self, lv: LogicalVolume) -> ViewRow | None:
+        if not self.listed(lv):
+            return None
         return (self.visible(lv), *self.static_attr(lv), self.never_queried(lv), self.link(lv, "pool_lv"),
                 self.link(lv, "origin"), self.link(lv, "mirror_log"))
 

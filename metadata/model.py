@@ -154,7 +154,7 @@ class LogicalVolume:
 
     @property
     def extent_count(self) -> int:
-        return sum(segment.extent_count for segment in self.segments)
+        return sum([segment.extent_count for segment in self.segments])  # a list: no generator for one segment
 
     @property
     def is_keystore(self) -> bool:
