@@ -716,7 +716,10 @@ def pv_rows(loaded: Loaded, names: list[str], missing: list[str] | None = None) 
             continue
         match = [row for row in rows if row.path != "[unknown]" and os.path.samefile(row.path, name)]
         if not match:
-            _not_found(f'Failed to find physical volume "{name}".', missing)
+            from lvcrypt.store.device_filter import device_accepted
+
+            _not_found(f'Failed to find physical volume "{name}".' if device_accepted(name)
+                       else f"Cannot use {name}: device is rejected by filter config", missing)
         wanted += [row for row in match if row not in wanted]
     return [row for row in rows if row in wanted]
 

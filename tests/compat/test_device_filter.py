@@ -178,11 +178,11 @@ def test_no_filter_means_every_device(filtered: Filtered) -> None:
     assert a in shown and b in shown
 
 
-def test_pvs_naming_a_rejected_device_reports_the_others_and_fails(filtered: Filtered) -> None:
+def test_pvs_and_pvdisplay_naming_a_rejected_device_report_the_others_and_fail(filtered: Filtered) -> None:
     a, b, _ = filtered.devices
     filtered.configure(f"devices {{ global_filter = {_list([f'r|^{b}$|', *filtered.only_ours()])} }}\n")
-    for names in ((b,), (a, b)):
-        ours, theirs = filtered.lvcrypt("pvs", *names), filtered.lvm("pvs", *names)
+    for command, names in (("pvs", (b,)), ("pvs", (a, b)), ("pvdisplay", (b,))):
+        ours, theirs = filtered.lvcrypt(command, *names), filtered.lvm(command, *names)
         assert ours.returncode == theirs.returncode == 5, (ours.stderr, theirs.stderr)
         assert ours.stdout == theirs.stdout
         assert _lines(ours.stderr) == _lines(theirs.stderr) == [f"Cannot use {b}: device is rejected by filter config"]
