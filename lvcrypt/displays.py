@@ -664,6 +664,7 @@ class Loaded:
     vgs: list["LoadedVg"]
     pv_paths: dict[str, "PvOnDisk"]  # every PV the scan found, by path
     hidden: set[str]  # uuids of PVs of VGs not shown on this host
+    filtered: bool  # lvm.conf's device filters apply (no --devices, which bypasses them as in lvm2)
 
 
 def load(devices: str | None, vg_names: list[str], command: str, missing: list[str] | None = None) -> Loaded:
@@ -673,7 +674,7 @@ def load(devices: str | None, vg_names: list[str], command: str, missing: list[s
 
     _live_devices.cache_clear()  # once per command, also when several run in one process
     found, loaded, hidden = load_vgs(devices, list(dict.fromkeys(vg_names)), command, missing=missing)
-    return Loaded(sorted(loaded, key=lambda vg: vg.vg.name), dict(found.pvs), hidden)
+    return Loaded(sorted(loaded, key=lambda vg: vg.vg.name), dict(found.pvs), hidden, devices is None)
 
 
 def vg_rows(loaded: Loaded) -> list[VgRow]:
@@ -716,10 +717,9 @@ def pv_rows(loaded: Loaded, names: list[str], missing: list[str] | None = None) 
             continue
         match = [row for row in rows if row.path != "[unknown]" and os.path.samefile(row.path, name)]
         if not match:
-            from lvcrypt.store.device_filter import device_accepted
+            from lvcrypt.store.device_filter import rejection
 
-            _not_found(f'Failed to find physical volume "{name}".' if device_accepted(name)
-                       else f"Cannot use {name}: device is rejected by filter config", missing)
+            _not_found(loaded.filtered and rejection(name) or f'Failed to find physical volume "{name}".', missing)
         wanted += [row for row in match if row not in wanted]
     return [row for row in rows if row in wanted]
 

@@ -129,21 +129,21 @@ def expand_pv_arguments(devices: str | None, items: list[str], missing: list[str
     import os
 
     from lvcrypt.store.commit import load_vg, scan
-    from lvcrypt.store.device_filter import device_accepted
+    from lvcrypt.store.device_filter import rejection
     from lvcrypt.store.devices import candidate_devices
 
     if not items:
         return []
     named = [item for item in items if not is_tag(item)]
-    rejected = set() if devices else {item for item in named if os.path.exists(item) and not device_accepted(item)}
+    rejected = {} if devices else {item: message for item in named
+                                   if os.path.exists(item) and (message := rejection(item))}
     found = scan(list(dict.fromkeys(candidate_devices(devices) + [item for item in named if item not in rejected])))
     out = []
     for item in named:
         pv = None if item in rejected else found.pv_at(item)
         if pv is None:
             message = (f"Cannot use {item}: device not found" if not os.path.exists(item)
-                       else f"Cannot use {item}: device is rejected by filter config" if item in rejected
-                       else f"Failed to find physical volume \"{item}\".")
+                       else rejected.get(item) or f"Failed to find physical volume \"{item}\".")
             if missing is None:
                 raise LvcryptError(message)
             missing.append(message)

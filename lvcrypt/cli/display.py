@@ -61,7 +61,7 @@ def cmd_vgdisplay(args: argparse.Namespace) -> int:
     if args.activevolumegroups:  # lvcrypt shows no VG with an active LV unless its dm devices are live
         rows = [row for row in rows if displays.active_lvs(row)]
     verbose = _verbose(args)
-    lvs = {vg.vg.name: displays.lv_rows(displays.Loaded([vg], {}, set()), [], False) for vg in loaded.vgs} \
+    lvs = {vg.vg.name: displays.lv_rows(displays.Loaded([vg], {}, set(), False), [], False) for vg in loaded.vgs} \
         if verbose else {}
     pvs = {vg.vg.name: displays.pv_rows_in_vg(vg) for vg in loaded.vgs} if verbose else {}
     _print(displays.vgdisplay(rows, lvs, pvs, displays.DisplayOptions(args.units), args.colon, args.short, verbose))

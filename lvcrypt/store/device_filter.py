@@ -93,16 +93,25 @@ def device_names(path: str) -> list[str]:
     return names
 
 
-def device_accepted(path: str) -> bool:
-    filters = configured()
+def accepted(filters: tuple[tuple[Pattern, ...], ...], path: str) -> bool:
+    """Whether every filter keeps the device; its names are looked up only when a filter is set."""
     if not filters:
         return True
     names = device_names(path)
     return all(accepts(patterns, names) for patterns in filters)
 
 
+def rejection(path: str) -> str | None:
+    """lvm2's refusal of a device named on the command line that the filters hide, or None.
+
+    The commands that write raise it; pvs and pvdisplay report it beside the others' rows."""
+    if accepted(configured(), path):
+        return None
+    return f"Cannot use {path}: device is rejected by filter config"
+
+
 def refuse_rejected(paths: list[str]) -> None:
-    """A device named on the command line that a filter hides is refused, as lvm2 refuses it."""
     for path in paths:
-        if not device_accepted(path):
-            raise DeviceError(f"Cannot use {path}: device is rejected by filter config")
+        message = rejection(path)
+        if message:
+            raise DeviceError(message)

@@ -13,7 +13,7 @@ import os
 from lvcrypt.atomic_file import write_atomically
 from lvcrypt.errors import UsageError
 from lvcrypt.store.archive import existing_state_path, state_path
-from lvcrypt.store.device_filter import configured, device_accepted, refuse_rejected
+from lvcrypt.store.device_filter import accepted, configured, refuse_rejected
 
 DEVICES_FILE = "devices"
 
@@ -73,7 +73,7 @@ def candidate_devices(option: str | None) -> list[str]:
     for node in udev_block_devices():
         if node not in paths:
             paths.append(node)
-    return [path for path in paths if not filters or device_accepted(path)]
+    return [path for path in paths if accepted(filters, path)]
 
 
 def devices_with(option: str | None, named: list[str]) -> list[str]:
