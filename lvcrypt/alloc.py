@@ -26,9 +26,8 @@ _STRICTER = {"anywhere": "normal", "cling_by_tags": "cling"}
 def policy_for(vg: VolumeGroup, lv_policy: object, given: str | None) -> str:
     """The policy lvm2 applies: `--alloc`, else the LV's own (`lvcreate --alloc`), else the VG's
     (`vgcreate --alloc`, default normal); an extension of a contiguous LV stays contiguous."""
-    chosen = given or (lv_policy if lv_policy not in (None, "inherit") else None) \
-        or vg.raw.get("allocation_policy") or "normal"
-    chosen = str(chosen)
+    chosen = next((str(policy) for policy in (given, lv_policy, vg.raw.get("allocation_policy"))
+                   if policy not in (None, "inherit")), "normal")
     return _STRICTER.get(chosen, chosen)
 
 

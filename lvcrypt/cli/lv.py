@@ -124,8 +124,8 @@ def cmd_lvcreate(args: argparse.Namespace) -> int:
                                        encrypted_lv_request(args), key_sources(args))
         else:
             lv = create_lv(tx.vg, name, extents, stripes, args.stripesize, policy, keys)
-        if args.alloc == "contiguous":
-            lv.raw["allocation_policy"] = "contiguous"
+        if args.alloc not in (None, "inherit"):  # lvm2 records the policy given, for later extensions
+            lv.raw["allocation_policy"] = args.alloc
         apply_tags(lv.tags, args.addtag, [])
         try:
             tx.commit()
@@ -276,7 +276,7 @@ def _stripe_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", "--stripes", type=_stripe_count, help="number of stripes")
     parser.add_argument("-I", "--stripesize", type=lambda text: parse_size(text, "k") // 512,
                         help="stripe size (default unit k)")
-    parser.add_argument("--alloc", choices=("normal", "contiguous"),
+    parser.add_argument("--alloc", choices=("contiguous", "cling", "cling_by_tags", "normal", "anywhere", "inherit"),
                         help="allocation policy (default: the LV's, else the VG's, as lvm2)")
 
 

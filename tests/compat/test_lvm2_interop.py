@@ -251,3 +251,21 @@ def test_the_allocation_policy_an_lv_or_vg_records_is_kept(pair: Pair) -> None:
     assert ranges["k"].count(b) == 1 and a not in ranges["k"]
     assert " " not in ranges["e"].strip()  # one run: the VG's policy
     assert pair.lvm("vgck", "vg0").returncode == 0
+
+
+def test_lvcreate_records_the_allocation_policy_given_as_lvm2_does(pair: Pair) -> None:
+    """`lvcreate --alloc P` keeps P in the LV's metadata (lvm2 extends it by P later), except inherit;
+    an lvextend --alloc is for that extension only.  lvm2 reads back what each tool recorded."""
+    a, b, _ = pair.devices
+    pair.lvm("vgcreate", "vg0", a, b)
+    policies = ["cling", "normal", "anywhere", "contiguous", "inherit", "cling_by_tags"]
+    for policy in policies:
+        pair.lvc("lvcreate", "--alloc", policy, "-L", "4m", "-n", f"c_{policy}", "vg0")
+        pair.lvm("lvcreate", "--alloc", policy, "-L", "4m", "-n", f"m_{policy}", "vg0")
+    pair.lvc("lvextend", "--alloc", "cling", "-L", "8m", "vg0/c_normal")
+    rows = {row["lv_name"]: row["lv_allocation_policy"]
+            for row in pair.report("lvm2", "lvs", "lv_name,lv_allocation_policy", "vg0")}
+    for policy in policies:
+        assert rows[f"c_{policy}"] == rows[f"m_{policy}"], (policy, rows)
+    assert rows["c_cling"] == "cling" and rows["c_inherit"] == "inherit" and rows["c_normal"] == "normal"
+    assert pair.lvm("vgck", "vg0").returncode == 0
