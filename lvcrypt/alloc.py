@@ -23,10 +23,10 @@ POLICIES = ("normal", "contiguous", "cling")
 _STRICTER = {"anywhere": "normal", "cling_by_tags": "cling"}
 
 
-def policy_for(vg: VolumeGroup, lv_policy: object, given: str | None) -> str:
+def policy_for(vg: VolumeGroup, lv_policy: str | None, given: str | None) -> str:
     """The policy lvm2 applies: `--alloc`, else the LV's own (`lvcreate --alloc`), else the VG's
     (`vgcreate --alloc`, default normal); an extension of a contiguous LV stays contiguous."""
-    chosen = next((str(policy) for policy in (given, lv_policy, vg.raw.get("allocation_policy"))
+    chosen = next((str(policy) for policy in (given, lv_policy, vg.allocation_policy)
                    if policy not in (None, "inherit")), "normal")
     return _STRICTER.get(chosen, chosen)
 

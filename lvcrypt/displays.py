@@ -371,8 +371,7 @@ def _read_ahead(lv: "LogicalVolume") -> int | None:
 
 
 def _allocation(lv: "LogicalVolume") -> str:
-    value = lv.raw.get("allocation_policy")
-    return value if isinstance(value, str) else "inherit"
+    return lv.allocation_policy or "inherit"
 
 
 def _partial(row: LvRow) -> bool:

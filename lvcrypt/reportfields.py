@@ -548,10 +548,12 @@ def _pv_free(r: PvRow) -> int:
 
 def _vg_attr(vg: "VolumeGroup", missing: bool) -> str:
     """lvm2's six letters: permissions, resizeable, exported, partial, allocation policy, shared."""
+    from lvcrypt.metadata.lvreport import ALLOCATION_LETTERS
     from lvcrypt.store.access import is_exported, is_writable, lock_type
 
-    return (f"{'w' if is_writable(vg) else 'r'}z{'x' if is_exported(vg) else '-'}{'p' if missing else '-'}"
-            f"n{'s' if lock_type(vg) else '-'}")
+    policy = ALLOCATION_LETTERS.get(vg.allocation_policy or "normal", "-")
+    return (f"{'w' if is_writable(vg) else 'r'}{'z' if 'RESIZEABLE' in vg.status else '-'}"
+            f"{'x' if is_exported(vg) else '-'}{'p' if missing else '-'}{policy}{'s' if lock_type(vg) else '-'}")
 
 
 def _pv_attr(r: PvRow) -> str:
@@ -559,7 +561,8 @@ def _pv_attr(r: PvRow) -> str:
 
     if r.vg is None or r.key is None:
         return "---"
-    return (f"{'a' if r.vg.pvs[r.key].allocatable else '-'}{'x' if is_exported(r.vg) else '-'}"
+    # A PV of a VG that is not allocatable is lvm2's "used" (u).
+    return (f"{'a' if r.vg.pvs[r.key].allocatable else 'u'}{'x' if is_exported(r.vg) else '-'}"
             f"{'m' if r.pv is None else '-'}")
 
 

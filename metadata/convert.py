@@ -21,7 +21,7 @@ from lvcrypt.metadata.tree import Section, Value
 _SEGMENT_KEY = re.compile(r"segment([1-9][0-9]*)\Z")
 
 VG_KEYS = ["id", "seqno", "format", "status", "flags", "tags", "system_id", "lock_type", "lock_args", "extent_size",
-           "max_lv", "max_pv", "metadata_copies", "physical_volumes", "logical_volumes"]
+           "max_lv", "max_pv", "allocation_policy", "profile", "metadata_copies", "physical_volumes", "logical_volumes"]
 PV_KEYS = ["id", "device", "status", "flags", "tags", "dev_size", "pe_start", "pe_count"]
 LV_KEYS = ["id", "status", "flags", "tags", "creation_time", "creation_host", "lock_args", "allocation_policy",
            "profile", "read_ahead", "major", "minor", "segment_count"]
@@ -87,7 +87,7 @@ def _lv(name: str, section: Section, source: str | None, names: Names = Names(),
         status, flags = _unlock_write(status, flags, shared)
     return LogicalVolume(name, f.str("id"), status, flags, f.strings("tags", []),
                          f.int("creation_time", None), f.str("creation_host", None), segments, section,
-                         f.str("lock_args", None))
+                         f.str("lock_args", None), f.str("allocation_policy", None))
 
 
 def _pv(key: str, section: Section, source: str | None) -> PhysicalVolume:
@@ -130,7 +130,7 @@ def _tree_to_vg(tree: Section, source: str | None) -> VolumeGroup:
     return VolumeGroup(name, f.str("id"), f.int("seqno"), f.str("format", "lvm2"), status, flags,
                        f.strings("tags", []), f.int("extent_size", minimum=1), f.int("max_lv", 0),
                        f.int("max_pv", 0), f.int("metadata_copies", 0), pvs, lvs, section, header,
-                       lock_type, f.str("lock_args", None))
+                       lock_type, f.str("lock_args", None), f.str("allocation_policy", None))
 
 
 def _only_sections(section: Section, what: str, source: str | None) -> list[tuple[str, Section]]:
@@ -177,7 +177,8 @@ def _lv_tree(lv: LogicalVolume, write_locked: bool = False) -> Section:
     body = _merge(Section((k, v) for k, v in lv.raw.items() if not _SEGMENT_KEY.match(k)),
                   {"id": lv.id, "status": status, "flags": flags, "tags": list(lv.tags) or None,
                    "creation_time": lv.creation_time, "creation_host": lv.creation_host,
-                   "lock_args": lv.lock_args, "segment_count": len(lv.segments)}, LV_KEYS)
+                   "lock_args": lv.lock_args, "allocation_policy": lv.allocation_policy,
+                   "segment_count": len(lv.segments)}, LV_KEYS)
     for number, segment in enumerate(lv.segments, 1):
         body[f"segment{number}"] = _segment_tree(segment)
     return body
@@ -205,7 +206,8 @@ def vg_to_tree(vg: VolumeGroup, vg_first: bool = False) -> Section:
     body = _merge(vg.raw, {"id": vg.id, "seqno": vg.seqno, "format": vg.format, "status": status,
                            "flags": flags, "tags": list(vg.tags) or None, "lock_type": vg.lock_type,
                            "lock_args": vg.lock_args, "extent_size": vg.extent_size,
-                           "max_lv": vg.max_lv, "max_pv": vg.max_pv, "metadata_copies": vg.metadata_copies,
+                           "max_lv": vg.max_lv, "max_pv": vg.max_pv, "allocation_policy": vg.allocation_policy,
+                           "metadata_copies": vg.metadata_copies,
                            "physical_volumes": pvs,
                            "logical_volumes": lvs if lvs or "logical_volumes" in vg.raw else None}, VG_KEYS)
     header = vg.header.copy() if vg.header else default_header()

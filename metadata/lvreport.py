@@ -193,7 +193,7 @@ class VgReport:
 
     def static_attr(self, lv: LogicalVolume) -> tuple[str, str, str]:
         """lv_attr letters 1-4 and 7-8 and 10 (what the metadata says); the caller adds state and health."""
-        shape = (self.traits(lv), tuple(lv.status), tuple(lv.flags), str(lv.raw.get("allocation_policy", "inherit")),
+        shape = (self.traits(lv), tuple(lv.status), tuple(lv.flags), lv.allocation_policy or "inherit",
                  self.zeroing_letter(lv))
         found = self._static.get(shape)
         if found is None:
@@ -210,7 +210,7 @@ class VgReport:
         if lv.name in self._used_by or "_pmspare" in lv.name:
             return self._view_row(lv)
         shape = (tuple([segment.type for segment in lv.segments]), tuple(lv.status), tuple(lv.flags),
-                 str(lv.raw.get("allocation_policy", "inherit")))
+                 lv.allocation_policy or "inherit")
         found = self._plain_rows.get(shape, _UNSET)
         if found is _UNSET:
             entry = REGISTRY.get(self.family(lv) or "")

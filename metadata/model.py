@@ -147,6 +147,8 @@ class LogicalVolume:
     raw: Section = field(default_factory=Section, repr=False, compare=False)
     # The LV's lease in a shared VG, as lvmlockd's init_lv returned it (sanlock: "1.0.0:<offset>").
     lock_args: str | None = None
+    # lvm2's policy for the LV's next extents (lvcreate/lvchange --alloc); None is lvm2's "inherit" (the VG's).
+    allocation_policy: str | None = None
 
     @property
     def visible(self) -> bool:
@@ -194,6 +196,8 @@ class VolumeGroup:
     # A shared VG's lock manager ("sanlock", "dlm") and its arguments ("1.0.0:lvmlock"); None: a local VG.
     lock_type: str | None = None
     lock_args: str | None = None
+    # vgcreate/vgchange --alloc; None is lvm2's default, "normal", which it does not write.
+    allocation_policy: str | None = None
 
     @property
     def shared(self) -> bool:

@@ -22,6 +22,8 @@ Layout = Literal["backup", "disk"]
 AREA_KEYS = frozenset({"stripes", "areas", "mirrors", "raids", "metadata_areas"})
 # Keys after which lvm2 leaves a blank line inside a section.
 BLANK_AFTER = frozenset({"device", "extent_count"})
+# The VG's key that lvm2 starts a paragraph with (an LV's allocation_policy has none).
+VG_PARAGRAPH = "allocation_policy"
 # Top-level keys that lvm2 starts a paragraph with.
 TOP_PARAGRAPHS = frozenset({"description", "creation_host"})
 
@@ -85,7 +87,8 @@ def _section(name: str, body: Section, depth: int, layout: Layout, out: list[str
                 out.append("\n")
             _section(key, value, depth + 1, layout, out)
         else:
-            if key in AREA_KEYS and isinstance(value, list) and previous is not None:
+            if (key in AREA_KEYS and isinstance(value, list) and previous is not None) or \
+                    (depth == 0 and key == VG_PARAGRAPH):
                 out.append("\n")
             out.append(f"{inner}{key} = {_value(key, value, inner, step)}\n")
             if key in BLANK_AFTER:

@@ -54,7 +54,7 @@ LAYERS = (
                          "lvcrypt.displays", "lvcrypt.extent_map",
                          "lvcrypt.report_select", "lvcrypt.report_time", "lvcrypt.report_segments", "lvcrypt.report_sort", "lvcrypt.report_query", "lvcrypt.report_all",
                          "lvcrypt.report_help", "lvcrypt.report_history", "lvcrypt.report_pvsegments", "lvcrypt.report_joined",
-                         "lvcrypt.lv_conversion", "lvcrypt.pv_move"),)),
+                         "lvcrypt.lv_conversion", "lvcrypt.pv_move", "lvcrypt.property_changes"),)),
     Layer("cli", (("lvcrypt.cli", "lvcrypt.__main__"),)),
 )
 

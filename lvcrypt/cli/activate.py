@@ -12,14 +12,16 @@ KeyCache and are wiped at exit; dm-crypt gets them as `logon` keys, never as hex
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
-from lvcrypt.cli import lvm2_options
-from lvcrypt.cli.options import (add_key_file_option, add_keyring_options, add_tag_options, add_token_options,
-                                 key_sources, split_lv)
+from lvcrypt.cli import lvm2_options, not_found_status
+from lvcrypt.cli.options import (ALLOC_POLICIES, add_key_file_option, add_keyring_options, add_tag_options,
+                                 add_token_options, alloc_policy, key_sources, split_lv)
 
 if TYPE_CHECKING:
     from lvcrypt.activation import ActivationRequest
+    from lvcrypt.property_changes import LvChange
+    from lvcrypt.store.transaction import VgTransaction
 
 
 def _request(args: argparse.Namespace, refresh: bool) -> "ActivationRequest":
@@ -30,35 +32,67 @@ def _request(args: argparse.Namespace, refresh: bool) -> "ActivationRequest":
                              ignore_skip=args.ignoreactivationskip)
 
 
+def _lv_change(args: argparse.Namespace) -> "LvChange":
+    from lvcrypt.errors import UsageError
+    from lvcrypt.property_changes import LvChange
+
+    if args.alloc is not None and args.contiguous is not None:
+        raise UsageError("Command does not accept option combination: --contiguous  with --alloc ")
+    alloc = args.alloc if args.contiguous is None else ("contiguous" if args.contiguous == "y" else "inherit")
+    skip = None if args.setactivationskip is None else args.setactivationskip == "y"
+    return LvChange(tuple(args.addtag), tuple(args.deltag), args.permission, alloc, skip)
+
+
+def _reload(args: argparse.Namespace) -> Callable[["VgTransaction", str], None]:
+    """A permission change of an active LV: its tables again, read-only or not (the keys stay in the keyring)."""
+    def reload(tx: "VgTransaction", lv_name: str) -> None:
+        from lvcrypt.activation import ActivationRequest, change_lv
+        from lvcrypt.keycache import KeyCache
+
+        with KeyCache() as keys:
+            change_lv(tx, lv_name, keys, ActivationRequest(activate=True, refresh=True, link_vk_to_keyring=None,
+                                                           shared=False, ignore_skip=False), key_sources(args))
+    return reload
+
+
 def cmd_lvchange(args: argparse.Namespace) -> int:
     from lvcrypt.activation import change_lv, check_before_starting
     from lvcrypt.errors import UsageError
     from lvcrypt.keycache import KeyCache
-    from lvcrypt.store.transaction import VgTransaction
-
     from lvcrypt.object_names import expand_lv_arguments
+    from lvcrypt.store.transaction import VgTransaction, warn
 
-    tagging = bool(args.addtag or args.deltag)
-    if args.activate is None and not args.refresh and not tagging:
-        raise UsageError("lvchange: give -ay, -an or --refresh (or --addtag, --deltag)")
+    change = _lv_change(args)
+    if args.activate is None and not args.refresh and not change:
+        raise UsageError("lvchange: give -ay, -an or --refresh, or a property to change "
+                         "(-p, -k, --alloc, -C, --addtag, --deltag)")
     if args.refresh and args.activate == "n":
         raise UsageError("lvchange: --refresh reloads an active LV; it does not go with -an")
+    if args.refresh and change:
+        raise UsageError("Command does not accept option: --refresh.")
     targets = [split_lv(item) for item in expand_lv_arguments(args.devices, args.lvs)]
-    if tagging:
-        from lvcrypt.tags import change_lv_tags
+    refusals: list[str] = []
+    if change:
+        from lvcrypt.property_changes import change_lvs, reload_permission_changes
 
-        change_lv_tags(args.devices, targets, args.addtag, args.deltag,
-                       lambda vg, lv: print(f"  Logical volume {vg}/{lv} changed."))
-    if args.activate is None and not args.refresh:
-        return 0
-    if args.refresh:
-        args.activate = "y"
-    request, sources = _request(args, args.refresh), key_sources(args)
-    check_before_starting(request, sources)
-    for vg_name, lv_name in targets:
-        with VgTransaction(args.devices, vg_name, exclusive=False, allow_missing=True) as tx, KeyCache() as keys:
-            change_lv(tx, lv_name, keys, request, sources)
-    return 0
+        outcomes = change_lvs(args.devices, targets, change)
+        for outcome in outcomes:
+            if outcome.changed:
+                print(f"  Logical volume {outcome.vg}/{outcome.lv} changed.")
+        reload_permission_changes(args.devices, outcomes, _reload(args))
+        refusals = [refusal for outcome in outcomes for refusal in outcome.refusals]
+        if args.activate is not None:
+            warn("Combining activation change with other commands is not advised.")
+    if args.activate is not None or args.refresh:
+        if args.refresh:
+            args.activate = "y"
+        request, sources = _request(args, args.refresh), key_sources(args)
+        check_before_starting(request, sources)
+        for vg_name, lv_name in targets:
+            with VgTransaction(args.devices, vg_name, exclusive=False, allow_missing=True) as tx, \
+                    KeyCache() as keys:
+                change_lv(tx, lv_name, keys, request, sources)
+    return not_found_status(refusals)  # lvm2's status 5 when any LV refused, after the rest was done
 
 
 def cmd_vgchange(args: argparse.Namespace) -> int:
@@ -66,6 +100,7 @@ def cmd_vgchange(args: argparse.Namespace) -> int:
     from lvcrypt.activation import active_lv_count, change_lvs, check_before_starting, vg_activation_targets
     from lvcrypt.errors import UsageError
     from lvcrypt.keycache import KeyCache
+    from lvcrypt.property_changes import VgChange
     from lvcrypt.store.transaction import VgTransaction, warn
 
     if args.lock_start or args.lock_stop:
@@ -76,18 +111,20 @@ def cmd_vgchange(args: argparse.Namespace) -> int:
         return 0
     if not args.vgs:
         raise UsageError("vgchange: name a VG")
+    change = VgChange(None if args.resizeable is None else args.resizeable == "y", tuple(args.addtag),
+                      tuple(args.deltag), args.alloc)
+    if change and args.activate is not None:
+        raise UsageError(f"Command does not accept option: --activate {args.activate}.")
     from lvcrypt.object_names import expand_vg_arguments
 
     vg_names = expand_vg_arguments(args.devices, args.vgs)
-    if args.addtag or args.deltag:
-        from lvcrypt.tags import change_vg_tags
+    if change:
+        from lvcrypt.property_changes import change_vgs
 
-        change_vg_tags(args.devices, vg_names, args.addtag, args.deltag,
-                       lambda vg: print(f"  Volume group \"{vg}\" successfully changed"))
-        if args.activate is None:
-            return 0
+        change_vgs(args.devices, vg_names, change, lambda vg: print(f"  Volume group \"{vg}\" successfully changed"))
+        return 0
     if args.activate is None:
-        raise UsageError("vgchange: give -ay or -an (or --addtag, --deltag)")
+        raise UsageError("vgchange: give -ay or -an, or a property to change (-x, --alloc, --addtag, --deltag)")
     request, sources = _request(args, False), key_sources(args)
     check_before_starting(request, sources)
     for vg_name in vg_names:
@@ -113,8 +150,16 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
     add_keyring_options(parser)
     add_token_options(parser)
     add_tag_options(parser)
+    parser.add_argument("--alloc", type=alloc_policy, choices=ALLOC_POLICIES,
+                        help="allocation policy of the LV's (the VG's) next extents, kept in the metadata")
     if name == "lvchange":
         parser.add_argument("--refresh", action="store_true", help="reload an active LV's tables (after lvextend)")
+        parser.add_argument("-p", "--permission", choices=("r", "rw"),
+                            help="r: read-only (an active LV is reloaded read-only), rw: writable")
+        parser.add_argument("-C", "--contiguous", choices=("y", "n"),
+                            help="y: allocation policy contiguous, n: inherit (the VG's)")
+        parser.add_argument("-k", "--setactivationskip", choices=("y", "n"),
+                            help="y: -ay passes over the LV unless -K is given")
         parser.add_argument("lvs", nargs="+", metavar="VG/LV")
         parser.set_defaults(func=cmd_lvchange)
     else:
@@ -123,5 +168,7 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
                                help="join the lockspaces of shared VGs (lvmlockd)")
         lockspace.add_argument("--lock-stop", "--lockstop", action="store_true",
                                help="leave the lockspaces of shared VGs (lvmlockd)")
+        parser.add_argument("-x", "--resizeable", choices=("y", "n"),
+                            help="n: vgextend and vgreduce refuse the VG")
         parser.add_argument("vgs", nargs="*", metavar="VG")
         parser.set_defaults(func=cmd_vgchange)

@@ -12,10 +12,12 @@ import sys
 from typing import TYPE_CHECKING
 
 from lvcrypt.cli import lvm2_options
-from lvcrypt.cli.options import add_encrypt_options, add_sysfs_root_option, add_tag_options
+from lvcrypt.cli.options import (ALLOC_POLICIES, add_encrypt_options, add_sysfs_root_option, add_tag_options,
+                                 alloc_policy)
 
 if TYPE_CHECKING:
     from lvcrypt.lvsize import SizeRequest, Sizing
+    from lvcrypt.metadata.model import LogicalVolume, VolumeGroup
 
 _EXTENTS = re.compile(r"([+-]?)([0-9]+)(?:%(FREE|VG|PVS))?\Z", re.IGNORECASE)
 
@@ -82,6 +84,22 @@ def _print_notes(sizing: "Sizing") -> None:
         print(note)
 
 
+def _create_alloc(args: argparse.Namespace) -> str | None:
+    """lvcreate's policy word: --alloc, or -C y (contiguous)."""
+    return "contiguous" if args.contiguous == "y" else args.alloc
+
+
+def _record_properties(vg: "VolumeGroup", lv: "LogicalVolume", args: argparse.Namespace) -> None:
+    """What lvm2's lvcreate keeps in the new LV's metadata: the policy given (for later extensions),
+    -p r, -k y."""
+    from lvcrypt.property_changes import LvChange, apply_to_lv
+
+    alloc = _create_alloc(args)
+    apply_to_lv(vg, lv, LvChange(permission="r" if args.permission == "r" else None,
+                                 alloc=None if alloc in (None, "inherit") else alloc,
+                                 activation_skip=True if args.setactivationskip == "y" else None))
+
+
 def cmd_lvcreate(args: argparse.Namespace) -> int:
     from lvcrypt.alloc import policy_for
     from lvcrypt.errors import UsageError
@@ -102,6 +120,10 @@ def cmd_lvcreate(args: argparse.Namespace) -> int:
         stripes = 2 if args.stripes is None else stripes
     if stripes < 1:
         raise UsageError("lvcreate: -i needs at least 1 stripe")
+    if args.contiguous is not None and args.alloc is not None:
+        raise UsageError("Conflicting contiguous and alloc arguments.")
+    if args.wipe and args.permission == "r":
+        raise UsageError("lvcreate: --wipe writes the new LV; it does not go with -p r")
     encrypted = args.encrypt or args.type == "crypt"
     if not encrypted and (args.keystore or args.handler or args.wipe):
         raise UsageError("lvcreate: --keystore, --handler and --wipe need --encrypt")
@@ -110,7 +132,7 @@ def cmd_lvcreate(args: argparse.Namespace) -> int:
         name = free_lv_name(tx.vg) if name is None else name
         check_new_lv_name(vg_name, name)
         keys = _pv_keys(tx, args.pv)
-        policy = policy_for(tx.vg, None, args.alloc)
+        policy = policy_for(tx.vg, None, _create_alloc(args))
         sizing = create_extents(request, tx.vg, stripes, keys, policy)
         _print_notes(sizing)
         extents = sizing.extents
@@ -124,8 +146,7 @@ def cmd_lvcreate(args: argparse.Namespace) -> int:
                                        encrypted_lv_request(args), key_sources(args))
         else:
             lv = create_lv(tx.vg, name, extents, stripes, args.stripesize, policy, keys)
-        if args.alloc not in (None, "inherit"):  # lvm2 records the policy given, for later extensions
-            lv.raw["allocation_policy"] = args.alloc
+        _record_properties(tx.vg, lv, args)
         apply_tags(lv.tags, args.addtag, [])
         try:
             tx.commit()
@@ -192,7 +213,7 @@ def _resize(args: argparse.Namespace, grow: bool) -> int:
         keys = _pv_keys(tx, getattr(args, "pv", []))
         last = lv.segments[-1]
         stripes = (getattr(args, "stripes", None) or len(last.pv_areas()) or 1) if grow else 1
-        policy = policy_for(tx.vg, lv.raw.get("allocation_policy"), args.alloc)
+        policy = policy_for(tx.vg, lv.allocation_policy, args.alloc)
         sizing = resize_extents(request, tx.vg, before, stripes, keys, policy)
         _print_notes(sizing)
         target = sizing.extents
@@ -276,7 +297,7 @@ def _stripe_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", "--stripes", type=_stripe_count, help="number of stripes")
     parser.add_argument("-I", "--stripesize", type=lambda text: parse_size(text, "k") // 512,
                         help="stripe size (default unit k)")
-    parser.add_argument("--alloc", choices=("contiguous", "cling", "cling_by_tags", "normal", "anywhere", "inherit"),
+    parser.add_argument("--alloc", type=alloc_policy, choices=ALLOC_POLICIES,
                         help="allocation policy (default: the LV's, else the VG's, as lvm2)")
 
 
@@ -296,6 +317,10 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         _ignored_lvm2_options(parser)
         parser.add_argument("-n", "--name", help="name of the new LV (default: lvolN, as lvm2)")
         parser.add_argument("--type", choices=("linear", "striped", "crypt"), help="segment type")
+        parser.add_argument("-p", "--permission", choices=("r", "rw"), help="r: a read-only LV (default rw)")
+        parser.add_argument("-k", "--setactivationskip", choices=("y", "n"),
+                            help="y: -ay passes over the LV unless -K is given")
+        parser.add_argument("-C", "--contiguous", choices=("y", "n"), help="y: allocation policy contiguous")
         add_encrypt_options(parser)
         add_tag_options(parser, delete=False)
         parser.add_argument("vg", help="VG (or VG/LV)")

@@ -17,6 +17,15 @@ if TYPE_CHECKING:
     from lvcrypt.keystore_admin import KeystoreRequest
     from lvcrypt.unlock import KeySources
 
+# lvm2's --alloc words; lvcrypt allocates anywhere as normal (lvcrypt.alloc).
+ALLOC_POLICIES = ("contiguous", "cling", "cling_by_tags", "normal", "anywhere", "inherit")
+
+
+def alloc_policy(text: str) -> str:
+    """lvm2 reads cling_by_tags as cling (get_alloc_from_string), and so records it."""
+    return "cling" if text == "cling_by_tags" else text
+
+
 def split_lv(text: str) -> tuple[str, str]:
     """An LV as lvm2 takes it: `VG/LV`, `/dev/VG/LV` or `/dev/mapper/VG-LV`."""
     from lvcrypt.object_names import lv_argument

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lvcrypt.cli import lvm2_options
+from lvcrypt.cli import lvm2_options, not_found_status
 from lvcrypt.cli.options import add_tag_options, yes_no
 
 
@@ -34,23 +34,36 @@ def cmd_pvremove(args: argparse.Namespace) -> int:
 
 
 def cmd_pvchange(args: argparse.Namespace) -> int:
-    """Only tags: the PV attributes lvm2's pvchange also sets (-x, --uuid, metadata ignore) are not here."""
+    """Tags and -x; lvm2's other PV attributes (--uuid, metadata ignore) are not here."""
+    import sys
+
     from lvcrypt.errors import UsageError
     from lvcrypt.object_names import expand_pv_arguments
-    from lvcrypt.tags import change_pv_tags
+    from lvcrypt.property_changes import PvChange, PvOutcome, change_pvs
 
-    if not (args.addtag or args.deltag):
-        raise UsageError("pvchange: give --addtag or --deltag")
-    changed: list[str] = []
+    if not (args.addtag or args.deltag or args.allocatable):
+        raise UsageError("Please give one or more of -x, -uuid, --addtag, --deltag or --metadataignore")
+    change = PvChange(tuple(args.addtag), tuple(args.deltag),
+                      None if args.allocatable is None else args.allocatable == "y")
 
-    def done(path: str) -> None:
-        changed.append(path)
-        print(f"  Physical volume \"{path}\" changed")
+    errors: list[str] = []
 
-    change_pv_tags(args.devices, expand_pv_arguments(args.devices, args.device), args.addtag, args.deltag, done)
-    count = len(changed)
-    print(f"  {count} physical volume{'' if count == 1 else 's'} changed / 0 physical volumes not changed")
-    return 0
+    def each(outcome: PvOutcome) -> None:
+        for warning in outcome.warnings:
+            print(f"  {warning}", file=sys.stderr)
+        if outcome.error:
+            errors.extend([outcome.error, f"Physical volume {outcome.path} not changed"])
+        elif outcome.changed:
+            print(f"  Physical volume \"{outcome.path}\" changed")
+        else:
+            print(f"  Physical volume {outcome.path} not changed")
+
+    outcomes = change_pvs(args.devices, expand_pv_arguments(args.devices, args.device), change, each)
+    done = sum(outcome.changed for outcome in outcomes)
+    left = len(outcomes) - done
+    print(f"  {done} physical volume{'' if done == 1 else 's'} changed / "
+          f"{left} physical volume{'' if left == 1 else 's'} not changed")
+    return not_found_status(errors)  # lvm2's errors for the PVs it could not change, and its status 5
 
 
 def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
@@ -66,8 +79,11 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         parser.add_argument("device", nargs="+")
         parser.set_defaults(func=cmd_pvcreate)
     elif name == "pvchange":
-        parser = sub.add_parser(name, parents=common, help="add or remove tags of physical volumes")
+        parser = sub.add_parser(name, parents=common, help="add or remove tags of physical volumes, or make "
+                                "them (not) allocatable")
         add_tag_options(parser)
+        parser.add_argument("-x", "--allocatable", choices=("y", "n"),
+                            help="n: no new extents are allocated on the PV")
         parser.add_argument("device", nargs="+", help="PVs, or @tag for the PVs carrying it")
         parser.set_defaults(func=cmd_pvchange)
     else:

@@ -548,6 +548,7 @@ LV_COMMANDS = [
     Command("lvconvert_linear", _simple(["lvconvert"], "--type", "linear", "{lv}")),
     Command("lvconvert_encrypt", _lvconvert_encrypt),
     Command("lvchange_ay", _simple(["lvchange"], "-ay", "{lv}")),
+    Command("lvchange_props", _simple(["lvchange"], "-ky", "--alloc", "cling", "--addtag", "matrix", "{lv}")),
     Command("write", _write, writes_data=True),
     Command("read", _read, read_only=True),
     Command("mount_rw", _mount_write, writes_data=True),
@@ -560,6 +561,7 @@ VG_COMMANDS = [
     Command("vgextend", lambda space, lv, vg: space.lvcrypt(["vgextend"], ["-y", vg, space.devices[-1]])),
     Command("vgrename", _simple(["vgrename"], "{vg}", "renamedvg"), renames_vg_to="renamedvg"),
     Command("vgcfgbackup", _simple(["vgcfgbackup"], "-f", "{backup}", "{vg}"), read_only=True),
+    Command("vgchange_props", _simple(["vgchange"], "-xn", "--alloc", "contiguous", "{vg}")),
     Command("vgcfgrestore", _simple(["vgcfgrestore"], "-f", "{fixture}", "{vg}")),
 ]
 
@@ -757,6 +759,8 @@ LVM2_ORACLE = {
     "lvremove": (["lvremove", "--driverloaded", "n", "-y", "{lv}"], ["lvremove", "-y", "{lv}"]),
     "lvextend": (["lvextend", "--driverloaded", "n", "-l", "+1", "{lv}"], ["lvextend", "-l", "+1", "{lv}"]),
     "lvreduce": (["lvreduce", "--driverloaded", "n", "-y", "-l", "-1", "{lv}"], ["lvreduce", "-l", "-1", "-y", "{lv}"]),
+    "lvchange_props": (["lvchange", "--driverloaded", "n", "-ky", "--alloc", "cling", "{lv}"],
+                       ["lvchange", "-ky", "--alloc", "cling", "{lv}"]),
 }
 # lvm2 refusals that only say this host has no device-mapper: they decide nothing about the LV.
 NO_DM_REFUSAL = re.compile(r"driver|device-mapper|kernel|activ|not detected", re.I)

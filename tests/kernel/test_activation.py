@@ -475,7 +475,8 @@ def test_read_only_and_activation_skip_lvs_as_lvm2_activates_them(pair: Pair) ->
     """lvm2's per-LV flags, set by lvm2 itself: an LV without write permission (`-pr`), or one
     activation/read_only_volume_list names, is a read-only dm device, its hidden layers too, and
     lvcrypt's own writes refuse it; the activation-skip flag (`-ky`) keeps an LV inactive unless -K;
-    vgchange says how many of the VG's LVs the kernel has afterwards, as lvm2 counts them."""
+    vgchange says how many of the VG's LVs the kernel has afterwards, as lvm2 counts them; lvcrypt's
+    `lvchange -p` of an active LV makes its devices read-only and writable again."""
     for name in ("ro", "rw", "skipme"):
         lvcrypt(pair, "lvcreate", "-L", "4M", "-n", name, VG)
     pair.lvm("lvchange", "-pr", f"{VG}/ro")  # before any crypt LV: lvm2 changes plain VGs only
@@ -512,6 +513,15 @@ def test_read_only_and_activation_skip_lvs_as_lvm2_activates_them(pair: Pair) ->
         lvcrypt(pair, "vgchange", "-an", VG)
         pair.lvm("lvchange", "--config", listed, "-ay", f"{VG}/rw", check=False)  # lvm2 reads its list alike
         assert _read_only("rw")
+        # lvchange -p on an active LV reloads its stack, as lvm2's does: the device enforces the new permission.
+        lvcrypt(pair, "lvchange", "-ay", *key, f"{VG}/cr")
+        lvcrypt(pair, "lvchange", "-pr", f"{VG}/cr")
+        assert all("READ-ONLY" in sh("dmsetup", "info", layer).stdout for layer in layers)
+        with pytest.raises(OSError):
+            write_dev(mapper("cr"), b"x" * 4096)
+        lvcrypt(pair, "lvchange", "-prw", f"{VG}/cr")
+        assert not any("READ-ONLY" in sh("dmsetup", "info", layer).stdout for layer in layers)
+        write_dev(mapper("cr"), b"x" * 4096)
     finally:
         lvcrypt(pair, "vgchange", "-an", VG, check=False)
         _deactivate_with_lvm2(pair)

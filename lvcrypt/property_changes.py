@@ -1,0 +1,269 @@
+"""lvm2's property changes of LVs, VGs and PVs: what lvchange, vgchange and pvchange set besides activation.
+
+lvchange: tags, `-p r|rw` (permission), `--alloc`/`-C y|n` (allocation policy),
+`-k y|n` (activation skip); vgchange: `-x y|n` (resizeable), tags, `--alloc`;
+pvchange: tags, `-x y|n` (allocatable).  They change the metadata only, where
+lvm2 keeps them, so each tool reads what the other set; one commit per VG (per
+PV for pvchange, as lvm2).  A permission change of an LV the kernel has is
+followed by a reload of its tables (`reload_permission_changes`), as lvm2
+reloads it: read-only is then what the device enforces.
+
+lvm2's rules are kept where they differ between commands: a property that is
+already so is an error that leaves the LV's other changes in place (lvchange)
+or stops the whole VG's change (vgchange), and is a warning for pvchange;
+lvchange and pvchange add tags before deleting them, vgchange deletes first.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from lvcrypt.errors import LvcryptError
+from lvcrypt.metadata.model import LogicalVolume, VolumeGroup
+from lvcrypt.records import dataclass
+from lvcrypt.tags import apply as apply_tags
+
+if TYPE_CHECKING:
+    from lvcrypt.store.transaction import VgTransaction
+
+ACTIVATION_SKIP = "ACTIVATION_SKIP"
+
+
+@dataclass(frozen=True)
+class LvChange:
+    add_tags: tuple[str, ...] = ()
+    del_tags: tuple[str, ...] = ()
+    permission: str | None = None  # "r" or "rw"
+    alloc: str | None = None  # lvm2's policy word; `-C y` is contiguous, `-C n` inherit
+    activation_skip: bool | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.add_tags or self.del_tags) or any(
+            value is not None for value in (self.permission, self.alloc, self.activation_skip))
+
+
+@dataclass(frozen=True)
+class LvOutcome:
+    """What one LV's change came to: lvm2 prints "changed" when anything applied, and fails the
+    command (exit 5) for each refusal."""
+
+    vg: str
+    lv: str
+    changed: bool
+    refusals: tuple[str, ...]
+    permission_changed: bool
+
+
+def _with_write(status: list[str]) -> list[str]:
+    at = status.index("READ") + 1 if "READ" in status else 0
+    return [*status[:at], "WRITE", *status[at:]]
+
+
+def apply_to_lv(vg: VolumeGroup, lv: LogicalVolume, change: LvChange) -> LvOutcome:
+    """lvm2's _lvchange_properties_single on the model, in its order (permission, allocation, tags,
+    activation skip)."""
+    problem = _lvm2_rule(vg, lv, change)
+    if problem:
+        return LvOutcome(vg.name, lv.name, False, problem, False)
+    label = f"{vg.name}/{lv.name}"
+    applied, refusals = 0, []
+    permission_changed = False
+    if change.permission == "r":
+        if "WRITE" not in lv.status:
+            refusals.append(f'Logical volume "{label}" is already read only.')
+        else:
+            lv.status = [flag for flag in lv.status if flag != "WRITE"]
+            applied, permission_changed = applied + 1, True
+    elif change.permission == "rw":
+        if "WRITE" in lv.status:
+            refusals.append(f"Logical volume {label} is already writable.")
+        else:
+            lv.status = _with_write(lv.status)
+            applied, permission_changed = applied + 1, True
+    if change.alloc is not None:
+        current = lv.allocation_policy or "inherit"
+        if change.alloc == current:
+            refusals.append(f"Allocation policy of logical volume {label} is already {current}.")
+        else:
+            lv.allocation_policy = None if change.alloc == "inherit" else change.alloc
+            applied += 1
+    if change.add_tags or change.del_tags:
+        apply_tags(lv.tags, list(change.add_tags), list(change.del_tags))
+        applied += 1
+    if change.activation_skip is not None:  # lvm2 sets it again when it is already set, and commits
+        flags = [flag for flag in lv.flags if flag != ACTIVATION_SKIP]
+        lv.flags = [*flags, ACTIVATION_SKIP] if change.activation_skip else flags
+        applied += 1
+    return LvOutcome(vg.name, lv.name, applied > 0, tuple(refusals), permission_changed)
+
+
+def _lvm2_rule(vg: VolumeGroup, lv: LogicalVolume, change: LvChange) -> tuple[str, ...]:
+    """lvm2's refusals of lvchange_properties before any change (command-lines.in's RULEs): the LV of an
+    old-style snapshot has no name lvm2 finds, hidden and pvmove LVs are not changed, and an origin of
+    old-style snapshots keeps its allocation policy."""
+    from lvcrypt.metadata.segtypes import referenced_by
+
+    label = f"{vg.name}/{lv.name}"
+    if any(segment.type == "snapshot" for segment in lv.segments):
+        return (f'Failed to find logical volume "{label}"',)
+    if not lv.visible:
+        return (f"Operation not permitted on hidden LV {label}.",)
+    if "LOCKED" in lv.status or "PVMOVE" in lv.status:
+        return (f"Command not permitted on LV {label}.",)
+    if change.alloc is not None and any(ref.role == "snapshot origin" for ref in referenced_by(vg, lv)):
+        return (f"Command on LV {label} uses options that are invalid with LV properties: lv_is_thick_origin .",)
+    return ()
+
+
+def refuse_permission_change(vg: VolumeGroup, lv: LogicalVolume) -> None:
+    """A permission change reloads an active LV: lvcrypt reloads only the types it activates itself."""
+    from lvcrypt.metadata.segtypes import change_problem
+
+    problem = change_problem(vg, lv, "activate") if lv.visible else None
+    if problem:
+        raise LvcryptError(problem.replace("cannot activate or deactivate", "cannot change the permission of", 1))
+
+
+def change_lvs(devices: str | None, names: list[tuple[str, str]], change: LvChange) -> list[LvOutcome]:
+    """`change` on each LV, one commit per VG when anything applied; LVs in the order named."""
+    from lvcrypt.lv_checks import find_lv
+    from lvcrypt.store.transaction import VgTransaction
+
+    by_vg: dict[str, dict[str, None]] = {}
+    for vg_name, lv_name in names:
+        by_vg.setdefault(vg_name, {})[lv_name] = None
+    outcomes = []
+    for vg_name, lv_names in by_vg.items():
+        with VgTransaction(devices, vg_name) as tx:
+            lvs = [find_lv(tx.vg, name) for name in lv_names]
+            if change.permission is not None:
+                for lv in lvs:
+                    refuse_permission_change(tx.vg, lv)
+            found = [apply_to_lv(tx.vg, lv, change) for lv in lvs]
+            if any(outcome.changed for outcome in found):
+                tx.commit()
+        outcomes += found
+    return outcomes
+
+
+def reload_permission_changes(devices: str | None, outcomes: list[LvOutcome],
+                              reload: Callable[["VgTransaction", str], None]) -> None:
+    """Reload the tables of each LV whose permission changed and that the kernel has (`reload(tx, lv)`)."""
+    from lvcrypt.activation import live_table
+    from lvcrypt.store.transaction import VgTransaction
+
+    for outcome in outcomes:
+        if not outcome.permission_changed:
+            continue
+        with VgTransaction(devices, outcome.vg, exclusive=False, allow_missing=True) as tx:
+            if live_table(tx, outcome.lv) is not None:
+                reload(tx, outcome.lv)
+
+
+@dataclass(frozen=True)
+class VgChange:
+    resizeable: bool | None = None
+    add_tags: tuple[str, ...] = ()
+    del_tags: tuple[str, ...] = ()
+    alloc: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.resizeable is not None or bool(self.add_tags or self.del_tags) or self.alloc is not None
+
+
+def apply_to_vg(vg: VolumeGroup, change: VgChange) -> None:
+    """lvm2's _vgchange_single on the model, in its order; the first refusal stops it (nothing is written)."""
+    if change.resizeable is not None:
+        resizeable = "RESIZEABLE" in vg.status
+        if change.resizeable == resizeable:
+            raise LvcryptError(f'Volume group "{vg.name}" is already {"" if resizeable else "not "}resizeable')
+        vg.status = ["RESIZEABLE", *vg.status] if change.resizeable else \
+            [flag for flag in vg.status if flag != "RESIZEABLE"]
+    if change.add_tags or change.del_tags:
+        vg.tags[:] = [tag for tag in vg.tags if tag not in change.del_tags]
+        apply_tags(vg.tags, list(change.add_tags), [])
+    if change.alloc is not None:
+        if change.alloc == "inherit":
+            raise LvcryptError("Volume Group allocation policy cannot inherit from anything")
+        current = vg.allocation_policy or "normal"
+        if change.alloc == current:
+            raise LvcryptError(f"Volume group allocation policy is already {current}")
+        vg.allocation_policy = None if change.alloc == "normal" else change.alloc
+
+
+def change_vgs(devices: str | None, names: list[str], change: VgChange, done: Callable[[str], None]) -> None:
+    from lvcrypt.store.transaction import VgTransaction
+
+    for vg_name in names:
+        with VgTransaction(devices, vg_name) as tx:
+            apply_to_vg(tx.vg, change)
+            tx.commit()
+        done(vg_name)
+
+
+@dataclass(frozen=True)
+class PvChange:
+    add_tags: tuple[str, ...] = ()
+    del_tags: tuple[str, ...] = ()
+    allocatable: bool | None = None
+
+
+@dataclass(frozen=True)
+class PvOutcome:
+    path: str
+    changed: bool
+    warnings: tuple[str, ...]
+    error: str | None  # lvm2's refusal for this PV: the command then exits 5
+
+
+def _pv_outcome(vg: VolumeGroup | None, pv_id: str | None, path: str, change: PvChange) -> PvOutcome:
+    """lvm2's _pvchange_single on the model: tags (a PV of no VG has nowhere to keep them), then -x."""
+    member = vg.pv_by_id(pv_id) if vg is not None and pv_id is not None else None
+    if member is None:
+        if change.add_tags or change.del_tags:
+            return PvOutcome(path, False, (), f"Can't change tag on Physical Volume {path} not in volume group")
+        return PvOutcome(path, False, (), f"Allocatability not supported by orphan lvm2 format PV {path}")
+    changed, warnings = False, []
+    if change.allocatable is not None:
+        if change.allocatable == member.allocatable:
+            warnings.append(f'Physical volume "{path}" is already {"" if member.allocatable else "un"}allocatable.')
+        else:
+            member.status = ["ALLOCATABLE", *member.status] if change.allocatable else \
+                [flag for flag in member.status if flag != "ALLOCATABLE"]
+            changed = True
+    if change.add_tags or change.del_tags:
+        apply_tags(member.tags, list(change.add_tags), list(change.del_tags))
+        changed = True
+    return PvOutcome(path, changed, tuple(warnings), None)
+
+
+def change_pvs(devices: str | None, paths: list[str], change: PvChange,
+               each: Callable[[PvOutcome], None]) -> list[PvOutcome]:
+    """`change` on each PV in turn, one commit per PV that changed; `each` reports it as it is done."""
+    from lvcrypt.store.commit import load_vg, scan
+    from lvcrypt.store.devices import devices_with
+    from lvcrypt.store.transaction import VgTransaction
+
+    found = scan(devices_with(devices, paths))
+    owners = {}
+    for name in found.vg_names():
+        try:
+            owners.update({pv.id: name for pv in load_vg(found, name).vg.pvs.values()})
+        except LvcryptError:
+            continue  # an unreadable VG: its PVs are refused below, as PVs of no VG
+    outcomes = []
+    for path in paths:
+        pv = found.pv_at(path)
+        if pv is None:
+            raise LvcryptError(f"Failed to find physical volume \"{path}\".")
+        vg_name = owners.get(pv.uuid)
+        if vg_name is None:
+            outcome = _pv_outcome(None, None, path, change)
+        else:
+            with VgTransaction(devices, vg_name) as tx:
+                outcome = _pv_outcome(tx.vg, pv.uuid, path, change)
+                if outcome.changed:
+                    tx.commit()
+        each(outcome)
+        outcomes.append(outcome)
+    return outcomes
