@@ -22,9 +22,10 @@
  *     NUMBER -?[0-9]++(?:\.[0-9]++)?+         int in [-2**63, 2**64 - 1], or float with a point
  *     ARRAY  \[\s*+(?:ELEM(?:\s*+,\s*+ELEM)*+)?+\s*+\]     ELEM: STRING or NUMBER
  *
- * The tree is the one the model cache pickles (store/cache.py), so objects are shared as lark's fast path
- * shared them: one str per distinct key or string (keys, values and array items alike), and per distinct
- * array text one list of values, copied into a fresh list for each key that holds it.
+ * The tree is what the model cache pickles (store/cache.py), and a pickle writes a shared object once and
+ * refers to it after: so there is one str per distinct key or string (keys, values and array items alike),
+ * and per distinct array text one set of values, copied into a fresh list for each key that holds it
+ * (lvm2 repeats the same few arrays, status and flags, in every LV).
  *
  * tests/metadata/test_metadata_plain_layout.py proves the two parsers agree on generated texts, on every
  * decline rule and on every fixture under tests/data.

@@ -2,7 +2,7 @@
 
 This is the definition of the format and the source of every parse error
 message; parse.py tries the fast path for lvm2's plain layout first
-(line_parser.py) and comes here for anything else.  It is imported only
+(_plain_layout.c) and comes here for anything else.  It is imported only
 then, which keeps lark out of the start-up of commands reading plain
 metadata.
 
