@@ -494,12 +494,12 @@ static PyObject *new_section(Parser *parser, Py_ssize_t line, PyObject **key_lin
  * duplicate key. */
 static Outcome add(PyObject *section, PyObject *key_lines, PyObject *key, PyObject *value, Py_ssize_t line)
 {
+    Py_ssize_t size = PyDict_GET_SIZE(section);
     PyObject *stored = PyDict_SetDefault(section, key, value);
-    int duplicate = stored != value;
     Py_DECREF(value);
     if (stored == NULL)
         return FAILED;
-    if (duplicate)
+    if (PyDict_GET_SIZE(section) == size)  /* the key was there (maybe with this very value: 1, a shared str) */
         return DECLINE;
     PyObject *number = PyLong_FromSsize_t(line);
     if (number == NULL)

@@ -169,6 +169,9 @@ def test_the_garbage_collector_is_left_as_it_was() -> None:
 # some of them (other layouts the grammar allows) and names the bad line of the rest.
 DECLINED = {
     "duplicate key": "a = 1\nb = 2\na = 3\n",
+    "duplicate key with the same small int": "a = 1\na = 1\n",
+    "duplicate key with the same string": 's {\n\ta = "x"\n\tb = 1\n\ta = "x"\n}\n',
+    "duplicate key with the same array": "a = [1]\na = [1]\n",
     "duplicate section": "s {\n}\nt = 1\ns {\n}\n",
     "key then section of the same name": "s = 1\ns {\n}\n",
     "too deep": "".join(f"s{depth} {{\n" for depth in range(MAX_DEPTH + 1)) + "}\n" * (MAX_DEPTH + 1),
