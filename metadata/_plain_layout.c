@@ -122,7 +122,8 @@ static int table_init(Table *table)
     return 0;
 }
 
-/* Fill an empty slot (it takes the reference to `object`); the table doubles at half full. */
+/* Fill an empty slot (the table takes the reference to `object`, even when it then fails to grow);
+ * the table doubles at half full. */
 static int table_fill(Table *table, Entry *slot, const char *bytes, Py_ssize_t size, uint64_t hash,
                       PyObject *object)
 {
@@ -448,10 +449,12 @@ static Outcome array_value(Parser *parser, const char *start, const char *stop, 
         if ((known = PyList_New(0)) == NULL)
             return FAILED;
         scan_array(parser, start, end, &newlines, known, &outcome);
-        if (outcome != OK || table_fill(&parser->arrays, slot, start, size, hash, known) < 0) {
+        if (outcome != OK) {
             Py_DECREF(known);
-            return outcome != OK ? outcome : FAILED;
+            return outcome;
         }
+        if (table_fill(&parser->arrays, slot, start, size, hash, known) < 0)
+            return FAILED;
     }
     Py_ssize_t count = PyList_GET_SIZE(known);
     if ((*value = PyList_New(count)) == NULL)
@@ -569,15 +572,20 @@ static PyObject *parse(Parser *parser, const char *start, const char *end, Outco
             const char *key_start = p;
             while (is_key_char(*p))
                 p++;
-            PyObject *key = shared_str(parser, key_start, p - key_start, 1, 1);
+            Py_ssize_t key_size = p - key_start;
+            p = skip_blanks(p);
+            if (*p != '=' && *p != '{') {
+                *outcome = DECLINE;
+                break;
+            }
+            PyObject *key = shared_str(parser, key_start, key_size, 1, 1);
             if (key == NULL) {
                 *outcome = FAILED;
                 break;
             }
-            p = skip_blanks(p);
             if (*p == '=') {
                 *outcome = item(parser, skip_blanks(p + 1), end, sections[depth], key_lines[depth], key, &line, &p);
-            } else if (*p == '{' && (p = line_end(p + 1, end)) != NULL) {
+            } else if ((p = line_end(p + 1, end)) != NULL) {
                 if (depth == MAX_DEPTH) {
                     *outcome = DECLINE;
                     break;
