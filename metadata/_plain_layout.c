@@ -7,8 +7,8 @@
  * so this module reads the lines that have exactly that shape, in one pass over the text's UTF-8, and
  * builds the same `Section` tree with the same line numbers.  It declines (returns None) on anything
  * else: several items on one line, a comment inside an array, a duplicate key, an integer beyond 64 bits,
- * nesting beyond MAX_DEPTH, unbalanced braces, odd whitespace.  parse.py then runs lark on the text, which
- * either parses it or says what is wrong and where.
+ * nesting beyond MAX_DEPTH, unbalanced braces, odd whitespace, lone surrogates (no UTF-8).  parse.py then
+ * runs lark on the text, which either parses it or says what is wrong and where.
  *
  * The accepted lines are those of this regex over the text (a newline appended when it lacks one), with
  * the grammar's terminals and blank space limited to spaces and tabs except between array elements, where
