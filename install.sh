@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # libkeyutils1: lvcrypt's keyring calls go through it (keyutils depends on it too).
-# gcc, libssl-dev, python3-dev: pip builds lvcrypt's one compiled module, the data path's sector
-# loop over OpenSSL's libcrypto (lvcrypt/crypto/_sectors.c, setup.py), at install.
+# gcc, libssl-dev, python3-dev: pip builds lvcrypt's two compiled modules at install (setup.py): the data
+# path's sector loop over OpenSSL's libcrypto (lvcrypt/crypto/_sectors.c) and the metadata parser's fast
+# path (metadata/_plain_layout.c).
 packages=(python3-venv lvm2 cryptsetup-bin keyutils libkeyutils1 fuse3 e2fsprogs util-linux gcc libssl-dev python3-dev)
 missing=()
 for package in "${packages[@]}"; do

@@ -5,7 +5,9 @@ imports, parse, convert, validate), anchored on json.loads of the same tree
 as JSON (a C parser reached from Python) measured in the same run; goal
 <= 10x.  Also printed: the same anchor as a whole `python -c` process, and
 where check's time goes (in process: the parse's fast path and lark's full
-parser, conversion to the model, validation).
+parser, conversion to the model, validation) and, with valgrind installed,
+the instruction counts of both processes (callgrind: what the machine's
+load does not move).
 
     .venv/bin/python benchmarks/metadata_parse.py [--lvs N] [--runs N]
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -22,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import callgrind
 from lvcrypt.metadata.convert import tree_to_vg
 from lvcrypt.metadata.lark_parse import parse_with_lark
 from lvcrypt.metadata.parse import parse_text
@@ -115,10 +119,13 @@ def main() -> None:
         text_file, json_file = Path(tmp) / "vg.vg", Path(tmp) / "vg.json"
         text_file.write_text(text)
         json_file.write_text(as_json)
-        check_walls, check_cpus = process_seconds(
-            [sys.executable, "-m", "lvcrypt", "metadata", "check", "-q", str(text_file)], args.runs)
-        json_process_walls, json_process_cpus = process_seconds(
-            [sys.executable, "-c", f"import json; json.load(open({str(json_file)!r}))"], args.runs)
+        check_argv = [sys.executable, "-m", "lvcrypt", "metadata", "check", "-q", str(text_file)]
+        json_argv = [sys.executable, "-c", f"import json; json.load(open({str(json_file)!r}))"]
+        check_walls, check_cpus = process_seconds(check_argv, args.runs)
+        json_process_walls, json_process_cpus = process_seconds(json_argv, args.runs)
+        env = dict(os.environ)
+        counts = ((callgrind.instructions(check_argv, env), callgrind.instructions(json_argv, env))
+                  if callgrind.available() else None)
     check_s, check_cpu = statistics.median(check_walls), statistics.median(check_cpus)
     json_s, json_cpu = statistics.median(json_walls), statistics.median(json_cpus)
     json_process_s, json_process_cpu = statistics.median(json_process_walls), statistics.median(json_process_cpus)
@@ -138,6 +145,9 @@ def main() -> None:
           f"{min(check_cpus) / min(json_cpus):.1f}x CPU")
     print(f"  json.load as a whole python process:      {json_process_s:7.3f} s wall, {json_process_cpu:.3f} s CPU  "
           f"(check / that: {check_s / json_process_s:.1f}x wall, {check_cpu / json_process_cpu:.1f}x CPU)")
+    if counts:
+        print(f"  instructions (callgrind): check {counts[0] / 1e6:.0f}M, json.load process {counts[1] / 1e6:.0f}M "
+              f"({counts[0] / counts[1]:.1f}x)")
     print("where check's time goes (in process, best of runs):")
     print(f"  parse (plain-layout fast path):  {parse_s:.3f} s  ({len(text) / parse_s / 1e6:.1f} MB/s)")
     print(f"  parse with lark (any layout):    {lark_s:.3f} s  (the fast path's reference)")

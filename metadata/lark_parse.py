@@ -2,7 +2,7 @@
 
 This is the definition of the format and the source of every parse error
 message; parse.py tries the fast path for lvm2's plain layout first
-(line_parser.py) and comes here for anything else.  It is imported only
+(_plain_layout.c) and comes here for anything else.  It is imported only
 then, which keeps lark out of the start-up of commands reading plain
 metadata.
 
@@ -45,10 +45,14 @@ def _string(body: str) -> str:
 
 
 def _int(text: str, line: int) -> int:
-    number = int(text)
-    if not INT_MIN <= number <= INT_MAX:
-        raise MetadataError(f"integer {text} does not fit in 64 bits", line=line)
-    return number
+    """The integer of `-?[0-9]+`, which must fit in 64 bits; its digits are counted first, as `int` refuses
+    (ValueError) strings of more than 4,300 digits."""
+    digits = text.lstrip("-").lstrip("0") or "0"
+    if len(digits) <= 20:
+        number = -int(digits) if text[0] == "-" else int(digits)
+        if INT_MIN <= number <= INT_MAX:
+            return number
+    raise MetadataError(f"integer {text[:40]} does not fit in 64 bits", line=line)
 
 
 def _array(text: str, line: int) -> list[Scalar]:

@@ -1,23 +1,24 @@
 """LVM2 metadata text -> `Section` tree: two parsers, one result.
 
 Text in lvm2's plain layout (everything lvm2 and lvcrypt write) is read by
-line_parser.py, a line at a time; anything else, and every error, goes to
-lark over grammar.lark (lark_parse.py), the definition of the format, which
-either parses it or names the line that is wrong.
+the compiled fast path (_plain_layout.c), a line at a time; anything else,
+and every error, goes to lark over grammar.lark (lark_parse.py), the
+definition of the format, which either parses it or names the line that is
+wrong.
 """
 
 from __future__ import annotations
 
 from lvcrypt.errors import MetadataError
 from lvcrypt.metadata.gc_pause import gc_paused
-from lvcrypt.metadata.line_parser import parse_plain_layout
+from lvcrypt.metadata._plain_layout import parse_plain_layout
 from lvcrypt.metadata.tree import Section
 
 
 def parse_text(text: str, source: str | None = None) -> Section:
     """Parse metadata text; every problem is a `MetadataError` naming the line."""
     with gc_paused():
-        tree = parse_plain_layout(text)
+        tree = parse_plain_layout(text, Section)
     if tree is not None:
         return tree
     from lvcrypt.metadata.lark_parse import parse_with_lark

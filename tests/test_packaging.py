@@ -1,4 +1,4 @@
-"""The project installs as one `lvcrypt` namespace from three rooms, as a wheel too."""
+"""The project installs as one `lvcrypt` namespace from three rooms, as a wheel too, with its compiled modules."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ def test_wheel_ships_all_rooms_and_the_grammar(tmp_path: Path) -> None:
     for required in ("lvcrypt/cli/__init__.py", "lvcrypt/metadata/grammar.lark", "lvcrypt/metadata/parse.py",
                      "lvcrypt/handlers/__init__.py", "lvcrypt/errors.py"):
         assert required in names
+    # The two compiled modules (setup.py), built for this interpreter.
+    for module in ("lvcrypt/crypto/_sectors.", "lvcrypt/metadata/_plain_layout."):
+        assert any(name.startswith(module) and name.endswith(".so") for name in names), module
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "lvcrypt = lvcrypt.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
     # Every package folder in the source tree made it into the wheel (pyproject lists them by hand).
