@@ -54,7 +54,7 @@ class Pair:
     def lvm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """An lvm2 command limited to our devices, with what lvm2 needs without device-mapper."""
         extra = ["--driverloaded", "n"] if args[0] in ("lvcreate", "lvextend", "lvreduce", "lvremove",
-                                                        "lvrename", "lvchange") else []
+                                                        "lvrename") else []
         if args[0] == "lvcreate":
             extra += ["-an", "-Zn"]
         result = subprocess.run([args[0], "--devices", self.device_list, *extra, *args[1:]],
