@@ -75,12 +75,14 @@ def create_vg(devices: str | None, name: str, paths: list[str], extent_bytes: in
               force: int = 0, confirm: Confirm = answer_no, created: Created = _quiet,
               tags: list[str] | None = None, lock_type: str | None = None,
               activate_lock_lv: LockLvActivation | None = None,
-              announce: Callable[[], None] = lambda: None) -> None:
+              announce: Callable[[], None] = lambda: None, alloc: str | None = None) -> None:
     """A new VG on `paths` (labelled as PVs first where they are not); remembered as devices to scan
     when no --devices list was given.  `announce` runs once the VG is written (lvm2 says so before a
-    shared VG's lockspace starts); a `lock_type` (sanlock, dlm) makes it shared, as lvm2's vgcreate."""
+    shared VG's lockspace starts); a `lock_type` (sanlock, dlm) makes it shared, as lvm2's vgcreate;
+    `alloc` is its allocation policy (lvm2 writes none for normal)."""
     vg = new_vg(name, extent_bytes // 512)
     vg.tags = list(dict.fromkeys(tags or []))
+    vg.allocation_policy = None if alloc == "normal" else alloc
     with VgCreation(devices, name, also_scan=paths, lock_type=lock_type or "none") as new:
         if name in new.scan.vg_names():
             raise LvcryptError(f"a volume group called {name} already exists")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from lvcrypt.cli import lvm2_options
-from lvcrypt.cli.options import add_tag_options
+from lvcrypt.cli.options import ALLOC_POLICIES, add_tag_options, alloc_policy
 
 
 def _created(path: str) -> None:
@@ -14,16 +14,19 @@ def _created(path: str) -> None:
 
 def cmd_vgcreate(args: argparse.Namespace) -> int:
     from lvcrypt.cli.options import yes_no
+    from lvcrypt.errors import UsageError
     from lvcrypt.store.lockspaces import new_lock_type
     from lvcrypt.vgops import create_vg
 
+    if args.alloc == "inherit":
+        raise UsageError("Volume Group allocation policy cannot inherit from anything")
     lock_type = new_lock_type(args.shared, args.lock_type)
     activate_lock_lv = None
     if lock_type == "sanlock":
         from lvcrypt.activation import activate_lock_lv
     create_vg(args.devices, args.vg, args.device, args.physicalextentsize, args.command, args.force, yes_no(args),
               _created, args.addtag, lock_type, activate_lock_lv,
-              lambda: print(f"  Volume group \"{args.vg}\" successfully created"))
+              lambda: print(f"  Volume group \"{args.vg}\" successfully created"), args.alloc)
     return 0
 
 
@@ -96,6 +99,8 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         parser = sub.add_parser(name, parents=common, help="create a volume group")
         parser.add_argument("-s", "--physicalextentsize", type=lambda t: parse_size(t, "m"), default=4 << 20)
         add_tag_options(parser, delete=False)
+        parser.add_argument("--alloc", type=alloc_policy, choices=ALLOC_POLICIES,
+                            help="allocation policy of the VG's LVs that set none (default normal)")
         parser.add_argument("--shared", action="store_true", help="a VG shared between hosts (lvmlockd, sanlock)")
         parser.add_argument("--lock-type", "--locktype", metavar="sanlock|dlm|none", help="the shared VG's lock manager")
         parser.add_argument("vg")

@@ -122,6 +122,21 @@ def test_vgchange_properties_as_lvm2(pair: Pair) -> None:
         pair.assert_lvm2_clean(vg)
 
 
+def test_vgcreate_alloc_as_lvm2(pair: Pair) -> None:
+    """vgcreate --alloc: the VG section lvm2 writes for its twin (normal is not written), inherit refused."""
+    a, b, c, d = pair.devices
+    for policy, ours, theirs in (("cling", a, b), ("normal", c, d)):
+        pair.lvc("vgcreate", "--alloc", policy, "ours", ours)
+        pair.lvm("vgcreate", "--alloc", policy, "theirs", theirs)
+        assert _section(_backup(pair, "ours"), "ours") == _section(_backup(pair, "theirs"), "theirs"), policy
+        pair.lvc("vgremove", "ours")
+        pair.lvm("vgremove", "theirs")
+    refused = pair.lvc("vgcreate", "--alloc", "inherit", "ours", a, check=False)
+    theirs = pair.lvm("vgcreate", "--alloc", "inherit", "theirs", b, check=False)
+    assert refused.returncode == theirs.returncode == 3
+    assert refused.stderr.strip().removeprefix("lvcrypt: ") == theirs.stderr.splitlines()[0].strip()
+
+
 def test_pvchange_allocatable_as_lvm2(pair: Pair) -> None:
     """-x on PVs of a VG (already so: a warning, exit 0) and on a PV of no VG (lvm2's refusal, exit 5);
     the summary line counts what changed. lvcrypt's report shows the same pv_attr as lvm2's."""
