@@ -110,6 +110,24 @@ def expand_lv_arguments(devices: str | None, items: list[str]) -> list[str]:
     return list(dict.fromkeys(item for item in out if "/" not in item or item.split("/")[0] not in whole_vgs))
 
 
+def lv_targets(devices: str | None, items: list[str]) -> list[tuple[str, str]]:
+    """lvchange's arguments as (VG, LV) pairs: a VG named whole stands for its visible LVs, as in lvm2."""
+    expanded = expand_lv_arguments(devices, items)
+    whole = [item for item in expanded if "/" not in item]
+    vgs = {vg.name: vg for vg in _vgs_on(devices)} if whole else {}
+    for name in whole:
+        if name not in vgs:
+            raise LvcryptError(f'Volume group "{name}" not found')
+    pairs = []
+    for item in expanded:
+        if "/" in item:
+            vg_name, _, lv_name = item.partition("/")
+            pairs.append((vg_name, lv_name))
+        else:
+            pairs += [(item, lv.name) for lv in vgs[item].lvs.values() if lv.visible]
+    return pairs
+
+
 def expand_vg_arguments(devices: str | None, items: list[str]) -> list[str]:
     """Arguments of vgs, vgchange, vgremove: VG names, `/dev/VG`, and `@tag` for the VGs carrying it."""
     tags = {item[1:] for item in items if is_tag(item)}

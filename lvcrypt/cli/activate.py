@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable
 
 from lvcrypt.cli import lvm2_options, not_found_status
 from lvcrypt.cli.options import (ALLOC_POLICIES, add_key_file_option, add_keyring_options, add_tag_options,
-                                 add_token_options, alloc_policy, key_sources, split_lv)
+                                 add_token_options, alloc_policy, key_sources)
 
 if TYPE_CHECKING:
     from lvcrypt.activation import ActivationRequest
@@ -59,7 +59,7 @@ def cmd_lvchange(args: argparse.Namespace) -> int:
     from lvcrypt.activation import change_lv, check_before_starting
     from lvcrypt.errors import UsageError
     from lvcrypt.keycache import KeyCache
-    from lvcrypt.object_names import expand_lv_arguments
+    from lvcrypt.object_names import lv_targets
     from lvcrypt.store.transaction import VgTransaction, warn
 
     change = _lv_change(args)
@@ -70,7 +70,7 @@ def cmd_lvchange(args: argparse.Namespace) -> int:
         raise UsageError("lvchange: --refresh reloads an active LV; it does not go with -an")
     if args.refresh and change:
         raise UsageError("Command does not accept option: --refresh.")
-    targets = [split_lv(item) for item in expand_lv_arguments(args.devices, args.lvs)]
+    targets = lv_targets(args.devices, args.lvs)
     refusals: list[str] = []
     if change:
         from lvcrypt.property_changes import change_lvs, reload_permission_changes
@@ -160,7 +160,7 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
                             help="y: allocation policy contiguous, n: inherit (the VG's)")
         parser.add_argument("-k", "--setactivationskip", choices=("y", "n"),
                             help="y: -ay passes over the LV unless -K is given")
-        parser.add_argument("lvs", nargs="+", metavar="VG/LV")
+        parser.add_argument("lvs", nargs="+", metavar="VG/LV", help="LVs; a VG for all its LVs; @tag")
         parser.set_defaults(func=cmd_lvchange)
     else:
         lockspace = parser.add_mutually_exclusive_group()

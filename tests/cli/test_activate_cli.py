@@ -48,7 +48,8 @@ def test_without_device_mapper_one_line_names_the_userspace_backend(
 @pytest.mark.parametrize("argv,message", [
     (["lvchange", "vga/lv"], "give -ay, -an or --refresh"),
     (["lvchange", "-an", "--refresh", "vga/lv"], "does not go with -an"),
-    (["lvchange", "-ay", "vga"], "VG/LV"),
+    (["lvchange", "-pr", "--refresh", "vga/lv"], "Command does not accept option: --refresh."),
+    (["vgchange", "-ay", "-xn", "vga"], "Command does not accept option: --activate y."),
     (["vgchange", "vga"], "give -ay or -an"),
     (["lvchange", "-ax", "vga/lv"], "invalid choice"),
 ])

@@ -88,6 +88,22 @@ def test_lvchange_properties_as_lvm2(pair: Pair) -> None:
     pair.assert_lvm2_clean("vg0")
 
 
+def test_lvchange_of_a_whole_vg_as_lvm2(pair: Pair) -> None:
+    """A VG named to lvchange stands for its visible LVs (lvm2's process_each_lv); one not found is
+    lvm2's refusal."""
+    a, b, c, d = pair.devices
+    pair.lvm("vgcreate", "ours", a, b)
+    pair.lvm("vgcreate", "theirs", c, d)
+    for vg in ("ours", "theirs"):
+        for name in ("one", "two"):
+            pair.lvm("lvcreate", "-L", "4m", "-n", name, vg)
+    _step(pair, ("lvchange", "-ky", "--addtag", "all"), "ours", "theirs")
+    fields = "vg_name,lv_name,lv_attr,lv_tags"
+    rows = [{**row, "vg_name": ""} for row in pair.report("lvm2", "lvs", fields, "ours", "theirs")]
+    assert rows[0::2] == rows[1::2] and len(rows) == 4 and all(row["lv_tags"] == "all" for row in rows)
+    _step(pair, ("lvchange", "-kn"), "nosuch", "nosuch")
+
+
 def test_lvcreate_options_lvm2_records(pair: Pair) -> None:
     """lvcreate -p r, -k y, -C y: the LV lvcrypt makes reads as lvm2's does."""
     a, _, _, _ = pair.devices
