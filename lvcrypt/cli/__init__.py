@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "lvremove": "lvcrypt.cli.lv",
     "lvextend": "lvcrypt.cli.lv",
     "lvreduce": "lvcrypt.cli.lv",
+    "lvresize": "lvcrypt.cli.lv",
     "lvrename": "lvcrypt.cli.lv",
     "lvconvert": "lvcrypt.cli.convert",
     "pvmove": "lvcrypt.cli.move",

@@ -190,7 +190,8 @@ def cmd_lvremove(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resize(args: argparse.Namespace, grow: bool) -> int:
+def _resize(args: argparse.Namespace, grow: bool | None) -> int:
+    """lvextend (grow), lvreduce (not grow) and lvresize (None: the size given decides)."""
     from lvcrypt.activation import check_reload, live_table
     from lvcrypt.alloc import policy_for
     from lvcrypt.errors import LvcryptError, UsageError
@@ -201,24 +202,28 @@ def _resize(args: argparse.Namespace, grow: bool) -> int:
 
     vg_name, name = _split_lv(args.lv)
     request = _request(args)
-    verb = "lvextend" if grow else "lvreduce"
-    if request.sign == ("-" if grow else "+"):
+    verb = {True: "lvextend", False: "lvreduce", None: "lvresize"}[grow]
+    if grow is not None and request.sign == ("-" if grow else "+"):
         raise UsageError(f"{verb}: a size of {request.sign}... does not {'grow' if grow else 'shrink'} an LV")
-    if not grow and not (args.yes or args.force):
-        raise LvcryptError(f"{verb}: refusing to reduce {vg_name}/{name} without -y (data at its end is lost)")
     with VgTransaction(args.devices, vg_name) as tx:
         lv = find_lv(tx.vg, name, f"Logical volume {name} not found in volume group {vg_name}.")
-        refuse_change(tx.vg, lv, "extend" if grow else "reduce", args.sysfs_root)
         before = lv.extent_count
         keys = _pv_keys(tx, getattr(args, "pv", []))
-        last = lv.segments[-1]
-        stripes = (getattr(args, "stripes", None) or len(last.pv_areas()) or 1) if grow else 1
         policy = policy_for(tx.vg, lv.allocation_policy, args.alloc)
+        if grow is None:
+            target = resize_extents(request, tx.vg, before, 1, keys, policy).extents
+            if target == before:
+                raise LvcryptError(f"New size ({target} extents) matches existing size ({before} extents).")
+            grow = target > before
+        if not grow and not (args.yes or args.force):
+            raise LvcryptError(f"{verb}: refusing to reduce {vg_name}/{name} without -y (data at its end is lost)")
+        refuse_change(tx.vg, lv, "extend" if grow else "reduce", args.sysfs_root)
+        stripes = (getattr(args, "stripes", None) or len(lv.segments[-1].pv_areas()) or 1) if grow else 1
         sizing = resize_extents(request, tx.vg, before, stripes, keys, policy)
         _print_notes(sizing)
         target = sizing.extents
         if target == before:
-            raise LvcryptError(f"{verb}: new size ({target} extents) matches existing size ({before} extents)")
+            raise LvcryptError(f"New size ({target} extents) matches existing size ({before} extents).")
         if grow:
             if target <= before:
                 raise LvcryptError(f"{verb}: new size ({target} extents) is not larger than {before} extents")
@@ -247,6 +252,10 @@ def cmd_lvextend(args: argparse.Namespace) -> int:
 
 def cmd_lvreduce(args: argparse.Namespace) -> int:
     return _resize(args, grow=False)
+
+
+def cmd_lvresize(args: argparse.Namespace) -> int:
+    return _resize(args, grow=None)
 
 
 def cmd_lvrename(args: argparse.Namespace) -> int:
@@ -331,9 +340,11 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         parser.add_argument("lv", nargs="+", help="VG/LV, or VG for all its LVs (with -f)")
         add_sysfs_root_option(parser)
         parser.set_defaults(func=cmd_lvremove)
-    elif name in ("lvextend", "lvreduce"):
-        grow = name == "lvextend"
-        parser = sub.add_parser(name, parents=common, help=f"{'grow' if grow else 'shrink'} a logical volume")
+    elif name in ("lvextend", "lvreduce", "lvresize"):
+        grow = name != "lvreduce"  # lvresize takes lvextend's options
+        parser = sub.add_parser(name, parents=common, help={
+            "lvextend": "grow a logical volume", "lvreduce": "shrink a logical volume",
+            "lvresize": "grow or shrink a logical volume (shrinking needs -y)"}[name])
         _size_options(parser)
         add_sysfs_root_option(parser)
         if grow:
@@ -342,7 +353,7 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
         parser.add_argument("lv", help="VG/LV")
         if grow:
             parser.add_argument("pv", nargs="*", help="allocate only on these PVs")
-        parser.set_defaults(func=cmd_lvextend if grow else cmd_lvreduce)
+        parser.set_defaults(func={"lvextend": cmd_lvextend, "lvreduce": cmd_lvreduce, "lvresize": cmd_lvresize}[name])
     else:
         parser = sub.add_parser(name, parents=common, help="rename a logical volume")
         parser.add_argument("names", nargs="+", help="VG OLD NEW, or VG/OLD [VG/]NEW")

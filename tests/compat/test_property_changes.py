@@ -36,9 +36,10 @@ def _step(pair: Pair, argv: tuple[str, ...], ours: str, theirs: str) -> None:
     mine = pair.lvc(*argv, ours, check=False)
     if mine.returncode == 3:
         assert digests(pair.devices) == before, argv
-    # Without device-mapper here, lvm2's lvchange is told so (it would try to reload, and undo its change).
-    lvm2 = pair.lvm(argv[0], *(["--driverloaded", "n"] if argv[0] == "lvchange" else []), *argv[1:], theirs,
-                    check=False)
+    # Without device-mapper here, lvm2's lvchange and lvresize are told so (they would try to reload,
+    # and undo the change).
+    no_dm = ["--driverloaded", "n"] if argv[0] in ("lvchange", "lvresize") else []
+    lvm2 = pair.lvm(argv[0], *no_dm, *argv[1:], theirs, check=False)
     assert mine.returncode == lvm2.returncode, (argv, mine.stderr, lvm2.stderr)
     assert _lines(mine.stdout, ours, theirs) == _lines(lvm2.stdout, theirs, theirs), (argv, mine.stdout, lvm2.stdout)
     assert set(_lines(mine.stderr, ours, theirs)) <= set(_lines(lvm2.stderr, theirs, theirs)), \
@@ -173,3 +174,20 @@ def test_pvchange_allocatable_as_lvm2(pair: Pair) -> None:
         assert pair.report(tool, "pvs", fields, a)[0]["pv_attr"] == "u--"
     refused = pair.lvc("lvcreate", "-L", "4m", "-n", "nowhere", "ours", check=False)
     assert refused.returncode == 5, refused.stderr
+
+
+def test_lvresize_as_lvm2(pair: Pair) -> None:
+    """lvresize grows or shrinks by the size given (absolute, +, -, %), with lvextend's and lvreduce's lines;
+    the same size is lvm2's refusal. lvcrypt asks -y before it shrinks, as its lvreduce does."""
+    a, b, c, d = pair.devices
+    pair.lvm("vgcreate", "vg0", a, b)
+    for name in ("ours", "theirs"):
+        pair.lvm("lvcreate", "-L", "8m", "-n", name, "vg0")
+    unconfirmed = pair.lvc("lvresize", "-L", "4m", "vg0/ours", check=False)
+    assert unconfirmed.returncode == 5 and "-y" in unconfirmed.stderr
+    for step in (("-L", "12m"), ("-L", "12m"), ("-y", "-L", "4m"), ("-l", "+2"), ("-y", "-L", "-4m"),
+                 ("-l", "+10%VG")):
+        _step(pair, ("lvresize", *step), "vg0/ours", "vg0/theirs")
+    sizes = {row["lv_name"]: row["lv_size"] for row in pair.report("lvm2", "lvs", "lv_name,lv_size", "vg0")}
+    assert sizes["ours"] == sizes["theirs"]
+    pair.assert_lvm2_clean("vg0")
