@@ -166,7 +166,7 @@ def precompile_for_guest(files: list[str]) -> None:
     results: the guest then compiles, as before."""
     env = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
     commands = [[sys.executable, "-m", "compileall", "-q", "lvcrypt", "metadata", "handlers"],
-                [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "--collect-only",
+                [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only",
                  "-q", "--rootdir", str(CHECKOUT), *files]]
     for argv in commands:
         subprocess.run(argv, cwd=CHECKOUT, env=env, stdin=subprocess.DEVNULL, capture_output=True)
