@@ -115,18 +115,9 @@ def _lvm2_rule(vg: VolumeGroup, lv: LogicalVolume, change: LvChange) -> tuple[st
     return ()
 
 
-def refuse_permission_change(vg: VolumeGroup, lv: LogicalVolume) -> None:
-    """A permission change reloads an active LV: lvcrypt reloads only the types it activates itself."""
-    from lvcrypt.metadata.segtypes import change_problem
-
-    problem = change_problem(vg, lv, "activate") if lv.visible else None
-    if problem:
-        raise LvcryptError(problem.replace("cannot activate or deactivate", "cannot change the permission of", 1))
-
-
 def change_lvs(devices: str | None, names: list[tuple[str, str]], change: LvChange) -> list[LvOutcome]:
     """`change` on each LV, one commit per VG when anything applied; LVs in the order named."""
-    from lvcrypt.lv_checks import find_lv
+    from lvcrypt.lv_checks import find_lv, refuse_unless_changeable
     from lvcrypt.store.transaction import VgTransaction
 
     by_vg: dict[str, dict[str, None]] = {}
@@ -136,9 +127,10 @@ def change_lvs(devices: str | None, names: list[tuple[str, str]], change: LvChan
     for vg_name, lv_names in by_vg.items():
         with VgTransaction(devices, vg_name) as tx:
             lvs = [find_lv(tx.vg, name) for name in lv_names]
-            if change.permission is not None:
+            if change.permission is not None:  # hidden LVs get lvm2's own refusal below
                 for lv in lvs:
-                    refuse_permission_change(tx.vg, lv)
+                    if lv.visible:
+                        refuse_unless_changeable(tx.vg, lv, "permission")
             found = [apply_to_lv(tx.vg, lv, change) for lv in lvs]
             if any(outcome.changed for outcome in found):
                 tx.commit()

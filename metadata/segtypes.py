@@ -35,8 +35,9 @@ from lvcrypt.metadata.tree import Section, Value
 from lvcrypt.records import dataclass
 
 HISTORICAL_PREFIX = "-"  # lvm2 names historical LVs "-name" where live and historical names meet
-ACTIONS = ("rename", "remove", "extend", "reduce", "convert", "data-write", "activate")
-_VERBS = {"data-write": "write to", "activate": "activate or deactivate"}
+# "permission": lvchange -p, which reloads an active LV (lvcrypt reloads the types it activates).
+ACTIONS = ("rename", "remove", "extend", "reduce", "convert", "data-write", "activate", "permission")
+_VERBS = {"data-write": "write to", "activate": "activate or deactivate", "permission": "change the permission of"}
 # Keys of every segment that never name anything.
 _SEGMENT_KEYS = ("start_extent", "extent_count", "type")
 GENERIC_ROLE = "named"  # an unknown type's string that equals an LV name
@@ -350,7 +351,7 @@ def change_problem(vg: VolumeGroup, lv: LogicalVolume, action: str) -> str | Non
     if "LOCKED" in lv.status:
         return f"{where}: it is locked (a pvmove is in progress; use lvm2)"
     if lv.is_keystore:
-        if action in ("data-write", "extend", "reduce", "convert", "activate"):
+        if action in ("data-write", "extend", "reduce", "convert", "activate", "permission"):
             return (f"{where}: it is a keystore, a hidden LV whose extents hold the key material "
                     "(use lvcrypt keyslot/keystore commands)")
         return None
