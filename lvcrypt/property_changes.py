@@ -59,10 +59,12 @@ def _with_write(status: list[str]) -> list[str]:
     return [*status[:at], "WRITE", *status[at:]]
 
 
-def apply_to_lv(vg: VolumeGroup, lv: LogicalVolume, change: LvChange) -> LvOutcome:
+def apply_to_lv(vg: VolumeGroup, lv: LogicalVolume, change: LvChange,
+                thick_origins: frozenset[str] | None = None) -> LvOutcome:
     """lvm2's _lvchange_properties_single on the model, in its order (permission, allocation, tags,
-    activation skip)."""
-    problem = _lvm2_rule(vg, lv, change)
+    activation skip).  `thick_origins` (`thick_origins(vg)`), when the caller changes many LVs of one VG:
+    finding them reads every LV's references."""
+    problem = _lvm2_rule(vg, lv, change, thick_origins(vg) if thick_origins is None else thick_origins)
     if problem:
         return LvOutcome(vg.name, lv.name, False, problem, False)
     label = f"{vg.name}/{lv.name}"
@@ -97,12 +99,17 @@ def apply_to_lv(vg: VolumeGroup, lv: LogicalVolume, change: LvChange) -> LvOutco
     return LvOutcome(vg.name, lv.name, applied > 0, tuple(refusals), permission_changed)
 
 
-def _lvm2_rule(vg: VolumeGroup, lv: LogicalVolume, change: LvChange) -> tuple[str, ...]:
+def thick_origins(vg: VolumeGroup) -> frozenset[str]:
+    """The LVs old-style snapshots name as their origin."""
+    from lvcrypt.metadata.segtypes import all_references
+
+    return frozenset(ref.target for ref in all_references(vg) if ref.role == "snapshot origin")
+
+
+def _lvm2_rule(vg: VolumeGroup, lv: LogicalVolume, change: LvChange, origins: frozenset[str]) -> tuple[str, ...]:
     """lvm2's refusals of lvchange_properties before any change (command-lines.in's RULEs): the LV of an
     old-style snapshot has no name lvm2 finds, hidden and pvmove LVs are not changed, and an origin of
     old-style snapshots keeps its allocation policy."""
-    from lvcrypt.metadata.segtypes import referenced_by
-
     label = f"{vg.name}/{lv.name}"
     if any(segment.type == "snapshot" for segment in lv.segments):
         return (f'Failed to find logical volume "{label}"',)
@@ -110,7 +117,7 @@ def _lvm2_rule(vg: VolumeGroup, lv: LogicalVolume, change: LvChange) -> tuple[st
         return (f"Operation not permitted on hidden LV {label}.",)
     if "LOCKED" in lv.status or "PVMOVE" in lv.status:
         return (f"Command not permitted on LV {label}.",)
-    if change.alloc is not None and any(ref.role == "snapshot origin" for ref in referenced_by(vg, lv)):
+    if change.alloc is not None and lv.name in origins:
         return (f"Command on LV {label} uses options that are invalid with LV properties: lv_is_thick_origin .",)
     return ()
 
@@ -131,7 +138,8 @@ def change_lvs(devices: str | None, names: list[tuple[str, str]], change: LvChan
                 for lv in lvs:
                     if lv.visible:
                         refuse_unless_changeable(tx.vg, lv, "permission")
-            found = [apply_to_lv(tx.vg, lv, change) for lv in lvs]
+            origins = thick_origins(tx.vg)
+            found = [apply_to_lv(tx.vg, lv, change, origins) for lv in lvs]
             if any(outcome.changed for outcome in found):
                 tx.commit()
         outcomes += found
@@ -140,16 +148,22 @@ def change_lvs(devices: str | None, names: list[tuple[str, str]], change: LvChan
 
 def reload_permission_changes(devices: str | None, outcomes: list[LvOutcome],
                               reload: Callable[["VgTransaction", str], None]) -> None:
-    """Reload the tables of each LV whose permission changed and that the kernel has (`reload(tx, lv)`)."""
-    from lvcrypt.activation import live_table
+    """Reload the tables of each LV whose permission changed and that the kernel has (`reload(tx, lv)`),
+    one VG read for all of a VG's LVs."""
+    from lvcrypt.inuse import live_devices
+    from lvcrypt.lv_names import dm_uuid
     from lvcrypt.store.transaction import VgTransaction
 
+    by_vg: dict[str, list[str]] = {}
     for outcome in outcomes:
-        if not outcome.permission_changed:
-            continue
-        with VgTransaction(devices, outcome.vg, exclusive=False, allow_missing=True) as tx:
-            if live_table(tx, outcome.lv) is not None:
-                reload(tx, outcome.lv)
+        if outcome.permission_changed:
+            by_vg.setdefault(outcome.vg, []).append(outcome.lv)
+    for vg_name, lv_names in by_vg.items():
+        with VgTransaction(devices, vg_name, exclusive=False, allow_missing=True) as tx:
+            live = live_devices()
+            for lv_name in lv_names:
+                if dm_uuid(tx.vg, tx.vg.lvs[lv_name]) in live:
+                    reload(tx, lv_name)
 
 
 @dataclass(frozen=True)

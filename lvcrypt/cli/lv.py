@@ -97,7 +97,8 @@ def _record_properties(vg: "VolumeGroup", lv: "LogicalVolume", args: argparse.Na
     alloc = _create_alloc(args)
     apply_to_lv(vg, lv, LvChange(permission="r" if args.permission == "r" else None,
                                  alloc=None if alloc in (None, "inherit") else alloc,
-                                 activation_skip=True if args.setactivationskip == "y" else None))
+                                 activation_skip=True if args.setactivationskip == "y" else None),
+                thick_origins=frozenset())  # a new LV: no snapshot names it
 
 
 def cmd_lvcreate(args: argparse.Namespace) -> int:
