@@ -65,12 +65,14 @@ class FakeLvmlockd:
     answer: Answer = granted
     requests: list[bytes] = field(default_factory=list)
     sock: socket.socket | None = None
+    acceptor: threading.Thread | None = None
 
     def start(self) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(str(self.path))
         self.sock.listen(16)
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.acceptor = threading.Thread(target=self._accept, daemon=True)
+        self.acceptor.start()
 
     def _accept(self) -> None:
         assert self.sock is not None
@@ -106,8 +108,19 @@ class FakeLvmlockd:
         return taken
 
     def stop(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
+        """Wake the accept thread (shutdown makes a listener's accept fail) and wait for it to end
+        before the descriptor is closed: closed first, its number went to the next test's listener,
+        where this daemon's thread, still on its way into accept(), took the next test's connections
+        and answered them as this test had asked (seen under load, lvcrypt's requests "lost")."""
+        if self.sock is None:
+            return
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # not connected is fine: the shutdown only has to end a pending accept
+        if self.acceptor is not None:
+            self.acceptor.join()
+        self.sock.close()
 
 
 def _use_pid_file(step: int) -> bool:
