@@ -14,6 +14,7 @@ takes, and in "kdump" mode writing `yes` to `restore` adds the saved keys to
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import resource
@@ -51,9 +52,22 @@ def in_user_keyring(key_type: str, description: str) -> int | None:
     return int(found.stdout) if found.returncode == 0 else None
 
 
+# @u is one keyring for every root process, and restore takes every `lvcrypt:` key it finds there: a
+# test registering keys on another xdist worker lent its key to this one's restore ("a key ... was
+# restored but no VG here has that LV"). The tests that put lvcrypt keys in @u take turns on this lock.
+USER_KEYRING_LOCK = Path("/run/lvcrypt-test-user-keyring.lock")
+
+
 @pytest.fixture
 def session() -> Iterator[list[str]]:
-    """A fresh session keyring linking @u; collects descriptions whose @u keys are invalidated afterwards."""
+    """A fresh session keyring linking @u, which this test has to itself (USER_KEYRING_LOCK); collects
+    descriptions whose @u keys are invalidated afterwards."""
+    with open(USER_KEYRING_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield from _session_keyring()
+
+
+def _session_keyring() -> Iterator[list[str]]:
     ring = keyring.join_session_keyring()
     keyring.link(keyring.resolve_keyring("@u"), "@s")
     descriptions: list[str] = []
