@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "pvcreate": "lvcrypt.cli.pv",
     "pvremove": "lvcrypt.cli.pv",
     "pvchange": "lvcrypt.cli.pv",
+    "pvresize": "lvcrypt.cli.pv",
     "vgcreate": "lvcrypt.cli.vg",
     "vgextend": "lvcrypt.cli.vg",
     "vgreduce": "lvcrypt.cli.vg",

@@ -1,4 +1,4 @@
-"""`pvcreate` and `pvremove`, with lvm2's options."""
+"""`pvcreate`, `pvremove`, `pvchange` and `pvresize`, with lvm2's options."""
 
 from __future__ import annotations
 
@@ -12,6 +12,12 @@ def _size(text: str) -> int:
     from lvcrypt.units import parse_size
 
     return parse_size(text, default_unit="k")
+
+
+def _size_mib(text: str) -> int:
+    from lvcrypt.units import parse_size
+
+    return parse_size(text, default_unit="m")
 
 
 def cmd_pvcreate(args: argparse.Namespace) -> int:
@@ -66,6 +72,32 @@ def cmd_pvchange(args: argparse.Namespace) -> int:
     return not_found_status(errors)  # lvm2's errors for the PVs it could not change, and its status 5
 
 
+def cmd_pvresize(args: argparse.Namespace) -> int:
+    """lvm2's lines: a line per PV changed, its errors and warnings on stderr, and the count of both."""
+    import sys
+
+    from lvcrypt.object_names import expand_pv_arguments
+    from lvcrypt.pv_resize import PvResizeOutcome, resize_pvs
+
+    errors: list[str] = []
+
+    def each(outcome: PvResizeOutcome) -> None:
+        for warning in outcome.warnings:
+            print(f"  {warning}", file=sys.stderr)
+        if outcome.error:
+            errors.append(outcome.error)
+        else:
+            print(f"  Physical volume \"{outcome.path}\" changed")
+
+    requested = None if args.setphysicalvolumesize is None else args.setphysicalvolumesize // 512
+    missing: list[str] = []  # not PVs: lvm2 says so and counts them in neither number
+    outcomes = resize_pvs(args.devices, expand_pv_arguments(args.devices, args.device, missing), requested or None,
+                          yes_no(args), each)
+    print(f"  {len(outcomes) - len(errors)} physical volume(s) resized or updated / "
+          f"{len(errors)} physical volume(s) not resized")
+    return not_found_status(missing + errors)
+
+
 def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
     common = [lvm2_options()]
     if name == "pvcreate":
@@ -86,6 +118,13 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
                             help="n: no new extents are allocated on the PV")
         parser.add_argument("device", nargs="+", help="PVs, or @tag for the PVs carrying it")
         parser.set_defaults(func=cmd_pvchange)
+    elif name == "pvresize":
+        parser = sub.add_parser(name, parents=common, help="give PVs the size of their devices after these grew or "
+                                "shrank (or the size given)")
+        parser.add_argument("--setphysicalvolumesize", type=_size_mib, metavar="SIZE",
+                            help="use this size instead of the device's (default unit m; -y skips the question)")
+        parser.add_argument("device", nargs="+", help="PVs, or @tag for the PVs carrying it")
+        parser.set_defaults(func=cmd_pvresize)
     else:
         parser = sub.add_parser(name, parents=common, help="wipe the PV label of devices")
         parser.add_argument("device", nargs="+")
