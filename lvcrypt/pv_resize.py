@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from lvcrypt.command_mode import verbose
 from lvcrypt.errors import LvcryptError
 from lvcrypt.metadata.model import VolumeGroup
 from lvcrypt.pvops import Confirm, pv_owner
@@ -101,6 +102,10 @@ def resize_in_vg(vg: VolumeGroup, uuid: str, path: str, size: int) -> None:
             raise _NotResized(f"{path}: cannot resize to {pe_count} extents as {allocated} are allocated.")
         if any(stop > pe_count for _, stop in vg.used_spans(key).get(key, [])):
             raise _NotResized(f"{path}: cannot resize to {pe_count} extents as later ones are allocated.")
+    if pe_count == pv.pe_count:
+        verbose(f"No change to size of physical volume {path}.")
+    else:
+        verbose(f"Resizing physical volume {path} from {pv.pe_count} to {pe_count} extents.")
     pv.pe_count = pe_count
     pv.dev_size = size - pv.pe_start
     pv.usable_extents = None
@@ -130,6 +135,7 @@ def _resize_one(devices: str | None, found: Scan, path: str, requested: int | No
         with Disk(pv.path) as disk:
             real = disk.size // SECTOR
         size = target_sectors(path, real, requested, confirm, outcome.warnings)
+        verbose(f"Resizing volume \"{path}\" to {size} sectors.")
         check_size(path, size, pv.header.pe_start // SECTOR)
         vg_name = pv_owner(found, pv.uuid)
         if vg_name is None:
