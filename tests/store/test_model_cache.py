@@ -3,9 +3,12 @@ entry) is a miss that parses the text again."""
 
 from __future__ import annotations
 
+import hashlib
 import marshal
 import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +30,14 @@ def metadata_text(lv_names: list[str]) -> bytes:
         vg.lvs[name] = LogicalVolume(name, new_uuid(), ["READ", "WRITE", "VISIBLE"], [], ["t1"], 1700000000, "h",
                                      [StripedSegment(0, 2, "striped", stripes=[Area("pv0", 2 * index)])])
     return write_text(vg_to_tree(vg)).encode()
+
+
+SUM_SIZE = 32  # an entry starts with the BLAKE2b of the rest
+
+
+def sealed(body: bytes) -> bytes:
+    """An entry whose damage is inside what its checksum covers: written with a correct sum."""
+    return hashlib.blake2b(body, digest_size=SUM_SIZE).digest() + body
 
 
 @pytest.fixture
@@ -128,8 +139,8 @@ def test_a_hit_gives_the_head_first_and_the_model_when_asked(run_dir: Path, monk
     assert head.raw.line_of("seqno") == parsed.raw.line_of("seqno")
     assert model() == parsed
     (entry,) = (run_dir / "cache").iterdir()
-    stamp, digest, (head_part, _) = marshal.loads(entry.read_bytes())
-    entry.write_bytes(marshal.dumps((stamp, digest, (head_part, b"\x80\x05damaged"))))
+    stamp, digest, (head_part, _) = marshal.loads(entry.read_bytes()[SUM_SIZE:])
+    entry.write_bytes(sealed(marshal.dumps((stamp, digest, (head_part, b"\x80\x05damaged")))))
     found = cache.lookup_head("vg-id", text)
     assert found is not None and found[1]() is None and cache.lookup("vg-id", text) is None
     assert parse_vg(text, "test", "vg-id") == parsed  # parsed again
@@ -150,3 +161,25 @@ def test_a_head_only_entry_gives_the_head_and_the_model_by_a_parse(run_dir: Path
     assert parse_vg(text, "test", "vg-id") == parsed  # parsed, and stored whole
     no_parser(monkeypatch)
     assert parse_vg(text, "test", "vg-id") == parsed
+
+
+def test_a_damaged_entry_is_not_read_by_marshal(run_dir: Path, tmp_path: Path) -> None:
+    """marshal believes the lengths in its data: 300 random bytes in place of an entry once made it
+    allocate 8.5 GiB and the OOM killer ended the process.  Here a tuple of 2**26 items (512 MiB of
+    pointers, which marshal makes before it finds the items missing) stands in the entry's place: the
+    lookup misses without marshal reading it (peak RSS of the lookup process, whose own start is ~30 MiB)."""
+    text = metadata_text(["alpha"])
+    parse_vg(text, "test", "vg-id")
+    (entry,) = (run_dir / "cache").iterdir()
+    greedy = b"(" + (1 << 26).to_bytes(4, "little")
+    entry.write_bytes(greedy + bytes(300))
+    (tmp_path / "text").write_bytes(text)
+    probe = ("import resource, sys\n"
+             "from lvcrypt.store import cache\n"
+             "text = open(sys.argv[1], 'rb').read()\n"
+             "assert cache.lookup_head('vg-id', text) is None\n"
+             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    result = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "text")], capture_output=True, text=True,
+                            env={**os.environ, "LVCRYPT_RUN_DIR": str(run_dir)})
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) < 200 << 10, f"peak RSS {int(result.stdout) >> 10} MiB"
