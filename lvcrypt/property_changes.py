@@ -51,7 +51,9 @@ class LvOutcome:
     lv: str
     changed: bool
     refusals: tuple[str, ...]
-    permission_changed: bool
+    reload: bool  # the permission changed, or the kernel's differed from the metadata's: reload the tables
+    notices: tuple[str, ...] = ()
+    commit: bool = False  # the metadata changed (a refresh alone changes only the kernel's tables)
 
 
 def _with_write(status: list[str]) -> list[str]:
@@ -60,43 +62,51 @@ def _with_write(status: list[str]) -> list[str]:
 
 
 def apply_to_lv(vg: VolumeGroup, lv: LogicalVolume, change: LvChange,
-                thick_origins: frozenset[str] | None = None) -> LvOutcome:
+                thick_origins: frozenset[str] | None = None, kernel_read_only: bool | None = None) -> LvOutcome:
     """lvm2's _lvchange_properties_single on the model, in its order (permission, allocation, tags,
     activation skip).  `thick_origins` (`thick_origins(vg)`), when the caller changes many LVs of one VG:
-    finding them reads every LV's references."""
+    finding them reads every LV's references.  `kernel_read_only`: whether the LV's active device is
+    read-only (None: not active); a permission already so in the metadata but not in the kernel is
+    lvm2's refresh of the kernel's state, not a refusal."""
     problem = _lvm2_rule(vg, lv, change, thick_origins(vg) if thick_origins is None else thick_origins)
     if problem:
         return LvOutcome(vg.name, lv.name, False, problem, False)
     label = f"{vg.name}/{lv.name}"
-    applied, refusals = 0, []
-    permission_changed = False
+    applied, written, refusals, notices = 0, 0, [], []
+    reload = False
     if change.permission == "r":
-        if "WRITE" not in lv.status:
+        if "WRITE" not in lv.status and kernel_read_only is False:
+            notices.append(f"Logical volume {label} is already read-only.  Refreshing kernel state.")
+            applied, reload = applied + 1, True
+        elif "WRITE" not in lv.status:
             refusals.append(f'Logical volume "{label}" is already read only.')
         else:
             lv.status = [flag for flag in lv.status if flag != "WRITE"]
-            applied, permission_changed = applied + 1, True
+            applied, written, reload = applied + 1, written + 1, True
     elif change.permission == "rw":
-        if "WRITE" in lv.status:
+        if "WRITE" in lv.status and kernel_read_only:
+            notices.append(f"Logical volume {label} is already writable.  Refreshing kernel state.")
+            applied, reload = applied + 1, True
+        elif "WRITE" in lv.status:
             refusals.append(f"Logical volume {label} is already writable.")
         else:
             lv.status = _with_write(lv.status)
-            applied, permission_changed = applied + 1, True
+            applied, written, reload = applied + 1, written + 1, True
     if change.alloc is not None:
         current = lv.allocation_policy or "inherit"
         if change.alloc == current:
             refusals.append(f"Allocation policy of logical volume {label} is already {current}.")
         else:
             lv.allocation_policy = None if change.alloc == "inherit" else change.alloc
-            applied += 1
+            applied, written = applied + 1, written + 1
     if change.add_tags or change.del_tags:
         apply_tags(lv.tags, list(change.add_tags), list(change.del_tags))
-        applied += 1
+        applied, written = applied + 1, written + 1
     if change.activation_skip is not None:  # lvm2 sets it again when it is already set, and commits
         flags = [flag for flag in lv.flags if flag != ACTIVATION_SKIP]
         lv.flags = [*flags, ACTIVATION_SKIP] if change.activation_skip else flags
-        applied += 1
-    return LvOutcome(vg.name, lv.name, applied > 0, tuple(refusals), permission_changed)
+        applied, written = applied + 1, written + 1
+    return LvOutcome(vg.name, lv.name, applied > 0, tuple(refusals), reload, tuple(notices), written > 0)
 
 
 def thick_origins(vg: VolumeGroup) -> frozenset[str]:
@@ -139,24 +149,42 @@ def change_lvs(devices: str | None, names: list[tuple[str, str]], change: LvChan
                     if lv.visible:
                         refuse_unless_changeable(tx.vg, lv, "permission")
             origins = thick_origins(tx.vg)
-            found = [apply_to_lv(tx.vg, lv, change, origins) for lv in lvs]
-            if any(outcome.changed for outcome in found):
+            kernel = _kernel_read_only(tx.vg, lvs) if change.permission is not None else {}
+            found = [apply_to_lv(tx.vg, lv, change, origins, kernel.get(lv.name)) for lv in lvs]
+            if any(outcome.commit for outcome in found):
                 tx.commit()
         outcomes += found
     return outcomes
 
 
+def _kernel_read_only(vg: VolumeGroup, lvs: list[LogicalVolume]) -> dict[str, bool]:
+    """Whether each active LV's device is read-only (sysfs `ro`), by LV name; inactive LVs are absent."""
+    from lvcrypt.inuse import live_devices
+    from lvcrypt.lv_names import dm_uuid
+
+    live = live_devices()
+    states = {}
+    for lv in lvs:
+        entry = live.get(dm_uuid(vg, lv))
+        if entry is not None:
+            try:
+                states[lv.name] = (entry / "ro").read_text().strip() == "1"
+            except OSError:
+                continue  # gone meanwhile: not active
+    return states
+
+
 def reload_permission_changes(devices: str | None, outcomes: list[LvOutcome],
                               reload: Callable[["VgTransaction", str], None]) -> None:
-    """Reload the tables of each LV whose permission changed and that the kernel has (`reload(tx, lv)`),
-    one VG read for all of a VG's LVs."""
+    """Reload the tables of each LV whose permission changed, or whose kernel state is refreshed, and
+    that the kernel has (`reload(tx, lv)`), one VG read for all of a VG's LVs."""
     from lvcrypt.inuse import live_devices
     from lvcrypt.lv_names import dm_uuid
     from lvcrypt.store.transaction import VgTransaction
 
     by_vg: dict[str, list[str]] = {}
     for outcome in outcomes:
-        if outcome.permission_changed:
+        if outcome.reload:
             by_vg.setdefault(outcome.vg, []).append(outcome.lv)
     for vg_name, lv_names in by_vg.items():
         with VgTransaction(devices, vg_name, exclusive=False, allow_missing=True) as tx:

@@ -77,6 +77,8 @@ def cmd_lvchange(args: argparse.Namespace) -> int:
 
         outcomes = change_lvs(args.devices, targets, change)
         for outcome in outcomes:
+            for notice in outcome.notices:
+                print(f"  {notice}")
             if outcome.changed:
                 print(f"  Logical volume {outcome.vg}/{outcome.lv} changed.")
         reload_permission_changes(args.devices, outcomes, _reload(args))
