@@ -498,6 +498,23 @@ def test_read_only_and_activation_skip_lvs_as_lvm2_activates_them(pair: Pair) ->
             _deactivate_with_lvm2(pair)
         assert said["lvcrypt"] == said["lvm2"]
         assert said["lvm2"][0] == f'  2 logical volume(s) in volume group "{VG}" now active\n'
+        # Writable in the metadata, read-only in the kernel (the list): -prw is lvm2's refresh of the kernel's
+        # state, "changed" and exit 0, not "already writable" (exit 5); lvcrypt does the same. Before the
+        # crypt LV: lvm2 changes no VG that has one.
+        only_rw = f'activation {{ read_only_volume_list = [ "{VG}/rw" ] }}'
+        pair.lvm("lvchange", "--config", only_rw, "-ay", f"{VG}/rw")
+        assert _read_only("rw")
+        refreshed = {"lvm2": pair.lvm("lvchange", "-prw", f"{VG}/rw").stdout}
+        assert not _read_only("rw")
+        _deactivate_with_lvm2(pair)
+        lvcrypt(pair, "lvchange", "--config", only_rw, "-ay", f"{VG}/rw")
+        assert _read_only("rw")
+        refreshed["lvcrypt"] = lvcrypt(pair, "lvchange", "-prw", f"{VG}/rw").stdout.decode()
+        assert not _read_only("rw")
+        assert refreshed["lvcrypt"] == refreshed["lvm2"] == (
+            f"  Logical volume {VG}/rw is already writable.  Refreshing kernel state.\n"
+            f"  Logical volume {VG}/rw changed.\n")
+        lvcrypt(pair, "lvchange", "-an", f"{VG}/rw")
         crypt_lv(pair, "cr", "4M", "-i", "2", "-I", "64k")  # a hidden striped layer under the crypt target
         key = ["--key-file", str(pair.tmp / "pass")]
         lvchange(pair, "-ay", f"{VG}/ro")
@@ -513,19 +530,6 @@ def test_read_only_and_activation_skip_lvs_as_lvm2_activates_them(pair: Pair) ->
         lvcrypt(pair, "vgchange", "-an", VG)
         pair.lvm("lvchange", "--config", listed, "-ay", f"{VG}/rw", check=False)  # lvm2 reads its list alike
         assert _read_only("rw")
-        # Writable in the metadata, read-only in the kernel (the list): -prw is lvm2's refresh of the
-        # kernel's state, "changed" and exit 0, not "already writable" (exit 5); lvcrypt does the same.
-        refreshed = {"lvm2": pair.lvm("lvchange", "-prw", f"{VG}/rw").stdout}
-        assert not _read_only("rw")
-        _deactivate_with_lvm2(pair)
-        lvcrypt(pair, "lvchange", "--config", listed, "-ay", f"{VG}/rw")
-        assert _read_only("rw")
-        refreshed["lvcrypt"] = lvcrypt(pair, "lvchange", "-prw", f"{VG}/rw").stdout.decode()
-        assert not _read_only("rw")
-        assert refreshed["lvcrypt"] == refreshed["lvm2"] == (
-            f"  Logical volume {VG}/rw is already writable.  Refreshing kernel state.\n"
-            f"  Logical volume {VG}/rw changed.\n")
-        lvcrypt(pair, "lvchange", "-an", f"{VG}/rw")
         # lvchange -p on an active LV reloads its stack, as lvm2's does: the device enforces the new permission.
         lvcrypt(pair, "lvchange", "-ay", *key, f"{VG}/cr")
         lvcrypt(pair, "lvchange", "-pr", f"{VG}/cr")
