@@ -38,7 +38,7 @@ LAYERS = (
                     "lvcrypt.atomic_file", "lvcrypt.binary_layout", "lvcrypt.blockfile",
                     "lvcrypt.command_mode", "lvcrypt.records"),)),
     Layer("formats", (("lvcrypt.metadata",), ("lvcrypt.handlers",))),
-    Layer("store and model operations", (("lvcrypt.store", "lvcrypt.alloc", "lvcrypt.lvops", "lvcrypt.pvops",
+    Layer("store and model operations", (("lvcrypt.store", "lvcrypt.alloc", "lvcrypt.lvops", "lvcrypt.pvops", "lvcrypt.pv_resize",
                                           "lvcrypt.lv_checks", "lvcrypt.vgops", "lvcrypt.lvsize", "lvcrypt.cryptlv", "lvcrypt.keystores",
                                           "lvcrypt.keycache", "lvcrypt.inuse", "lvcrypt.lv_names",
                                           "lvcrypt.object_names", "lvcrypt.tags",
