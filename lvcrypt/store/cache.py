@@ -135,13 +135,22 @@ def _digest(text: bytes) -> bytes:
 _last_digest: tuple[bytes, bytes] = (b"", blake2b(b"", digest_size=32).digest())
 
 
+def sealed_entry(body: bytes) -> bytes:
+    """An entry's bytes: the BLAKE2b of its marshal data, then the data."""
+    return blake2b(body, digest_size=_SUM_SIZE).digest() + body
+
+
+def entry_body(data: bytes) -> memoryview | None:
+    """The marshal data of an entry whose sum matches, else None (damaged: never given to marshal)."""
+    body = memoryview(data)[_SUM_SIZE:]
+    return body if blake2b(body, digest_size=_SUM_SIZE).digest() == data[:_SUM_SIZE] else None
+
+
 def _payload(path: str, text: bytes, stamp: tuple[object, ...]) -> object:
     """The payload of the entry at `path` if it was written for this text by this code, else None."""
     data = _read(path)
-    if data is None:
-        return None
-    body = memoryview(data)[_SUM_SIZE:]
-    if blake2b(body, digest_size=_SUM_SIZE).digest() != data[:_SUM_SIZE]:
+    body = None if data is None else entry_body(data)
+    if body is None:
         return None
     try:
         found, digest, payload = marshal.loads(body)
@@ -154,8 +163,7 @@ def _write(path: str, text: bytes, stamp: tuple[object, ...], payload: object) -
     """Write an entry atomically (a reader sees the old entry or the new one); failures are ignored."""
     temp = f"{path}.{os.getpid()}.tmp"
     try:
-        body = marshal.dumps((stamp, _digest(text), payload))
-        data = blake2b(body, digest_size=_SUM_SIZE).digest() + body
+        data = sealed_entry(marshal.dumps((stamp, _digest(text), payload)))
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -78,11 +78,11 @@ def test_a_damaged_or_planted_table_is_rebuilt(tmp_path: Path, monkeypatch: pyte
     entries = [entry for entry in (tmp_path / "run" / "cache").iterdir() if entry.name.endswith(".lvs")]
     assert len(entries) == 1 and first._report is not None  # built, then stored
     assert reportfields.lvs_view(loaded)._report is None  # read back: no VgReport built
-    stamp, digest, (names, unlisted, columns) = marshal.loads(entries[0].read_bytes())
+    stamp, digest, (names, unlisted, columns) = marshal.loads(cache.entry_body(entries[0].read_bytes()))
     code = compile("raise SystemExit('planted')", "planted", "exec")
     for payload in ((names, unlisted, [[code] * len(names), *columns[1:]]), (names, unlisted, columns[:-1]),
                     (names + ["extra"], unlisted, columns), (names, [1], columns), code, ["not", "a", "table"]):
-        entries[0].write_bytes(marshal.dumps((stamp, digest, payload)))
+        entries[0].write_bytes(cache.sealed_entry(marshal.dumps((stamp, digest, payload))))
         view = reportfields.lvs_view(loaded)
         assert view._report is not None  # the table was not used
         assert all(view.display(lv.name) == VgReport(loaded.vg).display(lv.name) for lv in loaded.vg.lvs.values())

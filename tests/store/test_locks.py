@@ -447,6 +447,8 @@ def cache_entry(pair: Pair, name: str) -> Path:
 
 
 def test_the_model_cache_runs_no_code_and_is_trusted_only_from_a_private_directory(vg: tuple[Pair, str]) -> None:
+    from lvcrypt.store import cache
+
     pair, name = vg
     pair.lvc("lvcreate", "-l", "1", "-n", "real", name)
     pair.lvc("lvs", name)  # stores the VG's head and lvs' view
@@ -456,7 +458,7 @@ def test_the_model_cache_runs_no_code_and_is_trusted_only_from_a_private_directo
     assert stat.S_IMODE(os.lstat(entry).st_mode) == 0o600
     assert sorted(p.name for p in entry.parent.iterdir()) == [entry.name, f"{entry.name}.lvs"]  # lvs' view beside
     assert stat.S_IMODE(os.lstat(f"{entry}.lvs").st_mode) == 0o600
-    stamp, digest, (head, payload) = marshal.loads(entry.read_bytes())  # the VG's head, then the whole model
+    stamp, digest, (head, payload) = marshal.loads(cache.entry_body(entry.read_bytes()))  # the head, then the model
 
     # A pickle that would run code if unpickled, as the whole entry, as the payload of a valid header or as
     # either part of it (the whole model is unpickled only for a field that needs it: lv_uuid): never
@@ -468,9 +470,10 @@ def test_the_model_cache_runs_no_code_and_is_trusted_only_from_a_private_directo
             return (os.system, (f"touch {marker}",))
 
     exploit = pickle.dumps(Exploit())
+    # Planted with a correct sum (anyone can compute one): the unpickler's own refusal is what is tested.
     for planted in (exploit, marshal.dumps((stamp, digest, exploit)),
                     marshal.dumps((stamp, digest, (exploit, payload))), marshal.dumps((stamp, digest, (head, exploit)))):
-        entry.write_bytes(planted)
+        entry.write_bytes(cache.sealed_entry(planted))
         assert pair.lvc("lvs", "--noheadings", "-o", "lv_name,lv_uuid", name).stdout.split()[0] == "real"
         assert not marker.exists()
 
@@ -478,7 +481,7 @@ def test_the_model_cache_runs_no_code_and_is_trusted_only_from_a_private_directo
     real_id = pair.lvc("lvs", "--noheadings", "-o", "lv_uuid", name).stdout.split()
     forged = pickle.loads(payload)  # this test's own entry: trusted here
     forged.lvs["real"].id = "forged-id"
-    entry.write_bytes(marshal.dumps((stamp, digest, (head, pickle.dumps(forged)))))
+    entry.write_bytes(cache.sealed_entry(marshal.dumps((stamp, digest, (head, pickle.dumps(forged))))))
     entry.parent.chmod(0o777)
     assert pair.lvc("lvs", "--noheadings", "-o", "lv_uuid", name).stdout.split() == real_id
     entry.parent.chmod(0o700)
