@@ -90,7 +90,8 @@ def resize_in_vg(vg: VolumeGroup, uuid: str, path: str, size: int) -> None:
     """The VG's record of the PV at `size` sectors: its extent count, and lvm2's dev_size (the size
     less pe_start); refused when allocated extents would be cut off."""
     pv = vg.pv_by_id(uuid)
-    assert pv is not None, "pv_owner said this VG lists the PV"
+    if pv is None:  # vgreduce'd since the scan
+        raise _NotResized(f"Failed to find physical volume \"{path}\".")
     key = pv.key
     pe_count = (size - pv.pe_start) // vg.extent_size
     if pe_count == 0:
@@ -137,11 +138,15 @@ def _resize_one(devices: str | None, found: Scan, path: str, requested: int | No
         size = target_sectors(path, real, requested, confirm, outcome.warnings)
         verbose(f"Resizing volume \"{path}\" to {size} sectors.")
         check_size(path, size, pv.header.pe_start // SECTOR)
-        vg_name = pv_owner(found, pv.uuid)
-        if vg_name is None:
-            with VgLock(GLOBAL, exclusive=True):
+        with VgLock(GLOBAL, exclusive=True):  # membership read under the lock vgextend/vgreduce take
+            now = scan(devices_with(devices, [path]))
+            pv = now.pv_at(path)
+            if pv is None:
+                raise _NotResized(f"Failed to find physical volume \"{path}\".")
+            vg_name = pv_owner(now, pv.uuid)
+            if vg_name is None:  # still an orphan: its label is ours to rewrite, its empty areas too
                 resize_orphan(pv, size)
-        else:
+        if vg_name is not None:
             with VgTransaction(devices, vg_name) as tx:
                 resize_in_vg(tx.vg, pv.uuid, path, size)
                 tx.commit()
