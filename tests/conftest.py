@@ -84,7 +84,7 @@ def loop_devices(tmp_path: Path) -> Iterator[Callable[..., list[str]]]:
     reason = _can_losetup()
     if reason:
         pytest.skip(reason)
-    attached: list[tuple[str, Path]] = []
+    attached: list[str] = []
 
     def make(count: int, size_mib: int = 64) -> list[str]:
         devices = []
@@ -94,20 +94,13 @@ def loop_devices(tmp_path: Path) -> Iterator[Callable[..., list[str]]]:
                 f.truncate(size_mib << 20)
             device = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True,
                                     text=True, check=True).stdout.strip()
-            attached.append((device, image))
+            attached.append(device)
             devices.append(device)
         return devices
 
     yield make
-    for device, image in attached:
-        # Only while it still holds our image: a device the test let go (or lvcrypt detached) may carry
-        # another worker's image under the same number by now.
-        try:
-            backing = Path(f"/sys/block/{Path(device).name}/loop/backing_file").read_text().strip()
-        except OSError:
-            continue
-        if backing == str(image):
-            subprocess.run(["losetup", "-d", device], capture_output=True)
+    for device in attached:
+        subprocess.run(["losetup", "-d", device], capture_output=True)
 
 
 @pytest.fixture
