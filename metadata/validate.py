@@ -136,11 +136,13 @@ class _Checker:
             if pv.id in seen:
                 raise self.fail(pv.raw, "id", f"{what}: uuid already used by {seen[pv.id]}")
             seen[pv.id] = pv.key
-            end = pv.pe_start + pv.pe_count * self.vg.extent_size
-            if pv.dev_size and end > pv.dev_size:
+            # lvm2's pvresize records dev_size less pe_start (format_text's _text_pv_resize), so lvm2's own
+            # metadata promises only that the extents fit in dev_size, not that they end before it.
+            extents = pv.pe_count * self.vg.extent_size
+            if pv.dev_size and extents > pv.dev_size:
                 raise self.fail(pv.raw, "pe_count",
-                                f"{what}: {pv.pe_count} extents from sector {pv.pe_start} end at sector {end}, "
-                                f"beyond dev_size {pv.dev_size}")
+                                f"{what}: {pv.pe_count} extents ({extents} sectors) do not fit in dev_size "
+                                f"{pv.dev_size}")
 
     def check_lv(self, lv: LogicalVolume) -> None:
         what = f"logical volume {lv.name}"

@@ -111,6 +111,23 @@ def test_pvresize_of_a_vg_pv_as_lvm2(pair: Pair) -> None:
     _assert_twins(pair, twins)
 
 
+def test_extents_up_to_the_device_end_after_lvm2s_pvresize(pair: Pair) -> None:
+    """1 MiB extents filling a grown device: lvm2's pvresize records dev_size less pe_start, so the
+    extents end past dev_size. lvcrypt reads what lvm2 wrote (it refused the whole VG) and writes the
+    same for its own twin."""
+    ours, theirs = pair.devices
+    for number, (vg, device) in enumerate((("vgo", ours), ("vgt", theirs))):
+        os.truncate(pair.tmp / f"pv{number}.img", 33 * MIB)
+        subprocess.run(["losetup", "-c", device], check=True)
+        pair.lvm("vgcreate", "-s", "1m", vg, device)
+    _grow(pair, 41)
+    assert _step(pair) == 0
+    _assert_twins(pair, ("vgo", "vgt"))
+    assert [row["pv_pe_count"] for row in pair.report("lvm2", "pvs", "pv_pe_count")] == ["40", "40"]
+    assert pair.report("lvcrypt", "vgs", "vg_name,vg_extent_count") == \
+        [{"vg_name": "vgo", "vg_extent_count": "40"}, {"vg_name": "vgt", "vg_extent_count": "40"}]
+
+
 def test_pvresize_of_an_orphan_as_lvm2(pair: Pair) -> None:
     """A PV of no VG: its PV header takes the new size, as lvm2 writes it."""
     pair.lvm("pvcreate", *pair.devices)
